@@ -1,0 +1,35 @@
+# `make demo` and `make test` each set everything up first (idempotent, see `setup`).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build of torch lies on this machine kind's disk; an unpinned torch pulls a CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.pc3d-setup
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+XVFB := $(shell command -v xvfb-run >/dev/null 2>&1 && echo "xvfb-run -a -s '-screen 0 1920x1080x24'")
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile scripts/setup_system.sh $(PLUGINS)
+	bash scripts/setup_system.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[all,test]" "$(TORCH_SPEC)"
+	for p in $(dir $(PLUGINS)); do $(BIN)/python -m pip install -q -e "$$p" "$(TORCH_SPEC)" || exit 1; done
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/pc3d demo
+
+test: setup
+	$(XVFB) $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python tools/bench.py all
+
+clean:
+	rm -rf $(VENV) work_dirs .pytest_cache

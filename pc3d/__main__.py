@@ -1,0 +1,3 @@
+from pc3d.cli import main
+
+raise SystemExit(main())

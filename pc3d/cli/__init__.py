@@ -1,0 +1,38 @@
+"""The `pc3d` command. Each subcommand lives in its own module exposing `register(subparsers)`,
+which adds an argparse sub-parser whose `func` default is called with the parsed arguments and
+returns the exit status."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from pc3d import __version__
+from pc3d.errors import Pc3dError
+
+# Modules providing subcommands, in the order `pc3d --help` lists them.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pc3d", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"pc3d {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (Pc3dError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
+        print(f"pc3d {args.command}: error: {err}", file=sys.stderr)
+        return 2
