@@ -1,0 +1,36 @@
+"""Timing helpers shared by the benchmark suites."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, sync: Callable[[], None] | None = None) -> float:
+    """Median wall time of `fn()` in seconds over `repeats` runs after `warmup` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        if sync:
+            sync()
+        start = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def row(op: str, size: str, ours: float, peer_name: str, peer: float) -> dict:
+    return {"op": op, "size": size, "pc3d_ms": ours * 1e3, "peer": peer_name, "peer_ms": peer * 1e3,
+            "speedup": peer / ours if ours > 0 else float("inf")}
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    print(f"\n## {title}\n")
+    print("| op | size | pc3d (ms) | peer | peer (ms) | peer / pc3d |")
+    print("| --- | --- | ---: | --- | ---: | ---: |")
+    for r in rows:
+        print(f"| {r['op']} | {r['size']} | {r['pc3d_ms']:.2f} | {r['peer']} | {r['peer_ms']:.2f} | {r['speedup']:.2f}x |")
