@@ -6,7 +6,6 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.pc3d-setup
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
-XVFB := $(shell command -v xvfb-run >/dev/null 2>&1 && echo "xvfb-run -a -s '-screen 0 1920x1080x24'")
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test bench clean
@@ -25,8 +24,14 @@ $(STAMP): pyproject.toml Makefile scripts/setup_system.sh $(PLUGINS)
 demo: setup
 	$(BIN)/pc3d demo
 
+# Rendering tests need a display: run under Xvfb (installed by setup) when there is none.
 test: setup
-	$(XVFB) $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	@if [ -z "$$DISPLAY" ] && command -v xvfb-run >/dev/null; then \
+		echo "xvfb-run -a $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)"; \
+		xvfb-run -a -s '-screen 0 1920x1080x24' $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS); \
+	else \
+		$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS); \
+	fi
 
 bench: setup
 	$(BIN)/python tools/bench.py all
