@@ -1,0 +1,144 @@
+"""Tensor-level conversion of boxes and points between the LiDAR, Camera and Depth systems.
+
+A conversion from `src` to `dst` is given by `rt_mat` (3x3 rotation, 3x4 or 4x4 rigid transform
+taking `src` coordinates to `dst` coordinates) or, when it is None, by the default axis
+permutation of MMDetection3D 1.x:
+
+    lidar -> camera: (x, y, z) -> (-y, -z, x)      camera -> lidar: (x, y, z) -> (z, -x, -y)
+    depth -> camera: (x, y, z) -> (x, -z, y)       camera -> depth: (x, y, z) -> (x, z, -y)
+    lidar -> depth:  (x, y, z) -> (-y, x, z)       depth -> lidar:  (x, y, z) -> (y, -x, z)
+
+Box centres go through the matrix. Sizes are permuted per pair of systems (LiDAR/Depth
+`x_size, y_size, z_size` = length, width, height; Camera = length, height, width). The yaw goes
+through the matrix as a heading vector (MMDetection3D's `correct_yaw=True` path), so a real
+calibration with a small rotation bends every heading by exactly that rotation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pc3d.errors import FormatError, ShapeError
+from pc3d.structures.box_mode import BoxMode
+from pc3d.structures.utils import limit_period
+
+_L, _C, _D = BoxMode.LIDAR, BoxMode.CAMERA, BoxMode.DEPTH
+
+# Rows map src coordinates to dst coordinates: dst = M @ src.
+_DEFAULT_RT: dict[tuple[BoxMode, BoxMode], tuple[tuple[int, ...], ...]] = {
+    (_L, _C): ((0, -1, 0), (0, 0, -1), (1, 0, 0)),
+    (_C, _L): ((0, 0, 1), (-1, 0, 0), (0, -1, 0)),
+    (_D, _C): ((1, 0, 0), (0, 0, -1), (0, 1, 0)),
+    (_C, _D): ((1, 0, 0), (0, 0, 1), (0, -1, 0)),
+    (_L, _D): ((0, -1, 0), (1, 0, 0), (0, 0, 1)),
+    (_D, _L): ((0, 1, 0), (-1, 0, 0), (0, 0, 1)),
+}
+
+# Size columns (3, 4, 5) of the source in the order the destination stores them.
+_Z_UP_TO_FROM_CAMERA = (3, 5, 4)
+_SAME_SIZES = (3, 4, 5)
+
+_VALID_RT_SHAPES = ((3, 3), (3, 4), (4, 4))
+
+
+def default_rt_mat(src: BoxMode | str, dst: BoxMode | str) -> Tensor:
+    """The default `Tensor[3, 3]` taking `src` coordinates to `dst` coordinates (identity if equal)."""
+    src, dst = BoxMode.parse(src), BoxMode.parse(dst)
+    if src is dst:
+        return torch.eye(3)
+    return torch.tensor(_DEFAULT_RT[(src, dst)], dtype=torch.float32)
+
+
+def check_rt_mat(rt_mat: object, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """`rt_mat` as a tensor on `device`; `ShapeError` unless it is 3x3, 3x4 or 4x4 and finite."""
+    if isinstance(rt_mat, Tensor):
+        mat = rt_mat.detach().to(device=device, dtype=dtype)
+    else:
+        try:
+            mat = torch.as_tensor(np.asarray(rt_mat, dtype=np.float64), dtype=dtype, device=device)
+        except (TypeError, ValueError) as err:
+            raise FormatError(f"rt_mat must be a numeric matrix: {err}") from None
+    if tuple(mat.shape) not in _VALID_RT_SHAPES:
+        raise ShapeError(f"rt_mat must be 3x3, 3x4 or 4x4, got shape {tuple(mat.shape)}")
+    if not bool(torch.isfinite(mat).all()):
+        raise FormatError("rt_mat holds NaN or infinite values")
+    return mat
+
+
+def _resolve(src: BoxMode, dst: BoxMode, rt_mat: object, like: Tensor) -> Tensor:
+    if rt_mat is None:
+        return default_rt_mat(src, dst).to(device=like.device, dtype=like.dtype)
+    return check_rt_mat(rt_mat, like.device, like.dtype)
+
+
+def transform_xyz(xyz: Tensor, rt_mat: Tensor) -> Tensor:
+    """Apply a 3x3/3x4/4x4 `rt_mat` to row vectors `Tensor[N, 3]` (`R @ p + t`)."""
+    out = xyz @ rt_mat[:3, :3].T
+    if rt_mat.shape[1] == 4:
+        out = out + rt_mat[:3, 3]
+    return out
+
+
+def heading_vectors(yaw: Tensor, mode: BoxMode) -> Tensor:
+    """Unit heading `Tensor[N, 3]` of boxes with `yaw` in `mode` (the box's +x_size direction)."""
+    cos, sin, zero = torch.cos(yaw), torch.sin(yaw), torch.zeros_like(yaw)
+    if mode is BoxMode.CAMERA:
+        # Camera yaw decreases from +x toward +z: yaw = -pi/2 heads along +z.
+        return torch.stack([cos, zero, -sin], dim=-1)
+    return torch.stack([cos, sin, zero], dim=-1)
+
+
+def yaw_from_heading(heading: Tensor, mode: BoxMode) -> Tensor:
+    """Yaw in `mode` of heading vectors `Tensor[N, 3]`, wrapped into `[-pi, pi)`."""
+    if mode is BoxMode.CAMERA:
+        yaw = torch.atan2(-heading[:, 2], heading[:, 0])
+    else:
+        yaw = torch.atan2(heading[:, 1], heading[:, 0])
+    return limit_period(yaw, 0.5, 2 * math.pi)
+
+
+def convert_box_tensor(
+    boxes: Tensor, src: BoxMode | str, dst: BoxMode | str, rt_mat: object = None, with_yaw: bool = True
+) -> Tensor:
+    """Boxes `Tensor[N, 7+C]` in `src` as a new `Tensor[N, 7+C]` in `dst`.
+
+    Columns beyond the yaw (velocity, scores) are carried unchanged, as MMDetection3D does.
+    Boxes without yaw (`with_yaw=False`) stay axis-aligned with yaw 0 in `dst`; their two BEV
+    sizes are swapped when the conversion turns their x_size axis by about 90 degrees.
+    """
+    src, dst = BoxMode.parse(src), BoxMode.parse(dst)
+    if boxes.dim() != 2 or boxes.shape[1] < 7:
+        raise ShapeError(f"boxes must have shape (N, 7+C), got {tuple(boxes.shape)}")
+    if src is dst and rt_mat is None:
+        return boxes.clone()
+    mat = _resolve(src, dst, rt_mat, boxes)
+    sizes = _Z_UP_TO_FROM_CAMERA if (src is _C) != (dst is _C) else _SAME_SIZES
+    out = boxes.clone()
+    out[:, :3] = transform_xyz(boxes[:, :3], mat)
+    out[:, 3:6] = boxes[:, list(sizes)]
+    yaw = yaw_from_heading(heading_vectors(boxes[:, 6], src) @ mat[:3, :3].T, dst)
+    if with_yaw:
+        out[:, 6] = yaw
+    else:
+        bev_sizes = [3, 5] if dst is _C else [3, 4]
+        turned = (torch.sin(yaw).abs() > torch.cos(yaw).abs())[:, None]
+        out[:, bev_sizes] = torch.where(turned, out[:, bev_sizes[::-1]], out[:, bev_sizes])
+        out[:, 6] = 0
+    return out
+
+
+def convert_point_tensor(points: Tensor, src: BoxMode | str, dst: BoxMode | str, rt_mat: object = None) -> Tensor:
+    """Points `Tensor[N, 3+C]` in `src` as a new tensor in `dst`; extra columns carried unchanged."""
+    src, dst = BoxMode.parse(src), BoxMode.parse(dst)
+    if points.dim() != 2 or points.shape[1] < 3:
+        raise ShapeError(f"points must have shape (N, 3+C), got {tuple(points.shape)}")
+    if src is dst and rt_mat is None:
+        return points.clone()
+    mat = _resolve(src, dst, rt_mat, points)
+    out = points.clone()
+    out[:, :3] = transform_xyz(points[:, :3], mat)
+    return out
