@@ -13,7 +13,7 @@ from pc3d import __version__
 from pc3d.errors import Pc3dError
 
 # Modules providing subcommands, in the order `pc3d --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("pc3d.cli.plugins", "pc3d.cli.config")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +22,15 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _add_plugin_commands(subparsers)
     return parser
+
+
+def _add_plugin_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Plugins may add subcommands (hook `pc3d_add_cli_commands`); a failing one is skipped."""
+    from pc3d.plugins import add_plugin_cli_commands  # late: loading plugins imports them
+
+    add_plugin_cli_commands(subparsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
