@@ -13,7 +13,13 @@ from pc3d import __version__
 from pc3d.errors import Pc3dError
 
 # Modules providing subcommands, in the order `pc3d --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("pc3d.cli.plugins", "pc3d.cli.config")
+COMMAND_MODULES: tuple[str, ...] = (
+    "pc3d.cli.demo",
+    "pc3d.cli.info",
+    "pc3d.cli.convert",
+    "pc3d.cli.plugins",
+    "pc3d.cli.config",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

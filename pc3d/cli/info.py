@@ -1,0 +1,103 @@
+"""`pc3d info FILE`: what a point-cloud or box file holds (count, fields, bounds, NaN count)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from pc3d.errors import FormatError
+
+_BOX_ONLY = (".json", ".csv", ".txt")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "info", help="print the count, fields and bounds of a point-cloud or box file", description=__doc__
+    )
+    parser.add_argument("file", type=Path, help=".bin/.npy/.pcd/.ply point cloud, or .json/.csv/.txt/.npy boxes")
+    parser.add_argument("--num-features", type=int, default=None,
+                        help="float32 values per point of a .bin file (default 4)")
+    parser.add_argument("--what", choices=("auto", "points", "boxes"), default="auto",
+                        help="what the file holds (auto: by extension; .npy means points)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    what = args.what
+    if what == "auto":
+        what = "boxes" if path.suffix.lower() in _BOX_ONLY else "points"
+    print(_box_info(path) if what == "boxes" else _point_info(path, args.num_features))
+    return 0
+
+
+def _format_name(path: Path, num_columns: int) -> str:
+    suffix = path.suffix.lower()
+    if suffix == ".bin":
+        return f"KITTI-style .bin (float32 x {num_columns} per point)"
+    if suffix == ".npy":
+        return "NumPy .npy"
+    head = path.read_bytes()[:4096].decode("ascii", errors="replace")
+    if suffix == ".pcd":
+        match = re.search(r"^DATA\s+(\S+)", head, re.MULTILINE)
+        return f"PCD, DATA {match.group(1) if match else '?'}"
+    match = re.search(r"^format\s+(\S+)", head, re.MULTILINE)
+    return f"PLY, {match.group(1) if match else '?'}"
+
+
+def _bounds_table(names: list[str] | tuple[str, ...], array: np.ndarray) -> str:
+    finite = np.isfinite(array)
+    bad = (~finite).sum(axis=0)
+    rows = [("field", "min", "max", "NaN/inf")]
+    for k, name in enumerate(names):
+        column = array[finite[:, k], k]
+        low, high = (f"{column.min():.6g}", f"{column.max():.6g}") if column.size else ("-", "-")
+        rows.append((name, low, high, str(int(bad[k]))))
+    widths = [max(len(r[k]) for r in rows) for k in range(4)]
+    return "\n".join(
+        "  " + "  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in rows
+    )
+
+
+def _point_info(path: Path, num_features: int | None) -> str:
+    from pc3d.io.points import read_point_file
+
+    data = read_point_file(path, num_features=num_features, nan_policy="keep")
+    rows_bad = int((~np.isfinite(data.array[:, :3])).any(axis=1).sum())
+    lines = [
+        f"{path}",
+        f"  format  {_format_name(path, data.array.shape[1])}",
+        f"  points  {data.num_points:,}",
+        f"  fields  {', '.join(data.fields)}",
+    ]
+    if rows_bad:
+        lines.append(f"  {rows_bad:,} points have NaN or infinite x/y/z (dropped by default when loading)")
+    lines += ["", _bounds_table(data.fields, data.array)]
+    return "\n".join(lines)
+
+
+def _box_info(path: Path) -> str:
+    from pc3d.io.boxes import box_columns, read_box_file
+
+    if path.suffix.lower() not in (".json", ".csv", ".txt", ".npy"):
+        raise FormatError(f"{path}: not a box file (.json, .csv, .txt, .npy)")
+    data = read_box_file(path)
+    lines = [
+        f"{path}",
+        f"  mode    {data.mode or 'not stated'}",
+        f"  boxes   {len(data):,} x {data.boxes.shape[1]} values",
+    ]
+    if data.labels is not None:
+        per_class = Counter(str(label) for label in data.labels)
+        lines.append("  labels  " + (", ".join(f"{k} {v}" for k, v in sorted(per_class.items())) or "none"))
+    if data.scores is not None and len(data):
+        lines.append(f"  scores  {float(data.scores.min()):.4g} .. {float(data.scores.max()):.4g}")
+    lines += ["", _bounds_table(box_columns(data.boxes.shape[1]), data.boxes.astype(np.float64))]
+    return "\n".join(lines)

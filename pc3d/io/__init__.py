@@ -1,0 +1,61 @@
+"""Reading and writing pc3d's inputs and outputs.
+
+- `pc3d.io.points`: point clouds (`.bin`, `.npy`, `.pcd`, `.ply`): `read_point_file`,
+  `write_point_file`, `load_points` / `save_points` (points structures).
+- `pc3d.io.kitti`: KITTI calibration and labels, frames, projection of boxes to the image.
+- `pc3d.io.boxes`: box files (JSON, CSV/TXT, `.npy`): `read_box_file`, `write_box_file`,
+  `load_boxes` / `save_boxes`.
+"""
+
+from pc3d.io.boxes import BOX_EXTENSIONS, BoxFile, load_boxes, read_box_file, save_boxes, write_box_file
+from pc3d.io.kitti import (
+    ImageProjection,
+    KittiCalib,
+    KittiFrame,
+    KittiLabels,
+    camera_to_lidar_boxes,
+    lidar_to_camera_boxes,
+    load_kitti_frame,
+    project_boxes_to_image,
+    project_points_to_image,
+    read_kitti_calib,
+    read_kitti_labels,
+    write_kitti_labels,
+)
+from pc3d.io.points import (
+    POINT_EXTENSIONS,
+    NonFinitePointsWarning,
+    PointCloudData,
+    load_points,
+    read_point_file,
+    save_points,
+    write_point_file,
+)
+
+__all__ = [
+    "BOX_EXTENSIONS",
+    "POINT_EXTENSIONS",
+    "BoxFile",
+    "ImageProjection",
+    "KittiCalib",
+    "KittiFrame",
+    "KittiLabels",
+    "NonFinitePointsWarning",
+    "PointCloudData",
+    "camera_to_lidar_boxes",
+    "lidar_to_camera_boxes",
+    "load_boxes",
+    "load_kitti_frame",
+    "load_points",
+    "project_boxes_to_image",
+    "project_points_to_image",
+    "read_box_file",
+    "read_kitti_calib",
+    "read_kitti_labels",
+    "read_point_file",
+    "save_boxes",
+    "save_points",
+    "write_box_file",
+    "write_kitti_labels",
+    "write_point_file",
+]
