@@ -243,8 +243,10 @@ class Boxes3D:
         """Rotate the boxes (and `points`, if given) in place about the vertical axis.
 
         Args:
-            angle: radians (increases the yaw by `angle` in every system), or a transposed
-                rotation matrix `R_t` (`[3, 3]`, applied as `xyz @ R_t`) about the vertical axis.
+            angle: radians, right-handed about the system's yaw axis, so that the yaw grows by
+                `angle` in every system (LiDAR/Depth: counter-clockwise seen from above; Camera,
+                whose y points down: clockwise seen from above). Or a transposed rotation
+                matrix `R_t` (`[3, 3]`, applied as `xyz @ R_t`) about that axis.
             points: `BasePoints` of the same system, or a `Tensor`/`ndarray` `[M, 3+C]`,
                 rotated in place with the same matrix.
 

@@ -29,10 +29,11 @@ def limit_period(val: ArrayT, offset: float = 0.5, period: float = math.pi) -> A
 def rotation_matrix_t(angles: Tensor, axis: int) -> Tensor:
     """Transposed rotation matrices `Tensor[K, 3, 3]` for right-multiplying row vectors.
 
-    `points @ R_t` rotates `points` by `angles` counter-clockwise about `axis` seen from its
-    positive end, which is MMDetection3D's `rotation_3d_in_axis` convention. For the camera's y
-    axis (pointing down) this turns +x toward -z, so that a positive angle increases the camera
-    yaw exactly as it increases the LiDAR/Depth yaw.
+    `points @ R_t` rotates `points` by `angles` right-handedly about `axis` (counter-clockwise
+    seen from the axis' positive end), MMDetection3D's `rotation_3d_in_axis` convention. About
+    the camera's y axis, which points down, a positive angle turns +x toward -z: clockwise seen
+    from above, and an increase of the camera yaw, just as a positive angle about LiDAR's +z is
+    counter-clockwise seen from above and increases the LiDAR yaw.
 
     Args:
         angles: `Tensor[K]` in radians.
