@@ -1,0 +1,36 @@
+"""pc3d first-party plugin: 3D detection components.
+
+Registered through the entry point ``det3d`` (see :mod:`pc3d_det3d.plugin`), exactly like a
+third-party plugin.
+"""
+
+from pc3d_det3d.backbones import BEVBackbone
+from pc3d_det3d.detectors import BEVDetector
+from pc3d_det3d.heads import (
+    REGRESSION_CHANNELS,
+    CenterHead,
+    CenterHeadBase,
+    CenterHeadOutput,
+    CenterTargets,
+    decode_center_output,
+    encode_center_targets,
+    gaussian_focal_loss,
+)
+from pc3d_det3d.structures import BEVGrid, Detections3D
+from pc3d_det3d.voxel_encoders import DynamicPillarEncoder
+
+__all__ = [
+    "REGRESSION_CHANNELS",
+    "BEVBackbone",
+    "BEVDetector",
+    "BEVGrid",
+    "CenterHead",
+    "CenterHeadBase",
+    "CenterHeadOutput",
+    "CenterTargets",
+    "Detections3D",
+    "DynamicPillarEncoder",
+    "decode_center_output",
+    "encode_center_targets",
+    "gaussian_focal_loss",
+]

@@ -1,0 +1,74 @@
+"""3D detectors assembled from registered parts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from pc3d.errors import ShapeError
+from pc3d_det3d.heads import CenterHeadBase, CenterHeadOutput
+from pc3d_det3d.structures import BEVGrid, Detections3D
+
+
+class BEVDetector(nn.Module):
+    """Points -> BEV map (voxel encoder) -> features (backbone) -> boxes (CenterPoint-style head).
+
+    The parts are any registered components with these attributes:
+
+    - ``voxel_encoder``: ``grid`` (a :class:`BEVGrid`), ``out_channels``;
+      ``forward(points: list[Tensor[N_i, C]]) -> Tensor[B, out_channels, ny, nx]``;
+    - ``backbone``: ``in_channels``, ``out_channels``, ``out_stride``;
+    - ``head``: a :class:`CenterHeadBase` with ``in_channels``.
+
+    Channel counts and strides are checked when the detector is built.
+    """
+
+    def __init__(self, voxel_encoder: nn.Module, backbone: nn.Module, head: CenterHeadBase) -> None:
+        super().__init__()
+        grid = getattr(voxel_encoder, "grid", None)
+        if not isinstance(grid, BEVGrid):
+            raise TypeError(
+                f"voxel_encoder {type(voxel_encoder).__name__} has no BEV `grid`; BEVDetector "
+                "needs an encoder that outputs a BEV map"
+            )
+        for attribute in ("in_channels", "out_channels", "out_stride"):
+            if not hasattr(backbone, attribute):
+                raise TypeError(f"backbone {type(backbone).__name__} has no `{attribute}`")
+        if backbone.in_channels != getattr(voxel_encoder, "out_channels", None):
+            raise ShapeError(
+                f"backbone.in_channels is {backbone.in_channels} but voxel_encoder.out_channels "
+                f"is {getattr(voxel_encoder, 'out_channels', None)}"
+            )
+        if head.in_channels != backbone.out_channels:
+            raise ShapeError(
+                f"head.in_channels is {head.in_channels} but backbone.out_channels is "
+                f"{backbone.out_channels}"
+            )
+        self.voxel_encoder = voxel_encoder
+        self.backbone = backbone
+        self.head = head
+        #: The grid of the head's output (the encoder's grid, downsampled by the backbone).
+        self.grid: BEVGrid = grid.downsample(int(backbone.out_stride))
+
+    def forward(self, points: Sequence[Tensor]) -> CenterHeadOutput:
+        """:param points: one ``Tensor[N_i, C]`` per sample (LiDAR x, y, z, extra features)."""
+        return self.head(self.backbone(self.voxel_encoder(points)))
+
+    def loss(
+        self, points: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor]
+    ) -> dict[str, Tensor]:
+        """Training losses (``loss`` is the total to back-propagate).
+
+        :param gt_boxes: per sample ``Tensor[M_i, 7]`` LiDAR boxes (bottom centre).
+        :param gt_labels: per sample ``Long[M_i]``.
+        """
+        return self.head.loss(self(points), gt_boxes, gt_labels, self.grid)
+
+    @torch.no_grad()
+    def predict(
+        self, points: Sequence[Tensor], score_threshold: float = 0.1, max_detections: int = 100
+    ) -> list[Detections3D]:
+        """Detections per sample (boxes in the LiDAR frame)."""
+        return self.head.predict(self(points), self.grid, score_threshold, max_detections)

@@ -1,0 +1,295 @@
+"""CenterPoint-style BEV detection heads: a class heatmap and box regression per BEV cell.
+
+Target encoding, loss and decoding are shared by every head built on :class:`CenterHeadBase`,
+so a new head (like the example third-party plugin's) only defines its layers and ``forward``.
+
+Regression channels, per cell, in this order (:data:`REGRESSION_CHANNELS` = 8):
+``dx, dy`` (box centre minus the cell's corner, in cells), ``z`` (bottom, metres),
+``log(x_size), log(y_size), log(z_size)``, ``sin(yaw), cos(yaw)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pc3d.errors import FormatError, ShapeError
+from pc3d_det3d.structures import BEVGrid, Detections3D
+
+REGRESSION_CHANNELS = 8
+# Keeps exp(log size) finite when an untrained head outputs large values.
+_MAX_LOG_SIZE = 5.0
+
+
+class CenterHeadOutput(NamedTuple):
+    """Raw head output over the head's BEV grid.
+
+    :ivar heatmap: ``Tensor[B, num_classes, ny, nx]`` logits.
+    :ivar regression: ``Tensor[B, 8, ny, nx]`` (see the module docstring for the channels).
+    """
+
+    heatmap: Tensor
+    regression: Tensor
+
+
+@dataclass(frozen=True)
+class CenterTargets:
+    """Training targets over the head's BEV grid.
+
+    :ivar heatmap: ``Tensor[B, K, ny, nx]`` in [0, 1]: a Gaussian around each box centre cell of
+        the box's class, exactly 1 at the centre cell.
+    :ivar regression: ``Tensor[B, 8, ny, nx]``, meaningful where ``mask`` is set.
+    :ivar mask: ``Bool[B, ny, nx]``: the centre cells.
+    """
+
+    heatmap: Tensor
+    regression: Tensor
+    mask: Tensor
+
+
+def encode_center_targets(
+    gt_boxes: Sequence[Tensor],
+    gt_labels: Sequence[Tensor],
+    grid: BEVGrid,
+    num_classes: int,
+    min_radius: float = 1.0,
+) -> CenterTargets:
+    """Heatmap and regression targets for a batch of ground-truth boxes.
+
+    The Gaussian's radius (in cells) is half the box's smaller footprint side, at least
+    ``min_radius``; sigma = (2 * radius + 1) / 6 as in CenterNet. Boxes whose centre lies outside
+    the grid give no target. Two boxes centred in one cell: the later one's regression wins.
+    Vectorised over boxes: memory is ``num_boxes * ny * nx`` floats.
+
+    :param gt_boxes: per sample ``Tensor[M_i, 7]`` LiDAR boxes (bottom centre, sizes > 0).
+    :param gt_labels: per sample ``Long[M_i]`` class indices in ``[0, num_classes)``.
+    :param grid: the head's output grid.
+    """
+    if len(gt_boxes) != len(gt_labels):
+        raise ShapeError(f"{len(gt_boxes)} box tensors but {len(gt_labels)} label tensors")
+    for index, (boxes, labels) in enumerate(zip(gt_boxes, gt_labels)):
+        if boxes.ndim != 2 or boxes.shape[1] < 7:
+            raise ShapeError(f"gt_boxes[{index}]: expected Tensor[M, 7], got {tuple(boxes.shape)}")
+        if labels.shape != (boxes.shape[0],):
+            raise ShapeError(
+                f"gt_labels[{index}]: expected Long[{boxes.shape[0]}], got {tuple(labels.shape)}"
+            )
+    batch = len(gt_boxes)
+    ny, nx = grid.shape
+    device = gt_boxes[0].device if batch else torch.device("cpu")
+    heatmap = torch.zeros(batch * num_classes, ny * nx, device=device)
+    regression = torch.zeros(batch, REGRESSION_CHANNELS, ny, nx, device=device)
+    mask = torch.zeros(batch, ny, nx, dtype=torch.bool, device=device)
+    if batch == 0:
+        return CenterTargets(heatmap.view(0, num_classes, ny, nx), regression, mask)
+
+    boxes = torch.cat([b[:, :7].float() for b in gt_boxes])
+    labels = torch.cat([lab.long() for lab in gt_labels])
+    sample = torch.repeat_interleave(
+        torch.arange(batch, device=device), torch.tensor([len(b) for b in gt_boxes], device=device)
+    )
+    if not bool(torch.isfinite(boxes).all()):
+        raise FormatError("gt_boxes hold NaN or infinite values")
+    if bool((boxes[:, 3:6] <= 0).any()):
+        raise FormatError("gt_boxes: every size (x_size, y_size, z_size) must be positive")
+    if bool(((labels < 0) | (labels >= num_classes)).any()):
+        raise FormatError(f"gt_labels must lie in [0, {num_classes}), got {labels.unique().tolist()}")
+
+    x_min, y_min = grid.point_cloud_range[0], grid.point_cloud_range[1]
+    cell_x, cell_y = grid.cell_size
+    u = (boxes[:, 0] - x_min) / cell_x  # centre in cells along x (columns)
+    v = (boxes[:, 1] - y_min) / cell_y  # ... along y (rows)
+    keep = (u >= 0) & (u < nx) & (v >= 0) & (v < ny)
+    boxes, labels, sample, u, v = boxes[keep], labels[keep], sample[keep], u[keep], v[keep]
+    col, row = u.floor().long(), v.floor().long()
+
+    footprint = torch.minimum(boxes[:, 3] / cell_x, boxes[:, 4] / cell_y)
+    radius = (footprint / 2).clamp(min=min_radius)
+    sigma = (2 * radius + 1) / 6
+    cols = torch.arange(nx, device=device)
+    rows = torch.arange(ny, device=device)
+    dist2 = (rows[None, :, None] - row[:, None, None]) ** 2 + (cols[None, None, :] - col[:, None, None]) ** 2
+    gaussian = torch.exp(-dist2 / (2 * sigma[:, None, None] ** 2))  # [T, ny, nx], 1 at centres
+    channel = (sample * num_classes + labels)[:, None].expand(-1, ny * nx)
+    heatmap = heatmap.scatter_reduce(0, channel, gaussian.view(-1, ny * nx), reduce="amax")
+
+    values = torch.stack(
+        [
+            u - col,
+            v - row,
+            boxes[:, 2],
+            boxes[:, 3].log(),
+            boxes[:, 4].log(),
+            boxes[:, 5].log(),
+            boxes[:, 6].sin(),
+            boxes[:, 6].cos(),
+        ],
+        dim=1,
+    )
+    regression[sample, :, row, col] = values
+    mask[sample, row, col] = True
+    return CenterTargets(heatmap.view(batch, num_classes, ny, nx), regression, mask)
+
+
+def gaussian_focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
+    """CenterNet's penalty-reduced focal loss, summed and divided by the number of centres.
+
+    :param logits: ``Tensor[B, K, H, W]``.
+    :param target: ``Tensor[B, K, H, W]`` in [0, 1], exactly 1 at object centres.
+    """
+    positive = target.eq(1)
+    prob = logits.sigmoid()
+    # logsigmoid rather than log(sigmoid): finite for large logits.
+    loss = torch.where(
+        positive,
+        -F.logsigmoid(logits) * (1 - prob) ** alpha,
+        -F.logsigmoid(-logits) * prob**alpha * (1 - target) ** beta,
+    )
+    return loss.sum() / positive.sum().clamp(min=1)
+
+
+def decode_center_output(
+    output: CenterHeadOutput,
+    grid: BEVGrid,
+    score_threshold: float = 0.1,
+    max_detections: int = 100,
+) -> list[Detections3D]:
+    """Boxes from heatmap peaks: a cell is a peak if it is the maximum of its 3x3 neighbourhood
+    (CenterPoint's max-pool NMS), then the top ``max_detections`` peaks over all classes whose
+    score reaches ``score_threshold``."""
+    heat = output.heatmap.sigmoid()
+    batch, num_classes, ny, nx = heat.shape
+    peaks = heat == F.max_pool2d(heat, 3, stride=1, padding=1)
+    scores = (heat * peaks).flatten(1)  # [B, K * ny * nx]
+    top_scores, top_index = scores.topk(min(max_detections, scores.shape[1]), dim=1)
+    labels = top_index // (ny * nx)
+    cell = top_index % (ny * nx)
+    row, col = cell // nx, cell % nx
+    reg = output.regression.flatten(2).gather(
+        2, cell[:, None, :].expand(-1, REGRESSION_CHANNELS, -1)
+    ).transpose(1, 2)  # [B, k, 8]
+    x = grid.point_cloud_range[0] + (col + reg[..., 0]) * grid.cell_size[0]
+    y = grid.point_cloud_range[1] + (row + reg[..., 1]) * grid.cell_size[1]
+    sizes = reg[..., 3:6].clamp(max=_MAX_LOG_SIZE).exp()
+    yaw = torch.atan2(reg[..., 6], reg[..., 7])
+    boxes = torch.cat([x[..., None], y[..., None], reg[..., 2:3], sizes, yaw[..., None]], dim=-1)
+    keep = top_scores >= score_threshold
+    return [
+        Detections3D(boxes[b][keep[b]], top_scores[b][keep[b]], labels[b][keep[b]])
+        for b in range(batch)
+    ]
+
+
+class CenterHeadBase(nn.Module):
+    """Base of CenterPoint-style heads: subclasses build their layers in ``__init__`` (calling
+    ``super().__init__(in_channels, num_classes, ...)``) and implement
+    ``forward(bev: Tensor[B, in_channels, ny, nx]) -> CenterHeadOutput``. Targets, loss and
+    decoding are shared.
+
+    :param in_channels: channels of the BEV map the head reads.
+    :param num_classes: heatmap channels.
+    :param heatmap_weight: weight of the focal heatmap loss in ``loss``.
+    :param regression_weight: weight of the L1 box regression loss.
+    :param min_radius: smallest Gaussian radius, in cells.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        heatmap_weight: float = 1.0,
+        regression_weight: float = 0.25,
+        min_radius: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1 or in_channels < 1:
+            raise ValueError(f"in_channels ({in_channels}) and num_classes ({num_classes}) must be >= 1")
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.heatmap_weight = heatmap_weight
+        self.regression_weight = regression_weight
+        self.min_radius = min_radius
+
+    def loss(
+        self,
+        output: CenterHeadOutput,
+        gt_boxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        grid: BEVGrid,
+    ) -> dict[str, Tensor]:
+        """Focal heatmap loss + L1 regression loss at centre cells.
+
+        :returns: ``loss_heatmap``, ``loss_regression`` and their weighted sum ``loss``.
+        """
+        expected = (self.num_classes, *grid.shape)
+        if tuple(output.heatmap.shape[1:]) != expected:
+            raise ShapeError(
+                f"{type(self).__name__}: heatmap is {tuple(output.heatmap.shape)}, expected "
+                f"[B, {', '.join(map(str, expected))}]"
+            )
+        if tuple(output.regression.shape[1:]) != (REGRESSION_CHANNELS, *grid.shape):
+            raise ShapeError(
+                f"{type(self).__name__}: regression is {tuple(output.regression.shape)}, expected "
+                f"[B, {REGRESSION_CHANNELS}, {grid.ny}, {grid.nx}]"
+            )
+        targets = encode_center_targets(gt_boxes, gt_labels, grid, self.num_classes, self.min_radius)
+        loss_heatmap = gaussian_focal_loss(output.heatmap, targets.heatmap.to(output.heatmap))
+        mask = targets.mask[:, None].to(output.regression)
+        error = (output.regression - targets.regression.to(output.regression)).abs() * mask
+        loss_regression = error.sum() / targets.mask.sum().clamp(min=1)
+        return {
+            "loss_heatmap": loss_heatmap,
+            "loss_regression": loss_regression,
+            "loss": self.heatmap_weight * loss_heatmap + self.regression_weight * loss_regression,
+        }
+
+    def predict(
+        self,
+        output: CenterHeadOutput,
+        grid: BEVGrid,
+        score_threshold: float = 0.1,
+        max_detections: int = 100,
+    ) -> list[Detections3D]:
+        """Decode ``output`` into boxes per sample (see :func:`decode_center_output`)."""
+        return decode_center_output(output, grid, score_threshold, max_detections)
+
+
+class CenterHead(CenterHeadBase):
+    """A shared 3x3 conv-BN-ReLU, then a 1x1 conv to the class heatmap and one to the 8
+    regression channels.
+
+    :param head_channels: channels of the shared conv.
+    (The other parameters: see :class:`CenterHeadBase`.)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        head_channels: int = 64,
+        heatmap_weight: float = 1.0,
+        regression_weight: float = 0.25,
+        min_radius: float = 1.0,
+    ) -> None:
+        super().__init__(in_channels, num_classes, heatmap_weight, regression_weight, min_radius)
+        self.shared = nn.Sequential(
+            nn.Conv2d(in_channels, head_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(head_channels),
+            nn.ReLU(inplace=True),
+        )
+        self.heatmap = nn.Conv2d(head_channels, num_classes, 1)
+        self.regression = nn.Conv2d(head_channels, REGRESSION_CHANNELS, 1)
+        # CenterNet's prior: start every cell at probability 0.1 so that the many empty cells do
+        # not dominate the first steps of the focal loss.
+        nn.init.constant_(self.heatmap.bias, -2.19)
+
+    def forward(self, bev: Tensor) -> CenterHeadOutput:
+        """``Tensor[B, in_channels, ny, nx]`` -> heatmap ``[B, K, ny, nx]``, regression
+        ``[B, 8, ny, nx]``."""
+        shared = self.shared(bev)
+        return CenterHeadOutput(self.heatmap(shared), self.regression(shared))

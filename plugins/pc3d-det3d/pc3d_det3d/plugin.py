@@ -1,0 +1,24 @@
+"""Hook implementations of the det3d plugin (entry point ``det3d`` in group ``pc3d``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pc3d.plugins import Registrar, hookimpl
+from pc3d_det3d.backbones import BEVBackbone
+from pc3d_det3d.detectors import BEVDetector
+from pc3d_det3d.heads import CenterHead
+from pc3d_det3d.voxel_encoders import DynamicPillarEncoder
+
+
+@hookimpl
+def pc3d_register(registry: Registrar) -> None:
+    registry.add_voxel_encoder(DynamicPillarEncoder)
+    registry.add_backbone(BEVBackbone)
+    registry.add_head(CenterHead)
+    registry.add_model(BEVDetector)
+
+
+@hookimpl
+def pc3d_config_dirs() -> list[Path]:
+    return [Path(__file__).parent / "configs"]
