@@ -786,7 +786,13 @@ def points_from_data(data: PointCloudData, mode: str = "lidar") -> BasePoints:
     if key not in classes:
         raise FormatError(f"unknown point mode {mode!r}; expected one of {sorted(classes)}")
     tensor = torch.from_numpy(np.ascontiguousarray(data.array, dtype=np.float32))
-    return classes[key](tensor, points_dim=tensor.shape[1], attribute_dims=_attribute_dims(data.fields))
+    try:
+        return classes[key](tensor, points_dim=tensor.shape[1], attribute_dims=_attribute_dims(data.fields))
+    except FormatError as err:
+        if data.path is None:
+            raise
+        # Points structures hold finite values only; NaN outside x/y/z is kept by nan_policy.
+        raise FormatError(f"{data.path}: {err} (counting the points kept after nan_policy)") from err
 
 
 def _attribute_dims(fields: Sequence[str]) -> dict[str, int | list[int]] | None:
