@@ -1,0 +1,46 @@
+"""Image backbones for classification."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+
+class ConvNet(nn.Module):
+    """A small VGG-style network: per stage, ``layers_per_stage`` 3x3 conv-BN-ReLU layers, then
+    a 2x2 max-pool. ``Tensor[B, in_channels, H, W] -> Tensor[B, channels[-1], H / 2^S, W / 2^S]``
+    for ``S = len(channels)`` stages.
+
+    A placeholder-sized backbone until pc3d's shared CNN core (ResNet, later issue) lands; it is
+    real and trainable, just small.
+
+    :param in_channels: image channels (3 for RGB).
+    :param channels: output channels of each stage.
+    :param layers_per_stage: convs per stage, at least 1.
+    """
+
+    def __init__(
+        self, in_channels: int = 3, channels: Sequence[int] = (16, 32, 64), layers_per_stage: int = 1
+    ) -> None:
+        super().__init__()
+        if not channels or layers_per_stage < 1:
+            raise ValueError("channels must name at least one stage and layers_per_stage be >= 1")
+        self.in_channels = in_channels
+        self.out_channels = channels[-1]
+        layers: list[nn.Module] = []
+        previous = in_channels
+        for width in channels:
+            for _ in range(layers_per_stage):
+                layers += [
+                    nn.Conv2d(previous, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
+                previous = width
+            layers.append(nn.MaxPool2d(2))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``Tensor[B, in_channels, H, W] -> Tensor[B, out_channels, H', W']``."""
+        return self.layers(images)

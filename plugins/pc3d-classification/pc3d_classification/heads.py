@@ -1,0 +1,48 @@
+"""Classification heads."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pc3d.errors import FormatError, ShapeError
+
+
+class LinearClsHead(nn.Module):
+    """Global average pool over every spatial dimension, dropout, then a linear layer.
+
+    ``Tensor[B, in_channels, *spatial] -> Tensor[B, num_classes]`` logits (``spatial`` may be
+    empty, ``(N,)`` for points or ``(H, W)`` for images).
+
+    :param in_channels: feature channels.
+    :param num_classes: number of classes.
+    :param dropout: dropout probability before the linear layer.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(in_channels, num_classes)
+
+    def forward(self, features: Tensor) -> Tensor:
+        if features.ndim < 2 or features.shape[1] != self.in_channels:
+            raise ShapeError(
+                f"LinearClsHead: expected Tensor[B, {self.in_channels}, ...], "
+                f"got {tuple(features.shape)}"
+            )
+        pooled = features.flatten(2).mean(dim=2) if features.ndim > 2 else features
+        return self.linear(self.dropout(pooled))
+
+    def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Cross-entropy. :param labels: ``Long[B]`` in ``[0, num_classes)``."""
+        if labels.shape != logits.shape[:1]:
+            raise ShapeError(f"labels: expected Long[{logits.shape[0]}], got {tuple(labels.shape)}")
+        if bool(((labels < 0) | (labels >= self.num_classes)).any()):
+            raise FormatError(
+                f"labels must lie in [0, {self.num_classes}), got {labels.unique().tolist()}"
+            )
+        return F.cross_entropy(logits, labels)
