@@ -1,0 +1,67 @@
+"""Point-cloud encoders producing one feature vector per point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from pc3d.errors import FormatError, ShapeError
+
+
+def _mlp(in_channels: int, channels: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in channels:
+        # LayerNorm, not BatchNorm: independent of how many points a batch holds (even 0 or 1).
+        layers += [nn.Linear(in_channels, width, bias=False), nn.LayerNorm(width), nn.ReLU(inplace=True)]
+        in_channels = width
+    return nn.Sequential(*layers)
+
+
+class PointNetEncoder(nn.Module):
+    """PointNet's segmentation encoder (without the input/feature transform nets).
+
+    A shared per-point MLP gives local features; a further MLP and a max over each cloud give one
+    global feature per cloud, appended to each of its points' local features. Clouds of any size
+    are batched without padding (concatenated, max by ``scatter_reduce``).
+
+    ``[Tensor[N_i, in_channels]] * B -> Tensor[sum N_i, channels[-1] + global_channels]``.
+
+    :param in_channels: values per point (x, y, z, then extra features).
+    :param channels: widths of the per-point MLP.
+    :param global_channels: width of the global feature.
+    """
+
+    def __init__(
+        self, in_channels: int = 4, channels: Sequence[int] = (32, 64), global_channels: int = 128
+    ) -> None:
+        super().__init__()
+        if not channels:
+            raise ValueError("channels must name at least one layer")
+        self.in_channels = in_channels
+        self.out_channels = channels[-1] + global_channels
+        self.local = _mlp(in_channels, channels)
+        self.global_mlp = _mlp(channels[-1], [global_channels])
+
+    def forward(self, points: Sequence[Tensor]) -> Tensor:
+        """:param points: one ``Tensor[N_i, in_channels]`` per cloud (N_i may be 0).
+        :returns: ``Tensor[sum N_i, out_channels]``, clouds in order."""
+        if len(points) == 0:
+            raise ShapeError("points: expected at least one point cloud, got an empty batch")
+        for index, cloud in enumerate(points):
+            if cloud.ndim != 2 or cloud.shape[1] != self.in_channels:
+                raise ShapeError(
+                    f"points[{index}]: expected Tensor[N, {self.in_channels}], got {tuple(cloud.shape)}"
+                )
+            if not bool(torch.isfinite(cloud).all()):
+                raise FormatError(f"points[{index}] holds NaN or infinite values")
+        flat = torch.cat(list(points)).float()
+        counts = torch.tensor([len(c) for c in points], device=flat.device)
+        cloud_of = torch.repeat_interleave(torch.arange(len(points), device=flat.device), counts)
+        local = self.local(flat)  # [P, channels[-1]]
+        per_point = self.global_mlp(local)  # [P, global_channels]
+        index = cloud_of[:, None].expand(-1, per_point.shape[1])
+        pooled = torch.zeros(len(points), per_point.shape[1], device=flat.device, dtype=per_point.dtype)
+        pooled = pooled.scatter_reduce(0, index, per_point, reduce="amax", include_self=False)
+        return torch.cat([local, pooled[cloud_of]], dim=1)
