@@ -43,7 +43,8 @@ def _format_name(path: Path, num_columns: int) -> str:
         return f"KITTI-style .bin (float32 x {num_columns} per point)"
     if suffix == ".npy":
         return "NumPy .npy"
-    head = path.read_bytes()[:4096].decode("ascii", errors="replace")
+    with path.open("rb") as handle:
+        head = handle.read(4096).decode("ascii", errors="replace")
     if suffix == ".pcd":
         match = re.search(r"^DATA\s+(\S+)", head, re.MULTILINE)
         return f"PCD, DATA {match.group(1) if match else '?'}"

@@ -245,8 +245,13 @@ def _read_table(path: Path, delimiter: str | None) -> BoxFile:
             tokens = [t.strip() for t in next(csv.reader([stripped], delimiter=delimiter))]
         body.append((line_no, tokens))
     header: list[str] | None = None
-    if body and not all(_is_number(t) for t in body[0][1]):
+    if body and not any(_is_number(t) for t in body[0][1]):
         header = [t.lower() for t in body.pop(0)[1]]
+    elif body and not all(_is_number(t) for t in body[0][1]):
+        raise FormatError(
+            f"{path}: line {body[0][0]} mixes numbers and text; a table with labels needs a header "
+            "row naming its columns (the label column is called 'label')"
+        )
     label_col = header.index("label") if header and "label" in header else None
     score_col = header.index("score") if header and "score" in header else None
     width = len(header) if header else (len(body[0][1]) if body else 7)

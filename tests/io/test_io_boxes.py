@@ -101,6 +101,7 @@ def test_csv_without_header_and_with_mode_comment(tmp_path: Path) -> None:
         ("v.csv", "x,y,z,dx,dy,dz,yaw\n1,2,3,4,5,six,7\n", "line 2: dz value 'six' is not a number"),
         ("c.csv", "1,2,3,4,5,6,7\n1,2,3,4,5,6\n", "line 2 has 6 values, expected 7"),
         ("m.txt", "# mode: sideways\n1 2 3 4 5 6 7\n", "line 1: mode 'sideways' is not a box mode"),
+        ("h.txt", "1 2 3 4 5 6 7 Car\n", "line 1 mixes numbers and text; a table with labels needs a header"),
         ("b.yaml", "boxes: []", "unknown box file extension '.yaml'"),
     ],
 )
