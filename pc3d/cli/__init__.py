@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pc3d.cli.demo",
     "pc3d.cli.info",
     "pc3d.cli.convert",
+    "pc3d.cli.show",
     "pc3d.cli.plugins",
     "pc3d.cli.config",
 )

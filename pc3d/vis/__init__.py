@@ -1,0 +1,45 @@
+"""Visualisation: point clouds with boxes and predictions, in an Open3D window or as PNG images.
+
+    import pc3d.vis
+    img = pc3d.vis.render(points, boxes=gt, pred=dets, view="bev", out="shot.png")  # uint8[H, W, 3]
+    pc3d.vis.show(points, boxes=gt)                                               # interactive window
+
+Only `pc3d.vis` imports open3d, lazily (when something is rendered): importing this package works
+without it. Off-screen rendering works under `xvfb-run`, and without any display through EGL.
+"""
+
+from pc3d.vis._open3d import DisplayUnavailableError
+from pc3d.vis.camera import VIEWS, Camera, Region, scene_region, view_camera
+from pc3d.vis.geometry import box_corners, class_color, wireframe_segments
+from pc3d.vis.renderer import (
+    BoxSet,
+    as_box_set,
+    build_scene,
+    render,
+    render_camera_view,
+    save_png,
+    scene_camera,
+    show,
+    show_image,
+)
+
+__all__ = [
+    "VIEWS",
+    "BoxSet",
+    "Camera",
+    "DisplayUnavailableError",
+    "Region",
+    "as_box_set",
+    "box_corners",
+    "build_scene",
+    "class_color",
+    "render",
+    "render_camera_view",
+    "save_png",
+    "scene_camera",
+    "scene_region",
+    "show",
+    "show_image",
+    "view_camera",
+    "wireframe_segments",
+]

@@ -1,0 +1,173 @@
+"""Plain-array geometry for drawing: box corners, wireframe segments with a heading mark, colours.
+
+Nothing here imports open3d; the renderer (`pc3d.vis.renderer`) and the image overlay
+(`pc3d.vis.image`) both draw what these functions return, so a box looks the same in a window, in
+a PNG and on a camera image.
+
+Corner order follows MMDetection3D 1.x. With the box's own axes (x along its heading, y to its
+left for z-up boxes), corner ``i`` sits at the (x, y, z) "bits" below, where bit 1 means the
+positive half of that axis::
+
+    index  0  1  2  3  4  5  6  7
+    x      0  0  0  0  1  1  1  1      <- corners 4..7 form the front face (the heading side)
+    y      0  0  1  1  0  0  1  1
+    z      0  1  1  0  0  1  1  0
+
+For Camera boxes the axes are the camera box's own (x along the heading, y down, z = x cross y);
+the front face is again corners 4..7.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from pc3d.errors import FormatError, ShapeError
+
+# Bits of the eight corners, in MMDetection3D 1.x order (see the module docstring).
+CORNER_BITS = np.array(
+    [[0, 0, 0], [0, 0, 1], [0, 1, 1], [0, 1, 0], [1, 0, 0], [1, 0, 1], [1, 1, 1], [1, 1, 0]],
+    dtype=np.float64,
+)
+# The 12 edges join corners whose bits differ in exactly one axis.
+BOX_EDGES = np.array(
+    [(i, j) for i in range(8) for j in range(i + 1, 8) if np.abs(CORNER_BITS[i] - CORNER_BITS[j]).sum() == 1],
+    dtype=np.int64,
+)
+FRONT_FACE = np.array([4, 5, 6, 7])
+# Heading mark: a cross on the front face (seen in side and perspective views) ...
+FRONT_CROSS = np.array([[4, 6], [5, 7]], dtype=np.int64)
+# ... plus a line from the box centre to the front face's centre (the one visible from above).
+SEGMENTS_PER_BOX = len(BOX_EDGES) + len(FRONT_CROSS) + 1
+
+MODES = ("lidar", "camera", "depth")
+
+# Colours are RGB uint8. Every box colour has a channel at 0 or 255, while point colours keep all
+# channels inside [POINT_MIN, POINT_MAX]: a box pixel can never be mistaken for a point pixel
+# (the pixel tests rely on this, and it keeps boxes readable over dense points).
+POINT_MIN, POINT_MAX = 40, 235
+BACKGROUND = (14, 16, 22)
+
+# Ground truth in greens/yellows/blues, predictions in reds/magentas/oranges, so the two read
+# apart at a glance while each class keeps its own colour within a set.
+GT_PALETTE = ((0, 255, 0), (255, 255, 0), (0, 255, 255), (0, 128, 255), (128, 255, 0), (0, 255, 128))
+PRED_PALETTE = ((255, 0, 0), (255, 0, 255), (255, 128, 0), (255, 0, 128), (128, 0, 255), (255, 64, 64))
+# Fixed slots for the common classes (KITTI, nuScenes, SUN RGB-D style names, compared lowercase)
+# so a class keeps its colour from frame to frame; other names are hashed onto the palette.
+CLASS_SLOTS = {
+    "car": 0,
+    "vehicle": 0,
+    "pedestrian": 1,
+    "person_sitting": 1,
+    "cyclist": 2,
+    "bicycle": 2,
+    "truck": 3,
+    "van": 4,
+    "tram": 5,
+}
+# Colour of boxes without class names: the first slot of their set's palette.
+UNLABELLED = ""
+
+# Height / intensity ramp for points: dark slate -> steel blue -> pale ice. Kept inside
+# [POINT_MIN, POINT_MAX] on every channel (see above).
+_RAMP = np.array([[70, 84, 132], [66, 128, 196], [118, 190, 226], [226, 232, 235]], dtype=np.float64)
+GREY_POINT = (120, 120, 128)
+
+
+def class_color(name: str, source: str = "gt") -> tuple[int, int, int]:
+    """RGB colour of class `name` for `source` `"gt"` or `"pred"` (stable across calls and runs)."""
+    palette = GT_PALETTE if source == "gt" else PRED_PALETTE
+    key = name.strip().lower()
+    slot = CLASS_SLOTS.get(key)
+    if slot is None:
+        # crc32, not hash(): Python salts str hashes per process, colours must not change.
+        slot = 0 if key == UNLABELLED else zlib.crc32(key.encode()) % len(palette)
+    return palette[slot]
+
+
+def ramp_colors(values: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """`uint8[N, 3]` ramp colours of `values` `[N]`, scaled between `lo` and `hi`.
+
+    Unset bounds are the 2nd and 98th percentiles (a few outliers must not flatten the ramp).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return np.zeros((0, 3), dtype=np.uint8)
+    if lo is None or hi is None:
+        p_lo, p_hi = np.percentile(values, [2.0, 98.0])
+        lo = p_lo if lo is None else lo
+        hi = p_hi if hi is None else hi
+    span = hi - lo if hi > lo else 1.0
+    t = np.clip((values - lo) / span, 0.0, 1.0) * (len(_RAMP) - 1)
+    i = np.minimum(t.astype(np.int64), len(_RAMP) - 2)
+    f = (t - i)[:, None]
+    rgb = _RAMP[i] * (1.0 - f) + _RAMP[i + 1] * f
+    return np.clip(np.rint(rgb), POINT_MIN, POINT_MAX).astype(np.uint8)
+
+
+def check_boxes(boxes: object, what: str = "boxes") -> np.ndarray:
+    """`boxes` as `float64[M, 7+C]`; `ShapeError`/`FormatError` naming `what` otherwise."""
+    try:
+        arr = np.asarray(boxes, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise FormatError(f"{what}: not a numeric array ({err})") from None
+    if arr.ndim == 1 and arr.size == 0:
+        arr = arr.reshape(0, 7)
+    if arr.ndim != 2 or arr.shape[1] < 7:
+        raise ShapeError(f"{what}: expected shape (M, 7+) (x, y, z, x_size, y_size, z_size, yaw), got {arr.shape}")
+    bad = ~np.isfinite(arr[:, :7]).all(axis=1)
+    if bad.any():
+        raise FormatError(f"{what}: box {int(np.argmax(bad))} holds NaN or infinite values")
+    if (arr[:, 3:6] < 0).any():
+        raise FormatError(f"{what}: box {int(np.argmax((arr[:, 3:6] < 0).any(axis=1)))} has a negative size")
+    return arr
+
+
+def box_corners(boxes: np.ndarray, mode: str = "lidar") -> np.ndarray:
+    """Corners `float64[M, 8, 3]` of bottom-centre boxes `[M, 7+C]` in `mode`, MMDetection3D order.
+
+    LiDAR/Depth: sizes along the box's x, y, z; yaw turns counter-clockwise about +z. Camera: sizes
+    are (length, height, width) along the box's x, y (down), z; yaw turns about +y, and the box's
+    +x heads along (cos yaw, 0, -sin yaw).
+    """
+    boxes = check_boxes(boxes)
+    if mode not in MODES:
+        raise FormatError(f"unknown box mode {mode!r}; valid modes are {', '.join(MODES)}")
+    # Bottom centre is the origin: z-up boxes sit on z = 0 of their frame, camera boxes hang
+    # from y = 0 upwards (y points down, so the top is at -height).
+    origin = np.array([0.5, 1.0, 0.5]) if mode == "camera" else np.array([0.5, 0.5, 0.0])
+    local = (CORNER_BITS - origin)[None] * boxes[:, None, 3:6]  # [M, 8, 3]
+    cos, sin = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])
+    zero, one = np.zeros_like(cos), np.ones_like(cos)
+    if mode == "camera":
+        # Rotation about +y taking the box's x axis to (cos, 0, -sin).
+        rot = np.stack([cos, zero, sin, zero, one, zero, -sin, zero, cos], axis=-1)
+    else:
+        rot = np.stack([cos, -sin, zero, sin, cos, zero, zero, zero, one], axis=-1)
+    rot = rot.reshape(-1, 3, 3)
+    return np.einsum("mij,mkj->mki", rot, local) + boxes[:, None, :3]
+
+
+def wireframe_segments(corners: np.ndarray) -> np.ndarray:
+    """Segments `float64[M, SEGMENTS_PER_BOX, 2, 3]`: 12 edges, front-face cross, heading line."""
+    corners = np.asarray(corners, dtype=np.float64)
+    if corners.ndim != 3 or corners.shape[1:] != (8, 3):
+        raise ShapeError(f"corners: expected shape (M, 8, 3), got {corners.shape}")
+    edges = corners[:, BOX_EDGES]  # [M, 12, 2, 3]
+    cross = corners[:, FRONT_CROSS]  # [M, 2, 2, 3]
+    centre = corners.mean(axis=1)
+    front = corners[:, FRONT_FACE].mean(axis=1)
+    heading = np.stack([centre, front], axis=1)[:, None]  # [M, 1, 2, 3]
+    return np.concatenate([edges, cross, heading], axis=1)
+
+
+def box_colors(labels: Sequence[str], source: str) -> np.ndarray:
+    """`uint8[M, 3]` class colours of boxes with class names `labels` from `source` gt/pred."""
+    if len(labels) == 0:
+        return np.zeros((0, 3), dtype=np.uint8)
+    # One palette lookup per distinct class, then a gather: no per-box Python work.
+    names, index = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+    table = np.array([class_color(str(name), source) for name in names], dtype=np.uint8)
+    return table[index.reshape(-1)]
