@@ -83,22 +83,21 @@ def transform_xyz(xyz: Tensor, rt_mat: Tensor) -> Tensor:
     return out
 
 
-def heading_vectors(yaw: Tensor, mode: BoxMode) -> Tensor:
-    """Unit heading `Tensor[N, 3]` of boxes with `yaw` in `mode` (the box's +x_size direction)."""
-    cos, sin, zero = torch.cos(yaw), torch.sin(yaw), torch.zeros_like(yaw)
-    if mode is BoxMode.CAMERA:
-        # Camera yaw decreases from +x toward +z: yaw = -pi/2 heads along +z.
-        return torch.stack([cos, zero, -sin], dim=-1)
-    return torch.stack([cos, sin, zero], dim=-1)
+def turn_yaw(yaw: Tensor, src: BoxMode, dst: BoxMode, rotation: Tensor) -> Tensor:
+    """Yaw in `dst` of boxes with `yaw` in `src` after `rotation` (`Tensor[3, 3]`, src -> dst).
 
-
-def yaw_from_heading(heading: Tensor, mode: BoxMode) -> Tensor:
-    """Yaw in `mode` of heading vectors `Tensor[N, 3]`, wrapped into `[-pi, pi)`."""
-    if mode is BoxMode.CAMERA:
-        yaw = torch.atan2(-heading[:, 2], heading[:, 0])
-    else:
-        yaw = torch.atan2(heading[:, 1], heading[:, 0])
-    return limit_period(yaw, 0.5, 2 * math.pi)
+    The heading (the box's +x_size direction) is `(cos, sin, 0)` in LiDAR/Depth and
+    `(cos, 0, -sin)` in Camera, whose yaw decreases from +x toward +z. Its image under
+    `rotation` is read back as an angle in `dst`'s BEV plane and wrapped into `[-pi, pi)`.
+    """
+    cos, sin = torch.cos(yaw), torch.sin(yaw)
+    # rotation @ heading, for the two components in dst's BEV plane only.
+    sin_column = rotation[:, 1] if src.z_up else -rotation[:, 2]
+    first, second = (0, 2) if dst is _C else (0, 1)
+    along_first = cos * rotation[first, 0] + sin * sin_column[first]
+    along_second = cos * rotation[second, 0] + sin * sin_column[second]
+    turned = torch.atan2(-along_second if dst is _C else along_second, along_first)
+    return limit_period(turned, 0.5, 2 * math.pi)
 
 
 def convert_box_tensor(
@@ -120,7 +119,7 @@ def convert_box_tensor(
     out = boxes.clone()
     out[:, :3] = transform_xyz(boxes[:, :3], mat)
     out[:, 3:6] = boxes[:, list(sizes)]
-    yaw = yaw_from_heading(heading_vectors(boxes[:, 6], src) @ mat[:3, :3].T, dst)
+    yaw = turn_yaw(boxes[:, 6], src, dst, mat[:3, :3])
     if with_yaw:
         out[:, 6] = yaw
     else:

@@ -52,11 +52,6 @@ def rotation_matrix_t(angles: Tensor, axis: int) -> Tensor:
     return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
 
 
-def rotate_about_axis(points: Tensor, angles: Tensor, axis: int) -> Tensor:
-    """Rotate per-item point sets: `Tensor[K, P, 3]` by `Tensor[K]` angles about `axis`."""
-    return torch.bmm(points, rotation_matrix_t(angles, axis))
-
-
 def as_float_tensor(
     data: object, what: str, device: torch.device | str | None = None, copy: bool = False
 ) -> Tensor:
