@@ -265,7 +265,9 @@ def _load_file(
         base_file = _resolve_base(base, file, search_dirs, base_origin)
         base_data, base_sources = _load_file(base_file, (*stack, resolved), search_dirs)
         merged = _merge(merged, base_data, (), merged_sources, base_sources)
-    own_sources = {p: s for p, s in sources.items() if p[:1] != (BASE_KEY,)}
+    own_sources = {
+        p: s for p, s in sources.items() if p[:1] != (BASE_KEY,) and REPLACE_KEY not in p
+    }
     return _merge(merged, data, (), merged_sources, own_sources), merged_sources
 
 

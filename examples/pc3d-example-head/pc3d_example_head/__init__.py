@@ -1,0 +1,35 @@
+"""An example third-party pc3d plugin: a CenterPoint-style head with a separate branch per output."""
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from pc3d.plugins import Registrar, hookimpl
+from pc3d_det3d import CenterHeadBase, CenterHeadOutput
+
+
+def branch(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, out_channels, 1))
+
+
+class ExampleHead(CenterHeadBase):
+    """Own conv branches for the heatmap and each box group (offset, z, log size, sin/cos yaw)."""
+
+    def __init__(self, in_channels: int, num_classes: int, hidden_channels: int = 32) -> None:
+        super().__init__(in_channels, num_classes)  # targets, loss and decoding come from here
+        self.heatmap = branch(in_channels, hidden_channels, num_classes)
+        self.boxes = nn.ModuleList(branch(in_channels, hidden_channels, n) for n in (2, 1, 3, 2))
+
+    def forward(self, bev: Tensor) -> CenterHeadOutput:
+        return CenterHeadOutput(self.heatmap(bev), torch.cat([b(bev) for b in self.boxes], dim=1))
+
+
+@hookimpl
+def pc3d_register(registry: Registrar) -> None:
+    registry.add_head(ExampleHead)
+
+
+@hookimpl
+def pc3d_config_dirs() -> list[Path]:
+    return [Path(__file__).parent / "configs"]

@@ -1,0 +1,82 @@
+"""Fixtures for plugin tests: fake plugin distributions made on the fly, found through their
+``*.dist-info/entry_points.txt`` exactly like installed ones (offline, nothing installed)."""
+
+from __future__ import annotations
+
+import itertools
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pc3d.plugins import reset_plugin_manager
+
+_counter = itertools.count()
+
+MakeDist = Callable[..., str]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugin_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Each test starts from the environment it sets, not from another test's loaded plugins.
+    for var in ("PC3D_DISABLE_PLUGIN_AUTOLOAD", "PC3D_PLUGINS", "PC3D_BLOCK_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+@pytest.fixture()
+def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeDist:
+    """``make_dist(dist, source, entry_point=None, version="1.2.3") -> module name``.
+
+    Writes ``source`` as a module with a unique name and a ``dist-info`` declaring it as the
+    ``pc3d`` entry point ``entry_point`` (default: the distribution name), on ``sys.path``.
+    """
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+
+    def make(dist: str, source: str, entry_point: str | None = None, version: str = "1.2.3") -> str:
+        module = f"fake_pc3d_plugin_{next(_counter)}"
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+        info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
+        )
+        (info / "entry_points.txt").write_text(f"[pc3d]\n{entry_point or dist} = {module}\n")
+        return module
+
+    return make
+
+
+@pytest.fixture()
+def good_plugin() -> str:
+    """Source of a working plugin registering ``TinyHead`` and ``TinyModel``."""
+    return GOOD_PLUGIN
+
+
+GOOD_PLUGIN = """
+    from pathlib import Path
+    from pc3d.plugins import hookimpl
+
+    class TinyHead:
+        def __init__(self, num_classes: int, width: int = 4) -> None:
+            self.num_classes = num_classes
+            self.width = width
+
+    class TinyModel:
+        def __init__(self, head: TinyHead) -> None:
+            self.head = head
+
+    @hookimpl
+    def pc3d_register(registry):
+        registry.add_head(TinyHead)
+        registry.add_model(TinyModel)
+
+    @hookimpl
+    def pc3d_config_dirs():
+        return [Path(__file__).parent]
+"""
