@@ -163,6 +163,47 @@ def wireframe_segments(corners: np.ndarray) -> np.ndarray:
     return np.concatenate([edges, cross, heading], axis=1)
 
 
+def _bev_tables(vertical: int) -> tuple[np.ndarray, np.ndarray]:
+    """For the box axis `vertical` (2: z-up boxes, 1: camera boxes): each corner's partner on the
+    other horizontal face, and the outline edges of the face at bit 0, going round it."""
+    flip = CORNER_BITS.copy()
+    flip[:, vertical] = 1 - flip[:, vertical]
+    partner = np.array([int(np.flatnonzero((CORNER_BITS == f).all(axis=1))[0]) for f in flip])
+    a, b = [axis for axis in range(3) if axis != vertical]
+    ring = []
+    for bits in ((0, 0), (1, 0), (1, 1), (0, 1)):
+        want = np.zeros(3)
+        want[a], want[b] = bits
+        ring.append(int(np.flatnonzero((CORNER_BITS == want).all(axis=1))[0]))
+    return partner, np.array([[ring[i], ring[(i + 1) % 4]] for i in range(4)], dtype=np.int64)
+
+
+_BEV_TABLES = {mode: _bev_tables(1 if mode == "camera" else 2) for mode in MODES}
+BEV_SEGMENTS_PER_BOX = 5
+
+
+def bev_segments(corners: np.ndarray, mode: str = "lidar") -> np.ndarray:
+    """Top-view outline `float64[M, 5, 2, 3]`: the footprint at mid-height and the heading line.
+
+    Seen from above, the top and bottom faces of a box coincide only in an orthographic view;
+    in the (narrow) perspective BEV they sit a pixel or two apart, so a full wireframe would draw
+    every edge twice. One outline at mid-height, plus the centre -> front-face line, reads clean.
+    `corners` `[M, 8, 3]` are in `mode`'s corner order (see the module docstring).
+    """
+    corners = np.asarray(corners, dtype=np.float64)
+    if corners.ndim != 3 or corners.shape[1:] != (8, 3):
+        raise ShapeError(f"corners: expected shape (M, 8, 3), got {corners.shape}")
+    if mode not in _BEV_TABLES:
+        raise FormatError(f"unknown box mode {mode!r}; valid modes are {', '.join(MODES)}")
+    partner, ring = _BEV_TABLES[mode]
+    mid = (corners + corners[:, partner]) / 2.0  # [M, 8, 3], each corner moved to mid-height
+    outline = mid[:, ring]  # [M, 4, 2, 3]
+    centre = corners.mean(axis=1)
+    front = corners[:, FRONT_FACE].mean(axis=1)
+    heading = np.stack([centre, front], axis=1)[:, None]
+    return np.concatenate([outline, heading], axis=1)
+
+
 def box_colors(labels: Sequence[str], source: str) -> np.ndarray:
     """`uint8[M, 3]` class colours of boxes with class names `labels` from `source` gt/pred."""
     if len(labels) == 0:

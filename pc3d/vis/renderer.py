@@ -81,54 +81,40 @@ def _mode_name(mode: object) -> str:
 def as_box_set(obj: object, mode: str | None = None, class_names: Sequence[str] | None = None, what: str = "boxes") -> BoxSet:
     """Coerce `obj` to a `BoxSet`.
 
-    Accepts a `BoxSet`, a mapping in pc3d's box-file layout (`{"mode", "boxes", "labels",
-    "scores"}`), an object with such attributes (`pc3d.io` records), a pc3d box structure (has
-    `.tensor` and a box mode), or an array `[M, 7+C]` (in `mode`, default LiDAR). Integer labels
-    are looked up in `class_names` when given.
+    Accepts a `BoxSet`; a `pc3d.structures` box object (`LiDARBoxes3D`, ...: its own mode); a
+    `pc3d.io.BoxFile` or a mapping in the box-file layout (`{"mode", "boxes", "labels",
+    "scores"}`); or an array/tensor `[M, 7+C]`. `mode` is the system of inputs that do not state
+    one (default LiDAR). Integer labels are looked up in `class_names` when given.
     """
     if isinstance(obj, BoxSet):
         return obj
+    labels: Any = None
+    scores: Any = None
+    stated: object = None
     if isinstance(obj, Mapping):
-        if "boxes" not in obj:
-            raise FormatError(f"{what}: a box mapping needs a 'boxes' key, got keys {sorted(obj)}")
-        get = obj.get
+        unknown = set(obj) - {"mode", "boxes", "labels", "scores", "columns", "meta"}
+        if "boxes" not in obj or unknown:
+            raise FormatError(f"{what}: a box mapping needs the key 'boxes' (and optionally mode, labels, scores); got keys {sorted(obj)}")
+        boxes, stated, labels, scores = obj["boxes"], obj.get("mode"), obj.get("labels"), obj.get("scores")
+    elif hasattr(obj, "boxes") and not hasattr(obj, "tensor"):  # pc3d.io.BoxFile and look-alikes
+        boxes, stated = obj.boxes, getattr(obj, "mode", None)
+        labels, scores = getattr(obj, "labels", None), getattr(obj, "scores", None)
     else:
-        def get(key: str, default: Any = None) -> Any:
-            return getattr(obj, key, default)
-
-    boxes = get("boxes") if get("boxes") is not None else obj
-    if hasattr(boxes, "tensor"):  # a box structure (LiDARBoxes3D, ...) nested or given directly
-        structure = boxes
-        boxes = structure.tensor
-        mode = mode or _structure_mode(structure)
-    if hasattr(boxes, "detach"):  # torch tensor
-        boxes = boxes.detach().cpu().numpy()
-    found_mode = get("mode") if boxes is not obj else None
-    box_mode = _mode_name(found_mode if found_mode is not None else (mode or "lidar"))
-    labels = get("labels") if boxes is not obj else None
-    scores = get("scores") if boxes is not obj else None
-    if hasattr(scores, "detach"):
-        scores = scores.detach().cpu().numpy()
+        boxes = obj
+    if hasattr(boxes, "tensor") and hasattr(type(boxes), "mode"):  # pc3d.structures boxes
+        stated = stated or type(boxes).mode
+        boxes = boxes.tensor
+    box_mode = _mode_name(stated if stated is not None else (mode or "lidar"))
     if labels is not None:
-        if hasattr(labels, "detach"):
-            labels = labels.detach().cpu().numpy()
-        labels = _label_names(list(np.asarray(labels).reshape(-1).tolist()), class_names, what)
-    try:
-        return BoxSet(geometry.check_boxes(boxes, what), box_mode, labels, scores)
-    except ShapeError as err:
-        raise ShapeError(f"{what}: {err}") from None
+        labels = _label_names(np.asarray(_to_numpy(labels)).reshape(-1).tolist(), class_names, what)
+    scores = None if scores is None else _to_numpy(scores)
+    return BoxSet(geometry.check_boxes(_to_numpy(boxes), what), box_mode, labels, scores)
 
 
-def _structure_mode(structure: object) -> str | None:
-    for attr in ("mode", "box_mode", "MODE", "coord_system"):
-        value = getattr(structure, attr, None)
-        if value is not None and not callable(value):
-            return _mode_name(value)
-    name = type(structure).__name__.lower()
-    for mode in geometry.MODES:
-        if name.startswith(mode):
-            return mode
-    return None
+def _to_numpy(value: object) -> object:
+    """Tensors to numpy (anything else unchanged)."""
+    detach = getattr(value, "detach", None)
+    return detach().cpu().numpy() if callable(detach) else value
 
 
 def _label_names(labels: list[Any], class_names: Sequence[str] | None, what: str) -> list[str]:
@@ -150,10 +136,8 @@ def check_points(points: object, what: str = "points") -> np.ndarray:
     """`points` as `float64[N, 3+C]`; `ShapeError`/`FormatError` naming `what` otherwise."""
     if hasattr(points, "tensor"):  # pc3d points structure
         points = points.tensor
-    if hasattr(points, "detach"):
-        points = points.detach().cpu().numpy()
     try:
-        arr = np.asarray(points, dtype=np.float64)
+        arr = np.asarray(_to_numpy(points), dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise FormatError(f"{what}: not a numeric array ({err})") from None
     if arr.ndim != 2 or arr.shape[1] < 3:
@@ -224,14 +208,17 @@ def build_scene(
     boxes: object = None,
     pred: object = None,
     *,
-    mode: str = "lidar",
+    mode: str | None = None,
     lidar2cam: np.ndarray | None = None,
     color_by: str = "height",
     score_thr: float = 0.0,
     class_names: Sequence[str] | None = None,
 ) -> Scene:
     """Validate and prepare everything `render`/`show` draw (see `render` for the arguments)."""
-    mode = _mode_name(mode)
+    structure_mode = getattr(type(points), "mode", None)  # pc3d.structures points know their system
+    if structure_mode is not None and mode is not None and _mode_name(structure_mode) != _mode_name(mode):
+        raise FormatError(f"points are {_mode_name(structure_mode)} points but mode={mode!r} was given")
+    mode = _mode_name(mode or structure_mode or "lidar")
     if color_by not in COLOR_BY:
         raise FormatError(f"unknown color_by {color_by!r}; valid choices are {', '.join(COLOR_BY)}")
     pts = check_points(points)
@@ -320,14 +307,16 @@ def _default_line_width(size: tuple[int, int]) -> float:
     return float(max(2, round(min(size) / 300.0)))
 
 
-def _make_visualizer(o3d: Any, scene: Scene, size: tuple[int, int], visible: bool, title: str = "pc3d") -> Any:
+def _make_visualizer(
+    o3d: Any, scene: Scene, size: tuple[int, int], visible: bool, with_boxes: bool, title: str = "pc3d"
+) -> Any:
     vis = o3d.visualization.Visualizer()
     if not create_window(vis, title, size[0], size[1], visible):
         raise DisplayUnavailableError(offscreen_help())
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(scene.points[:, :3]))
     cloud.colors = o3d.utility.Vector3dVector(scene.point_colors.astype(np.float64) / 255.0)
     vis.add_geometry(cloud)
-    if len(scene.segments):
+    if with_boxes and len(scene.segments):
         lines = o3d.geometry.LineSet(
             o3d.utility.Vector3dVector(scene.segments.reshape(-1, 3)),
             o3d.utility.Vector2iVector(np.arange(2 * len(scene.segments)).reshape(-1, 2)),
@@ -364,8 +353,9 @@ def _apply_camera(o3d: Any, vis: Any, cam: Camera) -> None:
         )
 
 
-def _capture(o3d: Any, scene: Scene, cam: Camera) -> np.ndarray:
-    vis = _make_visualizer(o3d, scene, (cam.width, cam.height), visible=False)
+def _capture(o3d: Any, scene: Scene, cam: Camera, view: str) -> np.ndarray:
+    """The points rendered by Open3D, then the boxes drawn over them (`uint8[H, W, 3]`)."""
+    vis = _make_visualizer(o3d, scene, (cam.width, cam.height), visible=False, with_boxes=False)
     try:
         _apply_camera(o3d, vis, cam)
         vis.poll_events()
@@ -375,7 +365,30 @@ def _capture(o3d: Any, scene: Scene, cam: Camera) -> np.ndarray:
         vis.destroy_window()
     if buf.shape[:2] != (cam.height, cam.width):
         raise RuntimeError(f"Open3D returned a {buf.shape[1]}x{buf.shape[0]} frame for a {cam.width}x{cam.height} view")
-    return np.rint(np.clip(buf, 0.0, 1.0) * 255.0).astype(np.uint8)
+    img = np.rint(np.clip(buf, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return draw_boxes(img, scene, cam, bev=view == "bev")
+
+
+def draw_boxes(img: np.ndarray, scene: Scene, cam: Camera, bev: bool = False) -> np.ndarray:
+    """`img` with the scene's box wireframes drawn through `cam` (a copy); `bev`: outlines only.
+
+    The boxes are rasterised here rather than as Open3D line sets: OpenGL line widths above 1 px
+    are honoured by Mesa's EGL context but not by its GLX one (Xvfb), nor by many desktop
+    drivers, so lines drawn by Open3D would change thickness with the machine. Drawn last, the
+    boxes also stay visible over dense points.
+    """
+    if len(scene.segments) == 0:
+        return img
+    if bev:
+        segments = geometry.bev_segments(scene.corners, scene.mode).reshape(-1, 2, 3)
+        colors = np.repeat(scene.box_color, geometry.BEV_SEGMENTS_PER_BOX, axis=0)
+    else:
+        segments, colors = scene.segments, scene.segment_colors
+    cam_xyz = segments @ cam.extrinsic[:3, :3].T + cam.extrinsic[:3, 3]  # [S, 2, 3]
+    projection = np.concatenate([cam.intrinsic, np.zeros((3, 1))], axis=1)
+    pix, visible = image.project_segments(cam_xyz, projection)
+    width = int(_default_line_width((cam.width, cam.height)))
+    return image.draw_segments(img, pix[visible], colors[visible], width=width)
 
 
 def parse_size(size: object) -> tuple[int, int]:
@@ -414,7 +427,7 @@ def render(
     out: str | Path | None = None,
     view: str = "bev",
     size: tuple[int, int] | str = (1280, 720),
-    mode: str = "lidar",
+    mode: str | None = None,
     lidar2cam: np.ndarray | None = None,
     color_by: str = "height",
     score_thr: float = 0.0,
@@ -427,7 +440,10 @@ def render(
     """Render `points` with GT `boxes` and `pred`ictions off-screen; the image as `uint8[H, W, 3]`.
 
     Args:
-        points: `[N, 3+C]` array/tensor (x, y, z, then e.g. intensity) in coordinate system `mode`.
+        points: `[N, 3+C]` array/tensor (x, y, z, then e.g. intensity) or a `pc3d.structures`
+            points object.
+        mode: the cloud's coordinate system, which everything is drawn in: `lidar` (default),
+            `camera` or `depth`; taken from a points object when not given.
         boxes, pred: a `BoxSet`, a box-file mapping, a box structure or an array `[M, 7+C]`.
             Ground truth is drawn in greens/yellows/blues, predictions in reds/magentas/oranges,
             one colour per class; each box has a cross on its front face and a line from its
@@ -456,7 +472,7 @@ def render(
     )
     cam, framed = scene_camera(scene, view, wh, region, forward_only)
     o3d = import_open3d()
-    img = _capture(o3d, scene, cam)
+    img = _capture(o3d, scene, cam, view)
     img = _overlay(img, scene, cam, framed, view, labels, legend)
     if out is not None:
         save_png(img, out)
@@ -510,7 +526,7 @@ def show(
     *,
     view: str = "bev",
     size: tuple[int, int] | str = (1280, 720),
-    mode: str = "lidar",
+    mode: str | None = None,
     lidar2cam: np.ndarray | None = None,
     color_by: str = "height",
     score_thr: float = 0.0,
@@ -532,7 +548,7 @@ def show(
     o3d = import_open3d()
     for entry in scene.legend:
         print(f"{entry.text}: rgb{tuple(int(c) for c in entry.color)}")
-    vis = _make_visualizer(o3d, scene, wh, visible=True, title="pc3d show")
+    vis = _make_visualizer(o3d, scene, wh, visible=True, with_boxes=True, title="pc3d show")
     try:
         _apply_camera(o3d, vis, cam)
         _run_window(vis)

@@ -49,6 +49,20 @@ def test_corners_by_hand_and_heading_mark() -> None:
     assert sorted(np.round(lengths, 9)) == [1.5] * 4 + [2.0] * 4 + [4.0] * 4
 
 
+def test_bev_outline_is_the_footprint_at_mid_height() -> None:
+    box = np.array([[10.0, 5.0, -1.0, 4.0, 2.0, 1.5, 0.0]])
+    segs = geometry.bev_segments(geometry.box_corners(box))[0]
+    assert segs.shape == (geometry.BEV_SEGMENTS_PER_BOX, 2, 3)
+    assert np.allclose(segs[:, :, 2], -0.25)  # all at mid-height
+    ring = segs[:4, 0, :2]
+    assert sorted(map(tuple, np.round(ring, 9))) == [(8.0, 4.0), (8.0, 6.0), (12.0, 4.0), (12.0, 6.0)]
+    np.testing.assert_allclose(segs[4], [[10.0, 5.0, -0.25], [12.0, 5.0, -0.25]])  # heading +x
+    # Camera boxes: the footprint lies in the x-z plane, halfway up (y = -height / 2).
+    cam = geometry.bev_segments(geometry.box_corners(np.array([[1.0, 1.5, 20.0, 4.0, 1.5, 2.0, 0.0]]), "camera"), "camera")[0]
+    assert np.allclose(cam[:, :, 1], 0.75)
+    assert sorted(map(tuple, np.round(cam[:4, 0][:, [0, 2]], 9))) == [(-1.0, 19.0), (-1.0, 21.0), (3.0, 19.0), (3.0, 21.0)]
+
+
 def test_camera_box_heading_points_along_minus_half_pi() -> None:
     # Camera yaw -pi/2 heads along +z (forward): the front face is the far one.
     corners = geometry.box_corners(np.array([[0.0, 1.5, 20.0, 4.0, 1.5, 2.0, -np.pi / 2]]), "camera")[0]

@@ -202,3 +202,36 @@ def test_show_without_display_says_what_to_do(frame1: Frame, monkeypatch: pytest
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(pc3d.vis.DisplayUnavailableError, match="--out shot.png"):
         pc3d.vis.show(frame1.points)
+
+
+def test_depth_frame_renders_like_the_same_scene_in_lidar(frame1: Frame) -> None:
+    # LiDAR -> Depth is a turn about z ((x, y, z) -> (-y, x, z)); forward is +x in one, +y in the
+    # other, so the BEV pictures coincide.
+    from pc3d.structures import convert_points
+
+    gt = pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types)
+    lidar_gt = pc3d.vis.renderer.convert_box_set(gt, "lidar", frame1.lidar2cam)
+    depth_gt = pc3d.vis.renderer.convert_box_set(lidar_gt, "depth")
+    depth_pts = convert_points(frame1.points, "lidar", "depth")
+    common = {"size": SIZE, "legend": False, "forward_only": True}
+    lidar_img = pc3d.vis.render(frame1.points, lidar_gt, **common)
+    depth_img = pc3d.vis.render(depth_pts, depth_gt, mode="depth", **common)
+    assert np.mean(np.any(lidar_img != depth_img, axis=-1)) < 0.01
+    truck = geometry.class_color("Truck", "gt")
+    assert _mask(depth_img, truck).sum() == pytest.approx(_mask(lidar_img, truck).sum(), rel=0.05)
+
+
+def test_camera_frame_cloud_renders_like_lidar(frame1: Frame) -> None:
+    # The same scan and labels in rectified camera coordinates (y down, z forward): the BEV
+    # puts each box on the same spot (the calibration only adds a small turn and offset).
+    xyz = frame1.points[:, :3] @ frame1.lidar2cam[:3, :3].T + frame1.lidar2cam[:3, 3]
+    cam_pts = np.concatenate([xyz, frame1.points[:, 3:]], axis=1)
+    gt = pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types)
+    common = {"size": SIZE, "legend": False, "forward_only": True}
+    lidar_img = pc3d.vis.render(frame1.points, gt, lidar2cam=frame1.lidar2cam, **common)
+    camera_img = pc3d.vis.render(cam_pts, gt, mode="camera", **common)
+    for name in frame1.types:
+        a = np.argwhere(_mask(lidar_img, geometry.class_color(name, "gt")))
+        b = np.argwhere(_mask(camera_img, geometry.class_color(name, "gt")))
+        assert len(b) == pytest.approx(len(a), rel=0.15), name
+        assert np.abs(a.mean(axis=0) - b.mean(axis=0)).max() < 3.0, name
