@@ -20,10 +20,10 @@ A config is YAML *data*, read with ``yaml.safe_load``; nothing in it is ever exe
 from __future__ import annotations
 
 import collections.abc
-import copy
 import difflib
 import inspect
 import os
+import re
 import tempfile
 import types
 import typing
@@ -178,8 +178,7 @@ def load_config(
     dirs = _search_dirs(search_dirs)
     file = find_config(path, dirs)
     data, sources = _load_file(file, (), dirs)
-    # Deep copy: YAML aliases share objects, and an override must change one place only.
-    config = Config(copy.deepcopy(data), sources, file)
+    config = Config(data, sources, file)
     return apply_overrides(config, overrides)
 
 
@@ -371,6 +370,8 @@ def _merge(
 
 
 def _without_replace(value: Any) -> Any:
+    """A copy of ``value`` without ``_replace_`` keys. Copying also unshares YAML aliases
+    (``*anchor``), so that an override changes one place only."""
     if isinstance(value, dict):
         return {k: _without_replace(v) for k, v in value.items() if k != REPLACE_KEY}
     if isinstance(value, list):
@@ -696,7 +697,9 @@ def _matches(value: Any, hint: Any) -> bool | None:
 
 
 def _hint_name(hint: Any) -> str:
-    return hint.__name__ if inspect.isclass(hint) and not typing.get_args(hint) else str(hint)
+    if inspect.isclass(hint) and not typing.get_args(hint):
+        return hint.__name__
+    return re.sub(r"\b(typing|collections\.abc|builtins)\.", "", str(hint))
 
 
 # -- writing -------------------------------------------------------------------------------------

@@ -1,0 +1,206 @@
+"""Building components from config mappings: registry lookup, signature checks, errors with the
+key's dotted path, its file and line, and "did you mean"."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pc3d.config import ConfigError, build, load_config
+from pc3d.plugins import PluginManager, Registrar, Registry, hookimpl
+
+
+class Encoder:
+    def __init__(self, in_channels: int, out_channels: int = 8, scale: float = 1.0, name: str | None = None):
+        self.in_channels, self.out_channels, self.scale, self.name = in_channels, out_channels, scale, name
+
+
+class Head:
+    def __init__(self, num_classes: int, layers: Sequence[int] = (1,)):
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes, self.layers = num_classes, layers
+
+
+class Flip:
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+
+class Model:
+    def __init__(self, backbone: Encoder, head: Head, transforms: list[Any] | None = None, options: dict[str, Any] | None = None):
+        self.backbone, self.head, self.transforms, self.options = backbone, head, transforms, options
+
+
+class Anything:
+    def __init__(self, **kwargs: Any):
+        self.kwargs = kwargs
+
+
+class Ambiguous:
+    def __init__(self) -> None:
+        pass
+
+
+class _Plugin:
+    @hookimpl
+    def pc3d_register(self, registry: Registrar) -> None:
+        registry.add_backbone(Encoder)
+        registry.add_head(Head)
+        registry.add_transform(Flip)
+        registry.add_model(Model)
+        registry.add_model(Anything)
+        registry.add_head(Ambiguous)
+        registry.add_backbone(Ambiguous)
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    manager = PluginManager(autoload=False).load()
+    manager.register_plugin(_Plugin(), "test-components")
+    return manager.registry
+
+
+def write(folder: Path, text: str) -> Path:
+    path = folder / "model_test-3class.yaml"
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+MODEL = """
+    model:
+      type: Model
+      backbone:
+        type: Encoder
+        in_channels: 4
+        scale: 2
+      head:
+        type: Head
+        num_classes: 3
+        layers: [64, 64]
+      transforms:
+        - {type: Flip, p: 0.25}
+        - {type: Flip}
+      options:
+        verbose: true
+        helper: {type: Flip, p: 1.0}
+"""
+
+
+def test_nested_components_are_built_depth_first(tmp_path, registry):
+    config = load_config(write(tmp_path, MODEL), search_dirs=[])
+    model = build(config.node("model"), kind="model", registry=registry)
+    assert isinstance(model, Model)
+    assert (model.backbone.in_channels, model.backbone.out_channels, model.backbone.scale) == (4, 8, 2)
+    assert model.head.layers == [64, 64]
+    assert [t.p for t in model.transforms] == [0.25, 0.5]
+    assert model.options["verbose"] is True and model.options["helper"].p == 1.0
+
+
+def test_unknown_key_names_path_file_line_and_suggests(tmp_path, registry):
+    path = write(tmp_path, MODEL.replace("num_classes: 3", "num_clases: 3"))
+    config = load_config(path, search_dirs=[])
+    with pytest.raises(ConfigError) as info:
+        build(config.node("model"), kind="model", registry=registry)
+    message = str(info.value)
+    assert message.startswith(f"model.head.num_clases (from {path}:9): unknown argument 'num_clases'")
+    assert "for head 'Head'; did you mean 'num_classes'?" in message
+    assert "Head accepts: num_classes, layers" in message
+
+
+def test_unknown_key_from_an_override_names_the_override(tmp_path, registry):
+    config = load_config(write(tmp_path, MODEL), ["model.backbone.out_channel=16"], search_dirs=[])
+    with pytest.raises(ConfigError) as info:
+        build(config.node("model"), kind="model", registry=registry)
+    assert str(info.value).startswith(
+        "model.backbone.out_channel (from --set model.backbone.out_channel=16): unknown argument"
+    )
+    assert "did you mean 'out_channels'?" in str(info.value)
+
+
+def test_unknown_type_names_path_file_and_suggests(tmp_path, registry):
+    path = write(tmp_path, MODEL.replace("type: Head", "type: Haed"))
+    with pytest.raises(ConfigError) as info:
+        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+    message = str(info.value)
+    assert message.startswith(f"model.head.type (from {path}:8): unknown head 'Haed'")
+    assert "did you mean 'Head'?" in message and "Registered heads: Ambiguous, Head." in message
+    wrong_kind = write(tmp_path, MODEL.replace("type: Head", "type: Encoder"))
+    with pytest.raises(ConfigError, match="'Encoder' is registered as a backbone, not a head"):
+        build(load_config(wrong_kind, search_dirs=[]).node("model"), kind="model", registry=registry)
+
+
+def test_unknown_type_in_a_list_names_the_index(tmp_path, registry):
+    path = write(tmp_path, MODEL.replace("- {type: Flip}", "- {type: Flop}"))
+    with pytest.raises(ConfigError, match=rf"^model.transforms.1.type \(from {path}:13\): unknown transform 'Flop'; did you mean 'Flip'"):
+        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+
+
+def test_missing_required_arguments_are_named(tmp_path, registry):
+    path = write(tmp_path, MODEL.replace("        in_channels: 4\n", ""))
+    with pytest.raises(ConfigError, match=rf"^model.backbone \(from {path}:3\): backbone 'Encoder' is missing required argument 'in_channels'"):
+        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+    with pytest.raises(ConfigError, match="model 'Model' is missing required arguments 'backbone', 'head'"):
+        build({"type": "Model"}, kind="model", registry=registry)
+
+
+def test_scalar_types_are_checked_against_annotations(registry):
+    def head(**values: Any) -> dict[str, Any]:
+        return {"type": "Head", **values}
+
+    with pytest.raises(ConfigError, match=r"^num_classes \(from <dict>\): expected int, got a string 'three'"):
+        build(head(num_classes="three"), kind="head", registry=registry)
+    with pytest.raises(ConfigError, match="expected int, got a bool True"):
+        build(head(num_classes=True), kind="head", registry=registry)
+    with pytest.raises(ConfigError, match=r"^layers \(from <dict>\): expected Sequence\[int\], got a list \['wide'\]"):
+        build(head(num_classes=2, layers=["wide"]), kind="head", registry=registry)
+    with pytest.raises(ConfigError, match="expected float, got a string"):
+        build({"type": "Flip", "p": "half"}, kind="transform", registry=registry)
+    encoder = build({"type": "Encoder", "in_channels": 3, "scale": 1, "name": None}, kind="backbone", registry=registry)
+    assert encoder.scale == 1 and encoder.name is None  # int for float, None for Optional
+    with pytest.raises(ConfigError, match=r"expected str \| None, got an int 5"):
+        build({"type": "Encoder", "in_channels": 3, "name": 5}, kind="backbone", registry=registry)
+
+
+def test_built_component_of_the_wrong_class_is_rejected(registry):
+    config = {"type": "Model", "backbone": {"type": "Flip"}, "head": {"type": "Head", "num_classes": 2}}
+    with pytest.raises(ConfigError, match="unknown backbone 'Flip'.*registered as a transform"):
+        build(config, kind="model", registry=registry)
+    sneaky = {"type": "Model", "backbone": [1, 2], "head": {"type": "Head", "num_classes": 2}}
+    with pytest.raises(ConfigError, match=r"^backbone \(from <dict>\): expected Encoder, got a list"):
+        build(sneaky, kind="model", registry=registry)
+
+
+def test_var_keyword_components_accept_any_key(registry):
+    built = build({"type": "Anything", "whatever": 1, "nested": {"type": "Flip"}}, kind="model", registry=registry)
+    assert built.kwargs["whatever"] == 1 and isinstance(built.kwargs["nested"], Flip)
+
+
+def test_constructor_errors_are_tied_to_the_mapping(tmp_path, registry):
+    path = write(tmp_path, MODEL.replace("num_classes: 3", "num_classes: 0"))
+    with pytest.raises(ConfigError, match=rf"^model.head \(from {path}:7\): building head 'Head' failed: num_classes must be >= 1, got 0"):
+        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+
+
+def test_kind_is_inferred_or_ambiguous(registry):
+    built = build({"type": "Anything", "helper": {"type": "Head", "num_classes": 2}}, kind="model", registry=registry)
+    assert isinstance(built.kwargs["helper"], Head)  # 'helper' is no kind: found across kinds
+    with pytest.raises(ConfigError, match="'Ambiguous' is registered as backbone and head; put it under a key named after its kind"):
+        build({"type": "Anything", "helper": {"type": "Ambiguous"}}, kind="model", registry=registry)
+    with pytest.raises(ConfigError, match="unknown component 'Fliip'; did you mean 'Flip'"):
+        build({"type": "Anything", "helper": {"type": "Fliip"}}, kind="model", registry=registry)
+
+
+def test_mapping_without_type_and_bad_kinds(registry):
+    with pytest.raises(ConfigError, match=r"^type \(from <dict>\): type missing; write 'type: <head name>'"):
+        build({"num_classes": 3}, kind="head", registry=registry)
+    with pytest.raises(ConfigError, match="type must be a name, got 3"):
+        build({"type": 3}, kind="head", registry=registry)
+    with pytest.raises(ConfigError, match="expected a mapping with 'type: <model name>', got a list"):
+        build([1], kind="model", registry=registry)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown component kind 'heads'"):
+        build({"type": "Head"}, kind="heads", registry=registry)

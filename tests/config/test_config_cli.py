@@ -1,0 +1,84 @@
+"""`pc3d config show CONFIG [--set ...]` and `pc3d config list`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pc3d.cli import main
+from pc3d.plugins import reset_plugin_manager
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for var in ("PC3D_DISABLE_PLUGIN_AUTOLOAD", "PC3D_PLUGINS", "PC3D_BLOCK_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+@pytest.fixture()
+def config_file(tmp_path: Path) -> Path:
+    (tmp_path / "base.yaml").write_text("model:\n  type: BEVDetector\n  width: 8\ntrain: {lr: 0.01}\n")
+    path = tmp_path / "child.yaml"
+    path.write_text("_base_: base.yaml\nmodel:\n  width: 16\n")
+    return path
+
+
+def test_show_prints_the_resolved_yaml_with_overrides(config_file, capsys):
+    status = main(["config", "show", str(config_file), "--set", "train.lr=0.002", "model.depth=3",
+                   "--set", "tags=[a, b]"])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert yaml.safe_load(out) == {
+        "model": {"type": "BEVDetector", "width": 16, "depth": 3},
+        "train": {"lr": 0.002},
+        "tags": ["a", "b"],
+    }
+    assert "tags: [a, b]\n" in out
+
+
+def test_show_sources_lists_where_each_key_was_set(config_file, capsys):
+    assert main(["config", "show", str(config_file), "--sources", "--set", "train.lr=1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = {line.split()[0]: line.split(None, 1)[1] for line in lines}
+    assert table["model.type"] == f"{config_file.parent / 'base.yaml'}:2"
+    assert table["model.width"] == f"{config_file}:3"
+    assert table["train.lr"] == "--set train.lr=1"
+    assert [line.split()[0] for line in lines] == ["model", "model.type", "model.width", "train", "train.lr"]
+
+
+def test_show_errors_exit_2_with_the_message(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("_base_: missing_base.yaml\n")
+    assert main(["config", "show", str(broken)]) == 2
+    assert f"pc3d config: error: {broken}:1: _base_ 'missing_base.yaml' not found" in capsys.readouterr().err
+    assert main(["config", "show", str(tmp_path / "nope.yaml")]) == 2
+    assert "config" in capsys.readouterr().err
+
+
+def test_show_a_shipped_config_by_name_and_check_it(capsys):
+    assert main(["config", "show", "pillar-center-tiny_kitti-3class", "--check"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["model"]["head"]["type"] == "CenterHead"
+    status = main(["config", "show", "pillar-center-tiny_kitti-3class.yaml", "--check",
+                   "--set", "model.head.num_clases=4"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "model.head.num_clases (from --set model.head.num_clases=4): unknown argument" in err
+    assert "did you mean 'num_classes'?" in err
+
+
+def test_list_shows_the_configs_plugins_ship(capsys):
+    assert main(["config", "list"]) == 0
+    names = {Path(line).name for line in capsys.readouterr().out.splitlines()}
+    assert {
+        "pillar-center-tiny_kitti-3class.yaml",
+        "convnet-small_cifar10.yaml",
+        "fcos-single-level-tiny_coco.yaml",
+        "pointnet-tiny_semantickitti.yaml",
+    } <= names
