@@ -204,17 +204,20 @@ class Boxes3D:
     @property
     def corners(self) -> Tensor:
         """`Tensor[N, 8, 3]`: corners in MMDetection3D's order; the class docstring draws it."""
-        dims = self.tensor[:, 3:6]
-        unit = dims.new_tensor(_UNIT_CORNERS) - dims.new_tensor(self.default_origin)
-        corners = dims[:, None, :] * unit  # [N, 8, 3] in the box frame
-        # Right-handed turn about the yaw axis k, i.e. in the plane (k+1, k+2): written out
-        # elementwise because a batched 3x3 matmul is several times slower for small matrices.
-        a, b = (self.yaw_axis + 1) % 3, (self.yaw_axis + 2) % 3
-        cos, sin = torch.cos(self.tensor[:, 6:7]), torch.sin(self.tensor[:, 6:7])
-        along_a, along_b = corners[..., a].clone(), corners[..., b]
-        corners[..., a] = along_a * cos - along_b * sin
-        corners[..., b] = along_a * sin + along_b * cos
-        return corners + self.tensor[:, None, :3]
+        t = self.tensor
+        unit = t.new_tensor(_UNIT_CORNERS) - t.new_tensor(self.default_origin)  # [8, 3]
+        # Right-handed turn about the yaw axis v, i.e. in the plane (a, b) = (v+1, v+2), written
+        # out per component: a batched 3x3 matmul is several times slower for such small matrices.
+        v = self.yaw_axis
+        a, b = (v + 1) % 3, (v + 2) % 3
+        along_a = t[:, 3 + a, None] * unit[:, a]  # [N, 8] corner offsets in the box frame
+        along_b = t[:, 3 + b, None] * unit[:, b]
+        cos, sin = torch.cos(t[:, 6:7]), torch.sin(t[:, 6:7])
+        corners = t.new_empty(len(t), 8, 3)
+        corners[..., a] = along_a * cos - along_b * sin + t[:, a, None]
+        corners[..., b] = along_a * sin + along_b * cos + t[:, b, None]
+        corners[..., v] = t[:, 3 + v, None] * unit[:, v] + t[:, v, None]
+        return corners
 
     @property
     def bev(self) -> Tensor:
@@ -382,6 +385,9 @@ class Boxes3D:
     def points_in_boxes_all(self, points: Tensor | np.ndarray | BasePoints) -> Tensor:
         """`BoolTensor[M, N]`: entry (i, j) is True when point i lies in box j."""
         return points_in_boxes_mask(*self._z_up_points_and_boxes(points))
+
+    # MMDetection3D 1.x's name for `points_in_boxes`.
+    points_in_boxes_part = points_in_boxes
 
     # ----------------------------------------------------------------------------- conversion
     def convert_to(self, dst: BoxMode | str, rt_mat: Tensor | np.ndarray | None = None) -> Boxes3D:

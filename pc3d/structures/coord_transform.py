@@ -77,10 +77,9 @@ def _resolve(src: BoxMode, dst: BoxMode, rt_mat: object, like: Tensor) -> Tensor
 
 def transform_xyz(xyz: Tensor, rt_mat: Tensor) -> Tensor:
     """Apply a 3x3/3x4/4x4 `rt_mat` to row vectors `Tensor[N, 3]` (`R @ p + t`)."""
-    out = xyz @ rt_mat[:3, :3].T
     if rt_mat.shape[1] == 4:
-        out = out + rt_mat[:3, 3]
-    return out
+        return torch.addmm(rt_mat[:3, 3], xyz, rt_mat[:3, :3].T)
+    return xyz @ rt_mat[:3, :3].T
 
 
 def turn_yaw(yaw: Tensor, src: BoxMode, dst: BoxMode, rotation: Tensor) -> Tensor:
@@ -118,7 +117,8 @@ def convert_box_tensor(
     sizes = _Z_UP_TO_FROM_CAMERA if (src is _C) != (dst is _C) else _SAME_SIZES
     out = boxes.clone()
     out[:, :3] = transform_xyz(boxes[:, :3], mat)
-    out[:, 3:6] = boxes[:, list(sizes)]
+    for dst_col, src_col in zip((3, 4, 5), sizes):
+        out[:, dst_col] = boxes[:, src_col]
     yaw = turn_yaw(boxes[:, 6], src, dst, mat[:3, :3])
     if with_yaw:
         out[:, 6] = yaw

@@ -257,6 +257,7 @@ def test_points_in_boxes_by_hand() -> None:
     boxes = LiDARBoxes3D([[0, 0, 0, 2, 2, 2, pi / 4], [10, 0, 0, 1, 1, 1, 0]])
     points = torch.tensor([[1.2, 0, 1], [0, 0, 2.5], [1.5, 1.5, 1], [10, 0.4, 0.5], [10, 0.6, 0.5]])
     assert boxes.points_in_boxes(points).tolist() == [0, -1, -1, 1, -1]
+    assert boxes.points_in_boxes_part(points).tolist() == [0, -1, -1, 1, -1]  # MMDetection3D's name
     mask = boxes.points_in_boxes_all(points.numpy())
     assert mask.shape == (5, 2) and mask.tolist()[3] == [False, True]
     # The same scene in camera axes gives the same answer.

@@ -4,7 +4,8 @@ Sizes: 100k random LiDAR boxes for corners/conversion; a full KITTI frame (velod
 120k points) with 150 boxes (its 3 labelled objects plus 147 random ones spread over the scan) for
 points-in-boxes. The peer is a straightforward vectorised numpy implementation of the same
 formula, written here and run on the same inputs in the same process; every row checks that both
-give the same answer before timing them.
+give the same answer before timing them. On the CPU both run on one thread (numpy's elementwise
+kernels are single-threaded), so the ratio compares the code, not the thread count.
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ def numpy_corners(boxes: np.ndarray) -> np.ndarray:
 
 def numpy_lidar_to_camera(boxes: np.ndarray, rt: np.ndarray) -> np.ndarray:
     """LiDAR boxes `[N, 7]` -> camera boxes with a 4x4 `rt`, heading carried as a vector."""
+    # Contiguous operands: numpy's matmul takes a path ~100x slower on strided views here.
+    rot_t = np.ascontiguousarray(rt[:3, :3].T)
     out = np.empty_like(boxes)
-    out[:, :3] = boxes[:, :3] @ rt[:3, :3].T + rt[:3, 3]
+    out[:, :3] = np.ascontiguousarray(boxes[:, :3]) @ rot_t + rt[:3, 3]
     out[:, 3:6] = boxes[:, [3, 5, 4]]
     heading = np.stack([np.cos(boxes[:, 6]), np.sin(boxes[:, 6]), np.zeros(len(boxes), boxes.dtype)], axis=1)
-    turned = heading @ rt[:3, :3].T
+    turned = heading @ rot_t
     yaw = np.arctan2(-turned[:, 2], turned[:, 0])
     out[:, 6] = yaw - np.floor(yaw / (2 * np.pi) + 0.5) * 2 * np.pi
     return out
@@ -88,39 +91,49 @@ def _check(name: str, ours: np.ndarray, peer: np.ndarray, atol: float) -> None:
 
 
 def run(device: str) -> list[dict]:
-    dev = torch.device(device)
+    """Time every op for pc3d and its numpy peer; on the CPU torch gets one thread, like numpy."""
+    threads = torch.get_num_threads()
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        return _run(torch.device(device))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(dev: torch.device) -> list[dict]:
     sync: Callable[[], None] | None = torch.cuda.synchronize if dev.type == "cuda" else None
     rows = []
 
     boxes_np = random_boxes(NUM_BOXES, seed=0)
     boxes = LiDARBoxes3D(torch.from_numpy(boxes_np).to(dev))
     _check("corners", boxes.corners.cpu().numpy(), numpy_corners(boxes_np), atol=1e-4)
-    ours = median_time(lambda: boxes.corners, sync=sync)
-    peer = median_time(lambda: numpy_corners(boxes_np))
+    ours = median_time(lambda: boxes.corners, repeats=9, sync=sync)
+    peer = median_time(lambda: numpy_corners(boxes_np), repeats=9)
     rows.append(row("corners (LiDAR)", f"{NUM_BOXES // 1000}k boxes", ours, "numpy broadcast", peer))
 
     points_np, scene_np, lidar_to_cam = kitti_scene()
     converted = boxes.convert_to("camera", lidar_to_cam)
     expected = numpy_lidar_to_camera(boxes_np, lidar_to_cam.astype(np.float32))
     _check("convert", converted.tensor.cpu().numpy(), expected, atol=1e-3)
-    ours = median_time(lambda: boxes.convert_to("camera", lidar_to_cam), sync=sync)
-    peer = median_time(lambda: numpy_lidar_to_camera(boxes_np, lidar_to_cam.astype(np.float32)))
+    ours = median_time(lambda: boxes.convert_to("camera", lidar_to_cam), repeats=9, sync=sync)
+    peer = median_time(lambda: numpy_lidar_to_camera(boxes_np, lidar_to_cam.astype(np.float32)), repeats=9)
     rows.append(row("LiDAR -> Camera, KITTI rt_mat", f"{NUM_BOXES // 1000}k boxes", ours, "numpy", peer))
     tensor = boxes.tensor
-    ours = median_time(lambda: convert_boxes(tensor, "lidar", "camera", lidar_to_cam), sync=sync)
+    ours = median_time(lambda: convert_boxes(tensor, "lidar", "camera", lidar_to_cam), repeats=9, sync=sync)
     rows.append(row("convert_boxes on a raw tensor", f"{NUM_BOXES // 1000}k boxes", ours, "numpy", peer))
 
     points = LiDARPoints(torch.from_numpy(points_np).to(dev), attribute_dims={"intensity": 3})
     scene = LiDARBoxes3D(torch.from_numpy(scene_np).to(dev))
     size = f"{len(points_np) // 1000}k pts x {len(scene_np)} boxes"
     _check("points_in_boxes", scene.points_in_boxes(points).cpu().numpy(), numpy_points_in_boxes(points_np, scene_np), 0)
-    ours = median_time(lambda: scene.points_in_boxes(points), repeats=3, sync=sync)
-    peer = median_time(lambda: numpy_points_in_boxes(points_np, scene_np), repeats=3)
+    ours = median_time(lambda: scene.points_in_boxes(points), repeats=5, sync=sync)
+    peer = median_time(lambda: numpy_points_in_boxes(points_np, scene_np), repeats=5)
     rows.append(row("points_in_boxes (LiDAR)", size, ours, "numpy broadcast", peer))
 
     # Camera boxes and points go through the z-up view first: the cost of that detour.
     cam_scene = scene.convert_to("camera")
     cam_points = points.convert_to("camera")
-    ours = median_time(lambda: cam_scene.points_in_boxes(cam_points), repeats=3, sync=sync)
+    ours = median_time(lambda: cam_scene.points_in_boxes(cam_points), repeats=5, sync=sync)
     rows.append(row("points_in_boxes (Camera)", size, ours, "numpy broadcast (LiDAR)", peer))
     return rows
