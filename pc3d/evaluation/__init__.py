@@ -1,0 +1,29 @@
+"""Evaluation metrics: the official KITTI protocol (AP11/AP40 for 2D, BEV, 3D and AOS),
+IoU-based 3D mAP for indoor/custom data, and segmentation mIoU.
+
+    from pc3d.evaluation import kitti_eval, load_label_dirs
+    ids, gts, dets, _ = load_label_dirs("kitti/training/label_2", "results/data")
+    result = kitti_eval(gts, dets, classes=["Car", "Pedestrian", "Cyclist"])
+    print(result.table()); result.to_dict()["Car"]["strict"]["3d"]["moderate"]["AP40"]
+
+See ``docs/evaluation.md`` for what each metric computes and the protocol it follows.
+"""
+
+from pc3d.evaluation.kitti import KittiEvalResult, kitti_eval
+from pc3d.evaluation.kitti_labels import (
+    KittiLabels,
+    load_label_dirs,
+    parse_kitti_labels,
+    read_frame_ids,
+    read_kitti_labels,
+)
+
+__all__ = [
+    "KittiEvalResult",
+    "KittiLabels",
+    "kitti_eval",
+    "load_label_dirs",
+    "parse_kitti_labels",
+    "read_frame_ids",
+    "read_kitti_labels",
+]

@@ -1,0 +1,540 @@
+"""The official KITTI object-detection protocol: AP with 11 and 40 recall points for 2D boxes
+(image plane), bird's-eye view, 3D boxes and AOS (average orientation similarity), per class and
+difficulty, at the benchmark's "strict" and "loose" overlap thresholds.
+
+The numbers are those of the C++ devkit's ``evaluate_object`` as ported to Python by
+``kitti_object_eval_python`` (the evaluation OpenPCDet and MMDetection3D ship), step for step:
+
+* **Difficulty** (easy / moderate / hard): a ground-truth box counts when its 2D height
+  ``bottom - top`` is **above** 40 / 25 / 25 px, its occlusion level at most 0 / 1 / 2 and its
+  truncation at most 0.15 / 0.3 / 0.5; otherwise it is *ignored* (matching it neither helps nor
+  hurts). A detection whose 2D height ``|bottom - top|`` is below the minimum height is ignored,
+  whatever its class.
+* **Neighbouring classes**: Van boxes are ignored (not missed) when evaluating Car, and
+  Person_sitting boxes when evaluating Pedestrian; other classes do not take part.
+* **DontCare** regions (2D bbox metric only): an unmatched detection of the evaluated class
+  whose area lies inside a DontCare box by more than the overlap threshold
+  (``intersection / detection area``) is not counted as a false positive.
+* **Matching**: a detection matches a ground-truth box when their overlap is *strictly* above the
+  threshold. 2D overlap is the plain IoU of pixel boxes (no "+1"); BEV overlap the IoU of the
+  rotated footprints in the camera x-z plane; 3D overlap the IoU of the boxes (footprint
+  intersection times the overlap of their y extents, over the union of volumes). Ground-truth
+  boxes are visited in file order; each takes, among the detections still free, the one with the
+  highest score (to collect the score thresholds) or the largest overlap (to count TP / FP / FN
+  at each threshold), preferring detections that are not ignored.
+* **Recall sampling**: the scores of the true positives are thinned to at most 41 thresholds,
+  one per 1/40 step of recall; precision at each is made monotone (the maximum over higher
+  recalls). ``AP11`` averages the precision at the thresholds 0, 4, 8, .., 40 (recall 0, 0.1,
+  .., 1); ``AP40`` at 1, 2, .., 40 (recall 1/40 .. 1, without the point at recall 0), as
+  proposed by Simonelli et al. (2019) and used by the KITTI server since October 2019.
+* **AOS** is computed from the 2D-box matching with the similarity ``(1 + cos(alpha_gt -
+  alpha_det)) / 2``, only when the detections carry an observation angle (some ``alpha`` is not
+  the devkit's "missing" value -10).
+
+One deliberate difference: the port computes rotated overlaps in float32 and returns wrong
+values for identical or near-identical boxes (a perfect detection set can score near 0 in BEV or
+3D); pc3d uses exact float64 geometry from :mod:`pc3d.ops`. See ``docs/evaluation.md``.
+
+The per-frame greedy assignment is sequential by nature; here it runs for all frames, all 41
+score thresholds and all mutually independent ground-truth boxes at once, and only ground-truth
+boxes that compete for the same detection are visited in turn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pc3d.errors import FormatError, ShapeError
+from pc3d.evaluation.kitti_labels import KITTI_TYPES, KittiLabels
+from pc3d.ops.iou_rotated import box_iou_3d, box_iou_bev
+
+#: Classes the protocol can evaluate (the port's list), with their neighbouring class.
+KITTI_EVAL_CLASSES: tuple[str, ...] = ("Car", "Pedestrian", "Cyclist", "Van", "Person_sitting",
+                                       "Truck")
+NEIGHBOUR_CLASS: dict[str, str] = {"Car": "Van", "Pedestrian": "Person_sitting"}
+
+METRICS: tuple[str, ...] = ("bbox", "bev", "3d")
+DIFFICULTIES: tuple[str, ...] = ("easy", "moderate", "hard")
+OVERLAP_SETS: tuple[str, ...] = ("strict", "loose")
+
+MIN_HEIGHT: tuple[float, ...] = (40.0, 25.0, 25.0)
+MAX_OCCLUSION: tuple[int, ...] = (0, 1, 2)
+MAX_TRUNCATION: tuple[float, ...] = (0.15, 0.3, 0.5)
+NUM_SAMPLE_POINTS = 41
+#: The devkit's marker of a missing observation angle.
+ALPHA_MISSING = -10.0
+
+#: Overlap thresholds (bbox, bev, 3d) per class and overlap set, as in the port.
+MIN_OVERLAPS: dict[str, dict[str, tuple[float, float, float]]] = {
+    "Car": {"strict": (0.7, 0.7, 0.7), "loose": (0.7, 0.5, 0.5)},
+    "Pedestrian": {"strict": (0.5, 0.5, 0.5), "loose": (0.5, 0.25, 0.25)},
+    "Cyclist": {"strict": (0.5, 0.5, 0.5), "loose": (0.5, 0.25, 0.25)},
+    "Van": {"strict": (0.7, 0.7, 0.7), "loose": (0.7, 0.5, 0.5)},
+    "Person_sitting": {"strict": (0.5, 0.5, 0.5), "loose": (0.5, 0.25, 0.25)},
+    "Truck": {"strict": (0.7, 0.7, 0.7), "loose": (0.5, 0.5, 0.5)},
+}
+
+# The port's "no detection yet" score: a detection scoring at or below it is never chosen.
+_NO_DETECTION = -10000000.0
+_BIG = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class KittiEvalResult:
+    """AP of one evaluation, in percent.
+
+    Attributes:
+        classes: the evaluated classes, in order.
+        ap11, ap40: ``float64[C, 2, 4, 3]`` indexed ``[class, overlap set (strict, loose),
+            metric (bbox, bev, 3d, aos), difficulty (easy, moderate, hard)]``; the AOS row is
+            NaN when AOS was not computed.
+        precision: ``float64[C, 2, 4, 3, 41]`` the monotone precision (AOS: orientation
+            similarity) at each of the 41 sampled thresholds, as fractions.
+        aos_computed: whether the detections carried observation angles.
+        min_overlaps: ``float64[C, 2, 3]`` the thresholds used (bbox, bev, 3d).
+        num_frames: number of evaluated frames.
+    """
+
+    classes: tuple[str, ...]
+    ap11: np.ndarray
+    ap40: np.ndarray
+    precision: np.ndarray
+    aos_computed: bool
+    min_overlaps: np.ndarray
+    num_frames: int
+
+    def to_dict(self) -> dict[str, dict[str, dict[str, dict[str, dict[str, float | None]]]]]:
+        """``{class: {"strict"|"loose": {"bbox"|"bev"|"3d"|"aos": {"easy"|"moderate"|"hard":
+        {"AP11": x, "AP40": y}}}}}`` in percent; AOS values are None when not computed."""
+        out: dict = {}
+        for c, cls in enumerate(self.classes):
+            out[cls] = {}
+            for s, oset in enumerate(OVERLAP_SETS):
+                out[cls][oset] = {}
+                for m, metric in enumerate((*METRICS, "aos")):
+                    out[cls][oset][metric] = {
+                        diff: {"AP11": _json_float(self.ap11[c, s, m, d]),
+                               "AP40": _json_float(self.ap40[c, s, m, d])}
+                        for d, diff in enumerate(DIFFICULTIES)}
+        return out
+
+    def table(self) -> str:
+        """The familiar console table: per class and overlap set, AP11 then AP40 for bbox, bev,
+        3d (and aos), each as ``easy, moderate, hard``."""
+        lines = [f"KITTI evaluation of {self.num_frames} frames "
+                 "(columns: easy, moderate, hard; AP in percent)"]
+        names = ("bbox", "bev ", "3d  ", "aos ")
+        for c, cls in enumerate(self.classes):
+            for s, oset in enumerate(OVERLAP_SETS):
+                thr = ", ".join(f"{t:.2f}" for t in self.min_overlaps[c, s])
+                for label, ap in (("AP11", self.ap11), ("AP40", self.ap40)):
+                    lines.append(f"{cls} {label}@{thr} ({oset}):")
+                    for m, name in enumerate(names):
+                        if m == 3 and not self.aos_computed:
+                            continue
+                        digits = 2 if m == 3 else 4
+                        vals = ", ".join(f"{v:.{digits}f}" for v in ap[c, s, m])
+                        lines.append(f"{name} {label}:{vals}")
+        return "\n".join(lines)
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def kitti_eval(gt: Sequence[KittiLabels], det: Sequence[KittiLabels],
+               classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist")) -> KittiEvalResult:
+    """Evaluate detections against KITTI ground truth with the official protocol.
+
+    Args:
+        gt: one ground-truth record per frame (:class:`KittiLabels` without scores).
+        det: the detections of the same frames, in the same order (records with scores); an
+            empty record means no detections.
+        classes: classes to evaluate, among `KITTI_EVAL_CLASSES` (case-insensitive).
+
+    Returns:
+        :class:`KittiEvalResult` with AP11 and AP40 for bbox, BEV, 3D and AOS.
+
+    Raises:
+        ShapeError: the two sequences differ in length.
+        FormatError: a ground-truth record has scores, a detection record has none, or a class
+            cannot be evaluated.
+    """
+    if len(gt) != len(det):
+        raise ShapeError(f"{len(gt)} ground-truth frames but {len(det)} detection frames")
+    for g in gt:
+        if g.is_detection:
+            raise FormatError(f"{g.source}: ground truth must not carry scores")
+    for d in det:
+        if not d.is_detection:
+            raise FormatError(f"{d.source}: detections need a score per object")
+    lookup = {c.lower(): c for c in KITTI_EVAL_CLASSES}
+    wanted = []
+    for cls in classes:
+        if cls.lower() not in lookup:
+            raise FormatError(f"cannot evaluate class {cls!r}; choose from "
+                              f"{', '.join(KITTI_EVAL_CLASSES)}")
+        wanted.append(lookup[cls.lower()])
+    if not wanted:
+        raise FormatError("no classes to evaluate")
+
+    gts, dets = _Flat.of(gt), _Flat.of(det)
+    # The port decides once, from the detections, whether they carry observation angles.
+    aos = bool((dets.alpha != ALPHA_MISSING).any())
+    # Ground-truth boxes that can take part at all: the evaluated classes and their neighbours.
+    relevant = {*wanted, *(NEIGHBOUR_CLASS[c] for c in wanted if c in NEIGHBOUR_CLASS)}
+    gt_pick = np.flatnonzero(np.isin(gts.type_id, [KITTI_TYPES.index(c) for c in relevant]))
+
+    num_c = len(wanted)
+    precision = np.zeros((num_c, 2, 4, 3, NUM_SAMPLE_POINTS))
+    if not aos:
+        precision[:, :, 3] = np.nan
+    min_overlaps = np.array([[MIN_OVERLAPS[c][s] for s in OVERLAP_SETS] for c in wanted])
+    dc_cover = _dontcare_cover(gts, dets)
+    for m, metric in enumerate(METRICS):
+        edges = _Edges.build(gts, dets, gt_pick, metric)
+        for c, cls in enumerate(wanted):
+            for d in range(3):
+                gt_state = _gt_state(gts, cls, d)
+                det_state = _det_state(dets, cls, d)
+                cache: dict[float, tuple[np.ndarray, np.ndarray | None]] = {}
+                for s, oset in enumerate(OVERLAP_SETS):
+                    min_ov = MIN_OVERLAPS[cls][oset][m]
+                    if min_ov not in cache:
+                        cache[min_ov] = _evaluate(
+                            edges, gts, dets, gt_state, det_state, min_ov,
+                            dc_cover if metric == "bbox" else None,
+                            with_aos=aos and metric == "bbox")
+                    prec, orient = cache[min_ov]
+                    precision[c, s, m, d] = prec
+                    if orient is not None:
+                        precision[c, s, 3, d] = orient
+    ap11 = precision[..., 0::4].sum(-1) / 11 * 100
+    ap40 = precision[..., 1:].sum(-1) / 40 * 100
+    return KittiEvalResult(classes=tuple(wanted), ap11=ap11, ap40=ap40, precision=precision,
+                           aos_computed=aos, min_overlaps=min_overlaps, num_frames=len(gt))
+
+
+@dataclass
+class _Flat:
+    """All objects of all frames concatenated; objects of frame f are ``start[f]:start[f+1]``."""
+
+    name: np.ndarray
+    truncated: np.ndarray
+    occluded: np.ndarray
+    alpha: np.ndarray
+    bbox: np.ndarray
+    dimensions: np.ndarray
+    location: np.ndarray
+    rotation_y: np.ndarray
+    score: np.ndarray
+    start: np.ndarray
+    frame: np.ndarray
+    type_id: np.ndarray  # int64[N]: index into KITTI_TYPES (integer compares beat string ones)
+
+    @classmethod
+    def of(cls, frames: Sequence[KittiLabels]) -> _Flat:
+        counts = np.array([len(f) for f in frames], dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(counts)])
+
+        def cat(key: str, width: int | None = None) -> np.ndarray:
+            parts = [getattr(f, key) for f in frames]
+            parts = [p for p in parts if p is not None and len(p)]
+            if not parts:
+                return np.zeros((0,) if width is None else (0, width))
+            return np.concatenate(parts)
+
+        score = cat("score") if frames and frames[0].is_detection else np.zeros(int(counts.sum()))
+        names = [f.name for f in frames if len(f)]
+        name = np.concatenate(names) if names else np.zeros(0, dtype=str)
+        known, inverse = np.unique(name, return_inverse=True)
+        type_id = np.array([KITTI_TYPES.index(str(k)) for k in known], dtype=np.int64)[inverse]
+        return cls(name=name, type_id=type_id.reshape(-1),
+                   truncated=cat("truncated"), occluded=cat("occluded"), alpha=cat("alpha"),
+                   bbox=cat("bbox", 4), dimensions=cat("dimensions", 3),
+                   location=cat("location", 3), rotation_y=cat("rotation_y"), score=score,
+                   start=start, frame=np.repeat(np.arange(len(frames)), counts))
+
+    def __len__(self) -> int:
+        return len(self.name)
+
+
+def _gt_state(gts: _Flat, cls: str, difficulty: int) -> np.ndarray:
+    """Per ground-truth box: 0 counts, 1 ignored (matched without reward), -1 not involved."""
+    same = gts.type_id == KITTI_TYPES.index(cls)
+    neighbour = (gts.type_id == KITTI_TYPES.index(NEIGHBOUR_CLASS[cls]) if cls in NEIGHBOUR_CLASS
+                 else np.zeros(len(gts), dtype=bool))
+    height = gts.bbox[:, 3] - gts.bbox[:, 1]
+    hard_to_see = ((gts.occluded > MAX_OCCLUSION[difficulty])
+                   | (gts.truncated > MAX_TRUNCATION[difficulty])
+                   | (height <= MIN_HEIGHT[difficulty]))
+    state = np.full(len(gts), -1, dtype=np.int8)
+    state[neighbour | (same & hard_to_see)] = 1
+    state[same & ~hard_to_see] = 0
+    return state
+
+
+def _det_state(dets: _Flat, cls: str, difficulty: int) -> np.ndarray:
+    """Per detection: 0 of the class, 1 ignored (too small, any class), -1 not involved."""
+    state = np.where(dets.type_id == KITTI_TYPES.index(cls), 0, -1).astype(np.int8)
+    state[np.abs(dets.bbox[:, 3] - dets.bbox[:, 1]) < MIN_HEIGHT[difficulty]] = 1
+    return state
+
+
+def _pairs_in_frames(gt_idx: np.ndarray, gts: _Flat, dets: _Flat) -> tuple[np.ndarray, np.ndarray]:
+    """Every (ground truth in `gt_idx`, detection of the same frame) pair, sorted by gt then
+    detection. Returns ``int64[P]`` ground-truth and detection indices."""
+    frames = gts.frame[gt_idx]
+    counts = dets.start[frames + 1] - dets.start[frames]
+    pg = np.repeat(gt_idx, counts)
+    first = np.cumsum(counts) - counts
+    offset = np.arange(int(counts.sum())) - np.repeat(first, counts)
+    pd = np.repeat(dets.start[frames], counts) + offset
+    return pg, pd
+
+
+def _image_overlap(a: np.ndarray, b: np.ndarray, over_first_area: bool = False) -> np.ndarray:
+    """Overlap of pixel boxes ``a[i]`` and ``b[i]`` (``float64[P, 4]`` left, top, right,
+    bottom): IoU, or intersection over the area of `a`. The arithmetic follows the port's order
+    so that boxes on a threshold fall on the same side of it."""
+    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    hit = (iw > 0) & (ih > 0)
+    inter = iw * ih
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    if over_first_area:
+        union = area_a
+    else:
+        union = area_a + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
+    out = np.zeros(len(a))
+    out[hit] = inter[hit] / union[hit]
+    return out
+
+
+def _dontcare_cover(gts: _Flat, dets: _Flat) -> np.ndarray:
+    """Per detection, the largest fraction of its 2D area inside one DontCare box of its frame
+    (``float64[D]``, 0 without DontCare boxes)."""
+    cover = np.zeros(len(dets))
+    dc = np.flatnonzero(gts.type_id == KITTI_TYPES.index("DontCare"))
+    if dc.size and len(dets):
+        pg, pd = _pairs_in_frames(dc, gts, dets)
+        ov = _image_overlap(dets.bbox[pd], gts.bbox[pg], over_first_area=True)
+        np.maximum.at(cover, pd, ov)
+    return cover
+
+
+def _camera_to_zup(location: np.ndarray, dimensions: np.ndarray,
+                   rotation_y: np.ndarray) -> np.ndarray:
+    """KITTI camera boxes as z-up boxes ``float64[N, 7]`` (x, y, z bottom centre, length, width,
+    height, yaw counter-clockwise from +x).
+
+    The map (x, y, z) -> (x, z, -y) is a rotation, so overlaps are unchanged; the camera x-z
+    plane (KITTI's bird's-eye view) becomes the x-y plane and the box length, which points along
+    (cos ry, -sin ry) in camera x-z, gets yaw -ry.
+    """
+    x, y, z = location.T
+    h, w, length = dimensions.T
+    return np.stack([x, z, -y, length, w, h, -rotation_y], axis=1)
+
+
+@dataclass
+class _Edges:
+    """Candidate matches of one metric: ground-truth / detection pairs with a positive overlap,
+    sorted by ground truth, then detection (the port's visiting order)."""
+
+    gt: np.ndarray
+    det: np.ndarray
+    overlap: np.ndarray
+
+    @classmethod
+    def build(cls, gts: _Flat, dets: _Flat, gt_idx: np.ndarray, metric: str) -> _Edges:
+        pg, pd = _pairs_in_frames(gt_idx, gts, dets)
+        if metric == "bbox":
+            ov = _image_overlap(dets.bbox[pd], gts.bbox[pg])
+        else:
+            ov = _box_overlaps(gts, dets, pg, pd, metric)
+        keep = ov > 0
+        return cls(gt=pg[keep], det=pd[keep], overlap=ov[keep])
+
+
+def _box_overlaps(gts: _Flat, dets: _Flat, pg: np.ndarray, pd: np.ndarray,
+                  metric: str) -> np.ndarray:
+    """BEV or 3D IoU of the pairs ``(pg[i], pd[i])``, exact (float64), ``float64[P]``.
+
+    The port's 3D overlap is the footprint intersection times the overlap of the y extents
+    (camera y points down: a box spans ``y - h .. y``), over the union of the volumes: the
+    exact 3D IoU of boxes that turn about the vertical axis, which is what
+    :func:`pc3d.ops.box_iou_3d` computes.
+    """
+    a = _camera_to_zup(gts.location, gts.dimensions, gts.rotation_y)
+    b = _camera_to_zup(dets.location, dets.dimensions, dets.rotation_y)
+    ga, db = a[pg], b[pd]
+    # All pairs of a frame are listed, but most are metres apart: only those whose footprints'
+    # circumscribed circles (and, in 3D, height ranges) meet can overlap, and only they go to
+    # the exact polygon clipping (aligned, one pair per row).
+    reach = 0.5 * (np.hypot(ga[:, 3], ga[:, 4]) + np.hypot(db[:, 3], db[:, 4]))
+    near = np.hypot(ga[:, 0] - db[:, 0], ga[:, 1] - db[:, 1]) <= reach * (1 + 1e-9) + 1e-9
+    if metric == "3d":
+        near &= (np.minimum(ga[:, 2] + ga[:, 5], db[:, 2] + db[:, 5])
+                 > np.maximum(ga[:, 2], db[:, 2]))
+    out = np.zeros(len(pg))
+    idx = np.flatnonzero(near)
+    if idx.size:
+        iou = box_iou_3d if metric == "3d" else box_iou_bev
+        out[idx] = iou(torch.from_numpy(ga[idx]), torch.from_numpy(db[idx]), aligned=True).numpy()
+    return out
+
+
+def _segments(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts of the runs of equal values in sorted `keys` and the run index of each element."""
+    if keys.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    new = np.concatenate([[True], keys[1:] != keys[:-1]])
+    return np.flatnonzero(new), np.cumsum(new) - 1
+
+
+def _evaluate(edges: _Edges, gts: _Flat, dets: _Flat, gt_state: np.ndarray,
+              det_state: np.ndarray, min_overlap: float, dc_cover: np.ndarray | None,
+              with_aos: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Precision (and orientation similarity) at the 41 sampled thresholds for one class,
+    difficulty and overlap threshold. Returns ``float64[41]`` each."""
+    keep = ((edges.overlap > min_overlap) & (gt_state[edges.gt] >= 0)
+            & (det_state[edges.det] >= 0))
+    eg, ed, eo = edges.gt[keep], edges.det[keep], edges.overlap[keep]
+    score = dets.score
+    num_valid_gt = int((gt_state == 0).sum())
+
+    seg_start, seg_of_edge = _segments(eg)
+    seg_gt = eg[seg_start]
+    levels = _visiting_levels(seg_of_edge, ed, len(seg_start))
+    det_ids, det_local = np.unique(ed, return_inverse=True)
+    by_level = [np.flatnonzero(levels[seg_of_edge] == lv) for lv in range(int(levels.max(initial=-1)) + 1)]
+
+    # Pass 1: each ground truth takes the free candidate with the highest score; the scores of
+    # the true positives define the thresholds.
+    taken = np.zeros(len(det_ids), dtype=bool)
+    tp_scores = []
+    for e in by_level:
+        starts, seg = _segments(eg[e])
+        s = score[ed[e]]
+        ok = ~taken[det_local[e]] & (s > _NO_DETECTION)
+        val = np.where(ok, s, -np.inf)
+        best = np.maximum.reduceat(val, starts)
+        first = np.minimum.reduceat(np.where(ok & (val == best[seg]), np.arange(len(e)), _BIG),
+                                    starts)
+        chosen = e[first[best > -np.inf]]
+        taken[det_local[chosen]] = True
+        tp = (gt_state[eg[chosen]] == 0) & (det_state[ed[chosen]] == 0)
+        tp_scores.append(score[ed[chosen[tp]]])
+    thresholds = _sample_thresholds(np.concatenate(tp_scores) if tp_scores else np.zeros(0),
+                                    num_valid_gt)
+    num_t = len(thresholds)
+
+    # Pass 2, at every threshold at once: each ground truth takes the free candidate (score at
+    # least the threshold) with the largest overlap, else the first free ignored one.
+    taken2 = np.zeros((len(det_ids), num_t), dtype=bool)
+    tp = np.zeros(num_t)
+    fn = np.zeros(num_t)
+    similarity = np.zeros(num_t)
+    for e in by_level:
+        starts, seg = _segments(eg[e])
+        pos = np.arange(len(e))[:, None]
+        free = (score[ed[e]][:, None] >= thresholds[None, :]) & ~taken2[det_local[e]]
+        ignored = (det_state[ed[e]] == 1)[:, None]
+        val = np.where(free & ~ignored, eo[e][:, None], -np.inf)
+        best = np.maximum.reduceat(val, starts, axis=0)
+        pick = np.minimum.reduceat(np.where((val == best[seg]) & (val > -np.inf), pos, _BIG),
+                                   starts, axis=0)
+        fallback = np.minimum.reduceat(np.where(free & ignored, pos, _BIG), starts, axis=0)
+        pick = np.where(pick < _BIG, pick, fallback)
+        has = pick < _BIG
+        seg_gts = eg[e][starts]
+        fn += ((~has) & (gt_state[seg_gts] == 0)[:, None]).sum(0)
+        gi, ti = np.nonzero(has)
+        chosen = e[pick[gi, ti]]
+        taken2[det_local[chosen], ti] = True
+        is_tp = (gt_state[seg_gts[gi]] == 0) & (det_state[ed[chosen]] == 0)
+        tp += np.bincount(ti[is_tp], minlength=num_t)
+        if with_aos:
+            delta = gts.alpha[seg_gts[gi[is_tp]]] - dets.alpha[ed[chosen[is_tp]]]
+            similarity += np.bincount(ti[is_tp], weights=(1.0 + np.cos(delta)) / 2.0,
+                                      minlength=num_t)
+    # Valid ground truth without any candidate is missed at every threshold.
+    has_candidates = np.zeros(len(gt_state), dtype=bool)
+    has_candidates[seg_gt] = True
+    fn += int(((gt_state == 0) & ~has_candidates).sum())
+
+    # False positives: detections of the class at or above the threshold left unmatched,
+    # except (2D only) those lying inside a DontCare region.
+    counted = det_state == 0
+    if dc_cover is not None:
+        counted &= ~(dc_cover > min_overlap)
+    above = np.sort(score[counted])
+    fp = (len(above) - np.searchsorted(above, thresholds, side="left")).astype(np.float64)
+    fp -= (taken2 & counted[det_ids][:, None]).sum(0)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prec = _monotone(tp / (tp + fp))
+        orient = _monotone(similarity / (tp + fp)) if with_aos else None
+    return prec, orient
+
+
+def _monotone(values: np.ndarray) -> np.ndarray:
+    """Pad to 41 sample points with zeros and take the maximum over higher recalls (NaN, from
+    a threshold without any counted detection, spreads as in the port)."""
+    out = np.zeros(NUM_SAMPLE_POINTS)
+    out[: len(values)] = values
+    return np.maximum.accumulate(out[::-1])[::-1]
+
+
+def _visiting_levels(seg_of_edge: np.ndarray, det: np.ndarray, num_segments: int) -> np.ndarray:
+    """Order ground-truth boxes that compete for detections: a box gets a level above every
+    earlier box of its frame that shares a candidate detection with it (transitively). Boxes of
+    one level share no candidates and can be matched at the same time. ``int64[num_segments]``.
+    """
+    levels = np.zeros(num_segments, dtype=np.int64)
+    if det.size < 2:
+        return levels
+    order = np.lexsort((seg_of_edge, det))
+    d, s = det[order], seg_of_edge[order]
+    shared = d[1:] == d[:-1]
+    before, after = s[:-1][shared], s[1:][shared]
+    while before.size:
+        lifted = levels.copy()
+        np.maximum.at(lifted, after, levels[before] + 1)
+        if np.array_equal(lifted, levels):
+            break
+        levels = lifted
+    return levels
+
+
+def _sample_thresholds(scores: np.ndarray, num_gt: int) -> np.ndarray:
+    """The devkit's score thresholds: walking the true-positive scores from the highest, keep a
+    score when its recall is the closest to the next 1/40 step (and always the last one).
+    Returns at most 41 thresholds, descending."""
+    if scores.size == 0:
+        return np.zeros(0)
+    s = np.sort(scores)[::-1]
+    k = len(s)
+    i = np.arange(k)
+    left = (i + 1) / num_gt
+    right = np.where(i < k - 1, (i + 2) / num_gt, left)
+    not_last = i < k - 1
+    out = []
+    current = 0.0
+    pos = 0
+    step = 1 / (NUM_SAMPLE_POINTS - 1.0)
+    while pos < k:
+        # The recall target advances only when a score is kept, so each kept score is the first
+        # one (from `pos`) whose recall interval reaches the target; the last always is.
+        skip = ((right[pos:] - current) < (current - left[pos:])) & not_last[pos:]
+        pos += int(np.argmin(skip))
+        out.append(s[pos])
+        current += step
+        pos += 1
+    return np.asarray(out)
