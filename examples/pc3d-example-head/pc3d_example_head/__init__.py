@@ -1,4 +1,5 @@
-"""An example third-party pc3d plugin: a CenterPoint-style head with a separate branch per output."""
+"""An example third-party pc3d plugin: a CenterPoint-style head with a separate branch per output
+(heatmap, centre offset, z, log size, sin/cos yaw), usable inside pc3d-det3d's BEVDetector."""
 
 from pathlib import Path
 
@@ -9,15 +10,13 @@ from pc3d.plugins import Registrar, hookimpl
 from pc3d_det3d import CenterHeadBase, CenterHeadOutput
 
 
-def branch(in_channels: int, hidden: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, out_channels, 1))
+def branch(cin: int, hidden: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, hidden, 3, padding=1), nn.ReLU(), nn.Conv2d(hidden, cout, 1))
 
 
-class ExampleHead(CenterHeadBase):
-    """Own conv branches for the heatmap and each box group (offset, z, log size, sin/cos yaw)."""
-
+class ExampleHead(CenterHeadBase):  # targets, loss and decoding come from the base
     def __init__(self, in_channels: int, num_classes: int, hidden_channels: int = 32) -> None:
-        super().__init__(in_channels, num_classes)  # targets, loss and decoding come from here
+        super().__init__(in_channels, num_classes)
         self.heatmap = branch(in_channels, hidden_channels, num_classes)
         self.boxes = nn.ModuleList(branch(in_channels, hidden_channels, n) for n in (2, 1, 3, 2))
 
