@@ -2,8 +2,8 @@
 IoU-based 3D mAP for indoor/custom data, and segmentation mIoU.
 
     from pc3d.evaluation import kitti_eval, load_label_dirs
-    ids, gts, dets, _ = load_label_dirs("kitti/training/label_2", "results/data")
-    result = kitti_eval(gts, dets, classes=["Car", "Pedestrian", "Cyclist"])
+    frames = load_label_dirs("kitti/training/label_2", "results/data")
+    result = kitti_eval(frames.gts, frames.dets, classes=["Car", "Pedestrian", "Cyclist"])
     print(result.table()); result.to_dict()["Car"]["strict"]["3d"]["moderate"]["AP40"]
 
 See ``docs/evaluation.md`` for what each metric computes and the protocol it follows.
@@ -12,6 +12,7 @@ See ``docs/evaluation.md`` for what each metric computes and the protocol it fol
 from pc3d.evaluation.kitti import KittiEvalResult, kitti_eval
 from pc3d.evaluation.kitti_labels import (
     KittiLabels,
+    LabelDirs,
     load_label_dirs,
     parse_kitti_labels,
     read_frame_ids,
@@ -21,6 +22,7 @@ from pc3d.evaluation.kitti_labels import (
 __all__ = [
     "KittiEvalResult",
     "KittiLabels",
+    "LabelDirs",
     "kitti_eval",
     "load_label_dirs",
     "parse_kitti_labels",

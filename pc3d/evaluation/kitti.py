@@ -147,6 +147,25 @@ def _json_float(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
+def resolve_classes(classes: Sequence[str]) -> list[str]:
+    """The KITTI spelling of each class to evaluate (case-insensitive; duplicates removed).
+
+    Raises:
+        FormatError: a class the protocol cannot evaluate, or none at all.
+    """
+    lookup = {c.lower(): c for c in KITTI_EVAL_CLASSES}
+    wanted: list[str] = []
+    for cls in classes:
+        if cls.lower() not in lookup:
+            raise FormatError(f"cannot evaluate class {cls!r}; choose from "
+                              f"{', '.join(KITTI_EVAL_CLASSES)}")
+        if lookup[cls.lower()] not in wanted:
+            wanted.append(lookup[cls.lower()])
+    if not wanted:
+        raise FormatError("no classes to evaluate")
+    return wanted
+
+
 def kitti_eval(gt: Sequence[KittiLabels], det: Sequence[KittiLabels],
                classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist")) -> KittiEvalResult:
     """Evaluate detections against KITTI ground truth with the official protocol.
@@ -173,15 +192,7 @@ def kitti_eval(gt: Sequence[KittiLabels], det: Sequence[KittiLabels],
     for d in det:
         if not d.is_detection:
             raise FormatError(f"{d.source}: detections need a score per object")
-    lookup = {c.lower(): c for c in KITTI_EVAL_CLASSES}
-    wanted = []
-    for cls in classes:
-        if cls.lower() not in lookup:
-            raise FormatError(f"cannot evaluate class {cls!r}; choose from "
-                              f"{', '.join(KITTI_EVAL_CLASSES)}")
-        wanted.append(lookup[cls.lower()])
-    if not wanted:
-        raise FormatError("no classes to evaluate")
+    wanted = resolve_classes(classes)
 
     gts, dets = _Flat.of(gt), _Flat.of(det)
     # The port decides once, from the detections, whether they carry observation angles.

@@ -207,10 +207,27 @@ def read_frame_ids(path: str | Path) -> list[str]:
     return ids
 
 
+@dataclass(frozen=True)
+class LabelDirs:
+    """Ground truth and detections of the evaluated frames, in the same order.
+
+    Attributes:
+        ids: frame ids (file stems).
+        gts, dets: one record per frame; a frame without a detection file has an empty record.
+        missing_dets: ids of the frames without a detection file (evaluated as no detections).
+        unmatched_dets: detection files without ground truth in the evaluated set (not read).
+    """
+
+    ids: list[str]
+    gts: list[KittiLabels]
+    dets: list[KittiLabels]
+    missing_dets: list[str]
+    unmatched_dets: list[str]
+
+
 def load_label_dirs(gt_dir: str | Path, det_dir: str | Path,
-                    frame_ids: Sequence[str] | None = None,
-                    ) -> tuple[list[str], list[KittiLabels], list[KittiLabels], list[str]]:
-    """Read ground truth and detections for the evaluation, matched by file name.
+                    frame_ids: Sequence[str] | None = None) -> LabelDirs:
+    """Read ground truth and detections for the evaluation, matching frames by file name.
 
     Args:
         gt_dir: folder of ground-truth ``<id>.txt`` files.
@@ -218,9 +235,8 @@ def load_label_dirs(gt_dir: str | Path, det_dir: str | Path,
         frame_ids: frames to evaluate; default: every ``*.txt`` in `gt_dir`, sorted.
 
     Returns:
-        ``(ids, gts, dets, unmatched)``: a frame missing from `det_dir` gets an empty detection
-        record (no detections, as the issue and the devkit's users expect); ``unmatched`` lists
-        detection files with no ground truth in the evaluated set (ignored).
+        :class:`LabelDirs`. A frame missing from `det_dir` counts as a frame without detections
+        (the devkit itself refuses to run; users of the Python ports expect this).
 
     Raises:
         FileNotFoundError: a folder or a listed ground-truth file is missing.
@@ -235,7 +251,7 @@ def load_label_dirs(gt_dir: str | Path, det_dir: str | Path,
         if not frame_ids:
             raise FileNotFoundError(f"no ground-truth label files (*.txt) in {gt_dir}")
     ids = list(frame_ids)
-    gts, dets = [], []
+    gts, dets, missing = [], [], []
     for frame in ids:
         gt_path = gt_dir / f"{frame}.txt"
         if not gt_path.is_file():
@@ -245,7 +261,8 @@ def load_label_dirs(gt_dir: str | Path, det_dir: str | Path,
         if det_path.is_file():
             dets.append(read_kitti_labels(det_path, detections=True))
         else:
+            missing.append(frame)
             dets.append(KittiLabels.empty(detections=True, source=str(det_path)))
     wanted = set(ids)
     unmatched = sorted(p.name for p in det_dir.glob("*.txt") if p.stem not in wanted)
-    return ids, gts, dets, unmatched
+    return LabelDirs(ids=ids, gts=gts, dets=dets, missing_dets=missing, unmatched_dets=unmatched)

@@ -95,14 +95,15 @@ def test_load_label_dirs_matches_frames_and_treats_a_missing_result_as_empty(tmp
     (det_dir / "000001.txt").write_text(CAR + " 0.9\n")
     (det_dir / "000003.txt").write_text("")  # a frame without detections
     (det_dir / "000099.txt").write_text(CAR + " 0.9\n")  # no ground truth: ignored
-    ids, gts, dets, unmatched = load_label_dirs(gt_dir, det_dir)
-    assert ids == ["000001", "000002", "000003"]
-    assert [len(d) for d in dets] == [1, 0, 0] and all(d.is_detection for d in dets)
-    assert unmatched == ["000099.txt"]
+    dirs = load_label_dirs(gt_dir, det_dir)
+    assert dirs.ids == ["000001", "000002", "000003"]
+    assert [len(d) for d in dirs.dets] == [1, 0, 0] and all(d.is_detection for d in dirs.dets)
+    assert [len(g) for g in dirs.gts] == [1, 1, 1]
+    assert dirs.missing_dets == ["000002"] and dirs.unmatched_dets == ["000099.txt"]
     split = tmp_path / "val.txt"
     split.write_text("000003\n\n000001\n")
-    ids, gts, dets, _ = load_label_dirs(gt_dir, det_dir, read_frame_ids(split))
-    assert ids == ["000003", "000001"] and [len(d) for d in dets] == [0, 1]
+    dirs = load_label_dirs(gt_dir, det_dir, read_frame_ids(split))
+    assert dirs.ids == ["000003", "000001"] and [len(d) for d in dirs.dets] == [0, 1]
     split.write_text("000004\n")
     with pytest.raises(FileNotFoundError, match="ground truth for frame '000004'"):
         load_label_dirs(gt_dir, det_dir, read_frame_ids(split))

@@ -1,0 +1,59 @@
+"""`pc3d kitti-eval GT_LABEL_DIR DET_DIR`: the official KITTI object evaluation (AP11 and AP40 for
+2D bbox, BEV, 3D and AOS; easy / moderate / hard; strict and loose overlaps) of detection files in
+`label_2` format with the score as the 16th field, matched to ground truth by file name."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pc3d.evaluation.kitti import KITTI_EVAL_CLASSES, kitti_eval, resolve_classes
+from pc3d.evaluation.kitti_labels import load_label_dirs, read_frame_ids
+from pc3d.io.points import atomic_write_bytes
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "kitti-eval", help="KITTI AP11/AP40 (bbox, BEV, 3D, AOS) of detection label files",
+        description=__doc__)
+    parser.add_argument("gt_dir", type=Path, metavar="GT_LABEL_DIR",
+                        help="ground-truth label_2 folder (<frame>.txt, 15 fields per line)")
+    parser.add_argument("det_dir", type=Path, metavar="DET_DIR",
+                        help="detection folder (<frame>.txt, score as the 16th field); a frame "
+                             "without a file counts as a frame without detections")
+    parser.add_argument("--split", type=Path, metavar="IDS_TXT",
+                        help="file of frame ids to evaluate, one per line (default: every file "
+                             "in GT_LABEL_DIR)")
+    parser.add_argument("--classes", nargs="+", default=["Car", "Pedestrian", "Cyclist"],
+                        metavar="CLASS",
+                        help=f"classes to evaluate among {', '.join(KITTI_EVAL_CLASSES)} "
+                             "(default: Car Pedestrian Cyclist)")
+    parser.add_argument("--json", type=Path, metavar="OUT_JSON",
+                        help='also write {class: {"strict"|"loose": {"bbox"|"bev"|"3d"|"aos": '
+                             '{"easy"|"moderate"|"hard": {"AP11": x, "AP40": y}}}}} in percent')
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    classes = resolve_classes(args.classes)  # before reading thousands of files
+    frame_ids = read_frame_ids(args.split) if args.split else None
+    frames = load_label_dirs(args.gt_dir, args.det_dir, frame_ids)
+    if frames.missing_dets:
+        print(f"note: {len(frames.missing_dets)} of {len(frames.ids)} frames have no detection "
+              f"file in {args.det_dir} and count as frames without detections "
+              f"(first: {frames.missing_dets[0]})", file=sys.stderr)
+    if frames.unmatched_dets:
+        print(f"note: {len(frames.unmatched_dets)} detection files have no ground truth in the "
+              f"evaluated frames and are ignored (first: {frames.unmatched_dets[0]})",
+              file=sys.stderr)
+    result = kitti_eval(frames.gts, frames.dets, classes)
+    print(result.table())
+    if not result.aos_computed:
+        print("note: AOS not computed: the detections carry no observation angle (alpha = -10)",
+              file=sys.stderr)
+    if args.json:
+        text = json.dumps(result.to_dict(), indent=2) + "\n"
+        atomic_write_bytes(args.json, text.encode("utf-8"))
+    return 0
