@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pc3d.cli.show",
     "pc3d.cli.plugins",
     "pc3d.cli.config",
+    "pc3d.cli.kitti_eval",
 )
 
 
