@@ -21,6 +21,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pc3d.cli.plugins",
     "pc3d.cli.config",
     "pc3d.cli.kitti_eval",
+    "pc3d.cli.train",
+    "pc3d.cli.test",
 )
 
 

@@ -1,0 +1,231 @@
+"""Checkpoint files: atomic writes, safe loads, and finding the latest one in a work directory.
+
+A checkpoint is a ``torch.save``'d mapping made only of tensors, numbers, strings, lists, tuples
+and dicts, so it loads with ``torch.load(..., weights_only=True)`` (no pickled code runs on load).
+
+Writing is atomic: the file is written under a temporary name in the same folder, flushed and
+fsync'ed, renamed over the target with ``os.replace`` and the folder is fsync'ed, so a crash (or
+SIGKILL) mid-save leaves either the old file or the new one, never half a file. ``last_checkpoint``
+(a one-line text file, written the same way) names the newest periodic checkpoint.
+
+File names: ``epoch_{E}.pth`` for a checkpoint at the end of epoch ``E`` (1-based, as printed),
+``iter_{I}.pth`` for one after global iteration ``I`` that is not at an epoch end, and ``best.pth``
+for the best evaluation so far.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pc3d.errors import Pc3dError
+
+__all__ = [
+    "BEST_NAME",
+    "FORMAT",
+    "LAST_POINTER",
+    "CheckpointError",
+    "checkpoint_name",
+    "list_checkpoints",
+    "load_checkpoint",
+    "model_state_from",
+    "resolve_resume",
+    "save_checkpoint",
+    "write_last_pointer",
+]
+
+#: Marks files written by the engine (anything else is a plain weights file).
+FORMAT = "pc3d-checkpoint"
+FORMAT_VERSION = 1
+LAST_POINTER = "last_checkpoint"
+BEST_NAME = "best.pth"
+_PERIODIC = re.compile(r"^(epoch|iter)_(\d+)\.pth$")
+
+
+class CheckpointError(Pc3dError):
+    """A checkpoint file is missing, truncated, corrupt or not a pc3d checkpoint (names it)."""
+
+
+def checkpoint_name(epoch: int, iteration: int, iters_per_epoch: int) -> str:
+    """``epoch_{epoch}.pth`` at an epoch end, else ``iter_{iteration}.pth``.
+
+    :param epoch: completed epochs; :param iteration: completed iterations (global).
+    """
+    if iteration == epoch * iters_per_epoch:
+        return f"epoch_{epoch}.pth"
+    return f"iter_{iteration}.pth"
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write ``state`` to ``path`` atomically (temp file in the same folder, fsync, rename, fsync
+    of the folder) and return the path."""
+    target = Path(path)
+    folder = target.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(
+        "wb", dir=folder, prefix=f".{target.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        with handle:
+            torch.save(dict(state), handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, target)
+    except BaseException:
+        # Never leave a temporary file behind, whatever stopped the write.
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    _fsync_dir(folder)
+    return target
+
+
+def write_last_pointer(work_dir: str | os.PathLike[str], checkpoint: str | os.PathLike[str]) -> None:
+    """Record ``checkpoint`` (a file in ``work_dir``) as the newest periodic checkpoint."""
+    folder = Path(work_dir)
+    with tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=folder, prefix=f".{LAST_POINTER}.", suffix=".tmp", delete=False
+    ) as handle:
+        handle.write(Path(checkpoint).name + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(handle.name, folder / LAST_POINTER)
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # The rename is only durable once the directory entry is on disk too.
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # e.g. a platform without directory handles: the rename itself stays atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on directories; nothing more can be done there
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint (or any weights file) with ``weights_only=True`` onto the CPU.
+
+    :raises CheckpointError: the file is missing, truncated, corrupt, or holds objects other
+        than tensors and plain data; the message names the file and, for a file in a work
+        directory, the other checkpoints there.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"checkpoint {file} does not exist" + _others_hint(file))
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # torch reports objects outside the weights-only allow-list this way.
+        reason = next(
+            (line.strip() for line in str(err).splitlines() if "WeightsUnpickler error" in line),
+            _first_line(err),
+        )
+        raise CheckpointError(
+            f"checkpoint {file} holds objects other than tensors and plain data, so it is not "
+            f"loaded (weights_only=True; pc3d never runs code from a checkpoint): {reason}"
+            + _others_hint(file)
+        ) from err
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as err:
+        size = file.stat().st_size
+        raise CheckpointError(
+            f"checkpoint {file} is truncated or corrupt ({size} bytes; {_first_line(err)})"
+            + _others_hint(file)
+        ) from err
+    if not isinstance(state, dict):
+        raise CheckpointError(
+            f"checkpoint {file} holds a {type(state).__name__}, expected a mapping of weights"
+        )
+    return state
+
+
+def model_state_from(state: Mapping[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The model weights in a loaded file: a pc3d checkpoint's ``model``, the ``state_dict`` /
+    ``model_state`` of MMDetection3D / OpenPCDet files, or a plain state dict."""
+    if state.get("format") == FORMAT:
+        return dict(state["model"])
+    for key in ("state_dict", "model_state", "model"):
+        inner = state.get(key)
+        if isinstance(inner, Mapping) and inner and all(
+            isinstance(v, torch.Tensor) for v in inner.values()
+        ):
+            return dict(inner)
+    if state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        return dict(state)
+    raise CheckpointError(
+        f"{path}: no model weights found (expected a pc3d checkpoint, a state dict, or a mapping "
+        f"with 'state_dict' / 'model_state'); top-level keys: {', '.join(map(str, state)) or 'none'}"
+    )
+
+
+def list_checkpoints(work_dir: str | os.PathLike[str], iters_per_epoch: int | None = None) -> list[Path]:
+    """Periodic checkpoints (``epoch_*.pth``, ``iter_*.pth``) in ``work_dir``, oldest first.
+
+    :param iters_per_epoch: orders ``epoch_E`` against ``iter_I`` files; without it, files are
+        ordered by modification time.
+    """
+    folder = Path(work_dir)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if _PERIODIC.match(p.name) and p.is_file()]
+
+    def order(path: Path) -> tuple[float, str]:
+        match = _PERIODIC.match(path.name)
+        assert match is not None
+        number = int(match.group(2))
+        if iters_per_epoch is not None:
+            return (number * iters_per_epoch if match.group(1) == "epoch" else number, path.name)
+        return (path.stat().st_mtime, path.name)
+
+    return sorted(found, key=order)
+
+
+def resolve_resume(work_dir: str | os.PathLike[str], iters_per_epoch: int | None = None) -> Path | None:
+    """The checkpoint ``--resume`` without a path continues from: the one ``last_checkpoint``
+    names, else the newest periodic checkpoint; ``None`` where the work directory has none."""
+    folder = Path(work_dir)
+    pointer = folder / LAST_POINTER
+    if pointer.is_file():
+        name = pointer.read_text(encoding="utf-8").strip()
+        if name and (folder / name).is_file():
+            return folder / name
+    found = list_checkpoints(folder, iters_per_epoch)
+    return found[-1] if found else None
+
+
+def _others_hint(file: Path) -> str:
+    others = [p for p in list_checkpoints(file.parent) if p.resolve() != file.resolve()]
+    if not others:
+        return ""
+    # Newest first, stopping at the first that loads: checkpoints can be gigabytes.
+    newest = next((p for p in reversed(others) if _loads(p)), None)
+    if newest is None:
+        return f"; the other checkpoints there ({', '.join(p.name for p in others)}) fail too"
+    return (
+        f"; the previous checkpoint {newest} is intact: resume from it with --resume {newest}"
+        f" (checkpoints there: {', '.join(p.name for p in others)})"
+    )
+
+
+def _loads(path: Path) -> bool:
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError):
+        return False
+    return True
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__

@@ -1,0 +1,219 @@
+"""Distributed training: process-group setup from ``torchrun``'s environment, samplers, and
+gathering results across processes.
+
+``torchrun --nproc_per_node N -m pc3d train CONFIG`` starts N processes with ``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` set; :func:`init_distributed`
+reads them (``env://``) and joins the group: ``nccl`` when training on CUDA (one GPU per process,
+``cuda:LOCAL_RANK``), ``gloo`` on the CPU. Without those variables the run is a single process
+and nothing here talks to other processes.
+
+Only rank 0 writes (logs, checkpoints, ``metrics.jsonl``); every rank runs the same number of
+iterations, so collectives never wait on a rank that stopped early.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as torch_dist
+from torch.utils.data import DistributedSampler, Sampler
+
+from pc3d.errors import Pc3dError
+
+__all__ = [
+    "DistInfo",
+    "EvalShardSampler",
+    "ResumableDistributedSampler",
+    "destroy_distributed",
+    "init_distributed",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands in the run.
+
+    :ivar rank: global rank (0 when not distributed); :ivar world_size: number of processes;
+    :ivar local_rank: rank on this machine (selects the GPU); :ivar device: where the model runs.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only process that logs and writes files."""
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.distributed:
+            torch_dist.barrier()
+
+    def all_gather_object(self, obj: T) -> list[T]:
+        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+        if not self.distributed:
+            return [obj]
+        gathered: list[Any] = [None] * self.world_size
+        torch_dist.all_gather_object(gathered, obj)
+        return gathered
+
+    def broadcast_object(self, obj: T, src: int = 0) -> T:
+        """Rank ``src``'s ``obj`` on every rank."""
+        if not self.distributed:
+            return obj
+        holder = [obj]
+        torch_dist.broadcast_object_list(holder, src=src)
+        return holder[0]
+
+    def any_true(self, flag: bool) -> bool:
+        """Whether ``flag`` is true on any rank (one small all-reduce)."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=self._collective_device())
+        torch_dist.all_reduce(value, op=torch_dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        """Average scalars over ranks (same keys on every rank)."""
+        if not self.distributed or not values:
+            return values
+        keys = sorted(values)
+        tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self._collective_device())
+        torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.SUM)
+        tensor /= self.world_size
+        return dict(zip(keys, tensor.tolist()))
+
+    def _collective_device(self) -> torch.device:
+        # nccl only moves CUDA tensors; gloo takes CPU ones.
+        return self.device if torch_dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise Pc3dError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistInfo:
+    """Pick the device and, under ``torchrun``, join the process group.
+
+    :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    :param timeout_s: how long a collective may wait for the other ranks before failing (instead
+        of hanging for ever when one of them died).
+    :raises Pc3dError: ``cuda`` asked for but not available; fewer GPUs than local ranks.
+    """
+    if device not in ("auto", "cpu", "cuda"):
+        raise Pc3dError(f"device must be auto, cpu or cuda, got {device!r}")
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if use_cuda and not torch.cuda.is_available():
+        raise Pc3dError(
+            "device 'cuda' asked for, but torch sees no CUDA device "
+            f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); use --device cpu"
+        )
+    world_size = _env_int("WORLD_SIZE") or 1
+    rank = _env_int("RANK") or 0
+    local_rank = _env_int("LOCAL_RANK") or 0
+    if use_cuda:
+        count = torch.cuda.device_count()
+        if local_rank >= count:
+            raise Pc3dError(
+                f"LOCAL_RANK {local_rank} but only {count} CUDA device(s) on this machine; "
+                "start at most one process per GPU (torchrun --nproc_per_node)"
+            )
+        torch.cuda.set_device(local_rank)
+        chosen = torch.device("cuda", local_rank)
+    else:
+        chosen = torch.device("cpu")
+    if world_size > 1 and not torch_dist.is_initialized():
+        backend = "nccl" if use_cuda else "gloo"
+        init_kwargs: dict[str, Any] = {
+            "backend": backend,
+            "init_method": "env://",
+            "rank": rank,
+            "world_size": world_size,
+            "timeout": datetime.timedelta(seconds=timeout_s),
+        }
+        if use_cuda:
+            init_kwargs["device_id"] = chosen  # binds the communicator to this rank's GPU
+        torch_dist.init_process_group(**init_kwargs)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=chosen)
+
+
+def destroy_distributed() -> None:
+    """Leave the process group (if one was joined)."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
+class ResumableDistributedSampler(DistributedSampler):  # type: ignore[type-arg]
+    """:class:`torch.utils.data.DistributedSampler` whose order is a function of
+    ``(seed, epoch)`` only, that can start part-way into an epoch, and that yields
+    ``(epoch, index)`` pairs for :class:`pc3d.engine.seed.SeededDataset`.
+
+    Each epoch's permutation is drawn from a generator seeded with ``seed + epoch`` (torch's
+    rule); rank ``r`` of ``W`` takes every ``W``-th index from ``r``, the list padded by repeating
+    its start so that all ranks get as many samples (or cut, with ``drop_last``). ``skip``
+    leaves out this rank's first ``skip`` samples: resuming after ``k`` batches of size ``B``
+    uses ``skip = k * B``.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        num_replicas: int,
+        rank: int,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool,
+    ) -> None:
+        super().__init__(
+            dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=drop_last
+        )
+        self.skip = 0
+
+    def set_position(self, epoch: int, skip: int = 0) -> None:
+        """Start epoch ``epoch`` after this rank's first ``skip`` samples."""
+        self.set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        indices = list(super().__iter__())[self.skip :]
+        return iter([(self.epoch, index) for index in indices])
+
+    def __len__(self) -> int:
+        return max(self.num_samples - self.skip, 0)
+
+
+class EvalShardSampler(Sampler[tuple[int, int]]):
+    """Evaluation order: rank ``r`` of ``W`` takes indices ``r, r + W, ...`` without padding, so
+    every sample is evaluated exactly once across ranks (ranks may differ by one sample)."""
+
+    def __init__(self, length: int, num_replicas: int, rank: int) -> None:
+        self.length = length
+        self.num_replicas = num_replicas
+        self.rank = rank
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter([(0, i) for i in range(self.rank, self.length, self.num_replicas)])
+
+    def __len__(self) -> int:
+        return max(math.ceil((self.length - self.rank) / self.num_replicas), 0)

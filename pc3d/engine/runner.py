@@ -1,0 +1,241 @@
+"""Build a training or test run from a config: the functions behind ``pc3d train`` and
+``pc3d test``.
+
+Order of a training run's set-up (it matters for reproducibility):
+
+1. join the process group (``torchrun``) and pick the device;
+2. seed every generator with ``runtime.seed`` (same on all ranks, so all ranks build identical
+   weights); set deterministic mode if asked;
+3. build the model, datasets, metrics and hooks through the plugin registry;
+4. build the optimizer and schedule, then ``--load-from`` weights or ``--resume`` state;
+5. reseed the generators per rank (``(seed, rank)``) so that dropout differs across ranks, or,
+   when resuming, restore the generators saved in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pc3d.config import Config, ConfigError, build, dump_config
+from pc3d.engine import checkpoint as ckpt
+from pc3d.engine.dist import DistInfo, destroy_distributed, init_distributed
+from pc3d.engine.hooks import HookList
+from pc3d.engine.schema import LoaderSpec, RunSpec, parse_run_spec
+from pc3d.engine.seed import derive_seed, seed_everything, set_deterministic
+from pc3d.engine.trainer import ModelAdapter, Trainer, evaluate, make_eval_loader
+
+__all__ = ["RunOptions", "build_trainer", "default_work_dir", "run_test", "run_train"]
+
+
+@dataclass
+class RunOptions:
+    """What the command line adds to a config.
+
+    :ivar resume: ``None`` (start fresh), ``True`` (latest checkpoint in the work dir) or a path.
+    """
+
+    work_dir: str | os.PathLike[str] | None = None
+    resume: bool | str | os.PathLike[str] | None = None
+    load_from: str | os.PathLike[str] | None = None
+    device: str | None = None
+    deterministic: bool | None = None
+
+
+def default_work_dir(config: Config) -> Path:
+    """``work_dirs/<config file name without suffix>`` (MMDetection's convention)."""
+    stem = config.path.stem if config.path is not None else "run"
+    return Path("work_dirs") / stem
+
+
+def _setup(spec: RunSpec, options: RunOptions) -> tuple[DistInfo, int]:
+    runtime = spec.runtime
+    if runtime.num_threads is not None:
+        if runtime.num_threads < 1:
+            raise ConfigError(f"runtime.num_threads: must be at least 1, got {runtime.num_threads}")
+        torch.set_num_threads(runtime.num_threads)
+    deterministic = runtime.deterministic if options.deterministic is None else options.deterministic
+    set_deterministic(deterministic)  # before CUDA starts: cuBLAS reads its workspace setting once
+    dist = init_distributed(options.device or runtime.device, timeout_s=runtime.dist_timeout)
+    seed = runtime.seed
+    if seed is None:
+        seed = dist.broadcast_object(int.from_bytes(os.urandom(4), "little"))
+    seed_everything(seed)
+    return dist, seed
+
+
+def _build_model(config: Config, spec: RunSpec, dist: DistInfo, registry: Any) -> nn.Module:
+    if spec.model is None:
+        raise ConfigError(f"{config.path or 'config'}: no 'model' section")
+    model = build(spec.model, "model", registry=registry)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"{spec.model.where()}: model built a {type(model).__name__}, not a torch nn.Module")
+    if spec.runtime.sync_bn:
+        if dist.device.type != "cuda":
+            raise ConfigError(
+                "runtime.sync_bn: torch's SyncBatchNorm runs on CUDA only; set it false on the CPU"
+            )
+        if dist.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model.to(dist.device)
+
+
+def _build_dataset(config: Config, split: str, registry: Any) -> Any:
+    dataset = build(config.node(f"data.{split}.dataset"), "dataset", registry=registry)
+    for attribute in ("__len__", "__getitem__"):
+        if not callable(getattr(dataset, attribute, None)):
+            raise ConfigError(
+                f"data.{split}.dataset: {type(dataset).__name__} has no {attribute}; the engine "
+                "needs a map-style dataset (len(dataset), dataset[i] -> sample)"
+            )
+    return dataset
+
+
+def _build_list(config: Config, key: str, kind: str, registry: Any) -> list[Any]:
+    value = config.get(key, None)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{config.node(key).where()}: expected a list of '- type: ...' entries")
+    return [build(config.node(f"{key}.{i}"), kind, registry=registry) for i in range(len(value))]
+
+
+def build_trainer(config: Config, options: RunOptions | None = None, *, registry: Any = None) -> Trainer:
+    """Everything for a training run, ready for :meth:`Trainer.train` (weights loaded or state
+    resumed as ``options`` say)."""
+    options = options or RunOptions()
+    spec = parse_run_spec(config)
+    if spec.data.train is None:
+        raise ConfigError(f"{config.path or 'config'}: data.train is missing")
+    dist, seed = _setup(spec, options)
+    work_dir = Path(options.work_dir) if options.work_dir is not None else default_work_dir(config)
+
+    resume_path: Path | None = None
+    if options.resume:
+        if options.resume is True:
+            found = ckpt.resolve_resume(work_dir) if dist.is_main else None
+            found = dist.broadcast_object(found)
+            resume_path = found
+        else:
+            resume_path = Path(options.resume)
+            if not resume_path.is_file():
+                raise ckpt.CheckpointError(f"--resume {resume_path}: no such checkpoint")
+    resume_state: dict[str, Any] | None = None
+    if resume_path is not None:
+        resume_state = ckpt.load_checkpoint(resume_path)
+        # The checkpoint's seed governs data order and augmentation: take it before building.
+        saved_seed = resume_state.get("seed")
+        if isinstance(saved_seed, int) and saved_seed != seed:
+            seed = saved_seed
+            seed_everything(seed)
+
+    model = _build_model(config, spec, dist, registry)
+    train_set = _build_dataset(config, "train", registry)
+    val_set = _build_dataset(config, "val", registry) if spec.data.val is not None else None
+    metrics = _build_list(config, "metrics", "metric", registry)
+    hook_objects = _build_list(config, "train.hooks", "train_hook", registry)
+    names = [config.get(f"train.hooks.{i}.type") for i in range(len(hook_objects))]
+    try:
+        hooks = HookList(hook_objects, names)
+    except TypeError as err:
+        raise ConfigError(f"train.hooks: {err}") from err
+
+    if dist.is_main:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(config, work_dir)
+    trainer = Trainer(
+        model=model,
+        spec=spec,
+        config=config,
+        train_set=train_set,
+        val_set=val_set,
+        metrics=metrics,
+        hooks=hooks,
+        work_dir=work_dir,
+        dist=dist,
+        seed=seed,
+    )
+    if options.resume is True and resume_path is None:
+        trainer.logger.event(f"--resume: no checkpoint in {work_dir} yet; starting from the beginning")
+    load_from = options.load_from or spec.runtime.load_from
+    if resume_path is not None:
+        if load_from:
+            trainer.logger.event(f"--resume given: ignoring load_from {load_from}")
+        trainer.resume(resume_path, state=resume_state)
+    else:
+        if load_from:
+            trainer.load_weights(load_from)
+        # Identical weights on every rank come from the shared seed; from here on each rank draws
+        # its own dropout masks.
+        seed_everything(derive_seed(seed, dist.rank))
+    return trainer
+
+
+def run_train(config: Config, options: RunOptions | None = None, *, registry: Any = None) -> dict[str, float]:
+    """``pc3d train``: train to the end of the schedule; returns the last evaluation's metrics."""
+    try:
+        trainer = build_trainer(config, options, registry=registry)
+        return trainer.train()
+    finally:
+        destroy_distributed()
+
+
+def run_test(
+    config: Config,
+    checkpoint: str | os.PathLike[str],
+    *,
+    json_path: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    registry: Any = None,
+) -> dict[str, float]:
+    """``pc3d test``: evaluate ``checkpoint`` on ``data.test`` (else ``data.val``) with the
+    config's metrics; print them and write them to ``json_path`` (rank 0)."""
+    spec = parse_run_spec(config)
+    split = "test" if spec.data.test is not None else "val"
+    loader_spec: LoaderSpec | None = spec.data.test or spec.data.val
+    if loader_spec is None:
+        raise ConfigError(f"{config.path or 'config'}: pc3d test needs data.test or data.val")
+    try:
+        dist, seed = _setup(spec, RunOptions(device=device))
+        model = _build_model(config, spec, dist, registry)
+        dataset = _build_dataset(config, split, registry)
+        metrics = _build_list(config, "metrics", "metric", registry)
+        if not metrics:
+            raise ConfigError(f"{config.path or 'config'}: pc3d test needs a 'metrics' list")
+        state = ckpt.load_checkpoint(checkpoint)
+        weights = ckpt.model_state_from(state, checkpoint)
+        try:
+            model.load_state_dict(weights, strict=True)
+        except RuntimeError as err:
+            first = " ".join(line.strip() for line in str(err).splitlines()[:6])
+            raise ckpt.CheckpointError(f"{checkpoint}: its weights do not fit {type(model).__name__}: {first}") from err
+        adapter = ModelAdapter(model)
+        loader = make_eval_loader(dataset, loader_spec, dist, seed)
+        results = evaluate(adapter, loader, metrics, dist)
+    finally:
+        destroy_distributed()
+    if dist.is_main:
+        record: dict[str, Any] = {
+            "checkpoint": str(checkpoint),
+            "epoch": state.get("epoch") if state.get("format") == ckpt.FORMAT else None,
+            "iteration": state.get("iteration") if state.get("format") == ckpt.FORMAT else None,
+            "split": split,
+            "num_samples": len(dataset),
+            **results,
+        }
+        width = max((len(k) for k in results), default=0)
+        for name, value in results.items():
+            print(f"{name:<{width}}  {value:.6g}")
+        if json_path is not None:
+            target = Path(json_path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            print(f"metrics written to {target}", file=sys.stderr)
+    return results

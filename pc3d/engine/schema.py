@@ -1,0 +1,314 @@
+"""The runtime sections of a training config, checked key by key.
+
+Components (``model``, datasets, metrics, hooks) are built by :func:`pc3d.config.build` against
+their constructors' signatures. The sections the engine itself reads (``data``, ``optimizer``,
+``schedule``, ``train``, ``runtime``) are described here as dataclasses: an unknown key, a value
+of the wrong type or a missing required key is a :class:`pc3d.config.ConfigError` naming the
+key's dotted path, the file and line it came from, and a "did you mean" where one is close.
+
+The whole schema, with defaults, is in ``docs/engine.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pc3d.config import Config, ConfigError, ConfigNode
+
+__all__ = [
+    "TOP_LEVEL_KEYS",
+    "DataSpec",
+    "GradClipSpec",
+    "LoaderSpec",
+    "LrSpec",
+    "RunSpec",
+    "RuntimeSpec",
+    "ScheduleSpec",
+    "TrainSpec",
+    "WarmupSpec",
+    "parse_run_spec",
+    "parse_section",
+]
+
+
+@dataclass
+class LoaderSpec:
+    """``data.train`` / ``data.val`` / ``data.test``."""
+
+    dataset: dict[str, Any]  # a component mapping (``type: <dataset>``), built by the runner
+    batch_size: int = 1  # per process; the global batch is batch_size x processes
+    num_workers: int = 0
+    shuffle: bool | None = None  # default: true for train, false otherwise
+    drop_last: bool = False
+    collate: Literal["auto", "default", "list"] = "auto"
+    pin_memory: bool = False
+    persistent_workers: bool = False
+
+
+@dataclass
+class DataSpec:
+    train: LoaderSpec | None = None
+    val: LoaderSpec | None = None
+    test: LoaderSpec | None = None
+
+
+@dataclass
+class WarmupSpec:
+    """Linear warm-up from ``lr * ratio`` to ``lr`` over the first ``iters`` iterations."""
+
+    iters: int
+    ratio: float = 0.001
+
+
+@dataclass
+class LrSpec:
+    """The learning-rate curve after warm-up (``schedule.lr``).
+
+    - ``constant``;
+    - ``multistep``: times ``gamma`` at each of ``milestones`` (in epochs for an epoch schedule,
+      in iterations for an iteration schedule, counted from the start of training);
+    - ``1x`` / ``2x``: ``multistep`` at epochs 8, 11 of 12 / 16, 22 of 24 (Detectron/MMDetection's
+      step schedules);
+    - ``cosine``: from ``lr`` down to ``min_lr`` (or ``lr * min_ratio``) at the end;
+    - ``onecycle``: torch's ``OneCycleLR`` peaking at the optimizer's ``lr`` (brings its own
+      warm-up: ``pct_start``).
+    """
+
+    type: Literal["constant", "multistep", "1x", "2x", "cosine", "onecycle"] = "constant"
+    milestones: list[int] | None = None
+    gamma: float = 0.1
+    min_lr: float | None = None
+    min_ratio: float | None = None
+    pct_start: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    anneal_strategy: Literal["cos", "linear"] = "cos"
+    three_phase: bool = False
+
+
+@dataclass
+class ScheduleSpec:
+    """How long to train (``epochs`` or ``iterations``, one of them) and the LR curve."""
+
+    epochs: int | None = None
+    iterations: int | None = None
+    warmup: WarmupSpec | None = None
+    lr: LrSpec = field(default_factory=LrSpec)
+
+
+@dataclass
+class GradClipSpec:
+    max_norm: float
+    norm_type: float = 2.0
+
+
+@dataclass
+class BestMetricSpec:
+    name: str
+    mode: Literal["max", "min"] = "max"
+
+
+@dataclass
+class TrainSpec:
+    """``train``: the loop's behaviour. ``eval_every`` and ``checkpoint_every`` count in the
+    schedule's unit (epochs for an epoch schedule, iterations for an iteration schedule)."""
+
+    grad_clip: GradClipSpec | None = None
+    amp: bool = False  # mixed precision on CUDA (ignored with a warning on the CPU)
+    amp_dtype: Literal["float16", "bfloat16"] = "float16"
+    eval_every: int = 1
+    checkpoint_every: int = 1
+    keep_last: int | None = None  # None keeps every periodic checkpoint
+    best_metric: BestMetricSpec | None = None
+    log_every: int = 10  # iterations
+    hooks: list[dict[str, Any]] = field(default_factory=list)  # train_hook components
+
+
+@dataclass
+class RuntimeSpec:
+    seed: int | None = 0  # runs are seeded by default; null draws a seed (logged, checkpointed)
+    deterministic: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    sync_bn: bool = False
+    find_unused_parameters: bool = False
+    num_threads: int | None = None  # torch intra-op threads per process; None: torch's default
+    dist_timeout: float = 1800.0  # seconds a collective waits for the other ranks
+    tensorboard: bool | None = None  # None: when the tensorboard package is importable
+    load_from: str | None = None  # start from these weights (like --load-from)
+
+
+@dataclass
+class RunSpec:
+    """Everything the engine reads, parsed; components stay as config nodes for ``build``."""
+
+    data: DataSpec
+    optimizer: dict[str, Any] | None
+    schedule: ScheduleSpec
+    train: TrainSpec
+    runtime: RuntimeSpec
+    model: ConfigNode | None
+    metrics: ConfigNode | None
+
+
+#: Top-level keys a training config may have. ``class_names`` is shared data some datasets and
+#: models read; keys starting with ``_`` are free for YAML anchors.
+TOP_LEVEL_KEYS: tuple[str, ...] = (
+    "model",
+    "data",
+    "optimizer",
+    "schedule",
+    "train",
+    "runtime",
+    "metrics",
+    "class_names",
+)
+
+_SECTIONS: dict[str, type] = {
+    "data": DataSpec,
+    "schedule": ScheduleSpec,
+    "train": TrainSpec,
+    "runtime": RuntimeSpec,
+}
+
+
+def parse_run_spec(config: Config) -> RunSpec:
+    """Check the top-level keys and parse the engine's sections of ``config``."""
+    root = config.node()
+    for key in config.data:
+        if not isinstance(key, str) or key in TOP_LEVEL_KEYS or key.startswith("_"):
+            continue
+        hint = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=1)
+        raise ConfigError(
+            f"{root.where(key)}: unknown top-level key '{key}'"
+            + (f"; did you mean '{hint[0]}'?" if hint else "")
+            + f" A training config has: {', '.join(TOP_LEVEL_KEYS)} (and '_'-prefixed keys for "
+            "YAML anchors)"
+        )
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        node = root.child(name) if config.data.get(name) is not None else ConfigNode({}, (name,), config)
+        sections[name] = parse_section(node, cls)
+    optimizer = config.data.get("optimizer")
+    if optimizer is not None and not isinstance(optimizer, Mapping):
+        raise ConfigError(f"{root.where('optimizer')}: expected a mapping with 'type: SGD|Adam|AdamW'")
+    return RunSpec(
+        data=sections["data"],
+        optimizer=dict(optimizer) if optimizer is not None else None,
+        schedule=sections["schedule"],
+        train=sections["train"],
+        runtime=sections["runtime"],
+        model=root.child("model") if config.data.get("model") is not None else None,
+        metrics=root.child("metrics") if config.data.get("metrics") is not None else None,
+    )
+
+
+def parse_section(node: ConfigNode, cls: type) -> Any:
+    """Build dataclass ``cls`` from the mapping at ``node``, checking every key and type."""
+    value = node.value
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{node.where()}: expected a mapping, got {_kind(value)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in value:
+        if key not in fields:
+            hint = difflib.get_close_matches(str(key), list(fields), n=1)
+            raise ConfigError(
+                f"{node.where(str(key))}: unknown key '{key}'"
+                + (f"; did you mean '{hint[0]}'?" if hint else "")
+                + f" {_dotted(node)} accepts: {', '.join(fields)}"
+            )
+    kwargs: dict[str, Any] = {}
+    for name, spec in fields.items():
+        if name not in value:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{node.where(name)}: required key '{name}' is missing")
+            continue
+        kwargs[name] = _convert(node.child(name), hints[name])
+    return cls(**kwargs)
+
+
+def _convert(node: ConfigNode, hint: Any) -> Any:
+    value = node.value
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors: list[ConfigError] = []
+        for option in options:
+            try:
+                return _convert(node, option)
+            except ConfigError as err:
+                errors.append(err)
+        raise errors[-1] if len(options) == 1 else ConfigError(
+            f"{node.where()}: expected {' or '.join(_name(o) for o in options)}"
+            + (" or null" if type(None) in args else "")
+            + f", got {_kind(value)} {value!r}"
+        )
+    if dataclasses.is_dataclass(hint):
+        return parse_section(node, hint)  # type: ignore[arg-type]
+    if origin is Literal:
+        if value not in args:
+            hint_text = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            raise ConfigError(
+                f"{node.where()}: {value!r} is not one of {', '.join(map(str, args))}"
+                + (f"; did you mean '{hint_text[0]}'?" if hint_text else "")
+            )
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{node.where()}: expected a list, got {_kind(value)} {value!r}")
+        return [_convert(node.child(i), args[0]) for i in range(len(value))] if args else list(value)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{node.where()}: expected a mapping, got {_kind(value)}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{node.where()}: expected true or false, got {_kind(value)} {value!r}")
+        return value
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{node.where()}: expected an integer, got {_kind(value)} {value!r}")
+        return value
+    if hint is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{node.where()}: expected a number, got {_kind(value)} {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{node.where()}: expected a string, got {_kind(value)} {value!r}")
+        return value
+    raise TypeError(f"schema type {hint!r} not handled")  # a bug in this module, not in a config
+
+
+def _name(hint: Any) -> str:
+    if dataclasses.is_dataclass(hint):
+        return "a mapping"
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(hint)))
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
+        hint, getattr(hint, "__name__", str(hint))
+    )
+
+
+def _dotted(node: ConfigNode) -> str:
+    return ".".join(node.path) if node.path else "the config"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a bool", int: "an int", float: "a float"}
+    return names.get(type(value), f"a {type(value).__name__}")
