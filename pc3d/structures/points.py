@@ -33,7 +33,10 @@ _FLIP_DIRECTIONS = ("horizontal", "vertical")
 
 
 def _index_of(item: object, length: int) -> object:
-    """Normalise an index so that the result of `tensor[index]` stays 2-D."""
+    """Normalise a row index so that the result of `tensor[index]` stays 2-D."""
+    if isinstance(item, tuple):
+        # Selecting columns would silently break the fixed column layout.
+        raise ShapeError(f"structures are indexed by rows only, got {item!r}; use .tensor[...] for columns")
     if isinstance(item, (int, np.integer)):
         if not -length <= int(item) < length:
             raise IndexError(f"index {int(item)} is out of range for {length} items")

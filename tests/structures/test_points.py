@@ -3,7 +3,9 @@ container behaviour and empty clouds."""
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -174,3 +176,21 @@ def test_scene_rotation_keeps_lidar_camera_views_consistent() -> None:
     assert torch.allclose(cam_boxes.convert_to("lidar").tensor, boxes.tensor, atol=1e-5)
     assert torch.allclose(cam_pts.convert_to("lidar").tensor, pts.tensor, atol=1e-5)
     assert boxes.points_in_boxes(pts).tolist() == cam_boxes.points_in_boxes(cam_pts).tolist() == [0, -1]
+
+
+def test_points_survive_pickle_and_deepcopy() -> None:
+    """Data-loader workers pickle structures; named attributes must come back."""
+    pts = cloud()
+    for clone in (pickle.loads(pickle.dumps(pts)), copy.deepcopy(pts)):
+        assert type(clone) is LiDARPoints and torch.equal(clone.tensor, pts.tensor)
+        assert clone.intensity.tolist() == [0.5, 0.25]
+    boxes = CameraBoxes3D([[1, 2, 3, 4, 1.5, 2, 0.3]])
+    restored = pickle.loads(pickle.dumps(boxes))
+    assert type(restored) is CameraBoxes3D and torch.equal(restored.tensor, boxes.tensor)
+
+
+def test_column_indexing_is_refused() -> None:
+    with pytest.raises(ShapeError, match="indexed by rows only"):
+        cloud()[:, :3]
+    with pytest.raises(ShapeError, match="indexed by rows only"):
+        LiDARBoxes3D([[0, 0, 0, 1, 1, 1, 0]])[0, 1:]
