@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("cloud", nargs="?", type=Path, help="point cloud: .bin, .npy, .pcd or .ply")
-    parser.add_argument("--kitti", type=Path, metavar="ROOT", help="KITTI 'training' folder (with velodyne/, calib/, label_2/, image_2/)")
+    parser.add_argument("--kitti", type=Path, metavar="ROOT",
+                        help="KITTI 'training' folder (with velodyne/, calib/, label_2/, image_2/)")
     parser.add_argument("--frame", metavar="ID", help="KITTI frame id with --kitti, e.g. 000001")
     parser.add_argument("--boxes", type=Path, nargs="+", action="extend", default=[], metavar="FILE",
                         help="ground-truth box files: pc3d .json/.csv/.txt/.npy, or KITTI label_2 .txt")
@@ -72,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
 
     if view == "camera":
         if projection is None or image_path is None:
-            raise FormatError("--view camera needs a camera image and its P2: pass --image PATH and --calib FILE (or --kitti)")
+            raise FormatError(
+                "--view camera needs a camera image and its P2: pass --image PATH and --calib FILE (or --kitti)"
+            )
         img = vis.render_camera_view(
             image_path, gt, pred, projection=projection, lidar2cam=lidar2cam, mode=args.mode,
             score_thr=args.score_thr, labels=args.labels, legend=legend,
@@ -97,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 # points, GT, predictions, LiDAR->camera, P2, camera image, frame only the scan's front half
-Inputs = tuple[np.ndarray, "BoxSet | None", "BoxSet | None", "np.ndarray | None", "np.ndarray | None", "Path | None", bool]
+Inputs = tuple[
+    np.ndarray, "BoxSet | None", "BoxSet | None", "np.ndarray | None", "np.ndarray | None", "Path | None", bool
+]
 
 
 def _file_inputs(args: argparse.Namespace) -> Inputs:
@@ -141,7 +146,8 @@ def _kitti_inputs(args: argparse.Namespace) -> Inputs:
         _must_exist(args.image, "--image")
         image_path = args.image
     if image_path is None and args.view == "camera":
-        raise FileNotFoundError(f"frame {frame.frame_id}: {args.kitti / 'image_2' / (frame.frame_id + '.png')} does not exist; --view camera needs it")
+        missing = args.kitti / "image_2" / f"{frame.frame_id}.png"
+        raise FileNotFoundError(f"frame {frame.frame_id}: {missing} does not exist; --view camera needs it")
     gt: BoxSet | None = None
     if frame.labels is not None:
         objects = frame.labels.objects()

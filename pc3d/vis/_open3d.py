@@ -3,9 +3,11 @@
 Findings on open3d 0.20 (Debian 12, Mesa 22.3, no GPU), which shaped the renderer:
 
 - The legacy `Visualizer.create_window(visible=False)` renders off-screen under Xvfb, and with no
-  `DISPLAY` at all it falls back by itself to an EGL (Mesa llvmpipe) context; both give the same
-  pixels. When neither works, `create_window` returns False (going on would crash), so we stop
-  there with `DisplayUnavailableError`.
+  `DISPLAY` at all it falls back by itself to an EGL (Mesa llvmpipe) context. Points come out
+  pixel-identical on both; OpenGL lines wider than 1 px only work on EGL, which is why boxes are
+  rasterised by pc3d instead (`pc3d.vis.renderer.draw_boxes`). When neither works,
+  `create_window` returns False (going on would crash), so we stop there with
+  `DisplayUnavailableError`.
 - `open3d.visualization.rendering.OffscreenRenderer` (Filament) fails here with "Failed to load
   vulkan library!", with or without Xvfb: the pip wheel's Filament wants Vulkan
   (`libvulkan1` + `mesa-vulkan-drivers`). It is therefore not used; see docs/vis.md.
@@ -19,6 +21,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 from pc3d.errors import MissingDependencyError, Pc3dError
 
@@ -69,10 +72,10 @@ def filtered_native_stderr() -> Iterator[None]:
                 sys.stderr.flush()
 
 
-def create_window(vis: object, title: str, width: int, height: int, visible: bool) -> bool:
+def create_window(vis: Any, title: str, width: int, height: int, visible: bool) -> bool:
     """`vis.create_window(...)` with the harmless native noise filtered out; its success flag."""
     with filtered_native_stderr():
-        return bool(vis.create_window(window_name=title, width=width, height=height, visible=visible))  # type: ignore[attr-defined]
+        return bool(vis.create_window(window_name=title, width=width, height=height, visible=visible))
 
 
 def offscreen_help(command: str | None = None) -> str:

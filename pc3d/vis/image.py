@@ -167,7 +167,9 @@ def project_segments(segments: np.ndarray, projection: np.ndarray) -> tuple[np.n
     return pix, visible & np.isfinite(pix).all(axis=(1, 2))
 
 
-def clip_segments(segments: np.ndarray, lo: tuple[float, float], hi: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def clip_segments(
+    segments: np.ndarray, lo: tuple[float, float], hi: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Clip 2D segments `[S, 2, 2]` to the box `lo..hi` (Liang-Barsky, vectorised).
 
     Returns the clipped `float64[S, 2, 2]` and `bool[S]`, False for segments wholly outside.
@@ -198,7 +200,8 @@ def draw_segments(image: np.ndarray, segments_px: np.ndarray, colors: np.ndarray
     """
     out = np.array(image, dtype=np.uint8, copy=True)
     h, w = out.shape[:2]
-    seg, keep = clip_segments(np.asarray(segments_px, dtype=np.float64).reshape(-1, 2, 2), (-width, -width), (w + width, h + width))
+    segments = np.asarray(segments_px, dtype=np.float64).reshape(-1, 2, 2)
+    seg, keep = clip_segments(segments, (-width, -width), (w + width, h + width))
     colors = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)[keep]
     seg = seg[keep]
     if len(seg) == 0:

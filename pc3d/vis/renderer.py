@@ -78,7 +78,9 @@ def _mode_name(mode: object) -> str:
     return name
 
 
-def as_box_set(obj: object, mode: str | None = None, class_names: Sequence[str] | None = None, what: str = "boxes") -> BoxSet:
+def as_box_set(
+    obj: object, mode: str | None = None, class_names: Sequence[str] | None = None, what: str = "boxes"
+) -> BoxSet:
     """Coerce `obj` to a `BoxSet`.
 
     Accepts a `BoxSet`; a `pc3d.structures` box object (`LiDARBoxes3D`, ...: its own mode); a
@@ -94,7 +96,10 @@ def as_box_set(obj: object, mode: str | None = None, class_names: Sequence[str] 
     if isinstance(obj, Mapping):
         unknown = set(obj) - {"mode", "boxes", "labels", "scores", "columns", "meta"}
         if "boxes" not in obj or unknown:
-            raise FormatError(f"{what}: a box mapping needs the key 'boxes' (and optionally mode, labels, scores); got keys {sorted(obj)}")
+            raise FormatError(
+                f"{what}: a box mapping needs the key 'boxes' (and optionally mode, labels, scores); "
+                f"got keys {sorted(obj)}"
+            )
         boxes, stated, labels, scores = obj["boxes"], obj.get("mode"), obj.get("labels"), obj.get("scores")
     elif hasattr(obj, "boxes") and not hasattr(obj, "tensor"):  # pc3d.io.BoxFile and look-alikes
         boxes, stated = obj.boxes, getattr(obj, "mode", None)
@@ -144,7 +149,9 @@ def check_points(points: object, what: str = "points") -> np.ndarray:
         raise ShapeError(f"{what}: expected shape (N, 3+) (x, y, z, ...), got {arr.shape}")
     bad = ~np.isfinite(arr[:, :3]).all(axis=1)
     if bad.any():
-        raise FormatError(f"{what}: {int(bad.sum())} points hold NaN or infinite coordinates (first: row {int(np.argmax(bad))})")
+        raise FormatError(
+            f"{what}: {int(bad.sum())} points hold NaN or infinite coordinates (first: row {int(np.argmax(bad))})"
+        )
     return arr
 
 
@@ -252,8 +259,9 @@ def _legend_entries(prefix: str, names: Sequence[str], source: str) -> list[imag
     if len(names) == 0:
         return []
     unique, counts = np.unique(np.asarray(names, dtype=str), return_counts=True)
+    fallback = "boxes" if source == "gt" else "predictions"
     return [
-        image.LegendEntry(f"{prefix} {name or ('boxes' if source == 'gt' else 'predictions')} ({count})", geometry.class_color(str(name), source))
+        image.LegendEntry(f"{prefix} {name or fallback} ({count})", geometry.class_color(str(name), source))
         for name, count in zip(unique, counts, strict=True)
     ]
 
@@ -272,7 +280,9 @@ def _point_colors(
         return geometry.ramp_colors(pts[:, :3] @ up)
     if color_by == "intensity":
         if pts.shape[1] < 4:
-            raise ShapeError(f"color_by='intensity' needs a 4th point column (intensity); the cloud has {pts.shape[1]} columns")
+            raise ShapeError(
+                f"color_by='intensity' needs a 4th point column (intensity); the cloud has {pts.shape[1]} columns"
+            )
         return geometry.ramp_colors(pts[:, 3])
     # label: a point takes the colour of the first GT box holding it, else of the first prediction.
     import torch
@@ -280,7 +290,7 @@ def _point_colors(
     from pc3d.ops.points_in_boxes import points_in_boxes_first
 
     colors = np.tile(np.array(geometry.GREY_POINT, dtype=np.uint8), (len(pts), 1))
-    xyz, boxes_all = pts[:, :3], np.concatenate([gt_boxes, pr_boxes])[:, :7]
+    xyz, boxes_all = pts[:, :3], np.concatenate([gt_boxes[:, :7], pr_boxes[:, :7]])
     if mode == "camera":
         # points_in_boxes wants z-up boxes; the default camera->LiDAR axis swap is exact for this.
         from pc3d.structures.coord_transform import convert_box_tensor, convert_point_tensor
@@ -415,7 +425,8 @@ def scene_camera(
         raise FormatError(f"unknown view {view!r}; valid views are {', '.join(VIEWS)} (and 'camera' with an image)")
     if region is None:
         corners = scene.segments.reshape(-1, 3) if len(scene.segments) else None
-        region = scene_region(scene.points, None if corners is None else corners.reshape(-1, 1, 3), scene.mode, forward_only)
+        boxes = None if corners is None else corners.reshape(-1, 1, 3)
+        region = scene_region(scene.points, boxes, scene.mode, forward_only)
     return view_camera(view, region, size, scene.mode), region
 
 
@@ -468,7 +479,8 @@ def render(
     if view not in VIEWS:
         raise FormatError(f"unknown view {view!r}; valid views are {', '.join(VIEWS)} (and 'camera' with an image)")
     scene = build_scene(
-        points, boxes, pred, mode=mode, lidar2cam=lidar2cam, color_by=color_by, score_thr=score_thr, class_names=class_names
+        points, boxes, pred, mode=mode, lidar2cam=lidar2cam, color_by=color_by, score_thr=score_thr,
+        class_names=class_names,
     )
     cam, framed = scene_camera(scene, view, wh, region, forward_only)
     o3d = import_open3d()
@@ -479,7 +491,9 @@ def render(
     return img
 
 
-def _overlay(img: np.ndarray, scene: Scene, cam: Camera, region: Region, view: str, labels: bool, legend: bool) -> np.ndarray:
+def _overlay(
+    img: np.ndarray, scene: Scene, cam: Camera, region: Region, view: str, labels: bool, legend: bool
+) -> np.ndarray:
     if labels and len(scene.corners):
         uv, depth = cam.project(scene.corners.reshape(-1, 3))
         front = (depth.reshape(-1, 8) > cam.z_near).all(axis=1)
@@ -542,7 +556,8 @@ def show(
     wh = parse_size(size)
     check_interactive_display()
     scene = build_scene(
-        points, boxes, pred, mode=mode, lidar2cam=lidar2cam, color_by=color_by, score_thr=score_thr, class_names=class_names
+        points, boxes, pred, mode=mode, lidar2cam=lidar2cam, color_by=color_by, score_thr=score_thr,
+        class_names=class_names,
     )
     cam, _ = scene_camera(scene, view, wh, region, forward_only)
     o3d = import_open3d()

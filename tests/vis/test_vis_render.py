@@ -235,3 +235,27 @@ def test_camera_frame_cloud_renders_like_lidar(frame1: Frame) -> None:
         b = np.argwhere(_mask(camera_img, geometry.class_color(name, "gt")))
         assert len(b) == pytest.approx(len(a), rel=0.15), name
         assert np.abs(a.mean(axis=0) - b.mean(axis=0)).max() < 3.0, name
+
+
+@pytest.mark.slow
+def test_egl_without_display_gives_the_same_png_as_xvfb(frame1: Frame, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("compares the X display (Xvfb) with EGL: run under xvfb-run")
+    from .conftest import KITTI
+
+    args = ["show", "--kitti", str(KITTI), "--frame", "000001", "--size", "400x200", "--labels"]
+    x_png, egl_png = tmp_path / "x.png", tmp_path / "egl.png"
+    from pc3d.cli import main
+
+    assert main([*args, "--out", str(x_png)]) == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    code = "import sys; from pc3d.cli import main; sys.exit(main(sys.argv[1:]))"
+    run = subprocess.run([sys.executable, "-c", code, *args, "--out", str(egl_png)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "XDG_RUNTIME_DIR" not in run.stderr  # the harmless Wayland probe noise is filtered
+    assert np.array_equal(np.asarray(Image.open(x_png)), np.asarray(Image.open(egl_png)))
