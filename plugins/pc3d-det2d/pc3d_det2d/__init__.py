@@ -3,6 +3,7 @@
 from pc3d_det2d.backbones import StridedConvNet
 from pc3d_det2d.detectors import SingleStageDetector2D
 from pc3d_det2d.heads import (
+    Detections2D,
     FCOSOutput,
     FCOSTargets,
     SingleLevelFCOSHead,
@@ -12,6 +13,7 @@ from pc3d_det2d.heads import (
 )
 
 __all__ = [
+    "Detections2D",
     "FCOSOutput",
     "FCOSTargets",
     "SingleLevelFCOSHead",

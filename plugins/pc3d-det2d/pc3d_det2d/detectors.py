@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from pc3d.errors import ShapeError
-from pc3d_det2d.heads import FCOSOutput, SingleLevelFCOSHead
+from pc3d_det2d.heads import Detections2D, FCOSOutput, SingleLevelFCOSHead
 
 
 class SingleStageDetector2D(nn.Module):
@@ -42,3 +43,21 @@ class SingleStageDetector2D(nn.Module):
         """:param gt_boxes: per image ``Tensor[M_i, 4]`` pixel ``x1, y1, x2, y2``.
         :param gt_labels: per image ``Long[M_i]``."""
         return self.head.loss(self(images), gt_boxes, gt_labels)
+
+    @torch.no_grad()
+    def predict(
+        self,
+        images: Tensor,
+        score_threshold: float = 0.05,
+        iou_threshold: float = 0.6,
+        max_detections: int = 100,
+    ) -> list[Detections2D]:
+        """Detections per image, boxes clipped to the image."""
+        detections = self.head.predict(
+            self(images), score_threshold, iou_threshold, max_detections=max_detections
+        )
+        height, width = images.shape[-2:]
+        for found in detections:
+            found.boxes[:, 0::2] = found.boxes[:, 0::2].clamp(0, width)
+            found.boxes[:, 1::2] = found.boxes[:, 1::2].clamp(0, height)
+        return detections

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.ops import batched_nms_2d
 
 # Keeps exp() finite while an untrained head outputs large values (e^8 * stride pixels).
 _MAX_LOG_DISTANCE = 8.0
@@ -31,6 +32,19 @@ class FCOSOutput(NamedTuple):
     cls_logits: Tensor
     box_ltrb: Tensor
     centerness: Tensor
+
+
+@dataclass
+class Detections2D:
+    """Detections of one image: ``boxes`` ``Tensor[N, 4]`` pixel x1, y1, x2, y2; ``scores``
+    ``Tensor[N]`` (highest first); ``labels`` ``Long[N]``."""
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
 
 
 @dataclass(frozen=True)
@@ -160,9 +174,6 @@ class SingleLevelFCOSHead(nn.Module):
     convs for class logits, edge distances (``exp(scale * x) * stride``) and centerness (from the
     box tower).
 
-    Decoding detections needs NMS, which arrives with ``pc3d.ops`` (later issue); until then this
-    head offers training (``loss``) and raw outputs only.
-
     :param in_channels: channels of the feature map.
     :param num_classes: number of object classes (no background class: sigmoid per class).
     :param stride: the feature map's stride in pixels (the backbone's ``out_stride``).
@@ -243,3 +254,32 @@ class SingleLevelFCOSHead(nn.Module):
             "loss_centerness": loss_centerness,
             "loss": loss_cls + loss_box + loss_centerness,
         }
+
+    def predict(
+        self,
+        output: FCOSOutput,
+        score_threshold: float = 0.05,
+        iou_threshold: float = 0.6,
+        pre_max: int = 1000,
+        max_detections: int = 100,
+    ) -> list[Detections2D]:
+        """Boxes per image: score = sqrt(class probability * centerness) (FCOS), the
+        ``pre_max`` best (location, class) pairs, then class-aware NMS
+        (:func:`pc3d.ops.batched_nms_2d`) keeping scores above ``score_threshold``."""
+        batch, num_classes, height, width = output.cls_logits.shape
+        scores = (output.cls_logits.sigmoid() * output.centerness.sigmoid()).sqrt().flatten(1)
+        top_scores, top_index = scores.topk(min(pre_max, scores.shape[1]), dim=1)  # [B, k]
+        labels = top_index // (height * width)
+        location = top_index % (height * width)
+        centres = location_centres(height, width, self.stride, scores.device)[location]  # [B, k, 2]
+        ltrb = output.box_ltrb.flatten(2).gather(2, location[:, None].expand(-1, 4, -1))
+        ltrb = ltrb.transpose(1, 2)  # [B, k, 4]
+        boxes = torch.cat([centres - ltrb[..., :2], centres + ltrb[..., 2:]], dim=-1)
+        results = []
+        for image in range(batch):  # NMS is per image; everything inside it is vectorised
+            keep = batched_nms_2d(
+                boxes[image], top_scores[image], labels[image], iou_threshold,
+                score_threshold=score_threshold, post_max=max_detections,
+            )
+            results.append(Detections2D(boxes[image][keep], top_scores[image][keep], labels[image][keep]))
+        return results

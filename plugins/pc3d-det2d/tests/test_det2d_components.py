@@ -11,6 +11,7 @@ from pc3d.config import ConfigError, build, load_config
 from pc3d.errors import FormatError, ShapeError
 from pc3d.plugins import PluginManager
 from pc3d_det2d import (
+    FCOSOutput,
     SingleLevelFCOSHead,
     SingleStageDetector2D,
     StridedConvNet,
@@ -67,6 +68,25 @@ def test_giou_and_focal_losses_on_known_values():
     assert loss[2].item() == pytest.approx(0.25 * math.log(2) * 0.25, rel=1e-5)
 
 
+def test_decoding_a_perfect_output_gives_each_box_once():
+    head = SingleLevelFCOSHead(in_channels=4, num_classes=3, stride=4)
+    boxes = [torch.tensor([[2.0, 3.0, 18.0, 13.0], [20.0, 16.0, 30.0, 31.0]]), torch.zeros(0, 4)]
+    labels = [torch.tensor([2, 0]), torch.zeros(0, dtype=torch.long)]
+    targets = assign_fcos_targets(boxes, labels, (8, 8), stride=4, num_classes=3)
+    positive = targets.labels >= 0  # [B, 64]
+    one_hot = torch.nn.functional.one_hot(targets.labels.clamp(min=0), 3) * positive[..., None]
+    perfect = FCOSOutput(
+        torch.where(one_hot.bool(), 10.0, -10.0).transpose(1, 2).reshape(2, 3, 8, 8),
+        targets.box_ltrb.clamp(min=1e-3).transpose(1, 2).reshape(2, 4, 8, 8),
+        torch.where(positive, 10.0, -10.0).reshape(2, 1, 8, 8),
+    )
+    first, second = head.predict(perfect, score_threshold=0.5)
+    order = torch.argsort(first.labels)
+    assert torch.equal(first.labels[order], torch.tensor([0, 2]))
+    assert torch.allclose(first.boxes[order], boxes[0][[1, 0]], atol=1e-4)
+    assert len(second) == 0
+
+
 def test_shapes_gradient_and_stride_check():
     model = SingleStageDetector2D(StridedConvNet(3, [8, 16], [2, 2]), SingleLevelFCOSHead(16, 3, 4, 16, 1))
     images = torch.randn(2, 3, 32, 24, requires_grad=True)
@@ -107,6 +127,12 @@ def test_config_builds_and_trains_on_a_tiny_fixed_batch(manager):
         losses.append(loss.item())
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.5 * losses[0], losses
+    model.eval()
+    detections = model.predict(images, score_threshold=0.0, max_detections=5)
+    assert [len(d) <= 5 for d in detections] == [True, True]
+    for found in detections:
+        assert found.boxes.shape[1] == 4 and bool((found.boxes >= 0).all() and (found.boxes <= 32).all())
+        assert torch.all(found.scores[:-1] >= found.scores[1:])
 
 
 def test_shipped_config_builds(manager):

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.ops import dynamic_voxelize, voxel_grid
 from pc3d_det3d.structures import BEVGrid
 
 # Per-point features added to the raw ones: offset from the pillar's point mean (3) and from the
@@ -21,8 +22,10 @@ class DynamicPillarEncoder(nn.Module):
     PointPillars' pillar feature net in its "dynamic" form (no cap on points per pillar, no
     padding to a fixed pillar count): each point is decorated with its offsets from its pillar's
     point mean and centre, passed through Linear -> LayerNorm -> ReLU, and max-pooled into its
-    pillar with ``scatter_reduce``; empty pillars are zero. Binning is plain torch (floor of the
-    scaled coordinates); points outside ``point_cloud_range`` are dropped.
+    pillar with ``scatter_reduce``; empty pillars are zero. Binning is
+    :func:`pc3d.ops.dynamic_voxelize` with one voxel spanning the whole z range (so it is the
+    same arithmetic as every other pc3d voxelizer); points outside ``point_cloud_range`` are
+    dropped.
 
     LayerNorm instead of PointPillars' BatchNorm1d: it works for any number of points, including
     a batch with zero or one point in training mode.
@@ -44,6 +47,16 @@ class DynamicPillarEncoder(nn.Module):
         if in_channels < 3:
             raise ValueError(f"in_channels must be at least 3 (x, y, z), got {in_channels}")
         self.grid = BEVGrid.from_sequences(point_cloud_range, pillar_size)
+        z_min, z_max = self.grid.point_cloud_range[2], self.grid.point_cloud_range[5]
+        # A pillar is a voxel as tall as the range.
+        self._voxel_size = (*self.grid.cell_size, z_max - z_min)
+        cells = voxel_grid(self._voxel_size, self.grid.point_cloud_range).grid
+        if cells[:2] != (self.grid.nx, self.grid.ny):  # float32 vs float64 rounding disagree
+            raise ValueError(
+                f"pillar_size {tuple(pillar_size)} splits the range into {cells[0]} x {cells[1]} "
+                f"pillars in float32 but {self.grid.nx} x {self.grid.ny} in float64; choose a size "
+                "that divides the range exactly"
+            )
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.linear = nn.Linear(in_channels + _DECORATION_CHANNELS, out_channels, bias=False)
@@ -81,15 +94,14 @@ class DynamicPillarEncoder(nn.Module):
         device = flat.device
         counts = torch.tensor([len(c) for c in points], device=device)
         sample_of = torch.repeat_interleave(torch.arange(batch, device=device), counts)
-        lo, hi = self._range[:3].to(device), self._range[3:].to(device)
-        inside = ((flat[:, :3] >= lo) & (flat[:, :3] < hi)).all(dim=1)
-        flat, sample_of = flat[inside], sample_of[inside]
+        coords = dynamic_voxelize(flat, self._voxel_size, self.grid.point_cloud_range)  # z, y, x
+        inside = coords[:, 0] >= 0
+        flat, sample_of, coords = flat[inside], sample_of[inside], coords[inside].long()
 
         ny, nx = self.grid.shape
         cell_x, cell_y = self.grid.cell_size
-        # clamp: x just below x_max can round up to nx in float32.
-        col = ((flat[:, 0] - lo[0]) / cell_x).floor().long().clamp_(0, nx - 1)
-        row = ((flat[:, 1] - lo[1]) / cell_y).floor().long().clamp_(0, ny - 1)
+        lo = self._range[:3].to(device)
+        row, col = coords[:, 1], coords[:, 2]
         cell = (sample_of * ny + row) * nx + col  # Long[P]: flat index into B * ny * nx pillars
         num_cells = batch * ny * nx
 

@@ -103,6 +103,10 @@ def test_pillar_encoder_puts_features_in_the_right_pillar():
     expected = torch.zeros(2, 4, 4, dtype=torch.bool)
     expected[0, 0, 2] = True
     assert torch.equal(occupied, expected)
+    # Range edges: max is exclusive, a point just below it lands in the last pillar.
+    edges = torch.tensor([[3.9999, 1.9999, 0.9, 0.0], [4.0, 0.0, 0.0, 0.0], [0.0, -2.0, -3.0, 0.0]])
+    occupied = encoder([edges]).abs().sum(dim=1)[0] > 0
+    assert occupied.nonzero().tolist() == [[0, 0], [3, 3]]
 
 
 def test_pillar_encoder_takes_the_max_over_a_pillar_and_passes_gradients():
