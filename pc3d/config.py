@@ -189,7 +189,9 @@ def find_config(
     (``None``: the plugins' config folders)."""
     path = Path(name)
     # A bare name may leave out the suffix: `pc3d config show bevdet-tiny_kitti-3class`.
-    names = [path] + ([path.with_name(path.name + s) for s in CONFIG_SUFFIXES] if not path.suffix else [])
+    names = [path]
+    if not path.suffix:
+        names += [path.with_name(path.name + suffix) for suffix in CONFIG_SUFFIXES]
     for candidate in names:
         if candidate.is_file():
             return candidate
@@ -583,7 +585,9 @@ def _build_component(node: ConfigNode, kind: str | None, registry: Any) -> Any:
         kwargs[key] = built
 
     missing = [
-        name for name, p in named.items() if p.default is inspect.Parameter.empty and name not in kwargs
+        name
+        for name, p in named.items()
+        if p.default is inspect.Parameter.empty and name not in kwargs
     ]
     if missing:
         raise ConfigError(
@@ -705,7 +709,9 @@ def _hint_name(hint: Any) -> str:
 # -- writing -------------------------------------------------------------------------------------
 
 
-def dump_config(config: Config, work_dir: str | os.PathLike[str], name: str = "config.yaml") -> Path:
+def dump_config(
+    config: Config, work_dir: str | os.PathLike[str], name: str = "config.yaml"
+) -> Path:
     """Write the resolved config into ``work_dir`` (created if needed), atomically, and return
     the file. Loading that file gives the same data: it is self-contained (no ``_base_``)."""
     folder = Path(work_dir)

@@ -329,7 +329,9 @@ class PluginManager:
         allow: Iterable[str] | None = None,
         block: Iterable[str] | None = None,
     ) -> None:
-        self.autoload = _env_flag(AUTOLOAD_ENV) is not True if autoload is None else autoload
+        if autoload is None:
+            autoload = _env_flag(AUTOLOAD_ENV) is not True
+        self.autoload = autoload
         allow_names = _env_list(ALLOW_ENV) if allow is None else list(allow)
         block_names = _env_list(BLOCK_ENV) if block is None else list(block)
         self.allow: set[str] | None = (
@@ -477,7 +479,9 @@ class PluginManager:
         """Config folders contributed by loaded plugins, in plugin order."""
         return [d for info in self.loaded for d in info.config_dirs]
 
-    def add_cli_commands(self, subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    def add_cli_commands(
+        self, subparsers: argparse._SubParsersAction  # type: ignore[type-arg]
+    ) -> None:
         """Let each loaded plugin add ``pc3d`` subcommands; a failing one is reported, skipped."""
         for info in self.loaded:
             plugin = self._objects[info.name]
@@ -539,7 +543,9 @@ def config_dirs() -> list[Path]:
     return get_plugin_manager().config_dirs()
 
 
-def add_plugin_cli_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_plugin_cli_commands(
+    subparsers: argparse._SubParsersAction,  # type: ignore[type-arg]
+) -> None:
     """Called by ``pc3d``'s parser builder: plugins add their subcommands."""
     get_plugin_manager().add_cli_commands(subparsers)
 
