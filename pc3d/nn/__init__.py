@@ -1,0 +1,84 @@
+"""pc3d's shared 2D CNN / detection core (see `docs/nn.md`).
+
+- backbones: `MLP`, `LeNet5`, `AlexNet`, `VGG`, `GoogLeNet`, `ResNet` (multi-scale outputs,
+  frozen stages, norm choice; `out_channels` / `out_strides` describe the outputs)
+- necks: `FPN` (with extra levels, RetinaNet P6/P7)
+- anchors and boxes: `AnchorGenerator`, `DeltaXYWHBBoxCoder`, `bbox_overlaps`, `box_iou`,
+  `generalized_box_iou`
+- assignment: `MaxIoUAssigner`, `RandomSampler`
+- losses: `sigmoid_focal_loss`/`FocalLoss`, `cross_entropy`/`CrossEntropyLoss`,
+  `smooth_l1_loss`/`SmoothL1Loss`, `l1_loss`/`L1Loss`, `giou_loss`/`GIoULoss`
+- RoI feature extraction: `roi_align`/`RoIAlign`, `roi_pool`/`RoIPool`
+- `RPNHead` (region proposals)
+
+Boxes are `x1, y1, x2, y2` pixels everywhere. Everything is plain torch (no compiled
+extensions) and gives the same results on CPU and CUDA.
+"""
+
+from pc3d.nn.anchors import AnchorGenerator
+from pc3d.nn.assigners import AssignResult, MaxIoUAssigner, RandomSampler, SamplingResult
+from pc3d.nn.backbones import MLP, VGG, AlexNet, Backbone, BasicBlock, Bottleneck, GoogLeNet, LeNet5, ResNet
+from pc3d.nn.box_coders import DeltaXYWHBBoxCoder, clip_boxes
+from pc3d.nn.box_ops_2d import bbox_overlaps, box_area, box_iou, generalized_box_iou
+from pc3d.nn.layers import ConvNormAct, FrozenBatchNorm2d, build_norm
+from pc3d.nn.losses import (
+    CrossEntropyLoss,
+    FocalLoss,
+    GIoULoss,
+    L1Loss,
+    SmoothL1Loss,
+    binary_cross_entropy,
+    cross_entropy,
+    giou_loss,
+    l1_loss,
+    sigmoid_focal_loss,
+    smooth_l1_loss,
+    weight_reduce_loss,
+)
+from pc3d.nn.necks import FPN
+from pc3d.nn.roi import RoIAlign, RoIPool, roi_align, roi_pool
+from pc3d.nn.rpn import RPNHead
+
+__all__ = [
+    "FPN",
+    "MLP",
+    "VGG",
+    "AlexNet",
+    "AnchorGenerator",
+    "AssignResult",
+    "Backbone",
+    "BasicBlock",
+    "Bottleneck",
+    "ConvNormAct",
+    "CrossEntropyLoss",
+    "DeltaXYWHBBoxCoder",
+    "FocalLoss",
+    "FrozenBatchNorm2d",
+    "GIoULoss",
+    "GoogLeNet",
+    "L1Loss",
+    "LeNet5",
+    "MaxIoUAssigner",
+    "RPNHead",
+    "RandomSampler",
+    "ResNet",
+    "RoIAlign",
+    "RoIPool",
+    "SamplingResult",
+    "SmoothL1Loss",
+    "bbox_overlaps",
+    "binary_cross_entropy",
+    "box_area",
+    "box_iou",
+    "build_norm",
+    "clip_boxes",
+    "cross_entropy",
+    "generalized_box_iou",
+    "giou_loss",
+    "l1_loss",
+    "roi_align",
+    "roi_pool",
+    "sigmoid_focal_loss",
+    "smooth_l1_loss",
+    "weight_reduce_loss",
+]

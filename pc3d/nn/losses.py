@@ -1,0 +1,272 @@
+"""Detection / classification losses with MMDetection-style weighting and reduction.
+
+Every functional loss computes an element-wise loss, multiplies it by `weight` (broadcast to the
+element-wise shape: per sample `Tensor[N]` or per element), then reduces:
+
+- `reduction="none"`: the weighted element-wise loss;
+- `"sum"`: its sum;
+- `"mean"`: its sum divided by `avg_factor` when given (e.g. the number of positive anchors, so a
+  loss is averaged over what matters rather than over every anchor), else its mean.
+
+`avg_factor` with `"sum"` or `"none"` is an error (it would be silently ignored). The module
+forms (`FocalLoss`, ...) add `loss_weight` and a per-call `reduction_override`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pc3d.errors import FormatError, ShapeError
+from pc3d.nn.box_ops_2d import bbox_overlaps
+
+Reduction = Literal["none", "mean", "sum"]
+_EPS = torch.finfo(torch.float32).eps
+
+
+def weight_reduce_loss(loss: Tensor, weight: Tensor | None = None, reduction: Reduction = "mean", avg_factor: float | Tensor | None = None) -> Tensor:
+    """Weight an element-wise loss and reduce it (see the module docstring)."""
+    if reduction not in ("none", "mean", "sum"):
+        raise FormatError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+    if weight is not None:
+        if weight.dim() < loss.dim():
+            # A per-sample weight [N] on an element-wise loss [N, C]: one weight per row.
+            weight = weight.reshape(*weight.shape, *([1] * (loss.dim() - weight.dim())))
+        loss = loss * weight
+    if avg_factor is None:
+        if reduction == "mean":
+            return loss.mean() if loss.numel() > 0 else loss.sum()
+        return loss.sum() if reduction == "sum" else loss
+    if reduction != "mean":
+        raise FormatError(f"avg_factor is only meaningful with reduction='mean', got reduction={reduction!r}")
+    # eps keeps an avg_factor of 0 (an image with no positives) from dividing by zero.
+    return loss.sum() / (avg_factor + _EPS)
+
+
+def _check_same_shape(pred: Tensor, target: Tensor, what: str) -> None:
+    if pred.shape != target.shape:
+        raise ShapeError(f"{what}: pred {tuple(pred.shape)} and target {tuple(target.shape)} must have one shape")
+
+
+def sigmoid_focal_loss(
+    pred: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    gamma: float = 2.0,
+    alpha: float = 0.25,
+    reduction: Reduction = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Sigmoid focal loss (Lin et al., 2017) for one-vs-all classification.
+
+    `loss = -alpha_t * (1 - p_t)^gamma * log(p_t)` element-wise, with `p = sigmoid(pred)`,
+    `p_t = p` for a positive element and `1 - p` otherwise, `alpha_t = alpha` / `1 - alpha`
+    (`alpha < 0` disables the alpha term). Computed from logits with `binary_cross_entropy_with_logits`
+    so it stays finite for large logits.
+
+    Args:
+        pred: `Tensor[N, C]` logits.
+        target: `LongTensor[N]` class indices in `[0, C]`, where `C` means background (all
+            elements negative); or a float `Tensor[N, C]` of (soft) binary targets.
+        weight: `Tensor[N]` per sample or `Tensor[N, C]` per element.
+    """
+    if pred.dim() != 2:
+        raise ShapeError(f"focal loss pred must be (N, C) logits, got {tuple(pred.shape)}")
+    num_classes = pred.shape[1]
+    if target.is_floating_point():
+        _check_same_shape(pred, target, "sigmoid_focal_loss")
+        t = target.to(pred.dtype)
+    else:
+        if target.shape != pred.shape[:1]:
+            raise ShapeError(f"focal loss class targets must have shape ({pred.shape[0]},), got {tuple(target.shape)}")
+        if target.numel() > 0 and (bool((target < 0).any()) or bool((target > num_classes).any())):
+            raise FormatError(f"focal loss class targets must be in [0, {num_classes}] ({num_classes} = background)")
+        # One column more than classes, so that the background index C lands in a dropped column.
+        t = F.one_hot(target, num_classes + 1)[:, :num_classes].to(pred.dtype)
+    p = pred.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(pred, t, reduction="none")
+    p_t = p * t + (1 - p) * (1 - t)
+    loss = ce * (1 - p_t).pow(gamma)
+    if alpha >= 0:
+        loss = loss * (alpha * t + (1 - alpha) * (1 - t))
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+def cross_entropy(
+    pred: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    class_weight: Tensor | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Softmax cross-entropy.
+
+    Args:
+        pred: `Tensor[N, C]` logits.
+        target: `LongTensor[N]` class indices (`ignore_index` marks samples that count nothing).
+        weight: `Tensor[N]` per-sample weights.
+        class_weight: `Tensor[C]` per-class weights (scale each sample's loss by its class's).
+        label_smoothing: in [0, 1): the target becomes `(1 - s) * onehot + s / C`.
+
+    With `reduction="mean"` and no `avg_factor` the loss is averaged over the samples that are
+    not ignored (like `torch.nn.functional.cross_entropy` without class weights).
+    """
+    if pred.dim() != 2 or target.shape != pred.shape[:1]:
+        raise ShapeError(f"cross_entropy needs pred (N, C) and target (N,), got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise FormatError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+    valid = target != ignore_index
+    if bool((valid & ((target < 0) | (target >= pred.shape[1]))).any()):
+        raise FormatError(f"cross_entropy targets must be in [0, {pred.shape[1] - 1}] or ignore_index={ignore_index}")
+    loss = F.cross_entropy(pred, target, weight=class_weight, ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing)
+    if reduction == "mean" and avg_factor is None:
+        avg_factor = valid.sum().clamp(min=1).to(loss.dtype)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+def binary_cross_entropy(
+    pred: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Sigmoid binary cross-entropy from logits; `pred` and float `target` of one shape (e.g. RPN objectness)."""
+    _check_same_shape(pred, target, "binary_cross_entropy")
+    loss = F.binary_cross_entropy_with_logits(pred, target.to(pred.dtype), reduction="none")
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+def smooth_l1_loss(
+    pred: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    beta: float = 1.0,
+    reduction: Reduction = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """Smooth L1 (Huber with slope 1): `0.5 x^2 / beta` for `|x| < beta`, else `|x| - 0.5 beta`; `beta=0` is L1."""
+    _check_same_shape(pred, target, "smooth_l1_loss")
+    if beta < 0:
+        raise FormatError(f"beta must be >= 0, got {beta!r}")
+    diff = (pred - target).abs()
+    loss = diff if beta == 0 else torch.where(diff < beta, 0.5 * diff * diff / beta, diff - 0.5 * beta)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+def l1_loss(
+    pred: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """`|pred - target|` element-wise, then weighted and reduced."""
+    _check_same_shape(pred, target, "l1_loss")
+    return weight_reduce_loss((pred - target).abs(), weight, reduction, avg_factor)
+
+
+def giou_loss(
+    pred: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    eps: float = 1e-6,
+    reduction: Reduction = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """`1 - GIoU` of row-wise pairs of `x1, y1, x2, y2` boxes `Tensor[N, 4]` (in [0, 2]); weight `Tensor[N]`."""
+    _check_same_shape(pred, target, "giou_loss")
+    if pred.shape[-1] != 4:
+        raise ShapeError(f"giou_loss needs boxes (N, 4), got {tuple(pred.shape)}")
+    loss = 1 - bbox_overlaps(pred, target, "giou", aligned=True, eps=eps)
+    if weight is not None and weight.dim() == loss.dim() + 1:
+        # Per-coordinate box weights [N, 4] (common in box heads): a box counts with their mean.
+        weight = weight.mean(dim=-1)
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+class _Loss(nn.Module):
+    def __init__(self, reduction: Reduction = "mean", loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if reduction not in ("none", "mean", "sum"):
+            raise FormatError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+        self.reduction: Reduction = reduction
+        self.loss_weight = float(loss_weight)
+
+    def _reduction(self, override: Reduction | None) -> Reduction:
+        return self.reduction if override is None else override
+
+
+class FocalLoss(_Loss):
+    """Module form of `sigmoid_focal_loss`, times `loss_weight`."""
+
+    def __init__(self, gamma: float = 2.0, alpha: float = 0.25, reduction: Reduction = "mean", loss_weight: float = 1.0) -> None:
+        super().__init__(reduction, loss_weight)
+        self.gamma = gamma
+        self.alpha = alpha
+
+    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None, avg_factor: float | Tensor | None = None, reduction_override: Reduction | None = None) -> Tensor:
+        return self.loss_weight * sigmoid_focal_loss(pred, target, weight, self.gamma, self.alpha, self._reduction(reduction_override), avg_factor)
+
+
+class CrossEntropyLoss(_Loss):
+    """Softmax cross-entropy (`cross_entropy`) or, with `use_sigmoid`, `binary_cross_entropy`; times `loss_weight`."""
+
+    def __init__(
+        self,
+        use_sigmoid: bool = False,
+        class_weight: list[float] | None = None,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        reduction: Reduction = "mean",
+        loss_weight: float = 1.0,
+    ) -> None:
+        super().__init__(reduction, loss_weight)
+        if use_sigmoid and (class_weight is not None or label_smoothing > 0):
+            raise FormatError("class_weight and label_smoothing apply to the softmax loss (use_sigmoid=False)")
+        self.use_sigmoid = use_sigmoid
+        self.class_weight = None if class_weight is None else [float(w) for w in class_weight]
+        self.ignore_index = ignore_index
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None, avg_factor: float | Tensor | None = None, reduction_override: Reduction | None = None) -> Tensor:
+        reduction = self._reduction(reduction_override)
+        if self.use_sigmoid:
+            return self.loss_weight * binary_cross_entropy(pred, target, weight, reduction, avg_factor)
+        class_weight = None if self.class_weight is None else pred.new_tensor(self.class_weight)
+        return self.loss_weight * cross_entropy(pred, target, weight, class_weight, self.ignore_index, self.label_smoothing, reduction, avg_factor)
+
+
+class SmoothL1Loss(_Loss):
+    """Module form of `smooth_l1_loss`, times `loss_weight`."""
+
+    def __init__(self, beta: float = 1.0, reduction: Reduction = "mean", loss_weight: float = 1.0) -> None:
+        super().__init__(reduction, loss_weight)
+        self.beta = beta
+
+    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None, avg_factor: float | Tensor | None = None, reduction_override: Reduction | None = None) -> Tensor:
+        return self.loss_weight * smooth_l1_loss(pred, target, weight, self.beta, self._reduction(reduction_override), avg_factor)
+
+
+class L1Loss(_Loss):
+    """Module form of `l1_loss`, times `loss_weight`."""
+
+    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None, avg_factor: float | Tensor | None = None, reduction_override: Reduction | None = None) -> Tensor:
+        return self.loss_weight * l1_loss(pred, target, weight, self._reduction(reduction_override), avg_factor)
+
+
+class GIoULoss(_Loss):
+    """Module form of `giou_loss`, times `loss_weight`."""
+
+    def __init__(self, eps: float = 1e-6, reduction: Reduction = "mean", loss_weight: float = 1.0) -> None:
+        super().__init__(reduction, loss_weight)
+        self.eps = eps
+
+    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None, avg_factor: float | Tensor | None = None, reduction_override: Reduction | None = None) -> Tensor:
+        return self.loss_weight * giou_loss(pred, target, weight, self.eps, self._reduction(reduction_override), avg_factor)
