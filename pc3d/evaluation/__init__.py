@@ -9,7 +9,7 @@ IoU-based 3D mAP for indoor/custom data, and segmentation mIoU.
 See ``docs/evaluation.md`` for what each metric computes and the protocol it follows.
 """
 
-from pc3d.evaluation.kitti import KittiEvalResult, kitti_eval
+from pc3d.evaluation.kitti import KittiEvalResult, KittiMetric, kitti_eval
 from pc3d.evaluation.kitti_labels import (
     KittiLabels,
     LabelDirs,
@@ -18,14 +18,24 @@ from pc3d.evaluation.kitti_labels import (
     read_frame_ids,
     read_kitti_labels,
 )
+from pc3d.evaluation.map3d import Map3DMetric, Map3DResult, map3d
+from pc3d.evaluation.seg import SegConfusion, SegMIoUMetric, SegResult, seg_scores
 
 __all__ = [
     "KittiEvalResult",
     "KittiLabels",
+    "KittiMetric",
     "LabelDirs",
+    "Map3DMetric",
+    "Map3DResult",
+    "SegConfusion",
+    "SegMIoUMetric",
+    "SegResult",
     "kitti_eval",
     "load_label_dirs",
+    "map3d",
     "parse_kitti_labels",
     "read_frame_ids",
     "read_kitti_labels",
+    "seg_scores",
 ]

@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -549,3 +550,69 @@ def _sample_thresholds(scores: np.ndarray, num_gt: int) -> np.ndarray:
         current += step
         pos += 1
     return np.asarray(out)
+
+
+class KittiMetric:
+    """The KITTI protocol as an engine metric (``registry.add_metric``): ``reset`` / ``update``
+    / ``compute`` / ``state`` / ``merge``.
+
+    ``update(predictions, batch)`` takes one detection record per sample (:class:`KittiLabels`
+    with scores: camera boxes, 2D boxes and alpha, as a KITTI result file holds them) and the
+    ground truth ``batch[gt_key]`` (one :class:`KittiLabels` per sample). Turning a model's LiDAR
+    boxes into such records needs the frame's calibration and image projection
+    (:mod:`pc3d.io.kitti`), which is the dataset's job.
+
+    ``compute()`` returns ``KITTI/{class}_{2D|BEV|3D|AOS}_{AP11|AP40}_{easy|moderate|hard}_{strict|
+    loose}`` in percent (MMDetection3D's key layout, plus AOS and both overlap sets).
+
+    Args:
+        classes: classes to evaluate (default Car, Pedestrian, Cyclist).
+        gt_key: batch key holding the ground-truth records.
+    """
+
+    def __init__(self, classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist"),
+                 gt_key: str = "kitti_labels") -> None:
+        self.classes = resolve_classes(classes)
+        self.gt_key = gt_key
+        self.frames: list[tuple[KittiLabels, KittiLabels]] = []
+
+    def reset(self) -> None:
+        self.frames = []
+
+    def update(self, predictions: Sequence[KittiLabels], batch: Any) -> None:
+        if self.gt_key not in batch:
+            raise FormatError(f"KittiMetric: the batch has no {self.gt_key!r} "
+                              f"(keys: {sorted(batch)})")
+        gts = batch[self.gt_key]
+        if len(gts) != len(predictions):
+            raise ShapeError(f"KittiMetric: {len(predictions)} predictions for {len(gts)} "
+                             "ground-truth records")
+        for gt, det in zip(gts, predictions, strict=True):
+            if not isinstance(gt, KittiLabels) or not isinstance(det, KittiLabels):
+                raise FormatError("KittiMetric takes KittiLabels records (see "
+                                  "pc3d.evaluation.kitti_labels)")
+            self.frames.append((gt, det))
+
+    def result(self) -> KittiEvalResult:
+        return kitti_eval([g for g, _ in self.frames], [d for _, d in self.frames], self.classes)
+
+    def compute(self) -> dict[str, float]:
+        result = self.result()
+        names = {"bbox": "2D", "bev": "BEV", "3d": "3D", "aos": "AOS"}
+        out: dict[str, float] = {}
+        for cls, sets in result.to_dict().items():
+            for oset, metrics in sets.items():
+                for metric, diffs in metrics.items():
+                    if metric == "aos" and not result.aos_computed:
+                        continue
+                    for diff, values in diffs.items():
+                        for ap_name, value in values.items():
+                            key = f"KITTI/{cls}_{names[metric]}_{ap_name}_{diff}_{oset}"
+                            out[key] = math.nan if value is None else value
+        return out
+
+    def state(self) -> list[tuple[KittiLabels, KittiLabels]]:
+        return self.frames
+
+    def merge(self, states: list[list[tuple[KittiLabels, KittiLabels]]]) -> None:
+        self.frames = [frame for state in states for frame in state]

@@ -290,3 +290,23 @@ def test_result_layout_and_table() -> None:
     assert "bev  AP40:100.0000, 100.0000, 100.0000" in table
     assert "aos  AP11:100.00, 100.00, 100.00" in table
     np.testing.assert_allclose(result.min_overlaps[0], [[0.7, 0.7, 0.7], [0.7, 0.5, 0.5]])
+
+
+def test_engine_metric_gathers_frames_across_ranks() -> None:
+    from pc3d.evaluation import KittiMetric
+
+    rows = row_grid(41)
+    gt, det = labels(rows), labels(detect(rows), detections=True)
+    half_gt, half_det = labels(rows[:20]), labels(detect(rows[:20]), detections=True)
+    ranks = [KittiMetric(classes=["Car"]), KittiMetric(classes=["Car"])]
+    ranks[0].update([det], {"kitti_labels": [gt]})
+    ranks[1].update([half_det], {"kitti_labels": [half_gt]})
+    merged = KittiMetric(classes=["Car"])
+    merged.merge([r.state() for r in ranks])
+    direct = kitti_eval([gt, half_gt], [det, half_det], ["Car"])
+    out = merged.compute()
+    assert out["KITTI/Car_3D_AP40_moderate_strict"] == direct.to_dict()["Car"]["strict"]["3d"]["moderate"]["AP40"]
+    assert out["KITTI/Car_AOS_AP11_hard_loose"] == pytest.approx(100.0)
+    assert len(out) == 4 * 2 * 2 * 3
+    with pytest.raises(FormatError, match="the batch has no 'kitti_labels'"):
+        merged.update([det], {})
