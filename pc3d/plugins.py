@@ -202,7 +202,7 @@ class Registry:
             message += f"; did you mean '{suggestion}'?"
         names = self.names(kind)
         if names:
-            message += f" Registered {kind}s: {', '.join(names)}."
+            message += f"{'' if suggestion else '.'} Registered {kind}s: {', '.join(names)}."
         else:
             message += (
                 f". No installed plugin registers a {kind}; is the plugin providing it installed "

@@ -8,15 +8,19 @@ real installed metadata and the venv stays untouched for the other tests.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+
+from pc3d.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "pc3d-example-head"
@@ -40,54 +44,34 @@ def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-def run_python(site: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
+def run_python(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PC3D_")}
     env["OMP_NUM_THREADS"] = "1"
-    if site is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
     )
 
 
-def test_pc3d_plugins_lists_the_installed_example(example_site):
-    result = run_python(example_site, "-m", "pc3d", "plugins", "--json")
-    assert result.returncode == 0, result.stderr
-    listing = {p["distribution"]: p for p in json.loads(result.stdout)["plugins"]}
-    example = listing["pc3d-example-head"]
-    assert example["version"] == "0.1.0"
-    assert example["status"] == "loaded"
-    assert example["registered"] == {"head": ["ExampleHead"]}
-    assert example["config_dirs"] == [str(example_site / "pc3d_example_head" / "configs")]
-    assert listing["pc3d-det3d"]["status"] == "loaded"
-
-
-def test_config_naming_the_head_resolves_through_plugin_config_dirs(example_site):
-    result = run_python(example_site, "-m", "pc3d", "config", "show", CONFIG, "--check")
-    assert result.returncode == 0, result.stderr
-    resolved = yaml.safe_load(result.stdout)
-    # _replace_ dropped CenterHead's keys (head_channels) instead of merging into them.
-    assert resolved["model"]["head"] == {
-        "type": "ExampleHead", "in_channels": 64, "num_classes": 3, "hidden_channels": 32,
-    }
-    assert resolved["model"]["backbone"]["type"] == "BEVBackbone"  # from det3d's base config
-
-
-def test_without_the_install_the_head_is_unknown():
-    config = EXAMPLE / "pc3d_example_head" / "configs" / CONFIG
-    result = run_python(None, "-m", "pc3d", "config", "show", str(config), "--check")
-    assert result.returncode == 2
-    assert "model.head.type (from " in result.stderr
-    assert "unknown head 'ExampleHead'" in result.stderr
-
-
-TRAIN_SCRIPT = textwrap.dedent(
+# One interpreter (one torch import) for every check: the `pc3d` CLI entry point for
+# `pc3d plugins --json` and `pc3d config show CONFIG --check`, then build and train.
+DRIVER = textwrap.dedent(
     """
-    import json, math, sys
+    import contextlib, io, json, sys
     import torch
+    from pc3d.cli import main
     from pc3d.config import build, load_config
 
+    def cli(*argv):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main(list(argv))
+        return {"status": status, "stdout": out.getvalue(), "stderr": err.getvalue()}
+
+    report = {"plugins": cli("plugins", "--json"), "show": cli("config", "show", sys.argv[1], "--check")}
+
     torch.manual_seed(0)
+    torch.set_num_threads(1)
     config = load_config(sys.argv[1], [
         "model.voxel_encoder.point_cloud_range=[0, -8, -3, 16, 8, 1]",
         "model.voxel_encoder.pillar_size=[0.5, 0.5]",
@@ -112,27 +96,66 @@ TRAIN_SCRIPT = textwrap.dedent(
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    changed = all(not torch.equal(b, a) for b, a in zip(before, model.head.parameters()))
-    print(json.dumps({
+    report["train"] = {
         "head": type(model.head).__name__,
         "head_file": sys.modules[type(model.head).__module__].__file__,
         "heatmap": list(output.heatmap.shape),
         "regression": list(output.regression.shape),
         "losses": losses,
-        "head_params_changed": changed,
-    }))
+        "head_params_changed": all(
+            not torch.equal(b, a) for b, a in zip(before, model.head.parameters())
+        ),
+    }
+    print(json.dumps(report))
     """
 )
 
 
-def test_model_with_the_example_head_builds_and_trains(example_site):
-    result = run_python(example_site, "-c", TRAIN_SCRIPT, CONFIG)
+@pytest.fixture(scope="module")
+def report(example_site: Path) -> dict[str, Any]:
+    result = run_python(example_site, "-c", DRIVER, CONFIG)
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["head"] == "ExampleHead"
-    assert Path(report["head_file"]).is_relative_to(example_site)
-    assert report["heatmap"] == [2, 3, 16, 16] and report["regression"] == [2, 8, 16, 16]
-    assert report["head_params_changed"]
-    losses = report["losses"]
-    assert all(v == v and v < float("inf") for v in losses)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_pc3d_plugins_lists_the_installed_example(report, example_site):
+    assert report["plugins"]["status"] == 0, report["plugins"]["stderr"]
+    listing = {p["distribution"]: p for p in json.loads(report["plugins"]["stdout"])["plugins"]}
+    example = listing["pc3d-example-head"]
+    assert example["version"] == "0.1.0"
+    assert example["status"] == "loaded"
+    assert example["registered"] == {"head": ["ExampleHead"]}
+    assert example["config_dirs"] == [str(example_site / "pc3d_example_head" / "configs")]
+    assert listing["pc3d-det3d"]["status"] == "loaded"
+
+
+def test_config_naming_the_head_resolves_through_plugin_config_dirs(report):
+    assert report["show"]["status"] == 0, report["show"]["stderr"]
+    resolved = yaml.safe_load(report["show"]["stdout"])
+    # _replace_ dropped CenterHead's keys (head_channels) instead of merging into them.
+    assert resolved["model"]["head"] == {
+        "type": "ExampleHead", "in_channels": 64, "num_classes": 3, "hidden_channels": 32,
+    }
+    assert resolved["model"]["backbone"]["type"] == "BEVBackbone"  # from det3d's base config
+
+
+def test_model_with_the_example_head_builds_and_trains(report, example_site):
+    train = report["train"]
+    assert train["head"] == "ExampleHead"
+    assert Path(train["head_file"]).is_relative_to(example_site)
+    assert train["heatmap"] == [2, 3, 16, 16] and train["regression"] == [2, 8, 16, 16]
+    assert train["head_params_changed"]
+    losses = train["losses"]
+    assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < losses[0], losses
+
+
+def test_without_the_install_the_head_is_unknown(capsys, monkeypatch):
+    # This interpreter never had the example on its path: its config names an unknown head.
+    for var in ("PC3D_DISABLE_PLUGIN_AUTOLOAD", "PC3D_PLUGINS", "PC3D_BLOCK_PLUGINS"):
+        monkeypatch.delenv(var, raising=False)
+    config = EXAMPLE / "pc3d_example_head" / "configs" / CONFIG
+    assert main(["config", "show", str(config), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert f"model.head.type (from {config}:7)" in err
+    assert "unknown head 'ExampleHead'. Registered heads: CenterHead, " in err
