@@ -478,6 +478,8 @@ def render(
     wh = parse_size(size)
     if view not in VIEWS:
         raise FormatError(f"unknown view {view!r}; valid views are {', '.join(VIEWS)} (and 'camera' with an image)")
+    if out is not None:
+        _check_png_path(out)
     scene = build_scene(
         points, boxes, pred, mode=mode, lidar2cam=lidar2cam, color_by=color_by, score_thr=score_thr,
         class_names=class_names,
@@ -521,13 +523,18 @@ def _pixels_per_metre(cam: Camera, region: Region, mode: str) -> float:
     return float(np.linalg.norm(uv[1] - uv[0]))
 
 
+def _check_png_path(out: str | Path) -> Path:
+    path = Path(out)
+    if path.suffix.lower() != ".png":
+        raise FormatError(f"{path}: the output must be a .png file")
+    return path
+
+
 def save_png(img: np.ndarray, out: str | Path) -> Path:
     """Write `uint8[H, W, 3]` `img` to `out` as PNG (creating parent folders); the path written."""
     from PIL import Image
 
-    path = Path(out)
-    if path.suffix.lower() != ".png":
-        raise FormatError(f"{path}: the output must be a .png file")
+    path = _check_png_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(img)).save(path, optimize=True)
     return path
@@ -618,6 +625,8 @@ def render_camera_view(
         mode: default coordinate system of plain arrays (camera).
     """
     proj = image.check_projection(projection, "projection (P2)")
+    if out is not None:
+        _check_png_path(out)
     base = image.load_image(str(img)) if isinstance(img, (str, Path)) else np.asarray(img, dtype=np.uint8)
     if base.ndim != 3 or base.shape[2] != 3:
         raise ShapeError(f"image: expected shape (H, W, 3), got {base.shape}")
