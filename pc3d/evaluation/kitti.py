@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.evaluation.kitti_labels import KITTI_TYPES, KittiLabels
+from pc3d.evaluation.kitti_labels import KITTI_TYPES, KittiLabels, from_io_labels
 from pc3d.ops.iou_rotated import box_iou_3d, box_iou_bev
 
 #: Classes the protocol can evaluate (the port's list), with their neighbouring class.
@@ -172,7 +172,8 @@ def kitti_eval(gt: Sequence[KittiLabels], det: Sequence[KittiLabels],
     """Evaluate detections against KITTI ground truth with the official protocol.
 
     Args:
-        gt: one ground-truth record per frame (:class:`KittiLabels` without scores).
+        gt: one ground-truth record per frame (:class:`KittiLabels` without scores, or a
+            :class:`pc3d.io.kitti.KittiLabels` as ``read_kitti_labels`` returns it).
         det: the detections of the same frames, in the same order (records with scores); an
             empty record means no detections.
         classes: classes to evaluate, among `KITTI_EVAL_CLASSES` (case-insensitive).
@@ -187,6 +188,9 @@ def kitti_eval(gt: Sequence[KittiLabels], det: Sequence[KittiLabels],
     """
     if len(gt) != len(det):
         raise ShapeError(f"{len(gt)} ground-truth frames but {len(det)} detection frames")
+    # Records read by pc3d.io.kitti (float32 columns) are accepted too.
+    gt = [g if isinstance(g, KittiLabels) else from_io_labels(g, detections=False) for g in gt]
+    det = [d if isinstance(d, KittiLabels) else from_io_labels(d, detections=True) for d in det]
     for g in gt:
         if g.is_detection:
             raise FormatError(f"{g.source}: ground truth must not carry scores")
@@ -196,7 +200,9 @@ def kitti_eval(gt: Sequence[KittiLabels], det: Sequence[KittiLabels],
     wanted = resolve_classes(classes)
 
     gts, dets = _Flat.of(gt), _Flat.of(det)
-    # The port decides once, from the detections, whether they carry observation angles.
+    # AOS only when the detections carry observation angles (some alpha is not -10); the
+    # ports decide this once for the whole set (OpenPCDet from the first detection,
+    # MMDetection3D from any), which agree whenever all or no detections carry one.
     aos = bool((dets.alpha != ALPHA_MISSING).any())
     # Ground-truth boxes that can take part at all: the evaluated classes and their neighbours.
     relevant = {*wanted, *(NEIGHBOUR_CLASS[c] for c in wanted if c in NEIGHBOUR_CLASS)}

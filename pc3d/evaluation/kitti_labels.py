@@ -19,6 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -266,3 +267,35 @@ def load_label_dirs(gt_dir: str | Path, det_dir: str | Path,
     wanted = set(ids)
     unmatched = sorted(p.name for p in det_dir.glob("*.txt") if p.stem not in wanted)
     return LabelDirs(ids=ids, gts=gts, dets=dets, missing_dets=missing, unmatched_dets=unmatched)
+
+
+def from_io_labels(labels: Any, detections: bool) -> KittiLabels:
+    """Convert a :class:`pc3d.io.kitti.KittiLabels` record (float32 columns) for the evaluation.
+
+    Each float32 value is read back as the shortest decimal that rounds to it, which restores
+    the file's value for KITTI's 2-decimal numbers (float32 0.15 would otherwise exceed the
+    truncation limit 0.15 and move a box to a harder difficulty).
+
+    Raises:
+        FormatError: `detections` is True and some object has no score (NaN), naming its line.
+    """
+    def f64(values: np.ndarray) -> np.ndarray:
+        arr = np.asarray(values)
+        if arr.dtype == np.float32:
+            return arr.astype(str).astype(np.float64)
+        return arr.astype(np.float64)
+
+    source = str(getattr(labels, "path", None) or "<pc3d.io record>")
+    score = None
+    if detections:
+        score = f64(labels.score)
+        missing = np.isnan(score)
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            line = int(labels.line_numbers[i])
+            raise FormatError(f"{source}:{line}: a detection needs its score as the 16th field")
+    return KittiLabels(name=np.asarray(labels.types), truncated=f64(labels.truncated),
+                       occluded=np.asarray(labels.occluded),
+                       alpha=f64(labels.alpha), bbox=f64(labels.bbox2d),
+                       dimensions=f64(labels.dims_hwl), location=f64(labels.location),
+                       rotation_y=f64(labels.rotation_y), score=score, source=source)

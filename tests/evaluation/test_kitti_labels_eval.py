@@ -113,3 +113,23 @@ def test_load_label_dirs_matches_frames_and_treats_a_missing_result_as_empty(tmp
     (det_dir / "000003.txt").write_text(CAR + "\n")
     with pytest.raises(FormatError, match=r"det/000003\.txt:1: expected 16 fields"):
         load_label_dirs(gt_dir, det_dir)
+
+
+def test_records_of_pc3d_io_are_accepted_with_their_file_values(tmp_path: Path) -> None:
+    from pc3d.evaluation import kitti_eval
+    from pc3d.evaluation.kitti_labels import from_io_labels
+    from pc3d.io.kitti import read_kitti_labels as read_io
+
+    gt_file = tmp_path / "gt.txt"
+    gt_file.write_text(CAR.replace("0.00 0", "0.15 0", 1) + "\n")
+    det_file = tmp_path / "det.txt"
+    det_file.write_text(CAR + " 0.8\n")
+    io_gt, io_det = read_io(gt_file), read_io(det_file)
+    assert io_gt.truncated.dtype == np.float32 and float(io_gt.truncated[0]) > 0.15
+    converted = from_io_labels(io_gt, detections=False)
+    assert converted.truncated[0] == 0.15  # the file's value, so the box stays "easy"
+    ours = kitti_eval([read_kitti_labels(gt_file, False)], [read_kitti_labels(det_file, True)])
+    theirs = kitti_eval([io_gt], [io_det])
+    assert ours.to_dict() == theirs.to_dict()
+    with pytest.raises(FormatError, match=r"gt\.txt:1: a detection needs its score"):
+        kitti_eval([io_gt], [io_gt])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,15 @@ def _rank(rank: int, world: int, init_file: str, out_file: str) -> None:
 
 
 def test_confusion_is_summed_across_distributed_ranks(tmp_path: Path) -> None:
-    mp.spawn(_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "out")), nprocs=2, join=True)
+    # fork: the children reuse the imported torch instead of importing it again (seconds each)
+    context = mp.start_processes(_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "out")),
+                                 nprocs=2, join=False, start_method="fork")
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=1):  # raises if a rank failed
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two gloo ranks did not finish within 120 s")
     single = SegConfusion(3, ignore_index=-1)
     single.add(PRED, TARGET)
     expected = single.result().to_dict()
