@@ -1,4 +1,4 @@
-"""Shared by the first-party plugins' tests."""
+"""Shared by every test in the repository (tests/ and each plugin's tests/)."""
 
 from __future__ import annotations
 
