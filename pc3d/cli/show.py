@@ -136,7 +136,9 @@ def _kitti_inputs(args: argparse.Namespace) -> Inputs:
         raise FormatError("--kitti needs --frame ID (e.g. --frame 000001)")
     if args.mode != "lidar":
         raise FormatError("--kitti frames are LiDAR scans; leave out --mode")
-    frame = load_kitti_frame(args.kitti, args.frame)
+    # "1" and "000001" name the same frame (KITTI stems are six digits).
+    frame_id: str | int = int(args.frame) if args.frame.isdigit() and len(args.frame) < 6 else args.frame
+    frame = load_kitti_frame(args.kitti, frame_id)
     calib = frame.calib
     if args.calib is not None:
         _must_exist(args.calib, "--calib")

@@ -358,8 +358,8 @@ def _apply_camera(o3d: Any, vis: Any, cam: Camera) -> None:
     ):
         # Guards the pixel/world correspondence everything else relies on.
         raise RuntimeError(
-            f"Open3D did not take the {cam.width}x{cam.height} view camera (window size "
-            f"{got.intrinsic.width}x{got.intrinsic.height}); the screen may be smaller than the requested image"
+            f"Open3D did not take the {cam.width}x{cam.height} view camera (its window is "
+            f"{got.intrinsic.width}x{got.intrinsic.height})"
         )
 
 
@@ -424,9 +424,8 @@ def scene_camera(
     if view not in VIEWS:
         raise FormatError(f"unknown view {view!r}; valid views are {', '.join(VIEWS)} (and 'camera' with an image)")
     if region is None:
-        corners = scene.segments.reshape(-1, 3) if len(scene.segments) else None
-        boxes = None if corners is None else corners.reshape(-1, 1, 3)
-        region = scene_region(scene.points, boxes, scene.mode, forward_only)
+        corners = scene.corners if len(scene.corners) else None
+        region = scene_region(scene.points, corners, scene.mode, forward_only)
     return view_camera(view, region, size, scene.mode), region
 
 
