@@ -3,16 +3,15 @@
 Greedy NMS walks boxes by rank (0 is the best) and keeps a box unless a kept, higher-ranked box
 suppresses it. Only boxes whose discs (circumscribed circles, or the circle of circle NMS)
 overlap can suppress each other, so everything works on a uniform grid with cells as wide as
-the largest reach (two overlapping discs lie in the same or neighbouring cells).
+the largest reach (two overlapping discs lie in the same or neighbouring cells), and only pairs
+found there are ever tested.
 
-`greedy_nms` decides boxes in rounds. A box is *ready* when no higher-ranked undecided box can
-overlap it; ready boxes are kept (all their possible suppressors are decided and did not
-suppress them), and then every undecided lower-ranked box overlapping a newly kept box is tested
-with the caller's exact predicate -- the same tests the sequential sweep makes. Readiness is
-first judged cheaply per grid window (the box is the best undecided one in its 3x3 cells), which
-thins dense clusters (the detector-output case: the best box of each cluster removes most of it)
-without ever listing all overlapping pairs; once few candidate pairs remain, the exact pairs are
-listed and resolved (`greedy_keep`). Both paths give exactly the sequential result.
+`greedy_keep` resolves the sweep for a set of boxes given their overlapping pairs, in rounds:
+an undecided box with no undecided higher-ranked neighbour is kept, and the pairs leaving newly
+kept boxes are tested with the caller's exact predicate -- the same tests the sequential sweep
+makes. `greedy_nms` applies it to blocks of the best undecided boxes, and lets each block's kept
+boxes thin out the rest before the next block, so dense clusters (detector output: hundreds of
+boxes per object) never have all their pairs listed.
 """
 
 from __future__ import annotations
@@ -26,10 +25,13 @@ from torch import Tensor
 _PAIR_BUDGET = 4_000_000
 # Cells per axis at most, so that grid keys fit in int64 whatever the coordinates.
 _MAX_CELLS = 1 << 20
-# List exact pairs once the candidates per undecided box drop below this (or in total below
-# _EXACT_MIN); until then, thin clusters with window rounds, whose cost is O(undecided boxes).
-_EXACT_PER_BOX = 16
-_EXACT_MIN = 1 << 16
+# Block sizes of `greedy_nms` (boxes decided per step) and when to grow or shrink them (pairs
+# listed per box in the block).
+_FIRST_BLOCK = 1024
+_MIN_BLOCK = 256
+_MAX_BLOCK = 1 << 20
+_GROW_BELOW = 8
+_SHRINK_ABOVE = 64
 # Relative slack so that discs touching up to rounding are still paired (their IoU is ~0).
 _SLACK = 1e-9
 
@@ -144,8 +146,34 @@ def greedy_keep(num: int, src: Tensor, dst: Tensor, suppresses: Predicate | None
             return state == KEPT
 
 
+def _suppress_below(kept: Tensor, lower: Tensor, grid: _Grid, xy: Tensor, radius: Tensor, suppresses: Predicate, state: Tensor) -> None:
+    """Mark REMOVED every box of `lower` (all ranked below `kept`) that a kept box suppresses."""
+    keys = grid.key.index_select(0, lower)
+    sorted_key, order = torch.sort(keys)
+    sorted_lower = lower.index_select(0, order)
+    queries = (grid.key.index_select(0, kept)[:, None] + grid.window[None, :]).reshape(-1)
+    first = torch.searchsorted(sorted_key, queries, side="left")
+    counts = torch.searchsorted(sorted_key, queries, side="right") - first
+    owner = kept.repeat_interleave(grid.window.numel())
+    for start, stop in _chunks(counts):
+        q, within = _expand(counts[start:stop])
+        q = q + start
+        i = owner.index_select(0, q)
+        j = sorted_lower.index_select(0, first.index_select(0, q) + within)
+        near = _near(xy, radius, i, j)
+        i, j = i[near], j[near]
+        if i.numel():
+            state[j[suppresses(i, j)]] = REMOVED
+
+
 def greedy_nms(xy: Tensor, radius: Tensor, groups: Tensor | None, suppresses: Predicate) -> Tensor:
     """Greedy NMS decision for boxes already sorted best first.
+
+    Works through the ranking in blocks of the best undecided boxes: inside a block the exact
+    overlapping pairs are listed and resolved by `greedy_keep` (every higher-ranked box is
+    already decided), then the block's kept boxes remove what they suppress further down, so
+    the next block starts from a much thinner set. The block grows while its pair lists stay
+    short and shrinks when they get long (dense clusters), bounding the work per block.
 
     Args:
         xy: `Tensor[N, 2]` disc centres; radius: `Tensor[N]` disc radii (float64). Boxes whose
@@ -157,58 +185,30 @@ def greedy_nms(xy: Tensor, radius: Tensor, groups: Tensor | None, suppresses: Pr
         `BoolTensor[N]`: True for kept boxes.
     """
     n = xy.shape[0]
-    device = xy.device
-    state = torch.zeros(n, dtype=torch.int8, device=device)
+    state = torch.zeros(n, dtype=torch.int8, device=xy.device)
     if n == 0:
         return state.bool()
     grid = _Grid(xy, radius, groups)
-    undecided = torch.arange(n, device=device)
+    undecided = torch.arange(n, device=xy.device)
+    block = _FIRST_BLOCK
     while undecided.numel():
-        keys = grid.key.index_select(0, undecided)
-        sorted_key, order = torch.sort(keys, stable=True)
-        # Candidate pairs if listed now: the boxes in each box's own and half-neighbour cells.
-        half_q = (keys[:, None] + grid.half[None, :]).reshape(-1)
-        raw = int((torch.searchsorted(sorted_key, half_q, side="right") - torch.searchsorted(sorted_key, half_q, side="left")).sum().item())
-        if raw <= max(_EXACT_PER_BOX * undecided.numel(), _EXACT_MIN):
-            src, dst = _pairs_among(undecided, grid, xy, radius)
-            # Ranks inside the undecided set (it is sorted, so searchsorted maps back).
-            keep = greedy_keep(
-                undecided.numel(),
-                torch.searchsorted(undecided, src),
-                torch.searchsorted(undecided, dst),
-                lambda i, j: suppresses(undecided.index_select(0, i), undecided.index_select(0, j)),
-            )
-            state[undecided[keep]] = KEPT
-            break
-        # Window round: the best undecided box of each cell; a box is ready when it is the best
-        # in its 3x3 window (any overlapping box lies in that window).
-        sorted_members = undecided.index_select(0, order)
-        is_first = torch.ones_like(sorted_key, dtype=torch.bool)
-        is_first[1:] = sorted_key[1:] != sorted_key[:-1]
-        cell_keys = sorted_key[is_first]
-        cell_best = sorted_members[is_first]  # members are ascending within a cell (stable sort)
-        window_q = (keys[:, None] + grid.window[None, :]).reshape(-1)
-        pos = torch.searchsorted(cell_keys, window_q).clamp_(max=cell_keys.numel() - 1)
-        found = cell_keys.index_select(0, pos) == window_q
-        best = torch.where(found, cell_best.index_select(0, pos), n).view(-1, grid.window.numel()).amin(dim=1)
-        ready = best == undecided
-        kept = undecided[ready]
+        head, tail = undecided[:block], undecided[block:]
+        src, dst = _pairs_among(head, grid, xy, radius)
+        keep = greedy_keep(
+            head.numel(),
+            torch.searchsorted(head, src),
+            torch.searchsorted(head, dst),
+            lambda i, j: suppresses(head.index_select(0, i), head.index_select(0, j)),
+        )
+        kept = head[keep]
         state[kept] = KEPT
-        # Test every undecided lower-ranked box in the windows of the newly kept boxes.
-        kq = (grid.key.index_select(0, kept)[:, None] + grid.window[None, :]).reshape(-1)
-        first = torch.searchsorted(sorted_key, kq, side="left")
-        counts = torch.searchsorted(sorted_key, kq, side="right") - first
-        owner_box = kept.repeat_interleave(grid.window.numel())
-        for start, stop in _chunks(counts):
-            q, within = _expand(counts[start:stop])
-            q = q + start
-            i = owner_box.index_select(0, q)
-            j = sorted_members.index_select(0, first.index_select(0, q) + within)
-            lower = j > i
-            i, j = i[lower], j[lower]
-            near = _near(xy, radius, i, j)
-            i, j = i[near], j[near]
-            if i.numel():
-                state[j[suppresses(i, j)]] = REMOVED
-        undecided = undecided[state.index_select(0, undecided) == UNDECIDED]
+        state[head[~keep]] = REMOVED
+        if tail.numel() and kept.numel():
+            _suppress_below(kept, tail, grid, xy, radius, suppresses, state)
+        undecided = tail[state.index_select(0, tail) == UNDECIDED]
+        # Few pairs per box: take more boxes next time; many (dense clusters): fewer.
+        if src.numel() < _GROW_BELOW * head.numel():
+            block = min(2 * block, _MAX_BLOCK)
+        elif src.numel() > _SHRINK_ABOVE * head.numel():
+            block = max(block // 2, _MIN_BLOCK)
     return state == KEPT

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import shapely
 import torch
@@ -50,9 +48,8 @@ def shapely_iou_3d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def greedy_nms(
-    num: int,
     scores: Tensor,
-    suppress_row: Callable[[int, Tensor], Tensor],
+    suppresses: Tensor | np.ndarray,
     labels: Tensor | None = None,
     score_threshold: float | None = None,
     pre_max: int | None = None,
@@ -60,26 +57,27 @@ def greedy_nms(
 ) -> Tensor:
     """The textbook sequential sweep: rank by score (stable), keep a box unless suppressed.
 
-    `suppress_row(i, rest)` says which boxes `rest` (original indices) box `i` suppresses.
+    `suppresses[i, j]` (`[N, N]` bool) says whether box i suppresses box j if i is kept first.
     """
-    idx = torch.arange(num)
+    sup = np.asarray(suppresses, dtype=bool)
+    if labels is not None:
+        lab = np.asarray(labels)
+        sup = sup & (lab[:, None] == lab[None, :])
+    idx = torch.arange(scores.shape[0])
     if score_threshold is not None:
         idx = idx[scores > score_threshold]
     order = idx[torch.sort(scores[idx], descending=True, stable=True).indices]
     if pre_max is not None:
         order = order[:pre_max]
-    suppressed = torch.zeros(order.numel(), dtype=torch.bool)
+    taking_part = np.zeros(sup.shape[0], dtype=bool)
+    taking_part[order.numpy()] = True
+    suppressed = ~taking_part
     keep = []
-    for k in range(order.numel()):
-        if suppressed[k]:
+    for i in order.tolist():
+        if suppressed[i]:
             continue
-        keep.append(int(order[k]))
-        rest = order[k + 1 :]
-        if rest.numel():
-            hit = suppress_row(int(order[k]), rest)
-            if labels is not None:
-                hit &= labels[rest] == labels[order[k]]
-            suppressed[k + 1 :] |= hit
+        keep.append(i)
+        suppressed |= sup[i]
     out = torch.tensor(keep, dtype=torch.long)
     return out if post_max is None else out[:post_max]
 
