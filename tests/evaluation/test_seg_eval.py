@@ -119,3 +119,12 @@ def test_confusion_is_summed_across_distributed_ranks(tmp_path: Path) -> None:
         locals_.append(np.array(saved["local"]))
     assert np.array_equal(locals_[0] + locals_[1], np.array(CONFUSION))
     assert not np.array_equal(locals_[0], np.array(CONFUSION))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_confusion_on_cuda_matches_cpu() -> None:
+    conf = SegConfusion(3, ignore_index=-1)
+    conf.add(PRED.cuda(), TARGET.cuda())
+    assert conf.matrix.device.type == "cuda"
+    assert conf.matrix.cpu().tolist() == CONFUSION
