@@ -52,7 +52,7 @@ import torch
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.evaluation.kitti_labels import KITTI_TYPES, KittiLabels, from_io_labels
-from pc3d.ops.iou_rotated import box_iou_3d, box_iou_bev
+from pc3d.ops import box_iou_3d, box_iou_bev
 
 #: Classes the protocol can evaluate (the port's list), with their neighbouring class.
 KITTI_EVAL_CLASSES: tuple[str, ...] = ("Car", "Pedestrian", "Cyclist", "Van", "Person_sitting",

@@ -38,7 +38,7 @@ import numpy as np
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.ops.iou_rotated import box_iou_3d
+from pc3d.ops import box_iou_3d
 
 
 @dataclass(frozen=True)

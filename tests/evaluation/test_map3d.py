@@ -11,7 +11,7 @@ import torch
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.evaluation.map3d import Map3DMetric, map3d, voc_ap
-from pc3d.ops.iou_rotated import box_iou_3d
+from pc3d.ops import box_iou_3d
 from pc3d.structures import CameraBoxes3D, DepthBoxes3D, LiDARBoxes3D
 
 
