@@ -178,12 +178,9 @@ def convert_box_set(boxes: BoxSet, mode: str, lidar2cam: np.ndarray | None = Non
         if mat.shape != (4, 4):
             raise ShapeError(f"lidar2cam: expected a 4x4 (or 3x4) matrix, got shape {mat.shape}")
         rt_mat = mat if boxes.mode == "lidar" else np.linalg.inv(mat)
-    import torch
+    from pc3d.structures import convert_boxes
 
-    from pc3d.structures.coord_transform import convert_box_tensor
-
-    tensor = torch.as_tensor(boxes.boxes, dtype=torch.float64)
-    converted = convert_box_tensor(tensor, boxes.mode, mode, rt_mat=rt_mat).numpy()
+    converted = np.asarray(convert_boxes(boxes.boxes, boxes.mode, mode, rt_mat=rt_mat), dtype=np.float64)
     return BoxSet(converted, mode, boxes.labels, boxes.scores)
 
 
@@ -293,10 +290,10 @@ def _point_colors(
     xyz, boxes_all = pts[:, :3], np.concatenate([gt_boxes[:, :7], pr_boxes[:, :7]])
     if mode == "camera":
         # points_in_boxes wants z-up boxes; the default camera->LiDAR axis swap is exact for this.
-        from pc3d.structures.coord_transform import convert_box_tensor, convert_point_tensor
+        from pc3d.structures import convert_boxes, convert_points
 
-        xyz = convert_point_tensor(torch.as_tensor(xyz), "camera", "lidar").numpy()
-        boxes_all = convert_box_tensor(torch.as_tensor(boxes_all), "camera", "lidar").numpy()
+        xyz = np.asarray(convert_points(xyz, "camera", "lidar"))
+        boxes_all = np.asarray(convert_boxes(boxes_all, "camera", "lidar"))
     table = np.concatenate([gt_colors, pr_colors]).reshape(-1, 3)
     if len(boxes_all):
         owner = points_in_boxes_first(torch.as_tensor(xyz), torch.as_tensor(boxes_all)).numpy()

@@ -68,3 +68,16 @@ def test_score_threshold_and_legend_counts() -> None:
     assert scene.legend_title == "pred score >= 0.5"
     assert scene.box_text == ["Car", "Car", "Car 0.90", "Pedestrian 0.60"]
     assert scene.segments.shape == (4 * geometry.SEGMENTS_PER_BOX, 2, 3)
+
+
+@pytest.mark.parametrize("mode", ["lidar", "camera", "depth"])
+def test_color_by_label_marks_points_inside_boxes(mode: str) -> None:
+    # One box 4 x 2 x 1.5 (camera: l, h, w = 4, 1.5, 2) at the origin's bottom; a point at its
+    # gravity centre and one 10 m away along the first axis.
+    if mode == "camera":
+        box, inside, outside = [0.0, 0.0, 0.0, 4.0, 1.5, 2.0, 0.0], [0.0, -0.75, 0.0], [10.0, -0.75, 0.0]
+    else:
+        box, inside, outside = [0.0, 0.0, 0.0, 4.0, 2.0, 1.5, 0.0], [0.0, 0.0, 0.75], [10.0, 0.0, 0.75]
+    scene = build_scene(np.array([inside, outside]), {"boxes": [box], "labels": ["Car"]}, mode=mode, color_by="label")
+    assert scene.point_colors[0].tolist() == list(geometry.class_color("Car", "gt"))
+    assert scene.point_colors[1].tolist() == list(geometry.GREY_POINT)
