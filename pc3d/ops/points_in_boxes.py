@@ -60,23 +60,24 @@ def _inside_pairs(points: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:
     # BEV bounding rectangle of each box, slightly widened.
     half_x = (cos.abs() * boxes[:, 3] + sin.abs() * boxes[:, 4]) / 2 + _MARGIN
     half_y = (sin.abs() * boxes[:, 3] + cos.abs() * boxes[:, 4]) / 2 + _MARGIN
+    # A box with NaN/inf position or yaw, or NaN size, holds no point (as in the dense test).
+    usable = torch.isfinite(boxes[:, [0, 1, 6]]).all(dim=1) & ~torch.isnan(half_x) & ~torch.isnan(half_y)
     finite = torch.isfinite(xy).all(dim=1)
-    lo = torch.where(finite[:, None], xy, float("inf")).amin(dim=0)
-    hi = torch.where(finite[:, None], xy, float("-inf")).amax(dim=0)
-    if not bool(finite.any()):
+    if not bool(finite.any()) or not bool(usable.any()):
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return empty, empty
+    lo = torch.where(finite[:, None], xy, float("inf")).amin(dim=0)
+    hi = torch.where(finite[:, None], xy, float("-inf")).amax(dim=0)
     extent = float((hi - lo).max().item())
     # Cells a quarter of a typical box: candidates then cover little more than each rectangle.
-    cell = max(float(torch.maximum(half_x, half_y).median().item()) / 2, extent / _MAX_CELLS, 1e-6)
+    typical = float(torch.maximum(half_x, half_y)[usable].median().item()) / 2
+    cell = min(max(typical, extent / _MAX_CELLS, 1e-6), max(extent, 1e-6))
     ncx = int(extent / cell) + 2
     ncy = ncx
     pc = torch.floor((xy - lo) / cell).clamp_(0, ncx - 1)
     key = torch.where(finite, pc[:, 0].long() * ncy + pc[:, 1].long(), -1)
     sorted_key, order = torch.sort(key)
     # Cell range of each box's rectangle, clipped to the grid (empty when entirely outside).
-    # A box with NaN/inf position or yaw, or NaN size, holds no point (as in the dense test).
-    usable = torch.isfinite(boxes[:, [0, 1, 6]]).all(dim=1) & ~torch.isnan(half_x) & ~torch.isnan(half_y)
 
     def cell_of(value: Tensor, low: Tensor, top: int) -> Tensor:
         index = torch.floor((value - low) / cell).clamp_(-1, top + 1)
