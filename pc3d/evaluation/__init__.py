@@ -11,7 +11,7 @@ See ``docs/evaluation.md`` for what each metric computes and the protocol it fol
 
 from pc3d.evaluation.kitti import KittiEvalResult, KittiMetric, kitti_eval
 from pc3d.evaluation.kitti_labels import (
-    KittiLabels,
+    KittiEvalLabels,
     LabelDirs,
     load_label_dirs,
     parse_kitti_labels,
@@ -23,7 +23,7 @@ from pc3d.evaluation.seg import SegConfusion, SegMIoUMetric, SegResult, seg_scor
 
 __all__ = [
     "KittiEvalResult",
-    "KittiLabels",
+    "KittiEvalLabels",
     "KittiMetric",
     "LabelDirs",
     "Map3DMetric",

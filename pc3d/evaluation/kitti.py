@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.evaluation.kitti_labels import KITTI_TYPES, KittiLabels, from_io_labels
+from pc3d.evaluation.kitti_labels import KITTI_TYPES, KittiEvalLabels, from_io_labels
 from pc3d.ops import box_iou_3d, box_iou_bev
 
 #: Classes the protocol can evaluate (the port's list), with their neighbouring class.
@@ -167,12 +167,12 @@ def resolve_classes(classes: Sequence[str]) -> list[str]:
     return wanted
 
 
-def kitti_eval(gt: Sequence[KittiLabels], det: Sequence[KittiLabels],
+def kitti_eval(gt: Sequence[KittiEvalLabels], det: Sequence[KittiEvalLabels],
                classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist")) -> KittiEvalResult:
     """Evaluate detections against KITTI ground truth with the official protocol.
 
     Args:
-        gt: one ground-truth record per frame (:class:`KittiLabels` without scores, or a
+        gt: one ground-truth record per frame (:class:`KittiEvalLabels` without scores, or a
             :class:`pc3d.io.kitti.KittiLabels` as ``read_kitti_labels`` returns it).
         det: the detections of the same frames, in the same order (records with scores); an
             empty record means no detections.
@@ -189,8 +189,8 @@ def kitti_eval(gt: Sequence[KittiLabels], det: Sequence[KittiLabels],
     if len(gt) != len(det):
         raise ShapeError(f"{len(gt)} ground-truth frames but {len(det)} detection frames")
     # Records read by pc3d.io.kitti (float32 columns) are accepted too.
-    gt = [g if isinstance(g, KittiLabels) else from_io_labels(g, detections=False) for g in gt]
-    det = [d if isinstance(d, KittiLabels) else from_io_labels(d, detections=True) for d in det]
+    gt = [g if isinstance(g, KittiEvalLabels) else from_io_labels(g, detections=False) for g in gt]
+    det = [d if isinstance(d, KittiEvalLabels) else from_io_labels(d, detections=True) for d in det]
     for g in gt:
         if g.is_detection:
             raise FormatError(f"{g.source}: ground truth must not carry scores")
@@ -256,7 +256,7 @@ class _Flat:
     type_id: np.ndarray  # int64[N]: index into KITTI_TYPES (integer compares beat string ones)
 
     @classmethod
-    def of(cls, frames: Sequence[KittiLabels]) -> _Flat:
+    def of(cls, frames: Sequence[KittiEvalLabels]) -> _Flat:
         counts = np.array([len(f) for f in frames], dtype=np.int64)
         start = np.concatenate([[0], np.cumsum(counts)])
 
@@ -562,9 +562,9 @@ class KittiMetric:
     """The KITTI protocol as an engine metric (``registry.add_metric``): ``reset`` / ``update``
     / ``compute`` / ``state`` / ``merge``.
 
-    ``update(predictions, batch)`` takes one detection record per sample (:class:`KittiLabels`
+    ``update(predictions, batch)`` takes one detection record per sample (:class:`KittiEvalLabels`
     with scores: camera boxes, 2D boxes and alpha, as a KITTI result file holds them) and the
-    ground truth ``batch[gt_key]`` (one :class:`KittiLabels` per sample). Turning a model's LiDAR
+    ground truth ``batch[gt_key]`` (one :class:`KittiEvalLabels` per sample). Turning a model's LiDAR
     boxes into such records needs the frame's calibration and image projection
     (:mod:`pc3d.io.kitti`), which is the dataset's job.
 
@@ -580,12 +580,12 @@ class KittiMetric:
                  gt_key: str = "kitti_labels") -> None:
         self.classes = resolve_classes(classes)
         self.gt_key = gt_key
-        self.frames: list[tuple[KittiLabels, KittiLabels]] = []
+        self.frames: list[tuple[KittiEvalLabels, KittiEvalLabels]] = []
 
     def reset(self) -> None:
         self.frames = []
 
-    def update(self, predictions: Sequence[KittiLabels], batch: Any) -> None:
+    def update(self, predictions: Sequence[KittiEvalLabels], batch: Any) -> None:
         if self.gt_key not in batch:
             raise FormatError(f"KittiMetric: the batch has no {self.gt_key!r} "
                               f"(keys: {sorted(batch)})")
@@ -594,8 +594,8 @@ class KittiMetric:
             raise ShapeError(f"KittiMetric: {len(predictions)} predictions for {len(gts)} "
                              "ground-truth records")
         for gt, det in zip(gts, predictions, strict=True):
-            if not isinstance(gt, KittiLabels) or not isinstance(det, KittiLabels):
-                raise FormatError("KittiMetric takes KittiLabels records (see "
+            if not isinstance(gt, KittiEvalLabels) or not isinstance(det, KittiEvalLabels):
+                raise FormatError("KittiMetric takes KittiEvalLabels records (see "
                                   "pc3d.evaluation.kitti_labels)")
             self.frames.append((gt, det))
 
@@ -617,8 +617,8 @@ class KittiMetric:
                             out[key] = math.nan if value is None else value
         return out
 
-    def state(self) -> list[tuple[KittiLabels, KittiLabels]]:
+    def state(self) -> list[tuple[KittiEvalLabels, KittiEvalLabels]]:
         return self.frames
 
-    def merge(self, states: list[list[tuple[KittiLabels, KittiLabels]]]) -> None:
+    def merge(self, states: list[list[tuple[KittiEvalLabels, KittiEvalLabels]]]) -> None:
         self.frames = [frame for state in states for frame in state]

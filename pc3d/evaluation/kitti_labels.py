@@ -1,4 +1,4 @@
-"""KITTI ``label_2`` records for evaluation: one :class:`KittiLabels` per frame, read from files
+"""KITTI ``label_2`` records for evaluation: one :class:`KittiEvalLabels` per frame, read from files
 with errors that name the file and line.
 
 A ``label_2`` line has 15 whitespace-separated fields (ground truth) or 16 (detections, whose
@@ -42,8 +42,13 @@ def canonical_type(name: str) -> str | None:
 
 
 @dataclass(frozen=True, eq=False)
-class KittiLabels:
-    """The objects of one frame, as parallel arrays (N objects; N may be 0).
+class KittiEvalLabels:
+    """The objects of one frame, as parallel arrays (N objects; N may be 0), for the evaluation.
+
+    Unlike :class:`pc3d.io.kitti.KittiLabels` (float32 columns, made for building boxes), this
+    keeps the values as written, in float64, because the protocol compares them with the
+    devkit's limits (truncation <= 0.15, height > 40 px), and it knows whether it holds ground
+    truth or detections (`score`).
 
     Attributes:
         name: ``ndarray[N]`` of str, KITTI types in canonical spelling (see `KITTI_TYPES`).
@@ -115,7 +120,7 @@ class KittiLabels:
         return self.score is not None
 
     @classmethod
-    def empty(cls, detections: bool = False, source: str = "<empty>") -> KittiLabels:
+    def empty(cls, detections: bool = False, source: str = "<empty>") -> KittiEvalLabels:
         """A frame with no objects."""
         z = np.zeros(0)
         return cls(name=np.zeros(0, dtype=str), truncated=z, occluded=z, alpha=z,
@@ -123,7 +128,7 @@ class KittiLabels:
                    rotation_y=z, score=z if detections else None, source=source)
 
 
-def parse_kitti_labels(text: str, detections: bool, source: str = "<string>") -> KittiLabels:
+def parse_kitti_labels(text: str, detections: bool, source: str = "<string>") -> KittiEvalLabels:
     """Parse the text of one ``label_2`` file.
 
     Args:
@@ -175,9 +180,9 @@ def parse_kitti_labels(text: str, detections: bool, source: str = "<string>") ->
         names.append(name)
         rows.append(values)
     if not rows:
-        return KittiLabels.empty(detections, source=source)
+        return KittiEvalLabels.empty(detections, source=source)
     a = np.asarray(rows, dtype=np.float64)
-    return KittiLabels(name=np.asarray(names, dtype=str), truncated=a[:, 0], occluded=a[:, 1],
+    return KittiEvalLabels(name=np.asarray(names, dtype=str), truncated=a[:, 0], occluded=a[:, 1],
                        alpha=a[:, 2], bbox=a[:, 3:7], dimensions=a[:, 7:10],
                        location=a[:, 10:13], rotation_y=a[:, 13],
                        score=a[:, 14] if detections else None, source=source)
@@ -187,7 +192,7 @@ _FIELD_NAMES = ("type", "truncated", "occluded", "alpha", "left", "top", "right"
                 "height", "width", "length", "x", "y", "z", "rotation_y", "score")
 
 
-def read_kitti_labels(path: str | Path, detections: bool) -> KittiLabels:
+def read_kitti_labels(path: str | Path, detections: bool) -> KittiEvalLabels:
     """Read one ``label_2`` file (see `parse_kitti_labels`)."""
     path = Path(path)
     try:
@@ -220,8 +225,8 @@ class LabelDirs:
     """
 
     ids: list[str]
-    gts: list[KittiLabels]
-    dets: list[KittiLabels]
+    gts: list[KittiEvalLabels]
+    dets: list[KittiEvalLabels]
     missing_dets: list[str]
     unmatched_dets: list[str]
 
@@ -263,13 +268,13 @@ def load_label_dirs(gt_dir: str | Path, det_dir: str | Path,
             dets.append(read_kitti_labels(det_path, detections=True))
         else:
             missing.append(frame)
-            dets.append(KittiLabels.empty(detections=True, source=str(det_path)))
+            dets.append(KittiEvalLabels.empty(detections=True, source=str(det_path)))
     wanted = set(ids)
     unmatched = sorted(p.name for p in det_dir.glob("*.txt") if p.stem not in wanted)
     return LabelDirs(ids=ids, gts=gts, dets=dets, missing_dets=missing, unmatched_dets=unmatched)
 
 
-def from_io_labels(labels: Any, detections: bool) -> KittiLabels:
+def from_io_labels(labels: Any, detections: bool) -> KittiEvalLabels:
     """Convert a :class:`pc3d.io.kitti.KittiLabels` record (float32 columns) for the evaluation.
 
     Each float32 value is read back as the shortest decimal that rounds to it, which restores
@@ -294,7 +299,7 @@ def from_io_labels(labels: Any, detections: bool) -> KittiLabels:
             i = int(np.flatnonzero(missing)[0])
             line = int(labels.line_numbers[i])
             raise FormatError(f"{source}:{line}: a detection needs its score as the 16th field")
-    return KittiLabels(name=np.asarray(labels.types), truncated=f64(labels.truncated),
+    return KittiEvalLabels(name=np.asarray(labels.types), truncated=f64(labels.truncated),
                        occluded=np.asarray(labels.occluded),
                        alpha=f64(labels.alpha), bbox=f64(labels.bbox2d),
                        dimensions=f64(labels.dims_hwl), location=f64(labels.location),

@@ -29,7 +29,7 @@ LOOSE = {
 
 
 def to_anno(labels) -> dict:
-    """A pc3d KittiLabels record as the port's annotation dict (dimensions as l, h, w)."""
+    """A pc3d KittiEvalLabels record as the port's annotation dict (dimensions as l, h, w)."""
     return {
         "name": [str(n) for n in labels.name],
         "truncated": [float(v) for v in labels.truncated],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pc3d.evaluation.kitti_labels import KittiLabels
+from pc3d.evaluation.kitti_labels import KittiEvalLabels
 
 GT_NAMES = ["Car", "Car", "Car", "Pedestrian", "Pedestrian", "Cyclist", "Van", "Person_sitting",
             "Truck", "Misc", "DontCare"]
@@ -17,10 +17,10 @@ SIZES = {"Car": (1.5, 1.6, 3.9), "Van": (2.2, 1.9, 5.0), "Truck": (3.0, 2.5, 10.
 DET_NAMES = ["Car", "Pedestrian", "Cyclist", "Van"]
 
 
-def _frame(rng: np.random.Generator, rows: list[dict], detections: bool, alpha: bool) -> KittiLabels:
+def _frame(rng: np.random.Generator, rows: list[dict], detections: bool, alpha: bool) -> KittiEvalLabels:
     if not rows:
-        return KittiLabels.empty(detections)
-    return KittiLabels(
+        return KittiEvalLabels.empty(detections)
+    return KittiEvalLabels(
         name=np.array([r["name"] for r in rows]),
         truncated=np.array([r["truncated"] for r in rows]),
         occluded=np.array([r["occluded"] for r in rows]),
@@ -78,7 +78,7 @@ def detection_of(rng: np.random.Generator, obj: dict, noise: float) -> dict:
 
 def random_frames(rng: np.random.Generator, num_frames: int, max_gt: int = 7,
                   alpha: bool = True, tie_scores: bool = False, crowded: bool = True
-                  ) -> tuple[list[KittiLabels], list[KittiLabels]]:
+                  ) -> tuple[list[KittiEvalLabels], list[KittiEvalLabels]]:
     gts, dets = [], []
     for _ in range(num_frames):
         gt_rows: list[dict] = []
@@ -114,12 +114,12 @@ def random_frames(rng: np.random.Generator, num_frames: int, max_gt: int = 7,
     return gts, dets
 
 
-def perfect_detections(gts: list[KittiLabels], rng: np.random.Generator) -> list[KittiLabels]:
+def perfect_detections(gts: list[KittiEvalLabels], rng: np.random.Generator) -> list[KittiEvalLabels]:
     """Every non-DontCare ground-truth object detected exactly, random scores."""
     out = []
     for g in gts:
         keep = g.name != "DontCare"
-        out.append(KittiLabels(name=g.name[keep], truncated=g.truncated[keep],
+        out.append(KittiEvalLabels(name=g.name[keep], truncated=g.truncated[keep],
                                occluded=g.occluded[keep], alpha=g.alpha[keep],
                                bbox=g.bbox[keep], dimensions=g.dimensions[keep],
                                location=g.location[keep], rotation_y=g.rotation_y[keep],
@@ -135,7 +135,7 @@ def obj(name: str = "Car", bbox: tuple = (100.0, 100.0, 180.0, 160.0), loc: tupl
             "truncated": truncated, "occluded": occluded, "alpha": alpha, "score": score}
 
 
-def labels(rows: list[dict], detections: bool = False) -> KittiLabels:
+def labels(rows: list[dict], detections: bool = False) -> KittiEvalLabels:
     return _frame(np.random.default_rng(0), rows, detections=detections, alpha=True)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.evaluation.kitti_labels import (
-    KittiLabels,
+    KittiEvalLabels,
     load_label_dirs,
     parse_kitti_labels,
     read_frame_ids,
@@ -72,18 +72,18 @@ def test_dontcare_placeholders_are_accepted() -> None:
 def test_record_validation() -> None:
     good = parse_kitti_labels(CAR, detections=False)
     with pytest.raises(ShapeError, match="bbox has shape"):
-        KittiLabels(name=good.name, truncated=good.truncated, occluded=good.occluded,
+        KittiEvalLabels(name=good.name, truncated=good.truncated, occluded=good.occluded,
                     alpha=good.alpha, bbox=good.bbox[:, :3], dimensions=good.dimensions,
                     location=good.location, rotation_y=good.rotation_y)
     with pytest.raises(FormatError, match="unknown class name 'Bus'"):
-        KittiLabels(name=np.array(["Bus"]), truncated=good.truncated, occluded=good.occluded,
+        KittiEvalLabels(name=np.array(["Bus"]), truncated=good.truncated, occluded=good.occluded,
                     alpha=good.alpha, bbox=good.bbox, dimensions=good.dimensions,
                     location=good.location, rotation_y=good.rotation_y)
     with pytest.raises(FormatError, match="score is not finite"):
-        KittiLabels(name=good.name, truncated=good.truncated, occluded=good.occluded,
+        KittiEvalLabels(name=good.name, truncated=good.truncated, occluded=good.occluded,
                     alpha=good.alpha, bbox=good.bbox, dimensions=good.dimensions,
                     location=good.location, rotation_y=good.rotation_y, score=np.array([np.nan]))
-    assert len(KittiLabels.empty(detections=True)) == 0
+    assert len(KittiEvalLabels.empty(detections=True)) == 0
 
 
 def test_load_label_dirs_matches_frames_and_treats_a_missing_result_as_empty(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from pc3d.evaluation import kitti_eval
-from pc3d.evaluation.kitti_labels import KittiLabels
+from pc3d.evaluation.kitti_labels import KittiEvalLabels
 
 from .synth import perfect_detections, random_frames
 
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(
     not PORT_DIR, reason="set PC3D_KITTI_PORT_DIR (and PC3D_KITTI_PORT_PYTHON) to run the port")
 
 
-def as_port_annotation(labels: KittiLabels) -> dict:
+def as_port_annotation(labels: KittiEvalLabels) -> dict:
     n = len(labels)
     return {"name": np.array(labels.name, dtype=object), "truncated": labels.truncated,
             "occluded": labels.occluded, "alpha": labels.alpha, "bbox": labels.bbox,
@@ -81,7 +81,7 @@ def random_cases(count: int, jitter: bool) -> tuple[list, list]:
         if seed % 7 == 0:
             dets = perfect_detections(gts, rng)
         if jitter:  # keep clear of the port's float32 failure on identical rotated boxes
-            dets = [KittiLabels(name=d.name, truncated=d.truncated, occluded=d.occluded,
+            dets = [KittiEvalLabels(name=d.name, truncated=d.truncated, occluded=d.occluded,
                                 alpha=d.alpha, bbox=d.bbox, dimensions=d.dimensions,
                                 location=d.location + rng.normal(0, 0.01, d.location.shape),
                                 rotation_y=d.rotation_y + rng.normal(0, 0.01, len(d)),

@@ -17,7 +17,7 @@ import pytest
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.evaluation import kitti_eval
-from pc3d.evaluation.kitti_labels import KittiLabels
+from pc3d.evaluation.kitti_labels import KittiEvalLabels
 
 from .reference_port import reference_eval
 from .synth import labels, obj, perfect_detections, random_frames, row_grid
@@ -200,7 +200,7 @@ def test_orientation_similarity() -> None:
 
 def test_empty_inputs() -> None:
     rows = row_grid(5)
-    empty_gt, empty_det = KittiLabels.empty(), KittiLabels.empty(detections=True)
+    empty_gt, empty_det = KittiEvalLabels.empty(), KittiEvalLabels.empty(detections=True)
     for gts, dets in [([], []), ([empty_gt] * 3, [empty_det] * 3),
                       ([empty_gt], [labels(detect(rows), detections=True)]),
                       ([labels(rows)], [empty_det])]:
@@ -249,7 +249,7 @@ def test_a_false_positive_never_raises_ap() -> None:
         # far from everything in 3D and below the image in 2D: a candidate for nothing
         extra = labels([obj(fp["name"], bbox=(0, 2000, 100, 2000 + rng.uniform(30, 90)),
                             loc=(500.0, 1.5, 500.0), score=fp["score"])], detections=True)
-        merged = KittiLabels(**{k: np.concatenate([getattr(d, k), getattr(extra, k)])
+        merged = KittiEvalLabels(**{k: np.concatenate([getattr(d, k), getattr(extra, k)])
                                 for k in ("name", "truncated", "occluded", "alpha", "bbox",
                                           "dimensions", "location", "rotation_y", "score")})
         after = kitti_eval(gts, dets[:f] + [merged] + dets[f + 1:])

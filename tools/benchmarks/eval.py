@@ -28,7 +28,7 @@ DETS_PER_FRAME = 20
 def synthetic_kitti(num_frames: int, seed: int = 0) -> tuple[list, list]:
     """KITTI-like ground truth (about 8 objects and 2 DontCare regions per frame) and 20
     detections per frame: noisy copies of most objects, plus false positives."""
-    from pc3d.evaluation.kitti_labels import KittiLabels
+    from pc3d.evaluation.kitti_labels import KittiEvalLabels
 
     rng = np.random.default_rng(seed)
     sizes = {"Car": (1.5, 1.6, 3.9), "Pedestrian": (1.75, 0.65, 0.85), "Cyclist": (1.7, 0.6, 1.8),
@@ -49,7 +49,7 @@ def synthetic_kitti(num_frames: int, seed: int = 0) -> tuple[list, list]:
         occ = rng.choice([0, 0, 1, 2], n)
         alpha = rng.uniform(-np.pi, np.pi, n)
         dc = rng.uniform(0, 1000, (2, 1)) + np.array([[0, 150, 60, 190]])
-        gts.append(KittiLabels(
+        gts.append(KittiEvalLabels(
             name=np.r_[names, ["DontCare", "DontCare"]], truncated=np.r_[trunc, [-1, -1]],
             occluded=np.r_[occ, [-1, -1]], alpha=np.r_[alpha, [-10, -10]],
             bbox=np.r_[bbox, dc], dimensions=np.r_[hwl, -np.ones((2, 3))],
@@ -62,7 +62,7 @@ def synthetic_kitti(num_frames: int, seed: int = 0) -> tuple[list, list]:
         fp_loc = np.c_[rng.uniform(-20, 20, m), rng.uniform(1.2, 2.0, m), rng.uniform(5, 70, m)]
         fp_left, fp_top = rng.uniform(0, 1100, m), rng.uniform(120, 220, m)
         fp_h = rng.uniform(15, 120, m)
-        dets.append(KittiLabels(
+        dets.append(KittiEvalLabels(
             name=np.r_[names[hit], fp_names], truncated=np.zeros(DETS_PER_FRAME),
             occluded=np.zeros(DETS_PER_FRAME),
             alpha=np.r_[alpha[hit] + rng.normal(0, 0.2, k), rng.uniform(-np.pi, np.pi, m)],
