@@ -59,7 +59,8 @@ class Boxes3D:
         with_yaw: False marks axis-aligned boxes: the yaw column is set to 0. Six-column input
             implies it and gains a zero yaw column.
         origin: relative position of the given centre inside the box, e.g. `(0.5, 0.5, 0.5)`
-            for gravity centres; converted to the class's bottom-centre origin.
+            for gravity centres; converted to the class's bottom-centre origin (the offset
+            is taken along the box's own, yawed, axes).
 
     Raises:
         ShapeError: not 2-D, fewer than 6 columns, or `box_dim` disagreeing with the data.
@@ -117,10 +118,21 @@ class Boxes3D:
         elif not with_yaw:
             data[:, 6] = 0
         if origin is not None:
-            shift = self._origin_shift(origin, data)
-            data[:, :3] += data[:, 3:6] * shift
+            # The offset to the bottom centre is along the box's own axes: turn it by the yaw.
+            offset = data[:, 3:6] * self._origin_shift(origin, data)
+            a, b, v = self._plane_axes()
+            cos, sin = torch.cos(data[:, 6]), torch.sin(data[:, 6])
+            data[:, a] += offset[:, a] * cos - offset[:, b] * sin
+            data[:, b] += offset[:, a] * sin + offset[:, b] * cos
+            data[:, v] += offset[:, v]
         self.tensor = data
         self.with_yaw = with_yaw
+
+    @classmethod
+    def _plane_axes(cls) -> tuple[int, int, int]:
+        """`(a, b, v)`: the yaw turns right-handedly about axis v, i.e. from axis a toward b."""
+        v = cls.yaw_axis
+        return (v + 1) % 3, (v + 2) % 3, v
 
     def _column_names(self, width: int) -> list[str]:
         return ["x", "y", "z", *self.size_names, "yaw", *(f"column {i}" for i in range(7, width))]
@@ -206,10 +218,9 @@ class Boxes3D:
         """`Tensor[N, 8, 3]`: corners in MMDetection3D's order; the class docstring draws it."""
         t = self.tensor
         unit = t.new_tensor(_UNIT_CORNERS) - t.new_tensor(self.default_origin)  # [8, 3]
-        # Right-handed turn about the yaw axis v, i.e. in the plane (a, b) = (v+1, v+2), written
-        # out per component: a batched 3x3 matmul is several times slower for such small matrices.
-        v = self.yaw_axis
-        a, b = (v + 1) % 3, (v + 2) % 3
+        # Turn by the yaw written out per component: a batched 3x3 matmul is several times
+        # slower for such small matrices.
+        a, b, v = self._plane_axes()
         along_a = t[:, 3 + a, None] * unit[:, a]  # [N, 8] corner offsets in the box frame
         along_b = t[:, 3 + b, None] * unit[:, b]
         cos, sin = torch.cos(t[:, 6:7]), torch.sin(t[:, 6:7])

@@ -65,9 +65,15 @@ def test_origin_shifts_to_the_bottom_centre() -> None:
     cam = CameraBoxes3D([[1, 2, 3, 4, 1.5, 2, 0.3]], origin=(0.5, 0.5, 0.5))
     np.testing.assert_allclose(cam.bottom_center.numpy(), [[1, 2 + 0.75, 3]])
     np.testing.assert_allclose(cam.gravity_center.numpy(), [[1, 2, 3]])
-    # A corner origin moves the centre by half the sizes along the box's unrotated axes.
+    # A corner origin moves the centre by half the sizes along the box's own axes.
     corner = DepthBoxes3D([[0, 0, 0, 4, 2, 1, 0]], origin=(0, 0, 0))
     np.testing.assert_allclose(corner.bottom_center.numpy(), [[2, 1, 0]])
+    # Those axes turn with the yaw: the given point is still the box's corner 0.
+    for cls in (LiDARBoxes3D, CameraBoxes3D, DepthBoxes3D):
+        turned = cls([[5, 6, 7, 4, 2, 1, 1.1]], origin=(0, 0, 0))
+        np.testing.assert_allclose(turned.corners[0, 0].numpy(), [5, 6, 7], atol=1e-5)
+        gravity = cls([[5, 6, 7, 4, 2, 1, 1.1]], origin=(0.5, 0.5, 0.5))
+        np.testing.assert_allclose(gravity.gravity_center[0].numpy(), [5, 6, 7], atol=1e-5)
 
 
 def test_boxes_without_yaw() -> None:
