@@ -43,7 +43,7 @@ boxes that compete for the same detection are visited in turn.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -304,16 +304,28 @@ def _det_state(dets: _Flat, cls: str, difficulty: int) -> np.ndarray:
     return state
 
 
-def _pairs_in_frames(gt_idx: np.ndarray, gts: _Flat, dets: _Flat) -> tuple[np.ndarray, np.ndarray]:
+# Ground-truth / detection pairs generated at a time: bounds memory (a few hundred bytes per
+# pair) when frames hold hundreds of unthresholded detections.
+_PAIRS_PER_CHUNK = 2_000_000
+
+
+def _pairs_in_frames(gt_idx: np.ndarray, gts: _Flat, dets: _Flat
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Every (ground truth in `gt_idx`, detection of the same frame) pair, sorted by gt then
-    detection. Returns ``int64[P]`` ground-truth and detection indices."""
+    detection, in chunks. Yields ``int64[P]`` ground-truth and detection indices."""
     frames = gts.frame[gt_idx]
     counts = dets.start[frames + 1] - dets.start[frames]
-    pg = np.repeat(gt_idx, counts)
-    first = np.cumsum(counts) - counts
-    offset = np.arange(int(counts.sum())) - np.repeat(first, counts)
-    pd = np.repeat(dets.start[frames], counts) + offset
-    return pg, pd
+    ends = np.cumsum(counts)
+    cuts = np.searchsorted(ends, np.arange(_PAIRS_PER_CHUNK, int(ends[-1]) if ends.size else 0,
+                                           _PAIRS_PER_CHUNK), side="right")
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(gt_idx)], strict=True):
+        if hi <= lo:
+            continue
+        n = counts[lo:hi]
+        pg = np.repeat(gt_idx[lo:hi], n)
+        offset = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+        pd = np.repeat(dets.start[frames[lo:hi]], n) + offset
+        yield pg, pd
 
 
 def _image_overlap(a: np.ndarray, b: np.ndarray, over_first_area: bool = False) -> np.ndarray:
@@ -339,8 +351,7 @@ def _dontcare_cover(gts: _Flat, dets: _Flat) -> np.ndarray:
     (``float64[D]``, 0 without DontCare boxes)."""
     cover = np.zeros(len(dets))
     dc = np.flatnonzero(gts.type_id == KITTI_TYPES.index("DontCare"))
-    if dc.size and len(dets):
-        pg, pd = _pairs_in_frames(dc, gts, dets)
+    for pg, pd in _pairs_in_frames(dc, gts, dets):
         ov = _image_overlap(dets.bbox[pd], gts.bbox[pg], over_first_area=True)
         np.maximum.at(cover, pd, ov)
     return cover
@@ -371,27 +382,33 @@ class _Edges:
 
     @classmethod
     def build(cls, gts: _Flat, dets: _Flat, gt_idx: np.ndarray, metric: str) -> _Edges:
-        pg, pd = _pairs_in_frames(gt_idx, gts, dets)
-        if metric == "bbox":
-            ov = _image_overlap(dets.bbox[pd], gts.bbox[pg])
-        else:
-            ov = _box_overlaps(gts, dets, pg, pd, metric)
-        keep = ov > 0
-        return cls(gt=pg[keep], det=pd[keep], overlap=ov[keep])
+        parts = []
+        boxes = None
+        if metric != "bbox":
+            boxes = (_camera_to_zup(gts.location, gts.dimensions, gts.rotation_y),
+                     _camera_to_zup(dets.location, dets.dimensions, dets.rotation_y))
+        for pg, pd in _pairs_in_frames(gt_idx, gts, dets):
+            if boxes is None:
+                ov = _image_overlap(dets.bbox[pd], gts.bbox[pg])
+            else:
+                ov = _box_overlaps(boxes[0][pg], boxes[1][pd], metric)
+            keep = ov > 0
+            parts.append((pg[keep], pd[keep], ov[keep]))
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(gt=empty, det=empty, overlap=np.zeros(0))
+        return cls(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
-def _box_overlaps(gts: _Flat, dets: _Flat, pg: np.ndarray, pd: np.ndarray,
-                  metric: str) -> np.ndarray:
-    """BEV or 3D IoU of the pairs ``(pg[i], pd[i])``, exact (float64), ``float64[P]``.
+def _box_overlaps(ga: np.ndarray, db: np.ndarray, metric: str) -> np.ndarray:
+    """BEV or 3D IoU of the z-up box pairs ``ga[i]``, ``db[i]`` (``float64[P, 7]``), exact
+    (float64), ``float64[P]``.
 
     The port's 3D overlap is the footprint intersection times the overlap of the y extents
     (camera y points down: a box spans ``y - h .. y``), over the union of the volumes: the
     exact 3D IoU of boxes that turn about the vertical axis, which is what
     :func:`pc3d.ops.box_iou_3d` computes.
     """
-    a = _camera_to_zup(gts.location, gts.dimensions, gts.rotation_y)
-    b = _camera_to_zup(dets.location, dets.dimensions, dets.rotation_y)
-    ga, db = a[pg], b[pd]
     # All pairs of a frame are listed, but most are metres apart: only those whose footprints'
     # circumscribed circles (and, in 3D, height ranges) meet can overlap, and only they go to
     # the exact polygon clipping (aligned, one pair per row).
@@ -400,7 +417,7 @@ def _box_overlaps(gts: _Flat, dets: _Flat, pg: np.ndarray, pd: np.ndarray,
     if metric == "3d":
         near &= (np.minimum(ga[:, 2] + ga[:, 5], db[:, 2] + db[:, 5])
                  > np.maximum(ga[:, 2], db[:, 2]))
-    out = np.zeros(len(pg))
+    out = np.zeros(len(ga))
     idx = np.flatnonzero(near)
     if idx.size:
         iou = box_iou_3d if metric == "3d" else box_iou_bev

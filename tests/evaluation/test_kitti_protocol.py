@@ -310,3 +310,13 @@ def test_engine_metric_gathers_frames_across_ranks() -> None:
     assert len(out) == 4 * 2 * 2 * 3
     with pytest.raises(FormatError, match="the batch has no 'kitti_labels'"):
         merged.update([det], {})
+
+
+def test_results_do_not_depend_on_how_pairs_are_chunked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pc3d.evaluation.kitti as kitti_module
+
+    gts, dets = random_frames(np.random.default_rng(5), 30, max_gt=10)
+    whole = kitti_eval(gts, dets)
+    monkeypatch.setattr(kitti_module, "_PAIRS_PER_CHUNK", 7)
+    chunked = kitti_eval(gts, dets)
+    assert np.array_equal(whole.precision, chunked.precision, equal_nan=True)
