@@ -122,9 +122,12 @@ class Boxes3D:
             offset = data[:, 3:6] * self._origin_shift(origin, data)
             a, b, v = self._plane_axes()
             cos, sin = torch.cos(data[:, 6]), torch.sin(data[:, 6])
-            data[:, a] += offset[:, a] * cos - offset[:, b] * sin
-            data[:, b] += offset[:, a] * sin + offset[:, b] * cos
-            data[:, v] += offset[:, v]
+            turned = torch.empty_like(offset)
+            turned[:, a] = offset[:, a] * cos - offset[:, b] * sin
+            turned[:, b] = offset[:, a] * sin + offset[:, b] * cos
+            turned[:, v] = offset[:, v]
+            # Out of place, so that gradients can flow through the construction.
+            data = torch.cat([data[:, :3] + turned, data[:, 3:]], dim=1)
         self.tensor = data
         self.with_yaw = with_yaw
 

@@ -34,7 +34,7 @@ def _as_work_tensor(data: object, what: str) -> tuple[Tensor, object]:
     """A floating tensor to compute on, and a function restoring the input's kind."""
     if isinstance(data, Tensor):
         dtype = data.dtype if data.is_floating_point() else torch.float32
-        return data.detach().to(dtype), lambda t: t
+        return data.to(dtype), lambda t: t
     if isinstance(data, np.ndarray):
         dtype = data.dtype if np.issubdtype(data.dtype, np.floating) else np.float32
         work = torch.from_numpy(np.asarray(data, dtype=np.float64 if dtype == np.float64 else np.float32))

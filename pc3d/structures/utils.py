@@ -57,14 +57,15 @@ def as_float_tensor(
 ) -> Tensor:
     """`data` (tensor, numpy array or nested sequence) as a float32 tensor.
 
-    Tensors keep their device unless `device` is given; anything else lands on `device` or the
-    CPU. With `copy=True` the result never shares memory with `data`. Raises `FormatError`
-    naming `what` when the data is not numeric.
+    Tensors keep their device and autograd history (box losses take gradients through
+    `corners`) unless `device` is given; anything else lands on `device` or the CPU. With
+    `copy=True` the result never shares memory with `data`. Raises `FormatError` naming `what`
+    when the data is not numeric.
     """
     if isinstance(data, Tensor):
         if data.is_complex():
             raise FormatError(f"{what} must be real numbers, got a complex tensor")
-        return data.detach().to(device=device or data.device, dtype=torch.float32, copy=copy)
+        return data.to(device=device or data.device, dtype=torch.float32, copy=copy)
     try:
         array = np.array(data, dtype=np.float32, copy=copy or None)
     except (TypeError, ValueError) as err:

@@ -389,3 +389,15 @@ def test_zero_boxes_flow_through_everything(cls: type[Boxes3D]) -> None:
         assert boxes.convert_to(mode).tensor.shape == (0, 7)
     assert len(cls.cat([boxes, boxes])) == 0 and len(boxes[torch.zeros(0, dtype=torch.bool)]) == 0
     assert cls(torch.zeros(2, 7) + torch.tensor([0, 0, 0, 1, 1, 1, 0])).points_in_boxes(torch.zeros(0, 3)).shape == (0,)
+
+
+def test_gradients_flow_through_construction_corners_and_conversion() -> None:
+    """Box losses (e.g. corner losses) differentiate through the structures, as in MMDetection3D."""
+    pred = torch.tensor([[1.0, 2.0, 3.0, 4.0, 2.0, 1.5, 0.3]], requires_grad=True)
+    boxes = LiDARBoxes3D(pred, origin=(0.5, 0.5, 0.5))
+    boxes.corners[:, 0].sum().backward()  # corner 0 moves with every column but the extras
+    assert pred.grad is not None and bool((pred.grad != 0).all())
+    pred.grad = None
+    LiDARBoxes3D(pred).convert_to("camera").yaw.sum().backward()
+    assert pred.grad[0, 6].item() == pytest.approx(-1.0)  # camera yaw = -yaw - pi/2
+    assert LiDARBoxes3D(pred).numpy().shape == (1, 7)
