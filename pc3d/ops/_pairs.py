@@ -43,7 +43,7 @@ Predicate = Callable[[Tensor, Tensor], Tensor]
 class _Grid:
     """Cell keys of all boxes; neighbouring cells differ by fixed key offsets."""
 
-    def __init__(self, xy: Tensor, radius: Tensor, groups: Tensor | None) -> None:
+    def __init__(self, xy: Tensor, radius: Tensor, groups: Tensor | None = None) -> None:
         lo = xy.min(dim=0).values
         extent = float((xy.max(dim=0).values - lo).max().item())
         cell = max(2.0 * float(radius.max().item()), extent / _MAX_CELLS, 1e-12)
@@ -85,6 +85,37 @@ def _near(xy: Tensor, radius: Tensor, i: Tensor, j: Tensor) -> Tensor:
     reach = radius.index_select(0, i) + radius.index_select(0, j)
     d2 = (xy.index_select(0, i) - xy.index_select(0, j)).square_().sum(dim=1)
     return d2 <= (reach * (1 + _SLACK) + 1e-12).square_()
+
+
+def cross_pairs(xy_a: Tensor, radius_a: Tensor, xy_b: Tensor, radius_b: Tensor) -> tuple[Tensor, Tensor]:
+    """All `(i, j)` with disc `i` of set a overlapping disc `j` of set b, in no particular order.
+
+    Args:
+        xy_a, xy_b: `Tensor[N, 2]`, `Tensor[M, 2]` disc centres (float64); radius_a, radius_b:
+            `Tensor[N]`, `Tensor[M]` radii. Both sets must be non-empty.
+    """
+    n = xy_a.shape[0]
+    grid = _Grid(torch.cat([xy_a, xy_b]), torch.cat([radius_a, radius_b]))
+    key_a, key_b = grid.key[:n], grid.key[n:]
+    sorted_key, order = torch.sort(key_b)
+    queries = (key_a[:, None] + grid.window[None, :]).reshape(-1)
+    first = torch.searchsorted(sorted_key, queries, side="left")
+    counts = torch.searchsorted(sorted_key, queries, side="right") - first
+    rows, cols = [], []
+    for start, stop in _chunks(counts):
+        q, within = _expand(counts[start:stop])
+        q = q + start
+        i = torch.div(q, grid.window.numel(), rounding_mode="floor")
+        j = order.index_select(0, first.index_select(0, q) + within)
+        reach = radius_a.index_select(0, i) + radius_b.index_select(0, j)
+        d2 = (xy_a.index_select(0, i) - xy_b.index_select(0, j)).square_().sum(dim=1)
+        near = d2 <= (reach * (1 + _SLACK) + 1e-12).square_()
+        rows.append(i[near])
+        cols.append(j[near])
+    if not rows:
+        empty = torch.zeros(0, dtype=torch.long, device=xy_a.device)
+        return empty, empty
+    return torch.cat(rows), torch.cat(cols)
 
 
 def _pairs_among(members: Tensor, grid: _Grid, xy: Tensor, radius: Tensor) -> tuple[Tensor, Tensor]:

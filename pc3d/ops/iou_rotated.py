@@ -21,86 +21,87 @@ import torch
 from torch import Tensor
 
 from pc3d.ops._inputs import as_z_up_boxes, bev_view, check_same_system
+from pc3d.ops._pairs import cross_pairs
 
-# Pairs clipped per chunk: about 2 kB of float64 temporaries each, so ~130 MB at a time.
-_PAIR_CHUNK = 65_536
-# Entries of the dense candidate mask built per chunk of rows in the pairwise functions.
-_MASK_CHUNK = 8_000_000
-# The four half-planes of box b in its own frame: (coordinate, sign) meaning sign * v[coord] <= h.
-_HALF_PLANES = ((0, 1.0), (0, -1.0), (1, 1.0), (1, -1.0))
+# Pairs clipped per chunk: small enough for the ~40 temporaries to stay in cache.
+_PAIR_CHUNK = 16_384
 
 
-def _clip_stage(poly: Tensor, coord: int, sign: float, half: Tensor) -> tuple[Tensor, Tensor]:
-    """Clip convex polygons `Tensor[P, K, 2]` by `sign * v[coord] <= half` -> `Tensor[P, K+1, 2]`
-    and `BoolTensor[P]`, False where no vertex was inside (the intersection is empty).
+def _clip_stage(clip: Tensor, other: Tensor, sign: float, half: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Clip convex polygons by the half-plane `sign * clip <= half` (axis-aligned in b's frame).
+
+    Args:
+        clip, other: `Tensor[P, K]` vertex coordinates along the clipping axis and the other one.
+        sign: +1 or -1; half: `Tensor[P]` half-size of box b along the clipping axis.
+
+    Returns:
+        `clip, other` of the clipped polygons, `Tensor[P, K+1]`, and `Tensor[P]` (1.0, or 0.0
+        where no vertex was inside: the intersection is empty).
 
     Each vertex emits one point: itself when inside; when outside, the crossing on the edge it
-    shares with an inside neighbour, or (when both neighbours are outside too) its projection
-    onto the clipping line. An outside vertex between two inside ones emits both crossings; a
-    convex polygon has at most one such vertex, placed by a gather (the most outside one wins
-    when rounding produces more, which only moves points by rounding error).
+    shares with an inside neighbour, or (both neighbours outside too) its projection onto the
+    line. Every emitted point that is not an inside vertex lies exactly on the line, so only its
+    other coordinate is interpolated. An outside vertex between two inside ones emits both
+    crossings; a convex polygon has at most one such vertex, inserted with a gather (the most
+    outside one wins when rounding produces more, which only moves points by rounding error).
+
+    Choices are made with `torch.lerp` and 0/1 weights, which returns either end exactly and is
+    several times faster than `torch.where` on the CPU; every operand is kept finite for it.
     """
-    num_pairs, k = poly.shape[0], poly.shape[1]
-    dist = sign * poly[..., coord] - half[:, None]  # [P, K], > 0 is outside
-    inside = dist <= 0
-    nxt_poly = torch.roll(poly, -1, dims=1)
-    nxt_dist = torch.roll(dist, -1, dims=1)
-    # Crossing of edge i -> i+1 with the line; t is a convex weight, so the point stays on the
-    # edge even for nearly parallel edges. Unused entries (no sign change) are harmless.
-    denom = dist - nxt_dist
-    t = torch.where(denom != 0, dist / torch.where(denom != 0, denom, 1.0), 0.0).clamp_(0.0, 1.0)
-    crossing = poly + t[..., None] * (nxt_poly - poly)  # [P, K, 2] on edge i -> i+1
-    prev_crossing = torch.roll(crossing, 1, dims=1)  # on edge i-1 -> i
+    k = clip.shape[1]
+    line = (sign * half)[:, None]  # [P, 1] the line's coordinate
+    dist = sign * clip - half[:, None]  # [P, K], > 0 is outside
+    inside = (dist <= 0).to(dist.dtype)  # 1.0 / 0.0
     prev_in = torch.roll(inside, 1, dims=1)
     next_in = torch.roll(inside, -1, dims=1)
-    projected = poly.clone()
-    projected[..., coord] = sign * half[:, None]
-    first = torch.where(
-        inside[..., None],
-        poly,
-        torch.where(prev_in[..., None], prev_crossing, torch.where(next_in[..., None], crossing, projected)),
-    )
-    isolated = ~inside & prev_in & next_in
-    # The vertex that emits a second point (K means none): the most outside isolated vertex.
-    score = torch.where(isolated, dist, -1.0)
-    best, iso = score.max(dim=1)
-    iso = torch.where(best >= 0, iso, k)  # [P]
-    slots = torch.arange(k + 1, device=poly.device)
-    src = torch.where(slots[None, :] <= iso[:, None], slots[None, :], slots[None, :] - 1).clamp_(max=k - 1)
-    out = torch.gather(first, 1, src[..., None].expand(num_pairs, k + 1, 2))
-    second = torch.gather(crossing, 1, iso.clamp(max=k - 1)[:, None, None].expand(num_pairs, 1, 2))
-    is_second = (slots[None, :] == iso[:, None] + 1)[..., None]
-    return torch.where(is_second, second, out), inside.any(dim=1)
+    # Other coordinate where edge i -> i+1 crosses the line: t = d_i / (d_i - d_i+1) lies in
+    # [0, 1] whenever the ends are on opposite sides (the only entries used), so the point stays
+    # on the edge even for nearly parallel edges. Equal distances (unused) divide by 1 instead.
+    denom = dist - torch.roll(dist, -1, dims=1)
+    t = dist / (denom + (denom == 0).to(dist.dtype))
+    crossing = torch.addcmul(other, t, torch.roll(other, -1, dims=1) - other)
+    first_clip = torch.lerp(line.expand_as(clip), clip, inside)
+    first_other = torch.lerp(other, crossing, next_in)
+    first_other = torch.lerp(first_other, torch.roll(crossing, 1, dims=1), prev_in)
+    first_other = torch.lerp(first_other, other, inside)
+    isolated = (1 - inside) * prev_in * next_in
+    best, iso = torch.addcmul(isolated - 1, dist, isolated).max(dim=1)  # dist where isolated, else -1
+    iso = (iso + (best < 0).long() * (k - iso))[:, None]  # [P, 1]; K means no second point
+    slots = torch.arange(k + 1, device=clip.device)[None, :]
+    src = (slots - (slots > iso).long()).clamp_(max=k - 1)
+    is_second = (slots == iso + 1).to(dist.dtype)
+    out_clip = torch.lerp(torch.gather(first_clip, 1, src), line.expand(-1, k + 1), is_second)
+    second = torch.gather(crossing, 1, iso.clamp(max=k - 1)).expand(-1, k + 1)
+    out_other = torch.lerp(torch.gather(first_other, 1, src), second, is_second)
+    return out_clip, out_other, inside.amax(dim=1)
 
 
 def _intersection_chunk(a: Tensor, b: Tensor) -> Tensor:
     # Corners of a in b's frame: rotate the centre offset by -yaw_b and the corners by the
     # relative yaw; working relative to b's centre keeps the coordinates small.
     rel = a[:, 4] - b[:, 4]
-    cos_r, sin_r = torch.cos(rel), torch.sin(rel)
+    cos_r, sin_r = torch.cos(rel)[:, None], torch.sin(rel)[:, None]
     cos_b, sin_b = torch.cos(b[:, 4]), torch.sin(b[:, 4])
     dx, dy = a[:, 0] - b[:, 0], a[:, 1] - b[:, 1]
-    cx = dx * cos_b + dy * sin_b
-    cy = -dx * sin_b + dy * cos_b
+    cx = (dx * cos_b + dy * sin_b)[:, None]
+    cy = (-dx * sin_b + dy * cos_b)[:, None]
     hx, hy = a[:, 2] / 2, a[:, 3] / 2
     # Counter-clockwise corner order: (+,+), (-,+), (-,-), (+,-).
     ux = torch.stack([hx, -hx, -hx, hx], dim=1)
     uy = torch.stack([hy, hy, -hy, -hy], dim=1)
-    poly = torch.stack(
-        [cx[:, None] + ux * cos_r[:, None] - uy * sin_r[:, None], cy[:, None] + ux * sin_r[:, None] + uy * cos_r[:, None]],
-        dim=-1,
-    )  # [P, 4, 2]
-    halves = (b[:, 2] / 2, b[:, 3] / 2)
-    nonempty = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
-    for coord, sign in _HALF_PLANES:
-        poly, touched = _clip_stage(poly, coord, sign, halves[coord])
-        nonempty &= touched
+    x = cx + ux * cos_r - uy * sin_r  # [P, 4]
+    y = cy + ux * sin_r + uy * cos_r
+    half_x, half_y = b[:, 2] / 2, b[:, 3] / 2
+    x, y, in1 = _clip_stage(x, y, 1.0, half_x)
+    x, y, in2 = _clip_stage(x, y, -1.0, half_x)
+    y, x, in3 = _clip_stage(y, x, 1.0, half_y)
+    y, x, in4 = _clip_stage(y, x, -1.0, half_y)
     # Shoelace relative to the first vertex (smaller products, less rounding). A polygon pushed
     # entirely outside a half-plane is empty: exactly 0, not the rounding noise of a flat polygon.
-    x = poly[..., 0] - poly[:, :1, 0]
-    y = poly[..., 1] - poly[:, :1, 1]
+    x = x - x[:, :1]
+    y = y - y[:, :1]
     area = 0.5 * (x * torch.roll(y, -1, dims=1) - torch.roll(x, -1, dims=1) * y).sum(dim=1)
-    return torch.where(nonempty, area.clamp_(min=0.0), 0.0)
+    return area.clamp_(min=0.0) * (in1 * in2 * in3 * in4)
 
 
 def bev_intersection_area(a: Tensor, b: Tensor) -> Tensor:
@@ -136,19 +137,11 @@ def _candidate_pairs(bev_a: Tensor, bev_b: Tensor, z_a: tuple[Tensor, Tensor] | 
     """Index pairs `(i, j)` whose circumscribed circles (and height ranges) overlap."""
     rad_a = 0.5 * torch.hypot(bev_a[:, 2], bev_a[:, 3])
     rad_b = 0.5 * torch.hypot(bev_b[:, 2], bev_b[:, 3])
-    step = max(1, _MASK_CHUNK // max(1, bev_b.shape[0]))
-    rows, cols = [], []
-    for s in range(0, bev_a.shape[0], step):
-        d2 = torch.cdist(bev_a[s : s + step, :2], bev_b[:, :2]).square_()
-        reach = rad_a[s : s + step, None] + rad_b[None, :]
-        # A tiny slack keeps pairs whose circles touch up to rounding (their IoU is ~0 anyway).
-        mask = d2 <= (reach * (1 + 1e-9) + 1e-12).square_()
-        if z_a is not None and z_b is not None:
-            mask &= (z_a[0][s : s + step, None] <= z_b[1][None, :]) & (z_b[0][None, :] <= z_a[1][s : s + step, None])
-        i, j = mask.nonzero(as_tuple=True)
-        rows.append(i + s)
-        cols.append(j)
-    return torch.cat(rows), torch.cat(cols)
+    i, j = cross_pairs(bev_a[:, :2], rad_a, bev_b[:, :2], rad_b)
+    if z_a is not None and z_b is not None:
+        keep = (z_a[0].index_select(0, i) <= z_b[1].index_select(0, j)) & (z_b[0].index_select(0, j) <= z_a[1].index_select(0, i))
+        i, j = i[keep], j[keep]
+    return i, j
 
 
 def _iou(a: object, b: object, aligned: bool, three_d: bool) -> Tensor:
