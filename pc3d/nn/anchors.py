@@ -9,7 +9,9 @@ Conventions (those of MMDetection 2.x/3.x, so its configs carry over):
   `[(r0, k0), (r0, k1), ..., (r1, k0), ...]`.
 - The base anchors are centred at `(center_offset * s_l, center_offset * s_l)`; the anchors of the
   cell in column `j`, row `i` are shifted by `(j * s_l, i * s_l)`. `center_offset=0` puts the centres
-  on the cells' top-left corners (MMDetection's default), `0.5` on the cell centres.
+  on the cells' top-left corners (MMDetection's default), `0.5` on the cell centres. (MMDetection
+  multiplies the offset by the base size instead; the two agree whenever the base size is the
+  stride, the default.)
 - `grid_anchors` returns per level `Tensor[H * W * A, 4]`, location-major (row, then column, then
   base anchor) -- the order of a head output `Tensor[B, A * C, H, W]` after
   `permute(0, 2, 3, 1).reshape(B, H * W * A, C)`.
@@ -100,7 +102,7 @@ class AnchorGenerator:
         if not 0.0 <= center_offset < 1.0:
             raise FormatError(f"center_offset must be in [0, 1), got {center_offset!r}")
         self.center_offset = float(center_offset)
-        self.base_anchors = [self._base_anchors(b) for b in self.base_sizes]
+        self.base_anchors = [self._base_anchors(b, s) for b, s in zip(self.base_sizes, self.strides)]
 
     @property
     def num_levels(self) -> int:
@@ -110,10 +112,10 @@ class AnchorGenerator:
     def num_base_anchors(self) -> list[int]:
         return [int(a.shape[0]) for a in self.base_anchors]
 
-    def _base_anchors(self, base_size: tuple[float, float]) -> Tensor:
+    def _base_anchors(self, base_size: tuple[float, float], stride: tuple[float, float]) -> Tensor:
         # float64 while building so that e.g. sqrt(2) rounds once, at the end.
         w, h = base_size
-        cx, cy = self.center_offset * w, self.center_offset * h
+        cx, cy = self.center_offset * stride[0], self.center_offset * stride[1]
         h_ratios = torch.tensor(self.ratios, dtype=torch.float64).sqrt()
         w_ratios = 1.0 / h_ratios
         scales = torch.tensor(self.scales, dtype=torch.float64)
