@@ -48,8 +48,9 @@ def test_json_output_and_conflicts(make_dist, good_plugin, capsys, monkeypatch):
     monkeypatch.setenv("PC3D_PLUGINS", "first-dist,second-dist")
     assert main(["plugins", "--json"]) == 1
     payload = json.loads(capsys.readouterr().out)
+    # pc3d's own core plugin (its metrics) is always loaded, whatever the selection.
     assert [p["distribution"] for p in payload["plugins"] if p["status"] == "loaded"] == [
-        "first-dist", "second-dist",
+        "pc3d", "first-dist", "second-dist",
     ]
     assert len(payload["conflicts"]) == 2
     assert "head 'TinyHead' is registered by two plugins: first-dist" in payload["conflicts"][0]
