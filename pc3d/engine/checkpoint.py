@@ -127,9 +127,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        text = str(err)
+        if "Unsupported global" not in text:
+            # Garbage bytes reach the (legacy) unpickler and fail there too.
+            raise CheckpointError(
+                f"checkpoint {file} is truncated or corrupt ({file.stat().st_size} bytes; not a "
+                "readable torch file)" + _others_hint(file)
+            ) from err
         # torch reports objects outside the weights-only allow-list this way.
         reason = next(
-            (line.strip() for line in str(err).splitlines() if "WeightsUnpickler error" in line),
+            (line.split("WeightsUnpickler error:", 1)[1].strip() for line in text.splitlines() if "WeightsUnpickler error:" in line),
             _first_line(err),
         )
         raise CheckpointError(

@@ -180,10 +180,17 @@ def build_trainer(config: Config, options: RunOptions | None = None, *, registry
 
 def run_train(config: Config, options: RunOptions | None = None, *, registry: Any = None) -> dict[str, float]:
     """``pc3d train``: train to the end of the schedule; returns the last evaluation's metrics."""
+    trainer: Trainer | None = None
     try:
         trainer = build_trainer(config, options, registry=registry)
-        return trainer.train()
+        metrics = trainer.train()
+        trainer.dist.barrier()  # no rank leaves the group while another still writes
+        return metrics
     finally:
+        if trainer is not None:
+            # DistributedDataParallel must go before its process group does: freeing it after
+            # destroy_process_group can hang a gloo rank at exit.
+            trainer.close()
         destroy_distributed()
 
 

@@ -73,8 +73,8 @@ class LrSpec:
     - ``constant``;
     - ``multistep``: times ``gamma`` at each of ``milestones`` (in epochs for an epoch schedule,
       in iterations for an iteration schedule, counted from the start of training);
-    - ``1x`` / ``2x``: ``multistep`` at epochs 8, 11 of 12 / 16, 22 of 24 (Detectron/MMDetection's
-      step schedules);
+    - ``1x`` / ``2x``: ``multistep`` at epochs 8, 11 / 16, 22 (Detectron/MMDetection's step
+      schedules, meant for ``epochs: 12`` / ``24``; a milestone past the end is never reached);
     - ``cosine``: from ``lr`` down to ``min_lr`` (or ``lr * min_ratio``) at the end;
     - ``onecycle``: torch's ``OneCycleLR`` peaking at the optimizer's ``lr`` (brings its own
       warm-up: ``pct_start``).

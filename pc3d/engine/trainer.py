@@ -402,7 +402,12 @@ class Trainer:
                 raise ConfigError(f"train.{key}: must be at least 1, got {getattr(train, key)}")
         if train.keep_last is not None and train.keep_last < 1:
             raise ConfigError(f"train.keep_last: must be at least 1 (or null to keep all)")
-        self.optimizer = build_optimizer(model, spec.optimizer or {"type": "SGD", "lr": 0.01})
+        if spec.optimizer is None:
+            raise ConfigError(
+                f"{config.path or 'config'}: no 'optimizer' section (e.g. optimizer: {{type: AdamW, "
+                "lr: 0.001}})"
+            )
+        self.optimizer = build_optimizer(model, spec.optimizer, config.node("optimizer"))
         self.scheduler = build_scheduler(
             self.optimizer, schedule, total_iters=self.max_iters, iters_per_epoch=self.iters_per_epoch
         )
@@ -436,6 +441,13 @@ class Trainer:
         )
         if train.amp and not self.amp:
             self.logger.event("train.amp is set but the run is on the CPU: training in float32")
+
+    def close(self) -> None:
+        """Release the distributed wrapper, the loaders' workers and the log files."""
+        self.logger.close()
+        self.wrapped = self.adapter
+        self.train_loader = None  # type: ignore[assignment]
+        self.val_loader = None
 
     # -- public API for hooks ------------------------------------------------------------------
 
