@@ -26,7 +26,7 @@ from torch import Tensor
 from pc3d.errors import FormatError, ShapeError
 from pc3d.ops._inputs import as_z_up_boxes, bev_view, check_finite, check_scores
 from pc3d.ops._pairs import Predicate, greedy_nms
-from pc3d.ops.iou_rotated import bev_intersection_area
+from pc3d.ops.iou_rotated import bev_intersection_area, bev_iou_upper_bound
 
 
 def _check_threshold(value: float, name: str, upper: float | None = 1.0) -> float:
@@ -109,8 +109,15 @@ def _bev_nms(boxes: object, scores: Tensor, labels: Tensor | None, iou_threshold
         b, ar = bev[order], area[order]
 
         def test(i: Tensor, j: Tensor) -> Tensor:
-            inter = bev_intersection_area(b.index_select(0, i), b.index_select(0, j))
-            return _iou_from(inter, ar.index_select(0, i), ar.index_select(0, j)) > thr
+            bi, bj = b.index_select(0, i), b.index_select(0, j)
+            # Clip only pairs whose cheap IoU bound (given a rounding margin) can pass.
+            could = (bev_iou_upper_bound(bi, bj) * (1 + 1e-9) + 1e-12 > thr).nonzero().squeeze(1)
+            out = torch.zeros(i.shape[0], dtype=torch.bool, device=i.device)
+            if could.numel():
+                bi, bj = bi.index_select(0, could), bj.index_select(0, could)
+                inter = bev_intersection_area(bi, bj)
+                out[could] = _iou_from(inter, ar.index_select(0, i[could]), ar.index_select(0, j[could])) > thr
+            return out
 
         return test
 

@@ -10,6 +10,7 @@ import torch
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.ops import bev_intersection_area, box_iou_3d, box_iou_bev
+from pc3d.ops.iou_rotated import bev_iou_upper_bound
 from ._reference import clustered_boxes, shapely_area, shapely_iou_3d, shapely_iou_bev
 
 
@@ -114,6 +115,17 @@ def test_aligned_iou_matches_shapely_float64_and_float32() -> None:
     ours32 = box_iou_bev(a32, b32, aligned=True)
     assert ours32.dtype == torch.float32
     assert np.abs(ours32.double().numpy() - ref32).max() < 1e-5
+
+
+def test_cheap_upper_bound_never_undercuts_the_exact_iou() -> None:
+    """NMS skips clipping pairs whose bound is below the threshold: the bound must hold."""
+    g = torch.Generator().manual_seed(6)
+    a, b, blocks = _edge_case_pairs(g)
+    exact = box_iou_bev(a, b, aligned=True)
+    bound = bev_iou_upper_bound(a, b)
+    assert bool((bound * (1 + 1e-9) + 1e-12 >= exact).all())
+    # ... and it is informative: most random pairs are ruled out for a 0.5 threshold.
+    assert (bound[blocks["random"]] < 0.5).float().mean() > 0.7
 
 
 def test_known_values() -> None:
