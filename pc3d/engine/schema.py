@@ -117,13 +117,15 @@ class BestMetricSpec:
 @dataclass
 class TrainSpec:
     """``train``: the loop's behaviour. ``eval_every`` and ``checkpoint_every`` count in the
-    schedule's unit (epochs for an epoch schedule, iterations for an iteration schedule)."""
+    schedule's unit (epochs for an epoch schedule, iterations for an iteration schedule); unset,
+    they mean once per epoch (every ``iterations per epoch`` iterations in an iteration
+    schedule). The last iteration is always evaluated and checkpointed."""
 
     grad_clip: GradClipSpec | None = None
     amp: bool = False  # mixed precision on CUDA (ignored with a warning on the CPU)
     amp_dtype: Literal["float16", "bfloat16"] = "float16"
-    eval_every: int = 1
-    checkpoint_every: int = 1
+    eval_every: int | None = None
+    checkpoint_every: int | None = None
     keep_last: int | None = None  # None keeps every periodic checkpoint
     best_metric: BestMetricSpec | None = None
     log_every: int = 10  # iterations

@@ -398,8 +398,12 @@ class Trainer:
 
         train = spec.train
         for key in ("eval_every", "checkpoint_every", "log_every"):
-            if getattr(train, key) < 1:
-                raise ConfigError(f"train.{key}: must be at least 1, got {getattr(train, key)}")
+            value = getattr(train, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"train.{key}: must be at least 1, got {value}")
+        once_per_epoch = 1 if self.by_epoch else self.iters_per_epoch
+        self.eval_every: int = train.eval_every or once_per_epoch
+        self.checkpoint_every: int = train.checkpoint_every or once_per_epoch
         if train.keep_last is not None and train.keep_last < 1:
             raise ConfigError(f"train.keep_last: must be at least 1 (or null to keep all)")
         if spec.optimizer is None:
@@ -608,17 +612,17 @@ class Trainer:
                 running = _Running()
             if not self.by_epoch:
                 final = self.iteration == self.max_iters
-                if self.val_loader is not None and (self.iteration % train.eval_every == 0 or final):
+                if self.val_loader is not None and (self.iteration % self.eval_every == 0 or final):
                     metrics = self._evaluate_and_track()
-                if self.iteration % train.checkpoint_every == 0 or final:
+                if self.iteration % self.checkpoint_every == 0 or final:
                     self.save_checkpoint()
         del batches  # shut the workers of a cut-short epoch down before the next starts
         if self.by_epoch:
             done_epochs = self.iteration // ipe
             final = self.iteration == self.max_iters
-            if self.val_loader is not None and (done_epochs % train.eval_every == 0 or final):
+            if self.val_loader is not None and (done_epochs % self.eval_every == 0 or final):
                 metrics = self._evaluate_and_track()
-            if done_epochs % train.checkpoint_every == 0 or final:
+            if done_epochs % self.checkpoint_every == 0 or final:
                 self.save_checkpoint()
         self.hooks.call("after_epoch", self)
         return metrics
