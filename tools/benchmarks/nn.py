@@ -134,6 +134,9 @@ def _run(dev: torch.device) -> list[dict]:
     ours = median_time(lambda: roi_pool(feats, rois, 7, scale), repeats=5, sync=sync)
     peer = median_time(lambda: loop_roi_pool(feats, rois, 7, scale), repeats=3, sync=sync)
     rows.append(row("roi_pool fwd", size, ours, "per-RoI adaptive_max_pool2d", peer))
+    ours = median_time(backward(lambda f: roi_pool(f, rois, 7, scale)), repeats=5, sync=sync)
+    peer = median_time(backward(lambda f: loop_roi_pool(f, rois, 7, scale)), repeats=3, sync=sync)
+    rows.append(row("roi_pool fwd+bwd", size, ours, "per-RoI adaptive_max_pool2d", peer))
 
     torch.manual_seed(0)
     anchors = AnchorGenerator(strides=[4, 8, 16, 32, 64], ratios=[0.5, 1.0, 2.0], scales=[8.0])
