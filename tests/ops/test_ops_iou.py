@@ -200,6 +200,16 @@ def test_structures_camera_and_depth_give_the_lidar_numbers() -> None:
         box_iou_3d(ca, b)  # a plain tensor is read as LiDAR boxes
 
 
+def test_gradients_flow_through_the_clipping() -> None:
+    """Usable in IoU losses: analytic gradients match finite differences for generic pairs."""
+    g = torch.Generator().manual_seed(8)
+    a = torch.tensor([[0.0, 0.0, 0.0, 2.0, 1.0, 1.0, 0.3], [1.0, 2.0, 0.5, 3.0, 1.5, 2.0, -1.0]], dtype=torch.float64)
+    b = a + 0.3 * torch.rand(2, 7, generator=g, dtype=torch.float64)
+    a.requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: box_iou_3d(x, b, aligned=True), (a,))
+    assert torch.autograd.gradcheck(lambda x: box_iou_bev(x, b), (a,))
+
+
 def test_empty_inputs_give_empty_outputs() -> None:
     boxes = torch.rand(3, 7)
     empty = torch.zeros(0, 7)

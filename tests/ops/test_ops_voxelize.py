@@ -131,6 +131,14 @@ def test_voxel_scatter_mean_and_max_against_numpy(scan: torch.Tensor) -> None:
         assert (p2v[~valid] == -1).all() and np.array_equal(p2v[valid], inverse)
 
 
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+def test_infinite_points_are_outside_not_errors(backend: str) -> None:
+    points = torch.tensor([[float("inf"), 0.5, 0.5], [-float("inf"), 0.5, 0.5], [0.5, 0.5, 0.5], [0.5, float("inf"), 0.5]])
+    out = hard_voxelize(points, [1, 1, 1], [0, 0, 0, 2, 2, 2], 4, 10, backend=backend)
+    assert out.coords.tolist() == [[0, 0, 0]] and out.num_points.tolist() == [1]
+    assert dynamic_voxelize(points, [1, 1, 1], [0, 0, 0, 2, 2, 2]).tolist() == [[-1] * 3, [-1] * 3, [0, 0, 0], [-1] * 3]
+
+
 def test_empty_inputs() -> None:
     empty = torch.zeros(0, 4)
     out = hard_voxelize(empty, *PILLAR)

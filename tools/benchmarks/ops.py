@@ -126,6 +126,20 @@ def _open3d_points_in_boxes(points: np.ndarray, boxes: np.ndarray):
 
 
 def run(device: str) -> list[dict]:
+    """All rows; on the CPU with one torch thread (see `_run`)."""
+    previous = torch.get_num_threads()
+    if torch.device(device).type == "cpu":
+        # One thread: the peers (spconv's CPU voxelizer, shapely, the Python sweeps) use one
+        # core, and on a shared 2-core machine a second intra-op thread mostly waits for the
+        # core it shares, which made timings swing by 5x between runs.
+        torch.set_num_threads(1)
+    try:
+        return _run(device)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(device: str) -> list[dict]:
     dev = torch.device(device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
     rows: list[dict] = []
