@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from pc3d.config import Config, ConfigError, build, dump_config
 from pc3d.engine import checkpoint as ckpt
 from pc3d.engine.dist import DistInfo, destroy_distributed, init_distributed
 from pc3d.engine.hooks import HookList
+from pc3d.engine.logging import METRICS_NAME
 from pc3d.engine.schema import LoaderSpec, RunSpec, parse_run_spec
 from pc3d.engine.seed import derive_seed, seed_everything, set_deterministic
 from pc3d.engine.trainer import ModelAdapter, Trainer, evaluate, make_eval_loader
@@ -170,12 +172,41 @@ def build_trainer(config: Config, options: RunOptions | None = None, *, registry
             trainer.logger.event(f"--resume given: ignoring load_from {load_from}")
         trainer.resume(resume_path, state=resume_state)
     else:
+        if dist.is_main:
+            _retire_earlier_run(trainer)
         if load_from:
             trainer.load_weights(load_from)
         # Identical weights on every rank come from the shared seed; from here on each rank draws
         # its own dropout masks.
         seed_everything(derive_seed(seed, dist.rank))
     return trainer
+
+
+def _retire_earlier_run(trainer: Trainer) -> None:
+    """A fresh run in a work directory an earlier run used: its ``metrics.jsonl`` is set aside
+    (renamed with a time stamp) so that the file describes this run only, and the
+    ``last_checkpoint`` pointer is dropped so that a later ``--resume`` cannot pick up the
+    earlier run's checkpoint before this run has written one."""
+    work_dir = trainer.work_dir
+    earlier = ckpt.list_checkpoints(work_dir)
+    metrics = work_dir / METRICS_NAME
+    notes = []
+    if metrics.is_file():
+        kept = work_dir / f"metrics.{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
+        metrics.rename(kept)
+        notes.append(f"its metrics.jsonl is now {kept.name}")
+    (work_dir / ckpt.LAST_POINTER).unlink(missing_ok=True)
+    if earlier:
+        notes.append(
+            f"its checkpoints ({', '.join(p.name for p in earlier)}) are overwritten as this run "
+            "reaches them"
+        )
+    if notes:
+        trainer.logger.event(
+            f"{work_dir} holds an earlier run; starting a new one ({'; '.join(notes)}). To "
+            "continue the earlier run instead, use --resume",
+            kind="new_run_in_used_dir",
+        )
 
 
 def run_train(config: Config, options: RunOptions | None = None, *, registry: Any = None) -> dict[str, float]:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 __all__ = [
     "SeededDataset",
@@ -33,10 +33,25 @@ __all__ = [
 ]
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(value: int) -> int:
+    # SplitMix64's finaliser: neighbouring inputs give unrelated outputs (and it is cheap, which
+    # matters once per sample).
+    value = (value + 0x9E3779B97F4A7C15) & _MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value ^ (value >> 31)
+
+
 def derive_seed(*parts: int) -> int:
     """A 32-bit seed mixed from integers (``seed, epoch, index``), well spread even for
     neighbouring inputs."""
-    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFFFFFFFFFF for p in parts]).generate_state(1)[0])
+    mixed = 0
+    for part in parts:
+        mixed = _splitmix64(mixed ^ (int(part) & _MASK64))
+    return mixed & 0xFFFFFFFF
 
 
 def seed_everything(seed: int) -> None:
@@ -118,9 +133,10 @@ class SeededDataset(Dataset):  # type: ignore[type-arg]
     """Wraps a dataset so that sample ``index`` in epoch ``epoch`` is produced with torch,
     numpy and Python generators seeded from ``(seed, epoch, index)``.
 
-    It is indexed with ``(epoch, index)`` pairs (the engine's sampler yields them), and restores
-    the caller's generators afterwards: loading data in the main process (``num_workers: 0``)
-    then does not disturb the model's random draws (dropout).
+    It is indexed with ``(epoch, index)`` pairs (the engine's sampler yields them). In the main
+    process (``num_workers: 0``) the caller's generators are restored afterwards, so that loading
+    data does not disturb the model's random draws (dropout); the data loader fetches a whole
+    batch through :meth:`__getitems__`, so that this costs one save and restore per batch.
     """
 
     def __init__(self, dataset: Any, seed: int) -> None:
@@ -130,16 +146,25 @@ class SeededDataset(Dataset):  # type: ignore[type-arg]
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int]) -> Any:
+    def _load(self, key: tuple[int, int]) -> Any:
         epoch, index = key
         sample_seed = derive_seed(self.seed, epoch, index)
+        random.seed(sample_seed)
+        np.random.seed(sample_seed)
+        # CPU generator only: torch.manual_seed would also reseed CUDA, i.e. the model's dropout
+        # stream on a GPU.
+        torch.random.default_generator.manual_seed(sample_seed)
+        return self.dataset[index]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: list[tuple[int, int]]) -> list[Any]:
+        if get_worker_info() is not None:
+            # A loader worker: its generators serve nothing else.
+            return [self._load(key) for key in keys]
         with _forked_cpu_rng():
-            random.seed(sample_seed)
-            np.random.seed(sample_seed)
-            # CPU generator only: torch.manual_seed would also reseed CUDA, i.e. the model's
-            # dropout stream on a GPU.
-            torch.random.default_generator.manual_seed(sample_seed)
-            return self.dataset[index]
+            return [self._load(key) for key in keys]
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for attributes the wrapper lacks (e.g. ``collate``); avoid recursion while

@@ -187,3 +187,18 @@ def test_grad_clip_bounds_the_step_and_logs_the_norm_before_clipping(write_confi
     assert 0.0009 < float(step) <= 0.001 + 1e-7
     norms = [r["grad_norm"] for r in _records(tmp_path / "log.jsonl") if r["kind"] == "train"]
     assert len(norms) == 1 and norms[0] > 0.01
+
+
+def test_a_fresh_run_in_a_used_work_dir_sets_the_earlier_results_aside(write_config, registry, tmp_path, capsys):
+    config = load_config(write_config({"schedule": {"epochs": 1}}))
+    run_train(config, RunOptions(work_dir=tmp_path), registry=registry)
+    earlier = (tmp_path / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    trainer = build_trainer(config, RunOptions(work_dir=tmp_path), registry=registry)
+    assert "holds an earlier run" in capsys.readouterr().err
+    assert not (tmp_path / "metrics.jsonl").exists() and not (tmp_path / LAST_POINTER).exists()
+    [kept] = tmp_path.glob("metrics.*.jsonl")
+    assert kept.read_text() == earlier
+    trainer.train()
+    trainer.close()
+    assert len(_records(tmp_path / "metrics.jsonl")) == 1
