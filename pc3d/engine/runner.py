@@ -164,21 +164,25 @@ def build_trainer(config: Config, options: RunOptions | None = None, *, registry
         dist=dist,
         seed=seed,
     )
-    if options.resume is True and resume_path is None:
-        trainer.logger.event(f"--resume: no checkpoint in {work_dir} yet; starting from the beginning")
-    load_from = options.load_from or spec.runtime.load_from
-    if resume_path is not None:
-        if load_from:
-            trainer.logger.event(f"--resume given: ignoring load_from {load_from}")
-        trainer.resume(resume_path, state=resume_state)
-    else:
-        if dist.is_main:
-            _retire_earlier_run(trainer)
-        if load_from:
-            trainer.load_weights(load_from)
-        # Identical weights on every rank come from the shared seed; from here on each rank draws
-        # its own dropout masks.
-        seed_everything(derive_seed(seed, dist.rank))
+    try:
+        if options.resume is True and resume_path is None:
+            trainer.logger.event(f"--resume: no checkpoint in {work_dir} yet; starting from the beginning")
+        load_from = options.load_from or spec.runtime.load_from
+        if resume_path is not None:
+            if load_from:
+                trainer.logger.event(f"--resume given: ignoring load_from {load_from}")
+            trainer.resume(resume_path, state=resume_state)
+        else:
+            if dist.is_main:
+                _retire_earlier_run(trainer)
+            if load_from:
+                trainer.load_weights(load_from)
+            # Identical weights on every rank come from the shared seed; from here on each rank
+            # draws its own dropout masks.
+            seed_everything(derive_seed(seed, dist.rank))
+    except BaseException:
+        trainer.close()  # the log file and loader workers; the caller never sees this trainer
+        raise
     return trainer
 
 

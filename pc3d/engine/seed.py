@@ -25,6 +25,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 __all__ = [
     "SeededDataset",
+    "preserved_rng",
     "capture_rng_state",
     "derive_seed",
     "restore_rng_state",
@@ -116,15 +117,20 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 @contextmanager
-def _forked_cpu_rng() -> Iterator[None]:
-    """Run a block with the CPU generators saved before and restored after."""
+def preserved_rng(device: torch.device | None = None) -> Iterator[None]:
+    """Run a block with torch's CPU generator (and ``device``'s, for a CUDA device), numpy's and
+    Python's saved before and restored after: what the block draws does not change what the
+    run draws next (evaluation, data loading in the main process)."""
     torch_state = torch.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state(device) if device is not None and device.type == "cuda" else None
     numpy_state = np.random.get_state()
     python_state = random.getstate()
     try:
         yield
     finally:
         torch.set_rng_state(torch_state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state(cuda_state, device)
         np.random.set_state(numpy_state)
         random.setstate(python_state)
 
@@ -163,7 +169,7 @@ class SeededDataset(Dataset):  # type: ignore[type-arg]
         if get_worker_info() is not None:
             # A loader worker: its generators serve nothing else.
             return [self._load(key) for key in keys]
-        with _forked_cpu_rng():
+        with preserved_rng():
             return [self._load(key) for key in keys]
 
     def __getattr__(self, name: str) -> Any:

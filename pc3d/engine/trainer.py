@@ -26,14 +26,12 @@ import inspect
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import random
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -51,6 +49,7 @@ from pc3d.engine.seed import (
     SeededDataset,
     capture_rng_state,
     derive_seed,
+    preserved_rng,
     restore_rng_state,
     worker_init,
 )
@@ -199,21 +198,6 @@ def make_eval_loader(dataset: Any, spec: LoaderSpec, dist: DistInfo, seed: int) 
         worker_init_fn=worker_init,
         generator=torch.Generator().manual_seed(derive_seed(seed, dist.rank, 2)),
     )
-
-
-@contextmanager
-def preserved_rng(device: torch.device) -> Iterator[None]:
-    """Run a block without disturbing the run's random generators (evaluation must not change
-    what training draws next, or a resumed run would diverge from an uninterrupted one)."""
-    devices = [device] if device.type == "cuda" else []
-    numpy_state = np.random.get_state()
-    python_state = random.getstate()
-    with torch.random.fork_rng(devices=devices):
-        try:
-            yield
-        finally:
-            np.random.set_state(numpy_state)
-            random.setstate(python_state)
 
 
 def evaluate(

@@ -5,7 +5,6 @@ tiny detector on real KITTI frames."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -183,7 +183,7 @@ def test_grad_clip_bounds_the_step_and_logs_the_norm_before_clipping(write_confi
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.train()
     trainer.close()
-    step = torch.sqrt(sum(((p - b) ** 2).sum() for p, b in zip(trainer.model.parameters(), before)))
+    step = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(trainer.model.parameters(), before)))
     assert 0.0009 < float(step) <= 0.001 + 1e-7
     norms = [r["grad_norm"] for r in _records(tmp_path / "log.jsonl") if r["kind"] == "train"]
     assert len(norms) == 1 and norms[0] > 0.01
