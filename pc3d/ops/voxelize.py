@@ -99,9 +99,9 @@ def _check_points(points: Any) -> Tensor:
         raise ShapeError(f"points must have shape (N, 3+C), got {tuple(points.shape)}")
     if not points.is_floating_point():
         raise FormatError(f"points must be floating point, got dtype {points.dtype}")
-    # One cheap reduction first (a NaN makes the sum NaN; so can +inf and -inf together), the
-    # row-wise check only when it fires.
-    if bool(torch.isnan(points[:, :3].sum())) and bool((nan := torch.isnan(points[:, :3]).any(dim=1)).any()):
+    # One cheap reduction over the contiguous tensor first (a NaN anywhere makes the sum NaN;
+    # so can +inf and -inf, or NaN features), the row-wise check of x, y, z only when it fires.
+    if bool(torch.isnan(points.sum())) and bool((nan := torch.isnan(points[:, :3]).any(dim=1)).any()):
         rows = torch.nonzero(nan)[:, 0]
         raise FormatError(
             f"points has {rows.numel()} rows with NaN coordinates (first: row {int(rows[0])}); "
