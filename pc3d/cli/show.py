@@ -181,36 +181,15 @@ def _read_box_files(paths: list[Path], default_mode: str, what: str) -> BoxSet |
 
 
 def _read_box_file(path: Path, default_mode: str, what: str) -> BoxSet:
-    from pc3d.io import read_box_file, read_kitti_labels
+    from pc3d.io import read_box_file
     from pc3d.vis.renderer import BoxSet
 
     _must_exist(path, what)
-    if path.suffix.lower() == ".txt" and _looks_like_kitti_labels(path):
-        labels = read_kitti_labels(path).objects()
-        scores = labels.score if np.isfinite(labels.score).all() and len(labels) else None
-        return BoxSet(labels.to_camera_boxes().tensor.numpy(), "camera", [str(t) for t in labels.types], scores)
-    data = read_box_file(path)
+    data = read_box_file(path)  # KITTI label_2 files are recognised and read as camera boxes
     try:
         return BoxSet(data.boxes, data.mode or default_mode, data.labels, data.scores)
     except FormatError as err:
         raise FormatError(f"{path}: {err}") from None
-
-
-def _looks_like_kitti_labels(path: Path) -> bool:
-    """True when the first data line has KITTI's 15 (16 with score) fields, a class name first."""
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            if len(fields) not in (15, 16):
-                return False
-            try:
-                float(fields[0])
-            except ValueError:
-                return True
-            return False
-    return False
 
 
 def _concat(a: BoxSet, b: BoxSet, lidar2cam: np.ndarray | None) -> BoxSet:

@@ -7,7 +7,15 @@
   `load_boxes` / `save_boxes`.
 """
 
-from pc3d.io.boxes import BOX_EXTENSIONS, BoxFile, load_boxes, read_box_file, save_boxes, write_box_file
+from pc3d.io.boxes import (
+    BOX_EXTENSIONS,
+    BoxFile,
+    load_boxes,
+    looks_like_kitti_labels,
+    read_box_file,
+    save_boxes,
+    write_box_file,
+)
 from pc3d.io.kitti import (
     ImageProjection,
     KittiCalib,
@@ -45,6 +53,7 @@ __all__ = [
     "camera_to_lidar_boxes",
     "lidar_to_camera_boxes",
     "load_boxes",
+    "looks_like_kitti_labels",
     "load_kitti_frame",
     "load_points",
     "project_boxes_to_image",

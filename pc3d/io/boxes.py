@@ -14,6 +14,9 @@ JSON (the richest; `mode` and `boxes` are required, the rest optional)::
      "scores": [0.93, ...],         # one per box
      "meta": {...}}                 # free-form, kept as is
 
+A `.txt` whose first line has KITTI `label_2`'s 15/16 fields with a class name first is read as
+KITTI labels: camera boxes (`x, y, z, l, h, w, ry`), class names as labels, `DontCare` left out.
+
 CSV (`.csv`, comma-separated) and TXT (`.txt`, whitespace-separated): optional `# mode: lidar`
 comment, optional header row naming the columns (a column called `label` holds labels, one
 called `score` scores; the others are box values, in order), then one box per line::
@@ -153,6 +156,8 @@ def read_box_file(path: str | os.PathLike[str]) -> BoxFile:
     suffix = path.suffix.lower()
     if suffix == ".json":
         return _read_json(path)
+    if suffix == ".txt" and looks_like_kitti_labels(path):
+        return _read_kitti_labels(path)
     if suffix in (".csv", ".txt"):
         return _read_table(path, "," if suffix == ".csv" else None)
     if suffix == ".npy":
@@ -166,6 +171,29 @@ def read_box_file(path: str | os.PathLike[str]) -> BoxFile:
             array = array.reshape(0, 7)
         return BoxFile(_validate(path, array.astype(np.float32)), path=path)
     raise FormatError(f"{path}: unknown box file extension {path.suffix!r}; supported: {', '.join(BOX_EXTENSIONS)}")
+
+
+def looks_like_kitti_labels(path: str | os.PathLike[str]) -> bool:
+    """True when the first data line has KITTI `label_2`'s 15 fields (16 with a score) and
+    starts with a class name rather than a number."""
+    with Path(path).open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            tokens = line.split()
+            if not tokens or tokens[0].startswith("#"):
+                continue
+            return len(tokens) in (15, 16) and not _is_number(tokens[0])
+    return False
+
+
+def _read_kitti_labels(path: Path) -> BoxFile:
+    """A KITTI `label_2` file as camera boxes (`DontCare` regions have no 3D box and are left
+    out); scores come from the 16th field when every object has one."""
+    from pc3d.io.kitti import read_kitti_labels
+
+    objects = read_kitti_labels(path).objects()
+    scores = objects.score if len(objects) and np.isfinite(objects.score).all() else None
+    boxes = objects.to_camera_boxes().tensor.numpy()
+    return BoxFile(boxes, "camera", [str(t) for t in objects.types], scores, {"format": "kitti label_2"}, path)
 
 
 def _read_json(path: Path) -> BoxFile:

@@ -104,6 +104,20 @@ def test_convert_label_boxes_camera_to_lidar_with_calib(tmp_path: Path, capsys: 
     np.testing.assert_allclose(read_box_file(back).boxes, read_box_file(camera).boxes, atol=1e-3)
 
 
+def test_convert_reads_a_kitti_label_file_directly(tmp_path: Path) -> None:
+    out = tmp_path / "lidar.json"
+    label_file = KITTI / "label_2" / "000001.txt"
+    assert main(["convert", "--src", "camera", "--dst", "lidar", "--calib", str(CALIB), str(label_file), str(out)]) == 0
+    converted = read_box_file(out)
+    assert converted.labels == ["Truck", "Car", "Cyclist"]  # DontCare regions have no 3D box
+    labels = read_kitti_labels(label_file).objects()
+    calib = read_kitti_calib(CALIB)
+    homo = np.c_[labels.location, np.ones(3)]
+    expected = (np.linalg.inv(calib.R0_rect @ calib.Tr_velo_to_cam) @ homo.T).T[:, :3]
+    np.testing.assert_allclose(converted.boxes[:, :3], expected, atol=2e-4)
+    np.testing.assert_allclose(converted.boxes[:, 3:6], labels.dims_hwl[:, [2, 1, 0]], atol=1e-6)  # l, w, h
+
+
 def test_convert_boxes_with_the_default_permutation(tmp_path: Path) -> None:
     path = tmp_path / "cam.npy"
     np.save(path, np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0]], np.float32))
