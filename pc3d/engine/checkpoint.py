@@ -37,6 +37,7 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "model_state_from",
+    "remove_unfinished_writes",
     "resolve_resume",
     "save_checkpoint",
     "write_last_pointer",
@@ -112,6 +113,18 @@ def _fsync_dir(folder: Path) -> None:
         pass  # some file systems refuse fsync on directories; nothing more can be done there
     finally:
         os.close(fd)
+
+
+def remove_unfinished_writes(work_dir: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporary files of checkpoint writes that a killed process left behind
+    (``.epoch_3.pth.*.tmp``); returns what was removed."""
+    folder = Path(work_dir)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.glob(".*.pth.*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

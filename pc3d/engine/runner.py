@@ -149,9 +149,11 @@ def build_trainer(config: Config, options: RunOptions | None = None, *, registry
     except TypeError as err:
         raise ConfigError(f"train.hooks: {err}") from err
 
+    unfinished: list[Path] = []
     if dist.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
         dump_config(config, work_dir)
+        unfinished = ckpt.remove_unfinished_writes(work_dir)
     trainer = Trainer(
         model=model,
         spec=spec,
@@ -165,6 +167,11 @@ def build_trainer(config: Config, options: RunOptions | None = None, *, registry
         seed=seed,
     )
     try:
+        if unfinished:
+            trainer.logger.event(
+                f"removed {len(unfinished)} unfinished checkpoint write(s) of an interrupted run: "
+                + ", ".join(p.name for p in unfinished)
+            )
         if options.resume is True and resume_path is None:
             trainer.logger.event(f"--resume: no checkpoint in {work_dir} yet; starting from the beginning")
         load_from = options.load_from or spec.runtime.load_from

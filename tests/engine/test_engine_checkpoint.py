@@ -102,3 +102,16 @@ def test_list_and_resolve_order_epoch_and_iteration_files(tmp_path):
     assert ckpt.resolve_resume(tmp_path, 8) == tmp_path / "iter_12.pth"
     assert ckpt.checkpoint_name(2, 16, 8) == "epoch_2.pth"
     assert ckpt.checkpoint_name(1, 12, 8) == "iter_12.pth"
+
+
+def test_unfinished_writes_of_a_killed_run_are_cleaned_up(write_config, registry, tmp_path, capsys):
+    config = load_config(write_config({"schedule": {"epochs": 1}}))
+    tmp_path.mkdir(exist_ok=True)
+    leftover = tmp_path / ".epoch_2.pth.abc123.tmp"
+    leftover.write_bytes(b"PK half")
+    unrelated = tmp_path / "notes.tmp"
+    unrelated.write_text("keep")
+    trainer = build_trainer(config, RunOptions(work_dir=tmp_path), registry=registry)
+    trainer.close()
+    assert not leftover.exists() and unrelated.exists()
+    assert "removed 1 unfinished checkpoint write(s)" in capsys.readouterr().err

@@ -67,8 +67,14 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(write_config, registry, 
     assert killed_at % 8 != 0, "the checkpoint the run resumes from must be mid-epoch"
     assert not (interrupted / "epoch_5.pth").exists(), "the first run finished before the kill"
 
+    # Resume through the thin wrapper script, which must behave as `pc3d train`.
     resumed = subprocess.run(
-        [*command, "--resume"], cwd=REPO, env=plugin_env, capture_output=True, text=True, timeout=120
+        [python(), "tools/train.py", *command[4:], "--resume"],
+        cwd=REPO,
+        env=plugin_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stderr
