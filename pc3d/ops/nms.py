@@ -9,8 +9,9 @@ kept indices into the input, best first -- exactly what that sequential sweep re
 
 How it stays fast without a loop over boxes: overlapping pairs are found with a grid over the
 boxes' circumscribed circles (pairs whose circles are apart have IoU exactly 0 and can never
-suppress), and the sweep is resolved in rounds over those sparse pairs, computing the exact IoU
-only of pairs leaving kept boxes (see `pc3d.ops._pairs`). Batched (class-aware) variants never
+suppress), and the sweep is resolved over blocks of the ranking, in rounds over those sparse
+pairs, testing only pairs that leave kept boxes (see `pc3d.ops._pairs`); rotated pairs are
+clipped only when a cheap IoU bound says they could pass the threshold. Batched (class-aware) variants never
 let boxes of different labels suppress each other; their `pre_max`/`post_max` count boxes over
 all classes together.
 """
@@ -83,6 +84,8 @@ def _run(
     """
     pre_max = _check_count(pre_max, "pre_max")
     post_max = _check_count(post_max, "post_max")
+    if score_threshold is not None and math.isnan(float(score_threshold)):
+        raise FormatError("score_threshold is NaN; pass a number or None")
     groups = _group_ids(labels, num, scores.device)
     order = _ranking(scores, score_threshold, pre_max)
     if order.numel() == 0:
