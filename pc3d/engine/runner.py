@@ -32,7 +32,7 @@ from pc3d.engine.hooks import HookList
 from pc3d.engine.logging import METRICS_NAME
 from pc3d.engine.schema import LoaderSpec, RunSpec, parse_run_spec
 from pc3d.engine.seed import derive_seed, seed_everything, set_deterministic
-from pc3d.engine.trainer import ModelAdapter, Trainer, evaluate, make_eval_loader
+from pc3d.engine.trainer import ModelAdapter, Trainer, _check_loader_spec, evaluate, make_eval_loader
 
 __all__ = ["RunOptions", "build_trainer", "default_work_dir", "run_test", "run_train"]
 
@@ -266,6 +266,7 @@ def run_test(
             first = " ".join(line.strip() for line in str(err).splitlines()[:6])
             raise ckpt.CheckpointError(f"{checkpoint}: its weights do not fit {type(model).__name__}: {first}") from err
         adapter = ModelAdapter(model)
+        _check_loader_spec(loader_spec, f"data.{split}")
         loader = make_eval_loader(dataset, loader_spec, dist, seed)
         results = evaluate(adapter, loader, metrics, dist)
     finally:

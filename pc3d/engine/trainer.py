@@ -243,6 +243,13 @@ def evaluate(
     return results
 
 
+def _check_loader_spec(spec: LoaderSpec, where: str) -> None:
+    if spec.batch_size < 1:
+        raise ConfigError(f"{where}.batch_size: must be at least 1, got {spec.batch_size}")
+    if spec.num_workers < 0:
+        raise ConfigError(f"{where}.num_workers: must be 0 or more, got {spec.num_workers}")
+
+
 def _check_batch(batch: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(batch, Mapping):
         raise Pc3dError(
@@ -334,10 +341,14 @@ class Trainer:
             raise ConfigError("data.train: a training config needs a data.train section")
         self.train_spec = train_spec
         self.train_set = train_set
+        for split, loader_spec in (("train", train_spec), ("val", spec.data.val)):
+            if loader_spec is not None:
+                _check_loader_spec(loader_spec, f"data.{split}")
         if len(train_set) == 0:
             raise ConfigError(f"data.train.dataset: the dataset {type(train_set).__name__} is empty")
+        seeded = SeededDataset(train_set, seed)
         self.sampler = ResumableDistributedSampler(
-            SeededDataset(train_set, seed),
+            seeded,
             num_replicas=dist.world_size,
             rank=dist.rank,
             shuffle=True if train_spec.shuffle is None else train_spec.shuffle,
@@ -346,7 +357,7 @@ class Trainer:
         )
         self.loader_generator = torch.Generator()
         self.train_loader = DataLoader(
-            SeededDataset(train_set, seed),
+            seeded,
             batch_size=train_spec.batch_size,
             sampler=self.sampler,
             num_workers=train_spec.num_workers,
@@ -389,7 +400,7 @@ class Trainer:
         self.eval_every: int = train.eval_every or once_per_epoch
         self.checkpoint_every: int = train.checkpoint_every or once_per_epoch
         if train.keep_last is not None and train.keep_last < 1:
-            raise ConfigError(f"train.keep_last: must be at least 1 (or null to keep all)")
+            raise ConfigError("train.keep_last: must be at least 1 (or null to keep all)")
         if spec.optimizer is None:
             raise ConfigError(
                 f"{config.path or 'config'}: no 'optimizer' section (e.g. optimizer: {{type: AdamW, "
