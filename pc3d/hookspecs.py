@@ -46,6 +46,11 @@ def pc3d_register(registry: Registrar) -> None:
     signature is its config schema: unknown keys, missing required arguments and wrong scalar
     types are reported against that signature.
 
+    Contracts of the kinds the engine drives are in ``docs/engine.md``: models implement
+    ``loss(**batch)`` and ``predict(**batch)``; metrics ``reset/update/compute`` (base class
+    ``pc3d.engine.Metric``); train hooks the ``before_*``/``after_*`` methods of
+    ``pc3d.engine.hooks``.
+
     Names are global per kind: if two plugins register the same name for the same kind, pc3d
     refuses to build anything and names both plugins. If this hook raises, nothing it registered
     is kept.
