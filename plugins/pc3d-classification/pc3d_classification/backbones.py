@@ -12,8 +12,8 @@ class ConvNet(nn.Module):
     a 2x2 max-pool. ``Tensor[B, in_channels, H, W] -> Tensor[B, channels[-1], H / 2^S, W / 2^S]``
     for ``S = len(channels)`` stages.
 
-    A placeholder-sized backbone until pc3d's shared CNN core (ResNet, later issue) lands; it is
-    real and trainable, just small.
+    A small, real, trainable backbone kept for the CIFAR-shaped example config; the ``pc3d.nn``
+    backbones (LeNet5, ResNet, ...) are registered by this plugin too and are the usual choice.
 
     :param in_channels: image channels (3 for RGB).
     :param channels: output channels of each stage.

@@ -2,41 +2,75 @@
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
-from pc3d.errors import ShapeError
+from pc3d.errors import FormatError, ShapeError
 from pc3d_classification.heads import LinearClsHead
 
 
-class ImageClassifier(nn.Module):
-    """Backbone -> :class:`LinearClsHead` (global pool + linear), trained with cross-entropy.
+def _pick(value: int | Sequence[int] | None, index: int, what: str) -> int | None:
+    """``value[index]`` for a per-output sequence (pc3d.nn backbones), ``value`` for an int."""
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return int(value[index])
+    except IndexError:
+        raise FormatError(
+            f"feature_index {index} is out of range: the backbone returns {len(value)} "
+            f"feature map(s) ({what} {tuple(value)}); set the backbone's out_indices or feature_index"
+        ) from None
 
-    :param backbone: any module with ``out_channels`` mapping ``Tensor[B, C, H, W]`` to
-        ``Tensor[B, out_channels, H', W']``.
-    :param head: the classification head; its ``in_channels`` must equal the backbone's
-        ``out_channels``.
+
+class ImageClassifier(nn.Module):
+    """Any backbone -> global average pooling + linear layer (:class:`LinearClsHead`), trained
+    with cross-entropy.
+
+    The backbone is any module mapping ``Tensor[B, C, H, W]`` to a feature map
+    ``Tensor[B, C', H', W']`` (or ``Tensor[B, C']``), or to a tuple of them, as every
+    ``pc3d.nn`` backbone does (one per ``out_indices`` entry, shallowest first): the classifier
+    then uses entry ``feature_index`` (default: the deepest). ``backbone.out_channels`` (an int,
+    or a tuple parallel to the outputs) must equal ``head.in_channels``.
+
+    Engine contract (``docs/engine.md``): ``loss(images, labels) -> {"loss": ...}`` and
+    ``predict(images) -> {"logits", "scores", "labels"}``.
+
+    :param backbone: the feature extractor.
+    :param head: the classification head.
+    :param feature_index: which of the backbone's outputs feeds the head.
     """
 
-    def __init__(self, backbone: nn.Module, head: LinearClsHead) -> None:
+    def __init__(self, backbone: nn.Module, head: LinearClsHead, feature_index: int = -1) -> None:
         super().__init__()
-        out_channels = getattr(backbone, "out_channels", None)
+        out_channels = _pick(getattr(backbone, "out_channels", None), feature_index, "out_channels")
         if out_channels != head.in_channels:
             raise ShapeError(
                 f"head.in_channels is {head.in_channels} but backbone.out_channels is {out_channels}"
+                + (f" (output {feature_index} of {tuple(backbone.out_channels)})"
+                   if isinstance(getattr(backbone, "out_channels", None), (tuple, list)) else "")
             )
         self.backbone = backbone
         self.head = head
+        self.feature_index = feature_index
+
+    def extract_features(self, images: Tensor) -> Tensor:
+        """The backbone's feature map that feeds the head, ``Tensor[B, C', *spatial]``."""
+        features = self.backbone(images)
+        if isinstance(features, (tuple, list)):
+            features = features[self.feature_index]
+        return features  # type: ignore[no-any-return]
 
     def forward(self, images: Tensor) -> Tensor:
         """``Tensor[B, C, H, W] -> Tensor[B, num_classes]`` logits."""
-        return self.head(self.backbone(images))
+        return self.head(self.extract_features(images))
 
     def loss(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
         """:param labels: ``Long[B]``. :returns: ``{"loss": cross-entropy}``."""
         return {"loss": self.head.loss(self(images), labels)}
 
-    @torch.no_grad()
-    def predict(self, images: Tensor) -> Tensor:
-        """Class probabilities, ``Tensor[B, num_classes]``."""
-        return self(images).softmax(dim=1)
+    def predict(self, images: Tensor) -> dict[str, Tensor]:
+        """``{"logits": Tensor[B, K], "scores": Tensor[B, K]`` (softmax probabilities),
+        ``"labels": Long[B]`` (the top-1 class)``}``."""
+        logits = self(images)
+        return {"logits": logits, "scores": logits.softmax(dim=1), "labels": logits.argmax(dim=1)}
