@@ -36,6 +36,7 @@ FIRST_PARTY = {
         "backbone": ["BEVBackbone"],
         "head": ["CenterHead"],
         "model": ["BEVDetector"],
+        "dataset": ["KittiDataset"],
     },
     "pc3d-seg": {"backbone": ["PointNetEncoder"], "head": ["PointMLPSegHead"], "model": ["PointSegmentor"]},
 }

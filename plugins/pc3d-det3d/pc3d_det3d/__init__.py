@@ -5,6 +5,7 @@ third-party plugin.
 """
 
 from pc3d_det3d.backbones import BEVBackbone
+from pc3d_det3d.datasets import KITTI_CLASSES, KittiDataset
 from pc3d_det3d.detectors import BEVDetector
 from pc3d_det3d.heads import (
     REGRESSION_CHANNELS,
@@ -20,6 +21,7 @@ from pc3d_det3d.structures import BEVGrid, Detections3D
 from pc3d_det3d.voxel_encoders import DynamicPillarEncoder
 
 __all__ = [
+    "KITTI_CLASSES",
     "REGRESSION_CHANNELS",
     "BEVBackbone",
     "BEVDetector",
@@ -30,6 +32,7 @@ __all__ = [
     "CenterTargets",
     "Detections3D",
     "DynamicPillarEncoder",
+    "KittiDataset",
     "decode_center_output",
     "encode_center_targets",
     "gaussian_focal_loss",

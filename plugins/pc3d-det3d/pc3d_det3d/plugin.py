@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pc3d.plugins import Registrar, hookimpl
 from pc3d_det3d.backbones import BEVBackbone
+from pc3d_det3d.datasets import KittiDataset
 from pc3d_det3d.detectors import BEVDetector
 from pc3d_det3d.heads import CenterHead
 from pc3d_det3d.voxel_encoders import DynamicPillarEncoder
@@ -17,6 +18,7 @@ def pc3d_register(registry: Registrar) -> None:
     registry.add_backbone(BEVBackbone)
     registry.add_head(CenterHead)
     registry.add_model(BEVDetector)
+    registry.add_dataset(KittiDataset)
 
 
 @hookimpl

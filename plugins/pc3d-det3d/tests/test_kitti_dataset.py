@@ -1,0 +1,164 @@
+"""det3d's KittiDataset on the KITTI frames shipped in tests/data, and its runnable config."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pc3d.cli import main
+from pc3d.config import build, load_config
+from pc3d.errors import FormatError
+from pc3d.io.kitti import load_kitti_frame
+from pc3d.ops.points_in_boxes import points_in_boxes_mask
+from pc3d.plugins import reset_plugin_manager
+from pc3d_det3d import KittiDataset
+
+REPO = Path(__file__).resolve().parents[3]
+KITTI = REPO / "tests" / "data" / "kitti" / "training"
+CLASSES = ["Car", "Pedestrian", "Cyclist"]
+MINI = "pillar-center-tiny_kitti-mini-3class.yaml"
+
+
+def expected_objects(frame_id: str) -> tuple[list[str], int]:
+    """Class names of the 3-class objects in the frame's label file (parsed by hand) and the
+    number of non-DontCare objects."""
+    lines = (KITTI / "label_2" / f"{frame_id}.txt").read_text().split("\n")
+    types = [line.split()[0] for line in lines if line.strip()]
+    return [t for t in types if t in CLASSES], sum(t != "DontCare" for t in types)
+
+
+def test_every_complete_frame_by_default_and_sample_contents():
+    dataset = KittiDataset(str(KITTI), class_names=CLASSES)
+    # 000003 and 000005 have labels and calibration but no scan.
+    assert dataset.frame_ids == ["000000", "000001", "000002", "000004"]
+    assert len(dataset) == 4
+    for index, frame_id in enumerate(dataset.frame_ids):
+        sample = dataset[index]
+        assert sample["frame_id"] == frame_id
+        raw = np.fromfile(KITTI / "velodyne" / f"{frame_id}.bin", dtype=np.float32).reshape(-1, 4)
+        assert sample["points"].dtype == torch.float32
+        assert torch.equal(sample["points"], torch.from_numpy(raw))
+        names, _ = expected_objects(frame_id)
+        assert sample["gt_boxes"].shape == (len(names), 7) and sample["gt_boxes"].dtype == torch.float32
+        assert sample["gt_labels"].dtype == torch.long
+        assert [CLASSES[i] for i in sample["gt_labels"].tolist()] == names
+
+
+def test_boxes_are_the_labels_in_the_lidar_frame():
+    sample = KittiDataset(str(KITTI), class_names=CLASSES, split=["000001"])[0]
+    frame = load_kitti_frame(KITTI, "000001")
+    objects = frame.labels.objects()
+    keep = np.isin(objects.types, CLASSES)
+    assert keep.sum() < len(objects)  # this frame has other classes (e.g. Truck) to drop
+    expected = frame.labels.to_lidar_boxes(frame.calib).tensor[torch.from_numpy(keep)]
+    torch.testing.assert_close(sample["gt_boxes"], expected.float())
+    # LiDAR convention (z up, bottom centre): the boxes hold scan points, and a car's bottom is
+    # near the ground, about 1.7 m below the sensor.
+    inside = points_in_boxes_mask(sample["points"][:, :3], sample["gt_boxes"]).sum(dim=0)
+    assert (inside > 0).all(), inside
+    cars = sample["gt_boxes"][sample["gt_labels"] == 0]
+    assert len(cars) and ((cars[:, 2] > -2.2) & (cars[:, 2] < -1.2)).all(), cars[:, 2]
+
+
+def test_class_subset_relabels_and_drops_others():
+    both = KittiDataset(str(KITTI), class_names=["Cyclist", "Car"], split=["000001"])[0]
+    names, _ = expected_objects("000001")
+    assert [["Cyclist", "Car"][i] for i in both["gt_labels"].tolist()] == [
+        n for n in names if n in ("Cyclist", "Car")
+    ]
+    trucks = KittiDataset(str(KITTI), class_names=["Truck"], split=["000001"])[0]
+    assert trucks["gt_labels"].tolist() == [0] * trucks["gt_boxes"].shape[0]
+
+
+def test_split_file_list_and_ints(tmp_path, monkeypatch):
+    split = tmp_path / "train.txt"
+    split.write_text("000004\n\n000000\n")
+    assert KittiDataset(str(KITTI), class_names=CLASSES, split=str(split)).frame_ids == ["000004", "000000"]
+    assert KittiDataset(str(KITTI), class_names=CLASSES, split=[2, "000001"]).frame_ids == ["000002", "000001"]
+    # Relative root and split file: resolved against the current directory.
+    monkeypatch.chdir(KITTI.parent)
+    dataset = KittiDataset("training", class_names=CLASSES, split=str(split))
+    assert dataset.root == KITTI and len(dataset[0]["points"]) > 0
+
+
+def test_range_filter_and_max_points():
+    pcr = [0.0, -10.0, -3.0, 50.0, 10.0, 1.0]  # keeps the cyclist at x 46, drops the car at x 59
+    full = KittiDataset(str(KITTI), class_names=CLASSES, split=["000001"])[0]
+    cut = KittiDataset(str(KITTI), class_names=CLASSES, split=["000001"], point_cloud_range=pcr)[0]
+    low, high = torch.tensor(pcr[:3]), torch.tensor(pcr[3:])
+    inside = ((full["points"][:, :3] >= low) & (full["points"][:, :3] < high)).all(dim=1)
+    assert torch.equal(cut["points"], full["points"][inside]) and 0 < len(cut["points"]) < len(full["points"])
+    centres = full["gt_boxes"][:, :2]
+    keep = ((centres >= low[:2]) & (centres < high[:2])).all(dim=1)
+    assert 0 < int(keep.sum()) < len(keep)
+    assert torch.equal(cut["gt_boxes"], full["gt_boxes"][keep])
+    assert torch.equal(cut["gt_labels"], full["gt_labels"][keep])
+
+    sub = KittiDataset(str(KITTI), class_names=CLASSES, split=["000001"], point_cloud_range=pcr, max_points=500)
+    torch.manual_seed(0)
+    a = sub[0]["points"]
+    torch.manual_seed(0)
+    b = sub[0]["points"]
+    assert a.shape == (500, 4) and torch.equal(a, b)  # drawn from torch's (seeded) generator
+    rows = {tuple(r) for r in cut["points"].tolist()}
+    assert all(tuple(r) in rows for r in a.tolist())
+
+
+def test_collate_keeps_lists_per_key():
+    dataset = KittiDataset(str(KITTI), class_names=CLASSES, split=["000000", "000001"])
+    batch = KittiDataset.collate([dataset[0], dataset[1]])
+    assert set(batch) == {"points", "gt_boxes", "gt_labels", "frame_id"}
+    assert batch["frame_id"] == ["000000", "000001"]
+    assert [len(p) for p in batch["points"]] == [len(dataset[0]["points"]), len(dataset[1]["points"])]
+
+
+def test_errors_name_what_is_wrong(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"root 'nowhere/training' is not a folder .*" + str(tmp_path)):
+        KittiDataset("nowhere/training", class_names=CLASSES)
+    with pytest.raises(FileNotFoundError, match=r"frame '000003' \(from split\) has no .*velodyne/000003.bin"):
+        KittiDataset(str(KITTI), class_names=CLASSES, split=["000001", "000003"])
+    with pytest.raises(FileNotFoundError, match=r"split file 'ImageSets/train.txt' does not exist"):
+        KittiDataset(str(KITTI), class_names=CLASSES, split="ImageSets/train.txt")
+    with pytest.raises(FormatError, match=r"unknown class 'Pedestrain' in class_names; did you mean 'Pedestrian'\?"):
+        KittiDataset(str(KITTI), class_names=["Car", "Pedestrain"])
+    with pytest.raises(FormatError, match="class_names lists Car more than once"):
+        KittiDataset(str(KITTI), class_names=["Car", "Car"])
+    with pytest.raises(FormatError, match="point_cloud_range must be 6 finite numbers"):
+        KittiDataset(str(KITTI), class_names=CLASSES, point_cloud_range=[0, 0, 0, 1, 1])
+    with pytest.raises(FormatError, match="max_points must be at least 1"):
+        KittiDataset(str(KITTI), class_names=CLASSES, max_points=0)
+    (tmp_path / "empty" / "velodyne").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no frame in .*empty has all of"):
+        KittiDataset("empty", class_names=CLASSES)
+
+
+def test_registered_and_built_from_the_runnable_config(monkeypatch):
+    monkeypatch.chdir(REPO)  # the config's root is relative to the repository
+    reset_plugin_manager()
+    config = load_config(MINI)
+    dataset = build(config.node("data.train.dataset"), kind="dataset")
+    assert isinstance(dataset, KittiDataset) and dataset.root == KITTI and len(dataset) == 4
+    assert dataset.class_names == CLASSES and dataset.point_cloud_range is not None
+
+
+def test_pc3d_train_runs_the_mini_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    reset_plugin_manager()
+    work = tmp_path / "work"
+    shorten = [
+        "schedule.epochs=1", "data.train.dataset.max_points=3000", "data.val.dataset.max_points=3000",
+        "runtime.num_threads=1",
+    ]
+    assert main(["train", MINI, "--work-dir", str(work), "--set", *shorten]) == 0
+    records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert train and all(math.isfinite(r["loss"]) for r in train)
+    evaluation = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
+    assert len(evaluation) == 1 and "mAP_0.25" in evaluation[0]
+    assert (work / "epoch_1.pth").is_file() and (work / "best.pth").is_file()
