@@ -1,25 +1,30 @@
-"""pc3d first-party plugin: 2D detection components (entry point ``det2d``)."""
+"""pc3d first-party plugin: 2D detection (RetinaNet, FCOS, Faster R-CNN on ``pc3d.nn``), COCO
+datasets and COCO mAP (entry point ``det2d``). See ``docs/det2d.md``."""
 
-from pc3d_det2d.backbones import StridedConvNet
-from pc3d_det2d.detectors import SingleStageDetector2D
-from pc3d_det2d.heads import (
-    Detections2D,
-    FCOSOutput,
-    FCOSTargets,
-    SingleLevelFCOSHead,
-    assign_fcos_targets,
-    giou_loss_ltrb,
-    sigmoid_focal_loss,
-)
+from pc3d_det2d.data import CocoDetection, DetNormalize, DetPad, DetRandomFlip, DetResize, collate_detection, load_coco_json
+from pc3d_det2d.faster_rcnn import FasterRCNN, RoIBoxHead, build_rpn_head
+from pc3d_det2d.fcos import FCOS, FCOSHead
+from pc3d_det2d.metric import CocoMetric
+from pc3d_det2d.retinanet import RetinaHead, RetinaNet
+from pc3d_det2d.shapes import make_shapes_coco
+from pc3d_det2d.structures import Detections2D
 
 __all__ = [
+    "CocoDetection",
+    "CocoMetric",
+    "DetNormalize",
+    "DetPad",
+    "DetRandomFlip",
+    "DetResize",
     "Detections2D",
-    "FCOSOutput",
-    "FCOSTargets",
-    "SingleLevelFCOSHead",
-    "SingleStageDetector2D",
-    "StridedConvNet",
-    "assign_fcos_targets",
-    "giou_loss_ltrb",
-    "sigmoid_focal_loss",
+    "FCOS",
+    "FCOSHead",
+    "FasterRCNN",
+    "RoIBoxHead",
+    "RetinaHead",
+    "RetinaNet",
+    "build_rpn_head",
+    "collate_detection",
+    "load_coco_json",
+    "make_shapes_coco",
 ]

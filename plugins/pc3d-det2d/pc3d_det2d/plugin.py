@@ -1,20 +1,37 @@
-"""Hook implementations of the det2d plugin (entry point ``det2d``)."""
+"""Hook implementations of the det2d plugin (entry point ``det2d``).
+
+Backbones (``ResNet`` ...) come from the classification plugin's registrations of ``pc3d.nn``;
+this plugin registers the FPN neck, the detection heads and models, the COCO dataset, its
+transforms and the COCO metric.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pc3d.nn import FPN
 from pc3d.plugins import Registrar, hookimpl
-from pc3d_det2d.backbones import StridedConvNet
-from pc3d_det2d.detectors import SingleStageDetector2D
-from pc3d_det2d.heads import SingleLevelFCOSHead
+from pc3d_det2d.data import CocoDetection, DetNormalize, DetPad, DetRandomFlip, DetResize
+from pc3d_det2d.faster_rcnn import FasterRCNN, RoIBoxHead, build_rpn_head
+from pc3d_det2d.fcos import FCOS, FCOSHead
+from pc3d_det2d.metric import CocoMetric
+from pc3d_det2d.retinanet import RetinaHead, RetinaNet
 
 
 @hookimpl
 def pc3d_register(registry: Registrar) -> None:
-    registry.add_backbone(StridedConvNet)
-    registry.add_head(SingleLevelFCOSHead)
-    registry.add_model(SingleStageDetector2D)
+    registry.add_neck(FPN)
+    registry.add_head(RetinaHead)
+    registry.add_model(RetinaNet)
+    registry.add_head(FCOSHead)
+    registry.add_model(FCOS)
+    registry.add_head(build_rpn_head, name="RPNHead")
+    registry.add_head(RoIBoxHead)
+    registry.add_model(FasterRCNN)
+    registry.add_dataset(CocoDetection)
+    for transform in (DetResize, DetRandomFlip, DetNormalize, DetPad):
+        registry.add_transform(transform)
+    registry.add_metric(CocoMetric)
 
 
 @hookimpl

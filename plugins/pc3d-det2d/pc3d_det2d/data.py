@@ -1,0 +1,366 @@
+"""COCO-format detection data: a checked loader for ``annotations/*.json`` + ``images/``, image
+transforms that move the boxes with the pixels, and the batch collate.
+
+Layout (the COCO one)::
+
+    ROOT/annotations/train.json     # {"images": [...], "annotations": [...], "categories": [...]}
+    ROOT/images/<file_name>         # file_name as written in the json's images[i]
+
+A sample (``dataset[i]``) is a mapping::
+
+    image       Tensor[3, H, W] float32 (after the transforms; H, W padded per the Pad transform)
+    gt_boxes    Tensor[M, 4] x1, y1, x2, y2 pixels of the transformed image (crowd boxes left out)
+    gt_labels   Long[M] contiguous labels 0..K-1 (the categories sorted by id)
+    image_size  Long[2] (h, w) of the resized image before padding
+    meta        dict: image_id, ori_shape (h, w), scale_factor (sx, sy), flip, annotations
+                (the image's raw COCO annotations, for the metric), cat_ids (label -> category id)
+
+:meth:`CocoDetection.collate` pads the images of a batch to one size and returns ``images``
+``Tensor[B, 3, H, W]``, ``gt_boxes`` / ``gt_labels`` lists, ``image_sizes`` ``Long[B, 2]`` and
+``metas``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from pc3d.errors import FormatError, MissingDependencyError
+
+__all__ = [
+    "CocoDetection",
+    "DetNormalize",
+    "DetPad",
+    "DetRandomFlip",
+    "DetResize",
+    "collate_detection",
+    "load_coco_json",
+]
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+# ----------------------------------------------------------------------------------- transforms
+class DetResize:
+    """Resize the image (bilinear) and scale the boxes with it.
+
+    :param scale: ``(long_edge, short_edge)`` limits with ``keep_ratio`` (the image is scaled
+        by the largest factor that keeps its long side <= ``scale[0]`` and its short side <=
+        ``scale[1]``, MMDetection's rule); ``(width, height)`` exactly without it.
+    :param keep_ratio: keep the aspect ratio.
+    """
+
+    def __init__(self, scale: Sequence[int], keep_ratio: bool = True) -> None:
+        if len(scale) != 2 or any(int(s) < 1 for s in scale):
+            raise FormatError(f"DetResize scale must be two positive ints, got {scale!r}")
+        self.scale = (int(scale[0]), int(scale[1]))
+        self.keep_ratio = keep_ratio
+
+    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
+        image: np.ndarray = results["image"]
+        h, w = image.shape[:2]
+        if self.keep_ratio:
+            long_limit, short_limit = max(self.scale), min(self.scale)
+            factor = min(long_limit / max(h, w), short_limit / min(h, w))
+            new_w, new_h = max(1, int(w * factor + 0.5)), max(1, int(h * factor + 0.5))
+        else:
+            new_w, new_h = self.scale
+        if (new_w, new_h) != (w, h):
+            image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+        sx, sy = new_w / w, new_h / h
+        results["image"] = image
+        results["gt_boxes"] = results["gt_boxes"] * np.array([sx, sy, sx, sy], dtype=np.float32)
+        prev = results["meta"]["scale_factor"]
+        results["meta"]["scale_factor"] = (prev[0] * sx, prev[1] * sy)
+        return results
+
+
+class DetRandomFlip:
+    """Mirror the image left-right with probability ``prob`` (a box ``x1, x2`` becomes
+    ``W - x2, W - x1``). Draws from numpy's global generator, which the engine seeds per sample."""
+
+    def __init__(self, prob: float = 0.5) -> None:
+        if not 0.0 <= prob <= 1.0:
+            raise FormatError(f"DetRandomFlip prob must be in [0, 1], got {prob!r}")
+        self.prob = float(prob)
+
+    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
+        if self.prob <= 0 or np.random.random_sample() >= self.prob:
+            return results
+        image: np.ndarray = results["image"]
+        width = image.shape[1]
+        results["image"] = np.ascontiguousarray(image[:, ::-1])
+        boxes = results["gt_boxes"].copy()
+        boxes[:, 0] = width - results["gt_boxes"][:, 2]
+        boxes[:, 2] = width - results["gt_boxes"][:, 0]
+        results["gt_boxes"] = boxes
+        results["meta"]["flip"] = not results["meta"]["flip"]
+        return results
+
+
+class DetNormalize:
+    """``(image - mean) / std`` per channel (RGB order), to float32."""
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+        if len(mean) != 3 or len(std) != 3 or any(float(s) <= 0 for s in std):
+            raise FormatError(f"DetNormalize needs 3 means and 3 positive stds, got {mean!r}, {std!r}")
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+
+    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
+        results["image"] = (results["image"].astype(np.float32) - self.mean) / self.std
+        return results
+
+
+class DetPad:
+    """Pad the image at the bottom and right with ``value`` to a multiple of ``size_divisor``
+    (boxes do not move). The unpadded size stays in ``image_size`` for anchor validity and
+    clipping."""
+
+    def __init__(self, size_divisor: int = 32, value: float = 0.0) -> None:
+        if size_divisor < 1:
+            raise FormatError(f"DetPad size_divisor must be >= 1, got {size_divisor!r}")
+        self.size_divisor = int(size_divisor)
+        self.value = float(value)
+
+    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
+        image: np.ndarray = results["image"]
+        h, w = image.shape[:2]
+        d = self.size_divisor
+        ph, pw = math.ceil(h / d) * d, math.ceil(w / d) * d
+        if (ph, pw) != (h, w):
+            padded = np.full((ph, pw, *image.shape[2:]), self.value, dtype=image.dtype)
+            padded[:h, :w] = image
+            results["image"] = padded
+        return results
+
+
+# ------------------------------------------------------------------------------------ coco json
+def _where(ann_file: Path, what: str) -> str:
+    return f"{ann_file}: {what}"
+
+
+def load_coco_json(ann_file: str | Path, image_dir: str | Path | None = None) -> dict[str, Any]:
+    """Read and check a COCO detection json.
+
+    Every annotation must name an existing image and category and carry a ``bbox`` of four
+    finite numbers ``[x, y, w, h]`` with ``w > 0`` and ``h > 0``; with ``image_dir``, every
+    image file must exist. A violation is a :class:`FormatError` naming the file and the
+    annotation id (or image id / file name).
+    """
+    ann_file = Path(ann_file)
+    if not ann_file.is_file():
+        raise FormatError(f"{ann_file}: COCO annotation file not found")
+    try:
+        data = json.loads(ann_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise FormatError(_where(ann_file, f"not valid JSON ({err})")) from err
+    if not isinstance(data, Mapping):
+        raise FormatError(_where(ann_file, "a COCO file must be a JSON object"))
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise FormatError(_where(ann_file, f"missing list '{key}' (a COCO detection file has images, annotations, categories)"))
+    images: dict[Any, Mapping[str, Any]] = {}
+    for i, img in enumerate(data["images"]):
+        if not isinstance(img, Mapping) or "id" not in img or not isinstance(img.get("file_name"), str):
+            raise FormatError(_where(ann_file, f"images[{i}] needs 'id' and 'file_name'"))
+        if img["id"] in images:
+            raise FormatError(_where(ann_file, f"image id {img['id']} appears twice"))
+        images[img["id"]] = img
+    cat_ids = set()
+    for i, cat in enumerate(data["categories"]):
+        if not isinstance(cat, Mapping) or not isinstance(cat.get("id"), int):
+            raise FormatError(_where(ann_file, f"categories[{i}] needs an integer 'id'"))
+        cat_ids.add(cat["id"])
+    seen: set[Any] = set()
+    for i, ann in enumerate(data["annotations"]):
+        if not isinstance(ann, Mapping) or "id" not in ann:
+            raise FormatError(_where(ann_file, f"annotations[{i}] has no 'id'"))
+        aid = ann["id"]
+        label = f"annotation id {aid}"
+        if aid in seen:
+            raise FormatError(_where(ann_file, f"{label} appears twice"))
+        seen.add(aid)
+        if ann.get("image_id") not in images:
+            raise FormatError(_where(ann_file, f"{label} refers to image id {ann.get('image_id')!r}, which is not in 'images'"))
+        if ann.get("category_id") not in cat_ids:
+            raise FormatError(_where(ann_file, f"{label} has category_id {ann.get('category_id')!r}, not in 'categories'"))
+        bbox = ann.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise FormatError(_where(ann_file, f"{label}: bbox must be [x, y, width, height], got {bbox!r}"))
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox):
+            raise FormatError(_where(ann_file, f"{label}: bbox values must be finite numbers, got {bbox!r}"))
+        if bbox[2] <= 0 or bbox[3] <= 0:
+            raise FormatError(_where(ann_file, f"{label}: bbox width and height must be > 0, got {bbox!r}"))
+    if image_dir is not None:
+        folder = Path(image_dir)
+        for img in images.values():
+            path = folder / img["file_name"]
+            if not path.is_file():
+                users = [a["id"] for a in data["annotations"] if a["image_id"] == img["id"]]
+                raise FormatError(
+                    _where(ann_file, f"image id {img['id']}: file {path} does not exist"
+                           + (f" (used by annotation ids {users[:10]})" if users else ""))
+                )
+    return dict(data)
+
+
+def _coco_index(data: dict[str, Any]) -> Any:
+    try:
+        from pycocotools.coco import COCO
+    except ImportError as err:  # pragma: no cover - declared dependency
+        raise MissingDependencyError("COCO datasets need pycocotools: pip install pycocotools") from err
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):  # createIndex prints progress lines
+        coco.createIndex()
+    return coco
+
+
+# -------------------------------------------------------------------------------------- dataset
+class CocoDetection:
+    """A COCO-format detection data set (see the module docstring).
+
+    :param root: the folder holding ``annotations/`` and ``images/``.
+    :param ann_file: the annotation json, relative to ``root`` (or absolute).
+    :param image_dir: the image folder, relative to ``root``.
+    :param transforms: the pipeline (``DetResize``, ``DetRandomFlip``, ``DetNormalize``,
+        ``DetPad``...), applied in order.
+    :param generate: ``{num_images, seed, image_size?, max_objects?}``: write the synthetic
+        shapes set (:func:`pc3d_det2d.shapes.make_shapes_coco`) to ``root`` / ``ann_file`` first,
+        unless the same set is already there (so a config works without any download).
+    :param filter_empty: drop images without annotations (for training).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        ann_file: str = "annotations/train.json",
+        image_dir: str = "images",
+        transforms: list[Any] | None = None,
+        generate: dict[str, Any] | None = None,
+        filter_empty: bool = False,
+    ) -> None:
+        self.root = Path(root)
+        self.ann_file = Path(ann_file) if Path(ann_file).is_absolute() else self.root / ann_file
+        self.image_dir = self.root / image_dir
+        if generate is not None:
+            from pc3d_det2d.shapes import make_shapes_coco
+
+            allowed = {"num_images", "seed", "image_size", "max_objects", "min_size", "max_size"}
+            unknown = set(generate) - allowed
+            if unknown or "num_images" not in generate:
+                raise FormatError(f"generate needs num_images (and may have {sorted(allowed)}), got keys {sorted(generate)}")
+            split = self.ann_file.stem
+            make_shapes_coco(self.root, split=split, **generate)
+        self.transforms = list(transforms or [])
+        for t in self.transforms:
+            if not callable(t):
+                raise FormatError(f"transform {t!r} is not callable")
+        data = load_coco_json(self.ann_file, self.image_dir)
+        self.coco = _coco_index(data)
+        self.cat_ids: list[int] = sorted(self.coco.getCatIds())
+        self.class_names: list[str] = [self.coco.cats[c]["name"] for c in self.cat_ids]
+        self.label_of = {c: i for i, c in enumerate(self.cat_ids)}
+        ids = sorted(self.coco.getImgIds())
+        if filter_empty:
+            ids = [i for i in ids if any(not a.get("iscrowd", 0) for a in self.coco.imgToAnns.get(i, []))]
+        self.image_ids: list[int] = ids
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        image_id = self.image_ids[index]
+        info = self.coco.imgs[image_id]
+        path = self.image_dir / info["file_name"]
+        try:
+            with Image.open(path) as handle:
+                image = np.asarray(handle.convert("RGB"))
+        except OSError as err:
+            raise FormatError(f"{path} (image id {image_id} of {self.ann_file}): cannot read the image: {err}") from err
+        anns = self.coco.imgToAnns.get(image_id, [])
+        boxes = [a["bbox"] for a in anns if not a.get("iscrowd", 0)]
+        labels = [self.label_of[a["category_id"]] for a in anns if not a.get("iscrowd", 0)]
+        xywh = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        results: dict[str, Any] = {
+            "image": image,
+            "gt_boxes": xyxy,
+            "meta": {
+                "image_id": image_id,
+                "ori_shape": (int(image.shape[0]), int(image.shape[1])),
+                "scale_factor": (1.0, 1.0),
+                "flip": False,
+                "annotations": [dict(a) for a in anns],
+                "cat_ids": list(self.cat_ids),
+            },
+        }
+        for transform in self.transforms:
+            results = transform(results)
+        meta = results["meta"]
+        h, w = meta["ori_shape"]
+        sx, sy = meta["scale_factor"]
+        meta["img_shape"] = (int(round(h * sy)), int(round(w * sx)))
+        pixels = results["image"]
+        if pixels.dtype == np.uint8:
+            pixels = pixels.astype(np.float32)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float(),
+            "gt_boxes": torch.from_numpy(results["gt_boxes"].astype(np.float32)).reshape(-1, 4),
+            "gt_labels": torch.as_tensor(labels, dtype=torch.long),
+            "image_size": torch.tensor(meta["img_shape"], dtype=torch.long),
+            "meta": meta,
+        }
+
+    @staticmethod
+    def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return collate_detection(samples)
+
+
+def collate_detection(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Pad images to the batch's largest ``H, W`` (zeros at the bottom/right) and list the rest.
+
+    Returns ``images`` ``Tensor[B, 3, H, W]``, ``gt_boxes`` ``list[Tensor[M_i, 4]]``,
+    ``gt_labels`` ``list[Long[M_i]]``, ``image_sizes`` ``Long[B, 2]``, ``metas`` ``list[dict]``.
+    """
+    if not samples:
+        raise FormatError("collate_detection got an empty batch")
+    height = max(int(s["image"].shape[1]) for s in samples)
+    width = max(int(s["image"].shape[2]) for s in samples)
+    images = samples[0]["image"].new_zeros((len(samples), samples[0]["image"].shape[0], height, width))
+    for i, s in enumerate(samples):
+        images[i, :, : s["image"].shape[1], : s["image"].shape[2]] = s["image"]
+    return {
+        "images": images,
+        "gt_boxes": [s["gt_boxes"] for s in samples],
+        "gt_labels": [s["gt_labels"] for s in samples],
+        "image_sizes": torch.stack([s["image_size"] for s in samples]),
+        "metas": [s["meta"] for s in samples],
+    }
+
+
+def boxes_to_original(boxes: Tensor, meta: Mapping[str, Any]) -> Tensor:
+    """Boxes ``Tensor[N, 4]`` in the network's input image -> the original image's pixels
+    (undo the flip, then the resize; clip to the original image)."""
+    boxes = boxes.detach().float().cpu().clone()
+    if meta.get("flip"):
+        w = float(meta["img_shape"][1])
+        boxes = torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], dim=1)
+    sx, sy = meta["scale_factor"]
+    boxes = boxes / torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype)
+    h, w = meta["ori_shape"]
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+    return boxes

@@ -1,0 +1,241 @@
+"""FCOS (Tian et al., 2019): anchor-free, multi-level on FPN, with centerness and a GIoU loss.
+
+Locations: cell ``(i, j)`` of a stride-``s`` level sits at pixel ``(j * s + s // 2, i * s + s //
+2)`` (MMDetection's convention). Head: class and box towers of ``stacked_convs`` 3x3 conv +
+GroupNorm + ReLU shared across levels; ``K`` class logits; 4 distances ``l, t, r, b`` =
+``relu(scale_l * x) * s`` (a learnt scale per level, distances normalised by the stride); one
+centerness logit from the box tower.
+
+Targets, per image and location: the gts whose box contains the location (or, with
+``center_sampling``, whose centre region of radius ``center_radius * s`` contains it, clipped to
+the box) and whose largest distance ``max(l, t, r, b)`` lies in the level's ``regress_ranges``;
+of those, the smallest-area gt. Centerness target ``sqrt(min(l, r) / max(l, r) * min(t, b) /
+max(t, b))``.
+
+Loss: focal loss over all real (not padding) locations / positives; GIoU over positives weighted
+by their centerness targets / the sum of those; centerness BCE over positives / positives.
+Inference: score = ``sqrt(sigmoid(class) * sigmoid(centerness))``, per level the ``nms_pre``
+best above ``score_threshold``, class-aware NMS, ``max_per_img``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pc3d.errors import FormatError, ShapeError
+from pc3d.nn import FPN, binary_cross_entropy, giou_loss, sigmoid_focal_loss
+from pc3d_det2d.detector import Detector2D
+from pc3d_det2d.structures import Detections2D, batched_image_nms
+
+__all__ = ["FCOS", "FCOSHead", "fcos_points"]
+
+INF = 1e8
+
+
+def fcos_points(featmap_sizes: Sequence[tuple[int, int]], strides: Sequence[int], device: torch.device) -> list[Tensor]:
+    """Location centres per level: ``Tensor[H_l * W_l, 2]`` pixel ``x, y``, row-major."""
+    out = []
+    for (h, w), s in zip(featmap_sizes, strides):
+        ys = torch.arange(h, device=device, dtype=torch.float32) * s + s // 2
+        xs = torch.arange(w, device=device, dtype=torch.float32) * s + s // 2
+        yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+        out.append(torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=-1))
+    return out
+
+
+def _gn_tower(in_channels: int, channels: int, count: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(count):
+        layers += [
+            nn.Conv2d(in_channels if i == 0 else channels, channels, 3, padding=1, bias=False),
+            nn.GroupNorm(math.gcd(32, channels), channels),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(*layers)
+
+
+class FCOSHead(nn.Module):
+    """FCOS head (see the module docstring).
+
+    :param regress_ranges: ``[lo, hi]`` of ``max(l, t, r, b)`` per level, pixels; the last
+        ``hi`` may be ``-1`` for infinity. Default: FCOS's 64/128/256/512 split for P3-P7.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        feat_channels: int = 256,
+        stacked_convs: int = 4,
+        strides: Sequence[int] = (8, 16, 32, 64, 128),
+        regress_ranges: Sequence[Sequence[float]] = ((-1, 64), (64, 128), (128, 256), (256, 512), (512, -1)),
+        center_sampling: bool = True,
+        center_radius: float = 1.5,
+        focal_gamma: float = 2.0,
+        focal_alpha: float = 0.25,
+        score_threshold: float = 0.05,
+        nms_pre: int = 1000,
+        iou_threshold: float = 0.6,
+        max_per_img: int = 100,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1 or in_channels < 1 or feat_channels < 1 or stacked_convs < 1:
+            raise FormatError("num_classes, in_channels, feat_channels and stacked_convs must be >= 1")
+        if len(regress_ranges) != len(strides) or any(len(r) != 2 for r in regress_ranges):
+            raise FormatError(f"regress_ranges needs one [lo, hi] per level ({len(strides)}), got {regress_ranges!r}")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.strides = tuple(int(s) for s in strides)
+        self.regress_ranges = [(float(lo), INF if float(hi) < 0 else float(hi)) for lo, hi in regress_ranges]
+        self.center_sampling, self.center_radius = center_sampling, float(center_radius)
+        self.focal_gamma, self.focal_alpha = focal_gamma, focal_alpha
+        self.score_threshold, self.nms_pre = score_threshold, nms_pre
+        self.iou_threshold, self.max_per_img = iou_threshold, max_per_img
+        self.cls_tower = _gn_tower(in_channels, feat_channels, stacked_convs)
+        self.reg_tower = _gn_tower(in_channels, feat_channels, stacked_convs)
+        self.cls_out = nn.Conv2d(feat_channels, num_classes, 3, padding=1)
+        self.reg_out = nn.Conv2d(feat_channels, 4, 3, padding=1)
+        self.ctr_out = nn.Conv2d(feat_channels, 1, 3, padding=1)
+        self.scales = nn.Parameter(torch.ones(len(self.strides)))
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        nn.init.constant_(self.cls_out.bias, -math.log((1 - 0.01) / 0.01))
+
+    def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """Levels ``Tensor[B, C, H_l, W_l]`` -> class logits ``Tensor[B, K, H_l, W_l]``, distances
+        ``Tensor[B, 4, H_l, W_l]`` (pixels, >= 0) and centerness logits ``Tensor[B, 1, H_l, W_l]``."""
+        if len(feats) != len(self.strides):
+            raise ShapeError(f"FCOSHead has {len(self.strides)} levels, got {len(feats)} feature maps")
+        cls, reg, ctr = [], [], []
+        for level, x in enumerate(feats):
+            c, r = self.cls_tower(x), self.reg_tower(x)
+            cls.append(self.cls_out(c))
+            reg.append(F.relu(self.scales[level] * self.reg_out(r)) * self.strides[level])
+            ctr.append(self.ctr_out(r))
+        return cls, reg, ctr
+
+    def targets(
+        self, featmap_sizes: list[tuple[int, int]], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor, device: torch.device
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Class target ``Long[B, P]`` (``K`` background, -1 padding), distances ``Tensor[B, P, 4]``
+        and centerness target ``Tensor[B, P]`` over all levels' locations ``P``."""
+        points_l = fcos_points(featmap_sizes, self.strides, device)
+        points = torch.cat(points_l)  # [P, 2]
+        ranges = torch.cat([points.new_tensor(r).expand(p.shape[0], 2) for r, p in zip(self.regress_ranges, points_l)])
+        strides = torch.cat([points.new_full((p.shape[0],), float(s)) for s, p in zip(self.strides, points_l)])
+        labels_out, ltrb_out, ctr_out = [], [], []
+        for b in range(len(gt_boxes)):  # per image: gt counts differ
+            gts = gt_boxes[b].to(device=device, dtype=torch.float32).reshape(-1, 4)
+            labels = gt_labels[b].to(device)
+            h, w = (float(v) for v in image_sizes[b].tolist())
+            real = (points[:, 0] < w) & (points[:, 1] < h)
+            if gts.shape[0] == 0:
+                target = torch.full((points.shape[0],), self.num_classes, dtype=torch.long, device=device)
+                labels_out.append(torch.where(real, target, torch.full_like(target, -1)))
+                ltrb_out.append(points.new_zeros(points.shape[0], 4))
+                ctr_out.append(points.new_zeros(points.shape[0]))
+                continue
+            x, y = points[:, 0:1], points[:, 1:2]  # [P, 1]
+            ltrb = torch.stack([x - gts[:, 0], y - gts[:, 1], gts[:, 2] - x, gts[:, 3] - y], dim=-1)  # [P, M, 4]
+            if self.center_sampling:
+                cx, cy = (gts[:, 0] + gts[:, 2]) / 2, (gts[:, 1] + gts[:, 3]) / 2
+                radius = strides[:, None] * self.center_radius
+                x1 = torch.maximum(cx - radius, gts[:, 0])
+                y1 = torch.maximum(cy - radius, gts[:, 1])
+                x2 = torch.minimum(cx + radius, gts[:, 2])
+                y2 = torch.minimum(cy + radius, gts[:, 3])
+                inside = (x > x1) & (y > y1) & (x < x2) & (y < y2)
+            else:
+                inside = ltrb.amin(dim=-1) > 0
+            reach = ltrb.amax(dim=-1)
+            in_range = (reach >= ranges[:, 0:1]) & (reach <= ranges[:, 1:2])
+            area = ((gts[:, 2] - gts[:, 0]) * (gts[:, 3] - gts[:, 1]))[None].expand_as(reach)
+            area = torch.where(inside & in_range, area, torch.full_like(area, INF))
+            best_area, best = area.min(dim=1)
+            positive = (best_area < INF) & real
+            target = torch.where(positive, labels[best], torch.full_like(best, self.num_classes))
+            target = torch.where(real, target, torch.full_like(target, -1))
+            dist = ltrb[torch.arange(points.shape[0], device=device), best]  # [P, 4]
+            lr_, tb = dist[:, 0::2], dist[:, 1::2]
+            centerness = torch.sqrt(
+                (lr_.amin(-1) / lr_.amax(-1).clamp(min=1e-6)).clamp(min=0) * (tb.amin(-1) / tb.amax(-1).clamp(min=1e-6)).clamp(min=0)
+            )
+            labels_out.append(target)
+            ltrb_out.append(dist)
+            ctr_out.append(torch.where(positive, centerness, torch.zeros_like(centerness)))
+        return torch.stack(labels_out), torch.stack(ltrb_out), torch.stack(ctr_out)
+
+    def _flat(self, cls: Sequence[Tensor], reg: Sequence[Tensor], ctr: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        b = cls[0].shape[0]
+        return (
+            torch.cat([c.permute(0, 2, 3, 1).reshape(b, -1, self.num_classes) for c in cls], 1),
+            torch.cat([r.permute(0, 2, 3, 1).reshape(b, -1, 4) for r in reg], 1),
+            torch.cat([c.reshape(b, -1) for c in ctr], 1),
+        )
+
+    def loss(self, feats: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor) -> dict[str, Tensor]:
+        cls, reg, ctr = self(feats)
+        sizes = [tuple(c.shape[-2:]) for c in cls]
+        device = cls[0].device
+        target, ltrb_t, ctr_t = self.targets(sizes, gt_boxes, gt_labels, image_sizes, device)  # type: ignore[arg-type]
+        logits, ltrb, ctr_logit = self._flat(cls, reg, ctr)
+        points = torch.cat(fcos_points(sizes, self.strides, device))[None].expand(logits.shape[0], -1, -1)
+        counted = target >= 0
+        positive = counted & (target < self.num_classes)
+        num_pos = max(float(positive.sum()), 1.0)
+        loss_cls = sigmoid_focal_loss(logits[counted], target[counted], gamma=self.focal_gamma, alpha=self.focal_alpha, reduction="sum") / num_pos
+        p = points[positive]
+        pred_boxes = torch.cat([p - ltrb[positive][:, :2], p + ltrb[positive][:, 2:]], dim=1)
+        gt_boxes_pos = torch.cat([p - ltrb_t[positive][:, :2], p + ltrb_t[positive][:, 2:]], dim=1)
+        weight = ctr_t[positive]
+        loss_bbox = giou_loss(pred_boxes, gt_boxes_pos, weight=weight, reduction="sum") / max(float(weight.sum()), 1e-6)
+        loss_ctr = binary_cross_entropy(ctr_logit[positive], ctr_t[positive], reduction="sum") / num_pos
+        return {"loss_cls": loss_cls, "loss_bbox": loss_bbox, "loss_centerness": loss_ctr}
+
+    @torch.no_grad()
+    def predict(self, feats: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+        return self.decode(*self(feats), image_sizes)
+
+    @torch.no_grad()
+    def decode(self, cls: Sequence[Tensor], reg: Sequence[Tensor], ctr: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+        """Raw head outputs -> detections per image (see the module docstring)."""
+        sizes = [tuple(c.shape[-2:]) for c in cls]
+        batch, device = cls[0].shape[0], cls[0].device
+        points_l = fcos_points(sizes, self.strides, device)
+        hw = image_sizes.to(device=device, dtype=torch.float32)
+        all_boxes, all_scores, all_labels = [], [], []
+        for c, r, t, pts in zip(cls, reg, ctr, points_l):
+            score = (c.sigmoid() * t.sigmoid()).sqrt().permute(0, 2, 3, 1).reshape(batch, -1)  # [B, HW*K]
+            k = min(self.nms_pre, score.shape[1])
+            top, index = score.topk(k, dim=1)
+            loc = index // self.num_classes
+            dist = r.permute(0, 2, 3, 1).reshape(batch, -1, 4).gather(1, loc[..., None].expand(-1, -1, 4))
+            p = pts[loc]  # [B, k, 2]
+            boxes = torch.cat([p - dist[..., :2], p + dist[..., 2:]], dim=-1)
+            limit = torch.stack([hw[:, 1], hw[:, 0], hw[:, 1], hw[:, 0]], dim=-1)[:, None]
+            all_boxes.append(torch.minimum(boxes.clamp(min=0), limit))
+            all_scores.append(top)
+            all_labels.append(index % self.num_classes)
+        boxes = torch.cat(all_boxes, 1).reshape(-1, 4)
+        scores = torch.cat(all_scores, 1).reshape(-1)
+        labels = torch.cat(all_labels, 1).reshape(-1)
+        image = torch.arange(batch, device=device).repeat_interleave(scores.numel() // batch)
+        keep = scores > self.score_threshold
+        return batched_image_nms(boxes[keep], scores[keep], labels[keep], image[keep], batch, self.num_classes, self.iou_threshold, self.max_per_img)
+
+
+class FCOS(Detector2D):
+    """Backbone + FPN + :class:`FCOSHead`."""
+
+    def __init__(self, backbone: nn.Module, neck: FPN, head: FCOSHead) -> None:
+        if not isinstance(head, FCOSHead):
+            raise FormatError(f"FCOS needs an FCOSHead, got {type(head).__name__}")
+        super().__init__(backbone, neck, head)

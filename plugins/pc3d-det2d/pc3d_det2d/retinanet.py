@@ -1,0 +1,203 @@
+"""RetinaNet (Lin et al., 2017): ResNet + FPN P3-P7, anchors, focal loss, max-IoU assignment.
+
+Head: on every level, ``stacked_convs`` 3x3 conv + ReLU towers for classes and for boxes (shared
+across levels), then a 3x3 conv to ``A * C`` class logits and one to ``A * 4`` deltas
+(``DeltaXYWHBBoxCoder``); channel ``a * C + c`` is class ``c`` of base anchor ``a`` (the order of
+``AnchorGenerator.grid_anchors``). The class bias starts at ``-log((1 - pi) / pi)``, ``pi = 0.01``,
+so that the focal loss starts small.
+
+Training: anchors on padding are ignored; the others are assigned by ``MaxIoUAssigner``
+(``pos_iou_thr`` / ``neg_iou_thr``, low-quality matches from ``min_pos_iou``); the focal loss runs
+over every positive and negative anchor, the box loss over positives, both divided by the
+number of positives in the batch (at least 1).
+
+Inference: per level, the ``nms_pre`` best (anchor, class) scores above ``score_threshold`` are
+decoded and clipped; class-aware NMS over all levels; ``max_per_img`` kept.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from pc3d.errors import FormatError, ShapeError
+from pc3d.nn import FPN, AnchorGenerator, DeltaXYWHBBoxCoder, MaxIoUAssigner, l1_loss, sigmoid_focal_loss, smooth_l1_loss
+from pc3d_det2d.detector import Detector2D
+from pc3d_det2d.structures import Detections2D, batched_image_nms
+
+__all__ = ["RetinaHead", "RetinaNet"]
+
+
+def _tower(in_channels: int, channels: int, count: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(count):
+        layers += [nn.Conv2d(in_channels if i == 0 else channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class RetinaHead(nn.Module):
+    """RetinaNet's head (see the module docstring).
+
+    :param num_classes: object classes (no background class: the logits are sigmoids).
+    :param in_channels: channels of every FPN level.
+    :param feat_channels: channels of the towers.
+    :param stacked_convs: convs per tower.
+    :param strides: stride of each level (P3-P7: 8, 16, 32, 64, 128).
+    :param octave_base_scale, scales_per_octave, ratios: anchors (size = stride x base scale x
+        2^(i / scales_per_octave), height / width ratios).
+    :param pos_iou_thr, neg_iou_thr, min_pos_iou: the max-IoU assigner.
+    :param focal_gamma, focal_alpha: the focal loss.
+    :param bbox_loss: ``"l1"`` or ``"smooth_l1"`` (with ``smooth_l1_beta``) on the deltas.
+    :param score_threshold, nms_pre, iou_threshold, max_per_img: inference.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        feat_channels: int = 256,
+        stacked_convs: int = 4,
+        strides: Sequence[int] = (8, 16, 32, 64, 128),
+        octave_base_scale: float = 4.0,
+        scales_per_octave: int = 3,
+        ratios: Sequence[float] = (0.5, 1.0, 2.0),
+        pos_iou_thr: float = 0.5,
+        neg_iou_thr: float = 0.4,
+        min_pos_iou: float = 0.0,
+        focal_gamma: float = 2.0,
+        focal_alpha: float = 0.25,
+        bbox_loss: Literal["l1", "smooth_l1"] = "l1",
+        smooth_l1_beta: float = 0.11,
+        bbox_loss_weight: float = 1.0,
+        score_threshold: float = 0.05,
+        nms_pre: int = 1000,
+        iou_threshold: float = 0.5,
+        max_per_img: int = 100,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1 or in_channels < 1 or feat_channels < 1 or stacked_convs < 0:
+            raise FormatError("num_classes, in_channels and feat_channels must be >= 1, stacked_convs >= 0")
+        if bbox_loss not in ("l1", "smooth_l1"):
+            raise FormatError(f"bbox_loss must be 'l1' or 'smooth_l1', got {bbox_loss!r}")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.strides = tuple(int(s) for s in strides)
+        self.anchor_generator = AnchorGenerator(
+            strides=list(self.strides), ratios=ratios, octave_base_scale=octave_base_scale, scales_per_octave=scales_per_octave
+        )
+        self.num_anchors = self.anchor_generator.num_base_anchors[0]
+        self.bbox_coder = DeltaXYWHBBoxCoder()
+        self.assigner = MaxIoUAssigner(pos_iou_thr=pos_iou_thr, neg_iou_thr=neg_iou_thr, min_pos_iou=min_pos_iou)
+        self.focal_gamma, self.focal_alpha = focal_gamma, focal_alpha
+        self.bbox_loss, self.smooth_l1_beta, self.bbox_loss_weight = bbox_loss, smooth_l1_beta, bbox_loss_weight
+        self.score_threshold, self.nms_pre = score_threshold, nms_pre
+        self.iou_threshold, self.max_per_img = iou_threshold, max_per_img
+        self.cls_tower = _tower(in_channels, feat_channels, stacked_convs)
+        self.reg_tower = _tower(in_channels, feat_channels, stacked_convs)
+        tower_out = feat_channels if stacked_convs > 0 else in_channels
+        self.cls_out = nn.Conv2d(tower_out, self.num_anchors * num_classes, 3, padding=1)
+        self.reg_out = nn.Conv2d(tower_out, self.num_anchors * 4, 3, padding=1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+        nn.init.constant_(self.cls_out.bias, -math.log((1 - 0.01) / 0.01))
+
+    def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """Levels ``Tensor[B, C_in, H_l, W_l]`` -> logits ``Tensor[B, A*K, H_l, W_l]`` and deltas
+        ``Tensor[B, A*4, H_l, W_l]`` per level."""
+        if len(feats) != len(self.strides):
+            raise ShapeError(f"RetinaHead has {len(self.strides)} levels, got {len(feats)} feature maps")
+        return [self.cls_out(self.cls_tower(x)) for x in feats], [self.reg_out(self.reg_tower(x)) for x in feats]
+
+    def _flat(self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+        """Per level: logits ``Tensor[B, N_l, K]``, deltas ``Tensor[B, N_l, 4]``, anchors ``Tensor[N_l, 4]``."""
+        sizes = [tuple(s.shape[-2:]) for s in cls_scores]
+        anchors = self.anchor_generator.grid_anchors(sizes, device=cls_scores[0].device, dtype=cls_scores[0].dtype)
+        b = cls_scores[0].shape[0]
+        logits = [s.permute(0, 2, 3, 1).reshape(b, -1, self.num_classes) for s in cls_scores]
+        deltas = [d.permute(0, 2, 3, 1).reshape(b, -1, 4) for d in bbox_preds]
+        return logits, deltas, anchors
+
+    def targets(
+        self, anchors: Tensor, featmap_sizes: list[tuple[int, int]], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Per image and anchor: class target ``Long[B, N]`` (``K`` = background, -1 =
+        ignored), assigned gt box ``Tensor[B, N, 4]`` and the positive mask ``Bool[B, N]``."""
+        labels, boxes, positive = [], [], []
+        for b in range(len(gt_boxes)):  # per image: the number of gts differs
+            valid = torch.cat(self.anchor_generator.valid_flags(featmap_sizes, image_sizes[b].tolist(), device=anchors.device))
+            gts = gt_boxes[b].to(anchors).reshape(-1, 4)
+            result = self.assigner.assign(anchors, gts, gt_labels[b].to(anchors.device))
+            target = torch.full_like(result.gt_inds, self.num_classes)
+            target = torch.where(result.pos_mask, result.labels, target)  # type: ignore[arg-type]
+            target = torch.where((result.gt_inds < 0) | ~valid, torch.full_like(target, -1), target)
+            pos = result.pos_mask & valid
+            assigned = gts[(result.gt_inds - 1).clamp(min=0)] if gts.shape[0] > 0 else anchors.new_zeros(anchors.shape)
+            labels.append(target)
+            boxes.append(assigned)
+            positive.append(pos)
+        return torch.stack(labels), torch.stack(boxes), torch.stack(positive)
+
+    def loss(
+        self, feats: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor
+    ) -> dict[str, Tensor]:
+        cls_scores, bbox_preds = self(feats)
+        logits, deltas, anchors_per_level = self._flat(cls_scores, bbox_preds)
+        logit, delta, anchors = torch.cat(logits, 1), torch.cat(deltas, 1), torch.cat(anchors_per_level)
+        featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
+        target, assigned, positive = self.targets(anchors, featmap_sizes, gt_boxes, gt_labels, image_sizes)  # type: ignore[arg-type]
+        num_pos = max(float(positive.sum()), 1.0)
+        counted = target >= 0
+        loss_cls = sigmoid_focal_loss(
+            logit[counted], target[counted], gamma=self.focal_gamma, alpha=self.focal_alpha, reduction="sum"
+        ) / num_pos
+        pos_anchors = anchors[None].expand_as(assigned)[positive]
+        pos_targets = self.bbox_coder.encode(pos_anchors, assigned[positive])
+        if self.bbox_loss == "l1":
+            loss_bbox = l1_loss(delta[positive], pos_targets, reduction="sum")
+        else:
+            loss_bbox = smooth_l1_loss(delta[positive], pos_targets, beta=self.smooth_l1_beta, reduction="sum")
+        return {"loss_cls": loss_cls, "loss_bbox": self.bbox_loss_weight * loss_bbox / num_pos}
+
+    @torch.no_grad()
+    def predict(self, feats: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+        return self.decode(*self(feats), image_sizes)
+
+    @torch.no_grad()
+    def decode(self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+        """Raw head outputs -> detections per image (see the module docstring)."""
+        logits, deltas, anchors = self._flat(cls_scores, bbox_preds)
+        batch = logits[0].shape[0]
+        sizes = image_sizes.to(device=logits[0].device, dtype=logits[0].dtype)
+        all_boxes, all_scores, all_labels = [], [], []
+        for lg, dl, an in zip(logits, deltas, anchors):
+            scores = lg.sigmoid().reshape(batch, -1)  # [B, N_l * K], anchor-major
+            k = min(self.nms_pre, scores.shape[1])
+            top, index = scores.topk(k, dim=1)
+            anchor_index = index // self.num_classes
+            picked = dl.gather(1, anchor_index[..., None].expand(-1, -1, 4))
+            all_boxes.append(self.bbox_coder.decode(an[anchor_index], picked, max_shape=sizes))
+            all_scores.append(top)
+            all_labels.append(index % self.num_classes)
+        boxes = torch.cat(all_boxes, 1).reshape(-1, 4)
+        scores = torch.cat(all_scores, 1).reshape(-1)
+        labels = torch.cat(all_labels, 1).reshape(-1)
+        image = torch.arange(batch, device=boxes.device).repeat_interleave(scores.numel() // batch)
+        keep = scores > self.score_threshold
+        return batched_image_nms(
+            boxes[keep], scores[keep], labels[keep], image[keep], batch, self.num_classes, self.iou_threshold, self.max_per_img
+        )
+
+
+class RetinaNet(Detector2D):
+    """ResNet (or any backbone with ``out_channels``) + FPN + :class:`RetinaHead`."""
+
+    def __init__(self, backbone: nn.Module, neck: FPN, head: RetinaHead) -> None:
+        if not isinstance(head, RetinaHead):
+            raise FormatError(f"RetinaNet needs a RetinaHead, got {type(head).__name__}")
+        super().__init__(backbone, neck, head)
