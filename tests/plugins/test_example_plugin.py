@@ -1,5 +1,7 @@
 """The example third-party plugin, end to end: pip-installed (offline, into a temporary target),
-discovered through its entry point, listed, named in a config, built and trained for a few steps.
+discovered through its entry point, listed, named in a config, built, trained for a few steps in
+plain torch, and trained with `python -m pc3d train` on its config (data, optimizer and schedule
+inherited from det3d's runnable config: the KITTI frames shipped in tests/data).
 
 Each check runs in a subprocess with the install folder on PYTHONPATH, so discovery goes through
 real installed metadata and the venv stays untouched for the other tests.
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
 from pc3d.cli import main
@@ -150,6 +153,39 @@ def test_model_with_the_example_head_builds_and_trains(report, example_site):
     assert losses[-1] < losses[0], losses
 
 
+@pytest.fixture(scope="module")
+def trained(example_site: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`python -m pc3d train CONFIG` in a fresh interpreter (cwd: the repository, where the
+    config's relative KITTI root points), shortened to three iterations on fewer points."""
+    work = tmp_path_factory.mktemp("example-train") / "work"
+    shorten = [
+        "schedule.epochs=null", "schedule.iterations=3", "runtime.num_threads=1",
+        "data.train.dataset.max_points=2000", "data.val.dataset.max_points=2000",
+    ]
+    result = run_python(example_site, "-m", "pc3d", "train", CONFIG, "--work-dir", str(work), "--set", *shorten)
+    return work, result
+
+
+def test_pc3d_train_trains_the_example_head(trained):
+    work, result = trained
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    resolved = yaml.safe_load((work / "config.yaml").read_text())
+    assert resolved["model"]["head"]["type"] == "ExampleHead"
+    assert resolved["data"]["train"]["dataset"]["type"] == "KittiDataset"  # inherited from det3d
+    records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert train and train[-1]["iteration"] == 3
+    assert all(math.isfinite(r[k]) for r in train for k in ("loss", "loss_heatmap", "loss_regression"))
+    assert [r["kind"] for r in records][-1] == "end"
+    checkpoint = work / (work / "last_checkpoint").read_text().strip()
+    assert checkpoint.name == "iter_3.pth" and checkpoint.is_file()
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["model"]
+    head = {k for k in state if k.startswith("head.")}
+    # ExampleHead's own layout (a heatmap branch and four box branches), not CenterHead's.
+    assert "head.heatmap.0.weight" in head and "head.boxes.3.2.weight" in head, sorted(head)
+    assert state["head.boxes.0.0.weight"].shape == (32, 64, 3, 3)  # hidden_channels x in_channels
+
+
 def test_without_the_install_the_head_is_unknown(capsys, monkeypatch):
     # This interpreter never had the example on its path: its config names an unknown head.
     for var in ("PC3D_DISABLE_PLUGIN_AUTOLOAD", "PC3D_PLUGINS", "PC3D_BLOCK_PLUGINS"):
@@ -157,5 +193,5 @@ def test_without_the_install_the_head_is_unknown(capsys, monkeypatch):
     config = EXAMPLE / "pc3d_example_head" / "configs" / CONFIG
     assert main(["config", "show", str(config), "--check"]) == 2
     err = capsys.readouterr().err
-    assert f"model.head.type (from {config}:7)" in err
+    assert f"model.head.type (from {config}:9)" in err
     assert "unknown head 'ExampleHead'. Registered heads: CenterHead, " in err
