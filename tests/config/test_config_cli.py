@@ -79,6 +79,7 @@ def test_list_shows_the_configs_plugins_ship(capsys):
     assert {
         "pillar-center-tiny_kitti-3class.yaml",
         "convnet-small_cifar10.yaml",
-        "fcos-single-level-tiny_coco.yaml",
+        "retinanet_r18-fpn_shapes.yaml",
+        "lenet5_digits.yaml",
         "pointnet-tiny_semantickitti.yaml",
     } <= names

@@ -25,11 +25,20 @@ from pc3d.plugins import (
 )
 
 FIRST_PARTY = {
-    "pc3d-classification": {"backbone": ["ConvNet"], "head": ["LinearClsHead"], "model": ["ImageClassifier"]},
+    "pc3d-classification": {
+        "backbone": ["ConvNet", "MLP", "LeNet5", "AlexNet", "VGG", "GoogLeNet", "ResNet"],
+        "head": ["LinearClsHead"],
+        "model": ["ImageClassifier"],
+        "dataset": ["DigitsDataset"],
+        "metric": ["TopKAccuracy"],
+    },
     "pc3d-det2d": {
-        "backbone": ["StridedConvNet"],
-        "head": ["SingleLevelFCOSHead"],
-        "model": ["SingleStageDetector2D"],
+        "neck": ["FPN"],
+        "head": ["RetinaHead", "FCOSHead", "RPNHead", "RoIBoxHead"],
+        "model": ["RetinaNet", "FCOS", "FasterRCNN"],
+        "dataset": ["CocoDetection"],
+        "transform": ["DetResize", "DetRandomFlip", "DetNormalize", "DetPad"],
+        "metric": ["CocoMetric"],
     },
     "pc3d-det3d": {
         "voxel_encoder": ["DynamicPillarEncoder"],
