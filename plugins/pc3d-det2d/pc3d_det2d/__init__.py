@@ -4,6 +4,7 @@ datasets and COCO mAP (entry point ``det2d``). See ``docs/det2d.md``."""
 from pc3d_det2d.data import CocoDetection, DetNormalize, DetPad, DetRandomFlip, DetResize, collate_detection, load_coco_json
 from pc3d_det2d.faster_rcnn import FasterRCNN, RoIBoxHead, build_rpn_head
 from pc3d_det2d.fcos import FCOS, FCOSHead
+from pc3d_det2d.kitti import KittiImageDetection, kitti_to_coco
 from pc3d_det2d.metric import CocoMetric
 from pc3d_det2d.retinanet import RetinaHead, RetinaNet
 from pc3d_det2d.shapes import make_shapes_coco
@@ -20,11 +21,13 @@ __all__ = [
     "FCOS",
     "FCOSHead",
     "FasterRCNN",
+    "KittiImageDetection",
     "RoIBoxHead",
     "RetinaHead",
     "RetinaNet",
     "build_rpn_head",
     "collate_detection",
+    "kitti_to_coco",
     "load_coco_json",
     "make_shapes_coco",
 ]

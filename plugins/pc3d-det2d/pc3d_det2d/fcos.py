@@ -182,7 +182,19 @@ class FCOSHead(nn.Module):
         )
 
     def loss(self, feats: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor) -> dict[str, Tensor]:
-        cls, reg, ctr = self(feats)
+        """``{"loss_cls", "loss_bbox", "loss_centerness"}`` for FPN levels ``feats`` and per-image gts."""
+        return self.loss_from_outputs(*self(feats), gt_boxes, gt_labels, image_sizes)
+
+    def loss_from_outputs(
+        self,
+        cls: Sequence[Tensor],
+        reg: Sequence[Tensor],
+        ctr: Sequence[Tensor],
+        gt_boxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        image_sizes: Tensor,
+    ) -> dict[str, Tensor]:
+        """The loss of raw head outputs (as :meth:`forward` returns them)."""
         sizes = [tuple(c.shape[-2:]) for c in cls]
         device = cls[0].device
         target, ltrb_t, ctr_t = self.targets(sizes, gt_boxes, gt_labels, image_sizes, device)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from pc3d.plugins import Registrar, hookimpl
 from pc3d_det2d.data import CocoDetection, DetNormalize, DetPad, DetRandomFlip, DetResize
 from pc3d_det2d.faster_rcnn import FasterRCNN, RoIBoxHead, build_rpn_head
 from pc3d_det2d.fcos import FCOS, FCOSHead
+from pc3d_det2d.kitti import KittiImageDetection
 from pc3d_det2d.metric import CocoMetric
 from pc3d_det2d.retinanet import RetinaHead, RetinaNet
 
@@ -29,6 +30,7 @@ def pc3d_register(registry: Registrar) -> None:
     registry.add_head(RoIBoxHead)
     registry.add_model(FasterRCNN)
     registry.add_dataset(CocoDetection)
+    registry.add_dataset(KittiImageDetection)
     for transform in (DetResize, DetRandomFlip, DetNormalize, DetPad):
         registry.add_transform(transform)
     registry.add_metric(CocoMetric)

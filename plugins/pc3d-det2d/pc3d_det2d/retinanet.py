@@ -146,7 +146,18 @@ class RetinaHead(nn.Module):
     def loss(
         self, feats: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor
     ) -> dict[str, Tensor]:
-        cls_scores, bbox_preds = self(feats)
+        """``{"loss_cls", "loss_bbox"}`` for FPN levels ``feats`` and per-image gts."""
+        return self.loss_from_outputs(*self(feats), gt_boxes, gt_labels, image_sizes)
+
+    def loss_from_outputs(
+        self,
+        cls_scores: Sequence[Tensor],
+        bbox_preds: Sequence[Tensor],
+        gt_boxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        image_sizes: Tensor,
+    ) -> dict[str, Tensor]:
+        """The loss of raw head outputs (as :meth:`forward` returns them)."""
         logits, deltas, anchors_per_level = self._flat(cls_scores, bbox_preds)
         logit, delta, anchors = torch.cat(logits, 1), torch.cat(deltas, 1), torch.cat(anchors_per_level)
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]

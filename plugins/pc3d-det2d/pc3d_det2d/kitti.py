@@ -1,0 +1,131 @@
+"""KITTI object images and their 2D boxes as a COCO-format data set.
+
+KITTI's ``label_2/<frame>.txt`` rows are ``type truncated occluded alpha x1 y1 x2 y2 h w l x y z
+ry``; columns 4-7 (0-based) are the 2D box in image pixels. ``DontCare`` rows (regions KITTI does
+not label) are left out; the other types become categories with fixed ids (:data:`KITTI_CLASSES`),
+so sets converted from different frames agree on ids.
+
+``kitti_to_coco(kitti_root, out_root, frames)`` writes ``out_root/annotations/<split>.json`` and
+copies the images to ``out_root/images/<split>/``. Command line: ``python -m pc3d_det2d.kitti
+KITTI_ROOT OUT_ROOT 000001 000004``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from pc3d.errors import FormatError
+from pc3d_det2d.data import CocoDetection
+
+__all__ = ["KITTI_CLASSES", "KittiImageDetection", "kitti_to_coco"]
+
+KITTI_CLASSES: tuple[str, ...] = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc")
+
+
+def _read_label(path: Path) -> list[tuple[str, list[float]]]:
+    objects = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < 15:
+            raise FormatError(f"{path}:{number}: a KITTI label row has 15 fields, got {len(fields)}")
+        kind = fields[0]
+        if kind == "DontCare":
+            continue
+        if kind not in KITTI_CLASSES:
+            raise FormatError(f"{path}:{number}: unknown KITTI type {kind!r} (known: {', '.join(KITTI_CLASSES)}, DontCare)")
+        try:
+            x1, y1, x2, y2 = (float(v) for v in fields[4:8])
+        except ValueError as err:
+            raise FormatError(f"{path}:{number}: bbox columns 4-7 must be numbers: {err}") from err
+        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+            raise FormatError(f"{path}:{number}: bbox {x1, y1, x2, y2} must be finite with x1 < x2 and y1 < y2")
+        objects.append((kind, [x1, y1, x2 - x1, y2 - y1]))
+    return objects
+
+
+def kitti_to_coco(
+    kitti_root: str | os.PathLike[str], out_root: str | os.PathLike[str], frames: Sequence[str], split: str = "train"
+) -> Path:
+    """Convert ``kitti_root/{image_2,label_2}/<frame>`` for each frame; returns the json path."""
+    kitti_root, out_root = Path(kitti_root), Path(out_root)
+    image_dir = out_root / "images" / split
+    image_dir.mkdir(parents=True, exist_ok=True)
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for index, frame in enumerate(frames, start=1):
+        source = kitti_root / "image_2" / f"{frame}.png"
+        label = kitti_root / "label_2" / f"{frame}.txt"
+        for path in (source, label):
+            if not path.is_file():
+                raise FormatError(f"KITTI frame {frame}: {path} does not exist")
+        with Image.open(source) as handle:
+            width, height = handle.size
+        target = image_dir / source.name
+        if not target.is_file() or target.stat().st_size != source.stat().st_size:
+            shutil.copyfile(source, target)
+        images.append({"id": index, "file_name": f"{split}/{source.name}", "height": height, "width": width})
+        for kind, bbox in _read_label(label):
+            annotations.append({
+                "id": len(annotations) + 1, "image_id": index, "category_id": KITTI_CLASSES.index(kind) + 1,
+                "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": 0,
+            })
+    data = {
+        "info": {"description": f"KITTI frames {list(frames)} from {kitti_root}"},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(KITTI_CLASSES)],
+    }
+    ann_file = out_root / "annotations" / f"{split}.json"
+    ann_file.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=ann_file.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
+        json.dump(data, handle)
+    os.replace(handle.name, ann_file)
+    return ann_file
+
+
+class KittiImageDetection(CocoDetection):
+    """KITTI frames converted (:func:`kitti_to_coco`) into ``root`` and read as a
+    :class:`CocoDetection` (registered dataset ``KittiImageDetection``).
+
+    :param kitti_root: the folder holding ``image_2/`` and ``label_2/``.
+    :param frames: frame names (``"000001"``).
+    """
+
+    def __init__(
+        self,
+        kitti_root: str,
+        frames: list[str],
+        root: str,
+        split: str = "train",
+        transforms: list[Any] | None = None,
+        filter_empty: bool = False,
+    ) -> None:
+        kitti_to_coco(kitti_root, root, frames, split)
+        super().__init__(root=root, ann_file=f"annotations/{split}.json", transforms=transforms, filter_empty=filter_empty)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pc3d_det2d.kitti", description=__doc__.splitlines()[0])
+    parser.add_argument("kitti_root")
+    parser.add_argument("out_root")
+    parser.add_argument("frames", nargs="+")
+    parser.add_argument("--split", default="train")
+    args = parser.parse_args(argv)
+    print(kitti_to_coco(args.kitti_root, args.out_root, args.frames, args.split))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

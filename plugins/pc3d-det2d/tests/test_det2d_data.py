@@ -1,0 +1,215 @@
+"""COCO data: the shapes generator, json checks, transforms, collate, and COCO mAP against
+pycocotools run directly on the same files."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from pc3d.errors import FormatError
+from pc3d_det2d import (
+    CocoDetection,
+    CocoMetric,
+    DetNormalize,
+    DetPad,
+    DetRandomFlip,
+    DetResize,
+    Detections2D,
+    kitti_to_coco,
+    load_coco_json,
+    make_shapes_coco,
+)
+from pc3d_det2d.data import boxes_to_original
+
+REPO = Path(__file__).resolve().parents[3]
+KITTI = REPO / "tests" / "data" / "kitti" / "training"
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("shapes")
+    make_shapes_coco(root, "val", num_images=8, seed=3, image_size=64, min_size=10, max_size=30)
+    return root
+
+
+def test_generator_is_deterministic_and_reuses_its_files(tmp_path: Path) -> None:
+    a = make_shapes_coco(tmp_path / "a", "train", num_images=5, seed=7, image_size=48, min_size=8, max_size=20)
+    b = make_shapes_coco(tmp_path / "b", "train", num_images=5, seed=7, image_size=48, min_size=8, max_size=20)
+    c = make_shapes_coco(tmp_path / "c", "train", num_images=5, seed=8, image_size=48, min_size=8, max_size=20)
+    assert a.read_text() == b.read_text()
+    for name in ("000000.png", "000004.png"):
+        assert (tmp_path / "a/images/train" / name).read_bytes() == (tmp_path / "b/images/train" / name).read_bytes()
+    assert a.read_text() != c.read_text()
+    stamp = a.stat().st_mtime_ns
+    make_shapes_coco(tmp_path / "a", "train", num_images=5, seed=7, image_size=48, min_size=8, max_size=20)
+    assert a.stat().st_mtime_ns == stamp  # same parameters: nothing rewritten
+
+
+def test_generated_boxes_are_the_drawn_shapes(shapes: Path) -> None:
+    data = json.loads((shapes / "annotations/val.json").read_text())
+    assert {c["name"] for c in data["categories"]} == {"rectangle", "ellipse", "triangle"}
+    for ann in data["annotations"]:
+        if ann["category_id"] != 1:  # rectangles fill their box exactly
+            continue
+        img = next(i for i in data["images"] if i["id"] == ann["image_id"])
+        pixels = np.asarray(Image.open(shapes / "images" / img["file_name"]), dtype=np.int16)
+        x, y, w, h = (int(v) for v in ann["bbox"])
+        inside = pixels[y : y + h, x : x + w].reshape(-1, 3)
+        assert (inside == inside[0]).all()  # one flat colour over the whole box
+        ring = np.concatenate([pixels[y : y + h, x - 1], pixels[y : y + h, x + w]]) if 0 < x and x + w < pixels.shape[1] else None
+        if ring is not None:
+            assert not (ring == inside[0]).all(axis=1).all()  # and it stops at the box edge
+
+
+def _write(tmp_path: Path, annotations: list[dict], images: list[dict] | None = None) -> Path:
+    (tmp_path / "images").mkdir(exist_ok=True)
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "images/a.png")
+    data = {
+        "images": images if images is not None else [{"id": 1, "file_name": "a.png", "height": 20, "width": 30}],
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))  # json writes NaN as the literal NaN, which it reads back
+    return path
+
+
+@pytest.mark.parametrize(
+    "bbox, problem",
+    [([1, 2, -3, 4], "width and height must be > 0"), ([1, 2, 3, 0], "width and height must be > 0"),
+     ([1, 2, 3], "must be [x, y, width, height]"), ([1, float("nan"), 3, 4], "finite numbers"), ("1 2 3 4", "must be [x, y")],
+)
+def test_malformed_boxes_name_the_annotation_id_and_file(tmp_path: Path, bbox: object, problem: str) -> None:
+    path = _write(tmp_path, [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2]},
+                             {"id": 77, "image_id": 1, "category_id": 1, "bbox": bbox}])
+    with pytest.raises(FormatError) as err:
+        load_coco_json(path, tmp_path / "images")
+    assert "annotation id 77" in str(err.value) and str(path) in str(err.value) and problem in str(err.value)
+
+
+def test_missing_images_name_the_annotation_id(tmp_path: Path) -> None:
+    path = _write(tmp_path, [{"id": 12, "image_id": 9, "category_id": 1, "bbox": [0, 0, 2, 2]}])
+    with pytest.raises(FormatError, match=r"annotation id 12 refers to image id 9, which is not in 'images'"):
+        load_coco_json(path)
+    images = [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "gone.png"}]
+    path = _write(tmp_path, [{"id": 31, "image_id": 2, "category_id": 1, "bbox": [0, 0, 2, 2]}], images)
+    with pytest.raises(FormatError) as err:
+        CocoDetection(root=str(tmp_path), ann_file="bad.json")
+    assert "gone.png does not exist" in str(err.value) and "annotation ids [31]" in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def _results(image: np.ndarray, boxes: list[list[float]]) -> dict:
+    meta = {"scale_factor": (1.0, 1.0), "flip": False, "ori_shape": image.shape[:2]}
+    return {"image": image, "gt_boxes": np.asarray(boxes, np.float32), "meta": meta}
+
+
+def test_resize_scales_boxes_and_flip_mirrors_them() -> None:
+    image = np.zeros((50, 100, 3), np.uint8)
+    image[10:20, 5:25] = 255  # the box (5, 10, 25, 20)
+    out = DetResize((200, 100))(_results(image, [[5, 10, 25, 20]]))
+    assert out["image"].shape == (100, 200, 3)  # long side 200, short side 100: factor 2
+    np.testing.assert_allclose(out["gt_boxes"], [[10, 20, 50, 40]])
+    assert out["meta"]["scale_factor"] == (2.0, 2.0)
+    ys, xs = np.nonzero(out["image"][..., 0] > 127)
+    assert (xs.min(), xs.max() + 1, ys.min(), ys.max() + 1) == (10, 50, 20, 40)  # pixels moved with the box
+
+    flipped = DetRandomFlip(prob=1.0)(out)
+    np.testing.assert_allclose(flipped["gt_boxes"], [[150, 20, 190, 40]])  # x -> 200 - x
+    ys, xs = np.nonzero(flipped["image"][..., 0] > 127)
+    assert (xs.min(), xs.max() + 1) == (150, 190)
+    assert flipped["meta"]["flip"] is True
+    padded = DetPad(32)(DetNormalize()(flipped))
+    assert padded["image"].shape == (128, 224, 3) and padded["image"].dtype == np.float32
+    # Keep-ratio resize obeys the tighter of the two limits.
+    assert DetResize((96, 96))(_results(image, [[0, 0, 1, 1]]))["image"].shape == (48, 96, 3)
+
+
+def test_dataset_samples_collate_and_map_back(shapes: Path) -> None:
+    pipeline = [DetResize((96, 80)), DetRandomFlip(1.0), DetNormalize(), DetPad(32)]
+    ds = CocoDetection(root=str(shapes), ann_file="annotations/val.json", transforms=pipeline)
+    raw = CocoDetection(root=str(shapes), ann_file="annotations/val.json")
+    assert len(ds) == 8 and ds.class_names == ["rectangle", "ellipse", "triangle"]
+    sample = ds[0]
+    assert sample["image"].shape == (3, 96, 96) and tuple(sample["image_size"].tolist()) == (80, 80)
+    original = raw[0]["gt_boxes"]
+    back = boxes_to_original(sample["gt_boxes"], sample["meta"])
+    torch.testing.assert_close(back, original, atol=1e-4, rtol=0)
+    batch = CocoDetection.collate([ds[0], ds[1]])
+    assert batch["images"].shape == (2, 3, 96, 96) and batch["image_sizes"].shape == (2, 2)
+    assert len(batch["gt_boxes"]) == 2 and batch["metas"][1]["image_id"] == raw.image_ids[1]
+
+
+def test_coco_metric_equals_pycocotools_on_the_same_files(shapes: Path, tmp_path: Path) -> None:
+    ann_file = shapes / "annotations/val.json"
+    rng = np.random.default_rng(0)
+    gt = json.loads(ann_file.read_text())
+    detections = []
+    for ann in gt["annotations"]:  # jittered true positives, some with the wrong class
+        x, y, w, h = ann["bbox"]
+        jitter = rng.normal(0, 2.0, 4)
+        cat = ann["category_id"] if rng.random() < 0.8 else 1 + ann["category_id"] % 3
+        detections.append({"image_id": ann["image_id"], "category_id": cat, "score": float(rng.random()),
+                           "bbox": [x + jitter[0], y + jitter[1], max(w + jitter[2], 1.0), max(h + jitter[3], 1.0)]})
+    for image in gt["images"]:  # false positives
+        detections.append({"image_id": image["id"], "category_id": int(rng.integers(1, 4)), "score": float(rng.random()) * 0.5,
+                           "bbox": [float(v) for v in rng.uniform(0, 30, 2)] + [12.0, 9.0]})
+    for d in detections:
+        # Inside the 64-px image (the metric clips to it, pycocotools would not) and on a 1/8 px
+        # grid, which the 100/64 resize and its inverse reproduce exactly in float32.
+        x, y, w, h = (round(v * 8) / 8 for v in d["bbox"])
+        x, y = min(max(x, 0.0), 50.0), min(max(y, 0.0), 50.0)
+        d["bbox"] = [x, y, min(w, 64.0 - x), min(h, 64.0 - y)]
+    det_file = tmp_path / "dets.json"
+    det_file.write_text(json.dumps(detections))
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO(str(ann_file))
+        evaluator = COCOeval(coco_gt, coco_gt.loadRes(str(det_file)), "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    expected = evaluator.stats[:6]
+
+    # The same detections through the metric, expressed in the network input's pixels of a
+    # resized and flipped pipeline, in two "ranks" whose states are merged.
+    ds = CocoDetection(root=str(shapes), ann_file="annotations/val.json",
+                       transforms=[DetResize((100, 100), keep_ratio=False), DetRandomFlip(1.0), DetPad(32)])
+    ranks = [CocoMetric(), CocoMetric()]
+    for index in range(len(ds)):
+        sample = ds[index]
+        meta = sample["meta"]
+        sx, sy = meta["scale_factor"]
+        width = meta["img_shape"][1]
+        mine = [d for d in detections if d["image_id"] == meta["image_id"]]
+        boxes = torch.tensor([[d["bbox"][0], d["bbox"][1], d["bbox"][0] + d["bbox"][2], d["bbox"][1] + d["bbox"][3]] for d in mine], dtype=torch.float64)
+        boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float64)
+        boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
+        found = Detections2D(boxes.float(), torch.tensor([d["score"] for d in mine]), torch.tensor([ds.label_of[d["category_id"]] for d in mine]))
+        ranks[index % 2].update([found], CocoDetection.collate([sample]))
+    merged = CocoMetric(prefix="bbox_")
+    merged.merge([ranks[0].state(), ranks[1].state()])
+    got = merged.compute()
+    assert list(got) == ["bbox_AP", "bbox_AP50", "bbox_AP75", "bbox_APs", "bbox_APm", "bbox_APl"]
+    np.testing.assert_allclose(list(got.values()), expected, atol=1e-4)
+    assert 0.2 < got["bbox_AP50"] < 1.0  # a non-trivial case: neither empty nor perfect
+
+
+def test_kitti_converter_keeps_the_2d_boxes_and_drops_dontcare(tmp_path: Path) -> None:
+    ann_file = kitti_to_coco(KITTI, tmp_path, ["000001", "000004"])
+    data = load_coco_json(ann_file, tmp_path / "images")
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    first = [(names[a["category_id"]], a["bbox"]) for a in data["annotations"] if a["image_id"] == 1]
+    assert [n for n, _ in first] == ["Truck", "Car", "Cyclist"]  # 4 DontCare rows dropped
+    np.testing.assert_allclose(first[0][1], [599.41, 156.40, 629.75 - 599.41, 189.25 - 156.40])
+    assert len([a for a in data["annotations"] if a["image_id"] == 2]) == 2
+    assert data["images"][0]["width"] == 1242 and data["images"][0]["height"] == 375

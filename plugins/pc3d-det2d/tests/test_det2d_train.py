@@ -1,0 +1,49 @@
+"""`pc3d train` / `pc3d test` on the shipped configs: a shortened shapes RetinaNet run, and the
+real-image sanity check (a small RetinaNet overfits the two KITTI sample images)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pc3d.cli import main
+
+REPO = Path(__file__).resolve().parents[3]
+CONFIGS = REPO / "plugins" / "pc3d-det2d" / "pc3d_det2d" / "configs"
+
+
+def test_pc3d_train_and_test_on_the_shapes_retinanet_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "shapes"
+    shorten = [
+        f"data.train.dataset.root={data}", f"data.val.dataset.root={data}",
+        "data.train.dataset.generate.num_images=8", "data.val.dataset.generate.num_images=4",
+        "data.train.batch_size=4", "schedule.epochs=2", "schedule.warmup.iters=2",
+    ]
+    work = tmp_path / "work"
+    assert main(["train", str(CONFIGS / "retinanet_r18-fpn_shapes.yaml"), "--work-dir", str(work), "--set", *shorten]) == 0
+    assert (work / "epoch_2.pth").is_file() and (data / "annotations" / "val.json").is_file()
+    records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    assert any(r.get("kind") == "train" and r.get("loss", 0) > 0 for r in records)
+    evaluation = json.loads((work / "metrics.jsonl").read_text().splitlines()[-1])
+    assert evaluation["iteration"] == 4 and set(evaluation) >= {"AP", "AP50", "AP75", "APs", "APm", "APl"}
+
+    capsys.readouterr()
+    result = tmp_path / "test.json"
+    config = str(CONFIGS / "retinanet_r18-fpn_shapes.yaml")
+    assert main(["test", config, str(work / "epoch_2.pth"), "--json", str(result), "--set", *shorten[:4]]) == 0
+    written = json.loads(result.read_text())
+    assert written["num_samples"] == 4 and written["split"] == "val"
+    assert written["AP50"] == pytest.approx(evaluation["AP50"], abs=1e-9)  # same weights, same images
+    assert "AP50" in capsys.readouterr().out
+
+
+def test_a_small_retinanet_overfits_the_kitti_sample_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # the config's paths are relative to the repository root
+    work = tmp_path / "work"
+    data = tmp_path / "kitti-images"
+    args = ["--set", f"data.train.dataset.root={data}", f"data.val.dataset.root={data}"]
+    assert main(["train", str(CONFIGS / "retinanet_r18-fpn_kitti-images.yaml"), "--work-dir", str(work), *args]) == 0
+    evaluation = json.loads((work / "metrics.jsonl").read_text().splitlines()[-1])
+    assert evaluation["AP50"] >= 0.9, evaluation
