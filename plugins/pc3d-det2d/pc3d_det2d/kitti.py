@@ -6,13 +6,12 @@ not label) are left out; the other types become categories with fixed ids (:data
 so sets converted from different frames agree on ids.
 
 ``kitti_to_coco(kitti_root, out_root, frames)`` writes ``out_root/annotations/<split>.json`` and
-copies the images to ``out_root/images/<split>/``. Command line: ``python -m pc3d_det2d.kitti
+copies the images to ``out_root/images/<split>/``. Command line: ``pc3d det2d kitti
 KITTI_ROOT OUT_ROOT 000001 000004``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -114,18 +113,3 @@ class KittiImageDetection(CocoDetection):
     ) -> None:
         kitti_to_coco(kitti_root, root, frames, split)
         super().__init__(root=root, ann_file=f"annotations/{split}.json", transforms=transforms, filter_empty=filter_empty)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pc3d_det2d.kitti", description=__doc__.splitlines()[0])
-    parser.add_argument("kitti_root")
-    parser.add_argument("out_root")
-    parser.add_argument("frames", nargs="+")
-    parser.add_argument("--split", default="train")
-    args = parser.parse_args(argv)
-    print(kitti_to_coco(args.kitti_root, args.out_root, args.frames, args.split))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

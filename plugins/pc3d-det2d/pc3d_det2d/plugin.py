@@ -7,6 +7,7 @@ transforms and the COCO metric.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from pc3d.nn import FPN
@@ -39,3 +40,10 @@ def pc3d_register(registry: Registrar) -> None:
 @hookimpl
 def pc3d_config_dirs() -> list[Path]:
     return [Path(__file__).parent / "configs"]
+
+
+@hookimpl
+def pc3d_add_cli_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from pc3d_det2d import cli
+
+    cli.register(subparsers)

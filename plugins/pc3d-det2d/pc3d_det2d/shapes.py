@@ -7,12 +7,11 @@ records the parameters; calling again with the same parameters reuses the files 
 with ``generate:`` costs nothing the second time), other parameters rewrite them.
 
 Boxes are the exact pixel extent of each shape (shapes never overlap, so a box is never
-partly hidden). Command line: ``python -m pc3d_det2d.shapes ROOT --split train --num-images 300``.
+partly hidden). Command line: ``pc3d det2d shapes ROOT --split train --num-images 300``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -136,21 +135,3 @@ def make_shapes_coco(
         json.dump(data, handle)
     os.replace(handle.name, ann_file)
     return ann_file
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pc3d_det2d.shapes", description=__doc__.splitlines()[0])
-    parser.add_argument("root")
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--num-images", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--max-objects", type=int, default=4)
-    args = parser.parse_args(argv)
-    path = make_shapes_coco(args.root, args.split, args.num_images, args.seed, args.image_size, args.max_objects)
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -213,3 +213,13 @@ def test_kitti_converter_keeps_the_2d_boxes_and_drops_dontcare(tmp_path: Path) -
     np.testing.assert_allclose(first[0][1], [599.41, 156.40, 629.75 - 599.41, 189.25 - 156.40])
     assert len([a for a in data["annotations"] if a["image_id"] == 2]) == 2
     assert data["images"][0]["width"] == 1242 and data["images"][0]["height"] == 375
+
+
+def test_pc3d_det2d_commands_write_the_data_sets(tmp_path: Path) -> None:
+    from pc3d.cli import main
+
+    assert main(["det2d", "shapes", str(tmp_path / "s"), "--split", "val", "--num-images", "2", "--image-size", "48",
+                 "--min-size", "8", "--max-size", "20"]) == 0
+    assert len(json.loads((tmp_path / "s/annotations/val.json").read_text())["images"]) == 2
+    assert main(["det2d", "kitti", str(KITTI), str(tmp_path / "k"), "000004"]) == 0
+    assert len(load_coco_json(tmp_path / "k/annotations/train.json", tmp_path / "k/images")["annotations"]) == 2
