@@ -210,3 +210,16 @@ def test_shipped_configs_build_their_models(name: str) -> None:
     bad = load_config(name, ["model.neck.in_channels=[1, 2, 3]"] if "faster" not in name else ["model.neck.in_channels=[1, 2, 3, 4]"])
     with pytest.raises(ConfigError, match="neck.in_channels"):
         build(bad.node("model"), "model")
+
+
+@pytest.mark.parametrize("make", [retinanet, fcos, faster_rcnn], ids=["retinanet", "fcos", "faster_rcnn"])
+def test_an_image_without_objects_is_all_background(make) -> None:
+    torch.manual_seed(0)
+    model = make()
+    empty_boxes = [GT_BOXES[0], torch.zeros((0, 4))]
+    empty_labels = [GT_LABELS[0], torch.zeros((0,), dtype=torch.long)]
+    losses = model.loss(images(), empty_boxes, empty_labels, SIZES)
+    assert all(bool(torch.isfinite(v)) for v in losses.values()), losses
+    losses["loss"].backward()
+    with pytest.raises(ShapeError, match="2 images but 1 gt_boxes"):
+        model.loss(images(), empty_boxes[:1], empty_labels, SIZES)
