@@ -69,6 +69,8 @@ class DetResize:
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
         image: np.ndarray = results["image"]
+        if image.dtype != np.uint8:
+            raise FormatError(f"DetResize needs the uint8 image, got {image.dtype}: put it before DetNormalize in the pipeline")
         h, w = image.shape[:2]
         if self.keep_ratio:
             long_limit, short_limit = max(self.scale), min(self.scale)

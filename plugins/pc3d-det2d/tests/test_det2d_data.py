@@ -130,6 +130,8 @@ def test_resize_scales_boxes_and_flip_mirrors_them() -> None:
     assert flipped["meta"]["flip"] is True
     padded = DetPad(32)(DetNormalize()(flipped))
     assert padded["image"].shape == (128, 224, 3) and padded["image"].dtype == np.float32
+    with pytest.raises(FormatError, match="before DetNormalize"):
+        DetResize((96, 96))(DetNormalize()(_results(image, [[0, 0, 1, 1]])))
     # Keep-ratio resize obeys the tighter of the two limits.
     assert DetResize((96, 96))(_results(image, [[0, 0, 1, 1]]))["image"].shape == (48, 96, 3)
 
