@@ -47,12 +47,10 @@ BASE_CONFIG: dict[str, Any] = {
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # Two cores shared by pytest workers: more intra-op threads only spin against each other.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _deterministic_mode_off_after_each_test() -> Iterator[None]:
+    # The root conftest pins one torch thread; trainers in deterministic mode switch torch's
+    # process-wide flag on, which must not leak into the next test.
     yield
-    torch.set_num_threads(previous)
     torch.use_deterministic_algorithms(False)
 
 
