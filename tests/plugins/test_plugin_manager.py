@@ -36,7 +36,7 @@ FIRST_PARTY = {
         "neck": ["FPN"],
         "head": ["RetinaHead", "FCOSHead", "RPNHead", "RoIBoxHead"],
         "model": ["RetinaNet", "FCOS", "FasterRCNN"],
-        "dataset": ["CocoDetection"],
+        "dataset": ["CocoDetection", "KittiImageDetection"],
         "transform": ["DetResize", "DetRandomFlip", "DetNormalize", "DetPad"],
         "metric": ["CocoMetric"],
     },
