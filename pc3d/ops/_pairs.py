@@ -87,13 +87,8 @@ def _near(xy: Tensor, radius: Tensor, i: Tensor, j: Tensor) -> Tensor:
     return d2 <= (reach * (1 + _SLACK) + 1e-12).square_()
 
 
-def cross_pairs(xy_a: Tensor, radius_a: Tensor, xy_b: Tensor, radius_b: Tensor) -> tuple[Tensor, Tensor]:
-    """All `(i, j)` with disc `i` of set a overlapping disc `j` of set b, in no particular order.
-
-    Args:
-        xy_a, xy_b: `Tensor[N, 2]`, `Tensor[M, 2]` disc centres (float64); radius_a, radius_b:
-            `Tensor[N]`, `Tensor[M]` radii. Both sets must be non-empty.
-    """
+def _cross_queries(xy_a: Tensor, radius_a: Tensor, xy_b: Tensor, radius_b: Tensor) -> tuple[_Grid, Tensor, Tensor, Tensor]:
+    """Grid, b's order by cell, and for each (box of a, neighbour cell) the range of b in it."""
     n = xy_a.shape[0]
     grid = _Grid(torch.cat([xy_a, xy_b]), torch.cat([radius_a, radius_b]))
     key_a, key_b = grid.key[:n], grid.key[n:]
@@ -101,6 +96,23 @@ def cross_pairs(xy_a: Tensor, radius_a: Tensor, xy_b: Tensor, radius_b: Tensor) 
     queries = (key_a[:, None] + grid.window[None, :]).reshape(-1)
     first = torch.searchsorted(sorted_key, queries, side="left")
     counts = torch.searchsorted(sorted_key, queries, side="right") - first
+    return grid, order, first, counts
+
+
+def cross_grid_count(xy_a: Tensor, radius_a: Tensor, xy_b: Tensor, radius_b: Tensor) -> int:
+    """How many pairs `cross_pairs` would test (same cell or neighbouring cells), without
+    listing them: an upper bound of its result, cheap to get (one sort of b)."""
+    return int(_cross_queries(xy_a, radius_a, xy_b, radius_b)[3].sum().item())
+
+
+def cross_pairs(xy_a: Tensor, radius_a: Tensor, xy_b: Tensor, radius_b: Tensor) -> tuple[Tensor, Tensor]:
+    """All `(i, j)` with disc `i` of set a overlapping disc `j` of set b, in no particular order.
+
+    Args:
+        xy_a, xy_b: `Tensor[N, 2]`, `Tensor[M, 2]` disc centres (float64); radius_a, radius_b:
+            `Tensor[N]`, `Tensor[M]` radii. Both sets must be non-empty.
+    """
+    grid, order, first, counts = _cross_queries(xy_a, radius_a, xy_b, radius_b)
     rows, cols = [], []
     for start, stop in _chunks(counts):
         q, within = _expand(counts[start:stop])
