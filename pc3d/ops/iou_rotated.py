@@ -47,6 +47,8 @@ _PARALLEL = 1e-3
 # pairs are near each other: then every pair is computed, in blocks of rows (no gathers).
 _DENSE_SHARE = 0.5
 _DENSE_BLOCK = 65_536
+# On a GPU the chunks are launch-bound, not cache-bound: take far more pairs at a time.
+_CUDA_CHUNK = 1 << 20
 
 
 def _clip_stage(clip: Tensor, other: Tensor, sign: float, half: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -185,6 +187,8 @@ def _edge_sum_chunk(a: Tensor, b: Tensor, cos_r: Tensor, sin_r: Tensor) -> Tenso
 def _chunked(fn: Callable[..., Tensor], size: int, *tensors: Tensor) -> Tensor:
     """`fn` applied to consecutive row slices of `tensors` of at most `size` rows, concatenated."""
     n = tensors[0].shape[0]
+    if tensors[0].device.type != "cpu":
+        size = max(size, _CUDA_CHUNK)
     if n <= size:
         return fn(*tensors)
     return torch.cat([fn(*(t[s : s + size] for t in tensors)) for s in range(0, n, size)])
@@ -305,7 +309,7 @@ def _iou(a: object, b: object, aligned: bool, three_d: bool) -> Tensor:
     if cross_grid_count(bev_a[:, :2], rad_a, bev_b[:, :2], rad_b) >= _DENSE_SHARE * n * m:
         # Nearly all pairs are candidates (a pile of boxes): compute them all, a block of rows
         # at a time, from broadcast copies. Pairs that do not overlap come out exactly 0 anyway.
-        step = max(1, _DENSE_BLOCK // m)
+        step = max(1, (_DENSE_BLOCK if ta.device.type == "cpu" else _CUDA_CHUNK) // m)
         blocks = []
         for s in range(0, n, step):
             rows = bev_a[s : s + step]
