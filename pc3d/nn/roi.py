@@ -284,7 +284,9 @@ def _round_half_away(x: Tensor) -> Tensor:
 def _pool_bins(start: Tensor, end: Tensor, bins: int, size: int) -> tuple[Tensor, Tensor]:
     """Cell ranges `[lo, hi)` of the `bins` bins along one axis -> two `LongTensor[K, bins]`."""
     length = (end - start + 1).clamp(min=1)
-    bin_size = length / bins
+    # Divide by a tensor: CUDA divides by a Python scalar as a multiplication by its reciprocal,
+    # which can move an exact bin edge (21 / 7) off its integer and change a floor/ceil there.
+    bin_size = length / torch.full_like(length, bins)
     i = torch.arange(bins, device=start.device, dtype=start.dtype).view(1, -1)
     lo = torch.floor(i * bin_size.view(-1, 1)) + start.view(-1, 1)
     hi = torch.ceil((i + 1) * bin_size.view(-1, 1)) + start.view(-1, 1)
