@@ -24,7 +24,9 @@ $(STAMP): pyproject.toml Makefile scripts/setup_system.sh $(PLUGINS)
 demo: setup
 	$(BIN)/pc3d demo
 
-# Rendering tests need a display: run under Xvfb (installed by setup) when there is none.
+# Rendering tests need a display: run under Xvfb (installed by setup) when there is none, and
+# fail rather than skip when rendering does not work (PC3D_REQUIRE_RENDER).
+test: export PC3D_REQUIRE_RENDER = 1
 test: setup
 	@if [ -z "$$DISPLAY" ] && command -v xvfb-run >/dev/null; then \
 		echo "xvfb-run -a $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)"; \
