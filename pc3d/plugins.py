@@ -81,7 +81,7 @@ KINDS: tuple[str, ...] = (
 #: Modules of pc3d itself that implement hooks. They go through the same hooks as outside
 #: plugins (distribution ``pc3d``) but are always loaded: autoload and the lists select plugins,
 #: not the core.
-CORE_PLUGINS: tuple[str, ...] = ("pc3d.evaluation.plugin",)
+CORE_PLUGINS: tuple[str, ...] = ("pc3d.nn.plugin", "pc3d.evaluation.plugin")
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _TRUE = {"1", "true", "yes", "on"}

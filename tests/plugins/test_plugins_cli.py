@@ -50,7 +50,7 @@ def test_json_output_and_conflicts(make_dist, good_plugin, capsys, monkeypatch):
     payload = json.loads(capsys.readouterr().out)
     # pc3d's own core plugin (its metrics) is always loaded, whatever the selection.
     assert [p["distribution"] for p in payload["plugins"] if p["status"] == "loaded"] == [
-        "pc3d", "first-dist", "second-dist",
+        "pc3d", "pc3d", "first-dist", "second-dist",
     ]
     assert len(payload["conflicts"]) == 2
     assert "head 'TinyHead' is registered by two plugins: first-dist" in payload["conflicts"][0]

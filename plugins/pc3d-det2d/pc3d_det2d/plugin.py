@@ -1,8 +1,8 @@
 """Hook implementations of the det2d plugin (entry point ``det2d``).
 
-Backbones (``ResNet`` ...) come from the classification plugin's registrations of ``pc3d.nn``;
-this plugin registers the FPN neck, the detection heads and models, the COCO dataset, its
-transforms and the COCO metric.
+Backbones (``ResNet`` ...) and the ``FPN`` neck are registered by pc3d's core
+(``pc3d.nn.plugin``); this plugin registers the detection heads and models, the COCO dataset,
+its transforms and the COCO metric.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pc3d.nn import FPN
 from pc3d.plugins import Registrar, hookimpl
 from pc3d_det2d.data import CocoDetection, DetNormalize, DetPad, DetRandomFlip, DetResize
 from pc3d_det2d.faster_rcnn import FasterRCNN, RoIBoxHead, build_rpn_head
@@ -22,7 +21,6 @@ from pc3d_det2d.retinanet import RetinaHead, RetinaNet
 
 @hookimpl
 def pc3d_register(registry: Registrar) -> None:
-    registry.add_neck(FPN)
     registry.add_head(RetinaHead)
     registry.add_model(RetinaNet)
     registry.add_head(FCOSHead)
