@@ -446,17 +446,6 @@ def project_boxes_to_image(
     return ImageProjection(corners=uv, depth=depth, boxes2d=boxes2d, visible=visible)
 
 
-def box2d_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """`float64 [N]`: IoU of matching rows of two `[N, 4]` arrays of `x1, y1, x2, y2` boxes."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    inter_w = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    inter_h = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = inter_w * inter_h
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-12)
-
-
 # ------------------------------------------------------------------------------------ frames
 
 

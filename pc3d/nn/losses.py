@@ -167,9 +167,9 @@ def l1_loss(
     reduction: Reduction = "mean",
     avg_factor: float | Tensor | None = None,
 ) -> Tensor:
-    """`|pred - target|` element-wise, then weighted and reduced."""
-    _check_same_shape(pred, target, "l1_loss")
-    return weight_reduce_loss((pred - target).abs(), weight, reduction, avg_factor)
+    """`|pred - target|` element-wise, then weighted and reduced (smooth L1 with `beta=0`)."""
+    _check_same_shape(pred, target, "l1_loss")  # so that a shape error names this function
+    return smooth_l1_loss(pred, target, weight, beta=0.0, reduction=reduction, avg_factor=avg_factor)
 
 
 def giou_loss(

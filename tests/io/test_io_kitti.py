@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.ops import box_iou_2d
 from pc3d.io.kitti import (
     KittiCalib,
-    box2d_iou,
     load_kitti_frame,
     project_boxes_to_image,
     project_points_to_image,
@@ -230,7 +231,7 @@ def test_projected_label_boxes_match_their_2d_boxes(frame_id: str) -> None:
     assert projection.corners.shape == (len(labels), 8, 2)
     untruncated = labels.truncated == 0
     assert untruncated.any()
-    iou = box2d_iou(projection.boxes2d[untruncated], labels.bbox2d[untruncated])
+    iou = box_iou_2d(torch.from_numpy(projection.boxes2d[untruncated]), torch.from_numpy(labels.bbox2d[untruncated]).double()).numpy()
     assert (iou > 0.7).all(), iou
     assert projection.visible.all()
 
