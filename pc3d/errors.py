@@ -4,6 +4,11 @@ Every error names what is wrong (the file, line, field or key) so that a user ca
 without reading pc3d's source. The CLI prints these as one line and exits with status 2.
 """
 
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
 
 class Pc3dError(Exception):
     """Base class of pc3d's own errors (bad input, bad config, missing optional dependency)."""
@@ -19,3 +24,22 @@ class ShapeError(Pc3dError, ValueError):
 
 class MissingDependencyError(Pc3dError, ImportError):
     """An optional dependency (open3d, spconv, pycocotools) is needed but not installed."""
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to ``name`` (case-insensitive), or None when none is close.
+
+    The one "did you mean" matcher of pc3d: config keys, component names, optimizer arguments,
+    class names and config files all use it.
+    """
+    by_lower: dict[str, str] = {}
+    for candidate in candidates:
+        by_lower.setdefault(str(candidate).lower(), str(candidate))
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest candidate, or ``""`` when none is close."""
+    close = suggest(name, candidates)
+    return f" (did you mean {close!r}?)" if close else ""
