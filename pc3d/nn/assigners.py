@@ -6,7 +6,7 @@ Assignment codes follow MMDetection: for each of N boxes (anchors or proposals),
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -43,10 +43,12 @@ class AssignResult:
         return self.gt_inds == 0
 
 
-def _check_boxes(boxes: Tensor, what: str) -> None:
-    if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[-1] != 4:
+def _check_boxes(boxes: Tensor, what: str, width: int | None = 4) -> None:
+    if not isinstance(boxes, Tensor) or boxes.dim() != 2 or (width is not None and boxes.shape[-1] != width):
         shape = tuple(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
-        raise ShapeError(f"{what} must have shape (N, 4) as x1, y1, x2, y2, got {shape}")
+        if width == 4:
+            raise ShapeError(f"{what} must have shape (N, 4) as x1, y1, x2, y2, got {shape}")
+        raise ShapeError(f"{what} must have shape (N, {width or 'D'}), got {shape}")
 
 
 class MaxIoUAssigner:
@@ -74,6 +76,9 @@ class MaxIoUAssigner:
         gt_max_assign_all: give a gt all boxes tied at its best IoU in step 4.
         match_low_quality: run step 4.
         ignore_iof_thr: IoF threshold for ignore regions (<= 0 disables them).
+        iou_calculator: ``f(gt_boxes[M, D], boxes[N, D]) -> Tensor[M, N]`` overlaps; the default
+            is the 2D IoU of ``x1, y1, x2, y2`` boxes. A 3D head passes the BEV rotated IoU of
+            ``(N, 7)`` boxes (``pc3d.ops.box_iou_bev``). Ignore regions need the default.
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class MaxIoUAssigner:
         gt_max_assign_all: bool = True,
         match_low_quality: bool = True,
         ignore_iof_thr: float = -1.0,
+        iou_calculator: Callable[[Tensor, Tensor], Tensor] | None = None,
     ) -> None:
         if isinstance(neg_iou_thr, Sequence):
             if len(neg_iou_thr) != 2 or not float(neg_iou_thr[0]) <= float(neg_iou_thr[1]):
@@ -99,6 +105,9 @@ class MaxIoUAssigner:
         self.gt_max_assign_all = gt_max_assign_all
         self.match_low_quality = match_low_quality
         self.ignore_iof_thr = float(ignore_iof_thr)
+        if iou_calculator is not None and self.ignore_iof_thr > 0:
+            raise FormatError("ignore regions (ignore_iof_thr > 0) need the default 2D iou_calculator")
+        self.iou_calculator = iou_calculator
 
     def assign(
         self,
@@ -107,12 +116,15 @@ class MaxIoUAssigner:
         gt_labels: Tensor | None = None,
         gt_boxes_ignore: Tensor | None = None,
     ) -> AssignResult:
-        """Assign `boxes` (`Tensor[N, 4]`) to `gt_boxes` (`Tensor[M, 4]`, classes `LongTensor[M]`).
+        """Assign `boxes` (`Tensor[N, D]`) to `gt_boxes` (`Tensor[M, D]`, classes `LongTensor[M]`).
+
+        ``D`` is 4 (``x1, y1, x2, y2``) with the default IoU, or what ``iou_calculator`` takes.
 
         `gt_boxes_ignore` is `Tensor[K, 4]` of regions whose boxes are neither positive nor negative.
         """
-        _check_boxes(boxes, "boxes")
-        _check_boxes(gt_boxes, "gt_boxes")
+        width = 4 if self.iou_calculator is None else boxes.shape[-1] if isinstance(boxes, Tensor) else None
+        _check_boxes(boxes, "boxes", width)
+        _check_boxes(gt_boxes, "gt_boxes", width)
         if gt_labels is not None and (gt_labels.dim() != 1 or gt_labels.shape[0] != gt_boxes.shape[0]):
             raise ShapeError(f"gt_labels must have shape ({gt_boxes.shape[0]},), got {tuple(gt_labels.shape)}")
         num_boxes, num_gts = boxes.shape[0], gt_boxes.shape[0]
@@ -126,7 +138,10 @@ class MaxIoUAssigner:
                 max_overlaps=boxes.new_zeros(num_boxes),
                 labels=None if gt_labels is None else torch.full((num_boxes,), -1, dtype=torch.long, device=device),
             )
-        overlaps = bbox_overlaps(gt_boxes, boxes)  # [M, N]
+        if self.iou_calculator is None:
+            overlaps = bbox_overlaps(gt_boxes, boxes)  # [M, N]
+        else:
+            overlaps = self.iou_calculator(gt_boxes, boxes).to(boxes.dtype)
         if self.ignore_iof_thr > 0 and gt_boxes_ignore is not None and gt_boxes_ignore.numel() > 0:
             _check_boxes(gt_boxes_ignore, "gt_boxes_ignore")
             iof = bbox_overlaps(boxes, gt_boxes_ignore.to(device=device, dtype=boxes.dtype), "iof")
@@ -225,9 +240,10 @@ class RandomSampler:
         gt_labels: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> SamplingResult:
-        """Sample from `boxes` (`Tensor[N, 4]`, assigned by `assign_result`) with gts `Tensor[M, 4]`."""
-        _check_boxes(boxes, "boxes")
-        _check_boxes(gt_boxes, "gt_boxes")
+        """Sample from `boxes` (`Tensor[N, D]`, assigned by `assign_result`) with gts `Tensor[M, D]`."""
+        width = boxes.shape[-1] if isinstance(boxes, Tensor) and boxes.dim() == 2 and boxes.shape[-1] >= 4 else 4
+        _check_boxes(boxes, "boxes", width)
+        _check_boxes(gt_boxes, "gt_boxes", width)
         if assign_result.gt_inds.shape[0] != boxes.shape[0] or assign_result.num_gts != gt_boxes.shape[0]:
             raise ShapeError(
                 f"assign_result covers {assign_result.gt_inds.shape[0]} boxes and {assign_result.num_gts} gts, "

@@ -139,3 +139,67 @@ def clip_boxes(boxes: Tensor, max_shape: Sequence[int] | Tensor) -> Tensor:
     x2 = torch.minimum(torch.maximum(boxes[..., 2], zero), w)
     y2 = torch.minimum(torch.maximum(boxes[..., 3], zero), h)
     return torch.stack([x1, y1, x2, y2], dim=-1)
+
+
+class DeltaXYZWLHRBBoxCoder:
+    """Residual coder of 3D boxes against 3D anchors (SECOND / PointPillars, MMDetection3D's
+    ``DeltaXYZWLHRBBoxCoder``).
+
+    Boxes and anchors are ``Tensor[..., 7 + C]`` LiDAR boxes ``x, y, z, x_size, y_size, z_size,
+    yaw`` with ``z`` the bottom centre, then ``C`` extra values (e.g. velocity). With the anchor's
+    BEV diagonal ``d = sqrt(x_size_a^2 + y_size_a^2)`` and heights taken at the gravity centres::
+
+        dx = (x - x_a) / d,   dy = (y - y_a) / d,   dz = (z_c - z_c_a) / z_size_a,
+        dl = log(x_size / x_size_a),  dw = log(y_size / y_size_a),  dh = log(z_size / z_size_a),
+        dr = yaw - yaw_a,  dc = c - c_a
+
+    Args:
+        code_size: ``7 + C``, the number of values per box.
+    """
+
+    def __init__(self, code_size: int = 7) -> None:
+        if int(code_size) < 7:
+            raise FormatError(f"code_size must be at least 7 (x, y, z, 3 sizes, yaw), got {code_size!r}")
+        self.code_size = int(code_size)
+
+    def _check(self, a: Tensor, b: Tensor, what: str) -> None:
+        if a.shape != b.shape or a.shape[-1] != self.code_size:
+            raise ShapeError(
+                f"{what}: expected two tensors of the same shape (..., {self.code_size}), "
+                f"got {tuple(a.shape)} and {tuple(b.shape)}"
+            )
+
+    def encode(self, anchors: Tensor, boxes: Tensor) -> Tensor:
+        """Deltas that turn ``anchors`` into ``boxes`` (both ``Tensor[..., code_size]``)."""
+        self._check(anchors, boxes, "encode")
+        xa, ya, za, la, wa, ha, ra = anchors[..., :7].unbind(-1)
+        xg, yg, zg, lg, wg, hg, rg = boxes[..., :7].unbind(-1)
+        diagonal = torch.sqrt(la**2 + wa**2)
+        deltas = [
+            (xg - xa) / diagonal,
+            (yg - ya) / diagonal,
+            ((zg + hg / 2) - (za + ha / 2)) / ha,
+            torch.log(lg / la),
+            torch.log(wg / wa),
+            torch.log(hg / ha),
+            rg - ra,
+        ]
+        return torch.cat([torch.stack(deltas, dim=-1), boxes[..., 7:] - anchors[..., 7:]], dim=-1)
+
+    def decode(self, anchors: Tensor, deltas: Tensor) -> Tensor:
+        """Boxes from ``anchors`` and predicted ``deltas`` (both ``Tensor[..., code_size]``)."""
+        self._check(anchors, deltas, "decode")
+        xa, ya, za, la, wa, ha, ra = anchors[..., :7].unbind(-1)
+        xt, yt, zt, lt, wt, ht, rt = deltas[..., :7].unbind(-1)
+        diagonal = torch.sqrt(la**2 + wa**2)
+        height = torch.exp(ht) * ha
+        boxes = [
+            xt * diagonal + xa,
+            yt * diagonal + ya,
+            zt * ha + (za + ha / 2) - height / 2,
+            torch.exp(lt) * la,
+            torch.exp(wt) * wa,
+            height,
+            rt + ra,
+        ]
+        return torch.cat([torch.stack(boxes, dim=-1), deltas[..., 7:] + anchors[..., 7:]], dim=-1)
