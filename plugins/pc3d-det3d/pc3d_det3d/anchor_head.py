@@ -1,0 +1,321 @@
+"""Anchor-based 3D detection head of SECOND and PointPillars (MMDetection3D's ``Anchor3DHead``).
+
+Three 1x1 convolutions over the neck's BEV map predict, for each of the ``A`` anchors of a cell
+(:class:`pc3d.nn.anchors_3d.AnchorGenerator3D`): ``num_classes`` sigmoid logits, 7 residuals of
+the 3D box coder (:class:`pc3d.nn.box_coders.DeltaXYZWLHRBBoxCoder`) and 2 direction logits. The
+channel layout is MMDetection3D's (``conv_cls``: anchor-major then class; ``conv_reg``:
+anchor-major then delta; ``conv_dir_cls``: anchor-major then bin), so its checkpoints load as
+they are.
+
+Training (:meth:`Anchor3DHead.loss`): each class's anchors are matched to that class's boxes by
+the max-IoU assigner of the shared 2D core with the exact BEV rotated IoU as its overlap
+function and per-class thresholds; focal loss on every positive and negative anchor; smooth-L1
+on the positives' residuals with the yaw residual compared through ``sin(a - b)``
+(``sin a cos b - cos a sin b``), so a box and its 180°-turned twin cost the same; the direction
+classifier learns which of the two it is.
+
+Inference (:meth:`Anchor3DHead.predict`): the ``nms_pre`` anchors with the best class score are
+decoded, per class NMS by exact BEV IoU keeps the best, the ``max_num`` best of all classes
+remain, and the direction bin restores the heading:
+``yaw = limit_period(yaw - dir_offset, dir_limit_offset, π) + dir_offset + π * bin``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pc3d.errors import FormatError, ShapeError, did_you_mean
+from pc3d.nn.anchors_3d import AnchorGenerator3D
+from pc3d.nn.assigners import MaxIoUAssigner
+from pc3d.nn.box_coders import DeltaXYZWLHRBBoxCoder
+from pc3d.nn.losses import CrossEntropyLoss, FocalLoss, SmoothL1Loss
+from pc3d.ops import batched_nms_bev, box_iou_bev
+from pc3d.structures import LiDARBoxes3D, limit_period
+from pc3d_det3d.structures import Detections3D
+
+__all__ = ["Anchor3DHead", "AnchorHeadOutput", "AnchorTestSettings"]
+
+
+class AnchorHeadOutput(NamedTuple):
+    """Raw head output over the head's BEV map.
+
+    Attributes:
+        cls_score: ``Tensor[B, A * num_classes, H, W]`` logits.
+        bbox_pred: ``Tensor[B, A * 7, H, W]`` box residuals.
+        dir_cls_pred: ``Tensor[B, A * 2, H, W]`` direction logits.
+    """
+
+    cls_score: Tensor
+    bbox_pred: Tensor
+    dir_cls_pred: Tensor
+
+
+@dataclass(frozen=True)
+class AnchorTestSettings:
+    """Post-processing of :class:`Anchor3DHead` (MMDetection3D's ``test_cfg`` keys).
+
+    Attributes:
+        nms_pre: anchors kept (by best class score) before decoding; <= 0 keeps all.
+        score_thr: a box takes part in its class's NMS when its score is above this.
+        nms_thr: BEV IoU above which a lower-scored box of the same class is suppressed.
+        max_num: detections kept per sample, best first.
+        use_rotate_nms: must be true: pc3d's NMS uses the exact rotated BEV IoU.
+    """
+
+    nms_pre: int = 100
+    score_thr: float = 0.1
+    nms_thr: float = 0.01
+    max_num: int = 50
+    use_rotate_nms: bool = True
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None, where: str) -> AnchorTestSettings:
+        values = dict(values or {})
+        known = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in known:
+                raise FormatError(f"{where}: unknown key {key!r}{did_you_mean(key, known)}; known: {', '.join(known)}")
+        settings = cls(**values)
+        if not settings.use_rotate_nms:
+            raise FormatError(f"{where}.use_rotate_nms: only rotated BEV NMS is implemented (set it to true)")
+        if not 0.0 <= settings.nms_thr <= 1.0:
+            raise FormatError(f"{where}.nms_thr must be in [0, 1], got {settings.nms_thr}")
+        if settings.max_num < 1:
+            raise FormatError(f"{where}.max_num must be at least 1, got {settings.max_num}")
+        return settings
+
+
+def _bev_iou(gt_boxes: Tensor, anchors: Tensor) -> Tensor:
+    return box_iou_bev(gt_boxes, anchors)
+
+
+def _sin_difference(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    """Replace the yaw columns by ``sin(p) cos(t)`` and ``cos(p) sin(t)``: their difference is
+    ``sin(p - t)``, zero for a box and its turned twin."""
+    sin_pred = torch.sin(pred[..., 6:7]) * torch.cos(target[..., 6:7])
+    sin_target = torch.cos(pred[..., 6:7]) * torch.sin(target[..., 6:7])
+    return (
+        torch.cat([pred[..., :6], sin_pred, pred[..., 7:]], dim=-1),
+        torch.cat([target[..., :6], sin_target, target[..., 7:]], dim=-1),
+    )
+
+
+class Anchor3DHead(nn.Module):
+    """Anchor-based 3D head (see the module docstring).
+
+    Args:
+        num_classes: number of classes; one anchor size (and range) per class.
+        in_channels: channels of the BEV map the head reads (e.g. 384 after SECOND FPN).
+        anchor_generator: ``ranges``, ``sizes``, ``rotations`` (and optional ``align_corner``) of
+            :class:`~pc3d.nn.anchors_3d.AnchorGenerator3D`.
+        assigner: per-class IoU thresholds, one mapping per class with ``pos_iou_thr``,
+            ``neg_iou_thr`` and ``min_pos_iou`` (or one mapping shared by all classes).
+        loss_cls: focal loss settings (``gamma``, ``alpha``, ``loss_weight``).
+        loss_bbox: smooth-L1 settings (``beta``, ``loss_weight``).
+        loss_dir: direction cross-entropy settings (``loss_weight``).
+        test_cfg: post-processing, see :class:`AnchorTestSettings`.
+        dir_offset: heading offset of the direction bins (MMDetection3D 1.x: ``-π/2``).
+        dir_limit_offset: lower end of the bins' period, in periods.
+        diff_rad_by_sin: compare yaw residuals through ``sin`` in the box loss.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        anchor_generator: Mapping[str, Any],
+        assigner: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+        loss_cls: Mapping[str, Any] | None = None,
+        loss_bbox: Mapping[str, Any] | None = None,
+        loss_dir: Mapping[str, Any] | None = None,
+        test_cfg: Mapping[str, Any] | None = None,
+        dir_offset: float = -math.pi / 2,
+        dir_limit_offset: float = 0.0,
+        diff_rad_by_sin: bool = True,
+    ) -> None:
+        super().__init__()
+        if int(num_classes) < 1:
+            raise FormatError(f"model.head.num_classes must be at least 1, got {num_classes!r}")
+        self.num_classes = int(num_classes)
+        self.in_channels = int(in_channels)
+        self.anchor_generator = AnchorGenerator3D(**dict(anchor_generator))
+        if len(self.anchor_generator.sizes) != self.num_classes:
+            raise FormatError(
+                f"model.head.anchor_generator.sizes has {len(self.anchor_generator.sizes)} sizes for "
+                f"{self.num_classes} classes (model.head.num_classes): give one anchor size per class"
+            )
+        self.num_anchors = self.anchor_generator.num_base_anchors
+        self.num_rotations = len(self.anchor_generator.rotations)
+        self.box_coder = DeltaXYZWLHRBBoxCoder()
+        self.assigners = self._build_assigners(assigner)
+        self.loss_cls = FocalLoss(**dict(loss_cls or {"gamma": 2.0, "alpha": 0.25, "loss_weight": 1.0}))
+        self.loss_bbox = SmoothL1Loss(**dict(loss_bbox or {"beta": 1.0 / 9.0, "loss_weight": 2.0}))
+        self.loss_dir = CrossEntropyLoss(**dict(loss_dir or {"loss_weight": 0.2}))
+        self.test_cfg = AnchorTestSettings.from_mapping(test_cfg, "model.head.test_cfg")
+        self.dir_offset = float(dir_offset)
+        self.dir_limit_offset = float(dir_limit_offset)
+        self.diff_rad_by_sin = bool(diff_rad_by_sin)
+        self.conv_cls = nn.Conv2d(in_channels, self.num_anchors * self.num_classes, 1)
+        self.conv_reg = nn.Conv2d(in_channels, self.num_anchors * self.box_coder.code_size, 1)
+        self.conv_dir_cls = nn.Conv2d(in_channels, self.num_anchors * 2, 1)
+        self.init_weights()
+
+    def _build_assigners(
+        self, assigner: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+    ) -> list[MaxIoUAssigner]:
+        default = {"pos_iou_thr": 0.6, "neg_iou_thr": 0.45, "min_pos_iou": 0.45}
+        settings = [assigner or default] * self.num_classes if not isinstance(assigner, Sequence) else list(assigner)
+        if len(settings) != self.num_classes:
+            raise FormatError(
+                f"model.head.assigner has {len(settings)} entries for {self.num_classes} classes "
+                "(model.head.num_classes): give one per class, or a single mapping"
+            )
+        return [MaxIoUAssigner(**dict(s), iou_calculator=_bev_iou) for s in settings]
+
+    def init_weights(self) -> None:
+        """Normal(0, 0.01) weights; class biases start at a 1 % foreground prior (focal loss)."""
+        for conv in (self.conv_cls, self.conv_reg, self.conv_dir_cls):
+            nn.init.normal_(conv.weight, std=0.01)
+            nn.init.zeros_(conv.bias)
+        nn.init.constant_(self.conv_cls.bias, -math.log((1 - 0.01) / 0.01))
+
+    def forward(self, features: Tensor | Sequence[Tensor]) -> AnchorHeadOutput:
+        """Raw predictions from ``Tensor[B, in_channels, H, W]`` (or a one-level list of it)."""
+        if not isinstance(features, Tensor):
+            if len(features) != 1:
+                raise ShapeError(f"Anchor3DHead reads one BEV map, got {len(features)} levels")
+            features = features[0]
+        return AnchorHeadOutput(self.conv_cls(features), self.conv_reg(features), self.conv_dir_cls(features))
+
+    def anchors(self, output: AnchorHeadOutput) -> Tensor:
+        """The anchors of the output's map, ``Tensor[H * W * A, 7]`` on its device."""
+        return self.anchor_generator.grid_anchors(tuple(output.cls_score.shape[-2:]), output.cls_score.device)
+
+    # -- training ----------------------------------------------------------------------------
+
+    def _flat(self, output: AnchorHeadOutput) -> tuple[Tensor, Tensor, Tensor]:
+        batch = output.cls_score.shape[0]
+        cls = output.cls_score.permute(0, 2, 3, 1).reshape(batch, -1, self.num_classes)
+        reg = output.bbox_pred.permute(0, 2, 3, 1).reshape(batch, -1, self.box_coder.code_size)
+        direction = output.dir_cls_pred.permute(0, 2, 3, 1).reshape(batch, -1, 2)
+        return cls, reg, direction
+
+    def _direction_bins(self, yaw: Tensor) -> Tensor:
+        shifted = limit_period(yaw - self.dir_offset, self.dir_limit_offset, 2 * math.pi)
+        return torch.div(shifted, math.pi, rounding_mode="floor").long().clamp(0, 1)
+
+    def _targets(self, anchors: Tensor, gt_boxes: Tensor, gt_labels: Tensor) -> dict[str, Tensor]:
+        """Per-anchor targets of one sample: labels (``num_classes`` = background), label
+        weights (0 = ignored), box residuals, positive mask and direction bins."""
+        num = anchors.shape[0]
+        labels = torch.full((num,), self.num_classes, dtype=torch.long, device=anchors.device)
+        weights = torch.zeros(num, device=anchors.device)
+        positive = torch.zeros(num, dtype=torch.bool, device=anchors.device)
+        matched = torch.zeros_like(anchors)
+        # Anchor k of a location has size (= class) k // num_rotations.
+        anchor_class = (torch.arange(num, device=anchors.device) % self.num_anchors) // self.num_rotations
+        for cls, assigner in enumerate(self.assigners):
+            index = torch.nonzero(anchor_class == cls).squeeze(1)
+            boxes = gt_boxes[gt_labels == cls]
+            result = assigner.assign(anchors[index], boxes)
+            pos = result.gt_inds > 0
+            weights[index[result.gt_inds >= 0]] = 1.0
+            positive[index[pos]] = True
+            labels[index[pos]] = cls
+            matched[index[pos]] = boxes[result.gt_inds[pos] - 1]
+        residuals = self.box_coder.encode(anchors[positive], matched[positive])
+        return {
+            "labels": labels,
+            "label_weights": weights,
+            "positive": positive,
+            "residuals": residuals,
+            "dir_bins": self._direction_bins(matched[positive][:, 6]),
+        }
+
+    def loss(
+        self, output: AnchorHeadOutput, gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor]
+    ) -> dict[str, Tensor]:
+        """Focal, box and direction losses, averaged over the batch's positive anchors.
+
+        Args:
+            output: the head's raw output for the batch.
+            gt_boxes: per sample ``Tensor[M_i, 7]`` LiDAR boxes (bottom centre).
+            gt_labels: per sample ``LongTensor[M_i]`` in ``[0, num_classes)``.
+
+        Returns:
+            ``loss_cls``, ``loss_bbox``, ``loss_dir`` and their sum ``loss``.
+        """
+        cls, reg, direction = self._flat(output)
+        if len(gt_boxes) != cls.shape[0] or len(gt_labels) != cls.shape[0]:
+            raise ShapeError(f"got {len(gt_boxes)} box sets and {len(gt_labels)} label sets for a batch of {cls.shape[0]}")
+        anchors = self.anchors(output)
+        targets = [
+            self._targets(anchors, boxes.to(anchors).reshape(-1, 7), self._checked(labels, anchors.device))
+            for boxes, labels in zip(gt_boxes, gt_labels)
+        ]
+        labels = torch.cat([t["labels"] for t in targets])
+        positive = torch.cat([t["positive"] for t in targets])
+        num_pos = max(int(positive.sum()), 1)
+        loss_cls = self.loss_cls(
+            cls.reshape(-1, self.num_classes), labels, torch.cat([t["label_weights"] for t in targets]), avg_factor=num_pos
+        )
+        pos_reg = reg.reshape(-1, reg.shape[-1])[positive]
+        residuals = torch.cat([t["residuals"] for t in targets])
+        if self.diff_rad_by_sin:
+            pos_reg, residuals = _sin_difference(pos_reg, residuals)
+        loss_bbox = self.loss_bbox(pos_reg, residuals, avg_factor=num_pos) if pos_reg.numel() else reg.sum() * 0
+        pos_dir = direction.reshape(-1, 2)[positive]
+        bins = torch.cat([t["dir_bins"] for t in targets])
+        loss_dir = self.loss_dir(pos_dir, bins, avg_factor=num_pos) if bins.numel() else direction.sum() * 0
+        return {"loss_cls": loss_cls, "loss_bbox": loss_bbox, "loss_dir": loss_dir, "loss": loss_cls + loss_bbox + loss_dir}
+
+    def _checked(self, labels: Tensor, device: torch.device) -> Tensor:
+        labels = labels.to(device=device, dtype=torch.long).reshape(-1)
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+            raise FormatError(
+                f"ground-truth labels must lie in [0, {self.num_classes}) (model.head.num_classes); "
+                f"got {sorted(set(labels.tolist()))}"
+            )
+        return labels
+
+    # -- inference ---------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def predict(self, output: AnchorHeadOutput, score_thr: float | None = None) -> list[Detections3D]:
+        """Detections per sample: LiDAR boxes (bottom centre), scores and labels, best first.
+
+        Args:
+            output: the head's raw output for the batch.
+            score_thr: overrides ``test_cfg.score_thr`` when given.
+        """
+        cls, reg, direction = self._flat(output)
+        anchors = self.anchors(output)
+        threshold = self.test_cfg.score_thr if score_thr is None else float(score_thr)
+        return [self._predict_one(anchors, c, r, d, threshold) for c, r, d in zip(cls, reg, direction)]
+
+    def _predict_one(self, anchors: Tensor, cls: Tensor, reg: Tensor, direction: Tensor, score_thr: float) -> Detections3D:
+        cfg = self.test_cfg
+        scores = cls.sigmoid()
+        bins = direction.argmax(dim=-1)
+        if 0 < cfg.nms_pre < scores.shape[0]:
+            top = scores.max(dim=1).values.topk(cfg.nms_pre).indices
+            anchors, reg, scores, bins = anchors[top], reg[top], scores[top], bins[top]
+        boxes = self.box_coder.decode(anchors, reg)
+        # Every (box, class) pair above the threshold is a candidate of that class.
+        box_index, labels = torch.nonzero(scores > score_thr, as_tuple=True)
+        candidate_scores = scores[box_index, labels]
+        keep = batched_nms_bev(boxes[box_index], candidate_scores, labels, cfg.nms_thr)
+        keep = keep[candidate_scores[keep].argsort(descending=True, stable=True)][: cfg.max_num]
+        chosen = box_index[keep]
+        result = boxes[chosen].clone()
+        if result.shape[0]:
+            yaw = limit_period(result[:, 6] - self.dir_offset, self.dir_limit_offset, math.pi)
+            result[:, 6] = yaw + self.dir_offset + math.pi * bins[chosen].to(result.dtype)
+        return Detections3D(boxes=LiDARBoxes3D(result), scores=candidate_scores[keep], labels=labels[keep])

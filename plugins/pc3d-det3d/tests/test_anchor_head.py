@@ -1,0 +1,137 @@
+"""Anchor3DHead: target assignment on a hand-made scene, loss, decoding, NMS and config errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pc3d.errors import FormatError
+from pc3d_det3d.anchor_head import Anchor3DHead, AnchorHeadOutput
+
+CAR = [3.9, 1.6, 1.56]
+PED = [0.8, 0.6, 1.73]
+
+
+def _head(**overrides: object) -> Anchor3DHead:
+    settings: dict = {
+        "num_classes": 2,
+        "in_channels": 8,
+        # 8 x 8 map over a 16 m x 16 m range: 2 m cells, anchor centres at 1, 3, ..., 15 m.
+        "anchor_generator": {
+            "ranges": [[0, 0, -1.78, 16, 16, -1.78], [0, 0, -0.6, 16, 16, -0.6]],
+            "sizes": [CAR, PED],
+            "rotations": [0, math.pi / 2],
+        },
+        "assigner": [
+            {"pos_iou_thr": 0.6, "neg_iou_thr": 0.45, "min_pos_iou": 0.45},
+            {"pos_iou_thr": 0.5, "neg_iou_thr": 0.35, "min_pos_iou": 0.35},
+        ],
+        "test_cfg": {"nms_pre": 1000, "score_thr": 0.3, "nms_thr": 0.01, "max_num": 10},
+    }
+    settings.update(overrides)
+    return Anchor3DHead(**settings)
+
+
+def _output(head: Anchor3DHead, batch: int = 1) -> AnchorHeadOutput:
+    return head(torch.zeros(batch, head.in_channels, 8, 8))
+
+
+def _anchor_index(row: int, col: int, cls: int, rot: int, head: Anchor3DHead) -> int:
+    return (row * 8 + col) * head.num_anchors + cls * head.num_rotations + rot
+
+
+def test_targets_on_a_hand_made_scene() -> None:
+    head = _head()
+    anchors = head.anchors(_output(head))
+    # A car exactly on the anchor of cell (row 2, col 3) with yaw 0, slightly longer.
+    car = torch.tensor([[7.0, 5.0, -1.78, 4.2, 1.6, 1.56, 0.0]])
+    targets = head._targets(anchors, car, torch.tensor([0]))
+    positives = torch.nonzero(targets["positive"]).squeeze(1).tolist()
+    assert positives == [_anchor_index(2, 3, 0, 0, head)]
+    assert targets["labels"][positives].tolist() == [0]
+    expected = head.box_coder.encode(anchors[positives], car)
+    assert torch.allclose(targets["residuals"], expected)
+    assert targets["residuals"][0, 3].item() == pytest.approx(math.log(4.2 / 3.9), abs=1e-6)
+    # The same cell's turned car anchor overlaps 2.56 / 9.92 = 0.26 < 0.45: a negative.
+    turned = _anchor_index(2, 3, 0, 1, head)
+    assert targets["label_weights"][turned] == 1 and targets["labels"][turned] == head.num_classes
+    # Pedestrian anchors never match a car; every anchor counts (no ignored one here).
+    assert targets["label_weights"].min() == 1
+    assert (targets["labels"] == head.num_classes).sum() == anchors.shape[0] - 1
+    # Direction bin: yaw 0 shifted by +pi/2 lies in [0, pi) -> bin 0; a yaw of pi -> bin 1.
+    assert targets["dir_bins"].tolist() == [0]
+    turned_car = car.clone()
+    turned_car[0, 6] = math.pi
+    assert head._targets(anchors, turned_car, torch.tensor([0]))["dir_bins"].tolist() == [1]
+
+
+def test_ignored_anchors_between_thresholds() -> None:
+    head = _head()
+    anchors = head.anchors(_output(head))
+    # 0.6 m off the anchor at x = 7: IoU 3.3 / 4.5 = 0.73 with it (positive) and 2.5 / 5.3 = 0.47
+    # with the next one at x = 9 (between the thresholds 0.45 and 0.6: ignored).
+    car = torch.tensor([[7.6, 5.0, -1.78, 3.9, 1.6, 1.56, 0.0]])
+    targets = head._targets(anchors, car, torch.tensor([0]))
+    assert torch.nonzero(targets["positive"]).squeeze(1).tolist() == [_anchor_index(2, 3, 0, 0, head)]
+    ignored = torch.nonzero(targets["label_weights"] == 0).squeeze(1).tolist()
+    assert ignored == [_anchor_index(2, 4, 0, 0, head)]
+
+
+def test_loss_falls_and_handles_empty_frames() -> None:
+    torch.manual_seed(0)
+    head = _head()
+    features = torch.randn(2, 8, 8, 8)
+    boxes = [
+        torch.tensor([[7.0, 5.0, -1.78, 4.0, 1.7, 1.5, 0.3], [11.0, 11.0, -0.6, 0.8, 0.6, 1.73, 1.2]]),
+        torch.zeros(0, 7),
+    ]
+    labels = [torch.tensor([0, 1]), torch.zeros(0, dtype=torch.long)]
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.01)
+    losses = []
+    for _ in range(60):
+        loss = head.loss(head(features), boxes, labels)
+        assert set(loss) == {"loss", "loss_cls", "loss_bbox", "loss_dir"}
+        optimizer.zero_grad()
+        loss["loss"].backward()
+        optimizer.step()
+        losses.append(loss["loss"].item())
+    assert losses[-1] < 0.3 * losses[0]
+    empty = head.loss(head(features[:1]), [torch.zeros(0, 7)], [torch.zeros(0, dtype=torch.long)])
+    assert torch.isfinite(empty["loss"]) and empty["loss_bbox"].item() == 0.0
+
+
+def test_predict_decodes_suppresses_per_class_and_restores_heading() -> None:
+    head = _head()
+    out = _output(head)
+    cls = torch.full_like(out.cls_score, -10.0)
+    reg = torch.zeros_like(out.bbox_pred)
+    direction = torch.zeros_like(out.dir_cls_pred)
+    # Car anchors of cells (2, 3) and (2, 4) overlap (4 m apart? no: 2 m apart, 3.9 m long).
+    for (row, col), score in (((2, 3), 3.0), ((2, 4), 2.0)):
+        cls[0, 0 * 2 + 0, row, col] = score  # anchor 0 (car, yaw 0), class 0 (car)
+    cls[0, 2 * 2 + 1, 2, 3] = 1.0  # anchor 2 (pedestrian, yaw 0), class 1: another class, kept
+    direction[0, 0 * 2 + 1, 2, 3] = 5.0  # car anchor at (2, 3) points backwards: bin 1
+    dets = head.predict(AnchorHeadOutput(cls, reg, direction))[0]
+    assert dets.labels.tolist() == [0, 1]
+    assert dets.scores.tolist() == pytest.approx([torch.sigmoid(torch.tensor(3.0)).item(), torch.sigmoid(torch.tensor(1.0)).item()])
+    boxes = dets.boxes.tensor
+    assert boxes[0, :6].tolist() == pytest.approx([7.0, 5.0, -1.78, *CAR], abs=1e-5)
+    # yaw 0 in bin 1: limit_period(0 + pi/2, 0, pi) - pi/2 + pi = pi.
+    assert boxes[0, 6].item() == pytest.approx(math.pi, abs=1e-6)
+    assert boxes[1, :2].tolist() == pytest.approx([7.0, 5.0])
+    # A higher threshold drops everything below it.
+    assert len(head.predict(AnchorHeadOutput(cls, reg, direction), score_thr=0.9)[0]) == 1
+
+
+def test_config_errors_name_the_key() -> None:
+    with pytest.raises(FormatError, match=r"model\.head\.anchor_generator\.sizes has 2 sizes for 3 classes"):
+        _head(num_classes=3)
+    with pytest.raises(FormatError, match=r"model\.head\.assigner has 1 entries for 2 classes"):
+        _head(assigner=[{"pos_iou_thr": 0.6, "neg_iou_thr": 0.45}])
+    with pytest.raises(FormatError, match=r"model\.head\.test_cfg: unknown key 'nms_thres'.*nms_thr"):
+        _head(test_cfg={"nms_thres": 0.1})
+    head = _head()
+    with pytest.raises(FormatError, match=r"\[0, 2\) \(model\.head\.num_classes\)"):
+        head.loss(_output(head), [torch.zeros(1, 7) + 1], [torch.tensor([2])])
