@@ -28,7 +28,6 @@ from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError, did_you_mean
