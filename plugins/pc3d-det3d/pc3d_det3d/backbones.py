@@ -15,10 +15,15 @@ class BEVBackbone(nn.Module):
     convs, each conv followed by BatchNorm and ReLU.
     ``Tensor[B, in_channels, H, W] -> Tensor[B, channels[-1], H / out_stride, W / out_stride]``.
 
-    :param in_channels: channels of the input map (the voxel encoder's ``out_channels``).
-    :param channels: output channels of each stage.
-    :param strides: stride of each stage's first conv (``out_stride`` is their product).
-    :param layers_per_stage: convs per stage, at least 1.
+    Args:
+        in_channels: channels of the input map (the voxel encoder's ``out_channels``).
+        channels: output channels of each stage.
+        strides: stride of each stage's first conv (``out_stride`` is their product).
+        layers_per_stage: convs per stage, at least 1.
+
+    Raises:
+        ValueError: ``channels`` and ``strides`` of different or zero lengths, or a stride or
+            ``layers_per_stage`` below 1.
     """
 
     def __init__(

@@ -2,10 +2,10 @@
 
 A sample is what the det3d models' ``loss(points, gt_boxes, gt_labels)`` take, plus the frame id::
 
-    {"points": Tensor[N, 4],      # LiDAR x, y, z, reflectance (float32)
-     "gt_boxes": Tensor[M, 7],    # LiDAR boxes x, y, z (bottom centre), l, w, h, yaw (float32)
-     "gt_labels": Long[M],        # index into class_names
-     "frame_id": str}             # e.g. "000001", for metrics and debugging
+    {"points": LiDARPoints[N, 4],     # x, y, z, intensity (attribute "intensity")
+     "gt_boxes": LiDARBoxes3D[M, 7],  # x, y, z (bottom centre), l, w, h, yaw
+     "gt_labels": Long[M],            # index into class_names
+     "frame_id": str}                 # e.g. "000001", for metrics and debugging
 
 Labels (``label_2``, rectified camera frame) become LiDAR boxes through the frame's own
 calibration (:meth:`pc3d.io.kitti.KittiLabels.to_lidar_boxes`); ``DontCare`` regions and objects
@@ -14,7 +14,6 @@ of classes not in ``class_names`` are dropped.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +23,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pc3d.errors import FormatError
+from pc3d.errors import FormatError, suggest
 from pc3d.io.kitti import load_kitti_frame
+from pc3d.structures import LiDARPoints
 
 #: Object classes of KITTI's ``label_2`` files (``DontCare`` is a region, not a class).
 KITTI_CLASSES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc")
@@ -41,22 +41,27 @@ class KittiDataset:
     Frames are read when indexed (a full KITTI split does not fit in memory); construction only
     checks that the frames' files exist.
 
-    :param root: the folder holding ``velodyne/``, ``label_2/`` and ``calib/`` (e.g.
-        ``data/kitti/training``). A relative path is resolved against the current directory when
-        the dataset is built.
-    :param split: which frames: a text file of frame ids, one per line (KITTI's
-        ``ImageSets/train.txt``; relative to the current directory), a list of ids (``"000001"``
-        or ``1``), or ``None`` for every frame of ``root`` that has a scan, a label and a
-        calibration file (sorted).
-    :param class_names: the classes to train on, in label order (``gt_labels`` indexes this
-        list); each must be a KITTI class (:data:`KITTI_CLASSES`).
-    :param max_points: if set, a scan with more points keeps a random subset of this size (drawn
-        from torch's generator, which the engine seeds per sample), after the range filter.
-    :param point_cloud_range: ``[x_min, y_min, z_min, x_max, y_max, z_max]``: keep the points
-        inside it (min inclusive, max exclusive) and the boxes whose bottom-centre (x, y) lies
-        inside its bird's-eye-view rectangle (MMDetection3D's ``ObjectRangeFilter`` rule).
-    :raises FileNotFoundError: missing root, split file or frame file (names the path).
-    :raises FormatError: unknown class, empty or duplicate class names, empty split, bad range.
+    Args:
+        root: the folder holding ``velodyne/``, ``label_2/`` and ``calib/`` (e.g.
+            ``data/kitti/training``). A relative path is resolved against the current directory
+            when the dataset is built.
+        class_names: the classes to train on, in label order (``gt_labels`` indexes this list);
+            each must be a KITTI class (:data:`KITTI_CLASSES`).
+        split: which frames: a text file of frame ids, one per line (KITTI's
+            ``ImageSets/train.txt``; relative to the current directory), a list of ids
+            (``"000001"`` or ``1``), or ``None`` for every frame of ``root`` that has a scan, a
+            label and a calibration file (sorted).
+        max_points: if set, a scan with more points keeps a random subset of this size (drawn
+            from torch's generator, which the engine seeds per sample), after the range filter.
+        point_cloud_range: ``[x_min, y_min, z_min, x_max, y_max, z_max]``: keep the points
+            strictly inside it (``LiDARPoints.in_range_3d``, MMDetection3D's
+            ``PointsRangeFilter``) and the boxes whose bottom-centre (x, y) lies strictly inside
+            its bird's-eye-view rectangle (``LiDARBoxes3D.in_range_bev``, MMDetection3D's
+            ``ObjectRangeFilter``; the height of a box does not matter).
+
+    Raises:
+        FileNotFoundError: missing root, split file or frame file (names the path).
+        FormatError: unknown class, empty or duplicate class names, empty split, bad range.
     """
 
     def __init__(
@@ -122,30 +127,33 @@ class KittiDataset:
     def __getitem__(self, index: int) -> dict[str, Any]:
         frame = load_kitti_frame(self.root, self.frame_ids[index])
         assert frame.labels is not None  # checked at construction
-        points = torch.from_numpy(np.ascontiguousarray(frame.points.array[:, :4], dtype=np.float32))
+        scan = np.ascontiguousarray(frame.points.array[:, :4], dtype=np.float32)
+        points = LiDARPoints(torch.from_numpy(scan), points_dim=4, attribute_dims={"intensity": 3})
         types = frame.labels.objects().types  # aligned with to_lidar_boxes' rows
         keep = np.isin(types, self.class_names)
-        boxes = frame.labels.to_lidar_boxes(frame.calib).tensor[torch.from_numpy(keep)].float()
+        boxes = frame.labels.to_lidar_boxes(frame.calib)[keep]
         lookup = {name: i for i, name in enumerate(self.class_names)}
         labels = torch.tensor([lookup[t] for t in types[keep]], dtype=torch.long)
         if self.point_cloud_range is not None:
-            low, high = self.point_cloud_range[:3], self.point_cloud_range[3:]
-            points = points[((points[:, :3] >= low) & (points[:, :3] < high)).all(dim=1)]
-            centre = boxes[:, :2]
-            inside = ((centre >= low[:2]) & (centre < high[:2])).all(dim=1)
+            points = points[points.in_range_3d(self.point_cloud_range)]
+            # The BEV rectangle (x_min, y_min, x_max, y_max): only the bottom centre's x and y
+            # count, so the rule does not depend on which centre in_range_3d tests.
+            inside = boxes.in_range_bev(self.point_cloud_range[[0, 1, 3, 4]])
             boxes, labels = boxes[inside], labels[inside]
-        if self.max_points is not None and points.shape[0] > self.max_points:
-            points = points[torch.randperm(points.shape[0])[: self.max_points]]
-        return {
-            "points": points,
-            "gt_boxes": boxes.reshape(-1, 7),
-            "gt_labels": labels,
-            "frame_id": frame.frame_id,
-        }
+        if self.max_points is not None and len(points) > self.max_points:
+            points = points[torch.randperm(len(points))[: self.max_points]]
+        return {"points": points, "gt_boxes": boxes, "gt_labels": labels, "frame_id": frame.frame_id}
 
     @staticmethod
     def collate(samples: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        """A batch as lists per key (point clouds and box sets differ in size)."""
+        """A batch as lists per key (point clouds and box sets differ in size).
+
+        Args:
+            samples: the samples of one batch.
+
+        Returns:
+            ``{"points": [LiDARPoints, ...], "gt_boxes": [LiDARBoxes3D, ...], ...}``.
+        """
         return {key: [sample[key] for sample in samples] for key in samples[0]}
 
 
@@ -155,10 +163,10 @@ def _check_class_names(class_names: Sequence[str]) -> list[str]:
         raise FormatError("KittiDataset: class_names is empty")
     for name in names:
         if name not in KITTI_CLASSES:
-            hint = difflib.get_close_matches(str(name), KITTI_CLASSES, n=1)
+            hint = suggest(str(name), KITTI_CLASSES)
             raise FormatError(
                 f"KittiDataset: unknown class {name!r} in class_names"
-                + (f"; did you mean {hint[0]!r}?" if hint else "")
+                + (f"; did you mean {hint!r}?" if hint else "")
                 + f" (KITTI classes: {', '.join(KITTI_CLASSES)})"
             )
     duplicates = sorted({n for n in names if names.count(n) > 1})

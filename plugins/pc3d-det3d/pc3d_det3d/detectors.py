@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.errors import ShapeError
+from pc3d.structures import LiDARBoxes3D, LiDARPoints
 from pc3d_det3d.heads import CenterHeadBase, CenterHeadOutput
 from pc3d_det3d.structures import BEVGrid, Detections3D
 
@@ -22,7 +23,21 @@ class BEVDetector(nn.Module):
     - ``backbone``: ``in_channels``, ``out_channels``, ``out_stride``;
     - ``head``: a :class:`CenterHeadBase` with ``in_channels``.
 
-    Channel counts and strides are checked when the detector is built.
+    Channel counts and strides are checked when the detector is built. Point clouds and boxes
+    are :class:`LiDARPoints` / :class:`LiDARBoxes3D` (what ``KittiDataset`` gives) or plain
+    tensors in the same layout.
+
+    Args:
+        voxel_encoder: points -> BEV map.
+        backbone: BEV map -> features.
+        head: features -> heatmap and box regression.
+
+    Attributes:
+        grid: the grid of the head's output (the encoder's grid, downsampled by the backbone).
+
+    Raises:
+        TypeError: an encoder without a BEV ``grid`` or a backbone without the attributes above.
+        ShapeError: channel counts that do not chain.
     """
 
     def __init__(self, voxel_encoder: nn.Module, backbone: nn.Module, head: CenterHeadBase) -> None:
@@ -49,26 +64,50 @@ class BEVDetector(nn.Module):
         self.voxel_encoder = voxel_encoder
         self.backbone = backbone
         self.head = head
-        #: The grid of the head's output (the encoder's grid, downsampled by the backbone).
         self.grid: BEVGrid = grid.downsample(int(backbone.out_stride))
 
-    def forward(self, points: Sequence[Tensor]) -> CenterHeadOutput:
-        """:param points: one ``Tensor[N_i, C]`` per sample (LiDAR x, y, z, extra features)."""
+    def forward(self, points: Sequence[LiDARPoints | Tensor]) -> CenterHeadOutput:
+        """The head's raw output.
+
+        Args:
+            points: one cloud ``[N_i, C]`` per sample (LiDAR x, y, z, extra features).
+
+        Returns:
+            Heatmap ``Tensor[B, K, ny, nx]`` and regression ``Tensor[B, 8, ny, nx]`` over
+            :attr:`grid`.
+        """
         return self.head(self.backbone(self.voxel_encoder(points)))
 
     def loss(
-        self, points: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor]
+        self,
+        points: Sequence[LiDARPoints | Tensor],
+        gt_boxes: Sequence[LiDARBoxes3D | Tensor],
+        gt_labels: Sequence[Tensor],
     ) -> dict[str, Tensor]:
-        """Training losses (``loss`` is the total to back-propagate).
+        """Training losses.
 
-        :param gt_boxes: per sample ``Tensor[M_i, 7]`` LiDAR boxes (bottom centre).
-        :param gt_labels: per sample ``Long[M_i]``.
+        Args:
+            points: one cloud ``[N_i, C]`` per sample.
+            gt_boxes: per sample :class:`LiDARBoxes3D` ``[M_i, 7]`` (bottom centre).
+            gt_labels: per sample ``Long[M_i]`` in ``[0, head.num_classes)``.
+
+        Returns:
+            The head's losses; ``loss`` is the total to back-propagate.
         """
         return self.head.loss(self(points), gt_boxes, gt_labels, self.grid)
 
     @torch.no_grad()
     def predict(
-        self, points: Sequence[Tensor], score_threshold: float = 0.1, max_detections: int = 100
+        self, points: Sequence[LiDARPoints | Tensor], score_threshold: float = 0.1, max_detections: int = 100
     ) -> list[Detections3D]:
-        """Detections per sample (boxes in the LiDAR frame)."""
+        """Detections per sample.
+
+        Args:
+            points: one cloud ``[N_i, C]`` per sample.
+            score_threshold: the lowest score kept.
+            max_detections: the most detections per sample.
+
+        Returns:
+            One :class:`Detections3D` (boxes in the LiDAR frame) per sample.
+        """
         return self.head.predict(self(points), self.grid, score_threshold, max_detections)

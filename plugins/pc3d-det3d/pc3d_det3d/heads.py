@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d_det3d.structures import BEVGrid, Detections3D
+from pc3d.structures import LiDARBoxes3D
+from pc3d_det3d.structures import BEVGrid, Detections3D, lidar_box_tensor
 
 REGRESSION_CHANNELS = 8
 # Keeps exp(log size) finite when an untrained head outputs large values.
@@ -29,8 +30,9 @@ _MAX_LOG_SIZE = 5.0
 class CenterHeadOutput(NamedTuple):
     """Raw head output over the head's BEV grid.
 
-    :ivar heatmap: ``Tensor[B, num_classes, ny, nx]`` logits.
-    :ivar regression: ``Tensor[B, 8, ny, nx]`` (see the module docstring for the channels).
+    Attributes:
+        heatmap: ``Tensor[B, num_classes, ny, nx]`` logits.
+        regression: ``Tensor[B, 8, ny, nx]`` (see the module docstring for the channels).
     """
 
     heatmap: Tensor
@@ -41,10 +43,11 @@ class CenterHeadOutput(NamedTuple):
 class CenterTargets:
     """Training targets over the head's BEV grid.
 
-    :ivar heatmap: ``Tensor[B, K, ny, nx]`` in [0, 1]: a Gaussian around each box centre cell of
-        the box's class, exactly 1 at the centre cell.
-    :ivar regression: ``Tensor[B, 8, ny, nx]``, meaningful where ``mask`` is set.
-    :ivar mask: ``Bool[B, ny, nx]``: the centre cells.
+    Attributes:
+        heatmap: ``Tensor[B, K, ny, nx]`` in [0, 1]: a Gaussian around each box centre cell of
+            the box's class, exactly 1 at the centre cell.
+        regression: ``Tensor[B, 8, ny, nx]``, meaningful where ``mask`` is set.
+        mask: ``Bool[B, ny, nx]``: the centre cells.
     """
 
     heatmap: Tensor
@@ -53,11 +56,12 @@ class CenterTargets:
 
 
 def encode_center_targets(
-    gt_boxes: Sequence[Tensor],
+    gt_boxes: Sequence[LiDARBoxes3D | Tensor],
     gt_labels: Sequence[Tensor],
     grid: BEVGrid,
     num_classes: int,
     min_radius: float = 1.0,
+    num_classes_key: str = "num_classes",
 ) -> CenterTargets:
     """Heatmap and regression targets for a batch of ground-truth boxes.
 
@@ -66,12 +70,27 @@ def encode_center_targets(
     the grid give no target. Two boxes centred in one cell: the later one's regression wins.
     Vectorised over boxes: memory is ``num_boxes * ny * nx`` floats.
 
-    :param gt_boxes: per sample ``Tensor[M_i, 7]`` LiDAR boxes (bottom centre, sizes > 0).
-    :param gt_labels: per sample ``Long[M_i]`` class indices in ``[0, num_classes)``.
-    :param grid: the head's output grid.
+    Args:
+        gt_boxes: per sample :class:`LiDARBoxes3D` (or ``Tensor[M_i, 7]`` in their layout: bottom
+            centre, sizes > 0).
+        gt_labels: per sample ``Long[M_i]`` class indices in ``[0, num_classes)``.
+        grid: the head's output grid.
+        num_classes: heatmap channels.
+        min_radius: smallest Gaussian radius, in cells.
+        num_classes_key: where ``num_classes`` was set (a config key such as
+            ``model.head.num_classes``), named when a label falls outside the classes.
+
+    Returns:
+        The targets of the batch.
+
+    Raises:
+        ShapeError: box and label lists of different lengths or shapes.
+        FormatError: boxes of another system, NaN/inf boxes, sizes that are not positive, or
+            labels outside ``[0, num_classes)``.
     """
     if len(gt_boxes) != len(gt_labels):
         raise ShapeError(f"{len(gt_boxes)} box tensors but {len(gt_labels)} label tensors")
+    gt_boxes = [lidar_box_tensor(boxes, f"gt_boxes[{index}]") for index, boxes in enumerate(gt_boxes)]
     for index, (boxes, labels) in enumerate(zip(gt_boxes, gt_labels)):
         if boxes.ndim != 2 or boxes.shape[1] < 7:
             raise ShapeError(f"gt_boxes[{index}]: expected Tensor[M, 7], got {tuple(boxes.shape)}")
@@ -97,8 +116,7 @@ def encode_center_targets(
         raise FormatError("gt_boxes hold NaN or infinite values")
     if bool((boxes[:, 3:6] <= 0).any()):
         raise FormatError("gt_boxes: every size (x_size, y_size, z_size) must be positive")
-    if bool(((labels < 0) | (labels >= num_classes)).any()):
-        raise FormatError(f"gt_labels must lie in [0, {num_classes}), got {labels.unique().tolist()}")
+    check_center_labels(labels, num_classes, num_classes_key)
 
     x_min, y_min = grid.point_cloud_range[0], grid.point_cloud_range[1]
     cell_x, cell_y = grid.cell_size
@@ -136,11 +154,41 @@ def encode_center_targets(
     return CenterTargets(heatmap.view(batch, num_classes, ny, nx), regression, mask)
 
 
+def check_center_labels(labels: Tensor, num_classes: int, num_classes_key: str) -> None:
+    """Raise unless every label of the batch lies in ``[0, num_classes)``: one min/max reduction
+    (one device sync) per batch.
+
+    Args:
+        labels: ``Long[M]``, the batch's labels.
+        num_classes: the number of classes.
+        num_classes_key: where ``num_classes`` was set, named in the message.
+
+    Raises:
+        FormatError: naming the range, the key and the offending labels.
+    """
+    if labels.numel() == 0:
+        return
+    low, high = (int(v) for v in torch.stack(torch.aminmax(labels)).tolist())
+    if low >= 0 and high < num_classes:
+        return
+    bad = labels[(labels < 0) | (labels >= num_classes)].unique().tolist()
+    raise FormatError(
+        f"gt_labels must lie in [0, {num_classes}) = [0, num_classes) ({num_classes_key}); got "
+        f"{', '.join(map(str, bad))} in the batch"
+    )
+
+
 def gaussian_focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
     """CenterNet's penalty-reduced focal loss, summed and divided by the number of centres.
 
-    :param logits: ``Tensor[B, K, H, W]``.
-    :param target: ``Tensor[B, K, H, W]`` in [0, 1], exactly 1 at object centres.
+    Args:
+        logits: ``Tensor[B, K, H, W]``.
+        target: ``Tensor[B, K, H, W]`` in [0, 1], exactly 1 at object centres.
+        alpha: focusing exponent on the predicted probability.
+        beta: exponent that lowers the penalty near centres (``(1 - target) ** beta``).
+
+    Returns:
+        The scalar loss.
     """
     positive = target.eq(1)
     prob = logits.sigmoid()
@@ -161,7 +209,17 @@ def decode_center_output(
 ) -> list[Detections3D]:
     """Boxes from heatmap peaks: a cell is a peak if it is the maximum of its 3x3 neighbourhood
     (CenterPoint's max-pool NMS), then the top ``max_detections`` peaks over all classes whose
-    score reaches ``score_threshold``."""
+    score reaches ``score_threshold``.
+
+    Args:
+        output: the head's raw output over ``grid``.
+        grid: the head's output grid.
+        score_threshold: the lowest score kept.
+        max_detections: the most detections per sample.
+
+    Returns:
+        One :class:`Detections3D` per sample, highest score first.
+    """
     heat = output.heatmap.sigmoid()
     batch, num_classes, ny, nx = heat.shape
     peaks = heat == F.max_pool2d(heat, 3, stride=1, padding=1)
@@ -180,7 +238,7 @@ def decode_center_output(
     boxes = torch.cat([x[..., None], y[..., None], reg[..., 2:3], sizes, yaw[..., None]], dim=-1)
     keep = top_scores >= score_threshold
     return [
-        Detections3D(boxes[b][keep[b]], top_scores[b][keep[b]], labels[b][keep[b]])
+        Detections3D(LiDARBoxes3D(boxes[b][keep[b]]), top_scores[b][keep[b]], labels[b][keep[b]])
         for b in range(batch)
     ]
 
@@ -191,12 +249,22 @@ class CenterHeadBase(nn.Module):
     ``forward(bev: Tensor[B, in_channels, ny, nx]) -> CenterHeadOutput``. Targets, loss and
     decoding are shared.
 
-    :param in_channels: channels of the BEV map the head reads.
-    :param num_classes: heatmap channels.
-    :param heatmap_weight: weight of the focal heatmap loss in ``loss``.
-    :param regression_weight: weight of the L1 box regression loss.
-    :param min_radius: smallest Gaussian radius, in cells.
+    Args:
+        in_channels: channels of the BEV map the head reads.
+        num_classes: heatmap channels.
+        heatmap_weight: weight of the focal heatmap loss in ``loss``.
+        regression_weight: weight of the L1 box regression loss.
+        min_radius: smallest Gaussian radius, in cells.
+
+    Attributes:
+        config_key: where configs put the head (``model.head``, as :class:`BEVDetector` holds
+            it); a label outside ``num_classes`` is reported against ``<config_key>.num_classes``.
+
+    Raises:
+        ValueError: ``in_channels`` or ``num_classes`` below 1.
     """
+
+    config_key = "model.head"
 
     def __init__(
         self,
@@ -224,7 +292,19 @@ class CenterHeadBase(nn.Module):
     ) -> dict[str, Tensor]:
         """Focal heatmap loss + L1 regression loss at centre cells.
 
-        :returns: ``loss_heatmap``, ``loss_regression`` and their weighted sum ``loss``.
+        Args:
+            output: the head's raw output over ``grid``.
+            gt_boxes: per sample :class:`LiDARBoxes3D` (or ``Tensor[M_i, 7]``).
+            gt_labels: per sample ``Long[M_i]`` in ``[0, num_classes)``.
+            grid: the head's output grid.
+
+        Returns:
+            ``loss_heatmap``, ``loss_regression`` and their weighted sum ``loss``.
+
+        Raises:
+            ShapeError: output of the wrong shape for ``grid`` and ``num_classes``.
+            FormatError: bad boxes, or a label outside ``[0, num_classes)`` (naming
+                ``<config_key>.num_classes``).
         """
         expected = (self.num_classes, *grid.shape)
         if tuple(output.heatmap.shape[1:]) != expected:
@@ -237,7 +317,9 @@ class CenterHeadBase(nn.Module):
                 f"{type(self).__name__}: regression is {tuple(output.regression.shape)}, expected "
                 f"[B, {REGRESSION_CHANNELS}, {grid.ny}, {grid.nx}]"
             )
-        targets = encode_center_targets(gt_boxes, gt_labels, grid, self.num_classes, self.min_radius)
+        targets = encode_center_targets(
+            gt_boxes, gt_labels, grid, self.num_classes, self.min_radius, f"{self.config_key}.num_classes"
+        )
         loss_heatmap = gaussian_focal_loss(output.heatmap, targets.heatmap.to(output.heatmap))
         mask = targets.mask[:, None].to(output.regression)
         error = (output.regression - targets.regression.to(output.regression)).abs() * mask
@@ -263,8 +345,13 @@ class CenterHead(CenterHeadBase):
     """A shared 3x3 conv-BN-ReLU, then a 1x1 conv to the class heatmap and one to the 8
     regression channels.
 
-    :param head_channels: channels of the shared conv.
-    (The other parameters: see :class:`CenterHeadBase`.)
+    Args:
+        in_channels: channels of the BEV map the head reads.
+        num_classes: heatmap channels.
+        head_channels: channels of the shared conv.
+        heatmap_weight: weight of the focal heatmap loss in ``loss``.
+        regression_weight: weight of the L1 box regression loss.
+        min_radius: smallest Gaussian radius, in cells.
     """
 
     def __init__(

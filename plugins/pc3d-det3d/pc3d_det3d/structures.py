@@ -1,4 +1,6 @@
-"""Small typed structures passed between the det3d stages."""
+"""Small typed structures passed between the det3d stages, and the adapters that let every stage
+take either pc3d's structures (:class:`~pc3d.structures.LiDARPoints`,
+:class:`~pc3d.structures.LiDARBoxes3D`) or plain tensors in the same LiDAR layout."""
 
 from __future__ import annotations
 
@@ -6,9 +8,55 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
-from pc3d.errors import ShapeError
+from pc3d.errors import FormatError, ShapeError
+from pc3d.structures import BasePoints, Boxes3D, LiDARBoxes3D, LiDARPoints
+
+
+def lidar_box_tensor(boxes: LiDARBoxes3D | Tensor, what: str) -> Tensor:
+    """The ``Tensor[N, 7+C]`` behind LiDAR boxes.
+
+    Args:
+        boxes: :class:`LiDARBoxes3D`, or a tensor read as LiDAR boxes (``pc3d.ops``' rule).
+        what: the argument's name, for the error message.
+
+    Raises:
+        FormatError: boxes of another system (Camera, Depth) or not boxes at all.
+    """
+    if isinstance(boxes, LiDARBoxes3D):
+        return boxes.tensor
+    if isinstance(boxes, Boxes3D):
+        raise FormatError(
+            f"{what}: expected LiDARBoxes3D, got {type(boxes).__name__}; convert them with "
+            ".convert_to('lidar', rt_mat) first"
+        )
+    if isinstance(boxes, Tensor):
+        return boxes
+    raise FormatError(f"{what}: expected LiDARBoxes3D or a Tensor[N, 7], got {type(boxes).__name__}")
+
+
+def lidar_point_tensor(points: LiDARPoints | Tensor, what: str) -> Tensor:
+    """The ``Tensor[N, 3+C]`` behind a LiDAR point cloud.
+
+    Args:
+        points: :class:`LiDARPoints`, or a tensor of LiDAR points (x, y, z, then features).
+        what: the argument's name, for the error message.
+
+    Raises:
+        FormatError: points of another system (Camera, Depth) or not points at all.
+    """
+    if isinstance(points, LiDARPoints):
+        return points.tensor
+    if isinstance(points, BasePoints):
+        raise FormatError(
+            f"{what}: expected LiDARPoints, got {type(points).__name__}; convert them with "
+            ".convert_to('lidar', rt_mat) first"
+        )
+    if isinstance(points, Tensor):
+        return points
+    raise FormatError(f"{what}: expected LiDARPoints or a Tensor[N, C], got {type(points).__name__}")
 
 
 @dataclass(frozen=True)
@@ -23,9 +71,15 @@ class BEVGrid:
 
     A BEV map over this grid is ``Tensor[B, C, ny, nx]``: rows run along +y, columns along +x.
 
-    :param point_cloud_range: ``(x_min, y_min, z_min, x_max, y_max, z_max)`` in metres; points
-        outside are dropped.
-    :param cell_size: ``(cell_x, cell_y)`` in metres; must divide the x and y extents.
+    Attributes:
+        point_cloud_range: ``(x_min, y_min, z_min, x_max, y_max, z_max)`` in metres; points
+            outside are dropped.
+        cell_size: ``(cell_x, cell_y)`` in metres; must divide the x and y extents.
+
+    Raises:
+        ShapeError: a range without 6 numbers or a cell size without 2.
+        ValueError: an empty range, a non-positive cell size, or one that does not divide the
+            range.
     """
 
     point_cloud_range: tuple[float, float, float, float, float, float]
@@ -54,6 +108,7 @@ class BEVGrid:
 
     @classmethod
     def from_sequences(cls, point_cloud_range: Sequence[float], cell_size: Sequence[float]) -> BEVGrid:
+        """A grid from any sequences of numbers (config lists), converted to float tuples."""
         return cls(
             tuple(float(v) for v in point_cloud_range),  # type: ignore[arg-type]
             tuple(float(v) for v in cell_size),  # type: ignore[arg-type]
@@ -61,10 +116,12 @@ class BEVGrid:
 
     @property
     def nx(self) -> int:
+        """Cells along x (columns)."""
         return round((self.point_cloud_range[3] - self.point_cloud_range[0]) / self.cell_size[0])
 
     @property
     def ny(self) -> int:
+        """Cells along y (rows)."""
         return round((self.point_cloud_range[4] - self.point_cloud_range[1]) / self.cell_size[1])
 
     @property
@@ -81,18 +138,37 @@ class BEVGrid:
 
 @dataclass
 class Detections3D:
-    """Detections of one sample.
+    """Detections of one sample, aligned row by row.
 
-    :ivar boxes: ``Tensor[N, 7]`` LiDAR boxes ``x, y, z, x_size, y_size, z_size, yaw``, (x, y, z)
-        the bottom centre, yaw counter-clockwise from +x seen from above (pc3d's LiDAR
-        convention).
-    :ivar scores: ``Tensor[N]`` in [0, 1], highest first.
-    :ivar labels: ``Long[N]`` class indices.
+    Attributes:
+        boxes: :class:`LiDARBoxes3D` ``[N, 7]``: bottom centre ``x, y, z``, sizes ``x_size,
+            y_size, z_size`` (length, width, height), yaw counter-clockwise from +x seen from
+            above (pc3d's LiDAR convention, MMDetection3D 1.x's).
+        scores: ``Tensor[N]`` in [0, 1], highest first.
+        labels: ``Long[N]`` class indices.
+
+    Raises:
+        FormatError: ``boxes`` that are not :class:`LiDARBoxes3D`.
+        ShapeError: scores or labels that do not have one entry per box.
     """
 
-    boxes: Tensor
+    boxes: LiDARBoxes3D
     scores: Tensor
     labels: Tensor
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.boxes, LiDARBoxes3D):
+            raise FormatError(f"Detections3D.boxes must be LiDARBoxes3D, got {type(self.boxes).__name__}")
+        count = len(self.boxes)
+        if tuple(self.scores.shape) != (count,) or tuple(self.labels.shape) != (count,):
+            raise ShapeError(
+                f"Detections3D: {count} boxes but scores {tuple(self.scores.shape)} and labels "
+                f"{tuple(self.labels.shape)}"
+            )
+
     def __len__(self) -> int:
-        return int(self.scores.shape[0])
+        return len(self.boxes)
+
+    def to(self, device: torch.device | str) -> Detections3D:
+        """A copy on ``device`` (the engine moves predictions with it)."""
+        return Detections3D(self.boxes.to(device), self.scores.to(device), self.labels.to(device))

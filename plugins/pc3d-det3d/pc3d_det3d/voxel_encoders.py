@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.ops import dynamic_voxelize, voxel_grid
-from pc3d_det3d.structures import BEVGrid
+from pc3d.structures import LiDARPoints
+from pc3d_det3d.structures import BEVGrid, lidar_point_tensor
 
 # Per-point features added to the raw ones: offset from the pillar's point mean (3) and from the
 # pillar's centre in x and y (2), as in PointPillars.
@@ -30,10 +31,17 @@ class DynamicPillarEncoder(nn.Module):
     LayerNorm instead of PointPillars' BatchNorm1d: it works for any number of points, including
     a batch with zero or one point in training mode.
 
-    :param point_cloud_range: ``(x_min, y_min, z_min, x_max, y_max, z_max)`` in metres.
-    :param pillar_size: ``(x, y)`` pillar size in metres; must divide the x and y extents.
-    :param in_channels: values per point (4 for KITTI: x, y, z, reflectance).
-    :param out_channels: channels of the BEV map.
+    Args:
+        point_cloud_range: ``(x_min, y_min, z_min, x_max, y_max, z_max)`` in metres.
+        pillar_size: ``(x, y)`` pillar size in metres; must divide the x and y extents.
+        in_channels: values per point (4 for KITTI: x, y, z, reflectance).
+        out_channels: channels of the BEV map.
+
+    Attributes:
+        grid: the BEV grid of the output map.
+
+    Raises:
+        ValueError: fewer than 3 input channels, or a pillar size that does not divide the range.
     """
 
     def __init__(
@@ -65,16 +73,23 @@ class DynamicPillarEncoder(nn.Module):
             "_range", torch.tensor(self.grid.point_cloud_range, dtype=torch.float32), persistent=False
         )
 
-    def forward(self, points: Sequence[Tensor]) -> Tensor:
+    def forward(self, points: Sequence[LiDARPoints | Tensor]) -> Tensor:
         """Encode a batch of point clouds.
 
-        :param points: one ``Tensor[N_i, in_channels]`` per sample (x, y, z first); N_i may be 0.
-        :returns: ``Tensor[B, out_channels, ny, nx]`` (see :class:`BEVGrid` for the layout).
-        :raises ShapeError: a cloud is not ``[N, in_channels]``.
-        :raises FormatError: a cloud holds NaN or infinite values.
+        Args:
+            points: one :class:`LiDARPoints` (or ``Tensor``) ``[N_i, in_channels]`` per sample
+                (x, y, z first); N_i may be 0.
+
+        Returns:
+            ``Tensor[B, out_channels, ny, nx]`` (see :class:`BEVGrid` for the layout).
+
+        Raises:
+            ShapeError: a cloud is not ``[N, in_channels]``.
+            FormatError: a cloud holds NaN or infinite values, or is not in the LiDAR system.
         """
         if len(points) == 0:
             raise ShapeError("points: expected at least one point cloud, got an empty batch")
+        points = [lidar_point_tensor(cloud, f"points[{index}]") for index, cloud in enumerate(points)]
         for index, cloud in enumerate(points):
             if cloud.ndim != 2 or cloud.shape[1] != self.in_channels:
                 raise ShapeError(

@@ -11,13 +11,16 @@ import torch
 
 from pc3d.config import ConfigError, build, load_config
 from pc3d.errors import FormatError, ShapeError
-from pc3d.plugins import PluginManager
+from pc3d.evaluation import Map3DMetric
+from pc3d.plugin_manager import PluginManager
+from pc3d.structures import CameraBoxes3D, LiDARBoxes3D, LiDARPoints
 from pc3d_det3d import (
     BEVBackbone,
     BEVDetector,
     BEVGrid,
     CenterHead,
     CenterHeadOutput,
+    Detections3D,
     DynamicPillarEncoder,
     decode_center_output,
     encode_center_targets,
@@ -171,6 +174,8 @@ def test_targets_reject_bad_labels_and_sizes():
     box = torch.tensor([[2.0, 2.0, 0.0, 1.0, 1.0, 1.0, 0.0]])
     with pytest.raises(FormatError, match=r"gt_labels must lie in \[0, 2\)"):
         encode_center_targets([box], [torch.tensor([2])], grid, num_classes=2)
+    with pytest.raises(FormatError, match=r"\(model.head.num_classes\); got -1, 2 in the batch"):
+        encode_center_targets([box, box], [torch.tensor([-1]), torch.tensor([2])], grid, 2, 1.0, "model.head.num_classes")
     flat = box.clone()
     flat[0, 4] = 0.0
     with pytest.raises(FormatError, match="must be positive"):
@@ -195,7 +200,8 @@ def test_decoding_perfect_output_recovers_the_boxes():
         assert len(found) == len(gt)
         order = torch.argsort(found.labels)
         assert torch.equal(found.labels[order], gt_labels)
-        assert torch.allclose(found.boxes[order], gt, atol=1e-4)
+        assert isinstance(found.boxes, LiDARBoxes3D)
+        assert torch.allclose(found.boxes[order].tensor, gt, atol=1e-4)
         assert torch.all(found.scores > 0.99)
 
 
@@ -217,6 +223,44 @@ def test_head_rejects_output_of_the_wrong_shape():
     wrong = CenterHeadOutput(torch.zeros(1, 2, 8, 8), torch.zeros(1, 8, 8, 8))
     with pytest.raises(ShapeError, match=r"CenterHead: heatmap is \(1, 2, 8, 8\)"):
         head.loss(wrong, [torch.zeros(0, 7)], [torch.zeros(0, dtype=torch.long)], grid)
+
+
+def test_targets_take_lidar_boxes_and_refuse_other_systems():
+    grid = BEVGrid((0.0, 0.0, -3.0, 8.0, 8.0, 1.0), (1.0, 1.0))
+    row = [[2.25, 5.5, -1.0, 4.0, 2.0, 1.5, 0.3]]
+    labels = [torch.tensor([1])]
+    from_structure = encode_center_targets([LiDARBoxes3D(row)], labels, grid, num_classes=2)
+    from_tensor = encode_center_targets([torch.tensor(row)], labels, grid, num_classes=2)
+    assert torch.equal(from_structure.heatmap, from_tensor.heatmap)
+    assert torch.equal(from_structure.regression, from_tensor.regression)
+    with pytest.raises(FormatError, match=r"gt_boxes\[0\]: expected LiDARBoxes3D, got CameraBoxes3D"):
+        encode_center_targets([CameraBoxes3D(row)], labels, grid, num_classes=2)
+
+
+def test_detections_hold_lidar_boxes_aligned_with_scores_and_labels():
+    boxes = LiDARBoxes3D([[1.0, 2.0, -1.0, 4.0, 2.0, 1.5, 0.3]])
+    found = Detections3D(boxes, torch.tensor([0.9]), torch.tensor([0]))
+    assert len(found) == 1 and found.to("cpu").boxes.tensor.shape == (1, 7)
+    with pytest.raises(FormatError, match="must be LiDARBoxes3D"):
+        Detections3D(boxes.tensor, torch.tensor([0.9]), torch.tensor([0]))
+    with pytest.raises(ShapeError, match=r"1 boxes but scores \(2,\)"):
+        Detections3D(boxes, torch.tensor([0.9, 0.8]), torch.tensor([0]))
+
+
+def test_map3d_metric_reads_the_typed_detections():
+    """``Map3DMetric`` (pc3d.evaluation) takes ``Detections3D`` and ``LiDARBoxes3D`` ground truth
+    as the det3d dataset and model give them: a perfect prediction scores 1, a shifted one 0."""
+    gt = LiDARBoxes3D([[5.0, 1.0, -1.6, 3.9, 1.6, 1.5, 0.2], [9.0, -3.0, -1.2, 0.8, 0.6, 1.8, 0.0]])
+    labels = torch.tensor([0, 1])
+    batch = {"gt_boxes": [gt], "gt_labels": [labels]}
+    metric = Map3DMetric(iou_thresholds=[0.5], class_names=["Car", "Pedestrian"])
+    metric.update([Detections3D(gt.clone(), torch.tensor([0.9, 0.8]), labels)], batch)
+    assert metric.compute()["mAP_0.50"] == pytest.approx(1.0)
+    shifted = gt.clone()
+    shifted.translate([3.0, 0.0, 0.0])
+    metric.reset()
+    metric.update([Detections3D(shifted, torch.tensor([0.9, 0.8]), labels)], batch)
+    assert metric.compute()["mAP_0.50"] == pytest.approx(0.0)
 
 
 # -- the detector, built from the shipped config ------------------------------------------------
@@ -250,8 +294,11 @@ def test_detector_trains_on_a_tiny_fixed_batch(registry, config_dirs, batch):
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.3 * losses[0], losses
     model.eval()
-    detections = model.predict(points, score_threshold=0.0, max_detections=5)
-    assert [d.boxes.shape[1] for d in detections] == [7, 7]
+    # LiDARPoints (what KittiDataset gives) and plain tensors are the same input.
+    clouds = [LiDARPoints(p, attribute_dims={"intensity": 3}) for p in points]
+    assert torch.equal(model(clouds).heatmap, model(points).heatmap)
+    detections = model.predict(clouds, score_threshold=0.0, max_detections=5)
+    assert [d.boxes.tensor.shape[1] for d in detections] == [7, 7]
 
 
 def test_channel_mismatch_is_reported_against_the_config(registry, config_dirs):
@@ -261,3 +308,14 @@ def test_channel_mismatch_is_reported_against_the_config(registry, config_dirs):
     message = str(info.value)
     assert "model (from " in message and CONFIG in message
     assert "head.in_channels is 48 but backbone.out_channels is 64" in message
+
+
+def test_a_label_outside_num_classes_names_the_config_key(registry, config_dirs, batch):
+    config = load_config(CONFIG, SMALL, search_dirs=config_dirs)
+    model = build(config.node("model"), kind="model", registry=registry)
+    points, boxes, labels = batch
+    with pytest.raises(FormatError) as info:
+        model.loss(points, boxes, [labels[0], torch.tensor([5])])
+    assert str(info.value) == (
+        "gt_labels must lie in [0, 3) = [0, num_classes) (model.head.num_classes); got 5 in the batch"
+    )

@@ -14,8 +14,8 @@ from pc3d.cli import main
 from pc3d.config import build, load_config
 from pc3d.errors import FormatError
 from pc3d.io.kitti import load_kitti_frame
-from pc3d.ops.points_in_boxes import points_in_boxes_mask
-from pc3d.plugins import reset_plugin_manager
+from pc3d.plugin_manager import reset_plugin_manager
+from pc3d.structures import LiDARBoxes3D, LiDARPoints
 from pc3d_det3d import KittiDataset
 
 REPO = Path(__file__).resolve().parents[3]
@@ -41,10 +41,13 @@ def test_every_complete_frame_by_default_and_sample_contents():
         sample = dataset[index]
         assert sample["frame_id"] == frame_id
         raw = np.fromfile(KITTI / "velodyne" / f"{frame_id}.bin", dtype=np.float32).reshape(-1, 4)
-        assert sample["points"].dtype == torch.float32
-        assert torch.equal(sample["points"], torch.from_numpy(raw))
+        assert isinstance(sample["points"], LiDARPoints) and isinstance(sample["gt_boxes"], LiDARBoxes3D)
+        assert sample["points"].attribute_dims == {"intensity": 3}
+        assert sample["points"].tensor.dtype == torch.float32
+        assert torch.equal(sample["points"].tensor, torch.from_numpy(raw))
         names, _ = expected_objects(frame_id)
-        assert sample["gt_boxes"].shape == (len(names), 7) and sample["gt_boxes"].dtype == torch.float32
+        boxes = sample["gt_boxes"].tensor
+        assert boxes.shape == (len(names), 7) and boxes.dtype == torch.float32
         assert sample["gt_labels"].dtype == torch.long
         assert [CLASSES[i] for i in sample["gt_labels"].tolist()] == names
 
@@ -56,12 +59,12 @@ def test_boxes_are_the_labels_in_the_lidar_frame():
     keep = np.isin(objects.types, CLASSES)
     assert keep.sum() < len(objects)  # this frame has other classes (e.g. Truck) to drop
     expected = frame.labels.to_lidar_boxes(frame.calib).tensor[torch.from_numpy(keep)]
-    torch.testing.assert_close(sample["gt_boxes"], expected.float())
+    torch.testing.assert_close(sample["gt_boxes"].tensor, expected.float())
     # LiDAR convention (z up, bottom centre): the boxes hold scan points, and a car's bottom is
     # near the ground, about 1.7 m below the sensor.
-    inside = points_in_boxes_mask(sample["points"][:, :3], sample["gt_boxes"]).sum(dim=0)
+    inside = sample["gt_boxes"].points_in_boxes_all(sample["points"]).sum(dim=0)
     assert (inside > 0).all(), inside
-    cars = sample["gt_boxes"][sample["gt_labels"] == 0]
+    cars = sample["gt_boxes"].tensor[sample["gt_labels"] == 0]
     assert len(cars) and ((cars[:, 2] > -2.2) & (cars[:, 2] < -1.2)).all(), cars[:, 2]
 
 
@@ -72,7 +75,7 @@ def test_class_subset_relabels_and_drops_others():
         n for n in names if n in ("Cyclist", "Car")
     ]
     trucks = KittiDataset(str(KITTI), class_names=["Truck"], split=["000001"])[0]
-    assert trucks["gt_labels"].tolist() == [0] * trucks["gt_boxes"].shape[0]
+    assert trucks["gt_labels"].tolist() == [0] * len(trucks["gt_boxes"])
 
 
 def test_split_file_list_and_ints(tmp_path, monkeypatch):
@@ -91,22 +94,41 @@ def test_range_filter_and_max_points():
     full = KittiDataset(str(KITTI), class_names=CLASSES, split=["000001"])[0]
     cut = KittiDataset(str(KITTI), class_names=CLASSES, split=["000001"], point_cloud_range=pcr)[0]
     low, high = torch.tensor(pcr[:3]), torch.tensor(pcr[3:])
-    inside = ((full["points"][:, :3] >= low) & (full["points"][:, :3] < high)).all(dim=1)
-    assert torch.equal(cut["points"], full["points"][inside]) and 0 < len(cut["points"]) < len(full["points"])
-    centres = full["gt_boxes"][:, :2]
-    keep = ((centres >= low[:2]) & (centres < high[:2])).all(dim=1)
+    # MMDetection3D's PointsRangeFilter and ObjectRangeFilter: strictly inside, boxes by the
+    # (x, y) of their bottom centre.
+    points = full["points"].tensor
+    inside = ((points[:, :3] > low) & (points[:, :3] < high)).all(dim=1)
+    assert torch.equal(cut["points"].tensor, points[inside]) and 0 < len(cut["points"]) < len(points)
+    centres = full["gt_boxes"].tensor[:, :2]
+    keep = ((centres > low[:2]) & (centres < high[:2])).all(dim=1)
     assert 0 < int(keep.sum()) < len(keep)
-    assert torch.equal(cut["gt_boxes"], full["gt_boxes"][keep])
+    assert torch.equal(cut["gt_boxes"].tensor, full["gt_boxes"].tensor[keep])
     assert torch.equal(cut["gt_labels"], full["gt_labels"][keep])
 
     sub = KittiDataset(str(KITTI), class_names=CLASSES, split=["000001"], point_cloud_range=pcr, max_points=500)
     torch.manual_seed(0)
-    a = sub[0]["points"]
+    a = sub[0]["points"].tensor
     torch.manual_seed(0)
-    b = sub[0]["points"]
+    b = sub[0]["points"].tensor
     assert a.shape == (500, 4) and torch.equal(a, b)  # drawn from torch's (seeded) generator
-    rows = {tuple(r) for r in cut["points"].tolist()}
+    rows = {tuple(r) for r in cut["points"].tensor.tolist()}
     assert all(tuple(r) in rows for r in a.tolist())
+
+
+def test_range_filter_on_the_boundary_and_box_heights():
+    """A box whose bottom centre lies on the range's BEV edge is dropped (strict, as
+    MMDetection3D's in_range_bev); a box far above or below the z range is kept (only x, y count)."""
+    full = KittiDataset(str(KITTI), class_names=CLASSES, split=["000001"])[0]
+    x, y, z = (float(v) for v in full["gt_boxes"].tensor[0, :3])
+    on_edge = KittiDataset(
+        str(KITTI), class_names=CLASSES, split=["000001"], point_cloud_range=[x, -80, -3, 80, 80, 1]
+    )[0]
+    assert not any(torch.equal(row, full["gt_boxes"].tensor[0]) for row in on_edge["gt_boxes"].tensor)
+    high = KittiDataset(
+        str(KITTI), class_names=CLASSES, split=["000001"], point_cloud_range=[0, -80, z + 5, 80, 80, z + 9]
+    )[0]
+    keep = (full["gt_boxes"].tensor[:, 0] > 0) & (full["gt_boxes"].tensor[:, 0] < 80)
+    assert torch.equal(high["gt_boxes"].tensor, full["gt_boxes"].tensor[keep])
 
 
 def test_collate_keeps_lists_per_key():
