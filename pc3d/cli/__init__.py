@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_plugin_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Plugins may add subcommands (hook `pc3d_add_cli_commands`); a failing one is skipped."""
-    from pc3d.plugins import add_plugin_cli_commands  # late: loading plugins imports them
+    from pc3d.plugin_manager import add_plugin_cli_commands  # late: loading plugins imports them
 
     add_plugin_cli_commands(subparsers)
 

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run_show(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     if args.check:
-        from pc3d.plugins import KINDS
+        from pc3d.registry import KINDS
 
         for key, value in config.data.items():
             if isinstance(value, dict) and "type" in value and key in KINDS:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from pc3d.plugins import PluginInfo, get_plugin_manager
+from pc3d.plugin_manager import PluginInfo, get_plugin_manager
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "plugins",
         help="list plugins: distribution, version, what each registers",

@@ -1,25 +1,10 @@
-"""Training hooks: plugin code called at fixed points of the training loop.
+"""Calls the configured training hooks at fixed points of the loop.
 
-A plugin registers a hook class with ``registry.add_train_hook(MyHook)``; a config switches it on
+What a hook implements is :class:`pc3d.plugin_api.TrainHookProtocol` (the loop methods, each
+optional) and, to be saved in checkpoints, :class:`pc3d.plugin_api.StatefulTrainHookProtocol`. A
+plugin registers a hook class with ``registry.add_train_hook(MyHook)``; a config switches it on
 under ``train.hooks`` (``- type: MyHook`` plus its constructor's arguments). Hooks run on every
-rank, in the order the config lists them; use ``trainer.dist.is_main`` to act on rank 0 only.
-
-Every method is optional::
-
-    before_train(trainer)              # once, after building and resuming, before the first step
-    before_epoch(trainer)              # trainer.epoch is the epoch starting (0-based)
-    before_iter(trainer)               # trainer.iteration is the number of completed steps
-    after_iter(trainer, outputs)       # outputs: the step's losses as floats, plus "lr"
-    after_epoch(trainer)               # after evaluation and checkpointing for that epoch
-    after_train(trainer)               # once, after the final checkpoint
-    state_dict() -> dict               # saved in checkpoints, for exact resume
-    load_state_dict(state) -> None
-
-What a hook may use on ``trainer``: ``model`` (the plugin's model, unwrapped), ``optimizer``,
-``scheduler``, ``epoch``, ``iteration``, ``max_iters``, ``iters_per_epoch``, ``work_dir``,
-``dist``, ``config`` and ``log(values)`` to add scalars to the log. A hook that changes the
-learning rate in ``before_iter`` sees its change overwritten by the scheduler's next step
-unless it also adjusts ``trainer.scheduler`` (an extra schedule belongs in ``after_iter``).
+rank, in the order the config lists them.
 """
 
 from __future__ import annotations
@@ -27,21 +12,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pc3d.plugin_api import TRAIN_HOOK_METHODS
+
 __all__ = ["HOOK_METHODS", "HookList"]
 
-HOOK_METHODS: tuple[str, ...] = (
-    "before_train",
-    "before_epoch",
-    "before_iter",
-    "after_iter",
-    "after_epoch",
-    "after_train",
-)
+#: The loop methods a hook may define (:data:`pc3d.plugin_api.TRAIN_HOOK_METHODS`).
+HOOK_METHODS: tuple[str, ...] = TRAIN_HOOK_METHODS
 
 
 class HookList:
     """The configured hooks, called in order. An exception from a hook propagates with a note
-    naming the hook and the method."""
+    naming the hook and the method.
+
+    Args:
+        hooks: Objects with any of the :class:`~pc3d.plugin_api.TrainHookProtocol` methods.
+        names: Their names for messages and checkpoint keys (default: their class names).
+
+    Raises:
+        TypeError: A hook defines a ``before_*``/``after_*`` method that is not a hook method.
+    """
 
     def __init__(self, hooks: Sequence[Any], names: Sequence[str] | None = None) -> None:
         self.hooks = list(hooks)
@@ -61,6 +50,13 @@ class HookList:
             )
 
     def call(self, method: str, trainer: Any, *args: Any) -> None:
+        """Call ``method(trainer, *args)`` on every hook that has it, in order.
+
+        Args:
+            method: One of :data:`HOOK_METHODS`.
+            trainer: The trainer the hooks may read.
+            *args: Further arguments (``after_iter``'s outputs).
+        """
         for hook, name in zip(self.hooks, self.names):
             function = getattr(hook, method, None)
             if function is None:
@@ -72,6 +68,7 @@ class HookList:
                 raise
 
     def state_dict(self) -> dict[str, Any]:
+        """The states of the hooks that have one, keyed ``"<index>:<name>"``."""
         return {
             f"{index}:{name}": hook.state_dict()
             for index, (hook, name) in enumerate(zip(self.hooks, self.names))
@@ -79,6 +76,7 @@ class HookList:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Give each stateful hook its entry of ``state`` (from :meth:`state_dict`)."""
         for index, (hook, name) in enumerate(zip(self.hooks, self.names)):
             key = f"{index}:{name}"
             if key in state and callable(getattr(hook, "load_state_dict", None)):

@@ -41,7 +41,7 @@ from torch.optim import lr_scheduler
 
 from pc3d.config import ConfigError, ConfigNode
 from pc3d.engine.schema import LrSpec, ScheduleSpec
-from pc3d.plugins import suggest
+from pc3d.errors import suggest
 
 __all__ = ["NORM_LAYERS", "OPTIMIZERS", "build_optimizer", "build_scheduler", "param_groups"]
 

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from pc3d.config import ConfigError, build, load_config
-from pc3d.plugins import PluginManager, Registrar, Registry, hookimpl
+from pc3d.plugin_api import Registrar, hookimpl
+from pc3d.plugin_manager import PluginManager
+from pc3d.registry import Registry
 
 
 class Encoder:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from pc3d.cli import main
-from pc3d.plugins import reset_plugin_manager
+from pc3d.plugin_manager import reset_plugin_manager
 
 
 @pytest.fixture(autouse=True)

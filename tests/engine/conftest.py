@@ -17,7 +17,8 @@ import yaml
 
 import engine_testplugin
 from pc3d.config import merge
-from pc3d.plugins import PluginManager, Registry
+from pc3d.plugin_manager import PluginManager
+from pc3d.registry import Registry
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

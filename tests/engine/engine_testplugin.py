@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.engine.metric import Metric
-from pc3d.plugins import Registrar, hookimpl
+from pc3d.plugin_api import Registrar, hookimpl
 
 #: (tag, method, iteration, epoch) of every RecordingHook call in this process.
 CALLS: list[tuple[str, str, int, int]] = []

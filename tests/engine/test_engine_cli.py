@@ -13,7 +13,8 @@ import yaml
 import engine_testplugin
 from conftest import REPO
 from pc3d.cli import main
-from pc3d.plugins import get_plugin_manager, get_registry
+from pc3d.plugin_manager import get_plugin_manager
+from pc3d.registry import get_registry
 
 KITTI = REPO / "tests" / "data" / "kitti" / "training"
 

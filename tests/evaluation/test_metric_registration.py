@@ -8,7 +8,7 @@ import torch
 from pc3d.config import ConfigError, build
 from pc3d.evaluation import KittiMetric, Map3DMetric, SegMIoUMetric
 from pc3d.evaluation import plugin as evaluation_plugin
-from pc3d.plugins import PluginManager
+from pc3d.plugin_manager import PluginManager
 
 
 @pytest.fixture

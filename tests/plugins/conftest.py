@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pc3d.plugins import reset_plugin_manager
+from pc3d.plugin_manager import reset_plugin_manager
 
 _counter = itertools.count()
 
@@ -60,7 +60,7 @@ def good_plugin() -> str:
 
 GOOD_PLUGIN = """
     from pathlib import Path
-    from pc3d.plugins import hookimpl
+    from pc3d.plugin_api import hookimpl
 
     class TinyHead:
         def __init__(self, num_classes: int, width: int = 4) -> None:

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import types
 
 import pytest
 
-from pc3d import plugins as plugins_module
+from pc3d import plugin_manager as plugins_module
 from pc3d.config import ConfigError, build
-from pc3d.plugins import (
-    KINDS,
-    PluginConflictError,
-    PluginError,
-    PluginManager,
-    PluginWarning,
-    Registrar,
-    UnknownComponentError,
-    get_plugin_manager,
-    get_registry,
-    hookimpl,
-    load_plugins,
-)
+from pc3d.plugin_api import Registrar, hookimpl
+from pc3d.plugin_manager import PluginManager, PluginWarning, get_plugin_manager, load_plugins
+from pc3d.registry import KINDS, PluginConflictError, PluginError, UnknownComponentError, get_registry
 
 FIRST_PARTY = {
     "pc3d-classification": {
@@ -103,7 +92,7 @@ def test_plugin_raising_during_registration_leaves_nothing_behind(make_dist):
     make_dist(
         "half-done",
         """
-        from pc3d.plugins import hookimpl
+        from pc3d.plugin_api import hookimpl
 
         class Half: pass
 
@@ -125,7 +114,7 @@ def test_unknown_hook_name_is_reported_with_a_suggestion(make_dist):
     make_dist(
         "typo-hook",
         """
-        from pc3d.plugins import hookimpl
+        from pc3d.plugin_api import hookimpl
 
         @hookimpl
         def pc3d_regster(registry):
@@ -142,7 +131,7 @@ def test_hook_with_wrong_arguments_is_reported(make_dist):
     make_dist(
         "bad-args",
         """
-        from pc3d.plugins import hookimpl
+        from pc3d.plugin_api import hookimpl
 
         @hookimpl
         def pc3d_register(registri):
@@ -288,7 +277,7 @@ def test_python_api_registers_a_plugin_object_without_an_entry_point():
 
 def test_core_plugins_load_even_with_autoload_disabled(tmp_path, monkeypatch):
     (tmp_path / "pc3d_fake_core_module.py").write_text(
-        "from pc3d.plugins import hookimpl\n"
+        "from pc3d.plugin_api import hookimpl\n"
         "class CoreThing:\n    pass\n"
         "@hookimpl\ndef pc3d_register(registry):\n    registry.add_transform(CoreThing)\n"
     )
@@ -304,7 +293,7 @@ def test_plugins_add_cli_subcommands_and_a_failing_one_is_skipped(make_dist):
     make_dist(
         "cli-plugin",
         """
-        from pc3d.plugins import hookimpl
+        from pc3d.plugin_api import hookimpl
 
         def run(args):
             print(f"hello {args.who}")
@@ -320,7 +309,7 @@ def test_plugins_add_cli_subcommands_and_a_failing_one_is_skipped(make_dist):
     make_dist(
         "cli-clash",
         """
-        from pc3d.plugins import hookimpl
+        from pc3d.plugin_api import hookimpl
 
         @hookimpl
         def pc3d_add_cli_commands(subparsers):

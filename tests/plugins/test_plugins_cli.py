@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pc3d.cli import main
-from pc3d.plugins import PluginWarning
+from pc3d.plugin_manager import PluginWarning
 
 
 def test_lists_first_party_plugins_by_kind(capsys):

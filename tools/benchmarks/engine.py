@@ -57,7 +57,7 @@ class BenchData:
 
 
 class _BenchPlugin:
-    from pc3d.plugins import hookimpl
+    from pc3d.plugin_api import hookimpl
 
     @hookimpl
     def pc3d_register(self, registry: Any) -> None:
@@ -114,7 +114,7 @@ def run(device: str) -> list[dict]:
     if device != "cpu":
         raise SystemExit("the engine suite measures CPU bookkeeping; run it with --device cpu")
     from pc3d.engine.checkpoint import save_checkpoint
-    from pc3d.plugins import PluginManager
+    from pc3d.plugin_manager import PluginManager
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from pc3d.plugins import Registrar, hookimpl
+from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_det3d import CenterHeadBase, CenterHeadOutput
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pc3d.plugins import Registrar, hookimpl
+from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_classification.backbones import ConvNet
 from pc3d_classification.datasets import DigitsDataset
 from pc3d_classification.heads import LinearClsHead

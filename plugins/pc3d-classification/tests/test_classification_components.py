@@ -8,7 +8,7 @@ import torch
 from pc3d.config import ConfigError, build, load_config
 from pc3d.errors import FormatError, ShapeError
 from pc3d.nn import MLP, VGG, AlexNet, GoogLeNet, LeNet5, ResNet
-from pc3d.plugins import PluginManager
+from pc3d.plugin_manager import PluginManager
 from pc3d_classification import ConvNet, DigitsDataset, ImageClassifier, LinearClsHead, TopKAccuracy
 
 CONFIG = "convnet-small_cifar10.yaml"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pc3d.plugins import Registrar, hookimpl
+from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_det2d.data import CocoDetection, DetNormalize, DetPad, DetRandomFlip, DetResize
 from pc3d_det2d.faster_rcnn import FasterRCNN, RoIBoxHead, build_rpn_head
 from pc3d_det2d.fcos import FCOS, FCOSHead

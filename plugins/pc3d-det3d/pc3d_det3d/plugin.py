@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pc3d.plugins import Registrar, hookimpl
+from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_det3d.backbones import BEVBackbone
 from pc3d_det3d.datasets import KittiDataset
 from pc3d_det3d.detectors import BEVDetector

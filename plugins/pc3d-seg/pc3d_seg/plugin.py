@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pc3d.plugins import Registrar, hookimpl
+from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_seg.backbones import PointNetEncoder
 from pc3d_seg.heads import PointMLPSegHead
 from pc3d_seg.models import PointSegmentor

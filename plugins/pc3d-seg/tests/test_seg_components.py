@@ -10,7 +10,7 @@ import torch
 
 from pc3d.config import build, load_config
 from pc3d.errors import FormatError, ShapeError
-from pc3d.plugins import PluginManager
+from pc3d.plugin_manager import PluginManager
 from pc3d_seg import PointMLPSegHead, PointNetEncoder, PointSegmentor
 
 KITTI_SCAN = Path(__file__).resolve().parents[3] / "tests/data/kitti/training/velodyne/000004.bin"
