@@ -20,7 +20,7 @@ import numpy as np
 from pc3d.errors import FormatError
 
 if TYPE_CHECKING:
-    from pc3d.vis.renderer import BoxSet
+    from pc3d.vis.scene import BoxSet
 
 _VIEWS = ("bev", "front", "orbit", "camera")
 _MODES = ("lidar", "camera", "depth")
@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pc3d.vis import renderer as vis
+    import pc3d.vis as vis
 
     size = vis.parse_size(args.size)
     view = args.view or ("camera" if args.image is not None else "bev")
@@ -128,7 +128,7 @@ def _file_inputs(args: argparse.Namespace) -> Inputs:
 
 def _kitti_inputs(args: argparse.Namespace) -> Inputs:
     from pc3d.io import load_kitti_frame, read_kitti_calib
-    from pc3d.vis.renderer import BoxSet
+    from pc3d.vis.scene import BoxSet
 
     if args.cloud is not None:
         raise FormatError("give either a point cloud file or --kitti ROOT --frame ID, not both")
@@ -182,7 +182,7 @@ def _read_box_files(paths: list[Path], default_mode: str, what: str) -> BoxSet |
 
 def _read_box_file(path: Path, default_mode: str, what: str) -> BoxSet:
     from pc3d.io import read_box_file
-    from pc3d.vis.renderer import BoxSet
+    from pc3d.vis.scene import BoxSet
 
     _must_exist(path, what)
     data = read_box_file(path)  # KITTI label_2 files are recognised and read as camera boxes
@@ -194,7 +194,7 @@ def _read_box_file(path: Path, default_mode: str, what: str) -> BoxSet:
 
 def _concat(a: BoxSet, b: BoxSet, lidar2cam: np.ndarray | None) -> BoxSet:
     """Two box sets as one, `b` converted into `a`'s system (extra columns beyond the common width dropped)."""
-    from pc3d.vis.renderer import BoxSet, convert_box_set
+    from pc3d.vis.scene import BoxSet, convert_box_set
 
     b = convert_box_set(b, a.mode, lidar2cam)
     width = min(a.boxes.shape[1], b.boxes.shape[1])

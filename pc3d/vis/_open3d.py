@@ -5,7 +5,7 @@ Findings on open3d 0.20 (Debian 12, Mesa 22.3, no GPU), which shaped the rendere
 - The legacy `Visualizer.create_window(visible=False)` renders off-screen under Xvfb, and with no
   `DISPLAY` at all it falls back by itself to an EGL (Mesa llvmpipe) context. Points come out
   pixel-identical on both; OpenGL lines wider than 1 px only work on EGL, which is why boxes are
-  rasterised by pc3d instead (`pc3d.vis.renderer.draw_boxes`). When neither works,
+  rasterised by pc3d instead (`pc3d.vis.overlays.draw_boxes`). When neither works,
   `create_window` returns False (going on would crash), so we stop there with
   `DisplayUnavailableError`.
 - `open3d.visualization.rendering.OffscreenRenderer` (Filament) fails here with "Failed to load

@@ -1,12 +1,13 @@
-"""Plain-array geometry for drawing: box corners, wireframe segments with a heading mark, colours.
+"""Plain-array geometry for drawing: wireframe segments with a heading mark, colours.
 
-Nothing here imports open3d; the renderer (`pc3d.vis.renderer`) and the image overlay
-(`pc3d.vis.image`) both draw what these functions return, so a box looks the same in a window, in
-a PNG and on a camera image.
+Nothing here imports open3d; the overlays (`pc3d.vis.overlays`), the window
+(`pc3d.vis.backend`) and the camera view (`pc3d.vis.renderer`) all draw what these functions
+return, so a box looks the same in a window, in a PNG and on a camera image.
 
-Corner order follows MMDetection3D 1.x. With the box's own axes (x along its heading, y to its
-left for z-up boxes), corner ``i`` sits at the (x, y, z) "bits" below, where bit 1 means the
-positive half of that axis::
+Box corners come from `pc3d.structures.Boxes3D.corners` (the one implementation, MMDetection3D
+1.x order); the tables below only say which corners an edge joins. With the box's own axes (x
+along its heading, y to its left for z-up boxes), corner ``i`` sits at the (x, y, z) "bits"
+below, where bit 1 means the positive half of that axis::
 
     index  0  1  2  3  4  5  6  7
     x      0  0  0  0  1  1  1  1      <- corners 4..7 form the front face (the heading side)
@@ -14,7 +15,7 @@ positive half of that axis::
     z      0  1  1  0  0  1  1  0
 
 For Camera boxes the axes are the camera box's own (x along the heading, y down, z = x cross y);
-the front face is again corners 4..7.
+the front face is again corners 4..7. A test checks this table against `Boxes3D.corners`.
 """
 
 from __future__ import annotations
@@ -90,21 +91,27 @@ def class_color(name: str, source: str = "gt") -> tuple[int, int, int]:
 def ramp_colors(values: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
     """`uint8[N, 3]` ramp colours of `values` `[N]`, scaled between `lo` and `hi`.
 
-    Unset bounds are the 2nd and 98th percentiles (a few outliers must not flatten the ramp).
+    Unset bounds are the 2nd and 98th percentiles of the finite values (a few outliers must not
+    flatten the ramp). NaN and infinite values have no place on the ramp: they get the neutral
+    `GREY_POINT`.
     """
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return np.zeros((0, 3), dtype=np.uint8)
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    colors = np.tile(np.array(GREY_POINT, dtype=np.uint8), (values.size, 1))
+    finite = np.isfinite(values)
+    if not finite.any():
+        return colors
+    known = values[finite]
     if lo is None or hi is None:
-        p_lo, p_hi = np.percentile(values, [2.0, 98.0])
+        p_lo, p_hi = np.percentile(known, [2.0, 98.0])
         lo = p_lo if lo is None else lo
         hi = p_hi if hi is None else hi
     span = hi - lo if hi > lo else 1.0
-    t = np.clip((values - lo) / span, 0.0, 1.0) * (len(_RAMP) - 1)
+    t = np.clip((known - lo) / span, 0.0, 1.0) * (len(_RAMP) - 1)
     i = np.minimum(t.astype(np.int64), len(_RAMP) - 2)
     f = (t - i)[:, None]
     rgb = _RAMP[i] * (1.0 - f) + _RAMP[i + 1] * f
-    return np.clip(np.rint(rgb), POINT_MIN, POINT_MAX).astype(np.uint8)
+    colors[finite] = np.clip(np.rint(rgb), POINT_MIN, POINT_MAX).astype(np.uint8)
+    return colors
 
 
 def check_boxes(boxes: object, what: str = "boxes") -> np.ndarray:
@@ -123,31 +130,6 @@ def check_boxes(boxes: object, what: str = "boxes") -> np.ndarray:
     if (arr[:, 3:6] < 0).any():
         raise FormatError(f"{what}: box {int(np.argmax((arr[:, 3:6] < 0).any(axis=1)))} has a negative size")
     return arr
-
-
-def box_corners(boxes: np.ndarray, mode: str = "lidar") -> np.ndarray:
-    """Corners `float64[M, 8, 3]` of bottom-centre boxes `[M, 7+C]` in `mode`, MMDetection3D order.
-
-    LiDAR/Depth: sizes along the box's x, y, z; yaw turns counter-clockwise about +z. Camera: sizes
-    are (length, height, width) along the box's x, y (down), z; yaw turns about +y, and the box's
-    +x heads along (cos yaw, 0, -sin yaw).
-    """
-    boxes = check_boxes(boxes)
-    if mode not in MODES:
-        raise FormatError(f"unknown box mode {mode!r}; valid modes are {', '.join(MODES)}")
-    # Bottom centre is the origin: z-up boxes sit on z = 0 of their frame, camera boxes hang
-    # from y = 0 upwards (y points down, so the top is at -height).
-    origin = np.array([0.5, 1.0, 0.5]) if mode == "camera" else np.array([0.5, 0.5, 0.0])
-    local = (CORNER_BITS - origin)[None] * boxes[:, None, 3:6]  # [M, 8, 3]
-    cos, sin = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])
-    zero, one = np.zeros_like(cos), np.ones_like(cos)
-    if mode == "camera":
-        # Rotation about +y taking the box's x axis to (cos, 0, -sin).
-        rot = np.stack([cos, zero, sin, zero, one, zero, -sin, zero, cos], axis=-1)
-    else:
-        rot = np.stack([cos, -sin, zero, sin, cos, zero, zero, zero, one], axis=-1)
-    rot = rot.reshape(-1, 3, 3)
-    return np.einsum("mij,mkj->mki", rot, local) + boxes[:, None, :3]
 
 
 def wireframe_segments(corners: np.ndarray) -> np.ndarray:

@@ -68,7 +68,7 @@ def test_camera_view_draws_each_box_inside_its_label_bbox(frame1: Frame, tmp_pat
 
 def test_camera_view_lidar_boxes_through_calibration(frame1: Frame) -> None:
     # The same boxes given in LiDAR coordinates land on the same pixels once converted back.
-    lidar = pc3d.vis.renderer.convert_box_set(pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types), "lidar", frame1.lidar2cam)
+    lidar = pc3d.vis.convert_box_set(pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types), "lidar", frame1.lidar2cam)
     from_cam = pc3d.vis.render_camera_view(frame1.image_path, pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types), projection=frame1.P2)
     from_lidar = pc3d.vis.render_camera_view(frame1.image_path, lidar, projection=frame1.P2, lidar2cam=frame1.lidar2cam)
     assert np.mean(np.any(from_cam != from_lidar, axis=-1)) < 1e-3

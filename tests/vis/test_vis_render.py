@@ -198,7 +198,7 @@ def test_show_opens_the_same_scene_in_a_window(frame1: Frame, monkeypatch: pytes
         vis.update_renderer()
         shots.append(np.asarray(vis.capture_screen_float_buffer(do_render=True)))
 
-    monkeypatch.setattr(pc3d.vis.renderer, "_run_window", grab)
+    monkeypatch.setattr(pc3d.vis.backend, "run_window", grab)
     gt = pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types)
     pc3d.vis.show(frame1.points[::EVERY], gt, size=SIZE, lidar2cam=frame1.lidar2cam)
     assert len(shots) == 1 and shots[0].shape == (SIZE[1], SIZE[0], 3)
@@ -216,7 +216,7 @@ def test_show_image_opens_the_camera_view_in_a_window(frame1: Frame, monkeypatch
         vis.update_renderer()
         shots.append(np.rint(np.asarray(vis.capture_screen_float_buffer(do_render=True)) * 255).astype(np.uint8))
 
-    monkeypatch.setattr(pc3d.vis.renderer, "_run_window", grab)
+    monkeypatch.setattr(pc3d.vis.backend, "run_window", grab)
     gt = pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types)
     drawn = pc3d.vis.render_camera_view(frame1.image_path, gt, projection=frame1.P2, legend=False)
     pc3d.vis.show_image(drawn)
@@ -238,8 +238,8 @@ def test_depth_frame_renders_like_the_same_scene_in_lidar(frame1: Frame) -> None
     from pc3d.structures import convert_points
 
     gt = pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types)
-    lidar_gt = pc3d.vis.renderer.convert_box_set(gt, "lidar", frame1.lidar2cam)
-    depth_gt = pc3d.vis.renderer.convert_box_set(lidar_gt, "depth")
+    lidar_gt = pc3d.vis.convert_box_set(gt, "lidar", frame1.lidar2cam)
+    depth_gt = pc3d.vis.convert_box_set(lidar_gt, "depth")
     points = frame1.points[::EVERY]
     depth_pts = convert_points(points, "lidar", "depth")
     common = {"size": SIZE, "legend": False, "forward_only": True}
@@ -271,7 +271,7 @@ def test_egl_without_display_gives_the_same_picture_as_xvfb(frame1: Frame, tmp_p
     if not os.environ.get("DISPLAY"):
         pytest.skip("compares the X display (Xvfb) with EGL: run under xvfb-run")
     points = frame1.points[::EVERY]
-    boxes = {"mode": "lidar", "boxes": pc3d.vis.renderer.convert_box_set(
+    boxes = {"mode": "lidar", "boxes": pc3d.vis.convert_box_set(
         pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types), "lidar", frame1.lidar2cam).boxes.tolist(),
         "labels": frame1.types}
     np.save(tmp_path / "points.npy", points)
