@@ -1,0 +1,1 @@
+"""Data for training and evaluation: synthetic LiDAR scenes (:mod:`pc3d.data.synthetic`)."""
