@@ -1,18 +1,19 @@
-"""The example third-party plugin, end to end: pip-installed (offline, into a temporary target),
+"""The example third-party plugin, end to end: pip-installed (into a temporary target),
 discovered through its entry point, listed, named in a config, built, trained for a few steps in
 plain torch, and trained with `python -m pc3d train` on its config (data, optimizer and schedule
 inherited from det3d's runnable config: the KITTI frames shipped in tests/data).
 
-Each check runs in a subprocess with the install folder on PYTHONPATH, so discovery goes through
+The install goes from the example's own folder and must leave no build output there. Each check
+runs in a subprocess with the install folder on PYTHONPATH, so discovery goes through
 real installed metadata and the venv stays untouched for the other tests.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -30,21 +31,38 @@ EXAMPLE = REPO / "examples" / "pc3d-example-head"
 CONFIG = "pillar-center-tiny-examplehead_kitti-3class.yaml"
 
 
+def source_files() -> set[Path]:
+    """Every file under the example's folder (caches of the interpreter aside)."""
+    return {p.relative_to(EXAMPLE) for p in EXAMPLE.rglob("*") if "__pycache__" not in p.parts}
+
+
 @pytest.fixture(scope="module")
 def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("example-plugin")
-    # Build from a copy: setuptools writes build/ and *.egg-info next to the sources.
-    source = work / "source"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    site = work / "site"
+    site = tmp_path_factory.mktemp("example-plugin") / "site"
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-        "--no-index", "--disable-pip-version-check", "--target", str(site), str(source),
+        sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
+        "--target", str(site), str(EXAMPLE),
     ]
+    if importlib.util.find_spec("hatchling") is not None:
+        command[4:4] = ["--no-build-isolation", "--no-index"]  # offline with the installed backend
+    before = source_files()
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+    # Installing from the source folder leaves nothing behind in it (no build/, no *.egg-info).
+    assert source_files() == before, sorted(map(str, source_files() - before))
     assert (site / "pc3d_example_head" / "configs" / CONFIG).is_file()
     return site
+
+
+def test_install_leaves_the_source_folder_clean(example_site):
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all", str(EXAMPLE)],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    if status.returncode != 0:
+        pytest.skip("not a git checkout")
+    untracked = [line for line in status.stdout.splitlines() if line[:2] in ("??", "!!") and "__pycache__" not in line]
+    assert untracked == []
 
 
 def run_python(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
