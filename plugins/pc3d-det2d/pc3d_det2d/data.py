@@ -36,6 +36,7 @@ from PIL import Image
 from torch import Tensor
 
 from pc3d.errors import FormatError, MissingDependencyError
+from pc3d.nn import clip_boxes
 
 __all__ = [
     "CocoDetection",
@@ -55,10 +56,14 @@ IMAGENET_STD = (58.395, 57.12, 57.375)
 class DetResize:
     """Resize the image (bilinear) and scale the boxes with it.
 
-    :param scale: ``(long_edge, short_edge)`` limits with ``keep_ratio`` (the image is scaled
-        by the largest factor that keeps its long side <= ``scale[0]`` and its short side <=
-        ``scale[1]``, MMDetection's rule); ``(width, height)`` exactly without it.
-    :param keep_ratio: keep the aspect ratio.
+    Args:
+        scale: ``(long_edge, short_edge)`` limits with ``keep_ratio`` (the image is scaled by the
+            largest factor that keeps its long side <= ``scale[0]`` and its short side <=
+            ``scale[1]``, MMDetection's rule); ``(width, height)`` exactly without it.
+        keep_ratio: keep the aspect ratio.
+
+    Raises:
+        FormatError: a scale that is not two positive ints.
     """
 
     def __init__(self, scale: Sequence[int], keep_ratio: bool = True) -> None:
@@ -90,7 +95,14 @@ class DetResize:
 
 class DetRandomFlip:
     """Mirror the image left-right with probability ``prob`` (a box ``x1, x2`` becomes
-    ``W - x2, W - x1``). Draws from numpy's global generator, which the engine seeds per sample."""
+    ``W - x2, W - x1``). Draws from numpy's global generator, which the engine seeds per sample.
+
+    Args:
+        prob: the probability of a flip, in [0, 1].
+
+    Raises:
+        FormatError: ``prob`` outside [0, 1].
+    """
 
     def __init__(self, prob: float = 0.5) -> None:
         if not 0.0 <= prob <= 1.0:
@@ -112,7 +124,15 @@ class DetRandomFlip:
 
 
 class DetNormalize:
-    """``(image - mean) / std`` per channel (RGB order), to float32."""
+    """``(image - mean) / std`` per channel (RGB order), to float32.
+
+    Args:
+        mean: three channel means (ImageNet's by default, on 0-255 pixels).
+        std: three positive channel standard deviations.
+
+    Raises:
+        FormatError: not three means and three positive stds.
+    """
 
     def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
         if len(mean) != 3 or len(std) != 3 or any(float(s) <= 0 for s in std):
@@ -128,7 +148,15 @@ class DetNormalize:
 class DetPad:
     """Pad the image at the bottom and right with ``value`` to a multiple of ``size_divisor``
     (boxes do not move). The unpadded size stays in ``image_size`` for anchor validity and
-    clipping."""
+    clipping.
+
+    Args:
+        size_divisor: the padded height and width are multiples of it.
+        value: the padding value.
+
+    Raises:
+        FormatError: ``size_divisor`` below 1.
+    """
 
     def __init__(self, size_divisor: int = 32, value: float = 0.0) -> None:
         if size_divisor < 1:
@@ -158,8 +186,17 @@ def load_coco_json(ann_file: str | Path, image_dir: str | Path | None = None) ->
 
     Every annotation must name an existing image and category and carry a ``bbox`` of four
     finite numbers ``[x, y, w, h]`` with ``w > 0`` and ``h > 0``; with ``image_dir``, every
-    image file must exist. A violation is a :class:`FormatError` naming the file and the
-    annotation id (or image id / file name).
+    image file must exist.
+
+    Args:
+        ann_file: the annotation json.
+        image_dir: the folder the images' ``file_name`` are relative to; None: not checked.
+
+    Returns:
+        The json's data.
+
+    Raises:
+        FormatError: a violation, naming the file and the annotation id (or image id / file name).
     """
     ann_file = Path(ann_file)
     if not ann_file.is_file():
@@ -234,15 +271,21 @@ def _coco_index(data: dict[str, Any]) -> Any:
 class CocoDetection:
     """A COCO-format detection data set (see the module docstring).
 
-    :param root: the folder holding ``annotations/`` and ``images/``.
-    :param ann_file: the annotation json, relative to ``root`` (or absolute).
-    :param image_dir: the image folder, relative to ``root``.
-    :param transforms: the pipeline (``DetResize``, ``DetRandomFlip``, ``DetNormalize``,
-        ``DetPad``...), applied in order.
-    :param generate: ``{num_images, seed, image_size?, max_objects?}``: write the synthetic
-        shapes set (:func:`pc3d_det2d.shapes.make_shapes_coco`) to ``root`` / ``ann_file`` first,
-        unless the same set is already there (so a config works without any download).
-    :param filter_empty: drop images without annotations (for training).
+    Args:
+        root: the folder holding ``annotations/`` and ``images/``.
+        ann_file: the annotation json, relative to ``root`` (or absolute).
+        image_dir: the image folder, relative to ``root``.
+        transforms: the pipeline (``DetResize``, ``DetRandomFlip``, ``DetNormalize``,
+            ``DetPad``...), applied in order.
+        generate: ``{num_images, seed, image_size?, max_objects?, min_size?, max_size?}``: write
+            the synthetic shapes set (:func:`pc3d_det2d.shapes.make_shapes_coco`) to ``root`` /
+            ``ann_file`` first, unless the same set is already there (so a config works without
+            any download).
+        filter_empty: drop images without annotations (for training).
+
+    Raises:
+        FormatError: a bad annotation file, a missing image, a transform that is not callable,
+            or unknown ``generate`` keys.
     """
 
     def __init__(
@@ -328,14 +371,22 @@ class CocoDetection:
 
     @staticmethod
     def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The batch of ``samples`` (see :func:`collate_detection`)."""
         return collate_detection(samples)
 
 
 def collate_detection(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Pad images to the batch's largest ``H, W`` (zeros at the bottom/right) and list the rest.
 
-    Returns ``images`` ``Tensor[B, 3, H, W]``, ``gt_boxes`` ``list[Tensor[M_i, 4]]``,
-    ``gt_labels`` ``list[Long[M_i]]``, ``image_sizes`` ``Long[B, 2]``, ``metas`` ``list[dict]``.
+    Args:
+        samples: :class:`CocoDetection` samples.
+
+    Returns:
+        ``images`` ``Tensor[B, 3, H, W]``, ``gt_boxes`` ``list[Tensor[M_i, 4]]``, ``gt_labels``
+        ``list[Long[M_i]]``, ``image_sizes`` ``Long[B, 2]``, ``metas`` ``list[dict]``.
+
+    Raises:
+        FormatError: an empty batch.
     """
     if not samples:
         raise FormatError("collate_detection got an empty batch")
@@ -354,15 +405,19 @@ def collate_detection(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def boxes_to_original(boxes: Tensor, meta: Mapping[str, Any]) -> Tensor:
-    """Boxes ``Tensor[N, 4]`` in the network's input image -> the original image's pixels
-    (undo the flip, then the resize; clip to the original image)."""
-    boxes = boxes.detach().float().cpu().clone()
+    """Map boxes back to the original image: undo the flip, then the resize; clip.
+
+    Args:
+        boxes: ``Tensor[N, 4]`` pixel ``x1, y1, x2, y2`` in the network's input image.
+        meta: the sample's ``meta`` (``flip``, ``img_shape``, ``scale_factor``, ``ori_shape``).
+
+    Returns:
+        ``Tensor[N, 4]`` float32 on the CPU, in the original image's pixels.
+    """
+    boxes = boxes.detach().float().cpu()
     if meta.get("flip"):
         w = float(meta["img_shape"][1])
         boxes = torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], dim=1)
     sx, sy = meta["scale_factor"]
     boxes = boxes / torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype)
-    h, w = meta["ori_shape"]
-    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
-    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
-    return boxes
+    return clip_boxes(boxes, meta["ori_shape"])

@@ -18,11 +18,26 @@ from pc3d.errors import ShapeError
 from pc3d.nn import FPN
 from pc3d_det2d.structures import Detections2D
 
-__all__ = ["Detector2D", "check_backbone_neck"]
+__all__ = [
+    "Detector2D",
+    "check_backbone_neck",
+    "check_batch_targets",
+    "check_head_strides",
+    "image_sizes_or_full",
+    "pyramid_features",
+]
 
 
 def check_backbone_neck(backbone: nn.Module, neck: FPN) -> None:
-    """The FPN must take the backbone's outputs: same channels, in order."""
+    """Check that the FPN takes the backbone's outputs: same channels, in order.
+
+    Args:
+        backbone: a backbone with ``out_channels`` (and ``out_strides``).
+        neck: the FPN.
+
+    Raises:
+        ShapeError: channels that differ, or a backbone with strides and a neck without.
+    """
     channels = tuple(getattr(backbone, "out_channels", ()))
     if tuple(neck.in_channels) != channels:
         raise ShapeError(
@@ -35,11 +50,33 @@ def check_backbone_neck(backbone: nn.Module, neck: FPN) -> None:
 
 
 def check_head_strides(head_strides: Sequence[int], neck: FPN, what: str) -> None:
+    """Check that a head's strides are the neck's output strides (when the neck knows them).
+
+    Args:
+        head_strides: the head's strides.
+        neck: the FPN.
+        what: the head's name, for the message.
+
+    Raises:
+        ShapeError: strides that differ.
+    """
     if neck.out_strides is not None and tuple(int(s) for s in head_strides) != tuple(neck.out_strides):
         raise ShapeError(f"{what} strides are {list(head_strides)} but the neck's outputs have strides {list(neck.out_strides)}")
 
 
 def image_sizes_or_full(images: Tensor, image_sizes: Tensor | None) -> Tensor:
+    """Each image's ``(h, w)`` before padding.
+
+    Args:
+        images: ``Tensor[B, 3, H, W]``.
+        image_sizes: ``Long[B, 2]``, or None for the full ``(H, W)`` of every image.
+
+    Returns:
+        ``Long[B, 2]`` on the images' device.
+
+    Raises:
+        ShapeError: sizes that are not one ``(h, w)`` row per image.
+    """
     if image_sizes is None:
         return torch.tensor([list(images.shape[-2:])] * images.shape[0], device=images.device)
     sizes = torch.as_tensor(image_sizes, device=images.device)
@@ -48,9 +85,47 @@ def image_sizes_or_full(images: Tensor, image_sizes: Tensor | None) -> Tensor:
     return sizes
 
 
+def check_batch_targets(images: Tensor, gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor]) -> None:
+    """Check that a batch has one box tensor and one label tensor per image.
+
+    Raises:
+        ShapeError: naming the three counts.
+    """
+    if len(gt_boxes) != images.shape[0] or len(gt_labels) != images.shape[0]:
+        raise ShapeError(f"{images.shape[0]} images but {len(gt_boxes)} gt_boxes and {len(gt_labels)} gt_labels entries")
+
+
+def pyramid_features(backbone: nn.Module, neck: FPN, images: Tensor) -> tuple[Tensor, ...]:
+    """FPN levels of a batch of images.
+
+    Args:
+        backbone: the backbone.
+        neck: the FPN over its outputs.
+        images: ``Tensor[B, 3, H, W]``.
+
+    Returns:
+        The levels ``Tensor[B, C, H / s_l, W / s_l]``.
+
+    Raises:
+        ShapeError: images that are not a 4-D batch.
+    """
+    if images.dim() != 4:
+        raise ShapeError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
+    return neck(backbone(images))  # type: ignore[no-any-return]
+
+
 class Detector2D(nn.Module):
     """Backbone + FPN + a dense head with ``loss(feats, gt_boxes, gt_labels, image_sizes)`` and
-    ``predict(feats, image_sizes)``."""
+    ``predict(feats, image_sizes)``.
+
+    Args:
+        backbone: feature extractor with ``out_channels`` (and ``out_strides``).
+        neck: the FPN over the backbone's outputs.
+        head: the dense head (``in_channels``, ``strides``).
+
+    Raises:
+        ShapeError: channels or strides that do not chain.
+    """
 
     def __init__(self, backbone: nn.Module, neck: FPN, head: nn.Module) -> None:
         super().__init__()
@@ -63,12 +138,11 @@ class Detector2D(nn.Module):
         self.head = head
 
     def extract_features(self, images: Tensor) -> tuple[Tensor, ...]:
-        """``Tensor[B, 3, H, W]`` -> FPN levels ``Tensor[B, C, H / s_l, W / s_l]``."""
-        if images.dim() != 4:
-            raise ShapeError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
-        return self.neck(self.backbone(images))
+        """FPN levels of ``images`` (see :func:`pyramid_features`)."""
+        return pyramid_features(self.backbone, self.neck, images)
 
     def forward(self, images: Tensor) -> Any:
+        """The head's raw outputs for ``Tensor[B, 3, H, W]`` images."""
         return self.head(self.extract_features(images))
 
     def loss(
@@ -78,8 +152,16 @@ class Detector2D(nn.Module):
         gt_labels: Sequence[Tensor],
         image_sizes: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        if len(gt_boxes) != images.shape[0] or len(gt_labels) != images.shape[0]:
-            raise ShapeError(f"{images.shape[0]} images but {len(gt_boxes)} gt_boxes and {len(gt_labels)} gt_labels entries")
+        """Training losses (batch keys as in the module docstring).
+
+        Returns:
+            The head's losses; ``loss`` is their sum.
+
+        Raises:
+            ShapeError: not one box and one label tensor per image.
+            FormatError: a label outside the head's classes (naming the config key).
+        """
+        check_batch_targets(images, gt_boxes, gt_labels)
         sizes = image_sizes_or_full(images, image_sizes)
         losses = self.head.loss(self.extract_features(images), list(gt_boxes), list(gt_labels), sizes)
         losses["loss"] = sum(losses.values())

@@ -24,8 +24,25 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.nn import FPN, AnchorGenerator, DeltaXYWHBBoxCoder, MaxIoUAssigner, RandomSampler, RPNHead, roi_align, smooth_l1_loss
-from pc3d_det2d.detector import check_backbone_neck, check_head_strides, image_sizes_or_full
+from pc3d.nn import (
+    FPN,
+    AnchorGenerator,
+    DeltaXYWHBBoxCoder,
+    MaxIoUAssigner,
+    RandomSampler,
+    RPNHead,
+    clip_boxes,
+    roi_align,
+    smooth_l1_loss,
+)
+from pc3d_det2d.detector import (
+    check_backbone_neck,
+    check_batch_targets,
+    check_head_strides,
+    image_sizes_or_full,
+    pyramid_features,
+)
+from pc3d_det2d.head_utils import check_inference_args, check_labels, require_at_least
 from pc3d_det2d.structures import Detections2D, batched_image_nms
 
 __all__ = ["FasterRCNN", "RoIBoxHead", "build_rpn_head"]
@@ -42,8 +59,27 @@ def build_rpn_head(
     iou_threshold: float = 0.7,
     num_samples: int = 256,
 ) -> RPNHead:
-    """A ``pc3d.nn.RPNHead`` from plain arguments (registered as head ``RPNHead``): anchors of
-    ``stride * scale`` on each level, ``num_samples`` sampled anchors per image, half positive."""
+    """A ``pc3d.nn.RPNHead`` from plain arguments (registered as head ``RPNHead``).
+
+    Args:
+        in_channels: channels of every FPN level.
+        feat_channels: channels of the shared conv.
+        strides: stride of each level.
+        anchor_scales: anchor sizes in strides (an anchor is ``stride * scale`` wide).
+        anchor_ratios: anchor height / width ratios.
+        nms_pre: proposals kept per level before NMS.
+        max_per_img: proposals kept per image after NMS.
+        iou_threshold: NMS overlap threshold.
+        num_samples: anchors sampled per image for the loss, half of them positive.
+
+    Returns:
+        The RPN head.
+
+    Raises:
+        FormatError: an argument out of range (named with its value).
+    """
+    require_at_least("RPNHead", 1, in_channels=in_channels, feat_channels=feat_channels, num_samples=num_samples)
+    check_inference_args("RPNHead", 0.0, iou_threshold, max_per_img, nms_pre)
     return RPNHead(
         in_channels=in_channels,
         feat_channels=feat_channels,
@@ -56,7 +92,16 @@ def build_rpn_head(
 
 
 def roi_levels(rois: Tensor, num_levels: int, finest_scale: float) -> Tensor:
-    """``Tensor[R, 4]`` boxes -> ``Long[R]`` FPN level index (see the module docstring)."""
+    """The FPN level each RoI reads (see the module docstring).
+
+    Args:
+        rois: ``Tensor[R, 4]`` boxes ``x1, y1, x2, y2``.
+        num_levels: the number of RoI levels.
+        finest_scale: the scale below which a RoI reads the finest level's half.
+
+    Returns:
+        ``Long[R]`` level indices in ``[0, num_levels)``.
+    """
     scale = ((rois[:, 2] - rois[:, 0]).clamp(min=0) * (rois[:, 3] - rois[:, 1]).clamp(min=0)).sqrt()
     return torch.floor(torch.log2(scale / finest_scale + 1e-6)).clamp(0, num_levels - 1).long()
 
@@ -64,13 +109,30 @@ def roi_levels(rois: Tensor, num_levels: int, finest_scale: float) -> Tensor:
 class RoIBoxHead(nn.Module):
     """RoI Align over FPN levels + two shared fc layers + class scores and per-class deltas.
 
-    :param num_classes: object classes ``K`` (the background class is added).
-    :param in_channels: FPN channels.
-    :param strides: strides of the FPN levels RoIs read (usually the first four).
-    :param roi_size: RoI Align output side.
-    :param fc_channels: width of the two fc layers.
-    :param finest_scale: RoI level rule (see the module docstring).
+    Args:
+        num_classes: object classes ``K`` (the background class is added).
+        in_channels: FPN channels.
+        strides: strides of the FPN levels RoIs read (usually the first four).
+        roi_size: RoI Align output side.
+        sampling_ratio: RoI Align samples per bin side (0: adaptive).
+        fc_channels: width of the two fc layers.
+        finest_scale: RoI level rule (see the module docstring).
+        pos_iou_thr: a proposal overlapping a gt at least this much is positive.
+        num_samples: RoIs sampled per image for the loss.
+        pos_fraction: the largest share of positives among them.
+        score_threshold: inference: (RoI, class) pairs scoring above it are kept.
+        iou_threshold: inference: NMS overlap threshold.
+        max_per_img: inference: detections kept per image.
+
+    Attributes:
+        config_key: where configs put the head (``model.roi_head``, as :class:`FasterRCNN` holds
+            it); a label outside ``num_classes`` is reported against ``<config_key>.num_classes``.
+
+    Raises:
+        FormatError: an argument out of range (named with its value).
     """
+
+    config_key = "model.roi_head"
 
     def __init__(
         self,
@@ -89,8 +151,14 @@ class RoIBoxHead(nn.Module):
         max_per_img: int = 100,
     ) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1 or roi_size < 1 or fc_channels < 1:
-            raise FormatError("num_classes, in_channels, roi_size and fc_channels must be >= 1")
+        require_at_least(
+            "RoIBoxHead", 1, num_classes=num_classes, in_channels=in_channels, roi_size=roi_size,
+            fc_channels=fc_channels, num_samples=num_samples,
+        )
+        require_at_least("RoIBoxHead", 0, sampling_ratio=sampling_ratio)
+        check_inference_args("RoIBoxHead", score_threshold, iou_threshold, max_per_img)
+        if not 0.0 < pos_fraction <= 1.0:
+            raise FormatError(f"RoIBoxHead: pos_fraction must lie in (0, 1], got {pos_fraction!r}")
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.strides = tuple(int(s) for s in strides)
@@ -109,8 +177,15 @@ class RoIBoxHead(nn.Module):
         nn.init.zeros_(self.reg_out.bias)
 
     def pool(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
-        """``Tensor[R, 5]`` rows ``(image, x1, y1, x2, y2)`` -> ``Tensor[R, C, S, S]``, each RoI
-        read from its level (one ``roi_align`` call per level)."""
+        """RoI Align of every RoI on its level (one ``roi_align`` call per level).
+
+        Args:
+            feats: the RoI levels ``Tensor[B, C, H_l, W_l]``.
+            rois: ``Tensor[R, 5]`` rows ``(image, x1, y1, x2, y2)``.
+
+        Returns:
+            ``Tensor[R, C, S, S]``.
+        """
         levels = roi_levels(rois[:, 1:], len(self.strides), self.finest_scale)
         out = feats[0].new_zeros((rois.shape[0], feats[0].shape[1], self.roi_size, self.roi_size))
         for level, (feat, stride) in enumerate(zip(feats, self.strides)):
@@ -120,7 +195,19 @@ class RoIBoxHead(nn.Module):
         return out
 
     def forward(self, feats: Sequence[Tensor], rois: Tensor) -> tuple[Tensor, Tensor]:
-        """RoIs ``Tensor[R, 5]`` -> class logits ``Tensor[R, K + 1]`` and deltas ``Tensor[R, 4K]``."""
+        """Class logits and per-class deltas of RoIs.
+
+        Args:
+            feats: FPN levels (the first ``len(strides)`` are read).
+            rois: ``Tensor[R, 5]`` rows ``(image, x1, y1, x2, y2)``.
+
+        Returns:
+            Class logits ``Tensor[R, K + 1]`` (index ``K`` = background) and deltas
+            ``Tensor[R, 4K]``.
+
+        Raises:
+            ShapeError: fewer levels than ``strides``.
+        """
         if len(feats) < len(self.strides):
             raise ShapeError(f"RoIBoxHead reads {len(self.strides)} levels, got {len(feats)}")
         x = self.pool(feats[: len(self.strides)], rois).flatten(1)
@@ -130,6 +217,21 @@ class RoIBoxHead(nn.Module):
     def loss(
         self, feats: Sequence[Tensor], proposals: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor]
     ) -> dict[str, Tensor]:
+        """Training losses of the box head (see the module docstring).
+
+        Args:
+            feats: FPN levels.
+            proposals: per image ``Tensor[P_i, 4+]`` RPN proposals (the gts are added).
+            gt_boxes: per image ``Tensor[M_i, 4]`` pixel ``x1, y1, x2, y2``.
+            gt_labels: per image ``Long[M_i]`` in ``[0, num_classes)``.
+
+        Returns:
+            ``{"loss_roi_cls", "loss_roi_bbox"}``.
+
+        Raises:
+            FormatError: a label outside ``[0, num_classes)`` (naming ``<config_key>.num_classes``).
+        """
+        check_labels(gt_labels, self.num_classes, f"{self.config_key}.num_classes")
         rois, labels, targets, positive = [], [], [], []
         for b, (props, gts, gl) in enumerate(zip(proposals, gt_boxes, gt_labels)):  # per image
             props = props[:, :4].detach()
@@ -161,6 +263,7 @@ class RoIBoxHead(nn.Module):
 
     @torch.no_grad()
     def predict(self, feats: Sequence[Tensor], proposals: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+        """Detections per image from the proposals (see :meth:`decode`)."""
         batch = len(proposals)
         device = feats[0].device
         counts = [p.shape[0] for p in proposals]
@@ -170,13 +273,23 @@ class RoIBoxHead(nn.Module):
         return self.decode(boxes, image, logits, deltas, image_sizes, batch)
 
     def decode(self, rois: Tensor, image: Tensor, logits: Tensor, deltas: Tensor, image_sizes: Tensor, batch: int) -> list[Detections2D]:
-        """RoIs ``Tensor[R, 4]`` of images ``Long[R]`` with their head outputs -> detections."""
+        """RoIs with their head outputs -> detections per image (see the module docstring).
+
+        Args:
+            rois: ``Tensor[R, 4]`` boxes.
+            image: ``Long[R]``, the image of each RoI.
+            logits: ``Tensor[R, K + 1]``.
+            deltas: ``Tensor[R, 4K]``.
+            image_sizes: ``Long[B, 2]`` ``(h, w)``; boxes are clipped to them.
+            batch: ``B``.
+
+        Returns:
+            One :class:`Detections2D` per image.
+        """
         k = self.num_classes
         scores = logits.softmax(dim=1)[:, :k]  # [R, K]
-        sizes = image_sizes.to(rois)[image]  # [R, 2]
         boxes = self.bbox_coder.decode(rois[:, None, :], deltas.reshape(-1, k, 4), max_shape=None)  # [R, K, 4]
-        limit = torch.stack([sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]], dim=-1)[:, None]
-        boxes = torch.minimum(boxes.clamp(min=0), limit)
+        boxes = clip_boxes(boxes, image_sizes.to(rois)[image])  # each RoI's own image size
         labels = torch.arange(k, device=rois.device).expand(rois.shape[0], k)
         keep = scores > self.score_threshold
         return batched_image_nms(
@@ -187,7 +300,18 @@ class RoIBoxHead(nn.Module):
 class FasterRCNN(nn.Module):
     """Backbone + FPN + ``pc3d.nn.RPNHead`` (``rpn_head``, registered as ``RPNHead``) +
     :class:`RoIBoxHead`, with the engine's ``loss`` / ``predict`` (batch keys as in
-    :mod:`pc3d_det2d.detector`)."""
+    :mod:`pc3d_det2d.detector`).
+
+    Args:
+        backbone: feature extractor with ``out_channels`` (and ``out_strides``).
+        neck: the FPN over the backbone's outputs.
+        rpn_head: the region proposal head.
+        roi_head: the box head.
+
+    Raises:
+        FormatError: heads of the wrong types.
+        ShapeError: channels or strides that do not chain.
+    """
 
     def __init__(self, backbone: nn.Module, neck: FPN, rpn_head: RPNHead, roi_head: RoIBoxHead) -> None:
         super().__init__()
@@ -203,15 +327,18 @@ class FasterRCNN(nn.Module):
         self.backbone, self.neck, self.rpn_head, self.roi_head = backbone, neck, rpn_head, roi_head
 
     def extract_features(self, images: Tensor) -> tuple[Tensor, ...]:
-        if images.dim() != 4:
-            raise ShapeError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
-        return self.neck(self.backbone(images))
+        """FPN levels of ``images`` (see :func:`pc3d_det2d.detector.pyramid_features`)."""
+        return pyramid_features(self.backbone, self.neck, images)
 
     def loss(
         self, images: Tensor, gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor | None = None
     ) -> dict[str, Tensor]:
-        if len(gt_boxes) != images.shape[0] or len(gt_labels) != images.shape[0]:
-            raise ShapeError(f"{images.shape[0]} images but {len(gt_boxes)} gt_boxes and {len(gt_labels)} gt_labels entries")
+        """Training losses (batch keys as in :mod:`pc3d_det2d.detector`).
+
+        Returns:
+            The RPN's and the box head's losses; ``loss`` is their sum.
+        """
+        check_batch_targets(images, gt_boxes, gt_labels)
         sizes = image_sizes_or_full(images, image_sizes)
         feats = self.extract_features(images)
         scores, deltas = self.rpn_head(feats)
@@ -223,6 +350,7 @@ class FasterRCNN(nn.Module):
 
     @torch.no_grad()
     def predict(self, images: Tensor, image_sizes: Tensor | None = None) -> list[Detections2D]:
+        """Detections per image, in the pixels of ``images`` (clipped to each image's size)."""
         sizes = image_sizes_or_full(images, image_sizes)
         feats = self.extract_features(images)
         proposals = self.rpn_head.get_proposals(*self.rpn_head(feats), sizes)

@@ -20,7 +20,6 @@ best above ``score_threshold``, class-aware NMS, ``max_per_img``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -28,9 +27,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.nn import FPN, binary_cross_entropy, giou_loss, sigmoid_focal_loss
+from pc3d.nn import FPN, binary_cross_entropy, clip_boxes, giou_loss, sigmoid_focal_loss
 from pc3d_det2d.detector import Detector2D
-from pc3d_det2d.structures import Detections2D, batched_image_nms
+from pc3d_det2d.head_utils import (
+    check_inference_args,
+    check_labels,
+    conv_tower,
+    detections_from_levels,
+    init_dense_head,
+    require_at_least,
+    top_candidates,
+)
+from pc3d_det2d.structures import Detections2D
 
 __all__ = ["FCOS", "FCOSHead", "fcos_points"]
 
@@ -38,7 +46,16 @@ INF = 1e8
 
 
 def fcos_points(featmap_sizes: Sequence[tuple[int, int]], strides: Sequence[int], device: torch.device) -> list[Tensor]:
-    """Location centres per level: ``Tensor[H_l * W_l, 2]`` pixel ``x, y``, row-major."""
+    """Location centres of every level (see the module docstring).
+
+    Args:
+        featmap_sizes: ``(H_l, W_l)`` of each level.
+        strides: each level's stride.
+        device: where the result lives.
+
+    Returns:
+        Per level ``Tensor[H_l * W_l, 2]`` pixel ``x, y``, row-major.
+    """
     out = []
     for (h, w), s in zip(featmap_sizes, strides):
         ys = torch.arange(h, device=device, dtype=torch.float32) * s + s // 2
@@ -48,23 +65,36 @@ def fcos_points(featmap_sizes: Sequence[tuple[int, int]], strides: Sequence[int]
     return out
 
 
-def _gn_tower(in_channels: int, channels: int, count: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(count):
-        layers += [
-            nn.Conv2d(in_channels if i == 0 else channels, channels, 3, padding=1, bias=False),
-            nn.GroupNorm(math.gcd(32, channels), channels),
-            nn.ReLU(inplace=True),
-        ]
-    return nn.Sequential(*layers)
-
-
 class FCOSHead(nn.Module):
     """FCOS head (see the module docstring).
 
-    :param regress_ranges: ``[lo, hi]`` of ``max(l, t, r, b)`` per level, pixels; the last
-        ``hi`` may be ``-1`` for infinity. Default: FCOS's 64/128/256/512 split for P3-P7.
+    Args:
+        num_classes: object classes (no background class: the logits are sigmoids).
+        in_channels: channels of every FPN level.
+        feat_channels: channels of the towers.
+        stacked_convs: conv-GN-ReLU layers per tower, at least 1.
+        strides: stride of each level (P3-P7: 8, 16, 32, 64, 128).
+        regress_ranges: ``[lo, hi]`` of ``max(l, t, r, b)`` per level, pixels; the last ``hi``
+            may be ``-1`` for infinity. Default: FCOS's 64/128/256/512 split for P3-P7.
+        center_sampling: positives only within ``center_radius * stride`` of a box's centre.
+        center_radius: the centre region's radius, in strides.
+        focal_gamma: the focal loss's focusing exponent.
+        focal_alpha: its positive weight.
+        score_threshold: inference: candidates scoring above it are kept.
+        nms_pre: inference: candidates kept per level before NMS.
+        iou_threshold: inference: NMS overlap threshold.
+        max_per_img: inference: detections kept per image.
+
+    Attributes:
+        config_key: where configs put the head (``model.head``); a label outside
+            ``num_classes`` is reported against ``<config_key>.num_classes``.
+
+    Raises:
+        FormatError: an argument out of range (named with its value), or not one regress range
+            per level.
     """
+
+    config_key = "model.head"
 
     def __init__(
         self,
@@ -84,10 +114,13 @@ class FCOSHead(nn.Module):
         max_per_img: int = 100,
     ) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1 or feat_channels < 1 or stacked_convs < 1:
-            raise FormatError("num_classes, in_channels, feat_channels and stacked_convs must be >= 1")
+        require_at_least(
+            "FCOSHead", 1, num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels,
+            stacked_convs=stacked_convs,
+        )
+        check_inference_args("FCOSHead", score_threshold, iou_threshold, max_per_img, nms_pre)
         if len(regress_ranges) != len(strides) or any(len(r) != 2 for r in regress_ranges):
-            raise FormatError(f"regress_ranges needs one [lo, hi] per level ({len(strides)}), got {regress_ranges!r}")
+            raise FormatError(f"FCOSHead: regress_ranges needs one [lo, hi] per level ({len(strides)}), got {regress_ranges!r}")
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.strides = tuple(int(s) for s in strides)
@@ -96,22 +129,27 @@ class FCOSHead(nn.Module):
         self.focal_gamma, self.focal_alpha = focal_gamma, focal_alpha
         self.score_threshold, self.nms_pre = score_threshold, nms_pre
         self.iou_threshold, self.max_per_img = iou_threshold, max_per_img
-        self.cls_tower = _gn_tower(in_channels, feat_channels, stacked_convs)
-        self.reg_tower = _gn_tower(in_channels, feat_channels, stacked_convs)
+        self.cls_tower = conv_tower(in_channels, feat_channels, stacked_convs, group_norm=True)
+        self.reg_tower = conv_tower(in_channels, feat_channels, stacked_convs, group_norm=True)
         self.cls_out = nn.Conv2d(feat_channels, num_classes, 3, padding=1)
         self.reg_out = nn.Conv2d(feat_channels, 4, 3, padding=1)
         self.ctr_out = nn.Conv2d(feat_channels, 1, 3, padding=1)
         self.scales = nn.Parameter(torch.ones(len(self.strides)))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-        nn.init.constant_(self.cls_out.bias, -math.log((1 - 0.01) / 0.01))
+        init_dense_head(self, self.cls_out)
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
-        """Levels ``Tensor[B, C, H_l, W_l]`` -> class logits ``Tensor[B, K, H_l, W_l]``, distances
-        ``Tensor[B, 4, H_l, W_l]`` (pixels, >= 0) and centerness logits ``Tensor[B, 1, H_l, W_l]``."""
+        """Raw outputs of every level.
+
+        Args:
+            feats: FPN levels ``Tensor[B, C, H_l, W_l]``.
+
+        Returns:
+            Class logits ``Tensor[B, K, H_l, W_l]``, distances ``Tensor[B, 4, H_l, W_l]``
+            (pixels, >= 0) and centerness logits ``Tensor[B, 1, H_l, W_l]`` per level.
+
+        Raises:
+            ShapeError: not one map per stride.
+        """
         if len(feats) != len(self.strides):
             raise ShapeError(f"FCOSHead has {len(self.strides)} levels, got {len(feats)} feature maps")
         cls, reg, ctr = [], [], []
@@ -125,8 +163,20 @@ class FCOSHead(nn.Module):
     def targets(
         self, featmap_sizes: list[tuple[int, int]], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor, device: torch.device
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Class target ``Long[B, P]`` (``K`` background, -1 padding), distances ``Tensor[B, P, 4]``
-        and centerness target ``Tensor[B, P]`` over all levels' locations ``P``."""
+        """Training targets of every location (see the module docstring).
+
+        Args:
+            featmap_sizes: ``(H_l, W_l)`` of each level.
+            gt_boxes: per image ``Tensor[M_i, 4]`` pixel ``x1, y1, x2, y2``.
+            gt_labels: per image ``Long[M_i]``.
+            image_sizes: ``Long[B, 2]`` ``(h, w)`` before padding (locations on padding get -1).
+            device: where the targets live.
+
+        Returns:
+            Class target ``Long[B, P]`` (``K`` background, -1 padding), distances
+            ``Tensor[B, P, 4]`` and centerness target ``Tensor[B, P]`` over all levels' locations
+            ``P``.
+        """
         points_l = fcos_points(featmap_sizes, self.strides, device)
         points = torch.cat(points_l)  # [P, 2]
         ranges = torch.cat([points.new_tensor(r).expand(p.shape[0], 2) for r, p in zip(self.regress_ranges, points_l)])
@@ -182,7 +232,20 @@ class FCOSHead(nn.Module):
         )
 
     def loss(self, feats: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor) -> dict[str, Tensor]:
-        """``{"loss_cls", "loss_bbox", "loss_centerness"}`` for FPN levels ``feats`` and per-image gts."""
+        """Training losses.
+
+        Args:
+            feats: FPN levels ``Tensor[B, C, H_l, W_l]``.
+            gt_boxes: per image ``Tensor[M_i, 4]`` pixel ``x1, y1, x2, y2``.
+            gt_labels: per image ``Long[M_i]`` in ``[0, num_classes)``.
+            image_sizes: ``Long[B, 2]`` ``(h, w)`` of each image before padding.
+
+        Returns:
+            ``{"loss_cls", "loss_bbox", "loss_centerness"}``.
+
+        Raises:
+            FormatError: a label outside ``[0, num_classes)`` (naming ``<config_key>.num_classes``).
+        """
         return self.loss_from_outputs(*self(feats), gt_boxes, gt_labels, image_sizes)
 
     def loss_from_outputs(
@@ -194,7 +257,8 @@ class FCOSHead(nn.Module):
         gt_labels: Sequence[Tensor],
         image_sizes: Tensor,
     ) -> dict[str, Tensor]:
-        """The loss of raw head outputs (as :meth:`forward` returns them)."""
+        """The loss of raw head outputs (as :meth:`forward` returns them; see :meth:`loss`)."""
+        check_labels(gt_labels, self.num_classes, f"{self.config_key}.num_classes")
         sizes = [tuple(c.shape[-2:]) for c in cls]
         device = cls[0].device
         target, ltrb_t, ctr_t = self.targets(sizes, gt_boxes, gt_labels, image_sizes, device)  # type: ignore[arg-type]
@@ -214,11 +278,22 @@ class FCOSHead(nn.Module):
 
     @torch.no_grad()
     def predict(self, feats: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+        """Detections per image from FPN levels ``feats`` (see :meth:`decode`)."""
         return self.decode(*self(feats), image_sizes)
 
     @torch.no_grad()
     def decode(self, cls: Sequence[Tensor], reg: Sequence[Tensor], ctr: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
-        """Raw head outputs -> detections per image (see the module docstring)."""
+        """Raw head outputs -> detections per image (see the module docstring).
+
+        Args:
+            cls: per level ``Tensor[B, K, H_l, W_l]`` class logits.
+            reg: per level ``Tensor[B, 4, H_l, W_l]`` distances.
+            ctr: per level ``Tensor[B, 1, H_l, W_l]`` centerness logits.
+            image_sizes: ``Long[B, 2]`` ``(h, w)``; boxes are clipped to them.
+
+        Returns:
+            One :class:`Detections2D` per image.
+        """
         sizes = [tuple(c.shape[-2:]) for c in cls]
         batch, device = cls[0].shape[0], cls[0].device
         points_l = fcos_points(sizes, self.strides, device)
@@ -226,26 +301,29 @@ class FCOSHead(nn.Module):
         all_boxes, all_scores, all_labels = [], [], []
         for c, r, t, pts in zip(cls, reg, ctr, points_l):
             score = (c.sigmoid() * t.sigmoid()).sqrt().permute(0, 2, 3, 1).reshape(batch, -1)  # [B, HW*K]
-            k = min(self.nms_pre, score.shape[1])
-            top, index = score.topk(k, dim=1)
-            loc = index // self.num_classes
+            top, loc, labels = top_candidates(score, self.num_classes, self.nms_pre)
             dist = r.permute(0, 2, 3, 1).reshape(batch, -1, 4).gather(1, loc[..., None].expand(-1, -1, 4))
             p = pts[loc]  # [B, k, 2]
-            boxes = torch.cat([p - dist[..., :2], p + dist[..., 2:]], dim=-1)
-            limit = torch.stack([hw[:, 1], hw[:, 0], hw[:, 1], hw[:, 0]], dim=-1)[:, None]
-            all_boxes.append(torch.minimum(boxes.clamp(min=0), limit))
+            all_boxes.append(clip_boxes(torch.cat([p - dist[..., :2], p + dist[..., 2:]], dim=-1), hw))
             all_scores.append(top)
-            all_labels.append(index % self.num_classes)
-        boxes = torch.cat(all_boxes, 1).reshape(-1, 4)
-        scores = torch.cat(all_scores, 1).reshape(-1)
-        labels = torch.cat(all_labels, 1).reshape(-1)
-        image = torch.arange(batch, device=device).repeat_interleave(scores.numel() // batch)
-        keep = scores > self.score_threshold
-        return batched_image_nms(boxes[keep], scores[keep], labels[keep], image[keep], batch, self.num_classes, self.iou_threshold, self.max_per_img)
+            all_labels.append(labels)
+        return detections_from_levels(
+            all_boxes, all_scores, all_labels, self.score_threshold, self.num_classes, self.iou_threshold, self.max_per_img
+        )
 
 
 class FCOS(Detector2D):
-    """Backbone + FPN + :class:`FCOSHead`."""
+    """Backbone + FPN + :class:`FCOSHead`.
+
+    Args:
+        backbone: feature extractor with ``out_channels`` (and ``out_strides``).
+        neck: the FPN over the backbone's outputs.
+        head: the FCOS head.
+
+    Raises:
+        FormatError: a head that is not an :class:`FCOSHead`.
+        ShapeError: channels or strides that do not chain.
+    """
 
     def __init__(self, backbone: nn.Module, neck: FPN, head: FCOSHead) -> None:
         if not isinstance(head, FCOSHead):

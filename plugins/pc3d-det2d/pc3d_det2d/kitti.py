@@ -12,11 +12,9 @@ KITTI_ROOT OUT_ROOT 000001 000004``.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 from PIL import Image
 
 from pc3d.errors import FormatError
+from pc3d.io.jsonio import write_json
 from pc3d_det2d.data import CocoDetection
 
 __all__ = ["KITTI_CLASSES", "KittiImageDetection", "kitti_to_coco"]
@@ -57,7 +56,21 @@ def _read_label(path: Path) -> list[tuple[str, list[float]]]:
 def kitti_to_coco(
     kitti_root: str | os.PathLike[str], out_root: str | os.PathLike[str], frames: Sequence[str], split: str = "train"
 ) -> Path:
-    """Convert ``kitti_root/{image_2,label_2}/<frame>`` for each frame; returns the json path."""
+    """Convert ``kitti_root/{image_2,label_2}/<frame>`` for each frame (see the module docstring).
+
+    Args:
+        kitti_root: the folder holding ``image_2/`` and ``label_2/``.
+        out_root: where ``annotations/<split>.json`` and ``images/<split>/`` are written.
+        frames: frame names (``"000001"``).
+        split: the name of the split.
+
+    Returns:
+        The annotation file, written atomically (a reader never sees half a file).
+
+    Raises:
+        FormatError: a missing image or label file, or a malformed label row (naming file and
+            line).
+    """
     kitti_root, out_root = Path(kitti_root), Path(out_root)
     image_dir = out_root / "images" / split
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -88,18 +101,20 @@ def kitti_to_coco(
     }
     ann_file = out_root / "annotations" / f"{split}.json"
     ann_file.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=ann_file.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(handle.name, ann_file)
-    return ann_file
+    return write_json(ann_file, data, indent=None)
 
 
 class KittiImageDetection(CocoDetection):
     """KITTI frames converted (:func:`kitti_to_coco`) into ``root`` and read as a
     :class:`CocoDetection` (registered dataset ``KittiImageDetection``).
 
-    :param kitti_root: the folder holding ``image_2/`` and ``label_2/``.
-    :param frames: frame names (``"000001"``).
+    Args:
+        kitti_root: the folder holding ``image_2/`` and ``label_2/``.
+        frames: frame names (``"000001"``).
+        root: where the COCO-format copy is written and read from.
+        split: the name of the split (``annotations/<split>.json``).
+        transforms: the pipeline, as for :class:`CocoDetection`.
+        filter_empty: drop images without annotations (for training).
     """
 
     def __init__(

@@ -28,9 +28,17 @@ COCO_STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
 def coco_eval_stats(coco_gt: Any, detections: list[dict[str, Any]], image_ids: Sequence[int] | None = None) -> dict[str, float]:
-    """Run ``COCOeval`` (bbox) on a ``pycocotools.coco.COCO`` ground truth and detection
-    records ``{image_id, category_id, bbox: [x, y, w, h], score}``; returns AP, AP50, AP75,
-    APs, APm, APl (-1 where COCO has nothing to measure, as pycocotools does)."""
+    """Run ``COCOeval`` (bbox).
+
+    Args:
+        coco_gt: a ``pycocotools.coco.COCO`` ground truth.
+        detections: records ``{image_id, category_id, bbox: [x, y, w, h], score}``.
+        image_ids: the images to evaluate (default: all of ``coco_gt``).
+
+    Returns:
+        AP, AP50, AP75, APs, APm, APl (-1 where COCO has nothing to measure, as pycocotools
+        does).
+    """
     from pycocotools.cocoeval import COCOeval
 
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
@@ -60,7 +68,8 @@ class CocoMetric(Metric):
     ``update(predictions, batch)`` takes the model's ``list[Detections2D]`` (boxes in the network
     input's pixels) and the batch's ``metas`` (from :class:`pc3d_det2d.data.CocoDetection`).
 
-    :param prefix: put before each name in the results (``"bbox_"`` -> ``bbox_AP50``).
+    Args:
+        prefix: put before each name in the results (``"bbox_"`` -> ``bbox_AP50``).
     """
 
     def __init__(self, prefix: str = "") -> None:
@@ -68,6 +77,12 @@ class CocoMetric(Metric):
         self.prefix = prefix
 
     def update(self, predictions: Any, batch: Mapping[str, Any]) -> None:
+        """Add a batch's detections and its images' ground truth.
+
+        Raises:
+            FormatError: a batch without ``metas`` or predictions that are not one
+                :class:`Detections2D` per image.
+        """
         metas = batch.get("metas")
         if metas is None:
             raise FormatError("CocoMetric needs the batch's 'metas' (samples from CocoDetection)")
@@ -90,6 +105,11 @@ class CocoMetric(Metric):
             })
 
     def compute(self) -> dict[str, float]:
+        """COCO's six AP numbers over every image added (see :func:`coco_eval_stats`).
+
+        Raises:
+            FormatError: no image was added.
+        """
         from pycocotools.coco import COCO
 
         if not self.results:

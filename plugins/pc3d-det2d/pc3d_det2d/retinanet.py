@@ -17,7 +17,6 @@ decoded and clipped; class-aware NMS over all levels; ``max_per_img`` kept.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -25,35 +24,65 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.nn import FPN, AnchorGenerator, DeltaXYWHBBoxCoder, MaxIoUAssigner, l1_loss, sigmoid_focal_loss, smooth_l1_loss
+from pc3d.nn import (
+    FPN,
+    AnchorGenerator,
+    DeltaXYWHBBoxCoder,
+    MaxIoUAssigner,
+    l1_loss,
+    sigmoid_focal_loss,
+    smooth_l1_loss,
+)
 from pc3d_det2d.detector import Detector2D
-from pc3d_det2d.structures import Detections2D, batched_image_nms
+from pc3d_det2d.head_utils import (
+    check_inference_args,
+    check_labels,
+    conv_tower,
+    detections_from_levels,
+    init_dense_head,
+    require_at_least,
+    top_candidates,
+)
+from pc3d_det2d.structures import Detections2D
 
 __all__ = ["RetinaHead", "RetinaNet"]
-
-
-def _tower(in_channels: int, channels: int, count: int) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i in range(count):
-        layers += [nn.Conv2d(in_channels if i == 0 else channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
 
 
 class RetinaHead(nn.Module):
     """RetinaNet's head (see the module docstring).
 
-    :param num_classes: object classes (no background class: the logits are sigmoids).
-    :param in_channels: channels of every FPN level.
-    :param feat_channels: channels of the towers.
-    :param stacked_convs: convs per tower.
-    :param strides: stride of each level (P3-P7: 8, 16, 32, 64, 128).
-    :param octave_base_scale, scales_per_octave, ratios: anchors (size = stride x base scale x
-        2^(i / scales_per_octave), height / width ratios).
-    :param pos_iou_thr, neg_iou_thr, min_pos_iou: the max-IoU assigner.
-    :param focal_gamma, focal_alpha: the focal loss.
-    :param bbox_loss: ``"l1"`` or ``"smooth_l1"`` (with ``smooth_l1_beta``) on the deltas.
-    :param score_threshold, nms_pre, iou_threshold, max_per_img: inference.
+    Args:
+        num_classes: object classes (no background class: the logits are sigmoids).
+        in_channels: channels of every FPN level.
+        feat_channels: channels of the towers.
+        stacked_convs: convs per tower (0: the output convs read the FPN levels directly).
+        strides: stride of each level (P3-P7: 8, 16, 32, 64, 128).
+        octave_base_scale: anchor size at the first scale, in strides.
+        scales_per_octave: anchor scales per octave (size = stride x base scale x
+            2^(i / scales_per_octave)).
+        ratios: anchor height / width ratios.
+        pos_iou_thr: the max-IoU assigner's positive threshold.
+        neg_iou_thr: its negative threshold.
+        min_pos_iou: the lowest IoU of a low-quality match.
+        focal_gamma: the focal loss's focusing exponent.
+        focal_alpha: its positive weight.
+        bbox_loss: ``"l1"`` or ``"smooth_l1"`` (with ``smooth_l1_beta``) on the deltas.
+        smooth_l1_beta: the smooth-L1 transition point.
+        bbox_loss_weight: weight of the box loss.
+        score_threshold: inference: candidates scoring above it are kept.
+        nms_pre: inference: candidates kept per level before NMS.
+        iou_threshold: inference: NMS overlap threshold.
+        max_per_img: inference: detections kept per image.
+
+    Attributes:
+        config_key: where configs put the head (``model.head``); a label outside
+            ``num_classes`` is reported against ``<config_key>.num_classes``.
+
+    Raises:
+        FormatError: an argument out of range (named with its value).
     """
+
+    config_key = "model.head"
 
     def __init__(
         self,
@@ -79,10 +108,11 @@ class RetinaHead(nn.Module):
         max_per_img: int = 100,
     ) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1 or feat_channels < 1 or stacked_convs < 0:
-            raise FormatError("num_classes, in_channels and feat_channels must be >= 1, stacked_convs >= 0")
+        require_at_least("RetinaHead", 1, num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels)
+        require_at_least("RetinaHead", 0, stacked_convs=stacked_convs)
+        check_inference_args("RetinaHead", score_threshold, iou_threshold, max_per_img, nms_pre)
         if bbox_loss not in ("l1", "smooth_l1"):
-            raise FormatError(f"bbox_loss must be 'l1' or 'smooth_l1', got {bbox_loss!r}")
+            raise FormatError(f"RetinaHead: bbox_loss must be 'l1' or 'smooth_l1', got {bbox_loss!r}")
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.strides = tuple(int(s) for s in strides)
@@ -96,20 +126,25 @@ class RetinaHead(nn.Module):
         self.bbox_loss, self.smooth_l1_beta, self.bbox_loss_weight = bbox_loss, smooth_l1_beta, bbox_loss_weight
         self.score_threshold, self.nms_pre = score_threshold, nms_pre
         self.iou_threshold, self.max_per_img = iou_threshold, max_per_img
-        self.cls_tower = _tower(in_channels, feat_channels, stacked_convs)
-        self.reg_tower = _tower(in_channels, feat_channels, stacked_convs)
+        self.cls_tower = conv_tower(in_channels, feat_channels, stacked_convs)
+        self.reg_tower = conv_tower(in_channels, feat_channels, stacked_convs)
         tower_out = feat_channels if stacked_convs > 0 else in_channels
         self.cls_out = nn.Conv2d(tower_out, self.num_anchors * num_classes, 3, padding=1)
         self.reg_out = nn.Conv2d(tower_out, self.num_anchors * 4, 3, padding=1)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
-        nn.init.constant_(self.cls_out.bias, -math.log((1 - 0.01) / 0.01))
+        init_dense_head(self, self.cls_out)
 
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-        """Levels ``Tensor[B, C_in, H_l, W_l]`` -> logits ``Tensor[B, A*K, H_l, W_l]`` and deltas
-        ``Tensor[B, A*4, H_l, W_l]`` per level."""
+        """Raw outputs of every level.
+
+        Args:
+            feats: FPN levels ``Tensor[B, C_in, H_l, W_l]``.
+
+        Returns:
+            Logits ``Tensor[B, A*K, H_l, W_l]`` and deltas ``Tensor[B, A*4, H_l, W_l]`` per level.
+
+        Raises:
+            ShapeError: not one map per stride.
+        """
         if len(feats) != len(self.strides):
             raise ShapeError(f"RetinaHead has {len(self.strides)} levels, got {len(feats)} feature maps")
         return [self.cls_out(self.cls_tower(x)) for x in feats], [self.reg_out(self.reg_tower(x)) for x in feats]
@@ -126,8 +161,19 @@ class RetinaHead(nn.Module):
     def targets(
         self, anchors: Tensor, featmap_sizes: list[tuple[int, int]], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """Per image and anchor: class target ``Long[B, N]`` (``K`` = background, -1 =
-        ignored), assigned gt box ``Tensor[B, N, 4]`` and the positive mask ``Bool[B, N]``."""
+        """Training targets of every anchor.
+
+        Args:
+            anchors: ``Tensor[N, 4]``, every level's anchors.
+            featmap_sizes: ``(H_l, W_l)`` of each level.
+            gt_boxes: per image ``Tensor[M_i, 4]`` pixel ``x1, y1, x2, y2``.
+            gt_labels: per image ``Long[M_i]``.
+            image_sizes: ``Long[B, 2]`` ``(h, w)`` before padding (anchors on padding are ignored).
+
+        Returns:
+            Class target ``Long[B, N]`` (``K`` = background, -1 = ignored), assigned gt box
+            ``Tensor[B, N, 4]`` and the positive mask ``Bool[B, N]``.
+        """
         labels, boxes, positive = [], [], []
         for b in range(len(gt_boxes)):  # per image: the number of gts differs
             valid = torch.cat(self.anchor_generator.valid_flags(featmap_sizes, image_sizes[b].tolist(), device=anchors.device))
@@ -146,7 +192,20 @@ class RetinaHead(nn.Module):
     def loss(
         self, feats: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor
     ) -> dict[str, Tensor]:
-        """``{"loss_cls", "loss_bbox"}`` for FPN levels ``feats`` and per-image gts."""
+        """Training losses.
+
+        Args:
+            feats: FPN levels ``Tensor[B, C_in, H_l, W_l]``.
+            gt_boxes: per image ``Tensor[M_i, 4]`` pixel ``x1, y1, x2, y2``.
+            gt_labels: per image ``Long[M_i]`` in ``[0, num_classes)``.
+            image_sizes: ``Long[B, 2]`` ``(h, w)`` of each image before padding.
+
+        Returns:
+            ``{"loss_cls", "loss_bbox"}``.
+
+        Raises:
+            FormatError: a label outside ``[0, num_classes)`` (naming ``<config_key>.num_classes``).
+        """
         return self.loss_from_outputs(*self(feats), gt_boxes, gt_labels, image_sizes)
 
     def loss_from_outputs(
@@ -157,7 +216,8 @@ class RetinaHead(nn.Module):
         gt_labels: Sequence[Tensor],
         image_sizes: Tensor,
     ) -> dict[str, Tensor]:
-        """The loss of raw head outputs (as :meth:`forward` returns them)."""
+        """The loss of raw head outputs (as :meth:`forward` returns them; see :meth:`loss`)."""
+        check_labels(gt_labels, self.num_classes, f"{self.config_key}.num_classes")
         logits, deltas, anchors_per_level = self._flat(cls_scores, bbox_preds)
         logit, delta, anchors = torch.cat(logits, 1), torch.cat(deltas, 1), torch.cat(anchors_per_level)
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
@@ -177,36 +237,48 @@ class RetinaHead(nn.Module):
 
     @torch.no_grad()
     def predict(self, feats: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+        """Detections per image from FPN levels ``feats`` (see :meth:`decode`)."""
         return self.decode(*self(feats), image_sizes)
 
     @torch.no_grad()
     def decode(self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
-        """Raw head outputs -> detections per image (see the module docstring)."""
+        """Raw head outputs -> detections per image (see the module docstring).
+
+        Args:
+            cls_scores: per level ``Tensor[B, A*K, H_l, W_l]`` logits.
+            bbox_preds: per level ``Tensor[B, A*4, H_l, W_l]`` deltas.
+            image_sizes: ``Long[B, 2]`` ``(h, w)``; boxes are clipped to them.
+
+        Returns:
+            One :class:`Detections2D` per image.
+        """
         logits, deltas, anchors = self._flat(cls_scores, bbox_preds)
         batch = logits[0].shape[0]
         sizes = image_sizes.to(device=logits[0].device, dtype=logits[0].dtype)
         all_boxes, all_scores, all_labels = [], [], []
         for lg, dl, an in zip(logits, deltas, anchors):
-            scores = lg.sigmoid().reshape(batch, -1)  # [B, N_l * K], anchor-major
-            k = min(self.nms_pre, scores.shape[1])
-            top, index = scores.topk(k, dim=1)
-            anchor_index = index // self.num_classes
+            top, anchor_index, labels = top_candidates(lg.sigmoid().reshape(batch, -1), self.num_classes, self.nms_pre)
             picked = dl.gather(1, anchor_index[..., None].expand(-1, -1, 4))
             all_boxes.append(self.bbox_coder.decode(an[anchor_index], picked, max_shape=sizes))
             all_scores.append(top)
-            all_labels.append(index % self.num_classes)
-        boxes = torch.cat(all_boxes, 1).reshape(-1, 4)
-        scores = torch.cat(all_scores, 1).reshape(-1)
-        labels = torch.cat(all_labels, 1).reshape(-1)
-        image = torch.arange(batch, device=boxes.device).repeat_interleave(scores.numel() // batch)
-        keep = scores > self.score_threshold
-        return batched_image_nms(
-            boxes[keep], scores[keep], labels[keep], image[keep], batch, self.num_classes, self.iou_threshold, self.max_per_img
+            all_labels.append(labels)
+        return detections_from_levels(
+            all_boxes, all_scores, all_labels, self.score_threshold, self.num_classes, self.iou_threshold, self.max_per_img
         )
 
 
 class RetinaNet(Detector2D):
-    """ResNet (or any backbone with ``out_channels``) + FPN + :class:`RetinaHead`."""
+    """ResNet (or any backbone with ``out_channels``) + FPN + :class:`RetinaHead`.
+
+    Args:
+        backbone: feature extractor with ``out_channels`` (and ``out_strides``).
+        neck: the FPN over the backbone's outputs.
+        head: the RetinaNet head.
+
+    Raises:
+        FormatError: a head that is not a :class:`RetinaHead`.
+        ShapeError: channels or strides that do not chain.
+    """
 
     def __init__(self, backbone: nn.Module, neck: FPN, head: RetinaHead) -> None:
         if not isinstance(head, RetinaHead):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from pc3d.errors import FormatError
+from pc3d.io.jsonio import write_json
 
 __all__ = ["CLASSES", "make_shapes_coco", "render_shapes_image"]
 
@@ -46,7 +46,18 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 def render_shapes_image(
     rng: np.random.Generator, image_size: int, max_objects: int, min_size: int, max_size: int
 ) -> tuple[np.ndarray, list[tuple[int, list[float]]]]:
-    """One image ``uint8[S, S, 3]`` and its objects ``[(class index, [x, y, w, h])]``."""
+    """Draw one image of the shapes set.
+
+    Args:
+        rng: the generator every random choice is drawn from.
+        image_size: the image side ``S`` in pixels.
+        max_objects: the most shapes per image (at least one is drawn).
+        min_size: the smallest box side in pixels.
+        max_size: the largest box side in pixels.
+
+    Returns:
+        The image ``uint8[S, S, 3]`` and its objects ``[(class index, [x, y, w, h])]``.
+    """
     image = Image.fromarray(_background(rng, image_size))
     draw = ImageDraw.Draw(image)
     count = int(rng.integers(1, max_objects + 1))
@@ -91,7 +102,24 @@ def make_shapes_coco(
     min_size: int = 16,
     max_size: int = 56,
 ) -> Path:
-    """Write the shapes set (see the module docstring); returns the annotation file."""
+    """Write the shapes set (see the module docstring).
+
+    Args:
+        root: the folder for ``annotations/`` and ``images/``.
+        split: the name of the split.
+        num_images: how many images.
+        seed: seeds every random choice.
+        image_size: the image side in pixels.
+        max_objects: the most shapes per image.
+        min_size: the smallest box side in pixels.
+        max_size: the largest box side in pixels.
+
+    Returns:
+        The annotation file.
+
+    Raises:
+        FormatError: parameters out of range.
+    """
     if num_images < 1 or image_size < 8 or max_objects < 1:
         raise FormatError("num_images and max_objects must be >= 1 and image_size >= 8")
     if not 1 <= min_size <= max_size <= image_size:
@@ -131,7 +159,4 @@ def make_shapes_coco(
         "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES)],
     }
     # Written last and atomically: a json present means its images are complete.
-    with tempfile.NamedTemporaryFile("w", dir=ann_file.parent, suffix=".tmp", delete=False, encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(handle.name, ann_file)
-    return ann_file
+    return write_json(ann_file, data, indent=None)

@@ -14,9 +14,13 @@ __all__ = ["Detections2D", "batched_image_nms"]
 
 @dataclass
 class Detections2D:
-    """Detections of one image: ``boxes`` ``Tensor[N, 4]`` pixel ``x1, y1, x2, y2`` of the
-    network's input image; ``scores`` ``Tensor[N]`` (highest first); ``labels`` ``Long[N]``
-    (contiguous class indices)."""
+    """Detections of one image, aligned row by row.
+
+    Attributes:
+        boxes: ``Tensor[N, 4]`` pixel ``x1, y1, x2, y2`` of the network's input image.
+        scores: ``Tensor[N]``, highest first.
+        labels: ``Long[N]`` contiguous class indices.
+    """
 
     boxes: Tensor
     scores: Tensor
@@ -26,6 +30,7 @@ class Detections2D:
         return int(self.scores.shape[0])
 
     def to(self, device: torch.device | str) -> Detections2D:
+        """A copy on ``device`` (the engine moves predictions with it)."""
         return Detections2D(self.boxes.to(device), self.scores.to(device), self.labels.to(device))
 
 
@@ -39,11 +44,21 @@ def batched_image_nms(
     iou_threshold: float,
     max_per_img: int,
 ) -> list[Detections2D]:
-    """Class-aware NMS of the candidates of a whole batch in one call, then the
-    ``max_per_img`` best of each image.
+    """Class-aware NMS of the candidates of a whole batch in one call (``pc3d.ops.batched_nms_2d``
+    with one group per image and class), then the ``max_per_img`` best of each image.
 
-    :param boxes: ``Tensor[K, 4]``; ``scores`` ``Tensor[K]``; ``labels`` ``Long[K]`` in
-        ``[0, num_classes)``; ``image_index`` ``Long[K]`` in ``[0, batch)``.
+    Args:
+        boxes: ``Tensor[K, 4]`` pixel ``x1, y1, x2, y2``; rows with NaN or inf are dropped.
+        scores: ``Tensor[K]``.
+        labels: ``Long[K]`` in ``[0, num_classes)``.
+        image_index: ``Long[K]`` in ``[0, batch)``.
+        batch: the number of images.
+        num_classes: the number of classes.
+        iou_threshold: NMS overlap threshold.
+        max_per_img: detections kept per image.
+
+    Returns:
+        One :class:`Detections2D` per image, best first.
     """
     device = boxes.device
     finite = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores)

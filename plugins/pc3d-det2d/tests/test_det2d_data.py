@@ -19,11 +19,11 @@ from pc3d.errors import FormatError
 from pc3d_det2d import (
     CocoDetection,
     CocoMetric,
+    Detections2D,
     DetNormalize,
     DetPad,
     DetRandomFlip,
     DetResize,
-    Detections2D,
     kitti_to_coco,
     load_coco_json,
     make_shapes_coco,

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from pc3d.config import ConfigError, build, load_config
-from pc3d.errors import ShapeError
+from pc3d.errors import FormatError, ShapeError
 from pc3d.nn import FPN, ResNet
 from pc3d_det2d import FCOS, FasterRCNN, RetinaNet
-from pc3d_det2d.fcos import FCOSHead, fcos_points
 from pc3d_det2d.faster_rcnn import RoIBoxHead, build_rpn_head, roi_levels
+from pc3d_det2d.fcos import FCOSHead, fcos_points
 from pc3d_det2d.retinanet import RetinaHead
 
 GT_BOXES = [torch.tensor([[8.0, 10.0, 30.0, 26.0], [36.0, 30.0, 60.0, 58.0]]), torch.tensor([[20.0, 4.0, 44.0, 40.0]])]
@@ -223,3 +223,38 @@ def test_an_image_without_objects_is_all_background(make) -> None:
     losses["loss"].backward()
     with pytest.raises(ShapeError, match="2 images but 1 gt_boxes"):
         model.loss(images(), empty_boxes[:1], empty_labels, SIZES)
+
+
+@pytest.mark.parametrize(
+    ("make", "key"),
+    [(retinanet, "model.head.num_classes"), (fcos, "model.head.num_classes"), (faster_rcnn, "model.roi_head.num_classes")],
+    ids=["retinanet", "fcos", "faster_rcnn"],
+)
+def test_a_label_outside_num_classes_names_the_config_key(make, key) -> None:
+    model = make()
+    # 3 is num_classes itself: without the check the focal and cross-entropy targets would read it
+    # as background and train silently on wrong labels.
+    for bad, shown in ((torch.tensor([3]), "3"), (torch.tensor([-1, 7]), "-1, 7")):
+        with pytest.raises(FormatError) as info:
+            model.loss(images(), GT_BOXES[:1] + [torch.tensor([[20.0, 4.0, 44.0, 40.0]] * len(bad))], [GT_LABELS[0], bad], SIZES)
+        assert str(info.value) == f"gt_labels must lie in [0, 3) = [0, num_classes) ({key}); got {shown} in the batch"
+
+
+def test_head_arguments_out_of_range_are_named() -> None:
+    with pytest.raises(FormatError, match=r"RetinaHead: feat_channels must be an int >= 1, got 0"):
+        RetinaHead(num_classes=3, in_channels=16, feat_channels=0)
+    with pytest.raises(FormatError, match=r"RetinaHead: stacked_convs must be an int >= 0, got -1"):
+        RetinaHead(num_classes=3, in_channels=16, stacked_convs=-1)
+    with pytest.raises(FormatError, match=r"FCOSHead: stacked_convs must be an int >= 1, got 0"):
+        FCOSHead(num_classes=3, in_channels=16, stacked_convs=0)
+    with pytest.raises(FormatError, match=r"FCOSHead: iou_threshold must lie in \(0, 1\], got 1.5"):
+        FCOSHead(num_classes=3, in_channels=16, iou_threshold=1.5)
+    with pytest.raises(FormatError, match=r"RoIBoxHead: score_threshold must lie in \[0, 1\), got -0.1"):
+        RoIBoxHead(num_classes=3, in_channels=16, score_threshold=-0.1)
+    with pytest.raises(FormatError, match=r"RoIBoxHead: pos_fraction must lie in \(0, 1\], got 0.0"):
+        RoIBoxHead(num_classes=3, in_channels=16, pos_fraction=0.0)
+    with pytest.raises(FormatError, match=r"RPNHead: nms_pre must be an int >= 1, got 0"):
+        build_rpn_head(in_channels=16, nms_pre=0)
+    config = load_config("retinanet_r18-fpn_shapes.yaml", ["model.head.max_per_img=0"])
+    with pytest.raises(ConfigError, match=r"model.head .*RetinaHead: max_per_img must be an int >= 1, got 0"):
+        build(config.node("model"), "model")

@@ -39,6 +39,21 @@ def test_pc3d_train_and_test_on_the_shapes_retinanet_config(tmp_path: Path, caps
     assert "AP50" in capsys.readouterr().out
 
 
+def test_pc3d_train_names_num_classes_when_the_data_has_more_classes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The shapes set has three classes (labels 0, 1, 2); a head set to one class sees labels 1
+    # and 2 in the first batch, which the loss reports against the config key.
+    data = tmp_path / "shapes"
+    overrides = [
+        f"data.train.dataset.root={data}", f"data.val.dataset.root={data}",
+        "data.train.dataset.generate.num_images=8", "data.val.dataset.generate.num_images=4",
+        "data.train.batch_size=8", "model.head.num_classes=1",
+    ]
+    config = str(CONFIGS / "retinanet_r18-fpn_shapes.yaml")
+    assert main(["train", config, "--work-dir", str(tmp_path / "work"), "--set", *overrides]) == 2
+    err = capsys.readouterr().err
+    assert "pc3d train: error: gt_labels must lie in [0, 1) = [0, num_classes) (model.head.num_classes); got 1, 2 in the batch" in err
+
+
 def test_a_small_retinanet_overfits_the_kitti_sample_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)  # the config's paths are relative to the repository root
     work = tmp_path / "work"

@@ -1,0 +1,188 @@
+"""What the det2d heads share: constructor argument checks, the per-batch ground-truth label
+check, the conv towers of the dense heads and their initialisation, and the selection of the
+best candidates of each FPN level before NMS.
+
+The argument and label checks are not specific to 2D detection; they are candidates for
+``pc3d.nn`` once another plugin needs them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from pc3d.errors import FormatError
+from pc3d_det2d.structures import Detections2D, batched_image_nms
+
+__all__ = [
+    "check_inference_args",
+    "check_labels",
+    "conv_tower",
+    "detections_from_levels",
+    "init_dense_head",
+    "require_at_least",
+    "top_candidates",
+]
+
+
+def require_at_least(owner: str, minimum: int, **values: int) -> None:
+    """Check integer constructor arguments against a lower bound.
+
+    Args:
+        owner: the component's name, put first in the message (``"RetinaHead"``).
+        minimum: the smallest allowed value.
+        **values: argument name -> value.
+
+    Raises:
+        FormatError: naming the first argument that is not an int ``>= minimum`` and its value.
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise FormatError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
+
+
+def check_inference_args(
+    owner: str, score_threshold: float, iou_threshold: float, max_per_img: int, nms_pre: int | None = None
+) -> None:
+    """Check the inference arguments every det2d head takes.
+
+    Args:
+        owner: the component's name, put first in the message.
+        score_threshold: candidates scoring above it are kept; in ``[0, 1)``.
+        iou_threshold: NMS overlap threshold; in ``(0, 1]``.
+        max_per_img: detections kept per image; at least 1.
+        nms_pre: candidates kept per level before NMS (dense heads); at least 1.
+
+    Raises:
+        FormatError: naming the argument out of range and its value.
+    """
+    require_at_least(owner, 1, max_per_img=max_per_img, **({} if nms_pre is None else {"nms_pre": nms_pre}))
+    if not 0.0 <= float(score_threshold) < 1.0:
+        raise FormatError(f"{owner}: score_threshold must lie in [0, 1), got {score_threshold!r}")
+    if not 0.0 < float(iou_threshold) <= 1.0:
+        raise FormatError(f"{owner}: iou_threshold must lie in (0, 1], got {iou_threshold!r}")
+
+
+def check_labels(gt_labels: Sequence[Tensor], num_classes: int, num_classes_key: str) -> None:
+    """Check the ground-truth labels of a whole batch: one min/max reduction (one device sync).
+
+    A label equal to ``num_classes`` would otherwise be read as background by the focal and
+    cross-entropy targets, and a larger one fails deep inside a loss without saying which
+    setting is wrong.
+
+    Args:
+        gt_labels: per image ``Long[M_i]``.
+        num_classes: the head's number of object classes.
+        num_classes_key: where ``num_classes`` is set (``model.head.num_classes``), named in the
+            message.
+
+    Raises:
+        FormatError: ``gt_labels must lie in [0, 3) = [0, num_classes)
+            (model.head.num_classes); got 5 in the batch``.
+    """
+    labels = torch.cat([lab.reshape(-1) for lab in gt_labels]) if len(gt_labels) else torch.zeros(0)
+    if labels.numel() == 0:
+        return
+    if labels.is_floating_point():
+        raise FormatError(f"gt_labels must be integer class indices, got {labels.dtype}")
+    low, high = (int(v) for v in torch.stack(torch.aminmax(labels)).tolist())
+    if low >= 0 and high < num_classes:
+        return
+    bad = labels[(labels < 0) | (labels >= num_classes)].unique().tolist()
+    raise FormatError(
+        f"gt_labels must lie in [0, {num_classes}) = [0, num_classes) ({num_classes_key}); got "
+        f"{', '.join(map(str, bad))} in the batch"
+    )
+
+
+def conv_tower(in_channels: int, channels: int, count: int, group_norm: bool = False) -> nn.Sequential:
+    """``count`` 3x3 convs, each followed by ReLU (RetinaNet) or by GroupNorm and ReLU (FCOS).
+
+    Args:
+        in_channels: channels of the input map.
+        channels: channels of every conv.
+        count: number of convs (0 gives an identity).
+        group_norm: conv (no bias) -> GroupNorm(gcd(32, channels)) -> ReLU instead of conv -> ReLU.
+
+    Returns:
+        ``Tensor[B, in_channels, H, W] -> Tensor[B, channels, H, W]`` (``in_channels`` when
+        ``count`` is 0).
+    """
+    layers: list[nn.Module] = []
+    for i in range(count):
+        conv = nn.Conv2d(in_channels if i == 0 else channels, channels, 3, padding=1, bias=not group_norm)
+        norm = [nn.GroupNorm(math.gcd(32, channels), channels)] if group_norm else []
+        layers += [conv, *norm, nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+def init_dense_head(head: nn.Module, cls_out: nn.Conv2d, prior_prob: float = 0.01) -> None:
+    """RetinaNet's initialisation: every conv N(0, 0.01) with zero bias, then the class bias at
+    ``-log((1 - p) / p)`` so that every location starts at probability ``p`` and the many
+    negatives do not swamp the first steps of the focal loss.
+
+    Args:
+        head: the head whose convs are initialised.
+        cls_out: its class logit conv.
+        prior_prob: the starting probability ``p``.
+    """
+    for module in head.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.normal_(module.weight, 0.0, 0.01)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    nn.init.constant_(cls_out.bias, -math.log((1 - prior_prob) / prior_prob))
+
+
+def top_candidates(scores: Tensor, num_classes: int, nms_pre: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``nms_pre`` best (location, class) pairs of one level, per image.
+
+    Args:
+        scores: ``Tensor[B, N * K]``, location-major (entry ``n * K + k`` is class ``k`` at
+            location ``n``).
+        num_classes: ``K``.
+        nms_pre: how many pairs to keep per image (fewer when the level has fewer).
+
+    Returns:
+        Scores ``Tensor[B, k]`` (best first), locations ``Long[B, k]`` and classes ``Long[B, k]``.
+    """
+    top, index = scores.topk(min(nms_pre, scores.shape[1]), dim=1)
+    return top, index // num_classes, index % num_classes
+
+
+def detections_from_levels(
+    boxes: Sequence[Tensor],
+    scores: Sequence[Tensor],
+    labels: Sequence[Tensor],
+    score_threshold: float,
+    num_classes: int,
+    iou_threshold: float,
+    max_per_img: int,
+) -> list[Detections2D]:
+    """Candidates of every level -> detections per image: those above ``score_threshold``,
+    class-aware NMS, the ``max_per_img`` best.
+
+    Args:
+        boxes: per level ``Tensor[B, k_l, 4]`` pixel ``x1, y1, x2, y2``.
+        scores: per level ``Tensor[B, k_l]``.
+        labels: per level ``Long[B, k_l]``.
+        score_threshold: the lowest score kept (exclusive).
+        num_classes: number of classes (NMS groups per image).
+        iou_threshold: NMS overlap threshold.
+        max_per_img: detections kept per image.
+
+    Returns:
+        One :class:`Detections2D` per image.
+    """
+    batch = scores[0].shape[0]
+    flat_boxes = torch.cat(list(boxes), 1).reshape(-1, 4)
+    flat_scores = torch.cat(list(scores), 1).reshape(-1)
+    flat_labels = torch.cat(list(labels), 1).reshape(-1)
+    image = torch.arange(batch, device=flat_boxes.device).repeat_interleave(flat_scores.numel() // batch)
+    keep = flat_scores > score_threshold
+    return batched_image_nms(
+        flat_boxes[keep], flat_scores[keep], flat_labels[keep], image[keep], batch, num_classes, iou_threshold, max_per_img
+    )
