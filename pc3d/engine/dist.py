@@ -163,7 +163,7 @@ def destroy_distributed() -> None:
         torch_dist.destroy_process_group()
 
 
-class ResumableDistributedSampler(DistributedSampler):  # type: ignore[type-arg]
+class ResumableDistributedSampler(DistributedSampler):
     """:class:`torch.utils.data.DistributedSampler` whose order is a function of
     ``(seed, epoch)`` only, that can start part-way into an epoch, and that yields
     ``(epoch, index)`` pairs for :class:`pc3d.engine.seed.SeededDataset`.

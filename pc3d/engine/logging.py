@@ -22,12 +22,14 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from pc3d.errors import MissingDependencyError
 
-__all__ = ["RunLogger", "format_seconds", "rewrite_metrics_until"]
+__all__ = ["RunLogger", "RunningMeans", "format_seconds", "rewrite_metrics_until"]
 
 LOG_NAME = "log.jsonl"
 METRICS_NAME = "metrics.jsonl"
@@ -48,6 +50,36 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
+
+
+@dataclass
+class RunningMeans:
+    """Loss terms summed since the last log line (plain floats: nothing keeps a graph alive).
+
+    Attributes:
+        sums: each term's sum over the steps added.
+        count: steps added.
+        started: ``time.monotonic()`` when the first was about to start.
+        lr: the last step's learning rate (not an average).
+    """
+
+    sums: dict[str, float] = field(default_factory=dict)
+    count: int = 0
+    started: float = field(default_factory=time.monotonic)
+    lr: float = math.nan
+
+    def add(self, values: Mapping[str, float]) -> None:
+        """Add one step's values (``lr`` replaces, everything else sums)."""
+        for key, value in values.items():
+            if key == "lr":
+                self.lr = value
+            else:
+                self.sums[key] = self.sums.get(key, 0.0) + value
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        """Each term's mean over the steps added (empty before the first)."""
+        return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
 
 
 class RunLogger:

@@ -27,12 +27,16 @@ from torch import nn
 
 from pc3d.config import Config, ConfigError, build, dump_config
 from pc3d.engine import checkpoint as ckpt
+from pc3d.engine.adapter import ModelAdapter
 from pc3d.engine.dist import DistInfo, destroy_distributed, init_distributed
+from pc3d.engine.evaluation import evaluate
 from pc3d.engine.hooks import HookList
+from pc3d.engine.loaders import check_loader_spec, make_eval_loader
 from pc3d.engine.logging import METRICS_NAME
 from pc3d.engine.schema import LoaderSpec, RunSpec, parse_run_spec
 from pc3d.engine.seed import derive_seed, seed_everything, set_deterministic
-from pc3d.engine.trainer import ModelAdapter, Trainer, _check_loader_spec, evaluate, make_eval_loader
+from pc3d.engine.state import load_model_state
+from pc3d.engine.trainer import Trainer
 
 __all__ = ["RunOptions", "build_trainer", "default_work_dir", "run_test", "run_train"]
 
@@ -260,13 +264,9 @@ def run_test(
             raise ConfigError(f"{config.path or 'config'}: pc3d test needs a 'metrics' list")
         state = ckpt.load_checkpoint(checkpoint)
         weights = ckpt.model_state_from(state, checkpoint)
-        try:
-            model.load_state_dict(weights, strict=True)
-        except RuntimeError as err:
-            first = " ".join(line.strip() for line in str(err).splitlines()[:6])
-            raise ckpt.CheckpointError(f"{checkpoint}: its weights do not fit {type(model).__name__}: {first}") from err
+        load_model_state(model, weights, checkpoint)
         adapter = ModelAdapter(model)
-        _check_loader_spec(loader_spec, f"data.{split}")
+        check_loader_spec(loader_spec, f"data.{split}")
         loader = make_eval_loader(dataset, loader_spec, dist, seed)
         results = evaluate(adapter, loader, metrics, dist)
     finally:

@@ -14,13 +14,15 @@ from torch import nn
 
 from conftest import model_state
 from pc3d.config import ConfigError, load_config
+from pc3d.engine.adapter import ModelAdapter, total_loss
 from pc3d.engine.hooks import HookList
+from pc3d.engine.loaders import collate_lists, move_to_device
 from pc3d.engine.logging import RunLogger, format_seconds
 from pc3d.engine.runner import RunOptions, build_trainer, run_train
 from pc3d.engine.seed import SeededDataset
-from pc3d.engine.trainer import ModelAdapter, collate_lists, move_to_device
 from pc3d.errors import MissingDependencyError, Pc3dError
-from pc3d.plugins import PluginManager, hookimpl
+from pc3d.plugin_api import hookimpl
+from pc3d.plugin_manager import PluginManager
 
 
 class _Detector(nn.Module):
@@ -122,15 +124,15 @@ def test_interrupt_tells_how_to_resume(write_config, registry, tmp_path, capsys)
     assert f"interrupted at iteration 10; continue with `pc3d train CONFIG --work-dir {tmp_path} --resume` (from {tmp_path / 'epoch_1.pth'})" in err
 
 
-def test_model_outputs_that_break_the_contract(write_config, registry, tmp_path):
-    trainer = build_trainer(load_config(write_config()), RunOptions(work_dir=tmp_path), registry=registry)
-    with pytest.raises(Pc3dError, match=r"returned 'loss' of shape \(2,\); losses must be scalars"):
-        trainer._total_loss({"loss": torch.ones(2)})
+def test_model_outputs_that_break_the_contract():
+    with pytest.raises(Pc3dError, match=r"TinyRegressor.loss\(\) returned 'loss' of shape \(2,\); losses must be scalars"):
+        total_loss({"loss": torch.ones(2)}, "TinyRegressor")
     with pytest.raises(Pc3dError, match="expected a dict of name -> scalar loss"):
-        trainer._total_loss(torch.ones(()))
-    total, values = trainer._total_loss({"loss": torch.tensor(2.0), "loss_a": torch.tensor(1.5), "accuracy": 0.5})
+        total_loss(torch.ones(()), "TinyRegressor")
+    total, values = total_loss({"loss": torch.tensor(2.0), "loss_a": torch.tensor(1.5), "accuracy": 0.5}, "TinyRegressor")
     assert total.item() == 2.0 and values == {"loss": 2.0, "loss_a": 1.5, "accuracy": 0.5}
-    trainer.close()
+    with pytest.raises(Pc3dError, match="returned no tensors to back-propagate"):
+        total_loss({"accuracy": 0.5}, "TinyRegressor")
 
 
 def test_batches_must_be_mappings(write_config, registry, tmp_path):
