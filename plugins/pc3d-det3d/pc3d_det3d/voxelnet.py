@@ -1,0 +1,169 @@
+"""Voxel-based single-stage detectors: PointPillars and SECOND (MMDetection3D's ``VoxelNet``).
+
+One frame's way through the detector, each arrow one call::
+
+    points Tensor[N, 4]  --hard_voxelize-->  voxels [V, M, 4], coords [V, 4] (batch, z, y, x)
+      --voxel_encoder-->  [V, C]            (PillarFeatureNet | HardSimpleVFE)
+      --middle_encoder--> [B, C', H, W]     (PointPillarsScatter | SparseEncoder on spconv)
+      --backbone-->       3 maps            (SECONDBackbone: strided conv stages)
+      --neck-->           [B, C'', H', W']  (SECONDFPN: up-sampled and concatenated)
+      --head-->           raw outputs       (Anchor3DHead) --> Detections3D per frame
+
+PointPillars: pillars of ``0.16 x 0.16 x 4`` m, the pillar feature net and the BEV scatter.
+SECOND: voxels of ``0.05 x 0.05 x 0.1`` m, their mean and the sparse 3D encoder. Both then share
+the SECOND backbone, the SECOND FPN and the anchor head. The module names (``voxel_encoder``,
+``middle_encoder``, ``backbone``, ``neck``, ``bbox_head``) are MMDetection3D's, so a checkpoint
+of its PointPillars or SECOND maps onto this model key for key (see
+:mod:`pc3d.nn.checkpoint_mmdet3d`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from pc3d.errors import FormatError, ShapeError
+from pc3d.ops import hard_voxelize
+from pc3d.structures import LiDARBoxes3D, LiDARPoints
+from pc3d_det3d.anchor_head import Anchor3DHead, AnchorHeadOutput
+from pc3d_det3d.structures import Detections3D, lidar_box_tensor, lidar_point_tensor
+
+__all__ = ["VoxelDetector", "VoxelSettings"]
+
+
+@dataclass(frozen=True)
+class VoxelSettings:
+    """Hard voxelization of a detector (MMDetection3D's ``voxel_layer``).
+
+    Attributes:
+        voxel_size: ``(x, y, z)`` metres.
+        point_cloud_range: ``(x_min, y_min, z_min, x_max, y_max, z_max)``; points outside are
+            dropped.
+        max_num_points: points kept per voxel.
+        max_voxels: voxels kept per frame ``(training, inference)``.
+    """
+
+    voxel_size: tuple[float, float, float]
+    point_cloud_range: tuple[float, float, float, float, float, float]
+    max_num_points: int
+    max_voxels: tuple[int, int]
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> VoxelSettings:
+        known = ("voxel_size", "point_cloud_range", "max_num_points", "max_voxels")
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise FormatError(f"model.voxel: unknown key(s) {unknown}; known: {', '.join(known)}")
+        missing = [k for k in known if k not in values]
+        if missing:
+            raise FormatError(f"model.voxel: missing {', '.join(missing)}")
+        max_voxels = values["max_voxels"]
+        pair = (int(max_voxels), int(max_voxels)) if isinstance(max_voxels, (int, float)) else tuple(int(v) for v in max_voxels)
+        if len(pair) != 2:
+            raise FormatError(f"model.voxel.max_voxels: give one number or (training, inference), got {max_voxels!r}")
+        size = tuple(float(v) for v in values["voxel_size"])
+        rng = tuple(float(v) for v in values["point_cloud_range"])
+        if len(size) != 3 or len(rng) != 6:
+            raise FormatError(f"model.voxel: voxel_size needs 3 numbers and point_cloud_range 6, got {size}, {rng}")
+        return cls(size, rng, int(values["max_num_points"]), pair)  # type: ignore[arg-type]
+
+    def grid_shape(self) -> tuple[int, int, int]:
+        """Voxels along ``(z, y, x)``."""
+        cells = [(self.point_cloud_range[i + 3] - self.point_cloud_range[i]) / self.voxel_size[i] for i in range(3)]
+        return (round(cells[2]), round(cells[1]), round(cells[0]))
+
+
+class VoxelDetector(nn.Module):
+    """PointPillars / SECOND detector (see the module docstring).
+
+    Args:
+        voxel: :class:`VoxelSettings` as a mapping.
+        voxel_encoder: ``forward(voxels [V, M, C], num_points [V], coords [V, 4]) -> [V, C']``.
+        middle_encoder: ``forward(features [V, C'], coords [V, 4], batch_size) -> [B, C'', H, W]``.
+        backbone: ``forward(map) -> tuple of maps``.
+        neck: ``forward(maps) -> Tensor[B, C, H', W']``.
+        bbox_head: :class:`~pc3d_det3d.anchor_head.Anchor3DHead`.
+        class_names: class of each label index (for outputs and logs).
+    """
+
+    def __init__(
+        self,
+        voxel: Mapping[str, Any],
+        voxel_encoder: nn.Module,
+        middle_encoder: nn.Module,
+        backbone: nn.Module,
+        neck: nn.Module,
+        bbox_head: Anchor3DHead,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.voxel = VoxelSettings.from_mapping(voxel)
+        self.voxel_encoder = voxel_encoder
+        self.middle_encoder = middle_encoder
+        self.backbone = backbone
+        self.neck = neck
+        self.bbox_head = bbox_head
+        names = list(class_names) if class_names is not None else [str(i) for i in range(bbox_head.num_classes)]
+        if len(names) != bbox_head.num_classes:
+            raise FormatError(
+                f"model.class_names lists {len(names)} classes but model.bbox_head.num_classes is "
+                f"{bbox_head.num_classes}"
+            )
+        self.class_names = names
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def voxelize(self, points: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Hard voxels of a batch: ``voxels [V, M, C]``, ``num_points [V]``, ``coords [V, 4]``
+        as ``(batch index, z, y, x)``."""
+        limit = self.voxel.max_voxels[0 if self.training else 1]
+        voxels, counts, coords = [], [], []
+        for index, cloud in enumerate(points):  # one voxelization per frame of the batch
+            result = hard_voxelize(cloud, self.voxel.voxel_size, self.voxel.point_cloud_range, self.voxel.max_num_points, limit)
+            voxels.append(result.voxels)
+            counts.append(result.num_points)
+            batch = torch.full((result.coords.shape[0], 1), index, dtype=result.coords.dtype, device=result.coords.device)
+            coords.append(torch.cat([batch, result.coords], dim=1))
+        return torch.cat(voxels), torch.cat(counts), torch.cat(coords)
+
+    def extract_features(self, points: Sequence[LiDARPoints | Tensor]) -> Tensor:
+        """The neck's BEV map ``Tensor[B, C, H, W]`` of a batch of frames."""
+        if len(points) == 0:
+            raise ShapeError("a batch needs at least one frame")
+        device = next(self.parameters()).device
+        clouds = [lidar_point_tensor(p, f"points[{i}]").to(device=device, dtype=torch.float32) for i, p in enumerate(points)]
+        voxels, num_points, coords = self.voxelize(clouds)
+        features = self.voxel_encoder(voxels, num_points, coords)
+        bev = self.middle_encoder(features, coords, len(clouds))
+        return self.neck(self.backbone(bev))
+
+    def forward(self, points: Sequence[LiDARPoints | Tensor]) -> AnchorHeadOutput:
+        """Raw head outputs of a batch (see :class:`~pc3d_det3d.anchor_head.AnchorHeadOutput`)."""
+        return self.bbox_head(self.extract_features(points))
+
+    # -- the engine's model contract ----------------------------------------------------------
+
+    def loss(
+        self,
+        points: Sequence[LiDARPoints | Tensor],
+        gt_boxes: Sequence[LiDARBoxes3D | Tensor],
+        gt_labels: Sequence[Tensor],
+    ) -> dict[str, Tensor]:
+        """Training losses of a batch (``loss`` is their sum).
+
+        Args:
+            points: per frame LiDAR points (x, y, z, intensity).
+            gt_boxes: per frame LiDAR boxes (bottom centre).
+            gt_labels: per frame class indices.
+        """
+        boxes = [lidar_box_tensor(b, f"gt_boxes[{i}]")[:, :7] for i, b in enumerate(gt_boxes)]
+        return self.bbox_head.loss(self(points), boxes, list(gt_labels))
+
+    @torch.no_grad()
+    def predict(self, points: Sequence[LiDARPoints | Tensor]) -> list[Detections3D]:
+        """Detections per frame: LiDAR boxes (bottom centre), scores and labels, best first."""
+        return self.bbox_head.predict(self(points))
