@@ -15,9 +15,13 @@ class ConvNet(nn.Module):
     A small, real, trainable backbone kept for the CIFAR-shaped example config; the ``pc3d.nn``
     backbones (LeNet5, ResNet, ...) are registered by this plugin too and are the usual choice.
 
-    :param in_channels: image channels (3 for RGB).
-    :param channels: output channels of each stage.
-    :param layers_per_stage: convs per stage, at least 1.
+    Args:
+        in_channels: image channels (3 for RGB).
+        channels: output channels of each stage.
+        layers_per_stage: convs per stage, at least 1.
+
+    Raises:
+        ValueError: no stage, or ``layers_per_stage`` below 1.
     """
 
     def __init__(

@@ -59,13 +59,18 @@ class DigitsDataset:
     number of pixels in ``[-max_shift, max_shift]`` along each axis (the engine seeds it per
     sample, so runs are reproducible).
 
-    :param split: ``"train"``, ``"test"`` or ``"all"`` (every image, no split).
-    :param test_fraction: share of the images held out for ``"test"``, in ``(0, 1)``.
-    :param seed: fixes the split.
-    :param image_size: resize the 8x8 images to ``image_size`` x ``image_size`` (32 for
-        LeNet-5's original geometry); ``None`` keeps 8x8.
-    :param normalize: standardise with the training split's pixel statistics.
-    :param max_shift: random translation in pixels (of the output size) for augmentation; 0: off.
+    Args:
+        split: ``"train"``, ``"test"`` or ``"all"`` (every image, no split).
+        test_fraction: share of the images held out for ``"test"``, in ``(0, 1)``.
+        seed: fixes the split.
+        image_size: resize the 8x8 images to ``image_size`` x ``image_size`` (32 for LeNet-5's
+            original geometry); ``None`` keeps 8x8.
+        normalize: standardise with the training split's pixel statistics.
+        max_shift: random translation in pixels (of the output size) for augmentation; 0: off.
+
+    Raises:
+        FormatError: an argument out of range.
+        MissingDependencyError: scikit-learn is not installed.
     """
 
     CLASSES = DIGITS_CLASSES

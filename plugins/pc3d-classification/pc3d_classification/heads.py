@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
@@ -14,12 +15,24 @@ class LinearClsHead(nn.Module):
     ``Tensor[B, in_channels, *spatial] -> Tensor[B, num_classes]`` logits (``spatial`` may be
     empty (an MLP's ``Tensor[B, C]``), ``(N,)`` for points or ``(H, W)`` for images).
 
-    :param in_channels: feature channels.
-    :param num_classes: number of classes.
-    :param dropout: dropout probability before the linear layer.
-    :param label_smoothing: in ``[0, 1)``; the cross-entropy target becomes
-        ``(1 - s) * onehot + s / num_classes`` (0: plain cross-entropy).
+    Args:
+        in_channels: feature channels.
+        num_classes: number of classes.
+        dropout: dropout probability before the linear layer.
+        label_smoothing: in ``[0, 1)``; the cross-entropy target becomes
+            ``(1 - s) * onehot + s / num_classes`` (0: plain cross-entropy).
+
+    Attributes:
+        config_key: where configs put the head (``model.head``, as :class:`ImageClassifier`
+            holds it); a label outside ``num_classes`` is reported against
+            ``<config_key>.num_classes``.
+
+    Raises:
+        ValueError: fewer than 2 classes.
+        FormatError: ``label_smoothing`` outside ``[0, 1)``.
     """
+
+    config_key = "model.head"
 
     def __init__(
         self, in_channels: int, num_classes: int, dropout: float = 0.0, label_smoothing: float = 0.0
@@ -36,6 +49,11 @@ class LinearClsHead(nn.Module):
         self.linear = nn.Linear(in_channels, num_classes)
 
     def forward(self, features: Tensor) -> Tensor:
+        """``Tensor[B, in_channels, *spatial]`` -> ``Tensor[B, num_classes]`` logits.
+
+        Raises:
+            ShapeError: features without ``in_channels`` channels in dimension 1.
+        """
         if features.ndim < 2 or features.shape[1] != self.in_channels:
             raise ShapeError(
                 f"LinearClsHead: expected Tensor[B, {self.in_channels}, ...], "
@@ -45,11 +63,28 @@ class LinearClsHead(nn.Module):
         return self.linear(self.dropout(pooled))
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
-        """Mean cross-entropy. :param labels: ``Long[B]`` in ``[0, num_classes)``."""
+        """Mean cross-entropy.
+
+        Args:
+            logits: ``Tensor[B, num_classes]``.
+            labels: ``Long[B]`` in ``[0, num_classes)``.
+
+        Returns:
+            The scalar loss.
+
+        Raises:
+            ShapeError: not one label per row of ``logits``.
+            FormatError: a label outside ``[0, num_classes)``, naming ``<config_key>.num_classes``
+                (checked with one min/max reduction per batch).
+        """
         if labels.shape != logits.shape[:1]:
             raise ShapeError(f"labels: expected Long[{logits.shape[0]}], got {tuple(labels.shape)}")
-        if bool(((labels < 0) | (labels >= self.num_classes)).any()):
-            raise FormatError(
-                f"labels must lie in [0, {self.num_classes}), got {labels.unique().tolist()}"
-            )
+        if labels.numel():
+            low, high = (int(v) for v in torch.stack(torch.aminmax(labels)).tolist())
+            if low < 0 or high >= self.num_classes:
+                bad = labels[(labels < 0) | (labels >= self.num_classes)].unique().tolist()
+                raise FormatError(
+                    f"labels must lie in [0, {self.num_classes}) = [0, num_classes) "
+                    f"({self.config_key}.num_classes); got {', '.join(map(str, bad))} in the batch"
+                )
         return cross_entropy(logits, labels.long(), label_smoothing=self.label_smoothing)

@@ -22,8 +22,12 @@ class TopKAccuracy(Metric):
     ranks' states (the engine's :class:`~pc3d.engine.metric.Metric`) gives exactly the
     one-process result. Ties at the k-th score are broken by ``torch.topk``'s order.
 
-    :param topk: the ``k`` values, each at least 1 and at most the number of classes.
-    :param prefix: prepended to the result names (e.g. ``"val_"``).
+    Args:
+        topk: the ``k`` values, each at least 1 and at most the number of classes.
+        prefix: prepended to the result names (e.g. ``"val_"``).
+
+    Raises:
+        FormatError: ``topk`` values that are not positive ints.
     """
 
     def __init__(self, topk: Sequence[int] = (1, 5), prefix: str = "") -> None:
@@ -48,6 +52,12 @@ class TopKAccuracy(Metric):
         )
 
     def update(self, predictions: Any, batch: Mapping[str, Any]) -> None:
+        """Count a batch's hits.
+
+        Raises:
+            FormatError: predictions without scores or a batch without ``labels``.
+            ShapeError: scores and labels that do not match, or fewer classes than the largest k.
+        """
         scores = self._scores(predictions)
         if "labels" not in batch:
             raise FormatError(f"TopKAccuracy needs 'labels' in the batch, which has {list(batch)}")
@@ -65,6 +75,11 @@ class TopKAccuracy(Metric):
         self.results.append((hits, int(labels.shape[0])))
 
     def compute(self) -> dict[str, float]:
+        """``{prefix + "top<k>": fraction}`` over every sample counted.
+
+        Raises:
+            FormatError: no sample was counted.
+        """
         total = sum(n for _, n in self.results)
         if total == 0:
             raise FormatError("TopKAccuracy: no samples were evaluated (empty dataset?)")

@@ -11,7 +11,11 @@ from pc3d_classification.heads import LinearClsHead
 
 
 def _pick(value: int | Sequence[int] | None, index: int, what: str) -> int | None:
-    """``value[index]`` for a per-output sequence (pc3d.nn backbones), ``value`` for an int."""
+    """``value[index]`` for a per-output sequence (pc3d.nn backbones), ``value`` for an int.
+
+    Raises:
+        FormatError: ``index`` outside the sequence (naming ``what`` and ``feature_index``).
+    """
     if value is None or isinstance(value, int):
         return value
     try:
@@ -36,9 +40,14 @@ class ImageClassifier(nn.Module):
     Engine contract (``docs/engine.md``): ``loss(images, labels) -> {"loss": ...}`` and
     ``predict(images) -> {"logits", "scores", "labels"}``.
 
-    :param backbone: the feature extractor.
-    :param head: the classification head.
-    :param feature_index: which of the backbone's outputs feeds the head.
+    Args:
+        backbone: the feature extractor.
+        head: the classification head.
+        feature_index: which of the backbone's outputs feeds the head.
+
+    Raises:
+        ShapeError: ``head.in_channels`` differs from the backbone's output channels.
+        FormatError: ``feature_index`` outside the backbone's outputs.
     """
 
     def __init__(self, backbone: nn.Module, head: LinearClsHead, feature_index: int = -1) -> None:
@@ -66,11 +75,26 @@ class ImageClassifier(nn.Module):
         return self.head(self.extract_features(images))
 
     def loss(self, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        """:param labels: ``Long[B]``. :returns: ``{"loss": cross-entropy}``."""
+        """Training loss.
+
+        Args:
+            images: ``Tensor[B, C, H, W]``.
+            labels: ``Long[B]`` in ``[0, head.num_classes)``.
+
+        Returns:
+            ``{"loss": cross-entropy}``.
+
+        Raises:
+            FormatError: a label outside the head's classes (naming ``model.head.num_classes``).
+        """
         return {"loss": self.head.loss(self(images), labels)}
 
     def predict(self, images: Tensor) -> dict[str, Tensor]:
-        """``{"logits": Tensor[B, K], "scores": Tensor[B, K]`` (softmax probabilities),
-        ``"labels": Long[B]`` (the top-1 class)``}``."""
+        """Class scores of ``Tensor[B, C, H, W]`` images.
+
+        Returns:
+            ``{"logits": Tensor[B, K], "scores": Tensor[B, K]`` (softmax probabilities),
+            ``"labels": Long[B]`` (the top-1 class)``}``.
+        """
         logits = self(images)
         return {"logits": logits, "scores": logits.softmax(dim=1), "labels": logits.argmax(dim=1)}

@@ -137,8 +137,11 @@ def test_head_loss_is_cross_entropy_with_optional_smoothing():
 def test_bad_labels_are_named():
     head = LinearClsHead(in_channels=4, num_classes=3)
     logits = torch.zeros(2, 3)
-    with pytest.raises(FormatError, match=r"labels must lie in \[0, 3\), got \[0, 3\]"):
+    with pytest.raises(FormatError) as info:
         head.loss(logits, torch.tensor([0, 3]))
+    assert str(info.value) == "labels must lie in [0, 3) = [0, num_classes) (model.head.num_classes); got 3 in the batch"
+    with pytest.raises(FormatError, match=r"got -1 in the batch"):
+        head.loss(logits, torch.tensor([-1, 2]))
     with pytest.raises(ShapeError):
         head.loss(logits, torch.tensor([0]))
 

@@ -51,6 +51,14 @@ def test_train_smoke_writes_checkpoints_and_metrics_then_tests(tmp_path, capsys)
     assert "top1" in capsys.readouterr().out
 
 
+def test_train_names_num_classes_when_the_data_has_more_classes(tmp_path, capsys):
+    # The digits have ten classes; a five-class head meets labels 5..9 in its first batch.
+    overrides = ["model.head.num_classes=5", "data.train.batch_size=64", "schedule.epochs=null", "schedule.iterations=2"]
+    assert main(["train", "lenet5_digits.yaml", "--work-dir", str(tmp_path / "work"), "--set", *overrides]) == 2
+    err = capsys.readouterr().err
+    assert "pc3d train: error: labels must lie in [0, 5) = [0, num_classes) (model.head.num_classes); got 5, 6, 7, 8, 9 in the batch" in err
+
+
 @pytest.mark.slow
 def test_lenet5_digits_config_reaches_97_percent(tmp_path):
     """The shipped config, unchanged: 20 epochs (~15 s on one core), test accuracy >= 97 %."""

@@ -28,9 +28,13 @@ class PointNetEncoder(nn.Module):
 
     ``[Tensor[N_i, in_channels]] * B -> Tensor[sum N_i, channels[-1] + global_channels]``.
 
-    :param in_channels: values per point (x, y, z, then extra features).
-    :param channels: widths of the per-point MLP.
-    :param global_channels: width of the global feature.
+    Args:
+        in_channels: values per point (x, y, z, then extra features).
+        channels: widths of the per-point MLP.
+        global_channels: width of the global feature.
+
+    Raises:
+        ValueError: no per-point layer.
     """
 
     def __init__(
@@ -45,8 +49,18 @@ class PointNetEncoder(nn.Module):
         self.global_mlp = _mlp(channels[-1], [global_channels])
 
     def forward(self, points: Sequence[Tensor]) -> Tensor:
-        """:param points: one ``Tensor[N_i, in_channels]`` per cloud (N_i may be 0).
-        :returns: ``Tensor[sum N_i, out_channels]``, clouds in order."""
+        """Per-point features of a batch of clouds.
+
+        Args:
+            points: one ``Tensor[N_i, in_channels]`` per cloud (N_i may be 0).
+
+        Returns:
+            ``Tensor[sum N_i, out_channels]``, clouds in order.
+
+        Raises:
+            ShapeError: an empty batch or a cloud that is not ``[N, in_channels]``.
+            FormatError: a cloud holding NaN or infinite values.
+        """
         if len(points) == 0:
             raise ShapeError("points: expected at least one point cloud, got an empty batch")
         for index, cloud in enumerate(points):

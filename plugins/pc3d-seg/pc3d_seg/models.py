@@ -14,8 +14,12 @@ from pc3d_seg.heads import PointMLPSegHead
 class PointSegmentor(nn.Module):
     """Per-point encoder -> :class:`PointMLPSegHead`.
 
-    :param backbone: maps ``[Tensor[N_i, C]] * B`` to ``Tensor[sum N_i, out_channels]``.
-    :param head: its ``in_channels`` must equal the backbone's ``out_channels``.
+    Args:
+        backbone: maps ``[Tensor[N_i, C]] * B`` to ``Tensor[sum N_i, out_channels]``.
+        head: its ``in_channels`` must equal the backbone's ``out_channels``.
+
+    Raises:
+        ShapeError: ``head.in_channels`` differs from ``backbone.out_channels``.
     """
 
     def __init__(self, backbone: nn.Module, head: PointMLPSegHead) -> None:
@@ -33,7 +37,19 @@ class PointSegmentor(nn.Module):
         return self.head(self.backbone(points))
 
     def loss(self, points: Sequence[Tensor], labels: Sequence[Tensor]) -> dict[str, Tensor]:
-        """:param labels: one ``Long[N_i]`` per cloud. :returns: ``{"loss": cross-entropy}``."""
+        """Training loss.
+
+        Args:
+            points: one ``Tensor[N_i, C]`` per cloud.
+            labels: one ``Long[N_i]`` per cloud.
+
+        Returns:
+            ``{"loss": cross-entropy}``.
+
+        Raises:
+            ShapeError: a cloud without one label per point.
+            FormatError: a label outside the head's classes (naming ``model.head.num_classes``).
+        """
         for index, (cloud, cloud_labels) in enumerate(zip(points, labels, strict=True)):
             if cloud_labels.shape != (cloud.shape[0],):
                 raise ShapeError(
@@ -43,6 +59,13 @@ class PointSegmentor(nn.Module):
 
     @torch.no_grad()
     def predict(self, points: Sequence[Tensor]) -> list[Tensor]:
-        """One ``Long[N_i]`` of class indices per cloud."""
+        """Class indices of every point.
+
+        Args:
+            points: one ``Tensor[N_i, C]`` per cloud.
+
+        Returns:
+            One ``Long[N_i]`` per cloud.
+        """
         labels = self(points).argmax(dim=1)
         return list(labels.split([len(c) for c in points]))

@@ -62,8 +62,13 @@ def test_head_ignores_unlabelled_points_and_names_bad_labels():
     nothing = head.loss(logits, torch.tensor([-1, -1]))
     assert nothing.item() == 0.0
     nothing.backward()  # still differentiable
-    with pytest.raises(FormatError, match=r"got \[3\]"):
+    with pytest.raises(FormatError, match=r"got 3 in the batch"):
         head.loss(logits, torch.tensor([0, 3]))
+    with pytest.raises(FormatError) as info:
+        head.loss(logits, torch.tensor([-2, -1]))  # -1 is ignored, -2 is not a class
+    assert str(info.value) == (
+        "labels must lie in [0, 3) = [0, num_classes) (model.head.num_classes) or be -1 (ignored); got -2 in the batch"
+    )
 
 
 def test_config_builds_and_learns_a_tiny_fixed_batch(manager):
