@@ -13,7 +13,7 @@ class ConvNet(nn.Module):
     for ``S = len(channels)`` stages.
 
     A small, real, trainable backbone kept for the CIFAR-shaped example config; the ``pc3d.nn``
-    backbones (LeNet5, ResNet, ...) are registered by this plugin too and are the usual choice.
+    backbones (LeNet5, ResNet, ...), registered by pc3d's core, are the usual choice.
 
     Args:
         in_channels: image channels (3 for RGB).

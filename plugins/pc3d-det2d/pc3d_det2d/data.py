@@ -73,6 +73,7 @@ class DetResize:
         self.keep_ratio = keep_ratio
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
+        """Resize ``results["image"]`` (uint8) and scale ``results["gt_boxes"]``; record the factor in ``meta``."""
         image: np.ndarray = results["image"]
         if image.dtype != np.uint8:
             raise FormatError(f"DetResize needs the uint8 image, got {image.dtype}: put it before DetNormalize in the pipeline")
@@ -110,6 +111,7 @@ class DetRandomFlip:
         self.prob = float(prob)
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
+        """Flip ``results["image"]`` and ``results["gt_boxes"]`` (or leave them), recording it in ``meta``."""
         if self.prob <= 0 or np.random.random_sample() >= self.prob:
             return results
         image: np.ndarray = results["image"]
@@ -141,6 +143,7 @@ class DetNormalize:
         self.std = np.asarray(std, dtype=np.float32)
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
+        """Normalise ``results["image"]`` to float32."""
         results["image"] = (results["image"].astype(np.float32) - self.mean) / self.std
         return results
 
@@ -165,6 +168,7 @@ class DetPad:
         self.value = float(value)
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
+        """Pad ``results["image"]``; the boxes stay where they are."""
         image: np.ndarray = results["image"]
         h, w = image.shape[:2]
         d = self.size_divisor

@@ -1,5 +1,6 @@
-"""The one base of the det2d models: backbone -> FPN -> a head, with the engine's
-``loss(**batch)`` / ``predict(**batch)`` contract.
+"""The base of the one-stage det2d models (backbone -> FPN -> a dense head, with the engine's
+``loss(**batch)`` / ``predict(**batch)`` contract) and the checks and feature extraction that
+Faster R-CNN shares with it.
 
 Batch keys (from :func:`pc3d_det2d.data.collate_detection`): ``images`` ``Tensor[B, 3, H, W]``
 (padded), ``gt_boxes`` ``list[Tensor[M_i, 4]]`` pixel ``x1, y1, x2, y2``, ``gt_labels``

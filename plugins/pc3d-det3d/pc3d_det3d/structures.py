@@ -15,48 +15,42 @@ from pc3d.errors import FormatError, ShapeError
 from pc3d.structures import BasePoints, Boxes3D, LiDARBoxes3D, LiDARPoints
 
 
-def lidar_box_tensor(boxes: LiDARBoxes3D | Tensor, what: str) -> Tensor:
-    """The ``Tensor[N, 7+C]`` behind LiDAR boxes.
+def lidar_tensor(value: LiDARBoxes3D | LiDARPoints | Tensor, what: str, structure: type[LiDARBoxes3D | LiDARPoints]) -> Tensor:
+    """The tensor behind LiDAR boxes or points, so that every det3d stage takes pc3d's structures
+    and plain tensors alike.
 
     Args:
-        boxes: :class:`LiDARBoxes3D`, or a tensor read as LiDAR boxes (``pc3d.ops``' rule).
+        value: a ``structure`` instance, or a tensor in its layout (boxes ``Tensor[N, 7+C]``, read
+            as LiDAR boxes as ``pc3d.ops`` does; points ``Tensor[N, 3+C]``).
         what: the argument's name, for the error message.
+        structure: :class:`LiDARBoxes3D` or :class:`LiDARPoints`.
+
+    Returns:
+        ``value.tensor`` or ``value`` itself.
 
     Raises:
-        FormatError: boxes of another system (Camera, Depth) or not boxes at all.
+        FormatError: boxes or points of another system (Camera, Depth), or another type.
     """
-    if isinstance(boxes, LiDARBoxes3D):
-        return boxes.tensor
-    if isinstance(boxes, Boxes3D):
+    if isinstance(value, structure):
+        return value.tensor
+    if isinstance(value, (Boxes3D, BasePoints)):
         raise FormatError(
-            f"{what}: expected LiDARBoxes3D, got {type(boxes).__name__}; convert them with "
+            f"{what}: expected {structure.__name__}, got {type(value).__name__}; convert with "
             ".convert_to('lidar', rt_mat) first"
         )
-    if isinstance(boxes, Tensor):
-        return boxes
-    raise FormatError(f"{what}: expected LiDARBoxes3D or a Tensor[N, 7], got {type(boxes).__name__}")
+    if isinstance(value, Tensor):
+        return value
+    raise FormatError(f"{what}: expected {structure.__name__} or a Tensor, got {type(value).__name__}")
+
+
+def lidar_box_tensor(boxes: LiDARBoxes3D | Tensor, what: str) -> Tensor:
+    """``Tensor[N, 7+C]`` of LiDAR boxes (see :func:`lidar_tensor`)."""
+    return lidar_tensor(boxes, what, LiDARBoxes3D)
 
 
 def lidar_point_tensor(points: LiDARPoints | Tensor, what: str) -> Tensor:
-    """The ``Tensor[N, 3+C]`` behind a LiDAR point cloud.
-
-    Args:
-        points: :class:`LiDARPoints`, or a tensor of LiDAR points (x, y, z, then features).
-        what: the argument's name, for the error message.
-
-    Raises:
-        FormatError: points of another system (Camera, Depth) or not points at all.
-    """
-    if isinstance(points, LiDARPoints):
-        return points.tensor
-    if isinstance(points, BasePoints):
-        raise FormatError(
-            f"{what}: expected LiDARPoints, got {type(points).__name__}; convert them with "
-            ".convert_to('lidar', rt_mat) first"
-        )
-    if isinstance(points, Tensor):
-        return points
-    raise FormatError(f"{what}: expected LiDARPoints or a Tensor[N, C], got {type(points).__name__}")
+    """``Tensor[N, 3+C]`` of a LiDAR point cloud (see :func:`lidar_tensor`)."""
+    return lidar_tensor(points, what, LiDARPoints)
 
 
 @dataclass(frozen=True)
