@@ -1,56 +1,310 @@
-"""The `pc3d` command. Each subcommand lives in its own module exposing `register(subparsers)`,
-which adds an argparse sub-parser whose `func` default is called with the parsed arguments and
-returns the exit status."""
+"""The `pc3d` command line.
+
+Commands are declared here by name, a one-line summary and the `module:function` that adds their
+argparse sub-parser; the module is imported only when its command runs (or when a test asks for
+every parser), so `pc3d --help` and light commands such as `pc3d info` do not pay for heavy ones
+(torch, open3d, plugins). Each command module's top level imports only the standard library;
+its `run(args)` imports what the command needs.
+
+Plugins add commands through entry points of the group `pc3d.commands` (name = `module:function`,
+the function taking the sub-parser collection, like the core `register` functions). They are read
+from the installed distributions' metadata without importing the plugin, and only when the
+command line names no core command.
+
+Errors a user can fix (`Pc3dError`, `OSError` such as a missing file) print one line
+`pc3d <command>: error: <message>` and exit with status 2; Ctrl-C prints
+`pc3d <command>: error: interrupted` and exits with 130; warnings print as
+`pc3d <command>: warning: <message>`. No traceback reaches the user (set `PC3D_DEBUG=1` to see
+the traceback of an unexpected error).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pc3d import __version__
 from pc3d.errors import Pc3dError
 
-# Modules providing subcommands, in the order `pc3d --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    "pc3d.cli.demo",
-    "pc3d.cli.info",
-    "pc3d.cli.convert",
-    "pc3d.cli.show",
-    "pc3d.cli.plugins",
-    "pc3d.cli.config",
-    "pc3d.cli.kitti_eval",
-    "pc3d.cli.train",
-    "pc3d.cli.test",
+if TYPE_CHECKING:
+    _SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    _SubParsers = argparse._SubParsersAction
+
+__all__ = [
+    "COMMANDS_GROUP",
+    "CORE_COMMANDS",
+    "Command",
+    "LazyCommands",
+    "build_parser",
+    "load_all_commands",
+    "main",
+    "plugin_commands",
+]
+
+#: Entry-point group of plugin commands: `name = "module:function"`.
+COMMANDS_GROUP = "pc3d.commands"
+DESCRIPTION = "pc3d: 3D point-cloud detection and coordinate toolkit."
+EPILOG = "Run 'pc3d COMMAND --help' for the arguments of a command."
+# Exit status of a usage or input error (argparse's too), and of an interrupted command.
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 1
+
+
+@dataclass(frozen=True)
+class Command:
+    """A `pc3d` subcommand, declared without importing its implementation.
+
+    Attributes:
+        name: What the user types (`pc3d NAME ...`).
+        summary: One line for `pc3d --help`, lowercase, no final period (argparse's style).
+        target: `"module:function"`; the function takes the sub-parser collection and adds the
+            command's parser (`subparsers.add_parser(name, ...)`, with `func` set as default).
+        source: The distribution that provides it (`pc3d` for the core commands).
+    """
+
+    name: str
+    summary: str
+    target: str
+    source: str = "pc3d"
+
+    def load(self) -> Callable[[Any], object]:
+        """Import the target and return the function that adds the parser.
+
+        Raises:
+            Pc3dError: the module does not import or has no such function (naming the plugin).
+        """
+        module_name, _, attr = self.target.partition(":")
+        try:
+            function: Callable[[Any], object] = getattr(importlib.import_module(module_name), attr)
+            return function
+        except (ImportError, AttributeError) as err:
+            raise Pc3dError(
+                f"command {self.name!r} of {self.source} could not be loaded from {self.target}: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+
+
+CORE_COMMANDS: tuple[Command, ...] = (
+    Command("demo", "turn the labels of the shipped KITTI frame into LiDAR boxes and count their points",
+            "pc3d.cli.demo:register"),
+    Command("info", "print the count, fields and bounds of a point-cloud or box file", "pc3d.cli.info:register"),
+    Command("convert", "convert boxes or points between coordinate systems and file formats",
+            "pc3d.cli.convert:register"),
+    Command("show", "draw a point cloud with its boxes, in a window or as a PNG",
+            "pc3d.cli.show:register"),
+    Command("plugins", "list the installed plugins and what each registers",
+            "pc3d.cli.plugins:register"),
+    Command("config", "print a resolved config, or list the configs plugins ship", "pc3d.cli.config:register"),
+    Command("kitti-eval", "compute the official KITTI AP11/AP40 of detection label files",
+            "pc3d.cli.kitti_eval:register"),
+    Command("train", "train a model from a config", "pc3d.cli.train:register"),
+    Command("test", "evaluate a checkpoint with its config's metrics", "pc3d.cli.test:register"),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pc3d", description=__doc__.splitlines()[0])
-    parser.add_argument("--version", action="version", version=f"pc3d {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
-    _add_plugin_commands(subparsers)
+class LazyCommands(_SubParsers):
+    """The `pc3d` sub-parser collection: commands are listed at once, their parsers built on use.
+
+    `declare` adds a placeholder parser (so the name is a valid choice and `pc3d --help` lists its
+    summary); when the command is chosen, its target function runs and its `add_parser` call
+    replaces the placeholder.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.declared: dict[str, Command] = {}
+        self.problems: dict[str, str] = {}
+        self._built: set[str] = set()
+        self._building: str | None = None
+
+    def declare(self, command: Command, problem: str | None = None) -> None:
+        """List `command`; with a `problem`, choosing it fails with that message instead."""
+        self.declared[command.name] = command
+        if problem is not None:
+            self.problems[command.name] = problem
+        super().add_parser(command.name, help=command.summary, add_help=False)
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """Add a parser; while a declared command is being built, replace its placeholder."""
+        if name == self._building:
+            del self._name_parser_map[name]
+            kwargs.pop("help", None)  # the listing keeps the declared summary
+        return super().add_parser(name, **kwargs)
+
+    def build(self, name: str) -> argparse.ArgumentParser:
+        """The real parser of declared command `name` (built once).
+
+        Raises:
+            Pc3dError: the command cannot be loaded, or its function added no parser of that name.
+        """
+        command = self.declared[name]
+        if name in self._built:
+            return self._name_parser_map[name]
+        if name in self.problems:
+            raise Pc3dError(self.problems[name])
+        placeholder = self._name_parser_map[name]
+        add = command.load()
+        self._building = name
+        try:
+            add(self)
+        finally:
+            self._building = None
+        if self._name_parser_map.get(name, placeholder) is placeholder:
+            raise Pc3dError(f"command {name!r} of {command.source}: {command.target} added no parser named {name!r}")
+        self._built.add(name)
+        return self._name_parser_map[name]
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: Any = None
+    ) -> None:
+        """Build the chosen command's parser, then let argparse parse its arguments."""
+        name = values[0] if values else None
+        if name in self.declared:
+            self.build(name)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def plugin_commands() -> tuple[list[Command], dict[str, str]]:
+    """Commands of the entry-point group `pc3d.commands`, read without importing any plugin.
+
+    Returns:
+        The commands (by name), and the problem of each name two distributions both claim or
+        that a core command already has (running it then fails with that message).
+    """
+    from importlib.metadata import entry_points
+
+    core = {c.name for c in CORE_COMMANDS}
+    found: dict[str, Command] = {}
+    problems: dict[str, str] = {}
+    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+        dist = ep.dist.metadata["Name"] if ep.dist is not None else "an unknown distribution"
+        command = Command(ep.name, f"a command of the {dist} plugin", ep.value, dist)
+        if ep.name in core:
+            warnings.warn(f"plugin {dist} declares the command {ep.name!r}, a core command; ignored", stacklevel=2)
+        elif ep.name in found and found[ep.name].source != dist:
+            problems[ep.name] = (
+                f"two plugins declare the command {ep.name!r}: {found[ep.name].source} and {dist}; "
+                "uninstall one of them"
+            )
+        else:
+            found.setdefault(ep.name, command)
+    return list(found.values()), problems
+
+
+def command_name(argv: Sequence[str]) -> str | None:
+    """The command an argument list names: its first argument not starting with `-`."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `pc3d` parser, its commands declared but not built.
+
+    Args:
+        argv: The arguments it is built for: plugin commands are looked up unless they name a
+            core command. None: always look them up (for `pc3d --help` and tests).
+
+    Returns:
+        The parser; its sub-parser collection is a `LazyCommands`.
+    """
+    parser = argparse.ArgumentParser(prog="pc3d", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"pc3d {__version__}",
+                        help="print pc3d's version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", action=LazyCommands, title="commands")
+    assert isinstance(commands, LazyCommands)
+    for command in CORE_COMMANDS:
+        commands.declare(command)
+    if argv is None or command_name(argv) not in commands.declared:
+        found, problems = plugin_commands()
+        for command in found:
+            commands.declare(command, problems.get(command.name))
     return parser
 
 
-def _add_plugin_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Plugins may add subcommands (hook `pc3d_add_cli_commands`); a failing one is skipped."""
-    from pc3d.plugin_manager import add_plugin_cli_commands  # late: loading plugins imports them
+def subcommands(parser: argparse.ArgumentParser) -> LazyCommands:
+    """The `LazyCommands` of a parser made by `build_parser`."""
+    return next(a for a in parser._actions if isinstance(a, LazyCommands))
 
-    add_plugin_cli_commands(subparsers)
+
+def load_all_commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Build every declared command's parser (imports every command module and plugin command).
+
+    Returns:
+        Command name -> its parser.
+    """
+    commands = subcommands(parser)
+    return {name: commands.build(name) for name in commands.declared if name not in commands.problems}
+
+
+@contextmanager
+def cli_warnings(prog: str, stream: TextIO | None = None) -> Iterator[None]:
+    """Within the block, warnings print as one line `<prog>: warning: <message>`."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        print(f"{prog}: warning: {message}", file=stream or file or sys.stderr)
+
+    # catch_warnings restores the previous hook, and resets the "shown once" bookkeeping.
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def error_line(err: BaseException) -> str:
+    """The one-line message of an error a user can act on."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    return str(err) or type(err).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    """Run `pc3d` with `argv` (default: the process arguments).
+
+    Returns:
+        The exit status: the command's (0 on success), 2 for bad input or usage, 130 when
+        interrupted, 1 for an unexpected error (a bug; `PC3D_DEBUG=1` shows its traceback).
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    prog = f"pc3d {command_name(args_list) or ''}".rstrip()
+    with cli_warnings(prog):
+        try:
+            return _run(args_list)
+        except (Pc3dError, OSError) as err:
+            if isinstance(err, BrokenPipeError):  # `pc3d info x | head`: stop quietly
+                return _closed_stdout()
+            print(f"{prog}: error: {error_line(err)}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print(f"{prog}: error: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Exception as err:  # the last line of defence: one line, no traceback
+            if os.environ.get("PC3D_DEBUG") == "1":
+                raise
+            print(f"{prog}: error: unexpected {type(err).__name__}: {error_line(err)} (this is a bug in pc3d; "
+                  "run again with PC3D_DEBUG=1 to see where)", file=sys.stderr)
+            return EXIT_INTERNAL
+
+
+def _run(argv: list[str]) -> int:
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
+    func = getattr(args, "func", None)
+    if func is None:
         parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except (Pc3dError, FileNotFoundError, IsADirectoryError, PermissionError) as err:
-        print(f"pc3d {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    return int(func(args) or 0)
+
+
+def _closed_stdout() -> int:
+    # Point stdout at /dev/null so that the interpreter's final flush does not fail again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141

@@ -1,77 +1,74 @@
 """`pc3d convert`: boxes or points from one coordinate system (and file format) to another.
 
-    pc3d convert --src camera --dst lidar --calib calib/000001.txt boxes_cam.json boxes_lidar.json
-    pc3d convert --src lidar --dst camera --calib calib/000001.txt scan.bin scan_cam.pcd
-
-Without `--calib` the default axis permutation between the systems is used (MMDetection3D's);
-with a KITTI calibration, LiDAR <-> camera uses `R0_rect @ Tr_velo_to_cam` (and its inverse).
-Box files: `.json`, `.csv`, `.txt`, `.npy`; point files: `.bin`, `.npy`, `.pcd`, `.ply`.
-`--src` may be left out for box files that state their mode. The output format follows OUT's
-extension, so `--src X --dst X` converts formats only.
+A change of file format only (`--src X --dst X`, no `--calib`) reads and writes with numpy; a
+change of system goes through `pc3d.structures`, which imports torch.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from pc3d.cli.inputs import BOX_SUFFIXES, KINDS, POINT_SUFFIXES, file_kind, must_exist
 
-from pc3d.errors import FormatError
+if TYPE_CHECKING:
+    import numpy as np
 
-_MODES = ("lidar", "camera", "depth")
-_BOX_SUFFIXES = (".json", ".csv", ".txt")
-_POINT_SUFFIXES = (".bin", ".pcd", ".ply")
+MODES = ("lidar", "camera", "depth")
+NAN_POLICIES = ("drop", "raise")
+EXAMPLES = """examples:
+  pc3d convert --src camera --dst lidar --calib calib/000001.txt boxes_cam.json boxes_lidar.json
+  pc3d convert --src lidar --dst camera --calib calib/000001.txt scan.bin scan_cam.pcd
+  pc3d convert --src lidar --dst lidar scan.bin scan.ply                 # file format only
+
+Without --calib the default axis permutation between the systems is used (MMDetection3D's);
+with a KITTI calibration, LiDAR <-> camera uses R0_rect @ Tr_velo_to_cam (and its inverse).
+Box files: .json .csv .txt .npy; point files: .bin .npy .pcd .ply. What INPUT holds follows its
+extension (a .npy with named fields or fewer than 7 columns is a point cloud, any other .npy
+needs --what). The format of OUTPUT follows its extension.
+"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `convert` command to `subparsers`."""
     parser = subparsers.add_parser(
         "convert",
-        help="convert boxes or points between the LiDAR, Camera and Depth systems (and file formats)",
-        description=__doc__.splitlines()[0],
-        epilog="\n".join(__doc__.splitlines()[1:]),
+        description="Convert boxes or points between the LiDAR, Camera and Depth coordinate systems, "
+        "and between file formats.",
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("input", type=Path, metavar="IN")
-    parser.add_argument("output", type=Path, metavar="OUT")
-    parser.add_argument("--src", type=str.lower, choices=_MODES, default=None,
-                        help="system of IN (optional for box files that state their mode)")
-    parser.add_argument("--dst", type=str.lower, choices=_MODES, required=True, help="system of OUT")
-    parser.add_argument("--calib", type=Path, default=None,
+    parser.add_argument("input", type=Path, metavar="INPUT", help="box file or point cloud to read")
+    parser.add_argument("output", type=Path, metavar="OUTPUT",
+                        help="file to write; its extension chooses the format")
+    parser.add_argument("--src", type=str.lower, choices=MODES, default=None,
+                        help="system of INPUT (optional for box files that state their mode)")
+    parser.add_argument("--dst", type=str.lower, choices=MODES, required=True, help="system of OUTPUT")
+    parser.add_argument("--calib", type=Path, default=None, metavar="FILE",
                         help="KITTI calib/*.txt relating the LiDAR and camera systems")
-    parser.add_argument("--what", choices=("auto", "boxes", "points"), default="auto",
-                        help="what IN holds (auto: by extension; .npy needs --what)")
-    parser.add_argument("--num-features", type=int, default=None,
+    parser.add_argument("--what", choices=KINDS, default="auto",
+                        help="what INPUT holds (default auto: by extension, see below)")
+    parser.add_argument("--num-features", type=int, default=None, metavar="N",
                         help="float32 values per point of a .bin input (default 4)")
-    parser.add_argument("--nan-policy", choices=("drop", "raise"), default="drop",
+    parser.add_argument("--nan-policy", choices=NAN_POLICIES, default="drop",
                         help="points with NaN/inf coordinates: drop them with a warning (default) or fail")
     parser.add_argument("--ascii", action="store_true", help="write .pcd/.ply as text instead of binary")
     parser.set_defaults(func=run)
 
 
-def _kind(path: Path, what: str) -> str:
-    suffix = path.suffix.lower()
-    if what != "auto":
-        return what
-    if suffix in _BOX_SUFFIXES:
-        return "boxes"
-    if suffix in _POINT_SUFFIXES:
-        return "points"
-    if suffix == ".npy":
-        raise FormatError(f"{path}: a .npy file may hold boxes or points; pass --what boxes or --what points")
-    raise FormatError(
-        f"{path}: unknown extension {path.suffix!r}; boxes: .json .csv .txt .npy, points: .bin .npy .pcd .ply"
-    )
-
-
 def rt_mat_from_calib(calib_path: Path | None, src: str, dst: str) -> np.ndarray | None:
-    """The `src -> dst` matrix given by a KITTI calibration, or None without one."""
+    """The `src -> dst` matrix given by a KITTI calibration, or None without one.
+
+    Raises:
+        FormatError: the calibration does not relate `src` and `dst` (only LiDAR <-> camera).
+    """
     if calib_path is None:
         return None
-    from pc3d.io.kitti import read_kitti_calib
+    from pc3d.errors import FormatError
+    from pc3d.io import read_kitti_calib
 
+    must_exist(calib_path, "--calib")
     calib = read_kitti_calib(calib_path)
     if {src, dst} != {"lidar", "camera"}:
         raise FormatError(
@@ -82,49 +79,55 @@ def rt_mat_from_calib(calib_path: Path | None, src: str, dst: str) -> np.ndarray
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.input.exists():
-        raise FileNotFoundError(f"{args.input} does not exist")
-    kind = _kind(args.input, args.what)
-    out_suffix = args.output.suffix.lower()
-    allowed = (*_BOX_SUFFIXES, ".npy") if kind == "boxes" else (*_POINT_SUFFIXES, ".npy")
-    if out_suffix not in allowed:
-        raise FormatError(f"{args.output}: cannot write {kind} as {args.output.suffix!r}; use one of {' '.join(allowed)}")
-    if kind == "boxes":
-        message = _convert_boxes(args)
-    else:
-        message = _convert_points(args)
-    print(message)
+    """Convert `args.input` into `args.output`; the exit status."""
+    from pc3d.errors import FormatError
+
+    must_exist(args.input)
+    kind = file_kind(args.input, args.what)
+    allowed = (*BOX_SUFFIXES, ".npy") if kind == "boxes" else (*POINT_SUFFIXES, ".npy")
+    if args.output.suffix.lower() not in allowed:
+        raise FormatError(
+            f"{args.output}: cannot write {kind} as {args.output.suffix!r}; use one of {' '.join(allowed)}"
+        )
+    print(_convert_boxes(args) if kind == "boxes" else _convert_points(args))
     return 0
 
 
+def _how(args: argparse.Namespace, src: str) -> str:
+    if args.calib is not None:
+        return f"with {args.calib}"
+    return "file format only" if src == args.dst else "with the default axis permutation"
+
+
 def _convert_boxes(args: argparse.Namespace) -> str:
-    from pc3d.io.boxes import BoxFile, read_box_file, resolve_mode, write_box_file
-    from pc3d.structures import box_class
+    from pc3d.io import BoxFile, read_box_file, write_box_file
+    from pc3d.io.boxes import resolve_mode
 
     data = read_box_file(args.input)
     src = resolve_mode(data, args.src)
     rt_mat = rt_mat_from_calib(args.calib, src, args.dst)
-    boxes = box_class(src)(data.boxes)
-    converted = boxes.convert_to(args.dst, rt_mat) if (src != args.dst or rt_mat is not None) else boxes
-    write_box_file(args.output, BoxFile(converted.numpy(), args.dst, data.labels, data.scores, data.meta))
-    how = f"with {args.calib}" if args.calib is not None else "with the default axis permutation"
-    return f"{len(boxes)} boxes {src} -> {args.dst} ({how}): wrote {args.output}"
+    boxes = data.boxes
+    if src != args.dst or rt_mat is not None:
+        from pc3d.structures import box_class  # torch: only for a change of system
+
+        boxes = box_class(src)(data.boxes).convert_to(args.dst, rt_mat).numpy()
+    write_box_file(args.output, BoxFile(boxes, args.dst, data.labels, data.scores, data.meta))
+    return f"{len(data)} boxes {src} -> {args.dst} ({_how(args, src)}): wrote {args.output}"
 
 
 def _convert_points(args: argparse.Namespace) -> str:
-    from pc3d.io.points import points_from_data, read_point_file, write_point_file
+    from pc3d.errors import FormatError
+    from pc3d.io import read_point_file, write_point_file
 
     if args.src is None:
         raise FormatError(f"{args.input}: point files do not state their system; pass --src lidar|camera|depth")
     rt_mat = rt_mat_from_calib(args.calib, args.src, args.dst)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        data = read_point_file(args.input, args.num_features, nan_policy=args.nan_policy)
-    for warning in caught:
-        print(f"pc3d convert: warning: {warning.message}", file=sys.stderr)
-    points = points_from_data(data, args.src)
-    converted = points.convert_to(args.dst, rt_mat) if (args.src != args.dst or rt_mat is not None) else points
-    array = converted.tensor.numpy()
+    data = read_point_file(args.input, args.num_features, nan_policy=args.nan_policy)
+    array = data.array
+    if args.src != args.dst or rt_mat is not None:
+        from pc3d.io.points import points_from_data  # torch: only for a change of system
+
+        array = points_from_data(data, args.src).convert_to(args.dst, rt_mat).tensor.numpy()
     write_point_file(args.output, array, data.fields, "ascii" if args.ascii else "binary")
-    how = f"with {args.calib}" if args.calib is not None else "with the default axis permutation"
-    return f"{data.num_points:,} points ({', '.join(data.fields)}) {args.src} -> {args.dst} ({how}): wrote {args.output}"
+    fields = ", ".join(data.fields)
+    return f"{data.num_points:,} points ({fields}) {args.src} -> {args.dst} ({_how(args, args.src)}): wrote {args.output}"

@@ -11,25 +11,30 @@ import argparse
 import os
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
+from pc3d.cli.inputs import kitti_training_dir
 from pc3d.data_files import DEFAULT_DEMO_FRAME, kitti_sample_root
-from pc3d.errors import Pc3dError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_OUT_DIR = Path("work_dirs") / "demo"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `demo` command to `subparsers`."""
     parser = subparsers.add_parser(
         "demo",
-        help="convert the labels of a shipped KITTI frame to LiDAR boxes and count their points",
-        description=__doc__.splitlines()[0],
+        description="Convert the camera-frame labels of a KITTI frame to LiDAR boxes with its calibration, "
+        "count the LiDAR points in each box, print them and write them as a JSON box file.",
     )
-    parser.add_argument("--root", type=Path, default=None,
-                        help="KITTI 'training' folder (default: the sample shipped in tests/data/kitti/training)")
-    parser.add_argument("--frame", default=DEFAULT_DEMO_FRAME, help=f"frame id (default {DEFAULT_DEMO_FRAME})")
-    parser.add_argument("--out", type=Path, default=None,
+    parser.add_argument("--kitti", "--root", dest="root", type=Path, default=None, metavar="ROOT",
+                        help="KITTI object folder: its root (holding training/) or training/ itself "
+                        "(default: the sample shipped in tests/data/kitti)")
+    parser.add_argument("--frame", default=DEFAULT_DEMO_FRAME, metavar="ID",
+                        help=f"KITTI frame id (default {DEFAULT_DEMO_FRAME})")
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="output JSON (default work_dirs/demo/<frame>_lidar_boxes.json)")
     parser.set_defaults(func=run)
 
@@ -43,11 +48,14 @@ def _display(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pc3d.io.boxes import save_boxes
-    from pc3d.io.kitti import load_kitti_frame
+    """Run the demo on the chosen frame; the exit status."""
+    import numpy as np
+
+    from pc3d.errors import Pc3dError
+    from pc3d.io import load_kitti_frame, save_boxes
     from pc3d.io.points import points_from_data
 
-    root = args.root if args.root is not None else kitti_sample_root()
+    root = kitti_training_dir(args.root) if args.root is not None else kitti_sample_root()
     frame = load_kitti_frame(root, args.frame)
     if frame.labels is None:
         raise Pc3dError(f"frame {frame.frame_id} has no labels: {root / 'label_2' / (frame.frame_id + '.txt')} is missing")
@@ -96,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _table(names: list[str], boxes: np.ndarray, counts: np.ndarray) -> str:
     header = ("#", "class", "x", "y", "z", "l", "w", "h", "yaw", "points")
-    rows = [header, ("", "", "(m)", "(m)", "(m)", "(m)", "(m)", "(m)", "(rad)", "")]
+    rows: list[tuple[str, ...]] = [header, ("", "", "(m)", "(m)", "(m)", "(m)", "(m)", "(m)", "(rad)", "")]
     for i, (name, box, count) in enumerate(zip(names, boxes, counts, strict=True)):
         rows.append((str(i), name, *(f"{v:.2f}" for v in box[:6]), f"{box[6]:.3f}", f"{int(count):,}"))
     if len(rows) == 2:

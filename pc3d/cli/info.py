@@ -1,4 +1,7 @@
-"""`pc3d info FILE`: what a point-cloud or box file holds (count, fields, bounds, NaN count)."""
+"""`pc3d info`: what a point-cloud or box file holds (count, fields, bounds, NaN count).
+
+Reading a point cloud needs numpy only; torch is not imported.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +9,39 @@ import argparse
 import re
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+from pc3d.cli.inputs import KINDS, file_kind, must_exist
 
-from pc3d.errors import FormatError
+if TYPE_CHECKING:
+    import numpy as np
 
-_BOX_ONLY = (".json", ".csv", ".txt")
 
-
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `info` command to `subparsers`."""
     parser = subparsers.add_parser(
-        "info", help="print the count, fields and bounds of a point-cloud or box file", description=__doc__
+        "info",
+        description="Print the count, fields and bounds of a point-cloud or box file, and how many "
+        "values are NaN or infinite.",
+        epilog="What FILE holds follows its extension: .json .csv .txt are box files, .bin .pcd .ply "
+        "point clouds; a .npy with named fields or fewer than 7 columns is a point cloud, any other "
+        ".npy needs --what.",
     )
-    parser.add_argument("file", type=Path, help=".bin/.npy/.pcd/.ply point cloud, or .json/.csv/.txt/.npy boxes")
-    parser.add_argument("--num-features", type=int, default=None,
+    parser.add_argument("file", type=Path, metavar="FILE",
+                        help="point cloud (.bin .npy .pcd .ply) or box file (.json .csv .txt .npy)")
+    parser.add_argument("--what", choices=KINDS, default="auto",
+                        help="what FILE holds (default auto: by extension, see below)")
+    parser.add_argument("--num-features", type=int, default=None, metavar="N",
                         help="float32 values per point of a .bin file (default 4)")
-    parser.add_argument("--what", choices=("auto", "points", "boxes"), default="auto",
-                        help="what the file holds (auto: by extension; .npy means points)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print what `args.file` holds; the exit status."""
     path: Path = args.file
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    what = args.what
-    if what == "auto":
-        what = "boxes" if path.suffix.lower() in _BOX_ONLY else "points"
-    print(_box_info(path) if what == "boxes" else _point_info(path, args.num_features))
+    must_exist(path)
+    kind = file_kind(path, args.what)
+    print(_box_info(path) if kind == "boxes" else _point_info(path, args.num_features))
     return 0
 
 
@@ -53,6 +61,8 @@ def _format_name(path: Path, num_columns: int) -> str:
 
 
 def _bounds_table(names: list[str] | tuple[str, ...], array: np.ndarray) -> str:
+    import numpy as np
+
     finite = np.isfinite(array)
     bad = (~finite).sum(axis=0)
     rows = [("field", "min", "max", "NaN/inf")]
@@ -68,7 +78,9 @@ def _bounds_table(names: list[str] | tuple[str, ...], array: np.ndarray) -> str:
 
 
 def _point_info(path: Path, num_features: int | None) -> str:
-    from pc3d.io.points import read_point_file
+    import numpy as np
+
+    from pc3d.io import read_point_file
 
     data = read_point_file(path, num_features=num_features, nan_policy="keep")
     rows_bad = int((~np.isfinite(data.array[:, :3])).any(axis=1).sum())
@@ -85,10 +97,13 @@ def _point_info(path: Path, num_features: int | None) -> str:
 
 
 def _box_info(path: Path) -> str:
-    from pc3d.io.boxes import box_columns, read_box_file
+    import numpy as np
 
-    if path.suffix.lower() not in (".json", ".csv", ".txt", ".npy"):
-        raise FormatError(f"{path}: not a box file (.json, .csv, .txt, .npy)")
+    from pc3d.errors import FormatError
+    from pc3d.io.boxes import BOX_EXTENSIONS, box_columns, read_box_file
+
+    if path.suffix.lower() not in BOX_EXTENSIONS:
+        raise FormatError(f"{path}: not a box file ({', '.join(BOX_EXTENSIONS)})")
     data = read_box_file(path)
     lines = [
         f"{path}",

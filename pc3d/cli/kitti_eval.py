@@ -1,23 +1,26 @@
-"""`pc3d kitti-eval GT_LABEL_DIR DET_DIR`: the official KITTI object evaluation (AP11 and AP40 for
-2D bbox, BEV, 3D and AOS; easy / moderate / hard; strict and loose overlaps) of detection files in
-`label_2` format with the score as the 16th field, matched to ground truth by file name."""
+"""`pc3d kitti-eval`: the official KITTI object evaluation of detection files in `label_2` format.
+
+AP11 and AP40 for 2D bbox, BEV, 3D and AOS; easy / moderate / hard; strict and loose overlaps.
+Detection files carry the score as the 16th field and are matched to ground truth by file name.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from pc3d.evaluation.kitti import KITTI_EVAL_CLASSES, kitti_eval, resolve_classes
-from pc3d.evaluation.kitti_labels import load_label_dirs, read_frame_ids
-from pc3d.io.points import atomic_write_bytes
 
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `kitti-eval` command to `subparsers`."""
+    from pc3d.evaluation.kitti_protocol import KITTI_EVAL_CLASSES
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "kitti-eval", help="KITTI AP11/AP40 (bbox, BEV, 3D, AOS) of detection label files",
-        description=__doc__)
+        "kitti-eval",
+        description="Compute the official KITTI object evaluation (AP11 and AP40 of 2D bbox, BEV, 3D "
+        "and AOS; easy, moderate and hard; strict and loose overlaps) of detection files in label_2 "
+        "format, matched to the ground truth by file name.",
+    )
     parser.add_argument("gt_dir", type=Path, metavar="GT_LABEL_DIR",
                         help="ground-truth label_2 folder (<frame>.txt, 15 fields per line)")
     parser.add_argument("det_dir", type=Path, metavar="DET_DIR",
@@ -30,13 +33,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         metavar="CLASS",
                         help=f"classes to evaluate among {', '.join(KITTI_EVAL_CLASSES)} "
                              "(default: Car Pedestrian Cyclist)")
-    parser.add_argument("--json", type=Path, metavar="OUT_JSON",
+    parser.add_argument("--json", type=Path, metavar="FILE",
                         help='also write {class: {"strict"|"loose": {"bbox"|"bev"|"3d"|"aos": '
                              '{"easy"|"moderate"|"hard": {"AP11": x, "AP40": y}}}}} in percent')
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate the detections against the ground truth and print the table; the exit status."""
+    from pc3d.evaluation.kitti import kitti_eval, resolve_classes
+    from pc3d.evaluation.kitti_labels import load_label_dirs, read_frame_ids
+    from pc3d.io.jsonio import write_json
+
     classes = resolve_classes(args.classes)  # before reading thousands of files
     frame_ids = read_frame_ids(args.split) if args.split else None
     frames = load_label_dirs(args.gt_dir, args.det_dir, frame_ids)
@@ -54,6 +62,5 @@ def run(args: argparse.Namespace) -> int:
         print("note: AOS not computed: the detections carry no observation angle (alpha = -10)",
               file=sys.stderr)
     if args.json:
-        text = json.dumps(result.to_dict(), indent=2) + "\n"
-        atomic_write_bytes(args.json, text.encode("utf-8"))
+        write_json(args.json, result.to_dict())
     return 0

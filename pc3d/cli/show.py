@@ -1,56 +1,62 @@
-"""`pc3d show`: look at a point cloud with its boxes and predictions, in a window or as a PNG.
-
-    pc3d show scan.bin --boxes gt.json --pred dets.json --out shot.png      # off-screen PNG
-    pc3d show scan.bin --boxes label_2/000001.txt --calib calib/000001.txt  # KITTI labels, window
-    pc3d show --kitti data/kitti/training --frame 000001 --out bev.png      # a KITTI frame
-    pc3d show --kitti data/kitti/training --frame 000001 --view camera --out cam.png
-
-Without `--out` an interactive Open3D window opens; with `--out` the picture is rendered
-off-screen (under `xvfb-run -a`, or through EGL when there is no display at all).
-"""
+"""`pc3d show`: look at a point cloud with its boxes and predictions, in a window or as a PNG."""
 
 from __future__ import annotations
 
 import argparse
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from pc3d.errors import FormatError
+from pc3d.cli.inputs import kitti_training_dir, must_exist
 
 if TYPE_CHECKING:
-    from pc3d.vis.scene import BoxSet
+    import numpy as np
 
-_VIEWS = ("bev", "front", "orbit", "camera")
-_MODES = ("lidar", "camera", "depth")
+    from pc3d.vis import BoxSet
+
+VIEWS = ("bev", "front", "orbit", "camera")
+MODES = ("lidar", "camera", "depth")
+COLOR_BY = ("height", "intensity", "label")
+EXAMPLES = """examples:
+  pc3d show scan.bin --boxes gt.json --pred dets.json --out shot.png      # off-screen PNG
+  pc3d show scan.bin --boxes label_2/000001.txt --calib calib/000001.txt  # KITTI labels, window
+  pc3d show --kitti data/kitti --frame 000001 --out bev.png               # a KITTI frame
+  pc3d show --kitti data/kitti --frame 000001 --view camera --out cam.png
+
+Without --out an interactive Open3D window opens; with --out the picture is rendered
+off-screen (under 'xvfb-run -a', or through EGL when there is no display at all).
+"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the `show` command to `subparsers`."""
     parser = subparsers.add_parser(
         "show",
-        help="draw a point cloud with boxes/predictions (window, or PNG with --out)",
-        description=__doc__,
+        description="Draw a point cloud with its ground-truth boxes and predictions, in an Open3D "
+        "window or as a PNG.",
+        epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("cloud", nargs="?", type=Path, help="point cloud: .bin, .npy, .pcd or .ply")
+    parser.add_argument("cloud", nargs="?", type=Path, metavar="CLOUD",
+                        help="point cloud: .bin, .npy, .pcd or .ply (or use --kitti)")
     parser.add_argument("--kitti", type=Path, metavar="ROOT",
-                        help="KITTI 'training' folder (with velodyne/, calib/, label_2/, image_2/)")
+                        help="KITTI object folder: its root (holding training/) or training/ itself")
     parser.add_argument("--frame", metavar="ID", help="KITTI frame id with --kitti, e.g. 000001")
     parser.add_argument("--boxes", type=Path, nargs="+", action="extend", default=[], metavar="FILE",
                         help="ground-truth box files: pc3d .json/.csv/.txt/.npy, or KITTI label_2 .txt")
     parser.add_argument("--pred", type=Path, nargs="+", action="extend", default=[], metavar="FILE",
                         help="prediction box files (same formats; KITTI result .txt with scores)")
-    parser.add_argument("--mode", choices=_MODES, default="lidar",
-                        help="coordinate system of the cloud, and of box files that do not state one (default lidar)")
+    parser.add_argument("--mode", choices=MODES, default="lidar",
+                        help="coordinate system of CLOUD, and of box files that do not state one (default lidar)")
     parser.add_argument("--calib", type=Path, metavar="FILE",
                         help="KITTI calib .txt: puts camera boxes on LiDAR points; its P2 projects onto --image")
-    parser.add_argument("--image", type=Path, metavar="PATH", help="camera image for --view camera (needs --calib)")
+    parser.add_argument("--image", type=Path, metavar="FILE", help="camera image for --view camera (needs --calib)")
     parser.add_argument("--out", type=Path, metavar="PNG", help="write a PNG instead of opening a window")
     parser.add_argument("--size", default="1280x720", metavar="WxH", help="image/window size (default 1280x720)")
-    parser.add_argument("--view", choices=_VIEWS, default=None,
+    parser.add_argument("--view", choices=VIEWS, default=None,
                         help="bev (default), front, orbit, or camera (boxes on the image; default with --image)")
-    parser.add_argument("--color-by", choices=("height", "intensity", "label"), default="height",
+    parser.add_argument("--color-by", choices=COLOR_BY, default="height",
                         help="point colours: height (default), intensity (4th column) or label (box colour)")
     parser.add_argument("--score-thr", type=float, default=0.0, metavar="X", help="hide predictions scoring below X")
     parser.add_argument("--labels", action="store_true", help="write class (and score) next to each box")
@@ -58,77 +64,112 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+@dataclass
+class ShowInputs:
+    """What `pc3d show` draws, read from the files the arguments name.
+
+    Attributes:
+        points: `float32[N, 3+C]` cloud.
+        gt, pred: ground truth and predictions, or None.
+        lidar2cam: `[4, 4]` LiDAR -> camera matrix from a calibration, or None.
+        projection: `[3, 4]` camera -> image matrix (`P2`), or None.
+        image_path: the camera image, or None.
+        forward_only: frame only the scan's front half (KITTI labels cover the camera's view).
+    """
+
+    points: np.ndarray
+    gt: BoxSet | None
+    pred: BoxSet | None
+    lidar2cam: np.ndarray | None = None
+    projection: np.ndarray | None = None
+    image_path: Path | None = None
+    forward_only: bool = False
+
+
 def run(args: argparse.Namespace) -> int:
+    """Draw what the arguments name; the exit status."""
     import pc3d.vis as vis
+    from pc3d.errors import FormatError
 
     size = vis.parse_size(args.size)
     view = args.view or ("camera" if args.image is not None else "bev")
     if args.out is not None and args.out.suffix.lower() != ".png":
         raise FormatError(f"--out {args.out}: the output must be a .png file")
-    if not np.isfinite(args.score_thr):
+    if not math.isfinite(args.score_thr):
         raise FormatError(f"--score-thr {args.score_thr}: expected a finite number")
-    inputs = _kitti_inputs(args) if args.kitti is not None else _file_inputs(args)
-    points, gt, pred, lidar2cam, projection, image_path, forward_only = inputs
-    legend = not args.no_legend
-
+    inputs = kitti_inputs(args) if args.kitti is not None else file_inputs(args)
     if view == "camera":
-        if projection is None or image_path is None:
-            raise FormatError(
-                "--view camera needs a camera image and its P2: pass --image PATH and --calib FILE (or --kitti)"
-            )
-        img = vis.render_camera_view(
-            image_path, gt, pred, projection=projection, lidar2cam=lidar2cam, mode=args.mode,
-            score_thr=args.score_thr, labels=args.labels, legend=legend,
-        )
-        if args.out is None:
-            vis.show_image(img)
-        else:
-            vis.save_png(img, args.out)
-            print(f"wrote {args.out} ({img.shape[1]}x{img.shape[0]}, camera view)")
-        return 0
-
+        return _camera_view(args, inputs)
     common = dict(
-        view=view, size=size, mode=args.mode, lidar2cam=lidar2cam, color_by=args.color_by,
-        score_thr=args.score_thr, forward_only=forward_only,
+        view=view, size=size, mode=args.mode, lidar2cam=inputs.lidar2cam, color_by=args.color_by,
+        score_thr=args.score_thr, forward_only=inputs.forward_only,
     )
     if args.out is None:
-        vis.show(points, gt, pred, **common)
+        vis.show(inputs.points, inputs.gt, inputs.pred, **common)
         return 0
-    img = vis.render(points, gt, pred, out=args.out, labels=args.labels, legend=legend, **common)
+    img = vis.render(inputs.points, inputs.gt, inputs.pred, out=args.out, labels=args.labels,
+                     legend=not args.no_legend, **common)
     print(f"wrote {args.out} ({img.shape[1]}x{img.shape[0]}, {view} view)")
     return 0
 
 
-# points, GT, predictions, LiDAR->camera, P2, camera image, frame only the scan's front half
-Inputs = tuple[
-    np.ndarray, "BoxSet | None", "BoxSet | None", "np.ndarray | None", "np.ndarray | None", "Path | None", bool
-]
+def _camera_view(args: argparse.Namespace, inputs: ShowInputs) -> int:
+    import pc3d.vis as vis
+    from pc3d.errors import FormatError
+
+    if inputs.projection is None or inputs.image_path is None:
+        raise FormatError(
+            "--view camera needs a camera image and its P2: pass --image FILE and --calib FILE (or --kitti)"
+        )
+    img = vis.render_camera_view(
+        inputs.image_path, inputs.gt, inputs.pred, projection=inputs.projection, lidar2cam=inputs.lidar2cam,
+        mode=args.mode, score_thr=args.score_thr, labels=args.labels, legend=not args.no_legend,
+    )
+    if args.out is None:
+        vis.show_image(img)
+    else:
+        vis.save_png(img, args.out)
+        print(f"wrote {args.out} ({img.shape[1]}x{img.shape[0]}, camera view)")
+    return 0
 
 
-def _file_inputs(args: argparse.Namespace) -> Inputs:
+def file_inputs(args: argparse.Namespace) -> ShowInputs:
+    """The inputs of `pc3d show CLOUD ...`.
+
+    Raises:
+        FormatError: `--frame` without `--kitti`, or no CLOUD.
+        FileNotFoundError: a named file does not exist.
+    """
+    from pc3d.errors import FormatError
     from pc3d.io import read_kitti_calib, read_point_file
 
     if args.frame is not None:
         raise FormatError("--frame only goes with --kitti ROOT")
     if args.cloud is None:
         raise FormatError("give a point cloud file (pc3d show CLOUD ...) or a KITTI frame (--kitti ROOT --frame ID)")
-    _must_exist(args.cloud, "point cloud")
-    points = read_point_file(args.cloud).array
-    lidar2cam = projection = None
+    must_exist(args.cloud, "point cloud")
+    inputs = ShowInputs(read_point_file(args.cloud).array, None, None, image_path=args.image)
     if args.calib is not None:
-        _must_exist(args.calib, "--calib")
+        must_exist(args.calib, "--calib")
         calib = read_kitti_calib(args.calib)
-        lidar2cam, projection = calib.lidar_to_cam, calib.P2
+        inputs.lidar2cam, inputs.projection = calib.lidar_to_cam, calib.P2
     if args.image is not None:
-        _must_exist(args.image, "--image")
-    gt = _read_box_files(args.boxes, args.mode, "--boxes")
-    pred = _read_box_files(args.pred, args.mode, "--pred")
-    return points, gt, pred, lidar2cam, projection, args.image, False
+        must_exist(args.image, "--image")
+    inputs.gt = read_box_files(args.boxes, args.mode, "--boxes")
+    inputs.pred = read_box_files(args.pred, args.mode, "--pred")
+    return inputs
 
 
-def _kitti_inputs(args: argparse.Namespace) -> Inputs:
+def kitti_inputs(args: argparse.Namespace) -> ShowInputs:
+    """The inputs of `pc3d show --kitti ROOT --frame ID ...` (ROOT: the KITTI root or `training`).
+
+    Raises:
+        FormatError: CLOUD with `--kitti`, no `--frame`, or `--mode` other than lidar.
+        FileNotFoundError: the frame's files (or `--view camera`'s image) do not exist.
+    """
+    from pc3d.errors import FormatError
     from pc3d.io import load_kitti_frame, read_kitti_calib
-    from pc3d.vis.scene import BoxSet
+    from pc3d.vis import BoxSet
 
     if args.cloud is not None:
         raise FormatError("give either a point cloud file or --kitti ROOT --frame ID, not both")
@@ -136,65 +177,65 @@ def _kitti_inputs(args: argparse.Namespace) -> Inputs:
         raise FormatError("--kitti needs --frame ID (e.g. --frame 000001)")
     if args.mode != "lidar":
         raise FormatError("--kitti frames are LiDAR scans; leave out --mode")
+    root = kitti_training_dir(args.kitti)
     # "1" and "000001" name the same frame (KITTI stems are six digits).
     frame_id: str | int = int(args.frame) if args.frame.isdigit() and len(args.frame) < 6 else args.frame
-    frame = load_kitti_frame(args.kitti, frame_id)
+    frame = load_kitti_frame(root, frame_id)
     calib = frame.calib
     if args.calib is not None:
-        _must_exist(args.calib, "--calib")
+        must_exist(args.calib, "--calib")
         calib = read_kitti_calib(args.calib)
     image_path = frame.image_path
     if args.image is not None:
-        _must_exist(args.image, "--image")
+        must_exist(args.image, "--image")
         image_path = args.image
     if image_path is None and args.view == "camera":
-        missing = args.kitti / "image_2" / f"{frame.frame_id}.png"
+        missing = root / "image_2" / f"{frame.frame_id}.png"
         raise FileNotFoundError(f"frame {frame.frame_id}: {missing} does not exist; --view camera needs it")
     gt: BoxSet | None = None
     if frame.labels is not None:
         objects = frame.labels.objects()
         gt = BoxSet(objects.to_camera_boxes().tensor.numpy(), "camera", [str(t) for t in objects.types])
-    extra = _read_box_files(args.boxes, "lidar", "--boxes")
+    extra = read_box_files(args.boxes, "lidar", "--boxes")
     if extra is not None:
-        gt = extra if gt is None else _concat(gt, extra, calib.lidar_to_cam)
-    pred = _read_box_files(args.pred, "lidar", "--pred")
+        gt = extra if gt is None else concat_box_sets(gt, extra, calib.lidar_to_cam)
+    pred = read_box_files(args.pred, "lidar", "--pred")
     # KITTI labels only cover the camera's view ahead: frame that half of the scan.
-    return frame.points.array, gt, pred, calib.lidar_to_cam, calib.P2, image_path, True
+    return ShowInputs(frame.points.array, gt, pred, calib.lidar_to_cam, calib.P2, image_path, forward_only=True)
 
 
-def _must_exist(path: Path, what: str) -> None:
-    if not path.exists():
-        raise FileNotFoundError(f"{what}: {path} does not exist")
-    if path.is_dir():
-        raise IsADirectoryError(f"{what}: {path} is a folder, expected a file")
+def read_box_files(paths: list[Path], default_mode: str, what: str) -> BoxSet | None:
+    """The boxes of all `paths` as one `BoxSet` in the first file's system (None when no paths).
 
+    Raises:
+        FileNotFoundError: a file does not exist.
+        FormatError: a file is not a box file (the message names it).
+    """
+    from pc3d.errors import FormatError
+    from pc3d.io import read_box_file
+    from pc3d.vis import BoxSet
 
-def _read_box_files(paths: list[Path], default_mode: str, what: str) -> BoxSet | None:
-    """The boxes of all `paths` as one BoxSet in the first file's system (None when no paths)."""
-    if not paths:
+    sets = []
+    for path in paths:
+        must_exist(path, what)
+        data = read_box_file(path)  # KITTI label_2 files are recognised and read as camera boxes
+        try:
+            sets.append(BoxSet(data.boxes, data.mode or default_mode, data.labels, data.scores))
+        except FormatError as err:
+            raise FormatError(f"{path}: {err}") from None
+    if not sets:
         return None
-    sets = [_read_box_file(p, default_mode, what) for p in paths]
     out = sets[0]
     for other in sets[1:]:
-        out = _concat(out, other, None)
+        out = concat_box_sets(out, other, None)
     return out
 
 
-def _read_box_file(path: Path, default_mode: str, what: str) -> BoxSet:
-    from pc3d.io import read_box_file
-    from pc3d.vis.scene import BoxSet
+def concat_box_sets(a: BoxSet, b: BoxSet, lidar2cam: np.ndarray | None) -> BoxSet:
+    """Two box sets as one, `b` converted into `a`'s system (columns beyond the common width dropped)."""
+    import numpy as np
 
-    _must_exist(path, what)
-    data = read_box_file(path)  # KITTI label_2 files are recognised and read as camera boxes
-    try:
-        return BoxSet(data.boxes, data.mode or default_mode, data.labels, data.scores)
-    except FormatError as err:
-        raise FormatError(f"{path}: {err}") from None
-
-
-def _concat(a: BoxSet, b: BoxSet, lidar2cam: np.ndarray | None) -> BoxSet:
-    """Two box sets as one, `b` converted into `a`'s system (extra columns beyond the common width dropped)."""
-    from pc3d.vis.scene import BoxSet, convert_box_set
+    from pc3d.vis import BoxSet, convert_box_set
 
     b = convert_box_set(b, a.mode, lidar2cam)
     width = min(a.boxes.shape[1], b.boxes.shape[1])

@@ -1,37 +1,57 @@
 """``pc3d det2d``: write the data sets the det2d configs use.
 
     pc3d det2d shapes ROOT [--split train] [--num-images 300] [--seed 0] [--image-size 128] ...
-    pc3d det2d kitti KITTI_ROOT OUT_ROOT FRAME [FRAME ...] [--split train]
+    pc3d det2d kitti ROOT OUTPUT FRAME [FRAME ...] [--split train]
+
+Declared in the entry-point group ``pc3d.commands`` (``det2d = "pc3d_det2d.cli:register"``), so
+``pc3d --help`` lists the command without importing this plugin.
 """
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["register"]
+__all__ = ["register", "run"]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser("det2d", help="write COCO-format 2D detection data (synthetic shapes, KITTI images)")
-    commands = parser.add_subparsers(dest="det2d_command", required=True)
-    shapes = commands.add_parser("shapes", help="the synthetic shapes set (deterministic by seed)")
-    shapes.add_argument("root", help="folder for annotations/ and images/")
-    shapes.add_argument("--split", default="train")
-    shapes.add_argument("--num-images", type=int, default=300)
-    shapes.add_argument("--seed", type=int, default=0)
-    shapes.add_argument("--image-size", type=int, default=128)
-    shapes.add_argument("--max-objects", type=int, default=4)
-    shapes.add_argument("--min-size", type=int, default=16)
-    shapes.add_argument("--max-size", type=int, default=56)
-    kitti = commands.add_parser("kitti", help="KITTI image_2 + label_2 frames as COCO (DontCare left out)")
-    kitti.add_argument("kitti_root", help="folder holding image_2/ and label_2/")
-    kitti.add_argument("out_root")
-    kitti.add_argument("frames", nargs="+", help="frame names, e.g. 000001")
-    kitti.add_argument("--split", default="train")
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``det2d`` command and its ``shapes`` and ``kitti`` actions to ``subparsers``."""
+    parser = subparsers.add_parser(
+        "det2d",
+        help="write COCO-format 2D detection data sets (synthetic shapes, KITTI images)",
+        description="Write the COCO-format 2D detection data sets the det2d configs use.",
+    )
+    actions = parser.add_subparsers(dest="det2d_command", metavar="ACTION", required=True)
+    shapes = actions.add_parser(
+        "shapes",
+        help="write the synthetic shapes set (deterministic by seed)",
+        description="Write the synthetic shapes set: filled rectangles, ellipses and triangles on textured "
+        "noise with their boxes, as COCO annotations and PNG images (the same files for the same seed).",
+    )
+    shapes.add_argument("root", metavar="ROOT", help="folder for annotations/ and images/")
+    shapes.add_argument("--split", default="train", help="name of the split (default train)")
+    shapes.add_argument("--num-images", type=int, default=300, metavar="N", help="number of images (default 300)")
+    shapes.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    shapes.add_argument("--image-size", type=int, default=128, metavar="PIXELS",
+                        help="width and height of each image (default 128)")
+    shapes.add_argument("--max-objects", type=int, default=4, metavar="N", help="most shapes per image (default 4)")
+    shapes.add_argument("--min-size", type=int, default=16, metavar="PIXELS", help="smallest shape side (default 16)")
+    shapes.add_argument("--max-size", type=int, default=56, metavar="PIXELS", help="largest shape side (default 56)")
+    kitti = actions.add_parser(
+        "kitti",
+        help="convert KITTI image_2 + label_2 frames to COCO (DontCare left out)",
+        description="Convert the camera images and labels of KITTI frames to a COCO data set; "
+        "DontCare regions are left out.",
+    )
+    kitti.add_argument("kitti_root", metavar="ROOT", help="KITTI folder holding image_2/ and label_2/")
+    kitti.add_argument("out_root", metavar="OUTPUT", help="folder for annotations/ and images/")
+    kitti.add_argument("frames", nargs="+", metavar="FRAME", help="frame names, e.g. 000001")
+    kitti.add_argument("--split", default="train", help="name of the split (default train)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the data set ``args`` describe and print its annotation file; the exit status."""
     if args.det2d_command == "shapes":
         from pc3d_det2d.shapes import make_shapes_coco
 
