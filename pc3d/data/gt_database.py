@@ -19,12 +19,12 @@ built for other classes or another range is refused, with the reason.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -149,7 +149,7 @@ def build_gt_database(
     width = num_features or 4
     offsets = np.concatenate([[0], np.cumsum(np.concatenate(counts) if counts else np.zeros(0, np.int64))]).astype(np.int64)
     meta = {"class_names": list(class_names), "point_cloud_range": [float(v) for v in point_cloud_range], "num_features": width, "source": source}
-    payload = {
+    payload: dict[str, np.ndarray] = {
         "points": np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, width), np.float32),
         "offsets": offsets,
         "boxes": np.concatenate(boxes).astype(np.float32) if boxes else np.zeros((0, 7), np.float32),
@@ -158,10 +158,10 @@ def build_gt_database(
         "meta": np.asarray(json.dumps(meta)),
     }
 
-    def write(handle: io.BufferedWriter) -> None:  # type: ignore[type-arg]
-        np.savez(handle, **payload)
+    def write(handle: IO[bytes]) -> None:
+        np.savez(handle, **payload)  # type: ignore[arg-type]
 
-    return atomic_write(out, write)  # type: ignore[arg-type]
+    return atomic_write(out, write)
 
 
 class ObjectSample:

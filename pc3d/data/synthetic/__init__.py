@@ -6,7 +6,12 @@
   (:func:`generate_frame`, :func:`write_synthetic_kitti`).
 """
 
-from pc3d.data.synthetic.kitti import SYNTHETIC_CALIB_TEXT, SyntheticFrame, generate_frame, write_synthetic_kitti
+from pc3d.data.synthetic.kitti import (
+    SYNTHETIC_CALIB_TEXT,
+    SyntheticFrame,
+    generate_frame,
+    write_synthetic_kitti,
+)
 from pc3d.data.synthetic.scene import SEMANTIC_CLASSES, SceneLayout, SceneSettings, sample_layout
 from pc3d.data.synthetic.sensor import LidarSensor, Sweep, cast_rays
 

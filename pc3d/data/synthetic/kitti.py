@@ -89,9 +89,9 @@ def _camera_boxes(boxes: np.ndarray) -> np.ndarray:
 
 def _corners_camera(cam: np.ndarray) -> np.ndarray:
     """Corners ``[N, 8, 3]`` of KITTI camera boxes (bottom centre, y down)."""
-    l, h, w = cam[:, 3:4], cam[:, 4:5], cam[:, 5:6]
+    length, height, width = cam[:, 3:4], cam[:, 4:5], cam[:, 5:6]
     unit = np.array([[0.5, 0, 0.5], [0.5, 0, -0.5], [-0.5, 0, -0.5], [-0.5, 0, 0.5], [0.5, -1, 0.5], [0.5, -1, -0.5], [-0.5, -1, -0.5], [-0.5, -1, 0.5]])
-    local = unit[None] * np.stack([l, h, w], axis=-1)
+    local = unit[None] * np.stack([length, height, width], axis=-1)
     cos_r, sin_r = np.cos(cam[:, 6])[:, None], np.sin(cam[:, 6])[:, None]
     x = local[..., 0] * cos_r + local[..., 2] * sin_r
     z = -local[..., 0] * sin_r + local[..., 2] * cos_r
@@ -127,10 +127,10 @@ def _label_text(layout: SceneLayout, sweep: Sweep, num_points: np.ndarray) -> st
         if kind == "DontCare":
             lines.append(f"DontCare -1 -1 -10 {x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} -1 -1 -1 -1000 -1000 -1000 -10")
             continue
-        x, y, z, l, h, w, ry = cam[i]
+        x, y, z, length, height, width, ry = cam[i]
         lines.append(
             f"{kind} {truncated[i]:.2f} {int(occluded[i])} {alpha[i]:.2f} {x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} "
-            f"{h:.2f} {w:.2f} {l:.2f} {x:.2f} {y:.2f} {z:.2f} {ry:.2f}"
+            f"{height:.2f} {width:.2f} {length:.2f} {x:.2f} {y:.2f} {z:.2f} {ry:.2f}"
         )
     return "".join(line + "\n" for line in lines)
 

@@ -13,6 +13,7 @@ Everything is in the LiDAR frame (x forward, y left, z up; the sensor at the ori
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,9 +82,9 @@ class SceneLayout:
     poles: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
     bushes: np.ndarray = field(default_factory=lambda: np.zeros((0, 6)))
 
-    def ground_height(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def ground_height(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
         gx, gy, g0 = self.ground
-        return gx * x + gy * y + g0
+        return np.asarray(gx * np.asarray(x) + gy * np.asarray(y) + g0)
 
 
 class _Placer:
@@ -113,9 +114,9 @@ def _parts_of(kind: str, box: np.ndarray) -> list[tuple[np.ndarray, int]]:
     x, y, z, length, width, height, yaw = box
     forward = np.array([math.cos(yaw), math.sin(yaw)])
 
-    def part(dx: float, l: float, w: float, z0: float, h: float) -> np.ndarray:
+    def part(dx: float, size_x: float, size_y: float, z0: float, size_z: float) -> np.ndarray:
         cx, cy = np.array([x, y]) + dx * forward
-        return np.array([cx, cy, z + z0, l, w, h, yaw])
+        return np.array([cx, cy, z + z0, size_x, size_y, size_z, yaw])
 
     semantic = _SEMANTIC_OF[kind]
     if kind == "Car":
@@ -190,7 +191,15 @@ def sample_layout(rng: np.random.Generator, settings: SceneSettings) -> SceneLay
     return layout
 
 
-def _add_parts(layout: SceneLayout, rng: np.random.Generator, to_world, road_yaw: float, half_road: float, placer: _Placer, settings: SceneSettings) -> None:  # type: ignore[no-untyped-def]
+def _add_parts(
+    layout: SceneLayout,
+    rng: np.random.Generator,
+    to_world: Callable[[float, float], tuple[float, float]],
+    road_yaw: float,
+    half_road: float,
+    placer: _Placer,
+    settings: SceneSettings,
+) -> None:
     parts: list[np.ndarray] = []
     owners: list[int] = []
     classes: list[int] = []
