@@ -3,10 +3,11 @@
 A checkpoint is a ``torch.save``'d mapping made only of tensors, numbers, strings, lists, tuples
 and dicts, so it loads with ``torch.load(..., weights_only=True)`` (no pickled code runs on load).
 
-Writing is atomic: the file is written under a temporary name in the same folder, flushed and
-fsync'ed, renamed over the target with ``os.replace`` and the folder is fsync'ed, so a crash (or
-SIGKILL) mid-save leaves either the old file or the new one, never half a file. ``last_checkpoint``
-(a one-line text file, written the same way) names the newest periodic checkpoint.
+Writing is atomic (``pc3d.io.atomic``): the file is written under a temporary name in the same
+folder, flushed and fsync'ed, renamed over the target and the folder is fsync'ed, so a crash (or
+SIGKILL) mid-save leaves either the old file or the new one, never half a file; the new file gets
+the permissions ``open()`` would give it (``0o666`` less the umask). ``last_checkpoint`` (a
+one-line text file, written the same way) names the newest periodic checkpoint.
 
 File names: ``epoch_{E}.pth`` for a checkpoint at the end of epoch ``E`` (1-based, as printed),
 ``iter_{I}.pth`` for one after global iteration ``I`` that is not at an epoch end, and ``best.pth``
@@ -18,8 +19,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
-import zipfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from pc3d.errors import Pc3dError
+from pc3d.io.atomic import atomic_write, atomic_write_text
 
 __all__ = [
     "BEST_NAME",
@@ -58,7 +59,10 @@ class CheckpointError(Pc3dError):
 def checkpoint_name(epoch: int, iteration: int, iters_per_epoch: int) -> str:
     """``epoch_{epoch}.pth`` at an epoch end, else ``iter_{iteration}.pth``.
 
-    :param epoch: completed epochs; :param iteration: completed iterations (global).
+    Args:
+        epoch: completed epochs.
+        iteration: completed iterations (global).
+        iters_per_epoch: iterations in one epoch.
     """
     if iteration == epoch * iters_per_epoch:
         return f"epoch_{epoch}.pth"
@@ -66,53 +70,22 @@ def checkpoint_name(epoch: int, iteration: int, iters_per_epoch: int) -> str:
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write ``state`` to ``path`` atomically (temp file in the same folder, fsync, rename, fsync
-    of the folder) and return the path."""
-    target = Path(path)
-    folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        "wb", dir=folder, prefix=f".{target.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            torch.save(dict(state), handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, target)
-    except BaseException:
-        # Never leave a temporary file behind, whatever stopped the write.
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    _fsync_dir(folder)
-    return target
+    """Write ``state`` to ``path`` atomically and return the path.
+
+    Args:
+        state: tensors and plain data (numbers, strings, lists, tuples, dicts).
+        path: the checkpoint file; missing folders are created.
+
+    Returns:
+        The path written.
+    """
+    payload = dict(state)
+    return atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def write_last_pointer(work_dir: str | os.PathLike[str], checkpoint: str | os.PathLike[str]) -> None:
     """Record ``checkpoint`` (a file in ``work_dir``) as the newest periodic checkpoint."""
-    folder = Path(work_dir)
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=folder, prefix=f".{LAST_POINTER}.", suffix=".tmp", delete=False
-    ) as handle:
-        handle.write(Path(checkpoint).name + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(handle.name, folder / LAST_POINTER)
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # The rename is only durable once the directory entry is on disk too.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # e.g. a platform without directory handles: the rename itself stays atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some file systems refuse fsync on directories; nothing more can be done there
-    finally:
-        os.close(fd)
+    atomic_write_text(Path(work_dir) / LAST_POINTER, Path(checkpoint).name + "\n")
 
 
 def remove_unfinished_writes(work_dir: str | os.PathLike[str]) -> list[Path]:
@@ -130,26 +103,37 @@ def remove_unfinished_writes(work_dir: str | os.PathLike[str]) -> list[Path]:
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a checkpoint (or any weights file) with ``weights_only=True`` onto the CPU.
 
-    :raises CheckpointError: the file is missing, truncated, corrupt, or holds objects other
-        than tensors and plain data; the message names the file and, for a file in a work
-        directory, the other checkpoints there.
+    Args:
+        path: the file.
+
+    Returns:
+        Its top-level mapping.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, corrupt, or holds objects other than
+            tensors and plain data; the message names the file and, for a file in a work
+            directory, the other checkpoints there (and which of them loads).
+        PermissionError: the file cannot be read.
     """
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(f"checkpoint {file} does not exist" + _others_hint(file))
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        state = _torch_load(file)
+    except PermissionError:
+        raise
     except pickle.UnpicklingError as err:
         text = str(err)
         if "Unsupported global" not in text:
             # Garbage bytes reach the (legacy) unpickler and fail there too.
-            raise CheckpointError(
-                f"checkpoint {file} is truncated or corrupt ({file.stat().st_size} bytes; not a "
-                "readable torch file)" + _others_hint(file)
-            ) from err
+            raise _corrupt(file, "not a readable torch file") from err
         # torch reports objects outside the weights-only allow-list this way.
         reason = next(
-            (line.split("WeightsUnpickler error:", 1)[1].strip() for line in text.splitlines() if "WeightsUnpickler error:" in line),
+            (
+                line.split("WeightsUnpickler error:", 1)[1].strip()
+                for line in text.splitlines()
+                if "WeightsUnpickler error:" in line
+            ),
             _first_line(err),
         )
         raise CheckpointError(
@@ -157,17 +141,29 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"loaded (weights_only=True; pc3d never runs code from a checkpoint): {reason}"
             + _others_hint(file)
         ) from err
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as err:
-        size = file.stat().st_size
-        raise CheckpointError(
-            f"checkpoint {file} is truncated or corrupt ({size} bytes; {_first_line(err)})"
-            + _others_hint(file)
-        ) from err
+    except Exception as err:
+        # Damaged bytes fail in the zip reader or the unpickler in many ways (EOFError,
+        # IndexError, struct.error, AssertionError ...): each means the file is damaged.
+        raise _corrupt(file, _first_line(err)) from err
     if not isinstance(state, dict):
         raise CheckpointError(
             f"checkpoint {file} holds a {type(state).__name__}, expected a mapping of weights"
         )
     return state
+
+
+def _torch_load(file: Path) -> Any:
+    with warnings.catch_warnings():
+        # A damaged file can claim any pickle protocol; torch warns about that before failing.
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(file, map_location="cpu", weights_only=True)
+
+
+def _corrupt(file: Path, reason: str) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {file} is truncated or corrupt ({file.stat().st_size} bytes; {reason})"
+        + _others_hint(file)
+    )
 
 
 def model_state_from(state: Mapping[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -192,8 +188,10 @@ def model_state_from(state: Mapping[str, Any], path: str | os.PathLike[str]) -> 
 def list_checkpoints(work_dir: str | os.PathLike[str], iters_per_epoch: int | None = None) -> list[Path]:
     """Periodic checkpoints (``epoch_*.pth``, ``iter_*.pth``) in ``work_dir``, oldest first.
 
-    :param iters_per_epoch: orders ``epoch_E`` against ``iter_I`` files; without it, files are
-        ordered by modification time.
+    Args:
+        work_dir: the run's folder (a missing one has none).
+        iters_per_epoch: orders ``epoch_E`` against ``iter_I`` files; without it, files are
+            ordered by modification time.
     """
     folder = Path(work_dir)
     if not folder.is_dir():
@@ -240,8 +238,8 @@ def _others_hint(file: Path) -> str:
 
 def _loads(path: Path) -> bool:
     try:
-        torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError):
+        _torch_load(path)
+    except Exception:  # any failure to read it (see load_checkpoint)
         return False
     return True
 

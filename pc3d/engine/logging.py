@@ -11,7 +11,8 @@
   importable (``runtime.tensorboard: null``, the default) or required (``true``).
 
 Values are plain floats (``loss.item()``) by the time they reach here, so logging never keeps an
-autograd graph alive.
+autograd graph alive. Every line is written with ``pc3d.io.jsonio``: a NaN or infinite value
+(a metric that could not be computed, a diverged loss) is ``null``, so the files stay valid JSON.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pc3d.errors import MissingDependencyError
+from pc3d.io.atomic import atomic_write_text
+from pc3d.io.jsonio import dumps
 
 __all__ = ["RunLogger", "RunningMeans", "format_seconds", "rewrite_metrics_until"]
 
@@ -43,13 +45,6 @@ def format_seconds(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
-
-
-def _json_value(value: Any) -> Any:
-    # JSON has no NaN/inf: write them as strings rather than invalid JSON.
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 @dataclass
@@ -85,11 +80,15 @@ class RunningMeans:
 class RunLogger:
     """Console, JSON-lines and TensorBoard output of one run (inert on ranks other than 0).
 
-    :param work_dir: where ``log.jsonl``, ``metrics.jsonl`` and ``tensorboard/`` go.
-    :param enabled: False on ranks other than 0.
-    :param total_iters: the run's length, for the bar and the ETA.
-    :param tensorboard: True requires it, None uses it when importable, False never.
-    :param stream: console stream (stderr).
+    Args:
+        work_dir: where ``log.jsonl``, ``metrics.jsonl`` and ``tensorboard/`` go.
+        enabled: False on ranks other than 0.
+        total_iters: the run's length, for the bar and the ETA.
+        tensorboard: True requires it, None uses it when importable, False never.
+        stream: console stream (stderr).
+
+    Raises:
+        MissingDependencyError: ``tensorboard`` is True and the package is not installed.
     """
 
     def __init__(
@@ -170,7 +169,12 @@ class RunLogger:
         """A training record: loss terms averaged over the iterations since the last record (and
         over ranks), the learning rate of the last step, seconds per iteration (``iter_time``).
 
-        :param epoch: 1-based epoch of ``iteration`` (completed iterations)."""
+        Args:
+            epoch: 1-based epoch of ``iteration``.
+            iteration: completed iterations.
+            iters_per_epoch: iterations in one epoch (for the position shown in the epoch).
+            values: the averaged values by name.
+        """
         if not self.enabled:
             return
         eta = self.eta_seconds(iteration)
@@ -194,7 +198,7 @@ class RunLogger:
         record = {"epoch": epoch, "iteration": iteration, **metrics}
         self._write({"kind": "eval", **record})
         with open(self.work_dir / METRICS_NAME, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({k: _json_value(v) for k, v in record.items()}) + "\n")
+            handle.write(dumps(record) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
         if self._writer is not None:
@@ -220,6 +224,7 @@ class RunLogger:
                 self._writer.add_scalar(key, value, iteration)
 
     def print(self, line: str) -> None:
+        """One console line (below the progress bar, if there is one)."""
         if not self.enabled:
             return
         if self._bar is not None:
@@ -230,10 +235,11 @@ class RunLogger:
     def _write(self, record: dict[str, Any]) -> None:
         assert self._log_file is not None
         record = {"time": round(time.time(), 3), **record}
-        self._log_file.write(json.dumps({k: _json_value(v) for k, v in record.items()}) + "\n")
+        self._log_file.write(dumps(record) + "\n")
         self._log_file.flush()
 
     def close(self) -> None:
+        """Close the progress bar, TensorBoard writer and log file."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -267,11 +273,5 @@ def rewrite_metrics_until(work_dir: Path, iteration: int) -> int:
         else:
             kept.append(line)
     if dropped:
-        with tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=work_dir, prefix=f".{METRICS_NAME}.", delete=False
-        ) as handle:
-            handle.write("".join(k + "\n" for k in kept))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
+        atomic_write_text(path, "".join(k + "\n" for k in kept))
     return dropped

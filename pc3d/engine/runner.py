@@ -14,7 +14,6 @@ Order of a training run's set-up (it matters for reproducibility):
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -37,6 +36,7 @@ from pc3d.engine.schema import LoaderSpec, RunSpec, parse_run_spec
 from pc3d.engine.seed import derive_seed, seed_everything, set_deterministic
 from pc3d.engine.state import load_model_state
 from pc3d.engine.trainer import Trainer
+from pc3d.io.jsonio import write_json
 
 __all__ = ["RunOptions", "build_trainer", "default_work_dir", "run_test", "run_train"]
 
@@ -284,8 +284,7 @@ def run_test(
         for name, value in results.items():
             print(f"{name:<{width}}  {value:.6g}")
         if json_path is not None:
-            target = Path(json_path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            # Written atomically, with a metric that is NaN or infinite as null (valid JSON).
+            target = write_json(json_path, record)
             print(f"metrics written to {target}", file=sys.stderr)
     return results

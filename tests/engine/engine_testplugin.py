@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.engine.metric import Metric
+from pc3d.errors import Pc3dError
 from pc3d.plugin_api import Registrar, hookimpl
 
 #: (tag, method, iteration, epoch) of every RecordingHook call in this process.
@@ -23,9 +24,16 @@ class TinyRegressor(nn.Module):
     """``x: Tensor[B, in_dim] -> Tensor[B, out_dim]``: Linear -> LayerNorm -> ReLU -> Dropout ->
     Linear, trained with mean squared error.
 
-    :param nan_after: from this many training calls of ``loss`` on, the loss is NaN.
-    :param step_sleep: seconds to sleep in each training ``loss`` (slows a run down for a test
-        that kills it part-way).
+    Args:
+        in_dim: input features.
+        hidden: hidden width.
+        out_dim: outputs.
+        dropout: dropout probability after the hidden layer.
+        nan_after: from this many training calls of ``loss`` on, the loss is NaN.
+        step_sleep: seconds to sleep in each training ``loss`` (slows a run down for a test
+            that kills it part-way).
+        fail_in: ``"loss"`` or ``"predict"``: that method raises a ``Pc3dError`` on its first
+            call, as a head that validates its labels does.
     """
 
     def __init__(
@@ -36,6 +44,7 @@ class TinyRegressor(nn.Module):
         dropout: float = 0.0,
         nan_after: int | None = None,
         step_sleep: float = 0.0,
+        fail_in: str | None = None,
     ) -> None:
         super().__init__()
         self.net = nn.Sequential(
@@ -47,6 +56,7 @@ class TinyRegressor(nn.Module):
         )
         self.nan_after = nan_after
         self.step_sleep = step_sleep
+        self.fail_in = fail_in
         self.calls = 0
 
     def forward(self, x: Tensor) -> Tensor:
@@ -55,6 +65,8 @@ class TinyRegressor(nn.Module):
     def loss(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """Two terms and no "loss" key: the engine back-propagates their sum."""
         self.calls += 1
+        if self.fail_in == "loss":
+            raise Pc3dError("model.head.num_classes: label 7 is outside 0..2 in this batch")
         if self.step_sleep:
             time.sleep(self.step_sleep)
         error = self(x) - y
@@ -65,6 +77,8 @@ class TinyRegressor(nn.Module):
 
     @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:
+        if self.fail_in == "predict":
+            raise Pc3dError("model.head.num_classes: label 7 is outside 0..2 in this batch")
         return self(x)
 
 
@@ -115,6 +129,16 @@ class MeanSquaredError(Metric):
         total = sum(r[0] for r in self.results)
         count = sum(r[1] for r in self.results)
         return {"mse": total / max(count, 1), "count": float(count)}
+
+
+class UndefinedMetric(Metric):
+    """``undefined``: NaN, as a metric over no positives is (and ``infinite``: +inf)."""
+
+    def update(self, predictions: Tensor, batch: Mapping[str, Any]) -> None:
+        self.results.append(1)
+
+    def compute(self) -> dict[str, float]:
+        return {"undefined": float("nan"), "infinite": float("inf")}
 
 
 class RecordingHook:
@@ -217,4 +241,5 @@ def pc3d_register(registry: Registrar) -> None:
     registry.add_dataset(KittiMiniDataset)
     registry.add_metric(MeanSquaredError)
     registry.add_metric(DetectionCount)
+    registry.add_metric(UndefinedMetric)
     registry.add_train_hook(RecordingHook)
