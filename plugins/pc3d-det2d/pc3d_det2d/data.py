@@ -1,5 +1,6 @@
-"""COCO-format detection data: a checked loader for ``annotations/*.json`` + ``images/``, image
-transforms that move the boxes with the pixels, and the batch collate.
+"""COCO-format detection data: a checked loader for ``annotations/*.json`` + ``images/``, the
+data set (its transforms live in :mod:`pc3d_det2d.transforms` and are re-exported here) and the
+batch collate.
 
 Layout (the COCO one)::
 
@@ -37,6 +38,7 @@ from torch import Tensor
 
 from pc3d.errors import FormatError, MissingDependencyError
 from pc3d.nn import clip_boxes
+from pc3d_det2d.transforms import DetNormalize, DetPad, DetRandomFlip, DetResize
 
 __all__ = [
     "CocoDetection",
@@ -47,138 +49,6 @@ __all__ = [
     "collate_detection",
     "load_coco_json",
 ]
-
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
-
-
-# ----------------------------------------------------------------------------------- transforms
-class DetResize:
-    """Resize the image (bilinear) and scale the boxes with it.
-
-    Args:
-        scale: ``(long_edge, short_edge)`` limits with ``keep_ratio`` (the image is scaled by the
-            largest factor that keeps its long side <= ``scale[0]`` and its short side <=
-            ``scale[1]``, MMDetection's rule); ``(width, height)`` exactly without it.
-        keep_ratio: keep the aspect ratio.
-
-    Raises:
-        FormatError: a scale that is not two positive ints.
-    """
-
-    def __init__(self, scale: Sequence[int], keep_ratio: bool = True) -> None:
-        if len(scale) != 2 or any(int(s) < 1 for s in scale):
-            raise FormatError(f"DetResize scale must be two positive ints, got {scale!r}")
-        self.scale = (int(scale[0]), int(scale[1]))
-        self.keep_ratio = keep_ratio
-
-    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
-        """Resize ``results["image"]`` (uint8) and scale ``results["gt_boxes"]``; record the factor in ``meta``."""
-        image: np.ndarray = results["image"]
-        if image.dtype != np.uint8:
-            raise FormatError(f"DetResize needs the uint8 image, got {image.dtype}: put it before DetNormalize in the pipeline")
-        h, w = image.shape[:2]
-        if self.keep_ratio:
-            long_limit, short_limit = max(self.scale), min(self.scale)
-            factor = min(long_limit / max(h, w), short_limit / min(h, w))
-            new_w, new_h = max(1, int(w * factor + 0.5)), max(1, int(h * factor + 0.5))
-        else:
-            new_w, new_h = self.scale
-        if (new_w, new_h) != (w, h):
-            image = np.asarray(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
-        sx, sy = new_w / w, new_h / h
-        results["image"] = image
-        results["gt_boxes"] = results["gt_boxes"] * np.array([sx, sy, sx, sy], dtype=np.float32)
-        prev = results["meta"]["scale_factor"]
-        results["meta"]["scale_factor"] = (prev[0] * sx, prev[1] * sy)
-        return results
-
-
-class DetRandomFlip:
-    """Mirror the image left-right with probability ``prob`` (a box ``x1, x2`` becomes
-    ``W - x2, W - x1``). Draws from numpy's global generator, which the engine seeds per sample.
-
-    Args:
-        prob: the probability of a flip, in [0, 1].
-
-    Raises:
-        FormatError: ``prob`` outside [0, 1].
-    """
-
-    def __init__(self, prob: float = 0.5) -> None:
-        if not 0.0 <= prob <= 1.0:
-            raise FormatError(f"DetRandomFlip prob must be in [0, 1], got {prob!r}")
-        self.prob = float(prob)
-
-    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
-        """Flip ``results["image"]`` and ``results["gt_boxes"]`` (or leave them), recording it in ``meta``."""
-        if self.prob <= 0 or np.random.random_sample() >= self.prob:
-            return results
-        image: np.ndarray = results["image"]
-        width = image.shape[1]
-        results["image"] = np.ascontiguousarray(image[:, ::-1])
-        boxes = results["gt_boxes"].copy()
-        boxes[:, 0] = width - results["gt_boxes"][:, 2]
-        boxes[:, 2] = width - results["gt_boxes"][:, 0]
-        results["gt_boxes"] = boxes
-        results["meta"]["flip"] = not results["meta"]["flip"]
-        return results
-
-
-class DetNormalize:
-    """``(image - mean) / std`` per channel (RGB order), to float32.
-
-    Args:
-        mean: three channel means (ImageNet's by default, on 0-255 pixels).
-        std: three positive channel standard deviations.
-
-    Raises:
-        FormatError: not three means and three positive stds.
-    """
-
-    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
-        if len(mean) != 3 or len(std) != 3 or any(float(s) <= 0 for s in std):
-            raise FormatError(f"DetNormalize needs 3 means and 3 positive stds, got {mean!r}, {std!r}")
-        self.mean = np.asarray(mean, dtype=np.float32)
-        self.std = np.asarray(std, dtype=np.float32)
-
-    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
-        """Normalise ``results["image"]`` to float32."""
-        results["image"] = (results["image"].astype(np.float32) - self.mean) / self.std
-        return results
-
-
-class DetPad:
-    """Pad the image at the bottom and right with ``value`` to a multiple of ``size_divisor``
-    (boxes do not move). The unpadded size stays in ``image_size`` for anchor validity and
-    clipping.
-
-    Args:
-        size_divisor: the padded height and width are multiples of it.
-        value: the padding value.
-
-    Raises:
-        FormatError: ``size_divisor`` below 1.
-    """
-
-    def __init__(self, size_divisor: int = 32, value: float = 0.0) -> None:
-        if size_divisor < 1:
-            raise FormatError(f"DetPad size_divisor must be >= 1, got {size_divisor!r}")
-        self.size_divisor = int(size_divisor)
-        self.value = float(value)
-
-    def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
-        """Pad ``results["image"]``; the boxes stay where they are."""
-        image: np.ndarray = results["image"]
-        h, w = image.shape[:2]
-        d = self.size_divisor
-        ph, pw = math.ceil(h / d) * d, math.ceil(w / d) * d
-        if (ph, pw) != (h, w):
-            padded = np.full((ph, pw, *image.shape[2:]), self.value, dtype=image.dtype)
-            padded[:h, :w] = image
-            results["image"] = padded
-        return results
-
 
 # ------------------------------------------------------------------------------------ coco json
 def _where(ann_file: Path, what: str) -> str:
@@ -226,8 +96,27 @@ def load_coco_json(ann_file: str | Path, image_dir: str | Path | None = None) ->
         if not isinstance(cat, Mapping) or not isinstance(cat.get("id"), int):
             raise FormatError(_where(ann_file, f"categories[{i}] needs an integer 'id'"))
         cat_ids.add(cat["id"])
+    _check_annotations(ann_file, data["annotations"], images, cat_ids)
+    if image_dir is not None:
+        folder = Path(image_dir)
+        for img in images.values():
+            path = folder / img["file_name"]
+            if not path.is_file():
+                users = [a["id"] for a in data["annotations"] if a["image_id"] == img["id"]]
+                raise FormatError(
+                    _where(ann_file, f"image id {img['id']}: file {path} does not exist"
+                           + (f" (used by annotation ids {users[:10]})" if users else ""))
+                )
+    return dict(data)
+
+
+def _check_annotations(
+    ann_file: Path, annotations: list[Any], images: Mapping[Any, Any], cat_ids: set[int]
+) -> None:
+    """Each annotation: a unique id, a known image and category, a ``bbox`` of four finite
+    numbers with positive width and height (see :func:`load_coco_json`)."""
     seen: set[Any] = set()
-    for i, ann in enumerate(data["annotations"]):
+    for i, ann in enumerate(annotations):
         if not isinstance(ann, Mapping) or "id" not in ann:
             raise FormatError(_where(ann_file, f"annotations[{i}] has no 'id'"))
         aid = ann["id"]
@@ -246,17 +135,6 @@ def load_coco_json(ann_file: str | Path, image_dir: str | Path | None = None) ->
             raise FormatError(_where(ann_file, f"{label}: bbox values must be finite numbers, got {bbox!r}"))
         if bbox[2] <= 0 or bbox[3] <= 0:
             raise FormatError(_where(ann_file, f"{label}: bbox width and height must be > 0, got {bbox!r}"))
-    if image_dir is not None:
-        folder = Path(image_dir)
-        for img in images.values():
-            path = folder / img["file_name"]
-            if not path.is_file():
-                users = [a["id"] for a in data["annotations"] if a["image_id"] == img["id"]]
-                raise FormatError(
-                    _where(ann_file, f"image id {img['id']}: file {path} does not exist"
-                           + (f" (used by annotation ids {users[:10]})" if users else ""))
-                )
-    return dict(data)
 
 
 def _coco_index(data: dict[str, Any]) -> Any:

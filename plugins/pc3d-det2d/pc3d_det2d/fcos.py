@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.nn import FPN, binary_cross_entropy, clip_boxes, giou_loss, sigmoid_focal_loss
+from pc3d.nn import FPN, binary_cross_entropy, box_area, clip_boxes, giou_loss, sigmoid_focal_loss
 from pc3d_det2d.detector import Detector2D
 from pc3d_det2d.head_utils import (
     check_inference_args,
@@ -195,19 +195,10 @@ class FCOSHead(nn.Module):
                 continue
             x, y = points[:, 0:1], points[:, 1:2]  # [P, 1]
             ltrb = torch.stack([x - gts[:, 0], y - gts[:, 1], gts[:, 2] - x, gts[:, 3] - y], dim=-1)  # [P, M, 4]
-            if self.center_sampling:
-                cx, cy = (gts[:, 0] + gts[:, 2]) / 2, (gts[:, 1] + gts[:, 3]) / 2
-                radius = strides[:, None] * self.center_radius
-                x1 = torch.maximum(cx - radius, gts[:, 0])
-                y1 = torch.maximum(cy - radius, gts[:, 1])
-                x2 = torch.minimum(cx + radius, gts[:, 2])
-                y2 = torch.minimum(cy + radius, gts[:, 3])
-                inside = (x > x1) & (y > y1) & (x < x2) & (y < y2)
-            else:
-                inside = ltrb.amin(dim=-1) > 0
+            inside = self._candidates(points, gts, strides) if self.center_sampling else ltrb.amin(dim=-1) > 0
             reach = ltrb.amax(dim=-1)
             in_range = (reach >= ranges[:, 0:1]) & (reach <= ranges[:, 1:2])
-            area = ((gts[:, 2] - gts[:, 0]) * (gts[:, 3] - gts[:, 1]))[None].expand_as(reach)
+            area = box_area(gts)[None].expand_as(reach)
             area = torch.where(inside & in_range, area, torch.full_like(area, INF))
             best_area, best = area.min(dim=1)
             positive = (best_area < INF) & real
@@ -222,6 +213,18 @@ class FCOSHead(nn.Module):
             ltrb_out.append(dist)
             ctr_out.append(torch.where(positive, centerness, torch.zeros_like(centerness)))
         return torch.stack(labels_out), torch.stack(ltrb_out), torch.stack(ctr_out)
+
+    def _candidates(self, points: Tensor, gts: Tensor, strides: Tensor) -> Tensor:
+        """``Bool[P, M]``: location ``p`` lies strictly inside gt ``m``'s centre region (radius
+        ``center_radius * stride`` around its centre, clipped to the box)."""
+        x, y = points[:, 0:1], points[:, 1:2]  # [P, 1]
+        cx, cy = (gts[:, 0] + gts[:, 2]) / 2, (gts[:, 1] + gts[:, 3]) / 2
+        radius = strides[:, None] * self.center_radius
+        x1 = torch.maximum(cx - radius, gts[:, 0])
+        y1 = torch.maximum(cy - radius, gts[:, 1])
+        x2 = torch.minimum(cx + radius, gts[:, 2])
+        y2 = torch.minimum(cy + radius, gts[:, 3])
+        return (x > x1) & (y > y1) & (x < x2) & (y < y2)
 
     def _flat(self, cls: Sequence[Tensor], reg: Sequence[Tensor], ctr: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         b = cls[0].shape[0]

@@ -130,16 +130,38 @@ def make_shapes_coco(
         "generator": "pc3d_det2d.shapes", "version": _VERSION, "num_images": num_images, "seed": seed,
         "image_size": image_size, "max_objects": max_objects, "min_size": min_size, "max_size": max_size,
     }
-    if ann_file.is_file():
-        try:
-            if json.loads(ann_file.read_text(encoding="utf-8")).get("info", {}).get("params") == params:
-                return ann_file
-        except json.JSONDecodeError:
-            pass  # a broken earlier write: generate again
-    image_dir = root / "images" / split
-    image_dir.mkdir(parents=True, exist_ok=True)
+    if _generated_with(ann_file) == params:
+        return ann_file
     ann_file.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    images, annotations = _render_split(root, split, rng, num_images, image_size, max_objects, min_size, max_size)
+    data = {
+        "info": {"description": "pc3d synthetic shapes", "params": params},
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES)],
+    }
+    # Written last and atomically: a json present means its images are complete.
+    return write_json(ann_file, data, indent=None)
+
+
+def _generated_with(ann_file: Path) -> dict[str, Any] | None:
+    """The parameters recorded in an existing annotation file (None: no file, or a broken one)."""
+    if not ann_file.is_file():
+        return None
+    try:
+        params = json.loads(ann_file.read_text(encoding="utf-8")).get("info", {}).get("params")
+    except json.JSONDecodeError:
+        return None  # a broken earlier write: generate again
+    return params if isinstance(params, dict) else None
+
+
+def _render_split(
+    root: Path, split: str, rng: np.random.Generator, num_images: int, image_size: int, max_objects: int,
+    min_size: int, max_size: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Draw and save ``root/images/<split>/<index>.png``; returns the COCO image and annotation records."""
+    (root / "images" / split).mkdir(parents=True, exist_ok=True)
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for index in range(num_images):
@@ -152,11 +174,4 @@ def make_shapes_coco(
                 "id": len(annotations) + 1, "image_id": index + 1, "category_id": cls + 1, "bbox": bbox,
                 "area": bbox[2] * bbox[3], "iscrowd": 0,
             })
-    data = {
-        "info": {"description": "pc3d synthetic shapes", "params": params},
-        "images": images,
-        "annotations": annotations,
-        "categories": [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(CLASSES)],
-    }
-    # Written last and atomically: a json present means its images are complete.
-    return write_json(ann_file, data, indent=None)
+    return images, annotations

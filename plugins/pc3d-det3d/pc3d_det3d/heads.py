@@ -88,35 +88,12 @@ def encode_center_targets(
         FormatError: boxes of another system, NaN/inf boxes, sizes that are not positive, or
             labels outside ``[0, num_classes)``.
     """
-    if len(gt_boxes) != len(gt_labels):
-        raise ShapeError(f"{len(gt_boxes)} box tensors but {len(gt_labels)} label tensors")
-    gt_boxes = [lidar_box_tensor(boxes, f"gt_boxes[{index}]") for index, boxes in enumerate(gt_boxes)]
-    for index, (boxes, labels) in enumerate(zip(gt_boxes, gt_labels)):
-        if boxes.ndim != 2 or boxes.shape[1] < 7:
-            raise ShapeError(f"gt_boxes[{index}]: expected Tensor[M, 7], got {tuple(boxes.shape)}")
-        if labels.shape != (boxes.shape[0],):
-            raise ShapeError(
-                f"gt_labels[{index}]: expected Long[{boxes.shape[0]}], got {tuple(labels.shape)}"
-            )
     batch = len(gt_boxes)
+    boxes, labels, sample = _flatten_gt(gt_boxes, gt_labels, num_classes, num_classes_key)
     ny, nx = grid.shape
-    device = gt_boxes[0].device if batch else torch.device("cpu")
-    heatmap = torch.zeros(batch * num_classes, ny * nx, device=device)
+    device = boxes.device
     regression = torch.zeros(batch, REGRESSION_CHANNELS, ny, nx, device=device)
     mask = torch.zeros(batch, ny, nx, dtype=torch.bool, device=device)
-    if batch == 0:
-        return CenterTargets(heatmap.view(0, num_classes, ny, nx), regression, mask)
-
-    boxes = torch.cat([b[:, :7].float() for b in gt_boxes])
-    labels = torch.cat([lab.long() for lab in gt_labels])
-    sample = torch.repeat_interleave(
-        torch.arange(batch, device=device), torch.tensor([len(b) for b in gt_boxes], device=device)
-    )
-    if not bool(torch.isfinite(boxes).all()):
-        raise FormatError("gt_boxes hold NaN or infinite values")
-    if bool((boxes[:, 3:6] <= 0).any()):
-        raise FormatError("gt_boxes: every size (x_size, y_size, z_size) must be positive")
-    check_center_labels(labels, num_classes, num_classes_key)
 
     x_min, y_min = grid.point_cloud_range[0], grid.point_cloud_range[1]
     cell_x, cell_y = grid.cell_size
@@ -127,14 +104,8 @@ def encode_center_targets(
     col, row = u.floor().long(), v.floor().long()
 
     footprint = torch.minimum(boxes[:, 3] / cell_x, boxes[:, 4] / cell_y)
-    radius = (footprint / 2).clamp(min=min_radius)
-    sigma = (2 * radius + 1) / 6
-    cols = torch.arange(nx, device=device)
-    rows = torch.arange(ny, device=device)
-    dist2 = (rows[None, :, None] - row[:, None, None]) ** 2 + (cols[None, None, :] - col[:, None, None]) ** 2
-    gaussian = torch.exp(-dist2 / (2 * sigma[:, None, None] ** 2))  # [T, ny, nx], 1 at centres
-    channel = (sample * num_classes + labels)[:, None].expand(-1, ny * nx)
-    heatmap = heatmap.scatter_reduce(0, channel, gaussian.view(-1, ny * nx), reduce="amax")
+    sigma = (2 * (footprint / 2).clamp(min=min_radius) + 1) / 6
+    heatmap = _gaussian_heatmap(row, col, sigma, sample * num_classes + labels, batch * num_classes, grid)
 
     values = torch.stack(
         [
@@ -152,6 +123,53 @@ def encode_center_targets(
     regression[sample, :, row, col] = values
     mask[sample, row, col] = True
     return CenterTargets(heatmap.view(batch, num_classes, ny, nx), regression, mask)
+
+
+def _flatten_gt(
+    gt_boxes: Sequence[LiDARBoxes3D | Tensor], gt_labels: Sequence[Tensor], num_classes: int, num_classes_key: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The batch's checked boxes ``Tensor[T, 7]``, labels ``Long[T]`` and sample index ``Long[T]``."""
+    if len(gt_boxes) != len(gt_labels):
+        raise ShapeError(f"{len(gt_boxes)} box tensors but {len(gt_labels)} label tensors")
+    tensors = [lidar_box_tensor(boxes, f"gt_boxes[{index}]") for index, boxes in enumerate(gt_boxes)]
+    for index, (boxes, labels) in enumerate(zip(tensors, gt_labels)):
+        if boxes.ndim != 2 or boxes.shape[1] < 7:
+            raise ShapeError(f"gt_boxes[{index}]: expected Tensor[M, 7], got {tuple(boxes.shape)}")
+        if labels.shape != (boxes.shape[0],):
+            raise ShapeError(
+                f"gt_labels[{index}]: expected Long[{boxes.shape[0]}], got {tuple(labels.shape)}"
+            )
+    if not tensors:
+        return torch.zeros(0, 7), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    device = tensors[0].device
+    boxes = torch.cat([b[:, :7].float() for b in tensors])
+    labels = torch.cat([lab.long() for lab in gt_labels]).to(device)
+    counts = torch.tensor([len(b) for b in tensors], device=device)
+    sample = torch.repeat_interleave(torch.arange(len(tensors), device=device), counts)
+    if not bool(torch.isfinite(boxes).all()):
+        raise FormatError("gt_boxes hold NaN or infinite values")
+    if bool((boxes[:, 3:6] <= 0).any()):
+        raise FormatError("gt_boxes: every size (x_size, y_size, z_size) must be positive")
+    check_center_labels(labels, num_classes, num_classes_key)
+    return boxes, labels, sample
+
+
+def _gaussian_heatmap(
+    row: Tensor, col: Tensor, sigma: Tensor, channel: Tensor, num_channels: int, grid: BEVGrid
+) -> Tensor:
+    """``Tensor[num_channels, ny * nx]``: per channel, the maximum of the Gaussians of its boxes.
+
+    Vectorised over the ``T`` boxes (memory ``T * ny * nx`` floats): box ``t`` centred at cell
+    ``(row[t], col[t])`` with ``sigma[t]`` cells, drawn into channel ``channel[t]``.
+    """
+    ny, nx = grid.shape
+    rows = torch.arange(ny, device=row.device)
+    cols = torch.arange(nx, device=row.device)
+    dist2 = (rows[None, :, None] - row[:, None, None]) ** 2 + (cols[None, None, :] - col[:, None, None]) ** 2
+    gaussian = torch.exp(-dist2 / (2 * sigma[:, None, None] ** 2))  # [T, ny, nx], 1 at centres
+    heatmap = torch.zeros(num_channels, ny * nx, device=row.device)
+    index = channel[:, None].expand(-1, ny * nx)
+    return heatmap.scatter_reduce(0, index, gaussian.view(-1, ny * nx), reduce="amax")
 
 
 def check_center_labels(labels: Tensor, num_classes: int, num_classes_key: str) -> None:

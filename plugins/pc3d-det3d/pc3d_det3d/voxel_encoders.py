@@ -73,6 +73,18 @@ class DynamicPillarEncoder(nn.Module):
             "_range", torch.tensor(self.grid.point_cloud_range, dtype=torch.float32), persistent=False
         )
 
+    def _check_points(self, points: Sequence[LiDARPoints | Tensor]) -> list[Tensor]:
+        """The clouds' tensors, each checked to be ``[N_i, in_channels]``."""
+        if len(points) == 0:
+            raise ShapeError("points: expected at least one point cloud, got an empty batch")
+        tensors = [lidar_point_tensor(cloud, f"points[{index}]") for index, cloud in enumerate(points)]
+        for index, cloud in enumerate(tensors):
+            if cloud.ndim != 2 or cloud.shape[1] != self.in_channels:
+                raise ShapeError(
+                    f"points[{index}]: expected Tensor[N, {self.in_channels}], got {tuple(cloud.shape)}"
+                )
+        return tensors
+
     def forward(self, points: Sequence[LiDARPoints | Tensor]) -> Tensor:
         """Encode a batch of point clouds.
 
@@ -87,15 +99,7 @@ class DynamicPillarEncoder(nn.Module):
             ShapeError: a cloud is not ``[N, in_channels]``.
             FormatError: a cloud holds NaN or infinite values, or is not in the LiDAR system.
         """
-        if len(points) == 0:
-            raise ShapeError("points: expected at least one point cloud, got an empty batch")
-        points = [lidar_point_tensor(cloud, f"points[{index}]") for index, cloud in enumerate(points)]
-        for index, cloud in enumerate(points):
-            if cloud.ndim != 2 or cloud.shape[1] != self.in_channels:
-                raise ShapeError(
-                    f"points[{index}]: expected Tensor[N, {self.in_channels}], "
-                    f"got {tuple(cloud.shape)}"
-                )
+        points = self._check_points(points)
         flat = torch.cat([cloud.to(self._range.dtype) for cloud in points])
         finite = torch.isfinite(flat).all(dim=1)
         if not bool(finite.all()):
