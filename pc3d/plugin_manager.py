@@ -18,7 +18,6 @@ the same hooks but are always loaded: the switches select plugins, not the core.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import importlib
 import importlib.metadata
@@ -47,7 +46,6 @@ __all__ = [
     "PluginInfo",
     "PluginManager",
     "PluginWarning",
-    "add_plugin_cli_commands",
     "config_dirs",
     "get_plugin_manager",
     "load_plugins",
@@ -71,18 +69,6 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 class PluginWarning(UserWarning):
     """A plugin failed and was skipped (the rest of pc3d keeps working)."""
-
-
-class TransitionalHooks:
-    """Hooks on their way out of the contract (:mod:`pc3d.plugin_api`), still called for now."""
-
-    @plugin_api.hookspec
-    def pc3d_add_cli_commands(self, subparsers: argparse._SubParsersAction) -> None:
-        """Add subcommands to ``pc3d``; replaced by entry points of the group ``pc3d.commands``.
-
-        Args:
-            subparsers: The ``pc3d`` sub-parser collection.
-        """
 
 
 @dataclass
@@ -171,7 +157,6 @@ class PluginManager:
         self.plugins: list[PluginInfo] = []
         self._pm = pluggy.PluginManager(plugin_api.PROJECT_NAME)
         self._pm.add_hookspecs(plugin_api)
-        self._pm.add_hookspecs(TransitionalHooks)
         self._objects: dict[str, object] = {}
         self._loaded = False
 
@@ -290,8 +275,8 @@ class PluginManager:
         unknown = [c.name for c in self._pm.get_hookcallers(plugin) or () if c.spec is None]
         if unknown:
             self._pm.unregister(plugin)
-            hints = [f"{n} (did you mean {suggest(n, plugin_api.HOOK_NAMES)}?)" for n in unknown]
-            self._fail(info, "invalid hooks", PluginError(f"unknown hook {', '.join(hints)}"))
+            hints = ", ".join(_unknown_hook(name) for name in unknown)
+            self._fail(info, "invalid hooks", PluginError(f"unknown hook {hints}"))
             return False
         return True
 
@@ -331,25 +316,6 @@ class PluginManager:
     def config_dirs(self) -> list[Path]:
         """Config folders contributed by loaded plugins, in plugin order."""
         return [d for info in self.loaded for d in info.config_dirs]
-
-    def add_cli_commands(self, subparsers: argparse._SubParsersAction) -> None:
-        """Let each loaded plugin's ``pc3d_add_cli_commands`` add ``pc3d`` subcommands.
-
-        A failing one is reported as a warning of that plugin and skipped.
-
-        Args:
-            subparsers: The ``pc3d`` sub-parser collection.
-        """
-        for info in self.loaded:
-            plugin = self._objects[info.name]
-            before = set(subparsers.choices)
-            try:
-                self._hook_for(plugin, "pc3d_add_cli_commands")(subparsers=subparsers)
-            except Exception as err:  # isolate third-party CLI code
-                message = f"adding CLI commands failed: {type(err).__name__}: {err}"
-                info.warnings.append(message)
-                warnings.warn(f"pc3d plugin '{info.name}': {message}", PluginWarning, stacklevel=2)
-            info.commands = sorted(set(info.commands) | (set(subparsers.choices) - before))
 
 
 # -- module-level access -------------------------------------------------------------------------
@@ -399,12 +365,15 @@ def config_dirs() -> list[Path]:
     return get_plugin_manager().config_dirs()
 
 
-def add_plugin_cli_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Called by ``pc3d``'s parser builder: plugins add their subcommands (transitional hook)."""
-    get_plugin_manager().add_cli_commands(subparsers)
-
-
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _unknown_hook(name: str) -> str:
+    """``name`` with what was probably meant."""
+    if name == "pc3d_add_cli_commands":
+        return f"{name} (plugin commands are entry points of the group {COMMANDS_GROUP})"
+    close = suggest(name, plugin_api.HOOK_NAMES)
+    return f"{name} (did you mean {close}?)" if close else f"{name} (hooks: {', '.join(plugin_api.HOOK_NAMES)})"
 
 
 def _env_flag(var: str) -> bool | None:

@@ -29,16 +29,23 @@ def _fresh_plugin_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture()
 def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeDist:
-    """``make_dist(dist, source, entry_point=None, version="1.2.3") -> module name``.
+    """``make_dist(dist, source, entry_point=None, version="1.2.3", commands=None) -> module name``.
 
     Writes ``source`` as a module with a unique name and a ``dist-info`` declaring it as the
-    ``pc3d`` entry point ``entry_point`` (default: the distribution name), on ``sys.path``.
+    ``pc3d`` entry point ``entry_point`` (default: the distribution name), on ``sys.path``;
+    ``commands`` maps command names to functions of the module (group ``pc3d.commands``).
     """
     root = tmp_path / "site"
     root.mkdir()
     monkeypatch.syspath_prepend(str(root))
 
-    def make(dist: str, source: str, entry_point: str | None = None, version: str = "1.2.3") -> str:
+    def make(
+        dist: str,
+        source: str,
+        entry_point: str | None = None,
+        version: str = "1.2.3",
+        commands: dict[str, str] | None = None,
+    ) -> str:
         module = f"fake_pc3d_plugin_{next(_counter)}"
         (root / f"{module}.py").write_text(textwrap.dedent(source))
         info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
@@ -46,7 +53,10 @@ def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeDist:
         (info / "METADATA").write_text(
             f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
         )
-        (info / "entry_points.txt").write_text(f"[pc3d]\n{entry_point or dist} = {module}\n")
+        lines = ["[pc3d]", f"{entry_point or dist} = {module}"]
+        if commands:
+            lines += ["[pc3d.commands]", *(f"{name} = {module}:{func}" for name, func in commands.items())]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
         return module
 
     return make

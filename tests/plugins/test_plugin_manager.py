@@ -289,43 +289,55 @@ def test_core_plugins_load_even_with_autoload_disabled(tmp_path, monkeypatch):
     sys.modules.pop("pc3d_fake_core_module", None)
 
 
-def test_plugins_add_cli_subcommands_and_a_failing_one_is_skipped(make_dist):
+def test_plugin_commands_come_from_the_commands_entry_point_group(make_dist, capsys):
     make_dist(
         "cli-plugin",
         """
-        from pc3d.plugin_api import hookimpl
-
         def run(args):
             print(f"hello {args.who}")
             return 0
 
-        @hookimpl
-        def pc3d_add_cli_commands(subparsers):
+        def register(subparsers):
             parser = subparsers.add_parser("hello", help="say hello")
             parser.add_argument("who")
             parser.set_defaults(func=run)
         """,
+        commands={"hello": "register"},
     )
     make_dist(
         "cli-clash",
+        """
+        def register(subparsers):
+            subparsers.add_parser("plugins")  # taken by pc3d itself
+        """,
+        commands={"plugins": "register"},
+    )
+    from pc3d.cli import main
+
+    assert main(["hello", "world"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "hello world\n"
+    assert "cli-clash declares the command 'plugins', a core command; ignored" in captured.err
+    manager = load_plugins(allow=["cli-plugin", "cli-clash"])
+    assert by_dist(manager, "cli-plugin").commands == ["hello"]
+    assert by_dist(manager, "cli-clash").commands == ["plugins"]  # declared (and ignored by the CLI)
+
+
+def test_the_old_cli_hook_is_no_longer_part_of_the_contract(make_dist):
+    make_dist(
+        "old-cli",
         """
         from pc3d.plugin_api import hookimpl
 
         @hookimpl
         def pc3d_add_cli_commands(subparsers):
-            subparsers.add_parser("plugins")  # taken by pc3d itself
+            pass
         """,
     )
-    load_plugins(allow=["cli-plugin", "cli-clash"])
-    from pc3d.cli import build_parser
-
-    with pytest.warns(PluginWarning, match="'cli-clash': adding CLI commands failed"):
-        parser = build_parser()
-    args = parser.parse_args(["hello", "world"])
-    assert args.func(args) == 0
-    manager = get_plugin_manager()
-    assert by_dist(manager, "cli-plugin").commands == ["hello"]
-    assert "conflicting subparser" in by_dist(manager, "cli-clash").warnings[0]
+    with pytest.warns(PluginWarning):
+        manager = PluginManager(allow=["old-cli"]).load()
+    error = by_dist(manager, "old-cli").error
+    assert "unknown hook pc3d_add_cli_commands (plugin commands are entry points of the group pc3d.commands)" in error
 
 
 def test_config_build_uses_the_loaded_plugins(make_dist, good_plugin):

@@ -2,12 +2,12 @@
 
 Backbones (``ResNet`` ...) and the ``FPN`` neck are registered by pc3d's core
 (``pc3d.nn.plugin``); this plugin registers the detection heads and models, the COCO dataset,
-its transforms and the COCO metric.
+its transforms and the COCO metric. Its ``pc3d det2d`` command is not a hook: it is an entry point
+of the group ``pc3d.commands`` (``pyproject.toml``).
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from pc3d.plugin_api import Registrar, hookimpl
@@ -39,9 +39,3 @@ def pc3d_register(registry: Registrar) -> None:
 def pc3d_config_dirs() -> list[Path]:
     return [Path(__file__).parent / "configs"]
 
-
-@hookimpl
-def pc3d_add_cli_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from pc3d_det2d import cli
-
-    cli.register(subparsers)
