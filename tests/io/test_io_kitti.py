@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.ops import box_iou_2d
 from pc3d.io.kitti import (
     KittiCalib,
     load_kitti_frame,
@@ -23,6 +22,7 @@ from pc3d.io.kitti import (
     write_kitti_labels,
 )
 from pc3d.io.points import load_points
+from pc3d.ops import box_iou_2d
 from pc3d.structures import CameraBoxes3D, LiDARBoxes3D
 
 KITTI = Path(__file__).resolve().parents[1] / "data" / "kitti" / "training"
@@ -164,10 +164,10 @@ def test_empty_label_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49", "line 2 has 14 fields, expected 15"),
-        ("Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 abc 3.69 -16.53 2.39 58.49 1.57", "line 2: field 'width' value 'abc'"),
-        ("Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 -3.69 -16.53 2.39 58.49 1.57", "line 2: Car has negative length -3.69"),
-        ("Van x 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49 1.57", "field 'truncated' value 'x'"),
+        ("Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49", ":2: expected 15 or 16 fields (16 with a score), found 14"),
+        ("Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 abc 3.69 -16.53 2.39 58.49 1.57", ":2: field 10 (width) is not a number: 'abc'"),
+        ("Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 -3.69 -16.53 2.39 58.49 1.57", ":2: negative size: Car has length -3.69"),
+        ("Van x 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49 1.57", "field 2 (truncated) is not a number: 'x'"),
     ],
 )
 def test_malformed_labels(tmp_path: Path, line: str, expected: str) -> None:

@@ -246,6 +246,26 @@ def test_nan_policy_drop_warns_with_count_and_file(tmp_path: Path) -> None:
     np.testing.assert_array_equal(data.array[:, 0], [0, 4, 12, 20])
 
 
+def test_nan_warning_suggests_an_option_value_the_command_line_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    from pc3d.cli import main
+
+    path = _nan_cloud(tmp_path)
+    with pytest.warns(NonFinitePointsWarning) as record:
+        read_point_file(path)
+    suggested = re.search(r"--nan-policy (\w+)", str(record[0].message))
+    assert suggested is not None and suggested.group(1) == "raise"
+    # The suggestion works: the command line accepts it and stops at the bad points.
+    out = tmp_path / "out.bin"
+    args = ["convert", "--src", "lidar", "--dst", "lidar", "--nan-policy", suggested.group(1), str(path), str(out)]
+    assert main(args) == 2 and not out.exists()
+    error = capsys.readouterr().err
+    assert "invalid choice" not in error and f"{path}: 2 of 6 points have NaN or infinite x/y/z" in error
+
+
 def test_nan_policy_raise_names_file_and_first_row(tmp_path: Path) -> None:
     path = _nan_cloud(tmp_path)
     with pytest.raises(FormatError) as err:
