@@ -1,11 +1,17 @@
-"""Vectorised ops on points and boxes, on any torch device (see `docs/ops.md`).
+"""Vectorised tensor-in/tensor-out kernels on points and boxes, on any torch device.
 
 - voxelization: `hard_voxelize`, `dynamic_voxelize`, `voxel_scatter`
-- rotated IoU: `box_iou_bev`, `box_iou_3d` (pairwise or `aligned=True`), `bev_intersection_area`
+- rotated IoU: `box_iou_bev`, `box_iou_3d` (pairwise or `aligned=True`, IoU or IoF),
+  `bev_intersection_area`, `box_iou_2d`
 - NMS: `nms_2d`, `batched_nms_2d`, `nms_bev`, `batched_nms_bev`, `circle_nms`
-- points in boxes: `points_in_boxes` (and the tensor kernels `points_in_boxes_first`/`_mask`)
+- points in boxes: `points_in_boxes` (checked) and the kernels `points_in_boxes_first`/`_mask`
+- input checks shared with `pc3d.structures`: `pc3d.ops.checks` (`check_finite`, ...)
 
-Box arguments are `Boxes3D` structures of one system or `Tensor[N, 7+C]` read as LiDAR boxes.
+Box arguments are z-up box tensors `Tensor[N, 7+C]`: bottom centre `x, y, z`, sizes
+`x_size, y_size, z_size`, yaw counter-clockwise about +z (0 along +x) -- the LiDAR and Depth
+layouts. This package never imports `pc3d.structures`: box structures of every system (Camera
+included) call these kernels through their own methods (`Boxes3D.overlaps`, `bev_overlaps`,
+`points_in_boxes_part`, `nms_bev`). See `docs/ops.md`.
 """
 
 from pc3d.ops.iou_rotated import bev_intersection_area, box_iou_3d, box_iou_bev

@@ -28,12 +28,14 @@ blocks of rows instead, which saves listing and gathering a million pairs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from pc3d.ops._inputs import as_z_up_boxes, bev_view, check_same_system
-from pc3d.ops._pairs import cross_grid_count, cross_pairs
+from pc3d.errors import FormatError, ShapeError
+from pc3d.ops.checks import as_z_up_boxes, bev_view
+from pc3d.ops.pairs import cross_grid_count, cross_pairs
 
 # Pairs per chunk: small enough for the temporaries to stay in cache ([8, P] ones for the edge
 # sum, ~40 growing [P, K <= 8] ones for the clipping).
@@ -55,8 +57,10 @@ def _clip_stage(clip: Tensor, other: Tensor, sign: float, half: Tensor) -> tuple
     """Clip convex polygons by the half-plane `sign * clip <= half` (axis-aligned in b's frame).
 
     Args:
-        clip, other: `Tensor[P, K]` vertex coordinates along the clipping axis and the other one.
-        sign: +1 or -1; half: `Tensor[P]` half-size of box b along the clipping axis.
+        clip: `Tensor[P, K]` vertex coordinates along the clipping axis.
+        other: `Tensor[P, K]` vertex coordinates along the other axis.
+        sign: +1 or -1, the side of the half-plane.
+        half: `Tensor[P]` half-size of box b along the clipping axis.
 
     Returns:
         `clip, other` of the clipped polygons, `Tensor[P, K+1]`, and `Tensor[P]` (1.0, or 0.0
@@ -198,8 +202,9 @@ def bev_intersection_area(a: Tensor, b: Tensor) -> Tensor:
     """Area of overlap of aligned pairs of BEV boxes.
 
     Args:
-        a, b: `Tensor[P, 5]` rows `x, y, x_size, y_size, yaw` (yaw counter-clockwise); computed in
-            float64 whatever their dtype.
+        a: `Tensor[P, 5]` rows `x, y, x_size, y_size, yaw` (yaw counter-clockwise); computed in
+            float64 whatever the dtype.
+        b: `Tensor[P, 5]`, the other box of each pair.
 
     Returns:
         `Tensor[P]` float64 intersection areas.
@@ -246,116 +251,166 @@ def bev_iou_upper_bound(a: Tensor, b: Tensor) -> Tensor:
     a, b = a.double(), b.double()
     area_a, area_b = a[:, 2] * a[:, 3], b[:, 2] * b[:, 3]
     inter = torch.minimum(torch.minimum(area_a, area_b), torch.minimum(_overlap_in_frame_of(a, b), _overlap_in_frame_of(b, a)))
-    return _ratio(inter, area_a, area_b)
+    return overlap_ratio(inter, area_a, area_b)
 
 
-def _ratio(inter: Tensor, size_a: Tensor, size_b: Tensor) -> Tensor:
-    union = size_a + size_b - inter
-    # Two empty boxes have union 0; their IoU is defined as 0 (nothing overlaps).
-    return torch.where(union > 0, inter / torch.where(union > 0, union, 1.0), 0.0).clamp_(0.0, 1.0)
+def overlap_ratio(inter: Tensor, size_a: Tensor, size_b: Tensor, mode: str = "iou") -> Tensor:
+    """IoU (`inter / (size_a + size_b - inter)`) or IoF (`inter / size_a`), clamped to [0, 1].
+
+    Args:
+        inter: `Tensor[...]` intersection areas or volumes.
+        size_a: areas or volumes of the first boxes (broadcast against `inter`).
+        size_b: those of the second boxes.
+        mode: `"iou"` or `"iof"` (intersection over the first box: MMDetection3D's `iof`).
+
+    Returns:
+        The ratios; 0 where the denominator is 0 (two empty boxes overlap nowhere).
+    """
+    denominator = size_a + size_b - inter if mode == "iou" else size_a.expand_as(inter)
+    positive = denominator > 0
+    return torch.where(positive, inter / torch.where(positive, denominator, 1.0), 0.0).clamp_(0.0, 1.0)
 
 
-def _heights(boxes: Tensor) -> tuple[Tensor, Tensor]:
-    bottom = boxes[:, 2].double()
-    return bottom, bottom + boxes[:, 5].double()
+class _Boxes(NamedTuple):
+    """One side of an IoU call, in float64."""
+
+    bev: Tensor  # [N, 5] x, y, x_size, y_size, yaw
+    size: Tensor  # [N] BEV area, or volume in 3D
+    heights: Tensor | None  # [N, 2] bottom and top z in 3D, else None
 
 
-def _candidate_pairs(bev_a: Tensor, bev_b: Tensor, z_a: tuple[Tensor, Tensor] | None, z_b: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor]:
+def _sides(boxes: Tensor, three_d: bool) -> _Boxes:
+    bev = bev_view(boxes)
+    area = bev[:, 2] * bev[:, 3]
+    if not three_d:
+        return _Boxes(bev, area, None)
+    bottom, height = boxes[:, 2].double(), boxes[:, 5].double()
+    return _Boxes(bev, area * height, torch.stack([bottom, bottom + height], dim=1))
+
+
+def _take(boxes: _Boxes, index: Tensor | slice) -> _Boxes:
+    return _Boxes(boxes.bev[index], boxes.size[index], None if boxes.heights is None else boxes.heights[index])
+
+
+def _intersection(a: _Boxes, b: _Boxes) -> Tensor:
+    """Aligned pairs `a[k]`, `b[k]`: BEV intersection area, times the height overlap in 3D."""
+    inter = bev_intersection_area(a.bev, b.bev)
+    if a.heights is not None and b.heights is not None:
+        lo = torch.maximum(a.heights[:, 0], b.heights[:, 0])
+        hi = torch.minimum(a.heights[:, 1], b.heights[:, 1])
+        inter = inter * (hi - lo).clamp_(min=0.0)
+    return inter
+
+
+def _candidate_pairs(a: _Boxes, b: _Boxes, rad_a: Tensor, rad_b: Tensor) -> tuple[Tensor, Tensor]:
     """Index pairs `(i, j)` whose circumscribed circles (and height ranges) overlap."""
-    rad_a = 0.5 * torch.hypot(bev_a[:, 2], bev_a[:, 3])
-    rad_b = 0.5 * torch.hypot(bev_b[:, 2], bev_b[:, 3])
-    i, j = cross_pairs(bev_a[:, :2], rad_a, bev_b[:, :2], rad_b)
-    if z_a is not None and z_b is not None:
-        keep = (z_a[0].index_select(0, i) <= z_b[1].index_select(0, j)) & (z_b[0].index_select(0, j) <= z_a[1].index_select(0, i))
+    i, j = cross_pairs(a.bev[:, :2], rad_a, b.bev[:, :2], rad_b)
+    if a.heights is not None and b.heights is not None:
+        za, zb = a.heights.index_select(0, i), b.heights.index_select(0, j)
+        keep = (za[:, 0] <= zb[:, 1]) & (zb[:, 0] <= za[:, 1])
         i, j = i[keep], j[keep]
     return i, j
 
 
-def _iou(a: object, b: object, aligned: bool, three_d: bool) -> Tensor:
-    check_same_system(a, b)
-    ta = as_z_up_boxes(a, "a", allow_bev=not three_d)
-    tb = as_z_up_boxes(b, "b", allow_bev=not three_d)
-    dtype = ta.dtype if ta.dtype == tb.dtype else torch.promote_types(ta.dtype, tb.dtype)
-    tb = tb.to(ta.device)
-    bev_a, bev_b = bev_view(ta), bev_view(tb)
-    area_a, area_b = bev_a[:, 2] * bev_a[:, 3], bev_b[:, 2] * bev_b[:, 3]
-    z_a = _heights(ta) if three_d else None
-    z_b = _heights(tb) if three_d else None
-    size_a = area_a * ta[:, 5].double() if three_d else area_a
-    size_b = area_b * tb[:, 5].double() if three_d else area_b
+def _expand_rows(t: Tensor, m: int) -> Tensor:
+    """Each row of `t` repeated `m` times in a row (a broadcast copy, no gather)."""
+    return t.unsqueeze(1).expand(t.shape[0], m, *t.shape[1:]).reshape(t.shape[0] * m, *t.shape[1:])
 
-    def overlap(i: Tensor | None, j: Tensor | None) -> Tensor:
-        pa = bev_a if i is None else bev_a[i]
-        pb = bev_b if j is None else bev_b[j]
-        inter = bev_intersection_area(pa, pb)
-        if three_d:
-            lo = torch.maximum(z_a[0] if i is None else z_a[0][i], z_b[0] if j is None else z_b[0][j])
-            hi = torch.minimum(z_a[1] if i is None else z_a[1][i], z_b[1] if j is None else z_b[1][j])
-            inter = inter * (hi - lo).clamp_(min=0.0)
-        return inter
 
-    if aligned:
-        if ta.shape[0] != tb.shape[0]:
-            from pc3d.errors import ShapeError
+def _tile(t: Tensor, k: int) -> Tensor:
+    """`t` repeated `k` times along its first dimension."""
+    return t.repeat(k, *([1] * (t.dim() - 1)))
 
-            raise ShapeError(f"aligned IoU needs as many boxes in a as in b, got {ta.shape[0]} and {tb.shape[0]}")
-        return _ratio(overlap(None, None), size_a, size_b).to(dtype)
-    out = torch.zeros(ta.shape[0], tb.shape[0], dtype=torch.float64, device=ta.device)
-    if ta.shape[0] == 0 or tb.shape[0] == 0:
-        return out.to(dtype)
-    rad_a = 0.5 * torch.hypot(bev_a[:, 2], bev_a[:, 3])
-    rad_b = 0.5 * torch.hypot(bev_b[:, 2], bev_b[:, 3])
-    n, m = ta.shape[0], tb.shape[0]
-    if cross_grid_count(bev_a[:, :2], rad_a, bev_b[:, :2], rad_b) >= _DENSE_SHARE * n * m:
-        # Nearly all pairs are candidates (a pile of boxes): compute them all, a block of rows
-        # at a time, from broadcast copies. Pairs that do not overlap come out exactly 0 anyway.
-        step = max(1, (_DENSE_BLOCK if ta.device.type == "cpu" else _CUDA_CHUNK) // m)
-        blocks = []
-        for s in range(0, n, step):
-            rows = bev_a[s : s + step]
-            inter = bev_intersection_area(rows[:, None, :].expand(-1, m, -1).reshape(-1, 5), bev_b.repeat(rows.shape[0], 1))
-            inter = inter.view(rows.shape[0], m)
-            if three_d:
-                lo = torch.maximum(z_a[0][s : s + step, None], z_b[0][None, :])
-                hi = torch.minimum(z_a[1][s : s + step, None], z_b[1][None, :])
-                inter = inter * (hi - lo).clamp_(min=0.0)
-            blocks.append(_ratio(inter, size_a[s : s + step, None], size_b[None, :]))
-        return torch.cat(blocks).to(dtype)
-    i, j = _candidate_pairs(bev_a, bev_b, z_a, z_b)
+
+def _all_pairs(a: _Boxes, b: _Boxes, mode: str) -> Tensor:
+    """Every pair, a block of rows of a at a time, from broadcast copies (no index lists)."""
+    n, m = a.bev.shape[0], b.bev.shape[0]
+    step = max(1, (_DENSE_BLOCK if a.bev.device.type == "cpu" else _CUDA_CHUNK) // m)
+    blocks = []
+    for s in range(0, n, step):
+        rows = _take(a, slice(s, s + step))
+        k = rows.bev.shape[0]
+        heights_a = None if rows.heights is None else _expand_rows(rows.heights, m)
+        heights_b = None if b.heights is None else _tile(b.heights, k)
+        left = _Boxes(_expand_rows(rows.bev, m), _expand_rows(rows.size, m), heights_a)
+        right = _Boxes(_tile(b.bev, k), _tile(b.size, k), heights_b)
+        inter = _intersection(left, right).view(k, m)
+        blocks.append(overlap_ratio(inter, rows.size[:, None], b.size[None, :], mode))
+    return torch.cat(blocks)
+
+
+def _pairwise(a: _Boxes, b: _Boxes, mode: str) -> Tensor:
+    """`Tensor[N, M]` float64 ratios of all pairs, computing only pairs that can overlap."""
+    n, m = a.bev.shape[0], b.bev.shape[0]
+    out = torch.zeros(n, m, dtype=torch.float64, device=a.bev.device)
+    if n == 0 or m == 0:
+        return out
+    rad_a = 0.5 * torch.hypot(a.bev[:, 2], a.bev[:, 3])
+    rad_b = 0.5 * torch.hypot(b.bev[:, 2], b.bev[:, 3])
+    if cross_grid_count(a.bev[:, :2], rad_a, b.bev[:, :2], rad_b) >= _DENSE_SHARE * n * m:
+        # Nearly all pairs are candidates (a pile of boxes): computing them all is cheaper than
+        # listing them. Pairs that do not overlap come out exactly 0 anyway.
+        return _all_pairs(a, b, mode)
+    i, j = _candidate_pairs(a, b, rad_a, rad_b)
     if i.numel():
-        out[i, j] = _ratio(overlap(i, j), size_a[i], size_b[j])
-    return out.to(dtype)
+        pa, pb = _take(a, i), _take(b, j)
+        out[i, j] = overlap_ratio(_intersection(pa, pb), pa.size, pb.size, mode)
+    return out
 
 
-def box_iou_bev(a: object, b: object, aligned: bool = False) -> Tensor:
+def _iou(a: object, b: object, aligned: bool, three_d: bool, mode: str) -> Tensor:
+    if mode not in ("iou", "iof"):
+        raise FormatError(f"mode must be 'iou' or 'iof', got {mode!r}")
+    ta = as_z_up_boxes(a, "a", allow_bev=not three_d)
+    tb = as_z_up_boxes(b, "b", allow_bev=not three_d).to(ta.device)
+    dtype = torch.promote_types(ta.dtype, tb.dtype)
+    side_a, side_b = _sides(ta, three_d), _sides(tb, three_d)
+    if not aligned:
+        return _pairwise(side_a, side_b, mode).to(dtype)
+    if ta.shape[0] != tb.shape[0]:
+        raise ShapeError(f"aligned IoU needs as many boxes in a as in b, got {ta.shape[0]} and {tb.shape[0]}")
+    return overlap_ratio(_intersection(side_a, side_b), side_a.size, side_b.size, mode).to(dtype)
+
+
+def box_iou_bev(a: Tensor, b: Tensor, aligned: bool = False, mode: str = "iou") -> Tensor:
     """IoU of rotated boxes in the bird's-eye view (their ground-plane rectangles).
 
     Args:
-        a: `Boxes3D` of one system, `Tensor[N, 7+C]` read as LiDAR boxes, or `Tensor[N, 5]` BEV
-            boxes `x, y, x_size, y_size, yaw`. Camera boxes use their x-z plane.
+        a: `Tensor[N, 7+C]` z-up boxes (bottom centre `x, y, z`, sizes, yaw counter-clockwise
+            about +z: the LiDAR and Depth layouts) or `Tensor[N, 5]` BEV boxes
+            `x, y, x_size, y_size, yaw`. Box structures of any system:
+            `Boxes3D.bev_overlaps(a, b)`.
         b: the same kind, `M` boxes (`M == N` when `aligned`).
         aligned: IoU of `a[k]` with `b[k]` instead of all pairs.
+        mode: `"iou"`, or `"iof"` for the intersection over the area of the box of `a`.
 
     Returns:
         `Tensor[N, M]` (or `Tensor[N]` when aligned) in the boxes' dtype; 0 for disjoint boxes
         and for pairs of zero-area boxes.
 
     Raises:
-        ShapeError: wrong shapes; FormatError: NaN/inf, negative sizes or mixed systems.
+        ShapeError: wrong shapes; FormatError: NaN/inf, negative sizes, an unknown mode, or a
+            box structure instead of a tensor.
     """
-    return _iou(a, b, aligned, three_d=False)
+    return _iou(a, b, aligned, three_d=False, mode=mode)
 
 
-def box_iou_3d(a: object, b: object, aligned: bool = False) -> Tensor:
+def box_iou_3d(a: Tensor, b: Tensor, aligned: bool = False, mode: str = "iou") -> Tensor:
     """3D IoU of rotated boxes: BEV intersection times height overlap over the union volume.
 
     Args:
-        a: `Boxes3D` of one system or `Tensor[N, 7+C]` read as LiDAR boxes (bottom-centre z).
-            Camera boxes use their x-z plane and their vertical axis (-y).
+        a: `Tensor[N, 7+C]` z-up boxes: bottom centre `x, y, z` (the box spans `z .. z +
+            z_size`), sizes, yaw counter-clockwise about +z (LiDAR and Depth layouts). Box
+            structures of any system: `Boxes3D.overlaps(a, b)`.
         b: the same kind, `M` boxes (`M == N` when `aligned`).
         aligned: IoU of `a[k]` with `b[k]` instead of all pairs.
+        mode: `"iou"`, or `"iof"` for the intersection over the volume of the box of `a`.
 
     Returns:
         `Tensor[N, M]` (or `Tensor[N]` when aligned) in the boxes' dtype.
+
+    Raises:
+        ShapeError: wrong shapes; FormatError: NaN/inf, negative sizes, an unknown mode, or a
+            box structure instead of a tensor.
     """
-    return _iou(a, b, aligned, three_d=True)
+    return _iou(a, b, aligned, three_d=True, mode=mode)

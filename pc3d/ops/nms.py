@@ -25,9 +25,9 @@ import torch
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.ops._inputs import as_z_up_boxes, bev_view, check_finite, check_scores
-from pc3d.ops._pairs import Predicate, greedy_nms
-from pc3d.ops.iou_rotated import bev_intersection_area, bev_iou_upper_bound
+from pc3d.ops.checks import as_z_up_boxes, bev_view, check_finite, check_scores
+from pc3d.ops.iou_rotated import bev_intersection_area, bev_iou_upper_bound, overlap_ratio
+from pc3d.ops.pairs import Predicate, greedy_nms
 
 
 def _check_threshold(value: float, name: str, upper: float | None = 1.0) -> float:
@@ -97,7 +97,7 @@ def _run(
 
 
 # ----------------------------------------------------------------------------------- rotated BEV
-def _bev_nms(boxes: object, scores: Tensor, labels: Tensor | None, iou_threshold: float, score_threshold: float | None, pre_max: int | None, post_max: int | None) -> Tensor:
+def _bev_nms(boxes: Tensor, scores: Tensor, labels: Tensor | None, iou_threshold: float, score_threshold: float | None, pre_max: int | None, post_max: int | None) -> Tensor:
     tensor = as_z_up_boxes(boxes, "boxes", allow_bev=True)
     scores = check_scores(scores, tensor.shape[0]).to(tensor.device)
     thr = _check_threshold(iou_threshold, "iou_threshold")
@@ -119,7 +119,7 @@ def _bev_nms(boxes: object, scores: Tensor, labels: Tensor | None, iou_threshold
             if could.numel():
                 bi, bj = bi.index_select(0, could), bj.index_select(0, could)
                 inter = bev_intersection_area(bi, bj)
-                out[could] = _iou_from(inter, ar.index_select(0, i[could]), ar.index_select(0, j[could])) > thr
+                out[could] = overlap_ratio(inter, ar.index_select(0, i[could]), ar.index_select(0, j[could])) > thr
             return out
 
         return test
@@ -127,13 +127,8 @@ def _bev_nms(boxes: object, scores: Tensor, labels: Tensor | None, iou_threshold
     return _run(tensor.shape[0], scores, score_threshold, pre_max, post_max, labels, centres_radii, suppresses)
 
 
-def _iou_from(inter: Tensor, area_a: Tensor, area_b: Tensor) -> Tensor:
-    union = area_a + area_b - inter
-    return torch.where(union > 0, inter / torch.where(union > 0, union, 1.0), 0.0)
-
-
 def nms_bev(
-    boxes: object,
+    boxes: Tensor,
     scores: Tensor,
     iou_threshold: float,
     score_threshold: float | None = None,
@@ -143,8 +138,9 @@ def nms_bev(
     """Greedy NMS of rotated boxes by their exact BEV IoU.
 
     Args:
-        boxes: `Boxes3D` of one system, `Tensor[N, 7+C]` read as LiDAR boxes, or `Tensor[N, 5]`
-            BEV boxes `x, y, x_size, y_size, yaw`.
+        boxes: `Tensor[N, 7+C]` z-up boxes (yaw counter-clockwise about +z: LiDAR and Depth
+            layouts) or `Tensor[N, 5]` BEV boxes `x, y, x_size, y_size, yaw`. Box structures of
+            any system: `Boxes3D.nms_bev(scores, ...)`.
         scores: `Tensor[N]`.
         iou_threshold: a box is suppressed by a kept box when their IoU is `> iou_threshold`.
         score_threshold: only boxes with `score > score_threshold` take part.
@@ -158,7 +154,7 @@ def nms_bev(
 
 
 def batched_nms_bev(
-    boxes: object,
+    boxes: Tensor,
     scores: Tensor,
     labels: Tensor,
     iou_threshold: float,
@@ -194,7 +190,7 @@ def box_iou_2d(a: Tensor, b: Tensor) -> Tensor:
     h = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return _iou_from(w * h, area_a, area_b)
+    return overlap_ratio(w * h, area_a, area_b)
 
 
 def _nms_2d(boxes: object, scores: Tensor, labels: Tensor | None, iou_threshold: float, score_threshold: float | None, pre_max: int | None, post_max: int | None) -> Tensor:
@@ -263,7 +259,9 @@ def circle_nms(
         centers_xy: `Tensor[N, 2+C]`; the first two columns are the BEV centre.
         scores: `Tensor[N]`.
         distance_threshold: metres, >= 0.
-        score_threshold, pre_max, post_max: as in `nms_bev`.
+        score_threshold: only centres with `score > score_threshold` take part.
+        pre_max: only the `pre_max` best-scored centres take part.
+        post_max: at most this many centres are returned.
 
     Returns:
         `LongTensor[K]`: indices of the kept centres, highest score first.

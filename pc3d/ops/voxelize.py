@@ -26,10 +26,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from pc3d.errors import FormatError, ShapeError
+from pc3d.errors import FormatError, MissingDependencyError, ShapeError
 
 _AXES = ("x", "y", "z")
-_spconv_lock = threading.Lock()
 
 
 class HardVoxels(NamedTuple):
@@ -49,22 +48,37 @@ class VoxelGrid(NamedTuple):
 def voxel_grid(voxel_size: Sequence[float], point_cloud_range: Sequence[float]) -> VoxelGrid:
     """Validated voxel size, range minimum (float32) and grid size (cells along x, y, z).
 
+    Args:
+        voxel_size: `(x, y, z)` voxel sizes in metres, each > 0.
+        point_cloud_range: `(x_min, y_min, z_min, x_max, y_max, z_max)` with min < max.
+
+    Returns:
+        `VoxelGrid(voxel_size Tensor[3], range_min Tensor[3], grid (cells along x, y, z))`.
+
     Raises:
         FormatError: naming `voxel_size` or `point_cloud_range` (and the axis) when a size is not
             > 0, a range has min >= max, a value is not finite, or the lengths are not 3 and 6.
     """
-    vs = _floats(voxel_size, "voxel_size", 3)
-    rng = _floats(point_cloud_range, "point_cloud_range", 6)
-    for axis, size in enumerate(vs):
-        if not size > 0:
-            raise FormatError(f"voxel_size[{axis}] ({_AXES[axis]}) must be > 0, got {size}")
+    size = tuple(_floats(voxel_size, "voxel_size", 3))
+    rng = tuple(_floats(point_cloud_range, "point_cloud_range", 6))
+    cells = _grid_cells(size, rng)
+    return VoxelGrid(torch.tensor(size, dtype=torch.float32), torch.tensor(rng[:3], dtype=torch.float32), cells)
+
+
+# Validation and grid size of a setting, computed once per setting (a detector calls the
+# voxelizer with the same few settings on every frame).
+@functools.lru_cache(maxsize=64)
+def _grid_cells(size: tuple[float, ...], rng: tuple[float, ...]) -> tuple[int, int, int]:
+    for axis, value in enumerate(size):
+        if not value > 0:
+            raise FormatError(f"voxel_size[{axis}] ({_AXES[axis]}) must be > 0, got {value}")
     for axis in range(3):
         if not rng[axis] < rng[axis + 3]:
             raise FormatError(
                 f"point_cloud_range must be (x_min, y_min, z_min, x_max, y_max, z_max) with min < max; "
                 f"{_AXES[axis]}: min {rng[axis]} >= max {rng[axis + 3]}"
             )
-    size32 = torch.tensor(vs, dtype=torch.float32)
+    size32 = torch.tensor(size, dtype=torch.float32)
     lo32 = torch.tensor(rng[:3], dtype=torch.float32)
     hi32 = torch.tensor(rng[3:], dtype=torch.float32)
     # float32 division then round-half-away, as spconv's std::round on floats.
@@ -73,9 +87,9 @@ def voxel_grid(voxel_size: Sequence[float], point_cloud_range: Sequence[float]) 
         if c < 1:
             raise FormatError(
                 f"point_cloud_range along {_AXES[axis]} ({rng[axis]} to {rng[axis + 3]}) is shorter than half a voxel "
-                f"(voxel_size {vs[axis]}): no voxel fits"
+                f"(voxel_size {size[axis]}): no voxel fits"
             )
-    return VoxelGrid(size32, lo32, (cells[0], cells[1], cells[2]))
+    return cells[0], cells[1], cells[2]
 
 
 def _floats(values: Any, name: str, length: int) -> list[float]:
@@ -122,11 +136,10 @@ def _voxel_index(points: Tensor, grid: VoxelGrid) -> tuple[Tensor, Tensor]:
     lo = grid.range_min.to(points.device, points.dtype)
     # Subtract, then divide, then floor: the same rounding steps as the compiled peers.
     index = (points[:, :3] - lo).div_(size).floor_()
-    valid = None
-    for axis in range(3):
+    valid = (index[:, 0] >= 0) & (index[:, 0] < grid.grid[0])
+    for axis in (1, 2):
         column = index[:, axis]
-        ok = (column >= 0) & (column < grid.grid[axis])
-        valid = ok if valid is None else valid & ok
+        valid &= (column >= 0) & (column < grid.grid[axis])
     return index, valid
 
 
@@ -191,26 +204,49 @@ def _point_to_voxel_class() -> type | None:
     return PointToVoxel
 
 
-# PointToVoxel preallocates its output buffers and a dense int32 hash of the whole grid (SECOND's
-# 1408 x 1600 x 40 grid: 360 MB), so generators are cached per setting; two settings at most.
+class _SpconvVoxelizer:
+    """spconv's `PointToVoxel` for one setting, reused across calls.
+
+    `PointToVoxel` preallocates its output buffer `[max_voxels, max_points, C]` and a dense int32
+    hash of the whole grid (SECOND's 1408 x 1600 x 40 grid: 360 MB), and by default zeroes the
+    whole output buffer on every call (pillars: 40000 x 32 x 4 floats, 20 MB) although a scan
+    fills a fraction of it. Here the buffer is kept clean instead: after each call only the
+    voxels just written are zeroed again, so the next call can skip the full clear and gives
+    the same result.
+    """
+
+    def __init__(self, size: tuple[float, ...], rng: tuple[float, ...], channels: int, max_points: int, max_voxels: int) -> None:
+        cls = _point_to_voxel_class()
+        if cls is None:
+            raise MissingDependencyError("backend='spconv' needs spconv: pip install spconv (or spconv-cu120)")
+        self.generator = cls(
+            vsize_xyz=list(size),
+            coors_range_xyz=list(rng),
+            num_point_features=channels,
+            max_num_voxels=max_voxels,
+            max_num_points_per_voxel=max_points,
+            device=torch.device("cpu"),
+        )
+        # The generator writes into its own buffers: one call at a time.
+        self.lock = threading.Lock()
+        self.clean = True  # False while a call is under way, or after one failed
+
+    def __call__(self, points: Tensor) -> HardVoxels:
+        with self.lock, torch.no_grad():
+            clear = not self.clean
+            self.clean = False
+            voxels, coords, num_points = self.generator(points.contiguous(), clear_voxels=clear)
+            self.generator.voxels[: voxels.shape[0]].zero_()
+            self.clean = True
+        return HardVoxels(voxels, coords, num_points)
+
+
+# Keyed by everything `PointToVoxel` is built from (spconv runs on the CPU only here); two
+# settings at most, as each holds a dense hash of its grid.
 @functools.lru_cache(maxsize=2)
-def _spconv_generator(size: tuple[float, ...], rng: tuple[float, ...], channels: int, max_voxels: int, max_points: int) -> Any:
-    cls = _point_to_voxel_class()
-    return cls(
-        vsize_xyz=list(size),
-        coors_range_xyz=list(rng),
-        num_point_features=channels,
-        max_num_voxels=max_voxels,
-        max_num_points_per_voxel=max_points,
-        device=torch.device("cpu"),
-    )
-
-
-def _hard_voxelize_spconv(points: Tensor, voxel_size: list[float], rng: list[float], max_points: int, max_voxels: int) -> HardVoxels:
-    generator = _spconv_generator(tuple(voxel_size), tuple(rng), points.shape[1], max_voxels, max_points)
-    with _spconv_lock, torch.no_grad():  # the generator writes into its own buffers
-        voxels, coords, num_points = generator(points.contiguous())
-    return HardVoxels(voxels, coords, num_points)
+def _spconv_voxelizer(size: tuple[float, ...], rng: tuple[float, ...], channels: int, max_points: int, max_voxels: int, device: str) -> _SpconvVoxelizer:
+    del device  # part of the key: generators hold buffers on one device
+    return _SpconvVoxelizer(size, rng, channels, max_points, max_voxels)
 
 
 def hard_voxelize(
@@ -237,7 +273,9 @@ def hard_voxelize(
         z, y, x, num_points IntTensor[V])`, identical for both backends.
     """
     points = _check_points(points)
-    grid = voxel_grid(voxel_size, point_cloud_range)
+    size = tuple(_floats(voxel_size, "voxel_size", 3))
+    rng = tuple(_floats(point_cloud_range, "point_cloud_range", 6))
+    _grid_cells(size, rng)  # validates the setting
     max_points = _check_count(max_points, "max_points")
     max_voxels = _check_count(max_voxels, "max_voxels")
     if backend not in ("auto", "torch", "spconv"):
@@ -245,15 +283,13 @@ def hard_voxelize(
     spconv_fits = points.device.type == "cpu" and points.dtype == torch.float32
     if backend == "spconv":
         if not spconv_available():
-            from pc3d.errors import MissingDependencyError
-
             raise MissingDependencyError("backend='spconv' needs spconv: pip install spconv (or spconv-cu120)")
         if not spconv_fits:
             raise FormatError(f"backend='spconv' needs float32 points on the CPU, got {points.dtype} on {points.device}")
     use_spconv = backend == "spconv" or (backend == "auto" and spconv_fits and spconv_available())
     if use_spconv and points.shape[0] > 0:
-        return _hard_voxelize_spconv(points, _floats(voxel_size, "voxel_size", 3), _floats(point_cloud_range, "point_cloud_range", 6), max_points, max_voxels)
-    return _hard_voxelize_torch(points, grid, max_points, max_voxels)
+        return _spconv_voxelizer(size, rng, points.shape[1], max_points, max_voxels, str(points.device))(points)
+    return _hard_voxelize_torch(points, voxel_grid(size, rng), max_points, max_voxels)
 
 
 def dynamic_voxelize(points: Tensor, voxel_size: Sequence[float], point_cloud_range: Sequence[float]) -> Tensor:

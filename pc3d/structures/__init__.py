@@ -7,20 +7,44 @@ bottom centre; points are `Tensor[N, 3+C]` with named extra columns.
     from pc3d.structures import CameraBoxes3D, BoxMode
     cam = CameraBoxes3D([[1.84, 1.47, 8.41, 1.2, 1.89, 0.48, 0.01]])   # KITTI l, h, w
     lidar = cam.convert_to(BoxMode.LIDAR, rt_mat=cam_to_velo)           # 4x4 calibration
-    inside = lidar.points_in_boxes(points)                              # LongTensor, -1 = none
+    inside = lidar.points_in_boxes_part(points)                         # LongTensor, -1 = none
+    iou = LiDARBoxes3D.overlaps(lidar, other)                           # (N, M) exact 3D IoU
+
+Names load their module on first use, so `pc3d.structures.box_mode` (`BoxMode`, `MODE_NAMES`)
+imports without torch.
 """
 
-from pc3d.structures.base_box3d import Boxes3D, box_class
-from pc3d.structures.box_mode import BoxMode
-from pc3d.structures.cam_box3d import CameraBoxes3D
-from pc3d.structures.conversion import convert_boxes, convert_points
-from pc3d.structures.coord_transform import default_rt_mat
-from pc3d.structures.depth_box3d import DepthBoxes3D
-from pc3d.structures.lidar_box3d import LiDARBoxes3D
-from pc3d.structures.points import BasePoints, CameraPoints, DepthPoints, LiDARPoints, points_class
-from pc3d.structures.utils import limit_period
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pc3d.structures.base_box3d import Boxes3D, box_class
+    from pc3d.structures.base_points import BasePoints
+    from pc3d.structures.box_mode import MODE_NAMES, BoxMode
+    from pc3d.structures.cam_box3d import CameraBoxes3D
+    from pc3d.structures.conversion import convert_boxes, convert_points
+    from pc3d.structures.coord_transform import default_rt_mat
+    from pc3d.structures.depth_box3d import DepthBoxes3D
+    from pc3d.structures.lidar_box3d import LiDARBoxes3D
+    from pc3d.structures.points import CameraPoints, DepthPoints, LiDARPoints, points_class
+    from pc3d.structures.utils import limit_period
+
+_LAZY = {
+    "pc3d.structures.base_box3d": ("Boxes3D", "box_class"),
+    "pc3d.structures.base_points": ("BasePoints",),
+    "pc3d.structures.box_mode": ("BoxMode", "MODE_NAMES"),
+    "pc3d.structures.cam_box3d": ("CameraBoxes3D",),
+    "pc3d.structures.conversion": ("convert_boxes", "convert_points"),
+    "pc3d.structures.coord_transform": ("default_rt_mat",),
+    "pc3d.structures.depth_box3d": ("DepthBoxes3D",),
+    "pc3d.structures.lidar_box3d": ("LiDARBoxes3D",),
+    "pc3d.structures.points": ("CameraPoints", "DepthPoints", "LiDARPoints", "points_class"),
+    "pc3d.structures.utils": ("limit_period",),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
 __all__ = [
+    "MODE_NAMES",
     "BasePoints",
     "BoxMode",
     "Boxes3D",
@@ -37,3 +61,16 @@ __all__ = [
     "limit_period",
     "points_class",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pc3d.structures' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))

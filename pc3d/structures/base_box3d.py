@@ -1,50 +1,45 @@
 """`Boxes3D`: the abstract base of `LiDARBoxes3D`, `CameraBoxes3D` and `DepthBoxes3D`.
 
-All the behaviour lives here, driven by a handful of class attributes that describe each system
-(which axis is vertical and which way it points, which plane is the bird's-eye view, which axis
-each flip negates). The concrete classes only set those attributes and draw their conventions.
+All the behaviour lives here and in two mixins, driven by a handful of class attributes that
+describe each system (which axis is vertical and which way it points, which plane is the
+bird's-eye view, which axis each flip negates). The concrete classes only set those attributes
+and draw their conventions. This module holds construction, the derived quantities (centres,
+corners, BEV), conversion and the container API; `box_transforms` the in-place operations
+(`rotate`, `flip`, ...); `box_ops` what calls `pc3d.ops` (points in boxes, overlaps, NMS).
 
 Conventions are MMDetection3D 1.x's: a box is one row `x, y, z, x_size, y_size, z_size, yaw,
 extras...` of a float32 `Tensor[N, 7+C]`, `(x, y, z)` is the bottom centre, and operations
-(`rotate`, `flip`, `translate`, `scale`, `limit_yaw`) modify the boxes in place.
+modify the boxes in place.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import ClassVar, Self, TypeVar
+from typing import ClassVar, Self
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.ops.points_in_boxes import points_in_boxes_first, points_in_boxes_mask
+from pc3d.ops.checks import check_finite, check_non_negative
 from pc3d.structures.box_mode import BoxMode
-from pc3d.structures.coord_transform import convert_box_tensor, convert_point_tensor
-from pc3d.structures.points import BasePoints, _index_of, _split_range
-from pc3d.structures.utils import (
-    as_angle_or_rotation,
-    as_float_tensor,
-    check_finite,
-    first_bad_row,
-    limit_period,
-    rotation_matrix_t,
-)
+from pc3d.structures.box_ops import BoxOpsMixin
+from pc3d.structures.box_transforms import BoxTransformsMixin
+from pc3d.structures.coord_transform import RtMat, convert_box_tensor
+from pc3d.structures.utils import RowIndex, as_float_tensor, limit_period, row_index, split_range
 
-PointsT = TypeVar("PointsT", Tensor, np.ndarray, BasePoints)
 BoxData = Tensor | np.ndarray | Sequence[Sequence[float]]
 
 # Corners of the unit cube in MMDetection3D's order (x0y0z0, x0y0z1, x0y1z1, x0y1z0, x1y0z0,
 # x1y0z1, x1y1z1, x1y1z0), so that code indexing corners carries over from it.
-_UNIT_CORNERS = ((0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 0), (1, 0, 0), (1, 0, 1), (1, 1, 1), (1, 1, 0))
-_FLIP_DIRECTIONS = ("horizontal", "vertical")
+UNIT_CORNERS = ((0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 0), (1, 0, 0), (1, 0, 1), (1, 1, 1), (1, 1, 0))
 
 _BOX_CLASSES: dict[BoxMode, type[Boxes3D]] = {}
 
 
-class Boxes3D:
+class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
     """3D boxes in one coordinate system: a float32 `Tensor[N, 7+C]` with small methods.
 
     Columns: bottom centre `x, y, z`; sizes `x_size, y_size, z_size` along the box's own axes
@@ -60,7 +55,7 @@ class Boxes3D:
             implies it and gains a zero yaw column.
         origin: relative position of the given centre inside the box, e.g. `(0.5, 0.5, 0.5)`
             for gravity centres; converted to the class's bottom-centre origin (the offset
-            is taken along the box's own, yawed, axes).
+            is taken along the box's own, yawed, axes). None means the class's own origin.
 
     Raises:
         ShapeError: not 2-D, fewer than 6 columns, or `box_dim` disagreeing with the data.
@@ -91,8 +86,21 @@ class Boxes3D:
     ) -> None:
         if "mode" not in type(self).__dict__:
             raise TypeError(f"{type(self).__name__} is abstract: use LiDARBoxes3D, CameraBoxes3D or DepthBoxes3D")
+        data = self._checked_data(tensor, box_dim)
+        if data.shape[1] == 6:
+            data = torch.cat([data, data.new_zeros(len(data), 1)], dim=1)
+            with_yaw = False
+        elif not with_yaw:
+            data[:, 6] = 0
+        if origin is not None:
+            data = self._moved_to_bottom_centre(data, origin)
+        self.tensor = data
+        self.with_yaw = with_yaw
+
+    def _checked_data(self, tensor: BoxData, box_dim: int | None) -> Tensor:
+        """A private float32 copy of `tensor` (in-place operations never write into the
+        caller's array), checked for shape, finiteness and sizes."""
         name = type(self).__name__
-        # A private copy, so that in-place operations never write into the caller's array.
         data = as_float_tensor(tensor, name, copy=True)
         if data.numel() == 0:
             data = data.reshape(0, box_dim or (data.shape[-1] if data.dim() == 2 and data.shape[-1] >= 6 else 7))
@@ -103,33 +111,26 @@ class Boxes3D:
             )
         if box_dim is not None and data.shape[1] != box_dim:
             raise ShapeError(f"{name}: box_dim={box_dim} but the data has {data.shape[1]} columns")
-        check_finite(data, name, self._column_names(data.shape[1]))
-        negative = data[:, 3:6] < 0
-        if bool(negative.any()):
-            row = first_bad_row(negative)
-            col = 3 + int(torch.nonzero(negative[row])[0, 0])
-            raise FormatError(
-                f"{name} row {row}: {self._column_names(7)[col]} (column {col}) is {data[row, col].item()}; "
-                "sizes must not be negative"
-            )
-        if data.shape[1] == 6:
-            data = torch.cat([data, data.new_zeros(len(data), 1)], dim=1)
-            with_yaw = False
-        elif not with_yaw:
-            data[:, 6] = 0
-        if origin is not None:
-            # The offset to the bottom centre is along the box's own axes: turn it by the yaw.
-            offset = data[:, 3:6] * self._origin_shift(origin, data)
-            a, b, v = self._plane_axes()
-            cos, sin = torch.cos(data[:, 6]), torch.sin(data[:, 6])
-            turned = torch.empty_like(offset)
-            turned[:, a] = offset[:, a] * cos - offset[:, b] * sin
-            turned[:, b] = offset[:, a] * sin + offset[:, b] * cos
-            turned[:, v] = offset[:, v]
-            # Out of place, so that gradients can flow through the construction.
-            data = torch.cat([data[:, :3] + turned, data[:, 3:]], dim=1)
-        self.tensor = data
-        self.with_yaw = with_yaw
+        columns = self._column_names(data.shape[1])
+        check_finite(data, name, columns)
+        check_non_negative(data[:, 3:6], name, columns, 3)
+        return data
+
+    def _moved_to_bottom_centre(self, data: Tensor, origin: Sequence[float]) -> Tensor:
+        """`data` whose centres are at relative position `origin`, moved to the bottom centre."""
+        src = as_float_tensor(origin, "origin", device=data.device).reshape(-1)
+        if src.numel() != 3:
+            raise ShapeError(f"origin must be 3 relative coordinates (ox, oy, oz), got {src.numel()} numbers")
+        # The offset to the bottom centre is along the box's own axes: turn it by the yaw.
+        offset = data[:, 3:6] * (data.new_tensor(self.default_origin) - src)
+        a, b, v = self._plane_axes()
+        cos, sin = torch.cos(data[:, 6]), torch.sin(data[:, 6])
+        turned = torch.empty_like(offset)
+        turned[:, a] = offset[:, a] * cos - offset[:, b] * sin
+        turned[:, b] = offset[:, a] * sin + offset[:, b] * cos
+        turned[:, v] = offset[:, v]
+        # Out of place, so that gradients can flow through the construction.
+        return torch.cat([data[:, :3] + turned, data[:, 3:]], dim=1)
 
     @classmethod
     def _plane_axes(cls) -> tuple[int, int, int]:
@@ -139,12 +140,6 @@ class Boxes3D:
 
     def _column_names(self, width: int) -> list[str]:
         return ["x", "y", "z", *self.size_names, "yaw", *(f"column {i}" for i in range(7, width))]
-
-    def _origin_shift(self, origin: Sequence[float], like: Tensor) -> Tensor:
-        src = as_float_tensor(origin, "origin", device=like.device).reshape(-1)
-        if src.numel() != 3:
-            raise ShapeError(f"origin must be 3 relative coordinates (ox, oy, oz), got {src.numel()} numbers")
-        return like.new_tensor(self.default_origin) - src
 
     @classmethod
     def _wrap(cls, tensor: Tensor, with_yaw: bool = True) -> Self:
@@ -166,7 +161,13 @@ class Boxes3D:
         return self.tensor.shape[1]
 
     @property
+    def shape(self) -> torch.Size:
+        """`torch.Size([N, box_dim])`."""
+        return self.tensor.shape
+
+    @property
     def device(self) -> torch.device:
+        """The device of the boxes."""
         return self.tensor.device
 
     @property
@@ -220,7 +221,7 @@ class Boxes3D:
     def corners(self) -> Tensor:
         """`Tensor[N, 8, 3]`: corners in MMDetection3D's order; the class docstring draws it."""
         t = self.tensor
-        unit = t.new_tensor(_UNIT_CORNERS) - t.new_tensor(self.default_origin)  # [8, 3]
+        unit = t.new_tensor(UNIT_CORNERS) - t.new_tensor(self.default_origin)  # [8, 3]
         # Turn by the yaw written out per component: a batched 3x3 matmul is several times
         # slower for such small matrices.
         a, b, v = self._plane_axes()
@@ -256,164 +257,49 @@ class Boxes3D:
         """`BoolTensor[N]`: every size larger than `threshold`."""
         return (self.tensor[:, 3:6] > threshold).all(dim=1)
 
-    # ----------------------------------------------------------------------------- geometry
-    def _velocity_rows(self) -> bool:
-        return self.box_dim >= 9
-
-    def rotate(
-        self, angle: float | Tensor | np.ndarray, points: PointsT | None = None
-    ) -> tuple[PointsT, Tensor] | None:
-        """Rotate the boxes (and `points`, if given) in place about the vertical axis.
-
-        Args:
-            angle: radians, right-handed about the system's yaw axis, so that the yaw grows by
-                `angle` in every system (LiDAR/Depth: counter-clockwise seen from above; Camera,
-                whose y points down: clockwise seen from above). Or a transposed rotation
-                matrix `R_t` (`[3, 3]`, applied as `xyz @ R_t`) about that axis.
-            points: `BasePoints` of the same system, or a `Tensor`/`ndarray` `[M, 3+C]`,
-                rotated in place with the same matrix.
-
-        Returns:
-            `(points, R_t)` when `points` is given, else None (MMDetection3D's contract).
-        """
-        rot = as_angle_or_rotation(angle, self.tensor.device, self.tensor.dtype, "rotation angle")
-        if rot.numel() == 1:
-            theta = rot.reshape(1)
-            rot_t = rotation_matrix_t(theta, self.yaw_axis)[0]
-        else:
-            rot_t = rot
-            sin = rot_t[0, 1] if self.yaw_axis == 2 else rot_t[2, 0]
-            theta = torch.atan2(sin, rot_t[0, 0]).reshape(1)
-        self.tensor[:, :3] = self.tensor[:, :3] @ rot_t
-        a, b = self.bev_axes
-        if self.with_yaw:
-            self.tensor[:, 6] += theta
-        else:
-            # Axis-aligned boxes become the axis-aligned boxes enclosing the rotated ones.
-            cos, sin = theta.cos().abs(), theta.sin().abs()
-            size_a, size_b = self.tensor[:, 3 + a].clone(), self.tensor[:, 3 + b].clone()
-            self.tensor[:, 3 + a] = cos * size_a + sin * size_b
-            self.tensor[:, 3 + b] = sin * size_a + cos * size_b
-        if self._velocity_rows():
-            self.tensor[:, 7:9] = self.tensor[:, 7:9] @ rot_t[[a, b]][:, [a, b]]
-        if points is None:
-            return None
-        if isinstance(points, BasePoints):
-            self._check_points_mode(points)
-            points.rotate(rot_t)
-        elif isinstance(points, Tensor):
-            points[:, :3] = points[:, :3] @ rot_t.to(points.device, points.dtype)
-        elif isinstance(points, np.ndarray):
-            points[:, :3] = points[:, :3] @ rot_t.cpu().numpy().astype(points.dtype)
-        else:
-            raise FormatError(f"points must be BasePoints, a Tensor or an ndarray, got {type(points).__name__}")
-        return points, rot_t
-
-    def flip(self, bev_direction: str = "horizontal", points: PointsT | None = None) -> PointsT | None:
-        """Mirror the boxes (and `points`) in place in the BEV plane; returns `points` if given.
-
-        The flipped axis is `flip_axes[bev_direction]`. Negating x turns the yaw into
-        `pi - yaw`; negating the other BEV axis turns it into `-yaw` (as MMDetection3D).
-        """
-        if bev_direction not in _FLIP_DIRECTIONS:
-            raise FormatError(f"flip direction must be 'horizontal' or 'vertical', got {bev_direction!r}")
-        axis = self.flip_axes[bev_direction]
-        self.tensor[:, axis] = -self.tensor[:, axis]
-        if self.with_yaw:
-            self.tensor[:, 6] = (math.pi - self.tensor[:, 6]) if axis == 0 else -self.tensor[:, 6]
-        if self._velocity_rows():
-            col = 7 + self.bev_axes.index(axis)
-            self.tensor[:, col] = -self.tensor[:, col]
-        if points is None:
-            return None
-        if isinstance(points, BasePoints):
-            self._check_points_mode(points)
-            points.flip(bev_direction)
-        elif isinstance(points, (Tensor, np.ndarray)):
-            points[:, axis] = -points[:, axis]
-        else:
-            raise FormatError(f"points must be BasePoints, a Tensor or an ndarray, got {type(points).__name__}")
-        return points
-
-    def translate(self, trans_vector: Sequence[float] | Tensor | np.ndarray) -> None:
-        """Add `[3]` (or one offset per box, `[N, 3]`) to the centres in place."""
-        vec = as_float_tensor(trans_vector, "translation", device=self.tensor.device)
-        if vec.dim() == 2 and vec.shape[0] == 1:
-            vec = vec[0]
-        if tuple(vec.shape) not in ((3,), (len(self), 3)):
-            raise ShapeError(f"translation must have shape (3,) or ({len(self)}, 3), got {tuple(vec.shape)}")
-        self.tensor[:, :3] += vec
-
-    def scale(self, scale_factor: float) -> None:
-        """Scale centres, sizes (and velocity) by `scale_factor > 0` in place, about the origin."""
-        factor = float(scale_factor)
-        if not (math.isfinite(factor) and factor > 0):
-            raise FormatError(f"scale factor must be a positive finite number, got {scale_factor!r}")
-        self.tensor[:, :6] *= factor
-        if self._velocity_rows():
-            self.tensor[:, 7:9] *= factor
-
-    def limit_yaw(self, offset: float = 0.5, period: float = 2 * math.pi) -> None:
-        """Wrap the yaw into `[-offset * period, (1 - offset) * period)` in place."""
-        self.tensor[:, 6] = limit_period(self.tensor[:, 6], offset, period)
-
     def in_range_bev(self, box_range: Sequence[float] | Tensor | np.ndarray) -> Tensor:
         """`BoolTensor[N]`: BEV centre strictly inside `(min0, min1, max0, max1)` (Camera: x, z)."""
-        lo, hi = _split_range(box_range, 2, self.tensor)
+        lo, hi = split_range(box_range, 2, self.tensor)
         centre = self.tensor[:, list(self.bev_axes)]
         return ((centre > lo) & (centre < hi)).all(dim=1)
 
     def in_range_3d(self, box_range: Sequence[float] | Tensor | np.ndarray) -> Tensor:
-        """`BoolTensor[N]`: bottom centre strictly inside `(x_min, y_min, z_min, x_max, y_max, z_max)`."""
-        lo, hi = _split_range(box_range, 3, self.tensor)
-        return ((self.tensor[:, :3] > lo) & (self.tensor[:, :3] < hi)).all(dim=1)
+        """`BoolTensor[N]`: gravity centre strictly inside `(x_min, y_min, z_min, x_max, y_max, z_max)`.
 
-    # ------------------------------------------------------------------------ points in boxes
-    def _check_points_mode(self, points: BasePoints) -> None:
-        if points.mode is not self.mode:
-            raise FormatError(
-                f"points are {type(points).__name__} but boxes are {type(self).__name__}; "
-                f"convert the points with points.convert_to({self.mode.value!r}, rt_mat) first"
-            )
-
-    def _z_up_points_and_boxes(self, points: Tensor | np.ndarray | BasePoints) -> tuple[Tensor, Tensor]:
-        if isinstance(points, BasePoints):
-            self._check_points_mode(points)
-            xyz = points.tensor[:, :3].to(self.tensor.device)
-        else:
-            xyz = as_float_tensor(points, "points", device=self.tensor.device)
-            if xyz.dim() != 2 or xyz.shape[1] < 3:
-                raise ShapeError(f"points must have shape (M, 3+C), got {tuple(xyz.shape)}")
-            xyz = xyz[:, :3]
-        boxes = self.tensor[:, :7]
-        if not self.mode.z_up:
-            # The kernel works on z-up boxes: view both in LiDAR axes (a pure permutation).
-            xyz = convert_point_tensor(xyz, self.mode, BoxMode.LIDAR)
-            boxes = convert_box_tensor(boxes, self.mode, BoxMode.LIDAR)
-        return xyz, boxes
-
-    def points_in_boxes(self, points: Tensor | np.ndarray | BasePoints) -> Tensor:
-        """`LongTensor[M]`: index of the first box holding each point, -1 for none (closed faces)."""
-        return points_in_boxes_first(*self._z_up_points_and_boxes(points))
-
-    def points_in_boxes_all(self, points: Tensor | np.ndarray | BasePoints) -> Tensor:
-        """`BoolTensor[M, N]`: entry (i, j) is True when point i lies in box j."""
-        return points_in_boxes_mask(*self._z_up_points_and_boxes(points))
-
-    # MMDetection3D 1.x's name for `points_in_boxes`.
-    points_in_boxes_part = points_in_boxes
+        The gravity (volume) centre, as MMDetection3D: a box resting on the range's floor is in.
+        """
+        lo, hi = split_range(box_range, 3, self.tensor)
+        centre = self.gravity_center
+        return ((centre > lo) & (centre < hi)).all(dim=1)
 
     # ----------------------------------------------------------------------------- conversion
-    def convert_to(self, dst: BoxMode | str, rt_mat: Tensor | np.ndarray | None = None) -> Boxes3D:
-        """These boxes in system `dst` (a new object; see `convert_boxes`)."""
+    def convert_to(
+        self, dst: BoxMode | str, rt_mat: RtMat = None, correct_yaw: bool = True
+    ) -> Boxes3D:
+        """These boxes in system `dst`, as a new object of `dst`'s class.
+
+        Args:
+            dst: the target system (`BoxMode`, `"lidar"`, `"camera"`/`"cam"`, `"depth"`).
+            rt_mat: 3x3, 3x4 or 4x4 matrix taking this system's coordinates to `dst`'s (e.g.
+                `R0_rect @ Tr_velo_to_cam` for KITTI LiDAR -> camera); None for the default
+                axis permutation.
+            correct_yaw: turn the headings by `rt_mat`'s rotation (pc3d's default); False reads
+                the yaw through the default permutation only (MMDetection3D's default).
+
+        Returns:
+            The converted boxes (see `convert_boxes`).
+        """
         dst = BoxMode.parse(dst)
-        tensor = convert_box_tensor(self.tensor, self.mode, dst, rt_mat, with_yaw=self.with_yaw)
+        tensor = convert_box_tensor(self.tensor, self.mode, dst, rt_mat, with_yaw=self.with_yaw, correct_yaw=correct_yaw)
         return box_class(dst)._wrap(tensor, self.with_yaw)
 
     # ------------------------------------------------------------------------ container API
-    def __getitem__(self, item: int | slice | Tensor | np.ndarray | list) -> Self:
-        """Select boxes by int, slice, bool mask or index tensor; always `(K, box_dim)`."""
-        selected = self.tensor[_index_of(item, len(self))]
+    def __getitem__(self, item: RowIndex) -> Self:
+        """Select boxes by int, slice, bool mask or index tensor; always `(K, box_dim)`.
+
+        An int or a slice gives a view that shares memory (as `Tensor` indexing does).
+        """
+        selected = self.tensor[row_index(item, len(self))]
         if selected.dim() != 2:
             raise ShapeError(f"indexing boxes with {item!r} did not give a (K, {self.box_dim}) matrix")
         return self._wrap(selected, self.with_yaw)
@@ -450,11 +336,24 @@ class Boxes3D:
         return first._wrap(torch.cat([b.tensor for b in boxes_list]), all(b.with_yaw for b in boxes_list))
 
     def to(self, device: torch.device | str, *args: object, **kwargs: object) -> Self:
-        """A copy on `device` (the same object's data when already there, as `Tensor.to`)."""
-        return self._wrap(self.tensor.to(device, *args, **kwargs), self.with_yaw)
+        """The boxes on `device` (the same data when already there, as `Tensor.to`)."""
+        return self._wrap(self.tensor.to(device, *args, **kwargs), self.with_yaw)  # type: ignore[call-overload]
+
+    def cpu(self) -> Self:
+        """The boxes on the CPU."""
+        return self._wrap(self.tensor.cpu(), self.with_yaw)
+
+    def cuda(self, *args: object, **kwargs: object) -> Self:
+        """The boxes on a CUDA device (arguments as `Tensor.cuda`)."""
+        return self._wrap(self.tensor.cuda(*args, **kwargs), self.with_yaw)  # type: ignore[arg-type]
 
     def clone(self) -> Self:
+        """A copy that shares no memory."""
         return self._wrap(self.tensor.clone(), self.with_yaw)
+
+    def detach(self) -> Self:
+        """The boxes without autograd history (shares memory)."""
+        return self._wrap(self.tensor.detach(), self.with_yaw)
 
     def numpy(self) -> np.ndarray:
         """The boxes as a float32 numpy array `[N, box_dim]` (copied to the CPU)."""
@@ -463,4 +362,7 @@ class Boxes3D:
 
 def box_class(mode: BoxMode | str) -> type[Boxes3D]:
     """The box class of `mode` (`"lidar"` -> `LiDARBoxes3D`, ...)."""
+    if len(_BOX_CLASSES) < len(BoxMode):
+        # The concrete classes register themselves when their modules are first imported.
+        from pc3d.structures import cam_box3d, depth_box3d, lidar_box3d  # noqa: F401
     return _BOX_CLASSES[BoxMode.parse(mode)]

@@ -11,8 +11,9 @@
                                    v
                                  down y
 
-The same enum names the system of points; MMDetection3D's `Box3DMode` and `Coord3DMode` values
-map onto it one to one (its `CAM` is `BoxMode.CAMERA`).
+The same enum names the system of points; MMDetection3D's `Box3DMode` and `Coord3DMode` map onto
+it one to one: its member names (`LIDAR`, `CAM`, `DEPTH`) are members here too, and its integer
+values (0, 1, 2) parse. This module imports no torch, so light commands can list the names.
 """
 
 from __future__ import annotations
@@ -21,39 +22,56 @@ from enum import StrEnum
 
 from pc3d.errors import FormatError
 
-# Spellings accepted besides the canonical values (MMDetection3D calls the camera system CAM).
-_ALIASES = {"cam": "camera"}
-
 
 class BoxMode(StrEnum):
-    """Coordinate system of boxes or points; accepts the strings `"lidar"`, `"camera"`, `"depth"`.
+    """Coordinate system of boxes or points: `"lidar"`, `"camera"` or `"depth"`.
 
-    `BoxMode("Camera")`, `BoxMode.parse("LIDAR")` and `BoxMode.parse(BoxMode.DEPTH)` all work,
-    case-insensitively; `"cam"` is accepted as MMDetection3D's name for the camera system. Any
-    other string raises `FormatError` listing the valid names.
+    `BoxMode.CAM` is `BoxMode.CAMERA` (MMDetection3D's member name). `BoxMode.parse` and the
+    constructor accept, case-insensitively, each value and each member name (`"camera"`,
+    `"cam"`, `"LiDAR"`, ...) and MMDetection3D's integers (`Box3DMode.LIDAR == 0`, `CAM == 1`,
+    `DEPTH == 2`). Anything else raises `FormatError` listing the valid names.
     """
 
     LIDAR = "lidar"
     CAMERA = "camera"
     DEPTH = "depth"
+    CAM = "camera"  # an alias: MMDetection3D's name of the camera system
 
     @classmethod
     def _missing_(cls, value: object) -> BoxMode:
         if isinstance(value, str):
             key = value.strip().lower()
-            key = _ALIASES.get(key, key)
-            for member in cls:
-                if member.value == key:
+            for name, member in cls.__members__.items():
+                if key in (name.lower(), member.value):
                     return member
-        valid = ", ".join(repr(m.value) for m in cls)
-        raise FormatError(f"unknown box mode {value!r}; valid modes are {valid}")
+        elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(_MMDET3D_ORDER):
+            return cls(_MMDET3D_ORDER[value])
+        raise FormatError(f"unknown box mode {value!r}; valid modes are {', '.join(map(repr, MODE_NAMES))}")
 
     @classmethod
-    def parse(cls, value: BoxMode | str) -> BoxMode:
-        """`value` as a `BoxMode` (a member is returned unchanged, strings are matched as above)."""
-        return value if isinstance(value, cls) else cls(value)
+    def parse(cls, value: BoxMode | str | int) -> BoxMode:
+        """`value` as a `BoxMode`: a member unchanged, a string or MMDetection3D int as above.
+
+        Raises:
+            FormatError: naming the value and the valid modes.
+        """
+        if isinstance(value, cls):
+            return value
+        return cls(value) if isinstance(value, str) else cls._missing_(value)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The canonical names, `("lidar", "camera", "depth")` (aliases left out)."""
+        return tuple(member.value for member in cls)
 
     @property
     def z_up(self) -> bool:
         """True for LiDAR and Depth (gravity along -z), False for Camera (gravity along +y)."""
         return self is not BoxMode.CAMERA
+
+
+# MMDetection3D's integer values of `Box3DMode` / `Coord3DMode`: LIDAR = 0, CAM = 1, DEPTH = 2.
+_MMDET3D_ORDER = ("lidar", "camera", "depth")
+
+MODE_NAMES: tuple[str, ...] = BoxMode.names()
+"""The canonical mode names `("lidar", "camera", "depth")`, for choices and messages."""

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
+from torch import Tensor
+
 from pc3d.structures.base_box3d import Boxes3D
 from pc3d.structures.box_mode import BoxMode
 
@@ -48,3 +53,13 @@ class CameraBoxes3D(Boxes3D):
     bev_yaw_sign = -1.0
     flip_axes = {"horizontal": 0, "vertical": 2}
     size_names = ("x_size (length)", "y_size (height)", "z_size (width)")
+
+    @property
+    def local_yaw(self) -> Tensor:
+        """`Tensor[N]`: the observation angle (KITTI's `alpha`), `yaw - atan2(x, z)` of the
+        gravity centre, in `[-pi, pi]` (monocular detectors regress it)."""
+        centre = self.gravity_center
+        local = self.yaw - torch.atan2(centre[:, 0], centre[:, 2])
+        # One turn at most, as MMDetection3D (enough for yaws in [-pi, pi]).
+        local = torch.where(local > math.pi, local - 2 * math.pi, local)
+        return torch.where(local < -math.pi, local + 2 * math.pi, local)

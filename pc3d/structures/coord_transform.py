@@ -17,6 +17,7 @@ calibration with a small rotation bends every heading by exactly that rotation.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from torch import Tensor
 from pc3d.errors import FormatError, ShapeError
 from pc3d.structures.box_mode import BoxMode
 from pc3d.structures.utils import limit_period
+
+# A matrix taking one system's coordinates to another's: 3x3, 3x4 or 4x4, any array-like.
+RtMat = Tensor | np.ndarray | Sequence[Sequence[float]] | None
 
 _L, _C, _D = BoxMode.LIDAR, BoxMode.CAMERA, BoxMode.DEPTH
 
@@ -100,13 +104,27 @@ def turn_yaw(yaw: Tensor, src: BoxMode, dst: BoxMode, rotation: Tensor) -> Tenso
 
 
 def convert_box_tensor(
-    boxes: Tensor, src: BoxMode | str, dst: BoxMode | str, rt_mat: object = None, with_yaw: bool = True
+    boxes: Tensor, src: BoxMode | str, dst: BoxMode | str, rt_mat: object = None, with_yaw: bool = True,
+    correct_yaw: bool = True,
 ) -> Tensor:
     """Boxes `Tensor[N, 7+C]` in `src` as a new `Tensor[N, 7+C]` in `dst`.
 
-    Columns beyond the yaw (velocity, scores) are carried unchanged, as MMDetection3D does.
-    Boxes without yaw (`with_yaw=False`) stay axis-aligned with yaw 0 in `dst`; their two BEV
-    sizes are swapped when the conversion turns their x_size axis by about 90 degrees.
+    Args:
+        boxes: `Tensor[N, 7+C]` in `src`'s layout.
+        src: the boxes' system.
+        dst: the wanted system.
+        rt_mat: 3x3, 3x4 or 4x4 matrix taking `src` to `dst` coordinates; None for the default
+            axis permutation.
+        with_yaw: False for axis-aligned boxes (yaw 0): they stay axis-aligned in `dst`, their
+            two BEV sizes swapped when the conversion turns their x_size axis by about 90
+            degrees.
+        correct_yaw: True turns the heading by `rt_mat`'s rotation; False by the default
+            permutation only (MMDetection3D's closed forms, its default), ignoring the rotation
+            a real calibration adds.
+
+    Returns:
+        The converted boxes; columns beyond the yaw (velocity, scores) are carried unchanged,
+        as MMDetection3D does.
     """
     src, dst = BoxMode.parse(src), BoxMode.parse(dst)
     if boxes.dim() != 2 or boxes.shape[1] < 7:
@@ -119,7 +137,8 @@ def convert_box_tensor(
     out[:, :3] = transform_xyz(boxes[:, :3], mat)
     for dst_col, src_col in zip((3, 4, 5), sizes):
         out[:, dst_col] = boxes[:, src_col]
-    yaw = turn_yaw(boxes[:, 6], src, dst, mat[:3, :3])
+    heading_rotation = mat[:3, :3] if correct_yaw else _resolve(src, dst, None, boxes)
+    yaw = turn_yaw(boxes[:, 6], src, dst, heading_rotation)
     if with_yaw:
         out[:, 6] = yaw
     else:
@@ -128,6 +147,20 @@ def convert_box_tensor(
         out[:, bev_sizes] = torch.where(turned, out[:, bev_sizes[::-1]], out[:, bev_sizes])
         out[:, 6] = 0
     return out
+
+
+def z_up_tensor(tensor: Tensor, mode: BoxMode, kind: str = "boxes") -> Tensor:
+    """Boxes (`kind="boxes"`, `Tensor[N, 7+C]`) or points (`"points"`, `Tensor[N, 3+C]`) of
+    system `mode` in a z-up layout, for the ops kernels.
+
+    LiDAR and Depth data are z-up already and come back as they are (no copy). Camera data go
+    through the default camera -> LiDAR permutation (x, y, z) -> (z, -x, -y): an exact axis
+    swap, so containment and IoU are the same numbers as in camera axes.
+    """
+    if mode.z_up:
+        return tensor
+    convert = convert_box_tensor if kind == "boxes" else convert_point_tensor
+    return convert(tensor, mode, BoxMode.LIDAR)
 
 
 def convert_point_tensor(points: Tensor, src: BoxMode | str, dst: BoxMode | str, rt_mat: object = None) -> Tensor:

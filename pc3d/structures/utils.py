@@ -1,5 +1,9 @@
-"""Small helpers shared by boxes and points: periodic angles, rotations about one axis, and the
-checks that turn arbitrary array-likes into a validated float32 tensor."""
+"""Small helpers shared by boxes and points: periodic angles, rotations about one axis, row
+indexing and ranges, and the conversion of array-likes into a float32 tensor.
+
+Checks of values (NaN/inf, negative sizes) are `pc3d.ops.checks`' (one implementation for the
+ops and the structures).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,14 @@ def limit_period(val: ArrayT, offset: float = 0.5, period: float = math.pi) -> A
 
     Works on tensors and numpy arrays alike (the result has the input's kind and dtype), as
     MMDetection3D's `limit_period` does: `val - floor(val / period + offset) * period`.
+
+    Args:
+        val: angles (any shape).
+        offset: where the range starts, as a fraction of the period below 0.
+        period: the period; the default pi wraps headings that are the same up to a half turn.
+
+    Returns:
+        The wrapped values, of `val`'s kind and dtype.
     """
     floor = torch.floor if isinstance(val, Tensor) else np.floor
     return val - floor(val / period + offset) * period
@@ -73,30 +85,70 @@ def as_float_tensor(
     return torch.from_numpy(array).to(device or "cpu")
 
 
-def first_bad_row(mask: Tensor) -> int:
-    """Index of the first row of `BoolTensor[N, ...]` holding a True anywhere."""
-    rows = mask.reshape(mask.shape[0], -1).any(dim=1)
-    return int(torch.nonzero(rows)[0, 0])
-
-
-def check_finite(tensor: Tensor, what: str, columns: Sequence[str]) -> None:
-    """Raise `FormatError` naming the first row and column of `tensor` holding NaN or inf."""
-    bad = ~torch.isfinite(tensor)
-    if tensor.numel() and bool(bad.any()):
-        row = first_bad_row(bad)
-        col = int(torch.nonzero(bad[row])[0, 0])
-        name = columns[col] if col < len(columns) else f"column {col}"
-        raise FormatError(
-            f"{what} row {row}, {name} (column {col}) is {tensor[row, col].item()}; "
-            f"{int(bad.any(dim=1).sum())} row(s) hold NaN or infinite values"
-        )
-
-
 def as_angle_or_rotation(mat: object, device: torch.device, dtype: torch.dtype, what: str) -> Tensor:
-    """A scalar angle or a 3x3 rotation matrix as a tensor on `device`; else `ShapeError`."""
+    """A scalar angle or a 3x3 rotation matrix as a tensor on `device`.
+
+    Raises:
+        ShapeError: neither one number nor a 3x3 matrix (the message names `what`).
+    """
     tensor = mat.to(device=device, dtype=dtype) if isinstance(mat, Tensor) else torch.as_tensor(
         np.asarray(mat, dtype=np.float64), dtype=dtype, device=device
     )
     if tensor.numel() != 1 and tuple(tensor.shape) != (3, 3):
         raise ShapeError(f"{what} must be a scalar angle or a 3x3 rotation matrix, got shape {tuple(tensor.shape)}")
     return tensor
+
+
+RowIndex = int | np.integer | slice | range | list | Tensor | np.ndarray
+
+
+def row_index(item: object, length: int) -> int | slice | Tensor:
+    """Normalise a row index of a structure so that `tensor[index]` stays 2-D.
+
+    Args:
+        item: an int (negative counts from the end), a slice, a bool mask or an index
+            tensor, array or list.
+        length: the number of rows.
+
+    Returns:
+        A slice for an int (one row, kept 2-D), a tensor for arrays and lists, else `item`.
+
+    Raises:
+        ShapeError: a tuple (column selection would break the fixed column layout).
+        IndexError: an int out of range.
+    """
+    if isinstance(item, tuple):
+        raise ShapeError(f"structures are indexed by rows only, got {item!r}; use .tensor[...] for columns")
+    if isinstance(item, (int, np.integer)):
+        index = int(item)
+        if not -length <= index < length:
+            raise IndexError(f"index {index} is out of range for {length} items")
+        return slice(index, index + 1 if index != -1 else None)
+    if isinstance(item, np.ndarray):
+        return torch.from_numpy(item)
+    if isinstance(item, (list, range)):
+        item = list(item)
+        return torch.as_tensor(item, dtype=torch.bool if item and isinstance(item[0], bool) else torch.long)
+    if isinstance(item, (slice, Tensor)):
+        return item
+    raise IndexError(f"cannot index rows with {type(item).__name__}; use an int, slice, mask or index tensor")
+
+
+def split_range(values: Sequence[float] | Tensor | np.ndarray, dims: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    """A range `(min_0, ..., min_{dims-1}, max_0, ..., max_{dims-1})` as `(mins, maxes)`.
+
+    Args:
+        values: `2 * dims` numbers.
+        dims: 2 (BEV ranges) or 3.
+        like: the tensor whose device the result takes.
+
+    Returns:
+        Two float32 `Tensor[dims]`.
+
+    Raises:
+        ShapeError: not `2 * dims` numbers.
+    """
+    rng = as_float_tensor(values, "range", device=like.device).reshape(-1)
+    if rng.numel() != 2 * dims:
+        raise ShapeError(f"range must hold {2 * dims} numbers (mins then maxes), got {rng.numel()}")
+    return rng[:dims], rng[dims:]

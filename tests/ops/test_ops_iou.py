@@ -11,6 +11,7 @@ import torch
 from pc3d.errors import FormatError, ShapeError
 from pc3d.ops import bev_intersection_area, box_iou_3d, box_iou_bev
 from pc3d.ops.iou_rotated import bev_iou_upper_bound
+
 from ._reference import clustered_boxes, shapely_area, shapely_iou_3d, shapely_iou_bev
 
 
@@ -179,25 +180,33 @@ def test_3d_iou_matches_shapely_on_random_boxes() -> None:
     assert np.allclose(ours[:300], 1.0)
 
 
-def test_structures_camera_and_depth_give_the_lidar_numbers() -> None:
-    structures = pytest.importorskip("pc3d.structures")
-    g = torch.Generator().manual_seed(4)
-    a, _ = clustered_boxes(60, 5, g)
-    b, _ = clustered_boxes(40, 5, g)
-    b[:, :2] = a[:40, :2] + 0.5 * torch.randn(40, 2, generator=g)
-    la, lb = structures.LiDARBoxes3D(a), structures.LiDARBoxes3D(b)
-    ca, cb = la.convert_to("camera"), lb.convert_to("camera")
-    da, db = structures.DepthBoxes3D(a), structures.DepthBoxes3D(b)
+def test_box_structures_are_refused_with_a_pointer_to_their_methods() -> None:
+    """The ops take z-up tensors only; structures (any system) call them via Boxes3D.overlaps."""
+
+    class NotATensor:  # stands in for a box structure: pc3d.ops never imports pc3d.structures
+        tensor = torch.zeros(1, 7)
+
+    boxes = torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0]])
     for fn in (box_iou_bev, box_iou_3d):
-        expected = fn(a, b)
-        assert (expected > 0).any()
-        assert torch.allclose(fn(la, lb), expected)
-        assert torch.allclose(fn(ca, cb), expected, atol=1e-5)
-        assert torch.allclose(fn(da, db), expected)
-    with pytest.raises(FormatError, match="different systems"):
-        box_iou_bev(la, cb)
-    with pytest.raises(FormatError, match="different systems"):
-        box_iou_3d(ca, b)  # a plain tensor is read as LiDAR boxes
+        with pytest.raises(FormatError, match=r"Tensor\[N, 7\+C\] of z-up boxes, got NotATensor.*Boxes3D.overlaps"):
+            fn(NotATensor(), boxes)
+        with pytest.raises(FormatError, match="b must be a Tensor"):
+            fn(boxes, NotATensor())
+
+
+def test_iof_divides_by_the_first_box() -> None:
+    a = torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[1.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0], [0.0, 0.0, 1.0, 1.0, 1.0, 4.0, 0.3]], dtype=torch.float64)
+    # Pair 0: overlap 1 x 2 x 2 = 4 of volumes 8 and 8: IoU 4 / 12, IoF 4 / 8.
+    # Pair 1: b[1] lies inside a's footprint; heights overlap 1 of a's 2: 1 x 1 x 1 = 1.
+    np.testing.assert_allclose(box_iou_3d(a, b).numpy(), [[4 / 12, 1 / 11]], atol=1e-12)
+    np.testing.assert_allclose(box_iou_3d(a, b, mode="iof").numpy(), [[4 / 8, 1 / 8]], atol=1e-12)
+    np.testing.assert_allclose(box_iou_bev(a, b, mode="iof").numpy(), [[2 / 4, 1 / 4]], atol=1e-12)
+    np.testing.assert_allclose(box_iou_3d(a.expand(2, -1), b, aligned=True, mode="iof").numpy(), [4 / 8, 1 / 8], atol=1e-12)
+    # An empty first box has IoF 0, not NaN.
+    assert box_iou_3d(torch.zeros(1, 7), b.float(), mode="iof").tolist() == [[0.0, 0.0]]
+    with pytest.raises(FormatError, match="mode must be 'iou' or 'iof'"):
+        box_iou_bev(a, b, mode="giou")
 
 
 def test_gradients_flow_through_the_clipping() -> None:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from pc3d.ops import box_iou_3d, box_iou_bev
-from pc3d.ops import iou_rotated
+from pc3d.ops import box_iou_3d, box_iou_bev, iou_rotated
 from pc3d.ops.iou_rotated import _PARALLEL, _clip_chunk, _edge_sum_chunk, bev_intersection_area
+
 from ._reference import clustered_boxes, shapely_area, shapely_iou_3d, shapely_iou_bev
 
 

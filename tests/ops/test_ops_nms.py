@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import pc3d.ops._pairs as pairs_module
+import pc3d.ops.pairs as pairs_module
 from pc3d.errors import FormatError, ShapeError
 from pc3d.ops import (
     batched_nms_2d,
@@ -159,14 +159,12 @@ def test_circle_nms_equals_greedy(seed: int, engine: str) -> None:
     assert circle_nms(pts, torch.tensor([0.9, 0.8, 0.7]), math.nextafter(5.0, 0)).tolist() == [0, 1, 2]
 
 
-def test_structures_are_accepted() -> None:
-    structures = pytest.importorskip("pc3d.structures")
-    g = torch.Generator().manual_seed(40)
-    boxes, scores = clustered_boxes(300, 6, g)
-    expected = nms_bev(boxes, scores, 0.2)
-    assert torch.equal(nms_bev(structures.LiDARBoxes3D(boxes), scores, 0.2), expected)
-    assert torch.equal(nms_bev(structures.LiDARBoxes3D(boxes).convert_to("camera"), scores, 0.2), expected)
-    assert torch.equal(nms_bev(structures.DepthBoxes3D(boxes), scores, 0.2), expected)
+def test_box_structures_are_refused() -> None:
+    class NotATensor:
+        tensor = torch.zeros(1, 7)
+
+    with pytest.raises(FormatError, match=r"z-up boxes, got NotATensor.*nms_bev"):
+        nms_bev(NotATensor(), torch.ones(1), 0.2)
 
 
 def test_empty_inputs() -> None:

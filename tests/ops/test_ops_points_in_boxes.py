@@ -74,21 +74,17 @@ def test_random_clouds_and_boxes_equal_all_pairs() -> None:
     assert torch.equal(points_in_boxes_mask(points64, boxes64), dense_points_in_boxes(points64, boxes64))
 
 
-def test_structures_in_each_system_give_the_same_answer(scan: torch.Tensor) -> None:
-    structures = pytest.importorskip("pc3d.structures")
-    boxes = _boxes_on_scan(scan, 20, 1)
-    lidar = structures.LiDARBoxes3D(boxes)
-    expected = points_in_boxes(scan, boxes)
-    assert torch.equal(points_in_boxes(scan, lidar), expected)
-    assert torch.equal(points_in_boxes(structures.LiDARPoints(scan), lidar), expected)
-    camera = lidar.convert_to("camera")
-    cam_points = structures.LiDARPoints(scan).convert_to("camera")
-    # Camera boxes and points: the same permutation is applied to both, so the answer holds
-    # except for points within rounding of a face (the conversion rounds yaw through atan2).
-    agree = (points_in_boxes(cam_points, camera) == expected).float().mean()
-    assert agree > 0.9999
-    with pytest.raises(FormatError, match="convert the points"):
-        points_in_boxes(cam_points, lidar)
+def test_box_and_point_structures_are_refused(scan: torch.Tensor) -> None:
+    """Structures (any system) go through boxes.points_in_boxes_part in pc3d.structures."""
+
+    class NotATensor:
+        tensor = scan
+
+    boxes = _boxes_on_scan(scan, 3, 1)
+    with pytest.raises(FormatError, match="points must be a Tensor.*points_in_boxes_part"):
+        points_in_boxes(NotATensor(), boxes)
+    with pytest.raises(FormatError, match="boxes must be a Tensor.*points_in_boxes_part"):
+        points_in_boxes(scan, NotATensor())
 
 
 def test_empty_and_bad_input() -> None:

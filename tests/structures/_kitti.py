@@ -42,10 +42,10 @@ def read_labels(frame: str) -> tuple[list[str], np.ndarray]:
         fields = line.split()
         if not fields:
             continue
-        h, w, l = (float(v) for v in fields[8:11])
+        h, w, length = (float(v) for v in fields[8:11])
         x, y, z = (float(v) for v in fields[11:14])
         types.append(fields[0])
-        boxes.append([x, y, z, l, h, w, float(fields[14])])
+        boxes.append([x, y, z, length, h, w, float(fields[14])])
     return types, np.array(boxes, dtype=np.float64).reshape(-1, 7)
 
 

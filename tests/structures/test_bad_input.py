@@ -51,11 +51,12 @@ def test_negative_size_names_row_and_column() -> None:
 def test_non_finite_values_name_row_and_column(bad: float) -> None:
     data = np.array([ROW, ROW, ROW])
     data[2, 6] = bad
-    with pytest.raises(FormatError, match=rf"LiDARBoxes3D row 2, yaw \(column 6\) is {bad}; 1 row\(s\)"):
+    # One message format for every bad value, shared with pc3d.ops: "<what> row <r>: <column> ...".
+    with pytest.raises(FormatError, match=rf"LiDARBoxes3D row 2: yaw \(column 6\) is {bad}; 1 row\(s\)"):
         LiDARBoxes3D(data)
     data = np.array([ROW + [0.0, 0.0]])
     data[0, 8] = bad
-    with pytest.raises(FormatError, match=r"row 0, column 8 \(column 8\)"):
+    with pytest.raises(FormatError, match=r"row 0: column 8 \(column 8\)"):
         LiDARBoxes3D(data)
 
 
@@ -63,10 +64,10 @@ def test_nan_points_name_row_and_attribute() -> None:
     pts = np.zeros((5, 4), dtype=np.float32)
     pts[3, 1] = np.nan
     pts[4, 3] = np.nan
-    with pytest.raises(FormatError, match=r"LiDARPoints row 3, y \(column 1\) is nan; 2 row\(s\)"):
+    with pytest.raises(FormatError, match=r"LiDARPoints row 3: y \(column 1\) is nan; 2 row\(s\)"):
         LiDARPoints(pts)
     pts[3, 1] = 0
-    with pytest.raises(FormatError, match=r"row 4, intensity \(column 3\)"):
+    with pytest.raises(FormatError, match=r"row 4: intensity \(column 3\)"):
         LiDARPoints(pts, attribute_dims={"intensity": 3})
 
 

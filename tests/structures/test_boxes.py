@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.structures import (
-    BoxMode,
     Boxes3D,
+    BoxMode,
     CameraBoxes3D,
     CameraPoints,
     DepthBoxes3D,
@@ -134,7 +134,8 @@ def test_bev_and_nearest_bev_by_hand() -> None:
 
 def test_limit_yaw() -> None:
     boxes = LiDARBoxes3D([[0, 0, 0, 1, 1, 1, 3.5], [0, 0, 0, 1, 1, 1, -7.0]])
-    boxes.limit_yaw()
+    # The default period became pi (MMDetection3D's); a period of 2 pi keeps the heading.
+    boxes.limit_yaw(period=2 * pi)
     np.testing.assert_allclose(boxes.yaw.numpy(), [3.5 - 2 * pi, -7.0 + 2 * pi], atol=1e-6)
     boxes.limit_yaw(offset=0.0, period=pi)
     np.testing.assert_allclose(boxes.yaw.numpy(), [3.5 - pi, -7.0 + 3 * pi], atol=1e-6)

@@ -61,20 +61,36 @@ class _Grid:
         self.half = torch.tensor([0, ncy - 1, ncy, ncy + 1, 1], device=dev)
 
 
-def _expand(counts: Tensor) -> tuple[Tensor, Tensor]:
-    """For ranges of lengths `counts`: the range of each element and its offset inside it."""
+def expand_ranges(counts: Tensor) -> tuple[Tensor, Tensor]:
+    """Expand ranges of lengths `counts` (`LongTensor[R]`) into their elements.
+
+    Args:
+        counts: `LongTensor[R]` range lengths (>= 0).
+
+    Returns:
+        `(owner, offset)`, two `LongTensor[sum(counts)]`: the range of each element and its
+        offset inside that range.
+    """
     owner = torch.repeat_interleave(torch.arange(counts.numel(), device=counts.device), counts)
     starts = torch.cumsum(counts, 0) - counts
     return owner, torch.arange(owner.numel(), device=counts.device) - starts.index_select(0, owner)
 
 
-def _chunks(counts: Tensor) -> list[tuple[int, int]]:
-    """Split a list of range lengths into consecutive slices expanding to <= _PAIR_BUDGET each."""
+def range_chunks(counts: Tensor, budget: int = _PAIR_BUDGET) -> list[tuple[int, int]]:
+    """Split range lengths into consecutive slices `(start, stop)` of at most `budget` elements.
+
+    Args:
+        counts: `LongTensor[R]` lengths of consecutive ranges.
+        budget: most elements a slice expands to (a single longer range gets a slice of its own).
+
+    Returns:
+        `(start, stop)` slices of `counts` covering it in order.
+    """
     ends = torch.cumsum(counts, 0)
     out, start = [], 0
     while start < counts.numel():
         base = int(ends[start - 1].item()) if start else 0
-        stop = int(torch.searchsorted(ends, torch.tensor([base + _PAIR_BUDGET], device=ends.device), right=True).item())
+        stop = int(torch.searchsorted(ends, torch.tensor([base + budget], device=ends.device), right=True).item())
         stop = max(stop, start + 1)
         out.append((start, stop))
         start = stop
@@ -101,7 +117,8 @@ def _cross_queries(xy_a: Tensor, radius_a: Tensor, xy_b: Tensor, radius_b: Tenso
 
 def cross_grid_count(xy_a: Tensor, radius_a: Tensor, xy_b: Tensor, radius_b: Tensor) -> int:
     """How many pairs `cross_pairs` would test (same cell or neighbouring cells), without
-    listing them: an upper bound of its result, cheap to get (one sort of b)."""
+    listing them: an upper bound of its result, cheap to get (one sort of b). Arguments as
+    `cross_pairs`."""
     return int(_cross_queries(xy_a, radius_a, xy_b, radius_b)[3].sum().item())
 
 
@@ -109,13 +126,18 @@ def cross_pairs(xy_a: Tensor, radius_a: Tensor, xy_b: Tensor, radius_b: Tensor) 
     """All `(i, j)` with disc `i` of set a overlapping disc `j` of set b, in no particular order.
 
     Args:
-        xy_a, xy_b: `Tensor[N, 2]`, `Tensor[M, 2]` disc centres (float64); radius_a, radius_b:
-            `Tensor[N]`, `Tensor[M]` radii. Both sets must be non-empty.
+        xy_a: `Tensor[N, 2]` disc centres of set a (float64); N > 0.
+        radius_a: `Tensor[N]` their radii.
+        xy_b: `Tensor[M, 2]` disc centres of set b; M > 0.
+        radius_b: `Tensor[M]` their radii.
+
+    Returns:
+        `(i, j)`, two `LongTensor[P]` of indices into a and b.
     """
     grid, order, first, counts = _cross_queries(xy_a, radius_a, xy_b, radius_b)
     rows, cols = [], []
-    for start, stop in _chunks(counts):
-        q, within = _expand(counts[start:stop])
+    for start, stop in range_chunks(counts):
+        q, within = expand_ranges(counts[start:stop])
         q = q + start
         i = torch.div(q, grid.window.numel(), rounding_mode="floor")
         j = order.index_select(0, first.index_select(0, q) + within)
@@ -141,8 +163,8 @@ def _pairs_among(members: Tensor, grid: _Grid, xy: Tensor, radius: Tensor) -> tu
     own_cell = (torch.arange(queries.numel(), device=xy.device) % grid.half.numel()) == 0
     owner_box = members.repeat_interleave(grid.half.numel())
     rows, cols = [], []
-    for start, stop in _chunks(counts):
-        q, within = _expand(counts[start:stop])
+    for start, stop in range_chunks(counts):
+        q, within = expand_ranges(counts[start:stop])
         q = q + start
         i = owner_box.index_select(0, q)
         j = sorted_members.index_select(0, first.index_select(0, q) + within)
@@ -164,8 +186,9 @@ def greedy_keep(num: int, src: Tensor, dst: Tensor, suppresses: Predicate | None
 
     Args:
         num: number of boxes.
-        src, dst: `LongTensor[E]` pairs with `src < dst`: box `src` may suppress box `dst`.
-            Pairs that are not listed must never suppress.
+        src: `LongTensor[E]` first box of each pair, which may suppress the second.
+        dst: `LongTensor[E]` second box of each pair (`src < dst`). Pairs that are not listed
+            must never suppress.
         suppresses: `f(src_idx, dst_idx) -> BoolTensor[K]`, called only on pairs leaving kept
             boxes; None means every listed pair suppresses.
 
@@ -198,8 +221,8 @@ def _suppress_below(kept: Tensor, lower: Tensor, grid: _Grid, xy: Tensor, radius
     first = torch.searchsorted(sorted_key, queries, side="left")
     counts = torch.searchsorted(sorted_key, queries, side="right") - first
     owner = kept.repeat_interleave(grid.window.numel())
-    for start, stop in _chunks(counts):
-        q, within = _expand(counts[start:stop])
+    for start, stop in range_chunks(counts):
+        q, within = expand_ranges(counts[start:stop])
         q = q + start
         i = owner.index_select(0, q)
         j = sorted_lower.index_select(0, first.index_select(0, q) + within)
@@ -207,6 +230,11 @@ def _suppress_below(kept: Tensor, lower: Tensor, grid: _Grid, xy: Tensor, radius
         i, j = i[near], j[near]
         if i.numel():
             state[j[suppresses(i, j)]] = REMOVED
+
+
+def _on(members: Tensor, suppresses: Predicate) -> Predicate:
+    """`suppresses` for pairs given as positions in `members`."""
+    return lambda i, j: suppresses(members.index_select(0, i), members.index_select(0, j))
 
 
 def greedy_nms(xy: Tensor, radius: Tensor, groups: Tensor | None, suppresses: Predicate) -> Tensor:
@@ -219,8 +247,9 @@ def greedy_nms(xy: Tensor, radius: Tensor, groups: Tensor | None, suppresses: Pr
     short and shrinks when they get long (dense clusters), bounding the work per block.
 
     Args:
-        xy: `Tensor[N, 2]` disc centres; radius: `Tensor[N]` disc radii (float64). Boxes whose
-            discs do not overlap must never suppress each other.
+        xy: `Tensor[N, 2]` disc centres (float64).
+        radius: `Tensor[N]` disc radii. Boxes whose discs do not overlap must never suppress
+            each other.
         groups: optional `LongTensor[N]` (>= 0): boxes of different groups never interact.
         suppresses: `f(i, j) -> BoolTensor[K]`: does box `i` suppress box `j` (`i < j`)?
 
@@ -237,12 +266,7 @@ def greedy_nms(xy: Tensor, radius: Tensor, groups: Tensor | None, suppresses: Pr
     while undecided.numel():
         head, tail = undecided[:block], undecided[block:]
         src, dst = _pairs_among(head, grid, xy, radius)
-        keep = greedy_keep(
-            head.numel(),
-            torch.searchsorted(head, src),
-            torch.searchsorted(head, dst),
-            lambda i, j: suppresses(head.index_select(0, i), head.index_select(0, j)),
-        )
+        keep = greedy_keep(head.numel(), torch.searchsorted(head, src), torch.searchsorted(head, dst), _on(head, suppresses))
         kept = head[keep]
         state[kept] = KEPT
         state[head[~keep]] = REMOVED
