@@ -21,8 +21,8 @@ __all__ = ["dumps", "to_jsonable", "write_json"]
 def to_jsonable(value: Any) -> Any:
     """``value`` as plain JSON data: non-finite floats become ``None``, tuples become lists,
     numpy/torch scalars and arrays become Python numbers and lists, paths become strings."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
+    if isinstance(value, float):  # also numpy's float64, a float subclass: made a plain float
+        return float(value) if math.isfinite(value) else None
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, Mapping):
