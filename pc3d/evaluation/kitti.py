@@ -35,9 +35,10 @@ One deliberate difference: the port computes rotated overlaps in float32 and ret
 values for identical or near-identical boxes (a perfect detection set can score near 0 in BEV or
 3D); pc3d uses exact float64 geometry from :mod:`pc3d.ops`. See ``docs/evaluation.md``.
 
-The per-frame greedy assignment is sequential by nature; here it runs for all frames, all 41
-score thresholds and all mutually independent ground-truth boxes at once, and only ground-truth
-boxes that compete for the same detection are visited in turn.
+Layout: the protocol's constants in :mod:`pc3d.evaluation.kitti_protocol`, the greedy
+assignment and recall sampling in :mod:`pc3d.evaluation.kitti_matching`, the result in
+:mod:`pc3d.evaluation.kitti_result`; this module gathers the frames, computes the overlaps and
+runs the evaluation (:func:`kitti_eval`, :class:`KittiMetric`).
 """
 
 from __future__ import annotations
@@ -52,122 +53,42 @@ import torch
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.evaluation.kitti_labels import KITTI_TYPES, KittiEvalLabels, from_io_labels
+from pc3d.evaluation.kitti_matching import CandidateMatches, precision_at_thresholds
+from pc3d.evaluation.kitti_protocol import (
+    ALPHA_MISSING,
+    DIFFICULTIES,
+    KITTI_EVAL_CLASSES,
+    MAX_OCCLUSION,
+    MAX_TRUNCATION,
+    METRICS,
+    MIN_HEIGHT,
+    MIN_OVERLAPS,
+    NEIGHBOUR_CLASS,
+    NUM_SAMPLE_POINTS,
+    OVERLAP_SETS,
+    resolve_classes,
+)
+from pc3d.evaluation.kitti_result import KittiEvalResult
+from pc3d.io.kitti import KittiLabels
 from pc3d.ops import box_iou_3d, box_iou_bev
 
-#: Classes the protocol can evaluate (the port's list), with their neighbouring class.
-KITTI_EVAL_CLASSES: tuple[str, ...] = ("Car", "Pedestrian", "Cyclist", "Van", "Person_sitting",
-                                       "Truck")
-NEIGHBOUR_CLASS: dict[str, str] = {"Car": "Van", "Pedestrian": "Person_sitting"}
-
-METRICS: tuple[str, ...] = ("bbox", "bev", "3d")
-DIFFICULTIES: tuple[str, ...] = ("easy", "moderate", "hard")
-OVERLAP_SETS: tuple[str, ...] = ("strict", "loose")
-
-MIN_HEIGHT: tuple[float, ...] = (40.0, 25.0, 25.0)
-MAX_OCCLUSION: tuple[int, ...] = (0, 1, 2)
-MAX_TRUNCATION: tuple[float, ...] = (0.15, 0.3, 0.5)
-NUM_SAMPLE_POINTS = 41
-#: The devkit's marker of a missing observation angle.
-ALPHA_MISSING = -10.0
-
-#: Overlap thresholds (bbox, bev, 3d) per class and overlap set, as in the port.
-MIN_OVERLAPS: dict[str, dict[str, tuple[float, float, float]]] = {
-    "Car": {"strict": (0.7, 0.7, 0.7), "loose": (0.7, 0.5, 0.5)},
-    "Pedestrian": {"strict": (0.5, 0.5, 0.5), "loose": (0.5, 0.25, 0.25)},
-    "Cyclist": {"strict": (0.5, 0.5, 0.5), "loose": (0.5, 0.25, 0.25)},
-    "Van": {"strict": (0.7, 0.7, 0.7), "loose": (0.7, 0.5, 0.5)},
-    "Person_sitting": {"strict": (0.5, 0.5, 0.5), "loose": (0.5, 0.25, 0.25)},
-    "Truck": {"strict": (0.7, 0.7, 0.7), "loose": (0.5, 0.5, 0.5)},
-}
-
-# The port's "no detection yet" score: a detection scoring at or below it is never chosen.
-_NO_DETECTION = -10000000.0
-_BIG = np.iinfo(np.int64).max
+__all__ = [
+    "ALPHA_MISSING",
+    "DIFFICULTIES",
+    "KITTI_EVAL_CLASSES",
+    "METRICS",
+    "MIN_OVERLAPS",
+    "NEIGHBOUR_CLASS",
+    "NUM_SAMPLE_POINTS",
+    "OVERLAP_SETS",
+    "KittiEvalResult",
+    "KittiMetric",
+    "kitti_eval",
+    "resolve_classes",
+]
 
 
-@dataclass(frozen=True)
-class KittiEvalResult:
-    """AP of one evaluation, in percent.
-
-    Attributes:
-        classes: the evaluated classes, in order.
-        ap11, ap40: ``float64[C, 2, 4, 3]`` indexed ``[class, overlap set (strict, loose),
-            metric (bbox, bev, 3d, aos), difficulty (easy, moderate, hard)]``; the AOS row is
-            NaN when AOS was not computed.
-        precision: ``float64[C, 2, 4, 3, 41]`` the monotone precision (AOS: orientation
-            similarity) at each of the 41 sampled thresholds, as fractions.
-        aos_computed: whether the detections carried observation angles.
-        min_overlaps: ``float64[C, 2, 3]`` the thresholds used (bbox, bev, 3d).
-        num_frames: number of evaluated frames.
-    """
-
-    classes: tuple[str, ...]
-    ap11: np.ndarray
-    ap40: np.ndarray
-    precision: np.ndarray
-    aos_computed: bool
-    min_overlaps: np.ndarray
-    num_frames: int
-
-    def to_dict(self) -> dict[str, dict[str, dict[str, dict[str, dict[str, float | None]]]]]:
-        """``{class: {"strict"|"loose": {"bbox"|"bev"|"3d"|"aos": {"easy"|"moderate"|"hard":
-        {"AP11": x, "AP40": y}}}}}`` in percent; AOS values are None when not computed."""
-        out: dict = {}
-        for c, cls in enumerate(self.classes):
-            out[cls] = {}
-            for s, oset in enumerate(OVERLAP_SETS):
-                out[cls][oset] = {}
-                for m, metric in enumerate((*METRICS, "aos")):
-                    out[cls][oset][metric] = {
-                        diff: {"AP11": _json_float(self.ap11[c, s, m, d]),
-                               "AP40": _json_float(self.ap40[c, s, m, d])}
-                        for d, diff in enumerate(DIFFICULTIES)}
-        return out
-
-    def table(self) -> str:
-        """The familiar console table: per class and overlap set, AP11 then AP40 for bbox, bev,
-        3d (and aos), each as ``easy, moderate, hard``."""
-        lines = [f"KITTI evaluation of {self.num_frames} frames "
-                 "(columns: easy, moderate, hard; AP in percent)"]
-        names = ("bbox", "bev ", "3d  ", "aos ")
-        for c, cls in enumerate(self.classes):
-            for s, oset in enumerate(OVERLAP_SETS):
-                thr = ", ".join(f"{t:.2f}" for t in self.min_overlaps[c, s])
-                for label, ap in (("AP11", self.ap11), ("AP40", self.ap40)):
-                    lines.append(f"{cls} {label}@{thr} ({oset}):")
-                    for m, name in enumerate(names):
-                        if m == 3 and not self.aos_computed:
-                            continue
-                        digits = 2 if m == 3 else 4
-                        vals = ", ".join(f"{v:.{digits}f}" for v in ap[c, s, m])
-                        lines.append(f"{name} {label}:{vals}")
-        return "\n".join(lines)
-
-
-def _json_float(value: float) -> float | None:
-    return None if math.isnan(value) else float(value)
-
-
-def resolve_classes(classes: Sequence[str]) -> list[str]:
-    """The KITTI spelling of each class to evaluate (case-insensitive; duplicates removed).
-
-    Raises:
-        FormatError: a class the protocol cannot evaluate, or none at all.
-    """
-    lookup = {c.lower(): c for c in KITTI_EVAL_CLASSES}
-    wanted: list[str] = []
-    for cls in classes:
-        if cls.lower() not in lookup:
-            raise FormatError(f"cannot evaluate class {cls!r}; choose from "
-                              f"{', '.join(KITTI_EVAL_CLASSES)}")
-        if lookup[cls.lower()] not in wanted:
-            wanted.append(lookup[cls.lower()])
-    if not wanted:
-        raise FormatError("no classes to evaluate")
-    return wanted
-
-
-def kitti_eval(gt: Sequence[KittiEvalLabels], det: Sequence[KittiEvalLabels],
+def kitti_eval(gt: Sequence[KittiEvalLabels | KittiLabels], det: Sequence[KittiEvalLabels | KittiLabels],
                classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist")) -> KittiEvalResult:
     """Evaluate detections against KITTI ground truth with the official protocol.
 
@@ -186,20 +107,8 @@ def kitti_eval(gt: Sequence[KittiEvalLabels], det: Sequence[KittiEvalLabels],
         FormatError: a ground-truth record has scores, a detection record has none, or a class
             cannot be evaluated.
     """
-    if len(gt) != len(det):
-        raise ShapeError(f"{len(gt)} ground-truth frames but {len(det)} detection frames")
-    # Records read by pc3d.io.kitti (float32 columns) are accepted too.
-    gt = [g if isinstance(g, KittiEvalLabels) else from_io_labels(g, detections=False) for g in gt]
-    det = [d if isinstance(d, KittiEvalLabels) else from_io_labels(d, detections=True) for d in det]
-    for g in gt:
-        if g.is_detection:
-            raise FormatError(f"{g.source}: ground truth must not carry scores")
-    for d in det:
-        if not d.is_detection:
-            raise FormatError(f"{d.source}: detections need a score per object")
+    gts, dets = _flat_records(gt, det)
     wanted = resolve_classes(classes)
-
-    gts, dets = _Flat.of(gt), _Flat.of(det)
     # AOS only when the detections carry observation angles (some alpha is not -10); the
     # ports decide this once for the whole set (OpenPCDet from the first detection,
     # MMDetection3D from any), which agree whenever all or no detections carry one.
@@ -208,14 +117,12 @@ def kitti_eval(gt: Sequence[KittiEvalLabels], det: Sequence[KittiEvalLabels],
     relevant = {*wanted, *(NEIGHBOUR_CLASS[c] for c in wanted if c in NEIGHBOUR_CLASS)}
     gt_pick = np.flatnonzero(np.isin(gts.type_id, [KITTI_TYPES.index(c) for c in relevant]))
 
-    num_c = len(wanted)
-    precision = np.zeros((num_c, 2, 4, 3, NUM_SAMPLE_POINTS))
+    precision = np.zeros((len(wanted), 2, 4, 3, NUM_SAMPLE_POINTS))
     if not aos:
         precision[:, :, 3] = np.nan
-    min_overlaps = np.array([[MIN_OVERLAPS[c][s] for s in OVERLAP_SETS] for c in wanted])
     dc_cover = _dontcare_cover(gts, dets)
     for m, metric in enumerate(METRICS):
-        edges = _Edges.build(gts, dets, gt_pick, metric)
+        edges = _candidate_matches(gts, dets, gt_pick, metric)
         for c, cls in enumerate(wanted):
             for d in range(3):
                 gt_state = _gt_state(gts, cls, d)
@@ -224,18 +131,35 @@ def kitti_eval(gt: Sequence[KittiEvalLabels], det: Sequence[KittiEvalLabels],
                 for s, oset in enumerate(OVERLAP_SETS):
                     min_ov = MIN_OVERLAPS[cls][oset][m]
                     if min_ov not in cache:
-                        cache[min_ov] = _evaluate(
-                            edges, gts, dets, gt_state, det_state, min_ov,
-                            dc_cover if metric == "bbox" else None,
-                            with_aos=aos and metric == "bbox")
+                        cache[min_ov] = precision_at_thresholds(
+                            edges, dets.score, gts.alpha, dets.alpha, gt_state, det_state, min_ov,
+                            dc_cover if metric == "bbox" else None, with_aos=aos and metric == "bbox")
                     prec, orient = cache[min_ov]
                     precision[c, s, m, d] = prec
                     if orient is not None:
                         precision[c, s, 3, d] = orient
     ap11 = precision[..., 0::4].sum(-1) / 11 * 100
     ap40 = precision[..., 1:].sum(-1) / 40 * 100
+    min_overlaps = np.array([[MIN_OVERLAPS[c][s] for s in OVERLAP_SETS] for c in wanted])
     return KittiEvalResult(classes=tuple(wanted), ap11=ap11, ap40=ap40, precision=precision,
                            aos_computed=aos, min_overlaps=min_overlaps, num_frames=len(gt))
+
+
+def _flat_records(gt: Sequence[KittiEvalLabels | KittiLabels],
+                  det: Sequence[KittiEvalLabels | KittiLabels]) -> tuple[_Flat, _Flat]:
+    """Check the records of both sides and concatenate each side's frames."""
+    if len(gt) != len(det):
+        raise ShapeError(f"{len(gt)} ground-truth frames but {len(det)} detection frames")
+    # Records read by pc3d.io.kitti are accepted too.
+    gts = [g if isinstance(g, KittiEvalLabels) else from_io_labels(g, detections=False) for g in gt]
+    dets = [d if isinstance(d, KittiEvalLabels) else from_io_labels(d, detections=True) for d in det]
+    for g in gts:
+        if g.is_detection:
+            raise FormatError(f"{g.source}: ground truth must not carry scores")
+    for d in dets:
+        if not d.is_detection:
+            raise FormatError(f"{d.source}: detections need a score per object")
+    return _Flat.of(gts), _Flat.of(dets)
 
 
 @dataclass
@@ -371,33 +295,25 @@ def _camera_to_zup(location: np.ndarray, dimensions: np.ndarray,
     return np.stack([x, z, -y, length, w, h, -rotation_y], axis=1)
 
 
-@dataclass
-class _Edges:
-    """Candidate matches of one metric: ground-truth / detection pairs with a positive overlap,
-    sorted by ground truth, then detection (the port's visiting order)."""
-
-    gt: np.ndarray
-    det: np.ndarray
-    overlap: np.ndarray
-
-    @classmethod
-    def build(cls, gts: _Flat, dets: _Flat, gt_idx: np.ndarray, metric: str) -> _Edges:
-        parts = []
-        boxes = None
-        if metric != "bbox":
-            boxes = (_camera_to_zup(gts.location, gts.dimensions, gts.rotation_y),
-                     _camera_to_zup(dets.location, dets.dimensions, dets.rotation_y))
-        for pg, pd in _pairs_in_frames(gt_idx, gts, dets):
-            if boxes is None:
-                ov = _image_overlap(dets.bbox[pd], gts.bbox[pg])
-            else:
-                ov = _box_overlaps(boxes[0][pg], boxes[1][pd], metric)
-            keep = ov > 0
-            parts.append((pg[keep], pd[keep], ov[keep]))
-        if not parts:
-            empty = np.zeros(0, dtype=np.int64)
-            return cls(gt=empty, det=empty, overlap=np.zeros(0))
-        return cls(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+def _candidate_matches(gts: _Flat, dets: _Flat, gt_idx: np.ndarray, metric: str) -> CandidateMatches:
+    """The pairs of ground truth in `gt_idx` and detections of the same frame whose overlap in
+    `metric` is positive, in the port's visiting order."""
+    parts = []
+    boxes = None
+    if metric != "bbox":
+        boxes = (_camera_to_zup(gts.location, gts.dimensions, gts.rotation_y),
+                 _camera_to_zup(dets.location, dets.dimensions, dets.rotation_y))
+    for pg, pd in _pairs_in_frames(gt_idx, gts, dets):
+        if boxes is None:
+            ov = _image_overlap(dets.bbox[pd], gts.bbox[pg])
+        else:
+            ov = _box_overlaps(boxes[0][pg], boxes[1][pd], metric)
+        keep = ov > 0
+        parts.append((pg[keep], pd[keep], ov[keep]))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return CandidateMatches(gt=empty, det=empty, overlap=np.zeros(0))
+    return CandidateMatches(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
 def _box_overlaps(ga: np.ndarray, db: np.ndarray, metric: str) -> np.ndarray:
@@ -423,156 +339,6 @@ def _box_overlaps(ga: np.ndarray, db: np.ndarray, metric: str) -> np.ndarray:
         iou = box_iou_3d if metric == "3d" else box_iou_bev
         out[idx] = iou(torch.from_numpy(ga[idx]), torch.from_numpy(db[idx]), aligned=True).numpy()
     return out
-
-
-def _segments(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Starts of the runs of equal values in sorted `keys` and the run index of each element."""
-    if keys.size == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    new = np.concatenate([[True], keys[1:] != keys[:-1]])
-    return np.flatnonzero(new), np.cumsum(new) - 1
-
-
-def _evaluate(edges: _Edges, gts: _Flat, dets: _Flat, gt_state: np.ndarray,
-              det_state: np.ndarray, min_overlap: float, dc_cover: np.ndarray | None,
-              with_aos: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Precision (and orientation similarity) at the 41 sampled thresholds for one class,
-    difficulty and overlap threshold. Returns ``float64[41]`` each."""
-    keep = ((edges.overlap > min_overlap) & (gt_state[edges.gt] >= 0)
-            & (det_state[edges.det] >= 0))
-    eg, ed, eo = edges.gt[keep], edges.det[keep], edges.overlap[keep]
-    score = dets.score
-    num_valid_gt = int((gt_state == 0).sum())
-
-    seg_start, seg_of_edge = _segments(eg)
-    seg_gt = eg[seg_start]
-    levels = _visiting_levels(seg_of_edge, ed, len(seg_start))
-    det_ids, det_local = np.unique(ed, return_inverse=True)
-    by_level = [np.flatnonzero(levels[seg_of_edge] == lv) for lv in range(int(levels.max(initial=-1)) + 1)]
-
-    # Pass 1: each ground truth takes the free candidate with the highest score; the scores of
-    # the true positives define the thresholds.
-    taken = np.zeros(len(det_ids), dtype=bool)
-    tp_scores = []
-    for e in by_level:
-        starts, seg = _segments(eg[e])
-        s = score[ed[e]]
-        ok = ~taken[det_local[e]] & (s > _NO_DETECTION)
-        val = np.where(ok, s, -np.inf)
-        best = np.maximum.reduceat(val, starts)
-        first = np.minimum.reduceat(np.where(ok & (val == best[seg]), np.arange(len(e)), _BIG),
-                                    starts)
-        chosen = e[first[best > -np.inf]]
-        taken[det_local[chosen]] = True
-        tp = (gt_state[eg[chosen]] == 0) & (det_state[ed[chosen]] == 0)
-        tp_scores.append(score[ed[chosen[tp]]])
-    thresholds = _sample_thresholds(np.concatenate(tp_scores) if tp_scores else np.zeros(0),
-                                    num_valid_gt)
-    num_t = len(thresholds)
-
-    # Pass 2, at every threshold at once: each ground truth takes the free candidate (score at
-    # least the threshold) with the largest overlap, else the first free ignored one.
-    taken2 = np.zeros((len(det_ids), num_t), dtype=bool)
-    tp = np.zeros(num_t)
-    fn = np.zeros(num_t)
-    similarity = np.zeros(num_t)
-    for e in by_level:
-        starts, seg = _segments(eg[e])
-        pos = np.arange(len(e))[:, None]
-        free = (score[ed[e]][:, None] >= thresholds[None, :]) & ~taken2[det_local[e]]
-        ignored = (det_state[ed[e]] == 1)[:, None]
-        val = np.where(free & ~ignored, eo[e][:, None], -np.inf)
-        best = np.maximum.reduceat(val, starts, axis=0)
-        pick = np.minimum.reduceat(np.where((val == best[seg]) & (val > -np.inf), pos, _BIG),
-                                   starts, axis=0)
-        fallback = np.minimum.reduceat(np.where(free & ignored, pos, _BIG), starts, axis=0)
-        pick = np.where(pick < _BIG, pick, fallback)
-        has = pick < _BIG
-        seg_gts = eg[e][starts]
-        fn += ((~has) & (gt_state[seg_gts] == 0)[:, None]).sum(0)
-        gi, ti = np.nonzero(has)
-        chosen = e[pick[gi, ti]]
-        taken2[det_local[chosen], ti] = True
-        is_tp = (gt_state[seg_gts[gi]] == 0) & (det_state[ed[chosen]] == 0)
-        tp += np.bincount(ti[is_tp], minlength=num_t)
-        if with_aos:
-            delta = gts.alpha[seg_gts[gi[is_tp]]] - dets.alpha[ed[chosen[is_tp]]]
-            similarity += np.bincount(ti[is_tp], weights=(1.0 + np.cos(delta)) / 2.0,
-                                      minlength=num_t)
-    # Valid ground truth without any candidate is missed at every threshold.
-    has_candidates = np.zeros(len(gt_state), dtype=bool)
-    has_candidates[seg_gt] = True
-    fn += int(((gt_state == 0) & ~has_candidates).sum())
-
-    # False positives: detections of the class at or above the threshold left unmatched,
-    # except (2D only) those lying inside a DontCare region.
-    counted = det_state == 0
-    if dc_cover is not None:
-        counted &= ~(dc_cover > min_overlap)
-    above = np.sort(score[counted])
-    fp = (len(above) - np.searchsorted(above, thresholds, side="left")).astype(np.float64)
-    fp -= (taken2 & counted[det_ids][:, None]).sum(0)
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        prec = _monotone(tp / (tp + fp))
-        orient = _monotone(similarity / (tp + fp)) if with_aos else None
-    return prec, orient
-
-
-def _monotone(values: np.ndarray) -> np.ndarray:
-    """Pad to 41 sample points with zeros and take the maximum over higher recalls (NaN, from
-    a threshold without any counted detection, spreads as in the port)."""
-    out = np.zeros(NUM_SAMPLE_POINTS)
-    out[: len(values)] = values
-    return np.maximum.accumulate(out[::-1])[::-1]
-
-
-def _visiting_levels(seg_of_edge: np.ndarray, det: np.ndarray, num_segments: int) -> np.ndarray:
-    """Order ground-truth boxes that compete for detections: a box gets a level above every
-    earlier box of its frame that shares a candidate detection with it (transitively). Boxes of
-    one level share no candidates and can be matched at the same time. ``int64[num_segments]``.
-    """
-    levels = np.zeros(num_segments, dtype=np.int64)
-    if det.size < 2:
-        return levels
-    order = np.lexsort((seg_of_edge, det))
-    d, s = det[order], seg_of_edge[order]
-    shared = d[1:] == d[:-1]
-    before, after = s[:-1][shared], s[1:][shared]
-    while before.size:
-        lifted = levels.copy()
-        np.maximum.at(lifted, after, levels[before] + 1)
-        if np.array_equal(lifted, levels):
-            break
-        levels = lifted
-    return levels
-
-
-def _sample_thresholds(scores: np.ndarray, num_gt: int) -> np.ndarray:
-    """The devkit's score thresholds: walking the true-positive scores from the highest, keep a
-    score when its recall is the closest to the next 1/40 step (and always the last one).
-    Returns at most 41 thresholds, descending."""
-    if scores.size == 0:
-        return np.zeros(0)
-    s = np.sort(scores)[::-1]
-    k = len(s)
-    i = np.arange(k)
-    left = (i + 1) / num_gt
-    right = np.where(i < k - 1, (i + 2) / num_gt, left)
-    not_last = i < k - 1
-    out = []
-    current = 0.0
-    pos = 0
-    step = 1 / (NUM_SAMPLE_POINTS - 1.0)
-    while pos < k:
-        # The recall target advances only when a score is kept, so each kept score is the first
-        # one (from `pos`) whose recall interval reaches the target; the last always is.
-        skip = ((right[pos:] - current) < (current - left[pos:])) & not_last[pos:]
-        pos += int(np.argmin(skip))
-        out.append(s[pos])
-        current += step
-        pos += 1
-    return np.asarray(out)
 
 
 class KittiMetric:

@@ -1,29 +1,24 @@
-"""KITTI ``label_2`` records for evaluation: one :class:`KittiEvalLabels` per frame, read from files
-with errors that name the file and line.
+"""KITTI ``label_2`` records for the evaluation: one :class:`KittiEvalLabels` per frame.
 
-A ``label_2`` line has 15 whitespace-separated fields (ground truth) or 16 (detections, whose
-16th field is the confidence score)::
-
-    type truncated occluded alpha left top right bottom h w l x y z rotation_y [score]
-
-``h, w, l`` are the box height, width and length in metres, ``x, y, z`` the bottom centre in
-rectified camera coordinates (x right, y down, z forward) and ``rotation_y`` the yaw about the
-camera y axis (0 along +x; ``-pi/2`` faces +z). ``DontCare`` lines mark image regions whose
-detections are neither rewarded nor penalised; their 3D fields are placeholders (``-1``,
-``-1000``, ``-10``) and are not checked.
+Files are read by pc3d's one label parser, :mod:`pc3d.io.kitti` (float64 values, ``DontCare``
+kept, errors naming the file and line; the line format is documented there). This module adds
+what the protocol needs on top: canonical class names (the devkit compares them
+case-insensitively), ground truth without and detections with a score, and the frame-by-frame
+pairing of a ground-truth folder with a result folder.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.io import kitti as io_kitti
+from pc3d.io.kitti import KittiLabels
+from pc3d.io.values import first_non_finite
 
 #: Object types of the KITTI object benchmark, in the devkit's spelling.
 KITTI_TYPES: tuple[str, ...] = (
@@ -45,10 +40,10 @@ def canonical_type(name: str) -> str | None:
 class KittiEvalLabels:
     """The objects of one frame, as parallel arrays (N objects; N may be 0), for the evaluation.
 
-    Unlike :class:`pc3d.io.kitti.KittiLabels` (float32 columns, made for building boxes), this
-    keeps the values as written, in float64, because the protocol compares them with the
-    devkit's limits (truncation <= 0.15, height > 40 px), and it knows whether it holds ground
-    truth or detections (`score`).
+    Unlike :class:`pc3d.io.kitti.KittiLabels` (columns of any float dtype, made for building
+    boxes), this holds the values as written, in float64, because the protocol compares them
+    with the devkit's limits (truncation <= 0.15, height > 40 px), and it knows whether it holds
+    ground truth or detections (`score`). `from_io_labels` builds one from a file's records.
 
     Attributes:
         name: ``ndarray[N]`` of str, KITTI types in canonical spelling (see `KITTI_TYPES`).
@@ -94,9 +89,9 @@ class KittiEvalLabels:
             if arr.shape != shape:
                 raise ShapeError(f"{self.source}: {key} has shape {arr.shape}, expected {shape} "
                                  f"for {n} objects")
-            if not np.isfinite(arr).all():
-                bad = int(np.argwhere(~np.isfinite(arr))[0][0])
-                raise FormatError(f"{self.source}: object {bad}: {key} is not finite")
+            bad = first_non_finite(arr)
+            if bad is not None:
+                raise FormatError(f"{self.source}: object {bad[0]}: {key} is not finite")
             if key == "occluded":
                 if not np.array_equal(arr, np.round(arr)):
                     raise FormatError(f"{self.source}: occluded must be an integer")
@@ -117,6 +112,7 @@ class KittiEvalLabels:
 
     @property
     def is_detection(self) -> bool:
+        """Whether the records are detections (they carry scores)."""
         return self.score is not None
 
     @classmethod
@@ -129,77 +125,37 @@ class KittiEvalLabels:
 
 
 def parse_kitti_labels(text: str, detections: bool, source: str = "<string>") -> KittiEvalLabels:
-    """Parse the text of one ``label_2`` file.
+    """Parse the text of one ``label_2`` file for the evaluation.
+
+    The text goes through pc3d's one label parser (:func:`pc3d.io.kitti.parse_kitti_labels`,
+    float64 values) and then :func:`from_io_labels`.
 
     Args:
         text: the file's content; blank lines are skipped.
         detections: True for result files (16 fields, score last), False for ground truth (15).
         source: the file name used in error messages.
 
+    Returns:
+        The frame's records.
+
     Raises:
         FormatError: naming `source` and the 1-based line for a wrong number of fields, a field
             that is not a finite number, an unknown class name, or a negative size.
     """
-    expected = DET_FIELDS if detections else GT_FIELDS
-    names: list[str] = []
-    rows: list[list[float]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        where = f"{source}:{lineno}"
-        if len(fields) != expected:
-            hint = ""
-            if detections and len(fields) == GT_FIELDS:
-                hint = " (a detection needs its score as the 16th field)"
-            elif not detections and len(fields) == DET_FIELDS:
-                hint = " (ground truth has no score field)"
-            raise FormatError(f"{where}: expected {expected} fields, found {len(fields)}{hint}")
-        name = canonical_type(fields[0])
-        if name is None:
-            raise FormatError(f"{where}: unknown class name {fields[0]!r} "
-                              f"(KITTI types: {', '.join(KITTI_TYPES)})")
-        values: list[float] = []
-        for col, token in enumerate(fields[1:], start=2):
-            try:
-                value = float(token)
-            except ValueError:
-                raise FormatError(f"{where}: field {col} ({_FIELD_NAMES[col - 1]}) is not a "
-                                  f"number: {token!r}") from None
-            if not math.isfinite(value):
-                raise FormatError(f"{where}: field {col} ({_FIELD_NAMES[col - 1]}) is not "
-                                  f"finite: {token!r}")
-            values.append(value)
-        if detections and name == "DontCare":
-            raise FormatError(f"{where}: DontCare is not a detection class")
-        if name != "DontCare":
-            if min(values[7:10]) < 0:
-                raise FormatError(f"{where}: negative size h, w, l = {values[7:10]} for {name}")
-            if values[1] != round(values[1]):
-                raise FormatError(f"{where}: occluded must be an integer, found {fields[2]!r}")
-        names.append(name)
-        rows.append(values)
-    if not rows:
-        return KittiEvalLabels.empty(detections, source=source)
-    a = np.asarray(rows, dtype=np.float64)
-    return KittiEvalLabels(name=np.asarray(names, dtype=str), truncated=a[:, 0], occluded=a[:, 1],
-                       alpha=a[:, 2], bbox=a[:, 3:7], dimensions=a[:, 7:10],
-                       location=a[:, 10:13], rotation_y=a[:, 13],
-                       score=a[:, 14] if detections else None, source=source)
-
-
-_FIELD_NAMES = ("type", "truncated", "occluded", "alpha", "left", "top", "right", "bottom",
-                "height", "width", "length", "x", "y", "z", "rotation_y", "score")
+    return from_io_labels(io_kitti.parse_kitti_labels(text, source, np.float64, detections), detections)
 
 
 def read_kitti_labels(path: str | Path, detections: bool) -> KittiEvalLabels:
-    """Read one ``label_2`` file (see `parse_kitti_labels`)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise FormatError(f"{path}: not a text file ({err.reason})") from None
-    return parse_kitti_labels(text, detections, source=str(path))
+    """Read one ``label_2`` file for the evaluation (see `parse_kitti_labels`).
+
+    Args:
+        path: the file.
+        detections: True for a result file (score as the 16th field), False for ground truth.
+
+    Returns:
+        The frame's records.
+    """
+    return from_io_labels(io_kitti.read_kitti_labels(path, np.float64, detections), detections)
 
 
 def read_frame_ids(path: str | Path) -> list[str]:
@@ -274,33 +230,52 @@ def load_label_dirs(gt_dir: str | Path, det_dir: str | Path,
     return LabelDirs(ids=ids, gts=gts, dets=dets, missing_dets=missing, unmatched_dets=unmatched)
 
 
-def from_io_labels(labels: Any, detections: bool) -> KittiEvalLabels:
-    """Convert a :class:`pc3d.io.kitti.KittiLabels` record (float32 columns) for the evaluation.
+def from_io_labels(labels: KittiLabels, detections: bool) -> KittiEvalLabels:
+    """The evaluation record of a :class:`pc3d.io.kitti.KittiLabels` record.
 
-    Each float32 value is read back as the shortest decimal that rounds to it, which restores
-    the file's value for KITTI's 2-decimal numbers (float32 0.15 would otherwise exceed the
-    truncation limit 0.15 and move a box to a harder difficulty).
+    Records read with ``dtype=np.float64`` (as `read_kitti_labels` here does) are used as they
+    are. A float32 record (the reader's default) no longer holds the file's decimals: each of its
+    values is taken as the shortest decimal that rounds to it, which restores KITTI's 2-decimal
+    numbers (float32 0.15 would otherwise exceed the truncation limit 0.15 and move a box to a
+    harder difficulty).
+
+    Args:
+        labels: one frame's records, class names in any case.
+        detections: True when the records are detections (each needs a score).
+
+    Returns:
+        The frame's records with canonical class names.
 
     Raises:
-        FormatError: `detections` is True and some object has no score (NaN), naming its line.
+        FormatError: an unknown class name, a detection without a score, ground truth with one,
+            or a `DontCare` detection, naming the file and the line.
     """
-    def f64(values: np.ndarray) -> np.ndarray:
-        arr = np.asarray(values)
-        if arr.dtype == np.float32:
-            return arr.astype(str).astype(np.float64)
-        return arr.astype(np.float64)
+    names = [canonical_type(str(name)) for name in labels.types]
+    unknown = next((i for i, name in enumerate(names) if name is None), None)
+    if unknown is not None:
+        raise FormatError(f"{labels.where(unknown)}: unknown class name {str(labels.types[unknown])!r} "
+                          f"(KITTI types: {', '.join(KITTI_TYPES)})")
+    scored = labels.has_score
+    wrong = np.flatnonzero(~scored if detections else scored)
+    if wrong.size:
+        problem = ("a detection needs its score as the 16th field" if detections
+                   else "ground truth has no score field")
+        raise FormatError(f"{labels.where(int(wrong[0]))}: {problem}")
+    if detections and labels.dont_care.any():
+        i = int(np.flatnonzero(labels.dont_care)[0])
+        raise FormatError(f"{labels.where(i)}: DontCare is not a detection class")
+    source = str(labels.path) if labels.path is not None else "<labels>"
+    return KittiEvalLabels(name=np.asarray(names, dtype=str), truncated=_float64(labels.truncated),
+                           occluded=np.asarray(labels.occluded), alpha=_float64(labels.alpha),
+                           bbox=_float64(labels.bbox2d), dimensions=_float64(labels.dims_hwl),
+                           location=_float64(labels.location), rotation_y=_float64(labels.rotation_y),
+                           score=_float64(labels.score) if detections else None, source=source)
 
-    source = str(getattr(labels, "path", None) or "<pc3d.io record>")
-    score = None
-    if detections:
-        score = f64(labels.score)
-        missing = np.isnan(score)
-        if missing.any():
-            i = int(np.flatnonzero(missing)[0])
-            line = int(labels.line_numbers[i])
-            raise FormatError(f"{source}:{line}: a detection needs its score as the 16th field")
-    return KittiEvalLabels(name=np.asarray(labels.types), truncated=f64(labels.truncated),
-                       occluded=np.asarray(labels.occluded),
-                       alpha=f64(labels.alpha), bbox=f64(labels.bbox2d),
-                       dimensions=f64(labels.dims_hwl), location=f64(labels.location),
-                       rotation_y=f64(labels.rotation_y), score=score, source=source)
+
+def _float64(values: np.ndarray) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype == np.float32:
+        # float32 has lost the file's decimals; numpy prints the shortest decimal that rounds to
+        # each value, which is what a KITTI file held.
+        return array.astype(str).astype(np.float64)
+    return array.astype(np.float64)

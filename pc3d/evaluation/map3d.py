@@ -38,6 +38,7 @@ import numpy as np
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.io.values import first_non_finite
 from pc3d.ops import box_iou_3d
 
 
@@ -67,8 +68,17 @@ def match_scene(det_boxes: Any, det_labels: Tensor | np.ndarray, det_scores: Ten
 
     Args:
         det_boxes: ``Boxes3D`` or ``Tensor[D, 7+C]`` z-up boxes.
-        det_labels: ``int[D]`` class indices; det_scores: ``float[D]``.
-        gt_boxes: the same kind as `det_boxes`, ``G`` boxes; gt_labels: ``int[G]``.
+        det_labels: ``int[D]`` class indices.
+        det_scores: ``float[D]``.
+        gt_boxes: the same kind as `det_boxes`, ``G`` boxes.
+        gt_labels: ``int[G]``.
+
+    Returns:
+        Each detection's best same-class IoU and ground-truth box.
+
+    Raises:
+        ShapeError: labels or scores that do not match the boxes.
+        FormatError: NaN or infinite scores.
     """
     d_lab = _as_numpy(det_labels, "det_labels", np.int64)
     scores = _as_numpy(det_scores, "det_scores", np.float64)
@@ -78,12 +88,12 @@ def match_scene(det_boxes: Any, det_labels: Tensor | np.ndarray, det_scores: Ten
         raise ShapeError(f"{n_det} detection boxes but {len(d_lab)} labels and {len(scores)} scores")
     if len(g_lab) != n_gt:
         raise ShapeError(f"{n_gt} ground-truth boxes but {len(g_lab)} labels")
-    if not np.isfinite(scores).all():
+    if first_non_finite(scores) is not None:
         raise FormatError("det_scores holds NaN or infinite values")
     best_iou = np.full(n_det, -np.inf)
     best_gt = np.full(n_det, -1, dtype=np.int64)
     if n_det and n_gt:
-        iou = box_iou_3d(det_boxes, gt_boxes).double().cpu().numpy()  # [D, G]
+        iou = _iou_3d(det_boxes, gt_boxes).double().cpu().numpy()  # [D, G]
         iou = np.where(d_lab[:, None] == g_lab[None, :], iou, -np.inf)
         best_gt = iou.argmax(axis=1)  # the first of equal maxima, as the VOC loop's strict ">"
         best_iou = iou[np.arange(n_det), best_gt]
@@ -150,7 +160,11 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
     """Area under the monotone precision-recall curve (VOC 2010+ "area" mode).
 
     Args:
-        recall, precision: ``float64[D]`` after each detection, in score order.
+        recall: ``float64[D]`` after each detection, in score order.
+        precision: ``float64[D]`` likewise.
+
+    Returns:
+        The AP, a fraction.
     """
     mrec = np.concatenate([[0.0], recall, [1.0]])
     mpre = np.concatenate([[0.0], precision, [0.0]])
@@ -294,6 +308,16 @@ def _field(obj: Any, name: str) -> Any:
     if not hasattr(obj, name):
         raise FormatError(f"Map3DMetric: a prediction ({type(obj).__name__}) has no {name!r}")
     return getattr(obj, name)
+
+
+def _iou_3d(det_boxes: Any, gt_boxes: Any) -> Tensor:
+    """``Tensor[D, G]`` 3D IoU: structures through `Boxes3D.overlaps` (which knows each system's
+    vertical axis), z-up tensors through `pc3d.ops.box_iou_3d`."""
+    from pc3d.structures import Boxes3D
+
+    if isinstance(det_boxes, Boxes3D):
+        return det_boxes.overlaps(det_boxes, gt_boxes)
+    return box_iou_3d(det_boxes, gt_boxes)
 
 
 def _count(boxes: Any, what: str) -> int:

@@ -22,7 +22,7 @@ import types
 
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 NAMES = ["Car", "Pedestrian", "Cyclist"]
 

@@ -84,7 +84,7 @@ def loop_eval_det_cls(scenes: list, cls: int, thr: float) -> tuple[float, float]
     """MMDetection3D's eval_det_cls, as a plain loop, for one class and threshold."""
     npos = sum(int((s[1] == cls).sum()) for s in scenes)
     dets = []
-    for i, (gt, gl, det, dl, sc) in enumerate(scenes):
+    for i, (_gt, _gl, _det, dl, sc) in enumerate(scenes):
         for j in range(len(dl)):
             if dl[j] == cls:
                 dets.append((float(sc[j]), i, j))

@@ -79,7 +79,7 @@ def run(device: str) -> list[dict]:
     from pc3d.evaluation import kitti_eval
 
     sys.path.insert(0, str(_ROOT / "tests"))
-    from evaluation.reference_port import reference_eval  # noqa: PLC0415 (test-only peer)
+    from evaluation.reference_port import reference_eval  # the test suite's peer
 
     gts, dets = synthetic_kitti(KITTI_VAL_FRAMES)
     # One torch thread, like the single-threaded peer: the rotated IoU's intra-op threads only
