@@ -11,15 +11,13 @@ The whole schema, with defaults, is in ``docs/engine.md``.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pc3d.config import Config, ConfigError, ConfigNode
+from pc3d.config.type_checks import describe_value, to_dataclass
+from pc3d.errors import suggest
 
 __all__ = [
     "TOP_LEVEL_KEYS",
@@ -180,15 +178,25 @@ _SECTIONS: dict[str, type] = {
 
 
 def parse_run_spec(config: Config) -> RunSpec:
-    """Check the top-level keys and parse the engine's sections of ``config``."""
+    """Check the top-level keys and parse the engine's sections of ``config``.
+
+    Args:
+        config: A loaded config.
+
+    Returns:
+        The engine's sections, parsed; the components (model, metrics) as config nodes.
+
+    Raises:
+        ConfigError: An unknown top-level key, or a wrong key or value in a section.
+    """
     root = config.node()
     for key in config.data:
         if not isinstance(key, str) or key in TOP_LEVEL_KEYS or key.startswith("_"):
             continue
-        hint = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=1)
+        hint = suggest(key, TOP_LEVEL_KEYS)
         raise ConfigError(
             f"{root.where(key)}: unknown top-level key '{key}'"
-            + (f"; did you mean '{hint[0]}'?" if hint else "")
+            + (f"; did you mean '{hint}'?" if hint else "")
             + f" A training config has: {', '.join(TOP_LEVEL_KEYS)} (and '_'-prefixed keys for "
             "YAML anchors)"
         )
@@ -198,7 +206,10 @@ def parse_run_spec(config: Config) -> RunSpec:
         sections[name] = parse_section(node, cls)
     optimizer = config.data.get("optimizer")
     if optimizer is not None and not isinstance(optimizer, Mapping):
-        raise ConfigError(f"{root.where('optimizer')}: expected a mapping with 'type: SGD|Adam|AdamW'")
+        raise ConfigError(
+            f"{root.where('optimizer')}: expected a mapping with 'type: SGD|Adam|AdamW', "
+            f"got {describe_value(optimizer)}"
+        )
     return RunSpec(
         data=sections["data"],
         optimizer=dict(optimizer) if optimizer is not None else None,
@@ -211,106 +222,19 @@ def parse_run_spec(config: Config) -> RunSpec:
 
 
 def parse_section(node: ConfigNode, cls: type) -> Any:
-    """Build dataclass ``cls`` from the mapping at ``node``, checking every key and type."""
-    value = node.value
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{node.where()}: expected a mapping, got {_kind(value)}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    for key in value:
-        if key not in fields:
-            hint = difflib.get_close_matches(str(key), list(fields), n=1)
-            raise ConfigError(
-                f"{node.where(str(key))}: unknown key '{key}'"
-                + (f"; did you mean '{hint[0]}'?" if hint else "")
-                + f" {_dotted(node)} accepts: {', '.join(fields)}"
-            )
-    kwargs: dict[str, Any] = {}
-    for name, spec in fields.items():
-        if name not in value:
-            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{node.where(name)}: required key '{name}' is missing")
-            continue
-        kwargs[name] = _convert(node.child(name), hints[name])
-    return cls(**kwargs)
+    """Build dataclass ``cls`` from the mapping at ``node``, checking every key and type.
 
+    The checks are :func:`pc3d.config.type_checks.to_dataclass`'s, with expected types named in
+    YAML words (``expected an integer``, ``expected true or false``).
 
-def _convert(node: ConfigNode, hint: Any) -> Any:
-    value = node.value
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        errors: list[ConfigError] = []
-        for option in options:
-            try:
-                return _convert(node, option)
-            except ConfigError as err:
-                errors.append(err)
-        raise errors[-1] if len(options) == 1 else ConfigError(
-            f"{node.where()}: expected {' or '.join(_name(o) for o in options)}"
-            + (" or null" if type(None) in args else "")
-            + f", got {_kind(value)} {value!r}"
-        )
-    if dataclasses.is_dataclass(hint):
-        return parse_section(node, hint)  # type: ignore[arg-type]
-    if origin is Literal:
-        if value not in args:
-            hint_text = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
-            raise ConfigError(
-                f"{node.where()}: {value!r} is not one of {', '.join(map(str, args))}"
-                + (f"; did you mean '{hint_text[0]}'?" if hint_text else "")
-            )
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{node.where()}: expected a list, got {_kind(value)} {value!r}")
-        return [_convert(node.child(i), args[0]) for i in range(len(value))] if args else list(value)
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{node.where()}: expected a mapping, got {_kind(value)}")
-        return dict(value)
-    if hint is Any:
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{node.where()}: expected true or false, got {_kind(value)} {value!r}")
-        return value
-    if hint is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"{node.where()}: expected an integer, got {_kind(value)} {value!r}")
-        return value
-    if hint is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise ConfigError(f"{node.where()}: expected a number, got {_kind(value)} {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{node.where()}: expected a string, got {_kind(value)} {value!r}")
-        return value
-    raise TypeError(f"schema type {hint!r} not handled")  # a bug in this module, not in a config
+    Args:
+        node: The section's mapping (``null`` reads as empty).
+        cls: One of this module's ``...Spec`` dataclasses.
 
+    Returns:
+        An instance of ``cls``.
 
-def _name(hint: Any) -> str:
-    if dataclasses.is_dataclass(hint):
-        return "a mapping"
-    if typing.get_origin(hint) is Literal:
-        return "one of " + ", ".join(map(str, typing.get_args(hint)))
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(
-        hint, getattr(hint, "__name__", str(hint))
-    )
-
-
-def _dotted(node: ConfigNode) -> str:
-    return ".".join(node.path) if node.path else "the config"
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a bool", int: "an int", float: "a float"}
-    return names.get(type(value), f"a {type(value).__name__}")
+    Raises:
+        ConfigError: An unknown key (with "did you mean"), a missing required key, a wrong type.
+    """
+    return to_dataclass(node, cls, words=True)

@@ -6,14 +6,14 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 
-from pc3d.config import ConfigError, build, load_config
+from pc3d.config import ARGUMENT_KINDS, ConfigError, Kind, build, load_config
 from pc3d.plugin_api import Registrar, hookimpl
 from pc3d.plugin_manager import PluginManager
-from pc3d.registry import Registry
+from pc3d.registry import KINDS, Registry
 
 
 class Encoder:
@@ -89,7 +89,7 @@ MODEL = """
         - {type: Flip}
       options:
         verbose: true
-        helper: {type: Flip, p: 1.0}
+        helper: {type: Flip, p: 1.0, kind: transform}
 """
 
 
@@ -178,7 +178,7 @@ def test_built_component_of_the_wrong_class_is_rejected(registry):
 
 
 def test_var_keyword_components_accept_any_key(registry):
-    built = build({"type": "Anything", "whatever": 1, "nested": {"type": "Flip"}}, kind="model", registry=registry)
+    built = build({"type": "Anything", "whatever": 1, "nested": {"type": "Flip", "kind": "transform"}}, kind="model", registry=registry)
     assert built.kwargs["whatever"] == 1 and isinstance(built.kwargs["nested"], Flip)
 
 
@@ -188,13 +188,80 @@ def test_constructor_errors_are_tied_to_the_mapping(tmp_path, registry):
         build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
 
 
-def test_kind_is_inferred_or_ambiguous(registry):
-    built = build({"type": "Anything", "helper": {"type": "Head", "num_classes": 2}}, kind="model", registry=registry)
-    assert isinstance(built.kwargs["helper"], Head)  # 'helper' is no kind: found across kinds
-    with pytest.raises(ConfigError, match="'Ambiguous' is registered as backbone and head; put it under a key named after its kind"):
-        build({"type": "Anything", "helper": {"type": "Ambiguous"}}, kind="model", registry=registry)
-    with pytest.raises(ConfigError, match="unknown component 'Fliip'; did you mean 'Flip'"):
-        build({"type": "Anything", "helper": {"type": "Fliip"}}, kind="model", registry=registry)
+def test_nested_kind_comes_from_a_declared_argument_or_an_explicit_kind(registry):
+    built = build({"type": "Anything", "helper": {"type": "Head", "num_classes": 2, "kind": "head"}}, kind="model", registry=registry)
+    assert isinstance(built.kwargs["helper"], Head)  # 'helper' declares no kind: the mapping says it
+    assert "kind" not in vars(built.kwargs["helper"])
+    with pytest.raises(ConfigError, match=r"^helper \(from <dict>\): cannot tell what kind of component 'Head' is: 'helper' does not declare one; add 'kind: <kind>'"):
+        build({"type": "Anything", "helper": {"type": "Head", "num_classes": 2}}, kind="model", registry=registry)
+    # A name registered under two kinds is no problem once the kind is stated.
+    assert isinstance(build({"type": "Anything", "helper": {"type": "Ambiguous", "kind": "head"}}, kind="model", registry=registry).kwargs["helper"], Ambiguous)
+    with pytest.raises(ConfigError, match="unknown transform 'Fliip'; did you mean 'Flip'"):
+        build({"type": "Anything", "helper": {"type": "Fliip", "kind": "transform"}}, kind="model", registry=registry)
+
+
+def test_an_unknown_or_contradicting_kind_is_an_error_with_the_key_path(tmp_path, registry):
+    path = write(tmp_path, MODEL.replace("        in_channels: 4\n", "        in_channels: 4\n        kind: head\n"))
+    with pytest.raises(ConfigError, match=rf"^model.backbone.kind \(from {path}:6\): 'kind: head' contradicts its place: 'model.backbone' takes a backbone"):
+        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+    with pytest.raises(ConfigError, match=r"^helper.kind \(from <dict>\): unknown component kind 'heads'; did you mean 'head'\?"):
+        build({"type": "Anything", "helper": {"type": "Head", "kind": "heads"}}, kind="model", registry=registry)
+    with pytest.raises(ConfigError, match=r"^kind \(from <dict>\): 'kind: backbone' contradicts"):
+        build({"type": "Head", "num_classes": 1, "kind": "backbone"}, kind="head", registry=registry)
+    items = {"type": "Anything", "steps": [{"type": "Flip"}]}
+    with pytest.raises(ConfigError, match=r"^steps.0 \(from <dict>\): cannot tell what kind of component 'Flip' is: 'steps' does not declare one"):
+        build(items, kind="model", registry=registry)
+
+
+class TwoHeads:
+    def __init__(self, main: Annotated[Head, Kind("head")], extras: list[Annotated[Any, Kind("transform")]] | None = None):
+        self.main, self.extras = main, extras
+
+
+def test_a_constructor_type_hint_declares_the_kind(registry):
+    manager = PluginManager(autoload=False).load()
+    manager.register_plugin(_Plugin(), "test-components")
+
+    class _More:
+        @hookimpl
+        def pc3d_register(self, registry: Registrar) -> None:
+            registry.add_model(TwoHeads)
+
+    manager.register_plugin(_More(), "more")
+    built = build({"type": "TwoHeads", "main": {"type": "Head", "num_classes": 2}, "extras": [{"type": "Flip"}]}, kind="model", registry=manager.registry)
+    assert isinstance(built.main, Head) and isinstance(built.extras[0], Flip)
+    with pytest.raises(ValueError, match="Kind\\('heads'\\): not a kind of component; did you mean 'head'"):
+        Kind("heads")
+
+
+def test_every_documented_argument_kind_is_a_registry_kind():
+    assert set(ARGUMENT_KINDS.values()) <= set(KINDS)
+    assert ARGUMENT_KINDS["transforms"] == "transform" and "heads" not in ARGUMENT_KINDS  # exact names, no plural rule
+
+
+def test_an_unknown_type_lists_the_installed_plugins(registry):
+    with pytest.raises(ConfigError, match=r"unknown head 'Haed'; did you mean 'Head'\?.* Installed plugins: pc3d, test-components\."):
+        build({"type": "Haed"}, kind="head", registry=registry)
+    with pytest.raises(ConfigError, match=r"'mmdet3d.CenterHead' looks like it comes from a plugin 'mmdet3d', which is not installed or not enabled \(`pc3d plugins` lists installed ones\)"):
+        build({"type": "mmdet3d.CenterHead"}, kind="head", registry=registry)
+
+
+def test_an_unknown_type_in_a_config_shipped_by_a_package_suspects_a_missing_plugin(tmp_path, registry):
+    package = tmp_path / "pc3d_gone"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "configs").mkdir()
+    path = write(package / "configs", MODEL.replace("type: Head", "type: GoneHead"))
+    with pytest.raises(ConfigError) as info:
+        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+    message = str(info.value)
+    assert message.startswith(f"model.head.type (from {path}:8): unknown head 'GoneHead'")
+    assert f"{path} ships with the package 'pc3d_gone', which registers no components here: the plugin providing 'GoneHead' may not be installed or enabled (`pc3d plugins` lists installed ones)." in message
+    # A config outside any package gets no such guess.
+    plain = write(tmp_path, MODEL.replace("type: Head", "type: GoneHead"))
+    with pytest.raises(ConfigError) as info:
+        build(load_config(plain, search_dirs=[]).node("model"), kind="model", registry=registry)
+    assert "ships with the package" not in str(info.value)
 
 
 def test_mapping_without_type_and_bad_kinds(registry):

@@ -1,0 +1,196 @@
+"""Building components from config mappings: ``{type: Name, ...}`` -> ``Name(**arguments)``.
+
+``Name`` is looked up in the plugin registry under the component's kind (see
+:mod:`pc3d.config.kinds`); the other keys become keyword arguments, checked against the
+constructor's signature and type hints (:mod:`pc3d.config.type_checks`) after the components
+nested in them are built, depth first.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pc3d.config.keys import KIND_KEY, TYPE_KEY, ConfigError
+from pc3d.config.kinds import ARGUMENT_KINDS, argument_kind, component_kind
+from pc3d.config.node import ConfigNode
+from pc3d.config.type_checks import conform, describe_value
+from pc3d.errors import Pc3dError, suggest
+from pc3d.registry import KINDS, Registry, UnknownComponentError, get_registry, normalize_plugin_name
+
+__all__ = ["build"]
+
+
+def build(node: ConfigNode | Mapping[str, Any], kind: str, *, registry: Registry | None = None) -> Any:
+    """Build the component described by ``node``, a mapping with ``type: Name``.
+
+    ``Name`` is looked up among the registered components of ``kind``. The other keys become
+    keyword arguments, checked against the component's signature: an unknown key, a missing
+    required argument or a value of the wrong type is a :class:`ConfigError` naming the key's
+    dotted path and the file and line it came from, with a "did you mean" where one is close.
+
+    Nested component mappings are built first. Their kind is declared by their place (the
+    parent's type hint or :data:`pc3d.config.kinds.ARGUMENT_KINDS`) or by a ``kind:`` key in the
+    mapping; it is never guessed. A mapping without ``type`` is passed on as a plain ``dict``
+    (with any components inside it built).
+
+    Args:
+        node: ``config.node("model")``, or a plain mapping (errors then name no file).
+        kind: The kind to look ``type`` up in (``"model"``, ``"head"``, ...).
+        registry: A plugin registry; default: the loaded plugins'.
+
+    Returns:
+        The built component.
+
+    Raises:
+        ConfigError: Anything wrong with the mapping, or the constructor rejected its arguments.
+    """
+    if kind not in KINDS:
+        hint = suggest(kind, KINDS)
+        raise ConfigError(
+            f"unknown component kind '{kind}'" + (f"; did you mean '{hint}'?" if hint else "")
+            + f"; kinds: {', '.join(KINDS)}"
+        )
+    if not isinstance(node, ConfigNode):
+        node = ConfigNode(node)
+    return _Builder(registry if registry is not None else get_registry()).component(node, kind)
+
+
+class _Builder:
+    """Builds one component tree against one registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def component(self, node: ConfigNode, declared: str | None) -> Any:
+        value = node.value
+        expected = f"'{TYPE_KEY}: <{declared or 'component'} name>'"
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"{node.where()}: expected a mapping with {expected}, got {describe_value(value)}"
+            )
+        type_name = value.get(TYPE_KEY)
+        if not isinstance(type_name, str):
+            problem = "missing" if TYPE_KEY not in value else f"must be a name, got {type_name!r}"
+            raise ConfigError(f"{node.where(TYPE_KEY)}: {TYPE_KEY} {problem}; write {expected}")
+        kind = component_kind(node, declared, type_name)
+        try:
+            target = self.registry.get(kind, type_name)
+        except UnknownComponentError as err:
+            raise ConfigError(f"{node.where(TYPE_KEY)}: {err}{self.plugin_hint(node, type_name)}") from None
+        label = f"{kind} '{type_name}'"
+        kwargs = self.arguments(node, target, label, type_name)
+        try:
+            return target(**kwargs)
+        except ConfigError:
+            raise
+        except (Pc3dError, ValueError, TypeError) as err:
+            # The component rejected its arguments: say which config mapping caused it.
+            raise ConfigError(f"{node.where()}: building {label} failed: {err}") from err
+
+    def arguments(
+        self, node: ConfigNode, target: Callable[..., Any], label: str, type_name: str
+    ) -> dict[str, Any]:
+        """The keyword arguments for ``target``: nested components built, keys and types checked."""
+        try:
+            signature: inspect.Signature | None = inspect.signature(target)
+        except (TypeError, ValueError):
+            signature = None  # builtins without a signature: leave the checking to the call
+        params = signature.parameters if signature is not None else {}
+        accepts_any = signature is None or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+        )
+        keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        named = {name: p for name, p in params.items() if p.kind in keyword}
+        hints = _type_hints(target)
+        kwargs: dict[str, Any] = {}
+        for key in node.value:
+            if key in (TYPE_KEY, KIND_KEY):
+                continue
+            if not isinstance(key, str) or (key not in named and not accepts_any):
+                hint = suggest(str(key), list(named))
+                raise ConfigError(
+                    f"{node.where(str(key))}: unknown argument '{key}' for {label}"
+                    + (f"; did you mean '{hint}'?" if hint else "")
+                    + f" {type_name} accepts: {', '.join(named) or 'no arguments'}"
+                )
+            child = node.child(key)
+            built = self.value(child, argument_kind(key, hints.get(key)))
+            kwargs[key] = conform(child.with_value(built), hints.get(key))
+        missing = [n for n, p in named.items() if p.default is inspect.Parameter.empty and n not in kwargs]
+        if missing:
+            raise ConfigError(
+                f"{node.where()}: {label} is missing required argument"
+                f"{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)}"
+            )
+        return kwargs
+
+    def value(self, node: ConfigNode, kind: str | None) -> Any:
+        """``node``'s value with the components in it built (``kind``: declared by its place)."""
+        value = node.value
+        if isinstance(value, Mapping):
+            if TYPE_KEY in value:
+                return self.component(node, kind)
+            return {k: self.value(node.child(k), ARGUMENT_KINDS.get(str(k))) for k in value}
+        if isinstance(value, list):
+            return [self.value(node.child(i), kind) for i in range(len(value))]
+        return value
+
+    def plugin_hint(self, node: ConfigNode, type_name: str) -> str:
+        """What to tell about plugins when ``type_name`` is unknown: which are installed, and
+        whether the config looks like it was written for one that is not."""
+        entries = self.registry.entries()
+        owners = sorted({e.owner for e in entries})
+        text = f" Installed plugins: {', '.join(owners) or 'none'}."
+        packages = {getattr(e.obj, "__module__", "").split(".")[0] for e in entries}
+        names = [n for e in entries for n in (e.plugin, e.owner)] + sorted(packages)
+        known = {normalize_plugin_name(n) for n in names}
+        prefix = type_name.split(".", 1)[0] if "." in type_name else None
+        if prefix is not None and normalize_plugin_name(prefix) not in known:
+            return text + (
+                f" '{type_name}' looks like it comes from a plugin '{prefix}', which is not installed "
+                "or not enabled (`pc3d plugins` lists installed ones)."
+            )
+        file = _origin_file(node)
+        package = _package_of(file) if file is not None else None
+        if package is not None and package not in packages:
+            return text + (
+                f" {file} ships with the package '{package}', which registers no components here: "
+                f"the plugin providing '{type_name}' may not be installed or enabled "
+                "(`pc3d plugins` lists installed ones)."
+            )
+        return text
+
+
+def _type_hints(target: Any) -> dict[str, Any]:
+    function = target.__init__ if inspect.isclass(target) else target
+    try:
+        return typing.get_type_hints(function, include_extras=True)
+    except (NameError, TypeError, AttributeError):
+        return {}  # annotations we cannot resolve are not checked
+
+
+def _origin_file(node: ConfigNode) -> Path | None:
+    """The config file the ``type:`` key at ``node`` came from, if it came from a file."""
+    origin = node.origin(node.path + (TYPE_KEY,))
+    file, sep, line = origin.rpartition(":")
+    if sep and line.isdigit() and Path(file).is_file():
+        return Path(file)
+    if node.config is not None and node.config.path is not None:
+        return node.config.path
+    return None
+
+
+def _package_of(file: Path, depth: int = 4) -> str | None:
+    """The top-level Python package ``file`` lies in (looking at most ``depth`` folders up)."""
+    package = None
+    for folder in file.resolve().parents:
+        if (folder / "__init__.py").is_file():
+            package = folder.name
+        elif package is not None or depth <= 0:
+            break
+        depth -= 1
+    return package

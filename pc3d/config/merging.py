@@ -1,0 +1,78 @@
+"""Deep merging of config mappings, keeping track of where each value came from.
+
+Mappings merge key by key, recursively; lists, scalars and ``null`` replace the base value; a
+mapping holding ``_replace_: true`` replaces the base mapping at that place as a whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pc3d.config.keys import REPLACE_KEY, KeyPath, drop_under
+
+__all__ = ["merge", "merge_tracked", "without_replace"]
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` onto ``base``.
+
+    Args:
+        base: The inherited mapping (left untouched).
+        override: The mapping on top (left untouched).
+
+    Returns:
+        A new mapping: the base's keys in their order, then the new ones. Mappings merge
+        recursively; lists, scalars and ``None`` replace; a mapping holding ``_replace_: true``
+        replaces the base mapping instead of merging into it.
+    """
+    return merge_tracked(dict(base), dict(override), (), {}, {})
+
+
+def merge_tracked(
+    base: dict[str, Any],
+    override: dict[str, Any],
+    prefix: KeyPath,
+    sources: dict[KeyPath, str],
+    override_sources: Mapping[KeyPath, str],
+) -> dict[str, Any]:
+    """Merge ``override`` onto ``base`` like :func:`merge`, and keep the origins.
+
+    Args:
+        base: The inherited mapping at ``prefix``.
+        override: The mapping merged on top of it.
+        prefix: The key path of both mappings in the config.
+        sources: The origins of ``base``'s keys; updated in place so that each key keeps the
+            origin of the value that won.
+        override_sources: The origins of ``override``'s keys.
+
+    Returns:
+        The merged mapping (new; ``base`` and ``override`` are not changed).
+    """
+    result = dict(base)
+    for key, value in override.items():
+        if key == REPLACE_KEY:
+            continue
+        path = prefix + (str(key),)
+        merges = isinstance(value, dict) and not value.get(REPLACE_KEY)
+        if merges and isinstance(result.get(key), dict):
+            result[key] = merge_tracked(result[key], value, path, sources, override_sources)
+        else:
+            drop_under(sources, path)
+            result[key] = without_replace(value)
+            sources.update((p, s) for p, s in override_sources.items() if p[: len(path)] == path)
+        if path in override_sources:
+            sources[path] = override_sources[path]
+    return result
+
+
+def without_replace(value: Any) -> Any:
+    """A deep copy of ``value`` without ``_replace_`` keys.
+
+    Copying also unshares YAML aliases (``*anchor``), so that an override changes one place only.
+    """
+    if isinstance(value, dict):
+        return {k: without_replace(v) for k, v in value.items() if k != REPLACE_KEY}
+    if isinstance(value, list):
+        return [without_replace(v) for v in value]
+    return value
