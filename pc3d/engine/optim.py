@@ -30,9 +30,8 @@ The warm-up and the main curve are joined with ``SequentialLR`` at iteration ``W
 
 from __future__ import annotations
 
-import difflib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -41,15 +40,25 @@ from torch.optim import lr_scheduler
 
 from pc3d.config import ConfigError, ConfigNode
 from pc3d.engine.schema import LrSpec, ScheduleSpec
-from pc3d.errors import suggest
+from pc3d.errors import did_you_mean
 
-__all__ = ["NORM_LAYERS", "OPTIMIZERS", "build_optimizer", "build_scheduler", "param_groups"]
+__all__ = [
+    "NORM_LAYERS",
+    "OPTIMIZERS",
+    "PARAMWISE_KEYS",
+    "build_optimizer",
+    "build_scheduler",
+    "param_groups",
+]
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "SGD": torch.optim.SGD,
     "Adam": torch.optim.Adam,
     "AdamW": torch.optim.AdamW,
 }
+
+#: Keys of ``optimizer.paramwise``.
+PARAMWISE_KEYS = ("norm_decay", "bias_decay")
 
 NORM_LAYERS: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._NormBase,  # BatchNorm1d/2d/3d, SyncBatchNorm, InstanceNorm*
@@ -103,8 +112,17 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """The optimizer described by the ``optimizer`` config section (see the module docstring).
 
-    :param node: the section in its config, so that errors name the file and line.
-    :raises ConfigError: unknown type or argument (with "did you mean"), no ``lr``.
+    Args:
+        model: whose trainable parameters are optimized.
+        spec: the section: ``type``, ``lr``, ``paramwise`` and the torch optimizer's arguments.
+        node: the section in its config, so that errors name the file and line.
+
+    Returns:
+        The optimizer, with one parameter group per weight-decay kind (see ``param_groups``).
+
+    Raises:
+        ConfigError: unknown type, argument or paramwise key (with "did you mean"), no ``lr``,
+            a value of the wrong type, or a model with nothing to train.
     """
 
     def at(key: str) -> str:
@@ -113,55 +131,59 @@ def build_optimizer(
     options = dict(spec)
     name = options.pop("type", None)
     if name not in OPTIMIZERS:
-        hint = suggest(str(name), OPTIMIZERS)
         raise ConfigError(
-            f"{at('type')}: unknown optimizer {name!r}"
-            + (f"; did you mean '{hint}'?" if hint else "")
-            + f" Optimizers: {', '.join(OPTIMIZERS)}"
+            f"{at('type')}: unknown optimizer {name!r}{did_you_mean(str(name), OPTIMIZERS)}; "
+            f"pc3d builds {', '.join(OPTIMIZERS)}"
         )
     cls = OPTIMIZERS[name]
-    paramwise = options.pop("paramwise", None) or {}
-    if not isinstance(paramwise, Mapping):
-        raise ConfigError(f"{at('paramwise')}: expected a mapping with norm_decay / bias_decay")
-    unknown = set(paramwise) - {"norm_decay", "bias_decay"}
-    if unknown:
-        key = sorted(unknown)[0]
-        hint = difflib.get_close_matches(key, ["norm_decay", "bias_decay"], n=1)
-        raise ConfigError(
-            f"{at('paramwise')}: unknown key '{key}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
-            + " paramwise accepts: norm_decay, bias_decay"
-        )
-    for key, value in paramwise.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise ConfigError(f"{at('paramwise')}: {key} must be a number, got {value!r}")
-    accepted = [
-        p for p in inspect.signature(cls).parameters if p not in ("params", "self")
-    ]
+    paramwise = _paramwise(options.pop("paramwise", None) or {}, at("paramwise"))
+    _check_arguments(cls, name, options, at)
+    if "betas" in options:
+        options["betas"] = tuple(options["betas"])
+    default_decay = 0.01 if cls is torch.optim.AdamW else 0.0
+    weight_decay = float(options.pop("weight_decay", default_decay))
+    groups = param_groups(model, weight_decay, paramwise.get("norm_decay"), paramwise.get("bias_decay"))
+    if not groups:
+        raise ConfigError("the model has no trainable parameters: nothing to optimize")
+    try:
+        return cls(groups, weight_decay=weight_decay, **options)  # type: ignore[call-arg]
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{at('type')}: building {name} failed: {err}") from err
+
+
+def _paramwise(value: Any, where: str) -> dict[str, float | None]:
+    """``optimizer.paramwise`` checked: a mapping of :data:`PARAMWISE_KEYS` to numbers."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with norm_decay / bias_decay")
+    for key, number in value.items():
+        if key not in PARAMWISE_KEYS:
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{did_you_mean(str(key), PARAMWISE_KEYS)}; paramwise "
+                "accepts norm_decay and bias_decay"
+            )
+        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float))):
+            raise ConfigError(f"{where}: {key} must be a number, got {number!r}")
+    return dict(value)
+
+
+def _check_arguments(
+    cls: type[torch.optim.Optimizer], name: str, options: Mapping[str, Any], at: Callable[[str], str]
+) -> None:
+    """Every key of ``options`` is an argument of the torch optimizer ``cls``; ``lr`` is given;
+    the numbers are numbers."""
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("params", "self")]
     for key in options:
         if key not in accepted:
-            hint = difflib.get_close_matches(key, accepted + ["paramwise"], n=1)
             raise ConfigError(
-                f"{at(key)}: unknown argument for {name}"
-                + (f"; did you mean '{hint[0]}'?" if hint else "")
-                + f" {name} accepts: {', '.join(accepted)}, paramwise"
+                f"{at(key)}: unknown argument for {name}: {key!r}"
+                f"{did_you_mean(key, [*accepted, 'paramwise'])}; {name} accepts "
+                f"{', '.join(accepted)} and paramwise"
             )
     if "lr" not in options:
         raise ConfigError(f"{at('lr')}: required key 'lr' is missing")
     for key in ("lr", "weight_decay", "momentum", "eps"):
         if key in options and (isinstance(options[key], bool) or not isinstance(options[key], (int, float))):
             raise ConfigError(f"{at(key)}: expected a number, got {options[key]!r}")
-    if "betas" in options:
-        options["betas"] = tuple(options["betas"])
-    weight_decay = float(options.pop("weight_decay", 0.0 if cls is not torch.optim.AdamW else 0.01))
-    groups = param_groups(
-        model, weight_decay, paramwise.get("norm_decay"), paramwise.get("bias_decay")
-    )
-    if not groups:
-        raise ConfigError("the model has no trainable parameters: nothing to optimize")
-    try:
-        return cls(groups, weight_decay=weight_decay, **options)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{at('type')}: building {name} failed: {err}") from err
 
 
 def build_scheduler(
@@ -174,10 +196,19 @@ def build_scheduler(
 ) -> lr_scheduler.LRScheduler:
     """The per-iteration LR scheduler for ``spec`` (formulas in the module docstring).
 
-    :param total_iters: iterations in the whole run (``T``).
-    :param iters_per_epoch: converts epoch milestones to iterations.
-    :raises ConfigError: milestones out of order or inside the warm-up, options that do not
-        belong to the chosen curve.
+    Args:
+        optimizer: whose learning rates the schedule sets.
+        spec: the parsed ``schedule`` section.
+        total_iters: iterations in the whole run (``T``).
+        iters_per_epoch: converts epoch milestones to iterations.
+        where: the section's config path, for messages.
+
+    Returns:
+        A torch scheduler, stepped once per iteration.
+
+    Raises:
+        ConfigError: milestones out of order, options that do not belong to the chosen curve,
+            a warm-up that does not fit.
     """
     lr = spec.lr
     _check_lr_options(lr, f"{where}.lr")

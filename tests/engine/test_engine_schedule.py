@@ -132,3 +132,21 @@ def test_norm_decay_zero_leaves_norm_weights_untouched_by_decay():
     optimizer.step()
     assert torch.equal(net.bn.weight, before_bn)
     assert torch.allclose(net.conv.weight, before_conv * (1 - 0.1 * 0.5))
+
+
+def test_optimizer_mistakes_are_one_sentence_with_the_key_and_a_suggestion():
+    net = _Net()
+    # AdamW has no momentum: no suggestion, and still one sentence.
+    with pytest.raises(ConfigError) as info:
+        build_optimizer(net, {"type": "AdamW", "lr": 0.1, "momentun": 0.9})
+    assert str(info.value).startswith(
+        "optimizer.momentun: unknown argument for AdamW: 'momentun'; AdamW accepts lr, betas, eps, weight_decay, "
+    )
+    with pytest.raises(ConfigError, match=r"^optimizer.betaz: unknown argument for AdamW: 'betaz' \(did you mean 'betas'\?\); AdamW accepts lr, betas, .* and paramwise$"):
+        build_optimizer(net, {"type": "AdamW", "lr": 0.1, "betaz": [0.9, 0.99]})
+    with pytest.raises(ConfigError, match=r"^optimizer.zzz: unknown argument for SGD: 'zzz'; SGD accepts lr, momentum, .* and paramwise$"):
+        build_optimizer(net, {"type": "SGD", "lr": 0.1, "zzz": 1})
+    with pytest.raises(ConfigError, match=r"^optimizer.paramwise: unknown key 'norm_decy' \(did you mean 'norm_decay'\?\); paramwise accepts norm_decay and bias_decay$"):
+        build_optimizer(net, {"type": "SGD", "lr": 0.1, "paramwise": {"norm_decy": 0}})
+    with pytest.raises(ConfigError, match=r"^optimizer.type: unknown optimizer 'sgd' \(did you mean 'SGD'\?\); pc3d builds SGD, Adam, AdamW$"):
+        build_optimizer(net, {"type": "sgd", "lr": 0.1})

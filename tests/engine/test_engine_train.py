@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
+import engine_testplugin
 import pytest
 import torch
 
-import engine_testplugin
 from conftest import model_state
 from pc3d.config import ConfigError, load_config
 from pc3d.engine.checkpoint import BEST_NAME, LAST_POINTER
@@ -154,7 +154,7 @@ def test_iteration_schedule_evaluates_and_checkpoints_in_iterations(write_config
         ({"train": {"grad_clp": {"max_norm": 1}}}, r"train.grad_clp \(from .*tiny.yaml:\d+\): unknown key 'grad_clp'; did you mean 'grad_clip'\?"),
         ({"schedule": {"lr": {"type": "cosin"}}}, r"schedule.lr.type \(from .*tiny.yaml:\d+\): 'cosin' is not one of .*did you mean 'cosine'\?"),
         ({"optimizer": {"momentun": 0.9}}, r"optimizer.momentun \(from .*tiny.yaml:\d+\): unknown argument for AdamW"),
-        ({"optimizer": {"type": "Adamw"}}, r"optimizer.type \(from .*tiny.yaml:\d+\): unknown optimizer 'Adamw'; did you mean 'AdamW'\?"),
+        ({"optimizer": {"type": "Adamw"}}, r"optimizer.type \(from .*tiny.yaml:\d+\): unknown optimizer 'Adamw' \(did you mean 'AdamW'\?\)"),
         ({"data": {"train": {"batch_size": "8"}}}, r"data.train.batch_size \(from .*tiny.yaml:\d+\): expected an integer, got a string"),
         ({"model": {"hiden": 3}}, r"model.hiden \(from .*tiny.yaml:\d+\): unknown argument 'hiden' .*did you mean 'hidden'\?"),
         ({"schedule": {"epochs": 2, "iterations": 5}}, r"schedule: give exactly one of 'epochs' and 'iterations'"),
