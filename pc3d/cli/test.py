@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         default=[],
         help="override config keys, values parsed as YAML",
     )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: runtime.device (auto)")
     parser.set_defaults(func=run)
 
 
