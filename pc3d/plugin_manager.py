@@ -26,7 +26,7 @@ import re
 import traceback
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -108,18 +108,9 @@ class PluginInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (``pc3d plugins --json``)."""
-        return {
-            "name": self.name,
-            "distribution": self.distribution,
-            "version": self.version,
-            "source": self.source,
-            "status": self.status,
-            "error": self.error,
-            "registered": self.registered,
-            "config_dirs": [str(p) for p in self.config_dirs],
-            "commands": self.commands,
-            "warnings": self.warnings,
-        }
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "error_traceback"}
+        data["config_dirs"] = [str(p) for p in self.config_dirs]
+        return data
 
 
 class PluginManager:
