@@ -70,7 +70,7 @@ from pc3d.evaluation.kitti_protocol import (
 )
 from pc3d.evaluation.kitti_result import KittiEvalResult
 from pc3d.io.kitti import KittiLabels
-from pc3d.ops import box_iou_3d, box_iou_bev
+from pc3d.ops import box_iou_2d, box_iou_3d, box_iou_bev
 
 __all__ = [
     "ALPHA_MISSING",
@@ -252,22 +252,12 @@ def _pairs_in_frames(gt_idx: np.ndarray, gts: _Flat, dets: _Flat
         yield pg, pd
 
 
-def _image_overlap(a: np.ndarray, b: np.ndarray, over_first_area: bool = False) -> np.ndarray:
-    """Overlap of pixel boxes ``a[i]`` and ``b[i]`` (``float64[P, 4]`` left, top, right,
-    bottom): IoU, or intersection over the area of `a`. The arithmetic follows the port's order
-    so that boxes on a threshold fall on the same side of it."""
-    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
-    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
-    hit = (iw > 0) & (ih > 0)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    if over_first_area:
-        union = area_a
-    else:
-        union = area_a + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    out = np.zeros(len(a))
-    out[hit] = inter[hit] / union[hit]
-    return out
+def _image_overlap(a: np.ndarray, b: np.ndarray, mode: str = "iou") -> np.ndarray:
+    """Overlap of pixel boxes ``a[i]`` and ``b[i]`` (``float64[P, 4]`` left, top, right, bottom)
+    by :func:`pc3d.ops.box_iou_2d`: IoU without the "+1" pixel, or (``"iof"``) intersection over
+    the area of `a`. With the detection as `a`, its arithmetic is the port's, term for term, so
+    boxes on a threshold fall on the same side of it."""
+    return box_iou_2d(torch.from_numpy(a), torch.from_numpy(b), mode).numpy()
 
 
 def _dontcare_cover(gts: _Flat, dets: _Flat) -> np.ndarray:
@@ -276,7 +266,7 @@ def _dontcare_cover(gts: _Flat, dets: _Flat) -> np.ndarray:
     cover = np.zeros(len(dets))
     dc = np.flatnonzero(gts.type_id == KITTI_TYPES.index("DontCare"))
     for pg, pd in _pairs_in_frames(dc, gts, dets):
-        ov = _image_overlap(dets.bbox[pd], gts.bbox[pg], over_first_area=True)
+        ov = _image_overlap(dets.bbox[pd], gts.bbox[pg], "iof")
         np.maximum.at(cover, pd, ov)
     return cover
 

@@ -180,17 +180,20 @@ def _check_xyxy(boxes: object) -> Tensor:
     return boxes
 
 
-def box_iou_2d(a: Tensor, b: Tensor) -> Tensor:
+def box_iou_2d(a: Tensor, b: Tensor, mode: str = "iou") -> Tensor:
     """IoU of aligned pairs of axis-aligned boxes `Tensor[P, 4]` (x1, y1, x2, y2) -> `Tensor[P]`.
 
-    Computed in float64; a pair of zero-area boxes has IoU 0.
+    Computed in float64 without a "+1" pixel; a pair of zero-area boxes has IoU 0. `mode="iof"`
+    gives the intersection over the area of the box of `a` (KITTI's DontCare test).
     """
+    if mode not in ("iou", "iof"):
+        raise FormatError(f"mode must be 'iou' or 'iof', got {mode!r}")
     a, b = a.double(), b.double()
     w = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
     h = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return overlap_ratio(w * h, area_a, area_b)
+    return overlap_ratio(w * h, area_a, area_b, mode)
 
 
 def _nms_2d(boxes: object, scores: Tensor, labels: Tensor | None, iou_threshold: float, score_threshold: float | None, pre_max: int | None, post_max: int | None) -> Tensor:
