@@ -1,23 +1,39 @@
-"""`pc3d test CONFIG CHECKPOINT`: evaluate a checkpoint with the config's metrics."""
+"""The ``pc3d test`` command: evaluate a checkpoint with its config's metrics."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from pc3d.config import load_config
+DESCRIPTION = "Evaluate a checkpoint with the config's metrics on its data.test split (else data.val)."
+
+EPILOG = """\
+The metrics are printed, and with --json written to a file (a metric that is NaN or infinite is
+written as null). Under torchrun each process evaluates its
+shard and the results are gathered.
+
+examples:
+  pc3d test my_config.yaml runs/a/best.pth --json results.json
+  pc3d test my_config.yaml runs/a/epoch_12.pth --set data.test.batch_size=16 --device cpu
+"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``pc3d test`` to the ``pc3d`` parser."""
     parser = subparsers.add_parser(
         "test",
-        help="evaluate a checkpoint with the config's metrics",
-        description="Evaluate CHECKPOINT on the config's data.test (else data.val) with its "
-        "metrics, print them, and with --json write them to a file. Works under torchrun too.",
+        help="evaluate a checkpoint with its config's metrics",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", metavar="CONFIG", help="config file, or a config name a plugin ships")
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", type=Path, help="a .pth checkpoint or weights file")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the metrics to FILE as JSON")
+    parser.add_argument("config", metavar="CONFIG", help="config file, or the name of a config a plugin ships")
+    parser.add_argument(
+        "checkpoint", metavar="CHECKPOINT", type=Path, help="a pc3d checkpoint (.pth) or a weights file"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="FILE", help="also write the metrics to FILE as JSON"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -25,14 +41,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         nargs="+",
         action="extend",
         default=[],
-        help="override config keys, values parsed as YAML",
+        help="override config keys, values parsed as YAML (--set data.test.batch_size=16)",
     )
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="default: runtime.device (auto)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default=None,
+        help="where to evaluate (default: the config's runtime.device, which defaults to auto)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pc3d.engine.runner import run_test  # late: torch import is slow
+    """Evaluate as ``args`` say; 0 on success."""
+    # Imported here: torch and the engine take seconds to import, and `pc3d --help` needs neither.
+    from pc3d.config import load_config
+    from pc3d.engine.runner import run_test
 
     config = load_config(args.config, args.overrides)
     run_test(config, args.checkpoint, json_path=args.json, device=args.device)

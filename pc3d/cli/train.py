@@ -1,27 +1,41 @@
-"""`pc3d train CONFIG`: train a model from a config (one process, or many under torchrun)."""
+"""The ``pc3d train`` command: train a model from a config, in one process or many (torchrun)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from pc3d.config import load_config
+DESCRIPTION = "Train the model a config describes and write its outputs into the work directory."
+
+EPILOG = """\
+The work directory receives the resolved config (config.yaml), log.jsonl, metrics.jsonl and the
+checkpoints. Under `torchrun --nproc_per_node N -m pc3d train CONFIG` the run uses N processes
+(DistributedDataParallel; gloo on the CPU, nccl on CUDA). Interrupted? Run the same command with
+--resume to continue exactly where the last checkpoint left off.
+
+examples:
+  pc3d train my_config.yaml --work-dir runs/a --set optimizer.lr=0.002 schedule.epochs=24
+  pc3d train my_config.yaml --work-dir runs/a --resume
+  pc3d train my_config.yaml --load-from pretrained.pth --device cpu --deterministic
+"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``pc3d train`` to the ``pc3d`` parser."""
     parser = subparsers.add_parser(
         "train",
         help="train a model from a config",
-        description="Train the model a config describes, writing the resolved config, log.jsonl, "
-        "metrics.jsonl and checkpoints into the work directory. Under `torchrun "
-        "--nproc_per_node N -m pc3d train CONFIG` it trains with N processes "
-        "(DistributedDataParallel; gloo on the CPU, nccl on CUDA).",
-        epilog="Interrupted? Run the same command with --resume to continue exactly where the "
-        "last checkpoint left off.",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("config", metavar="CONFIG", help="config file, or a config name a plugin ships")
+    parser.add_argument("config", metavar="CONFIG", help="config file, or the name of a config a plugin ships")
     parser.add_argument(
-        "--work-dir", type=Path, default=None, help="where outputs go (default: work_dirs/<config name>)"
+        "--work-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where outputs go (default: work_dirs/<config name>)",
     )
     parser.add_argument(
         "--resume",
@@ -29,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         const=True,
         default=None,
         metavar="PATH",
-        help="continue from PATH, or without PATH from the latest checkpoint in the work dir",
+        help="continue from the checkpoint PATH, or without PATH from the latest one in the work dir",
     )
     parser.add_argument(
         "--load-from", type=Path, default=None, metavar="PATH", help="start from these model weights only"
@@ -41,22 +55,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         nargs="+",
         action="extend",
         default=[],
-        help="override config keys, values parsed as YAML: --set schedule.epochs=24 optimizer.lr=0.002",
+        help="override config keys, values parsed as YAML (--set schedule.epochs=24 optimizer.lr=0.002)",
     )
     parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default=None, help="default: runtime.device (auto)"
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default=None,
+        help="where to train (default: the config's runtime.device, which defaults to auto)",
     )
     parser.add_argument(
         "--deterministic",
         action="store_true",
         default=None,
-        help="deterministic algorithms only (same as runtime.deterministic: true)",
+        help="use deterministic algorithms only (same as runtime.deterministic: true)",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pc3d.engine.runner import RunOptions, run_train  # late: torch import is slow
+    """Train as ``args`` say; 0 when the schedule ran to its end, 130 when interrupted."""
+    # Imported here: torch and the engine take seconds to import, and `pc3d --help` needs neither.
+    from pc3d.config import load_config
+    from pc3d.engine.runner import RunOptions, run_train
 
     config = load_config(args.config, args.overrides)
     options = RunOptions(
@@ -69,5 +89,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_train(config, options)
     except KeyboardInterrupt:
-        return 130
+        return 130  # the run has logged where it stopped and how to resume
     return 0

@@ -4,13 +4,16 @@ tiny detector on real KITTI frames."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import subprocess
+import sys
 
+import engine_testplugin
 import pytest
 import torch
 import yaml
 
-import engine_testplugin
 from conftest import REPO
 from pc3d.cli import main
 from pc3d.plugin_manager import get_plugin_manager
@@ -106,3 +109,50 @@ def test_det3d_tiny_detector_trains_and_tests_through_the_cli(tmp_path, cli_plug
     final = tmp_path / "work" / (tmp_path / "work" / "last_checkpoint").read_text().strip()
     assert main(["test", str(path), str(final), "--json", str(result)]) == 0
     assert json.loads(result.read_text())["detections_per_sample"] == evaluation["detections_per_sample"]
+
+
+@pytest.mark.parametrize("command", ["train", "test"])
+def test_help_gives_a_plain_sentence_and_every_argument_a_help(command):
+    from pc3d.cli import build_parser, subcommands
+
+    parser = subcommands(build_parser([command])).build(command)
+    description = parser.description or ""
+    assert description[0].isupper() and description.endswith(".") and description.count(". ") == 0
+    assert "`" not in description
+    undocumented = [
+        action.dest
+        for action in parser._actions
+        if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()
+    ]
+    assert undocumented == []
+
+
+def test_the_command_modules_import_neither_torch_nor_the_engine():
+    # `pc3d --help` builds no command parser, but listing and building these must stay light too.
+    code = (
+        "import sys, pc3d.cli.train, pc3d.cli.test\n"
+        "from pc3d.cli import build_parser, subcommands\n"
+        "commands = subcommands(build_parser(['train']))\n"
+        "commands.build('train'); commands.build('test')\n"
+        "print(sorted(m for m in ('torch', 'pc3d.engine', 'pc3d.config') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("fail_in", ["loss", "predict"])
+def test_an_error_the_model_raises_is_one_line(write_config, tmp_path, cli_plugins, capsys, fail_in):
+    # A head that checks its labels raises a Pc3dError naming the config key; the engine lets it
+    # through unchanged, and the command prints it as one line (no traceback) with status 2.
+    config = write_config({"model": {"fail_in": fail_in}, "schedule": {"epochs": 1}})
+    capsys.readouterr()
+    assert main(["train", str(config), "--work-dir", str(tmp_path / "work")]) == 2
+    err = capsys.readouterr().err
+    line = "pc3d train: error: model.head.num_classes: label 7 is outside 0..2 in this batch\n"
+    assert err.endswith(line) and "Traceback" not in err
+    if fail_in == "predict":
+        good = write_config({"schedule": {"epochs": 1}}, name="good.yaml")
+        assert main(["train", str(good), "--work-dir", str(tmp_path / "good")]) == 0
+        capsys.readouterr()
+        assert main(["test", str(config), str(tmp_path / "good" / "epoch_1.pth")]) == 2
+        assert capsys.readouterr().err == line.replace("pc3d train", "pc3d test")
