@@ -140,6 +140,11 @@ def test_box_iou_2d_known_values() -> None:
     a = torch.tensor([[0.0, 0, 2, 2], [0, 0, 0, 0], [0, 0, 1, 1]])
     b = torch.tensor([[1.0, 1, 3, 3], [0, 0, 0, 0], [1, 0, 2, 1]])  # corner, empty, touching
     assert torch.allclose(box_iou_2d(a, b), torch.tensor([1 / 7, 0, 0], dtype=torch.float64))
+    # Intersection over the area of the first box (KITTI's DontCare test), 0 for an empty one.
+    assert torch.allclose(box_iou_2d(a, b, mode="iof"), torch.tensor([1 / 4, 0, 0], dtype=torch.float64))
+    assert box_iou_2d(b[:1], a[:1], mode="iof").item() == pytest.approx(1 / 4)
+    with pytest.raises(FormatError, match="mode must be 'iou' or 'iof'"):
+        box_iou_2d(a, b, mode="giou")
 
 
 @pytest.mark.parametrize("seed", range(3))
