@@ -1,26 +1,61 @@
-"""`pc3d config`: show a fully resolved config, list the configs plugins ship."""
+"""The ``pc3d config`` command: print a resolved config, list the configs plugins ship.
+
+The top level imports only the standard library (``pc3d --help`` builds this parser); the
+commands import the config layer when they run.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pc3d.config import Config, build, list_configs, load_config
+if TYPE_CHECKING:
+    from pc3d.config import Config, KeyPath
+
+#: Shown by ``pc3d config --help``; each line starting with ``pc3d`` is run by the tests.
+EXAMPLES = """\
+examples:
+  pc3d config list
+  pc3d config show pillar-center-tiny_kitti-mini-3class --set optimizer.lr=0.001 schedule.epochs=40
+  pc3d config show pillar-center-tiny_kitti-mini-3class --sources
+  pc3d config show pillar-center-tiny_kitti-mini-3class --check --set model.backbone.channels=[32,128]
+"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``pc3d config show|list`` to the ``pc3d`` parser."""
     parser = subparsers.add_parser(
-        "config", help="show a resolved config, list configs", description=__doc__
+        "config",
+        help="print a resolved config or list the configs plugins ship",
+        description="Print a config with its bases merged, overrides applied and references "
+        "resolved, or list the configs pc3d and the installed plugins ship.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    _add_show(actions)
+    listing = actions.add_parser(
+        "list",
+        help="list the shipped configs and where each comes from",
+        description="List every config file in the config folders of pc3d and the loaded "
+        "plugins: the distribution that ships it (core for pc3d itself), then its path.",
+    )
+    listing.set_defaults(func=run_list)
 
+
+def _add_show(actions: argparse._SubParsersAction) -> None:
     show = actions.add_parser(
         "show",
-        help="print the fully resolved config (bases merged, overrides applied)",
-        description="Print CONFIG with its _base_ chain merged and --set overrides applied, as "
-        "YAML. CONFIG is a file or the name of a config a plugin ships (see `pc3d config list`).",
+        help="print a config fully resolved",
+        description="Print CONFIG as YAML with its _base_ chain merged, --set overrides applied "
+        "and ${...} references resolved. CONFIG is a file or the name of a shipped config (see "
+        "pc3d config list).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    show.add_argument("config", metavar="CONFIG", help="config file or name")
+    show.add_argument("config", metavar="CONFIG", help="config file, or the name of a shipped config")
     show.add_argument(
         "--set",
         dest="overrides",
@@ -28,30 +63,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         nargs="+",
         action="extend",
         default=[],
-        help="override a key, value parsed as YAML: --set model.head.num_classes=3 train.lr=0.002",
+        help="override a key; the value is parsed as YAML (e.g. optimizer.lr=0.001 "
+        "model.head.num_classes=3); repeatable",
     )
     show.add_argument(
-        "--sources", action="store_true", help="print where each key was set instead of YAML"
+        "--sources",
+        action="store_true",
+        help="print where each key was set (file:line or --set) instead of YAML",
     )
     show.add_argument(
         "--check",
         action="store_true",
-        help="also build every top-level component (a mapping with 'type') to validate it",
+        help="also check the training sections and build the model and metrics to validate them",
     )
     show.set_defaults(func=run_show)
 
-    listing = actions.add_parser("list", help="list the configs installed plugins ship")
-    listing.set_defaults(func=run_list)
-
 
 def run_show(args: argparse.Namespace) -> int:
+    """``pc3d config show``: print the resolved config or its sources table."""
+    from pc3d.config import load_config
+
     config = load_config(args.config, args.overrides)
     if args.check:
-        from pc3d.registry import KINDS
-
-        for key, value in config.data.items():
-            if isinstance(value, dict) and "type" in value and key in KINDS:
-                build(config.node(key), kind=key)
+        check(config)
     if args.sources:
         width = max((len(".".join(p)) for p in config.sources), default=0)
         for path in sorted(config.sources, key=_source_order(config)):
@@ -61,30 +95,49 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _source_order(config: Config) -> Callable[[tuple[str, ...]], int]:
+def check(config: Config) -> None:
+    """Parse the engine's sections and build the top-level components (the model, metrics).
+
+    Datasets are not built: building one reads (or generates) its data.
+
+    Raises:
+        ConfigError: The first problem found, naming its key and origin.
+    """
+    from pc3d.config import ARGUMENT_KINDS, build
+    from pc3d.engine.schema import parse_run_spec
+
+    parse_run_spec(config)
+    for key, value in config.data.items():
+        kind = ARGUMENT_KINDS.get(key)
+        if kind is None:
+            continue
+        if isinstance(value, dict) and "type" in value:
+            build(config.node(key), kind=kind)
+        elif isinstance(value, list):
+            for index in range(len(value)):
+                build(config.node(f"{key}.{index}"), kind=kind)
+
+
+def _source_order(config: Config) -> Callable[[KeyPath], int]:
     # Keys in the order they appear in the resolved data, not alphabetically.
-    order = {path: index for index, path in enumerate(_paths(config.data))}
+    from pc3d.config.keys import sub_paths
+
+    order = {path: index for index, path in enumerate(sub_paths(config.data, ()))}
     return lambda path: order.get(path, len(order))
 
 
-def _paths(value: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    items: Iterable[tuple[object, object]] = ()
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    found: list[tuple[str, ...]] = []
-    for key, item in items:
-        path = prefix + (str(key),)
-        found.append(path)
-        found.extend(_paths(item, path))
-    return found
-
-
 def run_list(args: argparse.Namespace) -> int:
-    configs = list_configs()
-    if not configs:
-        print("no configs: no loaded plugin contributes a config folder (see `pc3d plugins`)")
-    for path in configs:
-        print(path)
+    """``pc3d config list``: one line per config, ``SOURCE  PATH``."""
+    from pc3d.config import list_configs
+    from pc3d.plugin_manager import get_plugin_manager
+
+    rows: list[tuple[str, Path]] = []
+    for info in get_plugin_manager().loaded:
+        source = "core" if info.distribution == "pc3d" else info.label
+        rows.extend((source, path) for path in list_configs(info.config_dirs))
+    if not rows:
+        print("no configs: no loaded plugin contributes a config folder (see pc3d plugins)")
+    width = max((len(source) for source, _ in rows), default=0)
+    for source, path in rows:
+        print(f"{source:<{width}}  {path}")
     return 0

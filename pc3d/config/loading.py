@@ -146,8 +146,7 @@ def _read_yaml(file: Path) -> tuple[dict[str, Any], Sources]:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{file}: cannot read config: {err}") from err
     try:
-        data = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader), file)
+        data, lines = _parse(text, file)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(file)
@@ -160,6 +159,21 @@ def _read_yaml(file: Path) -> tuple[dict[str, Any], Sources]:
     sources = {path: f"{file}:{line}" for path, line in lines.items()}
     _check_reserved(data, (), sources, file)
     return data, sources
+
+
+def _parse(text: str, file: Path) -> tuple[Any, dict[KeyPath, int]]:
+    """The data of one YAML document and the line of each key, from a single parse."""
+    # libyaml's parser when PyYAML has it; the safe constructor either way (tags stay data).
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    finally:
+        loader.dispose()
+    return data, _key_lines(node, file)
+
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _resolve_base(base: str, including: Path, dirs: Sequence[Path], origin: str) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import yaml
 
 from pc3d.cli import main
+from pc3d.cli.config import register
 from pc3d.plugin_manager import reset_plugin_manager
 
 
@@ -83,3 +85,36 @@ def test_list_shows_the_configs_plugins_ship(capsys):
         "lenet5_digits.yaml",
         "pointnet-tiny_semantickitti.yaml",
     } <= names
+
+
+def test_list_says_where_each_config_comes_from(capsys):
+    assert main(["config", "list"]) == 0
+    rows = [line.split(None, 1) for line in capsys.readouterr().out.splitlines()]
+    source = {Path(path).name: who for who, path in rows}
+    assert source["pillar-center-tiny_kitti-3class.yaml"] == "pc3d-det3d"
+    assert source["retinanet_r18-fpn_shapes.yaml"] == "pc3d-det2d"
+    assert source["shapes96_adamw-10e.yaml"] == "pc3d-det2d"  # bases are listed too
+    assert all(Path(path).is_file() for _, path in rows)
+
+
+def test_check_rejects_keys_the_engine_does_not_know(capsys):
+    status = main(["config", "show", "pillar-center-tiny_kitti-mini-3class", "--check", "--set", "train.lr=0.002"])
+    assert status == 2
+    assert "train.lr (from --set train.lr=0.002): unknown key 'lr'" in capsys.readouterr().err
+
+
+def test_help_texts_are_one_line_and_every_argument_has_one():
+    top = argparse.ArgumentParser(prog="pc3d")
+    commands = top.add_subparsers()
+    register(commands)
+    config = commands.choices["config"]
+    actions = next(a for a in config._actions if isinstance(a, argparse._SubParsersAction))
+    parsers = {"config": config, **actions.choices}
+    summaries = [choice.help for choice in [*commands._choices_actions, *actions._choices_actions]]
+    for name, parser in parsers.items():
+        assert parser.description and not parser.description.startswith("`"), name
+        for action in parser._actions:
+            if action.dest != "help" and not isinstance(action, argparse._SubParsersAction):
+                assert action.help, f"pc3d config {name}: {action.dest} has no help"
+    for text in summaries:
+        assert text and "\n" not in text and not text.startswith("`"), text
