@@ -106,6 +106,7 @@ CORE_COMMANDS: tuple[Command, ...] = (
     Command("config", "print a resolved config, or list the configs plugins ship", "pc3d.cli.config:register"),
     Command("kitti-eval", "compute the official KITTI AP11/AP40 of detection label files",
             "pc3d.cli.kitti_eval:register"),
+    Command("data", "make data sets: synthetic LiDAR scenes in the KITTI layout", "pc3d.cli.data:register"),
     Command("train", "train a model from a config", "pc3d.cli.train:register"),
     Command("test", "evaluate a checkpoint with its config's metrics", "pc3d.cli.test:register"),
 )

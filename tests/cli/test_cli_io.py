@@ -230,3 +230,9 @@ def test_demo_and_info_as_a_process(tmp_path: Path) -> None:
     done = subprocess.run([_pc3d_executable(), "info", str(bad)], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"pc3d info: error: {bad}: size 7 bytes is not a multiple of the record size 16 bytes (4 float32 values per point)"]
+
+
+def test_demo_takes_the_kitti_root_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "root.json"
+    assert main(["demo", "--kitti", str(KITTI.parent), "--out", str(out)]) == 0
+    assert "boxes per class: Car 1, Cyclist 1, Truck 1" in capsys.readouterr().out

@@ -136,3 +136,32 @@ def test_no_display_and_no_egl_tells_what_to_install(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 3, run.stderr
     assert "xvfb-run -a" in run.stdout and "apt-get install xvfb" in run.stdout
+
+
+@pytest.mark.parametrize("root", [KITTI, KITTI.parent], ids=["training", "kitti-root"])
+def test_kitti_accepts_the_root_or_its_training_folder(root: Path, tmp_path: Path) -> None:
+    # The camera view needs no OpenGL: it runs everywhere.
+    out = tmp_path / "cam.png"
+    assert main(["show", "--kitti", str(root), "--frame", "1", "--view", "camera", "--out", str(out)]) == 0
+    assert _has(_png(out), geometry.class_color("Truck", "gt")) > 20
+
+
+def test_kitti_root_without_the_frame_names_the_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "training" / "velodyne").mkdir(parents=True)
+    assert main(["show", "--kitti", str(tmp_path), "--frame", "000001", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pc3d show: error:") and str(tmp_path / "training") in err
+
+
+@pytest.mark.display
+@pytest.mark.usefixtures("renderer")
+def test_intensity_colours_with_nan_intensities(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scan = np.fromfile(VELO, np.float32).reshape(-1, 4)[::8].copy()
+    scan[::3, 3] = np.nan  # a third of the intensities unknown
+    path = tmp_path / "scan.bin"
+    scan.tofile(path)
+    out = tmp_path / "i.png"
+    assert main(["show", str(path), "--color-by", "intensity", "--size", "320x200", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "wrote" in captured.out and captured.err == ""
+    assert _has(_png(out), geometry.GREY_POINT) > 0  # NaN intensities drawn in the neutral grey

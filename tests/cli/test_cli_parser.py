@@ -1,0 +1,197 @@
+"""The `pc3d` parser: honest help everywhere, consistent names, lazy commands, plugin commands."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from pc3d.cli import CORE_COMMANDS, build_parser, load_all_commands, main
+
+KITTI = Path(__file__).resolve().parents[1] / "data" / "kitti" / "training"
+SCAN = KITTI / "velodyne" / "000001.bin"
+
+
+def _walk(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """`parser` and every sub-parser below it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _walk(sub)
+
+
+@pytest.fixture(scope="module")
+def full_parser() -> argparse.ArgumentParser:
+    parser = build_parser()
+    load_all_commands(parser)
+    return parser
+
+
+def test_every_command_and_argument_has_help(full_parser: argparse.ArgumentParser) -> None:
+    parsers = list(_walk(full_parser))
+    progs = {p.prog for p in parsers}
+    assert {f"pc3d {c.name}" for c in CORE_COMMANDS} <= progs
+    assert {"pc3d det2d", "pc3d det2d shapes", "pc3d det2d kitti", "pc3d config show"} <= progs  # plugin, nested
+    for parser in parsers:
+        description = (parser.description or "").strip()
+        assert description, f"{parser.prog} has no description"
+        assert not description.startswith("`"), f"{parser.prog}: {description[:40]!r}"
+        assert description.endswith("."), f"{parser.prog}: the description is not a sentence: {description!r}"
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    assert (choice.help or "").strip(), f"{parser.prog} {choice.dest} has no summary"
+                    assert not choice.help.startswith("`")
+            else:
+                assert (action.help or "").strip(), f"{parser.prog} {action.option_strings or action.dest} has no help"
+
+
+def test_the_same_input_has_the_same_name_everywhere(full_parser: argparse.ArgumentParser) -> None:
+    seen: dict[str, set[str]] = {}
+    for parser in _walk(full_parser):
+        for action in parser._actions:
+            for option in action.option_strings if action.nargs != 0 else ():  # options taking a value
+                seen.setdefault(option, set()).add(str(action.metavar))
+    for option in ("--calib", "--num-features", "--frame", "--kitti", "--json", "--what", "--image"):
+        assert len(seen[option]) == 1, (option, seen[option])
+    commands = {p.prog: p for p in _walk(full_parser)}
+    positional = {prog: [a.metavar for a in p._actions if not a.option_strings and a.metavar]
+                  for prog, p in commands.items()}
+    assert positional["pc3d show"] == ["CLOUD"]
+    assert positional["pc3d convert"] == ["INPUT", "OUTPUT"]
+    assert positional["pc3d info"] == ["FILE"]
+    # Both commands that take a .npy apply the same rule, and say so.
+    for prog in ("pc3d info", "pc3d convert"):
+        assert "fewer than 7 columns is a point cloud" in " ".join((commands[prog].epilog or "").split())
+
+
+def test_top_level_help_lists_every_command_in_full_sentences(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "pc3d: 3D point-cloud detection and coordinate toolkit." in out
+    assert "register(subparsers)" not in out  # no implementation notes
+    for command in CORE_COMMANDS:
+        assert f"    {command.name}" in out and command.summary.split()[0] in out
+    assert "det2d" in out and "pc3d-det2d plugin" in out
+
+
+def _imported_modules(*argv: str) -> set[str]:
+    """Modules a `python -m pc3d ARGV` process imports (from `-X importtime`)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "pc3d", *argv], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+
+
+def _plugin_packages() -> set[str]:
+    groups = ("pc3d", "pc3d.commands")
+    return {ep.value.split(":")[0].split(".")[0] for group in groups for ep in entry_points(group=group)}
+
+
+def _heavy(modules: set[str]) -> set[str]:
+    roots = {"torch", "open3d", "pluggy", *_plugin_packages()}
+    return {m for m in modules if m.split(".")[0] in roots}
+
+
+def test_help_imports_no_torch_open3d_or_plugin() -> None:
+    assert "pc3d_det2d" in _plugin_packages()
+    modules = _imported_modules("--help")
+    assert _heavy(modules) == set()
+    # Commands are declared, not built: no command module is imported for the listing.
+    assert {m for m in modules if m.startswith("pc3d.cli.")} == set()
+    assert "numpy" not in modules
+
+
+def test_light_commands_import_no_torch(tmp_path: Path) -> None:
+    assert _heavy(_imported_modules("info", str(SCAN))) == set()
+    assert _heavy(_imported_modules("convert", "--src", "lidar", "--dst", "lidar", str(SCAN),
+                                    str(tmp_path / "scan.ply"))) == set()
+    assert _heavy(_imported_modules("show", "--help")) == set()
+
+
+# ------------------------------------------------------------------------------ plugin commands
+
+PLUGIN_SOURCE = '''
+import sys
+
+def add_hello(subparsers):
+    parser = subparsers.add_parser("hello", description="Say hello.")
+    parser.add_argument("who", help="whom to greet")
+    parser.set_defaults(func=lambda args: print(f"hello {args.who}") or 0)
+
+def add_nothing(subparsers):
+    pass
+'''
+
+
+@pytest.fixture()
+def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`make(dist, commands)`: an installed distribution declaring `pc3d.commands` entry points."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+
+    def make(dist: str, commands: dict[str, str], source: str = PLUGIN_SOURCE) -> str:
+        module = f"fake_cli_plugin_{dist.replace('-', '_')}"
+        (site / f"{module}.py").write_text(source)
+        info = site / f"{dist.replace('-', '_')}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+        lines = ["[pc3d.commands]", *(f"{name} = {module}:{func}" for name, func in commands.items())]
+        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+        return module
+
+    return make
+
+
+def test_plugin_command_is_listed_without_import_and_runs(fake_site, capsys: pytest.CaptureFixture[str]) -> None:
+    module = fake_site("hello-plugin", {"hello": "add_hello"})
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert re.search(r"hello\s+a command of the hello-plugin plugin", capsys.readouterr().out)
+    assert module not in sys.modules
+    assert main(["hello", "world"]) == 0
+    assert capsys.readouterr().out == "hello world\n"
+    assert module in sys.modules
+
+
+def test_plugin_command_problems_are_one_line_errors(fake_site, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_site("first-plugin", {"twice": "add_hello", "empty": "add_nothing", "broken": "no_such_function"})
+    fake_site("second-plugin", {"twice": "add_hello"})
+    assert main(["twice"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pc3d twice: error: two plugins declare the command 'twice'" in err
+    assert "first-plugin" in err and "second-plugin" in err
+    assert main(["empty"]) == 2
+    assert "added no parser named 'empty'" in capsys.readouterr().err
+    assert main(["broken"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pc3d broken: error: command 'broken' of first-plugin could not be loaded") and err.count("\n") == 1
+    # A plugin cannot take over a core command: it is ignored, with a warning line.
+    fake_site("clash-plugin", {"info": "add_hello"})
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    err = capsys.readouterr().err
+    assert "pc3d: warning: plugin clash-plugin declares the command 'info', a core command; ignored" in err
+    assert main(["info", str(SCAN)]) == 0
+    assert "points  120,268" in capsys.readouterr().out
+
+
+def test_core_commands_skip_the_plugin_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pc3d.cli
+
+    def fail() -> None:
+        raise AssertionError("plugin commands looked up for a core command")
+
+    monkeypatch.setattr(pc3d.cli, "plugin_commands", fail)
+    parser = build_parser(["info", str(SCAN)])
+    assert parser.parse_args(["info", str(SCAN)]).file == SCAN
