@@ -124,3 +124,28 @@ def test_bad_npy_boxes_and_bad_writes(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="needs a mode"):
         write_box_file(tmp_path / "o.json", BoxFile(_boxes(1)))
     assert not list(tmp_path.glob("o.*"))
+
+
+def _strict_json(text: str) -> object:
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_writes_non_finite_scores_as_null_in_the_row_per_line_layout(tmp_path: Path) -> None:
+    data = BoxFile(_boxes(n=3, width=7), "lidar", ["Car", 2, "Van"], np.array([0.5, np.nan, np.inf], np.float32),
+                   meta={"frame": "000001", "gain": float("nan")})
+    path = write_box_file(tmp_path / "b.json", data)
+    text = path.read_text()
+    content = _strict_json(text)  # valid JSON: no bare NaN / Infinity
+    assert isinstance(content, dict)
+    assert content["scores"] == [0.5, None, None] and content["meta"] == {"frame": "000001", "gain": None}
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}"
+    box_lines = [line for line in lines if line.startswith("    [")]
+    assert len(box_lines) == 3 and all(line.rstrip(",").endswith("]") for line in box_lines)  # one box a line
+    back = read_box_file(path)
+    np.testing.assert_array_equal(back.scores, [0.5, np.nan, np.nan])
+    with pytest.raises(FormatError, match=r"b2\.json: meta key 'when': cannot write a"):
+        write_box_file(tmp_path / "b2.json", BoxFile(_boxes(n=1, width=7), "lidar", meta={"when": object()}))

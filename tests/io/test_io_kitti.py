@@ -14,6 +14,7 @@ from pc3d.errors import FormatError, ShapeError
 from pc3d.io.kitti import (
     KittiCalib,
     load_kitti_frame,
+    parse_kitti_labels,
     project_boxes_to_image,
     project_points_to_image,
     read_kitti_calib,
@@ -151,6 +152,27 @@ def test_labels_with_scores_and_round_trip(tmp_path: Path) -> None:
     for name in ("bbox2d", "dims_hwl", "location", "rotation_y", "score", "truncated", "occluded"):
         np.testing.assert_allclose(getattr(again, name), getattr(labels, name), rtol=1e-6, err_msg=name)
     assert again.types.tolist() == ["Car", "Pedestrian"]
+
+
+def test_one_parser_keeps_file_values_in_float64_and_checks_scores(tmp_path: Path) -> None:
+    car = "Car 0.15 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59"
+    text = f"{car}\n\nDontCare -1 -1 -10 1 2 3 4 -1 -1 -1 -1000 -1000 -1000 -10\n{car} 0.5\n"
+    default = parse_kitti_labels(text)
+    assert default.truncated.dtype == np.float32 and float(default.truncated[0]) != 0.15
+    exact = parse_kitti_labels(text, "det.txt", dtype=np.float64)
+    assert exact.truncated.dtype == np.float64 and exact.truncated[0] == 0.15  # as written
+    assert exact.bbox2d[0].tolist() == [587.01, 173.33, 614.12, 200.12]
+    assert exact.line_numbers.tolist() == [1, 3, 4] and exact.dont_care.tolist() == [False, True, False]
+    assert exact.has_score.tolist() == [False, False, True] and exact.score[2] == 0.5
+    assert exact.where(2) == "det.txt:4" and exact.occluded.dtype == np.int64
+    with pytest.raises(FormatError, match=r"det\.txt:1: expected 16 fields, found 15 \(a detection needs its score"):
+        parse_kitti_labels(text, "det.txt", scores=True)
+    with pytest.raises(FormatError, match=r"gt\.txt:4: expected 15 fields, found 16 \(ground truth has no score"):
+        parse_kitti_labels(text, "gt.txt", scores=False)
+    with pytest.raises(FormatError, match=r"gt\.txt:1: field 16 \(score\) is not finite: 'nan'"):
+        parse_kitti_labels(f"{car} nan\n", "gt.txt")
+    with pytest.raises(FormatError, match=r"x\.txt:1: occluded must be an integer, found '0\.5'"):
+        parse_kitti_labels(car.replace("0.15 0", "0.15 0.5", 1), "x.txt")
 
 
 def test_empty_label_file(tmp_path: Path) -> None:
