@@ -1,7 +1,7 @@
 """The model side of the engine: how a batch reaches a plugin's model and what comes back.
 
-A trainable model is an ``nn.Module`` with ``loss(**batch) -> dict[str, Tensor]`` and, to be
-evaluated, ``predict(**batch) -> predictions``; each method receives the batch keys its signature
+The model contract is ``pc3d.plugin_api.ModelProtocol``: ``loss(**batch) -> dict[str, Tensor]``
+and, to be evaluated, ``predict(**batch)``; each method receives the batch keys its signature
 names. :class:`ModelAdapter` turns the two into one ``forward(batch, mode)``, which is what
 ``DistributedDataParallel`` wraps, so gradient synchronisation works without the model knowing.
 """

@@ -41,8 +41,11 @@ T = TypeVar("T")
 class DistInfo:
     """Where this process stands in the run.
 
-    :ivar rank: global rank (0 when not distributed); :ivar world_size: number of processes;
-    :ivar local_rank: rank on this machine (selects the GPU); :ivar device: where the model runs.
+    Attributes:
+        rank: global rank (0 when not distributed).
+        world_size: number of processes.
+        local_rank: rank on this machine (selects the GPU).
+        device: where the model runs.
     """
 
     rank: int = 0
@@ -52,6 +55,7 @@ class DistInfo:
 
     @property
     def distributed(self) -> bool:
+        """More than one process."""
         return self.world_size > 1
 
     @property
@@ -60,6 +64,7 @@ class DistInfo:
         return self.rank == 0
 
     def barrier(self) -> None:
+        """Wait until every rank gets here."""
         if self.distributed:
             torch_dist.barrier()
 
@@ -115,10 +120,17 @@ def _env_int(name: str) -> int | None:
 def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistInfo:
     """Pick the device and, under ``torchrun``, join the process group.
 
-    :param device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-    :param timeout_s: how long a collective may wait for the other ranks before failing (instead
-        of hanging for ever when one of them died).
-    :raises Pc3dError: ``cuda`` asked for but not available; fewer GPUs than local ranks.
+    Args:
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        timeout_s: how long a collective may wait for the other ranks before failing (instead
+            of hanging for ever when one of them died).
+
+    Returns:
+        This process's rank, world size, local rank and device.
+
+    Raises:
+        Pc3dError: ``cuda`` asked for but not available; fewer GPUs than local ranks; a
+            ``torchrun`` variable that is not an integer.
     """
     if device not in ("auto", "cpu", "cuda"):
         raise Pc3dError(f"device must be auto, cpu or cuda, got {device!r}")
@@ -195,7 +207,7 @@ class ResumableDistributedSampler(DistributedSampler):
         self.set_epoch(epoch)
         self.skip = skip
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         indices = list(super().__iter__())[self.skip :]
         return iter([(self.epoch, index) for index in indices])
 

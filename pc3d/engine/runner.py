@@ -45,7 +45,12 @@ __all__ = ["RunOptions", "build_trainer", "default_work_dir", "run_test", "run_t
 class RunOptions:
     """What the command line adds to a config.
 
-    :ivar resume: ``None`` (start fresh), ``True`` (latest checkpoint in the work dir) or a path.
+    Attributes:
+        work_dir: where outputs go (default: ``work_dirs/<config name>``).
+        resume: ``None`` (start fresh), ``True`` (latest checkpoint in the work dir) or a path.
+        load_from: model weights to start from (overrides ``runtime.load_from``).
+        device: ``auto``, ``cpu`` or ``cuda`` (overrides ``runtime.device``).
+        deterministic: overrides ``runtime.deterministic`` when not None.
     """
 
     work_dir: str | os.PathLike[str] | None = None
@@ -82,7 +87,9 @@ def _build_model(config: Config, spec: RunSpec, dist: DistInfo, registry: Any) -
         raise ConfigError(f"{config.path or 'config'}: no 'model' section")
     model = build(spec.model, "model", registry=registry)
     if not isinstance(model, nn.Module):
-        raise ConfigError(f"{spec.model.where()}: model built a {type(model).__name__}, not a torch nn.Module")
+        raise ConfigError(
+            f"{spec.model.where()}: model built a {type(model).__name__}, not a torch nn.Module"
+        )
     if spec.runtime.sync_bn:
         if dist.device.type != "cuda":
             raise ConfigError(
@@ -114,25 +121,27 @@ def _build_list(config: Config, key: str, kind: str, registry: Any) -> list[Any]
 
 
 def build_trainer(config: Config, options: RunOptions | None = None, *, registry: Any = None) -> Trainer:
-    """Everything for a training run, ready for :meth:`Trainer.train` (weights loaded or state
-    resumed as ``options`` say)."""
+    """Everything for a training run, ready for ``Trainer.train``.
+
+    Args:
+        config: the resolved config.
+        options: what the command line adds (work dir, resume, weights, device).
+        registry: where component names are looked up (default: the installed plugins').
+
+    Returns:
+        The trainer, with weights loaded or state resumed as ``options`` say.
+
+    Raises:
+        ConfigError: a section does not make a run (names the key).
+        CheckpointError: the checkpoint to resume from or load is missing or unusable.
+    """
     options = options or RunOptions()
     spec = parse_run_spec(config)
     if spec.data.train is None:
         raise ConfigError(f"{config.path or 'config'}: data.train is missing")
     dist, seed = _setup(spec, options)
     work_dir = Path(options.work_dir) if options.work_dir is not None else default_work_dir(config)
-
-    resume_path: Path | None = None
-    if options.resume:
-        if options.resume is True:
-            found = ckpt.resolve_resume(work_dir) if dist.is_main else None
-            found = dist.broadcast_object(found)
-            resume_path = found
-        else:
-            resume_path = Path(options.resume)
-            if not resume_path.is_file():
-                raise ckpt.CheckpointError(f"--resume {resume_path}: no such checkpoint")
+    resume_path = _resume_path(options.resume, work_dir, dist)
     resume_state: dict[str, Any] | None = None
     if resume_path is not None:
         resume_state = ckpt.load_checkpoint(resume_path)
@@ -141,7 +150,42 @@ def build_trainer(config: Config, options: RunOptions | None = None, *, registry
         if isinstance(saved_seed, int) and saved_seed != seed:
             seed = saved_seed
             seed_everything(seed)
+    trainer, unfinished = _make_trainer(config, spec, dist, seed, work_dir, registry)
+    try:
+        if unfinished:
+            trainer.logger.event(
+                f"removed {len(unfinished)} unfinished checkpoint write(s) of an interrupted run: "
+                + ", ".join(p.name for p in unfinished)
+            )
+        if options.resume is True and resume_path is None:
+            trainer.logger.event(f"--resume: no checkpoint in {work_dir} yet; starting from the beginning")
+        _start_from(trainer, options.load_from or spec.runtime.load_from, resume_path, resume_state)
+    except BaseException:
+        trainer.close()  # the log file and loader workers; the caller never sees this trainer
+        raise
+    return trainer
 
+
+def _resume_path(
+    resume: bool | str | os.PathLike[str] | None, work_dir: Path, dist: DistInfo
+) -> Path | None:
+    """The checkpoint ``--resume`` names: a path, or (``True``) the latest in the work dir."""
+    if not resume:
+        return None
+    if resume is True:
+        found = ckpt.resolve_resume(work_dir) if dist.is_main else None
+        return dist.broadcast_object(found)
+    path = Path(resume)
+    if not path.is_file():
+        raise ckpt.CheckpointError(f"--resume {path}: no such checkpoint")
+    return path
+
+
+def _make_trainer(
+    config: Config, spec: RunSpec, dist: DistInfo, seed: int, work_dir: Path, registry: Any
+) -> tuple[Trainer, list[Path]]:
+    """Build the components, write the resolved config and clear unfinished checkpoint writes
+    (rank 0), then the trainer; returns it and the temporary files that were removed."""
     model = _build_model(config, spec, dist, registry)
     train_set = _build_dataset(config, "train", registry)
     val_set = _build_dataset(config, "val", registry) if spec.data.val is not None else None
@@ -152,7 +196,6 @@ def build_trainer(config: Config, options: RunOptions | None = None, *, registry
         hooks = HookList(hook_objects, names)
     except TypeError as err:
         raise ConfigError(f"train.hooks: {err}") from err
-
     unfinished: list[Path] = []
     if dist.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -170,31 +213,28 @@ def build_trainer(config: Config, options: RunOptions | None = None, *, registry
         dist=dist,
         seed=seed,
     )
-    try:
-        if unfinished:
-            trainer.logger.event(
-                f"removed {len(unfinished)} unfinished checkpoint write(s) of an interrupted run: "
-                + ", ".join(p.name for p in unfinished)
-            )
-        if options.resume is True and resume_path is None:
-            trainer.logger.event(f"--resume: no checkpoint in {work_dir} yet; starting from the beginning")
-        load_from = options.load_from or spec.runtime.load_from
-        if resume_path is not None:
-            if load_from:
-                trainer.logger.event(f"--resume given: ignoring load_from {load_from}")
-            trainer.resume(resume_path, state=resume_state)
-        else:
-            if dist.is_main:
-                _retire_earlier_run(trainer)
-            if load_from:
-                trainer.load_weights(load_from)
-            # Identical weights on every rank come from the shared seed; from here on each rank
-            # draws its own dropout masks.
-            seed_everything(derive_seed(seed, dist.rank))
-    except BaseException:
-        trainer.close()  # the log file and loader workers; the caller never sees this trainer
-        raise
-    return trainer
+    return trainer, unfinished
+
+
+def _start_from(
+    trainer: Trainer,
+    load_from: str | os.PathLike[str] | None,
+    resume_path: Path | None,
+    resume_state: dict[str, Any] | None,
+) -> None:
+    """Resume the checkpoint, or start fresh (from ``load_from``'s weights, if given)."""
+    if resume_path is not None:
+        if load_from:
+            trainer.logger.event(f"--resume given: ignoring load_from {load_from}")
+        trainer.resume(resume_path, state=resume_state)
+        return
+    if trainer.dist.is_main:
+        _retire_earlier_run(trainer)
+    if load_from:
+        trainer.load_weights(load_from)
+    # Identical weights on every rank come from the shared seed; from here on each rank draws
+    # its own dropout masks.
+    seed_everything(derive_seed(trainer.seed, trainer.dist.rank))
 
 
 def _retire_earlier_run(trainer: Trainer) -> None:
@@ -225,7 +265,20 @@ def _retire_earlier_run(trainer: Trainer) -> None:
 
 
 def run_train(config: Config, options: RunOptions | None = None, *, registry: Any = None) -> dict[str, float]:
-    """``pc3d train``: train to the end of the schedule; returns the last evaluation's metrics."""
+    """``pc3d train``: train to the end of the schedule.
+
+    Args:
+        config: the resolved config.
+        options: what the command line adds.
+        registry: where component names are looked up (default: the installed plugins').
+
+    Returns:
+        The last evaluation's metrics (empty without ``data.val`` and ``metrics``).
+
+    Raises:
+        Pc3dError: a config, data or checkpoint problem, a non-finite loss, or an error the
+            model raises (each with a message for one line).
+    """
     trainer: Trainer | None = None
     try:
         trainer = build_trainer(config, options, registry=registry)
@@ -248,8 +301,25 @@ def run_test(
     device: str | None = None,
     registry: Any = None,
 ) -> dict[str, float]:
-    """``pc3d test``: evaluate ``checkpoint`` on ``data.test`` (else ``data.val``) with the
-    config's metrics; print them and write them to ``json_path`` (rank 0)."""
+    """``pc3d test``: evaluate ``checkpoint`` with the config's metrics.
+
+    The data is ``data.test`` (else ``data.val``). Rank 0 prints the results and, with
+    ``json_path``, writes them with the checkpoint, its position, the split and the number of
+    samples.
+
+    Args:
+        config: the resolved config.
+        checkpoint: a pc3d checkpoint or a weights file.
+        json_path: where to write the results as JSON (NaN/inf as null), or None.
+        device: ``auto``, ``cpu`` or ``cuda`` (default: ``runtime.device``).
+        registry: where component names are looked up (default: the installed plugins').
+
+    Returns:
+        The results by metric name.
+
+    Raises:
+        Pc3dError: a config, data or checkpoint problem, or an error the model raises.
+    """
     spec = parse_run_spec(config)
     split = "test" if spec.data.test is not None else "val"
     loader_spec: LoaderSpec | None = spec.data.test or spec.data.val
@@ -263,28 +333,33 @@ def run_test(
         if not metrics:
             raise ConfigError(f"{config.path or 'config'}: pc3d test needs a 'metrics' list")
         state = ckpt.load_checkpoint(checkpoint)
-        weights = ckpt.model_state_from(state, checkpoint)
-        load_model_state(model, weights, checkpoint)
-        adapter = ModelAdapter(model)
+        load_model_state(model, ckpt.model_state_from(state, checkpoint), checkpoint)
         check_loader_spec(loader_spec, f"data.{split}")
         loader = make_eval_loader(dataset, loader_spec, dist, seed)
-        results = evaluate(adapter, loader, metrics, dist)
+        results = evaluate(ModelAdapter(model), loader, metrics, dist)
     finally:
         destroy_distributed()
     if dist.is_main:
+        trained = state.get("format") == ckpt.FORMAT
         record: dict[str, Any] = {
             "checkpoint": str(checkpoint),
-            "epoch": state.get("epoch") if state.get("format") == ckpt.FORMAT else None,
-            "iteration": state.get("iteration") if state.get("format") == ckpt.FORMAT else None,
+            "epoch": state.get("epoch") if trained else None,
+            "iteration": state.get("iteration") if trained else None,
             "split": split,
             "num_samples": len(dataset),
             **results,
         }
-        width = max((len(k) for k in results), default=0)
-        for name, value in results.items():
-            print(f"{name:<{width}}  {value:.6g}")
-        if json_path is not None:
-            # Written atomically, with a metric that is NaN or infinite as null (valid JSON).
-            target = write_json(json_path, record)
-            print(f"metrics written to {target}", file=sys.stderr)
+        _report(results, record, json_path)
     return results
+
+
+def _report(
+    results: dict[str, float], record: dict[str, Any], json_path: str | os.PathLike[str] | None
+) -> None:
+    width = max((len(k) for k in results), default=0)
+    for name, value in results.items():
+        print(f"{name:<{width}}  {value:.6g}")
+    if json_path is not None:
+        # Written atomically, with a metric that is NaN or infinite as null (valid JSON).
+        target = write_json(json_path, record)
+        print(f"metrics written to {target}", file=sys.stderr)

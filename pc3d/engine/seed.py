@@ -121,20 +121,21 @@ def preserved_rng(device: torch.device | None = None) -> Iterator[None]:
     Python's saved before and restored after: what the block draws does not change what the
     run draws next (evaluation, data loading in the main process)."""
     torch_state = torch.get_rng_state()
-    cuda_state = torch.cuda.get_rng_state(device) if device is not None and device.type == "cuda" else None
+    cuda_device = device if device is not None and device.type == "cuda" else None
+    cuda_state = torch.cuda.get_rng_state(cuda_device) if cuda_device is not None else None
     numpy_state = np.random.get_state()
     python_state = random.getstate()
     try:
         yield
     finally:
         torch.set_rng_state(torch_state)
-        if cuda_state is not None:
-            torch.cuda.set_rng_state(cuda_state, device)
+        if cuda_state is not None and cuda_device is not None:
+            torch.cuda.set_rng_state(cuda_state, cuda_device)
         np.random.set_state(numpy_state)
         random.setstate(python_state)
 
 
-class SeededDataset(Dataset):  # type: ignore[type-arg]
+class SeededDataset(Dataset):
     """Wraps a dataset so that sample ``index`` in epoch ``epoch`` is produced with torch,
     numpy and Python generators seeded from ``(seed, epoch, index)``.
 

@@ -1,10 +1,10 @@
 """The training loop: steps, evaluation and checkpoint cadence, exact resume, NaN stops.
 
-The engine trains any ``nn.Module`` with ``loss(**batch) -> dict[str, Tensor]`` and evaluates it
-with ``predict(**batch)``; :mod:`pc3d.engine.adapter` calls them, and ``docs/engine.md`` ("The
-contract with plugins") describes the contract. Loaders come from :mod:`pc3d.engine.loaders`, the
-evaluation pass from :mod:`pc3d.engine.evaluation`, checkpoint contents and resume checks from
-:mod:`pc3d.engine.state`.
+The model, dataset, metric and train-hook contracts are the protocols of :mod:`pc3d.plugin_api`
+(``ModelProtocol``: ``loss(**batch)`` / ``predict(**batch)``); :mod:`pc3d.engine.adapter` calls
+the model. Loaders come from :mod:`pc3d.engine.loaders`, the evaluation pass from
+:mod:`pc3d.engine.evaluation`, the run's length and cadence from :mod:`pc3d.engine.plan`,
+checkpoint contents and resume from :mod:`pc3d.engine.state`.
 
 **Iterations.** ``trainer.iteration`` counts completed optimizer steps over the whole run;
 epoch ``e`` (0-based) holds iterations ``e * iters_per_epoch`` to ``(e + 1) * iters_per_epoch - 1``.

@@ -11,11 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import engine_testplugin
 import pytest
 import torch
 import yaml
 
-import engine_testplugin
 from pc3d.config import merge
 from pc3d.plugin_manager import PluginManager
 from pc3d.registry import Registry
