@@ -15,7 +15,9 @@ from pc3d.errors import FormatError, ShapeError
 from pc3d.structures import BasePoints, Boxes3D, LiDARBoxes3D, LiDARPoints
 
 
-def lidar_tensor(value: LiDARBoxes3D | LiDARPoints | Tensor, what: str, structure: type[LiDARBoxes3D | LiDARPoints]) -> Tensor:
+def lidar_tensor(
+    value: LiDARBoxes3D | LiDARPoints | Tensor, what: str, structure: type[LiDARBoxes3D | LiDARPoints]
+) -> Tensor:
     """The tensor behind LiDAR boxes or points, so that every det3d stage takes pc3d's structures
     and plain tensors alike.
 
