@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pc3d.config.keys import KIND_KEY, TYPE_KEY, ConfigError
 from pc3d.config.kinds import ARGUMENT_KINDS, argument_kind, component_kind
@@ -20,6 +20,9 @@ from pc3d.config.node import ConfigNode
 from pc3d.config.type_checks import conform, describe_value
 from pc3d.errors import Pc3dError, suggest
 from pc3d.registry import KINDS, Registry, UnknownComponentError, get_registry, normalize_plugin_name
+
+if TYPE_CHECKING:
+    from pc3d.plugin_manager import PluginInfo
 
 __all__ = ["build"]
 
@@ -56,14 +59,19 @@ def build(node: ConfigNode | Mapping[str, Any], kind: str, *, registry: Registry
         )
     if not isinstance(node, ConfigNode):
         node = ConfigNode(node)
-    return _Builder(registry if registry is not None else get_registry()).component(node, kind)
+    if registry is not None:
+        return _Builder(registry).component(node, kind)
+    from pc3d.plugin_manager import get_plugin_manager  # late: it imports the plugins
+
+    return _Builder(get_registry(), get_plugin_manager().plugins).component(node, kind)
 
 
 class _Builder:
     """Builds one component tree against one registry."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, plugins: Sequence[PluginInfo] = ()) -> None:
         self.registry = registry
+        self.plugins = plugins  # what the plugin manager found, when the registry is its
 
     def component(self, node: ConfigNode, declared: str | None) -> Any:
         value = node.value
@@ -144,7 +152,10 @@ class _Builder:
         whether the config looks like it was written for one that is not."""
         entries = self.registry.entries()
         owners = sorted({e.owner for e in entries})
-        text = f" Installed plugins: {', '.join(owners) or 'none'}."
+        text = f" Loaded plugins: {', '.join(owners) or 'none'}."
+        idle = [f"{p.label} ({p.status})" for p in self.plugins if p.status != "loaded"]
+        if idle:
+            text += f" Installed but not loaded: {', '.join(idle)}."
         packages = {getattr(e.obj, "__module__", "").split(".")[0] for e in entries}
         names = [n for e in entries for n in (e.plugin, e.owner)] + sorted(packages)
         known = {normalize_plugin_name(n) for n in names}

@@ -240,7 +240,7 @@ def test_every_documented_argument_kind_is_a_registry_kind():
 
 
 def test_an_unknown_type_lists_the_installed_plugins(registry):
-    with pytest.raises(ConfigError, match=r"unknown head 'Haed'; did you mean 'Head'\?.* Installed plugins: pc3d, test-components\."):
+    with pytest.raises(ConfigError, match=r"unknown head 'Haed'; did you mean 'Head'\?.* Loaded plugins: pc3d, test-components\."):
         build({"type": "Haed"}, kind="head", registry=registry)
     with pytest.raises(ConfigError, match=r"'mmdet3d.CenterHead' looks like it comes from a plugin 'mmdet3d', which is not installed or not enabled \(`pc3d plugins` lists installed ones\)"):
         build({"type": "mmdet3d.CenterHead"}, kind="head", registry=registry)

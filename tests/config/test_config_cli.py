@@ -118,3 +118,18 @@ def test_help_texts_are_one_line_and_every_argument_has_one():
                 assert action.help, f"pc3d config {name}: {action.dest} has no help"
     for text in summaries:
         assert text and "\n" not in text and not text.startswith("`"), text
+
+
+def test_a_config_of_a_plugin_that_is_not_loaded_says_so(monkeypatch, capsys):
+    import importlib.util
+
+    spec = importlib.util.find_spec("pc3d_det3d")
+    if spec is None or spec.origin is None:
+        pytest.skip("the det3d plugin is not installed")
+    config = Path(spec.origin).parent / "configs" / "pillar-center-tiny_kitti-3class.yaml"
+    monkeypatch.setenv("PC3D_BLOCK_PLUGINS", "det3d")
+    assert main(["config", "show", str(config), "--check"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"model.type (from {config}:7): unknown model 'BEVDetector'" in err
+    assert "Installed but not loaded: pc3d-det3d (blocked)." in err
+    assert "ships with the package 'pc3d_det3d', which registers no components here: the plugin providing 'BEVDetector' may not be installed or enabled" in err
