@@ -181,10 +181,12 @@ class _Flat:
 
     @classmethod
     def of(cls, frames: Sequence[KittiEvalLabels]) -> _Flat:
+        """The objects of `frames` (all ground truth or all detections), concatenated."""
         counts = np.array([len(f) for f in frames], dtype=np.int64)
         start = np.concatenate([[0], np.cumsum(counts)])
 
         def cat(key: str, width: int | None = None) -> np.ndarray:
+            """Column `key` of every frame; `[0]` or `[0, width]` when there are no objects."""
             parts = [getattr(f, key) for f in frames]
             parts = [p for p in parts if p is not None and len(p)]
             if not parts:
@@ -356,9 +358,17 @@ class KittiMetric:
         self.frames: list[tuple[KittiEvalLabels, KittiEvalLabels]] = []
 
     def reset(self) -> None:
+        """Forget every frame."""
         self.frames = []
 
     def update(self, predictions: Sequence[KittiEvalLabels], batch: Any) -> None:
+        """Keep one batch: a detection record per sample and its ground truth ``batch[gt_key]``.
+
+        Raises:
+            FormatError: the batch has no ground truth, or the records are not
+                :class:`KittiEvalLabels`.
+            ShapeError: as many predictions as ground-truth records are needed.
+        """
         if self.gt_key not in batch:
             raise FormatError(f"KittiMetric: the batch has no {self.gt_key!r} "
                               f"(keys: {sorted(batch)})")
@@ -373,9 +383,11 @@ class KittiMetric:
             self.frames.append((gt, det))
 
     def result(self) -> KittiEvalResult:
+        """The evaluation of every frame kept so far."""
         return kitti_eval([g for g, _ in self.frames], [d for _, d in self.frames], self.classes)
 
     def compute(self) -> dict[str, float]:
+        """AP in percent by ``KITTI/...`` key (see the class doc); AOS keys only when computed."""
         result = self.result()
         names = {"bbox": "2D", "bev": "BEV", "3d": "3D", "aos": "AOS"}
         out: dict[str, float] = {}
@@ -391,7 +403,9 @@ class KittiMetric:
         return out
 
     def state(self) -> list[tuple[KittiEvalLabels, KittiEvalLabels]]:
+        """This rank's frames, for gathering across ranks."""
         return self.frames
 
     def merge(self, states: list[list[tuple[KittiEvalLabels, KittiEvalLabels]]]) -> None:
+        """Take the gathered frames of every rank (replacing this rank's own)."""
         self.frames = [frame for state in states for frame in state]

@@ -117,7 +117,15 @@ class KittiEvalLabels:
 
     @classmethod
     def empty(cls, detections: bool = False, source: str = "<empty>") -> KittiEvalLabels:
-        """A frame with no objects."""
+        """A frame with no objects.
+
+        Args:
+            detections: an empty set of detections (with an empty score column), not ground truth.
+            source: named in error messages.
+
+        Returns:
+            The empty record.
+        """
         z = np.zeros(0)
         return cls(name=np.zeros(0, dtype=str), truncated=z, occluded=z, alpha=z,
                    bbox=np.zeros((0, 4)), dimensions=np.zeros((0, 3)), location=np.zeros((0, 3)),

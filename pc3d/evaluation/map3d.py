@@ -29,7 +29,6 @@ are fractions in [0, 1], as MMDetection3D reports them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ import numpy as np
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.evaluation.stats import nanmean
 from pc3d.io.values import first_non_finite
 from pc3d.ops import box_iou_3d
 
@@ -107,8 +107,10 @@ class Map3DResult:
 
     Attributes:
         thresholds: the IoU thresholds.
-        classes: class indices, in order; names: their names.
-        ap, recall: ``float64[T, K]`` (NaN for a class without ground truth).
+        classes: class indices, in order.
+        names: their names.
+        ap: ``float64[T, K]`` (NaN for a class without ground truth).
+        recall: ``float64[T, K]`` after the last detection (NaN likewise).
         num_gt: ``int64[K]`` ground-truth boxes per class.
     """
 
@@ -120,10 +122,12 @@ class Map3DResult:
     num_gt: np.ndarray
 
     def mean_ap(self, t: int) -> float:
-        return _nanmean(self.ap[t])
+        """The mAP at threshold index `t`: the mean over classes with ground truth (NaN if none)."""
+        return nanmean(self.ap[t])
 
     def mean_recall(self, t: int) -> float:
-        return _nanmean(self.recall[t])
+        """The mAR at threshold index `t`, averaged like `mean_ap`."""
+        return nanmean(self.recall[t])
 
     def to_dict(self) -> dict[str, float]:
         """MMDetection3D's keys: ``{name}_AP_0.25``, ``mAP_0.25``, ``{name}_rec_0.25``,
@@ -139,6 +143,7 @@ class Map3DResult:
         return out
 
     def table(self) -> str:
+        """A console table: one row per class and an "Overall" row, AP and AR per threshold."""
         head = "class".ljust(16) + "".join(f"  AP_{t:.2f}  AR_{t:.2f}" for t in self.thresholds)
         lines = [head]
         for k, name in enumerate(self.names):
@@ -149,11 +154,6 @@ class Map3DResult:
             f"  {self.mean_ap(t):7.4f}  {self.mean_recall(t):7.4f}"
             for t in range(len(self.thresholds))))
         return "\n".join(lines)
-
-
-def _nanmean(values: np.ndarray) -> float:
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if values.size else math.nan
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
@@ -238,6 +238,22 @@ def map3d(gt_boxes: Sequence[Any], gt_labels: Sequence[Tensor | np.ndarray],
 
     Boxes are ``Boxes3D`` of one system or ``Tensor[N, 7]`` z-up boxes, ground truth and
     detections in the same system. See the module docstring for the exact protocol.
+
+    Args:
+        gt_boxes: ground-truth boxes of each scene.
+        gt_labels: ``int[G_i]`` their classes.
+        det_boxes: detected boxes of each scene.
+        det_labels: ``int[D_i]`` their classes.
+        det_scores: ``float[D_i]`` their scores.
+        iou_thresholds: 3D IoU thresholds (a match needs an IoU strictly above).
+        classes: class indices to report (default: every class seen).
+        class_names: their names (default: the indices).
+
+    Returns:
+        Per-class AP and recall at each threshold.
+
+    Raises:
+        ShapeError: the sequences differ in length, or labels/scores do not match the boxes.
     """
     n = len(gt_boxes)
     if not (len(gt_labels) == len(det_boxes) == len(det_labels) == len(det_scores) == n):
@@ -260,7 +276,8 @@ class Map3DMetric:
         iou_thresholds: 3D IoU thresholds (default 0.25 and 0.5).
         class_names: names of classes ``0 .. K-1``; every class is reported (default: the
             classes seen, named by index).
-        gt_boxes_key, gt_labels_key: batch keys of the ground truth.
+        gt_boxes_key: batch key of the ground-truth boxes.
+        gt_labels_key: batch key of the ground-truth labels.
     """
 
     def __init__(self, iou_thresholds: Sequence[float] = (0.25, 0.5),
@@ -272,9 +289,16 @@ class Map3DMetric:
         self.scenes: list[SceneMatches] = []
 
     def reset(self) -> None:
+        """Forget every scene."""
         self.scenes = []
 
     def update(self, predictions: Sequence[Any], batch: Mapping[str, Any]) -> None:
+        """Match one batch: one prediction per sample against the batch's ground truth.
+
+        Raises:
+            FormatError: the batch lacks a ground-truth key, or a prediction lacks a field.
+            ShapeError: as many predictions as samples are needed.
+        """
         for key in (self.gt_boxes_key, self.gt_labels_key):
             if key not in batch:
                 raise FormatError(f"Map3DMetric: the batch has no {key!r} (keys: {sorted(batch)})")
@@ -287,16 +311,20 @@ class Map3DMetric:
             self.scenes.append(match_scene(det[0], det[1], det[2], boxes, labels))
 
     def compute(self) -> dict[str, float]:
+        """The metric values, by MMDetection3D's keys (see `Map3DResult.to_dict`)."""
         return self.result().to_dict()
 
     def result(self) -> Map3DResult:
+        """The full result of every scene seen so far."""
         classes = range(len(self.class_names)) if self.class_names is not None else None
         return map3d_from_matches(self.scenes, self.iou_thresholds, classes, self.class_names)
 
     def state(self) -> list[SceneMatches]:
+        """What this rank has seen, for gathering across ranks."""
         return self.scenes
 
     def merge(self, states: list[list[SceneMatches]]) -> None:
+        """Take the gathered states of every rank (replacing this rank's own)."""
         self.scenes = [scene for state in states for scene in state]
 
 

@@ -29,12 +29,20 @@ import torch
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.evaluation.stats import nanmean
 
 
 @dataclass(frozen=True)
 class SegResult:
-    """Attributes: ``iou`` ``float64[K]`` per class (NaN: absent or ignored), ``miou``,
-    ``acc``, ``acc_cls`` (fractions), ``names`` of the classes."""
+    """Segmentation scores (fractions).
+
+    Attributes:
+        iou: ``float64[K]`` per class (NaN: absent or ignored).
+        miou: the mean IoU over the classes that are not NaN.
+        acc: the fraction of points classified correctly.
+        acc_cls: the mean per-class accuracy.
+        names: the names of the K classes.
+    """
 
     iou: np.ndarray
     miou: float
@@ -51,8 +59,19 @@ class SegResult:
 
 def seg_scores(confusion: np.ndarray | Tensor, ignore_index: int | None = None,
                class_names: Sequence[str] | None = None) -> SegResult:
-    """Per-class IoU, mIoU and accuracies from a confusion matrix ``int[K, K]`` (rows: ground
-    truth, columns: prediction)."""
+    """Per-class IoU, mIoU and accuracies from a confusion matrix.
+
+    Args:
+        confusion: ``int[K, K]``, rows: ground truth, columns: prediction.
+        ignore_index: a class left out of the mIoU (its IoU is NaN), if within ``[0, K)``.
+        class_names: names of the K classes (default: their indices).
+
+    Returns:
+        The scores; classes without points have NaN IoU and are left out of the means.
+
+    Raises:
+        ShapeError: a matrix that is not square, or names not one per class.
+    """
     conf = (confusion.detach().cpu().numpy() if isinstance(confusion, Tensor)
             else np.asarray(confusion)).astype(np.float64)
     if conf.ndim != 2 or conf.shape[0] != conf.shape[1]:
@@ -68,13 +87,8 @@ def seg_scores(confusion: np.ndarray | Tensor, ignore_index: int | None = None,
         acc = float(tp.sum() / conf.sum()) if conf.sum() else float("nan")
     if ignore_index is not None and 0 <= ignore_index < k:
         iou[ignore_index] = np.nan
-    return SegResult(iou=iou, miou=_nanmean(iou), acc=acc, acc_cls=_nanmean(per_class_acc),
+    return SegResult(iou=iou, miou=nanmean(iou), acc=acc, acc_cls=nanmean(per_class_acc),
                      names=names)
-
-
-def _nanmean(values: np.ndarray) -> float:
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if values.size else float("nan")
 
 
 class SegConfusion:
@@ -101,11 +115,20 @@ class SegConfusion:
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
     def reset(self) -> None:
+        """Set every count to zero."""
         self.matrix = torch.zeros_like(self.matrix)
 
     def add(self, pred: Tensor, target: Tensor) -> None:
-        """Count one batch of points: `pred` and `target` are ``int[...]`` class indices of the
-        same shape (e.g. ``Long[N]`` or ``Long[B, N]``)."""
+        """Count one batch of points.
+
+        Args:
+            pred: ``int[...]`` predicted class indices (e.g. ``Long[N]`` or ``Long[B, N]``).
+            target: ground-truth class indices of the same shape.
+
+        Raises:
+            FormatError: not integer tensors, or a class outside ``0 .. K-1``.
+            ShapeError: the shapes differ.
+        """
         if not isinstance(pred, Tensor) or not isinstance(target, Tensor):
             raise FormatError("pred and target must be tensors of class indices")
         if pred.shape != target.shape:
@@ -156,8 +179,10 @@ class SegMIoUMetric:
     ``all_reduce`` instead (every rank must call it).
 
     Args:
-        num_classes: K; ignore_index: ground-truth value not counted (default -1);
-        class_names: names of the K classes; labels_key: the batch key of the ground truth.
+        num_classes: K.
+        ignore_index: ground-truth value not counted (default -1).
+        class_names: names of the K classes.
+        labels_key: the batch key of the ground truth.
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = -1,
@@ -167,10 +192,17 @@ class SegMIoUMetric:
         self._merged = False
 
     def reset(self) -> None:
+        """Forget every count."""
         self.confusion.reset()
         self._merged = False
 
     def update(self, predictions: Sequence[Tensor] | Tensor, batch: Mapping[str, Any]) -> None:
+        """Count one batch: one prediction per cloud against ``batch[labels_key]``.
+
+        Raises:
+            FormatError: the batch has no labels.
+            ShapeError: as many predictions as label tensors are needed.
+        """
         if self.labels_key not in batch:
             raise FormatError(f"SegMIoUMetric: the batch has no {self.labels_key!r} "
                               f"(keys: {sorted(batch)})")
@@ -184,13 +216,16 @@ class SegMIoUMetric:
             self.confusion.add(pred, target)
 
     def compute(self) -> dict[str, float]:
+        """Per-class IoU by name, ``miou``, ``acc`` and ``acc_cls``."""
         # After `merge` the matrix already holds every rank's counts.
         return self.confusion.result(sync=not self._merged).to_dict()
 
     def state(self) -> np.ndarray:
+        """This rank's confusion matrix, for gathering across ranks."""
         return self.confusion.matrix.cpu().numpy()
 
     def merge(self, states: list[np.ndarray]) -> None:
+        """Sum the gathered matrices of every rank (replacing this rank's own)."""
         total = np.sum(np.stack(states), axis=0)
         self.confusion.matrix = torch.from_numpy(total).to(self.confusion.matrix.device)
         self._merged = True

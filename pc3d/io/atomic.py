@@ -28,15 +28,15 @@ def default_file_mode() -> int:
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Replace ``path`` atomically with what ``write(handle)`` writes to a binary handle.
 
+    If ``write`` raises (or the process is interrupted), the temporary file is removed and the
+    previous content of ``path`` is untouched.
+
     Args:
         path: the file to create or replace; missing parent folders are created.
         write: called once with an open binary file; e.g. ``lambda f: torch.save(state, f)``.
 
     Returns:
         The target path.
-
-    If ``write`` raises (or the process is interrupted), the temporary file is removed and the
-    previous content of ``path`` is untouched.
     """
     target = Path(path)
     folder = target.parent
@@ -57,12 +57,29 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> Path:
-    """Replace ``path`` atomically with ``payload``."""
+    """Replace ``path`` atomically with ``payload`` (see `atomic_write`).
+
+    Args:
+        path: the file to create or replace.
+        payload: its new content.
+
+    Returns:
+        The target path.
+    """
     return atomic_write(path, lambda handle: handle.write(payload))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
-    """Replace ``path`` atomically with ``text`` encoded as ``encoding``."""
+    """Replace ``path`` atomically with ``text`` encoded as ``encoding`` (see `atomic_write`).
+
+    Args:
+        path: the file to create or replace.
+        text: its new content.
+        encoding: the text encoding.
+
+    Returns:
+        The target path.
+    """
     return atomic_write_bytes(path, text.encode(encoding))
 
 

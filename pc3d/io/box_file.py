@@ -81,6 +81,13 @@ class BoxFile:
 def resolve_mode(data: BoxFile, mode: str | None) -> str:
     """The system of `data`: `mode` if given (checked against the file's), else the file's.
 
+    Args:
+        data: a box file's content.
+        mode: the system asked for, or None.
+
+    Returns:
+        `"lidar"`, `"camera"` or `"depth"`.
+
     Raises:
         FormatError: an unknown mode, a mode that contradicts the file's, or no mode at all.
     """
@@ -127,6 +134,7 @@ def validate_boxes(path: Path, boxes: np.ndarray, row_names: Sequence[str] | Non
     """
 
     def where(i: int) -> str:
+        """Where row `i` came from."""
         return row_names[i] if row_names is not None else f"box {i}"
 
     if boxes.ndim != 2 or (boxes.shape[0] and boxes.shape[1] < 7):

@@ -26,7 +26,14 @@ _Rows = list[tuple[int, list[str]]]
 
 
 def read_box_table(path: Path, delimiter: str | None) -> BoxFile:
-    """Read a CSV (`delimiter=","`) or whitespace-separated (`None`) box table.
+    """Read a CSV or whitespace-separated box table.
+
+    Args:
+        path: the file.
+        delimiter: `","` for CSV, None for white space.
+
+    Returns:
+        The boxes, with the mode, labels and scores the table holds.
 
     Raises:
         FormatError: rows of different widths, fewer than 7 box columns, a value that is not a

@@ -38,10 +38,30 @@ def to_jsonable(value: Any) -> Any:
 
 
 def dumps(value: Any, indent: int | None = None) -> str:
-    """``value`` as valid JSON text (non-finite numbers as ``null``)."""
+    """``value`` as valid JSON text (non-finite numbers as ``null``).
+
+    Args:
+        value: JSON-like data (see `to_jsonable`).
+        indent: as `json.dumps`'s; None writes one line.
+
+    Returns:
+        The JSON text.
+
+    Raises:
+        TypeError: a value JSON cannot hold, naming it.
+    """
     return json.dumps(to_jsonable(value), indent=indent, allow_nan=False)
 
 
 def write_json(path: str | os.PathLike[str], value: Any, indent: int | None = 2) -> Path:
-    """Write ``value`` as JSON to ``path`` atomically (with a trailing newline)."""
+    """Write ``value`` as JSON to ``path`` atomically (with a trailing newline).
+
+    Args:
+        path: the file to create or replace.
+        value: JSON-like data (see `to_jsonable`).
+        indent: as `json.dumps`'s.
+
+    Returns:
+        The target path.
+    """
     return atomic_write_text(path, dumps(value, indent=indent) + "\n")

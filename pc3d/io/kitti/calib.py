@@ -149,10 +149,26 @@ def _calib_values(path: Path, line_no: int, key: str, values: list[str], expecte
 
 
 def camera_to_lidar_boxes(boxes: CameraBoxes3D, calib: KittiCalib) -> LiDARBoxes3D:
-    """Camera (rectified) boxes -> LiDAR boxes with the frame's calibration."""
+    """Camera (rectified) boxes -> LiDAR boxes with the frame's calibration.
+
+    Args:
+        boxes: boxes in the rectified camera frame (e.g. `KittiLabels.to_camera_boxes()`).
+        calib: the frame's calibration (`cam_to_lidar` is used).
+
+    Returns:
+        The boxes in the LiDAR frame.
+    """
     return cast("LiDARBoxes3D", boxes.convert_to("lidar", calib.cam_to_lidar))
 
 
 def lidar_to_camera_boxes(boxes: LiDARBoxes3D, calib: KittiCalib) -> CameraBoxes3D:
-    """LiDAR boxes -> rectified camera boxes with the frame's calibration."""
+    """LiDAR boxes -> rectified camera boxes with the frame's calibration.
+
+    Args:
+        boxes: boxes in the LiDAR frame.
+        calib: the frame's calibration (`lidar_to_cam` is used).
+
+    Returns:
+        The boxes in the rectified camera frame.
+    """
     return cast("CameraBoxes3D", boxes.convert_to("camera", calib.lidar_to_cam))

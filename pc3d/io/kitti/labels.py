@@ -189,6 +189,28 @@ def parse_kitti_labels(
     """
     source = Path(path) if path is not None else None
     name = str(source) if source is not None else "<labels>"
+    rows, tokens_of, line_numbers = _parse_lines(text, name, scores)
+    values = np.array(rows, dtype=np.float64).reshape(-1, 15)
+    types = np.array([tokens[0] for tokens in tokens_of], dtype=str).reshape(-1)
+    lines = np.array(line_numbers, dtype=np.int64)
+    _check_values(name, values, types, lines, tokens_of)
+    return KittiLabels(
+        types=types,
+        truncated=values[:, 0].astype(dtype),
+        occluded=values[:, 1].astype(np.int64),
+        alpha=values[:, 2].astype(dtype),
+        bbox2d=values[:, 3:7].astype(dtype),
+        dims_hwl=values[:, 7:10].astype(dtype),
+        location=values[:, 10:13].astype(dtype),
+        rotation_y=values[:, 13].astype(dtype),
+        score=values[:, 14].astype(dtype),
+        line_numbers=lines,
+        path=source,
+    )
+
+
+def _parse_lines(text: str, name: str, scores: bool | None) -> tuple[list[list[float]], list[list[str]], list[int]]:
+    """The 15 numbers (score NaN when absent), the tokens and the line number of each line."""
     rows: list[list[float]] = []
     tokens_of: list[list[str]] = []
     line_numbers: list[int] = []
@@ -207,23 +229,7 @@ def parse_kitti_labels(
         rows.append(numbers if len(numbers) == 15 else [*numbers, math.nan])
         tokens_of.append(tokens)
         line_numbers.append(line_no)
-    values = np.array(rows, dtype=np.float64).reshape(-1, 15)
-    types = np.array([tokens[0] for tokens in tokens_of], dtype=str).reshape(-1)
-    lines = np.array(line_numbers, dtype=np.int64)
-    _check_values(name, values, types, lines, tokens_of)
-    return KittiLabels(
-        types=types,
-        truncated=values[:, 0].astype(dtype),
-        occluded=values[:, 1].astype(np.int64),
-        alpha=values[:, 2].astype(dtype),
-        bbox2d=values[:, 3:7].astype(dtype),
-        dims_hwl=values[:, 7:10].astype(dtype),
-        location=values[:, 10:13].astype(dtype),
-        rotation_y=values[:, 13].astype(dtype),
-        score=values[:, 14].astype(dtype),
-        line_numbers=lines,
-        path=source,
-    )
+    return rows, tokens_of, line_numbers
 
 
 def _check_field_count(where: str, count: int, scores: bool | None) -> None:
@@ -283,6 +289,10 @@ def format_kitti_labels(labels: KittiLabels) -> str:
 
 def write_kitti_labels(path: str | os.PathLike[str], labels: KittiLabels) -> Path:
     """Write `labels` as a KITTI `label_2` file, atomically (see `format_kitti_labels`).
+
+    Args:
+        path: the file to create or replace.
+        labels: the records.
 
     Returns:
         The path written.

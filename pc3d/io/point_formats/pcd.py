@@ -90,7 +90,11 @@ def read_pcd(path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
 
 
 def parse_pcd_header(path: Path, raw: bytes) -> tuple[list[PcdField], int, str, int]:
-    """Parse the header of the PCD file whose bytes are `raw`.
+    """Parse the header of a PCD file.
+
+    Args:
+        path: the file, for messages.
+        raw: its bytes.
 
     Returns:
         The fields, the number of points, the `DATA` encoding (lower case) and the byte offset
@@ -262,6 +266,14 @@ def encode_pcd(array: np.ndarray, names: Sequence[str], encoding: Literal["binar
 
     Columns are written as `F 4`, except integer colours in 0-255, which become one packed
     `U 4` `rgb` field.
+
+    Args:
+        array: the points.
+        names: the name of each column.
+        encoding: `DATA binary` or `DATA ascii`.
+
+    Returns:
+        The file's bytes.
 
     Raises:
         FormatError: a field name a PCD header cannot hold.

@@ -112,7 +112,11 @@ def _read_ascii_vertices(path: Path, raw: bytes, offset: int, elements: list[Ply
 
 
 def parse_ply_header(path: Path, raw: bytes) -> tuple[list[PlyElement], str, int]:
-    """Parse the header of the PLY file whose bytes are `raw`.
+    """Parse the header of a PLY file.
+
+    Args:
+        path: the file, for messages.
+        raw: its bytes.
 
     Returns:
         The elements, the encoding (`ascii`, `binary_little_endian`, `binary_big_endian`) and
@@ -179,6 +183,14 @@ def encode_ply(array: np.ndarray, names: Sequence[str], encoding: Literal["binar
     """The bytes of a PLY file whose `vertex` element holds `array` (`float32 [N, C]`).
 
     Properties are `float`, except integer colours (and `alpha` with them) in 0-255: `uchar`.
+
+    Args:
+        array: the points.
+        names: the name of each column.
+        encoding: `binary_little_endian` or `ascii`.
+
+    Returns:
+        The file's bytes.
 
     Raises:
         FormatError: a field name a PLY header cannot hold.

@@ -71,9 +71,16 @@ def _parse_rows_slowly(path: Path, text: str, num_rows: int, per_row: int, first
 
 
 def format_ascii_rows(columns: list[tuple[np.ndarray, str]], num_rows: int) -> bytes:
-    """Rows of text, one per point, from `(values [N], printf format)` columns.
+    """Rows of text, one per point.
 
     `%.9g` keeps every float32 value exactly; integer columns are printed with `%d`.
+
+    Args:
+        columns: `(values [N], printf format)` of each column.
+        num_rows: `N`.
+
+    Returns:
+        The rows, each ending with a newline (nothing for no rows).
     """
     if num_rows == 0:
         return b""
