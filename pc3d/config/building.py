@@ -71,9 +71,12 @@ class _Builder:
 
     def __init__(self, registry: Registry, plugins: Sequence[PluginInfo] = ()) -> None:
         self.registry = registry
-        self.plugins = plugins  # what the plugin manager found, when the registry is its
+        # The plugin manager's plugins when the registry is the manager's: error messages name
+        # the installed plugins that are not loaded.
+        self.plugins = plugins
 
     def component(self, node: ConfigNode, declared: str | None) -> Any:
+        """Build the component mapping at ``node``; ``declared``: the kind its place declares."""
         value = node.value
         expected = f"'{TYPE_KEY}: <{declared or 'component'} name>'"
         if not isinstance(value, Mapping):
