@@ -7,7 +7,8 @@ other reader of both kinds follow.
 | `.json`, `.csv`, `.txt` | boxes |
 | `.npy` | told by `what`; else by the array's header: a structured array (named fields) or a plain `[N, C]` array with 3 <= C < 7 holds points (a box row has at least 7 values); a plain `[N, C>=7]` array can be either, and `what` must say which |
 
-Only the `.npy` header is read, never the data.
+Only the `.npy` header is read, never the data; numpy is imported only then, so that light
+commands can call `file_kind` without loading it.
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
 from pc3d.errors import FormatError
-from pc3d.io.point_formats.npy import npy_header
 
 __all__ = ["FILE_KINDS", "FileKind", "file_kind"]
 
@@ -75,6 +73,10 @@ def file_kind(path: str | os.PathLike[str], what: str = "auto") -> FileKind:
 
 
 def _npy_kind(path: Path) -> FileKind:
+    import numpy as np
+
+    from pc3d.io.point_formats.npy import npy_header
+
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     shape, dtype = npy_header(path)
