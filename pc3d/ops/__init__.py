@@ -14,7 +14,8 @@ included) call these kernels through their own methods (`Boxes3D.overlaps`, `bev
 `points_in_boxes_part`, `nms_bev`). See `docs/ops.md`.
 """
 
-from pc3d.ops.iou_rotated import bev_intersection_area, box_iou_3d, box_iou_bev
+from pc3d.ops.bev_area import bev_intersection_area
+from pc3d.ops.iou_rotated import box_iou_3d, box_iou_bev
 from pc3d.ops.nms import batched_nms_2d, batched_nms_bev, box_iou_2d, circle_nms, nms_2d, nms_bev
 from pc3d.ops.points_in_boxes import points_in_boxes, points_in_boxes_first, points_in_boxes_mask
 from pc3d.ops.voxelize import (

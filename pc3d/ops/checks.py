@@ -23,7 +23,11 @@ BEV_COLUMNS = ("x", "y", "x_size", "y_size", "yaw")
 
 
 def first_bad_row(mask: Tensor) -> int:
-    """Index of the first row of `BoolTensor[N, ...]` holding a True anywhere (one must)."""
+    """Index of the first row of `BoolTensor[N, ...]` holding a True anywhere (one must).
+
+    Args:
+        mask: the mask.
+    """
     rows = mask.reshape(mask.shape[0], -1).any(dim=1)
     return int(torch.nonzero(rows)[0, 0])
 
@@ -115,33 +119,58 @@ def as_z_up_boxes(boxes: object, what: str, allow_bev: bool = False) -> Tensor:
     return tensor
 
 
-def as_points_xyz(points: object, what: str = "points") -> Tensor:
-    """`Tensor[N, 3]`: the coordinates of `Tensor[N, 3+C]` points, floating, without NaN.
+def check_points(points: object, what: str = "points", hint: str = "") -> Tensor:
+    """Validated points `Tensor[N, 3+C]` (x, y, z first) without a NaN coordinate.
 
-    Infinite coordinates are allowed (such a point is outside every box).
+    Infinite coordinates are allowed (such a point is outside every box and voxel grid), and so
+    are NaN values in extra columns.
+
+    Args:
+        points: the points.
+        what: their name in messages.
+        hint: appended to the message when `points` is not a tensor.
+
+    Returns:
+        `points`, unchanged.
 
     Raises:
-        FormatError: not a tensor, or a NaN coordinate (naming the row).
+        FormatError: not a tensor, or NaN coordinates (naming the count and the first row).
         ShapeError: not `(N, 3+C)`.
     """
     if not isinstance(points, Tensor):
-        raise FormatError(
-            f"{what} must be a Tensor[N, 3+C], got {type(points).__name__}; for point structures use "
-            "boxes.points_in_boxes_part(points) in pc3d.structures"
-        )
+        raise FormatError(f"{what} must be a Tensor[N, 3+C], got {type(points).__name__}{hint}")
     if points.dim() != 2 or points.shape[1] < 3:
         raise ShapeError(f"{what} must have shape (N, 3+C), got {tuple(points.shape)}")
-    xyz = points[:, :3]
-    if not xyz.is_floating_point():
-        xyz = xyz.float()
-    nan = torch.isnan(xyz).any(dim=1)
-    if bool(nan.any()):
-        raise FormatError(f"{what} row {int(torch.nonzero(nan)[0, 0])} has a NaN coordinate")
-    return xyz
+    # One cheap reduction over the contiguous tensor first (a NaN anywhere makes the sum NaN;
+    # so can +inf and -inf, or NaN features), the row-wise check of x, y, z only when it fires.
+    if points.is_floating_point() and bool(torch.isnan(points.sum())):
+        nan = torch.isnan(points[:, :3]).any(dim=1)
+        if bool(nan.any()):
+            rows = torch.nonzero(nan)[:, 0]
+            raise FormatError(
+                f"{what} has {rows.numel()} row(s) with NaN coordinates (first: row {int(rows[0])}); "
+                f"drop them first, e.g. {what}[~{what}[:, :3].isnan().any(1)]"
+            )
+    return points
+
+
+def as_points_xyz(points: object, what: str = "points") -> Tensor:
+    """`Tensor[N, 3]`: the coordinates of `Tensor[N, 3+C]` points (`check_points`), floating.
+
+    Args:
+        points: the points.
+        what: their name in messages.
+    """
+    xyz = check_points(points, what, "; for point structures use boxes.points_in_boxes_part(points)")[:, :3]
+    return xyz if xyz.is_floating_point() else xyz.float()
 
 
 def bev_view(boxes: Tensor) -> Tensor:
-    """`Tensor[N, 5]` float64 BEV boxes `x, y, x_size, y_size, yaw` of z-up boxes (7 or 5 columns)."""
+    """`Tensor[N, 5]` float64 BEV boxes `x, y, x_size, y_size, yaw` of z-up boxes.
+
+    Args:
+        boxes: `Tensor[N, 7]` z-up boxes or `Tensor[N, 5]` BEV boxes.
+    """
     if boxes.shape[1] == 5:
         return boxes.double()
     return boxes[:, [0, 1, 3, 4, 6]].double()
@@ -149,6 +178,11 @@ def bev_view(boxes: Tensor) -> Tensor:
 
 def check_scores(scores: object, num: int, what: str = "scores") -> Tensor:
     """Validated `Tensor[N]` scores: one per box, no NaN (infinite scores rank first or last).
+
+    Args:
+        scores: the scores.
+        num: the number of boxes.
+        what: their name in messages.
 
     Raises:
         FormatError: not a tensor, or a NaN score.

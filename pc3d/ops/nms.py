@@ -25,8 +25,8 @@ import torch
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.ops.bev_area import bev_intersection_area, bev_iou_upper_bound, overlap_ratio
 from pc3d.ops.checks import as_z_up_boxes, bev_view, check_finite, check_scores
-from pc3d.ops.iou_rotated import bev_intersection_area, bev_iou_upper_bound, overlap_ratio
 from pc3d.ops.pairs import Predicate, greedy_nms
 
 
@@ -162,7 +162,21 @@ def batched_nms_bev(
     pre_max: int | None = None,
     post_max: int | None = None,
 ) -> Tensor:
-    """Class-aware `nms_bev`: boxes with different `labels` (`LongTensor[N]`) never suppress each other."""
+    """Class-aware `nms_bev`: boxes with different `labels` never suppress each other.
+
+    Args:
+        boxes: `Tensor[N, 7+C]` z-up boxes or `Tensor[N, 5]` BEV boxes, as in `nms_bev`.
+        scores: `Tensor[N]`.
+        labels: `LongTensor[N]` class of each box.
+        iou_threshold: a box is suppressed by a kept box of its class when their IoU is
+            `> iou_threshold`.
+        score_threshold: only boxes with `score > score_threshold` take part.
+        pre_max: only the `pre_max` best-scored boxes (all classes together) take part.
+        post_max: at most this many boxes (all classes together) are returned.
+
+    Returns:
+        `LongTensor[K]`: indices of the kept boxes, highest score first.
+    """
     return _bev_nms(boxes, scores, labels, iou_threshold, score_threshold, pre_max, post_max)
 
 
@@ -183,8 +197,19 @@ def _check_xyxy(boxes: object) -> Tensor:
 def box_iou_2d(a: Tensor, b: Tensor, mode: str = "iou") -> Tensor:
     """IoU of aligned pairs of axis-aligned boxes `Tensor[P, 4]` (x1, y1, x2, y2) -> `Tensor[P]`.
 
-    Computed in float64 without a "+1" pixel; a pair of zero-area boxes has IoU 0. `mode="iof"`
-    gives the intersection over the area of the box of `a` (KITTI's DontCare test).
+    Computed in float64 without a "+1" pixel; a pair of zero-area boxes has IoU 0.
+
+    Args:
+        a: `Tensor[P, 4]`.
+        b: `Tensor[P, 4]`.
+        mode: `"iou"`, or `"iof"` for the intersection over the area of the box of `a`
+            (KITTI's DontCare test).
+
+    Returns:
+        `Tensor[P]` float64.
+
+    Raises:
+        FormatError: an unknown mode.
     """
     if mode not in ("iou", "iof"):
         raise FormatError(f"mode must be 'iou' or 'iof', got {mode!r}")
@@ -223,8 +248,18 @@ def nms_2d(
 ) -> Tensor:
     """Greedy NMS of axis-aligned 2D boxes `Tensor[N, 4]` (x1, y1, x2, y2 with x1 <= x2, y1 <= y2).
 
-    Same arguments and result as `nms_bev` (`LongTensor[K]`, highest score first); the same
-    result as `torchvision.ops.nms` when no threshold or count is given.
+    The same result as `torchvision.ops.nms` when no threshold or count is given.
+
+    Args:
+        boxes_xyxy: `Tensor[N, 4]`.
+        scores: `Tensor[N]`.
+        iou_threshold: a box is suppressed by a kept box when their IoU is `> iou_threshold`.
+        score_threshold: only boxes with `score > score_threshold` take part.
+        pre_max: only the `pre_max` best-scored boxes take part.
+        post_max: at most this many boxes are returned.
+
+    Returns:
+        `LongTensor[K]`: indices of the kept boxes, highest score first.
     """
     return _nms_2d(boxes_xyxy, scores, None, iou_threshold, score_threshold, pre_max, post_max)
 
@@ -238,7 +273,21 @@ def batched_nms_2d(
     pre_max: int | None = None,
     post_max: int | None = None,
 ) -> Tensor:
-    """Class-aware `nms_2d`: boxes with different `labels` (`LongTensor[N]`) never suppress each other."""
+    """Class-aware `nms_2d`: boxes with different `labels` never suppress each other.
+
+    Args:
+        boxes_xyxy: `Tensor[N, 4]` x1, y1, x2, y2.
+        scores: `Tensor[N]`.
+        labels: `LongTensor[N]` class of each box.
+        iou_threshold: a box is suppressed by a kept box of its class when their IoU is
+            `> iou_threshold`.
+        score_threshold: only boxes with `score > score_threshold` take part.
+        pre_max: only the `pre_max` best-scored boxes (all classes together) take part.
+        post_max: at most this many boxes (all classes together) are returned.
+
+    Returns:
+        `LongTensor[K]`: indices of the kept boxes, highest score first.
+    """
     return _nms_2d(boxes_xyxy, scores, labels, iou_threshold, score_threshold, pre_max, post_max)
 
 

@@ -142,7 +142,12 @@ def points_in_boxes_mask(points: Tensor, boxes: Tensor) -> Tensor:
 
 
 def points_in_boxes_first(points: Tensor, boxes: Tensor) -> Tensor:
-    """`LongTensor[N]`: index of the first box holding each point, or -1 for none."""
+    """`LongTensor[N]`: index of the first box holding each point, or -1 for none.
+
+    Args:
+        points: `Tensor[N, 3+C]`, only the first three columns are read.
+        boxes: `Tensor[M, 7+C]` z-up bottom-centre boxes (LiDAR or Depth convention).
+    """
     points, boxes = _prepare(points, boxes)
     num_boxes = boxes.shape[0]
     out = torch.full((points.shape[0],), num_boxes, dtype=torch.long, device=points.device)

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from pc3d.errors import FormatError, MissingDependencyError, ShapeError
+from pc3d.ops.checks import check_points
 
 _AXES = ("x", "y", "z")
 
@@ -107,20 +108,9 @@ def _floats(values: Any, name: str, length: int) -> list[float]:
 
 
 def _check_points(points: Any) -> Tensor:
-    if not isinstance(points, Tensor):
-        raise FormatError(f"points must be a tensor, got {type(points).__name__}")
-    if points.dim() != 2 or points.shape[1] < 3:
-        raise ShapeError(f"points must have shape (N, 3+C), got {tuple(points.shape)}")
+    points = check_points(points)
     if not points.is_floating_point():
         raise FormatError(f"points must be floating point, got dtype {points.dtype}")
-    # One cheap reduction over the contiguous tensor first (a NaN anywhere makes the sum NaN;
-    # so can +inf and -inf, or NaN features), the row-wise check of x, y, z only when it fires.
-    if bool(torch.isnan(points.sum())) and bool((nan := torch.isnan(points[:, :3]).any(dim=1)).any()):
-        rows = torch.nonzero(nan)[:, 0]
-        raise FormatError(
-            f"points has {rows.numel()} rows with NaN coordinates (first: row {int(rows[0])}); "
-            "drop them first, e.g. points[~points[:, :3].isnan().any(1)]"
-        )
     return points
 
 
@@ -297,6 +287,14 @@ def dynamic_voxelize(points: Tensor, voxel_size: Sequence[float], point_cloud_ra
 
     Same arithmetic as `hard_voxelize`, without any cap on points or voxels. Combine with
     `voxel_scatter` for per-voxel mean/max features.
+
+    Args:
+        points: `Tensor[N, 3+C]`, floating, no NaN coordinate.
+        voxel_size: `(x, y, z)` sizes in metres.
+        point_cloud_range: `(x_min, y_min, z_min, x_max, y_max, z_max)`.
+
+    Raises:
+        FormatError: NaN coordinates or a bad setting; ShapeError: points not `(N, 3+C)`.
     """
     points = _check_points(points)
     grid = voxel_grid(voxel_size, point_cloud_range)

@@ -150,7 +150,11 @@ class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
         return obj
 
     def new_box(self, data: BoxData) -> Self:
-        """Boxes of the same class, width, `with_yaw` and device holding `data`."""
+        """Boxes of the same class, width, `with_yaw` and device holding `data`.
+
+        Args:
+            data: `[K, box_dim]` boxes (tensor, array or lists), checked like the constructor's.
+        """
         tensor = as_float_tensor(data, type(self).__name__, device=self.tensor.device)
         return type(self)(tensor, box_dim=self.box_dim, with_yaw=self.with_yaw)
 
@@ -254,19 +258,35 @@ class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
         return torch.cat([bev[:, :2] - sizes / 2, bev[:, :2] + sizes / 2], dim=1)
 
     def nonempty(self, threshold: float = 0.0) -> Tensor:
-        """`BoolTensor[N]`: every size larger than `threshold`."""
+        """`BoolTensor[N]`: boxes whose three sizes are all larger than `threshold`.
+
+        Args:
+            threshold: metres.
+        """
         return (self.tensor[:, 3:6] > threshold).all(dim=1)
 
     def in_range_bev(self, box_range: Sequence[float] | Tensor | np.ndarray) -> Tensor:
-        """`BoolTensor[N]`: BEV centre strictly inside `(min0, min1, max0, max1)` (Camera: x, z)."""
+        """`BoolTensor[N]`: BEV centre strictly inside a range.
+
+        Args:
+            box_range: `(min0, min1, max0, max1)` along the BEV axes (LiDAR/Depth: x, y;
+                Camera: x, z).
+
+        Raises:
+            ShapeError: not 4 numbers.
+        """
         lo, hi = split_range(box_range, 2, self.tensor)
         centre = self.tensor[:, list(self.bev_axes)]
         return ((centre > lo) & (centre < hi)).all(dim=1)
 
     def in_range_3d(self, box_range: Sequence[float] | Tensor | np.ndarray) -> Tensor:
-        """`BoolTensor[N]`: gravity centre strictly inside `(x_min, y_min, z_min, x_max, y_max, z_max)`.
+        """`BoolTensor[N]`: gravity (volume) centre strictly inside a range, as MMDetection3D.
 
-        The gravity (volume) centre, as MMDetection3D: a box resting on the range's floor is in.
+        Args:
+            box_range: `(x_min, y_min, z_min, x_max, y_max, z_max)` in this system.
+
+        Raises:
+            ShapeError: not 6 numbers.
         """
         lo, hi = split_range(box_range, 3, self.tensor)
         centre = self.gravity_center
@@ -320,8 +340,16 @@ class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
     def cat(cls, boxes_list: Sequence[Boxes3D]) -> Boxes3D:
         """Concatenate boxes of one class and width into new boxes (never shares memory).
 
-        `LiDARBoxes3D.cat([])` gives empty `LiDARBoxes3D`; `Boxes3D.cat([])` cannot know the
-        system and raises `FormatError`.
+        Args:
+            boxes_list: boxes of one class and width; `with_yaw` of the result is True only if
+                every part has yaw.
+
+        Returns:
+            The concatenation; `LiDARBoxes3D.cat([])` gives empty `LiDARBoxes3D`.
+
+        Raises:
+            FormatError: mixed classes, or `Boxes3D.cat([])` (it cannot know the system).
+            ShapeError: mixed widths.
         """
         if not boxes_list:
             if "mode" not in cls.__dict__:
@@ -336,7 +364,13 @@ class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
         return first._wrap(torch.cat([b.tensor for b in boxes_list]), all(b.with_yaw for b in boxes_list))
 
     def to(self, device: torch.device | str, *args: object, **kwargs: object) -> Self:
-        """The boxes on `device` (the same data when already there, as `Tensor.to`)."""
+        """The boxes on `device` (the same data when already there, as `Tensor.to`).
+
+        Args:
+            device: the target device.
+            *args: more arguments of `Tensor.to` (e.g. `non_blocking`).
+            **kwargs: keyword arguments of `Tensor.to`.
+        """
         return self._wrap(self.tensor.to(device, *args, **kwargs), self.with_yaw)  # type: ignore[call-overload]
 
     def cpu(self) -> Self:
@@ -361,7 +395,14 @@ class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
 
 
 def box_class(mode: BoxMode | str) -> type[Boxes3D]:
-    """The box class of `mode` (`"lidar"` -> `LiDARBoxes3D`, ...)."""
+    """The box class of `mode` (`"lidar"` -> `LiDARBoxes3D`, ...).
+
+    Args:
+        mode: a `BoxMode` or any spelling `BoxMode.parse` accepts.
+
+    Raises:
+        FormatError: an unknown mode.
+    """
     if len(_BOX_CLASSES) < len(BoxMode):
         # The concrete classes register themselves when their modules are first imported.
         from pc3d.structures import cam_box3d, depth_box3d, lidar_box3d  # noqa: F401

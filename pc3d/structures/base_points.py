@@ -39,7 +39,11 @@ FLIP_DIRECTIONS = ("horizontal", "vertical")
 
 
 def check_flip_direction(bev_direction: str) -> None:
-    """Raise `FormatError` unless `bev_direction` is `"horizontal"` or `"vertical"`."""
+    """Raise `FormatError` unless `bev_direction` is `"horizontal"` or `"vertical"`.
+
+    Args:
+        bev_direction: the direction given to a `flip`.
+    """
     if bev_direction not in FLIP_DIRECTIONS:
         raise FormatError(f"flip direction must be 'horizontal' or 'vertical', got {bev_direction!r}")
 
@@ -117,7 +121,12 @@ class BasePoints:
         return names
 
     def new_point(self, data: PointData) -> Self:
-        """Points of the same class, device and attribute names holding `data` (`[N, points_dim]`)."""
+        """Points of the same class, device and attribute names holding `data`.
+
+        Args:
+            data: `[K, points_dim]` points (tensor, array or lists), checked like the
+                constructor's.
+        """
         tensor = as_float_tensor(data, type(self).__name__, device=self.tensor.device)
         return type(self)(tensor, points_dim=self.points_dim, attribute_dims=self.attribute_dims)
 
@@ -144,6 +153,7 @@ class BasePoints:
 
     @coord.setter
     def coord(self, value: Tensor | np.ndarray) -> None:
+        """Set x, y, z from `N * 3` numbers."""
         self.tensor[:, :3] = self._column_values(value, 3, "coord")
 
     @property
@@ -177,6 +187,7 @@ class BasePoints:
 
     @height.setter
     def height(self, value: Tensor | np.ndarray) -> None:
+        """Set the heights (`N` numbers), appending a `"height"` column when there is none."""
         self._set_attribute("height", self._column_values(value, 1, "height"))
 
     @property
@@ -186,13 +197,22 @@ class BasePoints:
 
     @color.setter
     def color(self, value: Tensor | np.ndarray) -> None:
+        """Set the colours (`N * 3` numbers, warning outside [0, 255]), appending 3 `"color"`
+        columns when there are none."""
         colors = self._column_values(value, 3, "color")
         if colors.numel() and (bool((colors >= 256).any()) or bool((colors < 0).any())):
             warnings.warn("point colors beyond [0, 255]", stacklevel=2)
         self._set_attribute("color", colors)
 
     def attr(self, name: str) -> Tensor:
-        """Values of attribute `name`: `Tensor[N]` for one column, `Tensor[N, K]` for several."""
+        """Values of attribute `name`: `Tensor[N]` for one column, `Tensor[N, K]` for several.
+
+        Args:
+            name: a key of `attribute_dims`.
+
+        Raises:
+            KeyError: an unknown name (the message lists the known ones).
+        """
         if not self.attribute_dims or name not in self.attribute_dims:
             known = sorted(self.attribute_dims or {})
             raise KeyError(f"{type(self).__name__} has no attribute {name!r}; it has {known}")
@@ -224,13 +244,25 @@ class BasePoints:
         return rot
 
     def flip(self, bev_direction: str = "horizontal") -> None:
-        """Mirror in place in the BEV plane: negate the column `flip_axes[bev_direction]`."""
+        """Mirror in place in the BEV plane: negate the column `flip_axes[bev_direction]`.
+
+        Args:
+            bev_direction: `"horizontal"` or `"vertical"` (LiDAR: y | x, Camera: x | z, Depth:
+                x | y).
+        """
         check_flip_direction(bev_direction)
         axis = self.flip_axes[bev_direction]
         self.tensor[:, axis] = -self.tensor[:, axis]
 
     def translate(self, trans_vector: Sequence[float] | Tensor | np.ndarray) -> None:
-        """Add `Tensor[3]` (or one offset per point, `Tensor[N, 3]`) to the coordinates in place."""
+        """Move the points in place.
+
+        Args:
+            trans_vector: `[3]` (or `[1, 3]`), or one offset per point, `[N, 3]`.
+
+        Raises:
+            ShapeError: any other shape.
+        """
         vec = as_float_tensor(trans_vector, "translation", device=self.tensor.device)
         if vec.dim() == 2 and vec.shape[0] == 1:
             vec = vec[0]
@@ -239,7 +271,11 @@ class BasePoints:
         self.tensor[:, :3] += vec
 
     def scale(self, scale_factor: float) -> None:
-        """Multiply the coordinates by `scale_factor` in place (about the origin)."""
+        """Multiply the coordinates by `scale_factor` in place (about the origin).
+
+        Args:
+            scale_factor: the factor.
+        """
         self.tensor[:, :3] *= float(scale_factor)
 
     def shuffle(self) -> Tensor:
@@ -253,18 +289,38 @@ class BasePoints:
         return perm
 
     def in_range_3d(self, point_range: Sequence[float] | Tensor | np.ndarray) -> Tensor:
-        """`BoolTensor[N]`: strictly inside `(x_min, y_min, z_min, x_max, y_max, z_max)`."""
+        """`BoolTensor[N]`: strictly inside a range.
+
+        Args:
+            point_range: `(x_min, y_min, z_min, x_max, y_max, z_max)`.
+
+        Raises:
+            ShapeError: not 6 numbers.
+        """
         lo, hi = split_range(point_range, 3, self.tensor)
         return ((self.tensor[:, :3] > lo) & (self.tensor[:, :3] < hi)).all(dim=1)
 
     def in_range_bev(self, point_range: Sequence[float] | Tensor | np.ndarray) -> Tensor:
-        """`BoolTensor[N]`: strictly inside `(min_0, min_1, max_0, max_1)` in the BEV plane."""
+        """`BoolTensor[N]`: strictly inside a range of the BEV plane.
+
+        Args:
+            point_range: `(min_0, min_1, max_0, max_1)` along the BEV axes (Camera: x, z).
+
+        Raises:
+            ShapeError: not 4 numbers.
+        """
         lo, hi = split_range(point_range, 2, self.tensor)
         bev = self.bev
         return ((bev > lo) & (bev < hi)).all(dim=1)
 
     def convert_to(self, dst: BoxMode | str, rt_mat: RtMat = None) -> BasePoints:
-        """These points in system `dst` (a new object; see `convert_points`)."""
+        """These points in system `dst`, as a new object of `dst`'s points class.
+
+        Args:
+            dst: the target system.
+            rt_mat: 3x3, 3x4 or 4x4 matrix taking this system's coordinates to `dst`'s; None
+                for the default axis permutation (see `convert_points`).
+        """
         from pc3d.structures.points import points_class
 
         dst = BoxMode.parse(dst)
@@ -293,8 +349,15 @@ class BasePoints:
     def cat(cls, points_list: Sequence[BasePoints]) -> BasePoints:
         """Concatenate point clouds of one class, width and attribute names (never shares memory).
 
-        `LiDARPoints.cat([])` gives an empty `LiDARPoints`; `BasePoints.cat([])` cannot know the
-        system and raises `FormatError`.
+        Args:
+            points_list: point clouds of one class, width and attribute names.
+
+        Returns:
+            The concatenation; `LiDARPoints.cat([])` gives an empty `LiDARPoints`.
+
+        Raises:
+            FormatError: mixed classes, or `BasePoints.cat([])` (it cannot know the system).
+            ShapeError: mixed widths or attribute names.
         """
         if not points_list:
             if cls is BasePoints:
@@ -312,7 +375,13 @@ class BasePoints:
         return first._wrap(torch.cat([p.tensor for p in points_list]), first.attribute_dims)
 
     def to(self, device: torch.device | str, *args: object, **kwargs: object) -> Self:
-        """The points on `device` (the same data when already there, as `Tensor.to`)."""
+        """The points on `device` (the same data when already there, as `Tensor.to`).
+
+        Args:
+            device: the target device.
+            *args: more arguments of `Tensor.to` (e.g. `non_blocking`).
+            **kwargs: keyword arguments of `Tensor.to`.
+        """
         return self._wrap(self.tensor.to(device, *args, **kwargs), self.attribute_dims)  # type: ignore[call-overload]
 
     def cpu(self) -> Self:

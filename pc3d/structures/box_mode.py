@@ -52,6 +52,9 @@ class BoxMode(StrEnum):
     def parse(cls, value: BoxMode | str | int) -> BoxMode:
         """`value` as a `BoxMode`: a member unchanged, a string or MMDetection3D int as above.
 
+        Args:
+            value: a member, a name (`"camera"`, `"cam"`, ...) or MMDetection3D's 0, 1 or 2.
+
         Raises:
             FormatError: naming the value and the valid modes.
         """

@@ -98,9 +98,14 @@ class BoxOpsMixin:
         return points_in_boxes_first(z_up_tensor(self._points_xyz(points), self.mode, "points"), self._z_up_boxes(boxes_override))
 
     def points_in_boxes_all(self, points: PointsLike, boxes_override: Tensor | None = None) -> Tensor:
-        """`BoolTensor[M, N]`: entry (i, j) is True when point i lies in box j.
+        """Every box holding each point.
 
-        Arguments as `points_in_boxes_part`.
+        Args:
+            points: as in `points_in_boxes_part`.
+            boxes_override: as in `points_in_boxes_part`.
+
+        Returns:
+            `BoolTensor[M, N]`: entry (i, j) is True when point i lies in box j.
         """
         return points_in_boxes_mask(z_up_tensor(self._points_xyz(points), self.mode, "points"), self._z_up_boxes(boxes_override))
 
@@ -149,7 +154,16 @@ class BoxOpsMixin:
     def bev_overlaps(cls, boxes1: Boxes3D, boxes2: Boxes3D, mode: str = "iou") -> Tensor:
         """IoU (or IoF) of the BEV rectangles of every pair (Camera: the x-z plane), exact.
 
-        Arguments and result as `overlaps`.
+        Args:
+            boxes1: N boxes.
+            boxes2: M boxes of the same class (system).
+            mode: `"iou"`, or `"iof"` (intersection over the area of the box of `boxes1`).
+
+        Returns:
+            `Tensor[N, M]` in the boxes' dtype.
+
+        Raises:
+            FormatError: not box structures of one system, or an unknown mode.
         """
         _same_system(boxes1, boxes2)
         return box_iou_bev(boxes1._z_up_boxes(None), boxes2._z_up_boxes(None), mode=mode)

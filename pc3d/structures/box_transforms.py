@@ -137,7 +137,14 @@ class BoxTransformsMixin:
         return points
 
     def translate(self, trans_vector: Sequence[float] | Tensor | np.ndarray) -> None:
-        """Add `[3]` (or one offset per box, `[N, 3]`) to the centres in place."""
+        """Move the boxes in place.
+
+        Args:
+            trans_vector: `[3]` (or `[1, 3]`), or one offset per box, `[N, 3]`.
+
+        Raises:
+            ShapeError: any other shape.
+        """
         vec = as_float_tensor(trans_vector, "translation", device=self.tensor.device)
         if vec.dim() == 2 and vec.shape[0] == 1:
             vec = vec[0]
@@ -146,7 +153,14 @@ class BoxTransformsMixin:
         self.tensor[:, :3] += vec
 
     def scale(self, scale_factor: float) -> None:
-        """Scale centres, sizes (and velocity) by `scale_factor > 0` in place, about the origin."""
+        """Scale centres, sizes (and velocity) in place, about the origin.
+
+        Args:
+            scale_factor: a positive finite factor.
+
+        Raises:
+            FormatError: a factor that is not positive and finite.
+        """
         factor = float(scale_factor)
         if not (math.isfinite(factor) and factor > 0):
             raise FormatError(f"scale factor must be a positive finite number, got {scale_factor!r}")
@@ -159,6 +173,10 @@ class BoxTransformsMixin:
 
         The default period pi (MMDetection3D's) treats a heading and its reverse as one box
         orientation: yaw 2.0 becomes 2.0 - pi. Pass `period=2 * math.pi` to keep the heading.
+
+        Args:
+            offset: where the range starts, as a fraction of the period below 0.
+            period: the period in radians.
         """
         self.tensor[:, 6] = limit_period(self.tensor[:, 6], offset, period)
 
@@ -184,4 +202,8 @@ class BoxTransformsMixin:
     if TYPE_CHECKING:
 
         def new_box(self, data: Tensor | np.ndarray | Sequence[Sequence[float]]) -> Self:
-            """Boxes of the same class holding `data` (defined on `Boxes3D`)."""
+            """Boxes of the same class holding `data` (defined on `Boxes3D`).
+
+            Args:
+                data: `[K, box_dim]` boxes.
+            """

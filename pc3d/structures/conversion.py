@@ -85,10 +85,21 @@ def convert_boxes(
 
 
 def convert_points(points: T, src: BoxMode | str, dst: BoxMode | str, rt_mat: RtMat = None) -> T:
-    """Convert points `[N, 3+C]` from system `src` to system `dst`; see `convert_boxes`.
+    """Convert points `[N, 3+C]` from system `src` to system `dst` (see `convert_boxes`).
 
-    Coordinates go through `rt_mat` (or the default permutation); extra columns are unchanged.
-    A `BasePoints` comes back as `dst`'s points class with the same attribute names.
+    Args:
+        points: a `BasePoints` (returned as `dst`'s points class with the same attribute
+            names), or a Tensor, ndarray or lists, returned as the same kind.
+        src: the points' system.
+        dst: the target system.
+        rt_mat: matrix taking `src` to `dst` coordinates; None for the default permutation.
+
+    Returns:
+        Coordinates through the matrix; extra columns unchanged.
+
+    Raises:
+        FormatError: unknown mode, or a structure whose system is not `src`.
+        ShapeError: points not `[N, 3+C]`, or `rt_mat` not 3x3/3x4/4x4.
     """
     src, dst = BoxMode.parse(src), BoxMode.parse(dst)
     if isinstance(points, BasePoints):

@@ -50,7 +50,12 @@ _VALID_RT_SHAPES = ((3, 3), (3, 4), (4, 4))
 
 
 def default_rt_mat(src: BoxMode | str, dst: BoxMode | str) -> Tensor:
-    """The default `Tensor[3, 3]` taking `src` coordinates to `dst` coordinates (identity if equal)."""
+    """The default `Tensor[3, 3]` taking `src` coordinates to `dst` coordinates (identity if equal).
+
+    Args:
+        src: the source system.
+        dst: the target system.
+    """
     src, dst = BoxMode.parse(src), BoxMode.parse(dst)
     if src is dst:
         return torch.eye(3)
@@ -58,7 +63,17 @@ def default_rt_mat(src: BoxMode | str, dst: BoxMode | str) -> Tensor:
 
 
 def check_rt_mat(rt_mat: object, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """`rt_mat` as a tensor on `device`; `ShapeError` unless it is 3x3, 3x4 or 4x4 and finite."""
+    """`rt_mat` as a tensor on `device` with `dtype`.
+
+    Args:
+        rt_mat: a 3x3, 3x4 or 4x4 matrix (tensor, array or lists).
+        device: the device of the data it will transform.
+        dtype: their dtype.
+
+    Raises:
+        ShapeError: another shape.
+        FormatError: non-numeric, NaN or infinite entries.
+    """
     if isinstance(rt_mat, Tensor):
         mat = rt_mat.detach().to(device=device, dtype=dtype)
     else:
@@ -80,7 +95,15 @@ def _resolve(src: BoxMode, dst: BoxMode, rt_mat: object, like: Tensor) -> Tensor
 
 
 def transform_xyz(xyz: Tensor, rt_mat: Tensor) -> Tensor:
-    """Apply a 3x3/3x4/4x4 `rt_mat` to row vectors `Tensor[N, 3]` (`R @ p + t`)."""
+    """Apply a 3x3/3x4/4x4 `rt_mat` to row vectors (`R @ p + t`).
+
+    Args:
+        xyz: `Tensor[N, 3]`.
+        rt_mat: a checked matrix (`check_rt_mat`).
+
+    Returns:
+        `Tensor[N, 3]`.
+    """
     if rt_mat.shape[1] == 4:
         return torch.addmm(rt_mat[:3, 3], xyz, rt_mat[:3, :3].T)
     return xyz @ rt_mat[:3, :3].T
@@ -92,6 +115,15 @@ def turn_yaw(yaw: Tensor, src: BoxMode, dst: BoxMode, rotation: Tensor) -> Tenso
     The heading (the box's +x_size direction) is `(cos, sin, 0)` in LiDAR/Depth and
     `(cos, 0, -sin)` in Camera, whose yaw decreases from +x toward +z. Its image under
     `rotation` is read back as an angle in `dst`'s BEV plane and wrapped into `[-pi, pi)`.
+
+    Args:
+        yaw: `Tensor[N]` yaws in `src`.
+        src: the source system.
+        dst: the target system.
+        rotation: the rotation part of the conversion matrix.
+
+    Returns:
+        `Tensor[N]` yaws in `dst`.
     """
     cos, sin = torch.cos(yaw), torch.sin(yaw)
     # rotation @ heading, for the two components in dst's BEV plane only.
@@ -150,12 +182,20 @@ def convert_box_tensor(
 
 
 def z_up_tensor(tensor: Tensor, mode: BoxMode, kind: str = "boxes") -> Tensor:
-    """Boxes (`kind="boxes"`, `Tensor[N, 7+C]`) or points (`"points"`, `Tensor[N, 3+C]`) of
-    system `mode` in a z-up layout, for the ops kernels.
+    """Boxes or points of system `mode` in a z-up layout, for the `pc3d.ops` kernels.
 
-    LiDAR and Depth data are z-up already and come back as they are (no copy). Camera data go
-    through the default camera -> LiDAR permutation (x, y, z) -> (z, -x, -y): an exact axis
-    swap, so containment and IoU are the same numbers as in camera axes.
+    The one place where Camera data become z-up. LiDAR and Depth data are z-up already and
+    come back as they are (no copy). Camera data go through the default camera -> LiDAR
+    permutation (x, y, z) -> (z, -x, -y): an exact axis swap, so containment and IoU are the
+    same numbers as in camera axes.
+
+    Args:
+        tensor: boxes `Tensor[N, 7+C]` or points `Tensor[N, 3+C]` in `mode`.
+        mode: their system.
+        kind: `"boxes"` or `"points"`.
+
+    Returns:
+        The z-up boxes (LiDAR layout for Camera input) or points.
     """
     if mode.z_up:
         return tensor
@@ -164,7 +204,17 @@ def z_up_tensor(tensor: Tensor, mode: BoxMode, kind: str = "boxes") -> Tensor:
 
 
 def convert_point_tensor(points: Tensor, src: BoxMode | str, dst: BoxMode | str, rt_mat: object = None) -> Tensor:
-    """Points `Tensor[N, 3+C]` in `src` as a new tensor in `dst`; extra columns carried unchanged."""
+    """Points `Tensor[N, 3+C]` in `src` as a new tensor in `dst`; extra columns carried unchanged.
+
+    Args:
+        points: the points.
+        src: their system.
+        dst: the target system.
+        rt_mat: matrix taking `src` to `dst` coordinates; None for the default permutation.
+
+    Raises:
+        ShapeError: points not `(N, 3+C)` or a bad `rt_mat` shape.
+    """
     src, dst = BoxMode.parse(src), BoxMode.parse(dst)
     if points.dim() != 2 or points.shape[1] < 3:
         raise ShapeError(f"points must have shape (N, 3+C), got {tuple(points.shape)}")

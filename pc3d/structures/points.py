@@ -52,7 +52,14 @@ _POINTS_CLASSES: dict[BoxMode, type[BasePoints]] = {
 
 
 def points_class(mode: BoxMode | str) -> type[BasePoints]:
-    """The points class of `mode` (`"lidar"` -> `LiDARPoints`, ...)."""
+    """The points class of `mode` (`"lidar"` -> `LiDARPoints`, ...).
+
+    Args:
+        mode: a `BoxMode` or any spelling `BoxMode.parse` accepts.
+
+    Raises:
+        FormatError: an unknown mode.
+    """
     return _POINTS_CLASSES[BoxMode.parse(mode)]
 
 

@@ -71,8 +71,16 @@ def as_float_tensor(
 
     Tensors keep their device and autograd history (box losses take gradients through
     `corners`) unless `device` is given; anything else lands on `device` or the CPU. With
-    `copy=True` the result never shares memory with `data`. Raises `FormatError` naming `what`
-    when the data is not numeric.
+    `copy=True` the result never shares memory with `data`.
+
+    Args:
+        data: the values.
+        what: their name in messages.
+        device: where the result goes (default: a tensor's own device, else the CPU).
+        copy: never share memory with `data`.
+
+    Raises:
+        FormatError: non-numeric or ragged data, or a complex tensor (naming `what`).
     """
     if isinstance(data, Tensor):
         if data.is_complex():
@@ -87,6 +95,12 @@ def as_float_tensor(
 
 def as_angle_or_rotation(mat: object, device: torch.device, dtype: torch.dtype, what: str) -> Tensor:
     """A scalar angle or a 3x3 rotation matrix as a tensor on `device`.
+
+    Args:
+        mat: an angle (number, 0-d or 1-element array) or a 3x3 matrix.
+        device: the target device.
+        dtype: the target dtype.
+        what: its name in messages.
 
     Raises:
         ShapeError: neither one number nor a 3x3 matrix (the message names `what`).

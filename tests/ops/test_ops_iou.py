@@ -10,7 +10,7 @@ import torch
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.ops import bev_intersection_area, box_iou_3d, box_iou_bev
-from pc3d.ops.iou_rotated import bev_iou_upper_bound
+from pc3d.ops.bev_area import bev_iou_upper_bound
 
 from ._reference import clustered_boxes, shapely_area, shapely_iou_3d, shapely_iou_bev
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pc3d.ops import box_iou_3d, box_iou_bev, iou_rotated
-from pc3d.ops.iou_rotated import _PARALLEL, _clip_chunk, _edge_sum_chunk, bev_intersection_area
+from pc3d.ops.bev_area import PARALLEL_SINE, bev_intersection_area, clip_area, edge_sum_area
 
 from ._reference import clustered_boxes, shapely_area, shapely_iou_3d, shapely_iou_bev
 
@@ -71,7 +71,7 @@ def _rotated_edge_cases(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor,
     point[:, 2:4] = 0
     add("zero_size_rotated", base, point)
     # Relative yaw on both sides of the switch to the clipping path, near 0 and near pi/2.
-    for name, angle in (("just_below_switch", 0.999 * _PARALLEL), ("just_above_switch", 1.001 * _PARALLEL)):
+    for name, angle in (("just_below_switch", 0.999 * PARALLEL_SINE), ("just_above_switch", 1.001 * PARALLEL_SINE)):
         near = base.clone()
         near[:, :2] += torch.randn(n, 2, generator=g, dtype=torch.float64) * 0.5
         sign = torch.where(torch.rand(n, 1, generator=g) < 0.5, -1.0, 1.0).double()
@@ -91,13 +91,13 @@ def test_edge_sum_matches_shapely_at_generic_angles() -> None:
     for name, rows in blocks.items():
         err = np.abs(ours[rows] - ref[rows]).max()
         assert err < 1e-9, f"{name}: area error {err}"
-        general = (sin_r[rows].abs() >= _PARALLEL) & (cos_r[rows].abs() >= _PARALLEL)
+        general = (sin_r[rows].abs() >= PARALLEL_SINE) & (cos_r[rows].abs() >= PARALLEL_SINE)
         if name != "just_below_switch":
             assert bool(general.all()), name  # these pairs really take the edge-sum path
         # Both formulas agree wherever the edge sum is allowed.
         sa, sb = a[rows][general], b[rows][general]
-        edge_sum = _edge_sum_chunk(sa, sb, cos_r[rows][general], sin_r[rows][general])
-        assert torch.allclose(edge_sum, _clip_chunk(sa, sb), rtol=0, atol=1e-9), name
+        edge_sum = edge_sum_area(sa, sb, cos_r[rows][general], sin_r[rows][general])
+        assert torch.allclose(edge_sum, clip_area(sa, sb), rtol=0, atol=1e-9), name
     # The cases are what they claim.
     area_a = (a[:, 2] * a[:, 3]).numpy()
     area_b = (b[:, 2] * b[:, 3]).numpy()

@@ -50,6 +50,23 @@ def test_second_setting_hits_max_voxels_and_stays_equal(scan: torch.Tensor) -> N
     assert torch.equal(ours.coords, coords) and torch.equal(ours.num_points, num) and torch.equal(ours.voxels, voxels)
 
 
+def test_reused_spconv_voxelizer_leaves_nothing_behind(scan: torch.Tensor) -> None:
+    """The cached spconv generator skips its full buffer clear: a smaller scan after a larger one
+    (fewer voxels, fewer points per voxel) must still get zero padding, and outputs must not
+    share memory with the generator's buffer."""
+    pytest.importorskip("spconv.pytorch.utils")
+    first = hard_voxelize(scan, *PILLAR, backend="spconv")
+    kept = first.voxels.clone()
+    g = torch.Generator().manual_seed(3)
+    for size in (60000, 5000, len(scan)):
+        part = scan[torch.randperm(len(scan), generator=g)[:size]]
+        ours = hard_voxelize(part, *PILLAR, backend="spconv")
+        ref = hard_voxelize(part, *PILLAR, backend="torch")
+        assert torch.equal(ours.voxels, ref.voxels) and torch.equal(ours.coords, ref.coords)
+        assert torch.equal(ours.num_points, ref.num_points)
+    assert torch.equal(first.voxels, kept)
+
+
 def test_shuffled_scan_matches_spconv_too(scan: torch.Tensor) -> None:
     perm = torch.randperm(len(scan), generator=torch.Generator().manual_seed(0))
     shuffled = scan[perm]
