@@ -210,42 +210,61 @@ def build_scheduler(
         ConfigError: milestones out of order, options that do not belong to the chosen curve,
             a warm-up that does not fit.
     """
-    lr = spec.lr
-    _check_lr_options(lr, f"{where}.lr")
-    warmup_iters = spec.warmup.iters if spec.warmup is not None else 0
-    if spec.warmup is not None:
-        if warmup_iters < 1:
-            raise ConfigError(f"{where}.warmup.iters: must be at least 1, got {warmup_iters}")
-        if not 0 < spec.warmup.ratio <= 1:
-            raise ConfigError(f"{where}.warmup.ratio: must be in (0, 1], got {spec.warmup.ratio}")
-        if lr.type == "onecycle":
-            raise ConfigError(
-                f"{where}.warmup: onecycle brings its own warm-up (lr.pct_start); remove warmup"
-            )
-    # A run shorter than its warm-up (a smoke test with --set schedule.epochs=1) just never
-    # leaves it.
-    main_iters = max(total_iters - warmup_iters, 1)
+    _check_lr_options(spec.lr, f"{where}.lr")
+    warmup_iters = _warmup_iters(spec, where)
+    main = _main_curve(optimizer, spec, total_iters, iters_per_epoch, warmup_iters, where)
+    if spec.warmup is None:
+        return main
+    warmup = lr_scheduler.LinearLR(
+        optimizer, start_factor=spec.warmup.ratio, end_factor=1.0, total_iters=warmup_iters
+    )
+    return lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warmup_iters])
 
-    main: lr_scheduler.LRScheduler
+
+def _warmup_iters(spec: ScheduleSpec, where: str) -> int:
+    """The warm-up's length (0 without one), checked."""
+    if spec.warmup is None:
+        return 0
+    if spec.warmup.iters < 1:
+        raise ConfigError(f"{where}.warmup.iters: must be at least 1, got {spec.warmup.iters}")
+    if not 0 < spec.warmup.ratio <= 1:
+        raise ConfigError(f"{where}.warmup.ratio: must be in (0, 1], got {spec.warmup.ratio}")
+    if spec.lr.type == "onecycle":
+        raise ConfigError(f"{where}.warmup: onecycle brings its own warm-up (lr.pct_start); remove warmup")
+    return spec.warmup.iters
+
+
+def _main_curve(
+    optimizer: torch.optim.Optimizer,
+    spec: ScheduleSpec,
+    total_iters: int,
+    iters_per_epoch: int,
+    warmup_iters: int,
+    where: str,
+) -> lr_scheduler.LRScheduler:
+    """The scheduler after the warm-up (from the start without one)."""
+    lr = spec.lr
     if lr.type == "constant":
-        main = lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
-    elif lr.type in ("multistep", "1x", "2x"):
+        return lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if lr.type in ("multistep", "1x", "2x"):
         unit_iters = iters_per_epoch if spec.epochs is not None else 1
-        milestones = _milestones(spec, lr, where)
-        absolute = [m * unit_iters for m in milestones]
+        absolute = [m * unit_iters for m in _milestones(spec, lr, where)]
         # SequentialLR restarts the main scheduler's count at the end of warm-up. A milestone
         # inside the warm-up (a tiny debugging dataset) takes effect when the warm-up ends.
-        main = lr_scheduler.MultiStepLR(
+        return lr_scheduler.MultiStepLR(
             optimizer, milestones=[max(a - warmup_iters, 0) for a in absolute], gamma=lr.gamma
         )
-    elif lr.type == "cosine":
+    if lr.type == "cosine":
         if lr.min_lr is not None and lr.min_ratio is not None:
             raise ConfigError(f"{where}.lr: give min_lr or min_ratio, not both")
         base = optimizer.param_groups[0]["lr"]
         eta_min = lr.min_lr if lr.min_lr is not None else base * (lr.min_ratio or 0.0)
-        main = lr_scheduler.CosineAnnealingLR(optimizer, T_max=main_iters, eta_min=eta_min)
-    elif lr.type == "onecycle":
-        main = lr_scheduler.OneCycleLR(
+        # A run shorter than its warm-up (a smoke test with --set schedule.epochs=1) just never
+        # leaves it.
+        main_iters = max(total_iters - warmup_iters, 1)
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=main_iters, eta_min=eta_min)
+    if lr.type == "onecycle":
+        return lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=[group["lr"] for group in optimizer.param_groups],
             total_steps=total_iters,
@@ -257,15 +276,8 @@ def build_scheduler(
             # Momentum cycling would fight a config's own momentum/betas; keep them fixed.
             cycle_momentum=False,
         )
-    else:  # pragma: no cover - the schema only lets the types above through
-        raise ConfigError(f"{where}.lr.type: unknown schedule {lr.type!r}")
-
-    if warmup_iters == 0:
-        return main
-    warmup = lr_scheduler.LinearLR(
-        optimizer, start_factor=spec.warmup.ratio, end_factor=1.0, total_iters=warmup_iters  # type: ignore[union-attr]
-    )
-    return lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warmup_iters])
+    # The schema lets only the types above through.
+    raise ConfigError(f"{where}.lr.type: unknown schedule {lr.type!r}")  # pragma: no cover
 
 
 def _milestones(spec: ScheduleSpec, lr: LrSpec, where: str) -> list[int]:

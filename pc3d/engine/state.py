@@ -11,6 +11,7 @@ reason and the ``--load-from`` alternative.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 import pc3d
+from pc3d.config import ConfigError
 from pc3d.engine import checkpoint as ckpt
 from pc3d.engine.logging import rewrite_metrics_until
 from pc3d.engine.seed import capture_rng_state
@@ -35,6 +37,7 @@ __all__ = [
     "load_optimization_state",
     "plain_config",
     "restore_training_state",
+    "track_best",
     "training_state",
     "write_checkpoint",
 ]
@@ -240,3 +243,32 @@ def restore_training_state(
         )
     rng = state.get("rng") or []
     return rng[trainer.dist.rank] if trainer.dist.rank < len(rng) else None
+
+
+def track_best(trainer: Trainer, metrics: Mapping[str, float]) -> None:
+    """After an evaluation: when ``train.best_metric`` improved, record it and write ``best.pth``.
+
+    A NaN or infinite value never counts as an improvement.
+
+    Raises:
+        ConfigError: ``train.best_metric.name`` is not among the evaluated metrics.
+    """
+    spec = trainer.spec.train.best_metric
+    if spec is None:
+        return
+    if spec.name not in metrics:
+        raise ConfigError(
+            f"train.best_metric.name: '{spec.name}' is not among the evaluated metrics "
+            f"({', '.join(metrics) or 'none'})"
+        )
+    value = metrics[spec.name]
+    best = trainer.best
+    better = (
+        best is None
+        or (spec.mode == "max" and value > best["value"])
+        or (spec.mode == "min" and value < best["value"])
+    )
+    if better and math.isfinite(value):
+        epoch = trainer.record_epoch
+        trainer.best = {"name": spec.name, "value": value, "iteration": trainer.iteration, "epoch": epoch}
+        write_checkpoint(trainer, trainer.work_dir / ckpt.BEST_NAME, periodic=False)

@@ -43,6 +43,7 @@ from pc3d.engine.state import (
     RunShape,
     load_model_state,
     restore_training_state,
+    track_best,
     training_state,
     write_checkpoint,
 )
@@ -378,25 +379,8 @@ class Trainer:
 
     def _evaluate_and_track(self) -> dict[str, float]:
         metrics = self.evaluate()
-        epoch = self.record_epoch
-        self.logger.log_eval(epoch, self.iteration, metrics)
-        best_spec = self.spec.train.best_metric
-        if best_spec is None:
-            return metrics
-        if best_spec.name not in metrics:
-            raise ConfigError(
-                f"train.best_metric.name: '{best_spec.name}' is not among the evaluated "
-                f"metrics ({', '.join(metrics) or 'none'})"
-            )
-        value = metrics[best_spec.name]
-        better = (
-            self.best is None
-            or (best_spec.mode == "max" and value > self.best["value"])
-            or (best_spec.mode == "min" and value < self.best["value"])
-        )
-        if better and math.isfinite(value):
-            self.best = {"name": best_spec.name, "value": value, "iteration": self.iteration, "epoch": epoch}
-            write_checkpoint(self, self.work_dir / ckpt.BEST_NAME, periodic=False)
+        self.logger.log_eval(self.record_epoch, self.iteration, metrics)
+        track_best(self, metrics)
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
