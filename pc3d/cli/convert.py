@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pc3d.cli.inputs import BOX_SUFFIXES, KINDS, POINT_SUFFIXES, file_kind, must_exist
+from pc3d.cli.inputs import must_exist
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,6 +32,8 @@ needs --what). The format of OUTPUT follows its extension.
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `convert` command to `subparsers`."""
+    from pc3d.io.file_kind import FILE_KINDS
+
     parser = subparsers.add_parser(
         "convert",
         description="Convert boxes or points between the LiDAR, Camera and Depth coordinate systems, "
@@ -47,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--dst", type=str.lower, choices=MODES, required=True, help="system of OUTPUT")
     parser.add_argument("--calib", type=Path, default=None, metavar="FILE",
                         help="KITTI calib/*.txt relating the LiDAR and camera systems")
-    parser.add_argument("--what", choices=KINDS, default="auto",
+    parser.add_argument("--what", choices=FILE_KINDS, default="auto",
                         help="what INPUT holds (default auto: by extension, see below)")
     parser.add_argument("--num-features", type=int, default=None, metavar="N",
                         help="float32 values per point of a .bin input (default 4)")
@@ -81,10 +83,13 @@ def rt_mat_from_calib(calib_path: Path | None, src: str, dst: str) -> np.ndarray
 def run(args: argparse.Namespace) -> int:
     """Convert `args.input` into `args.output`; the exit status."""
     from pc3d.errors import FormatError
+    from pc3d.io.boxes import BOX_EXTENSIONS
+    from pc3d.io.file_kind import file_kind
+    from pc3d.io.points import POINT_EXTENSIONS
 
     must_exist(args.input)
     kind = file_kind(args.input, args.what)
-    allowed = (*BOX_SUFFIXES, ".npy") if kind == "boxes" else (*POINT_SUFFIXES, ".npy")
+    allowed = BOX_EXTENSIONS if kind == "boxes" else POINT_EXTENSIONS
     if args.output.suffix.lower() not in allowed:
         raise FormatError(
             f"{args.output}: cannot write {kind} as {args.output.suffix!r}; use one of {' '.join(allowed)}"

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pc3d.cli.inputs import KINDS, file_kind, must_exist
+from pc3d.cli.inputs import must_exist
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `info` command to `subparsers`."""
+    from pc3d.io.file_kind import FILE_KINDS
+
     parser = subparsers.add_parser(
         "info",
         description="Print the count, fields and bounds of a point-cloud or box file, and how many "
@@ -29,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("file", type=Path, metavar="FILE",
                         help="point cloud (.bin .npy .pcd .ply) or box file (.json .csv .txt .npy)")
-    parser.add_argument("--what", choices=KINDS, default="auto",
+    parser.add_argument("--what", choices=FILE_KINDS, default="auto",
                         help="what FILE holds (default auto: by extension, see below)")
     parser.add_argument("--num-features", type=int, default=None, metavar="N",
                         help="float32 values per point of a .bin file (default 4)")
@@ -38,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Print what `args.file` holds; the exit status."""
+    from pc3d.io.file_kind import file_kind
+
     path: Path = args.file
     must_exist(path)
     kind = file_kind(path, args.what)
@@ -99,11 +103,8 @@ def _point_info(path: Path, num_features: int | None) -> str:
 def _box_info(path: Path) -> str:
     import numpy as np
 
-    from pc3d.errors import FormatError
-    from pc3d.io.boxes import BOX_EXTENSIONS, box_columns, read_box_file
+    from pc3d.io.boxes import box_columns, read_box_file
 
-    if path.suffix.lower() not in BOX_EXTENSIONS:
-        raise FormatError(f"{path}: not a box file ({', '.join(BOX_EXTENSIONS)})")
     data = read_box_file(path)
     lines = [
         f"{path}",

@@ -161,7 +161,7 @@ def test_convert_points_drops_nan_with_a_warning_line(tmp_path: Path, capsys: py
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--src", "lidar", "--dst", "camera", "{npy}", "{tmp}/o.npy"], "pass --what boxes or --what points"),
+        (["--src", "lidar", "--dst", "camera", "{npy}", "{tmp}/o.npy"], "say which (--what points or --what boxes"),
         (["--dst", "camera", "{scan}", "{tmp}/o.bin"], "point files do not state their system; pass --src"),
         (["--src", "lidar", "--dst", "depth", "--calib", "{calib}", "{scan}", "{tmp}/o.bin"], "cannot convert lidar -> depth"),
         (["--src", "lidar", "--dst", "camera", "{scan}", "{tmp}/o.json"], "cannot write points as '.json'"),

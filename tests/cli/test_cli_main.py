@@ -104,7 +104,7 @@ def test_info_and_convert_read_a_npy_by_the_same_rule(tmp_path: Path, capsys: py
     for argv in (["info", str(wide)], ["convert", "--src", "lidar", "--dst", "depth", str(wide), str(tmp_path / "w.npy")]):
         assert main(argv) == 2
         err = _one_error_line(capsys.readouterr().err, argv[0])
-        assert "may hold boxes or points; pass --what boxes or --what points" in err
+        assert "may hold points or boxes; say which (--what points or --what boxes" in err
     assert main(["info", "--what", "boxes", str(wide)]) == 0
     assert "boxes   1 x 7 values" in capsys.readouterr().out
     assert main(["info", "--what", "points", str(wide)]) == 0

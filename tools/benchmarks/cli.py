@@ -1,8 +1,9 @@
 """CLI suite: wall time of `pc3d` commands as processes, next to the interpreter's own start-up.
 
 Each command runs as a subprocess (the `pc3d` console script beside this interpreter), once to
-warm the file cache, then `REPEATS` times; the table shows the median and how much each adds to
-`python -c pass` (the same interpreter doing nothing). `python -c "import torch"` is there as a
+warm the file cache, then `REPEATS` times; the table shows the median wall time, how much it
+adds to `python -c pass` (the same interpreter doing nothing), and the median CPU time (user +
+system) of the process, which other jobs on a shared machine disturb less than the wall time. `python -c "import torch"` is there as a
 reference: a command that converts between coordinate systems goes through `pc3d.structures`
 and pays for it. The device argument is ignored (nothing here uses one).
 """
@@ -10,6 +11,7 @@ and pays for it. The device argument is ignored (nothing here uses one).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,22 +37,28 @@ def pc3d_executable() -> list[str]:
     return [found] if found else [sys.executable, "-m", "pc3d"]
 
 
-def median_wall(argv: list[str], repeats: int = REPEATS) -> float:
-    """Median wall time in seconds of running `argv` to completion (after one warm-up run).
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median_times(argv: list[str], repeats: int = REPEATS) -> tuple[float, float]:
+    """Median wall and CPU time in seconds of running `argv` to completion (after one warm-up run).
 
     Raises:
         RuntimeError: the command fails (its stderr is in the message).
     """
-    times = []
+    wall, cpu = [], []
     for attempt in range(repeats + 1):
-        start = time.perf_counter()
+        cpu_before, start = _children_cpu(), time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        elapsed = time.perf_counter() - start
+        elapsed, used = time.perf_counter() - start, _children_cpu() - cpu_before
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} exited with {done.returncode}: {done.stderr.strip()}")
         if attempt:
-            times.append(elapsed)
-    return statistics.median(times)
+            wall.append(elapsed)
+            cpu.append(used)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def commands(out_dir: Path) -> list[tuple[str, list[str]]]:
@@ -74,17 +82,17 @@ def run(device: str) -> list[dict]:
     """Time every command; one row per command, the first being `python -c pass`."""
     del device  # processes on the CPU only
     with tempfile.TemporaryDirectory(prefix="pc3d-bench-cli-") as tmp:
-        timed = [(label, median_wall(argv)) for label, argv in commands(Path(tmp))]
+        timed = [(label, *median_times(argv)) for label, argv in commands(Path(tmp))]
     base = timed[0][1]
-    return [{"command": label, "ms": t * 1e3, "over_python_ms": (t - base) * 1e3, "ratio": t / base}
-            for label, t in timed]
+    return [{"command": label, "ms": wall * 1e3, "over_python_ms": (wall - base) * 1e3, "ratio": wall / base,
+             "cpu_ms": cpu * 1e3} for label, wall, cpu in timed]
 
 
 def print_table(title: str, rows: list[dict]) -> None:
     """Print `rows` as a Markdown table under `title`."""
     print(f"\n## {title}\n")
     print(f"median of {REPEATS} runs after one warm-up, each a new process\n")
-    print("| command | wall (ms) | over `python -c pass` (ms) | / `python -c pass` |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| command | wall (ms) | over `python -c pass` (ms) | / `python -c pass` | CPU (ms) |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| `{r['command']}` | {r['ms']:.0f} | {r['over_python_ms']:+.0f} | {r['ratio']:.2f}x |")
+        print(f"| `{r['command']}` | {r['ms']:.0f} | {r['over_python_ms']:+.0f} | {r['ratio']:.2f}x | {r['cpu_ms']:.0f} |")
