@@ -234,3 +234,10 @@ def test_model_without_loss_is_a_config_error(write_config, tmp_path):
     config = load_config(write_config({"model": {"_replace_": True, "type": "PlainLinear"}}))
     with pytest.raises(ConfigError, match=r"model Linear has no loss\(\) method"):
         run_train(config, RunOptions(work_dir=tmp_path), registry=manager.registry)
+
+
+def test_the_package_exports_resolve():
+    import pc3d.engine
+
+    assert all(getattr(pc3d.engine, name) is not None for name in pc3d.engine.__all__)
+    assert pc3d.engine.ModelAdapter.__module__ == "pc3d.engine.adapter"
