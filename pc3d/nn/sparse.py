@@ -5,11 +5,13 @@ This is the one module of pc3d that imports spconv (`spconv.pytorch`), lazily: i
 `MissingDependencyError` with the package to install (`pip install spconv` for the CPU,
 `spconv-cu120` etc. for CUDA).
 
-spconv's CPU kernels only implement `ConvAlgo.Native`, its CUDA default (implicit GEMM) only runs
-on the GPU. `set_sparse_conv_algo` is the one place that picks the algorithm of every sparse conv
-layer of a module for a device (`sparse_conv_algo`); `SparseEncoder.forward` calls it when the
-input's device changes. spconv 2 keeps one weight layout, `(C_out, kD, kH, kW, C_in)`, for every
-algorithm, so switching the algorithm never touches the weights.
+Weights live in spconv's modules (`SubMConv3d`, `SparseConv3d`; layout `(C_out, kD, kH, kW,
+C_in)` for every algorithm). On CUDA spconv computes the convolutions with the algorithm it picks
+(implicit GEMM); `set_sparse_conv_algo` is the one place that sets every layer's algorithm for a
+device (`sparse_conv_algo`: `ConvAlgo.Native` on the CPU, spconv's default elsewhere), and
+`SparseEncoder.forward` calls it when the input's device changes. On the CPU pc3d computes the
+convolutions itself (`sparse_conv_cpu`, torch gather-GEMM-scatter): spconv 2.3.8's CPU kernels
+give wrong sums on more than one thread and cannot run a backward pass without CUDA.
 
 Coordinates are `(batch, z, y, x)` and spatial shapes `(D, H, W)` = `(z, y, x)` cell counts, as
 `pc3d.ops.hard_voxelize` returns them (prepend the batch column).
@@ -17,9 +19,8 @@ Coordinates are `(batch, z, y, x)` and spatial shapes `(D, H, W)` = `(z, y, x)` 
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -69,48 +70,112 @@ def set_sparse_conv_algo(module: nn.Module, device: torch.device | str) -> None:
             layer.algo = sparse_conv_algo(device, default)
 
 
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run the enclosed torch/OpenMP work on one CPU thread, restoring the thread count after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+def _kernel_offsets(kernel_size: Sequence[int], dilation: Sequence[int], device: torch.device) -> Tensor:
+    """`LongTensor[K, 3]`: `k * dilation` per axis for every kernel position, in spconv's weight order."""
+    axes = [torch.arange(int(k), device=device) * int(d) for k, d in zip(kernel_size, dilation, strict=True)]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
 
 
-def _single_threaded_backward(node: Any) -> None:
-    """Make the autograd `node` (a spconv conv's backward) run on one CPU thread."""
-    saved: list[int] = []
+def _site_keys(batch: Tensor, zyx: Tensor, shape: Sequence[int]) -> Tensor:
+    """One int64 key per site, ordered like (batch, z, y, x)."""
+    return ((batch * shape[0] + zyx[..., 0]) * shape[1] + zyx[..., 1]) * shape[2] + zyx[..., 2]
 
-    def before(grad_outputs: Any) -> None:
-        saved.append(torch.get_num_threads())
-        torch.set_num_threads(1)
 
-    def after(grad_inputs: Any, grad_outputs: Any) -> None:
-        torch.set_num_threads(saved.pop())
+def _submanifold_pairs(indices: Tensor, shape: Sequence[int], offsets: Tensor, centre: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Input rows, output rows and kernel positions of every (input, output) pair; outputs = inputs."""
+    keys = _site_keys(indices[:, 0], indices[:, 1:], shape)
+    sorted_keys, order = torch.sort(keys)
+    # Output o reads the input at o + (k - centre) for every kernel position k.
+    query = indices[None, :, 1:] + (offsets - centre)[:, None, :]  # [K, N, 3]
+    inside = ((query >= 0) & (query < query.new_tensor(list(shape)))).all(dim=-1)
+    query_keys = _site_keys(indices[None, :, 0], query, shape)
+    position = torch.searchsorted(sorted_keys, query_keys).clamp_(max=max(keys.numel() - 1, 0))
+    found = inside & (sorted_keys[position] == query_keys)
+    kernel, out_rows = found.nonzero(as_tuple=True)
+    return order[position[kernel, out_rows]], out_rows, kernel
 
-    node.register_prehook(before)
-    node.register_hook(after)
+
+def _strided_pairs(
+    indices: Tensor, shape: Sequence[int], out_shape: Sequence[int], offsets: Tensor, stride: Tensor, padding: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Pairs of a (non-submanifold) sparse conv, and the output sites `LongTensor[M, 4]` (sorted)."""
+    # Output o reads the input at o * stride - padding + k, so input i reaches o = (i + padding - k) / stride.
+    scaled = indices[None, :, 1:] + padding - offsets[:, None, :]  # [K, N, 3]
+    out_zyx = torch.div(scaled, stride, rounding_mode="floor")
+    valid = ((scaled % stride == 0) & (out_zyx >= 0) & (out_zyx < out_zyx.new_tensor(list(out_shape)))).all(dim=-1)
+    kernel, in_rows = valid.nonzero(as_tuple=True)
+    batch = indices[in_rows, 0]
+    keys = _site_keys(batch, out_zyx[kernel, in_rows], out_shape)
+    unique_keys, out_rows = torch.unique(keys, return_inverse=True)
+    out_indices = torch.empty(unique_keys.numel(), 4, dtype=torch.long, device=indices.device)
+    out_indices[out_rows, 0] = batch
+    out_indices[out_rows, 1:] = out_zyx[kernel, in_rows]
+    return in_rows, out_rows, kernel, out_indices
+
+
+def sparse_conv_cpu(conv: Any, x: Any) -> Any:
+    """A spconv `SubMConv3d`/`SparseConv3d` computed with torch ops (gather, GEMM, scatter-add).
+
+    Same function as spconv's convolution (same weights, same active output sites), on any number
+    of threads and with autograd; used for every sparse conv on the CPU, where spconv 2.3.8's own
+    kernels are unusable: its CPU scatter-add shares two row pointers between OpenMP threads
+    (`GatherCPU::scatter_add`: with more than one thread, sums go to wrong rows, differently on
+    every run) and its CPU backward asks for a CUDA stream (fails on a CPU-only torch). The index
+    pairs come from one sort and `searchsorted` (submanifold) or one `unique` (strided); the only
+    loop runs over the kernel's positions (27 for 3x3x3).
+
+    Args:
+        conv: a spconv 3D convolution (not transposed, not inverse), weight `(C_out, kD, kH, kW, C_in)`.
+        x: its input `SparseConvTensor`.
+
+    Returns:
+        The output `SparseConvTensor` (output sites in (batch, z, y, x) order).
+    """
+    spconv = import_spconv()
+    if conv.transposed or conv.inverse:
+        raise FormatError(f"{type(conv).__name__}: transposed and inverse sparse convs are not supported on the CPU")
+    features, indices, device = x.features, x.indices.long(), x.features.device
+    shape = [int(v) for v in x.spatial_shape]
+    if indices.shape[0] == 0:
+        raise ShapeError(f"{type(conv).__name__}: the sparse tensor has no active sites")
+    offsets = _kernel_offsets(conv.kernel_size, conv.dilation, device)
+    indice_dict = dict(x.indice_dict)
+    if conv.subm:
+        # Submanifold layers sharing an indice key on the same sites share their pairs (as in spconv).
+        cache_key = f"pc3d:{conv.indice_key}:{list(conv.kernel_size)}:{list(conv.dilation)}"
+        cached = indice_dict.get(cache_key)
+        if cached is not None and cached[0] is x.indices:
+            in_rows, out_rows, kernel = cached[1]
+        else:
+            centre = torch.tensor([(int(k) // 2) * int(d) for k, d in zip(conv.kernel_size, conv.dilation, strict=True)], device=device)
+            in_rows, out_rows, kernel = _submanifold_pairs(indices, shape, offsets, centre)
+            if conv.indice_key is not None:
+                indice_dict[cache_key] = (x.indices, (in_rows, out_rows, kernel))
+        out_indices, out_shape = x.indices, shape
+    else:
+        out_shape = list(conv_output_shape(shape, conv.kernel_size, conv.stride, conv.padding, conv.dilation))
+        stride, padding = (torch.tensor([int(v) for v in t], device=device) for t in (conv.stride, conv.padding))
+        in_rows, out_rows, kernel, strided_indices = _strided_pairs(indices, shape, out_shape, offsets, stride, padding)
+        out_indices = strided_indices.int()
+    weight = conv.weight.reshape(conv.out_channels, offsets.shape[0], conv.in_channels)
+    out = features.new_zeros(out_indices.shape[0], conv.out_channels)
+    counts = torch.bincount(kernel, minlength=offsets.shape[0]).tolist()  # pairs come grouped by kernel position
+    start = 0
+    for position, count in enumerate(counts):
+        if count:
+            rows = slice(start, start + count)
+            out.index_add_(0, out_rows[rows], features.index_select(0, in_rows[rows]) @ weight[:, position].t())
+        start += count
+    if conv.bias is not None:
+        out = out + conv.bias
+    return spconv.SparseConvTensor(out, out_indices, out_shape, x.batch_size, indice_dict=indice_dict)
 
 
 def run_sparse_conv(conv: nn.Module, x: Any) -> Any:
-    """`conv(x)` for a spconv convolution, made safe on the CPU (forward and backward).
-
-    spconv 2's CPU convolution adds each kernel offset's products into the output with an
-    OpenMP loop whose row pointers are shared between the threads (spconv 2.3.8
-    `GatherCPU::scatter_add`): with more than one thread, rows are added to the wrong outputs,
-    differently on every run. On the CPU the convolution and its backward therefore run on one
-    thread (the rest of the network keeps all threads); on CUDA `conv(x)` runs unchanged.
-    """
-    if x.features.device.type != "cpu" or torch.get_num_threads() == 1:
-        return conv(x)
-    with single_threaded():
-        out = conv(x)
-    if out.features.grad_fn is not None:
-        _single_threaded_backward(out.features.grad_fn)
-    return out
+    """`conv(x)` for a spconv convolution: `sparse_conv_cpu` on the CPU, spconv itself elsewhere."""
+    if x.features.device.type == "cpu":
+        return sparse_conv_cpu(conv, x)
+    return conv(x)
 
 
 class SparseConvBlock(nn.Sequential):
@@ -167,10 +232,10 @@ def _triple(value: Triple) -> tuple[int, int, int]:
     return (values[0], values[1], values[2])
 
 
-def conv_output_shape(shape: Sequence[int], kernel_size: Triple, stride: Triple, padding: Triple) -> tuple[int, int, int]:
-    """Spatial shape `(D, H, W)` after a (non-submanifold) sparse conv: `(n + 2p - k) // s + 1` per axis."""
-    k, s, p = _triple(kernel_size), _triple(stride), _triple(padding)
-    out = tuple((int(n) + 2 * p[a] - k[a]) // s[a] + 1 for a, n in enumerate(shape))
+def conv_output_shape(shape: Sequence[int], kernel_size: Triple, stride: Triple, padding: Triple, dilation: Triple = 1) -> tuple[int, int, int]:
+    """Spatial shape `(D, H, W)` after a (non-submanifold) sparse conv: `(n + 2p - d(k - 1) - 1) // s + 1` per axis."""
+    k, s, p, d = _triple(kernel_size), _triple(stride), _triple(padding), _triple(dilation)
+    out = tuple((int(n) + 2 * p[a] - d[a] * (k[a] - 1) - 1) // s[a] + 1 for a, n in enumerate(shape))
     return (out[0], out[1], out[2])
 
 
@@ -280,3 +345,151 @@ class SparseEncoder(nn.Module):
                 f"SparseEncoder: coords row {row} {coords[row].tolist()} (batch, z, y, x) is outside batch size "
                 f"{batch_size} and sparse_shape {list(self.sparse_shape)}"
             )
+
+
+# -- Builders for encoder-decoder networks (sparse U-Nets): plain layers and inverse convolutions --
+
+
+def sparse_conv_tensor(features: Tensor, coords: Tensor, spatial_shape: Sequence[int], batch_size: int) -> Any:
+    """A spconv `SparseConvTensor` of active sites.
+
+    Args:
+        features: `Tensor[V, C]`, one row per site.
+        coords: `IntTensor[V, 4]` (batch, z, y, x), unique rows inside `spatial_shape`.
+        spatial_shape: `(D, H, W)` cells.
+        batch_size: samples B.
+
+    Returns:
+        The sparse tensor (coordinates stored as int32, as spconv wants them).
+    """
+    return import_spconv().SparseConvTensor(features, coords.int(), [int(s) for s in spatial_shape], int(batch_size))
+
+
+def sparse_conv(
+    conv_type: str,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Triple,
+    stride: Triple = 1,
+    padding: Triple = 0,
+    indice_key: str | None = None,
+    bias: bool = False,
+) -> nn.Module:
+    """One spconv 3D convolution layer, without norm or activation (wrap it in a `SparseConvBlock`).
+
+    Args:
+        conv_type: `"SubMConv3d"` (submanifold: output sites = input sites) or `"SparseConv3d"`.
+        in_channels: input features.
+        out_channels: output features.
+        kernel_size: `k` or `(kD, kH, kW)`.
+        stride: `s` or `(sD, sH, sW)`.
+        padding: `p` or `(pD, pH, pW)`.
+        indice_key: spconv's key for sharing index pairs; a strided conv's key is what its
+            inverse conv (`sparse_inverse_conv`) names.
+        bias: add a learnt bias.
+
+    Raises:
+        FormatError: an unknown `conv_type`.
+    """
+    if conv_type not in ("SubMConv3d", "SparseConv3d"):
+        raise FormatError(f"conv_type must be 'SubMConv3d' or 'SparseConv3d', got {conv_type!r}")
+    conv_class = getattr(import_spconv(), conv_type)
+    module: nn.Module = conv_class(
+        in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias, indice_key=indice_key
+    )
+    return module
+
+
+def sparse_inverse_conv(in_channels: int, out_channels: int, kernel_size: Triple, indice_key: str, bias: bool = False) -> nn.Module:
+    """A spconv `SparseInverseConv3d`: the up-sampling twin of the strided conv keyed `indice_key`.
+
+    Its output sites are exactly the input sites of that strided conv (in their row order), so a
+    decoder stage lines up with the encoder stage it skips from. Run it with
+    `run_sparse_inverse_conv`.
+
+    Args:
+        in_channels: input (coarse) features.
+        out_channels: output (fine) features.
+        kernel_size: must equal the strided conv's.
+        indice_key: the strided conv's `indice_key`.
+        bias: add a learnt bias.
+    """
+    module: nn.Module = import_spconv().SparseInverseConv3d(in_channels, out_channels, kernel_size, indice_key=indice_key, bias=bias)
+    return module
+
+
+def _accumulate_pairs(features: Tensor, weight: Tensor, in_rows: Tensor, out_rows: Tensor, kernel: Tensor, num_out: int) -> Tensor:
+    """`out[o] += weight[:, k] @ features[i]` for every pair `(i, o, k)`; pairs grouped by `k`."""
+    out = features.new_zeros(num_out, weight.shape[0])
+    counts = torch.bincount(kernel, minlength=weight.shape[1]).tolist()
+    start = 0
+    for position, count in enumerate(counts):  # a loop over kernel positions, not over sites
+        if count:
+            rows = slice(start, start + count)
+            out.index_add_(0, out_rows[rows], features.index_select(0, in_rows[rows]) @ weight[:, position].t())
+        start += count
+    return out
+
+
+def sparse_inverse_conv_cpu(conv: Any, x: Any, fine: Any, down: Any) -> Any:
+    """A spconv `SparseInverseConv3d` computed with torch ops (the CPU path, with autograd).
+
+    The inverse conv reuses the index pairs of the strided conv `down` with input and output
+    swapped, each pair keeping its kernel position: for every pair (fine site `i`, coarse site
+    `o`, kernel position `k`) of `down`, `out[i] += W[:, k] @ x[o]`. That is spconv's rule, and
+    the transpose of `down`'s sparsity pattern (a dense `conv_transpose3d` read at the fine sites).
+
+    Args:
+        conv: the inverse conv, weight `(C_out, kD, kH, kW, C_in)`, same kernel size as `down`.
+        x: its coarse input `SparseConvTensor`, holding the output sites of `down` (any row order).
+        fine: the `SparseConvTensor` that `down` took; its sites (and row order) are the output's.
+        down: the strided spconv conv this one inverts (its kernel, stride, padding, dilation).
+
+    Returns:
+        `SparseConvTensor` with `fine`'s indices, spatial shape and batch size.
+
+    Raises:
+        FormatError: kernel sizes that differ.
+        ShapeError: `x` lacks sites that `down` produces from `fine` (not its output).
+    """
+    if tuple(conv.kernel_size) != tuple(down.kernel_size):
+        raise FormatError(f"inverse conv kernel {tuple(conv.kernel_size)} differs from its strided conv's {tuple(down.kernel_size)}")
+    device = x.features.device
+    fine_indices = fine.indices.long()
+    fine_shape, coarse_shape = [int(v) for v in fine.spatial_shape], [int(v) for v in x.spatial_shape]
+    offsets = _kernel_offsets(down.kernel_size, down.dilation, device)
+    stride, padding = (torch.tensor([int(v) for v in t], device=device) for t in (down.stride, down.padding))
+    fine_rows, slots, kernel, sites = _strided_pairs(fine_indices, fine_shape, coarse_shape, offsets, stride, padding)
+    coarse = x.indices.long()
+    sorted_keys, order = torch.sort(_site_keys(coarse[:, 0], coarse[:, 1:], coarse_shape))
+    wanted = _site_keys(sites[:, 0], sites[:, 1:], coarse_shape)
+    position = torch.searchsorted(sorted_keys, wanted).clamp_(max=max(sorted_keys.numel() - 1, 0))
+    if sorted_keys.numel() == 0 or not bool((sorted_keys[position] == wanted).all()):
+        raise ShapeError(
+            f"{type(conv).__name__} (indice_key {conv.indice_key!r}): the coarse tensor does not hold the output "
+            "sites of its strided conv; pass the tensor that conv produced (after submanifold layers only)"
+        )
+    coarse_rows = order[position][slots]
+    weight = conv.weight.reshape(conv.out_channels, offsets.shape[0], conv.in_channels)
+    out = _accumulate_pairs(x.features, weight, coarse_rows, fine_rows, kernel, fine_indices.shape[0])
+    if conv.bias is not None:
+        out = out + conv.bias
+    return import_spconv().SparseConvTensor(out, fine.indices, list(fine.spatial_shape), fine.batch_size)
+
+
+def run_sparse_inverse_conv(conv: Any, x: Any, fine: Any, down: Any) -> Any:
+    """`conv(x)` for a spconv inverse conv: `sparse_inverse_conv_cpu` on the CPU, spconv elsewhere.
+
+    Args:
+        conv: a `sparse_inverse_conv` layer.
+        x: the coarse `SparseConvTensor`.
+        fine: the tensor the paired strided conv `down` took (spconv finds it by `indice_key`
+            on CUDA; the CPU path reads it from here).
+        down: the paired strided conv.
+
+    Returns:
+        The fine `SparseConvTensor` (the sites of `fine`, in its row order).
+    """
+    if x.features.device.type == "cpu":
+        return sparse_inverse_conv_cpu(conv, x, fine, down)
+    return conv(x)
