@@ -115,7 +115,12 @@ def ramp_colors(values: np.ndarray, lo: float | None = None, hi: float | None = 
 
 
 def check_boxes(boxes: object, what: str = "boxes") -> np.ndarray:
-    """`boxes` as `float64[M, 7+C]`; `ShapeError`/`FormatError` naming `what` otherwise."""
+    """`boxes` as `float64[M, 7+C]` (an empty 1-D input becomes `(0, 7)`).
+
+    Raises:
+        ShapeError: not `[M, 7+]` (naming `what`).
+        FormatError: not numeric, NaN/inf in the first 7 columns, or a negative size (naming the box).
+    """
     try:
         arr = np.asarray(boxes, dtype=np.float64)
     except (TypeError, ValueError) as err:
