@@ -158,14 +158,8 @@ def sparse_conv_cpu(conv: Any, x: Any) -> Any:
         in_rows, out_rows, kernel, strided_indices = _strided_pairs(indices, shape, out_shape, offsets, stride, padding)
         out_indices = strided_indices.int()
     weight = conv.weight.reshape(conv.out_channels, offsets.shape[0], conv.in_channels)
-    out = features.new_zeros(out_indices.shape[0], conv.out_channels)
-    counts = torch.bincount(kernel, minlength=offsets.shape[0]).tolist()  # pairs come grouped by kernel position
-    start = 0
-    for position, count in enumerate(counts):
-        if count:
-            rows = slice(start, start + count)
-            out.index_add_(0, out_rows[rows], features.index_select(0, in_rows[rows]) @ weight[:, position].t())
-        start += count
+    # Pairs come grouped by kernel position (row-major `nonzero`), as `_accumulate_pairs` wants.
+    out = _accumulate_pairs(features, weight, in_rows, out_rows, kernel, out_indices.shape[0])
     if conv.bias is not None:
         out = out + conv.bias
     return spconv.SparseConvTensor(out, out_indices, out_shape, x.batch_size, indice_dict=indice_dict)
