@@ -137,6 +137,10 @@ class Registrar:
         """Points -> voxel/pillar features or a BEV map."""
         self.add("voxel_encoder", obj, name)
 
+    def add_middle_encoder(self, obj: Callable[..., Any], name: str | None = None) -> None:
+        """Voxel features -> a BEV map (a scatter of pillars, a sparse 3D encoder)."""
+        self.add("middle_encoder", obj, name)
+
     def add_dataset(self, obj: Callable[..., DatasetProtocol], name: str | None = None) -> None:
         """A data set: builds a :class:`DatasetProtocol`."""
         self.add("dataset", obj, name)
@@ -169,7 +173,7 @@ def pc3d_register(registry: Registrar) -> None:
 
     Args:
         registry: The registration object for this plugin (``registry.add_model(cls)``,
-            ``add_backbone``, ``add_neck``, ``add_head``, ``add_voxel_encoder``, ``add_dataset``,
+            ``add_backbone``, ``add_neck``, ``add_head``, ``add_voxel_encoder``, ``add_middle_encoder``, ``add_dataset``,
             ``add_transform``, ``add_metric``, ``add_train_hook``, or ``add(kind, cls)``).
     """
 

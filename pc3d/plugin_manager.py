@@ -48,6 +48,7 @@ __all__ = [
     "PluginWarning",
     "config_dirs",
     "get_plugin_manager",
+    "get_registry",
     "load_plugins",
     "reset_plugin_manager",
 ]
@@ -61,7 +62,7 @@ ALLOW_ENV = "PC3D_PLUGINS"
 
 #: Modules of pc3d itself that implement hooks. They go through the same hooks as outside
 #: plugins (distribution ``pc3d``) but are always loaded.
-CORE_PLUGINS: tuple[str, ...] = ("pc3d.nn.plugin", "pc3d.evaluation.plugin")
+CORE_PLUGINS: tuple[str, ...] = ("pc3d.nn.plugin", "pc3d.data.plugin", "pc3d.evaluation.plugin")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -330,7 +331,7 @@ def load_plugins(
 ) -> PluginManager:
     """Load plugins with an explicit selection and make it the process-wide manager.
 
-    The result is what :func:`pc3d.registry.get_registry` and config building use.
+    The result is what :func:`get_registry` and config building use.
 
     Args:
         autoload: As :class:`PluginManager`'s (``None`` reads the environment).
@@ -408,3 +409,18 @@ def _version(distribution: str) -> str | None:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def get_registry() -> Registry:
+    """The registry of the process-wide plugin manager (loading plugins on first use).
+
+    Returns:
+        The registry every config build uses by default.
+
+    Raises:
+        PluginConflictError: Two plugins registered the same name (nothing is built until one of
+            them is uninstalled or blocked).
+    """
+    registry = get_plugin_manager().registry
+    registry.check()
+    return registry

@@ -2,12 +2,12 @@
 
 A config names a component with ``type:`` and :func:`pc3d.config.build` looks it up here::
 
-    registry = get_registry()
+    registry = pc3d.plugin_manager.get_registry()
     registry.get("head", "CenterHead")        # the class (or factory) registered under that name
 
 Plugins fill the registry through :class:`pc3d.plugin_api.Registrar`; users of pc3d only read
 it. A name is unique per kind: when two plugins register the same kind and name, both are
-remembered as a :class:`Conflict` and every lookup of that name (and :func:`get_registry`) raises
+remembered as a :class:`Conflict` and every lookup of that name (and ``get_registry()``) raises
 :class:`PluginConflictError` naming both plugins, so the result never depends on install order.
 """
 
@@ -30,7 +30,6 @@ __all__ = [
     "Registry",
     "UnknownComponentError",
     "check_kind",
-    "get_registry",
     "normalize_plugin_name",
 ]
 
@@ -41,6 +40,7 @@ KINDS: tuple[str, ...] = (
     "neck",
     "head",
     "voxel_encoder",
+    "middle_encoder",
     "dataset",
     "transform",
     "metric",
@@ -235,23 +235,6 @@ class Registry:
                 # Keep the first and remember the clash: choosing one silently would make the
                 # result depend on install order.
                 self.conflicts.append(Conflict(reg.kind, reg.name, existing, reg))
-
-
-def get_registry() -> Registry:
-    """The registry of the process-wide plugin manager (loading plugins on first use).
-
-    Returns:
-        The registry every config build uses by default.
-
-    Raises:
-        PluginConflictError: Two plugins registered the same name (nothing is built until one of
-            them is uninstalled or blocked).
-    """
-    from pc3d.plugin_manager import get_plugin_manager  # late: the manager imports this module
-
-    registry = get_plugin_manager().registry
-    registry.check()
-    return registry
 
 
 def check_kind(kind: str) -> None:

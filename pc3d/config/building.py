@@ -19,7 +19,8 @@ from pc3d.config.kinds import ARGUMENT_KINDS, argument_kind, component_kind
 from pc3d.config.node import ConfigNode
 from pc3d.config.type_checks import conform, describe_value
 from pc3d.errors import Pc3dError, suggest
-from pc3d.registry import KINDS, Registry, UnknownComponentError, get_registry, normalize_plugin_name
+from pc3d.plugin_manager import get_registry
+from pc3d.registry import KINDS, Registry, UnknownComponentError, normalize_plugin_name
 
 if TYPE_CHECKING:
     from pc3d.plugin_manager import PluginInfo

@@ -34,6 +34,8 @@ ARGUMENT_KINDS: Mapping[str, str] = {
     "neck": "neck",
     "head": "head",
     "voxel_encoder": "voxel_encoder",
+    "middle_encoder": "middle_encoder",
+    "bbox_head": "head",
     "dataset": "dataset",
     "transform": "transform",
     "transforms": "transform",

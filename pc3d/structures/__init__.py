@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pc3d.structures.conversion import convert_boxes, convert_points
     from pc3d.structures.coord_transform import default_rt_mat
     from pc3d.structures.depth_box3d import DepthBoxes3D
+    from pc3d.structures.detections import Detections3D
     from pc3d.structures.lidar_box3d import LiDARBoxes3D
     from pc3d.structures.points import CameraPoints, DepthPoints, LiDARPoints, points_class
     from pc3d.structures.utils import limit_period
@@ -37,6 +38,7 @@ _LAZY = {
     "pc3d.structures.conversion": ("convert_boxes", "convert_points"),
     "pc3d.structures.coord_transform": ("default_rt_mat",),
     "pc3d.structures.depth_box3d": ("DepthBoxes3D",),
+    "pc3d.structures.detections": ("Detections3D",),
     "pc3d.structures.lidar_box3d": ("LiDARBoxes3D",),
     "pc3d.structures.points": ("CameraPoints", "DepthPoints", "LiDARPoints", "points_class"),
     "pc3d.structures.utils": ("limit_period",),
@@ -51,6 +53,7 @@ __all__ = [
     "CameraBoxes3D",
     "CameraPoints",
     "DepthBoxes3D",
+    "Detections3D",
     "DepthPoints",
     "LiDARBoxes3D",
     "LiDARPoints",

@@ -16,8 +16,7 @@ import yaml
 
 from conftest import REPO
 from pc3d.cli import main
-from pc3d.plugin_manager import get_plugin_manager
-from pc3d.registry import get_registry
+from pc3d.plugin_manager import get_plugin_manager, get_registry
 
 KITTI = REPO / "tests" / "data" / "kitti" / "training"
 

@@ -18,8 +18,7 @@ from pc3d.config import load_config
 from pc3d.engine import checkpoint as ckpt
 from pc3d.engine.logging import METRICS_NAME, rewrite_metrics_until
 from pc3d.engine.runner import RunOptions, run_train
-from pc3d.plugin_manager import get_plugin_manager
-from pc3d.registry import get_registry
+from pc3d.plugin_manager import get_plugin_manager, get_registry
 
 
 @pytest.fixture

@@ -212,4 +212,4 @@ def test_without_the_install_the_head_is_unknown(capsys, monkeypatch):
     assert main(["config", "show", str(config), "--check"]) == 2
     err = capsys.readouterr().err
     assert f"model.head.type (from {config}:9)" in err
-    assert "unknown head 'ExampleHead'. Registered heads: CenterHead, " in err
+    assert "unknown head 'ExampleHead'. Registered heads: Anchor3DHead, CenterHead, " in err

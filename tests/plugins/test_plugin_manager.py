@@ -10,8 +10,18 @@ import pytest
 from pc3d import plugin_manager as plugins_module
 from pc3d.config import ConfigError, build
 from pc3d.plugin_api import Registrar, hookimpl
-from pc3d.plugin_manager import PluginManager, PluginWarning, get_plugin_manager, load_plugins
-from pc3d.registry import KINDS, PluginConflictError, PluginError, UnknownComponentError, get_registry
+from pc3d.plugin_manager import (
+    CORE_PLUGINS,
+    PluginManager,
+    PluginWarning,
+    get_plugin_manager,
+    get_registry,
+    load_plugins,
+)
+from pc3d.registry import KINDS, PluginConflictError, PluginError, UnknownComponentError
+
+#: The core registers its own components as plugins of the distribution "pc3d", one per module.
+CORE = ["pc3d"] * len(CORE_PLUGINS)
 
 FIRST_PARTY = {
     "pc3d-classification": {
@@ -31,8 +41,8 @@ FIRST_PARTY = {
     "pc3d-det3d": {
         "voxel_encoder": ["DynamicPillarEncoder"],
         "backbone": ["BEVBackbone"],
-        "head": ["CenterHead"],
-        "model": ["BEVDetector"],
+        "head": ["CenterHead", "Anchor3DHead"],
+        "model": ["BEVDetector", "VoxelDetector", "VoxelNet"],
         "dataset": ["KittiDataset"],
     },
     "pc3d-seg": {"backbone": ["PointNetEncoder"], "head": ["PointMLPSegHead"], "model": ["PointSegmentor"]},
@@ -65,10 +75,21 @@ def test_entry_point_plugin_registers_by_kind(make_dist, good_plugin):
     assert entry.owner == "tiny-plugin" and entry.obj.__module__ == module
     assert manager.config_dirs() == info.config_dirs and info.config_dirs[0].is_dir()
     # The core (pc3d's own metrics) is always loaded; the allow list selects the rest.
-    assert [p.distribution for p in manager.loaded] == ["pc3d", "pc3d", "tiny-plugin"]
+    assert [p.distribution for p in manager.loaded] == [*CORE, "tiny-plugin"]
     core = {p.source: p.registered for p in manager.loaded if p.distribution == "pc3d"}
     assert core == {
-        "pc3d.nn.plugin": {"backbone": ["MLP", "LeNet5", "AlexNet", "VGG", "GoogLeNet", "ResNet"], "neck": ["FPN"]},
+        "pc3d.nn.plugin": {
+            "backbone": ["MLP", "LeNet5", "AlexNet", "VGG", "GoogLeNet", "ResNet", "SECONDBackbone"],
+            "neck": ["FPN", "SECONDFPN"],
+            "voxel_encoder": ["PillarFeatureNet", "DynamicPillarFeatureNet", "HardSimpleVFE", "DynamicSimpleVFE"],
+            "middle_encoder": ["PointPillarsScatter", "SparseEncoder"],
+        },
+        "pc3d.data.plugin": {
+            "transform": [
+                "PointsRangeFilter", "ObjectRangeFilter", "GlobalRotScaleTrans", "RandomFlip3D", "PointShuffle",
+                "ObjectNoise", "ObjectSample",
+            ]
+        },
         "pc3d.evaluation.plugin": {"metric": ["KittiMetric", "Map3DMetric", "SegMIoUMetric"]},
     }
 
@@ -188,14 +209,14 @@ def test_disable_autoload_switch(make_dist, good_plugin, monkeypatch):
     make_dist("tiny-plugin", good_plugin, entry_point="tiny")
     monkeypatch.setenv("PC3D_DISABLE_PLUGIN_AUTOLOAD", "1")
     manager = get_plugin_manager()
-    assert [p.distribution for p in manager.loaded] == ["pc3d", "pc3d"]  # the core is never disabled
+    assert [p.distribution for p in manager.loaded] == CORE  # the core is never disabled
     assert {p.status for p in manager.plugins if p.distribution != "pc3d"} == {"disabled"}
     assert "autoload disabled" in by_dist(manager, "pc3d-det3d").error
     with pytest.raises(UnknownComponentError, match="No installed plugin registers a model"):
         manager.registry.get("model", "BEVDetector")
     # With autoload off, the allow list still loads what it names.
     monkeypatch.setenv("PC3D_PLUGINS", "tiny")
-    assert [p.distribution for p in PluginManager().load().loaded] == ["pc3d", "pc3d", "tiny-plugin"]
+    assert [p.distribution for p in PluginManager().load().loaded] == [*CORE, "tiny-plugin"]
     monkeypatch.setenv("PC3D_DISABLE_PLUGIN_AUTOLOAD", "0")
     monkeypatch.delenv("PC3D_PLUGINS")
     assert "pc3d-det3d" in {p.distribution for p in PluginManager().load().loaded}
@@ -212,18 +233,18 @@ def test_allow_and_block_lists_from_env_and_api(make_dist, good_plugin, monkeypa
     # Allow by entry-point name, block by distribution name; case, '-' and '_' do not matter.
     monkeypatch.setenv("PC3D_PLUGINS", "tiny, PC3D_det3d")
     manager = PluginManager().load()
-    assert sorted(p.distribution for p in manager.loaded) == ["pc3d", "pc3d", "pc3d-det3d", "tiny-plugin"]
+    assert sorted(p.distribution for p in manager.loaded) == [*CORE, "pc3d-det3d", "tiny-plugin"]
     assert by_dist(manager, "pc3d-seg").error == "not in the allow list (PC3D_PLUGINS)"
     monkeypatch.setenv("PC3D_BLOCK_PLUGINS", "tiny-plugin")
     manager = PluginManager().load()
-    assert [p.distribution for p in manager.loaded] == ["pc3d", "pc3d", "pc3d-det3d"]
+    assert [p.distribution for p in manager.loaded] == [*CORE, "pc3d-det3d"]
     assert by_dist(manager, "tiny-plugin").status == "blocked"
     # The Python API overrides the environment.
     manager = PluginManager(allow=None, block=["det3d", "seg"]).load()
     assert "pc3d-det3d" not in {p.distribution for p in manager.loaded}
     manager = load_plugins(allow=["seg"], block=[])
     assert get_plugin_manager() is manager
-    assert [p.distribution for p in manager.loaded] == ["pc3d", "pc3d", "pc3d-seg"]
+    assert [p.distribution for p in manager.loaded] == [*CORE, "pc3d-seg"]
 
 
 def test_list_naming_no_installed_plugin_warns():

@@ -8,11 +8,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.structures import BasePoints, Boxes3D, LiDARBoxes3D, LiDARPoints
+from pc3d.structures import BasePoints, Boxes3D, Detections3D, LiDARBoxes3D, LiDARPoints
 
 
 def lidar_tensor(
@@ -131,40 +130,5 @@ class BEVGrid:
             raise ShapeError(f"a {self.ny} x {self.nx} BEV grid cannot be downsampled by {stride}")
         return BEVGrid(self.point_cloud_range, (self.cell_size[0] * stride, self.cell_size[1] * stride))
 
-
-@dataclass
-class Detections3D:
-    """Detections of one sample, aligned row by row.
-
-    Attributes:
-        boxes: :class:`LiDARBoxes3D` ``[N, 7]``: bottom centre ``x, y, z``, sizes ``x_size,
-            y_size, z_size`` (length, width, height), yaw counter-clockwise from +x seen from
-            above (pc3d's LiDAR convention, MMDetection3D 1.x's).
-        scores: ``Tensor[N]`` in [0, 1], highest first.
-        labels: ``Long[N]`` class indices.
-
-    Raises:
-        FormatError: ``boxes`` that are not :class:`LiDARBoxes3D`.
-        ShapeError: scores or labels that do not have one entry per box.
-    """
-
-    boxes: LiDARBoxes3D
-    scores: Tensor
-    labels: Tensor
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.boxes, LiDARBoxes3D):
-            raise FormatError(f"Detections3D.boxes must be LiDARBoxes3D, got {type(self.boxes).__name__}")
-        count = len(self.boxes)
-        if tuple(self.scores.shape) != (count,) or tuple(self.labels.shape) != (count,):
-            raise ShapeError(
-                f"Detections3D: {count} boxes but scores {tuple(self.scores.shape)} and labels "
-                f"{tuple(self.labels.shape)}"
-            )
-
-    def __len__(self) -> int:
-        return len(self.boxes)
-
-    def to(self, device: torch.device | str) -> Detections3D:
-        """A copy on ``device`` (the engine moves predictions with it)."""
-        return Detections3D(self.boxes.to(device), self.scores.to(device), self.labels.to(device))
+#: The detections of one frame; defined in the core (``pc3d.structures``), re-exported here.
+__all__ = ["BEVGrid", "Detections3D", "lidar_box_tensor", "lidar_point_tensor", "lidar_tensor"]
