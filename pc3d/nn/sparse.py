@@ -468,7 +468,10 @@ def sparse_inverse_conv_cpu(conv: Any, x: Any, fine: Any, down: Any) -> Any:
     out = _accumulate_pairs(x.features, weight, coarse_rows, fine_rows, kernel, fine_indices.shape[0])
     if conv.bias is not None:
         out = out + conv.bias
-    return import_spconv().SparseConvTensor(out, fine.indices, list(fine.spatial_shape), fine.batch_size)
+    # The coarse tensor's index dict holds the fine level's submanifold pairs: later layers reuse them.
+    return import_spconv().SparseConvTensor(
+        out, fine.indices, list(fine.spatial_shape), fine.batch_size, indice_dict=dict(x.indice_dict)
+    )
 
 
 def run_sparse_inverse_conv(conv: Any, x: Any, fine: Any, down: Any) -> Any:
