@@ -62,7 +62,7 @@ ALLOW_ENV = "PC3D_PLUGINS"
 
 #: Modules of pc3d itself that implement hooks. They go through the same hooks as outside
 #: plugins (distribution ``pc3d``) but are always loaded.
-CORE_PLUGINS: tuple[str, ...] = ("pc3d.nn.plugin", "pc3d.data.plugin", "pc3d.evaluation.plugin")
+CORE_PLUGINS: tuple[str, ...] = ("pc3d.nn.plugin", "pc3d.data.plugin", "pc3d.evaluation.plugin", "pc3d.config.zoo")
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}

@@ -81,10 +81,9 @@ def find_config(
             return candidate
     dirs = _search_dirs(search_dirs)
     if not path.is_absolute():
-        for folder in dirs:
-            for candidate in names:
-                if (folder / candidate).is_file():
-                    return folder / candidate
+        found = _in_folders(path, names, dirs)
+        if found is not None:
+            return found
     hint = suggest(path.name, [p.name for p in list_configs(dirs)])
     message = f"config {str(name)!r} not found"
     if dirs and not path.is_absolute():
@@ -176,14 +175,30 @@ def _parse(text: str, file: Path) -> tuple[Any, dict[KeyPath, int]]:
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _in_folders(path: Path, names: Sequence[Path], dirs: Sequence[Path]) -> Path | None:
+    """``names`` (spellings of ``path``) in the first folder holding one; a bare file name is
+    also found in the folders' subfolders (``configs/pointpillars/...``)."""
+    for folder in dirs:
+        for candidate in names:
+            if (folder / candidate).is_file():
+                return folder / candidate
+    if len(path.parts) == 1:
+        for folder in dirs:
+            for candidate in names:
+                nested = sorted(p for p in folder.rglob(candidate.name) if p.is_file())
+                if nested:
+                    return nested[0]
+    return None
+
+
 def _resolve_base(base: str, including: Path, dirs: Sequence[Path], origin: str) -> Path:
     candidate = including.parent / base
     if candidate.is_file():
         return candidate
     if not Path(base).is_absolute():
-        for folder in dirs:
-            if (folder / base).is_file():
-                return folder / base
+        found = _in_folders(Path(base), [Path(base)], dirs)
+        if found is not None:
+            return found
     looked = [str(including.parent)] + [str(d) for d in dirs]
     raise ConfigError(f"{origin}: _base_ {base!r} not found (looked in {', '.join(looked)})")
 

@@ -91,9 +91,10 @@ def test_list_says_where_each_config_comes_from(capsys):
     assert main(["config", "list"]) == 0
     rows = [line.split(None, 1) for line in capsys.readouterr().out.splitlines()]
     source = {Path(path).name: who for who, path in rows}
-    assert source["pillar-center-tiny_kitti-3class.yaml"] == "pc3d-det3d"
-    assert source["retinanet_r18-fpn_shapes.yaml"] == "pc3d-det2d"
-    assert source["shapes96_adamw-10e.yaml"] == "pc3d-det2d"  # bases are listed too
+    # First-party configs are the core's model zoo (configs/); a plugin's own are named after it.
+    assert source["pillar-center-tiny_kitti-3class.yaml"] == "core"
+    assert source["retinanet_r18-fpn_shapes.yaml"] == "core"
+    assert source["shapes96_adamw-10e.yaml"] == "core"  # bases are listed too
     assert all(Path(path).is_file() for _, path in rows)
 
 
@@ -120,16 +121,21 @@ def test_help_texts_are_one_line_and_every_argument_has_one():
         assert text and "\n" not in text and not text.startswith("`"), text
 
 
-def test_a_config_of_a_plugin_that_is_not_loaded_says_so(monkeypatch, capsys):
-    import importlib.util
+def test_a_config_of_a_plugin_that_is_not_loaded_says_so(monkeypatch, capsys, tmp_path):
+    import shutil
 
-    spec = importlib.util.find_spec("pc3d_det3d")
-    if spec is None or spec.origin is None:
-        pytest.skip("the det3d plugin is not installed")
-    config = Path(spec.origin).parent / "configs" / "pillar-center-tiny_kitti-3class.yaml"
+    from pc3d.config.zoo import ZOO_DIR
+
+    # A config shipped inside a package (as a third-party plugin ships its own) whose plugin is
+    # blocked: the error says which plugins are installed and that the provider may be missing.
+    package = tmp_path / "pc3d_det3d_configs"
+    (package / "configs").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    config = package / "configs" / "pillar-center-tiny_kitti-3class.yaml"
+    shutil.copy(ZOO_DIR / "pillar-center" / config.name, config)
     monkeypatch.setenv("PC3D_BLOCK_PLUGINS", "det3d")
     assert main(["config", "show", str(config), "--check"]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"model.type (from {config}:7): unknown model 'BEVDetector'" in err
     assert "Installed but not loaded: pc3d-det3d (blocked)." in err
-    assert "ships with the package 'pc3d_det3d', which registers no components here: the plugin providing 'BEVDetector' may not be installed or enabled" in err
+    assert "which registers no components here: the plugin providing 'BEVDetector' may not be installed or enabled" in err

@@ -61,7 +61,11 @@ def test_first_party_plugins_come_through_entry_points():
     for dist, registered in FIRST_PARTY.items():
         assert loaded[dist].registered == registered
         assert loaded[dist].version == "0.1.0"
-        assert [d.name for d in loaded[dist].config_dirs] == ["configs"]
+        # First-party configs are the model zoo (configs/), contributed by the core; the seg
+        # plugin still ships its own folder.
+        assert [d.name for d in loaded[dist].config_dirs] == (["configs"] if dist == "pc3d-seg" else [])
+    zoo = [p for p in manager.loaded if p.source == "pc3d.config.zoo"]
+    assert [d.name for d in zoo[0].config_dirs] == ["configs"] and (zoo[0].config_dirs[0] / "det2d").is_dir()
     assert manager.registry.get("model", "BEVDetector").__module__ == "pc3d_det3d.detectors"
 
 
@@ -73,7 +77,7 @@ def test_entry_point_plugin_registers_by_kind(make_dist, good_plugin):
     assert info.registered == {"head": ["TinyHead"], "model": ["TinyModel"]}
     entry = manager.registry.entry("head", "TinyHead")
     assert entry.owner == "tiny-plugin" and entry.obj.__module__ == module
-    assert manager.config_dirs() == info.config_dirs and info.config_dirs[0].is_dir()
+    assert manager.config_dirs()[-1:] == info.config_dirs and info.config_dirs[0].is_dir()
     # The core (pc3d's own metrics) is always loaded; the allow list selects the rest.
     assert [p.distribution for p in manager.loaded] == [*CORE, "tiny-plugin"]
     core = {p.source: p.registered for p in manager.loaded if p.distribution == "pc3d"}
@@ -91,6 +95,7 @@ def test_entry_point_plugin_registers_by_kind(make_dist, good_plugin):
             ]
         },
         "pc3d.evaluation.plugin": {"metric": ["KittiMetric", "Map3DMetric", "SegMIoUMetric"]},
+        "pc3d.config.zoo": {},
     }
 
 
@@ -128,7 +133,7 @@ def test_plugin_raising_during_registration_leaves_nothing_behind(make_dist):
     info = by_dist(manager, "half-done")
     assert info.status == "failed" and "no weights for Half" in info.error
     assert ("head", "Half") not in manager.registry
-    assert manager.config_dirs() == []
+    assert manager.config_dirs() == [d for p in manager.loaded if p.distribution == "pc3d" for d in p.config_dirs]
 
 
 def test_unknown_hook_name_is_reported_with_a_suggestion(make_dist):

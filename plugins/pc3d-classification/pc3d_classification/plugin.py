@@ -7,8 +7,6 @@ metric.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_classification.backbones import ConvNet
 from pc3d_classification.datasets import DigitsDataset
@@ -24,8 +22,3 @@ def pc3d_register(registry: Registrar) -> None:
     registry.add_model(ImageClassifier)
     registry.add_dataset(DigitsDataset)
     registry.add_metric(TopKAccuracy)
-
-
-@hookimpl
-def pc3d_config_dirs() -> list[Path]:
-    return [Path(__file__).parent / "configs"]

@@ -8,8 +8,6 @@ of the group ``pc3d.commands`` (``pyproject.toml``).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_det2d.data import CocoDetection, DetNormalize, DetPad, DetRandomFlip, DetResize
 from pc3d_det2d.faster_rcnn import FasterRCNN, RoIBoxHead, build_rpn_head
@@ -33,9 +31,3 @@ def pc3d_register(registry: Registrar) -> None:
     for transform in (DetResize, DetRandomFlip, DetNormalize, DetPad):
         registry.add_transform(transform)
     registry.add_metric(CocoMetric)
-
-
-@hookimpl
-def pc3d_config_dirs() -> list[Path]:
-    return [Path(__file__).parent / "configs"]
-

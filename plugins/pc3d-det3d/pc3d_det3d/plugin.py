@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_det3d.anchor_head import Anchor3DHead
 from pc3d_det3d.backbones import BEVBackbone
@@ -25,8 +23,3 @@ def pc3d_register(registry: Registrar) -> None:
     registry.add_model(VoxelDetector)
     registry.add_model(VoxelDetector, name="VoxelNet")
     registry.add_dataset(KittiDataset)
-
-
-@hookimpl
-def pc3d_config_dirs() -> list[Path]:
-    return [Path(__file__).parent / "configs"]
