@@ -156,8 +156,9 @@ class RunSpec:
     metrics: ConfigNode | None
 
 
-#: Top-level keys a training config may have. ``class_names`` is shared data some datasets and
-#: models read; keys starting with ``_`` are free for YAML anchors.
+#: Top-level keys a training config may have. ``class_names``, ``point_cloud_range``, ``voxel_size``
+#: and ``data_root`` are shared values the sections refer to (``${point_cloud_range}``), written
+#: once; keys starting with ``_`` are free for YAML anchors.
 TOP_LEVEL_KEYS: tuple[str, ...] = (
     "model",
     "data",
@@ -167,6 +168,9 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "runtime",
     "metrics",
     "class_names",
+    "point_cloud_range",
+    "voxel_size",
+    "data_root",
 )
 
 _SECTIONS: dict[str, type] = {

@@ -31,12 +31,12 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError, did_you_mean
-from pc3d.nn.anchors_3d import AnchorGenerator3D
 from pc3d.nn.assigners import MaxIoUAssigner
 from pc3d.nn.box_coders import DeltaXYZWLHRBBoxCoder
 from pc3d.nn.losses import CrossEntropyLoss, FocalLoss, SmoothL1Loss
 from pc3d.ops import batched_nms_bev, box_iou_bev
 from pc3d.structures import LiDARBoxes3D, limit_period
+from pc3d_det3d.mmdet3d_compat import build_anchor_generator
 from pc3d_det3d.structures import Detections3D
 
 __all__ = ["Anchor3DHead", "AnchorHeadOutput", "AnchorTestSettings"]
@@ -113,7 +113,8 @@ class Anchor3DHead(nn.Module):
         num_classes: number of classes; one anchor size (and range) per class.
         in_channels: channels of the BEV map the head reads (e.g. 384 after SECOND FPN).
         anchor_generator: ``ranges``, ``sizes``, ``rotations`` (and optional ``align_corner``) of
-            :class:`~pc3d.nn.anchors_3d.AnchorGenerator3D`.
+            :class:`~pc3d.nn.anchors_3d.AnchorGenerator3D`, and optionally ``generator``:
+            MMDetection3D's generator name (see :mod:`pc3d_det3d.mmdet3d_compat`).
         assigner: per-class IoU thresholds, one mapping per class with ``pos_iou_thr``,
             ``neg_iou_thr`` and ``min_pos_iou`` (or one mapping shared by all classes).
         loss_cls: focal loss settings (``gamma``, ``alpha``, ``loss_weight``).
@@ -144,7 +145,7 @@ class Anchor3DHead(nn.Module):
             raise FormatError(f"model.head.num_classes must be at least 1, got {num_classes!r}")
         self.num_classes = int(num_classes)
         self.in_channels = int(in_channels)
-        self.anchor_generator = AnchorGenerator3D(**dict(anchor_generator))
+        self.anchor_generator = build_anchor_generator(anchor_generator)
         if len(self.anchor_generator.sizes) != self.num_classes:
             raise FormatError(
                 f"model.head.anchor_generator.sizes has {len(self.anchor_generator.sizes)} sizes for "
