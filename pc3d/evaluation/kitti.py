@@ -69,8 +69,9 @@ from pc3d.evaluation.kitti_protocol import (
     resolve_classes,
 )
 from pc3d.evaluation.kitti_result import KittiEvalResult
-from pc3d.io.kitti import KittiLabels
+from pc3d.io.kitti import KittiLabels, detections_to_kitti_labels
 from pc3d.ops import box_iou_2d, box_iou_3d, box_iou_bev
+from pc3d.structures import Detections3D
 
 __all__ = [
     "ALPHA_MISSING",
@@ -337,11 +338,13 @@ class KittiMetric:
     """The KITTI protocol as an engine metric (``registry.add_metric``): ``reset`` / ``update``
     / ``compute`` / ``state`` / ``merge``.
 
-    ``update(predictions, batch)`` takes one detection record per sample (:class:`KittiEvalLabels`
-    with scores: camera boxes, 2D boxes and alpha, as a KITTI result file holds them) and the
-    ground truth ``batch[gt_key]`` (one :class:`KittiEvalLabels` per sample). Turning a model's LiDAR
-    boxes into such records needs the frame's calibration and image projection
-    (:mod:`pc3d.io.kitti`), which is the dataset's job.
+    ``update(predictions, batch)`` takes one prediction per sample, either a detection record
+    (:class:`KittiEvalLabels` with scores, as a KITTI result file holds them) or a 3D detector's
+    :class:`pc3d.structures.Detections3D` (LiDAR boxes), which is turned into such a record with
+    the frame's calibration ``batch[calib_key]`` (:func:`pc3d.io.kitti.detections_to_kitti_labels`:
+    camera boxes, 2D boxes projected on image 2, alpha). The ground truth is ``batch[gt_key]``:
+    one :class:`KittiEvalLabels` or :class:`pc3d.io.kitti.KittiLabels` per sample, DontCare
+    regions included (the det3d ``KittiDataset`` provides both keys).
 
     ``compute()`` returns ``KITTI/{class}_{2D|BEV|3D|AOS}_{AP11|AP40}_{easy|moderate|hard}_{strict|
     loose}`` in percent (MMDetection3D's key layout, plus AOS and both overlap sets).
@@ -349,24 +352,30 @@ class KittiMetric:
     Args:
         classes: classes to evaluate (default Car, Pedestrian, Cyclist).
         gt_key: batch key holding the ground-truth records.
+        class_names: the model's classes, which ``Detections3D.labels`` index (default:
+            ``classes``).
+        calib_key: batch key holding each sample's :class:`pc3d.io.kitti.KittiCalib`.
     """
 
     def __init__(self, classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist"),
-                 gt_key: str = "kitti_labels") -> None:
+                 gt_key: str = "kitti_labels", class_names: Sequence[str] | None = None,
+                 calib_key: str = "calib") -> None:
         self.classes = resolve_classes(classes)
         self.gt_key = gt_key
+        self.class_names = list(class_names) if class_names is not None else list(classes)
+        self.calib_key = calib_key
         self.frames: list[tuple[KittiEvalLabels, KittiEvalLabels]] = []
 
     def reset(self) -> None:
         """Forget every frame."""
         self.frames = []
 
-    def update(self, predictions: Sequence[KittiEvalLabels], batch: Any) -> None:
-        """Keep one batch: a detection record per sample and its ground truth ``batch[gt_key]``.
+    def update(self, predictions: Sequence[Any], batch: Any) -> None:
+        """Keep one batch: a prediction per sample and its ground truth ``batch[gt_key]``.
 
         Raises:
-            FormatError: the batch has no ground truth, or the records are not
-                :class:`KittiEvalLabels`.
+            FormatError: the batch has no ground truth (or no calibration for LiDAR detections),
+                or a prediction of another kind.
             ShapeError: as many predictions as ground-truth records are needed.
         """
         if self.gt_key not in batch:
@@ -376,11 +385,26 @@ class KittiMetric:
         if len(gts) != len(predictions):
             raise ShapeError(f"KittiMetric: {len(predictions)} predictions for {len(gts)} "
                              "ground-truth records")
-        for gt, det in zip(gts, predictions, strict=True):
-            if not isinstance(gt, KittiEvalLabels) or not isinstance(det, KittiEvalLabels):
-                raise FormatError("KittiMetric takes KittiEvalLabels records (see "
-                                  "pc3d.evaluation.kitti_labels)")
-            self.frames.append((gt, det))
+        for index, (gt, det) in enumerate(zip(gts, predictions, strict=True)):
+            self.frames.append((self._record(gt, detections=False), self._prediction(det, batch, index)))
+
+    @staticmethod
+    def _record(value: Any, detections: bool) -> KittiEvalLabels:
+        if isinstance(value, KittiEvalLabels):
+            return value
+        if isinstance(value, KittiLabels):
+            return from_io_labels(value, detections=detections)
+        raise FormatError("KittiMetric takes KittiEvalLabels or pc3d.io.kitti.KittiLabels records, or "
+                          f"Detections3D predictions; got {type(value).__name__}")
+
+    def _prediction(self, det: Any, batch: Any, index: int) -> KittiEvalLabels:
+        if not isinstance(det, Detections3D):
+            return self._record(det, detections=True)
+        if self.calib_key not in batch:
+            raise FormatError(f"KittiMetric: LiDAR detections need the frame's calibration in batch[{self.calib_key!r}] "
+                              f"(keys: {sorted(batch)})")
+        records = detections_to_kitti_labels(det.to("cpu"), self.class_names, batch[self.calib_key][index])
+        return from_io_labels(records, detections=True)
 
     def result(self) -> KittiEvalResult:
         """The evaluation of every frame kept so far."""

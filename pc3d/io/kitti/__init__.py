@@ -12,6 +12,7 @@ MMDetection3D and pc3d order the sizes along the box's own x, y, z axes: length,
 """
 
 from pc3d.io.kitti.calib import KittiCalib, camera_to_lidar_boxes, lidar_to_camera_boxes, read_kitti_calib
+from pc3d.io.kitti.detections import DEFAULT_IMAGE_SIZE, detections_to_kitti_labels
 from pc3d.io.kitti.frame import KittiFrame, load_kitti_frame, read_png_size
 from pc3d.io.kitti.labels import (
     DONT_CARE,
@@ -25,6 +26,7 @@ from pc3d.io.kitti.labels import (
 from pc3d.io.kitti.projection import ImageProjection, project_boxes_to_image, project_points_to_image
 
 __all__ = [
+    "DEFAULT_IMAGE_SIZE",
     "DONT_CARE",
     "LABEL_FIELDS",
     "ImageProjection",
@@ -32,6 +34,7 @@ __all__ = [
     "KittiFrame",
     "KittiLabels",
     "camera_to_lidar_boxes",
+    "detections_to_kitti_labels",
     "format_kitti_labels",
     "lidar_to_camera_boxes",
     "load_kitti_frame",
