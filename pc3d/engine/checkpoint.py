@@ -168,9 +168,19 @@ def _corrupt(file: Path, reason: str) -> CheckpointError:
 
 def model_state_from(state: Mapping[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
     """The model weights in a loaded file: a pc3d checkpoint's ``model``, the ``state_dict`` /
-    ``model_state`` of MMDetection3D / OpenPCDet files, or a plain state dict."""
+    ``model_state`` of MMDetection3D / OpenPCDet files, or a plain state dict.
+
+    An MMDetection3D 1.x checkpoint (``meta.mmdet3d_version``, or its component key prefixes) is
+    mapped through :data:`pc3d.nn.checkpoint_mmdet3d.MMDET3D_KEY_TABLE` (sparse-conv weights
+    permuted to spconv 2's layout); keys no row maps are an error listing them.
+    """
     if state.get("format") == FORMAT:
         return dict(state["model"])
+    # Imported here: the engine does not need the model zoo's key table for its own checkpoints.
+    from pc3d.nn.checkpoint_mmdet3d import convert_mmdet3d_state_dict, is_mmdet3d_checkpoint
+
+    if is_mmdet3d_checkpoint(state):
+        return dict(convert_mmdet3d_state_dict(state["state_dict"], source=str(path)))
     for key in ("state_dict", "model_state", "model"):
         inner = state.get(key)
         if isinstance(inner, Mapping) and inner and all(

@@ -1,0 +1,152 @@
+"""Run a trained model on point clouds from Python: build it from a config, load weights, predict.
+
+::
+
+    import pc3d.inference
+    model = pc3d.inference.load_model("pointpillars_hv-secfpn_kitti-3d-3class", "pointpillars.pth")
+    dets = pc3d.inference.detect(model, "000008.bin")          # Detections3D, best first
+    print(model.class_names[int(dets.labels[0])], dets.boxes.tensor[0], float(dets.scores[0]))
+
+The checkpoint may be a pc3d checkpoint, a plain state dict, or an MMDetection3D 1.x checkpoint of
+the same architecture (mapped through :mod:`pc3d.nn.checkpoint_mmdet3d`); every file is loaded with
+``torch.load(..., weights_only=True)``. :func:`predict` returns what the model predicts for one
+frame (``Detections3D`` for a detector, per-point labels for a segmentation model);
+:func:`detect` insists on detections.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from pc3d.config import Config, build, load_config
+from pc3d.errors import FormatError, Pc3dError
+from pc3d.structures import BasePoints, Detections3D
+
+__all__ = ["PointsLike", "as_point_tensor", "detect", "load_model", "predict"]
+
+#: What :func:`predict` accepts as one frame: a point file, an ``[N, C]`` array or tensor, or points.
+PointsLike = str | os.PathLike[str] | np.ndarray | Tensor | BasePoints
+
+
+def load_model(
+    config: str | os.PathLike[str] | Config,
+    checkpoint: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    overrides: Sequence[str] = (),
+) -> nn.Module:
+    """Build a config's model, load a checkpoint into it (strictly) and put it in eval mode.
+
+    Args:
+        config: a config file, the name of a shipped config, or a loaded :class:`Config`.
+        checkpoint: a pc3d checkpoint, a state dict, or an MMDetection3D 1.x checkpoint; ``None``
+            keeps the freshly initialised weights.
+        device: where the model runs.
+        overrides: ``KEY=VALUE`` config overrides (as ``--set``), for a name or file.
+
+    Returns:
+        The model, with ``class_names`` (from the model, else the config's ``class_names``).
+
+    Raises:
+        Pc3dError: a config problem, an unreadable checkpoint, or weights that do not fit (the
+            message lists the keys).
+    """
+    # Imported here: the engine pulls in the data loaders, which a plain import of pc3d skips.
+    from pc3d.engine.checkpoint import load_checkpoint, model_state_from
+    from pc3d.engine.state import load_model_state
+
+    cfg = config if isinstance(config, Config) else load_config(config, list(overrides))
+    if cfg.data.get("model") is None:
+        raise Pc3dError(f"{cfg.path or 'config'}: no 'model' section")
+    model = build(cfg.node("model"), "model")
+    if not isinstance(model, nn.Module):
+        raise Pc3dError(f"{cfg.path or 'config'}: model built a {type(model).__name__}, not a torch nn.Module")
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint)
+        load_model_state(model, model_state_from(state, checkpoint), checkpoint)
+    if not getattr(model, "class_names", None):
+        names = cfg.data.get("class_names")
+        model.class_names = [str(n) for n in names] if names else []  # type: ignore[assignment]
+    return model.to(torch.device(device)).eval()
+
+
+def as_point_tensor(points: PointsLike, num_features: int | None = None) -> Tensor:
+    """One frame's points as ``float32 Tensor[N, C]`` (x, y, z first).
+
+    Args:
+        points: a `.bin`, `.npy`, `.pcd` or `.ply` file, an array or tensor, or a points object.
+        num_features: values per point of a `.bin` file (default 4).
+
+    Raises:
+        FormatError: not ``[N, C>=3]``, or an unreadable file (naming it).
+    """
+    if isinstance(points, (str, os.PathLike)):
+        from pc3d.io.points import read_point_file
+
+        return torch.from_numpy(read_point_file(Path(points), num_features=num_features).array)
+    if isinstance(points, BasePoints):
+        tensor = points.tensor
+    elif isinstance(points, np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(points))
+    else:
+        tensor = points
+    if tensor.dim() != 2 or tensor.shape[1] < 3:
+        raise FormatError(f"points must be [N, C>=3] (x, y, z first), got shape {tuple(tensor.shape)}")
+    return tensor.to(torch.float32)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, points: PointsLike, score_thr: float | None = None) -> Any:
+    """What ``model.predict`` returns for one frame (``Detections3D`` for a detector).
+
+    Args:
+        model: a model from :func:`load_model` (anything with ``predict(list_of_frames)``).
+        points: the frame (see :func:`as_point_tensor`).
+        score_thr: replaces the head's ``test_cfg.score_thr`` for this call when the head has one;
+            otherwise detections scoring at or below it are dropped afterwards.
+
+    Raises:
+        Pc3dError: the model has no ``predict``.
+    """
+    run = getattr(model, "predict", None)
+    if not callable(run):
+        raise Pc3dError(f"{type(model).__name__} has no predict(frames) method, so it cannot run inference")
+    device = next(model.parameters()).device
+    frame = as_point_tensor(points).to(device)
+    head: Any = getattr(model, "bbox_head", None)
+    test_cfg: Any = getattr(head, "test_cfg", None)
+    if score_thr is None or not dataclasses.is_dataclass(test_cfg) or not hasattr(test_cfg, "score_thr"):
+        result = run([frame])[0]
+        if score_thr is not None and isinstance(result, Detections3D):
+            result = result[result.scores > score_thr]
+        return result
+    # Candidates at or below the threshold take no part in NMS, exactly as with that test_cfg.
+    head.test_cfg = dataclasses.replace(test_cfg, score_thr=float(score_thr))  # type: ignore[type-var]
+    try:
+        return run([frame])[0]
+    finally:
+        head.test_cfg = test_cfg
+
+
+def detect(model: nn.Module, points: PointsLike, score_thr: float | None = None) -> Detections3D:
+    """One frame's 3D detections: LiDAR boxes (bottom centre), scores and labels, best first.
+
+    Args:
+        model: a detector from :func:`load_model`; ``model.class_names[label]`` names a label.
+        points: the frame (see :func:`as_point_tensor`).
+        score_thr: see :func:`predict`.
+
+    Raises:
+        Pc3dError: the model does not predict ``Detections3D`` (e.g. a segmentation model).
+    """
+    result = predict(model, points, score_thr)
+    if not isinstance(result, Detections3D):
+        raise Pc3dError(f"{type(model).__name__} predicts {type(result).__name__}, not Detections3D: not a 3D detector")
+    return result
