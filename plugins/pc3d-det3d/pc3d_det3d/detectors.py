@@ -64,7 +64,8 @@ class BEVDetector(nn.Module):
         self.voxel_encoder = voxel_encoder
         self.backbone = backbone
         self.head = head
-        self.grid: BEVGrid = grid.downsample(int(backbone.out_stride))
+        stride: int = backbone.out_stride  # type: ignore[assignment]  # checked above to exist
+        self.grid: BEVGrid = grid.downsample(int(stride))
 
     def forward(self, points: Sequence[LiDARPoints | Tensor]) -> CenterHeadOutput:
         """The head's raw output.

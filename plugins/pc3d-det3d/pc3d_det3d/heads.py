@@ -304,7 +304,7 @@ class CenterHeadBase(nn.Module):
     def loss(
         self,
         output: CenterHeadOutput,
-        gt_boxes: Sequence[Tensor],
+        gt_boxes: Sequence[LiDARBoxes3D | Tensor],
         gt_labels: Sequence[Tensor],
         grid: BEVGrid,
     ) -> dict[str, Tensor]:
@@ -391,7 +391,8 @@ class CenterHead(CenterHeadBase):
         self.regression = nn.Conv2d(head_channels, REGRESSION_CHANNELS, 1)
         # CenterNet's prior: start every cell at probability 0.1 so that the many empty cells do
         # not dominate the first steps of the focal loss.
-        nn.init.constant_(self.heatmap.bias, -2.19)
+        if self.heatmap.bias is not None:
+            nn.init.constant_(self.heatmap.bias, -2.19)
 
     def forward(self, bev: Tensor) -> CenterHeadOutput:
         """``Tensor[B, in_channels, ny, nx]`` -> heatmap ``[B, K, ny, nx]``, regression

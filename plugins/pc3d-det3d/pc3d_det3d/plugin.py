@@ -5,6 +5,7 @@ from __future__ import annotations
 from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_det3d.anchor_head import Anchor3DHead
 from pc3d_det3d.backbones import BEVBackbone
+from pc3d_det3d.center_head import CenterPointHead
 from pc3d_det3d.datasets import KittiDataset
 from pc3d_det3d.detectors import BEVDetector
 from pc3d_det3d.heads import CenterHead
@@ -18,8 +19,11 @@ def pc3d_register(registry: Registrar) -> None:
     registry.add_backbone(BEVBackbone)
     registry.add_head(CenterHead)
     registry.add_head(Anchor3DHead)
+    registry.add_head(CenterPointHead)
     registry.add_model(BEVDetector)
     # PointPillars and SECOND; MMDetection3D calls the same model VoxelNet.
     registry.add_model(VoxelDetector)
     registry.add_model(VoxelDetector, name="VoxelNet")
+    # CenterPoint is the same detector with a CenterPointHead (MMDetection3D's name for it).
+    registry.add_model(VoxelDetector, name="CenterPoint")
     registry.add_dataset(KittiDataset)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -29,10 +29,30 @@ from torch import Tensor, nn
 from pc3d.errors import FormatError, ShapeError
 from pc3d.ops import hard_voxelize
 from pc3d.structures import LiDARBoxes3D, LiDARPoints
-from pc3d_det3d.anchor_head import Anchor3DHead, AnchorHeadOutput
 from pc3d_det3d.structures import Detections3D, lidar_box_tensor, lidar_point_tensor
 
-__all__ = ["VoxelDetector", "VoxelSettings"]
+__all__ = ["BBoxHead", "VoxelDetector", "VoxelSettings"]
+
+
+class BBoxHead(Protocol):
+    """What :class:`VoxelDetector` needs of its ``bbox_head`` (an ``nn.Module``):
+    :class:`~pc3d_det3d.anchor_head.Anchor3DHead`, :class:`~pc3d_det3d.center_head.CenterPointHead`
+    or any head with these members.
+
+    Attributes:
+        num_classes: classes the head predicts (checked against ``class_names``).
+    """
+
+    num_classes: int
+
+    def __call__(self, features: Tensor) -> Any:
+        """The raw output for the neck's map ``Tensor[B, C, H, W]``."""
+
+    def loss(self, output: Any, gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor]) -> dict[str, Tensor]:
+        """Training losses of a batch; ``loss`` is their total."""
+
+    def predict(self, output: Any) -> list[Detections3D]:
+        """Detections per frame."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +106,7 @@ class VoxelDetector(nn.Module):
         middle_encoder: ``forward(features [V, C'], coords [V, 4], batch_size) -> [B, C'', H, W]``.
         backbone: ``forward(map) -> tuple of maps``.
         neck: ``forward(maps) -> Tensor[B, C, H', W']``.
-        bbox_head: :class:`~pc3d_det3d.anchor_head.Anchor3DHead`.
+        bbox_head: a :class:`BBoxHead`.
         class_names: class of each label index (for outputs and logs).
     """
 
@@ -97,7 +117,7 @@ class VoxelDetector(nn.Module):
         middle_encoder: nn.Module,
         backbone: nn.Module,
         neck: nn.Module,
-        bbox_head: Anchor3DHead,
+        bbox_head: BBoxHead,
         class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
@@ -141,8 +161,8 @@ class VoxelDetector(nn.Module):
         bev = self.middle_encoder(features, coords, len(clouds))
         return self.neck(self.backbone(bev))
 
-    def forward(self, points: Sequence[LiDARPoints | Tensor]) -> AnchorHeadOutput:
-        """Raw head outputs of a batch (see :class:`~pc3d_det3d.anchor_head.AnchorHeadOutput`)."""
+    def forward(self, points: Sequence[LiDARPoints | Tensor]) -> Any:
+        """Raw head outputs of a batch (e.g. :class:`~pc3d_det3d.anchor_head.AnchorHeadOutput`)."""
         return self.bbox_head(self.extract_features(points))
 
     # -- the engine's model contract ----------------------------------------------------------
@@ -167,3 +187,24 @@ class VoxelDetector(nn.Module):
     def predict(self, points: Sequence[LiDARPoints | Tensor]) -> list[Detections3D]:
         """Detections per frame: LiDAR boxes (bottom centre), scores and labels, best first."""
         return self.bbox_head.predict(self(points))
+
+    # -- inference speed ----------------------------------------------------------------------
+
+    def optimize_for_inference(self, channels_last: bool = True) -> VoxelDetector:
+        """A copy for fast inference: eval mode, every batch norm folded into its conv/linear,
+        channels-last BEV maps (see :func:`pc3d.nn.fuse.optimize_for_inference`).
+
+        Its outputs equal this model's in eval mode (to float rounding); it cannot train, and
+        this model is left as it was.
+
+        Args:
+            channels_last: also run the BEV backbone, neck and head channels-last.
+
+        Returns:
+            The optimised :class:`VoxelDetector`.
+        """
+        from pc3d.nn.fuse import optimize_for_inference  # the generic pass; kept out of import time
+
+        fast = optimize_for_inference(self, channels_last)
+        assert isinstance(fast, VoxelDetector)
+        return fast
