@@ -39,6 +39,7 @@ ARGUMENT_KINDS: Mapping[str, str] = {
     "dataset": "dataset",
     "transform": "transform",
     "transforms": "transform",
+    "pipeline": "transform",
     "metric": "metric",
     "metrics": "metric",
     "train_hook": "train_hook",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from pc3d.errors import FormatError
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "NEIGHBOUR_CLASS",
     "NUM_SAMPLE_POINTS",
     "OVERLAP_SETS",
+    "kitti_difficulty",
     "resolve_classes",
 ]
 
@@ -72,3 +75,29 @@ def resolve_classes(classes: Sequence[str]) -> list[str]:
     if not wanted:
         raise FormatError("no classes to evaluate")
     return wanted
+
+
+def kitti_difficulty(bbox_height: np.ndarray, occluded: np.ndarray, truncated: np.ndarray) -> np.ndarray:
+    """The protocol's difficulty of each labelled object: 0 easy, 1 moderate, 2 hard, -1 none.
+
+    An object is of the easiest level whose limits it meets: 2D box height at least
+    :data:`MIN_HEIGHT`, occlusion at most :data:`MAX_OCCLUSION`, truncation at most
+    :data:`MAX_TRUNCATION` (easy 40 px / 0 / 0.15, moderate 25 px / 1 / 0.3, hard 25 px / 2 / 0.5).
+
+    Args:
+        bbox_height: ``[N]`` 2D box heights in pixels.
+        occluded: ``[N]`` occlusion levels (0-3).
+        truncated: ``[N]`` truncation (0-1).
+
+    Returns:
+        ``int64 [N]``.
+    """
+    out = np.full(np.shape(bbox_height), -1, dtype=np.int64)
+    for level in (2, 1, 0):  # hardest first, so the easiest level met wins
+        meets = (
+            (np.asarray(bbox_height) >= MIN_HEIGHT[level])
+            & (np.asarray(occluded) <= MAX_OCCLUSION[level])
+            & (np.asarray(truncated) <= MAX_TRUNCATION[level])
+        )
+        out[meets] = level
+    return out

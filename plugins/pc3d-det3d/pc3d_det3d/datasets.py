@@ -1,21 +1,34 @@
 """KITTI object detection frames as 3D detection samples (registered as ``KittiDataset``).
 
-A sample is what the det3d models' ``loss(points, gt_boxes, gt_labels)`` take, plus the frame id::
+Read straight from the official layout, no info files::
 
-    {"points": LiDARPoints[N, 4],     # x, y, z, intensity (attribute "intensity")
-     "gt_boxes": LiDARBoxes3D[M, 7],  # x, y, z (bottom centre), l, w, h, yaw
-     "gt_labels": Long[M],            # index into class_names
-     "frame_id": str}                 # e.g. "000001", for metrics and debugging
+    ROOT/training/{velodyne,label_2,calib}/ID.{bin,txt,txt}   (image_2/ID.png optional)
+    ROOT/ImageSets/{train,val,trainval,test}.txt
+
+A sample is what the det3d models' ``loss(points, gt_boxes, gt_labels)`` and the KITTI metric
+take::
+
+    {"points": LiDARPoints[N, 4],      # x, y, z, intensity (attribute "intensity")
+     "gt_boxes": LiDARBoxes3D[M, 7],   # x, y, z (bottom centre), l, w, h, yaw
+     "gt_labels": Long[M],             # index into class_names
+     "difficulty": Long[M],            # 0 easy, 1 moderate, 2 hard, -1 none (KITTI's rules)
+     "kitti_labels": KittiLabels,      # the whole label file, DontCare included (evaluation)
+     "calib": KittiCalib,              # the frame's calibration (evaluation, projection)
+     "frame_id": str}
 
 Labels (``label_2``, rectified camera frame) become LiDAR boxes through the frame's own
-calibration (:meth:`pc3d.io.kitti.KittiLabels.to_lidar_boxes`); ``DontCare`` regions and objects
-of classes not in ``class_names`` are dropped.
+calibration. Objects of KITTI classes not in ``class_names`` (Van, Truck, ...) are dropped, and
+counted once per data set in the log; a type that is no KITTI type (a typo such as ``Cra``) is an
+error naming the file and line. The ``pipeline`` (augmentations, :mod:`pc3d.data.transforms`)
+runs on a :class:`pc3d.data.sample.Sample3D`; frames with no points or no objects are valid.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,45 +36,67 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pc3d.data.sample import Sample3D
 from pc3d.errors import FormatError, suggest
-from pc3d.io.kitti import load_kitti_frame
+from pc3d.evaluation.kitti_protocol import kitti_difficulty
+from pc3d.io.kitti import DEFAULT_IMAGE_SIZE, KittiCalib, load_kitti_frame, read_kitti_labels
 from pc3d.structures import LiDARPoints
+
+__all__ = ["KITTI_CLASSES", "KittiDataset", "kitti_training_dir"]
 
 #: Object classes of KITTI's ``label_2`` files (``DontCare`` is a region, not a class).
 KITTI_CLASSES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc")
+_DONT_CARE = "DontCare"
 
 # A frame is usable for training when it has all three files.
 _FRAME_FILES = (("velodyne", ".bin"), ("label_2", ".txt"), ("calib", ".txt"))
+_LOG = logging.getLogger("pc3d.det3d")
+
+
+def kitti_training_dir(root: str | os.PathLike[str]) -> Path:
+    """The ``training`` folder of a KITTI root, or ``root`` itself when it is that folder.
+
+    Raises:
+        FileNotFoundError: neither ``root/training/velodyne`` nor ``root/velodyne`` exists.
+    """
+    path = Path(os.path.abspath(root))
+    for candidate in (path / "training", path):
+        if (candidate / "velodyne").is_dir():
+            return candidate
+    raise FileNotFoundError(
+        f"KittiDataset: {root!r} (resolved to {path}) is neither a KITTI root (with training/velodyne) "
+        "nor a training folder (with velodyne/); e.g. --set data_root=data/kitti"
+    )
 
 
 class KittiDataset:
-    """KITTI ``training``-style folder (``velodyne/``, ``label_2/``, ``calib/``) as a map-style
-    dataset of LiDAR detection samples (see the module docstring for a sample's keys).
+    """KITTI object detection frames (see the module docstring for a sample's keys).
 
-    Frames are read when indexed (a full KITTI split does not fit in memory); construction only
-    checks that the frames' files exist.
+    Frames are read when indexed; construction checks that the frames' files exist and reads
+    the label files once (they are small) to reject unknown types early.
 
     Args:
-        root: the folder holding ``velodyne/``, ``label_2/`` and ``calib/`` (e.g.
-            ``data/kitti/training``). A relative path is resolved against the current directory
-            when the dataset is built.
+        root: a KITTI root (holding ``training/`` and ``ImageSets/``) or its ``training`` folder.
+            A relative path is resolved against the current directory.
         class_names: the classes to train on, in label order (``gt_labels`` indexes this list);
             each must be a KITTI class (:data:`KITTI_CLASSES`).
-        split: which frames: a text file of frame ids, one per line (KITTI's
-            ``ImageSets/train.txt``; relative to the current directory), a list of ids
-            (``"000001"`` or ``1``), or ``None`` for every frame of ``root`` that has a scan, a
-            label and a calibration file (sorted).
-        max_points: if set, a scan with more points keeps a random subset of this size (drawn
-            from torch's generator, which the engine seeds per sample), after the range filter.
+        split: which frames: a split name (``train``, ``val``, ``trainval``: read from
+            ``ImageSets/<name>.txt`` next to ``training/``), a text file of frame ids, a list of
+            ids (``"000001"`` or ``1``), or ``None`` for every frame with all three files.
         point_cloud_range: ``[x_min, y_min, z_min, x_max, y_max, z_max]``: keep the points
-            strictly inside it (``LiDARPoints.in_range_3d``, MMDetection3D's
-            ``PointsRangeFilter``) and the boxes whose bottom-centre (x, y) lies strictly inside
-            its bird's-eye-view rectangle (``LiDARBoxes3D.in_range_bev``, MMDetection3D's
-            ``ObjectRangeFilter``; the height of a box does not matter).
+            inside it and the boxes whose bottom centre's (x, y) lies inside its bird's-eye
+            rectangle (MMDetection3D's ``PointsRangeFilter`` / ``ObjectRangeFilter``). Applied
+            before the pipeline.
+        pipeline: transforms ``Sample3D -> Sample3D`` run on every sample (augmentations for
+            training; leave empty for evaluation).
+        max_points: if set, a scan with more points keeps a random subset of this size.
+        remove_outside_fov: drop the points that do not project into image 2 (the camera's
+            field of view, where KITTI has labels).
 
     Raises:
         FileNotFoundError: missing root, split file or frame file (names the path).
-        FormatError: unknown class, empty or duplicate class names, empty split, bad range.
+        FormatError: unknown class, empty or duplicate class names, empty split, bad range, a label
+            file with an unknown type or too few fields (file and line).
     """
 
     def __init__(
@@ -69,41 +104,44 @@ class KittiDataset:
         root: str,
         class_names: list[str],
         split: str | list[str | int] | None = None,
-        max_points: int | None = None,
         point_cloud_range: list[float] | None = None,
+        pipeline: Sequence[Callable[[Sample3D], Sample3D]] | None = None,
+        max_points: int | None = None,
+        remove_outside_fov: bool = False,
     ) -> None:
-        self.root = Path(os.path.abspath(root))
-        if not self.root.is_dir():
-            raise FileNotFoundError(
-                f"KittiDataset: root {root!r} is not a folder (resolved against the current "
-                f"directory {os.getcwd()} to {self.root}); pass the folder holding velodyne/, "
-                "label_2/ and calib/, e.g. --set data.train.dataset.root=data/kitti/training"
-            )
+        self.root = kitti_training_dir(root)
         self.class_names = _check_class_names(class_names)
         if max_points is not None and max_points < 1:
             raise FormatError(f"KittiDataset: max_points must be at least 1, got {max_points}")
         self.max_points = max_points
         self.point_cloud_range = _check_range(point_cloud_range)
+        self.pipeline = list(pipeline or [])
+        self.remove_outside_fov = bool(remove_outside_fov)
         self.frame_ids = self._frames(split)
+        self._check_labels()
+
+    # -- frames ------------------------------------------------------------------------------
+
+    def _split_file(self, split: str) -> Path | None:
+        by_name = self.root.parent / "ImageSets" / f"{split}.txt"
+        if "/" not in split and not split.endswith(".txt") and by_name.is_file():
+            return by_name
+        path = Path(os.path.abspath(split))
+        return path if path.is_file() else None
 
     def _frames(self, split: str | Sequence[str | int] | None) -> list[str]:
         if split is None:
-            stems = [
-                {p.name.removesuffix(suffix) for p in (self.root / folder).glob(f"*{suffix}")}
-                for folder, suffix in _FRAME_FILES
-            ]
+            stems = [{p.name.removesuffix(suffix) for p in (self.root / folder).glob(f"*{suffix}")} for folder, suffix in _FRAME_FILES]
             frames = sorted(set.intersection(*stems))
             if not frames:
-                raise FileNotFoundError(
-                    f"KittiDataset: no frame in {self.root} has all of velodyne/*.bin, "
-                    "label_2/*.txt and calib/*.txt"
-                )
+                raise FileNotFoundError(f"KittiDataset: no frame in {self.root} has all of velodyne/*.bin, label_2/*.txt and calib/*.txt")
             return frames
         if isinstance(split, str):
-            path = Path(os.path.abspath(split))
-            if not path.is_file():
+            path = self._split_file(split)
+            if path is None:
                 raise FileNotFoundError(
-                    f"KittiDataset: split file {split!r} does not exist (resolved to {path})"
+                    f"KittiDataset: split {split!r} is neither {self.root.parent / 'ImageSets' / (split + '.txt')} "
+                    f"nor a file (resolved to {os.path.abspath(split)})"
                 )
             ids: list[str | int] = [line.strip() for line in path.read_text().splitlines() if line.strip()]
             where = str(path)
@@ -115,34 +153,70 @@ class KittiDataset:
         for stem in frames:
             for folder, suffix in _FRAME_FILES:
                 if not (self.root / folder / f"{stem}{suffix}").is_file():
-                    raise FileNotFoundError(
-                        f"KittiDataset: frame {stem!r} (from {where}) has no "
-                        f"{self.root / folder / (stem + suffix)}"
-                    )
+                    raise FileNotFoundError(f"KittiDataset: frame {stem!r} (from {where}) has no {self.root / folder / (stem + suffix)}")
         return frames
+
+    def _check_labels(self) -> None:
+        """Reject unknown types (file and line) and log the objects of other classes dropped."""
+        known = set(KITTI_CLASSES) | {_DONT_CARE}
+        dropped: Counter[str] = Counter()
+        for frame_id in self.frame_ids:  # one small text file per frame, read once
+            path = self.root / "label_2" / f"{frame_id}.txt"
+            labels = read_kitti_labels(path)
+            for kind, line in zip(labels.types, labels.line_numbers):
+                if kind not in known:
+                    raise FormatError(
+                        f"{path}:{line}: unknown KITTI type {str(kind)!r}"
+                        + (f"; did you mean {suggest(str(kind), sorted(known))!r}?" if suggest(str(kind), sorted(known)) else "")
+                        + f" (types: {', '.join(KITTI_CLASSES)}, {_DONT_CARE})"
+                    )
+            dropped.update(str(k) for k in labels.types if k != _DONT_CARE and k not in self.class_names)
+        if dropped:
+            _LOG.info(
+                "KittiDataset %s: %d frames; objects of classes not in class_names dropped: %s",
+                self.root, len(self.frame_ids), ", ".join(f"{k} {n}" for k, n in sorted(dropped.items())),
+            )
+        self.dropped_classes = dict(dropped)
 
     def __len__(self) -> int:
         return len(self.frame_ids)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    # -- samples -----------------------------------------------------------------------------
+
+    def load_sample(self, index: int) -> tuple[Sample3D, Any, KittiCalib]:
+        """Frame ``index`` before the range filter and the pipeline: the sample, its label
+        records (float64, DontCare included) and its calibration."""
         frame = load_kitti_frame(self.root, self.frame_ids[index])
-        assert frame.labels is not None  # checked at construction
+        records = read_kitti_labels(self.root / "label_2" / f"{frame.frame_id}.txt", dtype=np.float64)
         scan = np.ascontiguousarray(frame.points.array[:, :4], dtype=np.float32)
         points = LiDARPoints(torch.from_numpy(scan), points_dim=4, attribute_dims={"intensity": 3})
-        types = frame.labels.objects().types  # aligned with to_lidar_boxes' rows
-        keep = np.isin(types, self.class_names)
-        boxes = frame.labels.to_lidar_boxes(frame.calib)[keep]
+        if self.remove_outside_fov:
+            points = points[_in_image(points.tensor, frame.calib, frame.image_size or DEFAULT_IMAGE_SIZE)]
+        objects = records.objects()
+        keep = np.isin(objects.types, self.class_names)
+        assert frame.labels is not None  # checked at construction
+        boxes = frame.labels.to_lidar_boxes(frame.calib)[torch.from_numpy(keep)]
         lookup = {name: i for i, name in enumerate(self.class_names)}
-        labels = torch.tensor([lookup[t] for t in types[keep]], dtype=torch.long)
+        labels = torch.tensor([lookup[t] for t in objects.types[keep]], dtype=torch.long)
+        height = objects.bbox2d[:, 3] - objects.bbox2d[:, 1]
+        difficulty = torch.from_numpy(kitti_difficulty(height, objects.occluded, objects.truncated)[keep])
+        sample = Sample3D(points, boxes, labels, frame.frame_id, {"difficulty": difficulty})
+        return sample, records, frame.calib
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample, records, calib = self.load_sample(index)
         if self.point_cloud_range is not None:
-            points = points[points.in_range_3d(self.point_cloud_range)]
-            # The BEV rectangle (x_min, y_min, x_max, y_max): only the bottom centre's x and y
-            # count, so the rule does not depend on which centre in_range_3d tests.
-            inside = boxes.in_range_bev(self.point_cloud_range[[0, 1, 3, 4]])
-            boxes, labels = boxes[inside], labels[inside]
-        if self.max_points is not None and len(points) > self.max_points:
-            points = points[torch.randperm(len(points))[: self.max_points]]
-        return {"points": points, "gt_boxes": boxes, "gt_labels": labels, "frame_id": frame.frame_id}
+            rng = self.point_cloud_range
+            sample.points = sample.points[sample.points.in_range_3d(rng)]
+            sample.keep_boxes(sample.gt_boxes.in_range_bev(rng[[0, 1, 3, 4]]))
+        for transform in self.pipeline:
+            sample = transform(sample)
+        if self.max_points is not None and len(sample.points) > self.max_points:
+            sample.points = sample.points[torch.randperm(len(sample.points))[: self.max_points]]
+        item = sample.as_batch_item()
+        item["points"] = sample.points
+        item.update({"kitti_labels": records, "calib": calib})
+        return item
 
     @staticmethod
     def collate(samples: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -155,6 +229,16 @@ class KittiDataset:
             ``{"points": [LiDARPoints, ...], "gt_boxes": [LiDARBoxes3D, ...], ...}``.
         """
         return {key: [sample[key] for sample in samples] for key in samples[0]}
+
+
+def _in_image(points: Tensor, calib: KittiCalib, image_size: tuple[int, int]) -> Tensor:
+    """``BoolTensor[N]``: the points in front of camera 2 that project into its image."""
+    proj = torch.from_numpy(calib.lidar_to_img[:3]).to(points.dtype)
+    homo = points[:, :3] @ proj[:, :3].T + proj[:, 3]
+    depth = homo[:, 2]
+    uv = homo[:, :2] / depth.clamp(min=1e-6)[:, None]
+    width, height = image_size
+    return (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
 
 
 def _check_class_names(class_names: Sequence[str]) -> list[str]:

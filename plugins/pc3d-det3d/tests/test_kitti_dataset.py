@@ -134,18 +134,18 @@ def test_range_filter_on_the_boundary_and_box_heights():
 def test_collate_keeps_lists_per_key():
     dataset = KittiDataset(str(KITTI), class_names=CLASSES, split=["000000", "000001"])
     batch = KittiDataset.collate([dataset[0], dataset[1]])
-    assert set(batch) == {"points", "gt_boxes", "gt_labels", "frame_id"}
+    assert set(batch) == {"points", "gt_boxes", "gt_labels", "frame_id", "difficulty", "kitti_labels", "calib"}
     assert batch["frame_id"] == ["000000", "000001"]
     assert [len(p) for p in batch["points"]] == [len(dataset[0]["points"]), len(dataset[1]["points"])]
 
 
 def test_errors_name_what_is_wrong(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"root 'nowhere/training' is not a folder .*" + str(tmp_path)):
+    with pytest.raises(FileNotFoundError, match=r"'nowhere/training' \(resolved to " + str(tmp_path) + r".*\) is neither a KITTI root"):
         KittiDataset("nowhere/training", class_names=CLASSES)
     with pytest.raises(FileNotFoundError, match=r"frame '000003' \(from split\) has no .*velodyne/000003.bin"):
         KittiDataset(str(KITTI), class_names=CLASSES, split=["000001", "000003"])
-    with pytest.raises(FileNotFoundError, match=r"split file 'ImageSets/train.txt' does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"split 'ImageSets/train.txt' is neither .* nor a file"):
         KittiDataset(str(KITTI), class_names=CLASSES, split="ImageSets/train.txt")
     with pytest.raises(FormatError, match=r"unknown class 'Pedestrain' in class_names; did you mean 'Pedestrian'\?"):
         KittiDataset(str(KITTI), class_names=["Car", "Pedestrain"])
@@ -184,3 +184,60 @@ def test_pc3d_train_runs_the_mini_config(tmp_path, monkeypatch):
     evaluation = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
     assert len(evaluation) == 1 and "mAP_0.25" in evaluation[0]
     assert (work / "epoch_1.pth").is_file() and (work / "best.pth").is_file()
+
+
+def test_kitti_root_imagesets_difficulty_fov_and_pipeline(tmp_path):
+    from pc3d.data.synthetic import write_synthetic_kitti
+    from pc3d.data.transforms import RandomFlip3D
+    from pc3d.evaluation.kitti_protocol import kitti_difficulty
+    from pc3d.io.kitti import read_kitti_labels
+
+    root = write_synthetic_kitti(tmp_path / "synth", scenes=5, seed=3, val_fraction=0.4)
+    train = KittiDataset(str(root), class_names=CLASSES, split="train")  # a KITTI root and a split name
+    val = KittiDataset(str(root / "training"), class_names=CLASSES, split="val")
+    assert train.frame_ids == (root / "ImageSets" / "train.txt").read_text().split()
+    assert set(train.frame_ids).isdisjoint(val.frame_ids) and len(train) + len(val) == 5
+    item = train[0]
+    labels = read_kitti_labels(root / "training" / "label_2" / f"{train.frame_ids[0]}.txt", dtype=np.float64).objects()
+    keep = np.isin(labels.types, CLASSES)
+    height = labels.bbox2d[:, 3] - labels.bbox2d[:, 1]
+    assert item["difficulty"].tolist() == kitti_difficulty(height, labels.occluded, labels.truncated)[keep].tolist()
+    assert len(item["kitti_labels"]) >= len(item["gt_boxes"])  # DontCare regions are kept for evaluation
+    # Field of view: every kept point projects into the 1242 x 375 image of camera 2.
+    fov = KittiDataset(str(root), class_names=CLASSES, split="train", remove_outside_fov=True)[0]["points"].tensor
+    homo = fov[:, :3].double() @ torch.from_numpy(item["calib"].lidar_to_img[:3, :3]).T + torch.from_numpy(item["calib"].lidar_to_img[:3, 3])
+    uv = homo[:, :2] / homo[:, 2:3]
+    assert 0 < len(fov) < len(item["points"]) and bool((homo[:, 2] > 0).all())
+    assert float(uv[:, 0].min()) >= 0 and float(uv[:, 0].max()) < 1242 and float(uv[:, 1].max()) < 375
+    flipped = KittiDataset(str(root), class_names=CLASSES, split="train", pipeline=[RandomFlip3D(1.0)])[0]
+    assert torch.allclose(flipped["gt_boxes"].tensor[:, 1], -item["gt_boxes"].tensor[:, 1])
+
+
+def test_label_typos_are_errors_and_other_classes_are_counted(tmp_path):
+    import shutil
+
+    root = tmp_path / "training"
+    shutil.copytree(KITTI, root)
+    label = root / "label_2" / "000001.txt"
+    lines = label.read_text().splitlines()
+    lines[1] = "Cra" + lines[1][len(lines[1].split()[0]):]
+    label.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FormatError, match=r"000001\.txt:2: unknown KITTI type 'Cra'; did you mean 'Car'\?"):
+        KittiDataset(str(root), class_names=CLASSES)
+    label.write_text("Car 0.00 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67\n")
+    with pytest.raises(FormatError, match=r"000001\.txt:1"):
+        KittiDataset(str(root), class_names=CLASSES)
+    shutil.copy(KITTI / "label_2" / "000001.txt", label)
+    dataset = KittiDataset(str(root), class_names=["Pedestrian"])
+    assert dataset.dropped_classes.get("Car", 0) > 0
+
+
+def test_a_frame_without_points_or_objects_is_valid(tmp_path):
+    import shutil
+
+    root = tmp_path / "training"
+    shutil.copytree(KITTI, root)
+    (root / "velodyne" / "000001.bin").write_bytes(b"")
+    (root / "label_2" / "000001.txt").write_text("")
+    item = KittiDataset(str(root), class_names=CLASSES, split=["000001"])[0]
+    assert len(item["points"]) == 0 and len(item["gt_boxes"]) == 0 and item["gt_labels"].shape == (0,)
