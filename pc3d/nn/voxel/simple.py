@@ -74,15 +74,19 @@ class PointPillarsScatter(nn.Module):
         in_channels: channels of the pillar features.
         output_shape: `(ny, nx)` canvas size, the voxel grid's y and x cell counts
             (PointPillars on KITTI: `(496, 432)`).
+        channels_last: return the canvas in channels-last memory format (same values and shape;
+            the pillar features are then written as whole rows, and channels-last convs read the
+            map without a layout conversion). Set by `pc3d.nn.fuse.optimize_for_inference`.
     """
 
-    def __init__(self, in_channels: int, output_shape: Sequence[int]) -> None:
+    def __init__(self, in_channels: int, output_shape: Sequence[int], channels_last: bool = False) -> None:
         super().__init__()
         if len(output_shape) != 2 or min(int(s) for s in output_shape) < 1:
             raise FormatError(f"output_shape must be (ny, nx) with positive sizes, got {list(output_shape)}")
         self.in_channels = in_channels
         self.ny, self.nx = int(output_shape[0]), int(output_shape[1])
         self.out_channels = in_channels
+        self.channels_last = bool(channels_last)
 
     def forward(self, features: Tensor, coords: Tensor, batch_size: int | None = None) -> Tensor:
         """Scatter pillars to their cells; one `index_put` for the whole batch.
@@ -113,8 +117,14 @@ class PointPillarsScatter(nn.Module):
                 f"canvas (ny {self.ny}, nx {self.nx}) or batch size {batch_size}"
             )
         cells = self.ny * self.nx
+        index = (batch * self.ny + y) * self.nx + x
+        if self.channels_last:
+            # One contiguous row of C features per cell: (B, ny, nx, C) seen as (B, C, ny, nx).
+            rows = features.new_zeros(batch_size * cells, self.in_channels)
+            rows[index] = features
+            return rows.view(batch_size, self.ny, self.nx, self.in_channels).permute(0, 3, 1, 2)
         # Channels first so the canvas of one sample is already (C, ny, nx) in memory.
         canvas = features.new_zeros(self.in_channels, batch_size * cells)
-        canvas[:, (batch * self.ny + y) * self.nx + x] = features.t()
+        canvas[:, index] = features.t()
         # For one sample the transposed view is already contiguous, and `contiguous` copies nothing.
         return canvas.view(self.in_channels, batch_size, self.ny, self.nx).transpose(0, 1).contiguous()
