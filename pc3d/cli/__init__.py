@@ -109,6 +109,9 @@ CORE_COMMANDS: tuple[Command, ...] = (
     Command("data", "make data sets: synthetic LiDAR scenes in the KITTI layout", "pc3d.cli.data:register"),
     Command("train", "train a model from a config", "pc3d.cli.train:register"),
     Command("test", "evaluate a checkpoint with its config's metrics", "pc3d.cli.test:register"),
+    Command("plot", "draw a training run's loss, learning-rate and metric curves as a PNG", "pc3d.cli.plot:register"),
+    Command("infer", "run a model on point clouds and write its predictions", "pc3d.cli.infer:register"),
+    Command("checkpoint", "convert checkpoints of other toolkits to pc3d checkpoints", "pc3d.cli.checkpoint:register"),
 )
 
 

@@ -1,0 +1,203 @@
+"""`pc3d infer CONFIG CHECKPOINT CLOUD [CLOUD ...] --out-dir DIR`: a model's predictions per point cloud.
+
+Per cloud (`.bin`, `.npy`, `.pcd`, `.ply`) the predictions are written to `DIR/<stem>.json`
+(`--format json`: `{"box_mode": "lidar", "boxes_3d": [[x, y, z, l, w, h, yaw], ...],
+"scores_3d": [...], "labels_3d": [...], "class_names": [...]}`) or to `DIR/<stem>.txt` (`--format
+kitti`: KITTI `label_2` lines in the camera frame, which `pc3d kitti-eval` reads), with `--png` also
+a bird's-eye-view picture `DIR/<stem>.png`. `DIR/summary.json` holds the frame count and the
+model's latency per frame (`{"latency_ms": {"mean": ..., "median": ...}}`, file I/O excluded).
+
+What is written depends on what the model predicts: :data:`WRITERS` maps an output type
+(``Detections3D``) to its writer; a segmentation plugin adds one for per-point labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = "Run a model on point clouds and write its predictions, one file per cloud."
+
+EPILOG = """\
+The checkpoint may be a pc3d checkpoint or an MMDetection3D 1.x checkpoint of the same model.
+--format kitti needs the LiDAR-to-camera calibration: --calib FILE, or, for a cloud inside a KITTI
+layout (.../velodyne/ID.bin), that frame's own calib/ID.txt.
+
+examples:
+  pc3d infer pointpillars_hv-secfpn_kitti-3d-3class pointpillars.pth 000008.bin --out-dir preds
+  pc3d infer second_hv-secfpn_kitti-3d-3class second.pth data/kitti/training/velodyne/*.bin \\
+      --out-dir preds --format kitti && pc3d kitti-eval data/kitti/training/label_2 preds
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``pc3d infer`` to the ``pc3d`` parser."""
+    parser = subparsers.add_parser(
+        "infer",
+        help="run a model on point clouds and write its predictions",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("config", metavar="CONFIG", help="config file, or the name of a shipped config")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", type=Path, help="pc3d or MMDetection3D checkpoint")
+    parser.add_argument("clouds", metavar="CLOUD", type=Path, nargs="+", help="point clouds (.bin .npy .pcd .ply)")
+    parser.add_argument("--out-dir", type=Path, required=True, metavar="DIR", help="where the predictions go")
+    parser.add_argument("--score-thr", type=float, default=None, metavar="X",
+                        help="keep predictions scoring above X (default: the config's test_cfg.score_thr)")
+    parser.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
+    parser.add_argument("--format", choices=("json", "kitti"), default="json",
+                        help="json (LiDAR boxes) or kitti (label_2 lines, camera frame)")
+    parser.add_argument("--calib", type=Path, default=None, metavar="FILE",
+                        help="KITTI calibration for --format kitti (default: the frame's calib/ID.txt)")
+    parser.add_argument("--png", action="store_true", help="also render each frame's predictions (bird's-eye view)")
+    parser.add_argument("--num-features", type=int, default=None, metavar="N",
+                        help="float32 values per point of a .bin cloud (default 4)")
+    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
+                        help="override config keys, values parsed as YAML")
+    parser.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One cloud's prediction and what its writer needs.
+
+    Attributes:
+        cloud: the point file.
+        points: its points ``float32 Tensor[N, C]``.
+        result: what the model predicted.
+        class_names: the model's classes.
+    """
+
+    cloud: Path
+    points: Any
+    result: Any
+    class_names: list[str]
+
+
+def write_detections(frame: Frame, args: argparse.Namespace) -> dict[str, Any]:
+    """Write one frame's ``Detections3D`` (JSON or KITTI lines, optional PNG); its summary entry."""
+    from pc3d.io.jsonio import write_json
+
+    dets, stem = frame.result, frame.cloud.stem
+    if args.format == "kitti":
+        from pc3d.io.kitti import (
+            detections_to_kitti_labels,
+            read_kitti_calib,
+            read_png_size,
+            write_kitti_labels,
+        )
+
+        calib_path, image = kitti_side_files(frame.cloud, args.calib)
+        size = read_png_size(image) if image is not None else None
+        labels = detections_to_kitti_labels(dets, frame.class_names, read_kitti_calib(calib_path), size)
+        write_kitti_labels(args.out_dir / f"{stem}.txt", labels)
+    else:
+        write_json(args.out_dir / f"{stem}.json", {
+            "box_mode": "lidar",
+            "boxes_3d": dets.boxes.tensor.detach().cpu().tolist(),
+            "scores_3d": dets.scores.detach().cpu().tolist(),
+            "labels_3d": dets.labels.detach().cpu().tolist(),
+            "class_names": frame.class_names,
+        })
+    if args.png:
+        import pc3d.vis
+
+        pred = {"mode": "lidar", "boxes": dets.boxes.tensor.detach().cpu().numpy(),
+                "labels": dets.labels.detach().cpu().numpy(), "scores": dets.scores.detach().cpu().numpy()}
+        pc3d.vis.render(frame.points.numpy(), pred=pred, out=args.out_dir / f"{stem}.png",
+                        class_names=frame.class_names, view="bev")
+    return {"num_detections": len(dets)}
+
+
+def kitti_side_files(cloud: Path, calib: Path | None) -> tuple[Path, Path | None]:
+    """The calibration (``--calib``, else ``<root>/calib/ID.txt`` of a ``<root>/velodyne/ID.bin``
+    cloud) and, when there, the frame's ``image_2/ID.png`` (for the image size).
+
+    Raises:
+        Pc3dError: no calibration given and none next to the cloud.
+    """
+    from pc3d.errors import Pc3dError
+
+    root = cloud.resolve().parent.parent if cloud.resolve().parent.name == "velodyne" else None
+    image = root / "image_2" / f"{cloud.stem}.png" if root is not None else None
+    image = image if image is not None and image.is_file() else None
+    if calib is not None:
+        return calib, image
+    if root is not None and (root / "calib" / f"{cloud.stem}.txt").is_file():
+        return root / "calib" / f"{cloud.stem}.txt", image
+    raise Pc3dError(
+        f"{cloud}: --format kitti needs the LiDAR-to-camera calibration: give --calib FILE (the cloud is "
+        "not in a KITTI layout .../velodyne/ID.bin with a calib/ID.txt)"
+    )
+
+
+def _writers() -> dict[type, Callable[[Frame, argparse.Namespace], dict[str, Any]]]:
+    from pc3d.structures import Detections3D
+
+    return {Detections3D: write_detections}
+
+
+#: Output type -> writer; extended by plugins whose models predict other things.
+WRITERS: dict[type, Callable[[Frame, argparse.Namespace], dict[str, Any]]] = {}
+
+
+def writer_for(result: Any) -> Callable[[Frame, argparse.Namespace], dict[str, Any]]:
+    """The writer of a model output (by its type, most specific first).
+
+    Raises:
+        Pc3dError: no writer handles the output's type.
+    """
+    from pc3d.errors import Pc3dError
+
+    writers = {**_writers(), **WRITERS}
+    for cls in type(result).__mro__:
+        if cls in writers:
+            return writers[cls]
+    raise Pc3dError(
+        f"pc3d infer cannot write a {type(result).__name__} prediction; it writes: "
+        + ", ".join(sorted(c.__name__ for c in writers))
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict and write as ``args`` say; 0 on success."""
+    import torch
+
+    from pc3d.inference import as_point_tensor, load_model, predict
+    from pc3d.io.jsonio import write_json
+
+    model = load_model(args.config, args.checkpoint, args.device, args.overrides)
+    class_names = [str(n) for n in getattr(model, "class_names", [])]
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    synchronize = torch.cuda.synchronize if torch.device(args.device).type == "cuda" else (lambda: None)
+    entries = []
+    for cloud in args.clouds:
+        points = as_point_tensor(cloud, args.num_features)
+        synchronize()
+        start = time.perf_counter()
+        result = predict(model, points, args.score_thr)
+        synchronize()
+        latency = (time.perf_counter() - start) * 1000.0
+        frame = Frame(cloud, points, result, class_names)
+        entries.append({"cloud": str(cloud), "latency_ms": latency, **writer_for(result)(frame, args)})
+    latencies = [e["latency_ms"] for e in entries]
+    summary = {
+        "num_frames": len(entries),
+        "config": str(args.config),
+        "checkpoint": str(args.checkpoint),
+        "device": str(args.device),
+        "format": args.format,
+        "latency_ms": {"mean": statistics.fmean(latencies), "median": statistics.median(latencies),
+                       "min": min(latencies), "max": max(latencies)},
+        "frames": entries,
+    }
+    write_json(args.out_dir / "summary.json", summary)
+    print(f"wrote predictions of {len(entries)} frames to {args.out_dir} "
+          f"(model latency median {summary['latency_ms']['median']:.1f} ms)")
+    return 0

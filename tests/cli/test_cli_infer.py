@@ -1,0 +1,169 @@
+"""`pc3d infer` and `pc3d checkpoint convert` end to end on the shipped KITTI frames.
+
+A small PointPillars (the zoo config with narrow layers) with random weights stands in for a
+trained model: what is checked is the path from files to files, not the detections' quality. With
+the MMDetection3D reference (`../shared/reference/mmdet3d`) present, its checkpoint runs unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import pc3d.inference
+from pc3d.cli import main
+from pc3d.io.kitti import read_kitti_labels
+
+REPO = Path(__file__).resolve().parents[2]
+KITTI = REPO / "tests" / "data" / "kitti" / "training"
+CLOUDS = [KITTI / "velodyne" / "000001.bin", KITTI / "velodyne" / "000004.bin"]
+REFERENCE = REPO / ".." / "shared" / "reference" / "mmdet3d"
+FRAME_8 = REPO / ".." / "shared" / "data" / "kitti" / "mmdet3d_demo" / "000008.bin"
+CLASSES = ["Pedestrian", "Cyclist", "Car"]
+SMALL = """\
+_base_: {zoo}/pointpillars/pointpillars_hv-secfpn_kitti-3d-3class.yaml
+model:
+  voxel_encoder: {{feat_channels: [8]}}
+  middle_encoder: {{in_channels: 8}}
+  backbone: {{in_channels: 8, layer_nums: [1, 1, 1], out_channels: [8, 8, 8]}}
+  neck: {{in_channels: [8, 8, 8], out_channels: [8, 8, 8]}}
+  bbox_head:
+    in_channels: 24
+    test_cfg: {{score_thr: 0.0}}
+"""
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
+    """A small PointPillars config, its random weights as an MMDetection3D checkpoint, and them."""
+    folder = tmp_path_factory.mktemp("small")
+    config = folder / "pointpillars_small.yaml"
+    config.write_text(SMALL.format(zoo=REPO / "configs"))
+    torch.manual_seed(0)
+    model = pc3d.inference.load_model(config)
+    state_dict = model.state_dict()
+    checkpoint = folder / "mmdet3d.pth"
+    torch.save({"meta": {"mmdet3d_version": "1.4.0", "dataset_meta": {"classes": CLASSES}}, "state_dict": state_dict}, checkpoint)
+    return config, checkpoint, state_dict
+
+
+def test_json_predictions_and_summary(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
+    config, checkpoint, _ = small
+    out = tmp_path / "preds"
+    assert main(["infer", str(config), str(checkpoint), *map(str, CLOUDS), "--out-dir", str(out)]) == 0
+    model = pc3d.inference.load_model(config, checkpoint)
+    for cloud in CLOUDS:
+        written = json.loads((out / f"{cloud.stem}.json").read_text())
+        assert set(written) == {"box_mode", "boxes_3d", "scores_3d", "labels_3d", "class_names"}
+        assert written["box_mode"] == "lidar" and written["class_names"] == CLASSES
+        expected = pc3d.inference.detect(model, cloud)
+        assert len(written["boxes_3d"]) == len(expected) == 50  # score_thr 0: max_num boxes
+        np.testing.assert_allclose(written["boxes_3d"], expected.boxes.tensor.numpy(), atol=1e-5)
+        np.testing.assert_allclose(written["scores_3d"], expected.scores.numpy(), atol=1e-6)
+        assert written["labels_3d"] == expected.labels.tolist()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_frames"] == 2 and len(summary["frames"]) == 2
+    assert 0 < summary["latency_ms"]["median"] and summary["latency_ms"]["min"] <= summary["latency_ms"]["mean"]
+
+
+def test_score_threshold_drops_low_scores(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
+    config, checkpoint, _ = small
+    model = pc3d.inference.load_model(config, checkpoint)
+    every = pc3d.inference.detect(model, CLOUDS[0])
+    threshold = float(every.scores.median())
+    assert main(["infer", str(config), str(checkpoint), str(CLOUDS[0]), "--out-dir", str(tmp_path),
+                 "--score-thr", str(threshold)]) == 0
+    written = json.loads((tmp_path / "000001.json").read_text())
+    assert written["scores_3d"] and min(written["scores_3d"]) > threshold
+    assert written["scores_3d"] == every.scores[every.scores > threshold].tolist()
+
+
+def test_kitti_format_uses_the_frames_calibration(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
+    config, checkpoint, _ = small
+    out = tmp_path / "kitti"
+    assert main(["infer", str(config), str(checkpoint), str(CLOUDS[0]), "--out-dir", str(out), "--format", "kitti"]) == 0
+    labels = read_kitti_labels(out / "000001.txt")
+    assert len(labels.types) == 50 and set(labels.types) <= set(CLASSES)
+    assert not np.isnan(labels.score).any() and np.all(np.diff(labels.score) <= 1e-6)  # best first
+    # The official evaluation reads them (random weights: the numbers themselves mean nothing).
+    assert main(["kitti-eval", str(KITTI / "label_2"), str(out), "--classes", "Car"]) == 0
+
+
+def test_kitti_format_without_calibration_is_an_error(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint, _ = small
+    cloud = tmp_path / "cloud.bin"
+    cloud.write_bytes(CLOUDS[0].read_bytes())
+    assert main(["infer", str(config), str(checkpoint), str(cloud), "--out-dir", str(tmp_path / "o"), "--format", "kitti"]) == 2
+    assert "--calib FILE" in capsys.readouterr().err
+    calib = KITTI / "calib" / "000001.txt"
+    assert main(["infer", str(config), str(checkpoint), str(cloud), "--out-dir", str(tmp_path / "o"), "--format", "kitti",
+                 "--calib", str(calib)]) == 0
+    assert len(read_kitti_labels(tmp_path / "o" / "cloud.txt").types) == 50
+
+
+def test_convert_writes_a_native_checkpoint(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
+    from pc3d.engine.checkpoint import FORMAT, load_checkpoint
+
+    config, checkpoint, state_dict = small
+    native = tmp_path / "native.pth"
+    assert main(["checkpoint", "convert", "--from", "mmdet3d", str(checkpoint), str(native), "--config", str(config)]) == 0
+    state = load_checkpoint(native)
+    assert state["format"] == FORMAT and state["meta"]["class_names"] == CLASSES
+    assert set(state["model"]) == set(state_dict)
+    a = pc3d.inference.detect(pc3d.inference.load_model(config, native), CLOUDS[0])
+    b = pc3d.inference.detect(pc3d.inference.load_model(config, checkpoint), CLOUDS[0])
+    assert torch.equal(a.boxes.tensor, b.boxes.tensor) and torch.equal(a.scores, b.scores)
+
+
+def test_checkpoints_that_do_not_fit_name_the_keys(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _, state_dict = small
+    other = tmp_path / "centerpoint.pth"
+    torch.save({"meta": {"mmdet3d_version": "1.4.0"},
+                "state_dict": {"pts_backbone.blocks.0.0.weight": torch.zeros(1), **state_dict}}, other)
+    assert main(["checkpoint", "convert", "--from", "mmdet3d", str(other), str(tmp_path / "x.pth")]) == 2
+    assert "pts_backbone.blocks.0.0.weight" in capsys.readouterr().err
+    assert main(["infer", str(config), str(other), str(CLOUDS[0]), "--out-dir", str(tmp_path)]) == 2
+    assert "pts_backbone.blocks.0.0.weight" in capsys.readouterr().err
+    wrong = tmp_path / "wrong.pth"
+    resized = dict(state_dict, **{"bbox_head.conv_cls.weight": torch.zeros(6, 24, 1, 1)})
+    torch.save({"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": resized}, wrong)
+    assert main(["infer", str(config), str(wrong), str(CLOUDS[0]), "--out-dir", str(tmp_path)]) == 2
+    assert "bbox_head.conv_cls.weight" in capsys.readouterr().err
+
+
+def test_png_rendering(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
+    import pc3d.vis
+    from pc3d.errors import MissingDependencyError
+
+    try:
+        pc3d.vis.render(np.zeros((1, 3)), size=(32, 32), legend=False)
+    except (pc3d.vis.DisplayUnavailableError, MissingDependencyError) as err:
+        if os.environ.get("PC3D_REQUIRE_RENDER") == "1":
+            pytest.fail(f"rendering is required (PC3D_REQUIRE_RENDER=1) but failed: {err}")
+        pytest.skip(f"cannot render here: {err}")
+    config, checkpoint, _ = small
+    assert main(["infer", str(config), str(checkpoint), str(CLOUDS[0]), "--out-dir", str(tmp_path), "--png"]) == 0
+    assert (tmp_path / "000001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REFERENCE.is_dir() and FRAME_8.is_file()), reason=f"no MMDetection3D reference at {REFERENCE}")
+def test_mmdetection3d_reference_checkpoint_runs_unchanged(tmp_path: Path) -> None:
+    checkpoint = REFERENCE / "pointpillars_kitti-3class_seed0.pth"
+    assert main(["infer", "pointpillars_hv-secfpn_kitti-3d-3class", str(checkpoint), str(FRAME_8), "--out-dir", str(tmp_path),
+                 "--score-thr", "0.0"]) == 0
+    written = json.loads((tmp_path / "000008.json").read_text())
+    reference = np.load(REFERENCE / "pointpillars_kitti-3class_seed0_000008.npz")
+    assert len(written["scores_3d"]) == len(reference["scores"]) == 50
+    assert np.bincount(written["labels_3d"], minlength=3).tolist() == np.bincount(reference["labels"], minlength=3).tolist()
+    np.testing.assert_allclose(sorted(written["scores_3d"]), sorted(reference["scores"].tolist()), atol=1e-5)
