@@ -121,8 +121,8 @@ class CenterPointHead(nn.Module):
         grid: the BEV grid of the head's input and output.
 
     Raises:
-        FormatError: tasks that do not split ``[0, num_classes)``, code weights of the wrong
-            length, a bad ``test_cfg``.
+        FormatError: ``class_names`` of another length than ``num_classes``, tasks that do not
+            split ``[0, num_classes)``, code weights of the wrong length, a bad ``test_cfg``.
         ValueError: ``in_channels``/``num_classes`` below 1.
     """
 
@@ -155,6 +155,11 @@ class CenterPointHead(nn.Module):
         self.in_channels = in_channels
         self.num_classes = num_classes
         key = self.config_key
+        if class_names is not None and len(class_names) != num_classes:
+            raise FormatError(
+                f"{key}.num_classes is {num_classes} but {key}.class_names lists {len(class_names)} classes "
+                f"({', '.join(map(str, class_names))})"
+            )
         self.tasks = resolve_tasks(tasks, num_classes, class_names, f"{key}.tasks")
         self.with_velocity = with_velocity
         size = code_size(with_velocity)
