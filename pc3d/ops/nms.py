@@ -10,7 +10,7 @@ kept indices into the input, best first -- exactly what that sequential sweep re
 How it stays fast without a loop over boxes: overlapping pairs are found with a grid over the
 boxes' circumscribed circles (pairs whose circles are apart have IoU exactly 0 and can never
 suppress), and the sweep is resolved over blocks of the ranking, in rounds over those sparse
-pairs, testing only pairs that leave kept boxes (see `pc3d.ops._pairs`); rotated pairs are
+pairs, testing only pairs that leave kept boxes (see `pc3d.ops.pairs`); rotated pairs are
 clipped only when a cheap IoU bound says they could pass the threshold. Batched (class-aware) variants never
 let boxes of different labels suppress each other; their `pre_max`/`post_max` count boxes over
 all classes together.

@@ -173,7 +173,7 @@ def _voxelize_rows(scan: torch.Tensor, dev: torch.device) -> list[dict]:
         auto_call = partial(hard_voxelize, scan, size, rng, max_points, max_voxels)
 
         if dev.type == "cpu":
-            auto, peer = _alternating_medians(auto_call, peer_call, repeats=40)
+            auto, peer = _alternating_medians(auto_call, peer_call, repeats=100)
         else:
             peer = median_time(peer_call, repeats=20, sync=sync)
             auto = median_time(auto_call, repeats=20, sync=sync)
