@@ -1,0 +1,104 @@
+"""The PointPillars and SECOND zoo configs build, and MMDetection3D checkpoints load through the engine.
+
+No reference files needed: random weights written in MMDetection3D's checkpoint layout stand in for
+a user's checkpoint (`test_mmdet3d_reference.py` compares against MMDetection3D's own outputs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import pc3d.inference
+from pc3d.cli import main
+from pc3d.config import load_config
+from pc3d.engine.checkpoint import model_state_from
+
+REPO = Path(__file__).resolve().parents[3]
+ZOO = [p for folder in ("pointpillars", "second") for p in sorted((REPO / "configs" / folder).glob("*.yaml"))]
+
+
+def test_the_zoo_has_both_models() -> None:
+    assert {p.stem for p in ZOO} >= {"pointpillars_hv-secfpn_kitti-3d-3class", "second_hv-secfpn_kitti-3d-3class"}
+
+
+@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+def test_every_zoo_config_builds_its_model(path: Path) -> None:
+    if "second" in path.stem:
+        pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)")
+    assert main(["config", "show", str(path), "--check"]) == 0
+    config = load_config(path)
+    model = pc3d.inference.load_model(config)
+    assert model.class_names == config.data["class_names"]
+    # Values written once: the voxel layer and the voxel encoder share them.
+    assert list(model.voxel.point_cloud_range) == config.data["point_cloud_range"]
+    assert list(model.voxel.voxel_size) == config.data["voxel_size"]
+
+
+@pytest.mark.parametrize("name", ["pointpillars_hv-secfpn_kitti-3d-3class", "second_hv-secfpn_kitti-3d-3class"])
+def test_kitti_configs_keep_mmdetection3d_settings(name: str) -> None:
+    config = load_config(name)
+    assert config.data["class_names"] == ["Pedestrian", "Cyclist", "Car"]  # MMDetection3D's label order
+    train = config.data["data"]["train"]["dataset"]
+    assert train["root"] == config.data["data_root"] == "data/kitti"
+    assert config.data["optimizer"]["type"] == "AdamW" and config.data["optimizer"]["weight_decay"] == 0.01
+    assert config.data["schedule"]["lr"]["type"] == "onecycle" and config.data["schedule"]["lr"]["pct_start"] == 0.4
+    assert config.data["model"]["bbox_head"]["test_cfg"] == {
+        "use_rotate_nms": True, "nms_thr": 0.01, "score_thr": 0.1, "nms_pre": 100, "max_num": 50
+    }
+    overridden = load_config(name, ["data_root=/datasets/kitti"])
+    assert overridden.data["data"]["val"]["dataset"]["root"] == "/datasets/kitti"
+    assert overridden.data["data"]["train"]["dataset"]["pipeline"][0]["db_path"].startswith("/datasets/kitti/")
+
+
+def test_second_anchors_span_the_range_and_pointpillars_anchors_sit_in_cells() -> None:
+    pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)")
+    second = pc3d.inference.load_model("second_hv-secfpn_kitti-3d-3class").bbox_head.anchor_generator
+    anchors = second.grid_anchors((200, 176)).reshape(200, 176, 6, 7)
+    assert anchors[0, 0, 0, :2].tolist() == [0.0, -40.0] and anchors[-1, -1, 0, :2].tolist() == pytest.approx([70.4, 40.0])
+    pillars = pc3d.inference.load_model("pointpillars_hv-secfpn_kitti-3d-3class").bbox_head.anchor_generator
+    anchors = pillars.grid_anchors((248, 216)).reshape(248, 216, 6, 7)
+    assert anchors[0, 0, 0, :2].tolist() == pytest.approx([0.16, -39.52])
+
+
+def test_the_engine_maps_mmdetection3d_checkpoints() -> None:
+    sparse = torch.randn(3, 3, 3, 4, 16)  # MMCV's (kD, kH, kW, C_in, C_out)
+    state = {"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": {"middle_encoder.conv_input.0.weight": sparse}}
+    weights = model_state_from(state, "second.pth")
+    assert torch.equal(weights["middle_encoder.conv_input.0.weight"], sparse.permute(4, 0, 1, 2, 3))
+    state["state_dict"]["pts_middle_encoder.conv_input.0.weight"] = sparse
+    with pytest.raises(Exception, match=r"second\.pth: 1 keys .*pts_middle_encoder\.conv_input\.0\.weight"):
+        model_state_from(state, "second.pth")
+
+
+SMALL = """\
+_base_: {zoo}/pointpillars/pointpillars_hv-secfpn_kitti-3d-3class.yaml
+model:
+  voxel_encoder: {{feat_channels: [8]}}
+  middle_encoder: {{in_channels: 8}}
+  backbone: {{in_channels: 8, layer_nums: [1, 1, 1], out_channels: [8, 8, 8]}}
+  neck: {{in_channels: [8, 8, 8], out_channels: [8, 8, 8]}}
+  bbox_head: {{in_channels: 24}}
+"""
+
+
+def test_pc3d_test_evaluates_an_mmdetection3d_checkpoint_on_kitti(tmp_path: Path) -> None:
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL.format(zoo=REPO / "configs"))
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "mmdet3d.pth"
+    torch.save({"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": pc3d.inference.load_model(config).state_dict()}, checkpoint)
+    results = tmp_path / "results.json"
+    argv = ["test", str(config), str(checkpoint), "--json", str(results), "--device", "cpu", "--set",
+            f"data_root={REPO / 'tests' / 'data' / 'kitti'}", 'data.val.dataset.split=["000001"]', "data.val.num_workers=0"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 0
+    record = json.loads(results.read_text())
+    assert record["num_samples"] == 1 and record["checkpoint"] == str(checkpoint)
+    assert any(re.fullmatch(r"KITTI/Car_3D_AP40_moderate_strict", key) for key in record)
