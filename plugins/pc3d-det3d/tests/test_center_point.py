@@ -41,14 +41,33 @@ SMALL = [
     "model.bbox_head.head_channels=16",
 ]
 
+# The voxel config shrunk alike: 0.4 x 0.4 x 0.1 m voxels (sparse grid 41 x 96 x 176, BEV 12 x 22).
+SMALL_VOXEL = [
+    f"point_cloud_range={SMALL_RANGE}",
+    "voxel_size=[0.4, 0.4, 0.1]",
+    "model.middle_encoder.sparse_shape=[41, 96, 176]",
+    "model.middle_encoder.base_channels=8",
+    "model.middle_encoder.output_channels=16",
+    "model.middle_encoder.encoder_channels=[[8], [8, 8, 8], [16, 16, 16], [16, 16, 16]]",
+    "model.backbone.in_channels=32",
+    "model.backbone.out_channels=[16, 16]",
+    "model.backbone.layer_nums=[1, 1]",
+    "model.neck.in_channels=[16, 16]",
+    "model.neck.out_channels=[16, 16]",
+    "model.bbox_head.in_channels=32",
+    "model.bbox_head.share_conv_channels=16",
+    "model.bbox_head.head_channels=16",
+]
+
 
 @pytest.fixture(scope="module")
 def manager():
     return PluginManager(allow=["det3d"], block=[]).load()
 
 
-def small_model(manager, *overrides: str) -> VoxelDetector:
-    config = load_config(PILLAR, [*SMALL, *overrides], search_dirs=manager.config_dirs())
+def small_model(manager, *overrides: str, name: str = PILLAR) -> VoxelDetector:
+    small = SMALL if name == PILLAR else SMALL_VOXEL
+    config = load_config(name, [*small, *overrides], search_dirs=manager.config_dirs())
     return build(config.node("model"), kind="model", registry=manager.registry)
 
 
@@ -250,14 +269,15 @@ def test_class_count_mismatch_fails_at_build_naming_the_key(manager) -> None:
 
 
 def kitti_frames() -> list[dict]:
-    dataset = KittiDataset(str(KITTI), class_names=CLASSES, split=None, point_cloud_range=SMALL_RANGE, max_points=6000)
+    dataset = KittiDataset(str(KITTI), class_names=CLASSES, split=None, point_cloud_range=SMALL_RANGE, max_points=3000)
     torch.manual_seed(0)
     return [dataset[i] for i in range(len(dataset))]
 
 
-def test_training_on_the_shipped_kitti_frames_lowers_the_loss(manager) -> None:
+@pytest.mark.parametrize("name", [PILLAR, VOXEL])
+def test_training_on_the_shipped_kitti_frames_lowers_the_loss(manager, name: str) -> None:
     torch.manual_seed(0)
-    model = small_model(manager)
+    model = small_model(manager, name=name)
     frames = kitti_frames()
     assert len(frames) == 4 and sum(len(f["gt_boxes"]) for f in frames) >= 3
     points = [f["points"] for f in frames]
@@ -265,7 +285,7 @@ def test_training_on_the_shipped_kitti_frames_lowers_the_loss(manager) -> None:
     labels = [f["gt_labels"] for f in frames]
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     losses = []
-    for _ in range(15):
+    for _ in range(10):
         loss = model.loss(points, boxes, labels)
         optimizer.zero_grad()
         loss["loss"].backward()
