@@ -2,6 +2,10 @@
 
 Target encoding, loss and decoding are shared by every head built on :class:`CenterHeadBase`,
 so a new head (like the example third-party plugin's) only defines its layers and ``forward``.
+This is the minimal CenterPoint-style head of :class:`~pc3d_det3d.detectors.BEVDetector`;
+CenterPoint's own head (tasks, CornerNet radius, code weights, velocity, circle/rotated NMS) for
+:class:`~pc3d_det3d.voxelnet.VoxelDetector` is :class:`~pc3d_det3d.center_head.CenterPointHead`
+(docs/centerpoint.md compares the two).
 
 Regression channels, per cell, in this order (:data:`REGRESSION_CHANNELS` = 8):
 ``dx, dy`` (box centre minus the cell's corner, in cells), ``z`` (bottom, metres),
