@@ -35,6 +35,10 @@ _FOV = {"bev": 10.0, "front": 50.0, "orbit": 45.0}
 _PERCENTILES = (2.0, 98.0)
 _MARGIN = 0.04
 _MIN_HALF_EXTENT = 2.0  # metres; a single point or one box still gets a readable view
+# Framing the boxes: their extent grows by this fraction plus these metres on each side, so the
+# road around them stays in the picture.
+_BOX_MARGIN = 0.05
+_BOX_MARGIN_M = 3.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,69 @@ def scene_region(
     half = np.maximum(half * (1.0 + _MARGIN), _MIN_HALF_EXTENT)
     lo, hi = centre - half, centre + half
     return Region((lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2]))
+
+
+def boxes_region(corners: np.ndarray, points: np.ndarray | None = None, mode: str = "lidar") -> Region:
+    """The extent that frames the boxes: their corners `[M, 8, 3]` plus a margin, on the ground plane.
+
+    The forward and left extents hold every box plus 5% of their extent and 3 m on each side; the
+    vertical extent (which places the camera) also holds the robust height range of `points`.
+
+    Raises:
+        ShapeError: no boxes.
+    """
+    fwd, left, up = frame_axes(mode)
+    axes = np.stack([fwd, left, up], axis=1)
+    box_pts = np.asarray(corners, dtype=np.float64).reshape(-1, 3) @ axes
+    if len(box_pts) == 0:
+        raise ShapeError("nothing to frame: there are no boxes")
+    lo, hi = box_pts.min(axis=0), box_pts.max(axis=0)
+    grow = (hi[:2] - lo[:2]) * _BOX_MARGIN + _BOX_MARGIN_M
+    lo[:2], hi[:2] = lo[:2] - grow, hi[:2] + grow
+    if points is not None and len(points):
+        heights = np.asarray(points, dtype=np.float64)[:, :3] @ up
+        p_lo, p_hi = np.percentile(heights, _PERCENTILES)
+        lo[2], hi[2] = min(lo[2], p_lo), max(hi[2], p_hi)
+    return Region((lo[0], hi[0]), (lo[1], hi[1]), (lo[2], hi[2]))
+
+
+def reframe(
+    region: Region,
+    extent: tuple[float, float, float, float] | None = None,
+    center: tuple[float, float] | None = None,
+    zoom: float = 1.0,
+) -> Region:
+    """`region` with its ground-plane extent replaced, moved and scaled (its vertical extent kept).
+
+    Args:
+        region: the extent to start from.
+        extent: `(f0, l0, f1, l1)`: the forward and left ranges, metres (LiDAR: x0, y0, x1, y1).
+        center: `(f, l)`: the point the view centres on, metres.
+        zoom: above 1 shows a smaller area (larger objects), below 1 a larger one.
+
+    Returns:
+        The new region.
+
+    Raises:
+        FormatError: an empty or non-finite extent, a non-finite centre, or a zoom that is not
+            a positive finite number.
+    """
+    fwd, lft = region.forward, region.left
+    if extent is not None:
+        f0, l0, f1, l1 = (float(v) for v in extent)
+        if not np.isfinite([f0, l0, f1, l1]).all() or f1 <= f0 or l1 <= l0:
+            raise FormatError(f"range {extent}: expected finite X0 Y0 X1 Y1 with X0 < X1 and Y0 < Y1 (metres)")
+        fwd, lft = (f0, f1), (l0, l1)
+    if not (np.isfinite(zoom) and zoom > 0):
+        raise FormatError(f"zoom {zoom}: expected a positive number (2 shows half the width)")
+    mid = np.array([sum(fwd) / 2.0, sum(lft) / 2.0])
+    if center is not None:
+        mid = np.asarray(center, dtype=np.float64).reshape(-1)
+        if mid.shape != (2,) or not np.isfinite(mid).all():
+            raise FormatError(f"center {center}: expected two finite numbers X Y (metres)")
+    half_f, half_l = (fwd[1] - fwd[0]) / (2.0 * zoom), (lft[1] - lft[0]) / (2.0 * zoom)
+    f_mid, l_mid = float(mid[0]), float(mid[1])
+    return Region((f_mid - half_f, f_mid + half_f), (l_mid - half_l, l_mid + half_l), region.up)
 
 
 def _intrinsic(width: int, height: int, fov_deg: float) -> np.ndarray:

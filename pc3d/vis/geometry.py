@@ -75,6 +75,16 @@ UNLABELLED = ""
 # [POINT_MIN, POINT_MAX] on every channel (see above).
 _RAMP = np.array([[70, 84, 132], [66, 128, 196], [118, 190, 226], [226, 232, 235]], dtype=np.float64)
 GREY_POINT = (120, 120, 128)
+# Point classes (per-point labels, e.g. a segmentation): Tableau-like hues pulled inside
+# [POINT_MIN, POINT_MAX] so they stay apart from box colours; class i takes entry i modulo the
+# length, negative ids (ignored points) take GREY_POINT.
+POINT_CLASS_PALETTE = np.array(
+    [
+        [52, 119, 180], [235, 127, 40], [44, 160, 44], [214, 40, 40], [148, 103, 189], [140, 86, 75],
+        [227, 119, 194], [188, 189, 40], [40, 190, 207], [174, 199, 232], [235, 187, 120], [152, 223, 138],
+    ],
+    dtype=np.uint8,
+)  # fmt: skip
 
 
 def class_color(name: str, source: str = "gt") -> tuple[int, int, int]:
@@ -102,7 +112,7 @@ def ramp_colors(values: np.ndarray, lo: float | None = None, hi: float | None = 
         return colors
     known = values[finite]
     if lo is None or hi is None:
-        p_lo, p_hi = np.percentile(known, [2.0, 98.0])
+        p_lo, p_hi = ramp_bounds(known)
         lo = p_lo if lo is None else lo
         hi = p_hi if hi is None else hi
     span = hi - lo if hi > lo else 1.0
@@ -111,6 +121,25 @@ def ramp_colors(values: np.ndarray, lo: float | None = None, hi: float | None = 
     f = (t - i)[:, None]
     rgb = _RAMP[i] * (1.0 - f) + _RAMP[i + 1] * f
     colors[finite] = np.clip(np.rint(rgb), POINT_MIN, POINT_MAX).astype(np.uint8)
+    return colors
+
+
+def ramp_bounds(values: np.ndarray) -> tuple[float, float]:
+    """The values `ramp_colors` maps to the ends of its ramp: the 2nd and 98th percentiles of the
+    finite `values` (`(nan, nan)` when there are none)."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    known = values[np.isfinite(values)]
+    if known.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(known, [2.0, 98.0])
+    return float(lo), float(hi)
+
+
+def point_class_colors(labels: np.ndarray) -> np.ndarray:
+    """`uint8[N, 3]` colours of per-point class ids `labels` `[N]` (`POINT_CLASS_PALETTE`; < 0: grey)."""
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    colors = POINT_CLASS_PALETTE[np.mod(labels, len(POINT_CLASS_PALETTE))]
+    colors[labels < 0] = GREY_POINT
     return colors
 
 

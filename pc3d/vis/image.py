@@ -14,6 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from pc3d.errors import FormatError, MissingDependencyError, ShapeError
+from pc3d.vis.layout import place_labels
 
 try:
     from PIL import Image, ImageDraw, ImageFont
@@ -22,8 +23,8 @@ except ImportError as _err:  # pillow ships with open3d's usual installs, but sa
 
 # Closest depth (metres) at which camera-view edges are kept; nearer parts are clipped.
 NEAR_PLANE = 0.1
-_TEXT = (235, 235, 240)
-_PANEL = (0, 0, 0, 170)
+TEXT_COLOR = (235, 235, 240)
+PANEL_COLOR = (0, 0, 0, 170)
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,29 @@ def font_size_for(height: int) -> int:
     return max(11, min(28, round(height / 38)))
 
 
+def _legend_lines(entries: Sequence[LegendEntry], title: str | None) -> list[str]:
+    return ([title] if title else []) + [e.text for e in entries]
+
+
+def legend_rect(
+    shape: tuple[int, ...], entries: Sequence[LegendEntry], title: str | None = None
+) -> tuple[int, int, int, int] | None:
+    """The pixels `(x0, y0, x1, y1)` the legend panel of an image of `shape` covers (None: no legend)."""
+    lines = _legend_lines(entries, title)
+    if not lines:
+        return None
+    size = font_size_for(shape[0])
+    fnt = font(size)
+    pad, row = size // 2, round(size * 1.35)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_w = max(measure.textlength(line, font=fnt) for line in lines)
+    return pad, pad, pad + int(pad * 3 + size + text_w), pad + int(pad * 2 + row * len(lines))
+
+
 def draw_legend(image: np.ndarray, entries: Sequence[LegendEntry], title: str | None = None) -> np.ndarray:
     """`image` `uint8[H, W, 3]` with a legend panel in its top-left corner (a new array)."""
-    if not entries and not title:
+    rect = legend_rect(image.shape, entries, title)
+    if rect is None:
         return image
     pil = Image.fromarray(image).convert("RGBA")
     overlay = Image.new("RGBA", pil.size, (0, 0, 0, 0))
@@ -59,42 +80,61 @@ def draw_legend(image: np.ndarray, entries: Sequence[LegendEntry], title: str | 
     size = font_size_for(image.shape[0])
     fnt = font(size)
     pad, row = size // 2, round(size * 1.35)
-    lines = ([title] if title else []) + [e.text for e in entries]
-    text_w = max(draw.textlength(line, font=fnt) for line in lines)
     swatch = size
-    panel_w = int(pad * 3 + swatch + text_w)
-    panel_h = int(pad * 2 + row * len(lines))
-    draw.rectangle([pad, pad, pad + panel_w, pad + panel_h], fill=_PANEL)
+    draw.rectangle(rect, fill=PANEL_COLOR)
     y = pad * 2
     if title:
-        draw.text((pad * 2, y), title, font=fnt, fill=_TEXT)
+        draw.text((pad * 2, y), title, font=fnt, fill=TEXT_COLOR)
         y += row
     for entry in entries:
         top = y + (row - swatch) // 2 - 1
         draw.rectangle([pad * 2, top, pad * 2 + swatch, top + swatch], fill=tuple(entry.color))
-        draw.text((pad * 3 + swatch, y), entry.text, font=fnt, fill=_TEXT)
+        draw.text((pad * 3 + swatch, y), entry.text, font=fnt, fill=TEXT_COLOR)
         y += row
     return np.asarray(Image.alpha_composite(pil, overlay).convert("RGB"))
 
 
-def draw_texts(image: np.ndarray, anchors: np.ndarray, texts: Sequence[str], colors: np.ndarray) -> np.ndarray:
-    """`image` with `texts[i]` drawn just above pixel `anchors[i]` (`[K, 2]`), on a dark backing."""
+def label_font_size(height: int) -> int:
+    """Font size of box labels in an image `height` pixels tall (a little below the legend's)."""
+    return max(10, font_size_for(height) - 2)
+
+
+def label_rects(
+    shape: tuple[int, ...], anchors: np.ndarray, texts: Sequence[str], avoid: np.ndarray | None = None
+) -> np.ndarray:
+    """Where `draw_texts` puts each text (`float64[K, 4]`, NaN rows: not drawn), none covering another.
+
+    Args:
+        shape: the image's shape `(H, W, ...)`.
+        anchors: `[K, 2]` pixels each text belongs to; it is centred just above it when that spot is free.
+        texts: the `K` texts.
+        avoid: `[R, 4]` rectangles to keep free (see `pc3d.vis.layout.place_labels`).
+    """
+    fnt = font(label_font_size(shape[0]))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    boxes = [measure.textbbox((0, 0), text, font=fnt) for text in texts]
+    sizes = np.array([[r - left + 4, b - top + 4] for left, top, r, b in boxes], dtype=np.float64).reshape(-1, 2)
+    return place_labels(np.asarray(anchors, dtype=np.float64).reshape(-1, 2), sizes, (shape[1], shape[0]), avoid)
+
+
+def draw_texts(
+    image: np.ndarray, anchors: np.ndarray, texts: Sequence[str], colors: np.ndarray, avoid: np.ndarray | None = None
+) -> np.ndarray:
+    """`image` with `texts[i]` drawn near pixel `anchors[i]` (`[K, 2]`) on a dark backing (`label_rects`)."""
     if len(texts) == 0:
         return image
+    rects = label_rects(image.shape, anchors, texts, avoid)
     pil = Image.fromarray(image).convert("RGBA")
     overlay = Image.new("RGBA", pil.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
-    size = max(10, font_size_for(image.shape[0]) - 2)
-    fnt = font(size)
-    h, w = image.shape[:2]
+    fnt = font(label_font_size(image.shape[0]))
     # One call per label: text layout has no vectorised form, and labels are opt-in and few.
-    for (u, v), text, color in zip(anchors, texts, colors, strict=True):
-        if not (np.isfinite(u) and np.isfinite(v)) or not (0 <= u < w and 0 <= v < h):
+    for rect, text, color in zip(rects, texts, colors, strict=True):
+        if not np.isfinite(rect).all():
             continue
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=fnt)
-        x0 = int(np.clip(u - (right - left) / 2, 0, max(0, w - (right - left) - 4)))
-        y0 = int(np.clip(v - (bottom - top) - 6, 0, max(0, h - (bottom - top) - 4)))
-        draw.rectangle([x0, y0, x0 + right - left + 4, y0 + bottom - top + 4], fill=(0, 0, 0, 150))
+        x0, y0, x1, y1 = (int(v) for v in rect)
+        left, top, _, _ = draw.textbbox((0, 0), text, font=fnt)
+        draw.rectangle([x0, y0, x1, y1], fill=(0, 0, 0, 150))
         draw.text((x0 + 2 - left, y0 + 2 - top), text, font=fnt, fill=tuple(int(c) for c in color))
     return np.asarray(Image.alpha_composite(pil, overlay).convert("RGB"))
 
@@ -108,25 +148,35 @@ def nice_length(metres: float) -> float:
     return float(10**exp)
 
 
+def _scale_bar_layout(shape: tuple[int, ...], pixels_per_metre: float) -> tuple[float, int, int, int, int, int]:
+    """Metres shown, bar length, left, baseline, bar height and font size of the scale bar."""
+    h, w = shape[:2]
+    metres = nice_length(w / 6.0 / pixels_per_metre)
+    size = font_size_for(h)
+    return metres, int(round(metres * pixels_per_metre)), size, h - size * 2, max(2, size // 5), size
+
+
+def scale_bar_rect(shape: tuple[int, ...], pixels_per_metre: float) -> tuple[int, int, int, int] | None:
+    """The pixels `(x0, y0, x1, y1)` `draw_scale_bar` covers (None: it draws nothing)."""
+    if not np.isfinite(pixels_per_metre) or pixels_per_metre <= 0:
+        return None
+    _, length, x0, y0, bar_h, size = _scale_bar_layout(shape, pixels_per_metre)
+    pad = size // 2
+    return x0 - pad, y0 - size - 4 - pad, x0 + length + pad, y0 + bar_h + pad
+
+
 def draw_scale_bar(image: np.ndarray, pixels_per_metre: float) -> np.ndarray:
     """`image` with a metric scale bar in its bottom-left corner (about a sixth of the width)."""
-    h, w = image.shape[:2]
-    if not np.isfinite(pixels_per_metre) or pixels_per_metre <= 0:
+    rect = scale_bar_rect(image.shape, pixels_per_metre)
+    if rect is None:
         return image
-    metres = nice_length(w / 6.0 / pixels_per_metre)
-    length = int(round(metres * pixels_per_metre))
+    metres, length, x0, y0, bar_h, size = _scale_bar_layout(image.shape, pixels_per_metre)
     pil = Image.fromarray(image).convert("RGBA")
     overlay = Image.new("RGBA", pil.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
-    size = font_size_for(h)
-    fnt = font(size)
-    x0, y0 = size, h - size * 2
-    bar_h = max(2, size // 5)
-    label = f"{metres:g} m"
-    pad = size // 2
-    draw.rectangle([x0 - pad, y0 - size - 4 - pad, x0 + length + pad, y0 + bar_h + pad], fill=_PANEL)
-    draw.rectangle([x0, y0, x0 + length, y0 + bar_h], fill=_TEXT)
-    draw.text((x0, y0 - size - 4), label, font=fnt, fill=_TEXT)
+    draw.rectangle(rect, fill=PANEL_COLOR)
+    draw.rectangle([x0, y0, x0 + length, y0 + bar_h], fill=TEXT_COLOR)
+    draw.text((x0, y0 - size - 4), f"{metres:g} m", font=font(size), fill=TEXT_COLOR)
     return np.asarray(Image.alpha_composite(pil, overlay).convert("RGB"))
 
 

@@ -21,9 +21,15 @@ from pc3d.errors import FormatError, ShapeError
 from pc3d.io.boxes import BoxFile
 from pc3d.structures import BasePoints, Boxes3D, BoxMode, box_class, convert_boxes
 from pc3d.vis import geometry, image
-from pc3d.vis.camera import frame_axes
-
-COLOR_BY = ("height", "intensity", "label")
+from pc3d.vis.coloring import (
+    COLOR_BY,
+    ColorScale,
+    check_point_labels,
+    point_class_legend,
+    point_colors_by,
+    ramp_point_colors,
+    resolve_color_by,
+)
 
 
 def mode_name(mode: object) -> str:
@@ -222,6 +228,8 @@ class Scene:
         corners: `float64[M, 8, 3]` in the same box order; `box_text`/`box_color` each box's
             label text and colour.
         legend, legend_title: the legend rows and the line above them.
+        color_scale: what the point colours stand for when they follow the height/intensity
+            ramp (drawn as a colour bar), else None.
     """
 
     points: np.ndarray
@@ -236,6 +244,7 @@ class Scene:
     box_color: np.ndarray
     legend: list[image.LegendEntry]
     legend_title: str | None
+    color_scale: ColorScale | None = None
 
 
 def build_scene(
@@ -245,9 +254,10 @@ def build_scene(
     *,
     mode: str | None = None,
     lidar2cam: np.ndarray | None = None,
-    color_by: str = "height",
+    color_by: str | None = None,
     score_thr: float = 0.0,
     class_names: Sequence[str] | None = None,
+    point_labels: object = None,
 ) -> Scene:
     """Validate and prepare everything `render`/`show` draw (see `pc3d.vis.render` for the arguments).
 
@@ -260,8 +270,7 @@ def build_scene(
         ShapeError: boxes or points of the wrong shape.
     """
     mode = _cloud_mode(points, mode)
-    if color_by not in COLOR_BY:
-        raise FormatError(f"unknown color_by {color_by!r}; valid choices are {', '.join(COLOR_BY)}")
+    color_by = resolve_color_by(color_by, point_labels)
     pts = check_points(points)
     empty = BoxSet(np.zeros((0, 7)), mode, [], np.zeros(0))
     gt = empty if boxes is None else convert_box_set(as_box_set(boxes, mode, class_names, "boxes"), mode, lidar2cam)
@@ -282,10 +291,20 @@ def build_scene(
     box_text = [n or "box" for n in gt_names] + [
         f"{n or 'pred'} {s:.2f}" if np.isfinite(s) else (n or "pred") for n, s in zip(pr_names, pr_scores, strict=True)
     ]
-    point_colors = point_colors_by(pts, mode, color_by, both, box_color)
     legend = _legend_entries("GT", gt_names, "gt") + _legend_entries("Pred", pr_names, "pred")
+    scale = None
+    if point_labels is not None:
+        classes = check_point_labels(point_labels, len(pts))
+        point_colors = geometry.point_class_colors(classes)
+        legend += point_class_legend(classes, class_names)
+    elif color_by == "label":
+        point_colors = point_colors_by(pts, mode, color_by, both, box_color)
+    else:
+        point_colors, scale = ramp_point_colors(pts, mode, color_by)
     title = f"pred score >= {score_thr:g}" if score_thr > 0 and pred is not None else None
-    return Scene(pts, point_colors, mode, gt, pr, segments, segment_colors, corners, box_text, box_color, legend, title)
+    return Scene(
+        pts, point_colors, mode, gt, pr, segments, segment_colors, corners, box_text, box_color, legend, title, scale
+    )
 
 
 def _cloud_mode(points: object, mode: str | None) -> str:
@@ -309,44 +328,10 @@ def _legend_entries(prefix: str, names: Sequence[str], source: str) -> list[imag
     ]
 
 
-def point_colors_by(pts: np.ndarray, mode: str, color_by: str, boxes: BoxSet, box_color: np.ndarray) -> np.ndarray:
-    """`uint8[N, 3]` colours of `pts` `[N, 3+C]` in `mode`.
-
-    Args:
-        pts: the cloud, `float64[N, 3+C]`.
-        mode: its coordinate system.
-        color_by: `height` (along the frame's up axis), `intensity` (4th column; NaN/inf get
-            the neutral grey), or `label`: a point takes the colour of the first box holding it
-            (`box_color` `uint8[M, 3]`, one row per box of `boxes`), else grey.
-        boxes: the boxes, in `mode`.
-        box_color: their colours.
-
-    Returns:
-        The colours.
-
-    Raises:
-        ShapeError: `intensity` without a 4th column.
-    """
-    if color_by == "height":
-        _, _, up = frame_axes(mode)
-        return geometry.ramp_colors(pts[:, :3] @ up)
-    if color_by == "intensity":
-        if pts.shape[1] < 4:
-            raise ShapeError(
-                f"color_by='intensity' needs a 4th point column (intensity); the cloud has {pts.shape[1]} columns"
-            )
-        return geometry.ramp_colors(pts[:, 3])
-    colors = np.tile(np.array(geometry.GREY_POINT, dtype=np.uint8), (len(pts), 1))
-    if len(boxes):
-        owner = boxes.structure().points_in_boxes(torch.as_tensor(pts[:, :3])).numpy()
-        hit = owner >= 0
-        colors[hit] = np.asarray(box_color, dtype=np.uint8).reshape(-1, 3)[owner[hit]]
-    return colors
-
-
 __all__ = [
     "COLOR_BY",
     "BoxSet",
+    "ColorScale",
     "Scene",
     "as_box_set",
     "build_scene",

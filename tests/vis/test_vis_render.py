@@ -43,12 +43,14 @@ def _project_px(cam: Camera, xyz: np.ndarray) -> np.ndarray:
 
 
 def _bev(frame: Frame, **kwargs: object) -> tuple[np.ndarray, Camera]:
+    """Render the frame framing the front half of the whole scan (not just the boxes)."""
     gt = pc3d.vis.BoxSet(frame.camera_boxes, "camera", frame.types)
     kwargs.setdefault("boxes", gt)
-    kwargs = {"view": "bev", "size": SIZE, "lidar2cam": frame.lidar2cam, "legend": False, "forward_only": True, **kwargs}
+    region = pc3d.vis.scene_region(frame.points, frame.lidar_corners, "lidar", forward_only=True)
+    kwargs = {"view": "bev", "size": SIZE, "lidar2cam": frame.lidar2cam, "legend": False, "region": region, **kwargs}
     img = pc3d.vis.render(frame.points, **kwargs)
     scene = pc3d.vis.build_scene(frame.points, kwargs["boxes"], kwargs.get("pred"), lidar2cam=frame.lidar2cam)
-    cam, _ = pc3d.vis.scene_camera(scene, str(kwargs["view"]), SIZE, forward_only=True)
+    cam, _ = pc3d.vis.scene_camera(scene, str(kwargs["view"]), SIZE, region)
     return img, cam
 
 
