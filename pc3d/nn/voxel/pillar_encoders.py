@@ -185,10 +185,66 @@ class PillarFeatureNet(PillarDecoration):
         check_voxel_batch(voxels, num_points, coords, "PillarFeatureNet")
         if voxels.shape[2] != self.in_channels:
             raise ShapeError(f"PillarFeatureNet expects {self.in_channels} features per point, got {voxels.shape[2]}")
+        if self.folded_path_applies():
+            return self.folded_forward(voxels, num_points, coords)
         features = self.decorate(voxels, num_points, coords)
         for pfn in self.pfn_layers:
             features = pfn(features, num_points)
         return features.squeeze(1)
+
+    def folded_path_applies(self) -> bool:
+        """Whether :meth:`folded_forward` computes this net: one max-pooled layer whose norm was
+        folded into its linear (`pc3d.nn.fuse`), MMDetection3D's legacy decoration, no distance."""
+        if len(self.pfn_layers) != 1 or not (self.legacy and self.with_cluster_center and self.with_voxel_center):
+            return False
+        layer = self.pfn_layers[0]
+        return (
+            not self.with_distance
+            and isinstance(layer, PFNLayer)
+            and layer.mode == "max"
+            and isinstance(layer.norm, nn.Identity)
+            and layer.linear.bias is not None
+            and self.in_channels >= 3
+        )
+
+    def folded_forward(self, voxels: Tensor, num_points: Tensor, coords: Tensor) -> Tensor:
+        """The same pillar features without building the decorated points.
+
+        The decorated point is linear in the raw point, the pillar centre `c` and the points' mean
+        `m`, so with the linear's column blocks `W = [W_a | W_e | W_b | W_c]` (centre offset,
+        extra features, cluster offset, centre offset again):
+        `W f = (W_a + W_b + W_c) xyz + W_e e - (W_a + W_c) c - W_b m`. One small matmul over the
+        stored raw points, their max per pillar and a per-pillar offset replace the decoration
+        (every pillar holds at least one point); padding rows (zero after
+        decoration, so just the bias) join the max only where a pillar has any; and since ReLU
+        is monotone it is applied to the pooled feature only.
+
+        Args:
+            voxels: `Tensor[V, M, in_channels]` points per pillar, zero padded.
+            num_points: `Tensor[V]` points stored per pillar (>= 1).
+            coords: `IntTensor[V, 4]` as (batch, z, y, x).
+
+        Returns:
+            `Tensor[V, out_channels]`, equal to the plain forward up to float rounding.
+        """
+        layer = self.pfn_layers[0]
+        assert isinstance(layer, PFNLayer) and layer.linear.bias is not None  # folded_path_applies
+        weight, bias = layer.linear.weight, layer.linear.bias
+        c = self.in_channels
+        w_a, w_e, w_b, w_c = weight[:, :3], weight[:, 3:c], weight[:, c : c + 3], weight[:, c + 3 : c + 6]
+        point_weight = torch.cat([w_a + w_b + w_c, w_e], dim=1)  # [C_out, in_channels]
+        dtype = voxels.dtype
+        mean = voxels[:, :, :3].sum(dim=1) / num_points.to(dtype).view(-1, 1)
+        offset = torch.addmm(bias, mean, w_b.t(), alpha=-1) - self.pillar_centres(coords, dtype) @ (w_a + w_c).t()
+        # Only the stored points (a fraction of the V x M slots) go through the matmul.
+        valid = torch.arange(voxels.shape[1], device=voxels.device) < num_points.unsqueeze(1)
+        pillar, slot = valid.nonzero(as_tuple=True)
+        per_point = voxels[pillar, slot] @ point_weight.t()  # [P, C_out]
+        pooled = per_point.new_full((voxels.shape[0], per_point.shape[1]), float("-inf"))
+        pooled = pooled.scatter_reduce_(0, pillar.unsqueeze(1).expand_as(per_point), per_point, "amax") + offset
+        padded = (num_points < voxels.shape[1]).unsqueeze(1)
+        pooled = torch.where(padded, torch.maximum(pooled, bias), pooled)
+        return F.relu(pooled)
 
 
 class DynamicPillarFeatureNet(PillarDecoration):

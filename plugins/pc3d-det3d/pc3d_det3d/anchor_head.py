@@ -195,8 +195,17 @@ class Anchor3DHead(nn.Module):
         return AnchorHeadOutput(self.conv_cls(features), self.conv_reg(features), self.conv_dir_cls(features))
 
     def anchors(self, output: AnchorHeadOutput) -> Tensor:
-        """The anchors of the output's map, ``Tensor[H * W * A, 7]`` on its device."""
-        return self.anchor_generator.grid_anchors(tuple(output.cls_score.shape[-2:]), output.cls_score.device)
+        """The anchors of the output's map, ``Tensor[H * W * A, 7]`` on its device.
+
+        Computed once per map size and device and then reused: building the ~320k anchors of a
+        KITTI map costs more than the rest of the post-processing. Treat the result as read-only.
+        """
+        key = (*output.cls_score.shape[-2:], str(output.cls_score.device))
+        cache: dict[tuple[Any, ...], Tensor] = self.__dict__.setdefault("_anchor_cache", {})
+        if key not in cache:
+            cache.clear()  # one map size at a time is what a detector sees
+            cache[key] = self.anchor_generator.grid_anchors(tuple(output.cls_score.shape[-2:]), output.cls_score.device)
+        return cache[key]
 
     # -- training ----------------------------------------------------------------------------
 
