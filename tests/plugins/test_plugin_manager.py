@@ -41,8 +41,8 @@ FIRST_PARTY = {
     "pc3d-det3d": {
         "voxel_encoder": ["DynamicPillarEncoder"],
         "backbone": ["BEVBackbone"],
-        "head": ["CenterHead", "Anchor3DHead"],
-        "model": ["BEVDetector", "VoxelDetector", "VoxelNet"],
+        "head": ["CenterHead", "Anchor3DHead", "CenterPointHead"],
+        "model": ["BEVDetector", "VoxelDetector", "VoxelNet", "CenterPoint"],
         "dataset": ["KittiDataset"],
     },
     "pc3d-seg": {"backbone": ["PointNetEncoder"], "head": ["PointMLPSegHead"], "model": ["PointSegmentor"]},
