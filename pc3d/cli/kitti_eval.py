@@ -36,15 +36,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--json", type=Path, metavar="FILE",
                         help='also write {class: {"strict"|"loose": {"bbox"|"bev"|"3d"|"aos": '
                              '{"easy"|"moderate"|"hard": {"AP11": x, "AP40": y}}}}} in percent')
+    parser.add_argument("--plot", type=Path, metavar="PNG",
+                        help="also draw the precision-recall curves (2D box, BEV, 3D; strict overlaps) "
+                             "into this PNG (needs matplotlib)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the detections against the ground truth and print the table; the exit status."""
+    from pc3d.errors import FormatError
     from pc3d.evaluation.kitti import kitti_eval, resolve_classes
     from pc3d.evaluation.kitti_labels import load_label_dirs, read_frame_ids
     from pc3d.io.jsonio import write_json
 
+    if args.plot is not None and args.plot.suffix.lower() != ".png":
+        raise FormatError(f"--plot {args.plot}: the output must be a .png file")
     classes = resolve_classes(args.classes)  # before reading thousands of files
     frame_ids = read_frame_ids(args.split) if args.split else None
     frames = load_label_dirs(args.gt_dir, args.det_dir, frame_ids)
@@ -63,4 +69,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if args.json:
         write_json(args.json, result.to_dict())
+    if args.plot is not None:
+        from pc3d.vis.plots import plot_pr_curves
+
+        print(f"wrote {plot_pr_curves(result, args.plot)}")
     return 0

@@ -23,7 +23,12 @@ EXAMPLES = """examples:
   pc3d show scan.bin --boxes label_2/000001.txt --calib calib/000001.txt  # KITTI labels, window
   pc3d show --kitti data/kitti --frame 000001 --out bev.png               # a KITTI frame
   pc3d show --kitti data/kitti --frame 000001 --view camera --out cam.png
+  pc3d show --kitti data/kitti --frame 000001 --center 58 16 --zoom 3 --labels --out car.png
+  pc3d show scan.bin --range 0 -20 40 20 --color-by intensity --out near.png
+  pc3d show scan.bin --point-labels scan.label --class-names road,car,building --out seg.png
 
+With boxes, the bird's-eye view frames the boxes plus a margin; --range, --center and --zoom
+choose another area (metres along the cloud's forward and left axes: LiDAR x and y).
 Without --out an interactive Open3D window opens; with --out the picture is rendered
 off-screen (under 'xvfb-run -a', or through EGL when there is no display at all).
 """
@@ -56,11 +61,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--size", default="1280x720", metavar="WxH", help="image/window size (default 1280x720)")
     parser.add_argument("--view", choices=VIEWS, default=None,
                         help="bev (default), front, orbit, or camera (boxes on the image; default with --image)")
-    parser.add_argument("--color-by", choices=COLOR_BY, default="height",
-                        help="point colours: height (default), intensity (4th column) or label (box colour)")
+    parser.add_argument("--color-by", choices=COLOR_BY, default=None,
+                        help="point colours: height (default; a colour bar shows the values), intensity "
+                             "(4th column, with a colour bar), or label: the class in --point-labels "
+                             "(the default with it), else the colour of the box holding the point")
+    parser.add_argument("--point-labels", type=Path, metavar="FILE",
+                        help="class id of each point: .npy integer array, or SemanticKITTI-style .label "
+                             "(uint32, low 16 bits); colours the points by class, with a legend")
+    parser.add_argument("--class-names", metavar="A,B,...",
+                        help="comma-separated class names for the ids in --point-labels (default: the ids)")
+    parser.add_argument("--range", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), dest="bev_range",
+                        help="frame this ground area, metres along the cloud's forward and left axes "
+                             "(default: the boxes plus a margin, or the whole cloud without boxes)")
+    parser.add_argument("--center", type=float, nargs=2, metavar=("X", "Y"),
+                        help="centre the view on this ground point, metres (same axes as --range)")
+    parser.add_argument("--zoom", type=float, default=1.0, metavar="F",
+                        help="scale the framed area: 2 shows half the width, objects twice as large (default 1)")
     parser.add_argument("--score-thr", type=float, default=0.0, metavar="X", help="hide predictions scoring below X")
-    parser.add_argument("--labels", action="store_true", help="write class (and score) next to each box")
-    parser.add_argument("--no-legend", action="store_true", help="leave out the legend and scale bar")
+    parser.add_argument("--labels", action="store_true",
+                        help="write class (and score) next to each box; labels are placed so none covers another")
+    parser.add_argument("--no-legend", action="store_true", help="leave out the legend, scale bar and colour bar")
     parser.set_defaults(func=run)
 
 
@@ -97,12 +117,22 @@ def run(args: argparse.Namespace) -> int:
         raise FormatError(f"--out {args.out}: the output must be a .png file")
     if not math.isfinite(args.score_thr):
         raise FormatError(f"--score-thr {args.score_thr}: expected a finite number")
+    check_framing(args)
+    if args.point_labels is None and args.class_names is not None:
+        raise FormatError("--class-names names the ids of --point-labels FILE; give that file too")
+    if args.point_labels is not None and args.color_by not in (None, "label"):
+        raise FormatError(f"--point-labels colours the points by class; it goes with --color-by label, not {args.color_by}")
     inputs = kitti_inputs(args) if args.kitti is not None else file_inputs(args)
     if view == "camera":
         return _camera_view(args, inputs)
+    class_names = parse_class_names(args.class_names)
+    point_labels = None
+    if args.point_labels is not None:
+        point_labels = read_point_labels(args.point_labels, len(inputs.points))
     common = dict(
         view=view, size=size, mode=args.mode, lidar2cam=inputs.lidar2cam, color_by=args.color_by,
-        score_thr=args.score_thr, forward_only=inputs.forward_only,
+        score_thr=args.score_thr, forward_only=inputs.forward_only, bev_range=args.bev_range,
+        center=args.center, zoom=args.zoom, point_labels=point_labels, class_names=class_names,
     )
     if args.out is None:
         vis.show(inputs.points, inputs.gt, inputs.pred, **common)
@@ -111,6 +141,71 @@ def run(args: argparse.Namespace) -> int:
                      legend=not args.no_legend, **common)
     print(f"wrote {args.out} ({img.shape[1]}x{img.shape[0]}, {view} view)")
     return 0
+
+
+def check_framing(args: argparse.Namespace) -> None:
+    """`--range`, `--center` and `--zoom` checked before anything is read.
+
+    Raises:
+        FormatError: non-finite numbers, an empty range, or a zoom that is not positive.
+    """
+    from pc3d.errors import FormatError
+
+    if args.bev_range is not None:
+        x0, y0, x1, y1 = args.bev_range
+        if not all(math.isfinite(v) for v in args.bev_range) or x1 <= x0 or y1 <= y0:
+            raise FormatError(f"--range {x0:g} {y0:g} {x1:g} {y1:g}: expected X0 Y0 X1 Y1 with X0 < X1 and Y0 < Y1")
+    if args.center is not None and not all(math.isfinite(v) for v in args.center):
+        raise FormatError(f"--center {args.center[0]} {args.center[1]}: expected two finite numbers")
+    if not (math.isfinite(args.zoom) and args.zoom > 0):
+        raise FormatError(f"--zoom {args.zoom}: expected a positive number (2 shows half the width)")
+
+
+def parse_class_names(text: str | None) -> list[str] | None:
+    """`--class-names a,b,c` as a list (None when not given).
+
+    Raises:
+        FormatError: an empty name.
+    """
+    from pc3d.errors import FormatError
+
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise FormatError(f"--class-names {text!r}: expected comma-separated non-empty names, e.g. road,car")
+    return names
+
+
+def read_point_labels(path: Path, num_points: int) -> np.ndarray:
+    """The per-point class ids of `path`: `.npy` (1-D integers) or `.label` (uint32, low 16 bits).
+
+    Raises:
+        FileNotFoundError: no such file.
+        FormatError: another suffix, not a 1-D integer array, or not one label per point
+            (naming the file).
+    """
+    import numpy as np
+
+    from pc3d.errors import FormatError
+    from pc3d.io.semseg import read_semantickitti_labels
+
+    must_exist(path, "--point-labels")
+    suffix = path.suffix.lower()
+    if suffix == ".label":
+        values, _ = read_semantickitti_labels(path)
+    elif suffix == ".npy":
+        try:
+            values = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise FormatError(f"{path}: not a readable .npy array ({err})") from None
+        if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
+            raise FormatError(f"{path}: expected a 1-D integer array of class ids, got {values.dtype} {values.shape}")
+    else:
+        raise FormatError(f"{path}: point label files end in .npy or .label")
+    if len(values) != num_points:
+        raise FormatError(f"{path}: holds {len(values)} labels but the point cloud has {num_points} points")
+    return np.asarray(values, dtype=np.int64)
 
 
 def _camera_view(args: argparse.Namespace, inputs: ShowInputs) -> int:
