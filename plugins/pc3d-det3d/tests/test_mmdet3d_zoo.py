@@ -102,3 +102,21 @@ def test_pc3d_test_evaluates_an_mmdetection3d_checkpoint_on_kitti(tmp_path: Path
     record = json.loads(results.read_text())
     assert record["num_samples"] == 1 and record["checkpoint"] == str(checkpoint)
     assert any(re.fullmatch(r"KITTI/Car_3D_AP40_moderate_strict", key) for key in record)
+
+
+def test_the_python_api_snippet_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (REPO / "docs" / "det3d.md").read_text()
+    snippet = next(block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "pc3d.inference" in block)
+    (tmp_path / "checkpoints").mkdir()
+    torch.manual_seed(0)
+    weights = pc3d.inference.load_model("pointpillars_hv-secfpn_kitti-3d-3class").state_dict()
+    weights["bbox_head.conv_cls.bias"].zero_()  # scores near 0.5, above the config's threshold
+    torch.save({"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": weights}, tmp_path / "checkpoints" / "pointpillars_kitti.pth")
+    (tmp_path / "tests" / "data").mkdir(parents=True)
+    (tmp_path / "tests" / "data" / "kitti").symlink_to(REPO / "tests" / "data" / "kitti")
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(snippet, "docs/det3d.md", "exec"), {})
+    lines = out.getvalue().splitlines()
+    assert lines and all(line.split()[0] in ("Pedestrian", "Cyclist", "Car") for line in lines)
