@@ -94,8 +94,10 @@ class Command:
 
 
 CORE_COMMANDS: tuple[Command, ...] = (
-    Command("demo", "turn the labels of the shipped KITTI frame into LiDAR boxes and count their points",
+    Command("demo", "train, evaluate and show a 3D detector on synthetic LiDAR scenes (the main job)",
             "pc3d.cli.demo:register"),
+    Command("kitti-boxes", "turn the labels of a KITTI frame into LiDAR boxes and count their points",
+            "pc3d.cli.kitti_boxes:register"),
     Command("info", "print the count, fields and bounds of a point-cloud or box file", "pc3d.cli.info:register"),
     Command("convert", "convert boxes or points between coordinate systems and file formats",
             "pc3d.cli.convert:register"),

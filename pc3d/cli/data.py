@@ -1,4 +1,4 @@
-"""Make and prepare data sets: synthetic LiDAR scenes in the KITTI layout."""
+"""Make and prepare data sets: synthetic LiDAR scenes in the KITTI layout, GT-sampling databases."""
 
 from __future__ import annotations
 
@@ -27,7 +27,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     synth.add_argument(
         "--point-labels", action="store_true", help="also write per-point semantic labels to training/semantic/*.label"
     )
+    synth.add_argument("--workers", type=int, default=1, help="processes generating scenes (same output for any number)")
     synth.set_defaults(func=run_synth)
+    database = commands.add_parser(
+        "gt-database",
+        help="cut the training split's objects out into a GT-sampling database",
+        description=(
+            "Build the ground-truth database that a config's ObjectSample augmentation pastes from: "
+            "every object of the training split's classes with the points inside its box, written to "
+            "the db_path of the config's ObjectSample step (or --out)."
+        ),
+    )
+    database.add_argument("config", metavar="CONFIG", help="config file or name (its data.train.dataset is read)")
+    database.add_argument("--out", type=Path, default=None, help="output .npz (default: ObjectSample's db_path)")
+    database.add_argument(
+        "--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, e.g. data_root=data/kitti"
+    )
+    database.set_defaults(func=run_gt_database)
+
+
+def run_gt_database(args: argparse.Namespace) -> int:
+    from pc3d.config import load_config
+    from pc3d.data.gt_database import GTDatabase, gt_database_from_config
+
+    path = gt_database_from_config(load_config(args.config, args.overrides), args.out, progress=True)
+    database = GTDatabase.load(path)
+    counts = {name: int((database.labels == i).sum()) for i, name in enumerate(database.class_names)}
+    print(f"wrote {path}: {len(database.labels)} objects ({', '.join(f'{k} {v}' for k, v in counts.items())})")
+    return 0
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -35,7 +62,7 @@ def run_synth(args: argparse.Namespace) -> int:
 
     root = write_synthetic_kitti(
         args.out, scenes=args.scenes, seed=args.seed, val_fraction=args.val_fraction, point_labels=args.point_labels,
-        progress=True,
+        progress=True, workers=args.workers,
     )
     print(f"wrote {args.scenes} scenes to {root} (KITTI layout; splits in {root / 'ImageSets'})")
     return 0

@@ -19,12 +19,13 @@ built for other classes or another range is refused, with the reason.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -36,7 +37,7 @@ from pc3d.io.atomic import atomic_write
 from pc3d.ops import box_iou_bev, nms_bev
 from pc3d.structures import LiDARBoxes3D, LiDARPoints
 
-__all__ = ["GTDatabase", "ObjectSample", "build_gt_database"]
+__all__ = ["GTDatabase", "ObjectSample", "build_gt_database", "gt_database_from_config"]
 
 
 @dataclass(frozen=True)
@@ -233,3 +234,57 @@ class ObjectSample:
             for name, value in sample.extras.items()
         }
         return sample
+
+
+def gt_database_from_config(config: Any, out: str | os.PathLike[str] | None = None, progress: bool = False) -> Path:
+    """Build the GT database a training config's ``ObjectSample`` step reads.
+
+    The frames are those of ``data.train.dataset`` (its split, its class names), read without
+    its pipeline; objects are cut out after the dataset's range filter. The file goes to
+    ``out``, or to the ``db_path`` of the pipeline's ``ObjectSample`` step.
+
+    Args:
+        config: a loaded :class:`pc3d.config.Config`.
+        out: where to write (default: the config's ``db_path``).
+        progress: show a progress bar.
+
+    Returns:
+        The written file.
+
+    Raises:
+        FormatError: the config has no training data set, no ``ObjectSample`` step and no
+            ``out``, or a data set that cannot give raw frames.
+    """
+    from pc3d.config import build
+
+    train = (config.get("data") or {}).get("train") or {}
+    if not isinstance(train.get("dataset"), dict):
+        raise FormatError("the config has no data.train.dataset to build a GT database from")
+    raw = copy.deepcopy(train["dataset"])
+    steps = [s for s in raw.get("pipeline") or [] if isinstance(s, dict) and s.get("type") == "ObjectSample"]
+    target = out if out is not None else (steps[0].get("db_path") if steps else None)
+    if target is None:
+        raise FormatError("data.train.dataset.pipeline has no ObjectSample step: give the output file (--out)")
+    raw["pipeline"] = []
+    dataset = build(raw, kind="dataset")
+    if not hasattr(dataset, "load_sample"):
+        raise FormatError(f"{type(dataset).__name__} cannot give raw frames (it has no load_sample method)")
+    rng = steps[0].get("point_cloud_range") if steps else None
+    rng = rng if rng is not None else getattr(dataset, "point_cloud_range", None)
+    if rng is None:
+        raise FormatError("no point_cloud_range (ObjectSample or the data set) to record in the GT database")
+    rng_list = [float(v) for v in (rng.tolist() if isinstance(rng, Tensor) else rng)]
+    indices: Iterable[int] = range(len(dataset))
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc="pc3d data gt-database", unit="frame")
+
+    def frames() -> Iterable[Sample3D]:
+        for index in indices:
+            sample = dataset.load_sample(index)[0]
+            sample.keep_boxes(sample.gt_boxes.in_range_bev([rng_list[0], rng_list[1], rng_list[3], rng_list[4]]))
+            yield sample
+
+    source = str(getattr(dataset, "root", ""))
+    return build_gt_database(frames(), target, dataset.class_names, rng_list, source=source)

@@ -1,4 +1,4 @@
-"""`pc3d info`, `pc3d convert` and `pc3d demo`, through `pc3d.cli.main` and once as a process."""
+"""`pc3d info`, `pc3d convert` and `pc3d kitti-boxes`, through `pc3d.cli.main` and once as a process."""
 
 from __future__ import annotations
 
@@ -184,12 +184,12 @@ def test_convert_bad_input_is_one_clear_line(
     assert not (tmp_path / "o.json").exists() and not (tmp_path / "o.bin").exists()
 
 
-# ---------------------------------------------------------------------------------- demo
+# --------------------------------------------------------------------------- kitti-boxes
 
 
-def test_demo_writes_lidar_boxes_and_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kitti_boxes_writes_lidar_boxes_and_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo.json"
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["kitti-boxes", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "KITTI frame 000001" in text
     assert "120,268 LiDAR points" in text
@@ -206,24 +206,24 @@ def test_demo_writes_lidar_boxes_and_prints_a_table(tmp_path: Path, capsys: pyte
     assert boxes.boxes[1, 0] == pytest.approx(58.78, abs=0.05) and boxes.boxes[1, 1] == pytest.approx(16.56, abs=0.05)
 
 
-def test_demo_other_frame_and_bad_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kitti_boxes_other_frame_and_bad_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "f4.json"
-    assert main(["demo", "--root", str(KITTI), "--frame", "000004", "--out", str(out)]) == 0
+    assert main(["kitti-boxes", "--root", str(KITTI), "--frame", "000004", "--out", str(out)]) == 0
     assert "boxes per class: Car 2" in capsys.readouterr().out
     assert read_box_file(out).labels == ["Car", "Car"]
-    assert main(["demo", "--root", str(tmp_path / "nowhere")]) == 2
+    assert main(["kitti-boxes", "--root", str(tmp_path / "nowhere")]) == 2
     assert "nowhere does not exist" in capsys.readouterr().err
-    assert main(["demo", "--frame", "000003", "--out", str(out)]) == 2
+    assert main(["kitti-boxes", "--frame", "000003", "--out", str(out)]) == 2
     assert "velodyne/000003.bin does not exist" in capsys.readouterr().err
 
 
-def test_demo_and_info_as_a_process(tmp_path: Path) -> None:
+def test_kitti_boxes_and_info_as_a_process(tmp_path: Path) -> None:
     """The installed console script, from another working directory: default output path."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([_pc3d_executable(), "demo"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([_pc3d_executable(), "kitti-boxes"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    written = tmp_path / "work_dirs" / "demo" / "000001_lidar_boxes.json"
-    assert f"wrote {Path('work_dirs/demo/000001_lidar_boxes.json')}" in done.stdout
+    written = tmp_path / "work_dirs" / "kitti-boxes" / "000001_lidar_boxes.json"
+    assert f"wrote {Path('work_dirs/kitti-boxes/000001_lidar_boxes.json')}" in done.stdout
     assert sorted(json.loads(written.read_text())["labels"]) == ["Car", "Cyclist", "Truck"]
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"\x00" * 7)
@@ -232,7 +232,7 @@ def test_demo_and_info_as_a_process(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [f"pc3d info: error: {bad}: size 7 bytes is not a multiple of the record size 16 bytes (4 float32 values per point)"]
 
 
-def test_demo_takes_the_kitti_root_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kitti_boxes_takes_the_kitti_root_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "root.json"
-    assert main(["demo", "--kitti", str(KITTI.parent), "--out", str(out)]) == 0
+    assert main(["kitti-boxes", "--kitti", str(KITTI.parent), "--out", str(out)]) == 0
     assert "boxes per class: Car 1, Cyclist 1, Truck 1" in capsys.readouterr().out

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,6 +154,11 @@ def iter_frames(seed: int, scenes: int, settings: SceneSettings | None = None) -
         yield f"{index:06d}", generate_frame(seed, index, settings)
 
 
+def _frame_pair(job: tuple[int, int, SceneSettings | None]) -> tuple[str, SyntheticFrame]:
+    seed, index, settings = job
+    return f"{index:06d}", generate_frame(seed, index, settings)
+
+
 def write_synthetic_kitti(
     out: str | os.PathLike[str],
     scenes: int,
@@ -161,9 +167,11 @@ def write_synthetic_kitti(
     point_labels: bool = False,
     settings: SceneSettings | None = None,
     progress: bool = False,
+    workers: int = 1,
 ) -> Path:
     """Write ``scenes`` synthetic frames in the KITTI layout under ``out`` (see the module
-    docstring) and return ``out``.
+    docstring) and return ``out``; ``workers`` processes generate scenes in parallel (the
+    output does not depend on their number).
 
     Raises:
         FormatError: ``scenes`` < 1 or ``val_fraction`` outside [0, 1).
@@ -174,7 +182,14 @@ def write_synthetic_kitti(
         raise FormatError(f"--val-fraction must be in [0, 1), got {val_fraction}")
     root = Path(out)
     training = root / "training"
-    frames = iter_frames(seed, int(scenes), settings)
+    frames: Iterable[tuple[str, SyntheticFrame]]
+    if workers > 1:
+        # Scenes are independent (their generator depends on (seed, index) only): the same data
+        # whatever the number of processes.
+        pool = ProcessPoolExecutor(max_workers=workers)
+        frames = pool.map(_frame_pair, [(seed, i, settings) for i in range(int(scenes))], chunksize=4)
+    else:
+        frames = iter_frames(seed, int(scenes), settings)
     if progress:
         from tqdm import tqdm
 
