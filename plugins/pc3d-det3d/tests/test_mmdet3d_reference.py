@@ -71,3 +71,20 @@ def test_reference_checkpoint_in_zoo_config_gives_mmdetection3d_detections(name:
     np.testing.assert_allclose(boxes[:, :6], ref_boxes[:, :6], atol=1e-3)
     yaw_difference = np.remainder(boxes[:, 6] - ref_boxes[:, 6] + math.pi, 2 * math.pi) - math.pi
     assert np.abs(yaw_difference).max() < 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_converted_reference_checkpoint_loads_as_the_original(name: str, tmp_path: Path) -> None:
+    from pc3d.cli.checkpoint import convert_mmdet3d_checkpoint
+
+    config_name, _ = CASES[name]
+    if name.startswith("second"):
+        pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)")
+    original = REFERENCE / f"{name}_seed0.pth"
+    native = tmp_path / "native.pth"
+    state = convert_mmdet3d_checkpoint(original, native, config=config_name)
+    assert state["meta"]["mmdet3d_version"] == "1.4.0" and state["meta"]["class_names"] == ["Pedestrian", "Cyclist", "Car"]
+    direct = pc3d.inference.load_model(config_name, original).state_dict()
+    converted = pc3d.inference.load_model(config_name, native).state_dict()
+    assert direct.keys() == converted.keys()
+    assert all(torch.equal(direct[key], converted[key]) for key in direct)
