@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("data", help="make and prepare data sets", description=__doc__)
     commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
     synth = commands.add_parser(

@@ -43,6 +43,11 @@ class FrozenBatchNorm2d(nn.Module):
         super().__init__()
         self.num_features = num_features
         self.eps = eps
+        # Buffers, declared for the type checker (nn.Module's __getattr__ is typed loosely).
+        self.weight: Tensor
+        self.bias: Tensor
+        self.running_mean: Tensor
+        self.running_var: Tensor
         self.register_buffer("weight", torch.ones(num_features))
         self.register_buffer("bias", torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))

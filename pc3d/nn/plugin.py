@@ -38,7 +38,7 @@ def pc3d_register(registry: Registrar) -> None:
         registry.add_backbone(backbone)
     for neck in NECKS:
         registry.add_neck(neck)
-    for encoder in VOXEL_ENCODERS:
-        registry.add_voxel_encoder(encoder)
-    for encoder in MIDDLE_ENCODERS:
-        registry.add_middle_encoder(encoder)
+    for voxel_encoder in VOXEL_ENCODERS:
+        registry.add_voxel_encoder(voxel_encoder)
+    for middle_encoder in MIDDLE_ENCODERS:
+        registry.add_middle_encoder(middle_encoder)

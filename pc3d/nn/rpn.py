@@ -95,7 +95,8 @@ class RPNHead(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, 0.0, 0.01)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
         self.in_channels = in_channels
         self.nms_pre = nms_pre
         self.max_per_img = max_per_img
