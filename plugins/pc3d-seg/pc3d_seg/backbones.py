@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from pc3d.errors import FormatError, ShapeError
+from pc3d.nn.sparse_unet import check_point_clouds
 
 
 def _mlp(in_channels: int, channels: Sequence[int]) -> nn.Sequential:
@@ -61,21 +61,13 @@ class PointNetEncoder(nn.Module):
             ShapeError: an empty batch or a cloud that is not ``[N, in_channels]``.
             FormatError: a cloud holding NaN or infinite values.
         """
-        if len(points) == 0:
-            raise ShapeError("points: expected at least one point cloud, got an empty batch")
-        for index, cloud in enumerate(points):
-            if cloud.ndim != 2 or cloud.shape[1] != self.in_channels:
-                raise ShapeError(
-                    f"points[{index}]: expected Tensor[N, {self.in_channels}], got {tuple(cloud.shape)}"
-                )
-            if not bool(torch.isfinite(cloud).all()):
-                raise FormatError(f"points[{index}] holds NaN or infinite values")
+        check_point_clouds(points, self.in_channels, "PointNetEncoder")
         flat = torch.cat(list(points)).float()
         counts = torch.tensor([len(c) for c in points], device=flat.device)
         cloud_of = torch.repeat_interleave(torch.arange(len(points), device=flat.device), counts)
         local = self.local(flat)  # [P, channels[-1]]
         per_point = self.global_mlp(local)  # [P, global_channels]
-        index = cloud_of[:, None].expand(-1, per_point.shape[1])
+        gather = cloud_of[:, None].expand(-1, per_point.shape[1])
         pooled = torch.zeros(len(points), per_point.shape[1], device=flat.device, dtype=per_point.dtype)
-        pooled = pooled.scatter_reduce(0, index, per_point, reduce="amax", include_self=False)
+        pooled = pooled.scatter_reduce(0, gather, per_point, reduce="amax", include_self=False)
         return torch.cat([local, pooled[cloud_of]], dim=1)

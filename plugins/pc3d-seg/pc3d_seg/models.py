@@ -1,26 +1,37 @@
-"""Segmentors assembled from registered parts."""
+"""Segmentors assembled from registered parts: point clouds (:class:`PointSegmentor`) and images
+(:class:`ImageSegmentor`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import ShapeError
-from pc3d_seg.heads import PointMLPSegHead
+from pc3d.nn.backbones.base import check_image_batch
+from pc3d_seg.heads import FCNHead, PointMLPSegHead
 
 
 class PointSegmentor(nn.Module):
-    """Per-point encoder -> :class:`PointMLPSegHead`.
+    """Per-point backbone -> :class:`PointMLPSegHead`: one class per point.
+
+    The backbone maps ``[Tensor[N_i, C]] * B`` to ``Tensor[sum N_i, out_channels]``
+    (``PointNetEncoder``, ``SparseUNet``, ``PointNet2``).
 
     Args:
-        backbone: maps ``[Tensor[N_i, C]] * B`` to ``Tensor[sum N_i, out_channels]``.
+        backbone: the per-point feature extractor.
         head: its ``in_channels`` must equal the backbone's ``out_channels``.
+
+    Attributes:
+        task: ``"point_segmentation"`` (what ``pc3d infer`` checks to write per-point labels).
 
     Raises:
         ShapeError: ``head.in_channels`` differs from ``backbone.out_channels``.
     """
+
+    task = "point_segmentation"
 
     def __init__(self, backbone: nn.Module, head: PointMLPSegHead) -> None:
         super().__init__()
@@ -37,14 +48,14 @@ class PointSegmentor(nn.Module):
         return self.head(self.backbone(points))
 
     def loss(self, points: Sequence[Tensor], labels: Sequence[Tensor]) -> dict[str, Tensor]:
-        """Training loss.
+        """Training losses of one batch.
 
         Args:
             points: one ``Tensor[N_i, C]`` per cloud.
             labels: one ``Long[N_i]`` per cloud.
 
         Returns:
-            ``{"loss": cross-entropy}``.
+            ``{"loss_ce", ["loss_lovasz",] "loss": total}``.
 
         Raises:
             ShapeError: a cloud without one label per point.
@@ -55,7 +66,7 @@ class PointSegmentor(nn.Module):
                 raise ShapeError(
                     f"labels[{index}]: expected Long[{cloud.shape[0]}], got {tuple(cloud_labels.shape)}"
                 )
-        return {"loss": self.head.loss(self(points), torch.cat(list(labels)).long())}
+        return self.head.losses(self(points), torch.cat(list(labels)).long())
 
     @torch.no_grad()
     def predict(self, points: Sequence[Tensor]) -> list[Tensor]:
@@ -69,3 +80,43 @@ class PointSegmentor(nn.Module):
         """
         labels = self(points).argmax(dim=1)
         return list(labels.split([len(c) for c in points]))
+
+
+class ImageSegmentor(nn.Module):
+    """Image backbone (e.g. ``pc3d.nn.ResNet``) -> :class:`FCNHead`, logits resized to the image.
+
+    Args:
+        backbone: returns a tuple of feature maps (``pc3d.nn`` backbones do).
+        head: reads the maps its ``in_index`` names.
+
+    Attributes:
+        task: ``"image_segmentation"``.
+    """
+
+    task = "image_segmentation"
+
+    def __init__(self, backbone: nn.Module, head: FCNHead) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``Tensor[B, 3, H, W] -> Tensor[B, num_classes, H, W]`` logits (bilinear upsampling).
+
+        Raises:
+            ShapeError: not an image batch of the backbone's channels.
+        """
+        check_image_batch(images, int(getattr(self.backbone, "in_channels", images.shape[1])), "ImageSegmentor")
+        features = self.backbone(images)
+        features = features if isinstance(features, (tuple, list)) else (features,)
+        logits = self.head(features)
+        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
+
+    def loss(self, images: Tensor, masks: Tensor) -> dict[str, Tensor]:
+        """Per-pixel losses against ``Long[B, H, W]`` masks (``{"loss_ce", ..., "loss"}``)."""
+        return self.head.losses(self(images), masks.long())
+
+    @torch.no_grad()
+    def predict(self, images: Tensor) -> list[Tensor]:
+        """One ``Long[H, W]`` class map per image."""
+        return list(self(images).argmax(dim=1))

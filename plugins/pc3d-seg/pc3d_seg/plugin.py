@@ -1,22 +1,34 @@
-"""Hook implementations of the seg plugin (entry point ``seg``)."""
+"""Hook implementations of the seg plugin (entry point ``seg``).
+
+The seg configs live in the repository's model zoo, ``configs/seg/`` (found by bare name through
+the core's ``pc3d.config.zoo``), so this plugin contributes no config folder of its own.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from pc3d.nn.pointnet2 import PointNet2
+from pc3d.nn.sparse_unet import SparseUNet
 from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_seg.backbones import PointNetEncoder
-from pc3d_seg.heads import PointMLPSegHead
-from pc3d_seg.models import PointSegmentor
+from pc3d_seg.datasets import IndoorSeg, SemanticKittiSeg, SyntheticLidarSeg
+from pc3d_seg.heads import FCNHead, PointMLPSegHead
+from pc3d_seg.models import ImageSegmentor, PointSegmentor
+from pc3d_seg.shapes import ShapesSeg
+from pc3d_seg.transforms import TRANSFORMS
 
 
 @hookimpl
 def pc3d_register(registry: Registrar) -> None:
+    # Core blocks the seg models are built on (pc3d.nn), registered here so configs can name them.
+    registry.add_backbone(SparseUNet)
+    registry.add_backbone(PointNet2)
     registry.add_backbone(PointNetEncoder)
     registry.add_head(PointMLPSegHead)
+    registry.add_head(FCNHead)
     registry.add_model(PointSegmentor)
+    registry.add_model(ImageSegmentor)
+    for dataset in (SyntheticLidarSeg, SemanticKittiSeg, IndoorSeg, ShapesSeg):
+        registry.add_dataset(dataset)
+    for transform in TRANSFORMS:
+        registry.add_transform(transform)
 
-
-@hookimpl
-def pc3d_config_dirs() -> list[Path]:
-    return [Path(__file__).parent / "configs"]
