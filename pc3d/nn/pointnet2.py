@@ -215,6 +215,9 @@ class PointNet2(nn.Module):
         nsamples: neighbours of each SA layer.
         sa_channels: shared-MLP widths of each SA layer.
         fp_channels: shared-MLP widths of each FP layer, deepest first (one per SA layer).
+        xyz_features: also give every point its own x, y, z as features (MMDetection3D's S3DIS
+            and ScanNet models add normalised coordinates the same way): grouping alone only
+            sees positions relative to each centroid, so heights (floor vs ceiling) are lost.
 
     Attributes:
         out_channels: `fp_channels[-1][-1]`.
@@ -231,6 +234,7 @@ class PointNet2(nn.Module):
         nsamples: Sequence[int] = (32, 32, 32, 32),
         sa_channels: Sequence[Sequence[int]] = ((32, 32, 64), (64, 64, 128), (128, 128, 256), (256, 256, 512)),
         fp_channels: Sequence[Sequence[int]] = ((256, 256), (256, 256), (256, 128), (128, 128, 128)),
+        xyz_features: bool = True,
     ) -> None:
         super().__init__()
         lengths = {len(npoints), len(radii), len(nsamples), len(sa_channels), len(fp_channels)}
@@ -242,7 +246,8 @@ class PointNet2(nn.Module):
         if in_channels < 3:
             raise FormatError(f"PointNet2: in_channels must be at least 3 (x, y, z), got {in_channels}")
         self.in_channels = in_channels
-        widths = [in_channels - 3]
+        self.xyz_features = bool(xyz_features)
+        widths = [in_channels if xyz_features else in_channels - 3]
         self.sa = nn.ModuleList()
         for npoint, radius, nsample, channels in zip(npoints, radii, nsamples, sa_channels, strict=True):
             self.sa.append(SetAbstraction(npoint, radius, nsample, widths[-1], channels))
@@ -257,7 +262,7 @@ class PointNet2(nn.Module):
     def forward_batch(self, points: Tensor) -> Tensor:
         """`Tensor[B, N, in_channels] -> Tensor[B, N, out_channels]`."""
         xyz = points[..., :3].contiguous()
-        features = points[..., 3:] if points.shape[-1] > 3 else None
+        features = points if self.xyz_features else (points[..., 3:] if points.shape[-1] > 3 else None)
         levels: list[tuple[Tensor, Tensor | None]] = [(xyz, features)]
         for layer in self.sa:  # [N] -> [npoints[0]] -> [npoints[1]] -> ...
             levels.append(layer(*levels[-1]))

@@ -416,11 +416,14 @@ def _accumulate_pairs(features: Tensor, weight: Tensor, in_rows: Tensor, out_row
     """`out[o] += weight[:, k] @ features[i]` for every pair `(i, o, k)`; pairs grouped by `k`."""
     out = features.new_zeros(num_out, weight.shape[0])
     counts = torch.bincount(kernel, minlength=weight.shape[1]).tolist()
+    # One unbind, not a `weight[:, k]` per position: each indexing's backward would zero-fill a
+    # whole weight-sized gradient (27 of them per layer), which dominates layers with few sites.
+    per_position = weight.unbind(dim=1)
     start = 0
     for position, count in enumerate(counts):  # a loop over kernel positions, not over sites
         if count:
             rows = slice(start, start + count)
-            out.index_add_(0, out_rows[rows], features.index_select(0, in_rows[rows]) @ weight[:, position].t())
+            out.index_add_(0, out_rows[rows], features.index_select(0, in_rows[rows]) @ per_position[position].t())
         start += count
     return out
 
