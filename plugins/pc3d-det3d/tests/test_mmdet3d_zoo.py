@@ -120,3 +120,27 @@ def test_the_python_api_snippet_in_the_docs_runs(tmp_path: Path, monkeypatch: py
         exec(compile(snippet, "docs/det3d.md", "exec"), {})
     lines = out.getvalue().splitlines()
     assert lines and all(line.split()[0] in ("Pedestrian", "Cyclist", "Car") for line in lines)
+
+
+def test_training_starts_from_an_mmdetection3d_checkpoint(tmp_path: Path) -> None:
+    from pc3d.engine.checkpoint import load_checkpoint
+
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL.format(zoo=REPO / "configs"))
+    torch.manual_seed(0)
+    weights = pc3d.inference.load_model(config).state_dict()
+    for key in ("bbox_head.conv_cls.weight", "backbone.blocks.0.0.weight"):
+        weights[key] = torch.randn_like(weights[key])  # unlike any initialisation the run could draw
+    checkpoint = tmp_path / "mmdet3d.pth"
+    torch.save({"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": weights}, checkpoint)
+    work = tmp_path / "run"
+    argv = ["train", str(config), "--work-dir", str(work), "--load-from", str(checkpoint), "--device", "cpu", "--set",
+            f"data_root={REPO / 'tests' / 'data' / 'kitti'}", 'data.train.dataset.split=["000001"]', 'data.val.dataset.split=["000001"]',
+            "data.train.dataset.pipeline=[{type: PointShuffle}]", "data.train.batch_size=1", "data.train.num_workers=0",
+            "schedule.epochs=1", "train.eval_every=null", "optimizer.lr=0.0"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(argv) == 0
+    trained = load_checkpoint(next(work.glob("epoch_*.pth")))["model"]
+    # lr 0 and AdamW: the convolutions keep the loaded weights (batch-norm statistics move).
+    assert torch.equal(trained["bbox_head.conv_cls.weight"], weights["bbox_head.conv_cls.weight"])
+    assert torch.equal(trained["backbone.blocks.0.0.weight"], weights["backbone.blocks.0.0.weight"])
