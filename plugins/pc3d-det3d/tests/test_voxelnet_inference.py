@@ -1,0 +1,39 @@
+"""`VoxelDetector.optimize_for_inference`: the folded, channels-last copy detects what the model does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pc3d.config import build, load_config
+
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "pointpillars" / "pointpillars-small_hv-secfpn_synthetic-3d-3class.yaml"
+
+
+def test_optimised_pointpillars_equals_plain() -> None:
+    torch.manual_seed(0)
+    model = build(load_config(CONFIG).node("model"), kind="model")
+    gen = torch.Generator().manual_seed(1)
+    for m in model.modules():  # non-trivial statistics, so folding has something to fold
+        if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+    nn.init.zeros_(model.bbox_head.conv_cls.bias)  # real candidates for the post-processing
+    model.eval()
+    fast = model.optimize_for_inference()
+    assert fast.voxel_encoder.folded_path_applies()
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()) and not model.voxel_encoder.folded_path_applies()
+    points = torch.rand(4000, 4, generator=gen) * torch.tensor([51.2, 64.0, 4.0, 1.0]) + torch.tensor([0.0, -32.0, -3.0, 0.0])
+    with torch.no_grad():
+        for a, b in zip(model([points]), fast([points]), strict=True):
+            torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+        expected, got = model.predict([points])[0], fast.predict([points])[0]
+    assert len(got.scores) == len(expected.scores) > 0
+    torch.testing.assert_close(got.scores, expected.scores, atol=1e-4, rtol=1e-4)
+    # Scores of a random model tie to within float rounding, so equal boxes may swap places (or,
+    # rarely, NMS keep the twin of a box): match every box to its nearest counterpart.
+    distance = torch.cdist(got.boxes.tensor, expected.boxes.tensor).min(dim=1).values
+    assert float((distance < 1e-3).float().mean()) >= 0.95
