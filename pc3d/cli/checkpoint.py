@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pc3d.cli.arguments import add_command
+
 DESCRIPTION = "Convert checkpoints of other toolkits to pc3d checkpoints."
 
 EPILOG = """\
@@ -27,12 +29,8 @@ SOURCES = ("mmdet3d",)
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``pc3d checkpoint`` (with its ``convert`` action) to the ``pc3d`` parser."""
-    parser = subparsers.add_parser(
-        "checkpoint",
-        help="convert checkpoints of other toolkits to pc3d checkpoints",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_command(
+        subparsers, "checkpoint", "convert checkpoints of other toolkits to pc3d checkpoints", DESCRIPTION, EPILOG
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     convert = actions.add_parser(

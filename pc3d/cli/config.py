@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pc3d.cli.arguments import add_command, add_config_argument, add_overrides_argument
+
 if TYPE_CHECKING:
     from pc3d.config import Config, KeyPath
 
@@ -26,13 +28,13 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``pc3d config show|list`` to the ``pc3d`` parser."""
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "config",
-        help="print a resolved config or list the configs plugins ship",
-        description="Print a config with its bases merged, overrides applied and references "
-        "resolved, or list the configs pc3d and the installed plugins ship.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "print a resolved config or list the configs plugins ship",
+        "Print a config with its bases merged, overrides applied and references resolved, or list the "
+        "configs pc3d and the installed plugins ship.",
+        EXAMPLES,
     )
     actions = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     _add_show(actions)
@@ -55,16 +57,10 @@ def _add_show(actions: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    show.add_argument("config", metavar="CONFIG", help="config file, or the name of a shipped config")
-    show.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="override a key; the value is parsed as YAML (e.g. optimizer.lr=0.001 "
-        "model.head.num_classes=3); repeatable",
+    add_config_argument(show, "config file, or the name of a shipped config")
+    add_overrides_argument(
+        show,
+        "override a key; the value is parsed as YAML (e.g. optimizer.lr=0.001 model.head.num_classes=3); repeatable",
     )
     show.add_argument(
         "--sources",

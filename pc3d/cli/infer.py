@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pc3d.cli.arguments import add_command, add_config_argument, add_overrides_argument
+
 DESCRIPTION = "Run a model on point clouds and write its predictions, one file per cloud."
 
 EPILOG = """\
@@ -37,14 +39,8 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``pc3d infer`` to the ``pc3d`` parser."""
-    parser = subparsers.add_parser(
-        "infer",
-        help="run a model on point clouds and write its predictions",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("config", metavar="CONFIG", help="config file, or the name of a shipped config")
+    parser = add_command(subparsers, "infer", "run a model on point clouds and write its predictions", DESCRIPTION, EPILOG)
+    add_config_argument(parser, "config file, or the name of a shipped config")
     parser.add_argument("checkpoint", metavar="CHECKPOINT", type=Path, help="pc3d or MMDetection3D checkpoint")
     parser.add_argument("clouds", metavar="CLOUD", type=Path, nargs="+", help="point clouds (.bin .npy .pcd .ply)")
     parser.add_argument("--out-dir", type=Path, required=True, metavar="DIR", help="where the predictions go")
@@ -58,8 +54,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--png", action="store_true", help="also render each frame's predictions (bird's-eye view)")
     parser.add_argument("--num-features", type=int, default=None, metavar="N",
                         help="float32 values per point of a .bin cloud (default 4)")
-    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", nargs="+", action="extend", default=[],
-                        help="override config keys, values parsed as YAML")
+    add_overrides_argument(parser, "override config keys, values parsed as YAML")
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pc3d.cli.arguments import add_command, add_config_argument, add_device_argument, add_overrides_argument
+
 DESCRIPTION = "Evaluate a checkpoint with the config's metrics on its data.test split (else data.val)."
 
 EPILOG = """\
@@ -20,35 +22,16 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``pc3d test`` to the ``pc3d`` parser."""
-    parser = subparsers.add_parser(
-        "test",
-        help="evaluate a checkpoint with its config's metrics",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("config", metavar="CONFIG", help="config file, or the name of a config a plugin ships")
+    parser = add_command(subparsers, "test", "evaluate a checkpoint with its config's metrics", DESCRIPTION, EPILOG)
+    add_config_argument(parser)
     parser.add_argument(
         "checkpoint", metavar="CHECKPOINT", type=Path, help="a pc3d checkpoint (.pth) or a weights file"
     )
     parser.add_argument(
         "--json", type=Path, default=None, metavar="FILE", help="also write the metrics to FILE as JSON"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="override config keys, values parsed as YAML (--set data.test.batch_size=16)",
-    )
-    parser.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default=None,
-        help="where to evaluate (default: the config's runtime.device, which defaults to auto)",
-    )
+    add_overrides_argument(parser, "override config keys, values parsed as YAML (--set data.test.batch_size=16)")
+    add_device_argument(parser, "evaluate")
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pc3d.cli.arguments import add_command, add_config_argument, add_device_argument, add_overrides_argument
+
 DESCRIPTION = "Train the model a config describes and write its outputs into the work directory."
 
 EPILOG = """\
@@ -22,14 +24,8 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``pc3d train`` to the ``pc3d`` parser."""
-    parser = subparsers.add_parser(
-        "train",
-        help="train a model from a config",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("config", metavar="CONFIG", help="config file, or the name of a config a plugin ships")
+    parser = add_command(subparsers, "train", "train a model from a config", DESCRIPTION, EPILOG)
+    add_config_argument(parser)
     parser.add_argument(
         "--work-dir",
         type=Path,
@@ -48,21 +44,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--load-from", type=Path, default=None, metavar="PATH", help="start from these model weights only"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="override config keys, values parsed as YAML (--set schedule.epochs=24 optimizer.lr=0.002)",
+    add_overrides_argument(
+        parser, "override config keys, values parsed as YAML (--set schedule.epochs=24 optimizer.lr=0.002)"
     )
-    parser.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default=None,
-        help="where to train (default: the config's runtime.device, which defaults to auto)",
-    )
+    add_device_argument(parser, "train")
     parser.add_argument(
         "--deterministic",
         action="store_true",

@@ -1,0 +1,78 @@
+"""The arguments several commands take, declared once: the command itself, CONFIG, --set, --device.
+
+Standard library only (``pc3d --help`` builds every parser).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+#: Where a model runs, for ``--device`` of the config-driven commands (the engine's choices).
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    help: str,
+    description: str,
+    epilog: str,
+) -> argparse.ArgumentParser:
+    """Add the command ``name`` whose epilog (examples) is printed as written.
+
+    Args:
+        subparsers: The ``pc3d`` parser's (or a command's) sub-parsers.
+        name: The command's name.
+        help: Its line in the parent's ``--help``.
+        description: What ``pc3d NAME --help`` says first.
+        epilog: Printed verbatim after the options (line breaks kept).
+
+    Returns:
+        The new command's parser.
+    """
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_config_argument(
+    parser: argparse.ArgumentParser, help: str = "config file, or the name of a config a plugin ships"
+) -> None:
+    """Add the positional ``CONFIG`` (``args.config``): a config file or a shipped config's name.
+
+    Args:
+        parser: The command's parser.
+        help: Its help text.
+    """
+    parser.add_argument("config", metavar="CONFIG", help=help)
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add ``--set KEY=VALUE ...`` (``args.overrides``, a list); repeated, the lists add up.
+
+    Args:
+        parser: The command's parser.
+        help: Its help text (with an example fitting the command).
+    """
+    parser.add_argument(
+        "--set", dest="overrides", metavar="KEY=VALUE", nargs="+", action="extend", default=[], help=help
+    )
+
+
+def add_device_argument(parser: argparse.ArgumentParser, doing: str) -> None:
+    """Add ``--device auto|cpu|cuda`` (``args.device``, None for the config's ``runtime.device``).
+
+    Args:
+        parser: The command's parser.
+        doing: What runs there, for the help text (``"train"`` gives "where to train ...").
+    """
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=None,
+        help=f"where to {doing} (default: the config's runtime.device, which defaults to auto)",
+    )
