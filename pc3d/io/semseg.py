@@ -16,10 +16,15 @@ A label map turns raw ids into class indices ``0 .. K-1`` or ``ignore_index`` (-
 names the file: a label file whose length differs from its scan's point count, a raw id outside
 the map's range, an id the map does not know (a file of another dataset or label version), and
 class names that do not match the map's.
+
+Per-point label outputs (what ``pc3d infer`` writes for a segmentation model, and what a viewer
+reads to colour a cloud by class): :func:`write_point_labels` / :func:`read_point_labels`, as
+``.npy`` (int64 class indices) or ``.label`` (uint32 per point, SemanticKITTI's layout).
 """
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from pc3d.errors import FormatError
+from pc3d.io.atomic import atomic_write_bytes
 from pc3d.io.points import read_point_file
 
 __all__ = [
+    "LABEL_SUFFIXES",
     "S3DIS_CLASSES",
     "S3DIS_LABEL_MAP",
     "SCANNET_CLASSES",
@@ -41,10 +48,13 @@ __all__ = [
     "SEMANTICKITTI_LEARNING_MAP",
     "SEMANTICKITTI_LEARNING_MAP_INV",
     "LabelMap",
+    "raw_ids_for",
     "read_indoor_points",
+    "read_point_labels",
     "read_semantic_mask",
     "read_semantickitti_labels",
     "read_semantickitti_scan",
+    "write_point_labels",
 ]
 
 #: SemanticKITTI's 19 training classes, in ``learning_map`` order (class index = learning id - 1).
@@ -254,3 +264,78 @@ def read_semantic_mask(path: str | os.PathLike[str], num_points: int | None = No
         FileNotFoundError: no such file.
     """
     return _read_fixed(path, "<i8", "semantic mask", num_points).astype(np.int64, copy=False)
+
+
+# -- per-point label outputs (inference) --------------------------------------------------------
+
+#: Suffixes of per-point label files: int64 class indices (.npy) or uint32 per point (.label).
+LABEL_SUFFIXES = (".npy", ".label")
+
+
+def raw_ids_for(class_names: Sequence[str]) -> list[int] | None:
+    """Raw label ids to write in ``.label`` files for these classes: SemanticKITTI's
+    ``learning_map_inv`` when they are its 19 classes, else None (class indices are written)."""
+    if tuple(class_names) == SEMANTICKITTI_CLASSES:
+        return [SEMANTICKITTI_LEARNING_MAP_INV[i + 1] for i in range(len(SEMANTICKITTI_CLASSES))]
+    return None
+
+
+def write_point_labels(path: str | os.PathLike[str], labels: np.ndarray, raw_ids: Sequence[int] | None = None) -> Path:
+    """Write per-point class indices, atomically.
+
+    Args:
+        path: ``.npy`` (int64 class indices) or ``.label`` (uint32 per point).
+        labels: ``int[N]`` class indices (>= 0).
+        raw_ids: for ``.label``: the raw id written for each class (e.g. :func:`raw_ids_for`).
+
+    Returns:
+        The path written.
+
+    Raises:
+        FormatError: another suffix, negative labels, or a class without a raw id.
+    """
+    path = Path(path)
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    if path.suffix not in LABEL_SUFFIXES:
+        raise FormatError(f"{path}: label outputs end in {' or '.join(LABEL_SUFFIXES)}")
+    if labels.size and labels.min() < 0:
+        raise FormatError(f"{path}: labels must be class indices >= 0, got {int(labels.min())}")
+    if path.suffix == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, labels, allow_pickle=False)
+        return atomic_write_bytes(path, buffer.getvalue())
+    values = labels
+    if raw_ids is not None:
+        if labels.size and labels.max() >= len(raw_ids):
+            raise FormatError(f"{path}: class {int(labels.max())} has no raw id ({len(raw_ids)} given)")
+        values = np.asarray(raw_ids, dtype=np.int64)[labels]
+    return atomic_write_bytes(path, values.astype("<u4").tobytes())
+
+
+def read_point_labels(path: str | os.PathLike[str], num_points: int | None = None) -> np.ndarray:
+    """Read a per-point label file written by :func:`write_point_labels` (or a SemanticKITTI one).
+
+    Args:
+        path: ``.npy`` (integers) or ``.label`` (uint32; the low 16 bits are the semantic id).
+        num_points: the cloud's point count, checked against the file.
+
+    Returns:
+        ``int64[N]``.
+
+    Raises:
+        FormatError: another suffix, a non-integer or non-1-D array, or the wrong length
+            (naming the file).
+    """
+    path = Path(path)
+    if path.suffix == ".npy":
+        values = np.load(path, allow_pickle=False)
+        if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
+            raise FormatError(f"{path}: expected a 1-D integer array of labels, got {values.dtype} {values.shape}")
+        values = values.astype(np.int64)
+    elif path.suffix == ".label":
+        values, _ = read_semantickitti_labels(path)
+    else:
+        raise FormatError(f"{path}: label files end in {' or '.join(LABEL_SUFFIXES)}")
+    if num_points is not None and len(values) != num_points:
+        raise FormatError(f"{path}: holds {len(values)} labels but the point cloud has {num_points} points")
+    return values

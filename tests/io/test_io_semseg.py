@@ -17,10 +17,13 @@ from pc3d.io.semseg import (
     SEMANTICKITTI_LEARNING_MAP,
     SEMANTICKITTI_LEARNING_MAP_INV,
     LabelMap,
+    raw_ids_for,
     read_indoor_points,
+    read_point_labels,
     read_semantic_mask,
     read_semantickitti_labels,
     read_semantickitti_scan,
+    write_point_labels,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -116,3 +119,27 @@ def test_indoor_samples() -> None:
     assert scannet[raw == 39].tolist() == [19] * int((raw == 39).sum())  # otherfurniture
     with pytest.raises(FormatError, match=r"labels out of range: 41 \(1 point\); the ScanNet NYU40 class map takes ids 0..40"):
         SCANNET_LABEL_MAP.apply(np.array([41]), SCANNET_MASK)
+
+
+def test_point_label_outputs_round_trip(tmp_path: Path) -> None:
+    labels = np.array([0, 12, 14, 17, 0])
+    npy = write_point_labels(tmp_path / "out" / "a.npy", labels)
+    assert read_point_labels(npy, 5).tolist() == labels.tolist()
+    # .label with SemanticKITTI's classes holds raw ids (learning_map_inv), readable by its tools.
+    raw_ids = raw_ids_for(SEMANTICKITTI_CLASSES)
+    assert raw_ids is not None and raw_ids[:2] == [10, 11] and raw_ids_for(["a", "b"]) is None
+    label = write_point_labels(tmp_path / "a.label", labels, raw_ids)
+    assert np.fromfile(label, dtype="<u4").tolist() == [10, 50, 70, 80, 10]
+    assert SEMANTICKITTI_LABEL_MAP.apply(read_point_labels(label), label).tolist() == labels.tolist()
+    assert read_point_labels(write_point_labels(tmp_path / "b.label", labels)).tolist() == labels.tolist()
+    with pytest.raises(FormatError, match=r"a\.npy: holds 5 labels but the point cloud has 4 points"):
+        read_point_labels(npy, 4)
+    with pytest.raises(FormatError, match=r"c\.txt: label outputs end in \.npy or \.label"):
+        write_point_labels(tmp_path / "c.txt", labels)
+    with pytest.raises(FormatError, match=r"c\.label: class 19 has no raw id \(19 given\)"):
+        write_point_labels(tmp_path / "c.label", np.array([19]), raw_ids)
+    with pytest.raises(FormatError, match=r"labels must be class indices >= 0, got -1"):
+        write_point_labels(tmp_path / "c.npy", np.array([-1]))
+    np.save(tmp_path / "f.npy", np.zeros(3, dtype=np.float32))
+    with pytest.raises(FormatError, match=r"f\.npy: expected a 1-D integer array"):
+        read_point_labels(tmp_path / "f.npy")

@@ -7,13 +7,13 @@
 
 Label files: ``.npy`` (int64 class index per point) or ``.label`` (uint32 per point, the
 SemanticKITTI layout: raw ids through ``learning_map_inv`` when the classes are SemanticKITTI's,
-else the class index). :func:`read_point_labels` reads both back.
+else the class index), written and read back by ``pc3d.io.semseg`` (:func:`write_point_labels`,
+:func:`read_point_labels`, re-exported here).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.io.atomic import atomic_write_bytes
-from pc3d.io.semseg import SEMANTICKITTI_CLASSES, SEMANTICKITTI_LEARNING_MAP_INV
+from pc3d.io.semseg import LABEL_SUFFIXES, raw_ids_for, read_point_labels, write_point_labels
 
 __all__ = [
     "LABEL_SUFFIXES",
@@ -38,8 +37,6 @@ __all__ = [
     "write_point_labels",
     "write_segmentation",
 ]
-
-LABEL_SUFFIXES = (".npy", ".label")
 
 #: Class colours by class index (cycled past 20); ignored points (-1) are grey.
 SEG_PALETTE = np.array(
@@ -88,77 +85,6 @@ def infer_segmentation(model: nn.Module, points: Any) -> np.ndarray:
     finally:
         model.train(was_training)
     return labels.cpu().numpy().astype(np.int64)
-
-
-def raw_ids_for(class_names: Sequence[str]) -> list[int] | None:
-    """Raw label ids to write in ``.label`` files for these classes: SemanticKITTI's
-    ``learning_map_inv`` when they are its 19 classes, else None (class indices are written)."""
-    if tuple(class_names) == SEMANTICKITTI_CLASSES:
-        return [SEMANTICKITTI_LEARNING_MAP_INV[i + 1] for i in range(len(SEMANTICKITTI_CLASSES))]
-    return None
-
-
-def write_point_labels(path: str | os.PathLike[str], labels: np.ndarray, raw_ids: Sequence[int] | None = None) -> Path:
-    """Write per-point class indices, atomically.
-
-    Args:
-        path: ``.npy`` (int64 class indices) or ``.label`` (uint32 per point).
-        labels: ``int[N]`` class indices (>= 0).
-        raw_ids: for ``.label``: the raw id written for each class (e.g. :func:`raw_ids_for`).
-
-    Returns:
-        The path written.
-
-    Raises:
-        FormatError: another suffix, negative labels, or a class without a raw id.
-    """
-    path = Path(path)
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    if path.suffix not in LABEL_SUFFIXES:
-        raise FormatError(f"{path}: label outputs end in {' or '.join(LABEL_SUFFIXES)}")
-    if labels.size and labels.min() < 0:
-        raise FormatError(f"{path}: labels must be class indices >= 0, got {int(labels.min())}")
-    if path.suffix == ".npy":
-        buffer = io.BytesIO()
-        np.save(buffer, labels, allow_pickle=False)
-        return atomic_write_bytes(path, buffer.getvalue())
-    values = labels
-    if raw_ids is not None:
-        if labels.size and labels.max() >= len(raw_ids):
-            raise FormatError(f"{path}: class {int(labels.max())} has no raw id ({len(raw_ids)} given)")
-        values = np.asarray(raw_ids, dtype=np.int64)[labels]
-    return atomic_write_bytes(path, values.astype("<u4").tobytes())
-
-
-def read_point_labels(path: str | os.PathLike[str], num_points: int | None = None) -> np.ndarray:
-    """Read a per-point label file written by :func:`write_point_labels` (or a SemanticKITTI one).
-
-    Args:
-        path: ``.npy`` (integers) or ``.label`` (uint32; the low 16 bits are the semantic id).
-        num_points: the cloud's point count, checked against the file.
-
-    Returns:
-        ``int64[N]``.
-
-    Raises:
-        FormatError: another suffix, a non-integer or non-1-D array, or the wrong length
-            (naming the file).
-    """
-    path = Path(path)
-    if path.suffix == ".npy":
-        values = np.load(path, allow_pickle=False)
-        if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
-            raise FormatError(f"{path}: expected a 1-D integer array of labels, got {values.dtype} {values.shape}")
-        values = values.astype(np.int64)
-    elif path.suffix == ".label":
-        from pc3d.io.semseg import read_semantickitti_labels
-
-        values, _ = read_semantickitti_labels(path)
-    else:
-        raise FormatError(f"{path}: label files end in {' or '.join(LABEL_SUFFIXES)}")
-    if num_points is not None and len(values) != num_points:
-        raise FormatError(f"{path}: holds {len(values)} labels but the point cloud has {num_points} points")
-    return values
 
 
 def segmentation_colors(labels: np.ndarray) -> np.ndarray:
