@@ -74,11 +74,14 @@ class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
     # Column negated by flip("horizontal") and by flip("vertical").
     flip_axes: ClassVar[dict[str, int]]
     size_names: ClassVar[tuple[str, str, str]] = ("x_size", "y_size", "z_size")
+    # MMDetection3D's name of `yaw_axis`.
+    YAW_AXIS: ClassVar[int]
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if "mode" in cls.__dict__:
             _BOX_CLASSES[cls.mode] = cls
+            cls.YAW_AXIS = cls.yaw_axis
 
     def __init__(
         self, tensor: BoxData, box_dim: int | None = None, with_yaw: bool = True,

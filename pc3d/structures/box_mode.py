@@ -19,6 +19,7 @@ values (0, 1, 2) parse. This module imports no torch, so light commands can list
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pc3d.errors import FormatError
 
@@ -66,6 +67,35 @@ class BoxMode(StrEnum):
     def names(cls) -> tuple[str, ...]:
         """The canonical names, `("lidar", "camera", "depth")` (aliases left out)."""
         return tuple(member.value for member in cls)
+
+    @staticmethod
+    def convert(
+        data: Any, src: BoxMode | str | int, dst: BoxMode | str | int, rt_mat: Any = None, with_yaw: bool = True,
+        correct_yaw: bool = True, is_point: bool = False,
+    ) -> Any:
+        """MMDetection3D's `Box3DMode.convert` / `Coord3DMode.convert`: boxes or points from `src` to `dst`.
+
+        Args:
+            data: a box or points structure (converted as what it is), or raw boxes (`[N, 7+C]`
+                Tensor, ndarray or lists) -- raw points with `is_point=True`.
+            src: the data's system.
+            dst: the target system.
+            rt_mat: matrix taking `src` to `dst` coordinates; None for the default permutation.
+            with_yaw: for raw boxes: False marks axis-aligned boxes.
+            correct_yaw: turn the headings by `rt_mat` (pc3d's default; MMDetection3D's is False).
+            is_point: read raw data as points `[N, 3+C]`.
+
+        Returns:
+            The converted data, of the kind given (see `convert_boxes` / `convert_points`).
+        """
+        from pc3d.structures.base_box3d import Boxes3D
+        from pc3d.structures.base_points import BasePoints
+        from pc3d.structures.conversion import convert_boxes, convert_points
+
+        src, dst = BoxMode.parse(src), BoxMode.parse(dst)
+        if isinstance(data, BasePoints) or (is_point and not isinstance(data, Boxes3D)):
+            return convert_points(data, src, dst, rt_mat)
+        return convert_boxes(data, src, dst, rt_mat, with_yaw=with_yaw, correct_yaw=correct_yaw)
 
     @property
     def z_up(self) -> bool:

@@ -62,6 +62,20 @@ def test_box_mode_names_and_aliases() -> None:
     assert LiDARBoxes3D([[0, 0, 0, 1, 1, 1, 0]]).convert_to(BoxMode.CAM).mode is BoxMode.CAMERA
 
 
+def test_box_mode_convert_is_mmdetection3ds_mode_convert() -> None:
+    boxes = LiDARBoxes3D([[10, 2, -1, 4, 2, 1.5, 0.3]])
+    cam = BoxMode.convert(boxes, BoxMode.LIDAR, BoxMode.CAM)
+    assert isinstance(cam, CameraBoxes3D) and torch.allclose(cam.tensor, boxes.convert_to("camera").tensor)
+    # Raw data are boxes unless is_point (Box3DMode's and Coord3DMode's defaults differ).
+    raw = BoxMode.convert(boxes.tensor.numpy(), 0, 1)
+    assert isinstance(raw, np.ndarray) and np.allclose(raw, cam.numpy(), atol=1e-6)
+    points = BoxMode.convert(np.array([[1.0, 2.0, 3.0]]), "lidar", "cam", is_point=True)
+    np.testing.assert_allclose(points, [[-2.0, -3.0, 1.0]])
+    cloud = BoxMode.convert(LiDARPoints([[1.0, 2.0, 3.0]]), "lidar", "camera")
+    assert isinstance(cloud, CameraPoints) and cloud.tensor.tolist() == [[-2.0, -3.0, 1.0]]
+    assert LiDARBoxes3D.YAW_AXIS == 2 and CameraBoxes3D.YAW_AXIS == 1 and DepthBoxes3D.YAW_AXIS == 2
+
+
 def test_box_mode_imports_without_torch() -> None:
     code = "import sys; from pc3d.structures.box_mode import MODE_NAMES; assert 'torch' not in sys.modules, MODE_NAMES"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
