@@ -61,6 +61,7 @@ def load_model(
     # Imported here: the engine pulls in the data loaders, which a plain import of pc3d skips.
     from pc3d.engine.checkpoint import load_checkpoint, model_state_from
     from pc3d.engine.state import load_model_state
+    from pc3d.nn.checkpoint_mmdet3d import checkpoint_class_names
 
     cfg = config if isinstance(config, Config) else load_config(config, list(overrides))
     if cfg.data.get("model") is None:
@@ -68,12 +69,21 @@ def load_model(
     model = build(cfg.node("model"), "model")
     if not isinstance(model, nn.Module):
         raise Pc3dError(f"{cfg.path or 'config'}: model built a {type(model).__name__}, not a torch nn.Module")
-    if checkpoint is not None:
-        state = load_checkpoint(checkpoint)
-        load_model_state(model, model_state_from(state, checkpoint), checkpoint)
     if not getattr(model, "class_names", None):
         names = cfg.data.get("class_names")
         model.class_names = [str(n) for n in names] if names else []  # type: ignore[assignment]
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint)
+        load_model_state(model, model_state_from(state, checkpoint), checkpoint)
+        recorded = checkpoint_class_names(state)
+        names: list[str] = list(getattr(model, "class_names", []))
+        if recorded is not None and names and recorded != names:
+            # Same count, other order: every label would name the wrong class.
+            raise Pc3dError(
+                f"{checkpoint}: the checkpoint's classes {recorded} differ from the config's "
+                f"{names}; set the config's class_names (--set class_names=[...]) to the "
+                "checkpoint's, in its order"
+            )
     return model.to(torch.device(device)).eval()
 
 

@@ -111,6 +111,22 @@ def is_mmdet3d_checkpoint(checkpoint: Any) -> bool:
     return heads <= {*COMPONENTS, "data_preprocessor"} and bool(heads & {"voxel_encoder", "middle_encoder"})
 
 
+def checkpoint_class_names(checkpoint: Mapping[str, Any]) -> list[str] | None:
+    """The class names a checkpoint records, in label order, or None.
+
+    Read from MMDetection3D's ``meta.dataset_meta.classes``, or from ``meta.class_names`` of a
+    checkpoint ``pc3d checkpoint convert`` wrote.
+    """
+    meta = checkpoint.get("meta")
+    if not isinstance(meta, Mapping):
+        return None
+    dataset_meta = meta.get("dataset_meta")
+    classes = dataset_meta.get("classes") if isinstance(dataset_meta, Mapping) else meta.get("class_names")
+    if isinstance(classes, (list, tuple)) and classes:
+        return [str(c) for c in classes]
+    return None
+
+
 def read_mmdet3d_checkpoint(path: str | Path) -> MMDet3DCheckpoint:
     """Load an MMDetection3D checkpoint file on the CPU (`torch.load(..., weights_only=True)`).
 

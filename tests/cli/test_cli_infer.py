@@ -167,3 +167,17 @@ def test_mmdetection3d_reference_checkpoint_runs_unchanged(tmp_path: Path) -> No
     assert len(written["scores_3d"]) == len(reference["scores"]) == 50
     assert np.bincount(written["labels_3d"], minlength=3).tolist() == np.bincount(reference["labels"], minlength=3).tolist()
     np.testing.assert_allclose(sorted(written["scores_3d"]), sorted(reference["scores"].tolist()), atol=1e-5)
+
+
+def test_a_checkpoint_of_other_classes_is_refused(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _, state_dict = small
+    reordered = tmp_path / "reordered.pth"
+    classes = ["Car", "Pedestrian", "Cyclist"]
+    torch.save({"meta": {"mmdet3d_version": "1.4.0", "dataset_meta": {"classes": classes}}, "state_dict": state_dict}, reordered)
+    assert main(["infer", str(config), str(reordered), str(CLOUDS[0]), "--out-dir", str(tmp_path)]) == 2
+    assert "['Car', 'Pedestrian', 'Cyclist'] differ from the config's ['Pedestrian', 'Cyclist', 'Car']" in capsys.readouterr().err
+    assert main(["infer", str(config), str(reordered), str(CLOUDS[0]), "--out-dir", str(tmp_path),
+                 "--set", "class_names=[Car, Pedestrian, Cyclist]"]) == 0
+    assert json.loads((tmp_path / "000001.json").read_text())["class_names"] == classes
