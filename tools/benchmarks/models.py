@@ -208,10 +208,10 @@ def _run(dev: torch.device) -> list[dict]:
 
 
 def timed(fn: Callable[[], object], sync: Callable[[], None] | None) -> float:
-    """Median seconds of `fn` after a warm-up: REPEATS runs, 3 when the warm-up took over SLOW_S."""
+    """Median seconds of `fn` after a warm-up: REPEATS runs, at most 3 when the warm-up took over SLOW_S."""
     start = time.perf_counter()
     fn()
-    repeats = REPEATS if time.perf_counter() - start < SLOW_S else 3
+    repeats = REPEATS if time.perf_counter() - start < SLOW_S else min(3, REPEATS)
     return median_time(fn, repeats=repeats, warmup=0, sync=sync)
 
 
