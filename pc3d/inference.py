@@ -70,8 +70,8 @@ def load_model(
     if not isinstance(model, nn.Module):
         raise Pc3dError(f"{cfg.path or 'config'}: model built a {type(model).__name__}, not a torch nn.Module")
     if not getattr(model, "class_names", None):
-        names = cfg.data.get("class_names")
-        model.class_names = [str(n) for n in names] if names else []  # type: ignore[assignment]
+        configured = cfg.data.get("class_names")
+        model.class_names = [str(n) for n in configured] if configured else []  # type: ignore[assignment]
     if checkpoint is not None:
         state = load_checkpoint(checkpoint)
         load_model_state(model, model_state_from(state, checkpoint), checkpoint)
