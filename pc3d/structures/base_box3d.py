@@ -15,7 +15,7 @@ modify the boxes in place.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import ClassVar, Self
 
 import numpy as np
@@ -28,7 +28,8 @@ from pc3d.structures.box_mode import BoxMode
 from pc3d.structures.box_ops import BoxOpsMixin
 from pc3d.structures.box_transforms import BoxTransformsMixin
 from pc3d.structures.coord_transform import RtMat, convert_box_tensor
-from pc3d.structures.utils import RowIndex, as_float_tensor, limit_period, row_index, split_range
+from pc3d.structures.tensor_container import TensorContainer
+from pc3d.structures.utils import as_float_tensor, limit_period, split_range
 
 BoxData = Tensor | np.ndarray | Sequence[Sequence[float]]
 
@@ -39,7 +40,7 @@ UNIT_CORNERS = ((0, 0, 0), (0, 0, 1), (0, 1, 1), (0, 1, 0), (1, 0, 0), (1, 0, 1)
 _BOX_CLASSES: dict[BoxMode, type[Boxes3D]] = {}
 
 
-class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
+class Boxes3D(TensorContainer, BoxTransformsMixin, BoxOpsMixin):
     """3D boxes in one coordinate system: a float32 `Tensor[N, 7+C]` with small methods.
 
     Columns: bottom centre `x, y, z`; sizes `x_size, y_size, z_size` along the box's own axes
@@ -152,6 +153,9 @@ class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
         obj.with_yaw = with_yaw
         return obj
 
+    def _rewrap(self, tensor: Tensor) -> Self:
+        return self._wrap(tensor, self.with_yaw)
+
     def new_box(self, data: BoxData) -> Self:
         """Boxes of the same class, width, `with_yaw` and device holding `data`.
 
@@ -166,16 +170,6 @@ class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
     def box_dim(self) -> int:
         """Number of columns (7 + extras)."""
         return self.tensor.shape[1]
-
-    @property
-    def shape(self) -> torch.Size:
-        """`torch.Size([N, box_dim])`."""
-        return self.tensor.shape
-
-    @property
-    def device(self) -> torch.device:
-        """The device of the boxes."""
-        return self.tensor.device
 
     @property
     def bottom_center(self) -> Tensor:
@@ -317,22 +311,6 @@ class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
         return box_class(dst)._wrap(tensor, self.with_yaw)
 
     # ------------------------------------------------------------------------ container API
-    def __getitem__(self, item: RowIndex) -> Self:
-        """Select boxes by int, slice, bool mask or index tensor; always `(K, box_dim)`.
-
-        An int or a slice gives a view that shares memory (as `Tensor` indexing does).
-        """
-        selected = self.tensor[row_index(item, len(self))]
-        if selected.dim() != 2:
-            raise ShapeError(f"indexing boxes with {item!r} did not give a (K, {self.box_dim}) matrix")
-        return self._wrap(selected, self.with_yaw)
-
-    def __len__(self) -> int:
-        return self.tensor.shape[0]
-
-    def __iter__(self) -> Iterator[Tensor]:
-        yield from self.tensor
-
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(num_boxes={len(self)}, box_dim={self.box_dim}, with_yaw={self.with_yaw}, "
@@ -365,36 +343,6 @@ class Boxes3D(BoxTransformsMixin, BoxOpsMixin):
             if b.box_dim != first.box_dim:
                 raise ShapeError(f"cannot cat boxes of width {first.box_dim} and {b.box_dim} (item {k})")
         return first._wrap(torch.cat([b.tensor for b in boxes_list]), all(b.with_yaw for b in boxes_list))
-
-    def to(self, device: torch.device | str, *args: object, **kwargs: object) -> Self:
-        """The boxes on `device` (the same data when already there, as `Tensor.to`).
-
-        Args:
-            device: the target device.
-            *args: more arguments of `Tensor.to` (e.g. `non_blocking`).
-            **kwargs: keyword arguments of `Tensor.to`.
-        """
-        return self._wrap(self.tensor.to(device, *args, **kwargs), self.with_yaw)  # type: ignore[call-overload]
-
-    def cpu(self) -> Self:
-        """The boxes on the CPU."""
-        return self._wrap(self.tensor.cpu(), self.with_yaw)
-
-    def cuda(self, *args: object, **kwargs: object) -> Self:
-        """The boxes on a CUDA device (arguments as `Tensor.cuda`)."""
-        return self._wrap(self.tensor.cuda(*args, **kwargs), self.with_yaw)  # type: ignore[arg-type]
-
-    def clone(self) -> Self:
-        """A copy that shares no memory."""
-        return self._wrap(self.tensor.clone(), self.with_yaw)
-
-    def detach(self) -> Self:
-        """The boxes without autograd history (shares memory)."""
-        return self._wrap(self.tensor.detach(), self.with_yaw)
-
-    def numpy(self) -> np.ndarray:
-        """The boxes as a float32 numpy array `[N, box_dim]` (copied to the CPU)."""
-        return self.tensor.detach().cpu().numpy()
 
 
 def box_class(mode: BoxMode | str) -> type[Boxes3D]:

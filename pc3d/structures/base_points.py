@@ -13,7 +13,7 @@ moves boxes and points together.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import ClassVar, Self
 
 import numpy as np
@@ -24,14 +24,8 @@ from pc3d.errors import FormatError, ShapeError
 from pc3d.ops.checks import check_finite
 from pc3d.structures.box_mode import BoxMode
 from pc3d.structures.coord_transform import RtMat, convert_point_tensor
-from pc3d.structures.utils import (
-    RowIndex,
-    as_angle_or_rotation,
-    as_float_tensor,
-    rotation_matrix_t,
-    row_index,
-    split_range,
-)
+from pc3d.structures.tensor_container import TensorContainer
+from pc3d.structures.utils import as_angle_or_rotation, as_float_tensor, rotation_matrix_t, split_range
 
 AttributeDims = Mapping[str, int | Sequence[int]]
 PointData = Tensor | np.ndarray | Sequence[Sequence[float]]
@@ -48,7 +42,7 @@ def check_flip_direction(bev_direction: str) -> None:
         raise FormatError(f"flip direction must be 'horizontal' or 'vertical', got {bev_direction!r}")
 
 
-class BasePoints:
+class BasePoints(TensorContainer):
     """Abstract base of `LiDARPoints`, `CameraPoints` and `DepthPoints`.
 
     Args:
@@ -120,6 +114,9 @@ class BasePoints:
                 names[col] = name if isinstance(cols, int) else f"{name}[{k}]"
         return names
 
+    def _rewrap(self, tensor: Tensor) -> Self:
+        return self._wrap(tensor, self.attribute_dims)
+
     def new_point(self, data: PointData) -> Self:
         """Points of the same class, device and attribute names holding `data`.
 
@@ -135,16 +132,6 @@ class BasePoints:
     def points_dim(self) -> int:
         """Number of columns (3 + extras)."""
         return self.tensor.shape[1]
-
-    @property
-    def shape(self) -> torch.Size:
-        """`torch.Size([N, points_dim])`."""
-        return self.tensor.shape
-
-    @property
-    def device(self) -> torch.device:
-        """The device of the data."""
-        return self.tensor.device
 
     @property
     def coord(self) -> Tensor:
@@ -328,19 +315,6 @@ class BasePoints:
         return points_class(dst)._wrap(tensor, self.attribute_dims)
 
     # ------------------------------------------------------------------------ container API
-    def __getitem__(self, item: RowIndex) -> Self:
-        """Select points by int, slice, bool mask or index tensor; always `(K, points_dim)`."""
-        selected = self.tensor[row_index(item, len(self))]
-        if selected.dim() != 2:
-            raise ShapeError(f"indexing points with {item!r} did not give a (K, {self.points_dim}) matrix")
-        return self._wrap(selected, self.attribute_dims)
-
-    def __len__(self) -> int:
-        return self.tensor.shape[0]
-
-    def __iter__(self) -> Iterator[Tensor]:
-        yield from self.tensor
-
     def __repr__(self) -> str:
         attrs = f", attribute_dims={self.attribute_dims}" if self.attribute_dims else ""
         return f"{type(self).__name__}(num_points={len(self)}, points_dim={self.points_dim}{attrs}, device={self.device})"
@@ -373,33 +347,3 @@ class BasePoints:
                     f"{p.points_dim} {p.attribute_dims} (item {k})"
                 )
         return first._wrap(torch.cat([p.tensor for p in points_list]), first.attribute_dims)
-
-    def to(self, device: torch.device | str, *args: object, **kwargs: object) -> Self:
-        """The points on `device` (the same data when already there, as `Tensor.to`).
-
-        Args:
-            device: the target device.
-            *args: more arguments of `Tensor.to` (e.g. `non_blocking`).
-            **kwargs: keyword arguments of `Tensor.to`.
-        """
-        return self._wrap(self.tensor.to(device, *args, **kwargs), self.attribute_dims)  # type: ignore[call-overload]
-
-    def cpu(self) -> Self:
-        """The points on the CPU."""
-        return self._wrap(self.tensor.cpu(), self.attribute_dims)
-
-    def cuda(self, *args: object, **kwargs: object) -> Self:
-        """The points on a CUDA device (arguments as `Tensor.cuda`)."""
-        return self._wrap(self.tensor.cuda(*args, **kwargs), self.attribute_dims)  # type: ignore[arg-type]
-
-    def clone(self) -> Self:
-        """A copy that shares no memory."""
-        return self._wrap(self.tensor.clone(), self.attribute_dims)
-
-    def detach(self) -> Self:
-        """The points without autograd history (shares memory)."""
-        return self._wrap(self.tensor.detach(), self.attribute_dims)
-
-    def numpy(self) -> np.ndarray:
-        """The data as a float32 numpy array `[N, points_dim]` (copied to the CPU)."""
-        return self.tensor.detach().cpu().numpy()
