@@ -10,12 +10,12 @@ Batch keys (from :func:`pc3d_det2d.data.collate_detection`): ``images`` ``Tensor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from pc3d.errors import ShapeError
+from pc3d.errors import FormatError, ShapeError
 from pc3d.nn import FPN
 from pc3d_det2d.structures import Detections2D
 
@@ -125,10 +125,16 @@ class Detector2D(nn.Module):
         head: the dense head (``in_channels``, ``strides``).
 
     Raises:
+        FormatError: a head that is not a ``head_type``.
         ShapeError: channels or strides that do not chain.
     """
 
+    #: The head class a subclass takes; another head is refused with a FormatError.
+    head_type: ClassVar[type[nn.Module]] = nn.Module
+
     def __init__(self, backbone: nn.Module, neck: FPN, head: nn.Module) -> None:
+        if not isinstance(head, self.head_type):
+            raise FormatError(f"{type(self).__name__} needs a {self.head_type.__name__}, got {type(head).__name__}")
         super().__init__()
         check_backbone_neck(backbone, neck)
         check_head_strides(getattr(head, "strides", ()), neck, type(head).__name__)

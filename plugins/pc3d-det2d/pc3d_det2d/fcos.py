@@ -27,13 +27,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.nn import FPN, binary_cross_entropy, box_area, clip_boxes, giou_loss, sigmoid_focal_loss
+from pc3d.nn import binary_cross_entropy, box_area, clip_boxes, giou_loss, sigmoid_focal_loss
 from pc3d_det2d.detector import Detector2D
 from pc3d_det2d.head_utils import (
+    DenseHead2D,
     check_inference_args,
     check_labels,
     conv_tower,
-    detections_from_levels,
     init_dense_head,
     require_at_least,
     top_candidates,
@@ -65,7 +65,7 @@ def fcos_points(featmap_sizes: Sequence[tuple[int, int]], strides: Sequence[int]
     return out
 
 
-class FCOSHead(nn.Module):
+class FCOSHead(DenseHead2D):
     """FCOS head (see the module docstring).
 
     Args:
@@ -234,23 +234,6 @@ class FCOSHead(nn.Module):
             torch.cat([c.reshape(b, -1) for c in ctr], 1),
         )
 
-    def loss(self, feats: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor) -> dict[str, Tensor]:
-        """Training losses.
-
-        Args:
-            feats: FPN levels ``Tensor[B, C, H_l, W_l]``.
-            gt_boxes: per image ``Tensor[M_i, 4]`` pixel ``x1, y1, x2, y2``.
-            gt_labels: per image ``Long[M_i]`` in ``[0, num_classes)``.
-            image_sizes: ``Long[B, 2]`` ``(h, w)`` of each image before padding.
-
-        Returns:
-            ``{"loss_cls", "loss_bbox", "loss_centerness"}``.
-
-        Raises:
-            FormatError: a label outside ``[0, num_classes)`` (naming ``<config_key>.num_classes``).
-        """
-        return self.loss_from_outputs(*self(feats), gt_boxes, gt_labels, image_sizes)
-
     def loss_from_outputs(
         self,
         cls: Sequence[Tensor],
@@ -260,7 +243,8 @@ class FCOSHead(nn.Module):
         gt_labels: Sequence[Tensor],
         image_sizes: Tensor,
     ) -> dict[str, Tensor]:
-        """The loss of raw head outputs (as :meth:`forward` returns them; see :meth:`loss`)."""
+        """The loss of raw head outputs (as :meth:`forward` returns them; see :meth:`loss`):
+        ``{"loss_cls", "loss_bbox", "loss_centerness"}``."""
         check_labels(gt_labels, self.num_classes, f"{self.config_key}.num_classes")
         sizes = [tuple(c.shape[-2:]) for c in cls]
         device = cls[0].device
@@ -278,11 +262,6 @@ class FCOSHead(nn.Module):
         loss_bbox = giou_loss(pred_boxes, gt_boxes_pos, weight=weight, reduction="sum") / max(float(weight.sum()), 1e-6)
         loss_ctr = binary_cross_entropy(ctr_logit[positive], ctr_t[positive], reduction="sum") / num_pos
         return {"loss_cls": loss_cls, "loss_bbox": loss_bbox, "loss_centerness": loss_ctr}
-
-    @torch.no_grad()
-    def predict(self, feats: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
-        """Detections per image from FPN levels ``feats`` (see :meth:`decode`)."""
-        return self.decode(*self(feats), image_sizes)
 
     @torch.no_grad()
     def decode(self, cls: Sequence[Tensor], reg: Sequence[Tensor], ctr: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
@@ -310,9 +289,7 @@ class FCOSHead(nn.Module):
             all_boxes.append(clip_boxes(torch.cat([p - dist[..., :2], p + dist[..., 2:]], dim=-1), hw))
             all_scores.append(top)
             all_labels.append(labels)
-        return detections_from_levels(
-            all_boxes, all_scores, all_labels, self.score_threshold, self.num_classes, self.iou_threshold, self.max_per_img
-        )
+        return self.detections(all_boxes, all_scores, all_labels)
 
 
 class FCOS(Detector2D):
@@ -328,7 +305,4 @@ class FCOS(Detector2D):
         ShapeError: channels or strides that do not chain.
     """
 
-    def __init__(self, backbone: nn.Module, neck: FPN, head: FCOSHead) -> None:
-        if not isinstance(head, FCOSHead):
-            raise FormatError(f"FCOS needs an FCOSHead, got {type(head).__name__}")
-        super().__init__(backbone, neck, head)
+    head_type = FCOSHead

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +19,7 @@ from pc3d.errors import FormatError
 from pc3d_det2d.structures import Detections2D, batched_image_nms
 
 __all__ = [
+    "DenseHead2D",
     "check_inference_args",
     "check_labels",
     "conv_tower",
@@ -186,3 +188,62 @@ def detections_from_levels(
     return batched_image_nms(
         flat_boxes[keep], flat_scores[keep], flat_labels[keep], image[keep], batch, num_classes, iou_threshold, max_per_img
     )
+
+
+class DenseHead2D(nn.Module):
+    """What the one-stage heads share: ``forward(feats)`` gives raw outputs per level, which
+    ``loss_from_outputs(*outputs, gt_boxes, gt_labels, image_sizes)`` and ``decode(*outputs,
+    image_sizes)`` take; :meth:`loss` and :meth:`predict` chain the two.
+
+    A subclass sets ``num_classes``, ``score_threshold``, ``iou_threshold`` and ``max_per_img``.
+    """
+
+    num_classes: int
+    score_threshold: float
+    iou_threshold: float
+    max_per_img: int
+
+    def loss(self, feats: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor) -> dict[str, Tensor]:
+        """Training losses.
+
+        Args:
+            feats: FPN levels ``Tensor[B, C_in, H_l, W_l]``.
+            gt_boxes: per image ``Tensor[M_i, 4]`` pixel ``x1, y1, x2, y2``.
+            gt_labels: per image ``Long[M_i]`` in ``[0, num_classes)``.
+            image_sizes: ``Long[B, 2]`` ``(h, w)`` of each image before padding.
+
+        Returns:
+            The head's losses by name (see its ``loss_from_outputs``).
+
+        Raises:
+            FormatError: a label outside ``[0, num_classes)`` (naming ``<config_key>.num_classes``).
+        """
+        return self.loss_from_outputs(*self(feats), gt_boxes, gt_labels, image_sizes)
+
+    @torch.no_grad()
+    def predict(self, feats: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+        """Detections per image from FPN levels ``feats`` (see the head's ``decode``)."""
+        return self.decode(*self(feats), image_sizes)
+
+    def loss_from_outputs(self, *args: Any, **kwargs: Any) -> dict[str, Tensor]:
+        """The loss of raw head outputs followed by ``gt_boxes, gt_labels, image_sizes``."""
+        raise NotImplementedError
+
+    def decode(self, *args: Any, **kwargs: Any) -> list[Detections2D]:
+        """Raw head outputs followed by ``image_sizes`` -> detections per image."""
+        raise NotImplementedError
+
+    def detections(self, boxes: Sequence[Tensor], scores: Sequence[Tensor], labels: Sequence[Tensor]) -> list[Detections2D]:
+        """Per-level candidates -> detections per image, with the head's inference settings.
+
+        Args:
+            boxes: per level ``Tensor[B, k_l, 4]`` pixel ``x1, y1, x2, y2``.
+            scores: per level ``Tensor[B, k_l]``.
+            labels: per level ``Long[B, k_l]``.
+
+        Returns:
+            One :class:`Detections2D` per image (see :func:`detections_from_levels`).
+        """
+        return detections_from_levels(
+            boxes, scores, labels, self.score_threshold, self.num_classes, self.iou_threshold, self.max_per_img
+        )

@@ -25,7 +25,6 @@ from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.nn import (
-    FPN,
     AnchorGenerator,
     DeltaXYWHBBoxCoder,
     MaxIoUAssigner,
@@ -35,10 +34,10 @@ from pc3d.nn import (
 )
 from pc3d_det2d.detector import Detector2D
 from pc3d_det2d.head_utils import (
+    DenseHead2D,
     check_inference_args,
     check_labels,
     conv_tower,
-    detections_from_levels,
     init_dense_head,
     require_at_least,
     top_candidates,
@@ -48,7 +47,7 @@ from pc3d_det2d.structures import Detections2D
 __all__ = ["RetinaHead", "RetinaNet"]
 
 
-class RetinaHead(nn.Module):
+class RetinaHead(DenseHead2D):
     """RetinaNet's head (see the module docstring).
 
     Args:
@@ -189,25 +188,6 @@ class RetinaHead(nn.Module):
             positive.append(pos)
         return torch.stack(labels), torch.stack(boxes), torch.stack(positive)
 
-    def loss(
-        self, feats: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor
-    ) -> dict[str, Tensor]:
-        """Training losses.
-
-        Args:
-            feats: FPN levels ``Tensor[B, C_in, H_l, W_l]``.
-            gt_boxes: per image ``Tensor[M_i, 4]`` pixel ``x1, y1, x2, y2``.
-            gt_labels: per image ``Long[M_i]`` in ``[0, num_classes)``.
-            image_sizes: ``Long[B, 2]`` ``(h, w)`` of each image before padding.
-
-        Returns:
-            ``{"loss_cls", "loss_bbox"}``.
-
-        Raises:
-            FormatError: a label outside ``[0, num_classes)`` (naming ``<config_key>.num_classes``).
-        """
-        return self.loss_from_outputs(*self(feats), gt_boxes, gt_labels, image_sizes)
-
     def loss_from_outputs(
         self,
         cls_scores: Sequence[Tensor],
@@ -216,7 +196,8 @@ class RetinaHead(nn.Module):
         gt_labels: Sequence[Tensor],
         image_sizes: Tensor,
     ) -> dict[str, Tensor]:
-        """The loss of raw head outputs (as :meth:`forward` returns them; see :meth:`loss`)."""
+        """The loss of raw head outputs (as :meth:`forward` returns them; see :meth:`loss`):
+        ``{"loss_cls", "loss_bbox"}``."""
         check_labels(gt_labels, self.num_classes, f"{self.config_key}.num_classes")
         logits, deltas, anchors_per_level = self._flat(cls_scores, bbox_preds)
         logit, delta, anchors = torch.cat(logits, 1), torch.cat(deltas, 1), torch.cat(anchors_per_level)
@@ -234,11 +215,6 @@ class RetinaHead(nn.Module):
         else:
             loss_bbox = smooth_l1_loss(delta[positive], pos_targets, beta=self.smooth_l1_beta, reduction="sum")
         return {"loss_cls": loss_cls, "loss_bbox": self.bbox_loss_weight * loss_bbox / num_pos}
-
-    @torch.no_grad()
-    def predict(self, feats: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
-        """Detections per image from FPN levels ``feats`` (see :meth:`decode`)."""
-        return self.decode(*self(feats), image_sizes)
 
     @torch.no_grad()
     def decode(self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
@@ -262,9 +238,7 @@ class RetinaHead(nn.Module):
             all_boxes.append(self.bbox_coder.decode(an[anchor_index], picked, max_shape=sizes))
             all_scores.append(top)
             all_labels.append(labels)
-        return detections_from_levels(
-            all_boxes, all_scores, all_labels, self.score_threshold, self.num_classes, self.iou_threshold, self.max_per_img
-        )
+        return self.detections(all_boxes, all_scores, all_labels)
 
 
 class RetinaNet(Detector2D):
@@ -280,7 +254,4 @@ class RetinaNet(Detector2D):
         ShapeError: channels or strides that do not chain.
     """
 
-    def __init__(self, backbone: nn.Module, neck: FPN, head: RetinaHead) -> None:
-        if not isinstance(head, RetinaHead):
-            raise FormatError(f"RetinaNet needs a RetinaHead, got {type(head).__name__}")
-        super().__init__(backbone, neck, head)
+    head_type = RetinaHead

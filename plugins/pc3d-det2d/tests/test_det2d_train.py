@@ -11,7 +11,7 @@ import pytest
 from pc3d.cli import main
 
 REPO = Path(__file__).resolve().parents[3]
-CONFIGS = REPO / "plugins" / "pc3d-det2d" / "pc3d_det2d" / "configs"
+CONFIGS = REPO / "configs" / "det2d"
 
 
 def test_pc3d_train_and_test_on_the_shapes_retinanet_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
