@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, sync: Callable[[], None] | None = None) -> float:
@@ -34,3 +35,26 @@ def print_table(title: str, rows: list[dict]) -> None:
     print("| --- | --- | ---: | --- | ---: | ---: |")
     for r in rows:
         print(f"| {r['op']} | {r['size']} | {r['pc3d_ms']:.2f} | {r['peer']} | {r['peer_ms']:.2f} | {r['speedup']:.2f}x |")
+
+
+@contextlib.contextmanager
+def torch_threads(count: int, device: str | None = None) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads, then restore the previous number.
+
+    A suite compared with single-threaded peers runs torch on one thread too: on a small shared
+    machine a second intra-op thread mostly waits for the core it shares, which makes timings swing.
+
+    Args:
+        count: The threads inside the block.
+        device: Where the suite runs; on a CUDA device the CPU thread count is left alone. None:
+            always set it.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if device is None or torch.device(device).type == "cpu":
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -24,7 +24,7 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from benchmarks.common import median_time, row
+from benchmarks.common import median_time, row, torch_threads
 
 HIDDEN = 256
 BATCH = 32
@@ -116,9 +116,7 @@ def run(device: str) -> list[dict]:
     from pc3d.engine.checkpoint import save_checkpoint
     from pc3d.plugin_manager import PluginManager
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         manager = PluginManager(autoload=False, allow=(), block=())
         manager.register_plugin(_BenchPlugin(), "bench")
         with tempfile.TemporaryDirectory() as folder:
@@ -128,8 +126,6 @@ def run(device: str) -> list[dict]:
             state = {"model": {f"w{i}": torch.randn(1000, 1000) for i in range(4)}}
             atomic = median_time(lambda: save_checkpoint(state, work / "a.pth"), repeats=5)
             plain = median_time(lambda: torch.save(state, work / "b.pth"), repeats=5)
-    finally:
-        torch.set_num_threads(threads)
     iters = SAMPLES // BATCH
     return [
         row("train epoch (engine vs bare loop)", f"{iters} it, MLP {HIDDEN}, batch {BATCH}", ours, "bare torch loop", bare),

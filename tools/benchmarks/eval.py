@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from benchmarks.common import median_time, row
+from benchmarks.common import median_time, row, torch_threads
 
 _ROOT = Path(__file__).resolve().parents[2]
 KITTI_VAL_FRAMES = 3769
@@ -84,17 +83,13 @@ def run(device: str) -> list[dict]:
     gts, dets = synthetic_kitti(KITTI_VAL_FRAMES)
     # One torch thread, like the single-threaded peer: the rotated IoU's intra-op threads only
     # add spin-waiting on a small, shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         ours_full = median_time(lambda: kitti_eval(gts, dets), repeats=3)
         small = 100
         start = time.perf_counter()
         reference_eval(gts[:small], dets[:small])
         peer_small = time.perf_counter() - start
         ours_small = median_time(lambda: kitti_eval(gts[:small], dets[:small]), repeats=3)
-    finally:
-        torch.set_num_threads(threads)
     size = f"{DETS_PER_FRAME} dets/frame, 3 classes"
     return [
         row("kitti_eval (AP11+AP40, bbox/bev/3d/aos)", f"{small} frames, {size}", ours_small,

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
-from benchmarks.common import median_time
+from benchmarks.common import median_time, torch_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAME = ROOT / "tests" / "data" / "kitti" / "training" / "velodyne" / "000000.bin"
@@ -174,13 +174,8 @@ def training_step(model: Any, points: Tensor) -> Callable[[], None]:
 
 def run(device: str) -> list[dict]:
     dev = torch.device(device)
-    threads = torch.get_num_threads()
-    if dev.type == "cpu":
-        torch.set_num_threads(2)
-    try:
+    with torch_threads(2, device):
         return _run(dev)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(dev: torch.device) -> list[dict]:

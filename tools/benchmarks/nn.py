@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import median_time, row
+from benchmarks.common import median_time, row, torch_threads
 from pc3d.nn import AnchorGenerator, RPNHead, roi_align, roi_pool
 from pc3d.ops import nms_2d
 
@@ -95,13 +95,8 @@ def loop_proposals(head: RPNHead, scores: list[torch.Tensor], deltas: list[torch
 
 
 def run(device: str) -> list[dict]:
-    threads = torch.get_num_threads()
-    if torch.device(device).type == "cpu":
-        torch.set_num_threads(1)
-    try:
+    with torch_threads(1, device):
         return _run(torch.device(device))
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(dev: torch.device) -> list[dict]:

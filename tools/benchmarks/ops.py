@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import median_time, row
+from benchmarks.common import median_time, row, torch_threads
 from pc3d.ops import (
     box_iou_bev,
     dynamic_voxelize,
@@ -131,16 +131,10 @@ def _open3d_points_in_boxes(points: np.ndarray, boxes: np.ndarray):
 
 def run(device: str) -> list[dict]:
     """All rows; on the CPU with one torch thread (see `_run`)."""
-    previous = torch.get_num_threads()
-    if torch.device(device).type == "cpu":
-        # One thread: the peers (spconv's CPU voxelizer, shapely, the Python sweeps) use one
-        # core, and on a shared 2-core machine a second intra-op thread mostly waits for the
-        # core it shares, which made timings swing by 5x between runs.
-        torch.set_num_threads(1)
-    try:
+    # One thread: the peers (spconv's CPU voxelizer, shapely, the Python sweeps) use one core,
+    # and on a shared 2-core machine a second intra-op thread made timings swing by 5x.
+    with torch_threads(1, device):
         return _run(device)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _alternating_medians(fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int) -> tuple[float, float]:

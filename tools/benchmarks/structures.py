@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import median_time, row
+from benchmarks.common import median_time, row, torch_threads
 from pc3d.io.kitti import read_kitti_calib, read_kitti_labels
 from pc3d.structures import LiDARBoxes3D, LiDARPoints, convert_boxes
 
@@ -92,13 +92,8 @@ def _check(name: str, ours: np.ndarray, peer: np.ndarray, atol: float) -> None:
 
 def run(device: str) -> list[dict]:
     """Time every op for pc3d and its numpy peer; on the CPU torch gets one thread, like numpy."""
-    threads = torch.get_num_threads()
-    if torch.device(device).type == "cpu":
-        torch.set_num_threads(1)
-    try:
+    with torch_threads(1, device):
         return _run(torch.device(device))
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(dev: torch.device) -> list[dict]:
