@@ -163,6 +163,8 @@ def _flat_records(gt: Sequence[KittiEvalLabels | KittiLabels],
     return _Flat.of(gts), _Flat.of(dets)
 
 
+# Same fields as pc3d.evaluation.kitti_labels.KittiLabels on purpose: the frames' labels concatenated,
+# plus the frame index of each object.
 @dataclass
 class _Flat:
     """All objects of all frames concatenated; objects of frame f are ``start[f]:start[f+1]``."""

@@ -34,6 +34,8 @@ _LAZY = {
     ),
     "pc3d.io.file_kind": ("FILE_KINDS", "file_kind"),
     "pc3d.io.jsonio": ("dumps", "to_jsonable", "write_json"),
+    # Same names as pc3d.io.kitti's (and pc3d.io.boxes') __all__ on purpose: listed here, `import pc3d.io`
+    # imports no submodule; tests/io resolves every name listed.
     "pc3d.io.kitti": (
         "ImageProjection",
         "KittiCalib",
@@ -66,6 +68,7 @@ _LAZY = {
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
 
+# Same shape as pc3d.structures' lazy __getattr__/__dir__ on purpose: each package resolves its own table (PEP 562).
 def __getattr__(name: str) -> Any:
     module = _MODULE_OF.get(name)
     if module is None:

@@ -72,6 +72,13 @@ def sigmoid_focal_loss(
         target: `LongTensor[N]` class indices in `[0, C]`, where `C` means background (all
             elements negative); or a float `Tensor[N, C]` of (soft) binary targets.
         weight: `Tensor[N]` per sample or `Tensor[N, C]` per element.
+        gamma: the focusing exponent.
+        alpha: the positives' weight (negatives get `1 - alpha`); `< 0` disables it.
+        reduction: `"none"`, `"mean"` or `"sum"` (see `weight_reduce_loss`).
+        avg_factor: divides the sum instead of the element count when `reduction="mean"`.
+
+    Returns:
+        The loss, `Tensor[N, C]` with `reduction="none"`, else a scalar.
     """
     if pred.dim() != 2:
         raise ShapeError(f"focal loss pred must be (N, C) logits, got {tuple(pred.shape)}")
@@ -112,7 +119,13 @@ def cross_entropy(
         target: `LongTensor[N]` class indices (`ignore_index` marks samples that count nothing).
         weight: `Tensor[N]` per-sample weights.
         class_weight: `Tensor[C]` per-class weights (scale each sample's loss by its class's).
+        ignore_index: the target value of samples that count nothing.
         label_smoothing: in [0, 1): the target becomes `(1 - s) * onehot + s / C`.
+        reduction: `"none"`, `"mean"` or `"sum"` (see `weight_reduce_loss`).
+        avg_factor: divides the sum instead of the sample count when `reduction="mean"`.
+
+    Returns:
+        The loss, `Tensor[N]` with `reduction="none"`, else a scalar.
 
     With `reduction="mean"` and no `avg_factor` the loss is averaged over the samples that are
     not ignored (like `torch.nn.functional.cross_entropy` without class weights).
@@ -160,6 +173,8 @@ def smooth_l1_loss(
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
+# Same signature as the other element-wise losses on purpose: MMDetection's loss convention
+# (pred, target, weight, reduction, avg_factor).
 def l1_loss(
     pred: Tensor,
     target: Tensor,

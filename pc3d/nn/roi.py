@@ -301,6 +301,8 @@ def _window(lo: Tensor, hi: Tensor, span: int, size: int) -> Tensor:
     return torch.where(cells < hi[:, :, None], cells, lo[:, :, None]).clamp(max=size - 1)
 
 
+# Same arguments, docstring and input checks as roi_align on purpose: torchvision's two public RoI ops
+# take the same inputs; what they share in code lives in _check_inputs and _pair.
 def roi_pool(
     input: Tensor,
     rois: Tensor | Sequence[Tensor],

@@ -170,6 +170,8 @@ def render(
     return img
 
 
+# Same keywords as render on purpose: show opens the scene render draws, and both are public calls
+# (a shared options object would change their signatures).
 def show(
     points: object,
     boxes: object = None,
