@@ -97,15 +97,6 @@ def _train(config: Any, run_dir: Path) -> None:
     run_train(config, RunOptions(work_dir=run_dir, device="cpu"))
 
 
-def _load_trained(config: Any, checkpoint: Path) -> torch.nn.Module:
-    from pc3d.config import build
-    from pc3d.engine.checkpoint import load_checkpoint
-
-    model = build(config.node("model"), kind="model")
-    model.load_state_dict(load_checkpoint(checkpoint)["model"])
-    return model.eval()
-
-
 def _evaluate(model: torch.nn.Module, config: Any) -> tuple[Any, list[tuple[Any, Any]]]:
     """KITTI evaluation of the validation split; also returns (sample, detections) pairs."""
     from tqdm import tqdm
@@ -202,6 +193,7 @@ def run_demo(settings: DemoSettings | None = None) -> dict[str, float]:
     """Run the main job (see the module docstring) and return the Car/Pedestrian/Cyclist BEV
     AP40 (moderate) with the wall times of the steps."""
     from pc3d.config import dump_config
+    from pc3d.inference import load_model
     from pc3d.io.atomic import atomic_write_text
     from pc3d.vis.plots import plot_pr_curves, plot_training_curves
 
@@ -224,7 +216,7 @@ def run_demo(settings: DemoSettings | None = None) -> dict[str, float]:
     shutil.copyfile(checkpoint, out / "model.pth")
     dump_config(config, out)
     start = _step("4/5 KITTI evaluation of the validation split")
-    model = _load_trained(config, out / "model.pth")
+    model = load_model(config, out / "model.pth")
     result, pairs = _evaluate(model, config)
     print(result.table())
     result.write_json(out / "metrics.json")
