@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import shlex
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from pc3d.cli import main
 from pc3d.cli.config import EXAMPLES, check
 from pc3d.config import ConfigError, load_config
 from pc3d.engine.schema import parse_run_spec
-from pc3d.plugin_manager import reset_plugin_manager
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "config.md"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -36,13 +34,8 @@ HELP = commands(EXAMPLES)
 
 
 @pytest.fixture(autouse=True)
-def _in_a_scratch_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for var in ("PC3D_DISABLE_PLUGIN_AUTOLOAD", "PC3D_PLUGINS", "PC3D_BLOCK_PLUGINS"):
-        monkeypatch.delenv(var, raising=False)
+def _in_a_scratch_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_plugins: None) -> None:
     monkeypatch.chdir(tmp_path)
-    reset_plugin_manager()
-    yield
-    reset_plugin_manager()
 
 
 def test_the_examples_are_found():

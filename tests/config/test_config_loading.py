@@ -3,6 +3,7 @@ errors naming file and line, dumping the resolved config."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -152,22 +153,25 @@ def test_base_cycle_is_detected(tmp_path):
         load(selfish)
 
 
-def test_bad_yaml_names_file_line_and_column(tmp_path):
-    bad = write(tmp_path, "bad.yaml", "model:\n  type: Det\n  head: [1, 2\ntrain: {}\n")
-    with pytest.raises(ConfigError, match=rf"^{bad}:4:\d+: invalid YAML"):
-        load(bad)
-    tabs = write(tmp_path, "tabs.yaml", "a:\n\tb: 1\n")
-    with pytest.raises(ConfigError, match=rf"^{tabs}:2:1: invalid YAML"):
-        load(tabs)
-
-
-def test_duplicate_keys_and_non_mapping_files_are_rejected(tmp_path):
-    dup = write(tmp_path, "dup.yaml", "model:\n  width: 1\n  depth: 2\n  width: 3\n")
-    with pytest.raises(ConfigError, match=rf"^{dup}:4: duplicate key 'model.width' \(first on line 2\)"):
-        load(dup)
-    listing = write(tmp_path, "list.yaml", "- a\n- b\n")
-    with pytest.raises(ConfigError, match="must be a mapping at top level, got a list"):
-        load(listing)
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        # Bad YAML names the file, line and column.
+        ("bad.yaml", "model:\n  type: Det\n  head: [1, 2\ntrain: {}\n", r"^{path}:4:\d+: invalid YAML"),
+        ("tabs.yaml", "a:\n\tb: 1\n", r"^{path}:2:1: invalid YAML"),
+        # Duplicate keys and files that are not a mapping are rejected.
+        (
+            "dup.yaml",
+            "model:\n  width: 1\n  depth: 2\n  width: 3\n",
+            r"^{path}:4: duplicate key 'model.width' \(first on line 2\)",
+        ),
+        ("list.yaml", "- a\n- b\n", "must be a mapping at top level, got a list"),
+    ],
+)
+def test_malformed_files_are_rejected_naming_file_and_line(tmp_path, name, text, message):
+    path = write(tmp_path, name, text)
+    with pytest.raises(ConfigError, match=message.replace("{path}", re.escape(str(path)))):
+        load(path)
     assert load(write(tmp_path, "empty.yaml", "# nothing\n")).data == {}
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import itertools
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from pc3d.plugin_manager import reset_plugin_manager
 
 _counter = itertools.count()
 
@@ -18,13 +16,8 @@ MakeDist = Callable[..., str]
 
 
 @pytest.fixture(autouse=True)
-def _fresh_plugin_manager(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # Each test starts from the environment it sets, not from another test's loaded plugins.
-    for var in ("PC3D_DISABLE_PLUGIN_AUTOLOAD", "PC3D_PLUGINS", "PC3D_BLOCK_PLUGINS"):
-        monkeypatch.delenv(var, raising=False)
-    reset_plugin_manager()
-    yield
-    reset_plugin_manager()
+def _fresh_plugin_manager(fresh_plugins: None) -> None:
+    """Each test starts from the environment it sets, not from another test's loaded plugins."""
 
 
 @pytest.fixture()
