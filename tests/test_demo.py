@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pc3d.demo import DemoSettings, run_demo
 
 
-def _can_render() -> None:
-    import pc3d.vis
-    from pc3d.errors import MissingDependencyError
-
-    try:
-        pc3d.vis.render(np.zeros((1, 3)), size=(32, 32), legend=False)
-    except (pc3d.vis.DisplayUnavailableError, MissingDependencyError) as err:
-        if os.environ.get("PC3D_REQUIRE_RENDER") == "1":
-            pytest.fail(f"rendering is required (PC3D_REQUIRE_RENDER=1) but failed: {err}")
-        pytest.skip(f"cannot render here: {err}")
-
-
 @pytest.mark.slow
-def test_demo_writes_everything_it_promises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _can_render()
+def test_demo_writes_everything_it_promises(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], renderer: None
+) -> None:
     settings = DemoSettings(
         work_dir=tmp_path / "demo", scenes=6, renders=1, workers=1,
         overrides=["schedule.epochs=1", "data.train.batch_size=2", "data.train.num_workers=0"],

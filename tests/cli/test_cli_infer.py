@@ -8,7 +8,6 @@ the MMDetection3D reference (`../shared/reference/mmdet3d`) present, its checkpo
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -141,16 +140,7 @@ def test_checkpoints_that_do_not_fit_name_the_keys(
     assert "bbox_head.conv_cls.weight" in capsys.readouterr().err
 
 
-def test_png_rendering(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
-    import pc3d.vis
-    from pc3d.errors import MissingDependencyError
-
-    try:
-        pc3d.vis.render(np.zeros((1, 3)), size=(32, 32), legend=False)
-    except (pc3d.vis.DisplayUnavailableError, MissingDependencyError) as err:
-        if os.environ.get("PC3D_REQUIRE_RENDER") == "1":
-            pytest.fail(f"rendering is required (PC3D_REQUIRE_RENDER=1) but failed: {err}")
-        pytest.skip(f"cannot render here: {err}")
+def test_png_rendering(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, renderer: None) -> None:
     config, checkpoint, _ = small
     assert main(["infer", str(config), str(checkpoint), str(CLOUDS[0]), "--out-dir", str(tmp_path), "--png"]) == 0
     assert (tmp_path / "000001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

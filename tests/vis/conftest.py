@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,18 +44,3 @@ def load_frame(frame_id: str) -> Frame:
 @pytest.fixture(scope="session")
 def frame1() -> Frame:
     return load_frame("000001")
-
-
-@pytest.fixture(scope="session")
-def renderer() -> None:
-    """Skip (saying why) when no OpenGL context can be had at all; otherwise nothing."""
-    import pc3d.vis
-    from pc3d.errors import MissingDependencyError
-
-    try:
-        pc3d.vis.render(np.zeros((1, 3)), size=(32, 32), legend=False)
-    except (pc3d.vis.DisplayUnavailableError, MissingDependencyError) as err:
-        # `make test` (and so CI) installs everything rendering needs: there it must not skip.
-        if os.environ.get("PC3D_REQUIRE_RENDER") == "1":
-            pytest.fail(f"rendering is required (PC3D_REQUIRE_RENDER=1) but failed: {err}")
-        pytest.skip(f"cannot render here: {err}")
