@@ -8,7 +8,8 @@ from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.nn import AnchorGenerator, RPNHead, box_iou
-from pc3d.ops import nms_2d
+
+from .reference_rpn import reference_proposals
 
 
 def _head(**kwargs: object) -> RPNHead:
@@ -25,31 +26,6 @@ def _maps(head: RPNHead, seed: int = 0) -> tuple[list[Tensor], list[Tensor]]:
     return [s * 50 for s in scores], [d * 20 for d in deltas]
 
 
-def _reference(head: RPNHead, scores: list[Tensor], deltas: list[Tensor], sizes: list[tuple[int, int]]) -> list[Tensor]:
-    """Per image and per level: top-k, decode, clip, filter, NMS; then merge and keep the best."""
-    featmaps = [tuple(s.shape[-2:]) for s in scores]
-    anchors = head.anchor_generator.grid_anchors(featmaps)
-    coder = head.bbox_coder
-    out = []
-    for b, size in enumerate(sizes):
-        boxes_all, scores_all = [], []
-        for s, d, a in zip(scores, deltas, anchors):
-            prob = s[b].permute(1, 2, 0).reshape(-1).sigmoid()
-            delta = d[b].permute(1, 2, 0).reshape(-1, 4)
-            top, idx = prob.topk(min(head.nms_pre, prob.numel()))
-            boxes = coder.decode(a[idx], delta[idx], max_shape=size)
-            wh = boxes[:, 2:] - boxes[:, :2]
-            ok = (wh > head.min_bbox_size).all(dim=1)
-            boxes, top = boxes[ok], top[ok]
-            keep = nms_2d(boxes, top, head.iou_threshold)
-            boxes_all.append(boxes[keep])
-            scores_all.append(top[keep])
-        boxes, sc = torch.cat(boxes_all), torch.cat(scores_all)
-        order = torch.sort(sc, descending=True, stable=True).indices[: head.max_per_img]
-        out.append(torch.cat([boxes[order], sc[order, None]], dim=1))
-    return out
-
-
 def test_head_output_shapes() -> None:
     head = _head()
     scores, deltas = head([torch.randn(2, 8, 12, 16), torch.randn(2, 8, 6, 8)])
@@ -58,13 +34,13 @@ def test_head_output_shapes() -> None:
 
 
 @pytest.mark.parametrize(("nms_pre", "max_per_img", "min_size"), [(1000, 1000, 0.0), (40, 30, 0.0), (100, 50, 6.0)])
-def test_proposals_match_the_per_image_reference(nms_pre: int, max_per_img: int, min_size: float) -> None:
+def test_proposals_match_the_per_imagereference_proposals(nms_pre: int, max_per_img: int, min_size: float) -> None:
     head = _head(nms_pre=nms_pre, max_per_img=max_per_img, min_bbox_size=min_size)
     with torch.no_grad():
         scores, deltas = _maps(head)
     sizes = [(48, 64), (40, 50)]
     proposals = head.get_proposals(scores, deltas, sizes)
-    expected = _reference(head, scores, deltas, sizes)
+    expected = reference_proposals(head, scores, deltas, sizes)
     assert len(proposals) == 2
     for got, want, (h, w) in zip(proposals, expected, sizes):
         assert got.shape[1] == 5 and 0 < got.shape[0] <= max_per_img

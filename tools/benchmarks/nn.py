@@ -11,7 +11,7 @@ here and run on the same inputs in the same process (torchvision is not a depend
 - RoI Pool: a per-RoI loop cropping the RoI and calling `adaptive_max_pool2d` (same bins as the
   reference kernel for RoIs inside the map; checked).
 - RPN proposals: a per-image, per-level loop of top-k, decode and `pc3d.ops.nms_2d` (the test
-  suite's reference; checked equal) against the single batched call, 2 images x 5 FPN levels.
+  suite's reference, `tests/nn/reference_rpn.py`; checked equal) against the single batched call, 2 images x 5 FPN levels.
 
 On the CPU torch gets one thread for both sides.
 """
@@ -19,14 +19,17 @@ On the CPU torch gets one thread for both sides.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from benchmarks.common import median_time, row, torch_threads
 from pc3d.nn import AnchorGenerator, RPNHead, roi_align, roi_pool
-from pc3d.ops import nms_2d
+
+_ROOT = Path(__file__).resolve().parents[2]
 
 STRIDE = 16
 IMAGE = (800, 1088)
@@ -74,26 +77,6 @@ def loop_roi_pool(feats: torch.Tensor, rois: torch.Tensor, size: int, scale: flo
     return torch.stack(out)
 
 
-def loop_proposals(head: RPNHead, scores: list[torch.Tensor], deltas: list[torch.Tensor], sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
-    anchors = head.anchor_generator.grid_anchors([tuple(s.shape[-2:]) for s in scores], device=scores[0].device)
-    result = []
-    for b, size in enumerate(sizes):
-        boxes_all, scores_all = [], []
-        for s, d, a in zip(scores, deltas, anchors):
-            prob = s[b].permute(1, 2, 0).reshape(-1).sigmoid()
-            top, idx = prob.topk(min(head.nms_pre, prob.numel()))
-            boxes = head.bbox_coder.decode(a[idx], d[b].permute(1, 2, 0).reshape(-1, 4)[idx], max_shape=size)
-            big = ((boxes[:, 2:] - boxes[:, :2]) > head.min_bbox_size).all(dim=1)
-            boxes, top = boxes[big], top[big]
-            keep = nms_2d(boxes, top, head.iou_threshold)
-            boxes_all.append(boxes[keep])
-            scores_all.append(top[keep])
-        boxes, sc = torch.cat(boxes_all), torch.cat(scores_all)
-        order = torch.sort(sc, descending=True, stable=True).indices[: head.max_per_img]
-        result.append(torch.cat([boxes[order], sc[order, None]], dim=1))
-    return result
-
-
 def run(device: str) -> list[dict]:
     with torch_threads(1, device):
         return _run(torch.device(device))
@@ -133,6 +116,9 @@ def _run(dev: torch.device) -> list[dict]:
     peer = median_time(backward(lambda f: loop_roi_pool(f, rois, 7, scale)), repeats=3, sync=sync)
     rows.append(row("roi_pool fwd+bwd", size, ours, "per-RoI adaptive_max_pool2d", peer))
 
+    sys.path.insert(0, str(_ROOT / "tests"))
+    from nn.reference_rpn import reference_proposals  # the test suite's peer
+
     torch.manual_seed(0)
     anchors = AnchorGenerator(strides=[4, 8, 16, 32, 64], ratios=[0.5, 1.0, 2.0], scales=[8.0])
     head = RPNHead(in_channels=256, feat_channels=256, anchor_generator=anchors, nms_pre=1000, max_per_img=1000).to(dev)
@@ -140,9 +126,9 @@ def _run(dev: torch.device) -> list[dict]:
     scores = [torch.randn(2, 3, h, w, generator=gen).to(dev) * 3 for h, w in levels]
     deltas = [torch.randn(2, 12, h, w, generator=gen).to(dev) * 0.3 for h, w in levels]
     sizes = [IMAGE, (760, 1000)]
-    for a, b in zip(head.get_proposals(scores, deltas, sizes), loop_proposals(head, scores, deltas, sizes)):
+    for a, b in zip(head.get_proposals(scores, deltas, sizes), reference_proposals(head, scores, deltas, sizes)):
         torch.testing.assert_close(a, b)
     ours = median_time(lambda: head.get_proposals(scores, deltas, sizes), repeats=5, sync=sync)
-    peer = median_time(lambda: loop_proposals(head, scores, deltas, sizes), repeats=5, sync=sync)
+    peer = median_time(lambda: reference_proposals(head, scores, deltas, sizes), repeats=5, sync=sync)
     rows.append(row("RPN proposals (5 levels, 1000 pre-NMS)", "2 images 800x1088", ours, "per image/level loop", peer))
     return rows
