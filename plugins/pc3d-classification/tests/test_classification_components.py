@@ -157,6 +157,7 @@ def test_config_builds_and_trains_on_a_tiny_fixed_batch(manager):
     model = build(config.node("model"), kind="model", registry=manager.registry)
     images, labels = two_pattern_batch()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    # Same few-steps loop as the seg plugin's config test on purpose: each distribution's tests stand alone.
     losses = []
     for _ in range(15):
         loss = model.loss(images, labels)["loss"]

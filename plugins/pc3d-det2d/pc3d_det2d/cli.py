@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Write the COCO-format 2D detection data sets the det2d configs use.",
     )
     actions = parser.add_subparsers(dest="det2d_command", metavar="ACTION", required=True)
+    # The two actions' parsers have the same argparse shape on purpose: each declares its own options.
     shapes = actions.add_parser(
         "shapes",
         help="write the synthetic shapes set (deterministic by seed)",

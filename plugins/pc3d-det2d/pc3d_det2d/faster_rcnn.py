@@ -132,6 +132,8 @@ class RoIBoxHead(nn.Module):
         FormatError: an argument out of range (named with its value).
     """
 
+    # Same docstring sections and argument head as RetinaHead/FCOSHead on purpose: each head documents its own
+    # arguments, and Faster R-CNN's RoI head is no dense head.
     config_key = "model.roi_head"
 
     def __init__(

@@ -3,6 +3,8 @@ the ground truth, a few training steps, and config-level mismatch errors."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -241,20 +243,19 @@ def test_a_label_outside_num_classes_names_the_config_key(make, key) -> None:
 
 
 def test_head_arguments_out_of_range_are_named() -> None:
-    with pytest.raises(FormatError, match=r"RetinaHead: feat_channels must be an int >= 1, got 0"):
-        RetinaHead(num_classes=3, in_channels=16, feat_channels=0)
-    with pytest.raises(FormatError, match=r"RetinaHead: stacked_convs must be an int >= 0, got -1"):
-        RetinaHead(num_classes=3, in_channels=16, stacked_convs=-1)
-    with pytest.raises(FormatError, match=r"FCOSHead: stacked_convs must be an int >= 1, got 0"):
-        FCOSHead(num_classes=3, in_channels=16, stacked_convs=0)
-    with pytest.raises(FormatError, match=r"FCOSHead: iou_threshold must lie in \(0, 1\], got 1.5"):
-        FCOSHead(num_classes=3, in_channels=16, iou_threshold=1.5)
-    with pytest.raises(FormatError, match=r"RoIBoxHead: score_threshold must lie in \[0, 1\), got -0.1"):
-        RoIBoxHead(num_classes=3, in_channels=16, score_threshold=-0.1)
-    with pytest.raises(FormatError, match=r"RoIBoxHead: pos_fraction must lie in \(0, 1\], got 0.0"):
-        RoIBoxHead(num_classes=3, in_channels=16, pos_fraction=0.0)
-    with pytest.raises(FormatError, match=r"RPNHead: nms_pre must be an int >= 1, got 0"):
-        build_rpn_head(in_channels=16, nms_pre=0)
+    heads = {"num_classes": 3, "in_channels": 16}
+    cases: list[tuple[Callable[..., object], dict[str, object], str]] = [
+        (RetinaHead, {**heads, "feat_channels": 0}, r"RetinaHead: feat_channels must be an int >= 1, got 0"),
+        (RetinaHead, {**heads, "stacked_convs": -1}, r"RetinaHead: stacked_convs must be an int >= 0, got -1"),
+        (FCOSHead, {**heads, "stacked_convs": 0}, r"FCOSHead: stacked_convs must be an int >= 1, got 0"),
+        (FCOSHead, {**heads, "iou_threshold": 1.5}, r"FCOSHead: iou_threshold must lie in \(0, 1\], got 1.5"),
+        (RoIBoxHead, {**heads, "score_threshold": -0.1}, r"RoIBoxHead: score_threshold must lie in \[0, 1\), got -0.1"),
+        (RoIBoxHead, {**heads, "pos_fraction": 0.0}, r"RoIBoxHead: pos_fraction must lie in \(0, 1\], got 0.0"),
+        (build_rpn_head, {"in_channels": 16, "nms_pre": 0}, r"RPNHead: nms_pre must be an int >= 1, got 0"),
+    ]
+    for factory, kwargs, message in cases:
+        with pytest.raises(FormatError, match=message):
+            factory(**kwargs)
     config = load_config("retinanet_r18-fpn_shapes.yaml", ["model.head.max_per_img=0"])
     with pytest.raises(ConfigError, match=r"model.head .*RetinaHead: max_per_img must be an int >= 1, got 0"):
         build(config.node("model"), "model")
