@@ -1,7 +1,15 @@
 """pc3d first-party plugin: 2D detection (RetinaNet, FCOS, Faster R-CNN on ``pc3d.nn``), COCO
 datasets and COCO mAP (entry point ``det2d``). See ``docs/det2d.md``."""
 
-from pc3d_det2d.data import CocoDetection, DetNormalize, DetPad, DetRandomFlip, DetResize, collate_detection, load_coco_json
+from pc3d_det2d.data import (
+    CocoDetection,
+    DetNormalize,
+    DetPad,
+    DetRandomFlip,
+    DetResize,
+    collate_detection,
+    load_coco_json,
+)
 from pc3d_det2d.faster_rcnn import FasterRCNN, RoIBoxHead, build_rpn_head
 from pc3d_det2d.fcos import FCOS, FCOSHead
 from pc3d_det2d.kitti import KittiImageDetection, kitti_to_coco
