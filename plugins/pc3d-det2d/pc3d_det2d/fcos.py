@@ -280,16 +280,14 @@ class FCOSHead(DenseHead2D):
         batch, device = cls[0].shape[0], cls[0].device
         points_l = fcos_points(sizes, self.strides, device)
         hw = image_sizes.to(device=device, dtype=torch.float32)
-        all_boxes, all_scores, all_labels = [], [], []
+        levels = []
         for c, r, t, pts in zip(cls, reg, ctr, points_l):
             score = (c.sigmoid() * t.sigmoid()).sqrt().permute(0, 2, 3, 1).reshape(batch, -1)  # [B, HW*K]
             top, loc, labels = top_candidates(score, self.num_classes, self.nms_pre)
             dist = r.permute(0, 2, 3, 1).reshape(batch, -1, 4).gather(1, loc[..., None].expand(-1, -1, 4))
             p = pts[loc]  # [B, k, 2]
-            all_boxes.append(clip_boxes(torch.cat([p - dist[..., :2], p + dist[..., 2:]], dim=-1), hw))
-            all_scores.append(top)
-            all_labels.append(labels)
-        return self.detections(all_boxes, all_scores, all_labels)
+            levels.append((clip_boxes(torch.cat([p - dist[..., :2], p + dist[..., 2:]], dim=-1), hw), top, labels))
+        return self.detections(levels)
 
 
 class FCOS(Detector2D):

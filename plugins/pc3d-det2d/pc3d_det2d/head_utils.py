@@ -233,17 +233,17 @@ class DenseHead2D(nn.Module):
         """Raw head outputs followed by ``image_sizes`` -> detections per image."""
         raise NotImplementedError
 
-    def detections(self, boxes: Sequence[Tensor], scores: Sequence[Tensor], labels: Sequence[Tensor]) -> list[Detections2D]:
+    def detections(self, levels: Sequence[tuple[Tensor, Tensor, Tensor]]) -> list[Detections2D]:
         """Per-level candidates -> detections per image, with the head's inference settings.
 
         Args:
-            boxes: per level ``Tensor[B, k_l, 4]`` pixel ``x1, y1, x2, y2``.
-            scores: per level ``Tensor[B, k_l]``.
-            labels: per level ``Long[B, k_l]``.
+            levels: per level ``(boxes, scores, labels)``: ``Tensor[B, k_l, 4]`` pixel ``x1, y1, x2,
+                y2``, ``Tensor[B, k_l]`` and ``Long[B, k_l]``.
 
         Returns:
             One :class:`Detections2D` per image (see :func:`detections_from_levels`).
         """
+        boxes, scores, labels = zip(*levels)
         return detections_from_levels(
             boxes, scores, labels, self.score_threshold, self.num_classes, self.iou_threshold, self.max_per_img
         )

@@ -231,14 +231,12 @@ class RetinaHead(DenseHead2D):
         logits, deltas, anchors = self._flat(cls_scores, bbox_preds)
         batch = logits[0].shape[0]
         sizes = image_sizes.to(device=logits[0].device, dtype=logits[0].dtype)
-        all_boxes, all_scores, all_labels = [], [], []
+        levels = []
         for lg, dl, an in zip(logits, deltas, anchors):
             top, anchor_index, labels = top_candidates(lg.sigmoid().reshape(batch, -1), self.num_classes, self.nms_pre)
             picked = dl.gather(1, anchor_index[..., None].expand(-1, -1, 4))
-            all_boxes.append(self.bbox_coder.decode(an[anchor_index], picked, max_shape=sizes))
-            all_scores.append(top)
-            all_labels.append(labels)
-        return self.detections(all_boxes, all_scores, all_labels)
+            levels.append((self.bbox_coder.decode(an[anchor_index], picked, max_shape=sizes), top, labels))
+        return self.detections(levels)
 
 
 class RetinaNet(Detector2D):
