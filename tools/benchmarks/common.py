@@ -6,6 +6,7 @@ import contextlib
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 
 def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, sync: Callable[[], None] | None = None) -> float:
@@ -58,3 +59,17 @@ def torch_threads(count: int, device: str | None = None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def device_sync(device: Any) -> Callable[[], None] | None:
+    """What :func:`median_time` calls after each run so that it times the work, not its launch.
+
+    Args:
+        device: A ``torch.device`` or its name.
+
+    Returns:
+        ``torch.cuda.synchronize`` on a CUDA device, else None (CPU work is synchronous).
+    """
+    import torch
+
+    return torch.cuda.synchronize if torch.device(device).type == "cuda" else None

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
-from benchmarks.common import median_time, torch_threads
+from benchmarks.common import device_sync, median_time, torch_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAME = ROOT / "tests" / "data" / "kitti" / "training" / "velodyne" / "000000.bin"
@@ -181,7 +181,7 @@ def run(device: str) -> list[dict]:
 def _run(dev: torch.device) -> list[dict]:
     import pc3d_det3d  # noqa: F401  (registers the detectors)
 
-    sync = torch.cuda.synchronize if dev.type == "cuda" else None
+    sync = device_sync(dev)
     points = torch.from_numpy(np.fromfile(FRAME, dtype=np.float32).reshape(-1, 4)).to(dev)
     rows: list[dict] = []
     for name in SELECTED or list(CONFIGS):

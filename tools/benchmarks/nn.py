@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import median_time, row, torch_threads
+from benchmarks.common import device_sync, median_time, row, torch_threads
 from pc3d.nn import AnchorGenerator, RPNHead, roi_align, roi_pool
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +83,7 @@ def run(device: str) -> list[dict]:
 
 
 def _run(dev: torch.device) -> list[dict]:
-    sync: Callable[[], None] | None = torch.cuda.synchronize if dev.type == "cuda" else None
+    sync = device_sync(dev)
     rows = []
     gen = torch.Generator().manual_seed(0)
     feats = torch.randn(2, 256, IMAGE[0] // STRIDE, IMAGE[1] // STRIDE, generator=gen).to(dev)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import median_time, row, torch_threads
+from benchmarks.common import device_sync, median_time, row, torch_threads
 from pc3d.ops import (
     box_iou_bev,
     dynamic_voxelize,
@@ -157,7 +157,7 @@ def _voxelize_rows(scan: torch.Tensor, dev: torch.device) -> list[dict]:
     except ImportError:
         print("spconv is not installed: voxelization rows skipped")
         return []
-    sync = torch.cuda.synchronize if dev.type == "cuda" else None
+    sync = device_sync(dev)
     rows = []
     for name, (size, rng, max_points, max_voxels) in (("pillar", PILLAR), ("SECOND", SECOND)):
         label = f"KITTI 000001 ({len(scan)} pts), {name}"
@@ -274,7 +274,7 @@ def _points_in_boxes_rows(scan: torch.Tensor, scan_cpu: torch.Tensor, g: torch.G
 
 def _run(device: str) -> list[dict]:
     dev = torch.device(device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else None
+    sync = device_sync(dev)
     scan_cpu = torch.from_numpy(np.fromfile(SCAN, dtype=np.float32).reshape(-1, 4))
     scan = scan_cpu.to(dev)
     g = torch.Generator().manual_seed(0)

@@ -11,13 +11,12 @@ kernels are single-threaded), so the ratio compares the code, not the thread cou
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from benchmarks.common import median_time, row, torch_threads
+from benchmarks.common import device_sync, median_time, row, torch_threads
 from pc3d.io.kitti import read_kitti_calib, read_kitti_labels
 from pc3d.structures import LiDARBoxes3D, LiDARPoints, convert_boxes
 
@@ -97,7 +96,7 @@ def run(device: str) -> list[dict]:
 
 
 def _run(dev: torch.device) -> list[dict]:
-    sync: Callable[[], None] | None = torch.cuda.synchronize if dev.type == "cuda" else None
+    sync = device_sync(dev)
     rows = []
 
     boxes_np = random_boxes(NUM_BOXES, seed=0)
