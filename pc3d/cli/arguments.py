@@ -1,6 +1,7 @@
 """The arguments several commands take, declared once: the command itself, CONFIG, --set, --device.
 
-Standard library only (``pc3d --help`` builds every parser).
+Standard library only (``pc3d --help`` builds every parser). The other commands' ``add_parser`` and
+``add_argument`` calls look alike on purpose: each declares options of its own.
 """
 
 from __future__ import annotations

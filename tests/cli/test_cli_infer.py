@@ -25,6 +25,8 @@ CLOUDS = [KITTI / "velodyne" / "000001.bin", KITTI / "velodyne" / "000004.bin"]
 REFERENCE = REPO / ".." / "shared" / "reference" / "mmdet3d"
 FRAME_8 = REPO / ".." / "shared" / "data" / "kitti" / "mmdet3d_demo" / "000008.bin"
 CLASSES = ["Pedestrian", "Cyclist", "Car"]
+# Same shrunk PointPillars as plugins/pc3d-det3d/tests/test_mmdet3d_zoo.py on purpose: the core tests import
+# nothing from a plugin's tests.
 SMALL = """\
 _base_: {zoo}/pointpillars/pointpillars_hv-secfpn_kitti-3d-3class.yaml
 model:

@@ -183,6 +183,7 @@ def test_yaml_is_data_never_code(tmp_path):
     assert not marker.exists()
 
 
+# Same write-then-expect-the-message shape as the reference tests on purpose: each case names its own error.
 def test_reserved_keys_are_checked(tmp_path):
     nested = write(tmp_path, "nested.yaml", "model:\n  _base_: other.yaml\n")
     with pytest.raises(ConfigError, match=rf"model._base_ \(from {nested}:2\): _base_ is only allowed at top level"):
