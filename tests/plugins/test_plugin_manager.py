@@ -136,21 +136,33 @@ def test_plugin_raising_during_registration_leaves_nothing_behind(make_dist):
     assert manager.config_dirs() == [d for p in manager.loaded if p.distribution == "pc3d" for d in p.config_dirs]
 
 
-def test_unknown_hook_name_is_reported_with_a_suggestion(make_dist):
+@pytest.mark.parametrize(
+    ("dist", "hook", "message"),
+    [
+        # A misspelt hook comes with a suggestion.
+        ("typo-hook", "pc3d_regster(registry)", "unknown hook pc3d_regster (did you mean pc3d_register?)"),
+        # The old CLI hook is no longer part of the contract: commands are entry points now.
+        (
+            "old-cli",
+            "pc3d_add_cli_commands(subparsers)",
+            "unknown hook pc3d_add_cli_commands (plugin commands are entry points of the group pc3d.commands)",
+        ),
+    ],
+)
+def test_unknown_hooks_are_reported(make_dist, dist, hook, message):
     make_dist(
-        "typo-hook",
-        """
+        dist,
+        f"""
         from pc3d.plugin_api import hookimpl
 
         @hookimpl
-        def pc3d_regster(registry):
+        def {hook}:
             pass
         """,
     )
     with pytest.warns(PluginWarning):
-        manager = PluginManager(allow=["typo-hook"]).load()
-    error = by_dist(manager, "typo-hook").error
-    assert "unknown hook pc3d_regster (did you mean pc3d_register?)" in error
+        manager = PluginManager(allow=[dist]).load()
+    assert message in by_dist(manager, dist).error
 
 
 def test_hook_with_wrong_arguments_is_reported(make_dist):
@@ -349,21 +361,6 @@ def test_plugin_commands_come_from_the_commands_entry_point_group(make_dist, cap
     assert by_dist(manager, "cli-clash").commands == ["plugins"]  # declared (and ignored by the CLI)
 
 
-def test_the_old_cli_hook_is_no_longer_part_of_the_contract(make_dist):
-    make_dist(
-        "old-cli",
-        """
-        from pc3d.plugin_api import hookimpl
-
-        @hookimpl
-        def pc3d_add_cli_commands(subparsers):
-            pass
-        """,
-    )
-    with pytest.warns(PluginWarning):
-        manager = PluginManager(allow=["old-cli"]).load()
-    error = by_dist(manager, "old-cli").error
-    assert "unknown hook pc3d_add_cli_commands (plugin commands are entry points of the group pc3d.commands)" in error
 
 
 def test_config_build_uses_the_loaded_plugins(make_dist, good_plugin):
