@@ -361,8 +361,6 @@ def test_plugin_commands_come_from_the_commands_entry_point_group(make_dist, cap
     assert by_dist(manager, "cli-clash").commands == ["plugins"]  # declared (and ignored by the CLI)
 
 
-
-
 def test_config_build_uses_the_loaded_plugins(make_dist, good_plugin):
     make_dist("tiny-plugin", good_plugin)
     load_plugins(allow=["tiny-plugin"])
