@@ -216,6 +216,8 @@ class RetinaHead(DenseHead2D):
             loss_bbox = smooth_l1_loss(delta[positive], pos_targets, beta=self.smooth_l1_beta, reduction="sum")
         return {"loss_cls": loss_cls, "loss_bbox": self.bbox_loss_weight * loss_bbox / num_pos}
 
+    # Same docstring and per-level loop as FCOSHead.decode on purpose: each head scores and decodes its own
+    # outputs; the candidates' NMS and selection they share is DenseHead2D.detections.
     @torch.no_grad()
     def decode(self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
         """Raw head outputs -> detections per image (see the module docstring).
