@@ -92,7 +92,18 @@ class AnchorTestSettings:
 
 
 def _bev_iou(gt_boxes: Tensor, anchors: Tensor) -> Tensor:
-    return box_iou_bev(gt_boxes, anchors)
+    """Exact BEV IoU ``[M, N]`` of ground truth and anchors, computed only for the anchors that
+    can touch a box (centres closer than the two half-diagonals): a frame's few boxes meet a few
+    hundred of its tens of thousands of anchors, and every other pair is 0."""
+    out = anchors.new_zeros((gt_boxes.shape[0], anchors.shape[0]))
+    if gt_boxes.shape[0] == 0 or anchors.shape[0] == 0:
+        return out
+    reach = 0.5 * (torch.hypot(gt_boxes[:, 3], gt_boxes[:, 4])[:, None] + torch.hypot(anchors[:, 3], anchors[:, 4])[None, :])
+    offset = gt_boxes[:, None, :2] - anchors[None, :, :2]
+    near = torch.nonzero(((offset * offset).sum(-1) < reach * reach).any(dim=0)).squeeze(1)
+    if near.numel():
+        out[:, near] = box_iou_bev(gt_boxes, anchors[near]).to(out.dtype)
+    return out
 
 
 def _sin_difference(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
