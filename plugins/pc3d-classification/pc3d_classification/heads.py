@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.nn import cross_entropy
+from pc3d.nn.labels import check_labels
 
 
 class LinearClsHead(nn.Module):
@@ -79,12 +79,5 @@ class LinearClsHead(nn.Module):
         """
         if labels.shape != logits.shape[:1]:
             raise ShapeError(f"labels: expected Long[{logits.shape[0]}], got {tuple(labels.shape)}")
-        if labels.numel():
-            low, high = (int(v) for v in torch.stack(torch.aminmax(labels)).tolist())
-            if low < 0 or high >= self.num_classes:
-                bad = labels[(labels < 0) | (labels >= self.num_classes)].unique().tolist()
-                raise FormatError(
-                    f"labels must lie in [0, {self.num_classes}) = [0, num_classes) "
-                    f"({self.config_key}.num_classes); got {', '.join(map(str, bad))} in the batch"
-                )
+        check_labels(labels, self.num_classes, f"{self.config_key}.num_classes", name="labels")
         return cross_entropy(logits, labels.long(), label_smoothing=self.label_smoothing)

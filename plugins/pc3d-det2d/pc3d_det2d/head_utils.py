@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError
+from pc3d.nn.labels import check_labels
 from pc3d_det2d.structures import Detections2D, batched_image_nms
 
 __all__ = [
@@ -66,38 +67,6 @@ def check_inference_args(
         raise FormatError(f"{owner}: score_threshold must lie in [0, 1), got {score_threshold!r}")
     if not 0.0 < float(iou_threshold) <= 1.0:
         raise FormatError(f"{owner}: iou_threshold must lie in (0, 1], got {iou_threshold!r}")
-
-
-def check_labels(gt_labels: Sequence[Tensor], num_classes: int, num_classes_key: str) -> None:
-    """Check the ground-truth labels of a whole batch: one min/max reduction (one device sync).
-
-    A label equal to ``num_classes`` would otherwise be read as background by the focal and
-    cross-entropy targets, and a larger one fails deep inside a loss without saying which
-    setting is wrong.
-
-    Args:
-        gt_labels: per image ``Long[M_i]``.
-        num_classes: the head's number of object classes.
-        num_classes_key: where ``num_classes`` is set (``model.head.num_classes``), named in the
-            message.
-
-    Raises:
-        FormatError: ``gt_labels must lie in [0, 3) = [0, num_classes)
-            (model.head.num_classes); got 5 in the batch``.
-    """
-    labels = torch.cat([lab.reshape(-1) for lab in gt_labels]) if len(gt_labels) else torch.zeros(0)
-    if labels.numel() == 0:
-        return
-    if labels.is_floating_point():
-        raise FormatError(f"gt_labels must be integer class indices, got {labels.dtype}")
-    low, high = (int(v) for v in torch.stack(torch.aminmax(labels)).tolist())
-    if low >= 0 and high < num_classes:
-        return
-    bad = labels[(labels < 0) | (labels >= num_classes)].unique().tolist()
-    raise FormatError(
-        f"gt_labels must lie in [0, {num_classes}) = [0, num_classes) ({num_classes_key}); got "
-        f"{', '.join(map(str, bad))} in the batch"
-    )
 
 
 def conv_tower(in_channels: int, channels: int, count: int, group_norm: bool = False) -> nn.Sequential:

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from pc3d.errors import FormatError, ShapeError, did_you_mean
 from pc3d.nn.assigners import MaxIoUAssigner
 from pc3d.nn.box_coders import DeltaXYZWLHRBBoxCoder
+from pc3d.nn.labels import check_labels
 from pc3d.nn.losses import CrossEntropyLoss, FocalLoss, SmoothL1Loss
 from pc3d.ops import batched_nms_bev, box_iou_bev
 from pc3d.structures import LiDARBoxes3D, limit_period
@@ -153,14 +154,14 @@ class Anchor3DHead(nn.Module):
     ) -> None:
         super().__init__()
         if int(num_classes) < 1:
-            raise FormatError(f"model.head.num_classes must be at least 1, got {num_classes!r}")
+            raise FormatError(f"model.bbox_head.num_classes must be at least 1, got {num_classes!r}")
         self.num_classes = int(num_classes)
         self.in_channels = int(in_channels)
         self.anchor_generator = build_anchor_generator(anchor_generator)
         if len(self.anchor_generator.sizes) != self.num_classes:
             raise FormatError(
-                f"model.head.anchor_generator.sizes has {len(self.anchor_generator.sizes)} sizes for "
-                f"{self.num_classes} classes (model.head.num_classes): give one anchor size per class"
+                f"model.bbox_head.anchor_generator.sizes has {len(self.anchor_generator.sizes)} sizes for "
+                f"{self.num_classes} classes (model.bbox_head.num_classes): give one anchor size per class"
             )
         self.num_anchors = self.anchor_generator.num_base_anchors
         self.num_rotations = len(self.anchor_generator.rotations)
@@ -169,7 +170,7 @@ class Anchor3DHead(nn.Module):
         self.loss_cls = FocalLoss(**dict(loss_cls or {"gamma": 2.0, "alpha": 0.25, "loss_weight": 1.0}))
         self.loss_bbox = SmoothL1Loss(**dict(loss_bbox or {"beta": 1.0 / 9.0, "loss_weight": 2.0}))
         self.loss_dir = CrossEntropyLoss(**dict(loss_dir or {"loss_weight": 0.2}))
-        self.test_cfg = AnchorTestSettings.from_mapping(test_cfg, "model.head.test_cfg")
+        self.test_cfg = AnchorTestSettings.from_mapping(test_cfg, "model.bbox_head.test_cfg")
         self.dir_offset = float(dir_offset)
         self.dir_limit_offset = float(dir_limit_offset)
         self.diff_rad_by_sin = bool(diff_rad_by_sin)
@@ -185,8 +186,8 @@ class Anchor3DHead(nn.Module):
         settings = [assigner or default] * self.num_classes if not isinstance(assigner, Sequence) else list(assigner)
         if len(settings) != self.num_classes:
             raise FormatError(
-                f"model.head.assigner has {len(settings)} entries for {self.num_classes} classes "
-                "(model.head.num_classes): give one per class, or a single mapping"
+                f"model.bbox_head.assigner has {len(settings)} entries for {self.num_classes} classes "
+                "(model.bbox_head.num_classes): give one per class, or a single mapping"
             )
         return [MaxIoUAssigner(**dict(s), iou_calculator=_bev_iou) for s in settings]
 
@@ -298,11 +299,7 @@ class Anchor3DHead(nn.Module):
 
     def _checked(self, labels: Tensor, device: torch.device) -> Tensor:
         labels = labels.to(device=device, dtype=torch.long).reshape(-1)
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-            raise FormatError(
-                f"ground-truth labels must lie in [0, {self.num_classes}) (model.head.num_classes); "
-                f"got {sorted(set(labels.tolist()))}"
-            )
+        check_labels(labels, self.num_classes, "model.bbox_head.num_classes")
         return labels
 
     # -- inference ---------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.nn.labels import check_labels
 from pc3d.structures import Detections3D, LiDARBoxes3D
 from pc3d_det3d.center_decode import CenterDecodeSettings, decode_task, select_detections
 from pc3d_det3d.center_targets import (
@@ -31,7 +32,7 @@ from pc3d_det3d.center_targets import (
     encode_task_targets,
     split_by_task,
 )
-from pc3d_det3d.heads import check_center_labels, gaussian_focal_loss
+from pc3d_det3d.heads import gaussian_focal_loss
 from pc3d_det3d.structures import BEVGrid, lidar_box_tensor
 
 __all__ = ["CenterPointHead", "CenterPointOutput"]
@@ -261,7 +262,7 @@ class CenterPointHead(nn.Module):
             raise FormatError("gt_boxes hold NaN or infinite values")
         if bool((boxes[:, 3:6] <= 0).any()):
             raise FormatError("gt_boxes: every size (x_size, y_size, z_size) must be positive")
-        check_center_labels(labels, self.num_classes, f"{self.config_key}.num_classes")
+        check_labels(labels, self.num_classes, f"{self.config_key}.num_classes")
         return boxes, labels, sample
 
     @torch.no_grad()

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.nn.labels import check_labels
 from pc3d.structures import LiDARBoxes3D
 from pc3d_det3d.structures import BEVGrid, Detections3D, lidar_box_tensor
 
@@ -154,7 +155,7 @@ def _flatten_gt(
         raise FormatError("gt_boxes hold NaN or infinite values")
     if bool((boxes[:, 3:6] <= 0).any()):
         raise FormatError("gt_boxes: every size (x_size, y_size, z_size) must be positive")
-    check_center_labels(labels, num_classes, num_classes_key)
+    check_labels(labels, num_classes, num_classes_key)
     return boxes, labels, sample
 
 
@@ -174,30 +175,6 @@ def _gaussian_heatmap(
     heatmap = torch.zeros(num_channels, ny * nx, device=row.device)
     index = channel[:, None].expand(-1, ny * nx)
     return heatmap.scatter_reduce(0, index, gaussian.view(-1, ny * nx), reduce="amax")
-
-
-def check_center_labels(labels: Tensor, num_classes: int, num_classes_key: str) -> None:
-    """Raise unless every label of the batch lies in ``[0, num_classes)``: one min/max reduction
-    (one device sync) per batch.
-
-    Args:
-        labels: ``Long[M]``, the batch's labels.
-        num_classes: the number of classes.
-        num_classes_key: where ``num_classes`` was set, named in the message.
-
-    Raises:
-        FormatError: naming the range, the key and the offending labels.
-    """
-    if labels.numel() == 0:
-        return
-    low, high = (int(v) for v in torch.stack(torch.aminmax(labels)).tolist())
-    if low >= 0 and high < num_classes:
-        return
-    bad = labels[(labels < 0) | (labels >= num_classes)].unique().tolist()
-    raise FormatError(
-        f"gt_labels must lie in [0, {num_classes}) = [0, num_classes) ({num_classes_key}); got "
-        f"{', '.join(map(str, bad))} in the batch"
-    )
 
 
 def gaussian_focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:

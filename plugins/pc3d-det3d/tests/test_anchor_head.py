@@ -126,12 +126,12 @@ def test_predict_decodes_suppresses_per_class_and_restores_heading() -> None:
 
 
 def test_config_errors_name_the_key() -> None:
-    with pytest.raises(FormatError, match=r"model\.head\.anchor_generator\.sizes has 2 sizes for 3 classes"):
+    with pytest.raises(FormatError, match=r"model\.bbox_head\.anchor_generator\.sizes has 2 sizes for 3 classes"):
         _head(num_classes=3)
-    with pytest.raises(FormatError, match=r"model\.head\.assigner has 1 entries for 2 classes"):
+    with pytest.raises(FormatError, match=r"model\.bbox_head\.assigner has 1 entries for 2 classes"):
         _head(assigner=[{"pos_iou_thr": 0.6, "neg_iou_thr": 0.45}])
-    with pytest.raises(FormatError, match=r"model\.head\.test_cfg: unknown key 'nms_thres'.*nms_thr"):
+    with pytest.raises(FormatError, match=r"model\.bbox_head\.test_cfg: unknown key 'nms_thres'.*nms_thr"):
         _head(test_cfg={"nms_thres": 0.1})
     head = _head()
-    with pytest.raises(FormatError, match=r"\[0, 2\) \(model\.head\.num_classes\)"):
+    with pytest.raises(FormatError, match=r"\[0, 2\) = \[0, num_classes\) \(model\.bbox_head\.num_classes\)"):
         head.loss(_output(head), [torch.zeros(1, 7) + 1], [torch.tensor([2])])
