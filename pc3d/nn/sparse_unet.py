@@ -164,7 +164,8 @@ class SparseUNet(nn.Module):
         blocks: submanifold convs per stage (after its strided or inverse conv).
         point_channels: width of the per-point branch concatenated to the voxel features
             (`Linear` on the point's own features and its offset from the voxel centre); 0: none.
-        norm: `"bn"` (BatchNorm1d over active sites, PyTorch defaults) or `"none"`.
+        norm: `"bn"` (BatchNorm1d over active sites, PyTorch defaults; in training every level
+            needs more than one active site per batch) or `"none"`.
 
     Attributes:
         out_channels: `decoder_channels[-1] + point_channels`.
