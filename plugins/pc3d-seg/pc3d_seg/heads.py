@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import ShapeError
-from pc3d_seg.losses import check_seg_labels, seg_loss
+from pc3d.nn.labels import check_labels
+from pc3d_seg.losses import seg_loss
 
 
 class PointMLPSegHead(nn.Module):
@@ -91,7 +92,7 @@ class PointMLPSegHead(nn.Module):
         """
         if labels.shape != logits.shape[:1]:
             raise ShapeError(f"labels: expected Long[{logits.shape[0]}], got {tuple(labels.shape)}")
-        check_seg_labels(labels, self.num_classes, self.ignore_index, self.config_key)
+        check_labels(labels, self.num_classes, f"{self.config_key}.num_classes", "labels", self.ignore_index)
         return seg_loss(logits, labels, self.ignore_index, self.class_weight, self.lovasz_weight)
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
@@ -170,6 +171,6 @@ class FCNHead(nn.Module):
         """
         if masks.shape != (logits.shape[0], *logits.shape[2:]):
             raise ShapeError(f"masks: expected Long{[logits.shape[0], *logits.shape[2:]]}, got {tuple(masks.shape)}")
-        check_seg_labels(masks, self.num_classes, self.ignore_index, self.config_key)
+        check_labels(masks, self.num_classes, f"{self.config_key}.num_classes", "masks", self.ignore_index)
         flat = logits.permute(0, 2, 3, 1).reshape(-1, self.num_classes)
         return seg_loss(flat, masks.reshape(-1), self.ignore_index, self.class_weight, self.lovasz_weight)

@@ -1,4 +1,4 @@
-"""Segmentation losses: label checks, weighted cross-entropy with an ignore index, Lovász-softmax."""
+"""Segmentation losses: weighted cross-entropy with an ignore index, Lovász-softmax."""
 
 from __future__ import annotations
 
@@ -8,36 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pc3d.errors import FormatError, ShapeError
+from pc3d.errors import ShapeError
 from pc3d.nn.losses import cross_entropy
 
-__all__ = ["check_seg_labels", "lovasz_softmax", "seg_loss"]
-
-
-def check_seg_labels(labels: Tensor, num_classes: int, ignore_index: int, config_key: str) -> None:
-    """Raise unless every label lies in ``[0, num_classes)`` or equals ``ignore_index``.
-
-    One min/max reduction settles the whole batch; the slow path only runs to build the message.
-
-    Args:
-        labels: ``Long[...]`` class indices.
-        num_classes: K.
-        ignore_index: the label of ignored points/pixels.
-        config_key: where configs set K (``model.head``), named in the message.
-
-    Raises:
-        FormatError: naming ``<config_key>.num_classes`` and the offending values.
-    """
-    if labels.numel() == 0:
-        return
-    labelled = labels != ignore_index
-    low, high = (int(v) for v in torch.stack(torch.aminmax(torch.where(labelled, labels, 0))).tolist())
-    if low < 0 or high >= num_classes:
-        bad = labels[labelled & ((labels < 0) | (labels >= num_classes))].unique().tolist()
-        raise FormatError(
-            f"labels must lie in [0, {num_classes}) = [0, num_classes) ({config_key}.num_classes) or be "
-            f"{ignore_index} (ignored); got {', '.join(map(str, bad))} in the batch"
-        )
+__all__ = ["lovasz_softmax", "seg_loss"]
 
 
 def lovasz_softmax(logits: Tensor, labels: Tensor, ignore_index: int = -1) -> Tensor:
@@ -82,7 +56,7 @@ def seg_loss(
 
     Args:
         logits: ``Tensor[P, C]``.
-        labels: ``Long[P]``, already checked with :func:`check_seg_labels`.
+        labels: ``Long[P]``, already checked (``pc3d.nn.labels.check_labels``).
         ignore_index: the label of ignored points.
         class_weight: ``C`` per-class weights of the cross-entropy.
         lovasz_weight: weight of the Lovász term (0: left out).
