@@ -7,8 +7,9 @@ kitti`: KITTI `label_2` lines in the camera frame, which `pc3d kitti-eval` reads
 a bird's-eye-view picture `DIR/<stem>.png`. `DIR/summary.json` holds the frame count and the
 model's latency per frame (`{"latency_ms": {"mean": ..., "median": ...}}`, file I/O excluded).
 
-What is written depends on what the model predicts: :data:`WRITERS` maps an output type
-(``Detections3D``) to its writer; a segmentation plugin adds one for per-point labels.
+What is written depends on what the model predicts: :data:`WRITERS` maps an output type to its
+writer: ``Detections3D`` (boxes, above) and a tensor of per-point class indices (a segmentation:
+`DIR/<stem>.npy`, or `DIR/<stem>.label` with `--format label`; `--png` colours the cloud by class).
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--score-thr", type=float, default=None, metavar="X",
                         help="keep predictions scoring above X (default: the config's test_cfg.score_thr)")
     parser.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
-    parser.add_argument("--format", choices=("json", "kitti"), default="json",
-                        help="json (LiDAR boxes) or kitti (label_2 lines, camera frame)")
+    parser.add_argument("--format", choices=("json", "kitti", "label"), default="json",
+                        help="detectors: json (LiDAR boxes) or kitti (label_2 lines, camera frame); "
+                        "segmentation: per-point labels as .npy (json, the default) or .label (label)")
     parser.add_argument("--calib", type=Path, default=None, metavar="FILE",
                         help="KITTI calibration for --format kitti (default: the frame's calib/ID.txt)")
     parser.add_argument("--png", action="store_true", help="also render each frame's predictions (bird's-eye view)")
@@ -132,10 +134,39 @@ def kitti_side_files(cloud: Path, calib: Path | None) -> tuple[Path, Path | None
     )
 
 
+def write_point_labels(frame: Frame, args: argparse.Namespace) -> dict[str, Any]:
+    """A segmentation's per-point class indices: ``<stem>.npy`` (int64), or with ``--format label``
+    ``<stem>.label`` (uint32; SemanticKITTI's raw ids for its 19 classes); ``--png`` renders the
+    cloud coloured by class with a legend (``pc3d show --point-labels`` reads the same files)."""
+    from pc3d.errors import FormatError
+    from pc3d.io.semseg import raw_ids_for
+    from pc3d.io.semseg import write_point_labels as write_labels
+
+    if args.format == "kitti":
+        raise FormatError("--format kitti writes detections; a segmentation model writes --format json (.npy) or label")
+    labels = frame.result.detach().cpu().numpy().reshape(-1)
+    if labels.shape[0] != frame.points.shape[0]:
+        raise FormatError(f"{frame.cloud}: {labels.shape[0]} labels for {frame.points.shape[0]} points")
+    suffix = ".label" if args.format == "label" else ".npy"
+    path = write_labels(args.out_dir / f"{frame.cloud.stem}{suffix}", labels, raw_ids_for(frame.class_names) if suffix == ".label" else None)
+    entry: dict[str, Any] = {"output": str(path), "num_points": int(labels.shape[0])}
+    if args.png:
+        from pc3d.vis import render
+
+        png = args.out_dir / f"{frame.cloud.stem}.png"
+        render(frame.points.cpu().numpy(), out=png, view="bev", point_labels=labels,
+               class_names=frame.class_names or None)
+        entry["png"] = str(png)
+    return entry
+
+
 def _writers() -> dict[type, Callable[[Frame, argparse.Namespace], dict[str, Any]]]:
+    import torch
+
     from pc3d.structures import Detections3D
 
-    return {Detections3D: write_detections}
+    # A 1-D tensor of class indices is a segmentation's output (one label per point).
+    return {Detections3D: write_detections, torch.Tensor: write_point_labels}
 
 
 #: Output type -> writer; extended by plugins whose models predict other things.

@@ -23,10 +23,12 @@ from pc3d.nn import (
     SparseEncoder,
 )
 from pc3d.nn.necks.second_fpn import SECONDFPN
+from pc3d.nn.pointnet2 import PointNet2
+from pc3d.nn.sparse_unet import SparseUNet
 from pc3d.nn.voxel import DynamicPillarFeatureNet, DynamicSimpleVFE
 from pc3d.plugin_api import Registrar, hookimpl
 
-BACKBONES = (MLP, LeNet5, AlexNet, VGG, GoogLeNet, ResNet, SECONDBackbone)
+BACKBONES = (MLP, LeNet5, AlexNet, VGG, GoogLeNet, ResNet, SECONDBackbone, SparseUNet, PointNet2)
 NECKS = (FPN, SECONDFPN)
 VOXEL_ENCODERS = (PillarFeatureNet, DynamicPillarFeatureNet, HardSimpleVFE, DynamicSimpleVFE)
 MIDDLE_ENCODERS = (PointPillarsScatter, SparseEncoder)

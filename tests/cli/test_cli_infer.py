@@ -173,3 +173,29 @@ def test_a_checkpoint_of_other_classes_is_refused(
     assert main(["infer", str(config), str(reordered), str(CLOUDS[0]), "--out-dir", str(tmp_path),
                  "--set", "class_names=[Car, Pedestrian, Cyclist]"]) == 0
     assert json.loads((tmp_path / "000001.json").read_text())["class_names"] == classes
+
+
+def test_segmentation_writes_per_point_labels(tmp_path: Path, renderer: None) -> None:
+    """A segmentation config: one label per point, as .npy or SemanticKITTI-style .label, and a
+    PNG coloured by class."""
+    from pc3d.config import build, load_config
+    from pc3d.io.semseg import read_point_labels
+
+    pytest.importorskip("pc3d_seg")
+    config = load_config("sparseunet_synthetic-lidar")
+    torch.manual_seed(0)
+    model = build(config.node("model"), kind="model")
+    checkpoint = tmp_path / "seg.pth"
+    torch.save({"model": model.state_dict()}, checkpoint)
+    cloud = tmp_path / "scan.npy"
+    np.save(cloud, (np.random.default_rng(0).random((500, 4)) * [20, 20, 2, 1]).astype(np.float32))
+    out = tmp_path / "out"
+    assert main(["infer", "sparseunet_synthetic-lidar", str(checkpoint), str(cloud), "--out-dir", str(out), "--png"]) == 0
+    labels = read_point_labels(out / "scan.npy", 500)
+    assert labels.shape == (500,) and labels.min() >= 0 and labels.max() < 7
+    assert (out / "scan.png").is_file()
+    assert main(["infer", "sparseunet_synthetic-lidar", str(checkpoint), str(cloud), "--out-dir", str(out), "--format", "label"]) == 0
+    assert np.array_equal(read_point_labels(out / "scan.label", 500), labels)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_frames"] == 1 and summary["frames"][0]["num_points"] == 500
+    assert main(["infer", "sparseunet_synthetic-lidar", str(checkpoint), str(cloud), "--out-dir", str(out), "--format", "kitti"]) == 2

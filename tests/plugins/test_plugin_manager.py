@@ -45,7 +45,13 @@ FIRST_PARTY = {
         "model": ["BEVDetector", "VoxelDetector", "VoxelNet", "CenterPoint"],
         "dataset": ["KittiDataset"],
     },
-    "pc3d-seg": {"backbone": ["PointNetEncoder"], "head": ["PointMLPSegHead"], "model": ["PointSegmentor"]},
+    "pc3d-seg": {
+        "backbone": ["PointNetEncoder"],
+        "head": ["PointMLPSegHead", "FCNHead"],
+        "model": ["PointSegmentor", "ImageSegmentor"],
+        "dataset": ["SyntheticLidarSeg", "SemanticKittiSeg", "IndoorSeg", "ShapesSeg"],
+        "transform": ["SegRotateZ", "SegScale", "SegFlip", "SegJitter", "SegPointSample", "SegCrop"],
+    },
 }
 
 
@@ -61,9 +67,8 @@ def test_first_party_plugins_come_through_entry_points():
     for dist, registered in FIRST_PARTY.items():
         assert loaded[dist].registered == registered
         assert loaded[dist].version == "0.1.0"
-        # First-party configs are the model zoo (configs/), contributed by the core; the seg
-        # plugin still ships its own folder.
-        assert [d.name for d in loaded[dist].config_dirs] == (["configs"] if dist == "pc3d-seg" else [])
+        # First-party configs are the model zoo (configs/), contributed by the core.
+        assert loaded[dist].config_dirs == []
     zoo = [p for p in manager.loaded if p.source == "pc3d.config.zoo"]
     assert [d.name for d in zoo[0].config_dirs] == ["configs"] and (zoo[0].config_dirs[0] / "det2d").is_dir()
     assert manager.registry.get("model", "BEVDetector").__module__ == "pc3d_det3d.detectors"
@@ -83,7 +88,7 @@ def test_entry_point_plugin_registers_by_kind(make_dist, good_plugin):
     core = {p.source: p.registered for p in manager.loaded if p.distribution == "pc3d"}
     assert core == {
         "pc3d.nn.plugin": {
-            "backbone": ["MLP", "LeNet5", "AlexNet", "VGG", "GoogLeNet", "ResNet", "SECONDBackbone"],
+            "backbone": ["MLP", "LeNet5", "AlexNet", "VGG", "GoogLeNet", "ResNet", "SECONDBackbone", "SparseUNet", "PointNet2"],
             "neck": ["FPN", "SECONDFPN"],
             "voxel_encoder": ["PillarFeatureNet", "DynamicPillarFeatureNet", "HardSimpleVFE", "DynamicSimpleVFE"],
             "middle_encoder": ["PointPillarsScatter", "SparseEncoder"],

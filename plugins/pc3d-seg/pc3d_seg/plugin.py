@@ -6,8 +6,6 @@ the core's ``pc3d.config.zoo``), so this plugin contributes no config folder of 
 
 from __future__ import annotations
 
-from pc3d.nn.pointnet2 import PointNet2
-from pc3d.nn.sparse_unet import SparseUNet
 from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_seg.backbones import PointNetEncoder
 from pc3d_seg.datasets import IndoorSeg, SemanticKittiSeg, SyntheticLidarSeg
@@ -19,9 +17,7 @@ from pc3d_seg.transforms import TRANSFORMS
 
 @hookimpl
 def pc3d_register(registry: Registrar) -> None:
-    # Core blocks the seg models are built on (pc3d.nn), registered here so configs can name them.
-    registry.add_backbone(SparseUNet)
-    registry.add_backbone(PointNet2)
+    # The sparse U-Net and PointNet++ backbones are core blocks, registered by pc3d.nn.plugin.
     registry.add_backbone(PointNetEncoder)
     registry.add_head(PointMLPSegHead)
     registry.add_head(FCNHead)
