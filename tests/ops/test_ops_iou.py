@@ -110,7 +110,7 @@ def test_aligned_iou_matches_shapely_float64_and_float32() -> None:
         assert np.abs(ours.numpy()[rows] - ref[rows]).max() < 1e-7, name
     assert np.allclose(ours.numpy()[blocks["identical"]], 1.0)
     assert np.allclose(ours.numpy()[blocks["both_zero"]], 0.0)
-    # float32 boxes: computed in float64 internally, error well under the 1e-5.
+    # float32 boxes: computed in float64 internally, error well under 1e-5.
     a32, b32 = a.float(), b.float()
     ref32 = shapely_iou_bev(a32.double().numpy(), b32.double().numpy())
     ours32 = box_iou_bev(a32, b32, aligned=True)

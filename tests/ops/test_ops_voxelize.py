@@ -12,7 +12,7 @@ from pc3d.errors import FormatError, ShapeError
 from pc3d.ops import dynamic_voxelize, hard_voxelize, voxel_grid, voxel_scatter
 
 SCAN = Path(__file__).resolve().parents[1] / "data" / "kitti" / "training" / "velodyne" / "000001.bin"
-# (voxel_size, point_cloud_range, max_points, max_voxels) of the issue: PointPillars and SECOND.
+# (voxel_size, point_cloud_range, max_points, max_voxels) of PointPillars and SECOND.
 PILLAR = ([0.16, 0.16, 4.0], [0.0, -39.68, -3.0, 69.12, 39.68, 1.0], 32, 40000)
 SECOND = ([0.05, 0.05, 0.1], [0.0, -40.0, -3.0, 70.4, 40.0, 1.0], 5, 40000)
 

@@ -3,7 +3,7 @@
 Each command runs as a subprocess (the `pc3d` console script beside this interpreter), once to
 warm the file cache, then `REPEATS` times; the table shows the median wall time, how much it
 adds to `python -c pass` (the same interpreter doing nothing), and the median CPU time (user +
-system) of the process, which other jobs on a shared machine disturb less than the wall time. `python -c "import torch"` is there as a
+system) of the process, which other processes disturb less than the wall time. `python -c "import torch"` is there as a
 reference: a command that converts between coordinate systems goes through `pc3d.structures`
 and pays for it. The device argument is ignored (nothing here uses one).
 """

@@ -82,7 +82,7 @@ def run(device: str) -> list[dict]:
 
     gts, dets = synthetic_kitti(KITTI_VAL_FRAMES)
     # One torch thread, like the single-threaded peer: the rotated IoU's intra-op threads only
-    # add spin-waiting on a small, shared machine.
+    # add spin-waiting on a small, busy machine.
     with torch_threads(1):
         ours_full = median_time(lambda: kitti_eval(gts, dets), repeats=3)
         small = 100

@@ -132,14 +132,14 @@ def _open3d_points_in_boxes(points: np.ndarray, boxes: np.ndarray):
 def run(device: str) -> list[dict]:
     """All rows; on the CPU with one torch thread (see `_run`)."""
     # One thread: the peers (spconv's CPU voxelizer, shapely, the Python sweeps) use one core,
-    # and on a shared 2-core machine a second intra-op thread made timings swing by 5x.
+    # and on a busy 2-core machine a second intra-op thread made timings swing by 5x.
     with torch_threads(1, device):
         return _run(device)
 
 
 def _alternating_medians(fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int) -> tuple[float, float]:
     """Median wall times of `fn_a` and `fn_b` called alternately, so that both see the same load
-    (the machine is shared: a ratio of two back-to-back medians drifts with the other jobs)."""
+    (the machine is shared: a ratio of two back-to-back medians drifts with the load)."""
     fn_a(), fn_b()
     times_a, times_b = [], []
     for _ in range(repeats):
