@@ -221,7 +221,8 @@ def run_demo(settings: DemoSettings | None = None) -> dict[str, float]:
     print(result.table())
     result.write_json(out / "metrics.json")
     plot_pr_curves(result, out / "pr_curves.png")
-    plot_training_curves(run_dir, out / "loss.png")
+    names = list(config.get("class_names"))
+    plot_training_curves(run_dir, out / "loss.png", metrics=[f"KITTI/{c}_BEV_AP40_moderate_strict" for c in names])
     times["evaluation"] = time.monotonic() - start
     start = _step("5/5 renders")
     images = _renders(model, list(config.get("class_names")), pairs, out, settings.renders)

@@ -77,14 +77,20 @@ def _series(records: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np
     return data[:, 0], data[:, 1]
 
 
-def plot_training_curves(work_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, max_metrics: int = 6) -> Path:
+def plot_training_curves(
+    work_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str] | None = None,
+    max_metrics: int = 6,
+    metrics: Sequence[str] | None = None,
+) -> Path:
     """Draw losses, learning rate and validation metrics of a run into a PNG.
 
     Args:
         work_dir: the run's folder (with ``log.jsonl``, and ``metrics.jsonl`` once evaluated).
         out: the PNG to write (default ``work_dir/curves.png``).
-        max_metrics: at most this many validation metrics are drawn (those named ``*AP*`` or
-            ``*mIoU*`` first).
+        max_metrics: at most this many validation metrics are drawn: KITTI's moderate strict
+            AP40 first, then those named ``*AP*``, ``*mIoU*`` or ``*acc*``.
+        metrics: draw exactly these validation metrics instead.
 
     Returns:
         The PNG's path.
@@ -104,8 +110,11 @@ def plot_training_curves(work_dir: str | os.PathLike[str], out: str | os.PathLik
     evals = read_jsonl(metrics_path) if metrics_path.is_file() else []
     loss_keys = sorted({k for r in train for k, v in r.items() if k.startswith("loss") and isinstance(v, (int, float))})
     metric_keys = sorted({k for r in evals for k, v in r.items() if k not in _NOT_METRICS and isinstance(v, (int, float))})
-    metric_keys.sort(key=lambda k: (not any(tag in k for tag in ("AP", "mIoU", "acc")), k))
-    metric_keys = metric_keys[:max_metrics]
+    if metrics is not None:
+        metric_keys = [k for k in metrics if k in metric_keys]
+    else:
+        metric_keys.sort(key=lambda k: ("AP40_moderate_strict" not in k, not any(tag in k for tag in ("AP", "mIoU", "acc")), k))
+        metric_keys = metric_keys[:max_metrics]
     plt = _pyplot()
     panels = 2 + (1 if metric_keys else 0)
     figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8))

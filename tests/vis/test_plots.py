@@ -59,3 +59,14 @@ def test_pr_curves_png(tmp_path: Path) -> None:
         assert (np.abs(image.astype(int) - rgb).sum(-1) < 30).sum() > 100
     with pytest.raises(FormatError, match="strict"):
         plot_pr_curves(_Result(), tmp_path / "x.png", overlap="medium")
+
+
+def test_training_curves_choose_the_metrics(tmp_path: Path) -> None:
+    _write_run(tmp_path / "run")
+    # Only the requested metric is drawn: the validation panel holds one line (tab:blue) and not
+    # the second one (tab:orange) it would draw by default.
+    out = plot_training_curves(tmp_path / "run", tmp_path / "one.png", metrics=["mAP"])
+    image = _colours(out)
+    third = image[:, 2 * image.shape[1] // 3 :]
+    assert (np.abs(third.astype(int) - (31, 119, 180)).sum(-1) < 30).sum() > 20
+    assert (np.abs(third.astype(int) - (255, 127, 14)).sum(-1) < 30).sum() == 0

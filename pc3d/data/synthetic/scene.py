@@ -120,11 +120,12 @@ def _parts_of(kind: str, box: np.ndarray) -> list[tuple[np.ndarray, int]]:
 
     semantic = _SEMANTIC_OF[kind]
     if kind == "Car":
-        # Body up to ~55 % of the height on wheels 0.15 m high, a cabin above it set back a little.
+        # Body up to ~55 % of the height on wheels, a cabin above it set back towards the rear
+        # (a longer bonnet than boot), so that the front and the back of a car differ.
         return [
             (part(0.0, length, width, 0.15 * height, 0.45 * height), semantic),
             (part(0.0, 0.8 * length, 0.92 * width, 0.02 * height, 0.13 * height), semantic),
-            (part(-0.05 * length, 0.55 * length, 0.88 * width, 0.6 * height, 0.4 * height), semantic),
+            (part(-0.12 * length, 0.55 * length, 0.88 * width, 0.6 * height, 0.4 * height), semantic),
         ]
     if kind == "Pedestrian":
         return [
