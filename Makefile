@@ -8,7 +8,7 @@ STAMP := $(VENV)/.pc3d-setup
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -24,10 +24,16 @@ $(STAMP): pyproject.toml Makefile scripts/setup_system.sh $(PLUGINS)
 demo: setup
 	$(BIN)/pc3d demo
 
+# Lint, format and type checks (configured in pyproject.toml); `make test` runs them first.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
 # Rendering tests need a display: run under Xvfb (installed by setup) when there is none, and
 # fail rather than skip when rendering does not work (PC3D_REQUIRE_RENDER).
 test: export PC3D_REQUIRE_RENDER = 1
-test: setup
+test: setup lint
 	@if [ -z "$$DISPLAY" ] && command -v xvfb-run >/dev/null; then \
 		echo "xvfb-run -a $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)"; \
 		xvfb-run -a -s '-screen 0 1920x1080x24' $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS); \

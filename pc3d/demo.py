@@ -66,14 +66,18 @@ def _synthetic_data(settings: DemoSettings) -> Path:
         return root
     if root.exists():
         shutil.rmtree(root)
-    write_synthetic_kitti(root, scenes=settings.scenes, seed=settings.seed, progress=True, workers=settings.workers)
+    write_synthetic_kitti(
+        root, scenes=settings.scenes, seed=settings.seed, progress=True, workers=settings.workers
+    )
     return root
 
 
 def _load_config(settings: DemoSettings, data_root: Path) -> Any:
     from pc3d.config import load_config
 
-    return load_config(DEMO_CONFIG, [f"data_root={data_root}", f"runtime.seed={settings.seed}", *settings.overrides])
+    return load_config(
+        DEMO_CONFIG, [f"data_root={data_root}", f"runtime.seed={settings.seed}", *settings.overrides]
+    )
 
 
 def _gt_database(config: Any) -> Path:
@@ -116,7 +120,9 @@ def _evaluate(model: torch.nn.Module, config: Any) -> tuple[Any, list[tuple[Any,
     return metric.result(), kept
 
 
-def _renders(model: torch.nn.Module, class_names: list[str], pairs: list[tuple[Any, Any]], out: Path, count: int) -> list[Path]:
+def _renders(
+    model: torch.nn.Module, class_names: list[str], pairs: list[tuple[Any, Any]], out: Path, count: int
+) -> list[Path]:
     from pc3d.data_files import DEFAULT_DEMO_FRAME, kitti_sample_root
     from pc3d.io.kitti import load_kitti_frame
     from pc3d.structures import LiDARPoints
@@ -128,9 +134,16 @@ def _renders(model: torch.nn.Module, class_names: list[str], pairs: list[tuple[A
     for item, dets in busiest:
         for view in ("bev", "orbit"):
             path = out / f"val_{item['frame_id']}_{view}.png"
-            render(item["points"], _box_set(item["gt_boxes"], item["gt_labels"], class_names),
-                   _box_set(dets.boxes, dets.labels, class_names, dets.scores), out=path, view=view,
-                   class_names=class_names, labels=view == "bev", score_thr=0.3)
+            render(
+                item["points"],
+                _box_set(item["gt_boxes"], item["gt_labels"], class_names),
+                _box_set(dets.boxes, dets.labels, class_names, dets.scores),
+                out=path,
+                view=view,
+                class_names=class_names,
+                labels=view == "bev",
+                score_thr=0.3,
+            )
             written.append(path)
     frame = load_kitti_frame(kitti_sample_root(), DEFAULT_DEMO_FRAME)
     points = LiDARPoints(torch.from_numpy(frame.points.array[:, :4].copy()), points_dim=4)
@@ -140,21 +153,37 @@ def _renders(model: torch.nn.Module, class_names: list[str], pairs: list[tuple[A
     objects = frame.labels.objects()
     keep = [str(t) in class_names for t in objects.types]
     gt = frame.labels.to_lidar_boxes(frame.calib)[torch.tensor(keep, dtype=torch.bool)]
-    gt_labels = torch.tensor([class_names.index(str(t)) for t, k in zip(objects.types, keep) if k], dtype=torch.long)
+    gt_labels = torch.tensor(
+        [class_names.index(str(t)) for t, k in zip(objects.types, keep) if k], dtype=torch.long
+    )
     path = out / f"kitti_{DEFAULT_DEMO_FRAME}_bev.png"
-    render(points, _box_set(gt, gt_labels, class_names), _box_set(dets.boxes, dets.labels, class_names, dets.scores),
-           out=path, view="bev", class_names=class_names, labels=True, score_thr=0.3, forward_only=True)
+    render(
+        points,
+        _box_set(gt, gt_labels, class_names),
+        _box_set(dets.boxes, dets.labels, class_names, dets.scores),
+        out=path,
+        view="bev",
+        class_names=class_names,
+        labels=True,
+        score_thr=0.3,
+        forward_only=True,
+    )
     written.append(path)
     return written
 
 
-def _box_set(boxes: Any, labels: torch.Tensor, class_names: list[str], scores: torch.Tensor | None = None) -> Any:
+def _box_set(
+    boxes: Any, labels: torch.Tensor, class_names: list[str], scores: torch.Tensor | None = None
+) -> Any:
     from pc3d.vis.scene import BoxSet
 
     names = [class_names[int(i)] for i in labels.tolist()]
     tensor = boxes.tensor if hasattr(boxes, "tensor") else boxes
-    return BoxSet(tensor.detach().cpu().numpy().astype("float64"), labels=names,
-                  scores=None if scores is None else scores.detach().cpu().numpy().astype("float64"))
+    return BoxSet(
+        tensor.detach().cpu().numpy().astype("float64"),
+        labels=names,
+        scores=None if scores is None else scores.detach().cpu().numpy().astype("float64"),
+    )
 
 
 def _report(settings: DemoSettings, result: Any, times: dict[str, float], images: list[Path]) -> str:
@@ -222,13 +251,20 @@ def run_demo(settings: DemoSettings | None = None) -> dict[str, float]:
     result.write_json(out / "metrics.json")
     plot_pr_curves(result, out / "pr_curves.png")
     names = list(config.get("class_names"))
-    plot_training_curves(run_dir, out / "loss.png", metrics=[f"KITTI/{c}_BEV_AP40_moderate_strict" for c in names])
+    plot_training_curves(
+        run_dir, out / "loss.png", metrics=[f"KITTI/{c}_BEV_AP40_moderate_strict" for c in names]
+    )
     times["evaluation"] = time.monotonic() - start
     start = _step("5/5 renders")
     images = _renders(model, list(config.get("class_names")), pairs, out, settings.renders)
     times["renders"] = time.monotonic() - start
-    atomic_write_text(out / "report.md", _report(settings, result, times, [out / "loss.png", out / "pr_curves.png", *images]))
+    atomic_write_text(
+        out / "report.md",
+        _report(settings, result, times, [out / "loss.png", out / "pr_curves.png", *images]),
+    )
     summary = {f"{c}_BEV_AP40_moderate": float(result.ap40[i, 0, 1, 1]) for i, c in enumerate(result.classes)}
-    print(f"\nwrote {out}/: model.pth, config.yaml, metrics.json, loss.png, pr_curves.png, {len(images)} renders, report.md")
+    print(
+        f"\nwrote {out}/: model.pth, config.yaml, metrics.json, loss.png, pr_curves.png, {len(images)} renders, report.md"
+    )
     print("total " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
     return {**summary, **{f"seconds_{k.replace(' ', '_')}": v for k, v in times.items()}}

@@ -68,7 +68,9 @@ def load_model(
         raise Pc3dError(f"{cfg.path or 'config'}: no 'model' section")
     model = build(cfg.node("model"), "model")
     if not isinstance(model, nn.Module):
-        raise Pc3dError(f"{cfg.path or 'config'}: model built a {type(model).__name__}, not a torch nn.Module")
+        raise Pc3dError(
+            f"{cfg.path or 'config'}: model built a {type(model).__name__}, not a torch nn.Module"
+        )
     if not getattr(model, "class_names", None):
         configured = cfg.data.get("class_names")
         model.class_names = [str(n) for n in configured] if configured else []  # type: ignore[assignment]
@@ -158,5 +160,7 @@ def detect(model: nn.Module, points: PointsLike, score_thr: float | None = None)
     """
     result = predict(model, points, score_thr)
     if not isinstance(result, Detections3D):
-        raise Pc3dError(f"{type(model).__name__} predicts {type(result).__name__}, not Detections3D: not a 3D detector")
+        raise Pc3dError(
+            f"{type(model).__name__} predicts {type(result).__name__}, not Detections3D: not a 3D detector"
+        )
     return result

@@ -355,4 +355,3 @@ class StatefulTrainHookProtocol(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (on resume)."""
         ...
-

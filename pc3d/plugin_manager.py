@@ -62,7 +62,12 @@ ALLOW_ENV = "PC3D_PLUGINS"
 
 #: Modules of pc3d itself that implement hooks. They go through the same hooks as outside
 #: plugins (distribution ``pc3d``) but are always loaded.
-CORE_PLUGINS: tuple[str, ...] = ("pc3d.nn.plugin", "pc3d.data.plugin", "pc3d.evaluation.plugin", "pc3d.config.zoo")
+CORE_PLUGINS: tuple[str, ...] = (
+    "pc3d.nn.plugin",
+    "pc3d.data.plugin",
+    "pc3d.evaluation.plugin",
+    "pc3d.config.zoo",
+)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -365,7 +370,9 @@ def _unknown_hook(name: str) -> str:
     if name == "pc3d_add_cli_commands":
         return f"{name} (plugin commands are entry points of the group {COMMANDS_GROUP})"
     close = suggest(name, plugin_api.HOOK_NAMES)
-    return f"{name} (did you mean {close}?)" if close else f"{name} (hooks: {', '.join(plugin_api.HOOK_NAMES)})"
+    return (
+        f"{name} (did you mean {close}?)" if close else f"{name} (hooks: {', '.join(plugin_api.HOOK_NAMES)})"
+    )
 
 
 def _env_flag(var: str) -> bool | None:

@@ -15,7 +15,10 @@ def test_demo_writes_everything_it_promises(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], renderer: None
 ) -> None:
     settings = DemoSettings(
-        work_dir=tmp_path / "demo", scenes=6, renders=1, workers=1,
+        work_dir=tmp_path / "demo",
+        scenes=6,
+        renders=1,
+        workers=1,
         overrides=["schedule.epochs=1", "data.train.batch_size=2", "data.train.num_workers=0"],
     )
     summary = run_demo(settings)

@@ -94,26 +94,48 @@ class Command:
 
 
 CORE_COMMANDS: tuple[Command, ...] = (
-    Command("demo", "train, evaluate and show a 3D detector on synthetic LiDAR scenes (the main job)",
-            "pc3d.cli.demo:register"),
-    Command("kitti-boxes", "turn the labels of a KITTI frame into LiDAR boxes and count their points",
-            "pc3d.cli.kitti_boxes:register"),
-    Command("info", "print the count, fields and bounds of a point-cloud or box file", "pc3d.cli.info:register"),
-    Command("convert", "convert boxes or points between coordinate systems and file formats",
-            "pc3d.cli.convert:register"),
-    Command("show", "draw a point cloud with its boxes, in a window or as a PNG",
-            "pc3d.cli.show:register"),
-    Command("plugins", "list the installed plugins and what each registers",
-            "pc3d.cli.plugins:register"),
-    Command("config", "print a resolved config, or list the configs plugins ship", "pc3d.cli.config:register"),
-    Command("kitti-eval", "compute the official KITTI AP11/AP40 of detection label files",
-            "pc3d.cli.kitti_eval:register"),
+    Command(
+        "demo",
+        "train, evaluate and show a 3D detector on synthetic LiDAR scenes (the main job)",
+        "pc3d.cli.demo:register",
+    ),
+    Command(
+        "kitti-boxes",
+        "turn the labels of a KITTI frame into LiDAR boxes and count their points",
+        "pc3d.cli.kitti_boxes:register",
+    ),
+    Command(
+        "info", "print the count, fields and bounds of a point-cloud or box file", "pc3d.cli.info:register"
+    ),
+    Command(
+        "convert",
+        "convert boxes or points between coordinate systems and file formats",
+        "pc3d.cli.convert:register",
+    ),
+    Command("show", "draw a point cloud with its boxes, in a window or as a PNG", "pc3d.cli.show:register"),
+    Command("plugins", "list the installed plugins and what each registers", "pc3d.cli.plugins:register"),
+    Command(
+        "config", "print a resolved config, or list the configs plugins ship", "pc3d.cli.config:register"
+    ),
+    Command(
+        "kitti-eval",
+        "compute the official KITTI AP11/AP40 of detection label files",
+        "pc3d.cli.kitti_eval:register",
+    ),
     Command("data", "make data sets: synthetic LiDAR scenes in the KITTI layout", "pc3d.cli.data:register"),
     Command("train", "train a model from a config", "pc3d.cli.train:register"),
     Command("test", "evaluate a checkpoint with its config's metrics", "pc3d.cli.test:register"),
-    Command("plot", "draw a training run's loss, learning-rate and metric curves as a PNG", "pc3d.cli.plot:register"),
+    Command(
+        "plot",
+        "draw a training run's loss, learning-rate and metric curves as a PNG",
+        "pc3d.cli.plot:register",
+    ),
     Command("infer", "run a model on point clouds and write its predictions", "pc3d.cli.infer:register"),
-    Command("checkpoint", "convert checkpoints of other toolkits to pc3d checkpoints", "pc3d.cli.checkpoint:register"),
+    Command(
+        "checkpoint",
+        "convert checkpoints of other toolkits to pc3d checkpoints",
+        "pc3d.cli.checkpoint:register",
+    ),
 )
 
 
@@ -165,12 +187,18 @@ class LazyCommands(_SubParsers):
         finally:
             self._building = None
         if self._name_parser_map.get(name, placeholder) is placeholder:
-            raise Pc3dError(f"command {name!r} of {command.source}: {command.target} added no parser named {name!r}")
+            raise Pc3dError(
+                f"command {name!r} of {command.source}: {command.target} added no parser named {name!r}"
+            )
         self._built.add(name)
         return self._name_parser_map[name]
 
     def __call__(
-        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: Any = None
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: Any = None,
     ) -> None:
         """Build the chosen command's parser, then let argparse parse its arguments."""
         name = values[0] if values else None
@@ -195,7 +223,9 @@ def plugin_commands() -> tuple[list[Command], dict[str, str]]:
         dist = ep.dist.metadata["Name"] if ep.dist is not None else "an unknown distribution"
         command = Command(ep.name, f"a command of the {dist} plugin", ep.value, dist)
         if ep.name in core:
-            warnings.warn(f"plugin {dist} declares the command {ep.name!r}, a core command; ignored", stacklevel=2)
+            warnings.warn(
+                f"plugin {dist} declares the command {ep.name!r}, a core command; ignored", stacklevel=2
+            )
         elif ep.name in found and found[ep.name].source != dist:
             problems[ep.name] = (
                 f"two plugins declare the command {ep.name!r}: {found[ep.name].source} and {dist}; "
@@ -222,8 +252,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         The parser; its sub-parser collection is a `LazyCommands`.
     """
     parser = argparse.ArgumentParser(prog="pc3d", description=DESCRIPTION, epilog=EPILOG)
-    parser.add_argument("--version", action="version", version=f"pc3d {__version__}",
-                        help="print pc3d's version and exit")
+    parser.add_argument(
+        "--version", action="version", version=f"pc3d {__version__}", help="print pc3d's version and exit"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", action=LazyCommands, title="commands")
     assert isinstance(commands, LazyCommands)
     for command in CORE_COMMANDS:
@@ -254,8 +285,14 @@ def load_all_commands(parser: argparse.ArgumentParser) -> dict[str, argparse.Arg
 def cli_warnings(prog: str, stream: TextIO | None = None) -> Iterator[None]:
     """Within the block, warnings print as one line `<prog>: warning: <message>`."""
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-             file: TextIO | None = None, line: str | None = None) -> None:
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
         print(f"{prog}: warning: {message}", file=stream or file or sys.stderr)
 
     # catch_warnings restores the previous hook, and resets the "shown once" bookkeeping.
@@ -294,8 +331,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as err:  # the last line of defence: one line, no traceback
             if os.environ.get("PC3D_DEBUG") == "1":
                 raise
-            print(f"{prog}: error: unexpected {type(err).__name__}: {error_line(err)} (this is a bug in pc3d; "
-                  "run again with PC3D_DEBUG=1 to see where)", file=sys.stderr)
+            print(
+                f"{prog}: error: unexpected {type(err).__name__}: {error_line(err)} (this is a bug in pc3d; "
+                "run again with PC3D_DEBUG=1 to see where)",
+                file=sys.stderr,
+            )
             return EXIT_INTERNAL
 
 

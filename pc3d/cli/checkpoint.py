@@ -30,7 +30,11 @@ SOURCES = ("mmdet3d",)
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``pc3d checkpoint`` (with its ``convert`` action) to the ``pc3d`` parser."""
     parser = add_command(
-        subparsers, "checkpoint", "convert checkpoints of other toolkits to pc3d checkpoints", DESCRIPTION, EPILOG
+        subparsers,
+        "checkpoint",
+        "convert checkpoints of other toolkits to pc3d checkpoints",
+        DESCRIPTION,
+        EPILOG,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     convert = actions.add_parser(
@@ -39,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Map an MMDetection3D 1.x checkpoint's weights to pc3d's names and layouts and write "
         "them as a pc3d checkpoint.",
     )
-    convert.add_argument("--from", dest="source", choices=SOURCES, required=True, help="the toolkit that wrote IN")
+    convert.add_argument(
+        "--from", dest="source", choices=SOURCES, required=True, help="the toolkit that wrote IN"
+    )
     convert.add_argument("input", type=Path, metavar="IN", help="the checkpoint to convert")
     convert.add_argument("output", type=Path, metavar="OUT", help="the pc3d checkpoint to write")
     convert.add_argument(

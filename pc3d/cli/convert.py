@@ -42,19 +42,43 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("input", type=Path, metavar="INPUT", help="box file or point cloud to read")
-    parser.add_argument("output", type=Path, metavar="OUTPUT",
-                        help="file to write; its extension chooses the format")
-    parser.add_argument("--src", type=str.lower, choices=MODES, default=None,
-                        help="system of INPUT (optional for box files that state their mode)")
+    parser.add_argument(
+        "output", type=Path, metavar="OUTPUT", help="file to write; its extension chooses the format"
+    )
+    parser.add_argument(
+        "--src",
+        type=str.lower,
+        choices=MODES,
+        default=None,
+        help="system of INPUT (optional for box files that state their mode)",
+    )
     parser.add_argument("--dst", type=str.lower, choices=MODES, required=True, help="system of OUTPUT")
-    parser.add_argument("--calib", type=Path, default=None, metavar="FILE",
-                        help="KITTI calib/*.txt relating the LiDAR and camera systems")
-    parser.add_argument("--what", choices=FILE_KINDS, default="auto",
-                        help="what INPUT holds (default auto: by extension, see below)")
-    parser.add_argument("--num-features", type=int, default=None, metavar="N",
-                        help="float32 values per point of a .bin input (default 4)")
-    parser.add_argument("--nan-policy", choices=NAN_POLICIES, default="drop",
-                        help="points with NaN/inf coordinates: drop them with a warning (default) or fail")
+    parser.add_argument(
+        "--calib",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="KITTI calib/*.txt relating the LiDAR and camera systems",
+    )
+    parser.add_argument(
+        "--what",
+        choices=FILE_KINDS,
+        default="auto",
+        help="what INPUT holds (default auto: by extension, see below)",
+    )
+    parser.add_argument(
+        "--num-features",
+        type=int,
+        default=None,
+        metavar="N",
+        help="float32 values per point of a .bin input (default 4)",
+    )
+    parser.add_argument(
+        "--nan-policy",
+        choices=NAN_POLICIES,
+        default="drop",
+        help="points with NaN/inf coordinates: drop them with a warning (default) or fail",
+    )
     parser.add_argument("--ascii", action="store_true", help="write .pcd/.ply as text instead of binary")
     parser.set_defaults(func=run)
 
@@ -125,7 +149,9 @@ def _convert_points(args: argparse.Namespace) -> str:
     from pc3d.io import read_point_file, write_point_file
 
     if args.src is None:
-        raise FormatError(f"{args.input}: point files do not state their system; pass --src lidar|camera|depth")
+        raise FormatError(
+            f"{args.input}: point files do not state their system; pass --src lidar|camera|depth"
+        )
     rt_mat = rt_mat_from_calib(args.calib, args.src, args.dst)
     data = read_point_file(args.input, args.num_features, nan_policy=args.nan_policy)
     array = data.array

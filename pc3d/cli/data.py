@@ -22,12 +22,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     synth.add_argument("--scenes", type=int, default=200, help="number of scenes (default 200)")
     synth.add_argument("--seed", type=int, default=0, help="seed of the scenes (default 0)")
     synth.add_argument(
-        "--val-fraction", type=float, default=0.2, help="share of the scenes listed in ImageSets/val.txt (default 0.2)"
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="share of the scenes listed in ImageSets/val.txt (default 0.2)",
     )
     synth.add_argument(
-        "--point-labels", action="store_true", help="also write per-point semantic labels to training/semantic/*.label"
+        "--point-labels",
+        action="store_true",
+        help="also write per-point semantic labels to training/semantic/*.label",
     )
-    synth.add_argument("--workers", type=int, default=1, help="processes generating scenes (same output for any number)")
+    synth.add_argument(
+        "--workers", type=int, default=1, help="processes generating scenes (same output for any number)"
+    )
     synth.set_defaults(func=run_synth)
     database = commands.add_parser(
         "gt-database",
@@ -38,10 +45,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "the db_path of the config's ObjectSample step (or --out)."
         ),
     )
-    database.add_argument("config", metavar="CONFIG", help="config file or name (its data.train.dataset is read)")
-    database.add_argument("--out", type=Path, default=None, help="output .npz (default: ObjectSample's db_path)")
     database.add_argument(
-        "--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides, e.g. data_root=data/kitti"
+        "config", metavar="CONFIG", help="config file or name (its data.train.dataset is read)"
+    )
+    database.add_argument(
+        "--out", type=Path, default=None, help="output .npz (default: ObjectSample's db_path)"
+    )
+    database.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. data_root=data/kitti",
     )
     database.set_defaults(func=run_gt_database)
 
@@ -53,7 +69,9 @@ def run_gt_database(args: argparse.Namespace) -> int:
     path = gt_database_from_config(load_config(args.config, args.overrides), args.out, progress=True)
     database = GTDatabase.load(path)
     counts = {name: int((database.labels == i).sum()) for i, name in enumerate(database.class_names)}
-    print(f"wrote {path}: {len(database.labels)} objects ({', '.join(f'{k} {v}' for k, v in counts.items())})")
+    print(
+        f"wrote {path}: {len(database.labels)} objects ({', '.join(f'{k} {v}' for k, v in counts.items())})"
+    )
     return 0
 
 
@@ -61,8 +79,13 @@ def run_synth(args: argparse.Namespace) -> int:
     from pc3d.data.synthetic import write_synthetic_kitti
 
     root = write_synthetic_kitti(
-        args.out, scenes=args.scenes, seed=args.seed, val_fraction=args.val_fraction, point_labels=args.point_labels,
-        progress=True, workers=args.workers,
+        args.out,
+        scenes=args.scenes,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        point_labels=args.point_labels,
+        progress=True,
+        workers=args.workers,
     )
     print(f"wrote {args.scenes} scenes to {root} (KITTI layout; splits in {root / 'ImageSets'})")
     return 0

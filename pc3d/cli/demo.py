@@ -14,11 +14,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "CPU, evaluate it with the KITTI protocol and render its predictions, all under --work-dir "
         "(model.pth, config.yaml, metrics.json, loss.png, pr_curves.png, renders, report.md).",
     )
-    parser.add_argument("--work-dir", type=Path, default=Path("work_dirs/demo"), help="output folder (default work_dirs/demo)")
-    parser.add_argument("--scenes", type=int, default=300, help="synthetic scenes, a fifth of them for validation (default 300)")
+    parser.add_argument(
+        "--work-dir", type=Path, default=Path("work_dirs/demo"), help="output folder (default work_dirs/demo)"
+    )
+    parser.add_argument(
+        "--scenes",
+        type=int,
+        default=300,
+        help="synthetic scenes, a fifth of them for validation (default 300)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the scenes and of training (default 0)")
-    parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="config overrides, e.g. schedule.epochs=2")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. schedule.epochs=2",
+    )
     parser.set_defaults(func=run)
 
 
@@ -26,5 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the main job; the exit status."""
     from pc3d.demo import DemoSettings, run_demo
 
-    run_demo(DemoSettings(work_dir=args.work_dir, scenes=args.scenes, seed=args.seed, overrides=args.overrides))
+    run_demo(
+        DemoSettings(work_dir=args.work_dir, scenes=args.scenes, seed=args.seed, overrides=args.overrides)
+    )
     return 0

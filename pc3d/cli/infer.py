@@ -40,22 +40,49 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``pc3d infer`` to the ``pc3d`` parser."""
-    parser = add_command(subparsers, "infer", "run a model on point clouds and write its predictions", DESCRIPTION, EPILOG)
+    parser = add_command(
+        subparsers, "infer", "run a model on point clouds and write its predictions", DESCRIPTION, EPILOG
+    )
     add_config_argument(parser, "config file, or the name of a shipped config")
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", type=Path, help="pc3d or MMDetection3D checkpoint")
-    parser.add_argument("clouds", metavar="CLOUD", type=Path, nargs="+", help="point clouds (.bin .npy .pcd .ply)")
+    parser.add_argument(
+        "checkpoint", metavar="CHECKPOINT", type=Path, help="pc3d or MMDetection3D checkpoint"
+    )
+    parser.add_argument(
+        "clouds", metavar="CLOUD", type=Path, nargs="+", help="point clouds (.bin .npy .pcd .ply)"
+    )
     parser.add_argument("--out-dir", type=Path, required=True, metavar="DIR", help="where the predictions go")
-    parser.add_argument("--score-thr", type=float, default=None, metavar="X",
-                        help="keep predictions scoring above X (default: the config's test_cfg.score_thr)")
+    parser.add_argument(
+        "--score-thr",
+        type=float,
+        default=None,
+        metavar="X",
+        help="keep predictions scoring above X (default: the config's test_cfg.score_thr)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
-    parser.add_argument("--format", choices=("json", "kitti", "label"), default="json",
-                        help="detectors: json (LiDAR boxes) or kitti (label_2 lines, camera frame); "
-                        "segmentation: per-point labels as .npy (json, the default) or .label (label)")
-    parser.add_argument("--calib", type=Path, default=None, metavar="FILE",
-                        help="KITTI calibration for --format kitti (default: the frame's calib/ID.txt)")
-    parser.add_argument("--png", action="store_true", help="also render each frame's predictions (bird's-eye view)")
-    parser.add_argument("--num-features", type=int, default=None, metavar="N",
-                        help="float32 values per point of a .bin cloud (default 4)")
+    parser.add_argument(
+        "--format",
+        choices=("json", "kitti", "label"),
+        default="json",
+        help="detectors: json (LiDAR boxes) or kitti (label_2 lines, camera frame); "
+        "segmentation: per-point labels as .npy (json, the default) or .label (label)",
+    )
+    parser.add_argument(
+        "--calib",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="KITTI calibration for --format kitti (default: the frame's calib/ID.txt)",
+    )
+    parser.add_argument(
+        "--png", action="store_true", help="also render each frame's predictions (bird's-eye view)"
+    )
+    parser.add_argument(
+        "--num-features",
+        type=int,
+        default=None,
+        metavar="N",
+        help="float32 values per point of a .bin cloud (default 4)",
+    )
     add_overrides_argument(parser, "override config keys, values parsed as YAML")
     parser.set_defaults(func=run)
 
@@ -95,20 +122,32 @@ def write_detections(frame: Frame, args: argparse.Namespace) -> dict[str, Any]:
         labels = detections_to_kitti_labels(dets, frame.class_names, read_kitti_calib(calib_path), size)
         write_kitti_labels(args.out_dir / f"{stem}.txt", labels)
     else:
-        write_json(args.out_dir / f"{stem}.json", {
-            "box_mode": "lidar",
-            "boxes_3d": dets.boxes.tensor.detach().cpu().tolist(),
-            "scores_3d": dets.scores.detach().cpu().tolist(),
-            "labels_3d": dets.labels.detach().cpu().tolist(),
-            "class_names": frame.class_names,
-        })
+        write_json(
+            args.out_dir / f"{stem}.json",
+            {
+                "box_mode": "lidar",
+                "boxes_3d": dets.boxes.tensor.detach().cpu().tolist(),
+                "scores_3d": dets.scores.detach().cpu().tolist(),
+                "labels_3d": dets.labels.detach().cpu().tolist(),
+                "class_names": frame.class_names,
+            },
+        )
     if args.png:
         import pc3d.vis
 
-        pred = {"mode": "lidar", "boxes": dets.boxes.tensor.detach().cpu().numpy(),
-                "labels": dets.labels.detach().cpu().numpy(), "scores": dets.scores.detach().cpu().numpy()}
-        pc3d.vis.render(frame.points.numpy(), pred=pred, out=args.out_dir / f"{stem}.png",
-                        class_names=frame.class_names, view="bev")
+        pred = {
+            "mode": "lidar",
+            "boxes": dets.boxes.tensor.detach().cpu().numpy(),
+            "labels": dets.labels.detach().cpu().numpy(),
+            "scores": dets.scores.detach().cpu().numpy(),
+        }
+        pc3d.vis.render(
+            frame.points.numpy(),
+            pred=pred,
+            out=args.out_dir / f"{stem}.png",
+            class_names=frame.class_names,
+            view="bev",
+        )
     return {"num_detections": len(dets)}
 
 
@@ -143,19 +182,30 @@ def write_point_labels(frame: Frame, args: argparse.Namespace) -> dict[str, Any]
     from pc3d.io.semseg import write_point_labels as write_labels
 
     if args.format == "kitti":
-        raise FormatError("--format kitti writes detections; a segmentation model writes --format json (.npy) or label")
+        raise FormatError(
+            "--format kitti writes detections; a segmentation model writes --format json (.npy) or label"
+        )
     labels = frame.result.detach().cpu().numpy().reshape(-1)
     if labels.shape[0] != frame.points.shape[0]:
         raise FormatError(f"{frame.cloud}: {labels.shape[0]} labels for {frame.points.shape[0]} points")
     suffix = ".label" if args.format == "label" else ".npy"
-    path = write_labels(args.out_dir / f"{frame.cloud.stem}{suffix}", labels, raw_ids_for(frame.class_names) if suffix == ".label" else None)
+    path = write_labels(
+        args.out_dir / f"{frame.cloud.stem}{suffix}",
+        labels,
+        raw_ids_for(frame.class_names) if suffix == ".label" else None,
+    )
     entry: dict[str, Any] = {"output": str(path), "num_points": int(labels.shape[0])}
     if args.png:
         from pc3d.vis import render
 
         png = args.out_dir / f"{frame.cloud.stem}.png"
-        render(frame.points.cpu().numpy(), out=png, view="bev", point_labels=labels,
-               class_names=frame.class_names or None)
+        render(
+            frame.points.cpu().numpy(),
+            out=png,
+            view="bev",
+            point_labels=labels,
+            class_names=frame.class_names or None,
+        )
         entry["png"] = str(png)
     return entry
 
@@ -219,11 +269,17 @@ def run(args: argparse.Namespace) -> int:
         "checkpoint": str(args.checkpoint),
         "device": str(args.device),
         "format": args.format,
-        "latency_ms": {"mean": statistics.fmean(latencies), "median": statistics.median(latencies),
-                       "min": min(latencies), "max": max(latencies)},
+        "latency_ms": {
+            "mean": statistics.fmean(latencies),
+            "median": statistics.median(latencies),
+            "min": min(latencies),
+            "max": max(latencies),
+        },
         "frames": entries,
     }
     write_json(args.out_dir / "summary.json", summary)
-    print(f"wrote predictions of {len(entries)} frames to {args.out_dir} "
-          f"(model latency median {summary['latency_ms']['median']:.1f} ms)")
+    print(
+        f"wrote predictions of {len(entries)} frames to {args.out_dir} "
+        f"(model latency median {summary['latency_ms']['median']:.1f} ms)"
+    )
     return 0

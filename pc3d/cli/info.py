@@ -29,12 +29,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "point clouds; a .npy with named fields or fewer than 7 columns is a point cloud, any other "
         ".npy needs --what.",
     )
-    parser.add_argument("file", type=Path, metavar="FILE",
-                        help="point cloud (.bin .npy .pcd .ply) or box file (.json .csv .txt .npy)")
-    parser.add_argument("--what", choices=FILE_KINDS, default="auto",
-                        help="what FILE holds (default auto: by extension, see below)")
-    parser.add_argument("--num-features", type=int, default=None, metavar="N",
-                        help="float32 values per point of a .bin file (default 4)")
+    parser.add_argument(
+        "file",
+        type=Path,
+        metavar="FILE",
+        help="point cloud (.bin .npy .pcd .ply) or box file (.json .csv .txt .npy)",
+    )
+    parser.add_argument(
+        "--what",
+        choices=FILE_KINDS,
+        default="auto",
+        help="what FILE holds (default auto: by extension, see below)",
+    )
+    parser.add_argument(
+        "--num-features",
+        type=int,
+        default=None,
+        metavar="N",
+        help="float32 values per point of a .bin file (default 4)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -76,7 +89,10 @@ def _bounds_table(names: list[str] | tuple[str, ...], array: np.ndarray) -> str:
         rows.append((name, low, high, str(int(bad[k]))))
     widths = [max(len(r[k]) for r in rows) for k in range(4)]
     return "\n".join(
-        "  " + "  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths, strict=True)))
+        "  "
+        + "  ".join(
+            c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
         for r in rows
     )
 

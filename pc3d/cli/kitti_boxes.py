@@ -29,13 +29,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Convert the camera-frame labels of a KITTI frame to LiDAR boxes with its calibration, "
         "count the LiDAR points in each box, print them and write them as a JSON box file.",
     )
-    parser.add_argument("--kitti", "--root", dest="root", type=Path, default=None, metavar="ROOT",
-                        help="KITTI object folder: its root (holding training/) or training/ itself "
-                        "(default: the sample shipped in tests/data/kitti)")
-    parser.add_argument("--frame", default=DEFAULT_DEMO_FRAME, metavar="ID",
-                        help=f"KITTI frame id (default {DEFAULT_DEMO_FRAME})")
-    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
-                        help="output JSON (default work_dirs/kitti-boxes/<frame>_lidar_boxes.json)")
+    parser.add_argument(
+        "--kitti",
+        "--root",
+        dest="root",
+        type=Path,
+        default=None,
+        metavar="ROOT",
+        help="KITTI object folder: its root (holding training/) or training/ itself "
+        "(default: the sample shipped in tests/data/kitti)",
+    )
+    parser.add_argument(
+        "--frame",
+        default=DEFAULT_DEMO_FRAME,
+        metavar="ID",
+        help=f"KITTI frame id (default {DEFAULT_DEMO_FRAME})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="output JSON (default work_dirs/kitti-boxes/<frame>_lidar_boxes.json)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -58,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     root = kitti_training_dir(args.root) if args.root is not None else kitti_sample_root()
     frame = load_kitti_frame(root, args.frame)
     if frame.labels is None:
-        raise Pc3dError(f"frame {frame.frame_id} has no labels: {root / 'label_2' / (frame.frame_id + '.txt')} is missing")
+        raise Pc3dError(
+            f"frame {frame.frame_id} has no labels: {root / 'label_2' / (frame.frame_id + '.txt')} is missing"
+        )
     labels = frame.labels
     objects = labels.objects()
     lidar_boxes = objects.to_lidar_boxes(frame.calib)
@@ -88,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"pc3d kitti-boxes: KITTI frame {frame.frame_id} from {_display(root)}")
     print(f"  points  {frame.points.num_points:,} LiDAR points ({', '.join(frame.points.fields)})")
     num_dont_care = int(labels.dont_care.sum())
-    print(f"  labels  {len(objects)} objects (+{num_dont_care} DontCare regions, no 3D box) in the camera frame")
+    print(
+        f"  labels  {len(objects)} objects (+{num_dont_care} DontCare regions, no 3D box) in the camera frame"
+    )
     print("  calib   camera -> LiDAR with inv(R0_rect @ Tr_velo_to_cam)")
     print()
     print(_table(names, lidar_boxes.numpy(), counts))
@@ -112,6 +132,9 @@ def _table(names: list[str], boxes: np.ndarray, counts: np.ndarray) -> str:
     widths = [max(len(row[k]) for row in rows) for k in range(len(header))]
     lines = []
     for row in rows:
-        cells = [cell.ljust(w) if k == 1 else cell.rjust(w) for k, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        cells = [
+            cell.ljust(w) if k == 1 else cell.rjust(w)
+            for k, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
         lines.append("  " + "  ".join(cells).rstrip())
     return "\n".join(lines)

@@ -21,24 +21,46 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "and AOS; easy, moderate and hard; strict and loose overlaps) of detection files in label_2 "
         "format, matched to the ground truth by file name.",
     )
-    parser.add_argument("gt_dir", type=Path, metavar="GT_LABEL_DIR",
-                        help="ground-truth label_2 folder (<frame>.txt, 15 fields per line)")
-    parser.add_argument("det_dir", type=Path, metavar="DET_DIR",
-                        help="detection folder (<frame>.txt, score as the 16th field); a frame "
-                             "without a file counts as a frame without detections")
-    parser.add_argument("--split", type=Path, metavar="IDS_TXT",
-                        help="file of frame ids to evaluate, one per line (default: every file "
-                             "in GT_LABEL_DIR)")
-    parser.add_argument("--classes", nargs="+", default=["Car", "Pedestrian", "Cyclist"],
-                        metavar="CLASS",
-                        help=f"classes to evaluate among {', '.join(KITTI_EVAL_CLASSES)} "
-                             "(default: Car Pedestrian Cyclist)")
-    parser.add_argument("--json", type=Path, metavar="FILE",
-                        help='also write {class: {"strict"|"loose": {"bbox"|"bev"|"3d"|"aos": '
-                             '{"easy"|"moderate"|"hard": {"AP11": x, "AP40": y}}}}} in percent')
-    parser.add_argument("--plot", type=Path, metavar="PNG",
-                        help="also draw the precision-recall curves (2D box, BEV, 3D; strict overlaps) "
-                             "into this PNG (needs matplotlib)")
+    parser.add_argument(
+        "gt_dir",
+        type=Path,
+        metavar="GT_LABEL_DIR",
+        help="ground-truth label_2 folder (<frame>.txt, 15 fields per line)",
+    )
+    parser.add_argument(
+        "det_dir",
+        type=Path,
+        metavar="DET_DIR",
+        help="detection folder (<frame>.txt, score as the 16th field); a frame "
+        "without a file counts as a frame without detections",
+    )
+    parser.add_argument(
+        "--split",
+        type=Path,
+        metavar="IDS_TXT",
+        help="file of frame ids to evaluate, one per line (default: every file in GT_LABEL_DIR)",
+    )
+    parser.add_argument(
+        "--classes",
+        nargs="+",
+        default=["Car", "Pedestrian", "Cyclist"],
+        metavar="CLASS",
+        help=f"classes to evaluate among {', '.join(KITTI_EVAL_CLASSES)} (default: Car Pedestrian Cyclist)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help='also write {class: {"strict"|"loose": {"bbox"|"bev"|"3d"|"aos": '
+        '{"easy"|"moderate"|"hard": {"AP11": x, "AP40": y}}}}} in percent',
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="also draw the precision-recall curves (2D box, BEV, 3D; strict overlaps) "
+        "into this PNG (needs matplotlib)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -55,18 +77,24 @@ def run(args: argparse.Namespace) -> int:
     frame_ids = read_frame_ids(args.split) if args.split else None
     frames = load_label_dirs(args.gt_dir, args.det_dir, frame_ids)
     if frames.missing_dets:
-        print(f"note: {len(frames.missing_dets)} of {len(frames.ids)} frames have no detection "
-              f"file in {args.det_dir} and count as frames without detections "
-              f"(first: {frames.missing_dets[0]})", file=sys.stderr)
+        print(
+            f"note: {len(frames.missing_dets)} of {len(frames.ids)} frames have no detection "
+            f"file in {args.det_dir} and count as frames without detections "
+            f"(first: {frames.missing_dets[0]})",
+            file=sys.stderr,
+        )
     if frames.unmatched_dets:
-        print(f"note: {len(frames.unmatched_dets)} detection files have no ground truth in the "
-              f"evaluated frames and are ignored (first: {frames.unmatched_dets[0]})",
-              file=sys.stderr)
+        print(
+            f"note: {len(frames.unmatched_dets)} detection files have no ground truth in the "
+            f"evaluated frames and are ignored (first: {frames.unmatched_dets[0]})",
+            file=sys.stderr,
+        )
     result = kitti_eval(frames.gts, frames.dets, classes)
     print(result.table())
     if not result.aos_computed:
-        print("note: AOS not computed: the detections carry no observation angle (alpha = -10)",
-              file=sys.stderr)
+        print(
+            "note: AOS not computed: the detections carry no observation angle (alpha = -10)", file=sys.stderr
+        )
     if args.json:
         write_json(args.json, result.to_dict())
     if args.plot is not None:

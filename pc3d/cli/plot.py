@@ -23,9 +23,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("work_dir", type=Path, metavar="WORK_DIR",
-                        help="the run's work directory (holding log.jsonl)")
-    parser.add_argument("--out", type=Path, metavar="PNG", help="the PNG to write (default WORK_DIR/curves.png)")
+    parser.add_argument(
+        "work_dir", type=Path, metavar="WORK_DIR", help="the run's work directory (holding log.jsonl)"
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="PNG", help="the PNG to write (default WORK_DIR/curves.png)"
+    )
     parser.set_defaults(func=run)
 
 

@@ -17,9 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "plugins are listed with the reason. Exit status 1 if a plugin failed or two conflict.",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="show tracebacks of failed plugins"
-    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show tracebacks of failed plugins")
     parser.set_defaults(func=run)
 
 

@@ -43,44 +43,117 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("cloud", nargs="?", type=Path, metavar="CLOUD",
-                        help="point cloud: .bin, .npy, .pcd or .ply (or use --kitti)")
-    parser.add_argument("--kitti", type=Path, metavar="ROOT",
-                        help="KITTI object folder: its root (holding training/) or training/ itself")
+    parser.add_argument(
+        "cloud",
+        nargs="?",
+        type=Path,
+        metavar="CLOUD",
+        help="point cloud: .bin, .npy, .pcd or .ply (or use --kitti)",
+    )
+    parser.add_argument(
+        "--kitti",
+        type=Path,
+        metavar="ROOT",
+        help="KITTI object folder: its root (holding training/) or training/ itself",
+    )
     parser.add_argument("--frame", metavar="ID", help="KITTI frame id with --kitti, e.g. 000001")
-    parser.add_argument("--boxes", type=Path, nargs="+", action="extend", default=[], metavar="FILE",
-                        help="ground-truth box files: pc3d .json/.csv/.txt/.npy, or KITTI label_2 .txt")
-    parser.add_argument("--pred", type=Path, nargs="+", action="extend", default=[], metavar="FILE",
-                        help="prediction box files (same formats; KITTI result .txt with scores)")
-    parser.add_argument("--mode", choices=MODES, default="lidar",
-                        help="coordinate system of CLOUD, and of box files that do not state one (default lidar)")
-    parser.add_argument("--calib", type=Path, metavar="FILE",
-                        help="KITTI calib .txt: puts camera boxes on LiDAR points; its P2 projects onto --image")
-    parser.add_argument("--image", type=Path, metavar="FILE", help="camera image for --view camera (needs --calib)")
+    parser.add_argument(
+        "--boxes",
+        type=Path,
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="ground-truth box files: pc3d .json/.csv/.txt/.npy, or KITTI label_2 .txt",
+    )
+    parser.add_argument(
+        "--pred",
+        type=Path,
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="prediction box files (same formats; KITTI result .txt with scores)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="lidar",
+        help="coordinate system of CLOUD, and of box files that do not state one (default lidar)",
+    )
+    parser.add_argument(
+        "--calib",
+        type=Path,
+        metavar="FILE",
+        help="KITTI calib .txt: puts camera boxes on LiDAR points; its P2 projects onto --image",
+    )
+    parser.add_argument(
+        "--image", type=Path, metavar="FILE", help="camera image for --view camera (needs --calib)"
+    )
     parser.add_argument("--out", type=Path, metavar="PNG", help="write a PNG instead of opening a window")
-    parser.add_argument("--size", default="1280x720", metavar="WxH", help="image/window size (default 1280x720)")
-    parser.add_argument("--view", choices=VIEWS, default=None,
-                        help="bev (default), front, orbit, or camera (boxes on the image; default with --image)")
-    parser.add_argument("--color-by", choices=COLOR_BY, default=None,
-                        help="point colours: height (default; a colour bar shows the values), intensity "
-                             "(4th column, with a colour bar), or label: the class in --point-labels "
-                             "(the default with it), else the colour of the box holding the point")
-    parser.add_argument("--point-labels", type=Path, metavar="FILE",
-                        help="class id of each point: .npy integer array, or SemanticKITTI-style .label "
-                             "(uint32, low 16 bits); colours the points by class, with a legend")
-    parser.add_argument("--class-names", metavar="A,B,...",
-                        help="comma-separated class names for the ids in --point-labels (default: the ids)")
-    parser.add_argument("--range", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), dest="bev_range",
-                        help="frame this ground area, metres along the cloud's forward and left axes "
-                             "(default: the boxes plus a margin, or the whole cloud without boxes)")
-    parser.add_argument("--center", type=float, nargs=2, metavar=("X", "Y"),
-                        help="centre the view on this ground point, metres (same axes as --range)")
-    parser.add_argument("--zoom", type=float, default=1.0, metavar="F",
-                        help="scale the framed area: 2 shows half the width, objects twice as large (default 1)")
-    parser.add_argument("--score-thr", type=float, default=0.0, metavar="X", help="hide predictions scoring below X")
-    parser.add_argument("--labels", action="store_true",
-                        help="write class (and score) next to each box; labels are placed so none covers another")
-    parser.add_argument("--no-legend", action="store_true", help="leave out the legend, scale bar and colour bar")
+    parser.add_argument(
+        "--size", default="1280x720", metavar="WxH", help="image/window size (default 1280x720)"
+    )
+    parser.add_argument(
+        "--view",
+        choices=VIEWS,
+        default=None,
+        help="bev (default), front, orbit, or camera (boxes on the image; default with --image)",
+    )
+    parser.add_argument(
+        "--color-by",
+        choices=COLOR_BY,
+        default=None,
+        help="point colours: height (default; a colour bar shows the values), intensity "
+        "(4th column, with a colour bar), or label: the class in --point-labels "
+        "(the default with it), else the colour of the box holding the point",
+    )
+    parser.add_argument(
+        "--point-labels",
+        type=Path,
+        metavar="FILE",
+        help="class id of each point: .npy integer array, or SemanticKITTI-style .label "
+        "(uint32, low 16 bits); colours the points by class, with a legend",
+    )
+    parser.add_argument(
+        "--class-names",
+        metavar="A,B,...",
+        help="comma-separated class names for the ids in --point-labels (default: the ids)",
+    )
+    parser.add_argument(
+        "--range",
+        type=float,
+        nargs=4,
+        metavar=("X0", "Y0", "X1", "Y1"),
+        dest="bev_range",
+        help="frame this ground area, metres along the cloud's forward and left axes "
+        "(default: the boxes plus a margin, or the whole cloud without boxes)",
+    )
+    parser.add_argument(
+        "--center",
+        type=float,
+        nargs=2,
+        metavar=("X", "Y"),
+        help="centre the view on this ground point, metres (same axes as --range)",
+    )
+    parser.add_argument(
+        "--zoom",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="scale the framed area: 2 shows half the width, objects twice as large (default 1)",
+    )
+    parser.add_argument(
+        "--score-thr", type=float, default=0.0, metavar="X", help="hide predictions scoring below X"
+    )
+    parser.add_argument(
+        "--labels",
+        action="store_true",
+        help="write class (and score) next to each box; labels are placed so none covers another",
+    )
+    parser.add_argument(
+        "--no-legend", action="store_true", help="leave out the legend, scale bar and colour bar"
+    )
     parser.set_defaults(func=run)
 
 
@@ -121,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
     if args.point_labels is None and args.class_names is not None:
         raise FormatError("--class-names names the ids of --point-labels FILE; give that file too")
     if args.point_labels is not None and args.color_by not in (None, "label"):
-        raise FormatError(f"--point-labels colours the points by class; it goes with --color-by label, not {args.color_by}")
+        raise FormatError(
+            f"--point-labels colours the points by class; it goes with --color-by label, not {args.color_by}"
+        )
     inputs = kitti_inputs(args) if args.kitti is not None else file_inputs(args)
     if view == "camera":
         return _camera_view(args, inputs)
@@ -130,15 +205,31 @@ def run(args: argparse.Namespace) -> int:
     if args.point_labels is not None:
         point_labels = read_point_labels(args.point_labels, len(inputs.points))
     common = dict(
-        view=view, size=size, mode=args.mode, lidar2cam=inputs.lidar2cam, color_by=args.color_by,
-        score_thr=args.score_thr, forward_only=inputs.forward_only, bev_range=args.bev_range,
-        center=args.center, zoom=args.zoom, point_labels=point_labels, class_names=class_names,
+        view=view,
+        size=size,
+        mode=args.mode,
+        lidar2cam=inputs.lidar2cam,
+        color_by=args.color_by,
+        score_thr=args.score_thr,
+        forward_only=inputs.forward_only,
+        bev_range=args.bev_range,
+        center=args.center,
+        zoom=args.zoom,
+        point_labels=point_labels,
+        class_names=class_names,
     )
     if args.out is None:
         vis.show(inputs.points, inputs.gt, inputs.pred, **common)
         return 0
-    img = vis.render(inputs.points, inputs.gt, inputs.pred, out=args.out, labels=args.labels,
-                     legend=not args.no_legend, **common)
+    img = vis.render(
+        inputs.points,
+        inputs.gt,
+        inputs.pred,
+        out=args.out,
+        labels=args.labels,
+        legend=not args.no_legend,
+        **common,
+    )
     print(f"wrote {args.out} ({img.shape[1]}x{img.shape[0]}, {view} view)")
     return 0
 
@@ -154,7 +245,9 @@ def check_framing(args: argparse.Namespace) -> None:
     if args.bev_range is not None:
         x0, y0, x1, y1 = args.bev_range
         if not all(math.isfinite(v) for v in args.bev_range) or x1 <= x0 or y1 <= y0:
-            raise FormatError(f"--range {x0:g} {y0:g} {x1:g} {y1:g}: expected X0 Y0 X1 Y1 with X0 < X1 and Y0 < Y1")
+            raise FormatError(
+                f"--range {x0:g} {y0:g} {x1:g} {y1:g}: expected X0 Y0 X1 Y1 with X0 < X1 and Y0 < Y1"
+            )
     if args.center is not None and not all(math.isfinite(v) for v in args.center):
         raise FormatError(f"--center {args.center[0]} {args.center[1]}: expected two finite numbers")
     if not (math.isfinite(args.zoom) and args.zoom > 0):
@@ -200,7 +293,9 @@ def read_point_labels(path: Path, num_points: int) -> np.ndarray:
         except ValueError as err:
             raise FormatError(f"{path}: not a readable .npy array ({err})") from None
         if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
-            raise FormatError(f"{path}: expected a 1-D integer array of class ids, got {values.dtype} {values.shape}")
+            raise FormatError(
+                f"{path}: expected a 1-D integer array of class ids, got {values.dtype} {values.shape}"
+            )
     else:
         raise FormatError(f"{path}: point label files end in .npy or .label")
     if len(values) != num_points:
@@ -217,8 +312,15 @@ def _camera_view(args: argparse.Namespace, inputs: ShowInputs) -> int:
             "--view camera needs a camera image and its P2: pass --image FILE and --calib FILE (or --kitti)"
         )
     img = vis.render_camera_view(
-        inputs.image_path, inputs.gt, inputs.pred, projection=inputs.projection, lidar2cam=inputs.lidar2cam,
-        mode=args.mode, score_thr=args.score_thr, labels=args.labels, legend=not args.no_legend,
+        inputs.image_path,
+        inputs.gt,
+        inputs.pred,
+        projection=inputs.projection,
+        lidar2cam=inputs.lidar2cam,
+        mode=args.mode,
+        score_thr=args.score_thr,
+        labels=args.labels,
+        legend=not args.no_legend,
     )
     if args.out is None:
         vis.show_image(img)
@@ -241,7 +343,9 @@ def file_inputs(args: argparse.Namespace) -> ShowInputs:
     if args.frame is not None:
         raise FormatError("--frame only goes with --kitti ROOT")
     if args.cloud is None:
-        raise FormatError("give a point cloud file (pc3d show CLOUD ...) or a KITTI frame (--kitti ROOT --frame ID)")
+        raise FormatError(
+            "give a point cloud file (pc3d show CLOUD ...) or a KITTI frame (--kitti ROOT --frame ID)"
+        )
     must_exist(args.cloud, "point cloud")
     inputs = ShowInputs(read_point_file(args.cloud).array, None, None, image_path=args.image)
     if args.calib is not None:
@@ -296,7 +400,9 @@ def kitti_inputs(args: argparse.Namespace) -> ShowInputs:
         gt = extra if gt is None else concat_box_sets(gt, extra, calib.lidar_to_cam)
     pred = read_box_files(args.pred, "lidar", "--pred")
     # KITTI labels only cover the camera's view ahead: frame that half of the scan.
-    return ShowInputs(frame.points.array, gt, pred, calib.lidar_to_cam, calib.P2, image_path, forward_only=True)
+    return ShowInputs(
+        frame.points.array, gt, pred, calib.lidar_to_cam, calib.P2, image_path, forward_only=True
+    )
 
 
 def read_box_files(paths: list[Path], default_mode: str, what: str) -> BoxSet | None:

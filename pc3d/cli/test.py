@@ -22,7 +22,9 @@ examples:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``pc3d test`` to the ``pc3d`` parser."""
-    parser = add_command(subparsers, "test", "evaluate a checkpoint with its config's metrics", DESCRIPTION, EPILOG)
+    parser = add_command(
+        subparsers, "test", "evaluate a checkpoint with its config's metrics", DESCRIPTION, EPILOG
+    )
     add_config_argument(parser)
     parser.add_argument(
         "checkpoint", metavar="CHECKPOINT", type=Path, help="a pc3d checkpoint (.pth) or a weights file"
@@ -30,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--json", type=Path, default=None, metavar="FILE", help="also write the metrics to FILE as JSON"
     )
-    add_overrides_argument(parser, "override config keys, values parsed as YAML (--set data.test.batch_size=16)")
+    add_overrides_argument(
+        parser, "override config keys, values parsed as YAML (--set data.test.batch_size=16)"
+    )
     add_device_argument(parser, "evaluate")
     parser.set_defaults(func=run)
 

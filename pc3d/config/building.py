@@ -55,7 +55,8 @@ def build(node: ConfigNode | Mapping[str, Any], kind: str, *, registry: Registry
     if kind not in KINDS:
         hint = suggest(kind, KINDS)
         raise ConfigError(
-            f"unknown component kind '{kind}'" + (f"; did you mean '{hint}'?" if hint else "")
+            f"unknown component kind '{kind}'"
+            + (f"; did you mean '{hint}'?" if hint else "")
             + f"; kinds: {', '.join(KINDS)}"
         )
     if not isinstance(node, ConfigNode):

@@ -110,7 +110,5 @@ def _index(container: list[Any], key: str, path: KeyPath, origin: str) -> int:
             f"{origin}: {dotted(path)}: '{key}' indexes a list, so it must be an integer"
         ) from None
     if not -len(container) <= index < len(container):
-        raise ConfigError(
-            f"{origin}: {dotted(path)}: index {index} out of range (list of {len(container)})"
-        )
+        raise ConfigError(f"{origin}: {dotted(path)}: index {index} out of range (list of {len(container)})")
     return index

@@ -88,8 +88,7 @@ class _Resolver:
         if path in self.active:
             chain = [*self.active[self.active.index(path) :], path]
             raise ConfigError(
-                f"{self.where(self.active[-1])}: circular reference: "
-                + " -> ".join(dotted(p) for p in chain)
+                f"{self.where(self.active[-1])}: circular reference: " + " -> ".join(dotted(p) for p in chain)
             )
         self.active.append(path)
         try:

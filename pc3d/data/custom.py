@@ -62,16 +62,22 @@ def read_custom_labels(path: str | os.PathLike[str], classes: Sequence[str]) -> 
         if not fields or fields[0].startswith("#"):
             continue
         if len(fields) != 8:
-            raise FormatError(f"{path}:{number}: expected 8 fields 'x y z l w h yaw class', got {len(fields)}")
+            raise FormatError(
+                f"{path}:{number}: expected 8 fields 'x y z l w h yaw class', got {len(fields)}"
+            )
         try:
             values = [float(v) for v in fields[:7]]
         except ValueError as err:
             raise FormatError(f"{path}:{number}: {err}") from None
         if not np.all(np.isfinite(values)) or min(values[3:6]) <= 0:
-            raise FormatError(f"{path}:{number}: box values must be finite with positive sizes, got {fields[:7]}")
+            raise FormatError(
+                f"{path}:{number}: box values must be finite with positive sizes, got {fields[:7]}"
+            )
         name = fields[7]
         if name not in lookup:
-            raise FormatError(f"{path}:{number}: unknown class {name!r}{did_you_mean(name, classes)}; dataset.yaml lists {list(classes)}")
+            raise FormatError(
+                f"{path}:{number}: unknown class {name!r}{did_you_mean(name, classes)}; dataset.yaml lists {list(classes)}"
+            )
         boxes.append(values)
         labels.append(lookup[name])
     return np.asarray(boxes, dtype=np.float32).reshape(-1, 7), np.asarray(labels, dtype=np.int64)
@@ -79,7 +85,10 @@ def read_custom_labels(path: str | os.PathLike[str], classes: Sequence[str]) -> 
 
 def write_custom_labels(path: str | os.PathLike[str], boxes: np.ndarray, names: Sequence[str]) -> Path:
     """Write boxes ``[M, 7]`` with their class names as a label file (atomically)."""
-    lines = [" ".join(f"{v:.4f}" for v in box) + f" {name}" for box, name in zip(np.asarray(boxes).reshape(-1, 7), names)]
+    lines = [
+        " ".join(f"{v:.4f}" for v in box) + f" {name}"
+        for box, name in zip(np.asarray(boxes).reshape(-1, 7), names)
+    ]
     return atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
@@ -110,7 +119,9 @@ class CustomLidarLayout:
         root = Path(root)
         meta_path = root / "dataset.yaml"
         if not meta_path.is_file():
-            raise FileNotFoundError(f"{meta_path} does not exist: a custom LiDAR data set needs a dataset.yaml (docs/datasets.md)")
+            raise FileNotFoundError(
+                f"{meta_path} does not exist: a custom LiDAR data set needs a dataset.yaml (docs/datasets.md)"
+            )
         meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
         if not isinstance(meta, dict):
             raise FormatError(f"{meta_path}: expected a mapping with 'classes' and 'point_columns'")
@@ -139,7 +150,9 @@ class CustomLidarLayout:
             return sorted(p.stem for p in self.points_dir.iterdir() if p.suffix in _POINT_SUFFIXES)
         path = self.splits_dir / f"{split}.txt"
         if not path.is_file():
-            available = sorted(p.stem for p in self.splits_dir.glob("*.txt")) if self.splits_dir.is_dir() else []
+            available = (
+                sorted(p.stem for p in self.splits_dir.glob("*.txt")) if self.splits_dir.is_dir() else []
+            )
             raise FileNotFoundError(f"split {split!r}: {path} does not exist (splits here: {available})")
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -148,23 +161,40 @@ class CustomLidarLayout:
             path = self.points_dir / f"{frame_id}{suffix}"
             if path.is_file():
                 return path
-        raise FileNotFoundError(f"frame {frame_id!r}: no point file {self.points_dir / frame_id}.{{bin,npy,pcd,ply}}")
+        raise FileNotFoundError(
+            f"frame {frame_id!r}: no point file {self.points_dir / frame_id}.{{bin,npy,pcd,ply}}"
+        )
 
     def load_frame(self, frame_id: str) -> Sample3D:
         """Points and boxes of one frame."""
         from pc3d.io.points import read_point_file
 
         path = self.point_file(frame_id)
-        data = read_point_file(path, num_features=len(self.point_columns)) if path.suffix == ".bin" else read_point_file(path)
+        data = (
+            read_point_file(path, num_features=len(self.point_columns))
+            if path.suffix == ".bin"
+            else read_point_file(path)
+        )
         points = torch.from_numpy(np.ascontiguousarray(data.array, dtype=np.float32))
         label_path = self.labels_dir / f"{frame_id}.txt"
         if not label_path.is_file():
-            raise FileNotFoundError(f"frame {frame_id!r}: no label file {label_path} (an empty file means no objects)")
+            raise FileNotFoundError(
+                f"frame {frame_id!r}: no label file {label_path} (an empty file means no objects)"
+            )
         boxes, labels = read_custom_labels(label_path, self.classes)
-        return Sample3D(LiDARPoints(points, points_dim=points.shape[1]), LiDARBoxes3D(torch.from_numpy(boxes)), torch.from_numpy(labels), frame_id)
+        return Sample3D(
+            LiDARPoints(points, points_dim=points.shape[1]),
+            LiDARBoxes3D(torch.from_numpy(boxes)),
+            torch.from_numpy(labels),
+            frame_id,
+        )
 
 
-def kitti_to_custom(kitti_root: str | os.PathLike[str], out: str | os.PathLike[str], classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist")) -> Path:
+def kitti_to_custom(
+    kitti_root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist"),
+) -> Path:
     """Convert a KITTI root into a custom LiDAR data set at ``out`` (points copied as ``.bin``,
     labels converted to LiDAR boxes with each frame's calibration, ``ImageSets`` as splits).
 
@@ -181,7 +211,10 @@ def kitti_to_custom(kitti_root: str | os.PathLike[str], out: str | os.PathLike[s
     out = Path(out)
     for frame_id in frame_ids:  # one file pair per frame
         frame = load_kitti_frame(training, frame_id)
-        atomic_write_bytes(out / "points" / f"{frame_id}.bin", np.ascontiguousarray(frame.points.array[:, :4], dtype=np.float32).tobytes())
+        atomic_write_bytes(
+            out / "points" / f"{frame_id}.bin",
+            np.ascontiguousarray(frame.points.array[:, :4], dtype=np.float32).tobytes(),
+        )
         boxes, names = np.zeros((0, 7), np.float32), []
         if frame.labels is not None:
             objects = frame.labels.objects()
@@ -191,6 +224,10 @@ def kitti_to_custom(kitti_root: str | os.PathLike[str], out: str | os.PathLike[s
         write_custom_labels(out / "labels" / f"{frame_id}.txt", boxes, names)
     for split_file in sorted(image_sets.glob("*.txt")) if image_sets.is_dir() else []:
         atomic_write_text(out / "splits" / split_file.name, split_file.read_text(encoding="utf-8"))
-    meta = {"classes": list(classes), "point_columns": ["x", "y", "z", "intensity"], "description": f"converted from {root}"}
+    meta = {
+        "classes": list(classes),
+        "point_columns": ["x", "y", "z", "intensity"],
+        "description": f"converted from {root}",
+    }
     atomic_write_text(out / "dataset.yaml", yaml.safe_dump(meta, sort_keys=False))
     return out

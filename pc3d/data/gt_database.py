@@ -74,13 +74,17 @@ class GTDatabase:
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"GT database {path} does not exist; build it with `pc3d data gt-database CONFIG`")
+            raise FileNotFoundError(
+                f"GT database {path} does not exist; build it with `pc3d data gt-database CONFIG`"
+            )
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 arrays = {k: data[k] for k in ("points", "offsets", "boxes", "labels", "frame_ids")}
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
-            raise FormatError(f"GT database {path} is not readable ({err}); rebuild it with `pc3d data gt-database CONFIG`") from err
+            raise FormatError(
+                f"GT database {path} is not readable ({err}); rebuild it with `pc3d data gt-database CONFIG`"
+            ) from err
         names = tuple(meta["class_names"])
         rng = tuple(float(v) for v in meta["point_cloud_range"])
         if class_names is not None and tuple(class_names) != names:
@@ -148,8 +152,15 @@ def build_gt_database(
         labels.append(frame.gt_labels.numpy())
         frame_ids += [frame.frame_id] * len(frame.gt_boxes)
     width = num_features or 4
-    offsets = np.concatenate([[0], np.cumsum(np.concatenate(counts) if counts else np.zeros(0, np.int64))]).astype(np.int64)
-    meta = {"class_names": list(class_names), "point_cloud_range": [float(v) for v in point_cloud_range], "num_features": width, "source": source}
+    offsets = np.concatenate(
+        [[0], np.cumsum(np.concatenate(counts) if counts else np.zeros(0, np.int64))]
+    ).astype(np.int64)
+    meta = {
+        "class_names": list(class_names),
+        "point_cloud_range": [float(v) for v in point_cloud_range],
+        "num_features": width,
+        "source": source,
+    }
     payload: dict[str, np.ndarray] = {
         "points": np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, width), np.float32),
         "offsets": offsets,
@@ -185,14 +196,18 @@ class ObjectSample:
         min_points: Mapping[str, int] | None = None,
     ) -> None:
         self.db = GTDatabase.load(db_path, class_names, point_cloud_range)
-        unknown = sorted(set(sample_groups) - set(class_names)) + sorted(set(min_points or {}) - set(class_names))
+        unknown = sorted(set(sample_groups) - set(class_names)) + sorted(
+            set(min_points or {}) - set(class_names)
+        )
         if unknown:
             raise FormatError(f"ObjectSample: {unknown} not in class_names {list(class_names)}")
         minimum = {name: 5 for name in class_names} | dict(min_points or {})
         self.targets = torch.tensor([int(sample_groups.get(name, 0)) for name in class_names])
         enough = self.db.num_points >= torch.tensor([minimum[n] for n in class_names])[self.db.labels]
         # Candidates per class, as index lists into the database.
-        self.pools = [torch.nonzero(enough & (self.db.labels == c)).squeeze(1) for c in range(len(class_names))]
+        self.pools = [
+            torch.nonzero(enough & (self.db.labels == c)).squeeze(1) for c in range(len(class_names))
+        ]
 
     def _draw(self, sample: Sample3D) -> Tensor:
         existing = torch.bincount(sample.gt_labels, minlength=len(self.pools))
@@ -220,12 +235,16 @@ class ObjectSample:
         sample.points = sample.points[pasted.points_in_boxes_part(sample.points) < 0]
         starts, ends = self.db.offsets[picks], self.db.offsets[picks + 1]
         lengths = ends - starts
-        rows = torch.repeat_interleave(starts - torch.cumsum(lengths, 0) + lengths, lengths) + torch.arange(int(lengths.sum()))
+        rows = torch.repeat_interleave(starts - torch.cumsum(lengths, 0) + lengths, lengths) + torch.arange(
+            int(lengths.sum())
+        )
         new_points = self.db.points[rows].clone()
         new_points[:, :3] += torch.repeat_interleave(candidates[:, :3], lengths, dim=0)
         width = sample.points.tensor.shape[1]
         if new_points.shape[1] != width:
-            raise FormatError(f"GT database {self.db.path} holds points with {new_points.shape[1]} values, the frame {width}")
+            raise FormatError(
+                f"GT database {self.db.path} holds points with {new_points.shape[1]} values, the frame {width}"
+            )
         sample.points = LiDARPoints(torch.cat([sample.points.tensor, new_points]), points_dim=width)
         sample.gt_boxes = LiDARBoxes3D(torch.cat([sample.gt_boxes.tensor[:, :7], candidates]))
         sample.gt_labels = torch.cat([sample.gt_labels, self.db.labels[picks]])
@@ -236,7 +255,9 @@ class ObjectSample:
         return sample
 
 
-def gt_database_from_config(config: Any, out: str | os.PathLike[str] | None = None, progress: bool = False) -> Path:
+def gt_database_from_config(
+    config: Any, out: str | os.PathLike[str] | None = None, progress: bool = False
+) -> Path:
     """Build the GT database a training config's ``ObjectSample`` step reads.
 
     The frames are those of ``data.train.dataset`` (its split, its class names), read without
@@ -264,7 +285,9 @@ def gt_database_from_config(config: Any, out: str | os.PathLike[str] | None = No
     steps = [s for s in raw.get("pipeline") or [] if isinstance(s, dict) and s.get("type") == "ObjectSample"]
     target = out if out is not None else (steps[0].get("db_path") if steps else None)
     if target is None:
-        raise FormatError("data.train.dataset.pipeline has no ObjectSample step: give the output file (--out)")
+        raise FormatError(
+            "data.train.dataset.pipeline has no ObjectSample step: give the output file (--out)"
+        )
     raw["pipeline"] = []
     dataset = build(raw, kind="dataset")
     if not hasattr(dataset, "load_sample"):
@@ -283,7 +306,9 @@ def gt_database_from_config(config: Any, out: str | os.PathLike[str] | None = No
     def frames() -> Iterable[Sample3D]:
         for index in indices:
             sample = dataset.load_sample(index)[0]
-            sample.keep_boxes(sample.gt_boxes.in_range_bev([rng_list[0], rng_list[1], rng_list[3], rng_list[4]]))
+            sample.keep_boxes(
+                sample.gt_boxes.in_range_bev([rng_list[0], rng_list[1], rng_list[3], rng_list[4]])
+            )
             yield sample
 
     source = str(getattr(dataset, "root", ""))

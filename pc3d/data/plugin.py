@@ -14,7 +14,15 @@ from pc3d.data.transforms import (
 )
 from pc3d.plugin_api import Registrar, hookimpl
 
-TRANSFORMS = (PointsRangeFilter, ObjectRangeFilter, GlobalRotScaleTrans, RandomFlip3D, PointShuffle, ObjectNoise, ObjectSample)
+TRANSFORMS = (
+    PointsRangeFilter,
+    ObjectRangeFilter,
+    GlobalRotScaleTrans,
+    RandomFlip3D,
+    PointShuffle,
+    ObjectNoise,
+    ObjectSample,
+)
 
 
 @hookimpl

@@ -36,10 +36,14 @@ class Sample3D:
     def __post_init__(self) -> None:
         count = len(self.gt_boxes)
         if self.gt_labels.shape != (count,):
-            raise ShapeError(f"frame {self.frame_id!r}: {count} boxes but gt_labels has shape {tuple(self.gt_labels.shape)}")
+            raise ShapeError(
+                f"frame {self.frame_id!r}: {count} boxes but gt_labels has shape {tuple(self.gt_labels.shape)}"
+            )
         for name, value in self.extras.items():
             if value.shape[:1] != (count,):
-                raise ShapeError(f"frame {self.frame_id!r}: {count} boxes but extras[{name!r}] has shape {tuple(value.shape)}")
+                raise ShapeError(
+                    f"frame {self.frame_id!r}: {count} boxes but extras[{name!r}] has shape {tuple(value.shape)}"
+                )
 
     def keep_boxes(self, mask: Tensor) -> None:
         """Keep the boxes (with their labels and extras) where ``mask`` (``BoolTensor[M]``) is set."""

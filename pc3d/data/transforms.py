@@ -46,7 +46,9 @@ def _pair(values: Sequence[float], what: str) -> tuple[float, float]:
 def _range6(values: Sequence[float], what: str) -> list[float]:
     out = [float(v) for v in values]
     if len(out) != 6 or any(out[i] >= out[i + 3] for i in range(3)):
-        raise FormatError(f"{what} must be [x_min, y_min, z_min, x_max, y_max, z_max] with min < max, got {list(values)!r}")
+        raise FormatError(
+            f"{what} must be [x_min, y_min, z_min, x_max, y_max, z_max] with min < max, got {list(values)!r}"
+        )
     return out
 
 
@@ -117,9 +119,13 @@ class GlobalRotScaleTrans:
         self.rot_range = _pair(rot_range, "GlobalRotScaleTrans.rot_range")
         self.scale_ratio_range = _pair(scale_ratio_range, "GlobalRotScaleTrans.scale_ratio_range")
         if self.scale_ratio_range[0] <= 0:
-            raise FormatError(f"GlobalRotScaleTrans.scale_ratio_range must be positive, got {list(scale_ratio_range)}")
+            raise FormatError(
+                f"GlobalRotScaleTrans.scale_ratio_range must be positive, got {list(scale_ratio_range)}"
+            )
         if len(translation_std) != 3 or any(float(s) < 0 for s in translation_std):
-            raise FormatError(f"GlobalRotScaleTrans.translation_std needs 3 non-negative numbers, got {list(translation_std)}")
+            raise FormatError(
+                f"GlobalRotScaleTrans.translation_std needs 3 non-negative numbers, got {list(translation_std)}"
+            )
         self.translation_std = [float(s) for s in translation_std]
 
     def __call__(self, sample: Sample3D) -> Sample3D:
@@ -146,7 +152,10 @@ class RandomFlip3D:
         for name, value in (("horizontal", flip_ratio_bev_horizontal), ("vertical", flip_ratio_bev_vertical)):
             if not 0.0 <= float(value) <= 1.0:
                 raise FormatError(f"RandomFlip3D.flip_ratio_bev_{name} must be in [0, 1], got {value!r}")
-        self.ratios = {"horizontal": float(flip_ratio_bev_horizontal), "vertical": float(flip_ratio_bev_vertical)}
+        self.ratios = {
+            "horizontal": float(flip_ratio_bev_horizontal),
+            "vertical": float(flip_ratio_bev_vertical),
+        }
 
     def __call__(self, sample: Sample3D) -> Sample3D:
         for direction, ratio in self.ratios.items():
@@ -180,7 +189,9 @@ class ObjectNoise:
         num_try: int = 20,
     ) -> None:
         if len(translation_std) != 3 or any(float(s) < 0 for s in translation_std):
-            raise FormatError(f"ObjectNoise.translation_std needs 3 non-negative numbers, got {list(translation_std)}")
+            raise FormatError(
+                f"ObjectNoise.translation_std needs 3 non-negative numbers, got {list(translation_std)}"
+            )
         self.translation_std = torch.tensor([float(s) for s in translation_std])
         self.rot_range = _pair(rot_range, "ObjectNoise.rot_range")
         if int(num_try) < 1:

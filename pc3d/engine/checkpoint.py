@@ -183,9 +183,7 @@ def model_state_from(state: Mapping[str, Any], path: str | os.PathLike[str]) -> 
         return dict(convert_mmdet3d_state_dict(state["state_dict"], source=str(path)))
     for key in ("state_dict", "model_state", "model"):
         inner = state.get(key)
-        if isinstance(inner, Mapping) and inner and all(
-            isinstance(v, torch.Tensor) for v in inner.values()
-        ):
+        if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
             return dict(inner)
     if state and all(isinstance(v, torch.Tensor) for v in state.values()):
         return dict(state)

@@ -97,7 +97,9 @@ class DistInfo:
         if not self.distributed or not values:
             return values
         keys = sorted(values)
-        tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self._collective_device())
+        tensor = torch.tensor(
+            [values[k] for k in keys], dtype=torch.float64, device=self._collective_device()
+        )
         torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.SUM)
         tensor /= self.world_size
         return dict(zip(keys, tensor.tolist()))

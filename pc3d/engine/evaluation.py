@@ -69,7 +69,7 @@ def evaluate(
     for metric in metrics:
         metric.reset()
     try:
-        with torch.no_grad(), preserved_rng(dist.device), (autocast or nullcontext()):
+        with torch.no_grad(), preserved_rng(dist.device), autocast or nullcontext():
             for batch in loader:
                 batch = check_batch(move_to_device(batch, dist.device), "evaluation")
                 predictions = adapter(batch, mode="predict")

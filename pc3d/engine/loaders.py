@@ -70,9 +70,7 @@ def collate_lists(samples: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     keys = list(first)
     for index, sample in enumerate(samples):
         if list(sample) != keys:
-            raise Pc3dError(
-                f"collate 'list': sample {index} has keys {list(sample)}, the first has {keys}"
-            )
+            raise Pc3dError(f"collate 'list': sample {index} has keys {list(sample)}, the first has {keys}")
     return {key: [sample[key] for sample in samples] for key in keys}
 
 

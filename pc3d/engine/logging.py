@@ -161,7 +161,9 @@ class RunLogger:
         if self._bar is not None:
             self._bar.update(iteration - self._bar.n)
             if "loss" in values:
-                self._bar.set_postfix(loss=f"{values['loss']:.4g}", lr=f"{values.get('lr', 0):.3g}", refresh=False)
+                self._bar.set_postfix(
+                    loss=f"{values['loss']:.4g}", lr=f"{values.get('lr', 0):.3g}", refresh=False
+                )
 
     # -- records -------------------------------------------------------------------------------
 

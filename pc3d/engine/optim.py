@@ -317,6 +317,5 @@ def _check_lr_options(lr: LrSpec, where: str) -> None:
     for option, owners in _OPTION_OWNERS.items():
         if lr.type not in owners and getattr(lr, option) != getattr(defaults, option):
             raise ConfigError(
-                f"{where}.{option}: not used by lr type '{lr.type}' (it belongs to "
-                f"{' / '.join(owners)})"
+                f"{where}.{option}: not used by lr type '{lr.type}' (it belongs to {' / '.join(owners)})"
             )

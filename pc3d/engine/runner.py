@@ -166,9 +166,7 @@ def build_trainer(config: Config, options: RunOptions | None = None, *, registry
     return trainer
 
 
-def _resume_path(
-    resume: bool | str | os.PathLike[str] | None, work_dir: Path, dist: DistInfo
-) -> Path | None:
+def _resume_path(resume: bool | str | os.PathLike[str] | None, work_dir: Path, dist: DistInfo) -> Path | None:
     """The checkpoint ``--resume`` names: a path, or (``True``) the latest in the work dir."""
     if not resume:
         return None
@@ -253,8 +251,7 @@ def _retire_earlier_run(trainer: Trainer) -> None:
     (work_dir / ckpt.LAST_POINTER).unlink(missing_ok=True)
     if earlier:
         notes.append(
-            f"its checkpoints ({', '.join(p.name for p in earlier)}) are overwritten as this run "
-            "reaches them"
+            f"its checkpoints ({', '.join(p.name for p in earlier)}) are overwritten as this run reaches them"
         )
     if notes:
         trainer.logger.event(

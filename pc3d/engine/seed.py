@@ -83,7 +83,9 @@ def capture_rng_state() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
         # This process's device only: touching every GPU would create a CUDA context on each,
         # from every rank.
-        "cuda": [torch.cuda.get_rng_state()] if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
+        "cuda": [torch.cuda.get_rng_state()]
+        if torch.cuda.is_available() and torch.cuda.is_initialized()
+        else [],
         "numpy": {
             "kind": str(kind),
             "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),

@@ -89,8 +89,11 @@ __all__ = [
 ]
 
 
-def kitti_eval(gt: Sequence[KittiEvalLabels | KittiLabels], det: Sequence[KittiEvalLabels | KittiLabels],
-               classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist")) -> KittiEvalResult:
+def kitti_eval(
+    gt: Sequence[KittiEvalLabels | KittiLabels],
+    det: Sequence[KittiEvalLabels | KittiLabels],
+    classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist"),
+) -> KittiEvalResult:
     """Evaluate detections against KITTI ground truth with the official protocol.
 
     Args:
@@ -133,8 +136,16 @@ def kitti_eval(gt: Sequence[KittiEvalLabels | KittiLabels], det: Sequence[KittiE
                     min_ov = MIN_OVERLAPS[cls][oset][m]
                     if min_ov not in cache:
                         cache[min_ov] = precision_at_thresholds(
-                            edges, dets.score, gts.alpha, dets.alpha, gt_state, det_state, min_ov,
-                            dc_cover if metric == "bbox" else None, with_aos=aos and metric == "bbox")
+                            edges,
+                            dets.score,
+                            gts.alpha,
+                            dets.alpha,
+                            gt_state,
+                            det_state,
+                            min_ov,
+                            dc_cover if metric == "bbox" else None,
+                            with_aos=aos and metric == "bbox",
+                        )
                     prec, orient = cache[min_ov]
                     precision[c, s, m, d] = prec
                     if orient is not None:
@@ -142,12 +153,20 @@ def kitti_eval(gt: Sequence[KittiEvalLabels | KittiLabels], det: Sequence[KittiE
     ap11 = precision[..., 0::4].sum(-1) / 11 * 100
     ap40 = precision[..., 1:].sum(-1) / 40 * 100
     min_overlaps = np.array([[MIN_OVERLAPS[c][s] for s in OVERLAP_SETS] for c in wanted])
-    return KittiEvalResult(classes=tuple(wanted), ap11=ap11, ap40=ap40, precision=precision,
-                           aos_computed=aos, min_overlaps=min_overlaps, num_frames=len(gt))
+    return KittiEvalResult(
+        classes=tuple(wanted),
+        ap11=ap11,
+        ap40=ap40,
+        precision=precision,
+        aos_computed=aos,
+        min_overlaps=min_overlaps,
+        num_frames=len(gt),
+    )
 
 
-def _flat_records(gt: Sequence[KittiEvalLabels | KittiLabels],
-                  det: Sequence[KittiEvalLabels | KittiLabels]) -> tuple[_Flat, _Flat]:
+def _flat_records(
+    gt: Sequence[KittiEvalLabels | KittiLabels], det: Sequence[KittiEvalLabels | KittiLabels]
+) -> tuple[_Flat, _Flat]:
     """Check the records of both sides and concatenate each side's frames."""
     if len(gt) != len(det):
         raise ShapeError(f"{len(gt)} ground-truth frames but {len(det)} detection frames")
@@ -201,11 +220,20 @@ class _Flat:
         name = np.concatenate(names) if names else np.zeros(0, dtype=str)
         known, inverse = np.unique(name, return_inverse=True)
         type_id = np.array([KITTI_TYPES.index(str(k)) for k in known], dtype=np.int64)[inverse]
-        return cls(name=name, type_id=type_id.reshape(-1),
-                   truncated=cat("truncated"), occluded=cat("occluded"), alpha=cat("alpha"),
-                   bbox=cat("bbox", 4), dimensions=cat("dimensions", 3),
-                   location=cat("location", 3), rotation_y=cat("rotation_y"), score=score,
-                   start=start, frame=np.repeat(np.arange(len(frames)), counts))
+        return cls(
+            name=name,
+            type_id=type_id.reshape(-1),
+            truncated=cat("truncated"),
+            occluded=cat("occluded"),
+            alpha=cat("alpha"),
+            bbox=cat("bbox", 4),
+            dimensions=cat("dimensions", 3),
+            location=cat("location", 3),
+            rotation_y=cat("rotation_y"),
+            score=score,
+            start=start,
+            frame=np.repeat(np.arange(len(frames)), counts),
+        )
 
     def __len__(self) -> int:
         return len(self.name)
@@ -214,12 +242,17 @@ class _Flat:
 def _gt_state(gts: _Flat, cls: str, difficulty: int) -> np.ndarray:
     """Per ground-truth box: 0 counts, 1 ignored (matched without reward), -1 not involved."""
     same = gts.type_id == KITTI_TYPES.index(cls)
-    neighbour = (gts.type_id == KITTI_TYPES.index(NEIGHBOUR_CLASS[cls]) if cls in NEIGHBOUR_CLASS
-                 else np.zeros(len(gts), dtype=bool))
+    neighbour = (
+        gts.type_id == KITTI_TYPES.index(NEIGHBOUR_CLASS[cls])
+        if cls in NEIGHBOUR_CLASS
+        else np.zeros(len(gts), dtype=bool)
+    )
     height = gts.bbox[:, 3] - gts.bbox[:, 1]
-    hard_to_see = ((gts.occluded > MAX_OCCLUSION[difficulty])
-                   | (gts.truncated > MAX_TRUNCATION[difficulty])
-                   | (height <= MIN_HEIGHT[difficulty]))
+    hard_to_see = (
+        (gts.occluded > MAX_OCCLUSION[difficulty])
+        | (gts.truncated > MAX_TRUNCATION[difficulty])
+        | (height <= MIN_HEIGHT[difficulty])
+    )
     state = np.full(len(gts), -1, dtype=np.int8)
     state[neighbour | (same & hard_to_see)] = 1
     state[same & ~hard_to_see] = 0
@@ -238,15 +271,15 @@ def _det_state(dets: _Flat, cls: str, difficulty: int) -> np.ndarray:
 _PAIRS_PER_CHUNK = 2_000_000
 
 
-def _pairs_in_frames(gt_idx: np.ndarray, gts: _Flat, dets: _Flat
-                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _pairs_in_frames(gt_idx: np.ndarray, gts: _Flat, dets: _Flat) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Every (ground truth in `gt_idx`, detection of the same frame) pair, sorted by gt then
     detection, in chunks. Yields ``int64[P]`` ground-truth and detection indices."""
     frames = gts.frame[gt_idx]
     counts = dets.start[frames + 1] - dets.start[frames]
     ends = np.cumsum(counts)
-    cuts = np.searchsorted(ends, np.arange(_PAIRS_PER_CHUNK, int(ends[-1]) if ends.size else 0,
-                                           _PAIRS_PER_CHUNK), side="right")
+    cuts = np.searchsorted(
+        ends, np.arange(_PAIRS_PER_CHUNK, int(ends[-1]) if ends.size else 0, _PAIRS_PER_CHUNK), side="right"
+    )
     for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(gt_idx)], strict=True):
         if hi <= lo:
             continue
@@ -276,8 +309,7 @@ def _dontcare_cover(gts: _Flat, dets: _Flat) -> np.ndarray:
     return cover
 
 
-def _camera_to_zup(location: np.ndarray, dimensions: np.ndarray,
-                   rotation_y: np.ndarray) -> np.ndarray:
+def _camera_to_zup(location: np.ndarray, dimensions: np.ndarray, rotation_y: np.ndarray) -> np.ndarray:
     """KITTI camera boxes as z-up boxes ``float64[N, 7]`` (x, y, z bottom centre, length, width,
     height, yaw counter-clockwise from +x).
 
@@ -296,8 +328,10 @@ def _candidate_matches(gts: _Flat, dets: _Flat, gt_idx: np.ndarray, metric: str)
     parts = []
     boxes = None
     if metric != "bbox":
-        boxes = (_camera_to_zup(gts.location, gts.dimensions, gts.rotation_y),
-                 _camera_to_zup(dets.location, dets.dimensions, dets.rotation_y))
+        boxes = (
+            _camera_to_zup(gts.location, gts.dimensions, gts.rotation_y),
+            _camera_to_zup(dets.location, dets.dimensions, dets.rotation_y),
+        )
     for pg, pd in _pairs_in_frames(gt_idx, gts, dets):
         if boxes is None:
             ov = _image_overlap(dets.bbox[pd], gts.bbox[pg])
@@ -326,8 +360,7 @@ def _box_overlaps(ga: np.ndarray, db: np.ndarray, metric: str) -> np.ndarray:
     reach = 0.5 * (np.hypot(ga[:, 3], ga[:, 4]) + np.hypot(db[:, 3], db[:, 4]))
     near = np.hypot(ga[:, 0] - db[:, 0], ga[:, 1] - db[:, 1]) <= reach * (1 + 1e-9) + 1e-9
     if metric == "3d":
-        near &= (np.minimum(ga[:, 2] + ga[:, 5], db[:, 2] + db[:, 5])
-                 > np.maximum(ga[:, 2], db[:, 2]))
+        near &= np.minimum(ga[:, 2] + ga[:, 5], db[:, 2] + db[:, 5]) > np.maximum(ga[:, 2], db[:, 2])
     out = np.zeros(len(ga))
     idx = np.flatnonzero(near)
     if idx.size:
@@ -359,9 +392,13 @@ class KittiMetric:
         calib_key: batch key holding each sample's :class:`pc3d.io.kitti.KittiCalib`.
     """
 
-    def __init__(self, classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist"),
-                 gt_key: str = "kitti_labels", class_names: Sequence[str] | None = None,
-                 calib_key: str = "calib") -> None:
+    def __init__(
+        self,
+        classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist"),
+        gt_key: str = "kitti_labels",
+        class_names: Sequence[str] | None = None,
+        calib_key: str = "calib",
+    ) -> None:
         self.classes = resolve_classes(classes)
         self.gt_key = gt_key
         self.class_names = list(class_names) if class_names is not None else list(classes)
@@ -381,12 +418,12 @@ class KittiMetric:
             ShapeError: as many predictions as ground-truth records are needed.
         """
         if self.gt_key not in batch:
-            raise FormatError(f"KittiMetric: the batch has no {self.gt_key!r} "
-                              f"(keys: {sorted(batch)})")
+            raise FormatError(f"KittiMetric: the batch has no {self.gt_key!r} (keys: {sorted(batch)})")
         gts = batch[self.gt_key]
         if len(gts) != len(predictions):
-            raise ShapeError(f"KittiMetric: {len(predictions)} predictions for {len(gts)} "
-                             "ground-truth records")
+            raise ShapeError(
+                f"KittiMetric: {len(predictions)} predictions for {len(gts)} ground-truth records"
+            )
         for index, (gt, det) in enumerate(zip(gts, predictions, strict=True)):
             self.frames.append((self._record(gt, detections=False), self._prediction(det, batch, index)))
 
@@ -396,15 +433,19 @@ class KittiMetric:
             return value
         if isinstance(value, KittiLabels):
             return from_io_labels(value, detections=detections)
-        raise FormatError("KittiMetric takes KittiEvalLabels or pc3d.io.kitti.KittiLabels records, or "
-                          f"Detections3D predictions; got {type(value).__name__}")
+        raise FormatError(
+            "KittiMetric takes KittiEvalLabels or pc3d.io.kitti.KittiLabels records, or "
+            f"Detections3D predictions; got {type(value).__name__}"
+        )
 
     def _prediction(self, det: Any, batch: Any, index: int) -> KittiEvalLabels:
         if not isinstance(det, Detections3D):
             return self._record(det, detections=True)
         if self.calib_key not in batch:
-            raise FormatError(f"KittiMetric: LiDAR detections need the frame's calibration in batch[{self.calib_key!r}] "
-                              f"(keys: {sorted(batch)})")
+            raise FormatError(
+                f"KittiMetric: LiDAR detections need the frame's calibration in batch[{self.calib_key!r}] "
+                f"(keys: {sorted(batch)})"
+            )
         records = detections_to_kitti_labels(det.to("cpu"), self.class_names, batch[self.calib_key][index])
         return from_io_labels(records, detections=True)
 

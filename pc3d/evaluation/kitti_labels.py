@@ -22,7 +22,15 @@ from pc3d.io.values import first_non_finite
 
 #: Object types of the KITTI object benchmark, in the devkit's spelling.
 KITTI_TYPES: tuple[str, ...] = (
-    "Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc", "DontCare",
+    "Car",
+    "Van",
+    "Truck",
+    "Pedestrian",
+    "Person_sitting",
+    "Cyclist",
+    "Tram",
+    "Misc",
+    "DontCare",
 )
 _CANONICAL = {name.lower(): name for name in KITTI_TYPES}
 
@@ -74,12 +82,21 @@ class KittiEvalLabels:
         canon = [canonical_type(str(n)) for n in names]
         for i, (given, known) in enumerate(zip(names, canon, strict=True)):
             if known is None:
-                raise FormatError(f"{self.source}: object {i}: unknown class name {str(given)!r} "
-                                  f"(KITTI types: {', '.join(KITTI_TYPES)})")
+                raise FormatError(
+                    f"{self.source}: object {i}: unknown class name {str(given)!r} "
+                    f"(KITTI types: {', '.join(KITTI_TYPES)})"
+                )
         n = len(names)
         object.__setattr__(self, "name", np.asarray(canon, dtype=str).reshape(n))
-        shapes = {"truncated": (n,), "occluded": (n,), "alpha": (n,), "bbox": (n, 4),
-                  "dimensions": (n, 3), "location": (n, 3), "rotation_y": (n,)}
+        shapes = {
+            "truncated": (n,),
+            "occluded": (n,),
+            "alpha": (n,),
+            "bbox": (n, 4),
+            "dimensions": (n, 3),
+            "location": (n, 3),
+            "rotation_y": (n,),
+        }
         if self.score is not None:
             shapes["score"] = (n,)
         for key, shape in shapes.items():
@@ -87,8 +104,9 @@ class KittiEvalLabels:
             if arr.size == 0 and n == 0:
                 arr = arr.reshape(shape)
             if arr.shape != shape:
-                raise ShapeError(f"{self.source}: {key} has shape {arr.shape}, expected {shape} "
-                                 f"for {n} objects")
+                raise ShapeError(
+                    f"{self.source}: {key} has shape {arr.shape}, expected {shape} for {n} objects"
+                )
             bad = first_non_finite(arr)
             if bad is not None:
                 raise FormatError(f"{self.source}: object {bad[0]}: {key} is not finite")
@@ -104,8 +122,10 @@ class KittiEvalLabels:
         negative = real & (self.dimensions < 0).any(axis=1)
         if negative.any():
             i = int(np.flatnonzero(negative)[0])
-            raise FormatError(f"{self.source}: object {i} ({self.name[i]}): negative size "
-                              f"h, w, l = {self.dimensions[i].tolist()}")
+            raise FormatError(
+                f"{self.source}: object {i} ({self.name[i]}): negative size "
+                f"h, w, l = {self.dimensions[i].tolist()}"
+            )
 
     def __len__(self) -> int:
         return len(self.name)
@@ -127,9 +147,18 @@ class KittiEvalLabels:
             The empty record.
         """
         z = np.zeros(0)
-        return cls(name=np.zeros(0, dtype=str), truncated=z, occluded=z, alpha=z,
-                   bbox=np.zeros((0, 4)), dimensions=np.zeros((0, 3)), location=np.zeros((0, 3)),
-                   rotation_y=z, score=z if detections else None, source=source)
+        return cls(
+            name=np.zeros(0, dtype=str),
+            truncated=z,
+            occluded=z,
+            alpha=z,
+            bbox=np.zeros((0, 4)),
+            dimensions=np.zeros((0, 3)),
+            location=np.zeros((0, 3)),
+            rotation_y=z,
+            score=z if detections else None,
+            source=source,
+        )
 
 
 def parse_kitti_labels(text: str, detections: bool, source: str = "<string>") -> KittiEvalLabels:
@@ -195,8 +224,9 @@ class LabelDirs:
     unmatched_dets: list[str]
 
 
-def load_label_dirs(gt_dir: str | Path, det_dir: str | Path,
-                    frame_ids: Sequence[str] | None = None) -> LabelDirs:
+def load_label_dirs(
+    gt_dir: str | Path, det_dir: str | Path, frame_ids: Sequence[str] | None = None
+) -> LabelDirs:
     """Read ground truth and detections for the evaluation, matching frames by file name.
 
     Args:
@@ -261,23 +291,35 @@ def from_io_labels(labels: KittiLabels, detections: bool) -> KittiEvalLabels:
     names = [canonical_type(str(name)) for name in labels.types]
     unknown = next((i for i, name in enumerate(names) if name is None), None)
     if unknown is not None:
-        raise FormatError(f"{labels.where(unknown)}: unknown class name {str(labels.types[unknown])!r} "
-                          f"(KITTI types: {', '.join(KITTI_TYPES)})")
+        raise FormatError(
+            f"{labels.where(unknown)}: unknown class name {str(labels.types[unknown])!r} "
+            f"(KITTI types: {', '.join(KITTI_TYPES)})"
+        )
     scored = labels.has_score
     wrong = np.flatnonzero(~scored if detections else scored)
     if wrong.size:
-        problem = ("a detection needs its score as the 16th field" if detections
-                   else "ground truth has no score field")
+        problem = (
+            "a detection needs its score as the 16th field"
+            if detections
+            else "ground truth has no score field"
+        )
         raise FormatError(f"{labels.where(int(wrong[0]))}: {problem}")
     if detections and labels.dont_care.any():
         i = int(np.flatnonzero(labels.dont_care)[0])
         raise FormatError(f"{labels.where(i)}: DontCare is not a detection class")
     source = str(labels.path) if labels.path is not None else "<labels>"
-    return KittiEvalLabels(name=np.asarray(names, dtype=str), truncated=_float64(labels.truncated),
-                           occluded=np.asarray(labels.occluded), alpha=_float64(labels.alpha),
-                           bbox=_float64(labels.bbox2d), dimensions=_float64(labels.dims_hwl),
-                           location=_float64(labels.location), rotation_y=_float64(labels.rotation_y),
-                           score=_float64(labels.score) if detections else None, source=source)
+    return KittiEvalLabels(
+        name=np.asarray(names, dtype=str),
+        truncated=_float64(labels.truncated),
+        occluded=np.asarray(labels.occluded),
+        alpha=_float64(labels.alpha),
+        bbox=_float64(labels.bbox2d),
+        dimensions=_float64(labels.dims_hwl),
+        location=_float64(labels.location),
+        rotation_y=_float64(labels.rotation_y),
+        score=_float64(labels.score) if detections else None,
+        source=source,
+    )
 
 
 def _float64(values: np.ndarray) -> np.ndarray:

@@ -51,10 +51,17 @@ class _Candidates:
     by_level: list[np.ndarray]  # candidates of the ground-truth boxes of each visiting level
 
 
-def precision_at_thresholds(edges: CandidateMatches, score: np.ndarray, gt_alpha: np.ndarray,
-                            det_alpha: np.ndarray, gt_state: np.ndarray, det_state: np.ndarray,
-                            min_overlap: float, dc_cover: np.ndarray | None,
-                            with_aos: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def precision_at_thresholds(
+    edges: CandidateMatches,
+    score: np.ndarray,
+    gt_alpha: np.ndarray,
+    det_alpha: np.ndarray,
+    gt_state: np.ndarray,
+    det_state: np.ndarray,
+    min_overlap: float,
+    dc_cover: np.ndarray | None,
+    with_aos: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Precision (and orientation similarity) at the 41 sampled thresholds for one class,
     difficulty and overlap threshold.
 
@@ -73,15 +80,14 @@ def precision_at_thresholds(edges: CandidateMatches, score: np.ndarray, gt_alpha
     Returns:
         ``float64[41]`` precision and (with `with_aos`) orientation similarity, else None.
     """
-    keep = ((edges.overlap > min_overlap) & (gt_state[edges.gt] >= 0)
-            & (det_state[edges.det] >= 0))
+    keep = (edges.overlap > min_overlap) & (gt_state[edges.gt] >= 0) & (det_state[edges.det] >= 0)
     cand = _group(edges.gt[keep], edges.det[keep], edges.overlap[keep])
     num_valid_gt = int((gt_state == 0).sum())
-    thresholds = sample_thresholds(_true_positive_scores(cand, score, gt_state, det_state),
-                                   num_valid_gt)
+    thresholds = sample_thresholds(_true_positive_scores(cand, score, gt_state, det_state), num_valid_gt)
     # Missed ground truth does not enter the precision; only true and false positives do.
-    tp, similarity, taken = _match_at_thresholds(cand, score, gt_alpha, det_alpha, gt_state,
-                                                 det_state, thresholds, with_aos)
+    tp, similarity, taken = _match_at_thresholds(
+        cand, score, gt_alpha, det_alpha, gt_state, det_state, thresholds, with_aos
+    )
 
     # False positives: detections of the class at or above the threshold left unmatched,
     # except (2D only) those lying inside a DontCare region.
@@ -106,8 +112,9 @@ def _group(eg: np.ndarray, ed: np.ndarray, eo: np.ndarray) -> _Candidates:
     return _Candidates(eg, ed, eo, seg_start, seg_of_edge, det_ids, det_local, by_level)
 
 
-def _true_positive_scores(cand: _Candidates, score: np.ndarray, gt_state: np.ndarray,
-                          det_state: np.ndarray) -> np.ndarray:
+def _true_positive_scores(
+    cand: _Candidates, score: np.ndarray, gt_state: np.ndarray, det_state: np.ndarray
+) -> np.ndarray:
     """Pass 1: each ground truth takes the free candidate with the highest score; the scores of
     the true positives define the thresholds."""
     eg, ed = cand.gt, cand.det
@@ -119,8 +126,7 @@ def _true_positive_scores(cand: _Candidates, score: np.ndarray, gt_state: np.nda
         ok = ~taken[cand.det_local[e]] & (s > _NO_DETECTION)
         val = np.where(ok, s, -np.inf)
         best = np.maximum.reduceat(val, starts)
-        first = np.minimum.reduceat(np.where(ok & (val == best[seg]), np.arange(len(e)), _BIG),
-                                    starts)
+        first = np.minimum.reduceat(np.where(ok & (val == best[seg]), np.arange(len(e)), _BIG), starts)
         chosen = e[first[best > -np.inf]]
         taken[cand.det_local[chosen]] = True
         tp = (gt_state[eg[chosen]] == 0) & (det_state[ed[chosen]] == 0)
@@ -128,10 +134,16 @@ def _true_positive_scores(cand: _Candidates, score: np.ndarray, gt_state: np.nda
     return np.concatenate(tp_scores) if tp_scores else np.zeros(0)
 
 
-def _match_at_thresholds(cand: _Candidates, score: np.ndarray, gt_alpha: np.ndarray,
-                         det_alpha: np.ndarray, gt_state: np.ndarray, det_state: np.ndarray,
-                         thresholds: np.ndarray, with_aos: bool
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _match_at_thresholds(
+    cand: _Candidates,
+    score: np.ndarray,
+    gt_alpha: np.ndarray,
+    det_alpha: np.ndarray,
+    gt_state: np.ndarray,
+    det_state: np.ndarray,
+    thresholds: np.ndarray,
+    with_aos: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pass 2, at every threshold at once: each ground truth takes the free candidate (score at
     least the threshold) with the largest overlap, else the first free ignored one.
 
@@ -151,8 +163,7 @@ def _match_at_thresholds(cand: _Candidates, score: np.ndarray, gt_alpha: np.ndar
         ignored = (det_state[ed[e]] == 1)[:, None]
         val = np.where(free & ~ignored, eo[e][:, None], -np.inf)
         best = np.maximum.reduceat(val, starts, axis=0)
-        pick = np.minimum.reduceat(np.where((val == best[seg]) & (val > -np.inf), pos, _BIG),
-                                   starts, axis=0)
+        pick = np.minimum.reduceat(np.where((val == best[seg]) & (val > -np.inf), pos, _BIG), starts, axis=0)
         fallback = np.minimum.reduceat(np.where(free & ignored, pos, _BIG), starts, axis=0)
         pick = np.where(pick < _BIG, pick, fallback)
         has = pick < _BIG
@@ -164,8 +175,7 @@ def _match_at_thresholds(cand: _Candidates, score: np.ndarray, gt_alpha: np.ndar
         tp += np.bincount(ti[is_tp], minlength=num_t)
         if with_aos:
             delta = gt_alpha[seg_gts[gi[is_tp]]] - det_alpha[ed[chosen[is_tp]]]
-            similarity += np.bincount(ti[is_tp], weights=(1.0 + np.cos(delta)) / 2.0,
-                                      minlength=num_t)
+            similarity += np.bincount(ti[is_tp], weights=(1.0 + np.cos(delta)) / 2.0, minlength=num_t)
     return tp, similarity, taken
 
 

@@ -26,8 +26,7 @@ __all__ = [
 ]
 
 #: Classes the protocol can evaluate (the port's list), with their neighbouring class.
-KITTI_EVAL_CLASSES: tuple[str, ...] = ("Car", "Pedestrian", "Cyclist", "Van", "Person_sitting",
-                                       "Truck")
+KITTI_EVAL_CLASSES: tuple[str, ...] = ("Car", "Pedestrian", "Cyclist", "Van", "Person_sitting", "Truck")
 NEIGHBOUR_CLASS: dict[str, str] = {"Car": "Van", "Pedestrian": "Person_sitting"}
 
 METRICS: tuple[str, ...] = ("bbox", "bev", "3d")
@@ -68,8 +67,7 @@ def resolve_classes(classes: Sequence[str]) -> list[str]:
     wanted: list[str] = []
     for cls in classes:
         if cls.lower() not in lookup:
-            raise FormatError(f"cannot evaluate class {cls!r}; choose from "
-                              f"{', '.join(KITTI_EVAL_CLASSES)}")
+            raise FormatError(f"cannot evaluate class {cls!r}; choose from {', '.join(KITTI_EVAL_CLASSES)}")
         if lookup[cls.lower()] not in wanted:
             wanted.append(lookup[cls.lower()])
     if not wanted:

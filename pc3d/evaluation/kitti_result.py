@@ -53,7 +53,8 @@ class KittiEvalResult:
                 for m, metric in enumerate((*METRICS, "aos")):
                     out[cls][oset][metric] = {
                         diff: {"AP11": self.ap11[c, s, m, d], "AP40": self.ap40[c, s, m, d]}
-                        for d, diff in enumerate(DIFFICULTIES)}
+                        for d, diff in enumerate(DIFFICULTIES)
+                    }
         return to_jsonable(out)
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
@@ -67,8 +68,9 @@ class KittiEvalResult:
     def table(self) -> str:
         """The familiar console table: per class and overlap set, AP11 then AP40 for bbox, bev,
         3d (and aos), each as ``easy, moderate, hard``."""
-        lines = [f"KITTI evaluation of {self.num_frames} frames "
-                 "(columns: easy, moderate, hard; AP in percent)"]
+        lines = [
+            f"KITTI evaluation of {self.num_frames} frames (columns: easy, moderate, hard; AP in percent)"
+        ]
         names = ("bbox", "bev ", "3d  ", "aos ")
         for c, cls in enumerate(self.classes):
             for s, oset in enumerate(OVERLAP_SETS):

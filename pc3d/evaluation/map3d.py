@@ -62,8 +62,13 @@ class SceneMatches:
     gt_labels: np.ndarray
 
 
-def match_scene(det_boxes: Any, det_labels: Tensor | np.ndarray, det_scores: Tensor | np.ndarray,
-                gt_boxes: Any, gt_labels: Tensor | np.ndarray) -> SceneMatches:
+def match_scene(
+    det_boxes: Any,
+    det_labels: Tensor | np.ndarray,
+    det_scores: Tensor | np.ndarray,
+    gt_boxes: Any,
+    gt_labels: Tensor | np.ndarray,
+) -> SceneMatches:
     """Best same-class ground-truth box of every detection of one scene.
 
     Args:
@@ -147,12 +152,16 @@ class Map3DResult:
         head = "class".ljust(16) + "".join(f"  AP_{t:.2f}  AR_{t:.2f}" for t in self.thresholds)
         lines = [head]
         for k, name in enumerate(self.names):
-            vals = "".join(f"  {self.ap[t, k]:7.4f}  {self.recall[t, k]:7.4f}"
-                           for t in range(len(self.thresholds)))
+            vals = "".join(
+                f"  {self.ap[t, k]:7.4f}  {self.recall[t, k]:7.4f}" for t in range(len(self.thresholds))
+            )
             lines.append(name[:16].ljust(16) + vals)
-        lines.append("Overall".ljust(16) + "".join(
-            f"  {self.mean_ap(t):7.4f}  {self.mean_recall(t):7.4f}"
-            for t in range(len(self.thresholds))))
+        lines.append(
+            "Overall".ljust(16)
+            + "".join(
+                f"  {self.mean_ap(t):7.4f}  {self.mean_recall(t):7.4f}" for t in range(len(self.thresholds))
+            )
+        )
         return "\n".join(lines)
 
 
@@ -173,10 +182,12 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.sum((mrec[step + 1] - mrec[step]) * mpre[step + 1]))
 
 
-def map3d_from_matches(scenes: Sequence[SceneMatches],
-                       iou_thresholds: Sequence[float] = (0.25, 0.5),
-                       classes: Sequence[int] | None = None,
-                       class_names: Sequence[str] | None = None) -> Map3DResult:
+def map3d_from_matches(
+    scenes: Sequence[SceneMatches],
+    iou_thresholds: Sequence[float] = (0.25, 0.5),
+    classes: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Map3DResult:
     """AP per class and threshold from per-scene matches (see the module docstring).
 
     Args:
@@ -229,11 +240,16 @@ def map3d_from_matches(scenes: Sequence[SceneMatches],
     return Map3DResult(thresholds, tuple(classes), tuple(class_names), ap, rec, num_gt)
 
 
-def map3d(gt_boxes: Sequence[Any], gt_labels: Sequence[Tensor | np.ndarray],
-          det_boxes: Sequence[Any], det_labels: Sequence[Tensor | np.ndarray],
-          det_scores: Sequence[Tensor | np.ndarray], iou_thresholds: Sequence[float] = (0.25, 0.5),
-          classes: Sequence[int] | None = None,
-          class_names: Sequence[str] | None = None) -> Map3DResult:
+def map3d(
+    gt_boxes: Sequence[Any],
+    gt_labels: Sequence[Tensor | np.ndarray],
+    det_boxes: Sequence[Any],
+    det_labels: Sequence[Tensor | np.ndarray],
+    det_scores: Sequence[Tensor | np.ndarray],
+    iou_thresholds: Sequence[float] = (0.25, 0.5),
+    classes: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Map3DResult:
     """VOC-style 3D mAP of detections over scenes (one entry per scene in every sequence).
 
     Boxes are ``Boxes3D`` of one system or ``Tensor[N, 7]`` z-up boxes, ground truth and
@@ -257,10 +273,12 @@ def map3d(gt_boxes: Sequence[Any], gt_labels: Sequence[Tensor | np.ndarray],
     """
     n = len(gt_boxes)
     if not (len(gt_labels) == len(det_boxes) == len(det_labels) == len(det_scores) == n):
-        raise ShapeError("gt_boxes, gt_labels, det_boxes, det_labels and det_scores must have "
-                         "one entry per scene")
-    scenes = [match_scene(det_boxes[i], det_labels[i], det_scores[i], gt_boxes[i], gt_labels[i])
-              for i in range(n)]
+        raise ShapeError(
+            "gt_boxes, gt_labels, det_boxes, det_labels and det_scores must have one entry per scene"
+        )
+    scenes = [
+        match_scene(det_boxes[i], det_labels[i], det_scores[i], gt_boxes[i], gt_labels[i]) for i in range(n)
+    ]
     return map3d_from_matches(scenes, iou_thresholds, classes, class_names)
 
 
@@ -280,9 +298,13 @@ class Map3DMetric:
         gt_labels_key: batch key of the ground-truth labels.
     """
 
-    def __init__(self, iou_thresholds: Sequence[float] = (0.25, 0.5),
-                 class_names: Sequence[str] | None = None, gt_boxes_key: str = "gt_boxes",
-                 gt_labels_key: str = "gt_labels") -> None:
+    def __init__(
+        self,
+        iou_thresholds: Sequence[float] = (0.25, 0.5),
+        class_names: Sequence[str] | None = None,
+        gt_boxes_key: str = "gt_boxes",
+        gt_labels_key: str = "gt_labels",
+    ) -> None:
         self.iou_thresholds = tuple(float(t) for t in iou_thresholds)
         self.class_names = list(class_names) if class_names is not None else None
         self.gt_boxes_key, self.gt_labels_key = gt_boxes_key, gt_labels_key
@@ -304,8 +326,7 @@ class Map3DMetric:
                 raise FormatError(f"Map3DMetric: the batch has no {key!r} (keys: {sorted(batch)})")
         gt_boxes, gt_labels = batch[self.gt_boxes_key], batch[self.gt_labels_key]
         if not (len(predictions) == len(gt_boxes) == len(gt_labels)):
-            raise ShapeError(f"Map3DMetric: {len(predictions)} predictions for "
-                             f"{len(gt_boxes)} samples")
+            raise ShapeError(f"Map3DMetric: {len(predictions)} predictions for {len(gt_boxes)} samples")
         for pred, boxes, labels in zip(predictions, gt_boxes, gt_labels, strict=True):
             det = [_field(pred, name) for name in ("boxes", "labels", "scores")]
             self.scenes.append(match_scene(det[0], det[1], det[2], boxes, labels))
@@ -351,8 +372,9 @@ def _iou_3d(det_boxes: Any, gt_boxes: Any) -> Tensor:
 def _count(boxes: Any, what: str) -> int:
     tensor = getattr(boxes, "tensor", boxes)
     if not isinstance(tensor, Tensor) or tensor.dim() != 2:
-        raise ShapeError(f"{what} must be Boxes3D or Tensor[N, 7+C], got "
-                         f"{getattr(tensor, 'shape', type(tensor).__name__)}")
+        raise ShapeError(
+            f"{what} must be Boxes3D or Tensor[N, 7+C], got {getattr(tensor, 'shape', type(tensor).__name__)}"
+        )
     return int(tensor.shape[0])
 
 
@@ -367,5 +389,12 @@ def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
 
-__all__ = ["Map3DMetric", "Map3DResult", "SceneMatches", "map3d", "map3d_from_matches",
-           "match_scene", "voc_ap"]
+__all__ = [
+    "Map3DMetric",
+    "Map3DResult",
+    "SceneMatches",
+    "map3d",
+    "map3d_from_matches",
+    "match_scene",
+    "voc_ap",
+]

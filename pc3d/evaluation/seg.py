@@ -57,8 +57,9 @@ class SegResult:
         return out
 
 
-def seg_scores(confusion: np.ndarray | Tensor, ignore_index: int | None = None,
-               class_names: Sequence[str] | None = None) -> SegResult:
+def seg_scores(
+    confusion: np.ndarray | Tensor, ignore_index: int | None = None, class_names: Sequence[str] | None = None
+) -> SegResult:
     """Per-class IoU, mIoU and accuracies from a confusion matrix.
 
     Args:
@@ -72,8 +73,9 @@ def seg_scores(confusion: np.ndarray | Tensor, ignore_index: int | None = None,
     Raises:
         ShapeError: a matrix that is not square, or names not one per class.
     """
-    conf = (confusion.detach().cpu().numpy() if isinstance(confusion, Tensor)
-            else np.asarray(confusion)).astype(np.float64)
+    conf = (
+        confusion.detach().cpu().numpy() if isinstance(confusion, Tensor) else np.asarray(confusion)
+    ).astype(np.float64)
     if conf.ndim != 2 or conf.shape[0] != conf.shape[1]:
         raise ShapeError(f"confusion must be square, got shape {conf.shape}")
     k = conf.shape[0]
@@ -87,8 +89,7 @@ def seg_scores(confusion: np.ndarray | Tensor, ignore_index: int | None = None,
         acc = float(tp.sum() / conf.sum()) if conf.sum() else float("nan")
     if ignore_index is not None and 0 <= ignore_index < k:
         iou[ignore_index] = np.nan
-    return SegResult(iou=iou, miou=nanmean(iou), acc=acc, acc_cls=nanmean(per_class_acc),
-                     names=names)
+    return SegResult(iou=iou, miou=nanmean(iou), acc=acc, acc_cls=nanmean(per_class_acc), names=names)
 
 
 class SegConfusion:
@@ -103,8 +104,9 @@ class SegConfusion:
         class_names: names of the K classes, for the results.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = None,
-                 class_names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, num_classes: int, ignore_index: int | None = None, class_names: Sequence[str] | None = None
+    ) -> None:
         if num_classes < 1:
             raise ValueError(f"num_classes must be positive, got {num_classes}")
         if class_names is not None and len(class_names) != num_classes:
@@ -132,11 +134,12 @@ class SegConfusion:
         if not isinstance(pred, Tensor) or not isinstance(target, Tensor):
             raise FormatError("pred and target must be tensors of class indices")
         if pred.shape != target.shape:
-            raise ShapeError(f"pred has shape {tuple(pred.shape)} but target "
-                             f"{tuple(target.shape)}")
+            raise ShapeError(f"pred has shape {tuple(pred.shape)} but target {tuple(target.shape)}")
         if pred.is_floating_point() or target.is_floating_point():
-            raise FormatError("pred and target must hold integer class indices, not floats "
-                              "(take argmax of the scores first)")
+            raise FormatError(
+                "pred and target must hold integer class indices, not floats "
+                "(take argmax of the scores first)"
+            )
         pred, target = pred.reshape(-1).long(), target.reshape(-1).long()
         if self.ignore_index is not None:
             keep = target != self.ignore_index
@@ -185,8 +188,13 @@ class SegMIoUMetric:
         labels_key: the batch key of the ground truth.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = -1,
-                 class_names: Sequence[str] | None = None, labels_key: str = "labels") -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int | None = -1,
+        class_names: Sequence[str] | None = None,
+        labels_key: str = "labels",
+    ) -> None:
         self.confusion = SegConfusion(num_classes, ignore_index, class_names)
         self.labels_key = labels_key
         self._merged = False
@@ -204,14 +212,14 @@ class SegMIoUMetric:
             ShapeError: as many predictions as label tensors are needed.
         """
         if self.labels_key not in batch:
-            raise FormatError(f"SegMIoUMetric: the batch has no {self.labels_key!r} "
-                              f"(keys: {sorted(batch)})")
+            raise FormatError(f"SegMIoUMetric: the batch has no {self.labels_key!r} (keys: {sorted(batch)})")
         targets = batch[self.labels_key]
         if isinstance(predictions, Tensor):
             predictions, targets = [predictions], [targets]
         if len(predictions) != len(targets):
-            raise ShapeError(f"SegMIoUMetric: {len(predictions)} predictions for "
-                             f"{len(targets)} label tensors")
+            raise ShapeError(
+                f"SegMIoUMetric: {len(predictions)} predictions for {len(targets)} label tensors"
+            )
         for pred, target in zip(predictions, targets, strict=True):
             self.confusion.add(pred, target)
 

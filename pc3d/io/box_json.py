@@ -37,9 +37,13 @@ def read_box_json(path: Path) -> BoxFile:
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise FormatError(f"{path}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from err
+        raise FormatError(
+            f"{path}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
+        ) from err
     if not isinstance(content, dict):
-        raise FormatError(f"{path}: expected a JSON object with 'mode' and 'boxes', got {type(content).__name__}")
+        raise FormatError(
+            f"{path}: expected a JSON object with 'mode' and 'boxes', got {type(content).__name__}"
+        )
     unknown = sorted(set(content) - set(JSON_KEYS))
     if unknown:
         raise FormatError(f"{path}: unknown key(s) {unknown}; a box file has {', '.join(JSON_KEYS)}")
@@ -49,7 +53,9 @@ def read_box_json(path: Path) -> BoxFile:
     mode = check_mode(content["mode"], f"{path}: mode ")
     boxes = _boxes(path, content["boxes"])
     if "columns" in content and len(boxes) and len(content["columns"]) != boxes.shape[1]:
-        raise FormatError(f"{path}: 'columns' names {len(content['columns'])} columns, boxes have {boxes.shape[1]}")
+        raise FormatError(
+            f"{path}: 'columns' names {len(content['columns'])} columns, boxes have {boxes.shape[1]}"
+        )
     labels = _labels(path, content.get("labels"), len(boxes))
     scores = _scores(path, content.get("scores"), len(boxes))
     meta = content.get("meta", {})
@@ -68,7 +74,9 @@ def _boxes(path: Path, rows: Any) -> np.ndarray:
     if len(widths) > 1:
         first = len(rows[0])
         row = next(i for i, r in enumerate(rows) if len(r) != first)
-        raise FormatError(f"{path}: box {row} has {len(rows[row])} values, box 0 has {first}; all rows need the same width")
+        raise FormatError(
+            f"{path}: box {row} has {len(rows[row])} values, box 0 has {first}; all rows need the same width"
+        )
     if rows and min(widths) < 7:
         raise FormatError(
             f"{path}: boxes have {min(widths)} values per row, expected at least 7 "
@@ -86,7 +94,9 @@ def _labels(path: Path, labels: Any, num_boxes: int) -> list[str | int] | None:
         return None
     if not isinstance(labels, list) or len(labels) != num_boxes:
         raise FormatError(f"{path}: 'labels' must be a list of {num_boxes} labels (one per box)")
-    bad = next((i for i, lab in enumerate(labels) if isinstance(lab, bool) or not isinstance(lab, (str, int))), None)
+    bad = next(
+        (i for i, lab in enumerate(labels) if isinstance(lab, bool) or not isinstance(lab, (str, int))), None
+    )
     if bad is not None:
         raise FormatError(f"{path}: label {bad} is {labels[bad]!r}; labels are strings or integers")
     return labels

@@ -68,8 +68,12 @@ def read_box_table(path: Path, delimiter: str | None) -> BoxFile:
                 raise FormatError(f"{path}: line {line_no}: {name} value {tokens[col]!r} is not a number")
     table = np.array([[tokens[c] for c in numeric] for _, tokens in body], dtype=np.float64)
     table = table.reshape(len(body), len(numeric))
-    boxes = validate_boxes(path, table[:, : len(value_cols)], [f"line {n}" for n, _ in body]).astype(np.float32)
-    labels: list[str | int] | None = [tokens[label_col] for _, tokens in body] if label_col is not None else None
+    boxes = validate_boxes(path, table[:, : len(value_cols)], [f"line {n}" for n, _ in body]).astype(
+        np.float32
+    )
+    labels: list[str | int] | None = (
+        [tokens[label_col] for _, tokens in body] if label_col is not None else None
+    )
     scores = table[:, -1].astype(np.float32) if score_col is not None else None
     return BoxFile(boxes, mode, labels, scores, {}, path)
 
@@ -115,7 +119,12 @@ def encode_box_table(path: Path, boxes: np.ndarray, mode: str | None, data: BoxF
         header.append("label")
         for row, label in zip(columns, data.labels, strict=True):
             text = str(label)
-            if not text or sep in text or text.startswith("#") or (sep == " " and any(c.isspace() for c in text)):
+            if (
+                not text
+                or sep in text
+                or text.startswith("#")
+                or (sep == " " and any(c.isspace() for c in text))
+            ):
                 raise FormatError(f"{path}: label {text!r} cannot be written to a {path.suffix} table")
             row.append(text)
     if data.scores is not None:

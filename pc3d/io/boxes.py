@@ -56,7 +56,9 @@ BOX_EXTENSIONS: tuple[str, ...] = (".json", ".csv", ".txt", ".npy")
 
 
 def _unknown_extension(path: Path) -> FormatError:
-    return FormatError(f"{path}: unknown box file extension {path.suffix!r}; supported: {', '.join(BOX_EXTENSIONS)}")
+    return FormatError(
+        f"{path}: unknown box file extension {path.suffix!r}; supported: {', '.join(BOX_EXTENSIONS)}"
+    )
 
 
 def read_box_file(path: str | os.PathLike[str]) -> BoxFile:
@@ -197,7 +199,9 @@ def save_boxes(
     if scores is not None and hasattr(scores, "detach"):
         scores = scores.detach().cpu().numpy()
     data = BoxFile(
-        np.asarray(array, dtype=np.float32).reshape(len(array), -1) if len(array) else np.zeros((0, 7), np.float32),
+        np.asarray(array, dtype=np.float32).reshape(len(array), -1)
+        if len(array)
+        else np.zeros((0, 7), np.float32),
         mode,
         list(labels) if labels is not None else None,
         np.asarray(scores, dtype=np.float32) if scores is not None else None,

@@ -127,7 +127,9 @@ class LabelMap:
                     f"(0..{k - 1}) and ignores {self.ignore_index}: the class map does not match its classes"
                 )
         lut = np.full(self.max_raw + 1, np.iinfo(np.int64).min, dtype=np.int64)  # min: not in the map
-        lut[np.fromiter(self.mapping.keys(), dtype=np.int64)] = np.fromiter(self.mapping.values(), dtype=np.int64)
+        lut[np.fromiter(self.mapping.keys(), dtype=np.int64)] = np.fromiter(
+            self.mapping.values(), dtype=np.int64
+        )
         object.__setattr__(self, "lut", lut)
 
     @property
@@ -166,7 +168,10 @@ class LabelMap:
         given = tuple(str(name) for name in class_names)
         if given == self.class_names:
             return
-        first = next((i for i, (a, b) in enumerate(zip(given, self.class_names)) if a != b), min(len(given), self.num_classes))
+        first = next(
+            (i for i, (a, b) in enumerate(zip(given, self.class_names)) if a != b),
+            min(len(given), self.num_classes),
+        )
         raise FormatError(
             f"{what}: class names {list(given)} do not match the {self.num_classes} classes of {self.name} "
             f"{list(self.class_names)} (first difference at index {first}): mismatched class maps"
@@ -175,7 +180,9 @@ class LabelMap:
 
 def _describe(values: np.ndarray, limit: int = 8) -> str:
     ids, counts = np.unique(values, return_counts=True)
-    text = ", ".join(f"{int(i)} ({int(c)} point{'s' if c != 1 else ''})" for i, c in zip(ids[:limit], counts[:limit]))
+    text = ", ".join(
+        f"{int(i)} ({int(c)} point{'s' if c != 1 else ''})" for i, c in zip(ids[:limit], counts[:limit])
+    )
     return text + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
@@ -188,7 +195,9 @@ SEMANTICKITTI_LABEL_MAP = LabelMap(
 )
 
 #: S3DIS ids are the class indices.
-S3DIS_LABEL_MAP = LabelMap("the S3DIS class map", S3DIS_CLASSES, {i: i for i in range(len(S3DIS_CLASSES))}, max_raw=12)
+S3DIS_LABEL_MAP = LabelMap(
+    "the S3DIS class map", S3DIS_CLASSES, {i: i for i in range(len(S3DIS_CLASSES))}, max_raw=12
+)
 
 #: ScanNet NYU40 ids (0..40) -> the 20 benchmark classes; the other ids are ignored.
 SCANNET_LABEL_MAP = LabelMap(
@@ -280,7 +289,9 @@ def raw_ids_for(class_names: Sequence[str]) -> list[int] | None:
     return None
 
 
-def write_point_labels(path: str | os.PathLike[str], labels: np.ndarray, raw_ids: Sequence[int] | None = None) -> Path:
+def write_point_labels(
+    path: str | os.PathLike[str], labels: np.ndarray, raw_ids: Sequence[int] | None = None
+) -> Path:
     """Write per-point class indices, atomically.
 
     Args:
@@ -330,7 +341,9 @@ def read_point_labels(path: str | os.PathLike[str], num_points: int | None = Non
     if path.suffix == ".npy":
         values = np.load(path, allow_pickle=False)
         if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
-            raise FormatError(f"{path}: expected a 1-D integer array of labels, got {values.dtype} {values.shape}")
+            raise FormatError(
+                f"{path}: expected a 1-D integer array of labels, got {values.dtype} {values.shape}"
+            )
         values = values.astype(np.int64)
     elif path.suffix == ".label":
         values, _ = read_semantickitti_labels(path)

@@ -91,7 +91,9 @@ class AnchorGenerator:
         self.ratios = _positive_list(ratios, "ratios")
         octave = octave_base_scale is not None or scales_per_octave is not None
         if (scales is None) == (not octave):
-            raise FormatError("give either scales or (octave_base_scale and scales_per_octave), not both or neither")
+            raise FormatError(
+                "give either scales or (octave_base_scale and scales_per_octave), not both or neither"
+            )
         if octave:
             if octave_base_scale is None or scales_per_octave is None or int(scales_per_octave) < 1:
                 raise FormatError("octave scales need both octave_base_scale and scales_per_octave >= 1")
@@ -125,7 +127,9 @@ class AnchorGenerator:
 
     def _check_sizes(self, featmap_sizes: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
         if len(featmap_sizes) != self.num_levels:
-            raise FormatError(f"got {len(featmap_sizes)} feature map sizes for {self.num_levels} anchor levels")
+            raise FormatError(
+                f"got {len(featmap_sizes)} feature map sizes for {self.num_levels} anchor levels"
+            )
         sizes = []
         for i, size in enumerate(featmap_sizes):
             if len(size) != 2 or any(int(v) < 0 for v in size):

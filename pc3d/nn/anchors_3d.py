@@ -93,9 +93,7 @@ class AnchorGenerator3D:
     def num_base_anchors(self) -> int:
         return len(self.sizes) * len(self.rotations)
 
-    def grid_anchors(
-        self, featmap_size: Sequence[int], device: torch.device | str = "cpu"
-    ) -> Tensor:
+    def grid_anchors(self, featmap_size: Sequence[int], device: torch.device | str = "cpu") -> Tensor:
         """Anchors of a ``(H, W)`` feature map: ``Tensor[H * W * A, 7]`` (float32)."""
         if len(featmap_size) != 2 or any(int(v) <= 0 for v in featmap_size):
             raise FormatError(f"featmap_size must be (H, W) with positive sides, got {tuple(featmap_size)!r}")
@@ -106,7 +104,12 @@ class AnchorGenerator3D:
         return torch.stack(per_size, dim=2).reshape(-1, 7)
 
     def _single_range(
-        self, height: int, width: int, anchor_range: list[float], size: list[float], device: torch.device | str
+        self,
+        height: int,
+        width: int,
+        anchor_range: list[float],
+        size: list[float],
+        device: torch.device | str,
     ) -> Tensor:
         # float32 throughout, as MMDetection3D computes them: the anchors (and so the decoded
         # boxes) of its checkpoints match to the last bit.

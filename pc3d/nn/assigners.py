@@ -93,7 +93,9 @@ class MaxIoUAssigner:
     ) -> None:
         if isinstance(neg_iou_thr, Sequence):
             if len(neg_iou_thr) != 2 or not float(neg_iou_thr[0]) <= float(neg_iou_thr[1]):
-                raise FormatError(f"neg_iou_thr must be a number or an (lo, hi) pair with lo <= hi, got {neg_iou_thr!r}")
+                raise FormatError(
+                    f"neg_iou_thr must be a number or an (lo, hi) pair with lo <= hi, got {neg_iou_thr!r}"
+                )
             neg_range = (float(neg_iou_thr[0]), float(neg_iou_thr[1]))
         else:
             neg_range = (0.0, float(neg_iou_thr))
@@ -126,7 +128,9 @@ class MaxIoUAssigner:
         _check_boxes(boxes, "boxes", width)
         _check_boxes(gt_boxes, "gt_boxes", width)
         if gt_labels is not None and (gt_labels.dim() != 1 or gt_labels.shape[0] != gt_boxes.shape[0]):
-            raise ShapeError(f"gt_labels must have shape ({gt_boxes.shape[0]},), got {tuple(gt_labels.shape)}")
+            raise ShapeError(
+                f"gt_labels must have shape ({gt_boxes.shape[0]},), got {tuple(gt_labels.shape)}"
+            )
         num_boxes, num_gts = boxes.shape[0], gt_boxes.shape[0]
         device = boxes.device
         gt_boxes = gt_boxes.to(device=device, dtype=boxes.dtype)
@@ -136,7 +140,9 @@ class MaxIoUAssigner:
                 num_gts=num_gts,
                 gt_inds=torch.zeros(num_boxes, dtype=torch.long, device=device),
                 max_overlaps=boxes.new_zeros(num_boxes),
-                labels=None if gt_labels is None else torch.full((num_boxes,), -1, dtype=torch.long, device=device),
+                labels=None
+                if gt_labels is None
+                else torch.full((num_boxes,), -1, dtype=torch.long, device=device),
             )
         if self.iou_calculator is None:
             overlaps = bbox_overlaps(gt_boxes, boxes)  # [M, N]
@@ -168,7 +174,9 @@ class MaxIoUAssigner:
         labels = None
         if gt_labels is not None:
             gt_labels = gt_labels.to(device=device, dtype=torch.long)
-            labels = torch.where(gt_inds > 0, gt_labels[(gt_inds - 1).clamp(min=0)], torch.full_like(gt_inds, -1))
+            labels = torch.where(
+                gt_inds > 0, gt_labels[(gt_inds - 1).clamp(min=0)], torch.full_like(gt_inds, -1)
+            )
         return AssignResult(num_gts=num_gts, gt_inds=gt_inds, max_overlaps=max_overlaps, labels=labels)
 
 
@@ -215,7 +223,9 @@ class RandomSampler:
     draws the same boxes on any device.
     """
 
-    def __init__(self, num: int, pos_fraction: float, neg_pos_ub: float = -1, add_gt_as_proposals: bool = True) -> None:
+    def __init__(
+        self, num: int, pos_fraction: float, neg_pos_ub: float = -1, add_gt_as_proposals: bool = True
+    ) -> None:
         if isinstance(num, bool) or not isinstance(num, int) or num < 1:
             raise FormatError(f"num must be a positive int, got {num!r}")
         if not 0.0 <= pos_fraction <= 1.0:
@@ -241,7 +251,9 @@ class RandomSampler:
         generator: torch.Generator | None = None,
     ) -> SamplingResult:
         """Sample from `boxes` (`Tensor[N, D]`, assigned by `assign_result`) with gts `Tensor[M, D]`."""
-        width = boxes.shape[-1] if isinstance(boxes, Tensor) and boxes.dim() == 2 and boxes.shape[-1] >= 4 else 4
+        width = (
+            boxes.shape[-1] if isinstance(boxes, Tensor) and boxes.dim() == 2 and boxes.shape[-1] >= 4 else 4
+        )
         _check_boxes(boxes, "boxes", width)
         _check_boxes(gt_boxes, "gt_boxes", width)
         if assign_result.gt_inds.shape[0] != boxes.shape[0] or assign_result.num_gts != gt_boxes.shape[0]:
@@ -250,7 +262,9 @@ class RandomSampler:
                 f"got {boxes.shape[0]} boxes and {gt_boxes.shape[0]} gts"
             )
         if generator is not None and generator.device.type != "cpu":
-            raise FormatError("the sampler's generator must be a CPU torch.Generator (results then match on every device)")
+            raise FormatError(
+                "the sampler's generator must be a CPU torch.Generator (results then match on every device)"
+            )
         device = boxes.device
         gt_boxes = gt_boxes.to(device=device, dtype=boxes.dtype)
         gt_inds = assign_result.gt_inds
@@ -263,7 +277,9 @@ class RandomSampler:
             is_gt = torch.cat([torch.ones(num_gts, dtype=torch.bool, device=device), is_gt])
             if labels is not None:
                 if gt_labels is None:
-                    raise FormatError("the assign result has labels, so sample() needs gt_labels to add gts as proposals")
+                    raise FormatError(
+                        "the assign result has labels, so sample() needs gt_labels to add gts as proposals"
+                    )
                 labels = torch.cat([gt_labels.to(device=device, dtype=torch.long), labels])
         pos_candidates = torch.nonzero(gt_inds > 0).flatten()
         neg_candidates = torch.nonzero(gt_inds == 0).flatten()

@@ -75,7 +75,9 @@ class SECONDBackbone(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         """`Tensor[B, in_channels, H, W]` -> `Tensor[B, out_channels[i], H / out_strides[i], W / out_strides[i]]` per stage."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ShapeError(f"SECONDBackbone expects a tensor of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+            raise ShapeError(
+                f"SECONDBackbone expects a tensor of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
+            )
         outs = []
         for block in self.blocks:
             x = block(x)
@@ -85,4 +87,3 @@ class SECONDBackbone(nn.Module):
     def init_weights(self) -> None:
         """He-normal convs (fan-out, ReLU gain), unit/zero norms: MMDetection3D's initialisation."""
         init_bev_weights(self)
-

@@ -41,7 +41,9 @@ class DeltaXYWHBBoxCoder:
         ctr_clamp: float | None = None,
     ) -> None:
         if len(target_means) != 4 or len(target_stds) != 4:
-            raise FormatError(f"target_means and target_stds need 4 values each, got {target_means!r}, {target_stds!r}")
+            raise FormatError(
+                f"target_means and target_stds need 4 values each, got {target_means!r}, {target_stds!r}"
+            )
         if any(float(s) <= 0 for s in target_stds):
             raise FormatError(f"target_stds must be positive, got {target_stds!r}")
         if not 0 < wh_ratio_clip < 1:
@@ -58,7 +60,9 @@ class DeltaXYWHBBoxCoder:
         Anchors and boxes must have positive width and height (a zero-size box has no log size).
         """
         if anchors.shape != gt_boxes.shape or anchors.shape[-1:] != (4,):
-            raise ShapeError(f"encode needs anchors and gt_boxes of one shape (..., 4), got {tuple(anchors.shape)} and {tuple(gt_boxes.shape)}")
+            raise ShapeError(
+                f"encode needs anchors and gt_boxes of one shape (..., 4), got {tuple(anchors.shape)} and {tuple(gt_boxes.shape)}"
+            )
         dtype = torch.promote_types(anchors.dtype, gt_boxes.dtype)
         dtype = dtype if dtype.is_floating_point else torch.float32
         anchors, gt_boxes = anchors.to(dtype), gt_boxes.to(dtype)
@@ -75,7 +79,9 @@ class DeltaXYWHBBoxCoder:
         stds = deltas.new_tensor(self.stds)
         return (deltas - means) / stds
 
-    def decode(self, anchors: Tensor, deltas: Tensor, max_shape: Sequence[int] | Tensor | None = None) -> Tensor:
+    def decode(
+        self, anchors: Tensor, deltas: Tensor, max_shape: Sequence[int] | Tensor | None = None
+    ) -> Tensor:
         """Apply deltas to anchors.
 
         Args:
@@ -90,7 +96,9 @@ class DeltaXYWHBBoxCoder:
             `Tensor[..., 4 * K]` boxes `x1, y1, x2, y2`.
         """
         if anchors.shape[-1] != 4 or deltas.shape[-1] % 4 != 0 or deltas.shape[-1] == 0:
-            raise ShapeError(f"decode needs anchors (..., 4) and deltas (..., 4 * K), got {tuple(anchors.shape)} and {tuple(deltas.shape)}")
+            raise ShapeError(
+                f"decode needs anchors (..., 4) and deltas (..., 4 * K), got {tuple(anchors.shape)} and {tuple(deltas.shape)}"
+            )
         out_shape = torch.broadcast_shapes(anchors.shape[:-1], deltas.shape[:-1]) + (deltas.shape[-1],)
         k = deltas.shape[-1] // 4
         d = deltas.reshape(*deltas.shape[:-1], k, 4)
@@ -125,8 +133,12 @@ def clip_boxes(boxes: Tensor, max_shape: Sequence[int] | Tensor) -> Tensor:
     """
     if isinstance(max_shape, Tensor) and max_shape.dim() == 2:
         if max_shape.shape[-1] != 2 or boxes.dim() < 2 or max_shape.shape[0] != boxes.shape[0]:
-            raise ShapeError(f"max_shape must be (H, W) or a (B, 2) tensor for boxes (B, ..., 4), got {tuple(max_shape.shape)} for {tuple(boxes.shape)}")
-        hw = max_shape.to(device=boxes.device, dtype=boxes.dtype).reshape(max_shape.shape[0], *([1] * (boxes.dim() - 2)), 2)
+            raise ShapeError(
+                f"max_shape must be (H, W) or a (B, 2) tensor for boxes (B, ..., 4), got {tuple(max_shape.shape)} for {tuple(boxes.shape)}"
+            )
+        hw = max_shape.to(device=boxes.device, dtype=boxes.dtype).reshape(
+            max_shape.shape[0], *([1] * (boxes.dim() - 2)), 2
+        )
         h, w = hw[..., 0], hw[..., 1]
     else:
         if len(max_shape) != 2:

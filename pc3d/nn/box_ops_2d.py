@@ -31,7 +31,9 @@ def box_area(boxes: Tensor) -> Tensor:
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
-def bbox_overlaps(boxes1: Tensor, boxes2: Tensor, mode: OverlapMode = "iou", aligned: bool = False, eps: float = 1e-6) -> Tensor:
+def bbox_overlaps(
+    boxes1: Tensor, boxes2: Tensor, mode: OverlapMode = "iou", aligned: bool = False, eps: float = 1e-6
+) -> Tensor:
     """IoU, IoF (intersection over the area of `boxes1`) or GIoU of 2D boxes.
 
     Args:
@@ -49,7 +51,9 @@ def bbox_overlaps(boxes1: Tensor, boxes2: Tensor, mode: OverlapMode = "iou", ali
     if mode not in ("iou", "iof", "giou"):
         raise FormatError(f"mode must be 'iou', 'iof' or 'giou', got {mode!r}")
     if aligned and boxes1.shape[-2] != boxes2.shape[-2]:
-        raise ShapeError(f"aligned overlaps need as many boxes on each side, got {boxes1.shape[-2]} and {boxes2.shape[-2]}")
+        raise ShapeError(
+            f"aligned overlaps need as many boxes on each side, got {boxes1.shape[-2]} and {boxes2.shape[-2]}"
+        )
     area1 = box_area(boxes1)
     area2 = box_area(boxes2)
     if aligned:

@@ -55,12 +55,42 @@ class KeyRule:
 
 
 MMDET3D_KEY_TABLE: tuple[KeyRule, ...] = (
-    KeyRule(r"voxel_encoder\.pfn_layers\.(\d+)\.linear\.weight", r"voxel_encoder.pfn_layers.\1.linear.weight", SAME, "PillarFeatureNet linear"),
-    KeyRule(rf"voxel_encoder\.pfn_layers\.(\d+)\.norm\.{_BN}", r"voxel_encoder.pfn_layers.\1.norm.\2", SAME, "PillarFeatureNet BN1d"),
-    KeyRule(r"voxel_encoder\.pfn_layers\.(\d+)\.0\.weight", r"voxel_encoder.pfn_layers.\1.0.weight", SAME, "DynamicPillarFeatureNet linear"),
-    KeyRule(rf"voxel_encoder\.pfn_layers\.(\d+)\.1\.{_BN}", r"voxel_encoder.pfn_layers.\1.1.\2", SAME, "DynamicPillarFeatureNet BN1d"),
-    KeyRule(r"middle_encoder\.conv_input\.0\.weight", r"middle_encoder.conv_input.0.weight", SPARSE_CONV, "SparseEncoder input SubMConv3d"),
-    KeyRule(rf"middle_encoder\.conv_input\.1\.{_BN}", r"middle_encoder.conv_input.1.\1", SAME, "SparseEncoder input BN1d"),
+    KeyRule(
+        r"voxel_encoder\.pfn_layers\.(\d+)\.linear\.weight",
+        r"voxel_encoder.pfn_layers.\1.linear.weight",
+        SAME,
+        "PillarFeatureNet linear",
+    ),
+    KeyRule(
+        rf"voxel_encoder\.pfn_layers\.(\d+)\.norm\.{_BN}",
+        r"voxel_encoder.pfn_layers.\1.norm.\2",
+        SAME,
+        "PillarFeatureNet BN1d",
+    ),
+    KeyRule(
+        r"voxel_encoder\.pfn_layers\.(\d+)\.0\.weight",
+        r"voxel_encoder.pfn_layers.\1.0.weight",
+        SAME,
+        "DynamicPillarFeatureNet linear",
+    ),
+    KeyRule(
+        rf"voxel_encoder\.pfn_layers\.(\d+)\.1\.{_BN}",
+        r"voxel_encoder.pfn_layers.\1.1.\2",
+        SAME,
+        "DynamicPillarFeatureNet BN1d",
+    ),
+    KeyRule(
+        r"middle_encoder\.conv_input\.0\.weight",
+        r"middle_encoder.conv_input.0.weight",
+        SPARSE_CONV,
+        "SparseEncoder input SubMConv3d",
+    ),
+    KeyRule(
+        rf"middle_encoder\.conv_input\.1\.{_BN}",
+        r"middle_encoder.conv_input.1.\1",
+        SAME,
+        "SparseEncoder input BN1d",
+    ),
     KeyRule(
         r"middle_encoder\.encoder_layers\.encoder_layer(\d+)\.(\d+)\.0\.weight",
         r"middle_encoder.encoder_layers.encoder_layer\1.\2.0.weight",
@@ -73,11 +103,36 @@ MMDET3D_KEY_TABLE: tuple[KeyRule, ...] = (
         SAME,
         "SparseEncoder stage BN1d",
     ),
-    KeyRule(r"middle_encoder\.conv_out\.0\.weight", r"middle_encoder.conv_out.0.weight", SPARSE_CONV, "SparseEncoder output SparseConv3d"),
-    KeyRule(rf"middle_encoder\.conv_out\.1\.{_BN}", r"middle_encoder.conv_out.1.\1", SAME, "SparseEncoder output BN1d"),
-    KeyRule(rf"backbone\.blocks\.(\d+)\.(\d+)\.{_BN}", r"backbone.blocks.\1.\2.\3", SAME, "SECOND backbone Conv2d/BN2d"),
-    KeyRule(rf"neck\.deblocks\.(\d+)\.([01])\.{_BN}", r"neck.deblocks.\1.\2.\3", SAME, "SECONDFPN ConvTranspose2d/Conv2d/BN2d"),
-    KeyRule(r"bbox_head\.(conv_cls|conv_reg|conv_dir_cls)\.(weight|bias)", r"bbox_head.\1.\2", SAME, "Anchor3DHead 1x1 convs"),
+    KeyRule(
+        r"middle_encoder\.conv_out\.0\.weight",
+        r"middle_encoder.conv_out.0.weight",
+        SPARSE_CONV,
+        "SparseEncoder output SparseConv3d",
+    ),
+    KeyRule(
+        rf"middle_encoder\.conv_out\.1\.{_BN}",
+        r"middle_encoder.conv_out.1.\1",
+        SAME,
+        "SparseEncoder output BN1d",
+    ),
+    KeyRule(
+        rf"backbone\.blocks\.(\d+)\.(\d+)\.{_BN}",
+        r"backbone.blocks.\1.\2.\3",
+        SAME,
+        "SECOND backbone Conv2d/BN2d",
+    ),
+    KeyRule(
+        rf"neck\.deblocks\.(\d+)\.([01])\.{_BN}",
+        r"neck.deblocks.\1.\2.\3",
+        SAME,
+        "SECONDFPN ConvTranspose2d/Conv2d/BN2d",
+    ),
+    KeyRule(
+        r"bbox_head\.(conv_cls|conv_reg|conv_dir_cls)\.(weight|bias)",
+        r"bbox_head.\1.\2",
+        SAME,
+        "Anchor3DHead 1x1 convs",
+    ),
 )
 
 _COMPILED = tuple((re.compile(rule.source), rule) for rule in MMDET3D_KEY_TABLE)
@@ -207,7 +262,9 @@ def convert_mmdet3d_state_dict(
     if unmapped or misshaped:
         parts = []
         if unmapped:
-            parts.append(f"{len(unmapped)} keys no row of the MMDetection3D key table maps: {_listing(unmapped)}")
+            parts.append(
+                f"{len(unmapped)} keys no row of the MMDetection3D key table maps: {_listing(unmapped)}"
+            )
         if misshaped:
             parts.append(f"{len(misshaped)} mis-shaped keys: {_listing(misshaped)}")
         raise FormatError(f"{source}: " + "; ".join(parts))
@@ -223,7 +280,9 @@ def _match(key: str) -> tuple[KeyRule | None, str]:
 
 
 def load_mmdet3d_checkpoint(
-    model: nn.Module, checkpoint: str | Path | MMDet3DCheckpoint, component_names: Mapping[str, str] | None = None
+    model: nn.Module,
+    checkpoint: str | Path | MMDet3DCheckpoint,
+    component_names: Mapping[str, str] | None = None,
 ) -> Mapping[str, Any]:
     """Load an MMDetection3D checkpoint into a pc3d model (strict: every key on both sides).
 

@@ -34,7 +34,9 @@ def _norm_scale_shift(norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel ``(scale, shift)`` of an eval-mode batch norm: ``y = x * scale + shift``."""
     mean, var = norm.running_mean, norm.running_var
     if not isinstance(mean, torch.Tensor) or not isinstance(var, torch.Tensor):
-        raise Pc3dError(f"{type(norm).__name__} without running statistics (track_running_stats=False) cannot be folded")
+        raise Pc3dError(
+            f"{type(norm).__name__} without running statistics (track_running_stats=False) cannot be folded"
+        )
     scale = torch.rsqrt(var.double() + float(norm.eps))  # type: ignore[arg-type]
     weight, bias = norm.weight, norm.bias
     if isinstance(weight, torch.Tensor):
@@ -98,7 +100,13 @@ def _empty_like(layer: _Foldable) -> _Foldable:
         **factory,
     }
     if isinstance(layer, nn.ConvTranspose2d):
-        return nn.ConvTranspose2d(layer.in_channels, layer.out_channels, layer.kernel_size, output_padding=layer.output_padding, **kwargs)  # type: ignore[arg-type]
+        return nn.ConvTranspose2d(
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel_size,  # type: ignore[arg-type]
+            output_padding=layer.output_padding,  # type: ignore[arg-type]
+            **kwargs,  # type: ignore[arg-type]
+        )
     return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, **kwargs)  # type: ignore[arg-type]
 
 
@@ -134,7 +142,11 @@ def fuse_conv_bn(module: nn.Module) -> nn.Module:
                     parent._modules[first] = fold_batch_norm(layer, norm)  # type: ignore[arg-type]
                     parent._modules[second] = nn.Identity()
         linear, batch_norm = getattr(parent, "linear", None), getattr(parent, "norm", None)
-        if isinstance(linear, nn.Module) and isinstance(batch_norm, nn.Module) and _foldable_pair(linear, batch_norm):
+        if (
+            isinstance(linear, nn.Module)
+            and isinstance(batch_norm, nn.Module)
+            and _foldable_pair(linear, batch_norm)
+        ):
             parent.linear = fold_batch_norm(linear, batch_norm)  # type: ignore[arg-type]
             parent.norm = nn.Identity()
     return module

@@ -37,7 +37,11 @@ def check_labels(
             got 5 in the batch`` (or float labels).
     """
     if not isinstance(labels, Tensor):
-        labels = torch.cat([lab.reshape(-1) for lab in labels]) if len(labels) else torch.zeros(0, dtype=torch.long)
+        labels = (
+            torch.cat([lab.reshape(-1) for lab in labels])
+            if len(labels)
+            else torch.zeros(0, dtype=torch.long)
+        )
     labels = labels.reshape(-1)
     if labels.numel() == 0:
         return

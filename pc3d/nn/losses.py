@@ -27,7 +27,12 @@ Reduction = Literal["none", "mean", "sum"]
 _EPS = torch.finfo(torch.float32).eps
 
 
-def weight_reduce_loss(loss: Tensor, weight: Tensor | None = None, reduction: Reduction = "mean", avg_factor: float | Tensor | None = None) -> Tensor:
+def weight_reduce_loss(
+    loss: Tensor,
+    weight: Tensor | None = None,
+    reduction: Reduction = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
     """Weight an element-wise loss and reduce it (see the module docstring)."""
     if reduction not in ("none", "mean", "sum"):
         raise FormatError(f"reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
@@ -48,7 +53,9 @@ def weight_reduce_loss(loss: Tensor, weight: Tensor | None = None, reduction: Re
 
 def _check_same_shape(pred: Tensor, target: Tensor, what: str) -> None:
     if pred.shape != target.shape:
-        raise ShapeError(f"{what}: pred {tuple(pred.shape)} and target {tuple(target.shape)} must have one shape")
+        raise ShapeError(
+            f"{what}: pred {tuple(pred.shape)} and target {tuple(target.shape)} must have one shape"
+        )
 
 
 def sigmoid_focal_loss(
@@ -88,9 +95,13 @@ def sigmoid_focal_loss(
         t = target.to(pred.dtype)
     else:
         if target.shape != pred.shape[:1]:
-            raise ShapeError(f"focal loss class targets must have shape ({pred.shape[0]},), got {tuple(target.shape)}")
+            raise ShapeError(
+                f"focal loss class targets must have shape ({pred.shape[0]},), got {tuple(target.shape)}"
+            )
         if target.numel() > 0 and (bool((target < 0).any()) or bool((target > num_classes).any())):
-            raise FormatError(f"focal loss class targets must be in [0, {num_classes}] ({num_classes} = background)")
+            raise FormatError(
+                f"focal loss class targets must be in [0, {num_classes}] ({num_classes} = background)"
+            )
         # One column more than classes, so that the background index C lands in a dropped column.
         t = F.one_hot(target, num_classes + 1)[:, :num_classes].to(pred.dtype)
     p = pred.sigmoid()
@@ -131,13 +142,24 @@ def cross_entropy(
     not ignored (like `torch.nn.functional.cross_entropy` without class weights).
     """
     if pred.dim() != 2 or target.shape != pred.shape[:1]:
-        raise ShapeError(f"cross_entropy needs pred (N, C) and target (N,), got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ShapeError(
+            f"cross_entropy needs pred (N, C) and target (N,), got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     if not 0.0 <= label_smoothing < 1.0:
         raise FormatError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
     valid = target != ignore_index
     if bool((valid & ((target < 0) | (target >= pred.shape[1]))).any()):
-        raise FormatError(f"cross_entropy targets must be in [0, {pred.shape[1] - 1}] or ignore_index={ignore_index}")
-    loss = F.cross_entropy(pred, target, weight=class_weight, ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing)
+        raise FormatError(
+            f"cross_entropy targets must be in [0, {pred.shape[1] - 1}] or ignore_index={ignore_index}"
+        )
+    loss = F.cross_entropy(
+        pred,
+        target,
+        weight=class_weight,
+        ignore_index=ignore_index,
+        reduction="none",
+        label_smoothing=label_smoothing,
+    )
     if reduction == "mean" and avg_factor is None:
         avg_factor = valid.sum().clamp(min=1).to(loss.dtype)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
@@ -221,13 +243,24 @@ class _Loss(nn.Module):
 class FocalLoss(_Loss):
     """Module form of `sigmoid_focal_loss`, times `loss_weight`."""
 
-    def __init__(self, gamma: float = 2.0, alpha: float = 0.25, reduction: Reduction = "mean", loss_weight: float = 1.0) -> None:
+    def __init__(
+        self, gamma: float = 2.0, alpha: float = 0.25, reduction: Reduction = "mean", loss_weight: float = 1.0
+    ) -> None:
         super().__init__(reduction, loss_weight)
         self.gamma = gamma
         self.alpha = alpha
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None, avg_factor: float | Tensor | None = None, reduction_override: Reduction | None = None) -> Tensor:
-        return self.loss_weight * sigmoid_focal_loss(pred, target, weight, self.gamma, self.alpha, self._reduction(reduction_override), avg_factor)
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+        reduction_override: Reduction | None = None,
+    ) -> Tensor:
+        return self.loss_weight * sigmoid_focal_loss(
+            pred, target, weight, self.gamma, self.alpha, self._reduction(reduction_override), avg_factor
+        )
 
 
 class CrossEntropyLoss(_Loss):
@@ -244,18 +277,29 @@ class CrossEntropyLoss(_Loss):
     ) -> None:
         super().__init__(reduction, loss_weight)
         if use_sigmoid and (class_weight is not None or label_smoothing > 0):
-            raise FormatError("class_weight and label_smoothing apply to the softmax loss (use_sigmoid=False)")
+            raise FormatError(
+                "class_weight and label_smoothing apply to the softmax loss (use_sigmoid=False)"
+            )
         self.use_sigmoid = use_sigmoid
         self.class_weight = None if class_weight is None else [float(w) for w in class_weight]
         self.ignore_index = ignore_index
         self.label_smoothing = float(label_smoothing)
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None, avg_factor: float | Tensor | None = None, reduction_override: Reduction | None = None) -> Tensor:
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+        reduction_override: Reduction | None = None,
+    ) -> Tensor:
         reduction = self._reduction(reduction_override)
         if self.use_sigmoid:
             return self.loss_weight * binary_cross_entropy(pred, target, weight, reduction, avg_factor)
         class_weight = None if self.class_weight is None else pred.new_tensor(self.class_weight)
-        return self.loss_weight * cross_entropy(pred, target, weight, class_weight, self.ignore_index, self.label_smoothing, reduction, avg_factor)
+        return self.loss_weight * cross_entropy(
+            pred, target, weight, class_weight, self.ignore_index, self.label_smoothing, reduction, avg_factor
+        )
 
 
 class SmoothL1Loss(_Loss):
@@ -265,15 +309,33 @@ class SmoothL1Loss(_Loss):
         super().__init__(reduction, loss_weight)
         self.beta = beta
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None, avg_factor: float | Tensor | None = None, reduction_override: Reduction | None = None) -> Tensor:
-        return self.loss_weight * smooth_l1_loss(pred, target, weight, self.beta, self._reduction(reduction_override), avg_factor)
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+        reduction_override: Reduction | None = None,
+    ) -> Tensor:
+        return self.loss_weight * smooth_l1_loss(
+            pred, target, weight, self.beta, self._reduction(reduction_override), avg_factor
+        )
 
 
 class L1Loss(_Loss):
     """Module form of `l1_loss`, times `loss_weight`."""
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None, avg_factor: float | Tensor | None = None, reduction_override: Reduction | None = None) -> Tensor:
-        return self.loss_weight * l1_loss(pred, target, weight, self._reduction(reduction_override), avg_factor)
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+        reduction_override: Reduction | None = None,
+    ) -> Tensor:
+        return self.loss_weight * l1_loss(
+            pred, target, weight, self._reduction(reduction_override), avg_factor
+        )
 
 
 class GIoULoss(_Loss):
@@ -283,5 +345,14 @@ class GIoULoss(_Loss):
         super().__init__(reduction, loss_weight)
         self.eps = eps
 
-    def forward(self, pred: Tensor, target: Tensor, weight: Tensor | None = None, avg_factor: float | Tensor | None = None, reduction_override: Reduction | None = None) -> Tensor:
-        return self.loss_weight * giou_loss(pred, target, weight, self.eps, self._reduction(reduction_override), avg_factor)
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+        reduction_override: Reduction | None = None,
+    ) -> Tensor:
+        return self.loss_weight * giou_loss(
+            pred, target, weight, self.eps, self._reduction(reduction_override), avg_factor
+        )

@@ -158,7 +158,9 @@ class SetAbstraction(nn.Module):
         channels: widths of the shared MLP (input: relative xyz + features).
     """
 
-    def __init__(self, npoint: int, radius: float, nsample: int, in_channels: int, channels: Sequence[int]) -> None:
+    def __init__(
+        self, npoint: int, radius: float, nsample: int, in_channels: int, channels: Sequence[int]
+    ) -> None:
         super().__init__()
         if not channels:
             raise FormatError("SetAbstraction: channels must name at least one layer")
@@ -232,7 +234,12 @@ class PointNet2(nn.Module):
         npoints: Sequence[int] = (1024, 256, 64, 16),
         radii: Sequence[float] = (0.1, 0.2, 0.4, 0.8),
         nsamples: Sequence[int] = (32, 32, 32, 32),
-        sa_channels: Sequence[Sequence[int]] = ((32, 32, 64), (64, 64, 128), (128, 128, 256), (256, 256, 512)),
+        sa_channels: Sequence[Sequence[int]] = (
+            (32, 32, 64),
+            (64, 64, 128),
+            (128, 128, 256),
+            (256, 256, 512),
+        ),
         fp_channels: Sequence[Sequence[int]] = ((256, 256), (256, 256), (256, 128), (128, 128, 128)),
         xyz_features: bool = True,
     ) -> None:

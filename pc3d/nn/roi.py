@@ -60,7 +60,9 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
 def _check_inputs(input: Tensor, rois: Tensor | Sequence[Tensor]) -> Tensor:
     """Validate the map and return RoIs as `Tensor[K, 5]` on its device and dtype."""
     if not isinstance(input, Tensor) or input.dim() != 4:
-        raise ShapeError(f"input must be a feature map (B, C, H, W), got {tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__}")
+        raise ShapeError(
+            f"input must be a feature map (B, C, H, W), got {tuple(input.shape) if isinstance(input, Tensor) else type(input).__name__}"
+        )
     if not input.is_floating_point():
         raise FormatError(f"input must be a floating-point map, got {input.dtype}")
     if not isinstance(rois, Tensor):
@@ -83,7 +85,9 @@ def _check_inputs(input: Tensor, rois: Tensor | Sequence[Tensor]) -> Tensor:
         bad = (batch < 0) | (batch >= input.shape[0]) | (batch != batch.floor())
         if bool(bad.any()):
             row = int(torch.nonzero(bad)[0, 0])
-            raise FormatError(f"rois row {row}: batch index {rois[row, 0].item()} is not an image of the batch (0..{input.shape[0] - 1})")
+            raise FormatError(
+                f"rois row {row}: batch index {rois[row, 0].item()} is not an image of the batch (0..{input.shape[0] - 1})"
+            )
     return rois
 
 
@@ -156,7 +160,9 @@ def _bag_max(table: Tensor, index: Tensor) -> Tensor:
         value = torch.empty_like(best)
         if track:
             larger = torch.empty(best.shape, dtype=torch.bool, device=best.device)
-            arg = torch.zeros(best.shape, dtype=torch.int16 if slots.shape[0] < 2**15 else torch.int32, device=best.device)
+            arg = torch.zeros(
+                best.shape, dtype=torch.int16 if slots.shape[0] < 2**15 else torch.int32, device=best.device
+            )
         for s in range(1, slots.shape[0]):
             torch.index_select(table, 0, slots[s], out=value)
             if track:
@@ -194,7 +200,9 @@ def _placed(parts: list[Tensor], groups: list[tuple[Tensor, int, int]]) -> Tenso
     return torch.cat(parts).index_select(0, torch.argsort(order))
 
 
-def _axis_samples(start: Tensor, bin_size: Tensor, grid: Tensor, grid_max: int, bins: int, size: int) -> tuple[Tensor, Tensor]:
+def _axis_samples(
+    start: Tensor, bin_size: Tensor, grid: Tensor, grid_max: int, bins: int, size: int
+) -> tuple[Tensor, Tensor]:
     """Bilinear corner indices and weights along one axis.
 
     For RoI k, bin i, sample s (< grid[k]) at `start + i * bin + (s + 0.5) * bin / grid`, returns
@@ -205,7 +213,11 @@ def _axis_samples(start: Tensor, bin_size: Tensor, grid: Tensor, grid_max: int, 
     i = torch.arange(bins, device=start.device, dtype=start.dtype).view(1, bins, 1)
     s = torch.arange(grid_max, device=start.device, dtype=start.dtype).view(1, 1, grid_max)
     g = grid.to(start.dtype).view(-1, 1, 1)
-    pos = start.view(-1, 1, 1) + i * bin_size.view(-1, 1, 1) + (s + 0.5) * bin_size.view(-1, 1, 1) / g.clamp(min=1)
+    pos = (
+        start.view(-1, 1, 1)
+        + i * bin_size.view(-1, 1, 1)
+        + (s + 0.5) * bin_size.view(-1, 1, 1) / g.clamp(min=1)
+    )
     keep = (s < g) & (pos >= -1.0) & (pos <= size)
     pos = pos.clamp(min=0)
     low = pos.floor().long()
@@ -265,10 +277,18 @@ def roi_align(
     groups = _groups(grid_h, grid_w)
     parts = []
     for members, gh, gw in groups:
-        y_idx, y_wt = _axis_samples(boxes[members, 1], bin_h[members], grid_h[members], gh, ph, height)  # [k, ph, gh, 2]
-        x_idx, x_wt = _axis_samples(boxes[members, 0], bin_w[members], grid_w[members], gw, pw, width)  # [k, pw, gw, 2]
+        y_idx, y_wt = _axis_samples(
+            boxes[members, 1], bin_h[members], grid_h[members], gh, ph, height
+        )  # [k, ph, gh, 2]
+        x_idx, x_wt = _axis_samples(
+            boxes[members, 0], bin_w[members], grid_w[members], gw, pw, width
+        )  # [k, pw, gw, 2]
         # [k, ph, 1, gh, 2, 1, 1] x [k, 1, pw, 1, 1, gw, 2]: one bag of 4 gh gw corners per bin.
-        index = base[members].view(-1, 1, 1, 1, 1, 1, 1) + y_idx[:, :, None, :, :, None, None] * width + x_idx[:, None, :, None, None, :, :]
+        index = (
+            base[members].view(-1, 1, 1, 1, 1, 1, 1)
+            + y_idx[:, :, None, :, :, None, None] * width
+            + x_idx[:, None, :, None, None, :, :]
+        )
         weight = y_wt[:, :, None, :, :, None, None] * x_wt[:, None, :, None, None, :, :]
         bag = 4 * gh * gw
         pooled = _reduce_bags(table, index.reshape(-1, bag), weight.reshape(-1, bag), "sum")
@@ -341,15 +361,25 @@ def roi_pool(
         index = base[members].view(-1, 1, 1, 1, 1) + rows * width + cols
         # An empty bin reads cell (0, 0) of its image and is zeroed below.
         index = torch.where(hollow[:, :, :, None, None], base[members].view(-1, 1, 1, 1, 1), index)
-        pooled = _reduce_bags(table, index.reshape(-1, span_h * span_w), None, "max").view(-1, ph, pw, channels)
-        parts.append(torch.where(hollow[..., None], torch.zeros((), dtype=pooled.dtype, device=pooled.device), pooled))
+        pooled = _reduce_bags(table, index.reshape(-1, span_h * span_w), None, "max").view(
+            -1, ph, pw, channels
+        )
+        parts.append(
+            torch.where(hollow[..., None], torch.zeros((), dtype=pooled.dtype, device=pooled.device), pooled)
+        )
     return _placed(parts, groups).permute(0, 3, 1, 2).contiguous()
 
 
 class RoIAlign(nn.Module):
     """Module form of `roi_align` with fixed `output_size`, `spatial_scale`, `sampling_ratio`, `aligned`."""
 
-    def __init__(self, output_size: int | Sequence[int], spatial_scale: float = 1.0, sampling_ratio: int = 0, aligned: bool = True) -> None:
+    def __init__(
+        self,
+        output_size: int | Sequence[int],
+        spatial_scale: float = 1.0,
+        sampling_ratio: int = 0,
+        aligned: bool = True,
+    ) -> None:
         super().__init__()
         self.output_size = _pair(output_size)
         self.spatial_scale = float(spatial_scale)

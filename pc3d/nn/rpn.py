@@ -37,7 +37,9 @@ from pc3d.ops import batched_nms_2d
 def _image_sizes(image_sizes: Sequence[Sequence[int]] | Tensor, batch: int, device: torch.device) -> Tensor:
     sizes = torch.as_tensor(image_sizes, dtype=torch.float32, device=device)
     if sizes.shape != (batch, 2):
-        raise ShapeError(f"image_sizes must give (H, W) for each of the {batch} images, got shape {tuple(sizes.shape)}")
+        raise ShapeError(
+            f"image_sizes must give (H, W) for each of the {batch} images, got shape {tuple(sizes.shape)}"
+        )
     return sizes
 
 
@@ -80,7 +82,9 @@ class RPNHead(nn.Module):
         super().__init__()
         counts = set(anchor_generator.num_base_anchors)
         if len(counts) != 1:
-            raise FormatError(f"RPNHead shares its convs over levels, so every level needs the same anchor count; got {anchor_generator.num_base_anchors}")
+            raise FormatError(
+                f"RPNHead shares its convs over levels, so every level needs the same anchor count; got {anchor_generator.num_base_anchors}"
+            )
         if num_convs < 1 or nms_pre < 1 or max_per_img < 1:
             raise FormatError("num_convs, nms_pre and max_per_img must be positive")
         self.num_anchors = counts.pop()
@@ -88,7 +92,10 @@ class RPNHead(nn.Module):
         self.bbox_coder = bbox_coder or DeltaXYWHBBoxCoder()
         layers: list[nn.Module] = []
         for i in range(num_convs):
-            layers += [nn.Conv2d(in_channels if i == 0 else feat_channels, feat_channels, 3, padding=1), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(in_channels if i == 0 else feat_channels, feat_channels, 3, padding=1),
+                nn.ReLU(inplace=True),
+            ]
         self.convs = nn.Sequential(*layers)
         self.cls_conv = nn.Conv2d(feat_channels, self.num_anchors, 1)
         self.reg_conv = nn.Conv2d(feat_channels, self.num_anchors * 4, 1)
@@ -111,28 +118,41 @@ class RPNHead(nn.Module):
     def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """Levels `Tensor[B, in_channels, H_l, W_l]` -> objectness `Tensor[B, A, H_l, W_l]` and deltas `Tensor[B, 4A, H_l, W_l]` per level."""
         if len(feats) != self.anchor_generator.num_levels:
-            raise ShapeError(f"RPNHead has anchors for {self.anchor_generator.num_levels} levels, got {len(feats)} feature maps")
+            raise ShapeError(
+                f"RPNHead has anchors for {self.anchor_generator.num_levels} levels, got {len(feats)} feature maps"
+            )
         scores, deltas = [], []
         for i, x in enumerate(feats):
             if x.dim() != 4 or x.shape[1] != self.in_channels:
-                raise ShapeError(f"RPNHead level {i} must be (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+                raise ShapeError(
+                    f"RPNHead level {i} must be (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
+                )
             h = self.convs(x)
             scores.append(self.cls_conv(h))
             deltas.append(self.reg_conv(h))
         return scores, deltas
 
-    def _flatten(self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    def _flatten(
+        self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor]
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Per level: logits `Tensor[B, N_l]`, deltas `Tensor[B, N_l, 4]`, anchors `Tensor[N_l, 4]`."""
         if len(cls_scores) != len(bbox_preds) or len(cls_scores) != self.anchor_generator.num_levels:
             raise ShapeError("cls_scores and bbox_preds need one map per anchor level")
         sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        anchors = self.anchor_generator.grid_anchors(sizes, device=cls_scores[0].device, dtype=cls_scores[0].dtype)
+        anchors = self.anchor_generator.grid_anchors(
+            sizes, device=cls_scores[0].device, dtype=cls_scores[0].dtype
+        )
         logits = [s.permute(0, 2, 3, 1).reshape(s.shape[0], -1) for s in cls_scores]
         deltas = [d.permute(0, 2, 3, 1).reshape(d.shape[0], -1, 4) for d in bbox_preds]
         return logits, deltas, anchors
 
     @torch.no_grad()
-    def get_proposals(self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor], image_sizes: Sequence[Sequence[int]] | Tensor) -> list[Tensor]:
+    def get_proposals(
+        self,
+        cls_scores: Sequence[Tensor],
+        bbox_preds: Sequence[Tensor],
+        image_sizes: Sequence[Sequence[int]] | Tensor,
+    ) -> list[Tensor]:
         """Proposals of each image: `list[Tensor[P_i, 5]]` rows `x1, y1, x2, y2, score`, best first, `P_i <= max_per_img`.
 
         `image_sizes` is `(H, W)` per image (the unpadded size the boxes are clipped to).
@@ -157,9 +177,16 @@ class RPNHead(nn.Module):
         num_levels = 1 if self.nms_across_levels else len(logits)
         group = image * num_levels + (0 if self.nms_across_levels else levels)
         w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        valid = torch.isfinite(boxes).all(dim=1) & torch.isfinite(scores) & (w > self.min_bbox_size) & (h > self.min_bbox_size)
+        valid = (
+            torch.isfinite(boxes).all(dim=1)
+            & torch.isfinite(scores)
+            & (w > self.min_bbox_size)
+            & (h > self.min_bbox_size)
+        )
         kept_rows = torch.nonzero(valid).flatten()
-        keep = kept_rows[batched_nms_2d(boxes[kept_rows], scores[kept_rows], group[kept_rows], self.iou_threshold)]
+        keep = kept_rows[
+            batched_nms_2d(boxes[kept_rows], scores[kept_rows], group[kept_rows], self.iou_threshold)
+        ]
         # `keep` is in descending score over all images; a stable sort by image keeps that order
         # within each image, and the rank within the image caps the count.
         keep = keep[torch.sort(image[keep], stable=True).indices]
@@ -190,7 +217,9 @@ class RPNHead(nn.Module):
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
         picked_logits, picked_targets, pos_deltas, pos_targets = [], [], [], []
         for b in range(batch):  # per image: assignment sizes differ between images
-            valid = torch.cat(self.anchor_generator.valid_flags(featmap_sizes, sizes[b].tolist(), device=anchors.device))
+            valid = torch.cat(
+                self.anchor_generator.valid_flags(featmap_sizes, sizes[b].tolist(), device=anchors.device)
+            )
             valid_idx = torch.nonzero(valid).flatten()
             gts = gt_boxes[b].to(device=anchors.device, dtype=anchors.dtype).reshape(-1, 4)
             assigned = self.assigner.assign(anchors[valid_idx], gts)

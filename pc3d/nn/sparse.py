@@ -30,7 +30,9 @@ from torch import Tensor, nn
 from pc3d.errors import FormatError, MissingDependencyError, ShapeError
 from pc3d.nn.voxel.common import build_norm_3d, check_coords
 
-SPCONV_INSTALL_HINT = "pip install spconv (CPU), or the build matching your CUDA, e.g. pip install spconv-cu120"
+SPCONV_INSTALL_HINT = (
+    "pip install spconv (CPU), or the build matching your CUDA, e.g. pip install spconv-cu120"
+)
 DEFAULT_ALGO_ATTRIBUTE = "pc3d_default_algo"
 
 Triple = int | Sequence[int]
@@ -41,7 +43,9 @@ def import_spconv() -> ModuleType:
     try:
         import spconv.pytorch as spconv_pytorch
     except ImportError as err:
-        raise MissingDependencyError(f"sparse convolution (SparseEncoder) needs spconv 2: {SPCONV_INSTALL_HINT}") from err
+        raise MissingDependencyError(
+            f"sparse convolution (SparseEncoder) needs spconv 2: {SPCONV_INSTALL_HINT}"
+        ) from err
     return spconv_pytorch
 
 
@@ -81,7 +85,9 @@ def _site_keys(batch: Tensor, zyx: Tensor, shape: Sequence[int]) -> Tensor:
     return ((batch * shape[0] + zyx[..., 0]) * shape[1] + zyx[..., 1]) * shape[2] + zyx[..., 2]
 
 
-def _submanifold_pairs(indices: Tensor, shape: Sequence[int], offsets: Tensor, centre: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _submanifold_pairs(
+    indices: Tensor, shape: Sequence[int], offsets: Tensor, centre: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
     """Input rows, output rows and kernel positions of every (input, output) pair; outputs = inputs."""
     keys = _site_keys(indices[:, 0], indices[:, 1:], shape)
     sorted_keys, order = torch.sort(keys)
@@ -96,13 +102,20 @@ def _submanifold_pairs(indices: Tensor, shape: Sequence[int], offsets: Tensor, c
 
 
 def _strided_pairs(
-    indices: Tensor, shape: Sequence[int], out_shape: Sequence[int], offsets: Tensor, stride: Tensor, padding: Tensor
+    indices: Tensor,
+    shape: Sequence[int],
+    out_shape: Sequence[int],
+    offsets: Tensor,
+    stride: Tensor,
+    padding: Tensor,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Pairs of a (non-submanifold) sparse conv, and the output sites `LongTensor[M, 4]` (sorted)."""
     # Output o reads the input at o * stride - padding + k, so input i reaches o = (i + padding - k) / stride.
     scaled = indices[None, :, 1:] + padding - offsets[:, None, :]  # [K, N, 3]
     out_zyx = torch.div(scaled, stride, rounding_mode="floor")
-    valid = ((scaled % stride == 0) & (out_zyx >= 0) & (out_zyx < out_zyx.new_tensor(list(out_shape)))).all(dim=-1)
+    valid = ((scaled % stride == 0) & (out_zyx >= 0) & (out_zyx < out_zyx.new_tensor(list(out_shape)))).all(
+        dim=-1
+    )
     kernel, in_rows = valid.nonzero(as_tuple=True)
     batch = indices[in_rows, 0]
     keys = _site_keys(batch, out_zyx[kernel, in_rows], out_shape)
@@ -133,7 +146,9 @@ def sparse_conv_cpu(conv: Any, x: Any) -> Any:
     """
     spconv = import_spconv()
     if conv.transposed or conv.inverse:
-        raise FormatError(f"{type(conv).__name__}: transposed and inverse sparse convs are not supported on the CPU")
+        raise FormatError(
+            f"{type(conv).__name__}: transposed and inverse sparse convs are not supported on the CPU"
+        )
     features, indices, device = x.features, x.indices.long(), x.features.device
     shape = [int(v) for v in x.spatial_shape]
     if indices.shape[0] == 0:
@@ -147,15 +162,22 @@ def sparse_conv_cpu(conv: Any, x: Any) -> Any:
         if cached is not None and cached[0] is x.indices:
             in_rows, out_rows, kernel = cached[1]
         else:
-            centre = torch.tensor([(int(k) // 2) * int(d) for k, d in zip(conv.kernel_size, conv.dilation, strict=True)], device=device)
+            centre = torch.tensor(
+                [(int(k) // 2) * int(d) for k, d in zip(conv.kernel_size, conv.dilation, strict=True)],
+                device=device,
+            )
             in_rows, out_rows, kernel = _submanifold_pairs(indices, shape, offsets, centre)
             if conv.indice_key is not None:
                 indice_dict[cache_key] = (x.indices, (in_rows, out_rows, kernel))
         out_indices, out_shape = x.indices, shape
     else:
         out_shape = list(conv_output_shape(shape, conv.kernel_size, conv.stride, conv.padding, conv.dilation))
-        stride, padding = (torch.tensor([int(v) for v in t], device=device) for t in (conv.stride, conv.padding))
-        in_rows, out_rows, kernel, strided_indices = _strided_pairs(indices, shape, out_shape, offsets, stride, padding)
+        stride, padding = (
+            torch.tensor([int(v) for v in t], device=device) for t in (conv.stride, conv.padding)
+        )
+        in_rows, out_rows, kernel, strided_indices = _strided_pairs(
+            indices, shape, out_shape, offsets, stride, padding
+        )
         out_indices = strided_indices.int()
     weight = conv.weight.reshape(conv.out_channels, offsets.shape[0], conv.in_channels)
     # Pairs come grouped by kernel position (row-major `nonzero`), as `_accumulate_pairs` wants.
@@ -187,7 +209,13 @@ class SparseConvBlock(nn.Sequential):
 
 
 def sparse_conv_block(
-    conv_type: str, in_channels: int, out_channels: int, kernel_size: Triple, stride: Triple, padding: Triple, indice_key: str
+    conv_type: str,
+    in_channels: int,
+    out_channels: int,
+    kernel_size: Triple,
+    stride: Triple,
+    padding: Triple,
+    indice_key: str,
 ) -> SparseConvBlock:
     """`SparseConvBlock(conv (no bias), BatchNorm1d (eps 1e-3, momentum 0.01), ReLU)`.
 
@@ -204,7 +232,15 @@ def sparse_conv_block(
     if conv_type not in ("SubMConv3d", "SparseConv3d"):
         raise FormatError(f"conv_type must be 'SubMConv3d' or 'SparseConv3d', got {conv_type!r}")
     conv_class = getattr(spconv, conv_type)
-    conv = conv_class(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False, indice_key=indice_key)
+    conv = conv_class(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=padding,
+        bias=False,
+        indice_key=indice_key,
+    )
     return SparseConvBlock(conv, build_norm_3d("bn", out_channels, dim=1), nn.ReLU(inplace=True))
 
 
@@ -226,7 +262,9 @@ def _triple(value: Triple) -> tuple[int, int, int]:
     return (values[0], values[1], values[2])
 
 
-def conv_output_shape(shape: Sequence[int], kernel_size: Triple, stride: Triple, padding: Triple, dilation: Triple = 1) -> tuple[int, int, int]:
+def conv_output_shape(
+    shape: Sequence[int], kernel_size: Triple, stride: Triple, padding: Triple, dilation: Triple = 1
+) -> tuple[int, int, int]:
     """Spatial shape `(D, H, W)` after a (non-submanifold) sparse conv: `(n + 2p - d(k - 1) - 1) // s + 1` per axis."""
     k, s, p, d = _triple(kernel_size), _triple(stride), _triple(padding), _triple(dilation)
     out = tuple((int(n) + 2 * p[a] - d[a] * (k[a] - 1) - 1) // s[a] + 1 for a, n in enumerate(shape))
@@ -270,7 +308,9 @@ class SparseEncoder(nn.Module):
         if len(encoder_channels) != len(encoder_paddings) or any(
             len(c) != len(p) for c, p in zip(encoder_channels, encoder_paddings, strict=False)
         ):
-            raise FormatError(f"encoder_paddings {encoder_paddings!r} must match encoder_channels {encoder_channels!r} layer for layer")
+            raise FormatError(
+                f"encoder_paddings {encoder_paddings!r} must match encoder_channels {encoder_channels!r} layer for layer"
+            )
         self.in_channels = in_channels
         self.sparse_shape = _triple(sparse_shape)
         # Shapes for KITTI's SECOND (sparse_shape [41, 1600, 1408]), channels in brackets:
@@ -284,18 +324,28 @@ class SparseEncoder(nn.Module):
         shape = self.sparse_shape
         stages = []
         channels = base_channels
-        for i, (stage_channels, stage_paddings) in enumerate(zip(encoder_channels, encoder_paddings, strict=True)):
+        for i, (stage_channels, stage_paddings) in enumerate(
+            zip(encoder_channels, encoder_paddings, strict=True)
+        ):
             layers = []
             for j, (out_channels, padding) in enumerate(zip(stage_channels, stage_paddings, strict=True)):
                 if i > 0 and j == 0:  # the stage's downsampling conv
-                    layers.append(sparse_conv_block("SparseConv3d", channels, out_channels, 3, 2, padding, f"spconv{i + 1}"))
+                    layers.append(
+                        sparse_conv_block(
+                            "SparseConv3d", channels, out_channels, 3, 2, padding, f"spconv{i + 1}"
+                        )
+                    )
                     shape = conv_output_shape(shape, 3, 2, padding)
                 else:
-                    layers.append(sparse_conv_block("SubMConv3d", channels, out_channels, 3, 1, padding, f"subm{i + 1}"))
+                    layers.append(
+                        sparse_conv_block("SubMConv3d", channels, out_channels, 3, 1, padding, f"subm{i + 1}")
+                    )
                 channels = out_channels
             stages.append((f"encoder_layer{i + 1}", nn.Sequential(*layers)))
         self.encoder_layers = nn.Sequential(OrderedDict(stages))
-        self.conv_out = sparse_conv_block("SparseConv3d", channels, output_channels, (3, 1, 1), (2, 1, 1), 0, "spconv_down2")
+        self.conv_out = sparse_conv_block(
+            "SparseConv3d", channels, output_channels, (3, 1, 1), (2, 1, 1), 0, "spconv_down2"
+        )
         self.output_shape = conv_output_shape(shape, (3, 1, 1), (2, 1, 1), 0)
         self.out_channels = output_channels * self.output_shape[0]
         self._algo_device: torch.device | None = None
@@ -327,7 +377,9 @@ class SparseEncoder(nn.Module):
 
     def _check(self, features: Tensor, coords: Tensor, batch_size: int) -> None:
         if features.dim() != 2 or features.shape[1] != self.in_channels:
-            raise ShapeError(f"SparseEncoder expects features of shape (V, {self.in_channels}), got {tuple(features.shape)}")
+            raise ShapeError(
+                f"SparseEncoder expects features of shape (V, {self.in_channels}), got {tuple(features.shape)}"
+            )
         check_coords(coords, features.shape[0], "SparseEncoder")
         if coords.shape[0] == 0:
             return
@@ -344,7 +396,9 @@ class SparseEncoder(nn.Module):
 # -- Builders for encoder-decoder networks (sparse U-Nets): plain layers and inverse convolutions --
 
 
-def sparse_conv_tensor(features: Tensor, coords: Tensor, spatial_shape: Sequence[int], batch_size: int) -> Any:
+def sparse_conv_tensor(
+    features: Tensor, coords: Tensor, spatial_shape: Sequence[int], batch_size: int
+) -> Any:
     """A spconv `SparseConvTensor` of active sites.
 
     Args:
@@ -356,7 +410,9 @@ def sparse_conv_tensor(features: Tensor, coords: Tensor, spatial_shape: Sequence
     Returns:
         The sparse tensor (coordinates stored as int32, as spconv wants them).
     """
-    return import_spconv().SparseConvTensor(features, coords.int(), [int(s) for s in spatial_shape], int(batch_size))
+    return import_spconv().SparseConvTensor(
+        features, coords.int(), [int(s) for s in spatial_shape], int(batch_size)
+    )
 
 
 def sparse_conv(
@@ -389,12 +445,20 @@ def sparse_conv(
         raise FormatError(f"conv_type must be 'SubMConv3d' or 'SparseConv3d', got {conv_type!r}")
     conv_class = getattr(import_spconv(), conv_type)
     module: nn.Module = conv_class(
-        in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias, indice_key=indice_key
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=padding,
+        bias=bias,
+        indice_key=indice_key,
     )
     return module
 
 
-def sparse_inverse_conv(in_channels: int, out_channels: int, kernel_size: Triple, indice_key: str, bias: bool = False) -> nn.Module:
+def sparse_inverse_conv(
+    in_channels: int, out_channels: int, kernel_size: Triple, indice_key: str, bias: bool = False
+) -> nn.Module:
     """A spconv `SparseInverseConv3d`: the up-sampling twin of the strided conv keyed `indice_key`.
 
     Its output sites are exactly the input sites of that strided conv (in their row order), so a
@@ -408,11 +472,15 @@ def sparse_inverse_conv(in_channels: int, out_channels: int, kernel_size: Triple
         indice_key: the strided conv's `indice_key`.
         bias: add a learnt bias.
     """
-    module: nn.Module = import_spconv().SparseInverseConv3d(in_channels, out_channels, kernel_size, indice_key=indice_key, bias=bias)
+    module: nn.Module = import_spconv().SparseInverseConv3d(
+        in_channels, out_channels, kernel_size, indice_key=indice_key, bias=bias
+    )
     return module
 
 
-def _accumulate_pairs(features: Tensor, weight: Tensor, in_rows: Tensor, out_rows: Tensor, kernel: Tensor, num_out: int) -> Tensor:
+def _accumulate_pairs(
+    features: Tensor, weight: Tensor, in_rows: Tensor, out_rows: Tensor, kernel: Tensor, num_out: int
+) -> Tensor:
     """`out[o] += weight[:, k] @ features[i]` for every pair `(i, o, k)`; pairs grouped by `k`."""
     out = features.new_zeros(num_out, weight.shape[0])
     counts = torch.bincount(kernel, minlength=weight.shape[1]).tolist()
@@ -423,7 +491,9 @@ def _accumulate_pairs(features: Tensor, weight: Tensor, in_rows: Tensor, out_row
     for position, count in enumerate(counts):  # a loop over kernel positions, not over sites
         if count:
             rows = slice(start, start + count)
-            out.index_add_(0, out_rows[rows], features.index_select(0, in_rows[rows]) @ per_position[position].t())
+            out.index_add_(
+                0, out_rows[rows], features.index_select(0, in_rows[rows]) @ per_position[position].t()
+            )
         start += count
     return out
 
@@ -450,13 +520,17 @@ def sparse_inverse_conv_cpu(conv: Any, x: Any, fine: Any, down: Any) -> Any:
         ShapeError: `x` lacks sites that `down` produces from `fine` (not its output).
     """
     if tuple(conv.kernel_size) != tuple(down.kernel_size):
-        raise FormatError(f"inverse conv kernel {tuple(conv.kernel_size)} differs from its strided conv's {tuple(down.kernel_size)}")
+        raise FormatError(
+            f"inverse conv kernel {tuple(conv.kernel_size)} differs from its strided conv's {tuple(down.kernel_size)}"
+        )
     device = x.features.device
     fine_indices = fine.indices.long()
     fine_shape, coarse_shape = [int(v) for v in fine.spatial_shape], [int(v) for v in x.spatial_shape]
     offsets = _kernel_offsets(down.kernel_size, down.dilation, device)
     stride, padding = (torch.tensor([int(v) for v in t], device=device) for t in (down.stride, down.padding))
-    fine_rows, slots, kernel, sites = _strided_pairs(fine_indices, fine_shape, coarse_shape, offsets, stride, padding)
+    fine_rows, slots, kernel, sites = _strided_pairs(
+        fine_indices, fine_shape, coarse_shape, offsets, stride, padding
+    )
     coarse = x.indices.long()
     sorted_keys, order = torch.sort(_site_keys(coarse[:, 0], coarse[:, 1:], coarse_shape))
     wanted = _site_keys(sites[:, 0], sites[:, 1:], coarse_shape)

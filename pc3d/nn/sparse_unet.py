@@ -84,7 +84,9 @@ def check_point_clouds(points: Sequence[Tensor], in_channels: int, owner: str) -
             raise FormatError(f"{owner}: points[{index}] holds NaN or infinite values")
 
 
-def voxelize_points(points: Sequence[Tensor], voxel_size: Sequence[float], multiple: int = 1) -> VoxelizedPoints:
+def voxelize_points(
+    points: Sequence[Tensor], voxel_size: Sequence[float], multiple: int = 1
+) -> VoxelizedPoints:
     """Bin clouds into voxels of `voxel_size` metres, every point kept (no range filter).
 
     Args:
@@ -113,7 +115,9 @@ def voxelize_points(points: Sequence[Tensor], voxel_size: Sequence[float], multi
     coords = torch.empty(len(unique), 4, dtype=torch.long, device=device)
     coords[inverse] = torch.cat([batch[:, None], zyx], dim=1)
     point_features = torch.cat([flat, offset], dim=1)
-    sums = point_features.new_zeros(len(unique), point_features.shape[1]).index_add_(0, inverse, point_features)
+    sums = point_features.new_zeros(len(unique), point_features.shape[1]).index_add_(
+        0, inverse, point_features
+    )
     members = torch.bincount(inverse, minlength=len(unique)).clamp_(min=1)
     return VoxelizedPoints(
         sums / members[:, None], coords, (shape[0], shape[1], shape[2]), inverse, point_features, len(points)
@@ -128,7 +132,9 @@ def _norm(channels: int, norm: str) -> nn.Module:
     raise FormatError(f"norm must be 'bn' or 'none', got {norm!r}")
 
 
-def _block(conv_type: str, cin: int, cout: int, kernel: int, stride: int, key: str, norm: str) -> SparseConvBlock:
+def _block(
+    conv_type: str, cin: int, cout: int, kernel: int, stride: int, key: str, norm: str
+) -> SparseConvBlock:
     conv = sparse_conv(conv_type, cin, cout, kernel, stride, 1 if conv_type == "SubMConv3d" else 0, key)
     return SparseConvBlock(conv, _norm(cout, norm), nn.ReLU(inplace=True))
 
@@ -195,7 +201,9 @@ class SparseUNet(nn.Module):
         if blocks < 1:
             raise FormatError(f"SparseUNet: blocks must be at least 1, got {blocks}")
         if len(voxel_size) != 3 or any(float(v) <= 0 for v in voxel_size):
-            raise FormatError(f"SparseUNet: voxel_size must be 3 positive numbers (x, y, z), got {list(voxel_size)}")
+            raise FormatError(
+                f"SparseUNet: voxel_size must be 3 positive numbers (x, y, z), got {list(voxel_size)}"
+            )
         self.in_channels = in_channels
         self.voxel_size = tuple(float(v) for v in voxel_size)
         self.out_channels = int(decoder_channels[-1]) + point_channels
@@ -216,7 +224,11 @@ class SparseUNet(nn.Module):
             self.up.append(_UpStage(cin, levels[level], cout, blocks, level, norm))
             cin = cout
         self.point_branch = (
-            nn.Sequential(nn.Linear(feature_channels, point_channels), _norm(point_channels, norm), nn.ReLU(inplace=True))
+            nn.Sequential(
+                nn.Linear(feature_channels, point_channels),
+                _norm(point_channels, norm),
+                nn.ReLU(inplace=True),
+            )
             if point_channels
             else None
         )

@@ -130,7 +130,9 @@ def clip_area(a: Tensor, b: Tensor) -> Tensor:
     return area.clamp_(min=0.0) * (in1 * in2 * in3 * in4)
 
 
-def _edge_parameters(cx: Tensor, cy: Tensor, cos_r: Tensor, sin_r: Tensor, inv_s: Tensor, inv_c: Tensor, hx: Tensor, hy: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+def _edge_parameters(
+    cx: Tensor, cy: Tensor, cos_r: Tensor, sin_r: Tensor, inv_s: Tensor, inv_c: Tensor, hx: Tensor, hy: Tensor
+) -> tuple[list[Tensor], list[Tensor]]:
     """Where the edge lines of a box cross the slab lines of an axis-aligned box at the origin.
 
     The box has centre `(cx, cy)`, rotation `r` (`cos_r`, `sin_r`, and their inverses `inv_c`,
@@ -174,7 +176,9 @@ def edge_sum_area(a: Tensor, b: Tensor, cos_r: Tensor, sin_r: Tensor) -> Tensor:
     inv_s, inv_c = 1 / sin_r, 1 / cos_r
     ax_a, ay_a = _edge_parameters(cx, cy, cos_r, sin_r, inv_s, inv_c, hxa, hya)
     # b's centre in a's frame (rotation -r): b's edges against a's slabs, same formulas.
-    ax_b, ay_b = _edge_parameters(-(cos_r * cx + sin_r * cy), sin_r * cx - cos_r * cy, cos_r, -sin_r, -inv_s, inv_c, hxb, hyb)
+    ax_b, ay_b = _edge_parameters(
+        -(cos_r * cx + sin_r * cy), sin_r * cx - cos_r * cy, cos_r, -sin_r, -inv_s, inv_c, hxb, hyb
+    )
     ax = torch.stack(ax_a + ax_b, 0)  # [8, P]: stacked along dim 0, plain copies
     ay = torch.stack(ay_a + ay_b, 0)
     abs_s, abs_c = inv_s.abs(), inv_c.abs()
@@ -228,7 +232,14 @@ def bev_intersection_area(a: Tensor, b: Tensor) -> Tensor:
     # Elsewhere the edge sum runs on every row (with a harmless stand-in angle on the parallel
     # rows, so everything stays finite), which is cheaper than gathering the general rows.
     diagonal = torch.full_like(sin_r, 0.5**0.5)
-    area = _chunked(edge_sum_area, _PAIR_CHUNK, a, b, torch.where(parallel, diagonal, cos_r), torch.where(parallel, diagonal, sin_r))
+    area = _chunked(
+        edge_sum_area,
+        _PAIR_CHUNK,
+        a,
+        b,
+        torch.where(parallel, diagonal, cos_r),
+        torch.where(parallel, diagonal, sin_r),
+    )
     return area.index_put((parallel,), _chunked(clip_area, _CLIP_CHUNK, a[parallel], b[parallel]))
 
 
@@ -261,7 +272,9 @@ def bev_iou_upper_bound(a: Tensor, b: Tensor) -> Tensor:
     """
     a, b = a.double(), b.double()
     area_a, area_b = a[:, 2] * a[:, 3], b[:, 2] * b[:, 3]
-    inter = torch.minimum(torch.minimum(area_a, area_b), torch.minimum(_overlap_in_frame_of(a, b), _overlap_in_frame_of(b, a)))
+    inter = torch.minimum(
+        torch.minimum(area_a, area_b), torch.minimum(_overlap_in_frame_of(a, b), _overlap_in_frame_of(b, a))
+    )
     return overlap_ratio(inter, area_a, area_b)
 
 

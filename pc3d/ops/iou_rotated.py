@@ -43,7 +43,9 @@ def _sides(boxes: Tensor, three_d: bool) -> _Boxes:
 
 
 def _take(boxes: _Boxes, index: Tensor | slice) -> _Boxes:
-    return _Boxes(boxes.bev[index], boxes.size[index], None if boxes.heights is None else boxes.heights[index])
+    return _Boxes(
+        boxes.bev[index], boxes.size[index], None if boxes.heights is None else boxes.heights[index]
+    )
 
 
 def _intersection(a: _Boxes, b: _Boxes) -> Tensor:

@@ -97,7 +97,15 @@ def _run(
 
 
 # ----------------------------------------------------------------------------------- rotated BEV
-def _bev_nms(boxes: Tensor, scores: Tensor, labels: Tensor | None, iou_threshold: float, score_threshold: float | None, pre_max: int | None, post_max: int | None) -> Tensor:
+def _bev_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    labels: Tensor | None,
+    iou_threshold: float,
+    score_threshold: float | None,
+    pre_max: int | None,
+    post_max: int | None,
+) -> Tensor:
     tensor = as_z_up_boxes(boxes, "boxes", allow_bev=True)
     scores = check_scores(scores, tensor.shape[0]).to(tensor.device)
     thr = _check_threshold(iou_threshold, "iou_threshold")
@@ -119,12 +127,16 @@ def _bev_nms(boxes: Tensor, scores: Tensor, labels: Tensor | None, iou_threshold
             if could.numel():
                 bi, bj = bi.index_select(0, could), bj.index_select(0, could)
                 inter = bev_intersection_area(bi, bj)
-                out[could] = overlap_ratio(inter, ar.index_select(0, i[could]), ar.index_select(0, j[could])) > thr
+                out[could] = (
+                    overlap_ratio(inter, ar.index_select(0, i[could]), ar.index_select(0, j[could])) > thr
+                )
             return out
 
         return test
 
-    return _run(tensor.shape[0], scores, score_threshold, pre_max, post_max, labels, centres_radii, suppresses)
+    return _run(
+        tensor.shape[0], scores, score_threshold, pre_max, post_max, labels, centres_radii, suppresses
+    )
 
 
 def nms_bev(
@@ -190,7 +202,9 @@ def _check_xyxy(boxes: object) -> Tensor:
     flipped = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
     if bool(flipped.any()):
         row = int(torch.nonzero(flipped)[0, 0])
-        raise FormatError(f"boxes row {row}: {boxes[row].tolist()} has x2 < x1 or y2 < y1 (expected x1, y1, x2, y2)")
+        raise FormatError(
+            f"boxes row {row}: {boxes[row].tolist()} has x2 < x1 or y2 < y1 (expected x1, y1, x2, y2)"
+        )
     return boxes
 
 
@@ -221,7 +235,15 @@ def box_iou_2d(a: Tensor, b: Tensor, mode: str = "iou") -> Tensor:
     return overlap_ratio(w * h, area_a, area_b, mode)
 
 
-def _nms_2d(boxes: object, scores: Tensor, labels: Tensor | None, iou_threshold: float, score_threshold: float | None, pre_max: int | None, post_max: int | None) -> Tensor:
+def _nms_2d(
+    boxes: object,
+    scores: Tensor,
+    labels: Tensor | None,
+    iou_threshold: float,
+    score_threshold: float | None,
+    pre_max: int | None,
+    post_max: int | None,
+) -> Tensor:
     boxes = _check_xyxy(boxes)
     scores = check_scores(scores, boxes.shape[0]).to(boxes.device)
     thr = _check_threshold(iou_threshold, "iou_threshold")

@@ -90,7 +90,9 @@ def range_chunks(counts: Tensor, budget: int = _PAIR_BUDGET) -> list[tuple[int, 
     out, start = [], 0
     while start < counts.numel():
         base = int(ends[start - 1].item()) if start else 0
-        stop = int(torch.searchsorted(ends, torch.tensor([base + budget], device=ends.device), right=True).item())
+        stop = int(
+            torch.searchsorted(ends, torch.tensor([base + budget], device=ends.device), right=True).item()
+        )
         stop = max(stop, start + 1)
         out.append((start, stop))
         start = stop
@@ -103,7 +105,9 @@ def _near(xy: Tensor, radius: Tensor, i: Tensor, j: Tensor) -> Tensor:
     return d2 <= (reach * (1 + _SLACK) + 1e-12).square_()
 
 
-def _cross_queries(xy_a: Tensor, radius_a: Tensor, xy_b: Tensor, radius_b: Tensor) -> tuple[_Grid, Tensor, Tensor, Tensor]:
+def _cross_queries(
+    xy_a: Tensor, radius_a: Tensor, xy_b: Tensor, radius_b: Tensor
+) -> tuple[_Grid, Tensor, Tensor, Tensor]:
     """Grid, b's order by cell, and for each (box of a, neighbour cell) the range of b in it."""
     n = xy_a.shape[0]
     grid = _Grid(torch.cat([xy_a, xy_b]), torch.cat([radius_a, radius_b]))
@@ -212,7 +216,9 @@ def greedy_keep(num: int, src: Tensor, dst: Tensor, suppresses: Predicate | None
             return state == KEPT
 
 
-def _suppress_below(kept: Tensor, lower: Tensor, grid: _Grid, xy: Tensor, radius: Tensor, suppresses: Predicate, state: Tensor) -> None:
+def _suppress_below(
+    kept: Tensor, lower: Tensor, grid: _Grid, xy: Tensor, radius: Tensor, suppresses: Predicate, state: Tensor
+) -> None:
     """Mark REMOVED every box of `lower` (all ranked below `kept`) that a kept box suppresses."""
     keys = grid.key.index_select(0, lower)
     sorted_key, order = torch.sort(keys)
@@ -266,7 +272,9 @@ def greedy_nms(xy: Tensor, radius: Tensor, groups: Tensor | None, suppresses: Pr
     while undecided.numel():
         head, tail = undecided[:block], undecided[block:]
         src, dst = _pairs_among(head, grid, xy, radius)
-        keep = greedy_keep(head.numel(), torch.searchsorted(head, src), torch.searchsorted(head, dst), _on(head, suppresses))
+        keep = greedy_keep(
+            head.numel(), torch.searchsorted(head, src), torch.searchsorted(head, dst), _on(head, suppresses)
+        )
         kept = head[keep]
         state[kept] = KEPT
         state[head[~keep]] = REMOVED

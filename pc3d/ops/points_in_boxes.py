@@ -73,7 +73,9 @@ def _point_grid(xy: Tensor, finite: Tensor, half_x: Tensor, half_y: Tensor, usab
     return _Grid(lo, cell, cells, sorted_key, order)
 
 
-def _box_cell_ranges(grid: _Grid, boxes: Tensor, half_x: Tensor, half_y: Tensor, usable: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _box_cell_ranges(
+    grid: _Grid, boxes: Tensor, half_x: Tensor, half_y: Tensor, usable: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
     """For each (box, grid column under its rectangle): the box, and the range of sorted points.
 
     Returns `box_of_col`, `first`, `counts` (`LongTensor[K]` each): points

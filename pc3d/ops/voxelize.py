@@ -64,7 +64,9 @@ def voxel_grid(voxel_size: Sequence[float], point_cloud_range: Sequence[float]) 
     size = tuple(_floats(voxel_size, "voxel_size", 3))
     rng = tuple(_floats(point_cloud_range, "point_cloud_range", 6))
     cells = _grid_cells(size, rng)
-    return VoxelGrid(torch.tensor(size, dtype=torch.float32), torch.tensor(rng[:3], dtype=torch.float32), cells)
+    return VoxelGrid(
+        torch.tensor(size, dtype=torch.float32), torch.tensor(rng[:3], dtype=torch.float32), cells
+    )
 
 
 # Validation and grid size of a setting, computed once per setting (a detector calls the
@@ -173,7 +175,9 @@ def _hard_voxelize_torch(points: Tensor, grid: VoxelGrid, max_points: int, max_v
     counts = torch.diff(starts, append=starts.new_tensor([n])).clamp_(max=max_points)
     if num_voxels < starts.numel():
         survivors = (voxel_order < max_voxels).nonzero().squeeze(1)
-        voxel_order, first_point, counts = (t.index_select(0, survivors) for t in (voxel_order, first_point, counts))
+        voxel_order, first_point, counts = (
+            t.index_select(0, survivors) for t in (voxel_order, first_point, counts)
+        )
     coords = torch.empty(num_voxels, 3, dtype=torch.int32, device=device)
     coords.index_copy_(0, voxel_order, index.index_select(0, first_point).flip(1).to(torch.int32))
     num_points = torch.empty(num_voxels, dtype=torch.int32, device=device)
@@ -232,10 +236,14 @@ class _SpconvVoxelizer:
     the same result. A large hash is moved into huge pages (`_in_huge_pages`).
     """
 
-    def __init__(self, size: tuple[float, ...], rng: tuple[float, ...], channels: int, max_points: int, max_voxels: int) -> None:
+    def __init__(
+        self, size: tuple[float, ...], rng: tuple[float, ...], channels: int, max_points: int, max_voxels: int
+    ) -> None:
         cls = _point_to_voxel_class()
         if cls is None:
-            raise MissingDependencyError("backend='spconv' needs spconv: pip install spconv (or spconv-cu120)")
+            raise MissingDependencyError(
+                "backend='spconv' needs spconv: pip install spconv (or spconv-cu120)"
+            )
         self.generator = cls(
             vsize_xyz=list(size),
             coors_range_xyz=list(rng),
@@ -264,7 +272,14 @@ class _SpconvVoxelizer:
 # Keyed by everything `PointToVoxel` is built from (spconv runs on the CPU only here); two
 # settings at most, as each holds a dense hash of its grid.
 @functools.lru_cache(maxsize=2)
-def _spconv_voxelizer(size: tuple[float, ...], rng: tuple[float, ...], channels: int, max_points: int, max_voxels: int, device: str) -> _SpconvVoxelizer:
+def _spconv_voxelizer(
+    size: tuple[float, ...],
+    rng: tuple[float, ...],
+    channels: int,
+    max_points: int,
+    max_voxels: int,
+    device: str,
+) -> _SpconvVoxelizer:
     del device  # part of the key: generators hold buffers on one device
     return _SpconvVoxelizer(size, rng, channels, max_points, max_voxels)
 
@@ -303,16 +318,24 @@ def hard_voxelize(
     spconv_fits = points.device.type == "cpu" and points.dtype == torch.float32
     if backend == "spconv":
         if not spconv_available():
-            raise MissingDependencyError("backend='spconv' needs spconv: pip install spconv (or spconv-cu120)")
+            raise MissingDependencyError(
+                "backend='spconv' needs spconv: pip install spconv (or spconv-cu120)"
+            )
         if not spconv_fits:
-            raise FormatError(f"backend='spconv' needs float32 points on the CPU, got {points.dtype} on {points.device}")
+            raise FormatError(
+                f"backend='spconv' needs float32 points on the CPU, got {points.dtype} on {points.device}"
+            )
     use_spconv = backend == "spconv" or (backend == "auto" and spconv_fits and spconv_available())
     if use_spconv and points.shape[0] > 0:
-        return _spconv_voxelizer(size, rng, points.shape[1], max_points, max_voxels, str(points.device))(points)
+        return _spconv_voxelizer(size, rng, points.shape[1], max_points, max_voxels, str(points.device))(
+            points
+        )
     return _hard_voxelize_torch(points, voxel_grid(size, rng), max_points, max_voxels)
 
 
-def dynamic_voxelize(points: Tensor, voxel_size: Sequence[float], point_cloud_range: Sequence[float]) -> Tensor:
+def dynamic_voxelize(
+    points: Tensor, voxel_size: Sequence[float], point_cloud_range: Sequence[float]
+) -> Tensor:
     """Voxel coordinates of every point, `IntTensor[N, 3]` in z, y, x order; `-1` rows outside.
 
     Same arithmetic as `hard_voxelize`, without any cap on points or voxels. Combine with
@@ -371,7 +394,9 @@ def voxel_scatter(features: Tensor, coords: Tensor, reduce: str = "mean") -> Sca
     valid = (coords >= 0).all(dim=1) if coords.shape[1] else torch.ones(n, dtype=torch.bool, device=device)
     point_ids = valid.nonzero().squeeze(1)
     if point_ids.numel() == 0:
-        return ScatteredVoxels(features.new_zeros(0, features.shape[1]), coords.new_zeros(0, coords.shape[1]), point_to_voxel)
+        return ScatteredVoxels(
+            features.new_zeros(0, features.shape[1]), coords.new_zeros(0, coords.shape[1]), point_to_voxel
+        )
     kept = coords.index_select(0, point_ids).long()
     extent = kept.amax(dim=0) + 1
     if math.prod(int(e) for e in extent.tolist()) < (1 << 62):
@@ -383,7 +408,9 @@ def voxel_scatter(features: Tensor, coords: Tensor, reduce: str = "mean") -> Sca
         _, inverse = torch.unique(kept, dim=0, return_inverse=True)
     sorted_voxel, perm = torch.sort(inverse, stable=True)
     lengths = torch.bincount(sorted_voxel)
-    voxel_features = torch.segment_reduce(features.index_select(0, point_ids.index_select(0, perm)), reduce, lengths=lengths)
+    voxel_features = torch.segment_reduce(
+        features.index_select(0, point_ids.index_select(0, perm)), reduce, lengths=lengths
+    )
     starts = torch.cumsum(lengths, 0) - lengths
     voxel_coords = coords.index_select(0, point_ids.index_select(0, perm.index_select(0, starts)))
     point_to_voxel[point_ids] = inverse

@@ -85,11 +85,16 @@ class Boxes3D(TensorContainer, BoxTransformsMixin, BoxOpsMixin):
             cls.YAW_AXIS = cls.yaw_axis
 
     def __init__(
-        self, tensor: BoxData, box_dim: int | None = None, with_yaw: bool = True,
+        self,
+        tensor: BoxData,
+        box_dim: int | None = None,
+        with_yaw: bool = True,
         origin: Sequence[float] | None = None,
     ) -> None:
         if "mode" not in type(self).__dict__:
-            raise TypeError(f"{type(self).__name__} is abstract: use LiDARBoxes3D, CameraBoxes3D or DepthBoxes3D")
+            raise TypeError(
+                f"{type(self).__name__} is abstract: use LiDARBoxes3D, CameraBoxes3D or DepthBoxes3D"
+            )
         data = self._checked_data(tensor, box_dim)
         if data.shape[1] == 6:
             data = torch.cat([data, data.new_zeros(len(data), 1)], dim=1)
@@ -107,7 +112,9 @@ class Boxes3D(TensorContainer, BoxTransformsMixin, BoxOpsMixin):
         name = type(self).__name__
         data = as_float_tensor(tensor, name, copy=True)
         if data.numel() == 0:
-            data = data.reshape(0, box_dim or (data.shape[-1] if data.dim() == 2 and data.shape[-1] >= 6 else 7))
+            data = data.reshape(
+                0, box_dim or (data.shape[-1] if data.dim() == 2 and data.shape[-1] >= 6 else 7)
+            )
         if data.dim() != 2 or data.shape[1] < 6:
             raise ShapeError(
                 f"{name} needs shape (N, 7+C): x, y, z, x_size, y_size, z_size, yaw[, extras] "
@@ -290,9 +297,7 @@ class Boxes3D(TensorContainer, BoxTransformsMixin, BoxOpsMixin):
         return ((centre > lo) & (centre < hi)).all(dim=1)
 
     # ----------------------------------------------------------------------------- conversion
-    def convert_to(
-        self, dst: BoxMode | str, rt_mat: RtMat = None, correct_yaw: bool = True
-    ) -> Boxes3D:
+    def convert_to(self, dst: BoxMode | str, rt_mat: RtMat = None, correct_yaw: bool = True) -> Boxes3D:
         """These boxes in system `dst`, as a new object of `dst`'s class.
 
         Args:
@@ -307,7 +312,9 @@ class Boxes3D(TensorContainer, BoxTransformsMixin, BoxOpsMixin):
             The converted boxes (see `convert_boxes`).
         """
         dst = BoxMode.parse(dst)
-        tensor = convert_box_tensor(self.tensor, self.mode, dst, rt_mat, with_yaw=self.with_yaw, correct_yaw=correct_yaw)
+        tensor = convert_box_tensor(
+            self.tensor, self.mode, dst, rt_mat, with_yaw=self.with_yaw, correct_yaw=correct_yaw
+        )
         return box_class(dst)._wrap(tensor, self.with_yaw)
 
     # ------------------------------------------------------------------------ container API

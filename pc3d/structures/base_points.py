@@ -64,7 +64,9 @@ class BasePoints(TensorContainer):
     # Column negated by flip("horizontal") and by flip("vertical").
     flip_axes: ClassVar[dict[str, int]]
 
-    def __init__(self, tensor: PointData, points_dim: int | None = None, attribute_dims: AttributeDims | None = None) -> None:
+    def __init__(
+        self, tensor: PointData, points_dim: int | None = None, attribute_dims: AttributeDims | None = None
+    ) -> None:
         if type(self) is BasePoints:
             raise TypeError("BasePoints is abstract: use LiDARPoints, CameraPoints or DepthPoints")
         name = type(self).__name__
@@ -91,7 +93,9 @@ class BasePoints(TensorContainer):
         return obj
 
     @staticmethod
-    def _check_attribute_dims(attribute_dims: AttributeDims | None, width: int) -> dict[str, int | list[int]] | None:
+    def _check_attribute_dims(
+        attribute_dims: AttributeDims | None, width: int
+    ) -> dict[str, int | list[int]] | None:
         if not attribute_dims:
             return None
         checked: dict[str, int | list[int]] = {}
@@ -103,7 +107,9 @@ class BasePoints(TensorContainer):
                         f"attribute {name!r} points at column {col}, but extra columns are 3..{width - 1} "
                         f"for points of width {width}"
                     )
-            checked[str(name)] = int(cols) if isinstance(cols, (int, np.integer)) else [int(c) for c in col_list]
+            checked[str(name)] = (
+                int(cols) if isinstance(cols, (int, np.integer)) else [int(c) for c in col_list]
+            )
         return checked
 
     @staticmethod
@@ -152,7 +158,9 @@ class BasePoints(TensorContainer):
         tensor = as_float_tensor(value, what, device=self.tensor.device)
         if tensor.numel() != len(self) * width:
             shape = (len(self), width) if width > 1 else (len(self),)
-            raise ShapeError(f"{what} must have shape {shape} (or as many values), got shape {tuple(tensor.shape)}")
+            raise ShapeError(
+                f"{what} must have shape {shape} (or as many values), got shape {tuple(tensor.shape)}"
+            )
         return tensor.reshape(len(self), width) if width > 1 else tensor.reshape(len(self))
 
     def _set_attribute(self, name: str, values: Tensor) -> None:

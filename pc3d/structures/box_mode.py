@@ -70,8 +70,13 @@ class BoxMode(StrEnum):
 
     @staticmethod
     def convert(
-        data: Any, src: BoxMode | str | int, dst: BoxMode | str | int, rt_mat: Any = None, with_yaw: bool = True,
-        correct_yaw: bool = True, is_point: bool = False,
+        data: Any,
+        src: BoxMode | str | int,
+        dst: BoxMode | str | int,
+        rt_mat: Any = None,
+        with_yaw: bool = True,
+        correct_yaw: bool = True,
+        is_point: bool = False,
     ) -> Any:
         """MMDetection3D's `Box3DMode.convert` / `Coord3DMode.convert`: boxes or points from `src` to `dst`.
 

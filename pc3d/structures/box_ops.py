@@ -73,7 +73,11 @@ class BoxOpsMixin:
         return xyz[:, :3]
 
     def _z_up_boxes(self, boxes_override: Tensor | None) -> Tensor:
-        boxes = self.tensor if boxes_override is None else as_float_tensor(boxes_override, "boxes_override", device=self.tensor.device)
+        boxes = (
+            self.tensor
+            if boxes_override is None
+            else as_float_tensor(boxes_override, "boxes_override", device=self.tensor.device)
+        )
         if boxes.dim() != 2 or boxes.shape[1] < 7:
             raise ShapeError(f"boxes_override must have shape (N, 7+C), got {tuple(boxes.shape)}")
         return z_up_tensor(boxes[:, :7], self.mode)
@@ -95,7 +99,9 @@ class BoxOpsMixin:
             FormatError: points of another system.
             ShapeError: points not `(M, 3+C)`.
         """
-        return points_in_boxes_first(z_up_tensor(self._points_xyz(points), self.mode, "points"), self._z_up_boxes(boxes_override))
+        return points_in_boxes_first(
+            z_up_tensor(self._points_xyz(points), self.mode, "points"), self._z_up_boxes(boxes_override)
+        )
 
     def points_in_boxes_all(self, points: PointsLike, boxes_override: Tensor | None = None) -> Tensor:
         """Every box holding each point.
@@ -107,7 +113,9 @@ class BoxOpsMixin:
         Returns:
             `BoolTensor[M, N]`: entry (i, j) is True when point i lies in box j.
         """
-        return points_in_boxes_mask(z_up_tensor(self._points_xyz(points), self.mode, "points"), self._z_up_boxes(boxes_override))
+        return points_in_boxes_mask(
+            z_up_tensor(self._points_xyz(points), self.mode, "points"), self._z_up_boxes(boxes_override)
+        )
 
     # MMDetection3D's older names (deprecated there, plain aliases here).
     points_in_boxes = points_in_boxes_part

@@ -102,7 +102,9 @@ class BoxTransformsMixin:
             points[:, :3] = points[:, :3] @ rot_np
             return points, rot_np
         else:
-            raise FormatError(f"points must be BasePoints, a Tensor or an ndarray, got {type(points).__name__}")
+            raise FormatError(
+                f"points must be BasePoints, a Tensor or an ndarray, got {type(points).__name__}"
+            )
         return points, rot_t
 
     def flip(self, bev_direction: str = "horizontal", points: PointsT | None = None) -> PointsT | None:
@@ -133,7 +135,9 @@ class BoxTransformsMixin:
         elif isinstance(points, (Tensor, np.ndarray)):
             points[:, axis] = -points[:, axis]
         else:
-            raise FormatError(f"points must be BasePoints, a Tensor or an ndarray, got {type(points).__name__}")
+            raise FormatError(
+                f"points must be BasePoints, a Tensor or an ndarray, got {type(points).__name__}"
+            )
         return points
 
     def translate(self, trans_vector: Sequence[float] | Tensor | np.ndarray) -> None:
@@ -149,7 +153,9 @@ class BoxTransformsMixin:
         if vec.dim() == 2 and vec.shape[0] == 1:
             vec = vec[0]
         if tuple(vec.shape) not in ((3,), (self.tensor.shape[0], 3)):
-            raise ShapeError(f"translation must have shape (3,) or ({self.tensor.shape[0]}, 3), got {tuple(vec.shape)}")
+            raise ShapeError(
+                f"translation must have shape (3,) or ({self.tensor.shape[0]}, 3), got {tuple(vec.shape)}"
+            )
         self.tensor[:, :3] += vec
 
     def scale(self, scale_factor: float) -> None:
@@ -192,7 +198,9 @@ class BoxTransformsMixin:
         extra = as_float_tensor(extra_width, "extra_width", device=self.tensor.device)
         if extra.numel() != 1:
             if extra.numel() != self.tensor.shape[0]:
-                raise ShapeError(f"extra_width must be one number or one per box ({self.tensor.shape[0]}), got {tuple(extra.shape)}")
+                raise ShapeError(
+                    f"extra_width must be one number or one per box ({self.tensor.shape[0]}), got {tuple(extra.shape)}"
+                )
             extra = extra.reshape(-1, 1)
         grown = self.tensor.clone()
         grown[:, 3:6] += extra * 2

@@ -47,7 +47,11 @@ def _as_work_tensor(data: object, what: str) -> tuple[Tensor, Restore]:
 
 
 def convert_boxes(
-    boxes: T, src: BoxMode | str, dst: BoxMode | str, rt_mat: RtMat = None, with_yaw: bool = True,
+    boxes: T,
+    src: BoxMode | str,
+    dst: BoxMode | str,
+    rt_mat: RtMat = None,
+    with_yaw: bool = True,
     correct_yaw: bool = True,
 ) -> T:
     """Convert boxes from system `src` to system `dst` (MMDetection3D's `Box3DMode.convert`).

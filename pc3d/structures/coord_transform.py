@@ -136,7 +136,11 @@ def turn_yaw(yaw: Tensor, src: BoxMode, dst: BoxMode, rotation: Tensor) -> Tenso
 
 
 def convert_box_tensor(
-    boxes: Tensor, src: BoxMode | str, dst: BoxMode | str, rt_mat: object = None, with_yaw: bool = True,
+    boxes: Tensor,
+    src: BoxMode | str,
+    dst: BoxMode | str,
+    rt_mat: object = None,
+    with_yaw: bool = True,
     correct_yaw: bool = True,
 ) -> Tensor:
     """Boxes `Tensor[N, 7+C]` in `src` as a new `Tensor[N, 7+C]` in `dst`.
@@ -203,7 +207,9 @@ def z_up_tensor(tensor: Tensor, mode: BoxMode, kind: str = "boxes") -> Tensor:
     return convert(tensor, mode, BoxMode.LIDAR)
 
 
-def convert_point_tensor(points: Tensor, src: BoxMode | str, dst: BoxMode | str, rt_mat: object = None) -> Tensor:
+def convert_point_tensor(
+    points: Tensor, src: BoxMode | str, dst: BoxMode | str, rt_mat: object = None
+) -> Tensor:
     """Points `Tensor[N, 3+C]` in `src` as a new tensor in `dst`; extra columns carried unchanged.
 
     Args:

@@ -12,8 +12,18 @@ from pc3d.structures.box_mode import BoxMode
 # 12 edges, in MMDetection3D's order.
 _FACE_DIRECTIONS = ((0, 0, 1), (0, 0, -1), (0, 1, 0), (0, -1, 0), (1, 0, 0), (-1, 0, 0))
 _EDGE_DIRECTIONS = (
-    (1, 0, 1), (-1, 0, 1), (0, 1, 1), (0, -1, 1), (1, 0, -1), (-1, 0, -1),
-    (0, 1, -1), (0, -1, -1), (1, 1, 0), (1, -1, 0), (-1, 1, 0), (-1, -1, 0),
+    (1, 0, 1),
+    (-1, 0, 1),
+    (0, 1, 1),
+    (0, -1, 1),
+    (1, 0, -1),
+    (-1, 0, -1),
+    (0, 1, -1),
+    (0, -1, -1),
+    (1, 1, 0),
+    (1, -1, 0),
+    (-1, 1, 0),
+    (-1, -1, 0),
 )
 
 
@@ -67,7 +77,11 @@ class DepthBoxes3D(Boxes3D):
         def centres(directions: tuple[tuple[int, int, int], ...]) -> Tensor:
             offset = half * self.tensor.new_tensor(directions)  # [N, K, 3] in the box frame
             turned = torch.stack(
-                [offset[..., 0] * cos - offset[..., 1] * sin, offset[..., 0] * sin + offset[..., 1] * cos, offset[..., 2]],
+                [
+                    offset[..., 0] * cos - offset[..., 1] * sin,
+                    offset[..., 0] * sin + offset[..., 1] * cos,
+                    offset[..., 2],
+                ],
                 dim=-1,
             )
             return (centre + turned).reshape(-1, 3)

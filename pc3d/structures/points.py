@@ -47,7 +47,9 @@ class DepthPoints(BasePoints):
 
 
 _POINTS_CLASSES: dict[BoxMode, type[BasePoints]] = {
-    BoxMode.LIDAR: LiDARPoints, BoxMode.CAMERA: CameraPoints, BoxMode.DEPTH: DepthPoints,
+    BoxMode.LIDAR: LiDARPoints,
+    BoxMode.CAMERA: CameraPoints,
+    BoxMode.DEPTH: DepthPoints,
 }
 
 

@@ -38,7 +38,9 @@ class TensorContainer:
         """
         selected = self.tensor[row_index(item, len(self))]
         if selected.dim() != 2:
-            raise ShapeError(f"indexing {type(self).__name__} with {item!r} did not give a (K, {self.tensor.shape[1]}) matrix")
+            raise ShapeError(
+                f"indexing {type(self).__name__} with {item!r} did not give a (K, {self.tensor.shape[1]}) matrix"
+            )
         return self._rewrap(selected)
 
     def __len__(self) -> int:

@@ -105,11 +105,15 @@ def as_angle_or_rotation(mat: object, device: torch.device, dtype: torch.dtype, 
     Raises:
         ShapeError: neither one number nor a 3x3 matrix (the message names `what`).
     """
-    tensor = mat.to(device=device, dtype=dtype) if isinstance(mat, Tensor) else torch.as_tensor(
-        np.asarray(mat, dtype=np.float64), dtype=dtype, device=device
+    tensor = (
+        mat.to(device=device, dtype=dtype)
+        if isinstance(mat, Tensor)
+        else torch.as_tensor(np.asarray(mat, dtype=np.float64), dtype=dtype, device=device)
     )
     if tensor.numel() != 1 and tuple(tensor.shape) != (3, 3):
-        raise ShapeError(f"{what} must be a scalar angle or a 3x3 rotation matrix, got shape {tuple(tensor.shape)}")
+        raise ShapeError(
+            f"{what} must be a scalar angle or a 3x3 rotation matrix, got shape {tuple(tensor.shape)}"
+        )
     return tensor
 
 
@@ -148,7 +152,9 @@ def row_index(item: object, length: int) -> int | slice | Tensor:
     raise IndexError(f"cannot index rows with {type(item).__name__}; use an int, slice, mask or index tensor")
 
 
-def split_range(values: Sequence[float] | Tensor | np.ndarray, dims: int, like: Tensor) -> tuple[Tensor, Tensor]:
+def split_range(
+    values: Sequence[float] | Tensor | np.ndarray, dims: int, like: Tensor
+) -> tuple[Tensor, Tensor]:
     """A range `(min_0, ..., min_{dims-1}, max_0, ..., max_{dims-1})` as `(mins, maxes)`.
 
     Args:

@@ -111,7 +111,9 @@ def capture_points(scene: Scene, cam: Camera) -> np.ndarray:
     finally:
         vis.destroy_window()
     if buf.shape[:2] != (cam.height, cam.width):
-        raise RuntimeError(f"Open3D returned a {buf.shape[1]}x{buf.shape[0]} frame for a {cam.width}x{cam.height} view")
+        raise RuntimeError(
+            f"Open3D returned a {buf.shape[1]}x{buf.shape[0]} frame for a {cam.width}x{cam.height} view"
+        )
     return np.rint(np.clip(buf, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 

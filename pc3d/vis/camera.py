@@ -104,7 +104,9 @@ def scene_region(
     pts = np.asarray(points, dtype=np.float64)[:, :3] @ axes
     if forward_only:
         pts = pts[pts[:, 0] >= 0.0]
-    box_pts = np.zeros((0, 3)) if corners is None else np.asarray(corners, dtype=np.float64).reshape(-1, 3) @ axes
+    box_pts = (
+        np.zeros((0, 3)) if corners is None else np.asarray(corners, dtype=np.float64).reshape(-1, 3) @ axes
+    )
     if len(pts) == 0 and len(box_pts) == 0:
         raise ShapeError("nothing to frame: the point cloud is empty and there are no boxes")
     lo = np.full(3, np.inf)
@@ -168,7 +170,9 @@ def reframe(
     if extent is not None:
         f0, l0, f1, l1 = (float(v) for v in extent)
         if not np.isfinite([f0, l0, f1, l1]).all() or f1 <= f0 or l1 <= l0:
-            raise FormatError(f"range {extent}: expected finite X0 Y0 X1 Y1 with X0 < X1 and Y0 < Y1 (metres)")
+            raise FormatError(
+                f"range {extent}: expected finite X0 Y0 X1 Y1 with X0 < X1 and Y0 < Y1 (metres)"
+            )
         fwd, lft = (f0, f1), (l0, l1)
     if not (np.isfinite(zoom) and zoom > 0):
         raise FormatError(f"zoom {zoom}: expected a positive number (2 shows half the width)")

@@ -55,7 +55,9 @@ def resolve_color_by(color_by: str | None, point_labels: object) -> str:
     if color_by not in COLOR_BY:
         raise FormatError(f"unknown color_by {color_by!r}; valid choices are {', '.join(COLOR_BY)}")
     if point_labels is not None and color_by != "label":
-        raise FormatError(f"per-point labels colour the points by class; they go with color_by 'label', not {color_by!r}")
+        raise FormatError(
+            f"per-point labels colour the points by class; they go with color_by 'label', not {color_by!r}"
+        )
     return color_by
 
 
@@ -83,7 +85,9 @@ def ramp_point_colors(pts: np.ndarray, mode: str, color_by: str) -> tuple[np.nda
     return geometry.ramp_colors(values, lo, hi), ColorScale(title, lo, hi)
 
 
-def point_colors_by(pts: np.ndarray, mode: str, color_by: str, boxes: BoxSet, box_color: np.ndarray) -> np.ndarray:
+def point_colors_by(
+    pts: np.ndarray, mode: str, color_by: str, boxes: BoxSet, box_color: np.ndarray
+) -> np.ndarray:
     """`uint8[N, 3]` colours of `pts` `[N, 3+C]` in `mode`.
 
     Args:
@@ -118,11 +122,15 @@ def check_point_labels(point_labels: object, num_points: int) -> np.ndarray:
         FormatError: not integers.
         ShapeError: not 1-D, or another length than the cloud.
     """
-    arr = np.asarray(point_labels.detach().cpu().numpy() if isinstance(point_labels, torch.Tensor) else point_labels)
+    arr = np.asarray(
+        point_labels.detach().cpu().numpy() if isinstance(point_labels, torch.Tensor) else point_labels
+    )
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise FormatError(f"point labels: expected integer class ids, got {arr.dtype}")
     if arr.ndim != 1 or len(arr) != num_points:
-        raise ShapeError(f"point labels: expected one class id per point ({num_points}), got shape {arr.shape}")
+        raise ShapeError(
+            f"point labels: expected one class id per point ({num_points}), got shape {arr.shape}"
+        )
     return arr.astype(np.int64)
 
 
@@ -134,7 +142,9 @@ def point_class_legend(labels: np.ndarray, class_names: Sequence[str] | None) ->
     entries = []
     for cls, count, color in zip(ids.tolist(), counts.tolist(), palette, strict=True):
         name = names[cls] if 0 <= cls < len(names) else ("ignored" if cls < 0 else f"class {cls}")
-        entries.append(image.LegendEntry(f"{name} ({count} pts)", (int(color[0]), int(color[1]), int(color[2]))))
+        entries.append(
+            image.LegendEntry(f"{name} ({count} pts)", (int(color[0]), int(color[1]), int(color[2])))
+        )
     return entries
 
 

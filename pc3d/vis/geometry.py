@@ -157,7 +157,9 @@ def check_boxes(boxes: object, what: str = "boxes") -> np.ndarray:
     if arr.ndim == 1 and arr.size == 0:
         arr = arr.reshape(0, 7)
     if arr.ndim != 2 or arr.shape[1] < 7:
-        raise ShapeError(f"{what}: expected shape (M, 7+) (x, y, z, x_size, y_size, z_size, yaw), got {arr.shape}")
+        raise ShapeError(
+            f"{what}: expected shape (M, 7+) (x, y, z, x_size, y_size, z_size, yaw), got {arr.shape}"
+        )
     bad = ~np.isfinite(arr[:, :7]).all(axis=1)
     if bad.any():
         raise FormatError(f"{what}: box {int(np.argmax(bad))} holds NaN or infinite values")

@@ -19,7 +19,9 @@ from pc3d.vis.layout import place_labels
 try:
     from PIL import Image, ImageDraw, ImageFont
 except ImportError as _err:  # pillow ships with open3d's usual installs, but say so if it is gone
-    raise MissingDependencyError(f"pc3d.vis needs pillow to write PNGs: pip install pillow ({_err})") from _err
+    raise MissingDependencyError(
+        f"pc3d.vis needs pillow to write PNGs: pip install pillow ({_err})"
+    ) from _err
 
 # Closest depth (metres) at which camera-view edges are kept; nearer parts are clipped.
 NEAR_PLANE = 0.1
@@ -113,12 +115,20 @@ def label_rects(
     fnt = font(label_font_size(shape[0]))
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     boxes = [measure.textbbox((0, 0), text, font=fnt) for text in texts]
-    sizes = np.array([[r - left + 4, b - top + 4] for left, top, r, b in boxes], dtype=np.float64).reshape(-1, 2)
-    return place_labels(np.asarray(anchors, dtype=np.float64).reshape(-1, 2), sizes, (shape[1], shape[0]), avoid)
+    sizes = np.array([[r - left + 4, b - top + 4] for left, top, r, b in boxes], dtype=np.float64).reshape(
+        -1, 2
+    )
+    return place_labels(
+        np.asarray(anchors, dtype=np.float64).reshape(-1, 2), sizes, (shape[1], shape[0]), avoid
+    )
 
 
 def draw_texts(
-    image: np.ndarray, anchors: np.ndarray, texts: Sequence[str], colors: np.ndarray, avoid: np.ndarray | None = None
+    image: np.ndarray,
+    anchors: np.ndarray,
+    texts: Sequence[str],
+    colors: np.ndarray,
+    avoid: np.ndarray | None = None,
 ) -> np.ndarray:
     """`image` with `texts[i]` drawn near pixel `anchors[i]` (`[K, 2]`) on a dark backing (`label_rects`)."""
     if len(texts) == 0:
@@ -148,7 +158,9 @@ def nice_length(metres: float) -> float:
     return float(10**exp)
 
 
-def _scale_bar_layout(shape: tuple[int, ...], pixels_per_metre: float) -> tuple[float, int, int, int, int, int]:
+def _scale_bar_layout(
+    shape: tuple[int, ...], pixels_per_metre: float
+) -> tuple[float, int, int, int, int, int]:
     """Metres shown, bar length, left, baseline, bar height and font size of the scale bar."""
     h, w = shape[:2]
     metres = nice_length(w / 6.0 / pixels_per_metre)
@@ -241,7 +253,9 @@ def clip_segments(
     return clipped, keep
 
 
-def draw_segments(image: np.ndarray, segments_px: np.ndarray, colors: np.ndarray, width: int = 2) -> np.ndarray:
+def draw_segments(
+    image: np.ndarray, segments_px: np.ndarray, colors: np.ndarray, width: int = 2
+) -> np.ndarray:
     """`image` `uint8[H, W, 3]` with pixel segments `[S, 2, 2]` drawn `width` pixels wide (a copy).
 
     Rasterised in numpy: each segment, clipped to the image, is sampled twice per pixel of its

@@ -30,7 +30,9 @@ def overlaps(rects: np.ndarray, others: np.ndarray, gap: int = 0) -> np.ndarray:
 def _candidates(u: float, v: float, w: float, h: float, steps: int) -> np.ndarray:
     """Top-left corners `[C, 2]` to try for a `w` x `h` label anchored at (u, v), best first."""
     step = h + GAP + 1
-    vertical = np.concatenate([[0.0], np.stack([-np.arange(1, steps + 1), np.arange(1, steps + 1)], 1).reshape(-1)])
+    vertical = np.concatenate(
+        [[0.0], np.stack([-np.arange(1, steps + 1), np.arange(1, steps + 1)], 1).reshape(-1)]
+    )
     horizontal = np.array([0.0, 1.0, -1.0]) * (w + GAP + 1)
     dy, dx = np.meshgrid(vertical * step, horizontal, indexing="xy")  # [3, 2*steps+1], row by row
     x0 = u - w / 2.0 + dx.reshape(-1)

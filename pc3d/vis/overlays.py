@@ -52,7 +52,9 @@ def draw_box_labels(
     return image.draw_texts(img, box_label_anchors(corners_px)[front], texts, scene.box_color[front], avoid)
 
 
-def box_label_rects(shape: tuple[int, ...], scene: Scene, cam: Camera, avoid: np.ndarray | None = None) -> np.ndarray:
+def box_label_rects(
+    shape: tuple[int, ...], scene: Scene, cam: Camera, avoid: np.ndarray | None = None
+) -> np.ndarray:
     """Where `draw_overlays` puts the box labels: `float64[M, 4]` (x0, y0, x1, y1), NaN rows for
     boxes whose label is not drawn (behind the camera or off the picture)."""
     rects = np.full((len(scene.corners), 4), np.nan)
@@ -134,8 +136,15 @@ def draw_color_bar(img: np.ndarray, scale: ColorScale) -> np.ndarray:
     return out
 
 
-def overlay_rects(shape: tuple[int, ...], scene: Scene, cam: Camera, region: Region, view: str, legend: bool,
-                  color_bar: bool) -> np.ndarray:
+def overlay_rects(
+    shape: tuple[int, ...],
+    scene: Scene,
+    cam: Camera,
+    region: Region,
+    view: str,
+    legend: bool,
+    color_bar: bool,
+) -> np.ndarray:
     """`float64[R, 4]`: the legend, scale bar and colour bar rectangles `draw_overlays` draws."""
     rects = []
     if legend:
@@ -148,7 +157,13 @@ def overlay_rects(shape: tuple[int, ...], scene: Scene, cam: Camera, region: Reg
 
 
 def draw_overlays(
-    img: np.ndarray, scene: Scene, cam: Camera, region: Region, view: str, labels: bool, legend: bool,
+    img: np.ndarray,
+    scene: Scene,
+    cam: Camera,
+    region: Region,
+    view: str,
+    labels: bool,
+    legend: bool,
     color_bar: bool = False,
 ) -> np.ndarray:
     """`img` with box `labels` and the `legend` (plus a scale bar in `bev`) drawn as asked.

@@ -70,7 +70,9 @@ def _save(figure: Any, out: Path) -> Path:
 
 
 def _series(records: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [(r["iteration"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and "iteration" in r]
+    pairs = [
+        (r["iteration"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and "iteration" in r
+    ]
     if not pairs:
         return np.zeros(0), np.zeros(0)
     data = np.asarray(pairs, dtype=np.float64)
@@ -102,18 +104,30 @@ def plot_training_curves(
     folder = Path(work_dir)
     log_path = folder / "log.jsonl"
     if not log_path.is_file():
-        raise FileNotFoundError(f"{log_path} does not exist: is {folder} the work directory of a training run?")
+        raise FileNotFoundError(
+            f"{log_path} does not exist: is {folder} the work directory of a training run?"
+        )
     train = [r for r in read_jsonl(log_path) if r.get("kind") == "train"]
     if not train:
         raise FormatError(f"{log_path} holds no training record yet")
     metrics_path = folder / "metrics.jsonl"
     evals = read_jsonl(metrics_path) if metrics_path.is_file() else []
-    loss_keys = sorted({k for r in train for k, v in r.items() if k.startswith("loss") and isinstance(v, (int, float))})
-    metric_keys = sorted({k for r in evals for k, v in r.items() if k not in _NOT_METRICS and isinstance(v, (int, float))})
+    loss_keys = sorted(
+        {k for r in train for k, v in r.items() if k.startswith("loss") and isinstance(v, (int, float))}
+    )
+    metric_keys = sorted(
+        {k for r in evals for k, v in r.items() if k not in _NOT_METRICS and isinstance(v, (int, float))}
+    )
     if metrics is not None:
         metric_keys = [k for k in metrics if k in metric_keys]
     else:
-        metric_keys.sort(key=lambda k: ("AP40_moderate_strict" not in k, not any(tag in k for tag in ("AP", "mIoU", "acc")), k))
+        metric_keys.sort(
+            key=lambda k: (
+                "AP40_moderate_strict" not in k,
+                not any(tag in k for tag in ("AP", "mIoU", "acc")),
+                k,
+            )
+        )
         metric_keys = metric_keys[:max_metrics]
     plt = _pyplot()
     panels = 2 + (1 if metric_keys else 0)
@@ -160,7 +174,10 @@ def plot_pr_curves(result: Any, out: str | os.PathLike[str], overlap: str = "str
             for d, difficulty in enumerate(("easy", "moderate", "hard")):
                 ap = result.ap40[c, index, m, d]
                 axis.plot(
-                    recall, result.precision[c, index, m, d], styles[d], color=colours[c % len(colours)],
+                    recall,
+                    result.precision[c, index, m, d],
+                    styles[d],
+                    color=colours[c % len(colours)],
                     label=f"{cls} {difficulty} (AP40 {ap:.1f})",
                 )
         axis.set(title=f"{names[m]} ({overlap})", xlabel="recall", xlim=(0, 1), ylim=(0, 1.02))

@@ -49,7 +49,9 @@ def parse_size(size: object) -> tuple[int, int]:
 
 def _check_view(view: str) -> None:
     if view not in VIEWS:
-        raise FormatError(f"unknown view {view!r}; valid views are {', '.join(VIEWS)} (and 'camera' with an image)")
+        raise FormatError(
+            f"unknown view {view!r}; valid views are {', '.join(VIEWS)} (and 'camera' with an image)"
+        )
 
 
 def scene_camera(
@@ -78,7 +80,9 @@ def scene_camera(
             region = scene_region(scene.points, corners, scene.mode, forward_only)
     if bev_range is not None or center is not None or zoom != 1.0:
         extent = None if bev_range is None else _four(bev_range)
-        region = reframe(region, extent, None if center is None else (float(center[0]), float(center[1])), zoom)
+        region = reframe(
+            region, extent, None if center is None else (float(center[0]), float(center[1])), zoom
+        )
     return view_camera(view, region, size, scene.mode), region
 
 
@@ -159,10 +163,19 @@ def render(
     if out is not None:
         check_png_path(out)
     scene = build_scene(
-        points, boxes, pred, mode=mode, lidar2cam=lidar2cam, color_by=color_by, score_thr=score_thr,
-        class_names=class_names, point_labels=point_labels,
+        points,
+        boxes,
+        pred,
+        mode=mode,
+        lidar2cam=lidar2cam,
+        color_by=color_by,
+        score_thr=score_thr,
+        class_names=class_names,
+        point_labels=point_labels,
     )
-    cam, framed = scene_camera(scene, view, wh, region, forward_only, bev_range=bev_range, center=center, zoom=zoom)
+    cam, framed = scene_camera(
+        scene, view, wh, region, forward_only, bev_range=bev_range, center=center, zoom=zoom
+    )
     img = draw_boxes(backend.capture_points(scene, cam), scene, cam, bev=view == "bev")
     img = draw_overlays(img, scene, cam, framed, view, labels, legend, color_bar=True)
     if out is not None:
@@ -202,10 +215,19 @@ def show(
     wh = parse_size(size)
     check_interactive_display()
     scene = build_scene(
-        points, boxes, pred, mode=mode, lidar2cam=lidar2cam, color_by=color_by, score_thr=score_thr,
-        class_names=class_names, point_labels=point_labels,
+        points,
+        boxes,
+        pred,
+        mode=mode,
+        lidar2cam=lidar2cam,
+        color_by=color_by,
+        score_thr=score_thr,
+        class_names=class_names,
+        point_labels=point_labels,
     )
-    cam, _ = scene_camera(scene, view, wh, region, forward_only, bev_range=bev_range, center=center, zoom=zoom)
+    cam, _ = scene_camera(
+        scene, view, wh, region, forward_only, bev_range=bev_range, center=center, zoom=zoom
+    )
     for entry in scene.legend:
         print(f"{entry.text}: rgb{tuple(int(c) for c in entry.color)}")
     if scene.color_scale is not None:
@@ -266,7 +288,13 @@ def render_camera_view(
     gt = None if boxes is None else as_box_set(boxes, default_mode, class_names, "boxes")
     pr = None if pred is None else as_box_set(pred, default_mode, class_names, "pred")
     scene = build_scene(
-        np.zeros((0, 3)), gt, pr, mode="camera", lidar2cam=lidar2cam, score_thr=score_thr, class_names=class_names
+        np.zeros((0, 3)),
+        gt,
+        pr,
+        mode="camera",
+        lidar2cam=lidar2cam,
+        score_thr=score_thr,
+        class_names=class_names,
     )
     pix, visible = image.project_segments(scene.segments, proj)
     width = max(2, round(min(base.shape[:2]) / 250))
@@ -283,7 +311,9 @@ def render_camera_view(
     return drawn
 
 
-def _camera_view_labels(img: np.ndarray, scene: Scene, projection: np.ndarray, avoid: np.ndarray | None) -> np.ndarray:
+def _camera_view_labels(
+    img: np.ndarray, scene: Scene, projection: np.ndarray, avoid: np.ndarray | None
+) -> np.ndarray:
     """`img` with each box's text above its corners projected by `projection` `[3, 4]`, clear of `avoid`."""
     pts = scene.corners.reshape(-1, 3)
     homo = np.concatenate([pts, np.ones((len(pts), 1))], axis=1) @ projection.T

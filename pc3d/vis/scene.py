@@ -273,8 +273,16 @@ def build_scene(
     color_by = resolve_color_by(color_by, point_labels)
     pts = check_points(points)
     empty = BoxSet(np.zeros((0, 7)), mode, [], np.zeros(0))
-    gt = empty if boxes is None else convert_box_set(as_box_set(boxes, mode, class_names, "boxes"), mode, lidar2cam)
-    pr = empty if pred is None else convert_box_set(as_box_set(pred, mode, class_names, "pred"), mode, lidar2cam)
+    gt = (
+        empty
+        if boxes is None
+        else convert_box_set(as_box_set(boxes, mode, class_names, "boxes"), mode, lidar2cam)
+    )
+    pr = (
+        empty
+        if pred is None
+        else convert_box_set(as_box_set(pred, mode, class_names, "pred"), mode, lidar2cam)
+    )
     if pr.scores is not None and score_thr > 0:
         pr = pr.select(pr.scores >= score_thr)
 
@@ -289,7 +297,8 @@ def build_scene(
 
     pr_scores = pr.scores if pr.scores is not None else np.full(len(pr), np.nan)
     box_text = [n or "box" for n in gt_names] + [
-        f"{n or 'pred'} {s:.2f}" if np.isfinite(s) else (n or "pred") for n, s in zip(pr_names, pr_scores, strict=True)
+        f"{n or 'pred'} {s:.2f}" if np.isfinite(s) else (n or "pred")
+        for n, s in zip(pr_names, pr_scores, strict=True)
     ]
     legend = _legend_entries("GT", gt_names, "gt") + _legend_entries("Pred", pr_names, "pred")
     scale = None
@@ -303,7 +312,19 @@ def build_scene(
         point_colors, scale = ramp_point_colors(pts, mode, color_by)
     title = f"pred score >= {score_thr:g}" if score_thr > 0 and pred is not None else None
     return Scene(
-        pts, point_colors, mode, gt, pr, segments, segment_colors, corners, box_text, box_color, legend, title, scale
+        pts,
+        point_colors,
+        mode,
+        gt,
+        pr,
+        segments,
+        segment_colors,
+        corners,
+        box_text,
+        box_color,
+        legend,
+        title,
+        scale,
     )
 
 

@@ -50,7 +50,13 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[st
     model = pc3d.inference.load_model(config)
     state_dict = model.state_dict()
     checkpoint = folder / "mmdet3d.pth"
-    torch.save({"meta": {"mmdet3d_version": "1.4.0", "dataset_meta": {"classes": CLASSES}}, "state_dict": state_dict}, checkpoint)
+    torch.save(
+        {
+            "meta": {"mmdet3d_version": "1.4.0", "dataset_meta": {"classes": CLASSES}},
+            "state_dict": state_dict,
+        },
+        checkpoint,
+    )
     return config, checkpoint, state_dict
 
 
@@ -70,7 +76,9 @@ def test_json_predictions_and_summary(small: tuple[Path, Path, dict[str, Any]], 
         assert written["labels_3d"] == expected.labels.tolist()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_frames"] == 2 and len(summary["frames"]) == 2
-    assert 0 < summary["latency_ms"]["median"] and summary["latency_ms"]["min"] <= summary["latency_ms"]["mean"]
+    assert (
+        0 < summary["latency_ms"]["median"] and summary["latency_ms"]["min"] <= summary["latency_ms"]["mean"]
+    )
 
 
 def test_score_threshold_drops_low_scores(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
@@ -78,17 +86,46 @@ def test_score_threshold_drops_low_scores(small: tuple[Path, Path, dict[str, Any
     model = pc3d.inference.load_model(config, checkpoint)
     every = pc3d.inference.detect(model, CLOUDS[0])
     threshold = float(every.scores.median())
-    assert main(["infer", str(config), str(checkpoint), str(CLOUDS[0]), "--out-dir", str(tmp_path),
-                 "--score-thr", str(threshold)]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                str(config),
+                str(checkpoint),
+                str(CLOUDS[0]),
+                "--out-dir",
+                str(tmp_path),
+                "--score-thr",
+                str(threshold),
+            ]
+        )
+        == 0
+    )
     written = json.loads((tmp_path / "000001.json").read_text())
     assert written["scores_3d"] and min(written["scores_3d"]) > threshold
     assert written["scores_3d"] == every.scores[every.scores > threshold].tolist()
 
 
-def test_kitti_format_uses_the_frames_calibration(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
+def test_kitti_format_uses_the_frames_calibration(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
     config, checkpoint, _ = small
     out = tmp_path / "kitti"
-    assert main(["infer", str(config), str(checkpoint), str(CLOUDS[0]), "--out-dir", str(out), "--format", "kitti"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                str(config),
+                str(checkpoint),
+                str(CLOUDS[0]),
+                "--out-dir",
+                str(out),
+                "--format",
+                "kitti",
+            ]
+        )
+        == 0
+    )
     labels = read_kitti_labels(out / "000001.txt")
     assert len(labels.types) == 50 and set(labels.types) <= set(CLASSES)
     assert not np.isnan(labels.score).any() and np.all(np.diff(labels.score) <= 1e-6)  # best first
@@ -102,11 +139,40 @@ def test_kitti_format_without_calibration_is_an_error(
     config, checkpoint, _ = small
     cloud = tmp_path / "cloud.bin"
     cloud.write_bytes(CLOUDS[0].read_bytes())
-    assert main(["infer", str(config), str(checkpoint), str(cloud), "--out-dir", str(tmp_path / "o"), "--format", "kitti"]) == 2
+    assert (
+        main(
+            [
+                "infer",
+                str(config),
+                str(checkpoint),
+                str(cloud),
+                "--out-dir",
+                str(tmp_path / "o"),
+                "--format",
+                "kitti",
+            ]
+        )
+        == 2
+    )
     assert "--calib FILE" in capsys.readouterr().err
     calib = KITTI / "calib" / "000001.txt"
-    assert main(["infer", str(config), str(checkpoint), str(cloud), "--out-dir", str(tmp_path / "o"), "--format", "kitti",
-                 "--calib", str(calib)]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                str(config),
+                str(checkpoint),
+                str(cloud),
+                "--out-dir",
+                str(tmp_path / "o"),
+                "--format",
+                "kitti",
+                "--calib",
+                str(calib),
+            ]
+        )
+        == 0
+    )
     assert len(read_kitti_labels(tmp_path / "o" / "cloud.txt").types) == 50
 
 
@@ -115,7 +181,21 @@ def test_convert_writes_a_native_checkpoint(small: tuple[Path, Path, dict[str, A
 
     config, checkpoint, state_dict = small
     native = tmp_path / "native.pth"
-    assert main(["checkpoint", "convert", "--from", "mmdet3d", str(checkpoint), str(native), "--config", str(config)]) == 0
+    assert (
+        main(
+            [
+                "checkpoint",
+                "convert",
+                "--from",
+                "mmdet3d",
+                str(checkpoint),
+                str(native),
+                "--config",
+                str(config),
+            ]
+        )
+        == 0
+    )
     state = load_checkpoint(native)
     assert state["format"] == FORMAT and state["meta"]["class_names"] == CLASSES
     assert set(state["model"]) == set(state_dict)
@@ -129,8 +209,13 @@ def test_checkpoints_that_do_not_fit_name_the_keys(
 ) -> None:
     config, _, state_dict = small
     other = tmp_path / "centerpoint.pth"
-    torch.save({"meta": {"mmdet3d_version": "1.4.0"},
-                "state_dict": {"pts_backbone.blocks.0.0.weight": torch.zeros(1), **state_dict}}, other)
+    torch.save(
+        {
+            "meta": {"mmdet3d_version": "1.4.0"},
+            "state_dict": {"pts_backbone.blocks.0.0.weight": torch.zeros(1), **state_dict},
+        },
+        other,
+    )
     assert main(["checkpoint", "convert", "--from", "mmdet3d", str(other), str(tmp_path / "x.pth")]) == 2
     assert "pts_backbone.blocks.0.0.weight" in capsys.readouterr().err
     assert main(["infer", str(config), str(other), str(CLOUDS[0]), "--out-dir", str(tmp_path)]) == 2
@@ -144,20 +229,41 @@ def test_checkpoints_that_do_not_fit_name_the_keys(
 
 def test_png_rendering(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, renderer: None) -> None:
     config, checkpoint, _ = small
-    assert main(["infer", str(config), str(checkpoint), str(CLOUDS[0]), "--out-dir", str(tmp_path), "--png"]) == 0
+    assert (
+        main(["infer", str(config), str(checkpoint), str(CLOUDS[0]), "--out-dir", str(tmp_path), "--png"])
+        == 0
+    )
     assert (tmp_path / "000001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (REFERENCE.is_dir() and FRAME_8.is_file()), reason=f"no MMDetection3D reference at {REFERENCE}")
+@pytest.mark.skipif(
+    not (REFERENCE.is_dir() and FRAME_8.is_file()), reason=f"no MMDetection3D reference at {REFERENCE}"
+)
 def test_mmdetection3d_reference_checkpoint_runs_unchanged(tmp_path: Path) -> None:
     checkpoint = REFERENCE / "pointpillars_kitti-3class_seed0.pth"
-    assert main(["infer", "pointpillars_hv-secfpn_kitti-3d-3class", str(checkpoint), str(FRAME_8), "--out-dir", str(tmp_path),
-                 "--score-thr", "0.0"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                "pointpillars_hv-secfpn_kitti-3d-3class",
+                str(checkpoint),
+                str(FRAME_8),
+                "--out-dir",
+                str(tmp_path),
+                "--score-thr",
+                "0.0",
+            ]
+        )
+        == 0
+    )
     written = json.loads((tmp_path / "000008.json").read_text())
     reference = np.load(REFERENCE / "pointpillars_kitti-3class_seed0_000008.npz")
     assert len(written["scores_3d"]) == len(reference["scores"]) == 50
-    assert np.bincount(written["labels_3d"], minlength=3).tolist() == np.bincount(reference["labels"], minlength=3).tolist()
+    assert (
+        np.bincount(written["labels_3d"], minlength=3).tolist()
+        == np.bincount(reference["labels"], minlength=3).tolist()
+    )
     np.testing.assert_allclose(sorted(written["scores_3d"]), sorted(reference["scores"].tolist()), atol=1e-5)
 
 
@@ -167,11 +273,33 @@ def test_a_checkpoint_of_other_classes_is_refused(
     config, _, state_dict = small
     reordered = tmp_path / "reordered.pth"
     classes = ["Car", "Pedestrian", "Cyclist"]
-    torch.save({"meta": {"mmdet3d_version": "1.4.0", "dataset_meta": {"classes": classes}}, "state_dict": state_dict}, reordered)
+    torch.save(
+        {
+            "meta": {"mmdet3d_version": "1.4.0", "dataset_meta": {"classes": classes}},
+            "state_dict": state_dict,
+        },
+        reordered,
+    )
     assert main(["infer", str(config), str(reordered), str(CLOUDS[0]), "--out-dir", str(tmp_path)]) == 2
-    assert "['Car', 'Pedestrian', 'Cyclist'] differ from the config's ['Pedestrian', 'Cyclist', 'Car']" in capsys.readouterr().err
-    assert main(["infer", str(config), str(reordered), str(CLOUDS[0]), "--out-dir", str(tmp_path),
-                 "--set", "class_names=[Car, Pedestrian, Cyclist]"]) == 0
+    assert (
+        "['Car', 'Pedestrian', 'Cyclist'] differ from the config's ['Pedestrian', 'Cyclist', 'Car']"
+        in capsys.readouterr().err
+    )
+    assert (
+        main(
+            [
+                "infer",
+                str(config),
+                str(reordered),
+                str(CLOUDS[0]),
+                "--out-dir",
+                str(tmp_path),
+                "--set",
+                "class_names=[Car, Pedestrian, Cyclist]",
+            ]
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "000001.json").read_text())["class_names"] == classes
 
 
@@ -190,12 +318,53 @@ def test_segmentation_writes_per_point_labels(tmp_path: Path, renderer: None) ->
     cloud = tmp_path / "scan.npy"
     np.save(cloud, (np.random.default_rng(0).random((500, 4)) * [20, 20, 2, 1]).astype(np.float32))
     out = tmp_path / "out"
-    assert main(["infer", "sparseunet_synthetic-lidar", str(checkpoint), str(cloud), "--out-dir", str(out), "--png"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                "sparseunet_synthetic-lidar",
+                str(checkpoint),
+                str(cloud),
+                "--out-dir",
+                str(out),
+                "--png",
+            ]
+        )
+        == 0
+    )
     labels = read_point_labels(out / "scan.npy", 500)
     assert labels.shape == (500,) and labels.min() >= 0 and labels.max() < 7
     assert (out / "scan.png").is_file()
-    assert main(["infer", "sparseunet_synthetic-lidar", str(checkpoint), str(cloud), "--out-dir", str(out), "--format", "label"]) == 0
+    assert (
+        main(
+            [
+                "infer",
+                "sparseunet_synthetic-lidar",
+                str(checkpoint),
+                str(cloud),
+                "--out-dir",
+                str(out),
+                "--format",
+                "label",
+            ]
+        )
+        == 0
+    )
     assert np.array_equal(read_point_labels(out / "scan.label", 500), labels)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_frames"] == 1 and summary["frames"][0]["num_points"] == 500
-    assert main(["infer", "sparseunet_synthetic-lidar", str(checkpoint), str(cloud), "--out-dir", str(out), "--format", "kitti"]) == 2
+    assert (
+        main(
+            [
+                "infer",
+                "sparseunet_synthetic-lidar",
+                str(checkpoint),
+                str(cloud),
+                "--out-dir",
+                str(out),
+                "--format",
+                "kitti",
+            ]
+        )
+        == 2
+    )

@@ -41,7 +41,11 @@ def test_info_on_a_kitti_scan(capsys: pytest.CaptureFixture[str]) -> None:
     assert f"points  {len(raw):,}" in out
     assert "fields  x, y, z, intensity" in out
     assert "float32 x 4" in out
-    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip().split()[:1] in (["x"], ["intensity"])}
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in out.splitlines()
+        if line.strip().split()[:1] in (["x"], ["intensity"])
+    }
     assert float(rows["x"][0]) == pytest.approx(raw[:, 0].min(), rel=1e-5)
     assert float(rows["x"][1]) == pytest.approx(raw[:, 0].max(), rel=1e-5)
     assert float(rows["intensity"][1]) == pytest.approx(raw[:, 3].max(), rel=1e-5)
@@ -49,7 +53,9 @@ def test_info_on_a_kitti_scan(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_info_counts_nan_and_reads_pcd(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    array = np.array([[1, 2, 3, 0.5], [np.nan, 0, 0, 0.1], [4, 5, np.inf, 0.2], [-1, -2, -3, 0.9]], np.float32)
+    array = np.array(
+        [[1, 2, 3, 0.5], [np.nan, 0, 0, 0.1], [4, 5, np.inf, 0.2], [-1, -2, -3, 0.9]], np.float32
+    )
     path = write_point_file(tmp_path / "n.pcd", array, encoding="ascii")
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
@@ -62,7 +68,11 @@ def test_info_counts_nan_and_reads_pcd(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_info_on_boxes_and_on_empty_cloud(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = save_boxes(tmp_path / "b.json", CameraBoxes3D([[1, 2, 3, 4, 5, 6, 0.5], [0, 0, 9, 1, 1, 1, 0]]), labels=["Car", "Car"])
+    path = save_boxes(
+        tmp_path / "b.json",
+        CameraBoxes3D([[1, 2, 3, 4, 5, 6, 0.5], [0, 0, 9, 1, 1, 1, 0]]),
+        labels=["Car", "Car"],
+    )
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "mode    camera" in out and "boxes   2 x 7 values" in out and "labels  Car 2" in out
@@ -85,11 +95,18 @@ def test_info_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
 # ------------------------------------------------------------------------------- convert
 
 
-def test_convert_label_boxes_camera_to_lidar_with_calib(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_label_boxes_camera_to_lidar_with_calib(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     labels = read_kitti_labels(KITTI / "label_2" / "000001.txt")
-    camera = save_boxes(tmp_path / "cam.csv", labels.to_camera_boxes(), labels=labels.objects().types.tolist())
+    camera = save_boxes(
+        tmp_path / "cam.csv", labels.to_camera_boxes(), labels=labels.objects().types.tolist()
+    )
     out = tmp_path / "lidar.json"
-    assert main(["convert", "--src", "camera", "--dst", "lidar", "--calib", str(CALIB), str(camera), str(out)]) == 0
+    assert (
+        main(["convert", "--src", "camera", "--dst", "lidar", "--calib", str(CALIB), str(camera), str(out)])
+        == 0
+    )
     assert "3 boxes camera -> lidar" in capsys.readouterr().out
     converted = read_box_file(out)
     assert converted.mode == "lidar" and converted.labels == ["Truck", "Car", "Cyclist"]
@@ -100,14 +117,21 @@ def test_convert_label_boxes_camera_to_lidar_with_calib(tmp_path: Path, capsys: 
     np.testing.assert_allclose(converted.boxes[:, :3], expected, atol=2e-4)
 
     back = tmp_path / "back.txt"
-    assert main(["convert", "--dst", "camera", "--calib", str(CALIB), str(out), str(back)]) == 0  # --src from the file
+    assert (
+        main(["convert", "--dst", "camera", "--calib", str(CALIB), str(out), str(back)]) == 0
+    )  # --src from the file
     np.testing.assert_allclose(read_box_file(back).boxes, read_box_file(camera).boxes, atol=1e-3)
 
 
 def test_convert_reads_a_kitti_label_file_directly(tmp_path: Path) -> None:
     out = tmp_path / "lidar.json"
     label_file = KITTI / "label_2" / "000001.txt"
-    assert main(["convert", "--src", "camera", "--dst", "lidar", "--calib", str(CALIB), str(label_file), str(out)]) == 0
+    assert (
+        main(
+            ["convert", "--src", "camera", "--dst", "lidar", "--calib", str(CALIB), str(label_file), str(out)]
+        )
+        == 0
+    )
     converted = read_box_file(out)
     assert converted.labels == ["Truck", "Car", "Cyclist"]  # DontCare regions have no 3D box
     labels = read_kitti_labels(label_file).objects()
@@ -130,7 +154,10 @@ def test_convert_boxes_with_the_default_permutation(tmp_path: Path) -> None:
 
 def test_convert_points_with_calib_and_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cam.pcd"
-    assert main(["convert", "--src", "lidar", "--dst", "camera", "--calib", str(CALIB), str(SCAN), str(out)]) == 0
+    assert (
+        main(["convert", "--src", "lidar", "--dst", "camera", "--calib", str(CALIB), str(SCAN), str(out)])
+        == 0
+    )
     assert "lidar -> camera" in capsys.readouterr().out
     raw = np.fromfile(SCAN, np.float32).reshape(-1, 4).astype(np.float64)
     calib = read_kitti_calib(CALIB)
@@ -146,7 +173,9 @@ def test_convert_points_with_calib_and_formats(tmp_path: Path, capsys: pytest.Ca
     assert b"format ascii" in ply.read_bytes()[:50]
 
 
-def test_convert_points_drops_nan_with_a_warning_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_convert_points_drops_nan_with_a_warning_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_point_file(tmp_path / "n.npy", np.array([[1, 2, 3, 0], [np.nan, 1, 1, 0]], np.float32))
     out = tmp_path / "o.bin"
     assert main(["convert", "--what", "points", "--src", "lidar", "--dst", "depth", str(path), str(out)]) == 0
@@ -154,19 +183,45 @@ def test_convert_points_drops_nan_with_a_warning_line(tmp_path: Path, capsys: py
     assert "pc3d convert: warning:" in captured.err and "dropped 1 of 2 points" in captured.err
     # default LiDAR -> Depth: (x, y, z) -> (-y, x, z)
     np.testing.assert_allclose(read_point_file(out).array, [[-2, 1, 3, 0]])
-    assert main(["convert", "--what", "points", "--src", "lidar", "--dst", "depth", "--nan-policy", "raise", str(path), str(out)]) == 2
+    assert (
+        main(
+            [
+                "convert",
+                "--what",
+                "points",
+                "--src",
+                "lidar",
+                "--dst",
+                "depth",
+                "--nan-policy",
+                "raise",
+                str(path),
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "point 1 (0-based)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--src", "lidar", "--dst", "camera", "{npy}", "{tmp}/o.npy"], "say which (--what points or --what boxes"),
+        (
+            ["--src", "lidar", "--dst", "camera", "{npy}", "{tmp}/o.npy"],
+            "say which (--what points or --what boxes",
+        ),
         (["--dst", "camera", "{scan}", "{tmp}/o.bin"], "point files do not state their system; pass --src"),
-        (["--src", "lidar", "--dst", "depth", "--calib", "{calib}", "{scan}", "{tmp}/o.bin"], "cannot convert lidar -> depth"),
+        (
+            ["--src", "lidar", "--dst", "depth", "--calib", "{calib}", "{scan}", "{tmp}/o.bin"],
+            "cannot convert lidar -> depth",
+        ),
         (["--src", "lidar", "--dst", "camera", "{scan}", "{tmp}/o.json"], "cannot write points as '.json'"),
         (["--dst", "lidar", "{narrow}", "{tmp}/o.json"], "6 values per row, expected at least 7"),
-        (["--src", "lidar", "--dst", "camera", "--calib", "{badcalib}", "{scan}", "{tmp}/o.bin"], "missing calibration key(s) P0"),
+        (
+            ["--src", "lidar", "--dst", "camera", "--calib", "{badcalib}", "{scan}", "{tmp}/o.bin"],
+            "missing calibration key(s) P0",
+        ),
         (["--src", "camera", "--dst", "lidar", "{tmp}/nothing.json", "{tmp}/o.json"], "does not exist"),
     ],
 )
@@ -187,7 +242,9 @@ def test_convert_bad_input_is_one_clear_line(
 # --------------------------------------------------------------------------- kitti-boxes
 
 
-def test_kitti_boxes_writes_lidar_boxes_and_prints_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kitti_boxes_writes_lidar_boxes_and_prints_a_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "demo.json"
     assert main(["kitti-boxes", "--out", str(out)]) == 0
     text = capsys.readouterr().out
@@ -203,7 +260,9 @@ def test_kitti_boxes_writes_lidar_boxes_and_prints_a_table(tmp_path: Path, capsy
         row = next(line for line in text.splitlines() if f" {name} " in line)
         assert row.split()[-1] == f"{count:,}"
     boxes = read_box_file(out)
-    assert boxes.boxes[1, 0] == pytest.approx(58.78, abs=0.05) and boxes.boxes[1, 1] == pytest.approx(16.56, abs=0.05)
+    assert boxes.boxes[1, 0] == pytest.approx(58.78, abs=0.05) and boxes.boxes[1, 1] == pytest.approx(
+        16.56, abs=0.05
+    )
 
 
 def test_kitti_boxes_other_frame_and_bad_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -220,16 +279,27 @@ def test_kitti_boxes_other_frame_and_bad_root(tmp_path: Path, capsys: pytest.Cap
 def test_kitti_boxes_and_info_as_a_process(tmp_path: Path) -> None:
     """The installed console script, from another working directory: default output path."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([_pc3d_executable(), "kitti-boxes"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [_pc3d_executable(), "kitti-boxes"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     written = tmp_path / "work_dirs" / "kitti-boxes" / "000001_lidar_boxes.json"
     assert f"wrote {Path('work_dirs/kitti-boxes/000001_lidar_boxes.json')}" in done.stdout
     assert sorted(json.loads(written.read_text())["labels"]) == ["Car", "Cyclist", "Truck"]
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"\x00" * 7)
-    done = subprocess.run([_pc3d_executable(), "info", str(bad)], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [_pc3d_executable(), "info", str(bad)], capture_output=True, text=True, env=env, timeout=60
+    )
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [f"pc3d info: error: {bad}: size 7 bytes is not a multiple of the record size 16 bytes (4 float32 values per point)"]
+    assert done.stderr.strip().splitlines() == [
+        f"pc3d info: error: {bad}: size 7 bytes is not a multiple of the record size 16 bytes (4 float32 values per point)"
+    ]
 
 
 def test_kitti_boxes_takes_the_kitti_root_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,7 +32,10 @@ def test_os_error_with_a_file_name_is_one_line(tmp_path: Path, capsys: pytest.Ca
     assert main(["convert", "--src", "lidar", "--dst", "lidar", str(SCAN), str(blocker / "scan.ply")]) == 2
     err = _one_error_line(capsys.readouterr().err, "convert")
     assert str(blocker) in err
-    assert error_line(FileNotFoundError(2, "No such file or directory", "x.bin")) == "x.bin: No such file or directory"
+    assert (
+        error_line(FileNotFoundError(2, "No such file or directory", "x.bin"))
+        == "x.bin: No such file or directory"
+    )
     assert main(["info", str(tmp_path)]) == 2
     assert "is a folder, expected a file" in _one_error_line(capsys.readouterr().err, "info")
 
@@ -58,13 +61,17 @@ def test_interrupt_and_unexpected_errors_print_no_traceback(
         main(["info", str(SCAN)])
 
 
-def test_warnings_are_one_line_and_suggest_an_accepted_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_warnings_are_one_line_and_suggest_an_accepted_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write_point_file(tmp_path / "n.pcd", np.array([[1, 2, 3, 0], [np.nan, 1, 1, 0]], np.float32))
     hook = warnings.showwarning
     assert main(["convert", "--src", "lidar", "--dst", "depth", str(path), str(tmp_path / "o.bin")]) == 0
     assert warnings.showwarning is hook  # main's hook is gone again
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("pc3d convert: warning: ") and "dropped 1 of 2 points" in err
+    assert (
+        err.count("\n") == 1 and err.startswith("pc3d convert: warning: ") and "dropped 1 of 2 points" in err
+    )
     assert "warnings.warn" not in err and "Warning:" not in err  # not Python's "file:line: Category:" format
     # The hint names a value `pc3d convert --nan-policy` accepts.
     suggested = re.findall(r"--nan-policy (\w+)", err)
@@ -82,8 +89,12 @@ def _convert_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def test_a_process_never_shows_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "scan.bin"
     bad.write_bytes(b"\x00" * 10)
-    done = subprocess.run([sys.executable, "-m", "pc3d", "show", str(bad), "--out", str(tmp_path / "x.png")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pc3d", "show", str(bad), "--out", str(tmp_path / "x.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.startswith("pc3d show: error: ") and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1
@@ -92,7 +103,9 @@ def test_a_process_never_shows_a_traceback(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- what a .npy holds
 
 
-def test_info_and_convert_read_a_npy_by_the_same_rule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_info_and_convert_read_a_npy_by_the_same_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     points = tmp_path / "points.npy"
     np.save(points, np.array([[1, 2, 3, 0.5], [4, 5, 6, 0.1]], np.float32))
     wide = tmp_path / "wide.npy"
@@ -101,7 +114,10 @@ def test_info_and_convert_read_a_npy_by_the_same_rule(tmp_path: Path, capsys: py
     assert "points  2" in capsys.readouterr().out
     assert main(["convert", "--src", "lidar", "--dst", "depth", str(points), str(tmp_path / "p.ply")]) == 0
     assert "2 points" in capsys.readouterr().out
-    for argv in (["info", str(wide)], ["convert", "--src", "lidar", "--dst", "depth", str(wide), str(tmp_path / "w.npy")]):
+    for argv in (
+        ["info", str(wide)],
+        ["convert", "--src", "lidar", "--dst", "depth", str(wide), str(tmp_path / "w.npy")],
+    ):
         assert main(argv) == 2
         err = _one_error_line(capsys.readouterr().err, argv[0])
         assert "may hold points or boxes; say which (--what points or --what boxes" in err
@@ -115,5 +131,7 @@ def test_format_only_conversion_keeps_the_values(tmp_path: Path, capsys: pytest.
     out = tmp_path / "scan.pcd"
     assert main(["convert", "--src", "lidar", "--dst", "lidar", str(SCAN), str(out)]) == 0
     assert "(file format only)" in capsys.readouterr().out
-    np.testing.assert_array_equal(np.fromfile(SCAN, np.float32).reshape(-1, 4),
-                                  __import__("pc3d.io", fromlist=["read_point_file"]).read_point_file(out).array)
+    np.testing.assert_array_equal(
+        np.fromfile(SCAN, np.float32).reshape(-1, 4),
+        __import__("pc3d.io", fromlist=["read_point_file"]).read_point_file(out).array,
+    )

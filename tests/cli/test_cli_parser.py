@@ -38,7 +38,12 @@ def test_every_command_and_argument_has_help(full_parser: argparse.ArgumentParse
     parsers = list(_walk(full_parser))
     progs = {p.prog for p in parsers}
     assert {f"pc3d {c.name}" for c in CORE_COMMANDS} <= progs
-    assert {"pc3d det2d", "pc3d det2d shapes", "pc3d det2d kitti", "pc3d config show"} <= progs  # plugin, nested
+    assert {
+        "pc3d det2d",
+        "pc3d det2d shapes",
+        "pc3d det2d kitti",
+        "pc3d config show",
+    } <= progs  # plugin, nested
     for parser in parsers:
         description = (parser.description or "").strip()
         assert description, f"{parser.prog} has no description"
@@ -50,7 +55,9 @@ def test_every_command_and_argument_has_help(full_parser: argparse.ArgumentParse
                     assert (choice.help or "").strip(), f"{parser.prog} {choice.dest} has no summary"
                     assert not choice.help.startswith("`")
             else:
-                assert (action.help or "").strip(), f"{parser.prog} {action.option_strings or action.dest} has no help"
+                assert (action.help or "").strip(), (
+                    f"{parser.prog} {action.option_strings or action.dest} has no help"
+                )
 
 
 def test_the_same_input_has_the_same_name_everywhere(full_parser: argparse.ArgumentParser) -> None:
@@ -62,8 +69,10 @@ def test_the_same_input_has_the_same_name_everywhere(full_parser: argparse.Argum
     for option in ("--calib", "--num-features", "--frame", "--kitti", "--json", "--what", "--image"):
         assert len(seen[option]) == 1, (option, seen[option])
     commands = {p.prog: p for p in _walk(full_parser)}
-    positional = {prog: [a.metavar for a in p._actions if not a.option_strings and a.metavar]
-                  for prog, p in commands.items()}
+    positional = {
+        prog: [a.metavar for a in p._actions if not a.option_strings and a.metavar]
+        for prog, p in commands.items()
+    }
     assert positional["pc3d show"] == ["CLOUD"]
     assert positional["pc3d convert"] == ["INPUT", "OUTPUT"]
     assert positional["pc3d info"] == ["FILE"]
@@ -86,10 +95,13 @@ def test_top_level_help_lists_every_command_in_full_sentences(capsys: pytest.Cap
 
 def _imported_modules(*argv: str) -> set[str]:
     """Modules a `python -m pc3d ARGV` process imports (from `-X importtime`)."""
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "pc3d", *argv], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "pc3d", *argv], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
-    return {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    return {
+        line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
+    }
 
 
 def _plugin_packages() -> set[str]:
@@ -113,14 +125,20 @@ def test_help_imports_no_torch_open3d_or_plugin() -> None:
 
 def test_light_commands_import_no_torch(tmp_path: Path) -> None:
     assert _heavy(_imported_modules("info", str(SCAN))) == set()
-    assert _heavy(_imported_modules("convert", "--src", "lidar", "--dst", "lidar", str(SCAN),
-                                    str(tmp_path / "scan.ply"))) == set()
+    assert (
+        _heavy(
+            _imported_modules(
+                "convert", "--src", "lidar", "--dst", "lidar", str(SCAN), str(tmp_path / "scan.ply")
+            )
+        )
+        == set()
+    )
     assert _heavy(_imported_modules("show", "--help")) == set()
 
 
 # ------------------------------------------------------------------------------ plugin commands
 
-PLUGIN_SOURCE = '''
+PLUGIN_SOURCE = """
 import sys
 
 def add_hello(subparsers):
@@ -130,7 +148,7 @@ def add_hello(subparsers):
 
 def add_nothing(subparsers):
     pass
-'''
+"""
 
 
 @pytest.fixture()
@@ -153,7 +171,9 @@ def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return make
 
 
-def test_plugin_command_is_listed_without_import_and_runs(fake_site, capsys: pytest.CaptureFixture[str]) -> None:
+def test_plugin_command_is_listed_without_import_and_runs(
+    fake_site, capsys: pytest.CaptureFixture[str]
+) -> None:
     module = fake_site("hello-plugin", {"hello": "add_hello"})
     with pytest.raises(SystemExit):
         main(["--help"])
@@ -175,7 +195,10 @@ def test_plugin_command_problems_are_one_line_errors(fake_site, capsys: pytest.C
     assert "added no parser named 'empty'" in capsys.readouterr().err
     assert main(["broken"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("pc3d broken: error: command 'broken' of first-plugin could not be loaded") and err.count("\n") == 1
+    assert (
+        err.startswith("pc3d broken: error: command 'broken' of first-plugin could not be loaded")
+        and err.count("\n") == 1
+    )
     # A plugin cannot take over a core command: it is ignored, with a warning line.
     fake_site("clash-plugin", {"info": "add_hello"})
     with pytest.raises(SystemExit):

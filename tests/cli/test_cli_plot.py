@@ -26,8 +26,10 @@ def _near(path: Path, rgb: tuple[int, int, int]) -> int:
 
 def _run(folder: Path) -> Path:
     folder.mkdir()
-    train = [{"kind": "train", "iteration": i, "loss": 2.0 / (1 + i), "loss_cls": 1.0 / (1 + i), "lr": 1e-3}
-             for i in range(0, 60, 5)]
+    train = [
+        {"kind": "train", "iteration": i, "loss": 2.0 / (1 + i), "loss_cls": 1.0 / (1 + i), "lr": 1e-3}
+        for i in range(0, 60, 5)
+    ]
     evals = [{"epoch": e, "iteration": 20 * e, "mAP": 10.0 * e} for e in range(1, 4)]
     (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train))
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evals))
@@ -53,8 +55,13 @@ def test_plot_writes_the_training_curves(tmp_path: Path, capsys: pytest.CaptureF
         (["plot", "run", "--out", "c.jpg"], "must be a .png"),
     ],
 )
-def test_plot_errors_exit_2(args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_plot_errors_exit_2(
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "empty").mkdir()
     _run(tmp_path / "run")
@@ -64,8 +71,10 @@ def test_plot_errors_exit_2(args: list[str], message: str, tmp_path: Path, monke
 
 
 def test_plot_help_imports_no_matplotlib_or_torch() -> None:
-    code = "import sys; from pc3d.cli import main\ntry:\n    main(['plot', '--help'])\nexcept SystemExit:\n    pass\n" \
-           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'torch')))"
+    code = (
+        "import sys; from pc3d.cli import main\ntry:\n    main(['plot', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'torch')))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
@@ -74,8 +83,11 @@ def test_plot_help_imports_no_matplotlib_or_torch() -> None:
 def _frames(folder: Path, score: bool) -> Path:
     folder.mkdir()
     for f in range(3):
-        lines = [CAR.format(l=10.0 + 110 * i, r=90.0 + 110 * i, x=-10.0 + 5 * i) + (f" {0.5 + 0.05 * i:.2f}" if score else "")
-                 for i in range(4)]
+        lines = [
+            CAR.format(l=10.0 + 110 * i, r=90.0 + 110 * i, x=-10.0 + 5 * i)
+            + (f" {0.5 + 0.05 * i:.2f}" if score else "")
+            for i in range(4)
+        ]
         (folder / f"{f:06d}.txt").write_text("\n".join(lines) + "\n")
     return folder
 

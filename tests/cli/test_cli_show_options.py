@@ -57,7 +57,9 @@ def test_zoom_and_center_make_the_car_larger(tmp_path: Path) -> None:
 @pytest.mark.display
 @pytest.mark.usefixtures("renderer")
 @pytest.mark.parametrize("suffix", [".npy", ".label"])
-def test_point_labels_colour_by_class(tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_point_labels_colour_by_class(
+    tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     scan, points = _scan(tmp_path)
     classes = (points[:, 2] > -1.2).astype(np.int64)  # 0: ground, 1: above
     labels = tmp_path / f"scan{suffix}"
@@ -67,8 +69,28 @@ def test_point_labels_colour_by_class(tmp_path: Path, suffix: str, capsys: pytes
         # SemanticKITTI layout: instance id in the high 16 bits.
         (classes | (7 << 16)).astype("<u4").tofile(labels)
     out = tmp_path / "seg.png"
-    assert main(["show", str(scan), "--point-labels", str(labels), "--class-names", "ground,object",
-                 "--range", "-20", "-20", "20", "20", "--size", "400x240", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "show",
+                str(scan),
+                "--point-labels",
+                str(labels),
+                "--class-names",
+                "ground,object",
+                "--range",
+                "-20",
+                "-20",
+                "20",
+                "20",
+                "--size",
+                "400x240",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     img = _png(out)
     for cls in (0, 1):
@@ -93,7 +115,11 @@ def test_point_labels_colour_by_class(tmp_path: Path, suffix: str, capsys: pytes
     ],
 )
 def test_bad_framing_and_labels_exit_2(
-    extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    extra: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     np.save(tmp_path / "short.npy", np.zeros(3, dtype=np.int64))

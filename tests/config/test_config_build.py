@@ -34,7 +34,13 @@ class Flip:
 
 
 class Model:
-    def __init__(self, backbone: Encoder, head: Head, transforms: list[Any] | None = None, options: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        backbone: Encoder,
+        head: Head,
+        transforms: list[Any] | None = None,
+        options: dict[str, Any] | None = None,
+    ):
         self.backbone, self.head, self.transforms, self.options = backbone, head, transforms, options
 
 
@@ -138,13 +144,19 @@ def test_unknown_type_names_path_file_and_suggests(tmp_path, registry):
 
 def test_unknown_type_in_a_list_names_the_index(tmp_path, registry):
     path = write(tmp_path, MODEL.replace("- {type: Flip}", "- {type: Flop}"))
-    with pytest.raises(ConfigError, match=rf"^model.transforms.1.type \(from {path}:13\): unknown transform 'Flop'; did you mean 'Flip'"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^model.transforms.1.type \(from {path}:13\): unknown transform 'Flop'; did you mean 'Flip'",
+    ):
         build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
 
 
 def test_missing_required_arguments_are_named(tmp_path, registry):
     path = write(tmp_path, MODEL.replace("        in_channels: 4\n", ""))
-    with pytest.raises(ConfigError, match=rf"^model.backbone \(from {path}:3\): backbone 'Encoder' is missing required argument 'in_channels'"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^model.backbone \(from {path}:3\): backbone 'Encoder' is missing required argument 'in_channels'",
+    ):
         build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
     with pytest.raises(ConfigError, match="model 'Model' is missing required arguments 'backbone', 'head'"):
         build({"type": "Model"}, kind="model", registry=registry)
@@ -154,15 +166,21 @@ def test_scalar_types_are_checked_against_annotations(registry):
     def head(**values: Any) -> dict[str, Any]:
         return {"type": "Head", **values}
 
-    with pytest.raises(ConfigError, match=r"^num_classes \(from <dict>\): expected int, got a string 'three'"):
+    with pytest.raises(
+        ConfigError, match=r"^num_classes \(from <dict>\): expected int, got a string 'three'"
+    ):
         build(head(num_classes="three"), kind="head", registry=registry)
     with pytest.raises(ConfigError, match="expected int, got a bool True"):
         build(head(num_classes=True), kind="head", registry=registry)
-    with pytest.raises(ConfigError, match=r"^layers \(from <dict>\): expected Sequence\[int\], got a list \['wide'\]"):
+    with pytest.raises(
+        ConfigError, match=r"^layers \(from <dict>\): expected Sequence\[int\], got a list \['wide'\]"
+    ):
         build(head(num_classes=2, layers=["wide"]), kind="head", registry=registry)
     with pytest.raises(ConfigError, match="expected float, got a string"):
         build({"type": "Flip", "p": "half"}, kind="transform", registry=registry)
-    encoder = build({"type": "Encoder", "in_channels": 3, "scale": 1, "name": None}, kind="backbone", registry=registry)
+    encoder = build(
+        {"type": "Encoder", "in_channels": 3, "scale": 1, "name": None}, kind="backbone", registry=registry
+    )
     assert encoder.scale == 1 and encoder.name is None  # int for float, None for Optional
     with pytest.raises(ConfigError, match=r"expected str \| None, got an int 5"):
         build({"type": "Encoder", "in_channels": 3, "name": 5}, kind="backbone", registry=registry)
@@ -178,43 +196,89 @@ def test_built_component_of_the_wrong_class_is_rejected(registry):
 
 
 def test_var_keyword_components_accept_any_key(registry):
-    built = build({"type": "Anything", "whatever": 1, "nested": {"type": "Flip", "kind": "transform"}}, kind="model", registry=registry)
+    built = build(
+        {"type": "Anything", "whatever": 1, "nested": {"type": "Flip", "kind": "transform"}},
+        kind="model",
+        registry=registry,
+    )
     assert built.kwargs["whatever"] == 1 and isinstance(built.kwargs["nested"], Flip)
 
 
 def test_constructor_errors_are_tied_to_the_mapping(tmp_path, registry):
     path = write(tmp_path, MODEL.replace("num_classes: 3", "num_classes: 0"))
-    with pytest.raises(ConfigError, match=rf"^model.head \(from {path}:7\): building head 'Head' failed: num_classes must be >= 1, got 0"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^model.head \(from {path}:7\): building head 'Head' failed: num_classes must be >= 1, got 0",
+    ):
         build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
 
 
 def test_nested_kind_comes_from_a_declared_argument_or_an_explicit_kind(registry):
-    built = build({"type": "Anything", "helper": {"type": "Head", "num_classes": 2, "kind": "head"}}, kind="model", registry=registry)
+    built = build(
+        {"type": "Anything", "helper": {"type": "Head", "num_classes": 2, "kind": "head"}},
+        kind="model",
+        registry=registry,
+    )
     assert isinstance(built.kwargs["helper"], Head)  # 'helper' declares no kind: the mapping says it
     assert "kind" not in vars(built.kwargs["helper"])
-    with pytest.raises(ConfigError, match=r"^helper \(from <dict>\): cannot tell what kind of component 'Head' is: 'helper' does not declare one; add 'kind: <kind>'"):
-        build({"type": "Anything", "helper": {"type": "Head", "num_classes": 2}}, kind="model", registry=registry)
+    with pytest.raises(
+        ConfigError,
+        match=r"^helper \(from <dict>\): cannot tell what kind of component 'Head' is: 'helper' does not declare one; add 'kind: <kind>'",
+    ):
+        build(
+            {"type": "Anything", "helper": {"type": "Head", "num_classes": 2}},
+            kind="model",
+            registry=registry,
+        )
     # A name registered under two kinds is no problem once the kind is stated.
-    assert isinstance(build({"type": "Anything", "helper": {"type": "Ambiguous", "kind": "head"}}, kind="model", registry=registry).kwargs["helper"], Ambiguous)
+    assert isinstance(
+        build(
+            {"type": "Anything", "helper": {"type": "Ambiguous", "kind": "head"}},
+            kind="model",
+            registry=registry,
+        ).kwargs["helper"],
+        Ambiguous,
+    )
     with pytest.raises(ConfigError, match="unknown transform 'Fliip'; did you mean 'Flip'"):
-        build({"type": "Anything", "helper": {"type": "Fliip", "kind": "transform"}}, kind="model", registry=registry)
+        build(
+            {"type": "Anything", "helper": {"type": "Fliip", "kind": "transform"}},
+            kind="model",
+            registry=registry,
+        )
 
 
 def test_an_unknown_or_contradicting_kind_is_an_error_with_the_key_path(tmp_path, registry):
-    path = write(tmp_path, MODEL.replace("        in_channels: 4\n", "        in_channels: 4\n        kind: head\n"))
-    with pytest.raises(ConfigError, match=rf"^model.backbone.kind \(from {path}:6\): 'kind: head' contradicts its place: 'model.backbone' takes a backbone"):
+    path = write(
+        tmp_path, MODEL.replace("        in_channels: 4\n", "        in_channels: 4\n        kind: head\n")
+    )
+    with pytest.raises(
+        ConfigError,
+        match=rf"^model.backbone.kind \(from {path}:6\): 'kind: head' contradicts its place: 'model.backbone' takes a backbone",
+    ):
         build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
-    with pytest.raises(ConfigError, match=r"^helper.kind \(from <dict>\): unknown component kind 'heads'; did you mean 'head'\?"):
-        build({"type": "Anything", "helper": {"type": "Head", "kind": "heads"}}, kind="model", registry=registry)
+    with pytest.raises(
+        ConfigError,
+        match=r"^helper.kind \(from <dict>\): unknown component kind 'heads'; did you mean 'head'\?",
+    ):
+        build(
+            {"type": "Anything", "helper": {"type": "Head", "kind": "heads"}}, kind="model", registry=registry
+        )
     with pytest.raises(ConfigError, match=r"^kind \(from <dict>\): 'kind: backbone' contradicts"):
         build({"type": "Head", "num_classes": 1, "kind": "backbone"}, kind="head", registry=registry)
     items = {"type": "Anything", "steps": [{"type": "Flip"}]}
-    with pytest.raises(ConfigError, match=r"^steps.0 \(from <dict>\): cannot tell what kind of component 'Flip' is: 'steps' does not declare one"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^steps.0 \(from <dict>\): cannot tell what kind of component 'Flip' is: 'steps' does not declare one",
+    ):
         build(items, kind="model", registry=registry)
 
 
 class TwoHeads:
-    def __init__(self, main: Annotated[Head, Kind("head")], extras: list[Annotated[Any, Kind("transform")]] | None = None):
+    def __init__(
+        self,
+        main: Annotated[Head, Kind("head")],
+        extras: list[Annotated[Any, Kind("transform")]] | None = None,
+    ):
         self.main, self.extras = main, extras
 
 
@@ -228,7 +292,11 @@ def test_a_constructor_type_hint_declares_the_kind(registry):
             registry.add_model(TwoHeads)
 
     manager.register_plugin(_More(), "more")
-    built = build({"type": "TwoHeads", "main": {"type": "Head", "num_classes": 2}, "extras": [{"type": "Flip"}]}, kind="model", registry=manager.registry)
+    built = build(
+        {"type": "TwoHeads", "main": {"type": "Head", "num_classes": 2}, "extras": [{"type": "Flip"}]},
+        kind="model",
+        registry=manager.registry,
+    )
     assert isinstance(built.main, Head) and isinstance(built.extras[0], Flip)
     with pytest.raises(ValueError, match="Kind\\('heads'\\): not a kind of component; did you mean 'head'"):
         Kind("heads")
@@ -236,13 +304,21 @@ def test_a_constructor_type_hint_declares_the_kind(registry):
 
 def test_every_documented_argument_kind_is_a_registry_kind():
     assert set(ARGUMENT_KINDS.values()) <= set(KINDS)
-    assert ARGUMENT_KINDS["transforms"] == "transform" and "heads" not in ARGUMENT_KINDS  # exact names, no plural rule
+    assert (
+        ARGUMENT_KINDS["transforms"] == "transform" and "heads" not in ARGUMENT_KINDS
+    )  # exact names, no plural rule
 
 
 def test_an_unknown_type_lists_the_installed_plugins(registry):
-    with pytest.raises(ConfigError, match=r"unknown head 'Haed'; did you mean 'Head'\?.* Loaded plugins: pc3d, test-components\."):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown head 'Haed'; did you mean 'Head'\?.* Loaded plugins: pc3d, test-components\.",
+    ):
         build({"type": "Haed"}, kind="head", registry=registry)
-    with pytest.raises(ConfigError, match=r"'mmdet3d.CenterHead' looks like it comes from a plugin 'mmdet3d', which is not installed or not enabled \(`pc3d plugins` lists installed ones\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'mmdet3d.CenterHead' looks like it comes from a plugin 'mmdet3d', which is not installed or not enabled \(`pc3d plugins` lists installed ones\)",
+    ):
         build({"type": "mmdet3d.CenterHead"}, kind="head", registry=registry)
 
 
@@ -256,7 +332,10 @@ def test_an_unknown_type_in_a_config_shipped_by_a_package_suspects_a_missing_plu
         build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
     message = str(info.value)
     assert message.startswith(f"model.head.type (from {path}:8): unknown head 'GoneHead'")
-    assert f"{path} ships with the package 'pc3d_gone', which registers no components here: the plugin providing 'GoneHead' may not be installed or enabled (`pc3d plugins` lists installed ones)." in message
+    assert (
+        f"{path} ships with the package 'pc3d_gone', which registers no components here: the plugin providing 'GoneHead' may not be installed or enabled (`pc3d plugins` lists installed ones)."
+        in message
+    )
     # A config outside any package gets no such guess.
     plain = write(tmp_path, MODEL.replace("type: Head", "type: GoneHead"))
     with pytest.raises(ConfigError) as info:

@@ -23,8 +23,18 @@ def config_file(tmp_path: Path) -> Path:
 
 
 def test_show_prints_the_resolved_yaml_with_overrides(config_file, capsys):
-    status = main(["config", "show", str(config_file), "--set", "train.lr=0.002", "model.depth=3",
-                   "--set", "tags=[a, b]"])
+    status = main(
+        [
+            "config",
+            "show",
+            str(config_file),
+            "--set",
+            "train.lr=0.002",
+            "model.depth=3",
+            "--set",
+            "tags=[a, b]",
+        ]
+    )
     assert status == 0
     out = capsys.readouterr().out
     assert yaml.safe_load(out) == {
@@ -58,8 +68,16 @@ def test_show_a_shipped_config_by_name_and_check_it(capsys):
     assert main(["config", "show", "pillar-center-tiny_kitti-3class", "--check"]) == 0
     resolved = yaml.safe_load(capsys.readouterr().out)
     assert resolved["model"]["head"]["type"] == "CenterHead"
-    status = main(["config", "show", "pillar-center-tiny_kitti-3class.yaml", "--check",
-                   "--set", "model.head.num_clases=4"])
+    status = main(
+        [
+            "config",
+            "show",
+            "pillar-center-tiny_kitti-3class.yaml",
+            "--check",
+            "--set",
+            "model.head.num_clases=4",
+        ]
+    )
     assert status == 2
     err = capsys.readouterr().err
     assert "model.head.num_clases (from --set model.head.num_clases=4): unknown argument" in err
@@ -90,7 +108,9 @@ def test_list_says_where_each_config_comes_from(capsys):
 
 
 def test_check_rejects_keys_the_engine_does_not_know(capsys):
-    status = main(["config", "show", "pillar-center-tiny_kitti-mini-3class", "--check", "--set", "train.lr=0.002"])
+    status = main(
+        ["config", "show", "pillar-center-tiny_kitti-mini-3class", "--check", "--set", "train.lr=0.002"]
+    )
     assert status == 2
     assert "train.lr (from --set train.lr=0.002): unknown key 'lr'" in capsys.readouterr().err
 
@@ -129,4 +149,7 @@ def test_a_config_of_a_plugin_that_is_not_loaded_says_so(monkeypatch, capsys, tm
     err = " ".join(capsys.readouterr().err.split())
     assert f"model.type (from {config}:7): unknown model 'BEVDetector'" in err
     assert "Installed but not loaded: pc3d-det3d (blocked)." in err
-    assert "which registers no components here: the plugin providing 'BEVDetector' may not be installed or enabled" in err
+    assert (
+        "which registers no components here: the plugin providing 'BEVDetector' may not be installed or enabled"
+        in err
+    )

@@ -77,25 +77,37 @@ def test_replace_swaps_a_whole_mapping():
 
 
 def test_base_chain_relative_paths_and_sources(tmp_path):
-    write(tmp_path, "_bases/model.yaml", """
+    write(
+        tmp_path,
+        "_bases/model.yaml",
+        """
         model:
           type: Det
           head:
             num_classes: 3
             width: 64
         train: {lr: 0.01, epochs: 10}
-    """)
-    write(tmp_path, "_bases/schedule.yaml", """
+    """,
+    )
+    write(
+        tmp_path,
+        "_bases/schedule.yaml",
+        """
         train:
           epochs: 20
           warmup: 100
-    """)
-    child = write(tmp_path, "det_kitti-3class.yaml", """
+    """,
+    )
+    child = write(
+        tmp_path,
+        "det_kitti-3class.yaml",
+        """
         _base_: [_bases/model.yaml, _bases/schedule.yaml]
         model:
           head:
             width: 32
-    """)
+    """,
+    )
     config = load(child)
     assert config.data == {
         "model": {"type": "Det", "head": {"num_classes": 3, "width": 32}},
@@ -186,7 +198,9 @@ def test_yaml_is_data_never_code(tmp_path):
 # Same write-then-expect-the-message shape as the reference tests on purpose: each case names its own error.
 def test_reserved_keys_are_checked(tmp_path):
     nested = write(tmp_path, "nested.yaml", "model:\n  _base_: other.yaml\n")
-    with pytest.raises(ConfigError, match=rf"model._base_ \(from {nested}:2\): _base_ is only allowed at top level"):
+    with pytest.raises(
+        ConfigError, match=rf"model._base_ \(from {nested}:2\): _base_ is only allowed at top level"
+    ):
         load(nested)
     flag = write(tmp_path, "flag.yaml", "model:\n  _replace_: yes please\n")
     with pytest.raises(ConfigError, match="_replace_ must be true or false, got 'yes please'"):
@@ -223,7 +237,10 @@ def test_overrides_are_typed_as_yaml(tmp_path):
         "train.note=hello world",
     )
     assert config["model.head"] == {
-        "num_classes": 5, "name": "3", "strides": [1, 2], "extra": None,
+        "num_classes": 5,
+        "name": "3",
+        "strides": [1, 2],
+        "extra": None,
     }
     assert config["train"] == {"lr": 0.002, "amp": True, "note": "hello world"}
     assert config["model.neck"] == {"type": "FPN", "levels": 3}
@@ -237,7 +254,9 @@ def test_overrides_index_lists_and_report_bad_paths(tmp_path):
     path = write(tmp_path, "c.yaml", "pipeline:\n  - {type: Load}\n  - {type: Flip, p: 0.5}\nlr: 0.1\n")
     config = load(path, "pipeline.1.p=0.25", "pipeline.-1.type=Mirror")
     assert config["pipeline"] == [{"type": "Load"}, {"type": "Mirror", "p": 0.25}]
-    with pytest.raises(ConfigError, match=r"--set pipeline.5.p=1: pipeline.5: index 5 out of range \(list of 2\)"):
+    with pytest.raises(
+        ConfigError, match=r"--set pipeline.5.p=1: pipeline.5: index 5 out of range \(list of 2\)"
+    ):
         load(path, "pipeline.5.p=1")
     with pytest.raises(ConfigError, match="'first' indexes a list, so it must be an integer"):
         load(path, "pipeline.first.p=1")
@@ -262,7 +281,9 @@ def test_override_replaces_a_mapping_and_its_sources(tmp_path):
 
 def test_missing_key_lookup_suggests(tmp_path):
     config = load(write(tmp_path, "c.yaml", "model:\n  head: {num_classes: 3}\n"))
-    with pytest.raises(ConfigError, match="no key 'model.head.num_class'; did you mean 'model.head.num_classes'"):
+    with pytest.raises(
+        ConfigError, match="no key 'model.head.num_class'; did you mean 'model.head.num_classes'"
+    ):
         config["model.head.num_class"]
     assert config.get("model.head.num_class", 7) == 7
 

@@ -51,12 +51,19 @@ def test_a_whole_value_reference_keeps_the_type_and_text_interpolates(tmp_path):
     assert config["data.tag"] == "run_64_Car_true_null_0.5"
     # Each use is its own copy: changing one leaves the others alone.
     config["data.classes"].append("Cyclist")
-    assert config["class_names"] == ["Car", "Pedestrian"] and config["model.head.names"] == ["Car", "Pedestrian"]
+    assert config["class_names"] == ["Car", "Pedestrian"] and config["model.head.names"] == [
+        "Car",
+        "Pedestrian",
+    ]
 
 
 def test_references_follow_base_merging_and_overrides(tmp_path):
     write(tmp_path, "base.yaml", RANGES)
-    child = write(tmp_path, "child.yaml", "_base_: base.yaml\nclass_names: [Car]\nmodel:\n  backbone: {channels: [16, 32]}\n")
+    child = write(
+        tmp_path,
+        "child.yaml",
+        "_base_: base.yaml\nclass_names: [Car]\nmodel:\n  backbone: {channels: [16, 32]}\n",
+    )
     config = load(child, "model.voxel.range=[0, -20, -3, 40, 20, 1]")
     assert config["data.classes"] == ["Car"] and config["model.head.names"] == ["Car"]
     assert config["model.head.in_channels"] == 32 and config["data.tag"] == "run_32_Car_true_null_0.5"
@@ -70,7 +77,9 @@ def test_references_follow_base_merging_and_overrides(tmp_path):
 
 
 def test_a_reference_through_another_reference(tmp_path):
-    config = load(write(tmp_path, "c.yaml", "a: {b: [1, 2, 3]}\nalias: ${a}\nlast: ${alias.b.-1}\nname: x${last}\n"))
+    config = load(
+        write(tmp_path, "c.yaml", "a: {b: [1, 2, 3]}\nalias: ${a}\nlast: ${alias.b.-1}\nname: x${last}\n")
+    )
     assert config["last"] == 3 and config["name"] == "x3"
 
 
@@ -82,20 +91,36 @@ def test_a_missing_reference_names_the_key_file_line_and_suggests(tmp_path):
         f"data.classes (from {path}:10): reference ${{class_nmes}} not found: config has no key "
         "'class_nmes'; did you mean 'class_names'?"
     )
-    with pytest.raises(ConfigError, match=r"^model.head.first \(from .*c.yaml:7\): reference \$\{model.backbone.channels.5\} not found: model.backbone.channels is a list of 3, '5' is not an index in it"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^model.head.first \(from .*c.yaml:7\): reference \$\{model.backbone.channels.5\} not found: model.backbone.channels is a list of 3, '5' is not an index in it",
+    ):
         load(write(tmp_path, "c.yaml", RANGES.replace("channels.0}", "channels.5}")))
-    with pytest.raises(ConfigError, match=r"^x \(from --set x=\$\{class_names.name\}\): reference \$\{class_names.name\} not found: class_names is a list of 2, 'name' is not an index in it$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^x \(from --set x=\$\{class_names.name\}\): reference \$\{class_names.name\} not found: class_names is a list of 2, 'name' is not an index in it$",
+    ):
         load(write(tmp_path, "c.yaml", RANGES), "x=${class_names.name}")
-    with pytest.raises(ConfigError, match=r"reference \$\{data.flag.deeper\} not found: data.flag is bool True, not a mapping or a list"):
+    with pytest.raises(
+        ConfigError,
+        match=r"reference \$\{data.flag.deeper\} not found: data.flag is bool True, not a mapping or a list",
+    ):
         load(write(tmp_path, "c.yaml", RANGES), "x=${data.flag.deeper}")
 
 
 def test_circular_references_are_errors_naming_the_chain(tmp_path):
-    path = write(tmp_path, "c.yaml", "a: ${b}\nb: [1, '${c}']  # quoted: { is special inside [...]\nc: ${a}\n")
-    with pytest.raises(ConfigError, match=rf"^c \(from {path}:3\): circular reference: a -> b -> b.1 -> c -> a$"):
+    path = write(
+        tmp_path, "c.yaml", "a: ${b}\nb: [1, '${c}']  # quoted: { is special inside [...]\nc: ${a}\n"
+    )
+    with pytest.raises(
+        ConfigError, match=rf"^c \(from {path}:3\): circular reference: a -> b -> b.1 -> c -> a$"
+    ):
         load(path)
     nested = write(tmp_path, "n.yaml", "model:\n  head:\n    copy: ${model}\n")
-    with pytest.raises(ConfigError, match=rf"^model.head.copy \(from {nested}:3\): circular reference: model -> model.head -> model.head.copy -> model$"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^model.head.copy \(from {nested}:3\): circular reference: model -> model.head -> model.head.copy -> model$",
+    ):
         load(nested)
     selfish = write(tmp_path, "s.yaml", "a: x${a}\n")
     with pytest.raises(ConfigError, match="circular reference: a -> a"):
@@ -103,7 +128,9 @@ def test_circular_references_are_errors_naming_the_chain(tmp_path):
 
 
 def test_malformed_references_and_lists_in_text_are_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"^a \(from .*:1\): \$\{b\} is a list, which cannot be part of a text"):
+    with pytest.raises(
+        ConfigError, match=r"^a \(from .*:1\): \$\{b\} is a list, which cannot be part of a text"
+    ):
         load(write(tmp_path, "c.yaml", "a: x ${b}\nb: [1]\n"))
     with pytest.raises(ConfigError, match=r"reference '\$\{b' has no closing '\}'"):
         load(write(tmp_path, "c.yaml", "a: ${b\nb: 1\n"))
@@ -113,7 +140,10 @@ def test_malformed_references_and_lists_in_text_are_errors(tmp_path):
 
 def test_setting_below_a_reference_says_what_to_set(tmp_path):
     path = write(tmp_path, "c.yaml", RANGES)
-    with pytest.raises(ConfigError, match=r"cannot set data.range.0: data.range is the reference \$\{model.voxel.range\} \(set the key it refers to, or data.range as a whole\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"cannot set data.range.0: data.range is the reference \$\{model.voxel.range\} \(set the key it refers to, or data.range as a whole\)",
+    ):
         load(path, "data.range.0=5")
 
 
@@ -132,9 +162,15 @@ def test_shipped_det3d_config_writes_each_value_once():
     assert config["data.train.dataset.class_names"] == config["data.val.dataset.class_names"] == names
     assert config["metrics.0.class_names"] == names
     point_range = config["model.voxel_encoder.point_cloud_range"]
-    assert config["data.train.dataset.point_cloud_range"] == config["data.val.dataset.point_cloud_range"] == point_range
+    assert (
+        config["data.train.dataset.point_cloud_range"]
+        == config["data.val.dataset.point_cloud_range"]
+        == point_range
+    )
     assert not [key for key in config.data if key.startswith("_")]  # no anchor keys in the output
     resolved = yaml.safe_load(config.to_yaml())
     assert "${" not in config.to_yaml() and resolved == config.data
-    changed = load_config("pillar-center-tiny_kitti-mini-3class", ["class_names=[Car]", "model.backbone.channels=[16, 48]"])
+    changed = load_config(
+        "pillar-center-tiny_kitti-mini-3class", ["class_names=[Car]", "model.backbone.channels=[16, 48]"]
+    )
     assert changed["metrics.0.class_names"] == ["Car"] and changed["model.head.in_channels"] == 48

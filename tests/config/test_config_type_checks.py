@@ -54,7 +54,11 @@ def test_annotation_or_yaml_words():
     assert hint_name(Annotated[list[int], Kind("head")], words=True) == "a list"
     with pytest.raises(ConfigError, match="expected an integer, got a string 'x'"):
         conform(node("x"), int, words=True)
-    assert describe_value(None) == "null" and describe_value(1.5) == "a float" and describe_value({}) == "a mapping"
+    assert (
+        describe_value(None) == "null"
+        and describe_value(1.5) == "a float"
+        and describe_value({}) == "a mapping"
+    )
 
 
 def test_hints_that_are_not_checked_let_values_through():
@@ -65,17 +69,28 @@ def test_hints_that_are_not_checked_let_values_through():
 
 
 def test_literals_suggest_and_dataclasses_report_the_inner_key():
-    with pytest.raises(ConfigError, match=r"^mode \(from <dict>\): 'exat' is not one of fast, exact; did you mean 'exact'\?$"):
+    with pytest.raises(
+        ConfigError, match=r"^mode \(from <dict>\): 'exat' is not one of fast, exact; did you mean 'exact'\?$"
+    ):
         conform(node("exat", "mode"), Literal["fast", "exact"])
-    outer = to_dataclass(node({"inner": {"size": 2}, "items": [{"size": 1, "mode": "exact"}], "ratio": 2}), Outer)
+    outer = to_dataclass(
+        node({"inner": {"size": 2}, "items": [{"size": 1, "mode": "exact"}], "ratio": 2}), Outer
+    )
     assert outer == Outer(Inner(2), [Inner(1, "exact")], 2.0)
-    with pytest.raises(ConfigError, match=r"^s.items.0.size \(from <dict>\): expected an integer, got a string 'big'$"):
+    with pytest.raises(
+        ConfigError, match=r"^s.items.0.size \(from <dict>\): expected an integer, got a string 'big'$"
+    ):
         to_dataclass(node({"items": [{"size": "big"}]}, "s"), Outer)
-    with pytest.raises(ConfigError, match=r"^s.inner.sise \(from <dict>\): unknown key 'sise'; did you mean 'size'\? s.inner accepts: size, mode$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^s.inner.sise \(from <dict>\): unknown key 'sise'; did you mean 'size'\? s.inner accepts: size, mode$",
+    ):
         to_dataclass(node({"inner": {"sise": 1}}, "s"), Outer)
     with pytest.raises(ConfigError, match=r"^s.inner.size \(from <dict>\): required key 'size' is missing$"):
         to_dataclass(node({"inner": {}}, "s"), Outer)
-    with pytest.raises(ConfigError, match=r"^s.inner \(from <dict>\): expected a mapping or null, got a list \[1\]$"):
+    with pytest.raises(
+        ConfigError, match=r"^s.inner \(from <dict>\): expected a mapping or null, got a list \[1\]$"
+    ):
         to_dataclass(node({"inner": [1]}, "s"), Outer)
 
 

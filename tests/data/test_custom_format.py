@@ -22,7 +22,9 @@ def _dataset(root: Path) -> Path:
     write_custom_labels(root / "labels" / "b.txt", np.zeros((0, 7)), [])
     (root / "splits").mkdir()
     (root / "splits" / "train.txt").write_text("a\nb\n")
-    (root / "dataset.yaml").write_text("classes: [Car, Pedestrian, Cyclist]\npoint_columns: [x, y, z, intensity]\n")
+    (root / "dataset.yaml").write_text(
+        "classes: [Car, Pedestrian, Cyclist]\npoint_columns: [x, y, z, intensity]\n"
+    )
     return root
 
 

@@ -30,7 +30,11 @@ def _scene(seed: int = 0) -> Sample3D:
     """Three boxes, each filled with 50 points, plus 300 background points."""
     gen = torch.Generator().manual_seed(seed)
     boxes = torch.tensor(
-        [[10.0, 2.0, -1.7, 4.0, 1.7, 1.5, 0.3], [20.0, -5.0, -1.7, 0.8, 0.6, 1.7, 1.0], [30.0, 8.0, -1.7, 1.8, 0.6, 1.7, -0.5]]
+        [
+            [10.0, 2.0, -1.7, 4.0, 1.7, 1.5, 0.3],
+            [20.0, -5.0, -1.7, 0.8, 0.6, 1.7, 1.0],
+            [30.0, 8.0, -1.7, 1.8, 0.6, 1.7, -0.5],
+        ]
     )
     inside = []
     for box in boxes:  # three boxes: test data
@@ -39,10 +43,18 @@ def _scene(seed: int = 0) -> Sample3D:
         c, s = math.cos(box[6]), math.sin(box[6])
         xy = torch.stack([local[:, 0] * c - local[:, 1] * s, local[:, 0] * s + local[:, 1] * c], 1)
         inside.append(torch.cat([xy + box[:2], local[:, 2:3] + box[2]], 1))
-    background = torch.rand(300, 3, generator=gen) * torch.tensor([40.0, 40.0, 0.3]) + torch.tensor([0.0, -20.0, -2.1])
+    background = torch.rand(300, 3, generator=gen) * torch.tensor([40.0, 40.0, 0.3]) + torch.tensor(
+        [0.0, -20.0, -2.1]
+    )
     xyz = torch.cat(inside + [background])
     points = torch.cat([xyz, torch.rand(xyz.shape[0], 1, generator=gen)], 1)
-    return Sample3D(LiDARPoints(points, points_dim=4), LiDARBoxes3D(boxes), torch.tensor([0, 1, 2]), "f0", {"difficulty": torch.tensor([0, 1, 2])})
+    return Sample3D(
+        LiDARPoints(points, points_dim=4),
+        LiDARBoxes3D(boxes),
+        torch.tensor([0, 1, 2]),
+        "f0",
+        {"difficulty": torch.tensor([0, 1, 2])},
+    )
 
 
 def _owner_counts(sample: Sample3D) -> list[int]:
@@ -54,7 +66,9 @@ def test_global_rot_scale_trans_moves_points_with_boxes() -> None:
     torch.manual_seed(1)
     sample = _scene()
     before = _owner_counts(sample)
-    GlobalRotScaleTrans(rot_range=(0.5, 0.5), scale_ratio_range=(1.1, 1.1), translation_std=(0.5, 0.5, 0.1))(sample)
+    GlobalRotScaleTrans(rot_range=(0.5, 0.5), scale_ratio_range=(1.1, 1.1), translation_std=(0.5, 0.5, 0.1))(
+        sample
+    )
     assert _owner_counts(sample) == before == [50, 50, 50]
     assert sample.gt_boxes.tensor[0, 6].item() == pytest.approx(0.8, abs=1e-6)
     assert sample.gt_boxes.tensor[0, 3].item() == pytest.approx(4.4, abs=1e-5)
@@ -105,14 +119,21 @@ def test_range_filters_and_shuffle() -> None:
 
 
 def test_gt_database_round_trip_and_sampling(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    path = build_gt_database([_scene(0), _scene(1)], tmp_path / "db.npz", ["Car", "Pedestrian", "Cyclist"], RANGE, source="test")
+    path = build_gt_database(
+        [_scene(0), _scene(1)], tmp_path / "db.npz", ["Car", "Pedestrian", "Cyclist"], RANGE, source="test"
+    )
     db = GTDatabase.load(path)
     assert db.num_points.tolist() == [50] * 6 and db.labels.tolist() == [0, 1, 2, 0, 1, 2]
     # Points are stored relative to their box's bottom centre.
     assert float(db.points[:50, :3].abs().max()) < 2.5
     torch.manual_seed(0)
     sampler = ObjectSample(str(path), ["Car", "Pedestrian", "Cyclist"], RANGE, {"Car": 4, "Pedestrian": 3})
-    empty = Sample3D(LiDARPoints(torch.zeros(0, 4), points_dim=4), LiDARBoxes3D(torch.zeros(0, 7)), torch.zeros(0, dtype=torch.long), extras={"difficulty": torch.zeros(0, dtype=torch.long)})
+    empty = Sample3D(
+        LiDARPoints(torch.zeros(0, 4), points_dim=4),
+        LiDARBoxes3D(torch.zeros(0, 7)),
+        torch.zeros(0, dtype=torch.long),
+        extras={"difficulty": torch.zeros(0, dtype=torch.long)},
+    )
     out = sampler(empty)
     # The database holds its objects at two copies of the same places: overlapping candidates
     # never both get pasted.

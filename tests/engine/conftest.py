@@ -41,7 +41,11 @@ BASE_CONFIG: dict[str, Any] = {
         "weight_decay": 0.01,
         "paramwise": {"norm_decay": 0.0, "bias_decay": 0.0},
     },
-    "schedule": {"epochs": 3, "warmup": {"iters": 4, "ratio": 0.1}, "lr": {"type": "multistep", "milestones": [2]}},
+    "schedule": {
+        "epochs": 3,
+        "warmup": {"iters": 4, "ratio": 0.1},
+        "lr": {"type": "multistep", "milestones": [2]},
+    },
     "train": {"log_every": 4},
     "runtime": {"seed": 0, "device": "cpu", "num_threads": 1},
 }

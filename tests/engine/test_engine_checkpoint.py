@@ -33,7 +33,9 @@ def test_save_is_atomic_when_the_write_dies(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_1.pth"]  # no temp file left
 
 
-def test_truncated_checkpoint_is_a_clear_error_and_the_previous_one_still_loads(write_config, registry, tmp_path):
+def test_truncated_checkpoint_is_a_clear_error_and_the_previous_one_still_loads(
+    write_config, registry, tmp_path
+):
     config = load_config(write_config())
     run_train(config, RunOptions(work_dir=tmp_path), registry=registry)
     latest = tmp_path / "epoch_3.pth"
@@ -67,7 +69,9 @@ def test_every_kind_of_damage_is_the_named_error(tmp_path):
     originals = []
     for zipped in (True, False):
         buffer = io.BytesIO()
-        torch.save({"model": {"w": torch.ones(3)}, "iteration": 8}, buffer, _use_new_zipfile_serialization=zipped)
+        torch.save(
+            {"model": {"w": torch.ones(3)}, "iteration": 8}, buffer, _use_new_zipfile_serialization=zipped
+        )
         originals.append(buffer.getvalue())
     path = tmp_path / "iter_8.pth"
     for trial in range(400):
@@ -119,7 +123,9 @@ def test_a_weights_file_cannot_be_resumed(write_config, registry, tmp_path):
     torch.save({"w": torch.ones(1)}, tmp_path / "weights.pth")
     config = load_config(write_config())
     with pytest.raises(ckpt.CheckpointError, match="not a pc3d training checkpoint.*--load-from"):
-        build_trainer(config, RunOptions(work_dir=tmp_path, resume=tmp_path / "weights.pth"), registry=registry)
+        build_trainer(
+            config, RunOptions(work_dir=tmp_path, resume=tmp_path / "weights.pth"), registry=registry
+        )
 
 
 def test_list_and_resolve_order_epoch_and_iteration_files(tmp_path):

@@ -31,7 +31,10 @@ def cli_plugins():
 def test_train_then_test_with_json(write_config, tmp_path, cli_plugins, capsys):
     config = write_config({"schedule": {"epochs": 2}})
     work = tmp_path / "work"
-    assert main(["train", str(config), "--work-dir", str(work), "--set", "optimizer.lr=0.02", "--deterministic"]) == 0
+    assert (
+        main(["train", str(config), "--work-dir", str(work), "--set", "optimizer.lr=0.02", "--deterministic"])
+        == 0
+    )
     assert (work / "epoch_2.pth").is_file()
     # --set reached the run, and the resolved config in the work dir says so.
     assert "# --set optimizer.lr=0.02" in (work / "config.yaml").read_text()
@@ -52,11 +55,28 @@ def test_train_then_test_with_json(write_config, tmp_path, cli_plugins, capsys):
 def test_load_from_on_the_command_line(write_config, tmp_path, cli_plugins):
     config = write_config({"schedule": {"epochs": 1}})
     assert main(["train", str(config), "--work-dir", str(tmp_path / "a")]) == 0
-    assert main(["train", str(config), "--work-dir", str(tmp_path / "b"), "--load-from", str(tmp_path / "a/epoch_1.pth")]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(config),
+                "--work-dir",
+                str(tmp_path / "b"),
+                "--load-from",
+                str(tmp_path / "a/epoch_1.pth"),
+            ]
+        )
+        == 0
+    )
     log = (tmp_path / "b" / "log.jsonl").read_text()
     assert '"kind": "load_from"' in log
+
     # Starting from trained weights, the first loss is far below a fresh start's.
-    first = lambda work: next(json.loads(x)["loss"] for x in (work / "log.jsonl").read_text().splitlines() if '"train"' in x)  # noqa: E731
+    def first(work):
+        return next(
+            json.loads(x)["loss"] for x in (work / "log.jsonl").read_text().splitlines() if '"train"' in x
+        )
+
     assert first(tmp_path / "b") < 0.5 * first(tmp_path / "a")
 
 
@@ -82,7 +102,13 @@ def test_det3d_tiny_detector_trains_and_tests_through_the_cli(tmp_path, cli_plug
     gt_boxes, gt_labels) and predict(points)."""
     if ("model", "BEVDetector") not in get_registry():
         pytest.skip("the det3d plugin is not installed")
-    dataset = {"type": "KittiMiniDataset", "root": str(KITTI), "frames": [1, 2, 4], "class_names": ["Car", "Pedestrian", "Cyclist"], "max_points": 8000}
+    dataset = {
+        "type": "KittiMiniDataset",
+        "root": str(KITTI),
+        "frames": [1, 2, 4],
+        "class_names": ["Car", "Pedestrian", "Cyclist"],
+        "max_points": 8000,
+    }
     config = {
         "_base_": "pillar-center-tiny_kitti-3class.yaml",
         "data": {

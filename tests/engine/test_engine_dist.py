@@ -140,9 +140,23 @@ def test_cuda_training_with_amp_and_sync_bn_conversion(write_config, registry, t
 def test_two_nccl_processes(write_config, plugin_env, tmp_path):
     config = write_config({"runtime": {"device": "cuda"}, "schedule": {"epochs": 1}})
     result = subprocess.run(
-        [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "pc3d", "train", str(config),
-         "--work-dir", str(tmp_path)],
-        cwd=REPO, env=plugin_env, capture_output=True, text=True, timeout=300,
+        [
+            TORCHRUN,
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "pc3d",
+            "train",
+            str(config),
+            "--work-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=plugin_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.load(tmp_path / "epoch_1.pth", weights_only=True)["world_size"] == 2

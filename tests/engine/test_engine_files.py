@@ -66,7 +66,9 @@ def test_a_run_writes_every_file_with_the_umask_mode(write_config, registry, tmp
     config = load_config(write_config({"schedule": {"epochs": 1}}))
     run_train(config, RunOptions(work_dir=tmp_path), registry=registry)
     written = [p for p in tmp_path.iterdir() if p.is_file()]
-    assert {"epoch_1.pth", ckpt.LAST_POINTER, METRICS_NAME, "log.jsonl", "config.yaml"} <= {p.name for p in written}
+    assert {"epoch_1.pth", ckpt.LAST_POINTER, METRICS_NAME, "log.jsonl", "config.yaml"} <= {
+        p.name for p in written
+    }
     assert {p.name: _mode(p) for p in written} == {p.name: 0o644 for p in written}
 
 

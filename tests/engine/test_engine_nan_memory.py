@@ -16,7 +16,9 @@ from pc3d.engine.runner import RunOptions, build_trainer, run_train
 from pc3d.engine.trainer import NonFiniteLossError
 
 
-def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(write_config, registry, tmp_path):
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
+    write_config, registry, tmp_path
+):
     # 8 iterations per epoch, a checkpoint each epoch; the loss turns NaN at iteration 11.
     config = load_config(write_config({"model": {"nan_after": 10}}))
     with pytest.raises(NonFiniteLossError) as info:

@@ -35,7 +35,16 @@ def _assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(write_config, registry, plugin_env, tmp_path):
     config_path = write_config(RESUME_CONFIG)
     interrupted = tmp_path / "interrupted"
-    command = [python(), "-m", "pc3d", "train", str(config_path), "--work-dir", str(interrupted), "--deterministic"]
+    command = [
+        python(),
+        "-m",
+        "pc3d",
+        "train",
+        str(config_path),
+        "--work-dir",
+        str(interrupted),
+        "--deterministic",
+    ]
 
     # Slow each step down so that the kill lands while the run is still going.
     first = subprocess.Popen(
@@ -128,7 +137,9 @@ def test_resume_refuses_a_changed_schedule(write_config, registry, tmp_path):
 
 
 def test_resume_without_checkpoint_starts_fresh_and_says_so(write_config, registry, tmp_path, capsys):
-    config = load_config(write_config({"schedule": {"epochs": 1, "lr": {"type": "constant", "milestones": None}}}))
+    config = load_config(
+        write_config({"schedule": {"epochs": 1, "lr": {"type": "constant", "milestones": None}}})
+    )
     trainer = build_trainer(config, RunOptions(work_dir=tmp_path / "new", resume=True), registry=registry)
     assert trainer.iteration == 0
     assert "no checkpoint" in capsys.readouterr().err

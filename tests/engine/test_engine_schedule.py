@@ -43,7 +43,9 @@ def test_warmup_then_multistep_in_epochs_through_a_real_run(write_config, regist
 
 
 def test_warmup_then_cosine():
-    spec = ScheduleSpec(iterations=10, warmup=WarmupSpec(iters=2, ratio=0.5), lr=LrSpec(type="cosine", min_lr=0.1))
+    spec = ScheduleSpec(
+        iterations=10, warmup=WarmupSpec(iters=2, ratio=0.5), lr=LrSpec(type="cosine", min_lr=0.1)
+    )
     values = _lrs(spec, total=10, per_epoch=5)
     assert values[:2] == pytest.approx([0.5, 0.75], rel=1e-12)
     # After warm-up: 0.1 + 0.9 * (1 + cos(pi * k / 8)) / 2 for k = 0..7
@@ -68,14 +70,21 @@ def test_step_1x_milestones_are_epochs_8_and_11():
 
 
 def test_multistep_in_iterations_with_a_milestone_inside_warmup():
-    spec = ScheduleSpec(iterations=8, warmup=WarmupSpec(iters=4, ratio=0.5), lr=LrSpec(type="multistep", milestones=[2, 6], gamma=0.5))
+    spec = ScheduleSpec(
+        iterations=8,
+        warmup=WarmupSpec(iters=4, ratio=0.5),
+        lr=LrSpec(type="multistep", milestones=[2, 6], gamma=0.5),
+    )
     # The milestone at 2 falls inside the warm-up: it takes effect when warm-up ends (iteration 4).
     assert _lrs(spec, total=8, per_epoch=8) == pytest.approx([0.5, 0.625, 0.75, 0.875, 0.5, 0.5, 0.25, 0.25])
 
 
 def test_onecycle():
-    spec = ScheduleSpec(iterations=10, lr=LrSpec(type="onecycle", pct_start=0.3, div_factor=10, final_div_factor=100))
+    spec = ScheduleSpec(
+        iterations=10, lr=LrSpec(type="onecycle", pct_start=0.3, div_factor=10, final_div_factor=100)
+    )
     values = _lrs(spec, total=10, per_epoch=10)
+
     # Up from lr / 10 to lr over steps 0..2 (pct_start * 10 - 1), then down to lr / 10 / 100 at
     # step 9, both halves cosine.
     def cos_anneal(start: float, end: float, pct: float) -> float:
@@ -114,9 +123,15 @@ def test_param_groups_decay_norms_and_biases_as_configured():
     assert ids(groups["default"]["params"]) == {id(net.conv.weight), id(net.fc.weight)}
     assert ids(groups["norm"]["params"]) == ids([net.bn.weight, net.bn.bias, net.ln.weight, net.ln.bias])
     assert ids(groups["bias"]["params"]) == {id(net.conv.bias)}
-    assert (groups["default"]["weight_decay"], groups["norm"]["weight_decay"], groups["bias"]["weight_decay"]) == (0.05, 0.0, 0.01)
+    assert (
+        groups["default"]["weight_decay"],
+        groups["norm"]["weight_decay"],
+        groups["bias"]["weight_decay"],
+    ) == (0.05, 0.0, 0.01)
 
-    optimizer = build_optimizer(net, {"type": "SGD", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.05, "paramwise": {"norm_decay": 0}})
+    optimizer = build_optimizer(
+        net, {"type": "SGD", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.05, "paramwise": {"norm_decay": 0}}
+    )
     decays = {g["group"]: g["weight_decay"] for g in optimizer.param_groups}
     assert decays == {"default": 0.05, "norm": 0.0, "bias": 0.05}
     assert optimizer.param_groups[0]["momentum"] == 0.9
@@ -125,7 +140,9 @@ def test_param_groups_decay_norms_and_biases_as_configured():
 def test_norm_decay_zero_leaves_norm_weights_untouched_by_decay():
     # With zero gradients, only weight decay moves a parameter.
     net = _Net()
-    optimizer = build_optimizer(net, {"type": "AdamW", "lr": 0.1, "weight_decay": 0.5, "paramwise": {"norm_decay": 0.0}})
+    optimizer = build_optimizer(
+        net, {"type": "AdamW", "lr": 0.1, "weight_decay": 0.5, "paramwise": {"norm_decay": 0.0}}
+    )
     before_bn, before_conv = net.bn.weight.detach().clone(), net.conv.weight.detach().clone()
     for p in net.parameters():
         p.grad = torch.zeros_like(p)
@@ -142,11 +159,23 @@ def test_optimizer_mistakes_are_one_sentence_with_the_key_and_a_suggestion():
     assert str(info.value).startswith(
         "optimizer.momentun: unknown argument for AdamW: 'momentun'; AdamW accepts lr, betas, eps, weight_decay, "
     )
-    with pytest.raises(ConfigError, match=r"^optimizer.betaz: unknown argument for AdamW: 'betaz' \(did you mean 'betas'\?\); AdamW accepts lr, betas, .* and paramwise$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^optimizer.betaz: unknown argument for AdamW: 'betaz' \(did you mean 'betas'\?\); AdamW accepts lr, betas, .* and paramwise$",
+    ):
         build_optimizer(net, {"type": "AdamW", "lr": 0.1, "betaz": [0.9, 0.99]})
-    with pytest.raises(ConfigError, match=r"^optimizer.zzz: unknown argument for SGD: 'zzz'; SGD accepts lr, momentum, .* and paramwise$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^optimizer.zzz: unknown argument for SGD: 'zzz'; SGD accepts lr, momentum, .* and paramwise$",
+    ):
         build_optimizer(net, {"type": "SGD", "lr": 0.1, "zzz": 1})
-    with pytest.raises(ConfigError, match=r"^optimizer.paramwise: unknown key 'norm_decy' \(did you mean 'norm_decay'\?\); paramwise accepts norm_decay and bias_decay$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^optimizer.paramwise: unknown key 'norm_decy' \(did you mean 'norm_decay'\?\); paramwise accepts norm_decay and bias_decay$",
+    ):
         build_optimizer(net, {"type": "SGD", "lr": 0.1, "paramwise": {"norm_decy": 0}})
-    with pytest.raises(ConfigError, match=r"^optimizer.type: unknown optimizer 'sgd' \(did you mean 'SGD'\?\); pc3d builds SGD, Adam, AdamW$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^optimizer.type: unknown optimizer 'sgd' \(did you mean 'SGD'\?\); pc3d builds SGD, Adam, AdamW$",
+    ):
         build_optimizer(net, {"type": "sgd", "lr": 0.1})

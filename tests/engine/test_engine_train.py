@@ -20,7 +20,9 @@ def _records(path):
 
 
 def test_loss_goes_down_and_outputs_are_written(write_config, registry, tmp_path):
-    config = load_config(write_config({"schedule": {"epochs": 4, "lr": {"milestones": [3]}}, "train": {"log_every": 1}}))
+    config = load_config(
+        write_config({"schedule": {"epochs": 4, "lr": {"milestones": [3]}}, "train": {"log_every": 1}})
+    )
     metrics = run_train(config, RunOptions(work_dir=tmp_path), registry=registry)
 
     train = [r for r in _records(tmp_path / "log.jsonl") if r["kind"] == "train"]
@@ -53,7 +55,9 @@ def test_two_seeded_runs_end_with_identical_weights(write_config, registry, tmp_
     run_train(config, RunOptions(work_dir=tmp_path / "b"), registry=registry)
     a, b = model_state(tmp_path / "a/epoch_2.pth"), model_state(tmp_path / "b/epoch_2.pth")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    other = load_config(write_config({"model": {"dropout": 0.3}, "schedule": {"epochs": 2}, "runtime": {"seed": 1}}))
+    other = load_config(
+        write_config({"model": {"dropout": 0.3}, "schedule": {"epochs": 2}, "runtime": {"seed": 1}})
+    )
     run_train(other, RunOptions(work_dir=tmp_path / "c"), registry=registry)
     c = model_state(tmp_path / "c/epoch_2.pth")
     assert not torch.equal(a["net.0.weight"], c["net.0.weight"])
@@ -66,7 +70,9 @@ def test_hooks_are_called_in_order_and_their_state_is_checkpointed(write_config,
             {
                 "schedule": {"epochs": 2},
                 "data": {"train": {"dataset": {"num_samples": 16}}},
-                "train": {"hooks": [{"type": "RecordingHook", "tag": "a"}, {"type": "RecordingHook", "tag": "b"}]},
+                "train": {
+                    "hooks": [{"type": "RecordingHook", "tag": "a"}, {"type": "RecordingHook", "tag": "b"}]
+                },
             }
         )
     )
@@ -115,7 +121,9 @@ def test_best_metric_must_be_an_evaluated_metric(write_config, registry, tmp_pat
 
 
 def test_load_from_takes_weights_only(write_config, registry, tmp_path):
-    config = load_config(write_config({"schedule": {"epochs": 1, "lr": {"type": "constant", "milestones": None}}}))
+    config = load_config(
+        write_config({"schedule": {"epochs": 1, "lr": {"type": "constant", "milestones": None}}})
+    )
     run_train(config, RunOptions(work_dir=tmp_path / "first"), registry=registry)
     weights = model_state(tmp_path / "first/epoch_1.pth")
     # A plain state dict (as other toolkits save) works too.
@@ -130,7 +138,11 @@ def test_load_from_takes_weights_only(write_config, registry, tmp_path):
 
     wrong = load_config(write_config({"model": {"hidden": 8}}, name="wrong.yaml"))
     with pytest.raises(Exception, match=r"plain.pth: its weights do not fit TinyRegressor.*size mismatch"):
-        build_trainer(wrong, RunOptions(work_dir=tmp_path / "third", load_from=tmp_path / "plain.pth"), registry=registry)
+        build_trainer(
+            wrong,
+            RunOptions(work_dir=tmp_path / "third", load_from=tmp_path / "plain.pth"),
+            registry=registry,
+        )
 
 
 def test_iteration_schedule_evaluates_and_checkpoints_in_iterations(write_config, registry, tmp_path):
@@ -150,16 +162,43 @@ def test_iteration_schedule_evaluates_and_checkpoints_in_iterations(write_config
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"trian": {}}, r"trian \(from .*tiny.yaml:\d+\): unknown top-level key 'trian'; did you mean 'train'\?"),
-        ({"train": {"grad_clp": {"max_norm": 1}}}, r"train.grad_clp \(from .*tiny.yaml:\d+\): unknown key 'grad_clp'; did you mean 'grad_clip'\?"),
-        ({"schedule": {"lr": {"type": "cosin"}}}, r"schedule.lr.type \(from .*tiny.yaml:\d+\): 'cosin' is not one of .*did you mean 'cosine'\?"),
-        ({"optimizer": {"momentun": 0.9}}, r"optimizer.momentun \(from .*tiny.yaml:\d+\): unknown argument for AdamW"),
-        ({"optimizer": {"type": "Adamw"}}, r"optimizer.type \(from .*tiny.yaml:\d+\): unknown optimizer 'Adamw' \(did you mean 'AdamW'\?\)"),
-        ({"data": {"train": {"batch_size": "8"}}}, r"data.train.batch_size \(from .*tiny.yaml:\d+\): expected an integer, got a string"),
-        ({"model": {"hiden": 3}}, r"model.hiden \(from .*tiny.yaml:\d+\): unknown argument 'hiden' .*did you mean 'hidden'\?"),
-        ({"schedule": {"epochs": 2, "iterations": 5}}, r"schedule: give exactly one of 'epochs' and 'iterations'"),
+        (
+            {"trian": {}},
+            r"trian \(from .*tiny.yaml:\d+\): unknown top-level key 'trian'; did you mean 'train'\?",
+        ),
+        (
+            {"train": {"grad_clp": {"max_norm": 1}}},
+            r"train.grad_clp \(from .*tiny.yaml:\d+\): unknown key 'grad_clp'; did you mean 'grad_clip'\?",
+        ),
+        (
+            {"schedule": {"lr": {"type": "cosin"}}},
+            r"schedule.lr.type \(from .*tiny.yaml:\d+\): 'cosin' is not one of .*did you mean 'cosine'\?",
+        ),
+        (
+            {"optimizer": {"momentun": 0.9}},
+            r"optimizer.momentun \(from .*tiny.yaml:\d+\): unknown argument for AdamW",
+        ),
+        (
+            {"optimizer": {"type": "Adamw"}},
+            r"optimizer.type \(from .*tiny.yaml:\d+\): unknown optimizer 'Adamw' \(did you mean 'AdamW'\?\)",
+        ),
+        (
+            {"data": {"train": {"batch_size": "8"}}},
+            r"data.train.batch_size \(from .*tiny.yaml:\d+\): expected an integer, got a string",
+        ),
+        (
+            {"model": {"hiden": 3}},
+            r"model.hiden \(from .*tiny.yaml:\d+\): unknown argument 'hiden' .*did you mean 'hidden'\?",
+        ),
+        (
+            {"schedule": {"epochs": 2, "iterations": 5}},
+            r"schedule: give exactly one of 'epochs' and 'iterations'",
+        ),
         ({"schedule": {"lr": {"type": "cosine"}}}, r"schedule.lr.milestones: not used by lr type 'cosine'"),
-        ({"runtime": {"device": "gpu"}}, r"runtime.device \(from .*tiny.yaml:\d+\): 'gpu' is not one of auto, cpu, cuda"),
+        (
+            {"runtime": {"device": "gpu"}},
+            r"runtime.device \(from .*tiny.yaml:\d+\): 'gpu' is not one of auto, cpu, cuda",
+        ),
     ],
 )
 def test_config_mistakes_are_named(write_config, registry, tmp_path, overrides, message):
@@ -174,7 +213,12 @@ def test_grad_clip_bounds_the_step_and_logs_the_norm_before_clipping(write_confi
         write_config(
             {
                 "optimizer": {"_replace_": True, "type": "SGD", "lr": 1.0},
-                "schedule": {"epochs": None, "iterations": 1, "warmup": None, "lr": {"type": "constant", "milestones": None}},
+                "schedule": {
+                    "epochs": None,
+                    "iterations": 1,
+                    "warmup": None,
+                    "lr": {"type": "constant", "milestones": None},
+                },
                 "train": {"grad_clip": {"max_norm": 0.001}, "log_every": 1},
             }
         )
@@ -189,7 +233,9 @@ def test_grad_clip_bounds_the_step_and_logs_the_norm_before_clipping(write_confi
     assert len(norms) == 1 and norms[0] > 0.01
 
 
-def test_a_fresh_run_in_a_used_work_dir_sets_the_earlier_results_aside(write_config, registry, tmp_path, capsys):
+def test_a_fresh_run_in_a_used_work_dir_sets_the_earlier_results_aside(
+    write_config, registry, tmp_path, capsys
+):
     config = load_config(write_config({"schedule": {"epochs": 1}}))
     run_train(config, RunOptions(work_dir=tmp_path), registry=registry)
     earlier = (tmp_path / "metrics.jsonl").read_text()

@@ -43,7 +43,9 @@ def test_model_adapter_passes_the_keys_each_method_names():
     assert adapter(batch, mode="loss")["loss"].item() == 1.0
     assert adapter({**batch, "scale": 2.0}, mode="loss")["loss"].item() == 2.0
     assert adapter(batch, mode="predict") == [3]
-    with pytest.raises(Pc3dError, match=r"_Detector.loss\(\) needs 'gt_boxes' but the batch has only 'points'"):
+    with pytest.raises(
+        Pc3dError, match=r"_Detector.loss\(\) needs 'gt_boxes' but the batch has only 'points'"
+    ):
         adapter({"points": []}, mode="loss")
     with pytest.raises(Pc3dError, match=r"model Linear has no loss\(\) method"):
         ModelAdapter(nn.Linear(1, 1))({}, mode="loss")
@@ -80,7 +82,9 @@ def test_loader_workers_do_not_change_the_result(write_config, registry, tmp_pat
     # process would have drawn.
     base = {"schedule": {"epochs": 2}, "model": {"dropout": 0.2}}
     run_train(load_config(write_config(base)), RunOptions(work_dir=tmp_path / "w0"), registry=registry)
-    with_workers = write_config({**base, "data": {"train": {"num_workers": 2, "persistent_workers": True}}}, name="w2.yaml")
+    with_workers = write_config(
+        {**base, "data": {"train": {"num_workers": 2, "persistent_workers": True}}}, name="w2.yaml"
+    )
     run_train(load_config(with_workers), RunOptions(work_dir=tmp_path / "w2"), registry=registry)
     a, b = model_state(tmp_path / "w0/epoch_2.pth"), model_state(tmp_path / "w2/epoch_2.pth")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -121,15 +125,22 @@ def test_interrupt_tells_how_to_resume(write_config, registry, tmp_path, capsys)
     with pytest.raises(KeyboardInterrupt):
         trainer.train()
     err = capsys.readouterr().err
-    assert f"interrupted at iteration 10; continue with `pc3d train CONFIG --work-dir {tmp_path} --resume` (from {tmp_path / 'epoch_1.pth'})" in err
+    assert (
+        f"interrupted at iteration 10; continue with `pc3d train CONFIG --work-dir {tmp_path} --resume` (from {tmp_path / 'epoch_1.pth'})"
+        in err
+    )
 
 
 def test_model_outputs_that_break_the_contract():
-    with pytest.raises(Pc3dError, match=r"TinyRegressor.loss\(\) returned 'loss' of shape \(2,\); losses must be scalars"):
+    with pytest.raises(
+        Pc3dError, match=r"TinyRegressor.loss\(\) returned 'loss' of shape \(2,\); losses must be scalars"
+    ):
         total_loss({"loss": torch.ones(2)}, "TinyRegressor")
     with pytest.raises(Pc3dError, match="expected a dict of name -> scalar loss"):
         total_loss(torch.ones(()), "TinyRegressor")
-    total, values = total_loss({"loss": torch.tensor(2.0), "loss_a": torch.tensor(1.5), "accuracy": 0.5}, "TinyRegressor")
+    total, values = total_loss(
+        {"loss": torch.tensor(2.0), "loss_a": torch.tensor(1.5), "accuracy": 0.5}, "TinyRegressor"
+    )
     assert total.item() == 2.0 and values == {"loss": 2.0, "loss_a": 1.5, "accuracy": 0.5}
     with pytest.raises(Pc3dError, match="returned no tensors to back-propagate"):
         total_loss({"accuracy": 0.5}, "TinyRegressor")

@@ -32,16 +32,18 @@ def load_port(port_dir: str) -> types.ModuleType:
     package.__path__ = [port_dir]
     sys.modules["kitti_port"] = package
     for name in ("rotate_iou", "eval"):
-        spec = importlib.util.spec_from_file_location(f"kitti_port.{name}",
-                                                      os.path.join(port_dir, f"{name}.py"))
+        spec = importlib.util.spec_from_file_location(
+            f"kitti_port.{name}", os.path.join(port_dir, f"{name}.py")
+        )
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
     return sys.modules["kitti_port.eval"]
 
 
-def exact_rotate_iou(boxes: np.ndarray, qboxes: np.ndarray, criterion: int = -1,
-                     device_id: int = 0) -> np.ndarray:
+def exact_rotate_iou(
+    boxes: np.ndarray, qboxes: np.ndarray, criterion: int = -1, device_id: int = 0
+) -> np.ndarray:
     """The port's rotated overlap (rows: boxes, columns: qboxes, each x, z, l, w, ry) with
     exact geometry: IoU for criterion -1, intersection area for 2."""
     import shapely
@@ -49,8 +51,12 @@ def exact_rotate_iou(boxes: np.ndarray, qboxes: np.ndarray, criterion: int = -1,
     def footprint(b: np.ndarray) -> shapely.Polygon:
         x, z, length, width, ry = (float(v) for v in b)
         c, s = math.cos(ry), math.sin(ry)
-        corners = ((-length / 2, -width / 2), (-length / 2, width / 2), (length / 2, width / 2),
-                   (length / 2, -width / 2))
+        corners = (
+            (-length / 2, -width / 2),
+            (-length / 2, width / 2),
+            (length / 2, width / 2),
+            (length / 2, -width / 2),
+        )
         return shapely.Polygon([(c * u + s * v + x, -s * u + c * v + z) for u, v in corners])
 
     out = np.zeros((len(boxes), len(qboxes)))

@@ -19,12 +19,20 @@ import shapely
 
 CLASS_NAMES = ["car", "pedestrian", "cyclist", "van", "person_sitting", "truck"]
 STRICT = {  # bbox, bev, 3d
-    "car": (0.7, 0.7, 0.7), "pedestrian": (0.5, 0.5, 0.5), "cyclist": (0.5, 0.5, 0.5),
-    "van": (0.7, 0.7, 0.7), "person_sitting": (0.5, 0.5, 0.5), "truck": (0.7, 0.7, 0.7),
+    "car": (0.7, 0.7, 0.7),
+    "pedestrian": (0.5, 0.5, 0.5),
+    "cyclist": (0.5, 0.5, 0.5),
+    "van": (0.7, 0.7, 0.7),
+    "person_sitting": (0.5, 0.5, 0.5),
+    "truck": (0.7, 0.7, 0.7),
 }
 LOOSE = {
-    "car": (0.7, 0.5, 0.5), "pedestrian": (0.5, 0.25, 0.25), "cyclist": (0.5, 0.25, 0.25),
-    "van": (0.7, 0.5, 0.5), "person_sitting": (0.5, 0.25, 0.25), "truck": (0.5, 0.5, 0.5),
+    "car": (0.7, 0.5, 0.5),
+    "pedestrian": (0.5, 0.25, 0.25),
+    "cyclist": (0.5, 0.25, 0.25),
+    "van": (0.7, 0.5, 0.5),
+    "person_sitting": (0.5, 0.25, 0.25),
+    "truck": (0.5, 0.5, 0.5),
 }
 
 
@@ -40,8 +48,7 @@ def to_anno(labels) -> dict:
         "dimensions": [[float(r[2]), float(r[0]), float(r[1])] for r in labels.dimensions],
         "location": [[float(v) for v in row] for row in labels.location],
         "rotation_y": [float(v) for v in labels.rotation_y],
-        "score": [float(v) for v in labels.score] if labels.score is not None
-        else [0.0] * len(labels.name),
+        "score": [float(v) for v in labels.score] if labels.score is not None else [0.0] * len(labels.name),
     }
 
 
@@ -63,9 +70,11 @@ def clean_data(gt, dt, cls, difficulty):
             valid_class = 0
         else:
             valid_class = -1
-        ignore = (gt["occluded"][i] > max_occlusion[difficulty]
-                  or gt["truncated"][i] > max_truncation[difficulty]
-                  or height <= min_height[difficulty])
+        ignore = (
+            gt["occluded"][i] > max_occlusion[difficulty]
+            or gt["truncated"][i] > max_truncation[difficulty]
+            or height <= min_height[difficulty]
+        )
         if valid_class == 1 and not ignore:
             ignored_gt.append(0)
             num_valid_gt += 1
@@ -93,7 +102,11 @@ def image_overlap(box, qbox, criterion=-1):
         ih = min(box[3], qbox[3]) - max(box[1], qbox[1])
         if ih > 0:
             if criterion == -1:
-                ua = (box[2] - box[0]) * (box[3] - box[1]) + (qbox[2] - qbox[0]) * (qbox[3] - qbox[1]) - iw * ih
+                ua = (
+                    (box[2] - box[0]) * (box[3] - box[1])
+                    + (qbox[2] - qbox[0]) * (qbox[3] - qbox[1])
+                    - iw * ih
+                )
             else:
                 ua = (box[2] - box[0]) * (box[3] - box[1])
             return iw * ih / ua
@@ -104,8 +117,12 @@ def _footprint(x, z, length, width, ry):
     # The port's corner layout: length along (cos ry, -sin ry) in the camera x-z plane.
     c, s = math.cos(ry), math.sin(ry)
     pts = []
-    for cx, cy in ((-length / 2, -width / 2), (-length / 2, width / 2), (length / 2, width / 2),
-                   (length / 2, -width / 2)):
+    for cx, cy in (
+        (-length / 2, -width / 2),
+        (-length / 2, width / 2),
+        (length / 2, width / 2),
+        (length / 2, -width / 2),
+    ):
         pts.append((c * cx + s * cy + x, -s * cx + c * cy + z))
     return shapely.Polygon(pts)
 
@@ -122,8 +139,7 @@ def pair_overlap(dt, i, gt, j, metric):
     gl, gh, gw = gt["dimensions"][j]
     dx, dy, dz = dt["location"][i]
     gx, gy, gz = gt["location"][j]
-    inter = bev_intersection((dx, dz, dl, dw, dt["rotation_y"][i]),
-                             (gx, gz, gl, gw, gt["rotation_y"][j]))
+    inter = bev_intersection((dx, dz, dl, dw, dt["rotation_y"][i]), (gx, gz, gl, gw, gt["rotation_y"][j]))
     if metric == 1:
         union = dl * dw + gl * gw - inter
         return inter / union if inter > 0 else 0.0
@@ -136,8 +152,19 @@ def pair_overlap(dt, i, gt, j, metric):
     return inc / (dl * dh * dw + gl * gh * gw - inc)
 
 
-def compute_statistics(overlaps, gt, dt, ignored_gt, ignored_det, dc_bboxes, metric,
-                       min_overlap, thresh=0.0, compute_fp=False, compute_aos=False):
+def compute_statistics(
+    overlaps,
+    gt,
+    dt,
+    ignored_gt,
+    ignored_det,
+    dc_bboxes,
+    metric,
+    min_overlap,
+    thresh=0.0,
+    compute_fp=False,
+    compute_aos=False,
+):
     det_size, gt_size = len(dt["name"]), len(gt["name"])
     scores = dt["score"]
     assigned = [False] * det_size
@@ -158,12 +185,20 @@ def compute_statistics(overlaps, gt, dt, ignored_gt, ignored_det, dc_bboxes, met
             overlap = overlaps[j][i]
             if not compute_fp and overlap > min_overlap and scores[j] > valid_detection:
                 det_idx, valid_detection = j, scores[j]
-            elif (compute_fp and overlap > min_overlap
-                  and (overlap > max_overlap or assigned_ignored_det) and ignored_det[j] == 0):
+            elif (
+                compute_fp
+                and overlap > min_overlap
+                and (overlap > max_overlap or assigned_ignored_det)
+                and ignored_det[j] == 0
+            ):
                 max_overlap, det_idx, valid_detection = overlap, j, 1
                 assigned_ignored_det = False
-            elif (compute_fp and overlap > min_overlap and valid_detection == no_detection
-                  and ignored_det[j] == 1):
+            elif (
+                compute_fp
+                and overlap > min_overlap
+                and valid_detection == no_detection
+                and ignored_det[j] == 1
+            ):
                 det_idx, valid_detection = j, 1
                 assigned_ignored_det = True
         if valid_detection == no_detection and ignored_gt[i] == 0:
@@ -212,8 +247,10 @@ def get_thresholds(scores, num_gt, num_sample_pts=41):
 
 def frame_overlaps(gts, dts, metric):
     """Per frame, overlaps[det][gt] (the port's calculate_iou_partly, with dets as rows)."""
-    return [[[pair_overlap(dt, i, gt, j, metric) for j in range(len(gt["name"]))]
-             for i in range(len(dt["name"]))] for gt, dt in zip(gts, dts)]
+    return [
+        [[pair_overlap(dt, i, gt, j, metric) for j in range(len(gt["name"]))] for i in range(len(dt["name"]))]
+        for gt, dt in zip(gts, dts)
+    ]
 
 
 def eval_class(gts, dts, overlaps, cls, difficulty, metric, min_overlap, compute_aos):
@@ -229,8 +266,9 @@ def eval_class(gts, dts, overlaps, cls, difficulty, metric, min_overlap, compute
     for f, (gt, dt) in enumerate(zip(gts, dts)):
         _, ig, idt, dc = cleaned[f]
         for t, thresh in enumerate(thresholds):
-            tp, fp, fn, sim, _ = compute_statistics(overlaps[f], gt, dt, ig, idt, dc, metric,
-                                                    min_overlap, thresh, True, compute_aos)
+            tp, fp, fn, sim, _ = compute_statistics(
+                overlaps[f], gt, dt, ig, idt, dc, metric, min_overlap, thresh, True, compute_aos
+            )
             pr[t, 0] += tp
             pr[t, 1] += fp
             pr[t, 2] += fn
@@ -273,11 +311,15 @@ def reference_eval(gt_labels, det_labels, classes=("Car", "Pedestrian", "Cyclist
             res = {m: {} for m in ("bbox", "bev", "3d", "aos")}
             for diff_i, diff in enumerate(("easy", "moderate", "hard")):
                 for m_i, metric in enumerate(("bbox", "bev", "3d")):
-                    prec, aos = eval_class(gts, dts, overlaps[m_i], key, diff_i, m_i, table[key][m_i],
-                                           compute_aos and m_i == 0)
+                    prec, aos = eval_class(
+                        gts, dts, overlaps[m_i], key, diff_i, m_i, table[key][m_i], compute_aos and m_i == 0
+                    )
                     res[metric][diff] = {"AP11": ap11(prec), "AP40": ap40(prec)}
                     if m_i == 0:
-                        res["aos"][diff] = ({"AP11": ap11(aos), "AP40": ap40(aos)} if compute_aos
-                                            else {"AP11": None, "AP40": None})
+                        res["aos"][diff] = (
+                            {"AP11": ap11(aos), "AP40": ap40(aos)}
+                            if compute_aos
+                            else {"AP11": None, "AP40": None}
+                        )
             out[cls][set_name] = res
     return out

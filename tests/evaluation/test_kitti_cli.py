@@ -21,8 +21,10 @@ def write_frames(folder: Path, frames: dict[str, list[str]]) -> Path:
 
 
 def car(left: float, x: float, score: float | None = None, ry: float = 0.3) -> str:
-    line = (f"Car 0.00 0 -1.58 {left:.2f} 150.00 {left + 80:.2f} 210.00 1.50 1.60 3.90 "
-            f"{x:.2f} 1.60 20.00 {ry:.2f}")
+    line = (
+        f"Car 0.00 0 -1.58 {left:.2f} 150.00 {left + 80:.2f} 210.00 1.50 1.60 3.90 "
+        f"{x:.2f} 1.60 20.00 {ry:.2f}"
+    )
     return line if score is None else f"{line} {score:.4f}"
 
 
@@ -35,18 +37,17 @@ def scene(tmp_path: Path) -> tuple[Path, Path]:
         rows = [(10.0 + 110 * i, -20.0 + 5 * i) for i in range(9)]
         gts[f"{f:06d}"] = [car(left, x) for left, x in rows]
         if f != 4:
-            dets[f"{f:06d}"] = [car(left, x, 0.5 + 0.01 * i + 0.1 * f)
-                                for i, (left, x) in enumerate(rows)]
+            dets[f"{f:06d}"] = [car(left, x, 0.5 + 0.01 * i + 0.1 * f) for i, (left, x) in enumerate(rows)]
     dets["000000"].append(car(10.0, 30.0, 0.99).replace("150.00", "400.00").replace("210.00", "460.00"))
     return write_frames(tmp_path / "gt", gts), write_frames(tmp_path / "det", dets)
 
 
-def test_cli_prints_the_table_and_writes_json(scene: tuple[Path, Path], tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_prints_the_table_and_writes_json(
+    scene: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     gt_dir, det_dir = scene
     out = tmp_path / "out" / "ap.json"
-    assert main(["kitti-eval", str(gt_dir), str(det_dir), "--classes", "Car", "--json",
-                 str(out)]) == 0
+    assert main(["kitti-eval", str(gt_dir), str(det_dir), "--classes", "Car", "--json", str(out)]) == 0
     captured = capsys.readouterr()
     assert "Car AP11@0.70, 0.70, 0.70 (strict):" in captured.out
     assert "Car AP40@0.70, 0.50, 0.50 (loose):" in captured.out
@@ -62,22 +63,38 @@ def test_cli_prints_the_table_and_writes_json(scene: tuple[Path, Path], tmp_path
     assert 0 < data["Car"]["strict"]["3d"]["moderate"]["AP40"] < 80
 
 
-def test_cli_split_selects_frames(scene: tuple[Path, Path], tmp_path: Path,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_split_selects_frames(
+    scene: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     gt_dir, det_dir = scene
     split = tmp_path / "val.txt"
     split.write_text("000001\n000002\n000003\n")
     out = tmp_path / "ap.json"
-    assert main(["kitti-eval", str(gt_dir), str(det_dir), "--split", str(split), "--classes",
-                 "Car", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "kitti-eval",
+                str(gt_dir),
+                str(det_dir),
+                "--split",
+                str(split),
+                "--classes",
+                "Car",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     # 27 cars, all found exactly, no false positive in these frames: thresholds 0..26 only
     values = json.loads(out.read_text())["Car"]["strict"]["bev"]["moderate"]
     assert values == pytest.approx({"AP11": 700 / 11, "AP40": 26 / 40 * 100})
     assert "no detection file" not in capsys.readouterr().err
 
 
-def test_cli_reports_bad_input_with_file_and_line(scene: tuple[Path, Path],
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_bad_input_with_file_and_line(
+    scene: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     gt_dir, det_dir = scene
     bad = det_dir / "000002.txt"
     lines = bad.read_text().splitlines()
@@ -97,14 +114,14 @@ def test_cli_reports_bad_input_with_file_and_line(scene: tuple[Path, Path],
     assert "cannot evaluate class 'Tram'" in capsys.readouterr().err
 
 
-def test_cli_on_the_shipped_kitti_labels(tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_on_the_shipped_kitti_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # ground truth as its own detections (score 1): every counted box is found
     det_dir = tmp_path / "det"
     det_dir.mkdir()
     for path in DATA.glob("*.txt"):
-        rows = [line for line in path.read_text().splitlines()
-                if line.split() and line.split()[0] != "DontCare"]
+        rows = [
+            line for line in path.read_text().splitlines() if line.split() and line.split()[0] != "DontCare"
+        ]
         (det_dir / path.name).write_text("".join(f"{line} 1.0\n" for line in rows))
     out = tmp_path / "ap.json"
     assert main(["kitti-eval", str(DATA), str(det_dir), "--json", str(out)]) == 0

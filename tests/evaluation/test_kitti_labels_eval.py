@@ -22,8 +22,7 @@ CAR = "Car 0.00 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46
 
 def test_reads_real_kitti_labels() -> None:
     labels = read_kitti_labels(DATA / "000001.txt", detections=False)
-    assert list(labels.name) == ["Truck", "Car", "Cyclist", "DontCare", "DontCare", "DontCare",
-                                 "DontCare"]
+    assert list(labels.name) == ["Truck", "Car", "Cyclist", "DontCare", "DontCare", "DontCare", "DontCare"]
     np.testing.assert_allclose(labels.bbox[1], [387.63, 181.54, 423.81, 203.12])
     np.testing.assert_allclose(labels.dimensions[0], [2.85, 2.63, 12.34])  # h, w, l as in file
     np.testing.assert_allclose(labels.location[2], [4.59, 1.32, 45.84])
@@ -43,20 +42,25 @@ def test_detection_score_and_case_insensitive_names() -> None:
     assert labels.score.tolist() == [0.93, 0.5]
 
 
-@pytest.mark.parametrize(("text", "detections", "message"), [
-    (f"{CAR}\nCar 0 0 0 1 2 3\n", False, "x.txt:2: expected 15 fields, found 7"),
-    (CAR, True, "x.txt:1: expected 16 fields, found 15 (a detection needs its score"),
-    (f"{CAR} 0.9", False, "x.txt:1: expected 15 fields, found 16 (ground truth has no score"),
-    (CAR.replace("1.65 1.67", "-1.65 1.67"), False, "x.txt:1: negative size"),
-    ("Bus" + CAR[3:], False, "x.txt:1: unknown class name 'Bus'"),
-    (f"{CAR}\n" + CAR.replace("-0.65", "nan"), False, "x.txt:2: field 12 (x) is not finite"),
-    (CAR.replace("587.01", "5x7"), False, "x.txt:1: field 5 (left) is not a number: '5x7'"),
-    (CAR.replace("0.00 0", "0.00 0.5", 1), False, "x.txt:1: occluded must be an integer"),
-    ("DontCare -1 -1 -10 1 2 3 4 -1 -1 -1 -1000 -1000 -1000 -10 0.5", True,
-     "x.txt:1: DontCare is not a detection class"),
-])
-def test_bad_lines_are_reported_with_file_and_line(text: str, detections: bool,
-                                                   message: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "detections", "message"),
+    [
+        (f"{CAR}\nCar 0 0 0 1 2 3\n", False, "x.txt:2: expected 15 fields, found 7"),
+        (CAR, True, "x.txt:1: expected 16 fields, found 15 (a detection needs its score"),
+        (f"{CAR} 0.9", False, "x.txt:1: expected 15 fields, found 16 (ground truth has no score"),
+        (CAR.replace("1.65 1.67", "-1.65 1.67"), False, "x.txt:1: negative size"),
+        ("Bus" + CAR[3:], False, "x.txt:1: unknown class name 'Bus'"),
+        (f"{CAR}\n" + CAR.replace("-0.65", "nan"), False, "x.txt:2: field 12 (x) is not finite"),
+        (CAR.replace("587.01", "5x7"), False, "x.txt:1: field 5 (left) is not a number: '5x7'"),
+        (CAR.replace("0.00 0", "0.00 0.5", 1), False, "x.txt:1: occluded must be an integer"),
+        (
+            "DontCare -1 -1 -10 1 2 3 4 -1 -1 -1 -1000 -1000 -1000 -10 0.5",
+            True,
+            "x.txt:1: DontCare is not a detection class",
+        ),
+    ],
+)
+def test_bad_lines_are_reported_with_file_and_line(text: str, detections: bool, message: str) -> None:
     with pytest.raises(FormatError) as err:
         parse_kitti_labels(text, detections=detections, source="x.txt")
     assert message in str(err.value)
@@ -64,25 +68,47 @@ def test_bad_lines_are_reported_with_file_and_line(text: str, detections: bool,
 
 def test_dontcare_placeholders_are_accepted() -> None:
     labels = parse_kitti_labels(
-        "DontCare -1 -1 -10 503.89 169.71 590.61 190.13 -1 -1 -1 -1000 -1000 -1000 -10",
-        detections=False)
+        "DontCare -1 -1 -10 503.89 169.71 590.61 190.13 -1 -1 -1 -1000 -1000 -1000 -10", detections=False
+    )
     assert labels.name.tolist() == ["DontCare"]
 
 
 def test_record_validation() -> None:
     good = parse_kitti_labels(CAR, detections=False)
     with pytest.raises(ShapeError, match="bbox has shape"):
-        KittiEvalLabels(name=good.name, truncated=good.truncated, occluded=good.occluded,
-                    alpha=good.alpha, bbox=good.bbox[:, :3], dimensions=good.dimensions,
-                    location=good.location, rotation_y=good.rotation_y)
+        KittiEvalLabels(
+            name=good.name,
+            truncated=good.truncated,
+            occluded=good.occluded,
+            alpha=good.alpha,
+            bbox=good.bbox[:, :3],
+            dimensions=good.dimensions,
+            location=good.location,
+            rotation_y=good.rotation_y,
+        )
     with pytest.raises(FormatError, match="unknown class name 'Bus'"):
-        KittiEvalLabels(name=np.array(["Bus"]), truncated=good.truncated, occluded=good.occluded,
-                    alpha=good.alpha, bbox=good.bbox, dimensions=good.dimensions,
-                    location=good.location, rotation_y=good.rotation_y)
+        KittiEvalLabels(
+            name=np.array(["Bus"]),
+            truncated=good.truncated,
+            occluded=good.occluded,
+            alpha=good.alpha,
+            bbox=good.bbox,
+            dimensions=good.dimensions,
+            location=good.location,
+            rotation_y=good.rotation_y,
+        )
     with pytest.raises(FormatError, match="score is not finite"):
-        KittiEvalLabels(name=good.name, truncated=good.truncated, occluded=good.occluded,
-                    alpha=good.alpha, bbox=good.bbox, dimensions=good.dimensions,
-                    location=good.location, rotation_y=good.rotation_y, score=np.array([np.nan]))
+        KittiEvalLabels(
+            name=good.name,
+            truncated=good.truncated,
+            occluded=good.occluded,
+            alpha=good.alpha,
+            bbox=good.bbox,
+            dimensions=good.dimensions,
+            location=good.location,
+            rotation_y=good.rotation_y,
+            score=np.array([np.nan]),
+        )
     assert len(KittiEvalLabels.empty(detections=True)) == 0
 
 

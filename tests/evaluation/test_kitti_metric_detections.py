@@ -25,7 +25,11 @@ def _frame(tmp_path: Path, index: int):  # type: ignore[no-untyped-def]
     keep = frame.num_points > 0
     boxes = torch.from_numpy(frame.layout.boxes[keep]).float()
     names = frame.layout.types[keep]
-    dets = Detections3D(LiDARBoxes3D(boxes), torch.linspace(0.9, 0.5, len(boxes)), torch.tensor([CLASSES.index(n) for n in names]))
+    dets = Detections3D(
+        LiDARBoxes3D(boxes),
+        torch.linspace(0.9, 0.5, len(boxes)),
+        torch.tensor([CLASSES.index(n) for n in names]),
+    )
     return labels, dets, read_kitti_calib(calib_path)
 
 
@@ -34,7 +38,10 @@ def test_ground_truth_as_detections_scores_100(tmp_path: Path) -> None:
     # The protocol samples precision at one score threshold per true positive: AP40 reaches 100
     # only with at least 40 objects of the difficulty, hence 24 frames.
     frames = [_frame(tmp_path, i) for i in range(24)]
-    metric.update([d for _, d, _ in frames], {"kitti_labels": [g for g, _, _ in frames], "calib": [c for _, _, c in frames]})
+    metric.update(
+        [d for _, d, _ in frames],
+        {"kitti_labels": [g for g, _, _ in frames], "calib": [c for _, _, c in frames]},
+    )
     result = metric.compute()
     assert result["KITTI/Car_BEV_AP40_moderate_strict"] == pytest.approx(100.0, abs=0.01)
     assert result["KITTI/Car_3D_AP40_moderate_strict"] == pytest.approx(100.0, abs=0.01)

@@ -31,16 +31,23 @@ from .synth import perfect_detections, random_frames
 
 PORT_DIR = os.environ.get("PC3D_KITTI_PORT_DIR")
 pytestmark = pytest.mark.skipif(
-    not PORT_DIR, reason="set PC3D_KITTI_PORT_DIR (and PC3D_KITTI_PORT_PYTHON) to run the port")
+    not PORT_DIR, reason="set PC3D_KITTI_PORT_DIR (and PC3D_KITTI_PORT_PYTHON) to run the port"
+)
 
 
 def as_port_annotation(labels: KittiEvalLabels) -> dict:
     n = len(labels)
-    return {"name": np.array(labels.name, dtype=object), "truncated": labels.truncated,
-            "occluded": labels.occluded, "alpha": labels.alpha, "bbox": labels.bbox,
-            "dimensions": labels.dimensions[:, [2, 0, 1]],  # the port keeps l, h, w
-            "location": labels.location, "rotation_y": labels.rotation_y,
-            "score": labels.score if labels.score is not None else np.zeros(n)}
+    return {
+        "name": np.array(labels.name, dtype=object),
+        "truncated": labels.truncated,
+        "occluded": labels.occluded,
+        "alpha": labels.alpha,
+        "bbox": labels.bbox,
+        "dimensions": labels.dimensions[:, [2, 0, 1]],  # the port keeps l, h, w
+        "location": labels.location,
+        "rotation_y": labels.rotation_y,
+        "score": labels.score if labels.score is not None else np.zeros(n),
+    }
 
 
 def run_port(cases: list, tmp_path: Path, float32: bool = False) -> list:
@@ -76,22 +83,38 @@ def random_cases(count: int, jitter: bool) -> tuple[list, list]:
     while len(cases) < count:
         rng = np.random.default_rng(1000 + seed)
         seed += 1
-        gts, dets = random_frames(rng, int(rng.integers(2, 30)), max_gt=10,
-                                  alpha=seed % 5 != 0, tie_scores=seed % 3 == 0)
+        gts, dets = random_frames(
+            rng, int(rng.integers(2, 30)), max_gt=10, alpha=seed % 5 != 0, tie_scores=seed % 3 == 0
+        )
         if seed % 7 == 0:
             dets = perfect_detections(gts, rng)
         if jitter:  # keep clear of the port's float32 failure on identical rotated boxes
-            dets = [KittiEvalLabels(name=d.name, truncated=d.truncated, occluded=d.occluded,
-                                alpha=d.alpha, bbox=d.bbox, dimensions=d.dimensions,
-                                location=d.location + rng.normal(0, 0.01, d.location.shape),
-                                rotation_y=d.rotation_y + rng.normal(0, 0.01, len(d)),
-                                score=d.score) for d in dets]
+            dets = [
+                KittiEvalLabels(
+                    name=d.name,
+                    truncated=d.truncated,
+                    occluded=d.occluded,
+                    alpha=d.alpha,
+                    bbox=d.bbox,
+                    dimensions=d.dimensions,
+                    location=d.location + rng.normal(0, 0.01, d.location.shape),
+                    rotation_y=d.rotation_y + rng.normal(0, 0.01, len(d)),
+                    score=d.score,
+                )
+                for d in dets
+            ]
         if len(gts[0]) == 0:  # MMDetection3D's wrapper reads the first frame's first alpha
             continue
         classes = ["Car", "Pedestrian", "Cyclist"]
         result = kitti_eval(gts, dets, classes)
-        cases.append(([as_port_annotation(g) for g in gts], [as_port_annotation(d) for d in dets],
-                      classes, result.aos_computed))
+        cases.append(
+            (
+                [as_port_annotation(g) for g in gts],
+                [as_port_annotation(d) for d in dets],
+                classes,
+                result.aos_computed,
+            )
+        )
         results.append(result)
     return cases, results
 

@@ -32,8 +32,9 @@ def detect(rows: list[dict], scores: list[float] | None = None) -> list[dict]:
     return out
 
 
-def ap(result, cls: str = "Car", oset: str = "strict", metric: str = "bbox",
-       diff: str = "moderate") -> tuple[float, float]:
+def ap(
+    result, cls: str = "Car", oset: str = "strict", metric: str = "bbox", diff: str = "moderate"
+) -> tuple[float, float]:
     d = result.to_dict()[cls][oset][metric][diff]
     return d["AP11"], d["AP40"]
 
@@ -46,8 +47,11 @@ def all_aps(result, cls: str = "Car") -> list[float]:
 def test_perfect_detections_score_100_in_every_metric_including_rotated_boxes() -> None:
     # Identical rotated boxes (yaw 0, +-pi/2, pi, ...) are where the port's float32 rotated IoU
     # returns 0 or 1/3 instead of 1; with exact geometry every metric is 100.
-    gt_rows = row_grid(45, "Car") + row_grid(45, "Pedestrian", dims=(1.7, 0.6, 0.8)) + \
-        row_grid(45, "Cyclist", dims=(1.7, 0.6, 1.8))
+    gt_rows = (
+        row_grid(45, "Car")
+        + row_grid(45, "Pedestrian", dims=(1.7, 0.6, 0.8))
+        + row_grid(45, "Cyclist", dims=(1.7, 0.6, 1.8))
+    )
     for i, r in enumerate(gt_rows):  # spread the classes over three frames
         r["loc"][2] += 200 * (i // 45)
     frames = [gt_rows[:45], gt_rows[45:90], gt_rows[90:]]
@@ -83,12 +87,15 @@ def test_perfect_detections_of_random_scenes_score_100() -> None:
     assert checked >= 32  # at least four class/difficulty pairs with enough boxes
 
 
-@pytest.mark.parametrize(("n_gt", "n_det", "expected"), [
-    (41, 41, (100.0, 100.0)),
-    (40, 40, (1000 / 11, 97.5)),       # thresholds 0..39 only
-    (41, 30, (800 / 11, 72.5)),        # 30 of 41 found: thresholds 0..29
-    (2, 2, (100 / 11, 2.5)),           # two boxes: thresholds 0 and 1
-])
+@pytest.mark.parametrize(
+    ("n_gt", "n_det", "expected"),
+    [
+        (41, 41, (100.0, 100.0)),
+        (40, 40, (1000 / 11, 97.5)),  # thresholds 0..39 only
+        (41, 30, (800 / 11, 72.5)),  # 30 of 41 found: thresholds 0..29
+        (2, 2, (100 / 11, 2.5)),  # two boxes: thresholds 0 and 1
+    ],
+)
 def test_recall_sampling_worked_by_hand(n_gt: int, n_det: int, expected: tuple) -> None:
     rows = row_grid(n_gt)
     result = kitti_eval([labels(rows)], [labels(detect(rows[:n_det]), detections=True)])
@@ -118,8 +125,16 @@ def test_duplicates_count_as_false_positives() -> None:
 
 def test_dontcare_regions_suppress_false_positives_in_2d_only() -> None:
     rows = row_grid(41)
-    dc = obj("DontCare", bbox=(10.0, 500.0, 300.0, 600.0), loc=(-1000, -1000, -1000),
-             dims=(-1, -1, -1), ry=-10, truncated=-1, occluded=-1, alpha=-10)
+    dc = obj(
+        "DontCare",
+        bbox=(10.0, 500.0, 300.0, 600.0),
+        loc=(-1000, -1000, -1000),
+        dims=(-1, -1, -1),
+        ry=-10,
+        truncated=-1,
+        occluded=-1,
+        alpha=-10,
+    )
     fp = obj("Car", bbox=(20.0, 510.0, 200.0, 590.0), loc=(30.0, 1.6, 80.0), score=0.99)
     result = kitti_eval([labels(rows + [dc])], [labels(detect(rows) + [fp], detections=True)])
     assert ap(result, metric="bbox") == pytest.approx((100.0, 100.0))
@@ -131,10 +146,11 @@ def test_dontcare_regions_suppress_false_positives_in_2d_only() -> None:
     assert ap(result, metric="bbox") == pytest.approx((100 * 41 / 42, 100 * 41 / 42))
 
 
-@pytest.mark.parametrize(("cls", "neighbour", "dims"), [
-    ("Car", "Van", (1.5, 1.6, 3.9)), ("Pedestrian", "Person_sitting", (1.7, 0.6, 0.8))])
-def test_neighbouring_class_is_neither_rewarded_nor_penalised(cls: str, neighbour: str,
-                                                              dims: tuple) -> None:
+@pytest.mark.parametrize(
+    ("cls", "neighbour", "dims"),
+    [("Car", "Van", (1.5, 1.6, 3.9)), ("Pedestrian", "Person_sitting", (1.7, 0.6, 0.8))],
+)
+def test_neighbouring_class_is_neither_rewarded_nor_penalised(cls: str, neighbour: str, dims: tuple) -> None:
     rows = row_grid(41, cls, dims=dims)
     other = obj(neighbour, bbox=(10.0, 500.0, 110.0, 560.0), loc=(30.0, 1.6, 80.0), dims=dims)
     det_other = dict(copy.deepcopy(other), name=cls, score=0.99)
@@ -145,22 +161,25 @@ def test_neighbouring_class_is_neither_rewarded_nor_penalised(cls: str, neighbou
     assert ap(without, cls) == pytest.approx((100 * 41 / 42, 100 * 41 / 42))
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    # (easy, moderate, hard) AP40 of 41 perfect detections
-    ({"height": 40.0}, (0, 100, 100)),              # easy needs height > 40
-    ({"height": 40.01}, (100, 100, 100)),
-    ({"height": 25.0}, (0, 0, 0)),                  # moderate/hard need > 25
-    ({"height": 26.0}, (0, 100, 100)),
-    ({"occluded": 1}, (0, 100, 100)),
-    ({"occluded": 2}, (0, 0, 100)),
-    ({"occluded": 3}, (0, 0, 0)),
-    ({"truncated": 0.15}, (100, 100, 100)),         # at most 0.15 / 0.3 / 0.5
-    ({"truncated": 0.16}, (0, 100, 100)),
-    ({"truncated": 0.3}, (0, 100, 100)),
-    ({"truncated": 0.31}, (0, 0, 100)),
-    ({"truncated": 0.5}, (0, 0, 100)),
-    ({"truncated": 0.51}, (0, 0, 0)),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # (easy, moderate, hard) AP40 of 41 perfect detections
+        ({"height": 40.0}, (0, 100, 100)),  # easy needs height > 40
+        ({"height": 40.01}, (100, 100, 100)),
+        ({"height": 25.0}, (0, 0, 0)),  # moderate/hard need > 25
+        ({"height": 26.0}, (0, 100, 100)),
+        ({"occluded": 1}, (0, 100, 100)),
+        ({"occluded": 2}, (0, 0, 100)),
+        ({"occluded": 3}, (0, 0, 0)),
+        ({"truncated": 0.15}, (100, 100, 100)),  # at most 0.15 / 0.3 / 0.5
+        ({"truncated": 0.16}, (0, 100, 100)),
+        ({"truncated": 0.3}, (0, 100, 100)),
+        ({"truncated": 0.31}, (0, 0, 100)),
+        ({"truncated": 0.5}, (0, 0, 100)),
+        ({"truncated": 0.51}, (0, 0, 0)),
+    ],
+)
 def test_difficulty_boundaries(change: dict, expected: tuple) -> None:
     height = change.pop("height", 60.0)
     rows = row_grid(41, height=height, **change)
@@ -201,17 +220,21 @@ def test_orientation_similarity() -> None:
 def test_empty_inputs() -> None:
     rows = row_grid(5)
     empty_gt, empty_det = KittiEvalLabels.empty(), KittiEvalLabels.empty(detections=True)
-    for gts, dets in [([], []), ([empty_gt] * 3, [empty_det] * 3),
-                      ([empty_gt], [labels(detect(rows), detections=True)]),
-                      ([labels(rows)], [empty_det])]:
+    for gts, dets in [
+        ([], []),
+        ([empty_gt] * 3, [empty_det] * 3),
+        ([empty_gt], [labels(detect(rows), detections=True)]),
+        ([labels(rows)], [empty_det]),
+    ]:
         result = kitti_eval(gts, dets)
         for cls in CLASSES:
             assert all(v in (0.0, None) for v in all_aps(result, cls))
     # an empty frame among others changes nothing
     full = row_grid(41)
     base = kitti_eval([labels(full)], [labels(detect(full), detections=True)])
-    more = kitti_eval([empty_gt, labels(full), empty_gt],
-                      [empty_det, labels(detect(full), detections=True), empty_det])
+    more = kitti_eval(
+        [empty_gt, labels(full), empty_gt], [empty_det, labels(detect(full), detections=True), empty_det]
+    )
     assert all_aps(base) == all_aps(more)
 
 
@@ -223,8 +246,7 @@ def test_nan_where_the_port_divides_zero_by_zero() -> None:
     # so precision is 0/0 = NaN in the port, and so here.
     van = obj("Van", bbox=(100, 100, 200, 160), loc=(2.0, 1.6, 21.0), dims=(1.5, 2.0, 4.0))
     car = obj("Car", bbox=(500, 100, 600, 160), loc=(3.0, 1.6, 21.0), dims=(1.5, 2.0, 4.0))
-    d1 = obj("Car", bbox=(800, 100, 900, 160), loc=(2.2, 1.6, 21.0), dims=(1.5, 2.0, 4.0),
-             score=0.9)
+    d1 = obj("Car", bbox=(800, 100, 900, 160), loc=(2.2, 1.6, 21.0), dims=(1.5, 2.0, 4.0), score=0.9)
     d2 = dict(copy.deepcopy(van), name="Car", bbox=[100, 100, 200, 120], score=0.95)
     gts, dets = [labels([van, car])], [labels([d1, d2], detections=True)]
     result = kitti_eval(gts, dets, classes=["Car"])
@@ -247,14 +269,38 @@ def test_a_false_positive_never_raises_ap() -> None:
         d = dets[f]
         fp = {"name": str(rng.choice(list(CLASSES))), "score": float(rng.uniform(0.3, 1.0))}
         # far from everything in 3D and below the image in 2D: a candidate for nothing
-        extra = labels([obj(fp["name"], bbox=(0, 2000, 100, 2000 + rng.uniform(30, 90)),
-                            loc=(500.0, 1.5, 500.0), score=fp["score"])], detections=True)
-        merged = KittiEvalLabels(**{k: np.concatenate([getattr(d, k), getattr(extra, k)])
-                                for k in ("name", "truncated", "occluded", "alpha", "bbox",
-                                          "dimensions", "location", "rotation_y", "score")})
-        after = kitti_eval(gts, dets[:f] + [merged] + dets[f + 1:])
-        for old, new in zip(before.ap11.ravel().tolist() + before.ap40.ravel().tolist(),
-                            after.ap11.ravel().tolist() + after.ap40.ravel().tolist()):
+        extra = labels(
+            [
+                obj(
+                    fp["name"],
+                    bbox=(0, 2000, 100, 2000 + rng.uniform(30, 90)),
+                    loc=(500.0, 1.5, 500.0),
+                    score=fp["score"],
+                )
+            ],
+            detections=True,
+        )
+        merged = KittiEvalLabels(
+            **{
+                k: np.concatenate([getattr(d, k), getattr(extra, k)])
+                for k in (
+                    "name",
+                    "truncated",
+                    "occluded",
+                    "alpha",
+                    "bbox",
+                    "dimensions",
+                    "location",
+                    "rotation_y",
+                    "score",
+                )
+            }
+        )
+        after = kitti_eval(gts, dets[:f] + [merged] + dets[f + 1 :])
+        for old, new in zip(
+            before.ap11.ravel().tolist() + before.ap40.ravel().tolist(),
+            after.ap11.ravel().tolist() + after.ap40.ravel().tolist(),
+        ):
             if not (math.isnan(old) or math.isnan(new)):
                 assert new <= old + 1e-9
                 cost += old - new
@@ -276,8 +322,7 @@ def test_bad_arguments() -> None:
 
 def test_result_layout_and_table() -> None:
     rows = row_grid(41)
-    result = kitti_eval([labels(rows)], [labels(detect(rows), detections=True)],
-                        classes=["car", "Van"])
+    result = kitti_eval([labels(rows)], [labels(detect(rows), detections=True)], classes=["car", "Van"])
     d = result.to_dict()
     assert list(d) == ["Car", "Van"]
     assert list(d["Car"]) == ["strict", "loose"]
@@ -305,7 +350,10 @@ def test_engine_metric_gathers_frames_across_ranks() -> None:
     merged.merge([r.state() for r in ranks])
     direct = kitti_eval([gt, half_gt], [det, half_det], ["Car"])
     out = merged.compute()
-    assert out["KITTI/Car_3D_AP40_moderate_strict"] == direct.to_dict()["Car"]["strict"]["3d"]["moderate"]["AP40"]
+    assert (
+        out["KITTI/Car_3D_AP40_moderate_strict"]
+        == direct.to_dict()["Car"]["strict"]["3d"]["moderate"]["AP40"]
+    )
     assert out["KITTI/Car_AOS_AP11_hard_loose"] == pytest.approx(100.0)
     assert len(out) == 4 * 2 * 2 * 3
     with pytest.raises(FormatError, match="the batch has no 'kitti_labels'"):

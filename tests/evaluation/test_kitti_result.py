@@ -31,8 +31,14 @@ def test_result_json_is_valid_with_null_for_missing_aos(tmp_path: Path) -> None:
     result = kitti_eval(gts, dets)
     assert not result.aos_computed
     data = result.to_dict()
-    values = [v for sets in data.values() for metrics in sets.values() for diffs in metrics.values()
-              for pair in diffs.values() for v in pair.values()]
+    values = [
+        v
+        for sets in data.values()
+        for metrics in sets.values()
+        for diffs in metrics.values()
+        for pair in diffs.values()
+        for v in pair.values()
+    ]
     assert all(v is None or type(v) is float for v in values)  # plain floats, not numpy scalars
     assert data["Car"]["strict"]["aos"]["easy"] == {"AP11": None, "AP40": None}
     path = result.write_json(tmp_path / "out" / "kitti.json")
@@ -43,8 +49,14 @@ def test_evaluation_labels_are_the_io_parser_records_in_float64() -> None:
     path = LABELS / "000001.txt"
     ours = read_kitti_labels(path, detections=False)
     io = read_io_labels(path, np.float64, scores=False)
-    for mine, theirs in (("truncated", "truncated"), ("alpha", "alpha"), ("bbox", "bbox2d"),
-                         ("dimensions", "dims_hwl"), ("location", "location"), ("rotation_y", "rotation_y")):
+    for mine, theirs in (
+        ("truncated", "truncated"),
+        ("alpha", "alpha"),
+        ("bbox", "bbox2d"),
+        ("dimensions", "dims_hwl"),
+        ("location", "location"),
+        ("rotation_y", "rotation_y"),
+    ):
         assert getattr(io, theirs).dtype == np.float64
         assert np.array_equal(getattr(ours, mine), getattr(io, theirs)), mine
     assert ours.name.tolist() == io.types.tolist() and ours.source == str(path)

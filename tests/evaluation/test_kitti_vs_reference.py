@@ -43,12 +43,12 @@ def assert_same(ours: dict, ref: dict) -> int:
 @pytest.mark.parametrize("seed", range(24))
 def test_matches_the_reference_on_random_scenes(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    gts, dets = random_frames(rng, int(rng.integers(1, 30)), max_gt=10,
-                              alpha=seed % 5 != 0, tie_scores=seed % 3 == 0)
+    gts, dets = random_frames(
+        rng, int(rng.integers(1, 30)), max_gt=10, alpha=seed % 5 != 0, tie_scores=seed % 3 == 0
+    )
     if seed % 8 == 7:
         dets = perfect_detections(gts, rng)
-    classes = ("Car", "Pedestrian", "Cyclist") if seed % 4 else ("Car", "Van", "Person_sitting",
-                                                                  "Truck")
+    classes = ("Car", "Pedestrian", "Cyclist") if seed % 4 else ("Car", "Van", "Person_sitting", "Truck")
     assert_same(kitti_eval(gts, dets, classes).to_dict(), reference_eval(gts, dets, classes))
 
 

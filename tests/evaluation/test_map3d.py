@@ -23,11 +23,15 @@ def hand_scene() -> tuple:
     # unit cubes (x, y, z bottom centre, sizes, yaw); class 0 at x=0 and x=10, class 1 at x=20
     gt = t([[0, 0, 0, 1, 1, 1, 0], [10, 0, 0, 1, 1, 1, 0], [20, 0, 0, 1, 1, 1, 0]])
     gt_labels = torch.tensor([0, 0, 1])
-    det = t([[0, 0, 0, 1, 1, 1, 0],        # exact on gt 0, score 0.9
-             [10.5, 0, 0, 1, 1, 1, 0],     # half a box off gt 1: IoU 0.5 / 1.5 = 1/3
-             [0, 0, 0, 1, 1, 1, 0],        # duplicate of gt 0
-             [50, 0, 0, 1, 1, 1, 0],       # far from everything
-             [30, 0, 0, 1, 1, 1, 0]])      # class 2, which has no ground truth
+    det = t(
+        [
+            [0, 0, 0, 1, 1, 1, 0],  # exact on gt 0, score 0.9
+            [10.5, 0, 0, 1, 1, 1, 0],  # half a box off gt 1: IoU 0.5 / 1.5 = 1/3
+            [0, 0, 0, 1, 1, 1, 0],  # duplicate of gt 0
+            [50, 0, 0, 1, 1, 1, 0],  # far from everything
+            [30, 0, 0, 1, 1, 1, 0],
+        ]
+    )  # class 2, which has no ground truth
     det_labels = torch.tensor([0, 0, 0, 0, 2])
     scores = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5])
     return gt, gt_labels, det, det_labels, scores
@@ -53,8 +57,14 @@ def test_iou_must_be_strictly_above_the_threshold() -> None:
     gt = t([[0, 0, 0, 3, 1, 1, 0]])
     det = t([[1, 0, 0, 3, 1, 1, 0]])  # overlap 2 of union 4: IoU exactly 0.5
     assert float(box_iou_3d(det, gt)[0, 0]) == 0.5
-    result = map3d([gt], [torch.tensor([0])], [det], [torch.tensor([0])], [torch.tensor([0.9])],
-                   iou_thresholds=(0.25, 0.5))
+    result = map3d(
+        [gt],
+        [torch.tensor([0])],
+        [det],
+        [torch.tensor([0])],
+        [torch.tensor([0.9])],
+        iou_thresholds=(0.25, 0.5),
+    )
     assert result.ap[:, 0].tolist() == [1.0, 0.0]
 
 
@@ -67,7 +77,10 @@ def test_every_coordinate_system_gives_the_same_numbers() -> None:
     for kind in (LiDARBoxes3D, DepthBoxes3D):
         got = map3d([kind(gt.float())], [gl], [kind(det.float())], [dl], [sc]).ap
         np.testing.assert_allclose(got, base, atol=1e-6)
-    cam_gt, cam_det = LiDARBoxes3D(gt.float()).convert_to("camera"), LiDARBoxes3D(det.float()).convert_to("camera")
+    cam_gt, cam_det = (
+        LiDARBoxes3D(gt.float()).convert_to("camera"),
+        LiDARBoxes3D(det.float()).convert_to("camera"),
+    )
     assert isinstance(cam_gt, CameraBoxes3D)
     got = map3d([cam_gt], [gl], [cam_det], [dl], [sc]).ap
     np.testing.assert_allclose(got, base, atol=1e-6)
@@ -75,8 +88,7 @@ def test_every_coordinate_system_gives_the_same_numbers() -> None:
 
 def test_voc_area_by_hand() -> None:
     # recall .5 -> 1 at precisions 1, 2/3: area .5 * 1 + .5 * 2/3
-    assert voc_ap(np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])) == pytest.approx(
-        0.5 + 0.5 * 2 / 3)
+    assert voc_ap(np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])) == pytest.approx(0.5 + 0.5 * 2 / 3)
     assert voc_ap(np.zeros(0), np.zeros(0)) == 0.0
 
 
@@ -96,7 +108,7 @@ def loop_eval_det_cls(scenes: list, cls: int, thr: float) -> tuple[float, float]
         idx = [k for k in range(len(gl)) if gl[k] == cls]
         best, jmax = -math.inf, None
         if idx:
-            ious = box_iou_3d(det[j:j + 1], gt[idx])[0]
+            ious = box_iou_3d(det[j : j + 1], gt[idx])[0]
             for k, value in zip(idx, ious.tolist()):
                 if value > best:
                     best, jmax = value, k
@@ -124,16 +136,25 @@ def test_matches_a_loop_implementation_on_random_scenes() -> None:
         gt = np.c_[rng.uniform(-4, 4, (n, 3)), rng.uniform(0.5, 2.0, (n, 3)), rng.uniform(-3, 3, n)]
         gl = rng.integers(0, 3, n)
         keep = rng.random(n) < 0.8
-        det = gt[keep] + np.c_[rng.normal(0, 0.2, (keep.sum(), 3)), rng.normal(0, 0.1, (keep.sum(), 3)),
-                                rng.normal(0, 0.2, keep.sum())]
+        det = (
+            gt[keep]
+            + np.c_[
+                rng.normal(0, 0.2, (keep.sum(), 3)),
+                rng.normal(0, 0.1, (keep.sum(), 3)),
+                rng.normal(0, 0.2, keep.sum()),
+            ]
+        )
         det[:, 3:6] = np.abs(det[:, 3:6])
         extra = int(rng.integers(0, 4))
-        det = np.r_[det, np.c_[rng.uniform(-4, 4, (extra, 3)), rng.uniform(0.5, 2, (extra, 3)),
-                               rng.uniform(-3, 3, extra)]]
+        det = np.r_[
+            det,
+            np.c_[rng.uniform(-4, 4, (extra, 3)), rng.uniform(0.5, 2, (extra, 3)), rng.uniform(-3, 3, extra)],
+        ]
         dl = np.r_[gl[keep], rng.integers(0, 3, extra)]
         sc = np.round(rng.random(len(dl)), 1)  # ties on purpose
-        scenes.append((torch.tensor(gt), torch.tensor(gl), torch.tensor(det), torch.tensor(dl),
-                       torch.tensor(sc)))
+        scenes.append(
+            (torch.tensor(gt), torch.tensor(gl), torch.tensor(det), torch.tensor(dl), torch.tensor(sc))
+        )
     result = map3d(*[[s[k] for s in scenes] for k in range(5)], classes=[0, 1, 2])
     informative = 0
     for ti, thr in enumerate((0.25, 0.5)):

@@ -24,11 +24,13 @@ def registry():
 def test_metrics_build_from_config(registry) -> None:
     kitti = build({"type": "KittiMetric", "classes": ["Car", "Cyclist"]}, "metric", registry=registry)
     assert isinstance(kitti, KittiMetric) and kitti.classes == ["Car", "Cyclist"]
-    map3d = build({"type": "Map3DMetric", "iou_thresholds": [0.25, 0.5],
-                   "class_names": ["chair", "table"]}, "metric", registry=registry)
+    map3d = build(
+        {"type": "Map3DMetric", "iou_thresholds": [0.25, 0.5], "class_names": ["chair", "table"]},
+        "metric",
+        registry=registry,
+    )
     assert isinstance(map3d, Map3DMetric) and map3d.iou_thresholds == (0.25, 0.5)
-    seg = build({"type": "SegMIoUMetric", "num_classes": 3, "ignore_index": -1},
-                "metric", registry=registry)
+    seg = build({"type": "SegMIoUMetric", "num_classes": 3, "ignore_index": -1}, "metric", registry=registry)
     assert isinstance(seg, SegMIoUMetric)
     seg.update([torch.tensor([0, 1, 2])], {"labels": [torch.tensor([0, 1, 1])]})
     assert seg.compute()["miou"] == pytest.approx((1 + 0.5 + 0) / 3)

@@ -32,8 +32,9 @@ def test_hand_worked_confusion_and_scores() -> None:
     assert r.miou == pytest.approx(1 / 3)
     assert r.acc == pytest.approx(3 / 5)
     assert r.acc_cls == pytest.approx((1 / 2 + 1 + 0) / 3)
-    assert r.to_dict() == pytest.approx({"road": 1 / 3, "car": 2 / 3, "tree": 0.0,
-                                         "miou": 1 / 3, "acc": 3 / 5, "acc_cls": 1 / 2})
+    assert r.to_dict() == pytest.approx(
+        {"road": 1 / 3, "car": 2 / 3, "tree": 0.0, "miou": 1 / 3, "acc": 3 / 5, "acc_cls": 1 / 2}
+    )
 
 
 def test_batches_accumulate_and_absent_classes_are_left_out() -> None:
@@ -41,7 +42,7 @@ def test_batches_accumulate_and_absent_classes_are_left_out() -> None:
     whole.add(PRED, TARGET)
     parts = SegConfusion(4, ignore_index=-1)
     for k in range(0, 6, 2):
-        parts.add(PRED[k:k + 2], TARGET[k:k + 2])
+        parts.add(PRED[k : k + 2], TARGET[k : k + 2])
     assert torch.equal(whole.matrix, parts.matrix)
     r = parts.result()
     assert math.isnan(r.iou[3])  # class 3 is neither in the truth nor predicted
@@ -70,12 +71,15 @@ def test_engine_metric_state_and_merge() -> None:
     assert metric.state().sum() == 0
 
 
-@pytest.mark.parametrize(("pred", "target", "error", "message"), [
-    (torch.tensor([0, 3]), torch.tensor([0, 1]), FormatError, "pred holds class 3, outside 0..2"),
-    (torch.tensor([0, 1]), torch.tensor([0, 7]), FormatError, "target holds class 7"),
-    (torch.tensor([0, 1]), torch.tensor([0, 1, 2]), ShapeError, "pred has shape"),
-    (torch.tensor([0.2, 0.8]), torch.tensor([0, 1]), FormatError, "not floats"),
-])
+@pytest.mark.parametrize(
+    ("pred", "target", "error", "message"),
+    [
+        (torch.tensor([0, 3]), torch.tensor([0, 1]), FormatError, "pred holds class 3, outside 0..2"),
+        (torch.tensor([0, 1]), torch.tensor([0, 7]), FormatError, "target holds class 7"),
+        (torch.tensor([0, 1]), torch.tensor([0, 1, 2]), ShapeError, "pred has shape"),
+        (torch.tensor([0.2, 0.8]), torch.tensor([0, 1]), FormatError, "not floats"),
+    ],
+)
 def test_bad_input(pred: torch.Tensor, target: torch.Tensor, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         SegConfusion(3, ignore_index=-1).add(pred, target)
@@ -86,8 +90,7 @@ def test_bad_input(pred: torch.Tensor, target: torch.Tensor, error: type, messag
 
 
 def _rank(rank: int, world: int, init_file: str, out_file: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         metric = SegMIoUMetric(3, ignore_index=-1)
         half = slice(0, 3) if rank == 0 else slice(3, 6)
@@ -101,8 +104,13 @@ def _rank(rank: int, world: int, init_file: str, out_file: str) -> None:
 
 def test_confusion_is_summed_across_distributed_ranks(tmp_path: Path) -> None:
     # fork: the children reuse the imported torch instead of importing it again (seconds each)
-    context = mp.start_processes(_rank, args=(2, str(tmp_path / "init"), str(tmp_path / "out")),
-                                 nprocs=2, join=False, start_method="fork")
+    context = mp.start_processes(
+        _rank,
+        args=(2, str(tmp_path / "init"), str(tmp_path / "out")),
+        nprocs=2,
+        join=False,
+        start_method="fork",
+    )
     deadline = time.monotonic() + 120
     while not context.join(timeout=1):  # raises if a rank failed
         if time.monotonic() > deadline:

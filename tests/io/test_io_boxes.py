@@ -24,7 +24,12 @@ def _boxes(n: int = 6, width: int = 9, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("suffix", [".json", ".csv", ".txt"])
 def test_round_trip_with_labels_scores_and_extras(tmp_path: Path, suffix: str) -> None:
     boxes = _boxes()
-    data = BoxFile(boxes, "camera", ["Car", "Pedestrian", "Car", "Cyclist", "Van", "Car"], np.linspace(0, 1, 6, dtype=np.float32))
+    data = BoxFile(
+        boxes,
+        "camera",
+        ["Car", "Pedestrian", "Car", "Cyclist", "Van", "Car"],
+        np.linspace(0, 1, 6, dtype=np.float32),
+    )
     back = read_box_file(write_box_file(tmp_path / f"b{suffix}", data))
     np.testing.assert_array_equal(back.boxes, boxes)  # float32 values survive the text exactly
     assert back.mode == "camera"
@@ -51,7 +56,9 @@ def test_zero_boxes_are_valid(tmp_path: Path, suffix: str) -> None:
 
 def test_json_layout_and_structures(tmp_path: Path) -> None:
     boxes = CameraBoxes3D([[1.5, 2.0, 30.0, 3.9, 1.5, 1.6, -1.57]])
-    path = save_boxes(tmp_path / "cam.json", boxes, labels=["Car"], scores=torch.tensor([0.75]), meta={"frame": "000001"})
+    path = save_boxes(
+        tmp_path / "cam.json", boxes, labels=["Car"], scores=torch.tensor([0.75]), meta={"frame": "000001"}
+    )
     content = json.loads(path.read_text())
     assert content == {
         "mode": "camera",
@@ -86,13 +93,33 @@ def test_csv_without_header_and_with_mode_comment(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
-        ("w.json", '{"mode": "lidar", "boxes": [[1, 2, 3, 4, 5, 6]]}', "6 values per row, expected at least 7"),
-        ("r.json", '{"mode": "lidar", "boxes": [[1,2,3,4,5,6,7], [1,2,3,4,5,6,7,8]]}', "box 1 has 8 values, box 0 has 7"),
-        ("n.json", '{"mode": "lidar", "boxes": [[1,2,3,4,5,6,7], [1,2,3,4,-5,6,7]]}', "box 1: negative size y_size = -5"),
-        ("m.json", '{"mode": "radar", "boxes": []}', "'radar' is not a box mode; valid modes are lidar, camera, depth"),
+        (
+            "w.json",
+            '{"mode": "lidar", "boxes": [[1, 2, 3, 4, 5, 6]]}',
+            "6 values per row, expected at least 7",
+        ),
+        (
+            "r.json",
+            '{"mode": "lidar", "boxes": [[1,2,3,4,5,6,7], [1,2,3,4,5,6,7,8]]}',
+            "box 1 has 8 values, box 0 has 7",
+        ),
+        (
+            "n.json",
+            '{"mode": "lidar", "boxes": [[1,2,3,4,5,6,7], [1,2,3,4,-5,6,7]]}',
+            "box 1: negative size y_size = -5",
+        ),
+        (
+            "m.json",
+            '{"mode": "radar", "boxes": []}',
+            "'radar' is not a box mode; valid modes are lidar, camera, depth",
+        ),
         ("k.json", '{"mode": "lidar", "boxes": [], "label": []}', "unknown key(s) ['label']"),
         ("j.json", '{"mode": "lidar", "boxes": [[1,2,3,4,5,6,7]],}', "not valid JSON"),
-        ("l.json", '{"mode": "lidar", "boxes": [[1,2,3,4,5,6,7]], "labels": ["a", "b"]}', "'labels' must be a list of 1 labels"),
+        (
+            "l.json",
+            '{"mode": "lidar", "boxes": [[1,2,3,4,5,6,7]], "labels": ["a", "b"]}',
+            "'labels' must be a list of 1 labels",
+        ),
         ("s.json", '{"mode": "lidar", "boxes": [[1,2,3,4,5,6,"x"]]}', "not a number"),
         ("z.json", '{"boxes": []}', "no 'mode' key"),
         ("nan.json", '{"mode": "lidar", "boxes": [[1,2,NaN,4,5,6,7]]}', "box 0: z is nan"),
@@ -134,8 +161,13 @@ def _strict_json(text: str) -> object:
 
 
 def test_json_writes_non_finite_scores_as_null_in_the_row_per_line_layout(tmp_path: Path) -> None:
-    data = BoxFile(_boxes(n=3, width=7), "lidar", ["Car", 2, "Van"], np.array([0.5, np.nan, np.inf], np.float32),
-                   meta={"frame": "000001", "gain": float("nan")})
+    data = BoxFile(
+        _boxes(n=3, width=7),
+        "lidar",
+        ["Car", 2, "Van"],
+        np.array([0.5, np.nan, np.inf], np.float32),
+        meta={"frame": "000001", "gain": float("nan")},
+    )
     path = write_box_file(tmp_path / "b.json", data)
     text = path.read_text()
     content = _strict_json(text)  # valid JSON: no bare NaN / Infinity

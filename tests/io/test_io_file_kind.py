@@ -13,10 +13,17 @@ from pc3d.io.boxes import read_box_file, save_boxes
 from pc3d.io.points import read_point_file, write_point_file
 
 
-@pytest.mark.parametrize(("name", "kind"), [
-    ("scan.bin", "points"), ("scan.PCD", "points"), ("mesh.ply", "points"),
-    ("boxes.json", "boxes"), ("boxes.csv", "boxes"), ("label.txt", "boxes"),
-])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("scan.bin", "points"),
+        ("scan.PCD", "points"),
+        ("mesh.ply", "points"),
+        ("boxes.json", "boxes"),
+        ("boxes.csv", "boxes"),
+        ("label.txt", "boxes"),
+    ],
+)
 def test_extension_decides_without_reading(tmp_path: Path, name: str, kind: str) -> None:
     assert file_kind(tmp_path / name) == kind  # the file need not exist
     assert file_kind(tmp_path / name, kind) == kind
@@ -27,8 +34,22 @@ def test_npy_by_shape_and_what(tmp_path: Path) -> None:
     assert file_kind(cloud) == "points"
     read_point_file(cloud)  # and the points reader agrees
     structured = tmp_path / "structured.npy"
-    np.save(structured, np.zeros(3, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("ring", "u2"),
-                                           ("a", "f4"), ("b", "f4"), ("c", "f4"), ("d", "f4")]))
+    np.save(
+        structured,
+        np.zeros(
+            3,
+            dtype=[
+                ("x", "f4"),
+                ("y", "f4"),
+                ("z", "f4"),
+                ("ring", "u2"),
+                ("a", "f4"),
+                ("b", "f4"),
+                ("c", "f4"),
+                ("d", "f4"),
+            ],
+        ),
+    )
     assert file_kind(structured) == "points"
     boxes = save_boxes(tmp_path / "boxes.npy", np.ones((2, 7), np.float32), mode="lidar")
     with pytest.raises(FormatError) as err:
@@ -67,7 +88,9 @@ def test_pc3d_io_exports_every_public_name_lazily() -> None:
     for name in pc3d.io.__all__:
         assert getattr(pc3d.io, name) is not None, name
     # Importing the package, its atomic/JSON helpers or file_kind loads neither numpy nor torch.
-    code = ("import sys, pc3d.io, pc3d.io.atomic, pc3d.io.jsonio, pc3d.io.file_kind; "
-            "print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))")
+    code = (
+        "import sys, pc3d.io, pc3d.io.atomic, pc3d.io.jsonio, pc3d.io.file_kind; "
+        "print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -43,7 +43,9 @@ def _rot_z(angle: float) -> np.ndarray:
     return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
 
 
-def _write_calib(path: Path, r0: np.ndarray, tr: np.ndarray, p2: np.ndarray, velo_key: str = "Tr_velo_to_cam:") -> Path:
+def _write_calib(
+    path: Path, r0: np.ndarray, tr: np.ndarray, p2: np.ndarray, velo_key: str = "Tr_velo_to_cam:"
+) -> Path:
     def fmt(m: np.ndarray) -> str:
         return " ".join(f"{v:.12e}" for v in m.reshape(-1))
 
@@ -101,9 +103,18 @@ def test_real_calibration_numbers() -> None:
     ("edit", "expected"),
     [
         (lambda t: t.replace("P3:", "# P3:"), "missing calibration key(s) P3"),
-        (lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("Tr_velo")), "Tr_velo_to_cam"),
-        (lambda t: t.replace("R0_rect: 9.999239000000e-01", "R0_rect:"), "line 5: R0_rect has 8 numbers, expected 9"),
-        (lambda t: t.replace("P2: 7.215377000000e+02", "P2: 7.2x5e+02"), "line 3: P2 value '7.2x5e+02' is not a number"),
+        (
+            lambda t: "\n".join(line for line in t.splitlines() if not line.startswith("Tr_velo")),
+            "Tr_velo_to_cam",
+        ),
+        (
+            lambda t: t.replace("R0_rect: 9.999239000000e-01", "R0_rect:"),
+            "line 5: R0_rect has 8 numbers, expected 9",
+        ),
+        (
+            lambda t: t.replace("P2: 7.215377000000e+02", "P2: 7.2x5e+02"),
+            "line 3: P2 value '7.2x5e+02' is not a number",
+        ),
         (lambda t: t + "P1: " + " ".join(["1"] * 12) + "\n", "line 9: P1 repeats P1 (first given on line 2)"),
         (lambda t: t.replace("P0: 7.215377000000e+02", "P0: nan"), "line 1: P0 holds NaN"),
     ],
@@ -137,7 +148,9 @@ def test_real_labels_keep_and_flag_dont_care() -> None:
     boxes = labels.to_camera_boxes()
     assert isinstance(boxes, CameraBoxes3D) and len(boxes) == 3 == len(labels.objects())
     # CameraBoxes3D sizes are l, h, w
-    np.testing.assert_allclose(boxes.tensor[1].numpy(), [-16.53, 2.39, 58.49, 3.69, 1.67, 1.87, 1.57], rtol=1e-6)
+    np.testing.assert_allclose(
+        boxes.tensor[1].numpy(), [-16.53, 2.39, 58.49, 3.69, 1.67, 1.87, 1.57], rtol=1e-6
+    )
 
 
 def test_labels_with_scores_and_round_trip(tmp_path: Path) -> None:
@@ -165,9 +178,13 @@ def test_one_parser_keeps_file_values_in_float64_and_checks_scores(tmp_path: Pat
     assert exact.line_numbers.tolist() == [1, 3, 4] and exact.dont_care.tolist() == [False, True, False]
     assert exact.has_score.tolist() == [False, False, True] and exact.score[2] == 0.5
     assert exact.where(2) == "det.txt:4" and exact.occluded.dtype == np.int64
-    with pytest.raises(FormatError, match=r"det\.txt:1: expected 16 fields, found 15 \(a detection needs its score"):
+    with pytest.raises(
+        FormatError, match=r"det\.txt:1: expected 16 fields, found 15 \(a detection needs its score"
+    ):
         parse_kitti_labels(text, "det.txt", scores=True)
-    with pytest.raises(FormatError, match=r"gt\.txt:4: expected 15 fields, found 16 \(ground truth has no score"):
+    with pytest.raises(
+        FormatError, match=r"gt\.txt:4: expected 15 fields, found 16 \(ground truth has no score"
+    ):
         parse_kitti_labels(text, "gt.txt", scores=False)
     with pytest.raises(FormatError, match=r"gt\.txt:1: field 16 \(score\) is not finite: 'nan'"):
         parse_kitti_labels(f"{car} nan\n", "gt.txt")
@@ -186,15 +203,29 @@ def test_empty_label_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49", ":2: expected 15 or 16 fields (16 with a score), found 14"),
-        ("Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 abc 3.69 -16.53 2.39 58.49 1.57", ":2: field 10 (width) is not a number: 'abc'"),
-        ("Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 -3.69 -16.53 2.39 58.49 1.57", ":2: negative size: Car has length -3.69"),
-        ("Van x 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49 1.57", "field 2 (truncated) is not a number: 'x'"),
+        (
+            "Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49",
+            ":2: expected 15 or 16 fields (16 with a score), found 14",
+        ),
+        (
+            "Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 abc 3.69 -16.53 2.39 58.49 1.57",
+            ":2: field 10 (width) is not a number: 'abc'",
+        ),
+        (
+            "Car 0.00 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 -3.69 -16.53 2.39 58.49 1.57",
+            ":2: negative size: Car has length -3.69",
+        ),
+        (
+            "Van x 0 1.85 387.63 181.54 423.81 203.12 1.67 1.87 3.69 -16.53 2.39 58.49 1.57",
+            "field 2 (truncated) is not a number: 'x'",
+        ),
     ],
 )
 def test_malformed_labels(tmp_path: Path, line: str, expected: str) -> None:
     path = tmp_path / "label.txt"
-    path.write_text("DontCare -1 -1 -10 503.89 169.71 590.61 190.13 -1 -1 -1 -1000 -1000 -1000 -10\n" + line + "\n")
+    path.write_text(
+        "DontCare -1 -1 -10 503.89 169.71 590.61 190.13 -1 -1 -1 -1000 -1000 -1000 -10\n" + line + "\n"
+    )
     with pytest.raises(FormatError) as err:
         read_kitti_labels(path)
     assert str(path) in str(err.value) and expected in str(err.value), str(err.value)
@@ -253,7 +284,10 @@ def test_projected_label_boxes_match_their_2d_boxes(frame_id: str) -> None:
     assert projection.corners.shape == (len(labels), 8, 2)
     untruncated = labels.truncated == 0
     assert untruncated.any()
-    iou = box_iou_2d(torch.from_numpy(projection.boxes2d[untruncated]), torch.from_numpy(labels.bbox2d[untruncated]).double()).numpy()
+    iou = box_iou_2d(
+        torch.from_numpy(projection.boxes2d[untruncated]),
+        torch.from_numpy(labels.bbox2d[untruncated]).double(),
+    ).numpy()
     assert (iou > 0.7).all(), iou
     assert projection.visible.all()
 
@@ -306,7 +340,10 @@ def test_frame_loading_and_image_size(tmp_path: Path) -> None:
     with pil.open(KITTI / "image_2" / "000001.png") as image:
         assert frame.image_size == image.size == read_png_size(frame.image_path)
     assert load_kitti_frame(KITTI, "000000").image_path is None
-    with pytest.raises(FileNotFoundError, match=r"frame 000003: .*velodyne/000003\.bin does not exist.*000000, 000001, 000002, 000004"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"frame 000003: .*velodyne/000003\.bin does not exist.*000000, 000001, 000002, 000004",
+    ):
         load_kitti_frame(KITTI, 3)
     (tmp_path / "x.png").write_bytes(b"GIF89a" + bytes(30))
     with pytest.raises(FormatError, match="not a PNG"):

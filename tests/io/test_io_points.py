@@ -42,7 +42,14 @@ def _cloud(n: int = 50, extra: tuple[str, ...] = ("intensity",), seed: int = 0) 
 
 @pytest.mark.parametrize(
     ("suffix", "encoding"),
-    [(".bin", "binary"), (".npy", "binary"), (".pcd", "binary"), (".pcd", "ascii"), (".ply", "binary"), (".ply", "ascii")],
+    [
+        (".bin", "binary"),
+        (".npy", "binary"),
+        (".pcd", "binary"),
+        (".pcd", "ascii"),
+        (".ply", "binary"),
+        (".ply", "ascii"),
+    ],
 )
 def test_round_trip_keeps_every_value(tmp_path: Path, suffix: str, encoding: str) -> None:
     cloud = _cloud(200)
@@ -53,7 +60,9 @@ def test_round_trip_keeps_every_value(tmp_path: Path, suffix: str, encoding: str
     assert back.array.dtype == np.float32
 
 
-@pytest.mark.parametrize(("suffix", "encoding"), [(".pcd", "binary"), (".pcd", "ascii"), (".ply", "binary"), (".ply", "ascii")])
+@pytest.mark.parametrize(
+    ("suffix", "encoding"), [(".pcd", "binary"), (".pcd", "ascii"), (".ply", "binary"), (".ply", "ascii")]
+)
 def test_named_fields_and_colours_round_trip(tmp_path: Path, suffix: str, encoding: str) -> None:
     cloud = _cloud(64, extra=("intensity", "red", "green", "blue", "ring"))
     path = write_point_file(tmp_path / f"c{suffix}", cloud, encoding=encoding)
@@ -63,7 +72,11 @@ def test_named_fields_and_colours_round_trip(tmp_path: Path, suffix: str, encodi
         np.testing.assert_array_equal(back.column(name), cloud.column(name), err_msg=name)
     header = path.read_bytes()[:400]
     # Integer colours are stored the way viewers expect: packed rgb in PCD, uchar in PLY.
-    assert (b"FIELDS x y z intensity rgb ring" in header) if suffix == ".pcd" else (b"property uchar red" in header)
+    assert (
+        (b"FIELDS x y z intensity rgb ring" in header)
+        if suffix == ".pcd"
+        else (b"property uchar red" in header)
+    )
 
 
 @pytest.mark.parametrize("num_features", [3, 4, 5, 6])
@@ -123,7 +136,19 @@ def test_pcl_style_binary_pcd_with_padding_count_and_float_rgb(tmp_path: Path) -
     path = tmp_path / "pcl.pcd"
     path.write_bytes(header.encode() + body)
     back = read_point_file(path)
-    assert back.fields == ("x", "y", "z", "red", "green", "blue", "normal_0", "normal_1", "normal_2", "ring", "timestamp")
+    assert back.fields == (
+        "x",
+        "y",
+        "z",
+        "red",
+        "green",
+        "blue",
+        "normal_0",
+        "normal_1",
+        "normal_2",
+        "ring",
+        "timestamp",
+    )
     np.testing.assert_array_equal(back.array[:, 3:6], colours)
     np.testing.assert_allclose(back.array[:, 6:9], [[0, 0.6, 0.8]] * 2, rtol=1e-7)
     np.testing.assert_array_equal(back.column("ring"), [7, 8])
@@ -141,7 +166,10 @@ def test_structured_npy_keeps_names(tmp_path: Path) -> None:
 
 
 def test_big_endian_ply_and_faces_after_vertices(tmp_path: Path) -> None:
-    vertices = np.array([(1.5, -2.0, 3.25, 9), (4.0, 5.0, -6.0, 200)], dtype=[("x", ">f4"), ("y", ">f4"), ("z", ">f4"), ("s", ">u2")])
+    vertices = np.array(
+        [(1.5, -2.0, 3.25, 9), (4.0, 5.0, -6.0, 200)],
+        dtype=[("x", ">f4"), ("y", ">f4"), ("z", ">f4"), ("s", ">u2")],
+    )
     header = (
         "ply\nformat binary_big_endian 1.0\ncomment test\nelement vertex 2\nproperty float x\nproperty float y\n"
         "property float z\nproperty ushort s\nelement face 1\nproperty list uchar int vertex_indices\nend_header\n"
@@ -170,7 +198,9 @@ def test_open3d_interop(tmp_path: Path) -> None:
     scan = PointCloudData(full.array[::6], full.fields)  # 20k real points keep it quick
     rng = np.random.default_rng(1)
     colours = rng.integers(0, 256, (scan.num_points, 3)).astype(np.float32)
-    ours = PointCloudData(np.concatenate([scan.array[:, :3], colours], axis=1), ("x", "y", "z", "red", "green", "blue"))
+    ours = PointCloudData(
+        np.concatenate([scan.array[:, :3], colours], axis=1), ("x", "y", "z", "red", "green", "blue")
+    )
     for suffix in (".pcd", ".ply"):
         for encoding in ("binary", "ascii"):
             path = write_point_file(tmp_path / f"ours_{encoding}{suffix}", ours, encoding=encoding)
@@ -212,7 +242,9 @@ def test_save_points_from_structure_array_and_tensor(tmp_path: Path) -> None:
     assert back.fields == ("x", "y", "z", "intensity")
     np.testing.assert_array_equal(back.array, points.tensor.numpy())
     tensor = torch.arange(12, dtype=torch.float32).reshape(4, 3)
-    np.testing.assert_array_equal(read_point_file(save_points(tmp_path / "t.npy", tensor)).array, tensor.numpy())
+    np.testing.assert_array_equal(
+        read_point_file(save_points(tmp_path / "t.npy", tensor)).array, tensor.numpy()
+    )
     back = read_point_file(save_points(tmp_path / "n.ply", tensor.numpy(), fields=["x", "y", "z"]))
     assert back.fields == ("x", "y", "z")
 
@@ -260,7 +292,17 @@ def test_nan_warning_suggests_an_option_value_the_command_line_accepts(
     assert suggested is not None and suggested.group(1) == "raise"
     # The suggestion works: the command line accepts it and stops at the bad points.
     out = tmp_path / "out.bin"
-    args = ["convert", "--src", "lidar", "--dst", "lidar", "--nan-policy", suggested.group(1), str(path), str(out)]
+    args = [
+        "convert",
+        "--src",
+        "lidar",
+        "--dst",
+        "lidar",
+        "--nan-policy",
+        suggested.group(1),
+        str(path),
+        str(out),
+    ]
     assert main(args) == 2 and not out.exists()
     error = capsys.readouterr().err
     assert "invalid choice" not in error and f"{path}: 2 of 6 points have NaN or infinite x/y/z" in error
@@ -270,7 +312,9 @@ def test_nan_policy_raise_names_file_and_first_row(tmp_path: Path) -> None:
     path = _nan_cloud(tmp_path)
     with pytest.raises(FormatError) as err:
         read_point_file(path, nan_policy="raise")
-    assert str(path) in str(err.value) and "point 2 (0-based)" in str(err.value) and "2 of 6" in str(err.value)
+    assert (
+        str(path) in str(err.value) and "point 2 (0-based)" in str(err.value) and "2 of 6" in str(err.value)
+    )
 
 
 def test_nan_policy_keep_and_structures_name_the_file(tmp_path: Path) -> None:
@@ -303,7 +347,9 @@ def test_bin_size_not_a_multiple_of_the_record(tmp_path: Path) -> None:
 def test_unknown_extension_and_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "cloud.xyz"
     path.write_text("1 2 3\n")
-    with pytest.raises(FormatError, match=r"unknown point-cloud extension '\.xyz'.*\.bin, \.npy, \.pcd, \.ply"):
+    with pytest.raises(
+        FormatError, match=r"unknown point-cloud extension '\.xyz'.*\.bin, \.npy, \.pcd, \.ply"
+    ):
         read_point_file(path)
     with pytest.raises(FormatError, match="unknown point-cloud extension"):
         write_point_file(tmp_path / "out.las", np.zeros((1, 3)))
@@ -331,7 +377,9 @@ _GOOD_HEADER = [
         (2, "SIZE 4 3 4", "TYPE F with SIZE 3"),
     ],
 )
-def test_broken_pcd_header_names_file_and_line(tmp_path: Path, line: int, replacement: str | None, expected: str) -> None:
+def test_broken_pcd_header_names_file_and_line(
+    tmp_path: Path, line: int, replacement: str | None, expected: str
+) -> None:
     header = list(_GOOD_HEADER)
     if replacement is None:
         del header[line]
@@ -352,7 +400,11 @@ def test_truncated_pcd_and_ply_data(tmp_path: Path) -> None:
             path = write_point_file(tmp_path / f"t_{encoding}{suffix}", cloud, encoding=encoding)
             raw = path.read_bytes()
             # Cut in the middle of the data: binary loses bytes, text loses whole lines.
-            cut = raw[: len(raw) - 40] if encoding == "binary" else raw[: raw.rfind(b"\n", 0, len(raw) - 200) + 1]
+            cut = (
+                raw[: len(raw) - 40]
+                if encoding == "binary"
+                else raw[: raw.rfind(b"\n", 0, len(raw) - 200) + 1]
+            )
             path.write_bytes(cut)
             with pytest.raises(FormatError) as err:
                 read_point_file(path)

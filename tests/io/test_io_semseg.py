@@ -43,7 +43,10 @@ def test_semantickitti_sample_maps_to_known_classes() -> None:
     assert dict(zip(*np.unique(semantic, return_counts=True))) == {0: 2, 50: 25, 52: 1, 70: 17, 71: 3, 80: 2}
     assert not instance.any()
     classes = SEMANTICKITTI_LABEL_MAP.apply(semantic, KITTI_LABEL)
-    names = {SEMANTICKITTI_CLASSES[c] if c >= 0 else "ignored": int((classes == c).sum()) for c in np.unique(classes)}
+    names = {
+        SEMANTICKITTI_CLASSES[c] if c >= 0 else "ignored": int((classes == c).sum())
+        for c in np.unique(classes)
+    }
     # unlabeled (0) and other-structure (52) are ignored; building, vegetation, trunk, pole kept.
     assert names == {"ignored": 3, "building": 25, "vegetation": 17, "trunk": 3, "pole": 2}
 
@@ -64,19 +67,29 @@ def test_learning_map_is_the_official_one() -> None:
     for learning, raw in SEMANTICKITTI_LEARNING_MAP_INV.items():
         assert SEMANTICKITTI_LEARNING_MAP[raw] == learning
     assert SEMANTICKITTI_LEARNING_MAP[60] == SEMANTICKITTI_LEARNING_MAP[40]  # lane-marking -> road
-    assert SEMANTICKITTI_LABEL_MAP.lut[[1, 52, 99]].tolist() == [-1, -1, -1]  # outlier, other-structure, other-object
+    assert SEMANTICKITTI_LABEL_MAP.lut[[1, 52, 99]].tolist() == [
+        -1,
+        -1,
+        -1,
+    ]  # outlier, other-structure, other-object
 
 
 def test_wrong_label_length_names_both_files(tmp_path: Path) -> None:
     path = tmp_path / "short.label"
     np.zeros(49, dtype="<u4").tofile(path)
-    with pytest.raises(FormatError, match=r"short\.label: holds 49 label entries but its point cloud has 50 points"):
+    with pytest.raises(
+        FormatError, match=r"short\.label: holds 49 label entries but its point cloud has 50 points"
+    ):
         read_semantickitti_labels(path, 50)
     odd = tmp_path / "odd.label"
     odd.write_bytes(b"\0" * 7)
-    with pytest.raises(FormatError, match=r"odd\.label: 7 bytes is not a whole number of 4-byte label entries"):
+    with pytest.raises(
+        FormatError, match=r"odd\.label: 7 bytes is not a whole number of 4-byte label entries"
+    ):
         read_semantickitti_labels(odd)
-    with pytest.raises(FormatError, match=r"Area_1_office_2\.bin: holds 100 semantic mask entries but its point cloud has 99"):
+    with pytest.raises(
+        FormatError, match=r"Area_1_office_2\.bin: holds 100 semantic mask entries but its point cloud has 99"
+    ):
         read_semantic_mask(S3DIS_MASK, 99)
     with pytest.raises(FileNotFoundError, match="nothing.label"):
         read_semantickitti_labels(tmp_path / "nothing.label")
@@ -88,7 +101,9 @@ def test_out_of_range_and_unknown_ids_name_the_file() -> None:
     assert str(info.value) == (
         "room.bin: labels out of range: -2 (1 point), 13 (2 points); the S3DIS class map takes ids 0..12"
     )
-    with pytest.raises(FormatError, match=r"scan\.label: label ids 12 \(1 point\) are not in the SemanticKITTI learning map"):
+    with pytest.raises(
+        FormatError, match=r"scan\.label: label ids 12 \(1 point\) are not in the SemanticKITTI learning map"
+    ):
         SEMANTICKITTI_LABEL_MAP.apply(np.array([10, 12]), "scan.label")
     with pytest.raises(FormatError, match=r"labels out of range: 300 \(1 point\)"):
         SEMANTICKITTI_LABEL_MAP.apply(np.array([300]), "scan.label")
@@ -98,7 +113,9 @@ def test_mismatched_class_maps() -> None:
     with pytest.raises(FormatError, match=r"raw id 3 maps to class 2, but the map has 2 classes"):
         LabelMap("my map", ("a", "b"), {0: 0, 3: 2}, max_raw=3)
     with pytest.raises(FormatError) as info:
-        S3DIS_LABEL_MAP.check_class_names([*S3DIS_CLASSES[:3], "pillar", *S3DIS_CLASSES[4:]], "data.train.dataset.class_names")
+        S3DIS_LABEL_MAP.check_class_names(
+            [*S3DIS_CLASSES[:3], "pillar", *S3DIS_CLASSES[4:]], "data.train.dataset.class_names"
+        )
     message = str(info.value)
     assert message.startswith("data.train.dataset.class_names: class names [")
     assert "first difference at index 3" in message and "mismatched class maps" in message
@@ -117,7 +134,9 @@ def test_indoor_samples() -> None:
     ignored = np.isin(raw, [0, 15, 18, 22, 25, 38, 40])
     assert (scannet[ignored] == -1).all() and (scannet[~ignored] >= 0).all()
     assert scannet[raw == 39].tolist() == [19] * int((raw == 39).sum())  # otherfurniture
-    with pytest.raises(FormatError, match=r"labels out of range: 41 \(1 point\); the ScanNet NYU40 class map takes ids 0..40"):
+    with pytest.raises(
+        FormatError, match=r"labels out of range: 41 \(1 point\); the ScanNet NYU40 class map takes ids 0..40"
+    ):
         SCANNET_LABEL_MAP.apply(np.array([41]), SCANNET_MASK)
 
 

@@ -24,7 +24,14 @@ def test_first_non_finite_and_is_number() -> None:
     values[2, 1], values[1, 3] = np.inf, np.nan
     assert first_non_finite(values) == (1, 3)  # row-major order
     assert first_non_finite(np.array([1.0, np.nan])) == (1,)
-    assert [is_number(t) for t in ("1e-3", "-7", "nan", "x", "", "1,5")] == [True, True, True, False, False, False]
+    assert [is_number(t) for t in ("1e-3", "-7", "nan", "x", "", "1,5")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
 
 
 @pytest.mark.parametrize("writer", ["points", "boxes", "labels"])
@@ -34,7 +41,9 @@ def test_writers_replace_files_atomically_with_the_usual_permissions(tmp_path: P
         if writer == "points":
             path = write_point_file(tmp_path / "sub" / "cloud.pcd", np.ones((4, 4), np.float32))
         elif writer == "boxes":
-            path = write_box_file(tmp_path / "sub" / "boxes.json", BoxFile(np.ones((2, 7), np.float32), "lidar"))
+            path = write_box_file(
+                tmp_path / "sub" / "boxes.json", BoxFile(np.ones((2, 7), np.float32), "lidar")
+            )
         else:
             path = write_kitti_labels(tmp_path / "sub" / "000001.txt", read_kitti_labels(LABELS))
     finally:

@@ -10,7 +10,9 @@ from pc3d.nn import RPNHead
 from pc3d.ops import nms_2d
 
 
-def reference_proposals(head: RPNHead, scores: list[Tensor], deltas: list[Tensor], sizes: list[tuple[int, int]]) -> list[Tensor]:
+def reference_proposals(
+    head: RPNHead, scores: list[Tensor], deltas: list[Tensor], sizes: list[tuple[int, int]]
+) -> list[Tensor]:
     """Per image and per level: top-k, decode, clip, filter, NMS; then merge and keep the best."""
     featmaps = [tuple(s.shape[-2:]) for s in scores]
     anchors = head.anchor_generator.grid_anchors(featmaps, device=scores[0].device)

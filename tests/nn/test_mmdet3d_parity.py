@@ -37,14 +37,17 @@ REFERENCE = SHARED / "reference" / "mmdet3d"
 FRAME = SHARED / "data" / "kitti" / "mmdet3d_demo" / "000008.bin"
 MODELS = ("pointpillars_kitti-3class", "second_kitti-3class")
 needs_reference = pytest.mark.skipif(
-    not (REFERENCE.is_dir() and FRAME.is_file()), reason=f"MMDetection3D reference not found ({REFERENCE}, {FRAME})"
+    not (REFERENCE.is_dir() and FRAME.is_file()),
+    reason=f"MMDetection3D reference not found ({REFERENCE}, {FRAME})",
 )
 
 
 class AnchorHeadConvs(nn.Module):
     """The three 1x1 convs of MMDetection3D's `Anchor3DHead` (raw outputs, no anchors or decoding)."""
 
-    def __init__(self, in_channels: int, num_anchors: int = 6, num_classes: int = 3, box_code_size: int = 7) -> None:
+    def __init__(
+        self, in_channels: int, num_anchors: int = 6, num_classes: int = 3, box_code_size: int = 7
+    ) -> None:
         super().__init__()
         self.conv_cls = nn.Conv2d(in_channels, num_anchors * num_classes, 1)
         self.conv_reg = nn.Conv2d(in_channels, num_anchors * box_code_size, 1)
@@ -59,7 +62,12 @@ class VoxelNetConvs(nn.Module):
 
     def __init__(self, model: dict[str, Any]) -> None:
         super().__init__()
-        vfe, middle, backbone, neck = model["voxel_encoder"], model["middle_encoder"], model["backbone"], model["neck"]
+        vfe, middle, backbone, neck = (
+            model["voxel_encoder"],
+            model["middle_encoder"],
+            model["backbone"],
+            model["neck"],
+        )
         self.voxel_encoder: nn.Module
         self.middle_encoder: nn.Module
         if vfe["type"] == "PillarFeatureNet":
@@ -77,11 +85,18 @@ class VoxelNetConvs(nn.Module):
             assert vfe["type"] == "HardSimpleVFE" and middle["type"] == "SparseEncoder"
             self.voxel_encoder = HardSimpleVFE()
             self.middle_encoder = SparseEncoder(middle["in_channels"], middle["sparse_shape"])
-        self.backbone = SECONDBackbone(backbone["in_channels"], backbone["out_channels"], backbone["layer_nums"], backbone["layer_strides"])
+        self.backbone = SECONDBackbone(
+            backbone["in_channels"],
+            backbone["out_channels"],
+            backbone["layer_nums"],
+            backbone["layer_strides"],
+        )
         self.neck = SECONDFPN(neck["in_channels"], neck["out_channels"], neck["upsample_strides"])
         self.bbox_head = AnchorHeadConvs(model["bbox_head"]["in_channels"])
 
-    def forward(self, voxels: Tensor, num_points: Tensor, coords: Tensor, batch_size: int) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, voxels: Tensor, num_points: Tensor, coords: Tensor, batch_size: int
+    ) -> tuple[Tensor, Tensor, Tensor]:
         features = self.voxel_encoder(voxels, num_points, coords)
         return self.bbox_head(self.neck(self.backbone(self.middle_encoder(features, coords, batch_size))))
 
@@ -96,7 +111,9 @@ def load_config(name: str) -> dict[str, Any]:
 @pytest.mark.parametrize("name", MODELS)
 def test_raw_head_outputs_match_mmdetection3d(name: str) -> None:
     if name.startswith("second"):
-        pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)")
+        pytest.importorskip(
+            "spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)"
+        )
     config = load_config(name)
     reference = np.load(REFERENCE / f"{name}_seed0_000008.npz")
     model = VoxelNetConvs(config["model"]).eval()
@@ -110,7 +127,11 @@ def test_raw_head_outputs_match_mmdetection3d(name: str) -> None:
     # The data preprocessor: hard voxelization with the test cap on voxels, batch column prepended.
     layer = config["model"]["data_preprocessor"]["voxel_layer"]
     voxels, coords, num_points = hard_voxelize(
-        points, layer["voxel_size"], layer["point_cloud_range"], layer["max_num_points"], layer["max_voxels"][1]
+        points,
+        layer["voxel_size"],
+        layer["point_cloud_range"],
+        layer["max_num_points"],
+        layer["max_voxels"][1],
     )
     assert voxels.shape[0] == int(reference["num_voxels"])
     with torch.no_grad():
@@ -164,7 +185,9 @@ def test_unmapped_and_misshaped_keys_are_listed() -> None:
 def test_spconv2_checkpoints_and_component_names() -> None:
     state_dict = synthetic_checkpoint()["state_dict"]
     spconv_layout = {"middle_encoder.conv_input.0": {"version": 2}}
-    converted = convert_mmdet3d_state_dict(state_dict, component_names={"bbox_head": "head"}, metadata=spconv_layout)
+    converted = convert_mmdet3d_state_dict(
+        state_dict, component_names={"bbox_head": "head"}, metadata=spconv_layout
+    )
     assert converted["middle_encoder.conv_input.0.weight"] is state_dict["middle_encoder.conv_input.0.weight"]
     assert "head.conv_cls.weight" in converted and "bbox_head.conv_cls.weight" not in converted
     converted = convert_mmdet3d_state_dict(state_dict)
@@ -208,7 +231,10 @@ def test_loading_into_a_model_checks_every_key_and_shape(tmp_path: Path) -> None
     path = tmp_path / "tiny.pth"
     checkpoint = {
         "meta": {"mmdet3d_version": "1.4.0"},
-        "state_dict": {"backbone.blocks.0.0.weight": torch.randn(8, 4, 3, 3), "bbox_head.conv_cls.weight": torch.randn(18, 8, 1, 1)},
+        "state_dict": {
+            "backbone.blocks.0.0.weight": torch.randn(8, 4, 3, 3),
+            "bbox_head.conv_cls.weight": torch.randn(18, 8, 1, 1),
+        },
     }
     torch.save(checkpoint, path)
     with pytest.raises(FormatError) as error:

@@ -33,13 +33,17 @@ def test_anchor_layout_is_location_major_size_then_rotation() -> None:
     assert grid[1, 0, 0, 0, 1].item() == pytest.approx(-39.20, abs=1e-5)
     assert grid[-1, -1, 0, 0, :2].tolist() == pytest.approx([68.96, 39.52], abs=1e-4)
     # Sizes per size index (one per class), heights per range, rotations innermost.
-    assert grid[5, 7, 2, 1].tolist() == pytest.approx([grid[5, 7, 2, 1, 0].item(), grid[5, 7, 2, 1, 1].item(), -1.78, 3.9, 1.6, 1.56, 1.57])
+    assert grid[5, 7, 2, 1].tolist() == pytest.approx(
+        [grid[5, 7, 2, 1, 0].item(), grid[5, 7, 2, 1, 1].item(), -1.78, 3.9, 1.6, 1.56, 1.57]
+    )
     assert grid[5, 7, 0, 0, 2:6].tolist() == pytest.approx([-0.6, 0.8, 0.6, 1.73])
     assert grid[..., 6].unique().tolist() == pytest.approx([0.0, 1.57])
 
 
 def test_anchor_align_corner_and_shared_range() -> None:
-    gen = AnchorGenerator3D([[0, 0, -1, 4, 2, -1]], [[1, 1, 1], [2, 1, 1]], rotations=[0.0], align_corner=True)
+    gen = AnchorGenerator3D(
+        [[0, 0, -1, 4, 2, -1]], [[1, 1, 1], [2, 1, 1]], rotations=[0.0], align_corner=True
+    )
     anchors = gen.grid_anchors((2, 4)).reshape(2, 4, 2, 7)
     assert anchors[0, :, 0, 0].tolist() == pytest.approx([0, 1, 2, 3])
     assert anchors[:, 0, 1, 1].tolist() == pytest.approx([0, 1])
@@ -65,7 +69,9 @@ def test_coder_known_value_and_round_trip() -> None:
     # dz compares gravity centres: (z + h/2) - (z_a + h_a/2) over h_a.
     assert deltas[0].tolist() == pytest.approx([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.5], abs=1e-6)
     torch.manual_seed(0)
-    anchors = torch.rand(100, 7) * torch.tensor([70, 80, 2, 4, 2, 2, 3]) + torch.tensor([0, -40, -2, 0.5, 0.5, 0.5, -1.5])
+    anchors = torch.rand(100, 7) * torch.tensor([70, 80, 2, 4, 2, 2, 3]) + torch.tensor(
+        [0, -40, -2, 0.5, 0.5, 0.5, -1.5]
+    )
     boxes = anchors + torch.randn(100, 7) * 0.2
     boxes[:, 3:6] = boxes[:, 3:6].abs() + 0.1
     assert torch.allclose(coder.decode(anchors, coder.encode(anchors, boxes)), boxes, atol=1e-5)
@@ -86,7 +92,9 @@ def test_max_iou_assigner_with_a_3d_overlap_function() -> None:
     def centre_distance_overlap(gt: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         return 1.0 / (1.0 + torch.cdist(gt[:, :2], boxes[:, :2]))
 
-    assigner = MaxIoUAssigner(pos_iou_thr=0.6, neg_iou_thr=0.3, min_pos_iou=0.3, iou_calculator=centre_distance_overlap)
+    assigner = MaxIoUAssigner(
+        pos_iou_thr=0.6, neg_iou_thr=0.3, min_pos_iou=0.3, iou_calculator=centre_distance_overlap
+    )
     boxes = torch.tensor([[0.0, 0, 0, 1, 1, 1, 0], [0.5, 0, 0, 1, 1, 1, 0], [5.0, 0, 0, 1, 1, 1, 0]])
     gt = torch.tensor([[0.0, 0, 0, 1, 1, 1, 0]])
     result = assigner.assign(boxes, gt, torch.tensor([2]))

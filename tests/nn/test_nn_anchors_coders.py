@@ -12,7 +12,9 @@ from pc3d.nn import AnchorGenerator, DeltaXYWHBBoxCoder, box_area
 
 
 def test_anchor_counts_per_level() -> None:
-    gen = AnchorGenerator(strides=[8, 16, 32], ratios=[0.5, 1.0, 2.0], octave_base_scale=4, scales_per_octave=3)
+    gen = AnchorGenerator(
+        strides=[8, 16, 32], ratios=[0.5, 1.0, 2.0], octave_base_scale=4, scales_per_octave=3
+    )
     assert gen.num_levels == 3
     assert gen.num_base_anchors == [9, 9, 9]
     sizes = [(10, 7), (5, 4), (3, 2)]
@@ -138,7 +140,9 @@ def test_coder_clamps_dw_dh_and_clips_to_the_image() -> None:
     clipped = coder.decode(anchor, torch.tensor([[0.0, 0.0, 2.0, 2.0]]), max_shape=(30, 25))
     # unclipped: centre (15, 15), size 10 * e^2 = 73.9 -> spans beyond both sides.
     torch.testing.assert_close(clipped, torch.tensor([[0.0, 0.0, 25.0, 30.0]]))
-    no_clip = DeltaXYWHBBoxCoder(clip_border=False).decode(anchor, torch.tensor([[0.0, 0.0, 2.0, 2.0]]), max_shape=(30, 25))
+    no_clip = DeltaXYWHBBoxCoder(clip_border=False).decode(
+        anchor, torch.tensor([[0.0, 0.0, 2.0, 2.0]]), max_shape=(30, 25)
+    )
     assert no_clip[0, 0] < 0
     centre_clamped = DeltaXYWHBBoxCoder(ctr_clamp=4).decode(anchor, torch.tensor([[10.0, -10.0, 0.0, 0.0]]))
     torch.testing.assert_close(centre_clamped, torch.tensor([[14.0, 6.0, 24.0, 16.0]]))
@@ -153,12 +157,16 @@ def test_coder_batched_per_image_shapes_and_class_specific_deltas() -> None:
     assert boxes.shape == (2, 6, 4)
     for b in range(2):
         torch.testing.assert_close(boxes[b], coder.decode(anchors, deltas[b], max_shape=sizes[b].tolist()))
-        assert float(boxes[b][:, [0, 2]].max()) <= float(sizes[b, 1]) and float(boxes[b][:, [1, 3]].max()) <= float(sizes[b, 0])
+        assert float(boxes[b][:, [0, 2]].max()) <= float(sizes[b, 1]) and float(
+            boxes[b][:, [1, 3]].max()
+        ) <= float(sizes[b, 0])
     per_class = torch.randn(6, 3 * 4, generator=torch.Generator().manual_seed(5))
     decoded = coder.decode(anchors, per_class)
     assert decoded.shape == (6, 12)
     for k in range(3):
-        torch.testing.assert_close(decoded[:, 4 * k : 4 * k + 4], coder.decode(anchors, per_class[:, 4 * k : 4 * k + 4]))
+        torch.testing.assert_close(
+            decoded[:, 4 * k : 4 * k + 4], coder.decode(anchors, per_class[:, 4 * k : 4 * k + 4])
+        )
 
 
 def test_coder_bad_input() -> None:

@@ -29,7 +29,9 @@ def test_hand_made_positive_negative_ignored_and_low_quality() -> None:
     assert result.num_gts == 2
     assert result.gt_inds.tolist() == [1, 1, 0, -1, 2]
     assert result.labels is not None and result.labels.tolist() == [3, 3, -1, -1, 7]
-    torch.testing.assert_close(result.max_overlaps, torch.tensor([1.0, 0.5, 0.0, 1 / 3, 0.16]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        result.max_overlaps, torch.tensor([1.0, 0.5, 0.0, 1 / 3, 0.16]), rtol=1e-5, atol=1e-6
+    )
     assert result.pos_mask.tolist() == [True, True, False, False, True]
     assert result.neg_mask.tolist() == [False, False, True, False, False]
 
@@ -48,11 +50,15 @@ def test_low_quality_ties_and_the_later_gt_wins() -> None:
     gts = torch.tensor([[5.0, 2.5, 15.0, 7.5]])
     every_tie = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.1, min_pos_iou=0.1).assign(anchors, gts)
     assert every_tie.gt_inds.tolist() == [1, 1, 0]
-    first_only = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.1, min_pos_iou=0.1, gt_max_assign_all=False).assign(anchors, gts)
+    first_only = MaxIoUAssigner(
+        pos_iou_thr=0.5, neg_iou_thr=0.1, min_pos_iou=0.1, gt_max_assign_all=False
+    ).assign(anchors, gts)
     assert first_only.gt_inds.tolist() == [1, -1, 0]  # a1's 0.2 is between 0.1 and 0.5: ignored
     # Two small gts whose best anchor is the same a0 (IoU 0.16 each): the later one takes it.
     two = torch.tensor([[0.0, 0.0, 4.0, 4.0], [6.0, 6.0, 10.0, 10.0]])
-    result = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.1, min_pos_iou=0.1).assign(anchors, two, torch.tensor([4, 9]))
+    result = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.1, min_pos_iou=0.1).assign(
+        anchors, two, torch.tensor([4, 9])
+    )
     assert result.gt_inds.tolist() == [2, 0, 0]
     assert result.labels is not None and result.labels.tolist() == [9, -1, -1]
 
@@ -65,11 +71,15 @@ def test_gt_overlapping_nothing_claims_nothing() -> None:
 
 
 def test_negative_range_and_ignore_regions() -> None:
-    ranged = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=(0.1, 0.4), match_low_quality=False).assign(ANCHORS, GTS)
+    ranged = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=(0.1, 0.4), match_low_quality=False).assign(
+        ANCHORS, GTS
+    )
     # IoU 0 (a2) is below the range: ignored; a3 (0.33) is a negative; a4 (0.16) too.
     assert ranged.gt_inds.tolist() == [1, 1, -1, 0, 0]
     ignore = torch.tensor([[18.0, 18.0, 40.0, 40.0]])  # covers a2 entirely (IoF 1)
-    result = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.3, min_pos_iou=0.1, ignore_iof_thr=0.5).assign(ANCHORS, GTS, gt_boxes_ignore=ignore)
+    result = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.3, min_pos_iou=0.1, ignore_iof_thr=0.5).assign(
+        ANCHORS, GTS, gt_boxes_ignore=ignore
+    )
     assert result.gt_inds.tolist() == [1, 1, -1, -1, 2]
     assert result.max_overlaps[2] == -1
 
@@ -77,12 +87,16 @@ def test_negative_range_and_ignore_regions() -> None:
 def test_empty_inputs() -> None:
     assigner = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.4)
     no_gt = assigner.assign(ANCHORS, torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))
-    assert no_gt.gt_inds.tolist() == [0] * 5 and no_gt.labels is not None and no_gt.labels.tolist() == [-1] * 5
+    assert (
+        no_gt.gt_inds.tolist() == [0] * 5 and no_gt.labels is not None and no_gt.labels.tolist() == [-1] * 5
+    )
     no_box = assigner.assign(torch.zeros(0, 4), GTS)
     assert no_box.gt_inds.shape == (0,) and no_box.max_overlaps.shape == (0,)
 
 
-def _sequential_reference(anchors: Tensor, gts: Tensor, pos: float, neg: float, min_pos: float, assign_all: bool) -> list[int]:
+def _sequential_reference(
+    anchors: Tensor, gts: Tensor, pos: float, neg: float, min_pos: float, assign_all: bool
+) -> list[int]:
     """MMDetection's algorithm written as plain loops (with pc3d's 'gt max > 0' rule)."""
     iou = box_iou(gts, anchors).tolist()
     num_gts, num = len(iou), len(iou[0])
@@ -109,10 +123,17 @@ def test_assigner_matches_a_sequential_reference(assign_all: bool) -> None:
     gen = torch.Generator().manual_seed(0)
     # Anchors on a grid (so ties happen) and random gts.
     ys, xs = torch.meshgrid(torch.arange(0, 64, 8.0), torch.arange(0, 64, 8.0), indexing="ij")
-    anchors = torch.cat([torch.stack([xs, ys, xs + 16, ys + 16], -1).reshape(-1, 4), torch.stack([xs, ys, xs + 8, ys + 24], -1).reshape(-1, 4)])
+    anchors = torch.cat(
+        [
+            torch.stack([xs, ys, xs + 16, ys + 16], -1).reshape(-1, 4),
+            torch.stack([xs, ys, xs + 8, ys + 24], -1).reshape(-1, 4),
+        ]
+    )
     xy = torch.rand(12, 2, generator=gen) * 56
     gts = torch.cat([xy, xy + 2 + torch.rand(12, 2, generator=gen) * 20], dim=1)
-    result = MaxIoUAssigner(pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0.2, gt_max_assign_all=assign_all).assign(anchors, gts)
+    result = MaxIoUAssigner(
+        pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0.2, gt_max_assign_all=assign_all
+    ).assign(anchors, gts)
     assert result.gt_inds.tolist() == _sequential_reference(anchors, gts, 0.5, 0.4, 0.2, assign_all)
     # The scene exercises every outcome.
     assert {-1, 0}.issubset(set(result.gt_inds.tolist())) and int((result.gt_inds > 0).sum()) >= 8
@@ -128,7 +149,9 @@ def test_bad_assigner_input() -> None:
 
 
 # -------------------------------------------------------------------------------------- sampler
-def _assignment(num_pos: int, num_neg: int, num_ignored: int, num_gts: int = 3) -> tuple[AssignResult, Tensor, Tensor]:
+def _assignment(
+    num_pos: int, num_neg: int, num_ignored: int, num_gts: int = 3
+) -> tuple[AssignResult, Tensor, Tensor]:
     gt_inds = torch.cat(
         [
             torch.arange(num_pos) % num_gts + 1,
@@ -154,7 +177,9 @@ def test_sampler_respects_the_positive_fraction_and_never_draws_ignored() -> Non
     assert sample.pos_inds.unique().numel() == 16 and sample.neg_inds.unique().numel() == 48
     torch.testing.assert_close(sample.pos_gt_boxes, gts[result.gt_inds[sample.pos_inds] - 1])
     assert torch.equal(sample.pos_assigned_gt_inds, result.gt_inds[sample.pos_inds] - 1)
-    assert torch.equal(sample.pos_boxes, boxes[sample.pos_inds]) and torch.equal(sample.neg_boxes, boxes[sample.neg_inds])
+    assert torch.equal(sample.pos_boxes, boxes[sample.pos_inds]) and torch.equal(
+        sample.neg_boxes, boxes[sample.neg_inds]
+    )
     assert not sample.pos_is_gt.any()
     assert sample.boxes.shape == (64, 4)
 
@@ -162,9 +187,13 @@ def test_sampler_respects_the_positive_fraction_and_never_draws_ignored() -> Non
 def test_sampler_fills_with_negatives_and_caps_them() -> None:
     result, boxes, gts = _assignment(num_pos=5, num_neg=1000, num_ignored=0)
     gen = torch.Generator().manual_seed(0)
-    sample = RandomSampler(num=64, pos_fraction=0.5, add_gt_as_proposals=False).sample(result, boxes, gts, generator=gen)
+    sample = RandomSampler(num=64, pos_fraction=0.5, add_gt_as_proposals=False).sample(
+        result, boxes, gts, generator=gen
+    )
     assert sample.pos_inds.numel() == 5 and sample.neg_inds.numel() == 59
-    capped = RandomSampler(num=64, pos_fraction=0.5, neg_pos_ub=3, add_gt_as_proposals=False).sample(result, boxes, gts, generator=gen)
+    capped = RandomSampler(num=64, pos_fraction=0.5, neg_pos_ub=3, add_gt_as_proposals=False).sample(
+        result, boxes, gts, generator=gen
+    )
     assert capped.pos_inds.numel() == 5 and capped.neg_inds.numel() == 15
     few = _assignment(num_pos=2, num_neg=3, num_ignored=4)
     small = RandomSampler(num=64, pos_fraction=0.5, add_gt_as_proposals=False).sample(*few, generator=gen)
@@ -192,7 +221,9 @@ def test_sampler_is_deterministic_with_a_generator_and_random_without_a_fixed_se
 
 def test_sampler_adds_gts_as_proposals() -> None:
     result, boxes, gts = _assignment(num_pos=0, num_neg=40, num_ignored=0)
-    sample = RandomSampler(num=16, pos_fraction=0.5).sample(result, boxes, gts, gt_labels=torch.tensor([1, 2, 3]), generator=torch.Generator().manual_seed(0))
+    sample = RandomSampler(num=16, pos_fraction=0.5).sample(
+        result, boxes, gts, gt_labels=torch.tensor([1, 2, 3]), generator=torch.Generator().manual_seed(0)
+    )
     assert sample.pos_inds.tolist() == [0, 1, 2]  # the three prepended gts
     assert sample.pos_is_gt.all()
     torch.testing.assert_close(sample.pos_boxes, gts)

@@ -13,30 +13,66 @@ from pc3d.nn import FPN, MLP, VGG, AlexNet, Backbone, FrozenBatchNorm2d, GoogLeN
 
 # name -> (constructor, input shape, expected output shapes for out_indices = all stages)
 CASES: dict[str, tuple[Callable[..., Backbone], tuple[int, ...], list[tuple[int, ...]]]] = {
-    "mlp": (lambda **kw: MLP(in_features=64, hidden_channels=(32, 16, 8), **kw), (2, 1, 8, 8), [(2, 32), (2, 16), (2, 8)]),
-    "lenet5": (lambda **kw: LeNet5(**kw), (2, 1, 28, 28), [(2, 6, 14, 14), (2, 16, 5, 5), (2, 120, 1, 1), (2, 84, 1, 1)]),
+    "mlp": (
+        lambda **kw: MLP(in_features=64, hidden_channels=(32, 16, 8), **kw),
+        (2, 1, 8, 8),
+        [(2, 32), (2, 16), (2, 8)],
+    ),
+    "lenet5": (
+        lambda **kw: LeNet5(**kw),
+        (2, 1, 28, 28),
+        [(2, 6, 14, 14), (2, 16, 5, 5), (2, 120, 1, 1), (2, 84, 1, 1)],
+    ),
     "alexnet": (
         lambda **kw: AlexNet(**kw),
         (2, 3, 64, 64),
         [(2, 64, 7, 7), (2, 192, 3, 3), (2, 384, 3, 3), (2, 256, 3, 3), (2, 256, 1, 1)],
     ),
-    "vgg11": (lambda **kw: VGG(depth=11, **kw), (2, 3, 32, 32), [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)]),
+    "vgg11": (
+        lambda **kw: VGG(depth=11, **kw),
+        (2, 3, 32, 32),
+        [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)],
+    ),
     "vgg11_bn": (
         lambda **kw: VGG(depth=11, norm="bn", **kw),
         (2, 3, 32, 32),
         [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)],
     ),
-    "vgg16": (lambda **kw: VGG(depth=16, **kw), (2, 3, 32, 32), [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)]),
+    "vgg16": (
+        lambda **kw: VGG(depth=16, **kw),
+        (2, 3, 32, 32),
+        [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)],
+    ),
     "vgg16_bn": (
         lambda **kw: VGG(depth=16, norm="bn", **kw),
         (2, 3, 32, 32),
         [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)],
     ),
-    "googlenet": (lambda **kw: GoogLeNet(**kw), (2, 3, 64, 64), [(2, 480, 8, 8), (2, 832, 4, 4), (2, 1024, 2, 2)]),
-    "resnet18": (lambda **kw: ResNet(depth=18, **kw), (2, 3, 64, 64), [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2)]),
-    "resnet34": (lambda **kw: ResNet(depth=34, **kw), (2, 3, 32, 32), [(2, 64, 8, 8), (2, 128, 4, 4), (2, 256, 2, 2), (2, 512, 1, 1)]),
-    "resnet50": (lambda **kw: ResNet(depth=50, **kw), (2, 3, 32, 32), [(2, 256, 8, 8), (2, 512, 4, 4), (2, 1024, 2, 2), (2, 2048, 1, 1)]),
-    "resnet101": (lambda **kw: ResNet(depth=101, **kw), (2, 3, 32, 32), [(2, 256, 8, 8), (2, 512, 4, 4), (2, 1024, 2, 2), (2, 2048, 1, 1)]),
+    "googlenet": (
+        lambda **kw: GoogLeNet(**kw),
+        (2, 3, 64, 64),
+        [(2, 480, 8, 8), (2, 832, 4, 4), (2, 1024, 2, 2)],
+    ),
+    "resnet18": (
+        lambda **kw: ResNet(depth=18, **kw),
+        (2, 3, 64, 64),
+        [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2)],
+    ),
+    "resnet34": (
+        lambda **kw: ResNet(depth=34, **kw),
+        (2, 3, 32, 32),
+        [(2, 64, 8, 8), (2, 128, 4, 4), (2, 256, 2, 2), (2, 512, 1, 1)],
+    ),
+    "resnet50": (
+        lambda **kw: ResNet(depth=50, **kw),
+        (2, 3, 32, 32),
+        [(2, 256, 8, 8), (2, 512, 4, 4), (2, 1024, 2, 2), (2, 2048, 1, 1)],
+    ),
+    "resnet101": (
+        lambda **kw: ResNet(depth=101, **kw),
+        (2, 3, 32, 32),
+        [(2, 256, 8, 8), (2, 512, 4, 4), (2, 1024, 2, 2), (2, 2048, 1, 1)],
+    ),
     # A BEV pseudo-image: 64 channels, no ImageNet stem, stride-1 first stage.
     "resnet18_bev": (
         lambda **kw: ResNet(depth=18, in_channels=64, stem="none", strides=(1, 2, 2, 2), **kw),
@@ -120,7 +156,15 @@ def test_backbone_gradients_reach_every_trainable_parameter(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "frozen"),
-    [("resnet18", 1), ("resnet50", 2), ("vgg11_bn", 2), ("googlenet", 1), ("lenet5", 1), ("mlp", 2), ("alexnet", 3)],
+    [
+        ("resnet18", 1),
+        ("resnet50", 2),
+        ("vgg11_bn", 2),
+        ("googlenet", 1),
+        ("lenet5", 1),
+        ("mlp", 2),
+        ("alexnet", 3),
+    ],
 )
 def test_frozen_stages_get_no_gradient_and_keep_bn_statistics(name: str, frozen: int) -> None:
     build, in_shape, _ = CASES[name]
@@ -136,7 +180,9 @@ def test_frozen_stages_get_no_gradient_and_keep_bn_statistics(name: str, frozen:
         else:
             assert p.requires_grad and p.grad is not None and torch.isfinite(p.grad).all(), pname
     for m in frozen_modules:
-        assert not any(sub.training for sub in m.modules() if isinstance(sub, nn.BatchNorm2d | nn.BatchNorm1d))
+        assert not any(
+            sub.training for sub in m.modules() if isinstance(sub, nn.BatchNorm2d | nn.BatchNorm1d)
+        )
     after = model.state_dict()
     prefixes = ["stem."] * model.has_stem + [f"stages.{i}." for i in range(frozen)]
     changed_unfrozen = False
@@ -149,7 +195,9 @@ def test_frozen_stages_get_no_gradient_and_keep_bn_statistics(name: str, frozen:
         assert changed_unfrozen, "trainable BN layers must update their statistics"
     # train() again must not unfreeze.
     model.train()
-    assert all(not sub.training for m in frozen_modules for sub in m.modules() if isinstance(sub, nn.BatchNorm2d))
+    assert all(
+        not sub.training for m in frozen_modules for sub in m.modules() if isinstance(sub, nn.BatchNorm2d)
+    )
 
 
 def test_frozen_stages_minus_one_and_zero() -> None:
@@ -182,7 +230,9 @@ def test_frozen_bn_norm_is_a_fixed_affine_map() -> None:
     layer.weight.uniform_(0.5, 2)
     layer.bias.uniform_(-1, 1)
     bn = nn.BatchNorm2d(layer.num_features).eval()
-    bn.load_state_dict({**{k: v for k, v in layer.state_dict().items()}, "num_batches_tracked": torch.tensor(0)})
+    bn.load_state_dict(
+        {**{k: v for k, v in layer.state_dict().items()}, "num_batches_tracked": torch.tensor(0)}
+    )
     x = _input((2, layer.num_features, 4, 4))
     torch.testing.assert_close(layer(x), bn(x))
     # And a BatchNorm2d state dict loads into it.
@@ -250,9 +300,13 @@ def _pyramid(channels: tuple[int, ...], sizes: list[tuple[int, int]], seed: int 
         (True, [(15, 13), (8, 7), (4, 4), (2, 2)], [(15, 13), (8, 7), (4, 4), (2, 2), (1, 1)]),
     ],
 )
-def test_fpn_shapes_and_gradients(extra: bool | str, sizes: list[tuple[int, int]], expected: list[tuple[int, int]]) -> None:
+def test_fpn_shapes_and_gradients(
+    extra: bool | str, sizes: list[tuple[int, int]], expected: list[tuple[int, int]]
+) -> None:
     channels = (64, 128, 256, 512)
-    neck = FPN(in_channels=channels, out_channels=32, num_outs=5, add_extra_convs=extra, in_strides=(4, 8, 16, 32)).train()
+    neck = FPN(
+        in_channels=channels, out_channels=32, num_outs=5, add_extra_convs=extra, in_strides=(4, 8, 16, 32)
+    ).train()
     inputs = _pyramid(channels, sizes)
     outs = neck(inputs)
     assert [tuple(o.shape) for o in outs] == [(2, 32, *s) for s in expected]

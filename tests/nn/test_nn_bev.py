@@ -11,7 +11,9 @@ from pc3d.nn import SECONDFPN, SECONDBackbone
 
 
 def pointpillars_backbone() -> SECONDBackbone:
-    return SECONDBackbone(in_channels=64, out_channels=(64, 128, 256), layer_nums=(3, 5, 5), layer_strides=(2, 2, 2))
+    return SECONDBackbone(
+        in_channels=64, out_channels=(64, 128, 256), layer_nums=(3, 5, 5), layer_strides=(2, 2, 2)
+    )
 
 
 def test_pointpillars_backbone_shapes_and_strides() -> None:
@@ -22,7 +24,9 @@ def test_pointpillars_backbone_shapes_and_strides() -> None:
 
 
 def test_second_backbone_stride_one_stage() -> None:
-    backbone = SECONDBackbone(in_channels=256, out_channels=(128, 256), layer_nums=(5, 5), layer_strides=(1, 2)).eval()
+    backbone = SECONDBackbone(
+        in_channels=256, out_channels=(128, 256), layer_nums=(5, 5), layer_strides=(1, 2)
+    ).eval()
     outs = backbone(torch.randn(1, 256, 20, 16))
     assert [tuple(o.shape) for o in outs] == [(1, 128, 20, 16), (1, 256, 10, 8)]
     assert backbone.out_strides == (1, 2)
@@ -42,7 +46,9 @@ def test_backbone_layout_matches_mmdetection3d() -> None:
 
 def test_fpn_upsamples_every_level_to_one_stride_and_concatenates() -> None:
     backbone = pointpillars_backbone().eval()
-    neck = SECONDFPN(in_channels=(64, 128, 256), out_channels=(128, 128, 128), upsample_strides=(1, 2, 4)).eval()
+    neck = SECONDFPN(
+        in_channels=(64, 128, 256), out_channels=(128, 128, 128), upsample_strides=(1, 2, 4)
+    ).eval()
     out = neck(backbone(torch.randn(2, 64, 64, 48)))
     assert out.shape == (2, 384, 32, 24) and neck.out_channels == 384
     shapes = {k: tuple(v.shape) for k, v in neck.state_dict().items()}
@@ -64,7 +70,9 @@ def test_fpn_concatenation_keeps_level_order() -> None:
 
 
 def test_fpn_fractional_stride_and_conv_for_stride_one() -> None:
-    neck = SECONDFPN(in_channels=(8, 16), out_channels=(4, 4), upsample_strides=(0.5, 1), use_conv_for_no_stride=True).eval()
+    neck = SECONDFPN(
+        in_channels=(8, 16), out_channels=(4, 4), upsample_strides=(0.5, 1), use_conv_for_no_stride=True
+    ).eval()
     assert isinstance(neck.deblocks[0][0], nn.Conv2d) and neck.deblocks[0][0].stride == (2, 2)
     assert isinstance(neck.deblocks[1][0], nn.Conv2d) and neck.deblocks[1][0].kernel_size == (1, 1)
     assert neck([torch.randn(1, 8, 8, 8), torch.randn(1, 16, 4, 4)]).shape == (1, 8, 4, 4)
@@ -89,7 +97,9 @@ def test_bad_configurations_and_inputs() -> None:
 def test_gradients_flow_through_backbone_and_neck() -> None:
     backbone = pointpillars_backbone().train()
     backbone.init_weights()
-    neck = SECONDFPN(in_channels=(64, 128, 256), out_channels=(128, 128, 128), upsample_strides=(1, 2, 4)).train()
+    neck = SECONDFPN(
+        in_channels=(64, 128, 256), out_channels=(128, 128, 128), upsample_strides=(1, 2, 4)
+    ).train()
     neck.init_weights()
     x = torch.randn(2, 64, 32, 32, requires_grad=True)
     neck(backbone(x)).square().mean().backward()

@@ -19,7 +19,10 @@ from pc3d.nn import (
     sigmoid_focal_loss,
 )
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 
 
 def _boxes(n: int, seed: int, extent: float = 60.0) -> torch.Tensor:
@@ -56,20 +59,38 @@ def test_roi_ops_match_cpu_with_gradients() -> None:
 
 
 def test_boxes_anchors_coder_losses_match_cpu() -> None:
-    anchors = AnchorGenerator(strides=[8, 16], ratios=[0.5, 1.0, 2.0], octave_base_scale=4, scales_per_octave=3)
-    for cpu, gpu in zip(anchors.grid_anchors([(10, 12), (5, 6)]), anchors.grid_anchors([(10, 12), (5, 6)], device="cuda")):
+    anchors = AnchorGenerator(
+        strides=[8, 16], ratios=[0.5, 1.0, 2.0], octave_base_scale=4, scales_per_octave=3
+    )
+    for cpu, gpu in zip(
+        anchors.grid_anchors([(10, 12), (5, 6)]), anchors.grid_anchors([(10, 12), (5, 6)], device="cuda")
+    ):
         assert gpu.is_cuda
         torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=0)
     coder = DeltaXYWHBBoxCoder(target_stds=(0.1, 0.1, 0.2, 0.2))
     a, b = _boxes(1000, 2), _boxes(1000, 3)
-    torch.testing.assert_close(coder.encode(a.cuda(), b.cuda()).cpu(), coder.encode(a, b), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        coder.encode(a.cuda(), b.cuda()).cpu(), coder.encode(a, b), rtol=1e-5, atol=1e-5
+    )
     deltas = torch.randn(2, 1000, 4)
     sizes = torch.tensor([[50.0, 70.0], [64.0, 40.0]])
-    torch.testing.assert_close(coder.decode(a.cuda(), deltas.cuda(), sizes.cuda()).cpu(), coder.decode(a, deltas, sizes), rtol=1e-5, atol=1e-4)
-    torch.testing.assert_close(generalized_box_iou(a.cuda(), b.cuda()).cpu(), generalized_box_iou(a, b), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        coder.decode(a.cuda(), deltas.cuda(), sizes.cuda()).cpu(),
+        coder.decode(a, deltas, sizes),
+        rtol=1e-5,
+        atol=1e-4,
+    )
+    torch.testing.assert_close(
+        generalized_box_iou(a.cuda(), b.cuda()).cpu(), generalized_box_iou(a, b), rtol=1e-5, atol=1e-6
+    )
     logits = torch.randn(500, 7)
     labels = torch.randint(0, 8, (500,))
-    torch.testing.assert_close(sigmoid_focal_loss(logits.cuda(), labels.cuda(), avg_factor=20.0).cpu(), sigmoid_focal_loss(logits, labels, avg_factor=20.0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        sigmoid_focal_loss(logits.cuda(), labels.cuda(), avg_factor=20.0).cpu(),
+        sigmoid_focal_loss(logits, labels, avg_factor=20.0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_assigner_and_sampler_match_cpu() -> None:
@@ -80,16 +101,22 @@ def test_assigner_and_sampler_match_cpu() -> None:
     assert gpu.gt_inds.is_cuda and torch.equal(gpu.gt_inds.cpu(), cpu.gt_inds)
     sampler = RandomSampler(num=256, pos_fraction=0.25)
     a = sampler.sample(cpu, anchors, gts, torch.arange(15), generator=torch.Generator().manual_seed(0))
-    b = sampler.sample(gpu, anchors.cuda(), gts.cuda(), torch.arange(15).cuda(), generator=torch.Generator().manual_seed(0))
+    b = sampler.sample(
+        gpu, anchors.cuda(), gts.cuda(), torch.arange(15).cuda(), generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(a.pos_inds, b.pos_inds.cpu()) and torch.equal(a.neg_inds, b.neg_inds.cpu())
 
 
 def test_backbone_neck_and_rpn_match_cpu() -> None:
     torch.manual_seed(0)
     backbone = ResNet(depth=18, out_indices=(1, 2, 3)).eval()
-    neck = FPN(in_channels=backbone.out_channels, out_channels=32, num_outs=5, add_extra_convs="on_input").eval()
+    neck = FPN(
+        in_channels=backbone.out_channels, out_channels=32, num_outs=5, add_extra_convs="on_input"
+    ).eval()
     anchors = AnchorGenerator(strides=[8, 16, 32, 64, 128], ratios=[0.5, 1.0, 2.0], scales=[8.0])
-    head = RPNHead(in_channels=32, feat_channels=32, anchor_generator=anchors, nms_pre=200, max_per_img=100).eval()
+    head = RPNHead(
+        in_channels=32, feat_channels=32, anchor_generator=anchors, nms_pre=200, max_per_img=100
+    ).eval()
     images = torch.randn(2, 3, 128, 160)
     sizes = [(128, 160), (120, 150)]
     with torch.no_grad():

@@ -42,7 +42,9 @@ def randomise_norms(module: nn.Module, seed: int = 0) -> nn.Module:
     ],
 )
 def test_fold_batch_norm_matches_layer_then_norm(layer: nn.Module, shape: tuple[int, ...]) -> None:
-    norm = randomise_norms(nn.BatchNorm2d(6, eps=1e-3) if len(shape) == 4 else nn.BatchNorm1d(6, eps=1e-3)).eval()
+    norm = randomise_norms(
+        nn.BatchNorm2d(6, eps=1e-3) if len(shape) == 4 else nn.BatchNorm1d(6, eps=1e-3)
+    ).eval()
     x = torch.randn(*shape)
     fused = fold_batch_norm(layer, norm)  # type: ignore[arg-type]
     assert type(fused) is type(layer) and fused.bias is not None
@@ -58,7 +60,9 @@ def test_fold_batch_norm_rejects_mismatched_channels_and_training_models() -> No
 
 def test_bev_backbone_and_neck_optimised_equal_plain_and_run_channels_last() -> None:
     torch.manual_seed(0)
-    model = nn.Sequential(SECONDBackbone(8, (8, 16, 32), (1, 2, 2), (2, 2, 2)), SECONDFPN((8, 16, 32), (8, 8, 8), (1, 2, 4)))
+    model = nn.Sequential(
+        SECONDBackbone(8, (8, 16, 32), (1, 2, 2), (2, 2, 2)), SECONDFPN((8, 16, 32), (8, 8, 8), (1, 2, 4))
+    )
     model = randomise_norms(model).eval()
     fast = optimize_for_inference(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
@@ -72,32 +76,46 @@ def test_bev_backbone_and_neck_optimised_equal_plain_and_run_channels_last() -> 
 
 def pillar_inputs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    points = torch.rand(3000, 4, generator=gen) * torch.tensor([20.0, 20.0, 4.0, 1.0]) + torch.tensor([0.0, -10.0, -3.0, 0.0])
-    voxels, coords, num_points = hard_voxelize(points, (0.5, 0.5, 4.0), (0.0, -10.0, -3.0, 20.0, 10.0, 1.0), 4, 10000)
+    points = torch.rand(3000, 4, generator=gen) * torch.tensor([20.0, 20.0, 4.0, 1.0]) + torch.tensor(
+        [0.0, -10.0, -3.0, 0.0]
+    )
+    voxels, coords, num_points = hard_voxelize(
+        points, (0.5, 0.5, 4.0), (0.0, -10.0, -3.0, 20.0, 10.0, 1.0), 4, 10000
+    )
     assert int(num_points.min()) < 4 and int(num_points.max()) == 4  # padded and full pillars
     return voxels, num_points, F.pad(coords, (1, 0))
 
 
 def test_pillar_feature_net_folded_path_equals_plain() -> None:
     torch.manual_seed(0)
-    net = randomise_norms(PillarFeatureNet(4, (16,), voxel_size=(0.5, 0.5, 4.0), point_cloud_range=(0.0, -10.0, -3.0, 20.0, 10.0, 1.0)))
+    net = randomise_norms(
+        PillarFeatureNet(
+            4, (16,), voxel_size=(0.5, 0.5, 4.0), point_cloud_range=(0.0, -10.0, -3.0, 20.0, 10.0, 1.0)
+        )
+    )
     net = net.eval()
     assert not net.folded_path_applies()  # the norm is still there
     fast = optimize_for_inference(net)
     assert isinstance(fast, PillarFeatureNet) and fast.folded_path_applies()
     voxels, num_points, coords = pillar_inputs()
     with torch.no_grad():
-        torch.testing.assert_close(fast(voxels, num_points, coords), net(voxels, num_points, coords), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            fast(voxels, num_points, coords), net(voxels, num_points, coords), atol=1e-4, rtol=1e-4
+        )
 
 
-@pytest.mark.parametrize("kwargs", [{"legacy": False}, {"with_distance": True}, {"feat_channels": (8, 16)}, {"mode": "avg"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"legacy": False}, {"with_distance": True}, {"feat_channels": (8, 16)}, {"mode": "avg"}]
+)
 def test_pillar_feature_net_folded_path_only_where_it_is_exact(kwargs: dict) -> None:
     net = PillarFeatureNet(4, **kwargs).eval()
     fast = optimize_for_inference(net)
     assert isinstance(fast, PillarFeatureNet) and not fast.folded_path_applies()
     voxels, num_points, coords = pillar_inputs()
     with torch.no_grad():
-        torch.testing.assert_close(fast(voxels, num_points, coords), net(voxels, num_points, coords), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            fast(voxels, num_points, coords), net(voxels, num_points, coords), atol=1e-4, rtol=1e-4
+        )
 
 
 def test_scatter_channels_last_gives_the_same_canvas() -> None:
@@ -113,7 +131,9 @@ def test_scatter_channels_last_gives_the_same_canvas() -> None:
 
 @pytest.mark.slow
 def test_optimised_mmdet3d_pointpillars_equals_plain_and_mmdetection3d() -> None:
-    parity = pytest.importorskip("tests.nn.test_mmdet3d_parity", reason="tests/ is not importable as a package")
+    parity = pytest.importorskip(
+        "tests.nn.test_mmdet3d_parity", reason="tests/ is not importable as a package"
+    )
     name = "pointpillars_kitti-3class"
     if not (parity.REFERENCE.is_dir() and parity.FRAME.is_file()):
         pytest.skip(f"MMDetection3D reference not found ({parity.REFERENCE})")
@@ -127,7 +147,11 @@ def test_optimised_mmdet3d_pointpillars_equals_plain_and_mmdetection3d() -> None
     points = points[((points[:, :3] > bounds[:3]) & (points[:, :3] < bounds[3:])).all(dim=1)]
     layer = config["model"]["data_preprocessor"]["voxel_layer"]
     voxels, coords, num_points = hard_voxelize(
-        points, layer["voxel_size"], layer["point_cloud_range"], layer["max_num_points"], layer["max_voxels"][1]
+        points,
+        layer["voxel_size"],
+        layer["point_cloud_range"],
+        layer["max_num_points"],
+        layer["max_voxels"][1],
     )
     with torch.no_grad():
         plain = model(voxels, num_points, F.pad(coords, (1, 0)), batch_size=1)

@@ -46,11 +46,24 @@ def test_focal_loss_matches_the_direct_formula(gamma: float, alpha: float) -> No
     direct = _focal_direct(logits, targets, gamma, alpha)
     ours = sigmoid_focal_loss(logits, targets, gamma=gamma, alpha=alpha, reduction="none")
     torch.testing.assert_close(ours.double(), direct, rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(sigmoid_focal_loss(logits, targets, gamma=gamma, alpha=alpha, reduction="sum").double(), direct.sum(), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(sigmoid_focal_loss(logits, targets, gamma=gamma, alpha=alpha).double(), direct.mean(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        sigmoid_focal_loss(logits, targets, gamma=gamma, alpha=alpha, reduction="sum").double(),
+        direct.sum(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    torch.testing.assert_close(
+        sigmoid_focal_loss(logits, targets, gamma=gamma, alpha=alpha).double(),
+        direct.mean(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     # avg_factor: sum / number of positives; per-sample weights scale rows.
     torch.testing.assert_close(
-        sigmoid_focal_loss(logits, targets, gamma=gamma, alpha=alpha, avg_factor=7.0).double(), direct.sum() / 7, rtol=1e-5, atol=1e-6
+        sigmoid_focal_loss(logits, targets, gamma=gamma, alpha=alpha, avg_factor=7.0).double(),
+        direct.sum() / 7,
+        rtol=1e-5,
+        atol=1e-6,
     )
     weight = torch.rand(12, generator=gen)
     torch.testing.assert_close(
@@ -61,7 +74,9 @@ def test_focal_loss_matches_the_direct_formula(gamma: float, alpha: float) -> No
     )
     # One-hot float targets give the same loss as class indices.
     one_hot = F.one_hot(targets, 6)[:, :5].float()
-    torch.testing.assert_close(sigmoid_focal_loss(logits, one_hot, gamma=gamma, alpha=alpha, reduction="none"), ours)
+    torch.testing.assert_close(
+        sigmoid_focal_loss(logits, one_hot, gamma=gamma, alpha=alpha, reduction="none"), ours
+    )
 
 
 def test_focal_loss_is_finite_for_extreme_logits_and_module_weight() -> None:
@@ -95,10 +110,19 @@ def test_cross_entropy_variants() -> None:
     class_weight = torch.tensor([1.0, 2.0, 0.5, 3.0])
     weight = torch.rand(10, generator=gen)
     per_sample = F.cross_entropy(logits, targets, reduction="none") * class_weight[targets] * weight
-    torch.testing.assert_close(cross_entropy(logits, targets, weight, class_weight, reduction="sum"), per_sample.sum())
-    torch.testing.assert_close(cross_entropy(logits, targets, weight, class_weight, avg_factor=4.0), per_sample.sum() / 4, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        cross_entropy(logits, targets, weight, class_weight, reduction="sum"), per_sample.sum()
+    )
+    torch.testing.assert_close(
+        cross_entropy(logits, targets, weight, class_weight, avg_factor=4.0),
+        per_sample.sum() / 4,
+        rtol=1e-5,
+        atol=1e-6,
+    )
     module = CrossEntropyLoss(class_weight=[1.0, 2.0, 0.5, 3.0], loss_weight=0.5)
-    torch.testing.assert_close(module(logits, targets, weight, reduction_override="sum"), 0.5 * per_sample.sum())
+    torch.testing.assert_close(
+        module(logits, targets, weight, reduction_override="sum"), 0.5 * per_sample.sum()
+    )
     # Sigmoid (binary) form.
     binary = CrossEntropyLoss(use_sigmoid=True)
     t = (torch.rand(10, generator=gen) > 0.5).float()
@@ -111,12 +135,18 @@ def test_smooth_l1_and_l1_hand_values() -> None:
     pred = torch.tensor([0.0, 0.0, 0.0, 0.0])
     target = torch.tensor([0.5, -2.0, 1.0, 0.0])
     # beta 1: 0.5 * 0.25 = 0.125; 2 - 0.5 = 1.5; |1| is not < 1: 1 - 0.5 = 0.5; 0.
-    torch.testing.assert_close(smooth_l1_loss(pred, target, reduction="none"), torch.tensor([0.125, 1.5, 0.5, 0.0]))
+    torch.testing.assert_close(
+        smooth_l1_loss(pred, target, reduction="none"), torch.tensor([0.125, 1.5, 0.5, 0.0])
+    )
     # beta 0.5: 0.5 - 0.25 = 0.25; 2 - 0.25 = 1.75; 1 - 0.25 = 0.75.
-    torch.testing.assert_close(SmoothL1Loss(beta=0.5, reduction="none")(pred, target), torch.tensor([0.25, 1.75, 0.75, 0.0]))
+    torch.testing.assert_close(
+        SmoothL1Loss(beta=0.5, reduction="none")(pred, target), torch.tensor([0.25, 1.75, 0.75, 0.0])
+    )
     torch.testing.assert_close(SmoothL1Loss(beta=0.0, reduction="sum")(pred, target), torch.tensor(3.5))
     torch.testing.assert_close(L1Loss()(pred, target), torch.tensor(3.5 / 4))
-    torch.testing.assert_close(L1Loss(loss_weight=2.0)(pred, target, avg_factor=2.0), torch.tensor(3.5), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        L1Loss(loss_weight=2.0)(pred, target, avg_factor=2.0), torch.tensor(3.5), rtol=1e-5, atol=1e-6
+    )
     weight = torch.tensor([1.0, 0.0, 2.0, 1.0])
     torch.testing.assert_close(L1Loss(reduction="sum")(pred, target, weight), torch.tensor(0.5 + 2.0))
     with pytest.raises(FormatError, match="avg_factor"):
@@ -132,7 +162,9 @@ def test_giou_hand_values() -> None:
     expected = torch.tensor([-5 / 63, -1 / 3, 1.0])
     torch.testing.assert_close(bbox_overlaps(a, b, "giou", aligned=True), expected, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(giou_loss(a, b, reduction="none"), 1 - expected, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(GIoULoss(loss_weight=2.0, reduction="sum")(a, b), 2 * (1 - expected).sum(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        GIoULoss(loss_weight=2.0, reduction="sum")(a, b), 2 * (1 - expected).sum(), rtol=1e-5, atol=1e-6
+    )
     pairwise = generalized_box_iou(a, b)
     assert pairwise.shape == (3, 3)
     torch.testing.assert_close(pairwise.diagonal(), expected, rtol=1e-5, atol=1e-6)
@@ -140,7 +172,9 @@ def test_giou_hand_values() -> None:
     torch.testing.assert_close(pairwise[0, 2], torch.tensor(1 / 9 - 3 / 12), rtol=1e-5, atol=1e-6)
     # IoU and IoF of the same pair.
     torch.testing.assert_close(bbox_overlaps(a[:1], b[2:]), torch.tensor([[1 / 9]]), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(bbox_overlaps(a[:1], b[2:], "iof"), torch.tensor([[1 / 4]]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        bbox_overlaps(a[:1], b[2:], "iof"), torch.tensor([[1 / 4]]), rtol=1e-5, atol=1e-6
+    )
     # GIoU loss gives a gradient even for disjoint boxes (the reason it exists).
     pred = a[1:2].clone().requires_grad_(True)
     giou_loss(pred, b[1:2]).backward()

@@ -50,7 +50,9 @@ def test_ball_query_takes_the_first_points_inside_and_pads_with_the_first() -> N
 
 def test_grouping_and_three_nn_interpolation_by_hand() -> None:
     features = torch.tensor([[[1.0, 10.0], [2.0, 20.0], [3.0, 30.0]]])
-    assert group_points(features, torch.tensor([[[2, 0], [1, 1]]])).tolist() == [[[[3.0, 30.0], [1.0, 10.0]], [[2.0, 20.0], [2.0, 20.0]]]]
+    assert group_points(features, torch.tensor([[[2, 0], [1, 1]]])).tolist() == [
+        [[[3.0, 30.0], [1.0, 10.0]], [[2.0, 20.0], [2.0, 20.0]]]
+    ]
     known = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [3, 0, 0], [10, 0, 0]]])
     unknown = torch.tensor([[[0.4, 0, 0]]])
     dist, index = three_nn(unknown, known)
@@ -78,8 +80,12 @@ def test_set_abstraction_and_propagation_shapes() -> None:
 
 def tiny_pointnet2() -> PointNet2:
     return PointNet2(
-        in_channels=6, npoints=(32, 8), radii=(0.3, 0.6), nsamples=(8, 8),
-        sa_channels=((16, 16), (32, 32)), fp_channels=((32,), (16, 16)),
+        in_channels=6,
+        npoints=(32, 8),
+        radii=(0.3, 0.6),
+        nsamples=(8, 8),
+        sa_channels=((16, 16), (32, 32)),
+        fp_channels=((32,), (16, 16)),
     )
 
 

@@ -32,10 +32,17 @@ def _bilinear(feat: np.ndarray, y: float, x: float) -> np.ndarray:
         x_high = x_low + 1
     ly, lx = y - y_low, x - x_low
     hy, hx = 1 - ly, 1 - lx
-    return hy * hx * feat[:, y_low, x_low] + hy * lx * feat[:, y_low, x_high] + ly * hx * feat[:, y_high, x_low] + ly * lx * feat[:, y_high, x_high]
+    return (
+        hy * hx * feat[:, y_low, x_low]
+        + hy * lx * feat[:, y_low, x_high]
+        + ly * hx * feat[:, y_high, x_low]
+        + ly * lx * feat[:, y_high, x_high]
+    )
 
 
-def roi_align_loop(x: Tensor, rois: Tensor, ph: int, pw: int, scale: float, sampling_ratio: int, aligned: bool) -> np.ndarray:
+def roi_align_loop(
+    x: Tensor, rois: Tensor, ph: int, pw: int, scale: float, sampling_ratio: int, aligned: bool
+) -> np.ndarray:
     """One RoI, one bin, one sample at a time, in float64."""
     feats = x.double().numpy()
     out = np.zeros((rois.shape[0], x.shape[1], ph, pw))
@@ -113,14 +120,23 @@ def _scene(dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[Tensor, T
 @pytest.mark.parametrize("aligned", [True, False])
 @pytest.mark.parametrize("sampling_ratio", [0, 2, 1])
 @pytest.mark.parametrize("output_size", [(3, 3), (2, 4)])
-def test_roi_align_matches_the_loop_reference(aligned: bool, sampling_ratio: int, output_size: tuple[int, int]) -> None:
+def test_roi_align_matches_the_loop_reference(
+    aligned: bool, sampling_ratio: int, output_size: tuple[int, int]
+) -> None:
     x, rois = _scene(torch.float64)
     expected = roi_align_loop(x, rois, *output_size, 0.5, sampling_ratio, aligned)
     ours = roi_align(x, rois, output_size, spatial_scale=0.5, sampling_ratio=sampling_ratio, aligned=aligned)
     assert ours.shape == (rois.shape[0], 3, *output_size) and ours.dtype == torch.float64
     np.testing.assert_allclose(ours.numpy(), expected, rtol=0, atol=1e-10)
     # float32 input: same values within float32 rounding.
-    ours32 = roi_align(x.float(), rois.float(), output_size, spatial_scale=0.5, sampling_ratio=sampling_ratio, aligned=aligned)
+    ours32 = roi_align(
+        x.float(),
+        rois.float(),
+        output_size,
+        spatial_scale=0.5,
+        sampling_ratio=sampling_ratio,
+        aligned=aligned,
+    )
     np.testing.assert_allclose(ours32.numpy(), expected, rtol=0, atol=1e-5)
     # The corner cases are covered: the RoI outside the map is 0, the covering one is not.
     assert np.abs(expected[15]).max() == 0 and np.abs(expected[14]).max() > 0
@@ -165,7 +181,9 @@ def test_gradients_flow_to_the_features() -> None:
     assert torch.autograd.gradcheck(lambda f: roi_align(f, few, (2, 3), 0.5, 2, False), (small,))
     assert torch.autograd.gradcheck(lambda f: roi_pool(f, few, 2, 0.5), (small,))
     # Max pooling sends each bin's gradient to one arg-max cell.
-    grad = torch.autograd.grad(roi_pool(small, torch.tensor([[1.0, 1, 1, 7, 5]], dtype=torch.float64), 1, 0.5).sum(), small)[0]
+    grad = torch.autograd.grad(
+        roi_pool(small, torch.tensor([[1.0, 1, 1, 7, 5]], dtype=torch.float64), 1, 0.5).sum(), small
+    )[0]
     assert float(grad.sum()) == pytest.approx(3.0) and int((grad != 0).sum()) == 3
 
 
@@ -174,7 +192,9 @@ def test_list_rois_modules_empty_input_and_blocks(monkeypatch: pytest.MonkeyPatc
     per_image = [rois[rois[:, 0] == b, 1:] for b in range(2)]
     ordered = torch.cat([rois[rois[:, 0] == b] for b in range(2)])
     torch.testing.assert_close(roi_align(x, per_image, 3, 0.5), roi_align(x, ordered, 3, 0.5))
-    torch.testing.assert_close(RoIAlign(3, 0.5, sampling_ratio=2, aligned=False)(x, rois), roi_align(x, rois, 3, 0.5, 2, False))
+    torch.testing.assert_close(
+        RoIAlign(3, 0.5, sampling_ratio=2, aligned=False)(x, rois), roi_align(x, rois, 3, 0.5, 2, False)
+    )
     torch.testing.assert_close(RoIPool((2, 3), 0.5)(x, rois), roi_pool(x, rois, (2, 3), 0.5))
     assert roi_align(x, torch.zeros(0, 5), 3).shape == (0, 3, 3, 3)
     assert roi_pool(x, [torch.zeros(0, 4), torch.zeros(0, 4)], 2).shape == (0, 3, 2, 2)

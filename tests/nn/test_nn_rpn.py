@@ -33,8 +33,12 @@ def test_head_output_shapes() -> None:
     assert [tuple(d.shape) for d in deltas] == [(2, 12, 12, 16), (2, 12, 6, 8)]
 
 
-@pytest.mark.parametrize(("nms_pre", "max_per_img", "min_size"), [(1000, 1000, 0.0), (40, 30, 0.0), (100, 50, 6.0)])
-def test_proposals_match_the_per_imagereference_proposals(nms_pre: int, max_per_img: int, min_size: float) -> None:
+@pytest.mark.parametrize(
+    ("nms_pre", "max_per_img", "min_size"), [(1000, 1000, 0.0), (40, 30, 0.0), (100, 50, 6.0)]
+)
+def test_proposals_match_the_per_imagereference_proposals(
+    nms_pre: int, max_per_img: int, min_size: float
+) -> None:
     head = _head(nms_pre=nms_pre, max_per_img=max_per_img, min_bbox_size=min_size)
     with torch.no_grad():
         scores, deltas = _maps(head)
@@ -99,7 +103,11 @@ def test_loss_is_finite_and_trains_the_head() -> None:
     first = None
     for _ in range(15):
         optimiser.zero_grad()
-        loss = sum(head.loss(*head(feats), gts, [(48, 64), (40, 50)], generator=torch.Generator().manual_seed(0)).values())
+        loss = sum(
+            head.loss(
+                *head(feats), gts, [(48, 64), (40, 50)], generator=torch.Generator().manual_seed(0)
+            ).values()
+        )
         first = float(loss.detach()) if first is None else first
         loss.backward()
         optimiser.step()
@@ -124,4 +132,6 @@ def test_bad_rpn_input() -> None:
     with pytest.raises(ShapeError, match="image_sizes"):
         head.get_proposals(*head([torch.randn(2, 8, 4, 4), torch.randn(2, 8, 2, 2)]), [(16, 16)])
     with pytest.raises(ShapeError, match="gt_boxes"):
-        head.loss(*head([torch.randn(2, 8, 4, 4), torch.randn(2, 8, 2, 2)]), [torch.zeros(0, 4)], [(16, 16)] * 2)
+        head.loss(
+            *head([torch.randn(2, 8, 4, 4), torch.randn(2, 8, 2, 2)]), [torch.zeros(0, 4)], [(16, 16)] * 2
+        )

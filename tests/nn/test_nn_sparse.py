@@ -49,10 +49,16 @@ def random_sites(shape: tuple[int, int, int], count: int, batch: int = 1, seed: 
     return torch.stack([b, z, y, x], dim=1).int()
 
 
-def dense_input(features: torch.Tensor, coords: torch.Tensor, shape: tuple[int, int, int], batch: int = 1) -> torch.Tensor:
+def dense_input(
+    features: torch.Tensor, coords: torch.Tensor, shape: tuple[int, int, int], batch: int = 1
+) -> torch.Tensor:
     dense = features.new_zeros(batch, features.shape[1], *shape)
     c = coords.long()
-    return dense.permute(0, 2, 3, 4, 1).index_put((c[:, 0], c[:, 1], c[:, 2], c[:, 3]), features).permute(0, 4, 1, 2, 3)
+    return (
+        dense.permute(0, 2, 3, 4, 1)
+        .index_put((c[:, 0], c[:, 1], c[:, 2], c[:, 3]), features)
+        .permute(0, 4, 1, 2, 3)
+    )
 
 
 def test_algorithm_native_on_cpu_and_spconv_default_restored_elsewhere() -> None:
@@ -66,7 +72,10 @@ def test_algorithm_native_on_cpu_and_spconv_default_restored_elsewhere() -> None
     assert block[0].algo == spconv.ConvAlgo.MaskImplicitGemm
 
 
-@pytest.mark.parametrize(("conv_type", "stride", "padding"), [("SubMConv3d", 1, 1), ("SparseConv3d", 2, 1), ("SparseConv3d", 2, (0, 1, 1))])
+@pytest.mark.parametrize(
+    ("conv_type", "stride", "padding"),
+    [("SubMConv3d", 1, 1), ("SparseConv3d", 2, 1), ("SparseConv3d", 2, (0, 1, 1))],
+)
 def test_sparse_conv_equals_dense_conv(conv_type: str, stride: int, padding: object) -> None:
     # Thousands of sites: spconv's own CPU scatter-add goes wrong there on several threads (see sparse_conv_cpu).
     shape = (8, 64, 64)
@@ -78,10 +87,16 @@ def test_sparse_conv_equals_dense_conv(conv_type: str, stride: int, padding: obj
     out = run_sparse_conv(conv, spconv.SparseConvTensor(features, coords, list(shape), 1))
     got = sparse_to_dense(out)
     x = dense_input(features, coords, shape)
-    weight = conv.weight.permute(0, 4, 1, 2, 3)  # spconv (C_out, kD, kH, kW, C_in) -> torch (C_out, C_in, kD, kH, kW)
+    weight = conv.weight.permute(
+        0, 4, 1, 2, 3
+    )  # spconv (C_out, kD, kH, kW, C_in) -> torch (C_out, C_in, kD, kH, kW)
     expected = F.conv3d(x, weight, stride=stride, padding=padding)
     occupied = (x.detach().abs().sum(1, keepdim=True) > 0).float()
-    active = occupied if conv_type == "SubMConv3d" else F.conv3d(occupied, torch.ones(1, 1, 3, 3, 3), stride=stride, padding=padding) > 0
+    active = (
+        occupied
+        if conv_type == "SubMConv3d"
+        else F.conv3d(occupied, torch.ones(1, 1, 3, 3, 3), stride=stride, padding=padding) > 0
+    )
     expected = expected * active
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
     upstream = torch.randn_like(expected)

@@ -30,7 +30,9 @@ def random_sites(shape: tuple[int, int, int], count: int, seed: int = 0) -> torc
 
 
 @pytest.mark.parametrize(("kernel", "stride", "padding"), [(2, 2, 0), (3, 2, 1)])
-def test_inverse_conv_is_the_dense_transposed_conv_at_the_fine_sites(kernel: int, stride: int, padding: int) -> None:
+def test_inverse_conv_is_the_dense_transposed_conv_at_the_fine_sites(
+    kernel: int, stride: int, padding: int
+) -> None:
     torch.manual_seed(0)
     shape = (6, 20, 18)
     coords = random_sites(shape, 500)
@@ -39,16 +41,26 @@ def test_inverse_conv_is_the_dense_transposed_conv_at_the_fine_sites(kernel: int
     coarse = run_sparse_conv(down, fine)
     # The coarse tensor's rows in another order: the inverse conv must find its sites by coordinate.
     order = torch.randperm(coarse.indices.shape[0])
-    coarse = sparse_conv_tensor(torch.randn(len(order), 8, requires_grad=True), coarse.indices[order], coarse.spatial_shape, 1)
+    coarse = sparse_conv_tensor(
+        torch.randn(len(order), 8, requires_grad=True), coarse.indices[order], coarse.spatial_shape, 1
+    )
     up = sparse_inverse_conv(8, 3, kernel, "down1", bias=True)
     torch.nn.init.normal_(up.weight)
     out = run_sparse_inverse_conv(up, coarse, fine, down)
     assert torch.equal(out.indices, fine.indices) and list(out.spatial_shape) == list(shape)
-    weight = up.weight.permute(4, 0, 1, 2, 3)  # (C_out, k, k, k, C_in) -> conv_transpose3d's (C_in, C_out, k, k, k)
+    weight = up.weight.permute(
+        4, 0, 1, 2, 3
+    )  # (C_out, k, k, k, C_in) -> conv_transpose3d's (C_in, C_out, k, k, k)
     coarse_dense = sparse_to_dense(coarse)
     size = [(c - 1) * stride - 2 * padding + kernel for c in coarse.spatial_shape]
-    dense = F.conv_transpose3d(coarse_dense, weight, up.bias, stride=stride, padding=padding,
-                               output_padding=[s - n for s, n in zip(shape, size, strict=True)])
+    dense = F.conv_transpose3d(
+        coarse_dense,
+        weight,
+        up.bias,
+        stride=stride,
+        padding=padding,
+        output_padding=[s - n for s, n in zip(shape, size, strict=True)],
+    )
     z, y, x = fine.indices[:, 1:].long().unbind(1)
     expected = dense[0, :, z, y, x].t()
     torch.testing.assert_close(out.features, expected, atol=1e-4, rtol=1e-5)
@@ -87,16 +99,24 @@ def test_voxelize_points_by_hand() -> None:
 
 
 def small_unet(**kwargs: object) -> SparseUNet:
-    settings: dict[str, object] = {"in_channels": 4, "voxel_size": (0.5, 0.5, 0.5), "base_channels": 8,
-                                   "encoder_channels": (8, 16), "decoder_channels": (16, 8), "point_channels": 4}
+    settings: dict[str, object] = {
+        "in_channels": 4,
+        "voxel_size": (0.5, 0.5, 0.5),
+        "base_channels": 8,
+        "encoder_channels": (8, 16),
+        "decoder_channels": (16, 8),
+        "point_channels": 4,
+    }
     settings.update(kwargs)
     return SparseUNet(**settings)  # type: ignore[arg-type]
 
 
 def clouds(seed: int = 0) -> list[torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
-    return [torch.rand(300, 4, generator=generator) * torch.tensor([20.0, 20.0, 3.0, 1.0]),
-            torch.rand(120, 4, generator=generator) * torch.tensor([10.0, 5.0, 2.0, 1.0]) - 30.0]
+    return [
+        torch.rand(300, 4, generator=generator) * torch.tensor([20.0, 20.0, 3.0, 1.0]),
+        torch.rand(120, 4, generator=generator) * torch.tensor([10.0, 5.0, 2.0, 1.0]) - 30.0,
+    ]
 
 
 def test_unet_shapes_gradients_and_batch_independence() -> None:

@@ -41,7 +41,9 @@ def test_legacy_decoration_replaces_xyz_by_pillar_centre_offsets() -> None:
     decorated = net.decorate(*one_pillar())
     expected = torch.zeros(1, 3, 10)
     for i in range(2):
-        expected[0, i] = torch.tensor([*CENTRE_OFFSETS[i], POINTS[i][3], *CLUSTER_OFFSETS[i], *CENTRE_OFFSETS[i]])
+        expected[0, i] = torch.tensor(
+            [*CENTRE_OFFSETS[i], POINTS[i][3], *CLUSTER_OFFSETS[i], *CENTRE_OFFSETS[i]]
+        )
     torch.testing.assert_close(decorated, expected, atol=1e-5, rtol=0)  # float32 centre near y = 40
     assert net.decorated_channels == 10 and net.pfn_layers[0].linear.in_features == 10
 
@@ -59,7 +61,9 @@ def test_non_legacy_decoration_keeps_raw_points_and_distance() -> None:
 def test_legacy_distance_is_to_the_pillar_centre() -> None:
     net = PillarFeatureNet(voxel_size=VOXEL, point_cloud_range=RANGE, with_distance=True)
     decorated = net.decorate(*one_pillar())
-    assert decorated[0, 0, -1].item() == pytest.approx(math.sqrt(sum(v * v for v in CENTRE_OFFSETS[0])), abs=1e-6)
+    assert decorated[0, 0, -1].item() == pytest.approx(
+        math.sqrt(sum(v * v for v in CENTRE_OFFSETS[0])), abs=1e-6
+    )
 
 
 def test_max_pooling_counts_the_padding_row_like_mmdetection3d() -> None:
@@ -100,7 +104,9 @@ def kitti_points() -> torch.Tensor:
 
 def test_dynamic_pillar_net_equals_hard_one_when_every_point_fits() -> None:
     points = kitti_points()
-    voxels, coords, num_points = hard_voxelize(points, VOXEL, RANGE, max_points=64, max_voxels=100000, backend="torch")
+    voxels, coords, num_points = hard_voxelize(
+        points, VOXEL, RANGE, max_points=64, max_voxels=100000, backend="torch"
+    )
     assert int(num_points.max()) < 64  # every point kept
     coords = nn.functional.pad(coords, (1, 0))
     hard = PillarFeatureNet(voxel_size=VOXEL, point_cloud_range=RANGE, legacy=False).eval()
@@ -117,9 +123,15 @@ def test_dynamic_pillar_net_equals_hard_one_when_every_point_fits() -> None:
 
 
 def test_dynamic_pillar_net_two_layers_and_ignored_points() -> None:
-    net = DynamicPillarFeatureNet(feat_channels=(16, 32), voxel_size=VOXEL, point_cloud_range=RANGE, mode="avg").eval()
-    points = torch.tensor([[1.0, 0.1, -1.0, 0.5], [1.05, 0.12, -0.9, 0.1], [9.0, 3.0, 0.0, 0.2], [0.0, 0.0, 0.0, 0.0]])
-    coords = torch.tensor([[0, 0, 200, 5], [0, 0, 200, 5], [1, 0, 215, 45], [-1, -1, -1, -1]], dtype=torch.int32)
+    net = DynamicPillarFeatureNet(
+        feat_channels=(16, 32), voxel_size=VOXEL, point_cloud_range=RANGE, mode="avg"
+    ).eval()
+    points = torch.tensor(
+        [[1.0, 0.1, -1.0, 0.5], [1.05, 0.12, -0.9, 0.1], [9.0, 3.0, 0.0, 0.2], [0.0, 0.0, 0.0, 0.0]]
+    )
+    coords = torch.tensor(
+        [[0, 0, 200, 5], [0, 0, 200, 5], [1, 0, 215, 45], [-1, -1, -1, -1]], dtype=torch.int32
+    )
     features, voxel_coords = net(points, coords)
     assert features.shape == (2, 32) and voxel_coords.tolist() == [[0, 0, 200, 5], [1, 0, 215, 45]]
     assert net.pfn_layers[1][0].in_features == 32  # point features next to the pooled ones
@@ -133,7 +145,9 @@ def test_hard_simple_vfe_mean_of_stored_points() -> None:
 
 
 def test_dynamic_simple_vfe_mean_per_voxel() -> None:
-    points = torch.tensor([[1.0, 2.0, 3.0, 4.0], [3.0, 2.0, 1.0, 0.0], [5.0, 5.0, 5.0, 5.0], [7.0, 7.0, 7.0, 7.0]])
+    points = torch.tensor(
+        [[1.0, 2.0, 3.0, 4.0], [3.0, 2.0, 1.0, 0.0], [5.0, 5.0, 5.0, 5.0], [7.0, 7.0, 7.0, 7.0]]
+    )
     coords = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 2], [-1, -1, -1, -1]], dtype=torch.int32)
     features, voxel_coords = DynamicSimpleVFE()(points, coords)
     assert voxel_coords.tolist() == [[0, 0, 0, 2], [0, 0, 1, 1]]
@@ -180,13 +194,20 @@ def test_bad_inputs_name_the_problem() -> None:
 
 def test_gradients_flow_through_pillar_net_and_scatter() -> None:
     points = kitti_points()
-    voxels, coords, num_points = hard_voxelize(points, VOXEL, RANGE, max_points=8, max_voxels=1000, backend="torch")
+    voxels, coords, num_points = hard_voxelize(
+        points, VOXEL, RANGE, max_points=8, max_voxels=1000, backend="torch"
+    )
     coords = nn.functional.pad(coords, (1, 0))
     net = PillarFeatureNet(voxel_size=VOXEL, point_cloud_range=RANGE).train()
     canvas = PointPillarsScatter(64, (400, 352))(net(voxels, num_points, coords), coords)
     canvas.square().mean().backward()
-    assert net.pfn_layers[0].linear.weight.grad is not None and net.pfn_layers[0].linear.weight.grad.abs().sum() > 0
-    dynamic = DynamicPillarFeatureNet(feat_channels=(8, 16), voxel_size=VOXEL, point_cloud_range=RANGE).train()
+    assert (
+        net.pfn_layers[0].linear.weight.grad is not None
+        and net.pfn_layers[0].linear.weight.grad.abs().sum() > 0
+    )
+    dynamic = DynamicPillarFeatureNet(
+        feat_channels=(8, 16), voxel_size=VOXEL, point_cloud_range=RANGE
+    ).train()
     point_coords = nn.functional.pad(dynamic_voxelize(points, VOXEL, RANGE), (1, 0))
     features, _ = dynamic(points, point_coords)
     features.sum().backward()

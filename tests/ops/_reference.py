@@ -92,7 +92,9 @@ def dense_points_in_boxes(points: Tensor, boxes: Tensor) -> Tensor:
     return (u.abs() <= boxes[:, 3] / 2) & (v.abs() <= boxes[:, 4] / 2) & (w >= 0) & (w <= boxes[:, 5])
 
 
-def clustered_boxes(num: int, num_objects: int, generator: torch.Generator, spread: float = 0.8) -> tuple[Tensor, Tensor]:
+def clustered_boxes(
+    num: int, num_objects: int, generator: torch.Generator, spread: float = 0.8
+) -> tuple[Tensor, Tensor]:
     """Detector-like LiDAR boxes `[num, 7]`: jittered copies around `num_objects` cars, and scores."""
     g = generator
     centres = torch.rand(num_objects, 2, generator=g) * torch.tensor([70.0, 80.0]) - torch.tensor([0.0, 40.0])

@@ -97,7 +97,9 @@ def test_intersection_area_matches_shapely_including_edge_cases() -> None:
     # The edge cases really are what they claim.
     assert np.allclose(ours[blocks["touching_edge"]], 0, atol=1e-9)
     assert np.allclose(ours[blocks["zero_size"]], 0)
-    assert np.allclose(ours[blocks["identical_swapped"]], (a[:, 2] * a[:, 3]).numpy()[blocks["identical_swapped"]])
+    assert np.allclose(
+        ours[blocks["identical_swapped"]], (a[:, 2] * a[:, 3]).numpy()[blocks["identical_swapped"]]
+    )
 
 
 def test_aligned_iou_matches_shapely_float64_and_float32() -> None:
@@ -169,7 +171,10 @@ def test_3d_iou_matches_shapely_on_random_boxes() -> None:
     g = torch.Generator().manual_seed(3)
     n = 3000
     bev_a, bev_b = _random_bev(n, g, span=3.0), _random_bev(n, g, span=3.0)
-    za, zb = torch.rand(n, 2, generator=g, dtype=torch.float64) * 2, torch.rand(n, 2, generator=g, dtype=torch.float64) * 2
+    za, zb = (
+        torch.rand(n, 2, generator=g, dtype=torch.float64) * 2,
+        torch.rand(n, 2, generator=g, dtype=torch.float64) * 2,
+    )
     a = torch.stack([bev_a[:, 0], bev_a[:, 1], za[:, 0], bev_a[:, 2], bev_a[:, 3], za[:, 1], bev_a[:, 4]], 1)
     b = torch.stack([bev_b[:, 0], bev_b[:, 1], zb[:, 0], bev_b[:, 2], bev_b[:, 3], zb[:, 1], bev_b[:, 4]], 1)
     b[:300] = a[:300]
@@ -188,7 +193,9 @@ def test_box_structures_are_refused_with_a_pointer_to_their_methods() -> None:
 
     boxes = torch.tensor([[0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0]])
     for fn in (box_iou_bev, box_iou_3d):
-        with pytest.raises(FormatError, match=r"Tensor\[N, 7\+C\] of z-up boxes, got NotATensor.*Boxes3D.overlaps"):
+        with pytest.raises(
+            FormatError, match=r"Tensor\[N, 7\+C\] of z-up boxes, got NotATensor.*Boxes3D.overlaps"
+        ):
             fn(NotATensor(), boxes)
         with pytest.raises(FormatError, match="b must be a Tensor"):
             fn(boxes, NotATensor())
@@ -196,13 +203,17 @@ def test_box_structures_are_refused_with_a_pointer_to_their_methods() -> None:
 
 def test_iof_divides_by_the_first_box() -> None:
     a = torch.tensor([[0.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0]], dtype=torch.float64)
-    b = torch.tensor([[1.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0], [0.0, 0.0, 1.0, 1.0, 1.0, 4.0, 0.3]], dtype=torch.float64)
+    b = torch.tensor(
+        [[1.0, 0.0, 0.0, 2.0, 2.0, 2.0, 0.0], [0.0, 0.0, 1.0, 1.0, 1.0, 4.0, 0.3]], dtype=torch.float64
+    )
     # Pair 0: overlap 1 x 2 x 2 = 4 of volumes 8 and 8: IoU 4 / 12, IoF 4 / 8.
     # Pair 1: b[1] lies inside a's footprint; heights overlap 1 of a's 2: 1 x 1 x 1 = 1.
     np.testing.assert_allclose(box_iou_3d(a, b).numpy(), [[4 / 12, 1 / 11]], atol=1e-12)
     np.testing.assert_allclose(box_iou_3d(a, b, mode="iof").numpy(), [[4 / 8, 1 / 8]], atol=1e-12)
     np.testing.assert_allclose(box_iou_bev(a, b, mode="iof").numpy(), [[2 / 4, 1 / 4]], atol=1e-12)
-    np.testing.assert_allclose(box_iou_3d(a.expand(2, -1), b, aligned=True, mode="iof").numpy(), [4 / 8, 1 / 8], atol=1e-12)
+    np.testing.assert_allclose(
+        box_iou_3d(a.expand(2, -1), b, aligned=True, mode="iof").numpy(), [4 / 8, 1 / 8], atol=1e-12
+    )
     # An empty first box has IoF 0, not NaN.
     assert box_iou_3d(torch.zeros(1, 7), b.float(), mode="iof").tolist() == [[0.0, 0.0]]
     with pytest.raises(FormatError, match="mode must be 'iou' or 'iof'"):
@@ -212,7 +223,9 @@ def test_iof_divides_by_the_first_box() -> None:
 def test_gradients_flow_through_the_clipping() -> None:
     """Usable in IoU losses: analytic gradients match finite differences for generic pairs."""
     g = torch.Generator().manual_seed(8)
-    a = torch.tensor([[0.0, 0.0, 0.0, 2.0, 1.0, 1.0, 0.3], [1.0, 2.0, 0.5, 3.0, 1.5, 2.0, -1.0]], dtype=torch.float64)
+    a = torch.tensor(
+        [[0.0, 0.0, 0.0, 2.0, 1.0, 1.0, 0.3], [1.0, 2.0, 0.5, 3.0, 1.5, 2.0, -1.0]], dtype=torch.float64
+    )
     b = a + 0.3 * torch.rand(2, 7, generator=g, dtype=torch.float64)
     a.requires_grad_()
     assert torch.autograd.gradcheck(lambda x: box_iou_3d(x, b, aligned=True), (a,))
@@ -253,6 +266,8 @@ def test_bad_input_is_rejected_with_a_clear_error() -> None:
 def test_cuda_matches_cpu() -> None:
     g = torch.Generator().manual_seed(5)
     a, b, _ = _edge_case_pairs(g)
-    assert torch.allclose(bev_intersection_area(a.cuda(), b.cuda()).cpu(), bev_intersection_area(a, b), atol=1e-12)
+    assert torch.allclose(
+        bev_intersection_area(a.cuda(), b.cuda()).cpu(), bev_intersection_area(a, b), atol=1e-12
+    )
     boxes, _ = clustered_boxes(500, 20, g)
     assert torch.allclose(box_iou_3d(boxes.cuda(), boxes.cuda()).cpu(), box_iou_3d(boxes, boxes), atol=1e-6)

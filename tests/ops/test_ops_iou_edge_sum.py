@@ -36,7 +36,9 @@ def _rotated_edge_cases(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor,
     base = torch.cat([xy, size, yaw], 1)
     # Nested at any angle: a box of diameter below the other's smaller side, same centre.
     inner = base.clone()
-    inner[:, 2:4] = size.min(dim=1, keepdim=True).values * torch.rand(n, 2, generator=g, dtype=torch.float64) * 0.7
+    inner[:, 2:4] = (
+        size.min(dim=1, keepdim=True).values * torch.rand(n, 2, generator=g, dtype=torch.float64) * 0.7
+    )
     inner[:, 4:5] += turn
     add("nested_rotated", base, inner)
     # A square and its 45-degree copy scaled by 1/sqrt(2): corners exactly on the square's edges.
@@ -53,7 +55,13 @@ def _rotated_edge_cases(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor,
     add("corner_touching_edge", square, outside)
     # Corner on corner at a generic angle: b is a turned by pi + turn about a's +,+ corner, which
     # puts it in the quadrant opposite to a (as seen from that corner) turned by less than 90 deg.
-    corner = torch.stack([heading[:, 0] * base[:, 2] / 2 - heading[:, 1] * base[:, 3] / 2, heading[:, 1] * base[:, 2] / 2 + heading[:, 0] * base[:, 3] / 2], 1)
+    corner = torch.stack(
+        [
+            heading[:, 0] * base[:, 2] / 2 - heading[:, 1] * base[:, 3] / 2,
+            heading[:, 1] * base[:, 2] / 2 + heading[:, 0] * base[:, 3] / 2,
+        ],
+        1,
+    )
     pivot = base[:, :2] + corner
     c, s = torch.cos(turn), torch.sin(turn)  # centre: pivot + R(pi + turn)(-corner)
     spun = base.clone()
@@ -71,7 +79,10 @@ def _rotated_edge_cases(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor,
     point[:, 2:4] = 0
     add("zero_size_rotated", base, point)
     # Relative yaw on both sides of the switch to the clipping path, near 0 and near pi/2.
-    for name, angle in (("just_below_switch", 0.999 * PARALLEL_SINE), ("just_above_switch", 1.001 * PARALLEL_SINE)):
+    for name, angle in (
+        ("just_below_switch", 0.999 * PARALLEL_SINE),
+        ("just_above_switch", 1.001 * PARALLEL_SINE),
+    ):
         near = base.clone()
         near[:, :2] += torch.randn(n, 2, generator=g, dtype=torch.float64) * 0.5
         sign = torch.where(torch.rand(n, 1, generator=g) < 0.5, -1.0, 1.0).double()
@@ -105,7 +116,9 @@ def test_edge_sum_matches_shapely_at_generic_angles() -> None:
     assert np.allclose(ours[blocks["corners_on_edges"]], area_b[blocks["corners_on_edges"]], rtol=1e-12)
     assert np.allclose(ours[blocks["corner_touching_edge"]], 0, atol=1e-12)
     assert np.allclose(ours[blocks["corner_on_corner"]], 0, atol=1e-12)
-    assert np.allclose(ours[blocks["zero_width_rotated"]], 0) and np.allclose(ours[blocks["zero_size_rotated"]], 0)
+    assert np.allclose(ours[blocks["zero_width_rotated"]], 0) and np.allclose(
+        ours[blocks["zero_size_rotated"]], 0
+    )
     assert (ours[blocks["same_centre_crossed"]] > 0.1 * area_a[blocks["same_centre_crossed"]]).all()
 
 
@@ -118,7 +131,9 @@ def test_float32_boxes_stay_within_1e_5_of_shapely() -> None:
 
 
 @pytest.mark.parametrize("three_d", [False, True])
-def test_dense_pairwise_path_equals_candidate_path_and_shapely(monkeypatch: pytest.MonkeyPatch, three_d: bool) -> None:
+def test_dense_pairwise_path_equals_candidate_path_and_shapely(
+    monkeypatch: pytest.MonkeyPatch, three_d: bool
+) -> None:
     """A pile where every pair overlaps takes the all-pairs path; it must give the numbers of
     the candidate-pair path (forced here) and of shapely."""
     g = torch.Generator().manual_seed(12)

@@ -21,9 +21,20 @@ def test_no_ops_module_mentions_an_import_of_structures() -> None:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
                 names = [node.module or ""] + [f"{node.module}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__"):
-                names = [arg.value for arg in node.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
-            offenders += [f"{path.name}:{node.lineno} {name}" for name in names if name.startswith("pc3d.structures") or name == "pc3d.structures"]
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                "import_module",
+                "__import__",
+            ):
+                names = [
+                    arg.value
+                    for arg in node.args
+                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+                ]
+            offenders += [
+                f"{path.name}:{node.lineno} {name}"
+                for name in names
+                if name.startswith("pc3d.structures") or name == "pc3d.structures"
+            ]
     assert offenders == []
 
 

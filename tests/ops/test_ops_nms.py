@@ -98,7 +98,18 @@ def test_chain_of_overlaps_needs_the_sequential_order(engine: str) -> None:
     """Boxes in a row, each overlapping the next, best first: every other box survives."""
     n = 200
     x = torch.arange(n, dtype=torch.float32) * 1.5
-    boxes = torch.stack([x, torch.zeros(n), torch.zeros(n), torch.full((n,), 2.0), torch.ones(n), torch.ones(n), torch.zeros(n)], 1)
+    boxes = torch.stack(
+        [
+            x,
+            torch.zeros(n),
+            torch.zeros(n),
+            torch.full((n,), 2.0),
+            torch.ones(n),
+            torch.ones(n),
+            torch.zeros(n),
+        ],
+        1,
+    )
     scores = torch.linspace(1, 0, n)
     kept = nms_bev(boxes, scores, 0.1)
     assert kept.tolist() == list(range(0, n, 2))
@@ -111,7 +122,13 @@ def test_batched_and_thresholds_and_counts(seed: int, engine: str) -> None:
     boxes, scores = clustered_boxes(800, 12, g)
     labels = torch.randint(-1, 3, (800,), generator=g)  # any integer labels, even negative
     suppress = _bev_reference(boxes, 0.25)
-    for kwargs in ({}, {"score_threshold": 0.3}, {"pre_max": 300}, {"post_max": 40}, {"score_threshold": 0.2, "pre_max": 500, "post_max": 25}):
+    for kwargs in (
+        {},
+        {"score_threshold": 0.3},
+        {"pre_max": 300},
+        {"post_max": 40},
+        {"score_threshold": 0.2, "pre_max": 500, "post_max": 25},
+    ):
         kept = batched_nms_bev(boxes, scores, labels, 0.25, **kwargs)
         expected = greedy_nms(scores, suppress, labels=labels, **kwargs)
         assert torch.equal(kept, expected), kwargs
@@ -220,7 +237,10 @@ def test_cuda_matches_cpu() -> None:
     boxes, scores = clustered_boxes(2000, 30, g)
     labels = torch.randint(0, 3, (2000,), generator=g)
     assert torch.equal(nms_bev(boxes.cuda(), scores.cuda(), 0.2).cpu(), nms_bev(boxes, scores, 0.2))
-    assert torch.equal(batched_nms_bev(boxes.cuda(), scores.cuda(), labels.cuda(), 0.2).cpu(), batched_nms_bev(boxes, scores, labels, 0.2))
+    assert torch.equal(
+        batched_nms_bev(boxes.cuda(), scores.cuda(), labels.cuda(), 0.2).cpu(),
+        batched_nms_bev(boxes, scores, labels, 0.2),
+    )
     xyxy = _random_xyxy(2000, g)
     assert torch.equal(nms_2d(xyxy.cuda(), scores.cuda(), 0.5).cpu(), nms_2d(xyxy, scores, 0.5))
     assert torch.equal(circle_nms(boxes.cuda(), scores.cuda(), 1.0).cpu(), circle_nms(boxes, scores, 1.0))

@@ -56,7 +56,14 @@ def test_sparse_search_equals_all_pairs_on_a_real_scan(scan: torch.Tensor) -> No
 def test_points_on_faces_count_as_inside() -> None:
     box = torch.tensor([[0.0, 0.0, 0.0, 2.0, 4.0, 1.0, 0.0]])
     points = torch.tensor(
-        [[1.0, 0.0, 0.5], [-1.0, 2.0, 0.0], [0.0, -2.0, 1.0], [1.0001, 0.0, 0.5], [0.0, 0.0, -1e-4], [0.0, 0.0, 1.0001]]
+        [
+            [1.0, 0.0, 0.5],
+            [-1.0, 2.0, 0.0],
+            [0.0, -2.0, 1.0],
+            [1.0001, 0.0, 0.5],
+            [0.0, 0.0, -1e-4],
+            [0.0, 0.0, 1.0001],
+        ]
     )
     assert points_in_boxes(points, box).tolist() == [0, 0, 0, -1, -1, -1]
     assert torch.equal(points_in_boxes(points, box, mode="all"), dense_points_in_boxes(points, box))
@@ -67,7 +74,14 @@ def test_random_clouds_and_boxes_equal_all_pairs() -> None:
     for _ in range(5):
         points = torch.randn(5000, 3, generator=g) * 10
         n = int(torch.randint(1, 60, (1,), generator=g))
-        boxes = torch.cat([torch.randn(n, 3, generator=g) * 8, torch.rand(n, 3, generator=g) * 8, torch.randn(n, 1, generator=g) * 3], 1)
+        boxes = torch.cat(
+            [
+                torch.randn(n, 3, generator=g) * 8,
+                torch.rand(n, 3, generator=g) * 8,
+                torch.randn(n, 1, generator=g) * 3,
+            ],
+            1,
+        )
         assert torch.equal(points_in_boxes_mask(points, boxes), dense_points_in_boxes(points, boxes))
     points64 = torch.randn(3000, 3, generator=g, dtype=torch.float64)
     boxes64 = torch.tensor([[0.0, 0.0, -1.0, 1.5, 1.0, 2.0, 0.7]], dtype=torch.float64)
@@ -114,4 +128,6 @@ def test_empty_and_bad_input() -> None:
 def test_cuda_matches_cpu(scan: torch.Tensor) -> None:
     boxes = _boxes_on_scan(scan, 40, 2)
     assert torch.equal(points_in_boxes(scan.cuda(), boxes.cuda()).cpu(), points_in_boxes(scan, boxes))
-    assert torch.equal(points_in_boxes(scan.cuda(), boxes.cuda(), mode="all").cpu(), points_in_boxes(scan, boxes, mode="all"))
+    assert torch.equal(
+        points_in_boxes(scan.cuda(), boxes.cuda(), mode="all").cpu(), points_in_boxes(scan, boxes, mode="all")
+    )

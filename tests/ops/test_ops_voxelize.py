@@ -47,7 +47,11 @@ def test_second_setting_hits_max_voxels_and_stays_equal(scan: torch.Tensor) -> N
     voxels, coords, num, _ = _spconv(scan, *small)
     ours = hard_voxelize(scan, *small, backend="torch")
     assert len(coords) == 5000
-    assert torch.equal(ours.coords, coords) and torch.equal(ours.num_points, num) and torch.equal(ours.voxels, voxels)
+    assert (
+        torch.equal(ours.coords, coords)
+        and torch.equal(ours.num_points, num)
+        and torch.equal(ours.voxels, voxels)
+    )
 
 
 def test_reused_spconv_voxelizer_leaves_nothing_behind(scan: torch.Tensor) -> None:
@@ -72,7 +76,11 @@ def test_shuffled_scan_matches_spconv_too(scan: torch.Tensor) -> None:
     shuffled = scan[perm]
     voxels, coords, num, _ = _spconv(shuffled, *PILLAR)
     ours = hard_voxelize(shuffled, *PILLAR, backend="torch")
-    assert torch.equal(ours.coords, coords) and torch.equal(ours.voxels, voxels) and torch.equal(ours.num_points, num)
+    assert (
+        torch.equal(ours.coords, coords)
+        and torch.equal(ours.voxels, voxels)
+        and torch.equal(ours.num_points, num)
+    )
 
 
 def test_hand_made_example() -> None:
@@ -97,7 +105,9 @@ def test_hand_made_example() -> None:
     assert out.voxels.shape == (2, 2, 4)
     again = hard_voxelize(points, [1, 1, 1], [0, 0, 0, 3, 2, 1], max_points=2, max_voxels=2)
     assert all(torch.equal(a, b) for a, b in zip(out, again))  # deterministic, backends agree
-    padded = hard_voxelize(points, [1, 1, 1], [0, 0, 0, 3, 2, 1], max_points=4, max_voxels=10, backend="torch")
+    padded = hard_voxelize(
+        points, [1, 1, 1], [0, 0, 0, 3, 2, 1], max_points=4, max_voxels=10, backend="torch"
+    )
     assert padded.num_points.tolist() == [3, 2, 1, 1]
     assert torch.equal(padded.voxels[1, 2:], torch.zeros(2, 4))  # zero padding
 
@@ -150,10 +160,17 @@ def test_voxel_scatter_mean_and_max_against_numpy(scan: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("backend", ["torch", "auto"])
 def test_infinite_points_are_outside_not_errors(backend: str) -> None:
-    points = torch.tensor([[float("inf"), 0.5, 0.5], [-float("inf"), 0.5, 0.5], [0.5, 0.5, 0.5], [0.5, float("inf"), 0.5]])
+    points = torch.tensor(
+        [[float("inf"), 0.5, 0.5], [-float("inf"), 0.5, 0.5], [0.5, 0.5, 0.5], [0.5, float("inf"), 0.5]]
+    )
     out = hard_voxelize(points, [1, 1, 1], [0, 0, 0, 2, 2, 2], 4, 10, backend=backend)
     assert out.coords.tolist() == [[0, 0, 0]] and out.num_points.tolist() == [1]
-    assert dynamic_voxelize(points, [1, 1, 1], [0, 0, 0, 2, 2, 2]).tolist() == [[-1] * 3, [-1] * 3, [0, 0, 0], [-1] * 3]
+    assert dynamic_voxelize(points, [1, 1, 1], [0, 0, 0, 2, 2, 2]).tolist() == [
+        [-1] * 3,
+        [-1] * 3,
+        [0, 0, 0],
+        [-1] * 3,
+    ]
 
 
 def test_empty_inputs() -> None:
@@ -212,9 +229,13 @@ def test_cuda_matches_cpu(scan: torch.Tensor) -> None:
         cpu = hard_voxelize(scan, *setting)
         gpu = hard_voxelize(scan.cuda(), *setting)
         assert all(torch.equal(a, b.cpu()) for a, b in zip(cpu, gpu))
-        assert torch.equal(dynamic_voxelize(scan.cuda(), *setting[:2]).cpu(), dynamic_voxelize(scan, *setting[:2]))
+        assert torch.equal(
+            dynamic_voxelize(scan.cuda(), *setting[:2]).cpu(), dynamic_voxelize(scan, *setting[:2])
+        )
     coords = dynamic_voxelize(scan, *PILLAR[:2])
     for reduce in ("mean", "max"):
         a, b = voxel_scatter(scan, coords, reduce), voxel_scatter(scan.cuda(), coords.cuda(), reduce)
-        assert torch.equal(a.voxel_coords, b.voxel_coords.cpu()) and torch.equal(a.point_to_voxel, b.point_to_voxel.cpu())
+        assert torch.equal(a.voxel_coords, b.voxel_coords.cpu()) and torch.equal(
+            a.point_to_voxel, b.point_to_voxel.cpu()
+        )
         assert torch.allclose(a.voxel_features, b.voxel_features.cpu(), atol=1e-5)

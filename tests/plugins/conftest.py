@@ -43,9 +43,7 @@ def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeDist:
         (root / f"{module}.py").write_text(textwrap.dedent(source))
         info = root / f"{dist.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
-        )
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
         lines = ["[pc3d]", f"{entry_point or dist} = {module}"]
         if commands:
             lines += ["[pc3d.commands]", *(f"{name} = {module}:{func}" for name, func in commands.items())]

@@ -40,8 +40,16 @@ def source_files() -> set[Path]:
 def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = tmp_path_factory.mktemp("example-plugin") / "site"
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-        "--target", str(site), str(EXAMPLE),
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--target",
+        str(site),
+        str(EXAMPLE),
     ]
     if importlib.util.find_spec("hatchling") is not None:
         command[4:4] = ["--no-build-isolation", "--no-index"]  # offline with the installed backend
@@ -57,11 +65,15 @@ def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_install_leaves_the_source_folder_clean(example_site):
     status = subprocess.run(
         ["git", "status", "--porcelain", "--ignored", "--untracked-files=all", str(EXAMPLE)],
-        capture_output=True, text=True, cwd=REPO,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     if status.returncode != 0:
         pytest.skip("not a git checkout")
-    untracked = [line for line in status.stdout.splitlines() if line[:2] in ("??", "!!") and "__pycache__" not in line]
+    untracked = [
+        line for line in status.stdout.splitlines() if line[:2] in ("??", "!!") and "__pycache__" not in line
+    ]
     assert untracked == []
 
 
@@ -155,7 +167,10 @@ def test_config_naming_the_head_resolves_through_plugin_config_dirs(report):
     resolved = yaml.safe_load(report["show"]["stdout"])
     # _replace_ dropped CenterHead's keys (head_channels) instead of merging into them.
     assert resolved["model"]["head"] == {
-        "type": "ExampleHead", "in_channels": 64, "num_classes": 3, "hidden_channels": 32,
+        "type": "ExampleHead",
+        "in_channels": 64,
+        "num_classes": 3,
+        "hidden_channels": 32,
     }
     assert resolved["model"]["backbone"]["type"] == "BEVBackbone"  # from det3d's base config
 
@@ -172,15 +187,22 @@ def test_model_with_the_example_head_builds_and_trains(report, example_site):
 
 
 @pytest.fixture(scope="module")
-def trained(example_site: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+def trained(
+    example_site: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """`python -m pc3d train CONFIG` in a fresh interpreter (cwd: the repository, where the
     config's relative KITTI root points), shortened to three iterations on fewer points."""
     work = tmp_path_factory.mktemp("example-train") / "work"
     shorten = [
-        "schedule.epochs=null", "schedule.iterations=3", "runtime.num_threads=1",
-        "data.train.dataset.max_points=2000", "data.val.dataset.max_points=2000",
+        "schedule.epochs=null",
+        "schedule.iterations=3",
+        "runtime.num_threads=1",
+        "data.train.dataset.max_points=2000",
+        "data.val.dataset.max_points=2000",
     ]
-    result = run_python(example_site, "-m", "pc3d", "train", CONFIG, "--work-dir", str(work), "--set", *shorten)
+    result = run_python(
+        example_site, "-m", "pc3d", "train", CONFIG, "--work-dir", str(work), "--set", *shorten
+    )
     return work, result
 
 

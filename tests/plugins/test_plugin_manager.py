@@ -88,15 +88,35 @@ def test_entry_point_plugin_registers_by_kind(make_dist, good_plugin):
     core = {p.source: p.registered for p in manager.loaded if p.distribution == "pc3d"}
     assert core == {
         "pc3d.nn.plugin": {
-            "backbone": ["MLP", "LeNet5", "AlexNet", "VGG", "GoogLeNet", "ResNet", "SECONDBackbone", "SparseUNet", "PointNet2"],
+            "backbone": [
+                "MLP",
+                "LeNet5",
+                "AlexNet",
+                "VGG",
+                "GoogLeNet",
+                "ResNet",
+                "SECONDBackbone",
+                "SparseUNet",
+                "PointNet2",
+            ],
             "neck": ["FPN", "SECONDFPN"],
-            "voxel_encoder": ["PillarFeatureNet", "DynamicPillarFeatureNet", "HardSimpleVFE", "DynamicSimpleVFE"],
+            "voxel_encoder": [
+                "PillarFeatureNet",
+                "DynamicPillarFeatureNet",
+                "HardSimpleVFE",
+                "DynamicSimpleVFE",
+            ],
             "middle_encoder": ["PointPillarsScatter", "SparseEncoder"],
         },
         "pc3d.data.plugin": {
             "transform": [
-                "PointsRangeFilter", "ObjectRangeFilter", "GlobalRotScaleTrans", "RandomFlip3D", "PointShuffle",
-                "ObjectNoise", "ObjectSample",
+                "PointsRangeFilter",
+                "ObjectRangeFilter",
+                "GlobalRotScaleTrans",
+                "RandomFlip3D",
+                "PointShuffle",
+                "ObjectNoise",
+                "ObjectSample",
             ]
         },
         "pc3d.evaluation.plugin": {"metric": ["KittiMetric", "Map3DMetric", "SegMIoUMetric"]},
@@ -138,7 +158,9 @@ def test_plugin_raising_during_registration_leaves_nothing_behind(make_dist):
     info = by_dist(manager, "half-done")
     assert info.status == "failed" and "no weights for Half" in info.error
     assert ("head", "Half") not in manager.registry
-    assert manager.config_dirs() == [d for p in manager.loaded if p.distribution == "pc3d" for d in p.config_dirs]
+    assert manager.config_dirs() == [
+        d for p in manager.loaded if p.distribution == "pc3d" for d in p.config_dirs
+    ]
 
 
 @pytest.mark.parametrize(
@@ -373,4 +395,3 @@ def test_config_build_uses_the_loaded_plugins(make_dist, good_plugin):
     assert model.head.num_classes == 3
     with pytest.raises(ConfigError, match=r"head\.type .*unknown head 'TinyHaed'; did you mean 'TinyHead'"):
         build({"type": "TinyModel", "head": {"type": "TinyHaed", "num_classes": 3}}, kind="model")
-

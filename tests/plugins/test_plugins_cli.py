@@ -14,7 +14,10 @@ def test_lists_first_party_plugins_by_kind(capsys):
     assert "pc3d-det3d 0.1.0  [det3d = pc3d_det3d.plugin]" in out
     det3d = out.split("pc3d-det3d 0.1.0")[1].split("\npc3d-")[0]
     assert "  voxel_encoder: DynamicPillarEncoder\n" in det3d
-    assert "  head: CenterHead, Anchor3DHead, CenterPointHead\n" in det3d and "  model: BEVDetector, VoxelDetector, VoxelNet, CenterPoint\n" in det3d
+    assert (
+        "  head: CenterHead, Anchor3DHead, CenterPointHead\n" in det3d
+        and "  model: BEVDetector, VoxelDetector, VoxelNet, CenterPoint\n" in det3d
+    )
     assert "  configs: " not in det3d  # first-party configs are the core's model zoo
     for dist in ("pc3d-classification", "pc3d-det2d", "pc3d-seg"):
         assert f"{dist} 0.1.0" in out
@@ -49,7 +52,9 @@ def test_json_output_and_conflicts(make_dist, good_plugin, capsys, monkeypatch):
     payload = json.loads(capsys.readouterr().out)
     # pc3d's own core plugin (its metrics) is always loaded, whatever the selection.
     assert [p["distribution"] for p in payload["plugins"] if p["status"] == "loaded"] == [
-        *["pc3d"] * len(CORE_PLUGINS), "first-dist", "second-dist",
+        *["pc3d"] * len(CORE_PLUGINS),
+        "first-dist",
+        "second-dist",
     ]
     assert len(payload["conflicts"]) == 2
     assert "head 'TinyHead' is registered by two plugins: first-dist" in payload["conflicts"][0]

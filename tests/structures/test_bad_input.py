@@ -91,7 +91,9 @@ def test_non_numeric_data() -> None:
 
 @pytest.mark.parametrize("text", ["radar", "", "lidar2", "bev"])
 def test_unknown_mode_names_the_valid_ones(text: str) -> None:
-    with pytest.raises(Pc3dError, match=rf"unknown box mode {text!r}; valid modes are 'lidar', 'camera', 'depth'"):
+    with pytest.raises(
+        Pc3dError, match=rf"unknown box mode {text!r}; valid modes are 'lidar', 'camera', 'depth'"
+    ):
         BoxMode(text)
     with pytest.raises(FormatError, match="valid modes are"):
         BoxMode.parse(text)
@@ -148,7 +150,9 @@ def test_raw_array_of_wrong_width_in_conversion() -> None:
 
 def test_bad_operation_arguments() -> None:
     boxes = LiDARBoxes3D([ROW])
-    with pytest.raises(FormatError, match="flip direction must be 'horizontal' or 'vertical', got 'diagonal'"):
+    with pytest.raises(
+        FormatError, match="flip direction must be 'horizontal' or 'vertical', got 'diagonal'"
+    ):
         boxes.flip("diagonal")
     with pytest.raises(FormatError, match="flip direction"):
         CameraPoints([[0.0, 0, 0]]).flip("up")

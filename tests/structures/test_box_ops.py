@@ -82,7 +82,9 @@ def test_nms_of_every_system_keeps_the_lidar_boxes() -> None:
     assert torch.equal(DepthBoxes3D(boxes).nms_bev(scores, 0.2), expected)
     labels = torch.arange(300) % 3
     by_class = batched_nms_bev(boxes, scores, labels, 0.2, pre_max=200, post_max=50)
-    assert torch.equal(LiDARBoxes3D(boxes).nms_bev(scores, 0.2, pre_max=200, post_max=50, labels=labels), by_class)
+    assert torch.equal(
+        LiDARBoxes3D(boxes).nms_bev(scores, 0.2, pre_max=200, post_max=50, labels=labels), by_class
+    )
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,12 @@ pi = math.pi
 def test_construct_from_every_kind(cls: type[Boxes3D]) -> None:
     row = [1.0, 2.0, 3.0, 4.0, 2.0, 1.5, 0.3]
     expected = torch.tensor([row])
-    for data in ([row], np.array([row]), np.array([row], dtype=np.float32), torch.tensor([row], dtype=torch.float64)):
+    for data in (
+        [row],
+        np.array([row]),
+        np.array([row], dtype=np.float32),
+        torch.tensor([row], dtype=torch.float64),
+    ):
         boxes = cls(data)
         assert boxes.tensor.dtype == torch.float32 and boxes.tensor.shape == (1, 7)
         assert torch.equal(boxes.tensor, expected) and boxes.with_yaw and len(boxes) == 1
@@ -87,12 +92,32 @@ def test_boxes_without_yaw() -> None:
 def test_unit_box_corners_in_every_system() -> None:
     lidar = LiDARBoxes3D([[0, 0, 0, 1, 1, 1, 0]]).corners[0].numpy()
     h = 0.5
-    expected_lidar = [[-h, -h, 0], [-h, -h, 1], [-h, h, 1], [-h, h, 0], [h, -h, 0], [h, -h, 1], [h, h, 1], [h, h, 0]]
+    expected_lidar = [
+        [-h, -h, 0],
+        [-h, -h, 1],
+        [-h, h, 1],
+        [-h, h, 0],
+        [h, -h, 0],
+        [h, -h, 1],
+        [h, h, 1],
+        [h, h, 0],
+    ]
     np.testing.assert_allclose(lidar, expected_lidar, atol=1e-7)
-    np.testing.assert_allclose(DepthBoxes3D([[0, 0, 0, 1, 1, 1, 0]]).corners[0].numpy(), expected_lidar, atol=1e-7)
+    np.testing.assert_allclose(
+        DepthBoxes3D([[0, 0, 0, 1, 1, 1, 0]]).corners[0].numpy(), expected_lidar, atol=1e-7
+    )
     cam = CameraBoxes3D([[0, 0, 0, 1, 1, 1, 0]]).corners[0].numpy()
     # Camera: bottom centre at y = 0, the box extends up to y = -1; corners 0, 1, 4, 5 on top.
-    expected_cam = [[-h, -1, -h], [-h, -1, h], [-h, 0, h], [-h, 0, -h], [h, -1, -h], [h, -1, h], [h, 0, h], [h, 0, -h]]
+    expected_cam = [
+        [-h, -1, -h],
+        [-h, -1, h],
+        [-h, 0, h],
+        [-h, 0, -h],
+        [h, -1, -h],
+        [h, -1, h],
+        [h, 0, h],
+        [h, 0, -h],
+    ]
     np.testing.assert_allclose(cam, expected_cam, atol=1e-7)
 
 
@@ -111,7 +136,9 @@ def test_heights_lidar_vs_camera() -> None:
     np.testing.assert_allclose(lidar.gravity_center.numpy(), [[0, 0, -0.25]])
     cam = CameraBoxes3D([[0, 1.7, 10, 4, 1.5, 2, 0]])
     # y points down: the top face is 1.5 m above the bottom, at smaller y.
-    np.testing.assert_allclose([cam.bottom_height.item(), cam.top_height.item(), cam.height.item()], [1.7, 0.2, 1.5], atol=1e-6)
+    np.testing.assert_allclose(
+        [cam.bottom_height.item(), cam.top_height.item(), cam.height.item()], [1.7, 0.2, 1.5], atol=1e-6
+    )
     np.testing.assert_allclose(cam.gravity_center.numpy(), [[0, 0.95, 10]], atol=1e-6)
     depth = DepthBoxes3D([[0, 0, 0.5, 1, 2, 3, 0]])
     assert depth.top_height.item() == 3.5 and depth.volume.item() == 6
@@ -178,7 +205,9 @@ def test_rotate_moves_corners_rigidly(cls: type[Boxes3D], angle: float, seed: in
     vertical = cls.yaw_axis
     assert torch.allclose(rot_t[vertical], torch.eye(3)[vertical])
     expected_yaw = random_boxes(cls, 6, seed).yaw + angle
-    assert torch.allclose(torch.remainder(boxes.yaw - expected_yaw + pi, 2 * pi) - pi, torch.zeros(6), atol=1e-5)
+    assert torch.allclose(
+        torch.remainder(boxes.yaw - expected_yaw + pi, 2 * pi) - pi, torch.zeros(6), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("cls", BOX_CLASSES, ids=CLASS_IDS)
@@ -231,7 +260,9 @@ def test_translate_and_scale(cls: type[Boxes3D]) -> None:
     assert torch.allclose(boxes.corners, before + torch.tensor([1.0, -2.0, 0.5]), atol=1e-5)
     per_box = torch.arange(12, dtype=torch.float32).reshape(4, 3)
     boxes.translate(per_box)
-    assert torch.allclose(boxes.corners, before + torch.tensor([1.0, -2.0, 0.5]) + per_box[:, None], atol=1e-5)
+    assert torch.allclose(
+        boxes.corners, before + torch.tensor([1.0, -2.0, 0.5]) + per_box[:, None], atol=1e-5
+    )
     moved = boxes.corners
     boxes.scale(1.5)
     assert torch.allclose(boxes.corners, moved * 1.5, atol=1e-5)
@@ -326,9 +357,15 @@ def test_points_of_another_system_are_refused() -> None:
 def test_indexing_keeps_class_and_matrix_shape(cls: type[Boxes3D]) -> None:
     boxes = random_boxes(cls, 5, 2, width=9)
     for item, rows in [
-        (2, [2]), (-1, [4]), (-2, [3]), (slice(1, 3), [1, 2]),
-        (torch.tensor([True, False, True, False, False]), [0, 2]), (torch.tensor([4, 0]), [4, 0]),
-        (np.array([1, 3]), [1, 3]), ([0, 1], [0, 1]), ([False] * 5, []),
+        (2, [2]),
+        (-1, [4]),
+        (-2, [3]),
+        (slice(1, 3), [1, 2]),
+        (torch.tensor([True, False, True, False, False]), [0, 2]),
+        (torch.tensor([4, 0]), [4, 0]),
+        (np.array([1, 3]), [1, 3]),
+        ([0, 1], [0, 1]),
+        ([False] * 5, []),
     ]:
         picked = boxes[item]
         assert type(picked) is cls and picked.tensor.shape == (len(rows), 9)
@@ -373,8 +410,12 @@ def test_cat_refuses_mixed_inputs() -> None:
 @pytest.mark.parametrize("cls", BOX_CLASSES, ids=CLASS_IDS)
 def test_zero_boxes_flow_through_everything(cls: type[Boxes3D]) -> None:
     boxes = cls(torch.zeros(0, 7))
-    assert boxes.corners.shape == (0, 8, 3) and boxes.bev.shape == (0, 5) and boxes.nearest_bev.shape == (0, 4)
-    assert boxes.gravity_center.shape == (0, 3) and boxes.volume.shape == (0,) and boxes.top_height.shape == (0,)
+    assert (
+        boxes.corners.shape == (0, 8, 3) and boxes.bev.shape == (0, 5) and boxes.nearest_bev.shape == (0, 4)
+    )
+    assert (
+        boxes.gravity_center.shape == (0, 3) and boxes.volume.shape == (0,) and boxes.top_height.shape == (0,)
+    )
     pts = points_class(cls.mode)(torch.rand(4, 3))
     returned, _ = boxes.rotate(0.3, pts)
     assert len(returned) == 4
@@ -382,14 +423,18 @@ def test_zero_boxes_flow_through_everything(cls: type[Boxes3D]) -> None:
     boxes.translate([1, 2, 3])
     boxes.scale(2.0)
     boxes.limit_yaw()
-    assert boxes.in_range_bev([0, 0, 1, 1]).shape == (0,) and boxes.in_range_3d([0, 0, 0, 1, 1, 1]).shape == (0,)
+    assert boxes.in_range_bev([0, 0, 1, 1]).shape == (0,) and boxes.in_range_3d([0, 0, 0, 1, 1, 1]).shape == (
+        0,
+    )
     assert boxes.points_in_boxes(pts).tolist() == [-1] * 4
     assert boxes.points_in_boxes_all(pts).shape == (4, 0)
     assert boxes.points_in_boxes(torch.zeros(0, 3)).shape == (0,)
     for mode in BoxMode:
         assert boxes.convert_to(mode).tensor.shape == (0, 7)
     assert len(cls.cat([boxes, boxes])) == 0 and len(boxes[torch.zeros(0, dtype=torch.bool)]) == 0
-    assert cls(torch.zeros(2, 7) + torch.tensor([0, 0, 0, 1, 1, 1, 0])).points_in_boxes(torch.zeros(0, 3)).shape == (0,)
+    assert cls(torch.zeros(2, 7) + torch.tensor([0, 0, 0, 1, 1, 1, 0])).points_in_boxes(
+        torch.zeros(0, 3)
+    ).shape == (0,)
 
 
 def test_gradients_flow_through_construction_corners_and_conversion() -> None:

@@ -52,7 +52,9 @@ def assert_same_boxes(a: np.ndarray, b: np.ndarray, atol: float, yaw_atol: float
 def _to_lidar() -> dict[BoxMode, np.ndarray]:
     calib = read_calib("000001")
     imu_to_velo = homogeneous(calib["Tr_imu_to_velo"])
-    depth_from_lidar = homogeneous(default_rt_mat("lidar", "depth").numpy().astype(np.float64)) @ np.linalg.inv(imu_to_velo)
+    depth_from_lidar = homogeneous(
+        default_rt_mat("lidar", "depth").numpy().astype(np.float64)
+    ) @ np.linalg.inv(imu_to_velo)
     return {
         BoxMode.LIDAR: np.eye(4),
         BoxMode.CAMERA: np.linalg.inv(lidar_to_cam("000001")),
@@ -72,7 +74,9 @@ coords = st.floats(-60, 60, allow_nan=False, width=32)
 sizes = st.floats(0.125, 15, allow_nan=False, width=32)
 yaws = st.floats(-9.5, 9.5, allow_nan=False, width=32)
 box_rows = st.tuples(coords, coords, coords, sizes, sizes, sizes, yaws, coords, coords)
-box_arrays = st.lists(box_rows, min_size=0, max_size=12).map(lambda rows: np.array(rows, dtype=np.float32).reshape(-1, 9))
+box_arrays = st.lists(box_rows, min_size=0, max_size=12).map(
+    lambda rows: np.array(rows, dtype=np.float32).reshape(-1, 9)
+)
 
 
 # ------------------------------------------------------------------------------ by hand
@@ -237,7 +241,9 @@ def test_kinds_are_preserved() -> None:
     structure = convert_boxes(LiDARBoxes3D([row]), "lidar", "depth")
     assert isinstance(structure, DepthBoxes3D) and structure.box_dim == 9
     np.testing.assert_allclose(structure.numpy(), f64, atol=1e-5)
-    pts = convert_points(LiDARPoints([[1.0, 2.0, 3.0, 0.5]], attribute_dims={"intensity": 3}), "lidar", "camera")
+    pts = convert_points(
+        LiDARPoints([[1.0, 2.0, 3.0, 0.5]], attribute_dims={"intensity": 3}), "lidar", "camera"
+    )
     assert isinstance(pts, CameraPoints) and pts.attribute_dims == {"intensity": 3}
     np.testing.assert_allclose(pts.numpy(), [[-2, -3, 1, 0.5]])
 

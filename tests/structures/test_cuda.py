@@ -16,7 +16,10 @@ from pc3d.structures import (
 
 from ._kitti import lidar_to_cam, read_labels, read_scan
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 
 
 def test_conversions_on_cuda_match_cpu() -> None:
@@ -30,7 +33,9 @@ def test_conversions_on_cuda_match_cpu() -> None:
         torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-4, rtol=1e-5)
     points = convert_points(boxes[:, :4].cuda(), "lidar", "camera", rt)
     assert points.is_cuda
-    torch.testing.assert_close(points.cpu(), convert_points(boxes[:, :4], "lidar", "camera", rt), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(
+        points.cpu(), convert_points(boxes[:, :4], "lidar", "camera", rt), atol=1e-4, rtol=1e-5
+    )
 
 
 def test_structures_on_cuda() -> None:

@@ -101,7 +101,9 @@ def test_enlarged_box_keeps_the_gravity_centre() -> None:
     assert torch.allclose(grown.gravity_center, lidar.gravity_center)
     cam = CameraBoxes3D([[0, 1.5, 10, 4, 1.5, 2, 0]])
     np.testing.assert_allclose(cam.enlarged_box(0.5).tensor.numpy(), [[0, 2.0, 10, 5, 2.5, 3, 0]], atol=1e-6)
-    per_box = DepthBoxes3D([[0, 0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1, 0]]).enlarged_box(torch.tensor([0.0, 1.0]))
+    per_box = DepthBoxes3D([[0, 0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1, 0]]).enlarged_box(
+        torch.tensor([0.0, 1.0])
+    )
     np.testing.assert_allclose(per_box.tensor[:, 2:6].numpy(), [[0, 1, 1, 1], [-1, 3, 3, 3]], atol=1e-6)
     with pytest.raises(ShapeError, match="extra_width"):
         lidar.enlarged_box(torch.ones(3))
@@ -122,15 +124,21 @@ def test_surface_and_line_centres_per_box() -> None:
     )
     # The second box is turned by pi/2: its own +y face centre lies along -x, +x along +y.
     np.testing.assert_allclose(
-        surface[6:].numpy(), [[10, 0, 6], [10, 0, 0], [8, 0, 3], [12, 0, 3], [10, 1, 3], [10, -1, 3]], atol=1e-5
+        surface[6:].numpy(),
+        [[10, 0, 6], [10, 0, 0], [8, 0, 3], [12, 0, 3], [10, 1, 3], [10, -1, 3]],
+        atol=1e-5,
     )
-    np.testing.assert_allclose(line[[0, 8, 12, 20]].numpy(), [[1, 0, 6], [1, 2, 3], [10, 1, 6], [8, 1, 3]], atol=1e-5)
+    np.testing.assert_allclose(
+        line[[0, 8, 12, 20]].numpy(), [[1, 0, 6], [1, 2, 3], [10, 1, 6], [8, 1, 3]], atol=1e-5
+    )
 
 
 def test_small_api_of_boxes() -> None:
     boxes = LiDARBoxes3D([[0, 0, 0, 1, 1, 1, 0], [1, 1, 1, 2, 2, 2, 0.5]])
     assert boxes.shape == (2, 7)
-    assert boxes.cpu().tensor.device.type == "cpu" and boxes.clone().tensor.data_ptr() != boxes.tensor.data_ptr()
+    assert (
+        boxes.cpu().tensor.device.type == "cpu" and boxes.clone().tensor.data_ptr() != boxes.tensor.data_ptr()
+    )
     src = torch.zeros(1, 7, requires_grad=True)
     built = LiDARBoxes3D(src + torch.tensor([0, 0, 0, 1, 1, 1, 0.0]))
     assert built.tensor.requires_grad and not built.detach().tensor.requires_grad

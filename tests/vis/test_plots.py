@@ -16,9 +16,23 @@ PIL = pytest.importorskip("PIL.Image")
 
 def _write_run(folder: Path) -> None:
     folder.mkdir()
-    train = [{"kind": "train", "iteration": i, "loss": 2.0 / (1 + i), "loss_cls": 1.0 / (1 + i), "lr": 0.001 * (1 + i % 3)} for i in range(0, 50, 5)]
-    evals = [{"epoch": e, "iteration": 10 * e, "Car_BEV_AP40_moderate": 20.0 * e, "mAP": 10.0 * e} for e in range(1, 5)]
-    (folder / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in train) + '{"kind": "tra')  # torn last line
+    train = [
+        {
+            "kind": "train",
+            "iteration": i,
+            "loss": 2.0 / (1 + i),
+            "loss_cls": 1.0 / (1 + i),
+            "lr": 0.001 * (1 + i % 3),
+        }
+        for i in range(0, 50, 5)
+    ]
+    evals = [
+        {"epoch": e, "iteration": 10 * e, "Car_BEV_AP40_moderate": 20.0 * e, "mAP": 10.0 * e}
+        for e in range(1, 5)
+    ]
+    (folder / "log.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in train) + '{"kind": "tra'
+    )  # torn last line
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in evals))
 
 

@@ -34,7 +34,10 @@ def _has(img: np.ndarray, color: tuple[int, int, int]) -> int:
 @pytest.mark.usefixtures("renderer")
 def test_kitti_frame_bev_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bev.png"
-    assert main(["show", "--kitti", str(KITTI), "--frame", "000001", "--size", "512x256", "--out", str(out)]) == 0
+    assert (
+        main(["show", "--kitti", str(KITTI), "--frame", "000001", "--size", "512x256", "--out", str(out)])
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     img = _png(out)
     assert img.shape == (256, 512, 3)
@@ -48,14 +51,43 @@ def test_cloud_with_label_file_and_pred_json_equals_kitti_mode(tmp_path: Path) -
     # The same frame given as separate files (KITTI label_2 + calib) renders the same GT picture;
     # a JSON prediction file adds its own colour.
     pred = tmp_path / "pred.json"
-    pred.write_text(json.dumps({"mode": "lidar", "boxes": [[69.7, -0.4, -0.8, 12.3, 2.6, 2.8, 0.0]],
-                                "labels": ["Truck"], "scores": [0.7]}))
+    pred.write_text(
+        json.dumps(
+            {
+                "mode": "lidar",
+                "boxes": [[69.7, -0.4, -0.8, 12.3, 2.6, 2.8, 0.0]],
+                "labels": ["Truck"],
+                "scores": [0.7],
+            }
+        )
+    )
     a, b, c = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
     common = ["--size", "400x240", "--no-legend"]
     assert main(["show", "--kitti", str(KITTI), "--frame", "000001", "--out", str(a), *common]) == 0
-    assert main(["show", str(VELO), "--boxes", str(LABEL), "--calib", str(CALIB), "--out", str(b), *common]) == 0
-    assert main(["show", str(VELO), "--boxes", str(LABEL), "--calib", str(CALIB), "--pred", str(pred),
-                 "--out", str(c), "--score-thr", "0.5", "--labels", *common]) == 0
+    assert (
+        main(["show", str(VELO), "--boxes", str(LABEL), "--calib", str(CALIB), "--out", str(b), *common]) == 0
+    )
+    assert (
+        main(
+            [
+                "show",
+                str(VELO),
+                "--boxes",
+                str(LABEL),
+                "--calib",
+                str(CALIB),
+                "--pred",
+                str(pred),
+                "--out",
+                str(c),
+                "--score-thr",
+                "0.5",
+                "--labels",
+                *common,
+            ]
+        )
+        == 0
+    )
     truck_pred = geometry.class_color("Truck", "pred")
     assert _has(_png(c), truck_pred) > 10 and _has(_png(b), truck_pred) == 0
     # The KITTI mode frames the front half of the scan only, so compare the box colours' layout
@@ -67,7 +99,9 @@ def test_cloud_with_label_file_and_pred_json_equals_kitti_mode(tmp_path: Path) -
 
 def test_camera_view_png(tmp_path: Path) -> None:
     out = tmp_path / "cam.png"
-    assert main(["show", "--kitti", str(KITTI), "--frame", "000001", "--view", "camera", "--out", str(out)]) == 0
+    assert (
+        main(["show", "--kitti", str(KITTI), "--frame", "000001", "--view", "camera", "--out", str(out)]) == 0
+    )
     img = _png(out)
     assert img.shape == (375, 1242, 3)
     assert _has(img, geometry.class_color("Truck", "gt")) > 20
@@ -77,11 +111,20 @@ def test_camera_view_png(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["show", "missing.bin", "--out", "x.png"], "missing.bin does not exist"),
-        (["show", str(VELO), "--boxes", "nothere.json", "--out", "x.png"], "--boxes: nothere.json does not exist"),
-        (["show", str(VELO), "--boxes", "bad.json", "--out", "x.png"], "bad.json: boxes have 5 values per row, expected at least 7"),
+        (
+            ["show", str(VELO), "--boxes", "nothere.json", "--out", "x.png"],
+            "--boxes: nothere.json does not exist",
+        ),
+        (
+            ["show", str(VELO), "--boxes", "bad.json", "--out", "x.png"],
+            "bad.json: boxes have 5 values per row, expected at least 7",
+        ),
         (["show", str(VELO), "--boxes", str(LABEL), "--out", "x.png"], "needs the LiDAR->camera calibration"),
         (["show", "--kitti", str(KITTI), "--frame", "000009", "--out", "x.png"], "frames with a scan in"),
-        (["show", "--kitti", str(KITTI), "--frame", "000000", "--view", "camera", "--out", "x.png"], "image_2/000000.png does not exist"),
+        (
+            ["show", "--kitti", str(KITTI), "--frame", "000000", "--view", "camera", "--out", "x.png"],
+            "image_2/000000.png does not exist",
+        ),
         (["show", str(VELO), "--view", "camera", "--out", "x.png"], "--view camera needs a camera image"),
         (["show", str(VELO), "--out", "x.jpg"], "must be a .png"),
         (["show", str(VELO), "--size", "wide", "--out", "x.png"], "WIDTHxHEIGHT"),
@@ -90,7 +133,11 @@ def test_camera_view_png(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(
-    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.json").write_text(json.dumps({"mode": "lidar", "boxes": [[1, 2, 3, 4, 5]]}))
@@ -106,7 +153,9 @@ def test_unknown_view_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -
     assert "invalid choice: 'top'" in capsys.readouterr().err
 
 
-def test_window_without_display_says_to_use_out(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_window_without_display_says_to_use_out(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert main(["show", str(VELO)]) == 2
@@ -118,7 +167,9 @@ def test_missing_open3d_names_the_packages(monkeypatch: pytest.MonkeyPatch) -> N
     from pc3d.vis._open3d import import_open3d
 
     monkeypatch.setitem(sys.modules, "open3d", None)  # makes `import open3d` fail
-    with pytest.raises(MissingDependencyError, match=r"pip install .*apt-get install libusb-1.0-0 libgl1 libegl1 libgomp1"):
+    with pytest.raises(
+        MissingDependencyError, match=r"pip install .*apt-get install libusb-1.0-0 libgl1 libegl1 libgomp1"
+    ):
         import_open3d()
 
 
@@ -146,9 +197,13 @@ def test_kitti_accepts_the_root_or_its_training_folder(root: Path, tmp_path: Pat
     assert _has(_png(out), geometry.class_color("Truck", "gt")) > 20
 
 
-def test_kitti_root_without_the_frame_names_the_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_kitti_root_without_the_frame_names_the_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "training" / "velodyne").mkdir(parents=True)
-    assert main(["show", "--kitti", str(tmp_path), "--frame", "000001", "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(["show", "--kitti", str(tmp_path), "--frame", "000001", "--out", str(tmp_path / "x.png")]) == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("pc3d show: error:") and str(tmp_path / "training") in err
 

@@ -24,7 +24,9 @@ def test_scene_scale_is_the_ramp_of_its_points() -> None:
     pts = _cloud()
     scene = pc3d.vis.build_scene(pts)
     assert scene.color_scale is not None and scene.color_scale.title == "height (m)"
-    assert (scene.color_scale.lo, scene.color_scale.hi) == pytest.approx(tuple(np.percentile(pts[:, 2], [2, 98])))
+    assert (scene.color_scale.lo, scene.color_scale.hi) == pytest.approx(
+        tuple(np.percentile(pts[:, 2], [2, 98]))
+    )
     by_intensity = pc3d.vis.build_scene(pts, color_by="intensity").color_scale
     assert by_intensity is not None and by_intensity.title == "intensity"
     assert by_intensity.hi == pytest.approx(np.percentile(pts[:, 3], 98))
@@ -38,7 +40,9 @@ def test_color_bar_pixels_are_the_ramp_with_its_end_values() -> None:
     x0, y0, x1, y1 = color_bar_pixels(out.shape, scale)
     assert x1 - x0 > 60 and x1 < 480 and y1 < 270
     ramp = scale.colors(x1 - x0 + 1)
-    np.testing.assert_array_equal(out[y0 : y1 + 1, x0 : x1 + 1], np.broadcast_to(ramp, (y1 - y0 + 1, *ramp.shape)))
+    np.testing.assert_array_equal(
+        out[y0 : y1 + 1, x0 : x1 + 1], np.broadcast_to(ramp, (y1 - y0 + 1, *ramp.shape))
+    )
     # Its ends are the colours of points at lo and hi.
     np.testing.assert_array_equal(ramp[[0, -1]], geometry.ramp_colors(np.array([-2.5, 0.9]), -2.5, 0.9))
     # Text (title and the two values) is drawn in the panel: above the bar, and below it at both ends.
@@ -80,8 +84,12 @@ def test_point_labels_colour_points_by_class_with_a_legend() -> None:
         assert np.all(img == color, axis=-1).sum() > 200, cls
         assert np.all(legend == color, axis=-1).sum() >= 80, cls
     scene = pc3d.vis.build_scene(pts, point_labels=labels, class_names=["road", "car", "wall"])
-    assert [e.text for e in scene.legend] == ["ignored (50 pts)", f"road ({(labels == 0).sum()} pts)",
-                                              f"car ({(labels == 1).sum()} pts)", f"wall ({(labels == 2).sum()} pts)"]
+    assert [e.text for e in scene.legend] == [
+        "ignored (50 pts)",
+        f"road ({(labels == 0).sum()} pts)",
+        f"car ({(labels == 1).sum()} pts)",
+        f"wall ({(labels == 2).sum()} pts)",
+    ]
     assert scene.color_scale is None
     # Without names the ids are shown.
     assert pc3d.vis.build_scene(pts, point_labels=labels).legend[1].text.startswith("class 0 ")

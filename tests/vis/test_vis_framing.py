@@ -40,7 +40,12 @@ def test_reframe_range_center_and_zoom() -> None:
     assert reframe(base, extent=(10, -5, 30, 5)) == Region((10.0, 30.0), (-5.0, 5.0), (-2.0, 1.0))
     assert reframe(base, center=(5.0, 2.0)) == Region((-15.0, 25.0), (-8.0, 12.0), (-2.0, 1.0))
     assert reframe(base, zoom=2.0) == Region((10.0, 30.0), (-5.0, 5.0), (-2.0, 1.0))
-    for bad in ({"extent": (10, 0, 5, 1)}, {"zoom": 0.0}, {"zoom": float("nan")}, {"center": (1.0, float("inf"))}):
+    for bad in (
+        {"extent": (10, 0, 5, 1)},
+        {"zoom": 0.0},
+        {"zoom": float("nan")},
+        {"center": (1.0, float("inf"))},
+    ):
         with pytest.raises(FormatError):
             reframe(base, **bad)  # type: ignore[arg-type]
 
@@ -66,7 +71,9 @@ def test_default_view_frames_the_boxes_so_cars_are_larger(frame1: Frame) -> None
     zoomed = pc3d.vis.render(points, gt, center=centre, zoom=2.0, **common)
     assert _width(_mask(zoomed, car)) == pytest.approx(2 * _width(_mask(framed, car)), rel=0.1)
     # A range puts its centre in the middle of the picture.
-    ranged = pc3d.vis.render(points, gt, bev_range=(centre[0] - 5, centre[1] - 5, centre[0] + 5, centre[1] + 5), **common)
+    ranged = pc3d.vis.render(
+        points, gt, bev_range=(centre[0] - 5, centre[1] - 5, centre[0] + 5, centre[1] + 5), **common
+    )
     rows, cols = np.nonzero(_mask(ranged, car))
     assert abs(cols.mean() - SIZE[0] / 2) < 15 and abs(rows.mean() - SIZE[1] / 2) < 15
 
@@ -89,10 +96,17 @@ def test_place_labels_stacks_colliding_labels_and_keeps_out_of_the_legend() -> N
 
 
 def test_gt_and_prediction_labels_of_the_same_box_do_not_intersect() -> None:
-    boxes = np.array([[20.0, 0.0, -1.0, 4.0, 1.8, 1.5, 0.0], [20.5, 0.2, -1.0, 4.0, 1.8, 1.5, 0.1],
-                      [35.0, -3.0, -1.0, 4.0, 1.8, 1.5, 0.0]])
+    boxes = np.array(
+        [
+            [20.0, 0.0, -1.0, 4.0, 1.8, 1.5, 0.0],
+            [20.5, 0.2, -1.0, 4.0, 1.8, 1.5, 0.1],
+            [35.0, -3.0, -1.0, 4.0, 1.8, 1.5, 0.0],
+        ]
+    )
     gt = pc3d.vis.BoxSet(boxes, "lidar", ["Car", "Car", "Van"])
-    pred = pc3d.vis.BoxSet(boxes + [0.2, 0.1, 0, 0, 0, 0, 0.05], "lidar", ["Car", "Car", "Van"], np.array([0.9, 0.8, 0.7]))
+    pred = pc3d.vis.BoxSet(
+        boxes + [0.2, 0.1, 0, 0, 0, 0, 0.05], "lidar", ["Car", "Car", "Van"], np.array([0.9, 0.8, 0.7])
+    )
     points = np.random.default_rng(0).uniform([-5.0, -15.0, -2.0], [40.0, 15.0, 0.5], size=(500, 3))
     scene = pc3d.vis.build_scene(points, gt, pred)
     for view in ("bev", "front", "orbit"):
@@ -112,9 +126,16 @@ def test_gt_and_prediction_labels_of_the_same_box_do_not_intersect() -> None:
 def test_both_labels_of_co_located_boxes_are_drawn() -> None:
     box = np.array([[20.0, 0.0, -1.0, 4.0, 1.8, 1.5, 0.0]])
     points = np.random.default_rng(0).uniform([0.0, -15.0, -2.0], [40.0, 15.0, 0.5], size=(300, 3))
-    img = pc3d.vis.render(points, {"boxes": box, "labels": ["Car"]}, {"boxes": box, "labels": ["Car"], "scores": [0.9]},
-                          size=SIZE, labels=True, legend=False)
+    img = pc3d.vis.render(
+        points,
+        {"boxes": box, "labels": ["Car"]},
+        {"boxes": box, "labels": ["Car"], "scores": [0.9]},
+        size=SIZE,
+        labels=True,
+        legend=False,
+    )
     only_gt = pc3d.vis.render(points, {"boxes": box, "labels": ["Car"]}, size=SIZE, labels=True, legend=False)
+
     # Label text is anti-aliased: look for pixels near each colour.
     def near(picture: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
         return np.abs(picture.astype(int) - color).max(axis=-1) < 90

@@ -29,7 +29,9 @@ def _random_boxes(n: int, seed: int) -> np.ndarray:
     return np.concatenate([centre, size, yaw], axis=1)
 
 
-@pytest.mark.parametrize(("mode", "cls"), [("lidar", LiDARBoxes3D), ("camera", CameraBoxes3D), ("depth", DepthBoxes3D)])
+@pytest.mark.parametrize(
+    ("mode", "cls"), [("lidar", LiDARBoxes3D), ("camera", CameraBoxes3D), ("depth", DepthBoxes3D)]
+)
 def test_scene_corners_are_the_structures_corners(mode: str, cls: type) -> None:
     boxes = _random_boxes(20, seed=1)
     scene = build_scene(np.zeros((1, 3)), BoxSet(boxes, mode), mode=mode)
@@ -75,9 +77,16 @@ def test_bev_outline_is_the_footprint_at_mid_height() -> None:
     assert sorted(map(tuple, np.round(ring, 5))) == [(8.0, 4.0), (8.0, 6.0), (12.0, 4.0), (12.0, 6.0)]
     np.testing.assert_allclose(segs[4], [[10.0, 5.0, -0.25], [12.0, 5.0, -0.25]])  # heading +x
     # Camera boxes: the footprint lies in the x-z plane, halfway up (y = -height / 2).
-    cam = geometry.bev_segments(_corners(np.array([[1.0, 1.5, 20.0, 4.0, 1.5, 2.0, 0.0]]), "camera"), "camera")[0]
+    cam = geometry.bev_segments(
+        _corners(np.array([[1.0, 1.5, 20.0, 4.0, 1.5, 2.0, 0.0]]), "camera"), "camera"
+    )[0]
     assert np.allclose(cam[:, :, 1], 0.75)
-    assert sorted(map(tuple, np.round(cam[:4, 0][:, [0, 2]], 5))) == [(-1.0, 19.0), (-1.0, 21.0), (3.0, 19.0), (3.0, 21.0)]
+    assert sorted(map(tuple, np.round(cam[:4, 0][:, [0, 2]], 5))) == [
+        (-1.0, 19.0),
+        (-1.0, 21.0),
+        (3.0, 19.0),
+        (3.0, 21.0),
+    ]
 
 
 def test_camera_box_heading_points_along_minus_half_pi() -> None:
@@ -96,8 +105,13 @@ def test_colours_are_stable_distinct_and_apart_from_points() -> None:
     # Unknown names land on the palette the same way in every process (str hashes are salted).
     code = "from pc3d.vis.geometry import class_color; print(class_color('barrier', 'pred'))"
     runs = {
-        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
-                       capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         for seed in ("1", "2")
     }
     assert runs == {str(geometry.class_color("barrier", "pred"))}

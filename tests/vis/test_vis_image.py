@@ -15,8 +15,12 @@ from .conftest import Frame
 
 def test_draw_segments_exact_pixels() -> None:
     canvas = np.zeros((20, 30, 3), dtype=np.uint8)
-    out = image.draw_segments(canvas, np.array([[[2.0, 5.0], [12.0, 5.0]], [[20.0, 2.0], [20.0, 50.0]]]),
-                              np.array([[255, 0, 0], [0, 255, 0]]), width=1)
+    out = image.draw_segments(
+        canvas,
+        np.array([[[2.0, 5.0], [12.0, 5.0]], [[20.0, 2.0], [20.0, 50.0]]]),
+        np.array([[255, 0, 0], [0, 255, 0]]),
+        width=1,
+    )
     red = np.argwhere(np.all(out == [255, 0, 0], axis=-1))
     assert set(map(tuple, red)) == {(5, c) for c in range(2, 13)}
     green = np.argwhere(np.all(out == [0, 255, 0], axis=-1))
@@ -68,9 +72,15 @@ def test_camera_view_draws_each_box_inside_its_label_bbox(frame1: Frame, tmp_pat
 
 def test_camera_view_lidar_boxes_through_calibration(frame1: Frame) -> None:
     # The same boxes given in LiDAR coordinates land on the same pixels once converted back.
-    lidar = pc3d.vis.convert_box_set(pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types), "lidar", frame1.lidar2cam)
-    from_cam = pc3d.vis.render_camera_view(frame1.image_path, pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types), projection=frame1.P2)
-    from_lidar = pc3d.vis.render_camera_view(frame1.image_path, lidar, projection=frame1.P2, lidar2cam=frame1.lidar2cam)
+    lidar = pc3d.vis.convert_box_set(
+        pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types), "lidar", frame1.lidar2cam
+    )
+    from_cam = pc3d.vis.render_camera_view(
+        frame1.image_path, pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types), projection=frame1.P2
+    )
+    from_lidar = pc3d.vis.render_camera_view(
+        frame1.image_path, lidar, projection=frame1.P2, lidar2cam=frame1.lidar2cam
+    )
     assert np.mean(np.any(from_cam != from_lidar, axis=-1)) < 1e-3
     with pytest.raises(FormatError, match="LiDAR->camera calibration"):
         pc3d.vis.render_camera_view(frame1.image_path, lidar, projection=frame1.P2)

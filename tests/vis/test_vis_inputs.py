@@ -39,7 +39,9 @@ def test_box_inputs_of_every_kind(tmp_path) -> None:
 
 def test_camera_boxes_land_where_the_calibration_puts_them(frame1: Frame) -> None:
     # pc3d.vis converts KITTI camera boxes onto the LiDAR cloud: same corners as pc3d.structures.
-    scene = build_scene(frame1.points, BoxSet(frame1.camera_boxes, "camera", frame1.types), lidar2cam=frame1.lidar2cam)
+    scene = build_scene(
+        frame1.points, BoxSet(frame1.camera_boxes, "camera", frame1.types), lidar2cam=frame1.lidar2cam
+    )
     assert scene.mode == "lidar"
     np.testing.assert_allclose(scene.corners, frame1.lidar_corners, atol=1e-3)
     # The truck holds the most returns: KITTI's boxes sit on the points.
@@ -78,6 +80,8 @@ def test_color_by_label_marks_points_inside_boxes(mode: str) -> None:
         box, inside, outside = [0.0, 0.0, 0.0, 4.0, 1.5, 2.0, 0.0], [0.0, -0.75, 0.0], [10.0, -0.75, 0.0]
     else:
         box, inside, outside = [0.0, 0.0, 0.0, 4.0, 2.0, 1.5, 0.0], [0.0, 0.0, 0.75], [10.0, 0.0, 0.75]
-    scene = build_scene(np.array([inside, outside]), {"boxes": [box], "labels": ["Car"]}, mode=mode, color_by="label")
+    scene = build_scene(
+        np.array([inside, outside]), {"boxes": [box], "labels": ["Car"]}, mode=mode, color_by="label"
+    )
     assert scene.point_colors[0].tolist() == list(geometry.class_color("Car", "gt"))
     assert scene.point_colors[1].tolist() == list(geometry.GREY_POINT)

@@ -39,7 +39,9 @@ def _project_px(cam: Camera, xyz: np.ndarray) -> np.ndarray:
     """Pinhole projection written out here (independent of `Camera.project`): pixels [N, 2]."""
     pc = xyz.reshape(-1, 3) @ cam.extrinsic[:3, :3].T + cam.extrinsic[:3, 3]
     k = cam.intrinsic
-    return np.stack([k[0, 0] * pc[:, 0] / pc[:, 2] + k[0, 2], k[1, 1] * pc[:, 1] / pc[:, 2] + k[1, 2]], axis=1)
+    return np.stack(
+        [k[0, 0] * pc[:, 0] / pc[:, 2] + k[0, 2], k[1, 1] * pc[:, 1] / pc[:, 2] + k[1, 2]], axis=1
+    )
 
 
 def _bev(frame: Frame, **kwargs: object) -> tuple[np.ndarray, Camera]:
@@ -47,7 +49,14 @@ def _bev(frame: Frame, **kwargs: object) -> tuple[np.ndarray, Camera]:
     gt = pc3d.vis.BoxSet(frame.camera_boxes, "camera", frame.types)
     kwargs.setdefault("boxes", gt)
     region = pc3d.vis.scene_region(frame.points, frame.lidar_corners, "lidar", forward_only=True)
-    kwargs = {"view": "bev", "size": SIZE, "lidar2cam": frame.lidar2cam, "legend": False, "region": region, **kwargs}
+    kwargs = {
+        "view": "bev",
+        "size": SIZE,
+        "lidar2cam": frame.lidar2cam,
+        "legend": False,
+        "region": region,
+        **kwargs,
+    }
     img = pc3d.vis.render(frame.points, **kwargs)
     scene = pc3d.vis.build_scene(frame.points, kwargs["boxes"], kwargs.get("pred"), lidar2cam=frame.lidar2cam)
     cam, _ = pc3d.vis.scene_camera(scene, str(kwargs["view"]), SIZE, region)
@@ -160,7 +169,9 @@ def test_color_by_label_and_intensity(frame1: Frame) -> None:
     # The truck's 71 returns take its colour (in BEV many fall under its outline) ...
     assert _mask(by_label, truck).sum() > _mask(by_height, truck).sum() + 20
     # ... and points outside every box turn grey.
-    assert _mask(by_label, geometry.GREY_POINT).sum() > 1000 and _mask(by_height, geometry.GREY_POINT).sum() == 0
+    assert (
+        _mask(by_label, geometry.GREY_POINT).sum() > 1000 and _mask(by_height, geometry.GREY_POINT).sum() == 0
+    )
     by_intensity = pc3d.vis.render(frame1.points, gt, color_by="intensity", **common)
     assert not np.array_equal(by_intensity, by_height)
     with pytest.raises(ShapeError, match="4th point column"):
@@ -216,7 +227,9 @@ def test_show_image_opens_the_camera_view_in_a_window(frame1: Frame, monkeypatch
     def grab(vis) -> None:
         vis.poll_events()
         vis.update_renderer()
-        shots.append(np.rint(np.asarray(vis.capture_screen_float_buffer(do_render=True)) * 255).astype(np.uint8))
+        shots.append(
+            np.rint(np.asarray(vis.capture_screen_float_buffer(do_render=True)) * 255).astype(np.uint8)
+        )
 
     monkeypatch.setattr(pc3d.vis.backend, "run_window", grab)
     gt = pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types)
@@ -273,9 +286,13 @@ def test_egl_without_display_gives_the_same_picture_as_xvfb(frame1: Frame, tmp_p
     if not os.environ.get("DISPLAY"):
         pytest.skip("compares the X display (Xvfb) with EGL: run under xvfb-run")
     points = frame1.points[::EVERY]
-    boxes = {"mode": "lidar", "boxes": pc3d.vis.convert_box_set(
-        pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types), "lidar", frame1.lidar2cam).boxes.tolist(),
-        "labels": frame1.types}
+    boxes = {
+        "mode": "lidar",
+        "boxes": pc3d.vis.convert_box_set(
+            pc3d.vis.BoxSet(frame1.camera_boxes, "camera", frame1.types), "lidar", frame1.lidar2cam
+        ).boxes.tolist(),
+        "labels": frame1.types,
+    }
     np.save(tmp_path / "points.npy", points)
     (tmp_path / "boxes.json").write_text(json.dumps(boxes))
     here = pc3d.vis.render(points, boxes, size=(400, 200), labels=True, forward_only=True)
@@ -287,8 +304,9 @@ def test_egl_without_display_gives_the_same_picture_as_xvfb(frame1: Frame, tmp_p
         "np.save(d + '/egl.npy', img)\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
-                         timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr
     assert "XDG_RUNTIME_DIR" not in run.stderr  # the harmless Wayland probe noise is filtered
     assert np.array_equal(np.load(tmp_path / "egl.npy"), here)

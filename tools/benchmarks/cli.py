@@ -70,11 +70,25 @@ def commands(out_dir: Path) -> list[tuple[str, list[str]]]:
         ('python -c "import torch"', [sys.executable, "-c", "import torch"]),
         ("pc3d --help", [*pc3d, "--help"]),
         (f"pc3d info {rel(SCAN, ROOT)}", [*pc3d, "info", str(SCAN)]),
-        (f"pc3d convert --src lidar --dst lidar {SCAN.name} scan.ply",
-         [*pc3d, "convert", "--src", "lidar", "--dst", "lidar", str(SCAN), str(out_dir / "scan.ply")]),
-        (f"pc3d convert --src camera --dst lidar --calib {CALIB.name} {LABEL.name} boxes.json",
-         [*pc3d, "convert", "--src", "camera", "--dst", "lidar", "--calib", str(CALIB), str(LABEL),
-          str(out_dir / "boxes.json")]),
+        (
+            f"pc3d convert --src lidar --dst lidar {SCAN.name} scan.ply",
+            [*pc3d, "convert", "--src", "lidar", "--dst", "lidar", str(SCAN), str(out_dir / "scan.ply")],
+        ),
+        (
+            f"pc3d convert --src camera --dst lidar --calib {CALIB.name} {LABEL.name} boxes.json",
+            [
+                *pc3d,
+                "convert",
+                "--src",
+                "camera",
+                "--dst",
+                "lidar",
+                "--calib",
+                str(CALIB),
+                str(LABEL),
+                str(out_dir / "boxes.json"),
+            ],
+        ),
     ]
 
 
@@ -84,8 +98,16 @@ def run(device: str) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="pc3d-bench-cli-") as tmp:
         timed = [(label, *median_times(argv)) for label, argv in commands(Path(tmp))]
     base = timed[0][1]
-    return [{"command": label, "ms": wall * 1e3, "over_python_ms": (wall - base) * 1e3, "ratio": wall / base,
-             "cpu_ms": cpu * 1e3} for label, wall, cpu in timed]
+    return [
+        {
+            "command": label,
+            "ms": wall * 1e3,
+            "over_python_ms": (wall - base) * 1e3,
+            "ratio": wall / base,
+            "cpu_ms": cpu * 1e3,
+        }
+        for label, wall, cpu in timed
+    ]
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -95,4 +117,6 @@ def print_table(title: str, rows: list[dict]) -> None:
     print("| command | wall (ms) | over `python -c pass` (ms) | / `python -c pass` | CPU (ms) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| `{r['command']}` | {r['ms']:.0f} | {r['over_python_ms']:+.0f} | {r['ratio']:.2f}x | {r['cpu_ms']:.0f} |")
+        print(
+            f"| `{r['command']}` | {r['ms']:.0f} | {r['over_python_ms']:+.0f} | {r['ratio']:.2f}x | {r['cpu_ms']:.0f} |"
+        )

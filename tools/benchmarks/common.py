@@ -9,7 +9,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 
-def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, sync: Callable[[], None] | None = None) -> float:
+def median_time(
+    fn: Callable[[], object], repeats: int = 5, warmup: int = 1, sync: Callable[[], None] | None = None
+) -> float:
     """Median wall time of `fn()` in seconds over `repeats` runs after `warmup` runs."""
     for _ in range(warmup):
         fn()
@@ -26,8 +28,14 @@ def median_time(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, syn
 
 
 def row(op: str, size: str, ours: float, peer_name: str, peer: float) -> dict:
-    return {"op": op, "size": size, "pc3d_ms": ours * 1e3, "peer": peer_name, "peer_ms": peer * 1e3,
-            "speedup": peer / ours if ours > 0 else float("inf")}
+    return {
+        "op": op,
+        "size": size,
+        "pc3d_ms": ours * 1e3,
+        "peer": peer_name,
+        "peer_ms": peer * 1e3,
+        "speedup": peer / ours if ours > 0 else float("inf"),
+    }
 
 
 def print_table(title: str, rows: list[dict]) -> None:
@@ -35,7 +43,9 @@ def print_table(title: str, rows: list[dict]) -> None:
     print("| op | size | pc3d (ms) | peer | peer (ms) | peer / pc3d |")
     print("| --- | --- | ---: | --- | ---: | ---: |")
     for r in rows:
-        print(f"| {r['op']} | {r['size']} | {r['pc3d_ms']:.2f} | {r['peer']} | {r['peer_ms']:.2f} | {r['speedup']:.2f}x |")
+        print(
+            f"| {r['op']} | {r['size']} | {r['pc3d_ms']:.2f} | {r['peer']} | {r['peer_ms']:.2f} | {r['speedup']:.2f}x |"
+        )
 
 
 @contextlib.contextmanager

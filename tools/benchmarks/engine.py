@@ -34,7 +34,9 @@ SAMPLES = 2048  # 64 iterations per epoch
 class BenchMLP(nn.Module):
     def __init__(self, in_dim: int = 16, hidden: int = HIDDEN) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.net = nn.Sequential(
+            nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+        )
 
     def loss(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         return {"loss": (self.net(x) - y).square().mean()}
@@ -128,6 +130,14 @@ def run(device: str) -> list[dict]:
             plain = median_time(lambda: torch.save(state, work / "b.pth"), repeats=5)
     iters = SAMPLES // BATCH
     return [
-        row("train epoch (engine vs bare loop)", f"{iters} it, MLP {HIDDEN}, batch {BATCH}", ours, "bare torch loop", bare),
-        row("checkpoint write (atomic+fsync vs torch.save)", "4M params (16 MB)", atomic, "torch.save", plain),
+        row(
+            "train epoch (engine vs bare loop)",
+            f"{iters} it, MLP {HIDDEN}, batch {BATCH}",
+            ours,
+            "bare torch loop",
+            bare,
+        ),
+        row(
+            "checkpoint write (atomic+fsync vs torch.save)", "4M params (16 MB)", atomic, "torch.save", plain
+        ),
     ]

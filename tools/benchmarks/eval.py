@@ -30,8 +30,12 @@ def synthetic_kitti(num_frames: int, seed: int = 0) -> tuple[list, list]:
     from pc3d.evaluation.kitti_labels import KittiEvalLabels
 
     rng = np.random.default_rng(seed)
-    sizes = {"Car": (1.5, 1.6, 3.9), "Pedestrian": (1.75, 0.65, 0.85), "Cyclist": (1.7, 0.6, 1.8),
-             "Van": (2.2, 1.9, 5.0)}
+    sizes = {
+        "Car": (1.5, 1.6, 3.9),
+        "Pedestrian": (1.75, 0.65, 0.85),
+        "Cyclist": (1.7, 0.6, 1.8),
+        "Van": (2.2, 1.9, 5.0),
+    }
     kinds = np.array(["Car", "Car", "Car", "Pedestrian", "Cyclist", "Van"])
     gts, dets = [], []
     for _ in range(num_frames):
@@ -48,11 +52,18 @@ def synthetic_kitti(num_frames: int, seed: int = 0) -> tuple[list, list]:
         occ = rng.choice([0, 0, 1, 2], n)
         alpha = rng.uniform(-np.pi, np.pi, n)
         dc = rng.uniform(0, 1000, (2, 1)) + np.array([[0, 150, 60, 190]])
-        gts.append(KittiEvalLabels(
-            name=np.r_[names, ["DontCare", "DontCare"]], truncated=np.r_[trunc, [-1, -1]],
-            occluded=np.r_[occ, [-1, -1]], alpha=np.r_[alpha, [-10, -10]],
-            bbox=np.r_[bbox, dc], dimensions=np.r_[hwl, -np.ones((2, 3))],
-            location=np.r_[loc, -1000 * np.ones((2, 3))], rotation_y=np.r_[ry, [-10, -10]]))
+        gts.append(
+            KittiEvalLabels(
+                name=np.r_[names, ["DontCare", "DontCare"]],
+                truncated=np.r_[trunc, [-1, -1]],
+                occluded=np.r_[occ, [-1, -1]],
+                alpha=np.r_[alpha, [-10, -10]],
+                bbox=np.r_[bbox, dc],
+                dimensions=np.r_[hwl, -np.ones((2, 3))],
+                location=np.r_[loc, -1000 * np.ones((2, 3))],
+                rotation_y=np.r_[ry, [-10, -10]],
+            )
+        )
         hit = rng.random(n) < 0.85
         k = int(hit.sum())
         m = DETS_PER_FRAME - k
@@ -61,16 +72,22 @@ def synthetic_kitti(num_frames: int, seed: int = 0) -> tuple[list, list]:
         fp_loc = np.c_[rng.uniform(-20, 20, m), rng.uniform(1.2, 2.0, m), rng.uniform(5, 70, m)]
         fp_left, fp_top = rng.uniform(0, 1100, m), rng.uniform(120, 220, m)
         fp_h = rng.uniform(15, 120, m)
-        dets.append(KittiEvalLabels(
-            name=np.r_[names[hit], fp_names], truncated=np.zeros(DETS_PER_FRAME),
-            occluded=np.zeros(DETS_PER_FRAME),
-            alpha=np.r_[alpha[hit] + rng.normal(0, 0.2, k), rng.uniform(-np.pi, np.pi, m)],
-            bbox=np.r_[bbox[hit] + rng.normal(0, 3, (k, 4)),
-                       np.c_[fp_left, fp_top, fp_left + fp_h, fp_top + fp_h]],
-            dimensions=np.r_[hwl[hit] * rng.normal(1, 0.05, (k, 3)), fp_hwl],
-            location=np.r_[loc[hit] + rng.normal(0, 0.15, (k, 3)), fp_loc],
-            rotation_y=np.r_[ry[hit] + rng.normal(0, 0.1, k), rng.uniform(-np.pi, np.pi, m)],
-            score=np.r_[rng.beta(5, 2, k), rng.beta(2, 5, m)]))
+        dets.append(
+            KittiEvalLabels(
+                name=np.r_[names[hit], fp_names],
+                truncated=np.zeros(DETS_PER_FRAME),
+                occluded=np.zeros(DETS_PER_FRAME),
+                alpha=np.r_[alpha[hit] + rng.normal(0, 0.2, k), rng.uniform(-np.pi, np.pi, m)],
+                bbox=np.r_[
+                    bbox[hit] + rng.normal(0, 3, (k, 4)),
+                    np.c_[fp_left, fp_top, fp_left + fp_h, fp_top + fp_h],
+                ],
+                dimensions=np.r_[hwl[hit] * rng.normal(1, 0.05, (k, 3)), fp_hwl],
+                location=np.r_[loc[hit] + rng.normal(0, 0.15, (k, 3)), fp_loc],
+                rotation_y=np.r_[ry[hit] + rng.normal(0, 0.1, k), rng.uniform(-np.pi, np.pi, m)],
+                score=np.r_[rng.beta(5, 2, k), rng.beta(2, 5, m)],
+            )
+        )
     return gts, dets
 
 
@@ -92,9 +109,18 @@ def run(device: str) -> list[dict]:
         ours_small = median_time(lambda: kitti_eval(gts[:small], dets[:small]), repeats=3)
     size = f"{DETS_PER_FRAME} dets/frame, 3 classes"
     return [
-        row("kitti_eval (AP11+AP40, bbox/bev/3d/aos)", f"{small} frames, {size}", ours_small,
-            "port loops in plain Python", peer_small),
-        row("kitti_eval (AP11+AP40, bbox/bev/3d/aos)", f"{KITTI_VAL_FRAMES} frames, {size}",
-            ours_full, "same, scaled linearly from 100 frames",
-            peer_small * KITTI_VAL_FRAMES / small),
+        row(
+            "kitti_eval (AP11+AP40, bbox/bev/3d/aos)",
+            f"{small} frames, {size}",
+            ours_small,
+            "port loops in plain Python",
+            peer_small,
+        ),
+        row(
+            "kitti_eval (AP11+AP40, bbox/bev/3d/aos)",
+            f"{KITTI_VAL_FRAMES} frames, {size}",
+            ours_full,
+            "same, scaled linearly from 100 frames",
+            peer_small * KITTI_VAL_FRAMES / small,
+        ),
     ]

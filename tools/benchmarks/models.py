@@ -77,13 +77,25 @@ def pointpillars_in_code() -> nn.Module:
     rng = (0.0, -39.68, -3.0, 69.12, 39.68, 1.0)
     size = (0.16, 0.16, 4.0)
     return VoxelDetector(
-        voxel={"voxel_size": size, "point_cloud_range": rng, "max_num_points": 32, "max_voxels": (16000, 40000)},
+        voxel={
+            "voxel_size": size,
+            "point_cloud_range": rng,
+            "max_num_points": 32,
+            "max_voxels": (16000, 40000),
+        },
         voxel_encoder=PillarFeatureNet(4, (64,), False, voxel_size=size, point_cloud_range=rng),
         middle_encoder=PointPillarsScatter(64, (496, 432)),
         backbone=SECONDBackbone(64, (64, 128, 256), (3, 5, 5), (2, 2, 2)),
         neck=SECONDFPN((64, 128, 256), (128, 128, 128), (1, 2, 4)),
         bbox_head=Anchor3DHead(
-            3, 384, {"ranges": anchor_ranges(39.68, 69.12), "sizes": ANCHOR_SIZES, "rotations": [0, 1.57], "align_corner": True},
+            3,
+            384,
+            {
+                "ranges": anchor_ranges(39.68, 69.12),
+                "sizes": ANCHOR_SIZES,
+                "rotations": [0, 1.57],
+                "align_corner": True,
+            },
             test_cfg=TEST_CFG,
         ),
         class_names=CLASSES,
@@ -97,13 +109,22 @@ def second_in_code() -> nn.Module:
     from pc3d_det3d.voxelnet import VoxelDetector
 
     return VoxelDetector(
-        voxel={"voxel_size": (0.05, 0.05, 0.1), "point_cloud_range": (0.0, -40.0, -3.0, 70.4, 40.0, 1.0), "max_num_points": 5,
-               "max_voxels": (16000, 40000)},
+        voxel={
+            "voxel_size": (0.05, 0.05, 0.1),
+            "point_cloud_range": (0.0, -40.0, -3.0, 70.4, 40.0, 1.0),
+            "max_num_points": 5,
+            "max_voxels": (16000, 40000),
+        },
         voxel_encoder=HardSimpleVFE(4),
         middle_encoder=SparseEncoder(4, (41, 1600, 1408)),
         backbone=SECONDBackbone(256, (128, 256), (5, 5), (1, 2)),
         neck=SECONDFPN((128, 256), (256, 256), (1, 2)),
-        bbox_head=Anchor3DHead(3, 512, {"ranges": anchor_ranges(40.0, 70.4), "sizes": ANCHOR_SIZES, "rotations": [0, 1.57]}, test_cfg=TEST_CFG),
+        bbox_head=Anchor3DHead(
+            3,
+            512,
+            {"ranges": anchor_ranges(40.0, 70.4), "sizes": ANCHOR_SIZES, "rotations": [0, 1.57]},
+            test_cfg=TEST_CFG,
+        ),
         class_names=CLASSES,
     )
 
@@ -158,7 +179,11 @@ def stage_functions(model: Any, points: Tensor) -> dict[str, Callable[[], Any]]:
 def training_step(model: Any, points: Tensor) -> Callable[[], None]:
     """One SGD step on a batch of two copies of the frame with three boxes (car, pedestrian, cyclist)."""
     boxes = torch.tensor(
-        [[10.0, 2.0, -1.7, 3.9, 1.6, 1.56, 0.3], [8.0, -3.0, -1.2, 0.8, 0.6, 1.73, 1.2], [15.0, 5.0, -1.3, 1.76, 0.6, 1.73, -0.4]]
+        [
+            [10.0, 2.0, -1.7, 3.9, 1.6, 1.56, 0.3],
+            [8.0, -3.0, -1.2, 0.8, 0.6, 1.73, 1.2],
+            [15.0, 5.0, -1.3, 1.76, 0.6, 1.73, -0.4],
+        ]
     )
     labels = torch.tensor([2, 0, 1])
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
@@ -195,7 +220,9 @@ def _run(dev: torch.device) -> list[dict]:
         with torch.no_grad():
             ours, peer = stage_functions(fast, points), stage_functions(plain, points)
             for stage in ours:
-                rows.append(model_row(name, stage, timed(ours[stage], sync), timed(peer[stage], sync), source))
+                rows.append(
+                    model_row(name, stage, timed(ours[stage], sync), timed(peer[stage], sync), source)
+                )
         if TRAIN:
             t_train = timed(training_step(copy.deepcopy(plain).train(), points), sync)
             rows.append(model_row(name, "training (batch 2)", t_train, t_train, source, per_sample=2))
@@ -220,24 +247,39 @@ def check_same_detections(plain: Any, fast: Any, points: Tensor) -> None:
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
     for x, y in zip(tree_leaves(a), tree_leaves(b), strict=True):
-        torch.testing.assert_close(y.contiguous(), x.contiguous(), atol=1e-4 * max(1.0, float(x.abs().max())), rtol=1e-4)
+        torch.testing.assert_close(
+            y.contiguous(), x.contiguous(), atol=1e-4 * max(1.0, float(x.abs().max())), rtol=1e-4
+        )
 
 
 def model_row(name: str, stage: str, fast: float, plain: float, source: str, per_sample: int = 0) -> dict:
-    return {"model": name, "stage": stage, "fast_ms": fast * 1e3, "plain_ms": plain * 1e3, "source": source,
-            "mmdet3d_ms": MMDET3D_MS.get((name, stage), math.nan), "per_sample": per_sample}
+    return {
+        "model": name,
+        "stage": stage,
+        "fast_ms": fast * 1e3,
+        "plain_ms": plain * 1e3,
+        "source": source,
+        "mmdet3d_ms": MMDET3D_MS.get((name, stage), math.nan),
+        "per_sample": per_sample,
+    }
 
 
 def print_table(title: str, rows: list[dict]) -> None:
     print(f"\n## {title}\n")
     for source in dict.fromkeys(f"{r['model']}: {r['source']}" for r in rows):
         print(f"- {source}")
-    print("\n| model | stage | pc3d optimised (ms) | pc3d plain (ms) | plain / optimised | MMDetection3D (ms) |")
+    print(
+        "\n| model | stage | pc3d optimised (ms) | pc3d plain (ms) | plain / optimised | MMDetection3D (ms) |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for r in rows:
         ref = "" if math.isnan(r["mmdet3d_ms"]) else f"{r['mmdet3d_ms']:.0f}"
         if r["per_sample"]:
             rate = r["per_sample"] / (r["fast_ms"] / 1e3)
-            print(f"| {r['model']} | {r['stage']} | {r['fast_ms']:.0f} ({rate:.2f} samples/s) | (same model) | | |")
+            print(
+                f"| {r['model']} | {r['stage']} | {r['fast_ms']:.0f} ({rate:.2f} samples/s) | (same model) | | |"
+            )
             continue
-        print(f"| {r['model']} | {r['stage']} | {r['fast_ms']:.1f} | {r['plain_ms']:.1f} | {r['plain_ms'] / r['fast_ms']:.2f}x | {ref} |")
+        print(
+            f"| {r['model']} | {r['stage']} | {r['fast_ms']:.1f} | {r['plain_ms']:.1f} | {r['plain_ms'] / r['fast_ms']:.2f}x | {ref} |"
+        )

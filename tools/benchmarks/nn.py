@@ -58,10 +58,17 @@ def grid_sample_roi_align(feats: torch.Tensor, rois: torch.Tensor, size: int, sc
         # align_corners=True maps -1..1 onto cell centres 0..W-1, the RoI Align frame.
         gx = xs / (w - 1) * 2 - 1
         gy = ys / (h - 1) * 2 - 1
-        grid = torch.stack([gx[:, None, :].expand(-1, 2 * size, -1), gy[:, :, None].expand(-1, -1, 2 * size)], dim=-1)
+        grid = torch.stack(
+            [gx[:, None, :].expand(-1, 2 * size, -1), gy[:, :, None].expand(-1, -1, 2 * size)], dim=-1
+        )
         k = grid.shape[0]
         # Border padding clamps like the reference kernel for samples within a cell of the edge.
-        sampled = F.grid_sample(feats[b : b + 1], grid.reshape(1, k * 2 * size, 2 * size, 2), align_corners=True, padding_mode="border")
+        sampled = F.grid_sample(
+            feats[b : b + 1],
+            grid.reshape(1, k * 2 * size, 2 * size, 2),
+            align_corners=True,
+            padding_mode="border",
+        )
         sampled = sampled.view(feats.shape[1], k, 2 * size, 2 * size).transpose(0, 1)
         out.append(F.avg_pool2d(sampled, 2))
     return torch.cat(out)
@@ -106,7 +113,9 @@ def _run(dev: torch.device) -> list[dict]:
     peer = median_time(backward(lambda f: grid_sample_roi_align(f, rois, 7, scale)), repeats=5, sync=sync)
     rows.append(row("roi_align fwd+bwd (ratio 2)", size, ours, "grid_sample per image", peer))
     ours = median_time(lambda: roi_align(feats, rois, 7, scale, 0, True), repeats=5, sync=sync)
-    rows.append(row("roi_align fwd (adaptive ratio)", size, ours, "grid_sample per image (ratio 2)", peer_forward))
+    rows.append(
+        row("roi_align fwd (adaptive ratio)", size, ours, "grid_sample per image (ratio 2)", peer_forward)
+    )
 
     torch.testing.assert_close(roi_pool(feats, rois, 7, scale), loop_roi_pool(feats, rois, 7, scale))
     ours = median_time(lambda: roi_pool(feats, rois, 7, scale), repeats=5, sync=sync)
@@ -121,14 +130,20 @@ def _run(dev: torch.device) -> list[dict]:
 
     torch.manual_seed(0)
     anchors = AnchorGenerator(strides=[4, 8, 16, 32, 64], ratios=[0.5, 1.0, 2.0], scales=[8.0])
-    head = RPNHead(in_channels=256, feat_channels=256, anchor_generator=anchors, nms_pre=1000, max_per_img=1000).to(dev)
+    head = RPNHead(
+        in_channels=256, feat_channels=256, anchor_generator=anchors, nms_pre=1000, max_per_img=1000
+    ).to(dev)
     levels = [(IMAGE[0] // s, IMAGE[1] // s) for s in (4, 8, 16, 32, 64)]
     scores = [torch.randn(2, 3, h, w, generator=gen).to(dev) * 3 for h, w in levels]
     deltas = [torch.randn(2, 12, h, w, generator=gen).to(dev) * 0.3 for h, w in levels]
     sizes = [IMAGE, (760, 1000)]
-    for a, b in zip(head.get_proposals(scores, deltas, sizes), reference_proposals(head, scores, deltas, sizes)):
+    for a, b in zip(
+        head.get_proposals(scores, deltas, sizes), reference_proposals(head, scores, deltas, sizes)
+    ):
         torch.testing.assert_close(a, b)
     ours = median_time(lambda: head.get_proposals(scores, deltas, sizes), repeats=5, sync=sync)
     peer = median_time(lambda: reference_proposals(head, scores, deltas, sizes), repeats=5, sync=sync)
-    rows.append(row("RPN proposals (5 levels, 1000 pre-NMS)", "2 images 800x1088", ours, "per image/level loop", peer))
+    rows.append(
+        row("RPN proposals (5 levels, 1000 pre-NMS)", "2 images 800x1088", ours, "per image/level loop", peer)
+    )
     return rows

@@ -64,7 +64,11 @@ def _polygons(boxes: torch.Tensor) -> np.ndarray:
     c, s = np.cos(b[:, 4]), np.sin(b[:, 4])
     hx, hy = b[:, 2] / 2, b[:, 3] / 2
     ux, uy = np.stack([hx, -hx, -hx, hx], 1), np.stack([hy, hy, -hy, -hy], 1)
-    return shapely.polygons(np.stack([b[:, :1] + ux * c[:, None] - uy * s[:, None], b[:, 1:2] + ux * s[:, None] + uy * c[:, None]], -1))
+    return shapely.polygons(
+        np.stack(
+            [b[:, :1] + ux * c[:, None] - uy * s[:, None], b[:, 1:2] + ux * s[:, None] + uy * c[:, None]], -1
+        )
+    )
 
 
 def _shapely_iou_all_pairs(pa: np.ndarray, pb: np.ndarray) -> np.ndarray:
@@ -137,7 +141,9 @@ def run(device: str) -> list[dict]:
         return _run(device)
 
 
-def _alternating_medians(fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int) -> tuple[float, float]:
+def _alternating_medians(
+    fn_a: Callable[[], object], fn_b: Callable[[], object], repeats: int
+) -> tuple[float, float]:
     """Median wall times of `fn_a` and `fn_b` called alternately, so that both see the same load
     (the machine is shared: a ratio of two back-to-back medians drifts with the load)."""
     fn_a(), fn_b()
@@ -171,9 +177,19 @@ def _voxelize_rows(scan: torch.Tensor, dev: torch.device) -> list[dict]:
         else:
             peer = median_time(peer_call, repeats=20, sync=sync)
             auto = median_time(auto_call, repeats=20, sync=sync)
-        rows.append(row(f"hard_voxelize (auto -> {'spconv' if dev.type == 'cpu' else 'torch'})", label, auto, "spconv PointToVoxel", peer))
+        rows.append(
+            row(
+                f"hard_voxelize (auto -> {'spconv' if dev.type == 'cpu' else 'torch'})",
+                label,
+                auto,
+                "spconv PointToVoxel",
+                peer,
+            )
+        )
         if dev.type == "cpu":
-            ours = median_time(partial(hard_voxelize, scan, size, rng, max_points, max_voxels, backend="torch"), repeats=20)
+            ours = median_time(
+                partial(hard_voxelize, scan, size, rng, max_points, max_voxels, backend="torch"), repeats=20
+            )
             rows.append(row("hard_voxelize (torch path)", label, ours, "spconv PointToVoxel", peer))
     return rows
 
@@ -194,7 +210,15 @@ def _dynamic_rows(scan: torch.Tensor, scan_cpu: torch.Tensor, sync: Callable[[],
 
     rows = []
     ours = median_time(lambda: dynamic_voxelize(scan, size, rng), repeats=20, sync=sync)
-    rows.append(row("dynamic_voxelize", "KITTI 000001, pillar grid", ours, "numpy, same arithmetic", median_time(numpy_dynamic, repeats=20)))
+    rows.append(
+        row(
+            "dynamic_voxelize",
+            "KITTI 000001, pillar grid",
+            ours,
+            "numpy, same arithmetic",
+            median_time(numpy_dynamic, repeats=20),
+        )
+    )
     coords = dynamic_voxelize(scan, size, rng)
     coords_np = numpy_dynamic()
 
@@ -206,7 +230,15 @@ def _dynamic_rows(scan: torch.Tensor, scan_cpu: torch.Tensor, sync: Callable[[],
         return sums / np.bincount(inverse.reshape(-1))[:, None]
 
     ours = median_time(lambda: voxel_scatter(scan, coords, "mean"), repeats=20, sync=sync)
-    rows.append(row("voxel_scatter mean", "KITTI 000001, pillar grid", ours, "numpy unique + add.at", median_time(numpy_scatter_mean, repeats=5)))
+    rows.append(
+        row(
+            "voxel_scatter mean",
+            "KITTI 000001, pillar grid",
+            ours,
+            "numpy unique + add.at",
+            median_time(numpy_scatter_mean, repeats=5),
+        )
+    )
     return rows
 
 
@@ -215,7 +247,10 @@ def _iou_rows(g: torch.Generator, dev: torch.device, sync: Callable[[], None] | 
     a, b = _scene_boxes(1000, g), _scene_boxes(1000, g)
     pile, _ = _clustered(2000, 1, g, spread=0.5)
     rows = []
-    for label, x, y in (("1000x1000, KITTI-like scene", a, b), ("1000x1000, all overlapping", pile[:1000], pile[1000:])):
+    for label, x, y in (
+        ("1000x1000, KITTI-like scene", a, b),
+        ("1000x1000, all overlapping", pile[:1000], pile[1000:]),
+    ):
         pa, pb = _polygons(x), _polygons(y)
         xd, yd = x.to(dev), y.to(dev)
         ours = median_time(partial(box_iou_bev, xd, yd), repeats=5, sync=sync)
@@ -237,19 +272,46 @@ def _nms_rows(g: torch.Generator, dev: torch.device, sync: Callable[[], None] | 
     assert torch.equal(nms_bev(boxes, scores, 0.1), sweep_bev())
     ours = median_time(lambda: nms_bev(boxes, scores, 0.1), repeats=5, sync=sync)
     peer = median_time(sweep_bev, repeats=1, warmup=0, sync=sync)
-    rows = [row("nms_bev (IoU > 0.1)", "10k boxes around 100 objects", ours, "greedy sweep, pc3d IoU per kept box", peer)]
+    rows = [
+        row(
+            "nms_bev (IoU > 0.1)",
+            "10k boxes around 100 objects",
+            ours,
+            "greedy sweep, pc3d IoU per kept box",
+            peer,
+        )
+    ]
     xyxy = torch.cat([boxes[:, :2] - boxes[:, 3:5] / 2, boxes[:, :2] + boxes[:, 3:5] / 2], dim=1)
     assert torch.equal(nms_2d(xyxy, scores, 0.5), _greedy_reference(xyxy.double(), scores, 0.5, _iou_2d_row))
     ours = median_time(lambda: nms_2d(xyxy, scores, 0.5), repeats=5, sync=sync)
-    peer = median_time(lambda: _greedy_reference(xyxy.double(), scores, 0.5, _iou_2d_row), repeats=3, sync=sync)
-    rows.append(row("nms_2d (IoU > 0.5)", "10k boxes around 100 objects", ours, "greedy sweep, vectorised IoU per kept box", peer))
+    peer = median_time(
+        lambda: _greedy_reference(xyxy.double(), scores, 0.5, _iou_2d_row), repeats=3, sync=sync
+    )
+    rows.append(
+        row(
+            "nms_2d (IoU > 0.5)",
+            "10k boxes around 100 objects",
+            ours,
+            "greedy sweep, vectorised IoU per kept box",
+            peer,
+        )
+    )
     return rows
 
 
-def _points_in_boxes_rows(scan: torch.Tensor, scan_cpu: torch.Tensor, g: torch.Generator, sync: Callable[[], None] | None) -> list[dict]:
+def _points_in_boxes_rows(
+    scan: torch.Tensor, scan_cpu: torch.Tensor, g: torch.Generator, sync: Callable[[], None] | None
+) -> list[dict]:
     """Points in 40 car-sized boxes on the real scan vs Open3D and the all-pairs test."""
     centre = scan_cpu[torch.randint(0, len(scan_cpu), (40,), generator=g), :3]
-    cars = torch.cat([centre - torch.tensor([0.0, 0.0, 0.8]), torch.tensor([3.9, 1.6, 1.6]).expand(40, 3), torch.rand(40, 1, generator=g) * 6.28], 1)
+    cars = torch.cat(
+        [
+            centre - torch.tensor([0.0, 0.0, 0.8]),
+            torch.tensor([3.9, 1.6, 1.6]).expand(40, 3),
+            torch.rand(40, 1, generator=g) * 6.28,
+        ],
+        1,
+    )
     cars_dev = cars.to(scan.device)
     ours = median_time(lambda: points_in_boxes_first(scan, cars_dev), repeats=10, sync=sync)
     rows = []
@@ -258,17 +320,38 @@ def _points_in_boxes_rows(scan: torch.Tensor, scan_cpu: torch.Tensor, g: torch.G
     except ImportError:
         print("open3d is not installed: the Open3D row is skipped")
     else:
-        rows.append(row("points_in_boxes first", "KITTI 000001, 40 boxes", ours, "Open3D OrientedBoundingBox loop", median_time(o3d_run, repeats=10)))
+        rows.append(
+            row(
+                "points_in_boxes first",
+                "KITTI 000001, 40 boxes",
+                ours,
+                "Open3D OrientedBoundingBox loop",
+                median_time(o3d_run, repeats=10),
+            )
+        )
 
     def dense_all_pairs() -> torch.Tensor:
         offset = scan[:, None, :3] - cars_dev[None, :, :3]
         cos, sin = torch.cos(cars_dev[:, 6]), torch.sin(cars_dev[:, 6])
         u = offset[..., 0] * cos + offset[..., 1] * sin
         v = -offset[..., 0] * sin + offset[..., 1] * cos
-        inside = (u.abs() <= cars_dev[:, 3] / 2) & (v.abs() <= cars_dev[:, 4] / 2) & (offset[..., 2] >= 0) & (offset[..., 2] <= cars_dev[:, 5])
+        inside = (
+            (u.abs() <= cars_dev[:, 3] / 2)
+            & (v.abs() <= cars_dev[:, 4] / 2)
+            & (offset[..., 2] >= 0)
+            & (offset[..., 2] <= cars_dev[:, 5])
+        )
         return torch.where(inside.any(1), inside.to(torch.uint8).argmax(1), -1)
 
-    rows.append(row("points_in_boxes first", "KITTI 000001, 40 boxes", ours, "torch all-pairs test", median_time(dense_all_pairs, repeats=3, sync=sync)))
+    rows.append(
+        row(
+            "points_in_boxes first",
+            "KITTI 000001, 40 boxes",
+            ours,
+            "torch all-pairs test",
+            median_time(dense_all_pairs, repeats=3, sync=sync),
+        )
+    )
     return rows
 
 

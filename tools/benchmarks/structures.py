@@ -24,7 +24,9 @@ KITTI = Path(__file__).resolve().parents[2] / "tests" / "data" / "kitti" / "trai
 NUM_BOXES = 100_000
 NUM_SCENE_BOXES = 150
 
-_UNIT = np.array([[0, 0, 0], [0, 0, 1], [0, 1, 1], [0, 1, 0], [1, 0, 0], [1, 0, 1], [1, 1, 1], [1, 1, 0]], np.float32)
+_UNIT = np.array(
+    [[0, 0, 0], [0, 0, 1], [0, 1, 1], [0, 1, 0], [1, 0, 0], [1, 0, 1], [1, 1, 1], [1, 1, 0]], np.float32
+)
 
 
 # ------------------------------------------------------------------------------ numpy peers
@@ -120,7 +122,12 @@ def _run(dev: torch.device) -> list[dict]:
     points = LiDARPoints(torch.from_numpy(points_np).to(dev), attribute_dims={"intensity": 3})
     scene = LiDARBoxes3D(torch.from_numpy(scene_np).to(dev))
     size = f"{len(points_np) // 1000}k pts x {len(scene_np)} boxes"
-    _check("points_in_boxes", scene.points_in_boxes(points).cpu().numpy(), numpy_points_in_boxes(points_np, scene_np), 0)
+    _check(
+        "points_in_boxes",
+        scene.points_in_boxes(points).cpu().numpy(),
+        numpy_points_in_boxes(points_np, scene_np),
+        0,
+    )
     ours = median_time(lambda: scene.points_in_boxes(points), repeats=5, sync=sync)
     peer = median_time(lambda: numpy_points_in_boxes(points_np, scene_np), repeats=5)
     rows.append(row("points_in_boxes (LiDAR)", size, ours, "numpy broadcast", peer))

@@ -31,7 +31,14 @@ from pc3d.data.synthetic.sensor import LidarSensor, Sweep, cast_rays
 from pc3d.errors import FormatError
 from pc3d.io.atomic import atomic_write_bytes, atomic_write_text
 
-__all__ = ["IMAGE_SIZE", "SYNTHETIC_CALIB_TEXT", "SyntheticFrame", "generate_frame", "iter_frames", "write_synthetic_kitti"]
+__all__ = [
+    "IMAGE_SIZE",
+    "SYNTHETIC_CALIB_TEXT",
+    "SyntheticFrame",
+    "generate_frame",
+    "iter_frames",
+    "write_synthetic_kitti",
+]
 
 #: (width, height) of the virtual camera image the 2D boxes are clipped to (KITTI's).
 IMAGE_SIZE = (1242, 375)
@@ -91,7 +98,18 @@ def _camera_boxes(boxes: np.ndarray) -> np.ndarray:
 def _corners_camera(cam: np.ndarray) -> np.ndarray:
     """Corners ``[N, 8, 3]`` of KITTI camera boxes (bottom centre, y down)."""
     length, height, width = cam[:, 3:4], cam[:, 4:5], cam[:, 5:6]
-    unit = np.array([[0.5, 0, 0.5], [0.5, 0, -0.5], [-0.5, 0, -0.5], [-0.5, 0, 0.5], [0.5, -1, 0.5], [0.5, -1, -0.5], [-0.5, -1, -0.5], [-0.5, -1, 0.5]])
+    unit = np.array(
+        [
+            [0.5, 0, 0.5],
+            [0.5, 0, -0.5],
+            [-0.5, 0, -0.5],
+            [-0.5, 0, 0.5],
+            [0.5, -1, 0.5],
+            [0.5, -1, -0.5],
+            [-0.5, -1, -0.5],
+            [-0.5, -1, 0.5],
+        ]
+    )
     local = unit[None] * np.stack([length, height, width], axis=-1)
     cos_r, sin_r = np.cos(cam[:, 6])[:, None], np.sin(cam[:, 6])[:, None]
     x = local[..., 0] * cos_r + local[..., 2] * sin_r
@@ -126,7 +144,9 @@ def _label_text(layout: SceneLayout, sweep: Sweep, num_points: np.ndarray) -> st
         kind = str(layout.types[i]) if num_points[i] > 0 else "DontCare"
         x1, y1, x2, y2 = clipped[i]
         if kind == "DontCare":
-            lines.append(f"DontCare -1 -1 -10 {x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} -1 -1 -1 -1000 -1000 -1000 -10")
+            lines.append(
+                f"DontCare -1 -1 -10 {x1:.2f} {y1:.2f} {x2:.2f} {y2:.2f} -1 -1 -1 -1000 -1000 -1000 -10"
+            )
             continue
         x, y, z, length, height, width, ry = cam[i]
         lines.append(
@@ -136,7 +156,9 @@ def _label_text(layout: SceneLayout, sweep: Sweep, num_points: np.ndarray) -> st
     return "".join(line + "\n" for line in lines)
 
 
-def generate_frame(seed: int, index: int, settings: SceneSettings | None = None, sensor: LidarSensor | None = None) -> SyntheticFrame:
+def generate_frame(
+    seed: int, index: int, settings: SceneSettings | None = None, sensor: LidarSensor | None = None
+) -> SyntheticFrame:
     """Scene ``index`` of seed ``seed``: layout, sweep and KITTI label text."""
     rng = frame_rng(seed, index)
     settings = settings or SceneSettings()
@@ -148,7 +170,9 @@ def generate_frame(seed: int, index: int, settings: SceneSettings | None = None,
     return SyntheticFrame(layout, sweep, _label_text(layout, sweep, num_points), num_points)
 
 
-def iter_frames(seed: int, scenes: int, settings: SceneSettings | None = None) -> Iterator[tuple[str, SyntheticFrame]]:
+def iter_frames(
+    seed: int, scenes: int, settings: SceneSettings | None = None
+) -> Iterator[tuple[str, SyntheticFrame]]:
     """``(frame_id, frame)`` for scenes ``0 .. scenes - 1`` of ``seed``."""
     for index in range(scenes):
         yield f"{index:06d}", generate_frame(seed, index, settings)
@@ -200,15 +224,20 @@ def write_synthetic_kitti(
         atomic_write_text(training / "label_2" / f"{frame_id}.txt", frame.label_text)
         atomic_write_text(training / "calib" / f"{frame_id}.txt", SYNTHETIC_CALIB_TEXT)
         if point_labels:
-            atomic_write_bytes(training / "semantic" / f"{frame_id}.label", frame.sweep.semantic.astype("<u4").tobytes())
+            atomic_write_bytes(
+                training / "semantic" / f"{frame_id}.label", frame.sweep.semantic.astype("<u4").tobytes()
+            )
         ids.append(frame_id)
     num_val = int(round(len(ids) * val_fraction))
     # Every k-th frame goes to val, so both splits cover the same seed's variety.
     val_mask = np.zeros(len(ids), dtype=bool)
     if num_val:
         val_mask[np.linspace(0, len(ids) - 1, num_val).round().astype(int)] = True
-    splits = {"train": [i for i, v in zip(ids, val_mask) if not v], "val": [i for i, v in zip(ids, val_mask) if v], "trainval": ids}
+    splits = {
+        "train": [i for i, v in zip(ids, val_mask) if not v],
+        "val": [i for i, v in zip(ids, val_mask) if v],
+        "trainval": ids,
+    }
     for name, members in splits.items():
         atomic_write_text(root / "ImageSets" / f"{name}.txt", "".join(m + "\n" for m in members))
     return root
-

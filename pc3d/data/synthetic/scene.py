@@ -143,11 +143,22 @@ def _parts_of(kind: str, box: np.ndarray) -> list[tuple[np.ndarray, int]]:
 def sample_layout(rng: np.random.Generator, settings: SceneSettings) -> SceneLayout:
     """A random scene (see the module docstring); deterministic for a given ``rng`` state."""
     slope = math.radians(settings.slope_deg)
-    ground = (float(rng.normal(0.0, slope)), float(rng.normal(0.0, slope)), -settings.sensor_height + float(rng.normal(0, 0.03)))
+    ground = (
+        float(rng.normal(0.0, slope)),
+        float(rng.normal(0.0, slope)),
+        -settings.sensor_height + float(rng.normal(0, 0.03)),
+    )
     road_yaw = float(rng.uniform(-0.35, 0.35))
     road_offset = float(rng.uniform(-3.0, 3.0))  # lateral offset of the road's centre line
     half_road = float(rng.uniform(4.0, 7.5))
-    layout = SceneLayout(ground, np.zeros((0, 7)), np.zeros(0, dtype="<U10"), np.zeros((0, 7)), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    layout = SceneLayout(
+        ground,
+        np.zeros((0, 7)),
+        np.zeros(0, dtype="<U10"),
+        np.zeros((0, 7)),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int64),
+    )
     placer = _Placer()
     cos_r, sin_r = math.cos(road_yaw), math.sin(road_yaw)
     half_fov = math.radians(settings.fov_deg) / 2
@@ -161,9 +172,21 @@ def sample_layout(rng: np.random.Generator, settings: SceneSettings) -> SceneLay
     boxes: list[np.ndarray] = []
     types: list[str] = []
     plans = (
-        ("Car", settings.cars, lambda: float(rng.choice([-1, 1])) * rng.uniform(0.3, 1.0) * (half_road + 1.0)),
-        ("Pedestrian", settings.pedestrians, lambda: float(rng.choice([-1, 1])) * rng.uniform(half_road + 0.8, half_road + 4.0)),
-        ("Cyclist", settings.cyclists, lambda: float(rng.choice([-1, 1])) * rng.uniform(half_road - 1.5, half_road + 0.5)),
+        (
+            "Car",
+            settings.cars,
+            lambda: float(rng.choice([-1, 1])) * rng.uniform(0.3, 1.0) * (half_road + 1.0),
+        ),
+        (
+            "Pedestrian",
+            settings.pedestrians,
+            lambda: float(rng.choice([-1, 1])) * rng.uniform(half_road + 0.8, half_road + 4.0),
+        ),
+        (
+            "Cyclist",
+            settings.cyclists,
+            lambda: float(rng.choice([-1, 1])) * rng.uniform(half_road - 1.5, half_road + 0.5),
+        ),
     )
     for kind, (low, high), across_of in plans:
         for _ in range(int(rng.integers(low, high + 1))):
@@ -223,14 +246,20 @@ def _add_parts(
             along += length + float(rng.uniform(2.0, 12.0))
     poles = []
     for _ in range(int(rng.integers(settings.poles[0], settings.poles[1] + 1))):
-        x, y = to_world(float(rng.uniform(3.0, settings.max_distance)), float(rng.choice([-1, 1])) * (half_road + float(rng.uniform(0.3, 1.0))))
+        x, y = to_world(
+            float(rng.uniform(3.0, settings.max_distance)),
+            float(rng.choice([-1, 1])) * (half_road + float(rng.uniform(0.3, 1.0))),
+        )
         radius = float(rng.uniform(0.06, 0.18))
         if placer.free(x, y, radius):
             poles.append([x, y, radius, float(rng.uniform(2.5, 7.0))])
             placer.add(x, y, radius)
     bushes = []
     for _ in range(int(rng.integers(settings.bushes[0], settings.bushes[1] + 1))):
-        x, y = to_world(float(rng.uniform(3.0, settings.max_distance)), float(rng.choice([-1, 1])) * (half_road + float(rng.uniform(3.0, 5.0))))
+        x, y = to_world(
+            float(rng.uniform(3.0, settings.max_distance)),
+            float(rng.choice([-1, 1])) * (half_road + float(rng.uniform(3.0, 5.0))),
+        )
         rx, ry, rz = (float(v) for v in rng.uniform([0.5, 0.5, 0.4], [1.5, 1.5, 1.0]))
         if placer.free(x, y, max(rx, ry)):
             z = float(layout.ground_height(np.float64(x), np.float64(y)))

@@ -119,7 +119,7 @@ def _azimuth_windows(boxes: np.ndarray, azimuth: np.ndarray) -> np.ndarray:
     extent of its bird's-eye rectangle seen from the sensor (exact: a convex polygon that does
     not hold the origin spans the angles between its extreme corners)."""
     cos_y, sin_y = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])
-    sx = np.array([0.5, 0.5, -0.5, -0.5]) [None] * boxes[:, 3:4]
+    sx = np.array([0.5, 0.5, -0.5, -0.5])[None] * boxes[:, 3:4]
     sy = np.array([0.5, -0.5, -0.5, 0.5])[None] * boxes[:, 4:5]
     cx = boxes[:, :1] + sx * cos_y[:, None] - sy * sin_y[:, None]
     cy = boxes[:, 1:2] + sx * sin_y[:, None] + sy * cos_y[:, None]
@@ -189,11 +189,21 @@ def cast_rays(layout: SceneLayout, sensor: LidarSensor, rng: np.random.Generator
     azimuth = sensor.azimuths()
     t_parts = _hit_boxes_in_sweep(dirs.reshape(sensor.rings, azimuth.shape[0], 3), azimuth, layout.parts)
     candidates = np.concatenate(
-        [_hit_ground(dirs, layout)[:, None], t_parts, _hit_poles(dirs, layout.poles, layout), _hit_ellipsoids(dirs, layout.bushes)],
+        [
+            _hit_ground(dirs, layout)[:, None],
+            t_parts,
+            _hit_poles(dirs, layout.poles, layout),
+            _hit_ellipsoids(dirs, layout.bushes),
+        ],
         axis=1,
     )
     semantic_of = np.concatenate(
-        [[GROUND], layout.part_class, np.full(layout.poles.shape[0], POLE), np.full(layout.bushes.shape[0], VEGETATION)]
+        [
+            [GROUND],
+            layout.part_class,
+            np.full(layout.poles.shape[0], POLE),
+            np.full(layout.bushes.shape[0], VEGETATION),
+        ]
     ).astype(np.int64)
     owner_of = np.concatenate(
         [[-1], layout.part_owner, np.full(layout.poles.shape[0] + layout.bushes.shape[0], -1)]
@@ -236,4 +246,3 @@ def elevation_of(points: np.ndarray) -> np.ndarray:
 def azimuth_of(points: np.ndarray) -> np.ndarray:
     """Azimuth of points seen from the sensor (radians, 0 along +x, counter-clockwise)."""
     return np.arctan2(points[:, 1], points[:, 0])
-

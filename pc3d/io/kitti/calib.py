@@ -123,7 +123,9 @@ def read_kitti_calib(path: str | os.PathLike[str]) -> KittiCalib:
         name, expected = _CALIB_KEYS[key]
         numbers = _calib_values(path, line_no, key, rest.split(), expected)
         if name in found:
-            raise FormatError(f"{path}: line {line_no}: {key} repeats {name} (first given on line {found[name][1]})")
+            raise FormatError(
+                f"{path}: line {line_no}: {key} repeats {name} (first given on line {found[name][1]})"
+            )
         found[name] = (numbers.reshape(3, -1), line_no)
     missing = [key for key in _REQUIRED_CALIB if key not in found]
     if missing:

@@ -55,7 +55,9 @@ def detections_to_kitti_labels(
     count = len(detections)
     labels = detections.labels.detach().cpu().numpy().astype(np.int64)
     if count and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise FormatError(f"detection labels must index class_names {list(class_names)}, got {sorted(set(labels.tolist()))}")
+        raise FormatError(
+            f"detection labels must index class_names {list(class_names)}, got {sorted(set(labels.tolist()))}"
+        )
     cam = lidar_to_camera_boxes(detections.boxes.to("cpu"), calib)
     tensor = cam.tensor.detach().numpy().astype(np.float64).reshape(-1, 7)
     projection = project_boxes_to_image(cam, calib.cam_to_img, image_size or DEFAULT_IMAGE_SIZE)

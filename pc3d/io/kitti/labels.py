@@ -209,7 +209,9 @@ def parse_kitti_labels(
     )
 
 
-def _parse_lines(text: str, name: str, scores: bool | None) -> tuple[list[list[float]], list[list[str]], list[int]]:
+def _parse_lines(
+    text: str, name: str, scores: bool | None
+) -> tuple[list[list[float]], list[list[str]], list[int]]:
     """The 15 numbers (score NaN when absent), the tokens and the line number of each line."""
     rows: list[list[float]] = []
     tokens_of: list[list[str]] = []
@@ -248,15 +250,18 @@ def _check_field_count(where: str, count: int, scores: bool | None) -> None:
     raise FormatError(f"{where}: expected {expected} fields, found {count}{hint}")
 
 
-def _check_values(name: str, values: np.ndarray, types: np.ndarray, lines: np.ndarray,
-                  tokens_of: list[list[str]]) -> None:
+def _check_values(
+    name: str, values: np.ndarray, types: np.ndarray, lines: np.ndarray, tokens_of: list[list[str]]
+) -> None:
     """Finite values (the score only where given), integer occlusion, sizes of real objects."""
     has_score = np.array([len(tokens) == 16 for tokens in tokens_of], dtype=bool)
     bad = first_non_finite(np.where(has_score[:, None] | (np.arange(15) < 14), values, 0.0))
     if bad is not None:
         row, col = bad
-        raise FormatError(f"{name}:{lines[row]}: field {col + 2} ({LABEL_FIELDS[col + 1]}) is not finite: "
-                          f"{tokens_of[row][col + 1]!r}")
+        raise FormatError(
+            f"{name}:{lines[row]}: field {col + 2} ({LABEL_FIELDS[col + 1]}) is not finite: "
+            f"{tokens_of[row][col + 1]!r}"
+        )
     fractional = np.flatnonzero(values[:, 1] != np.round(values[:, 1]))
     if fractional.size:
         row = int(fractional[0])

@@ -30,7 +30,9 @@ def read_bin(path: Path, num_features: int = 4) -> tuple[np.ndarray, tuple[str, 
             records (naming the record counts it would fit).
     """
     if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features < 3:
-        raise FormatError(f"{path}: num_features must be an integer >= 3 (x, y, z, ...), got {num_features!r}")
+        raise FormatError(
+            f"{path}: num_features must be an integer >= 3 (x, y, z, ...), got {num_features!r}"
+        )
     size = path.stat().st_size
     record = 4 * num_features
     if size % record:

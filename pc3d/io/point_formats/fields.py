@@ -9,7 +9,14 @@ import numpy as np
 
 from pc3d.errors import FormatError
 
-__all__ = ["COLOUR_FIELDS", "DEFAULT_FIELDS", "byte_valued", "check_header_names", "colour_columns", "default_fields"]
+__all__ = [
+    "COLOUR_FIELDS",
+    "DEFAULT_FIELDS",
+    "byte_valued",
+    "check_header_names",
+    "colour_columns",
+    "default_fields",
+]
 
 #: Columns of a KITTI-style record, in order; more columns are named `feature_<index>`.
 DEFAULT_FIELDS: tuple[str, ...] = ("x", "y", "z", "intensity")

@@ -145,7 +145,9 @@ def _header_entries(path: Path, raw: bytes) -> tuple[_Entries, int]:
         if key not in _PCD_KEYS:
             raise FormatError(f"{path}: header line {line_no}: unknown PCD header key {key!r}")
         if key in entries:
-            raise FormatError(f"{path}: header line {line_no}: {key} repeated (first at line {entries[key][0]})")
+            raise FormatError(
+                f"{path}: header line {line_no}: {key} repeated (first at line {entries[key][0]})"
+            )
         entries[key] = (line_no, values)
         if key == "DATA":
             return entries, pos
@@ -228,7 +230,11 @@ def _read_compressed(path: Path, body: bytes, fields: list[PcdField], num_points
     columns, offset = [], 0
     for field in fields:
         count = num_points * field.count
-        columns.append(np.frombuffer(data, dtype=field.dtype, count=count, offset=offset).reshape(num_points, field.count))
+        columns.append(
+            np.frombuffer(data, dtype=field.dtype, count=count, offset=offset).reshape(
+                num_points, field.count
+            )
+        )
         offset += count * field.size
     return columns
 

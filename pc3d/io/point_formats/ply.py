@@ -95,7 +95,9 @@ def read_ply(path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
     return np.stack([records[n].astype(np.float32) for n in names], axis=1), names
 
 
-def _read_ascii_vertices(path: Path, raw: bytes, offset: int, elements: list[PlyElement], index: int) -> np.ndarray:
+def _read_ascii_vertices(
+    path: Path, raw: bytes, offset: int, elements: list[PlyElement], index: int
+) -> np.ndarray:
     vertex = elements[index]
     text = raw[offset:].decode("ascii", errors="replace")
     skip = sum(e.count for e in elements[:index])
@@ -161,7 +163,9 @@ def _add_declaration(path: Path, line_no: int, line: str, elements: list[PlyElem
     words = line.split()
     if words[0] == "element":
         if len(words) != 3 or not words[2].isdigit():
-            raise FormatError(f"{path}: header line {line_no}: expected 'element <name> <count>', got {line!r}")
+            raise FormatError(
+                f"{path}: header line {line_no}: expected 'element <name> <count>', got {line!r}"
+            )
         elements.append(PlyElement(words[1], int(words[2]), line_no, []))
     elif words[0] == "property":
         if not elements:

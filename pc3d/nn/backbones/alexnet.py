@@ -51,11 +51,18 @@ class AlexNet(Backbone):
         c = list(channels)
         self.stages = nn.ModuleList(
             [
-                nn.Sequential(ConvNormAct(in_channels, c[0], 11, stride=4, padding=2, norm=norm, gn_groups=gn_groups), nn.MaxPool2d(3, stride=2)),
-                nn.Sequential(ConvNormAct(c[0], c[1], 5, norm=norm, gn_groups=gn_groups), nn.MaxPool2d(3, stride=2)),
+                nn.Sequential(
+                    ConvNormAct(in_channels, c[0], 11, stride=4, padding=2, norm=norm, gn_groups=gn_groups),
+                    nn.MaxPool2d(3, stride=2),
+                ),
+                nn.Sequential(
+                    ConvNormAct(c[0], c[1], 5, norm=norm, gn_groups=gn_groups), nn.MaxPool2d(3, stride=2)
+                ),
                 nn.Sequential(ConvNormAct(c[1], c[2], 3, norm=norm, gn_groups=gn_groups)),
                 nn.Sequential(ConvNormAct(c[2], c[3], 3, norm=norm, gn_groups=gn_groups)),
-                nn.Sequential(ConvNormAct(c[3], c[4], 3, norm=norm, gn_groups=gn_groups), nn.MaxPool2d(3, stride=2)),
+                nn.Sequential(
+                    ConvNormAct(c[3], c[4], 3, norm=norm, gn_groups=gn_groups), nn.MaxPool2d(3, stride=2)
+                ),
             ]
         )
         init_weights(self)

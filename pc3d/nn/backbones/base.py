@@ -48,14 +48,20 @@ def normalise_out_indices(out_indices: Sequence[int], num_stages: int) -> tuple[
 def check_image_batch(x: Tensor, in_channels: int, owner: str) -> None:
     """Raise `ShapeError` unless `x` is a `Tensor[B, in_channels, H, W]`."""
     if not isinstance(x, Tensor):
-        raise ShapeError(f"{owner} expects a tensor of shape (B, {in_channels}, H, W), got {type(x).__name__}")
+        raise ShapeError(
+            f"{owner} expects a tensor of shape (B, {in_channels}, H, W), got {type(x).__name__}"
+        )
     if x.dim() != 4 or x.shape[1] != in_channels:
         raise ShapeError(f"{owner} expects a tensor of shape (B, {in_channels}, H, W), got {tuple(x.shape)}")
 
 
 def check_frozen_stages(frozen_stages: int, num_stages: int) -> int:
     """Validate `frozen_stages` (-1, or 0..num_stages)."""
-    if isinstance(frozen_stages, bool) or not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_stages:
+    if (
+        isinstance(frozen_stages, bool)
+        or not isinstance(frozen_stages, int)
+        or not -1 <= frozen_stages <= num_stages
+    ):
         raise FormatError(f"frozen_stages must be an int in -1..{num_stages}, got {frozen_stages!r}")
     return frozen_stages
 

@@ -46,7 +46,18 @@ _AUX_AFTER = ("4a", "4d")
 class Inception(nn.Module):
     """One inception module: `Tensor[B, in, H, W] -> Tensor[B, c1 + c3 + c5 + pool_proj, H, W]`."""
 
-    def __init__(self, in_channels: int, c1: int, c3r: int, c3: int, c5r: int, c5: int, pool_proj: int, norm: str, gn_groups: int) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        c1: int,
+        c3r: int,
+        c3: int,
+        c5r: int,
+        c5: int,
+        pool_proj: int,
+        norm: str,
+        gn_groups: int,
+    ) -> None:
         super().__init__()
         self.branch1 = ConvNormAct(in_channels, c1, 1, norm=norm, gn_groups=gn_groups)
         self.branch3 = nn.Sequential(
@@ -70,7 +81,9 @@ class Inception(nn.Module):
 class InceptionAux(nn.Module):
     """Auxiliary classifier: `Tensor[B, in, H, W] -> Tensor[B, num_classes]` logits."""
 
-    def __init__(self, in_channels: int, num_classes: int, norm: str, gn_groups: int, dropout: float = 0.7) -> None:
+    def __init__(
+        self, in_channels: int, num_classes: int, norm: str, gn_groups: int, dropout: float = 0.7
+    ) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(4)
         self.conv = ConvNormAct(in_channels, 128, 1, norm=norm, gn_groups=gn_groups)
@@ -112,7 +125,9 @@ class GoogLeNet(Backbone):
         super().__init__()
         check_norm(norm)
         if isinstance(aux_classes, bool) or not isinstance(aux_classes, int) or aux_classes < 0:
-            raise FormatError(f"aux_classes must be a non-negative int (0: no auxiliary heads), got {aux_classes!r}")
+            raise FormatError(
+                f"aux_classes must be a non-negative int (0: no auxiliary heads), got {aux_classes!r}"
+            )
         self.in_channels = in_channels
         self.stem = nn.Sequential(
             ConvNormAct(in_channels, 64, 7, stride=2, norm=norm, gn_groups=gn_groups),
@@ -130,7 +145,12 @@ class GoogLeNet(Backbone):
         self.aux_classes = aux_classes
         self.aux_heads = nn.ModuleDict(
             {
-                f"inception{name}": InceptionAux(_INCEPTION[name][1] + _INCEPTION[name][3] + _INCEPTION[name][5] + _INCEPTION[name][6], aux_classes, norm, gn_groups)
+                f"inception{name}": InceptionAux(
+                    _INCEPTION[name][1] + _INCEPTION[name][3] + _INCEPTION[name][5] + _INCEPTION[name][6],
+                    aux_classes,
+                    norm,
+                    gn_groups,
+                )
                 for name in _AUX_AFTER
             }
             if aux_classes > 0
@@ -157,4 +177,3 @@ class GoogLeNet(Backbone):
             if index in self.out_indices:
                 outs.append(x)
         return tuple(outs), tuple(aux)
-

@@ -63,7 +63,9 @@ class LeNet5(Backbone):
             return nn.MaxPool2d(2, 2) if pool == "max" else nn.AvgPool2d(2, 2)
 
         def block(cin: int, cout: int, kernel: int, padding: int) -> ConvNormAct:
-            return ConvNormAct(cin, cout, kernel, padding=padding, norm=norm, activation=activation, gn_groups=32)
+            return ConvNormAct(
+                cin, cout, kernel, padding=padding, norm=norm, activation=activation, gn_groups=32
+            )
 
         self.stages = nn.ModuleList(
             [
@@ -78,7 +80,11 @@ class LeNet5(Backbone):
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         """`Tensor[B, in_channels, H, W]` (H, W >= `min_input_size`) -> the requested stages."""
-        if x.dim() == 4 and (x.shape[-1] < self.min_input_size or x.shape[-2] < self.min_input_size) and self.out_indices[-1] >= 2:
+        if (
+            x.dim() == 4
+            and (x.shape[-1] < self.min_input_size or x.shape[-2] < self.min_input_size)
+            and self.out_indices[-1] >= 2
+        ):
             raise ShapeError(
                 f"LeNet5 with conv1_padding={self.conv1_padding} needs inputs of at least "
                 f"{self.min_input_size}x{self.min_input_size} pixels, got {tuple(x.shape[-2:])}; resize or pad the images"

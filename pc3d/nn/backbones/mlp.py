@@ -46,7 +46,9 @@ class MLP(Backbone):
         if isinstance(in_features, bool) or not isinstance(in_features, int) or in_features < 1:
             raise FormatError(f"in_features must be a positive int, got {in_features!r}")
         if len(hidden_channels) == 0 or any(int(h) < 1 for h in hidden_channels):
-            raise FormatError(f"hidden_channels must be a non-empty list of positive ints, got {hidden_channels!r}")
+            raise FormatError(
+                f"hidden_channels must be a non-empty list of positive ints, got {hidden_channels!r}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise FormatError(f"dropout must be in [0, 1), got {dropout!r}")
         self.in_features = in_features

@@ -33,7 +33,9 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, norm: str = "bn", gn_groups: int = 32) -> None:
+    def __init__(
+        self, in_channels: int, planes: int, stride: int = 1, norm: str = "bn", gn_groups: int = 32
+    ) -> None:
         super().__init__()
         bias = norm == "none"
         self.conv1 = nn.Conv2d(in_channels, planes, 3, stride=stride, padding=1, bias=bias)
@@ -61,7 +63,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, norm: str = "bn", gn_groups: int = 32) -> None:
+    def __init__(
+        self, in_channels: int, planes: int, stride: int = 1, norm: str = "bn", gn_groups: int = 32
+    ) -> None:
         super().__init__()
         bias = norm == "none"
         self.conv1 = nn.Conv2d(in_channels, planes, 1, bias=bias)
@@ -84,7 +88,9 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-def _shortcut(in_channels: int, out_channels: int, stride: int, norm: str, gn_groups: int) -> nn.Module | None:
+def _shortcut(
+    in_channels: int, out_channels: int, stride: int, norm: str, gn_groups: int
+) -> nn.Module | None:
     """1x1 projection when the block changes the shape; None (identity) otherwise."""
     if stride == 1 and in_channels == out_channels:
         return None
@@ -188,5 +194,7 @@ class ResNet(Backbone):
                     # A frozen BN is never trained: zeroing it would cut the branch for good.
                     if isinstance(last, (nn.BatchNorm2d, nn.GroupNorm)):
                         nn.init.zeros_(last.weight)
-        self._finish(stage_channels, stage_strides, out_indices, frozen_stages, norm_eval, has_stem=stem != "none")
+        self._finish(
+            stage_channels, stage_strides, out_indices, frozen_stages, norm_eval, has_stem=stem != "none"
+        )
         self.block_counts = counts

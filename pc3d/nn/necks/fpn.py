@@ -67,14 +67,18 @@ class FPN(nn.Module):
             raise FormatError("FPN in_channels is empty; pass the backbone's out_channels")
         end = num_in if end_level == -1 else end_level
         if not 0 <= start_level < end <= num_in:
-            raise FormatError(f"FPN levels start_level={start_level}, end_level={end_level} do not fit {num_in} inputs")
+            raise FormatError(
+                f"FPN levels start_level={start_level}, end_level={end_level} do not fit {num_in} inputs"
+            )
         used = end - start_level
         if num_outs < used:
             raise FormatError(f"FPN num_outs={num_outs} is less than the {used} input levels used")
         if add_extra_convs is True:
             add_extra_convs = "on_input"
         if add_extra_convs is not False and add_extra_convs not in _EXTRA_SOURCES:
-            raise FormatError(f"add_extra_convs must be False, True or one of {_EXTRA_SOURCES}, got {add_extra_convs!r}")
+            raise FormatError(
+                f"add_extra_convs must be False, True or one of {_EXTRA_SOURCES}, got {add_extra_convs!r}"
+            )
         if in_strides is not None and len(in_strides) != num_in:
             raise FormatError(f"in_strides has {len(in_strides)} entries for {num_in} inputs")
         self.in_channels = tuple(in_channels)
@@ -85,7 +89,8 @@ class FPN(nn.Module):
         self.relu_before_extra_convs = relu_before_extra_convs
         self.out_channels = (int(out_channels),) * num_outs
         self.lateral_convs = nn.ModuleList(
-            ConvNormAct(in_channels[i], out_channels, 1, norm=norm, activation="none") for i in range(start_level, end)
+            ConvNormAct(in_channels[i], out_channels, 1, norm=norm, activation="none")
+            for i in range(start_level, end)
         )
         self.fpn_convs = nn.ModuleList(
             ConvNormAct(out_channels, out_channels, 3, norm=norm, activation="none") for _ in range(used)
@@ -94,7 +99,9 @@ class FPN(nn.Module):
         if add_extra_convs:
             for k in range(num_outs - used):
                 source = in_channels[end - 1] if k == 0 and add_extra_convs == "on_input" else out_channels
-                self.extra_convs.append(ConvNormAct(source, out_channels, 3, stride=2, norm=norm, activation="none"))
+                self.extra_convs.append(
+                    ConvNormAct(source, out_channels, 3, stride=2, norm=norm, activation="none")
+                )
         self.out_strides: tuple[int, ...] | None = None
         if in_strides is not None:
             strides = [int(s) for s in in_strides[start_level:end]]
@@ -117,14 +124,18 @@ class FPN(nn.Module):
         used = inputs[self.start_level : self.end_level]
         laterals = [conv(x) for conv, x in zip(self.lateral_convs, used)]
         for i in range(len(laterals) - 1, 0, -1):
-            laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:], mode="nearest")
+            laterals[i - 1] = laterals[i - 1] + F.interpolate(
+                laterals[i], size=laterals[i - 1].shape[-2:], mode="nearest"
+            )
         outs = [conv(x) for conv, x in zip(self.fpn_convs, laterals)]
         extra = self.num_outs - len(outs)
         if extra > 0 and not self.add_extra_convs:
             for _ in range(extra):
                 outs.append(F.max_pool2d(outs[-1], 1, stride=2))
         elif extra > 0:
-            source = {"on_input": used[-1], "on_lateral": laterals[-1], "on_output": outs[-1]}[str(self.add_extra_convs)]
+            source = {"on_input": used[-1], "on_lateral": laterals[-1], "on_output": outs[-1]}[
+                str(self.add_extra_convs)
+            ]
             outs.append(self.extra_convs[0](source))
             for conv in self.extra_convs[1:]:
                 outs.append(conv(F.relu(outs[-1]) if self.relu_before_extra_convs else outs[-1]))

@@ -78,11 +78,15 @@ class SECONDFPN(nn.Module):
         ups = []
         for i, (x, deblock) in enumerate(zip(feats, self.deblocks, strict=True)):
             if x.dim() != 4 or x.shape[1] != self.in_channels[i]:
-                raise ShapeError(f"SECONDFPN level {i} must be (B, {self.in_channels[i]}, H, W), got {tuple(x.shape)}")
+                raise ShapeError(
+                    f"SECONDFPN level {i} must be (B, {self.in_channels[i]}, H, W), got {tuple(x.shape)}"
+                )
             ups.append(deblock(x))
         sizes = [tuple(u.shape[-2:]) for u in ups]
         if len(set(sizes)) > 1:
-            raise ShapeError(f"SECONDFPN levels reach different sizes {sizes}; the BEV size must be divisible by the strides")
+            raise ShapeError(
+                f"SECONDFPN levels reach different sizes {sizes}; the BEV size must be divisible by the strides"
+            )
         return ups[0] if len(ups) == 1 else torch.cat(ups, dim=1)
 
     def init_weights(self) -> None:

@@ -17,7 +17,9 @@ BN_EPS = 1e-3
 BN_MOMENTUM = 0.01
 
 
-def set_bn_hyperparameters(module: nn.Module, eps: float = BN_EPS, momentum: float = BN_MOMENTUM) -> nn.Module:
+def set_bn_hyperparameters(
+    module: nn.Module, eps: float = BN_EPS, momentum: float = BN_MOMENTUM
+) -> nn.Module:
     """Set `eps` and `momentum` of every batch-norm layer in `module` (in place); returns `module`."""
     for m in module.modules():
         if isinstance(m, _BatchNorm):
@@ -54,14 +56,18 @@ def check_voxel_batch(voxels: Tensor, num_points: Tensor, coords: Tensor, owner:
         raise ShapeError(f"{owner} expects voxels of shape (V, max_points, C), got {tuple(voxels.shape)}")
     v = voxels.shape[0]
     if num_points.shape != (v,):
-        raise ShapeError(f"{owner} expects num_points of shape ({v},) for {v} voxels, got {tuple(num_points.shape)}")
+        raise ShapeError(
+            f"{owner} expects num_points of shape ({v},) for {v} voxels, got {tuple(num_points.shape)}"
+        )
     check_coords(coords, v, owner)
 
 
 def check_coords(coords: Tensor, rows: int, owner: str) -> None:
     """Raise `ShapeError` unless `coords` is `Tensor[rows, 4]` (batch, z, y, x)."""
     if coords.dim() != 2 or coords.shape != (rows, 4):
-        raise ShapeError(f"{owner} expects coords of shape ({rows}, 4) as (batch, z, y, x), got {tuple(coords.shape)}")
+        raise ShapeError(
+            f"{owner} expects coords of shape ({rows}, 4) as (batch, z, y, x), got {tuple(coords.shape)}"
+        )
 
 
 def init_bev_weights(module: nn.Module) -> None:

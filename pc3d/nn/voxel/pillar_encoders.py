@@ -52,7 +52,14 @@ class PFNLayer(nn.Module):
         norm: `"bn"` (eps 1e-3, momentum 0.01), `"gn"` or `"none"` (the linear then has a bias).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, last_layer: bool = True, mode: str = "max", norm: str = "bn") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        last_layer: bool = True,
+        mode: str = "max",
+        norm: str = "bn",
+    ) -> None:
         super().__init__()
         self.mode = _check_mode(mode)
         self.last_layer = last_layer
@@ -99,11 +106,16 @@ class PillarDecoration(nn.Module):
         self.voxel_size = tuple(float(v) for v in voxel_size)
         # Python floats, combined exactly as MMDetection3D does (coord * size + (size / 2 + min)).
         self.centre_offset = tuple(self.voxel_size[i] / 2 + float(point_cloud_range[i]) for i in range(3))
-        self.decorated_channels = in_channels + 3 * with_cluster_center + 3 * with_voxel_center + int(with_distance)
+        self.decorated_channels = (
+            in_channels + 3 * with_cluster_center + 3 * with_voxel_center + int(with_distance)
+        )
 
     def pillar_centres(self, coords: Tensor, dtype: torch.dtype) -> Tensor:
         """Centres `Tensor[R, 3]` (x, y, z) of the voxels `coords` `IntTensor[R, 4]` (batch, z, y, x)."""
-        columns = [coords[:, 3 - axis].to(dtype) * self.voxel_size[axis] + self.centre_offset[axis] for axis in range(3)]
+        columns = [
+            coords[:, 3 - axis].to(dtype) * self.voxel_size[axis] + self.centre_offset[axis]
+            for axis in range(3)
+        ]
         return torch.stack(columns, dim=1)
 
 
@@ -140,14 +152,17 @@ class PillarFeatureNet(PillarDecoration):
         legacy: bool = True,
         norm: str = "bn",
     ) -> None:
-        super().__init__(in_channels, with_distance, with_cluster_center, with_voxel_center, voxel_size, point_cloud_range)
+        super().__init__(
+            in_channels, with_distance, with_cluster_center, with_voxel_center, voxel_size, point_cloud_range
+        )
         if len(feat_channels) == 0:
             raise FormatError("feat_channels must name at least one layer, got ()")
         self.legacy = legacy
         channels = [self.decorated_channels, *(int(c) for c in feat_channels)]
         last = len(channels) - 2
         self.pfn_layers = nn.ModuleList(
-            PFNLayer(channels[i], channels[i + 1], last_layer=i == last, mode=mode, norm=norm) for i in range(last + 1)
+            PFNLayer(channels[i], channels[i + 1], last_layer=i == last, mode=mode, norm=norm)
+            for i in range(last + 1)
         )
         self.out_channels = channels[-1]
 
@@ -155,7 +170,9 @@ class PillarFeatureNet(PillarDecoration):
         """Decorated points `Tensor[V, M, decorated_channels]`, padding rows zero."""
         dtype = voxels.dtype
         xyz = voxels[:, :, :3]
-        centre_offset = xyz - self.pillar_centres(coords, dtype).unsqueeze(1) if self.with_voxel_center else None
+        centre_offset = (
+            xyz - self.pillar_centres(coords, dtype).unsqueeze(1) if self.with_voxel_center else None
+        )
         first = voxels
         if self.legacy and centre_offset is not None:
             first = torch.cat([centre_offset, voxels[:, :, 3:]], dim=2)
@@ -184,7 +201,9 @@ class PillarFeatureNet(PillarDecoration):
         """
         check_voxel_batch(voxels, num_points, coords, "PillarFeatureNet")
         if voxels.shape[2] != self.in_channels:
-            raise ShapeError(f"PillarFeatureNet expects {self.in_channels} features per point, got {voxels.shape[2]}")
+            raise ShapeError(
+                f"PillarFeatureNet expects {self.in_channels} features per point, got {voxels.shape[2]}"
+            )
         if self.folded_path_applies():
             return self.folded_forward(voxels, num_points, coords)
         features = self.decorate(voxels, num_points, coords)
@@ -195,7 +214,9 @@ class PillarFeatureNet(PillarDecoration):
     def folded_path_applies(self) -> bool:
         """Whether :meth:`folded_forward` computes this net: one max-pooled layer whose norm was
         folded into its linear (`pc3d.nn.fuse`), MMDetection3D's legacy decoration, no distance."""
-        if len(self.pfn_layers) != 1 or not (self.legacy and self.with_cluster_center and self.with_voxel_center):
+        if len(self.pfn_layers) != 1 or not (
+            self.legacy and self.with_cluster_center and self.with_voxel_center
+        ):
             return False
         layer = self.pfn_layers[0]
         return (
@@ -235,13 +256,17 @@ class PillarFeatureNet(PillarDecoration):
         point_weight = torch.cat([w_a + w_b + w_c, w_e], dim=1)  # [C_out, in_channels]
         dtype = voxels.dtype
         mean = voxels[:, :, :3].sum(dim=1) / num_points.to(dtype).view(-1, 1)
-        offset = torch.addmm(bias, mean, w_b.t(), alpha=-1) - self.pillar_centres(coords, dtype) @ (w_a + w_c).t()
+        offset = (
+            torch.addmm(bias, mean, w_b.t(), alpha=-1) - self.pillar_centres(coords, dtype) @ (w_a + w_c).t()
+        )
         # Only the stored points (a fraction of the V x M slots) go through the matmul.
         valid = torch.arange(voxels.shape[1], device=voxels.device) < num_points.unsqueeze(1)
         pillar, slot = valid.nonzero(as_tuple=True)
         per_point = voxels[pillar, slot] @ point_weight.t()  # [P, C_out]
         pooled = per_point.new_full((voxels.shape[0], per_point.shape[1]), float("-inf"))
-        pooled = pooled.scatter_reduce_(0, pillar.unsqueeze(1).expand_as(per_point), per_point, "amax") + offset
+        pooled = (
+            pooled.scatter_reduce_(0, pillar.unsqueeze(1).expand_as(per_point), per_point, "amax") + offset
+        )
         padded = (num_points < voxels.shape[1]).unsqueeze(1)
         pooled = torch.where(padded, torch.maximum(pooled, bias), pooled)
         return F.relu(pooled)
@@ -282,7 +307,9 @@ class DynamicPillarFeatureNet(PillarDecoration):
         mode: str = "max",
         norm: str = "bn",
     ) -> None:
-        super().__init__(in_channels, with_distance, with_cluster_center, with_voxel_center, voxel_size, point_cloud_range)
+        super().__init__(
+            in_channels, with_distance, with_cluster_center, with_voxel_center, voxel_size, point_cloud_range
+        )
         if len(feat_channels) == 0:
             raise FormatError("feat_channels must name at least one layer, got ()")
         self.reduce = "max" if _check_mode(mode) == "max" else "mean"
@@ -290,7 +317,13 @@ class DynamicPillarFeatureNet(PillarDecoration):
         layers = []
         for i in range(len(channels) - 1):
             c_in = channels[i] * (2 if i > 0 else 1)
-            layers.append(nn.Sequential(nn.Linear(c_in, channels[i + 1], bias=norm == "none"), build_norm_3d(norm, channels[i + 1], 1), nn.ReLU(inplace=True)))
+            layers.append(
+                nn.Sequential(
+                    nn.Linear(c_in, channels[i + 1], bias=norm == "none"),
+                    build_norm_3d(norm, channels[i + 1], 1),
+                    nn.ReLU(inplace=True),
+                )
+            )
         self.pfn_layers = nn.ModuleList(layers)
         self.out_channels = channels[-1]
 
@@ -307,7 +340,9 @@ class DynamicPillarFeatureNet(PillarDecoration):
             (batch, z, y, x) order.
         """
         if points.dim() != 2 or points.shape[1] != self.in_channels:
-            raise ShapeError(f"DynamicPillarFeatureNet expects points of shape (N, {self.in_channels}), got {tuple(points.shape)}")
+            raise ShapeError(
+                f"DynamicPillarFeatureNet expects points of shape (N, {self.in_channels}), got {tuple(points.shape)}"
+            )
         check_coords(coords, points.shape[0], "DynamicPillarFeatureNet")
         keep = (coords >= 0).all(dim=1)
         if not bool(keep.all()):

@@ -37,7 +37,9 @@ class HardSimpleVFE(nn.Module):
         if coords is not None:
             check_voxel_batch(voxels, num_points, coords, "HardSimpleVFE")
         if voxels.dim() != 3 or voxels.shape[2] < self.num_features:
-            raise ShapeError(f"HardSimpleVFE expects voxels of shape (V, M, >= {self.num_features}), got {tuple(voxels.shape)}")
+            raise ShapeError(
+                f"HardSimpleVFE expects voxels of shape (V, M, >= {self.num_features}), got {tuple(voxels.shape)}"
+            )
         total = voxels[:, :, : self.num_features].sum(dim=1)
         return total / num_points.to(voxels.dtype).view(-1, 1)
 
@@ -103,7 +105,9 @@ class PointPillarsScatter(nn.Module):
             ShapeError: wrong shapes, or a coordinate outside the canvas or the batch (names it).
         """
         if features.dim() != 2 or features.shape[1] != self.in_channels:
-            raise ShapeError(f"PointPillarsScatter expects features of shape (V, {self.in_channels}), got {tuple(features.shape)}")
+            raise ShapeError(
+                f"PointPillarsScatter expects features of shape (V, {self.in_channels}), got {tuple(features.shape)}"
+            )
         check_coords(coords, features.shape[0], "PointPillarsScatter")
         if batch_size is None:
             batch_size = int(coords[:, 0].max()) + 1 if coords.shape[0] else 1

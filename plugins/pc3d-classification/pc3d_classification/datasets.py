@@ -88,7 +88,9 @@ class DigitsDataset:
             raise FormatError(f"DigitsDataset split must be 'train', 'test' or 'all', got {split!r}")
         if not 0.0 < test_fraction < 1.0:
             raise FormatError(f"DigitsDataset test_fraction must lie in (0, 1), got {test_fraction!r}")
-        if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
+        if image_size is not None and (
+            isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1
+        ):
             raise FormatError(f"DigitsDataset image_size must be a positive int or null, got {image_size!r}")
         if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
             raise FormatError(f"DigitsDataset max_shift must be a non-negative int, got {max_shift!r}")
@@ -100,7 +102,9 @@ class DigitsDataset:
         self.indices = torch.from_numpy(chosen)  # positions in sklearn's order, Long[N]
         pixels = torch.from_numpy(images)[:, None] / 16.0  # Tensor[1797, 1, 8, 8] in [0, 1]
         if image_size is not None and image_size != 8:
-            pixels = F.interpolate(pixels, size=(image_size, image_size), mode="bilinear", align_corners=False)
+            pixels = F.interpolate(
+                pixels, size=(image_size, image_size), mode="bilinear", align_corners=False
+            )
         if normalize:
             train_pixels = pixels[torch.from_numpy(train_idx)]
             mean, std = train_pixels.mean(), train_pixels.std()

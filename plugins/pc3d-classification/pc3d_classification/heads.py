@@ -56,8 +56,7 @@ class LinearClsHead(nn.Module):
         """
         if features.ndim < 2 or features.shape[1] != self.in_channels:
             raise ShapeError(
-                f"LinearClsHead: expected Tensor[B, {self.in_channels}, ...], "
-                f"got {tuple(features.shape)}"
+                f"LinearClsHead: expected Tensor[B, {self.in_channels}, ...], got {tuple(features.shape)}"
             )
         pooled = features.flatten(2).mean(dim=2) if features.ndim > 2 else features
         return self.linear(self.dropout(pooled))

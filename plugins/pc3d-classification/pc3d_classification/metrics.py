@@ -48,7 +48,11 @@ class TopKAccuracy(Metric):
                     return predictions[key]
         raise FormatError(
             "TopKAccuracy needs predictions with 'scores' or 'logits' (Tensor[B, K]), got "
-            + (f"keys {list(predictions)}" if isinstance(predictions, Mapping) else type(predictions).__name__)
+            + (
+                f"keys {list(predictions)}"
+                if isinstance(predictions, Mapping)
+                else type(predictions).__name__
+            )
         )
 
     def update(self, predictions: Any, batch: Mapping[str, Any]) -> None:
@@ -68,7 +72,9 @@ class TopKAccuracy(Metric):
                 f"{tuple(scores.shape)} and {tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__}"
             )
         if self.topk[-1] > scores.shape[1]:
-            raise ShapeError(f"TopKAccuracy: top-{self.topk[-1]} asked for, but there are only {scores.shape[1]} classes")
+            raise ShapeError(
+                f"TopKAccuracy: top-{self.topk[-1]} asked for, but there are only {scores.shape[1]} classes"
+            )
         ranked = scores.topk(self.topk[-1], dim=1).indices  # Long[B, kmax], best first
         hit = ranked == labels.to(ranked.device).long()[:, None]  # Bool[B, kmax], at most one True per row
         hits = [int(hit[:, :k].any(dim=1).sum()) for k in self.topk]

@@ -56,8 +56,11 @@ class ImageClassifier(nn.Module):
         if out_channels != head.in_channels:
             raise ShapeError(
                 f"head.in_channels is {head.in_channels} but backbone.out_channels is {out_channels}"
-                + (f" (output {feature_index} of {tuple(backbone.out_channels)})"
-                   if isinstance(getattr(backbone, "out_channels", None), (tuple, list)) else "")
+                + (
+                    f" (output {feature_index} of {tuple(backbone.out_channels)})"
+                    if isinstance(getattr(backbone, "out_channels", None), (tuple, list))
+                    else ""
+                )
             )
         self.backbone = backbone
         self.head = head

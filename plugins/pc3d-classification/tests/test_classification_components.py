@@ -60,10 +60,19 @@ BACKBONES = {
     "LeNet5": (lambda: LeNet5(in_channels=1), (3, 1, 28, 28)),
     "LeNet5-stage1": (lambda: LeNet5(in_channels=1, out_indices=(1,)), (3, 1, 20, 24)),
     "AlexNet": (lambda: AlexNet(in_channels=3, channels=(8, 16, 16, 16, 16)), (3, 3, 67, 67)),
-    "VGG11-bn": (lambda: VGG(depth=11, in_channels=3, channels=(8, 8, 16, 16, 16), norm="bn"), (3, 3, 32, 32)),
+    "VGG11-bn": (
+        lambda: VGG(depth=11, in_channels=3, channels=(8, 8, 16, 16, 16), norm="bn"),
+        (3, 3, 32, 32),
+    ),
     "GoogLeNet": (lambda: GoogLeNet(in_channels=3, out_indices=(2,)), (2, 3, 64, 64)),
-    "ResNet18": (lambda: ResNet(18, in_channels=1, base_channels=8, stem="conv3", out_indices=(3,)), (3, 1, 8, 8)),
-    "ResNet50-multi": (lambda: ResNet(50, in_channels=3, base_channels=4, out_indices=(1, 2, 3)), (2, 3, 32, 32)),
+    "ResNet18": (
+        lambda: ResNet(18, in_channels=1, base_channels=8, stem="conv3", out_indices=(3,)),
+        (3, 1, 8, 8),
+    ),
+    "ResNet50-multi": (
+        lambda: ResNet(50, in_channels=3, base_channels=4, out_indices=(1, 2, 3)),
+        (2, 3, 32, 32),
+    ),
     "ConvNet": (lambda: ConvNet(3, [8, 16]), (3, 3, 20, 24)),
 }
 
@@ -87,7 +96,8 @@ def test_any_backbone_gives_logits_and_gradients(name):
     deepest = max(getattr(backbone, "out_indices", (-1,)))
     unused = tuple(f"backbone.stages.{i}." for i in range(deepest + 1, len(getattr(backbone, "stages", ()))))
     missing = [
-        n for n, p in model.named_parameters()
+        n
+        for n, p in model.named_parameters()
         if p.requires_grad and p.grad is None and not n.startswith(unused)
     ]
     assert not missing, missing
@@ -99,10 +109,15 @@ def test_any_backbone_gives_logits_and_gradients(name):
 
 
 def test_feature_index_picks_a_shallower_output():
-    backbone = ResNet(18, in_channels=1, base_channels=8, stem="conv3", out_indices=(1, 3))  # channels (16, 64)
+    backbone = ResNet(
+        18, in_channels=1, base_channels=8, stem="conv3", out_indices=(1, 3)
+    )  # channels (16, 64)
     model = ImageClassifier(backbone, LinearClsHead(16, 3), feature_index=0)
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 3)
-    with pytest.raises(ShapeError, match=r"head.in_channels is 16 but backbone.out_channels is 64 \(output -1 of \(16, 64\)\)"):
+    with pytest.raises(
+        ShapeError,
+        match=r"head.in_channels is 16 but backbone.out_channels is 64 \(output -1 of \(16, 64\)\)",
+    ):
         ImageClassifier(backbone, LinearClsHead(16, 3))
     with pytest.raises(FormatError, match="feature_index 2 is out of range"):
         ImageClassifier(backbone, LinearClsHead(16, 3), feature_index=2)
@@ -139,7 +154,10 @@ def test_bad_labels_are_named():
     logits = torch.zeros(2, 3)
     with pytest.raises(FormatError) as info:
         head.loss(logits, torch.tensor([0, 3]))
-    assert str(info.value) == "labels must lie in [0, 3) = [0, num_classes) (model.head.num_classes); got 3 in the batch"
+    assert (
+        str(info.value)
+        == "labels must lie in [0, 3) = [0, num_classes) (model.head.num_classes); got 3 in the batch"
+    )
     with pytest.raises(FormatError, match=r"got -1 in the batch"):
         head.loss(logits, torch.tensor([-1, 2]))
     with pytest.raises(ShapeError):
@@ -150,8 +168,13 @@ def test_config_builds_and_trains_on_a_tiny_fixed_batch(manager):
     torch.manual_seed(0)
     config = load_config(
         CONFIG,
-        ["model.backbone.channels=[8, 16]", "model.backbone.layers_per_stage=1",
-         "model.head.in_channels=16", "model.head.num_classes=2", "model.head.dropout=0.0"],
+        [
+            "model.backbone.channels=[8, 16]",
+            "model.backbone.layers_per_stage=1",
+            "model.head.in_channels=16",
+            "model.head.num_classes=2",
+            "model.head.dropout=0.0",
+        ],
         search_dirs=manager.config_dirs(),
     )
     model = build(config.node("model"), kind="model", registry=manager.registry)
@@ -172,7 +195,11 @@ def test_config_builds_and_trains_on_a_tiny_fixed_batch(manager):
 
 @pytest.mark.parametrize(
     ("config_name", "shape"),
-    [(CONFIG, (2, 3, 32, 32)), ("lenet5_digits.yaml", (2, 1, 32, 32)), ("resnet18_digits.yaml", (2, 1, 8, 8))],
+    [
+        (CONFIG, (2, 3, 32, 32)),
+        ("lenet5_digits.yaml", (2, 1, 32, 32)),
+        ("resnet18_digits.yaml", (2, 1, 8, 8)),
+    ],
 )
 def test_shipped_configs_build(manager, config_name, shape):
     config = load_config(config_name, search_dirs=manager.config_dirs())

@@ -55,7 +55,9 @@ def test_samples_resize_and_normalise():
     assert test.background == pytest.approx(train.background)
     # Bilinear resizing of the [0, 1] image, then the standardisation.
     raw = DigitsDataset("train", normalize=False)
-    resized = torch.nn.functional.interpolate(raw.images[:1], size=(32, 32), mode="bilinear", align_corners=False)
+    resized = torch.nn.functional.interpolate(
+        raw.images[:1], size=(32, 32), mode="bilinear", align_corners=False
+    )
     unscaled = DigitsDataset("train", image_size=32, normalize=False)
     assert torch.allclose(unscaled.images[:1], resized)
 
@@ -69,7 +71,9 @@ def test_random_shift_moves_training_images_only():
     padded = torch.nn.functional.pad(original, (2, 2, 2, 2))
     for image in moved:
         # Each is a window of the zero-padded original at an offset in [-2, 2] along both axes.
-        windows = [padded[:, 2 + dy : 10 + dy, 2 + dx : 10 + dx] for dy in range(-2, 3) for dx in range(-2, 3)]
+        windows = [
+            padded[:, 2 + dy : 10 + dy, 2 + dx : 10 + dx] for dy in range(-2, 3) for dx in range(-2, 3)
+        ]
         assert any(torch.equal(image, w) for w in windows)
     test = DigitsDataset("test", max_shift=2)
     assert torch.equal(test[3]["images"], test.images[3])
@@ -90,7 +94,9 @@ def test_missing_scikit_learn_is_a_clear_error(monkeypatch):
     datasets_module._load_digits.cache_clear()
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # makes the import fail
     try:
-        with pytest.raises(MissingDependencyError, match=r"needs scikit-learn.*pc3d-classification\[digits\]"):
+        with pytest.raises(
+            MissingDependencyError, match=r"needs scikit-learn.*pc3d-classification\[digits\]"
+        ):
             DigitsDataset("train")
     finally:
         datasets_module._load_digits.cache_clear()
@@ -113,7 +119,11 @@ def test_top_k_accuracy_against_hand_counts():
     metric.update({"scores": scores[:2]}, {"labels": labels[:2]})
     metric.update({"logits": scores[2:].log()}, {"labels": labels[2:]})  # logits rank the same
     # top-1: rank 1 only -> 1/5; top-2: ranks 1, 2 -> 2/5; top-5: all but rank 6 -> 4/5.
-    assert metric.compute() == {"top1": pytest.approx(0.2), "top2": pytest.approx(0.4), "top5": pytest.approx(0.8)}
+    assert metric.compute() == {
+        "top1": pytest.approx(0.2),
+        "top2": pytest.approx(0.4),
+        "top5": pytest.approx(0.8),
+    }
 
 
 def test_top_k_accuracy_merges_ranks_exactly():

@@ -27,8 +27,13 @@ def read_jsonl(path):
 def test_train_smoke_writes_checkpoints_and_metrics_then_tests(tmp_path, capsys):
     work = tmp_path / "work"
     overrides = [
-        "data.train.batch_size=16", "schedule.epochs=null", "schedule.iterations=6",
-        "train.eval_every=3", "train.checkpoint_every=3", "train.keep_last=null", "train.log_every=2",
+        "data.train.batch_size=16",
+        "schedule.epochs=null",
+        "schedule.iterations=6",
+        "train.eval_every=3",
+        "train.checkpoint_every=3",
+        "train.keep_last=null",
+        "train.log_every=2",
     ]
     assert main(["train", "lenet5_digits.yaml", "--work-dir", str(work), "--set", *overrides]) == 0
     assert {"iter_3.pth", "iter_6.pth", "best.pth", "config.yaml", "metrics.jsonl", "log.jsonl"} <= {
@@ -47,16 +52,28 @@ def test_train_smoke_writes_checkpoints_and_metrics_then_tests(tmp_path, capsys)
     written = json.loads(result.read_text())
     assert written["split"] == "test" and written["num_samples"] == 360 and written["iteration"] == 6
     # The same weights on the same split give the number the training run logged.
-    assert written["top1"] == pytest.approx(records[-1]["top1"]) and written["top5"] == pytest.approx(records[-1]["top5"])
+    assert written["top1"] == pytest.approx(records[-1]["top1"]) and written["top5"] == pytest.approx(
+        records[-1]["top5"]
+    )
     assert "top1" in capsys.readouterr().out
 
 
 def test_train_names_num_classes_when_the_data_has_more_classes(tmp_path, capsys):
     # The digits have ten classes; a five-class head meets labels 5..9 in its first batch.
-    overrides = ["model.head.num_classes=5", "data.train.batch_size=64", "schedule.epochs=null", "schedule.iterations=2"]
-    assert main(["train", "lenet5_digits.yaml", "--work-dir", str(tmp_path / "work"), "--set", *overrides]) == 2
+    overrides = [
+        "model.head.num_classes=5",
+        "data.train.batch_size=64",
+        "schedule.epochs=null",
+        "schedule.iterations=2",
+    ]
+    assert (
+        main(["train", "lenet5_digits.yaml", "--work-dir", str(tmp_path / "work"), "--set", *overrides]) == 2
+    )
     err = capsys.readouterr().err
-    assert "pc3d train: error: labels must lie in [0, 5) = [0, num_classes) (model.head.num_classes); got 5, 6, 7, 8, 9 in the batch" in err
+    assert (
+        "pc3d train: error: labels must lie in [0, 5) = [0, num_classes) (model.head.num_classes); got 5, 6, 7, 8, 9 in the batch"
+        in err
+    )
 
 
 @pytest.mark.slow

@@ -31,13 +31,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     shapes.add_argument("root", metavar="ROOT", help="folder for annotations/ and images/")
     shapes.add_argument("--split", default="train", help="name of the split (default train)")
-    shapes.add_argument("--num-images", type=int, default=300, metavar="N", help="number of images (default 300)")
+    shapes.add_argument(
+        "--num-images", type=int, default=300, metavar="N", help="number of images (default 300)"
+    )
     shapes.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    shapes.add_argument("--image-size", type=int, default=128, metavar="PIXELS",
-                        help="width and height of each image (default 128)")
-    shapes.add_argument("--max-objects", type=int, default=4, metavar="N", help="most shapes per image (default 4)")
-    shapes.add_argument("--min-size", type=int, default=16, metavar="PIXELS", help="smallest shape side (default 16)")
-    shapes.add_argument("--max-size", type=int, default=56, metavar="PIXELS", help="largest shape side (default 56)")
+    shapes.add_argument(
+        "--image-size",
+        type=int,
+        default=128,
+        metavar="PIXELS",
+        help="width and height of each image (default 128)",
+    )
+    shapes.add_argument(
+        "--max-objects", type=int, default=4, metavar="N", help="most shapes per image (default 4)"
+    )
+    shapes.add_argument(
+        "--min-size", type=int, default=16, metavar="PIXELS", help="smallest shape side (default 16)"
+    )
+    shapes.add_argument(
+        "--max-size", type=int, default=56, metavar="PIXELS", help="largest shape side (default 56)"
+    )
     kitti = actions.add_parser(
         "kitti",
         help="convert KITTI image_2 + label_2 frames to COCO (DontCare left out)",
@@ -57,7 +70,14 @@ def run(args: argparse.Namespace) -> int:
         from pc3d_det2d.shapes import make_shapes_coco
 
         path = make_shapes_coco(
-            args.root, args.split, args.num_images, args.seed, args.image_size, args.max_objects, args.min_size, args.max_size
+            args.root,
+            args.split,
+            args.num_images,
+            args.seed,
+            args.image_size,
+            args.max_objects,
+            args.min_size,
+            args.max_size,
         )
     else:
         from pc3d_det2d.kitti import kitti_to_coco

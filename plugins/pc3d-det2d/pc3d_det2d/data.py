@@ -50,6 +50,7 @@ __all__ = [
     "load_coco_json",
 ]
 
+
 # ------------------------------------------------------------------------------------ coco json
 def _where(ann_file: Path, what: str) -> str:
     return f"{ann_file}: {what}"
@@ -83,7 +84,12 @@ def load_coco_json(ann_file: str | Path, image_dir: str | Path | None = None) ->
         raise FormatError(_where(ann_file, "a COCO file must be a JSON object"))
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
-            raise FormatError(_where(ann_file, f"missing list '{key}' (a COCO detection file has images, annotations, categories)"))
+            raise FormatError(
+                _where(
+                    ann_file,
+                    f"missing list '{key}' (a COCO detection file has images, annotations, categories)",
+                )
+            )
     images: dict[Any, Mapping[str, Any]] = {}
     for i, img in enumerate(data["images"]):
         if not isinstance(img, Mapping) or "id" not in img or not isinstance(img.get("file_name"), str):
@@ -104,8 +110,11 @@ def load_coco_json(ann_file: str | Path, image_dir: str | Path | None = None) ->
             if not path.is_file():
                 users = [a["id"] for a in data["annotations"] if a["image_id"] == img["id"]]
                 raise FormatError(
-                    _where(ann_file, f"image id {img['id']}: file {path} does not exist"
-                           + (f" (used by annotation ids {users[:10]})" if users else ""))
+                    _where(
+                        ann_file,
+                        f"image id {img['id']}: file {path} does not exist"
+                        + (f" (used by annotation ids {users[:10]})" if users else ""),
+                    )
                 )
     return dict(data)
 
@@ -125,13 +134,21 @@ def _check_annotations(
             raise FormatError(_where(ann_file, f"{label} appears twice"))
         seen.add(aid)
         if ann.get("image_id") not in images:
-            raise FormatError(_where(ann_file, f"{label} refers to image id {ann.get('image_id')!r}, which is not in 'images'"))
+            raise FormatError(
+                _where(
+                    ann_file, f"{label} refers to image id {ann.get('image_id')!r}, which is not in 'images'"
+                )
+            )
         if ann.get("category_id") not in cat_ids:
-            raise FormatError(_where(ann_file, f"{label} has category_id {ann.get('category_id')!r}, not in 'categories'"))
+            raise FormatError(
+                _where(ann_file, f"{label} has category_id {ann.get('category_id')!r}, not in 'categories'")
+            )
         bbox = ann.get("bbox")
         if not isinstance(bbox, list) or len(bbox) != 4:
             raise FormatError(_where(ann_file, f"{label}: bbox must be [x, y, width, height], got {bbox!r}"))
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox):
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox
+        ):
             raise FormatError(_where(ann_file, f"{label}: bbox values must be finite numbers, got {bbox!r}"))
         if bbox[2] <= 0 or bbox[3] <= 0:
             raise FormatError(_where(ann_file, f"{label}: bbox width and height must be > 0, got {bbox!r}"))
@@ -188,7 +205,9 @@ class CocoDetection:
             allowed = {"num_images", "seed", "image_size", "max_objects", "min_size", "max_size"}
             unknown = set(generate) - allowed
             if unknown or "num_images" not in generate:
-                raise FormatError(f"generate needs num_images (and may have {sorted(allowed)}), got keys {sorted(generate)}")
+                raise FormatError(
+                    f"generate needs num_images (and may have {sorted(allowed)}), got keys {sorted(generate)}"
+                )
             split = self.ann_file.stem
             make_shapes_coco(self.root, split=split, **generate)
         self.transforms = list(transforms or [])
@@ -216,7 +235,9 @@ class CocoDetection:
             with Image.open(path) as handle:
                 image = np.asarray(handle.convert("RGB"))
         except OSError as err:
-            raise FormatError(f"{path} (image id {image_id} of {self.ann_file}): cannot read the image: {err}") from err
+            raise FormatError(
+                f"{path} (image id {image_id} of {self.ann_file}): cannot read the image: {err}"
+            ) from err
         anns = self.coco.imgToAnns.get(image_id, [])
         boxes = [a["bbox"] for a in anns if not a.get("iscrowd", 0)]
         labels = [self.label_of[a["category_id"]] for a in anns if not a.get("iscrowd", 0)]

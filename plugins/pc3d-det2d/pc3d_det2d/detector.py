@@ -47,7 +47,9 @@ def check_backbone_neck(backbone: nn.Module, neck: FPN) -> None:
         )
     strides = getattr(backbone, "out_strides", None)
     if neck.out_strides is None and strides is not None:
-        raise ShapeError(f"give the neck in_strides: {list(strides)} (the backbone's out_strides) so the head can check its strides")
+        raise ShapeError(
+            f"give the neck in_strides: {list(strides)} (the backbone's out_strides) so the head can check its strides"
+        )
 
 
 def check_head_strides(head_strides: Sequence[int], neck: FPN, what: str) -> None:
@@ -62,7 +64,9 @@ def check_head_strides(head_strides: Sequence[int], neck: FPN, what: str) -> Non
         ShapeError: strides that differ.
     """
     if neck.out_strides is not None and tuple(int(s) for s in head_strides) != tuple(neck.out_strides):
-        raise ShapeError(f"{what} strides are {list(head_strides)} but the neck's outputs have strides {list(neck.out_strides)}")
+        raise ShapeError(
+            f"{what} strides are {list(head_strides)} but the neck's outputs have strides {list(neck.out_strides)}"
+        )
 
 
 def image_sizes_or_full(images: Tensor, image_sizes: Tensor | None) -> Tensor:
@@ -82,7 +86,9 @@ def image_sizes_or_full(images: Tensor, image_sizes: Tensor | None) -> Tensor:
         return torch.tensor([list(images.shape[-2:])] * images.shape[0], device=images.device)
     sizes = torch.as_tensor(image_sizes, device=images.device)
     if sizes.shape != (images.shape[0], 2):
-        raise ShapeError(f"image_sizes must be ({images.shape[0]}, 2) rows of (h, w), got {tuple(sizes.shape)}")
+        raise ShapeError(
+            f"image_sizes must be ({images.shape[0]}, 2) rows of (h, w), got {tuple(sizes.shape)}"
+        )
     return sizes
 
 
@@ -93,7 +99,9 @@ def check_batch_targets(images: Tensor, gt_boxes: Sequence[Tensor], gt_labels: S
         ShapeError: naming the three counts.
     """
     if len(gt_boxes) != images.shape[0] or len(gt_labels) != images.shape[0]:
-        raise ShapeError(f"{images.shape[0]} images but {len(gt_boxes)} gt_boxes and {len(gt_labels)} gt_labels entries")
+        raise ShapeError(
+            f"{images.shape[0]} images but {len(gt_boxes)} gt_boxes and {len(gt_labels)} gt_labels entries"
+        )
 
 
 def pyramid_features(backbone: nn.Module, neck: FPN, images: Tensor) -> tuple[Tensor, ...]:
@@ -134,12 +142,16 @@ class Detector2D(nn.Module):
 
     def __init__(self, backbone: nn.Module, neck: FPN, head: nn.Module) -> None:
         if not isinstance(head, self.head_type):
-            raise FormatError(f"{type(self).__name__} needs a {self.head_type.__name__}, got {type(head).__name__}")
+            raise FormatError(
+                f"{type(self).__name__} needs a {self.head_type.__name__}, got {type(head).__name__}"
+            )
         super().__init__()
         check_backbone_neck(backbone, neck)
         check_head_strides(getattr(head, "strides", ()), neck, type(head).__name__)
         if getattr(head, "in_channels", None) != neck.out_channels[0]:
-            raise ShapeError(f"head.in_channels is {getattr(head, 'in_channels', None)} but the neck gives {neck.out_channels[0]} channels")
+            raise ShapeError(
+                f"head.in_channels is {getattr(head, 'in_channels', None)} but the neck gives {neck.out_channels[0]} channels"
+            )
         self.backbone = backbone
         self.neck = neck
         self.head = head

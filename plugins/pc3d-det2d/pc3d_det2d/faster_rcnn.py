@@ -78,7 +78,9 @@ def build_rpn_head(
     Raises:
         FormatError: an argument out of range (named with its value).
     """
-    require_at_least("RPNHead", 1, in_channels=in_channels, feat_channels=feat_channels, num_samples=num_samples)
+    require_at_least(
+        "RPNHead", 1, in_channels=in_channels, feat_channels=feat_channels, num_samples=num_samples
+    )
     check_inference_args("RPNHead", 0.0, iou_threshold, max_per_img, nms_pre)
     return RPNHead(
         in_channels=in_channels,
@@ -154,8 +156,13 @@ class RoIBoxHead(nn.Module):
     ) -> None:
         super().__init__()
         require_at_least(
-            "RoIBoxHead", 1, num_classes=num_classes, in_channels=in_channels, roi_size=roi_size,
-            fc_channels=fc_channels, num_samples=num_samples,
+            "RoIBoxHead",
+            1,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            roi_size=roi_size,
+            fc_channels=fc_channels,
+            num_samples=num_samples,
         )
         require_at_least("RoIBoxHead", 0, sampling_ratio=sampling_ratio)
         check_inference_args("RoIBoxHead", score_threshold, iou_threshold, max_per_img)
@@ -165,10 +172,16 @@ class RoIBoxHead(nn.Module):
         self.in_channels = in_channels
         self.strides = tuple(int(s) for s in strides)
         self.roi_size, self.sampling_ratio, self.finest_scale = roi_size, sampling_ratio, float(finest_scale)
-        self.assigner = MaxIoUAssigner(pos_iou_thr=pos_iou_thr, neg_iou_thr=pos_iou_thr, min_pos_iou=pos_iou_thr, match_low_quality=False)
+        self.assigner = MaxIoUAssigner(
+            pos_iou_thr=pos_iou_thr, neg_iou_thr=pos_iou_thr, min_pos_iou=pos_iou_thr, match_low_quality=False
+        )
         self.sampler = RandomSampler(num=num_samples, pos_fraction=pos_fraction, add_gt_as_proposals=True)
         self.bbox_coder = DeltaXYWHBBoxCoder(target_stds=(0.1, 0.1, 0.2, 0.2))
-        self.score_threshold, self.iou_threshold, self.max_per_img = score_threshold, iou_threshold, max_per_img
+        self.score_threshold, self.iou_threshold, self.max_per_img = (
+            score_threshold,
+            iou_threshold,
+            max_per_img,
+        )
         self.fc1 = nn.Linear(in_channels * roi_size * roi_size, fc_channels)
         self.fc2 = nn.Linear(fc_channels, fc_channels)
         self.cls_out = nn.Linear(fc_channels, num_classes + 1)
@@ -193,7 +206,9 @@ class RoIBoxHead(nn.Module):
         for level, (feat, stride) in enumerate(zip(feats, self.strides)):
             index = torch.nonzero(levels == level).flatten()
             if index.numel() > 0:
-                out[index] = roi_align(feat, rois[index], self.roi_size, 1.0 / stride, self.sampling_ratio, aligned=True)
+                out[index] = roi_align(
+                    feat, rois[index], self.roi_size, 1.0 / stride, self.sampling_ratio, aligned=True
+                )
         return out
 
     def forward(self, feats: Sequence[Tensor], rois: Tensor) -> tuple[Tensor, Tensor]:
@@ -217,7 +232,11 @@ class RoIBoxHead(nn.Module):
         return self.cls_out(x), self.reg_out(x)
 
     def loss(
-        self, feats: Sequence[Tensor], proposals: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor]
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[Tensor],
+        gt_boxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
     ) -> dict[str, Tensor]:
         """Training losses of the box head (see the module docstring).
 
@@ -264,7 +283,9 @@ class RoIBoxHead(nn.Module):
         return {"loss_roi_cls": loss_cls, "loss_roi_bbox": loss_bbox}
 
     @torch.no_grad()
-    def predict(self, feats: Sequence[Tensor], proposals: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+    def predict(
+        self, feats: Sequence[Tensor], proposals: Sequence[Tensor], image_sizes: Tensor
+    ) -> list[Detections2D]:
         """Detections per image from the proposals (see :meth:`decode`)."""
         batch = len(proposals)
         device = feats[0].device
@@ -274,7 +295,9 @@ class RoIBoxHead(nn.Module):
         logits, deltas = self(feats, torch.cat([image[:, None].to(boxes.dtype), boxes], dim=1))
         return self.decode(boxes, image, logits, deltas, image_sizes, batch)
 
-    def decode(self, rois: Tensor, image: Tensor, logits: Tensor, deltas: Tensor, image_sizes: Tensor, batch: int) -> list[Detections2D]:
+    def decode(
+        self, rois: Tensor, image: Tensor, logits: Tensor, deltas: Tensor, image_sizes: Tensor, batch: int
+    ) -> list[Detections2D]:
         """RoIs with their head outputs -> detections per image (see the module docstring).
 
         Args:
@@ -290,12 +313,21 @@ class RoIBoxHead(nn.Module):
         """
         k = self.num_classes
         scores = logits.softmax(dim=1)[:, :k]  # [R, K]
-        boxes = self.bbox_coder.decode(rois[:, None, :], deltas.reshape(-1, k, 4), max_shape=None)  # [R, K, 4]
+        boxes = self.bbox_coder.decode(
+            rois[:, None, :], deltas.reshape(-1, k, 4), max_shape=None
+        )  # [R, K, 4]
         boxes = clip_boxes(boxes, image_sizes.to(rois)[image])  # each RoI's own image size
         labels = torch.arange(k, device=rois.device).expand(rois.shape[0], k)
         keep = scores > self.score_threshold
         return batched_image_nms(
-            boxes[keep], scores[keep], labels[keep], image[:, None].expand(-1, k)[keep], batch, k, self.iou_threshold, self.max_per_img
+            boxes[keep],
+            scores[keep],
+            labels[keep],
+            image[:, None].expand(-1, k)[keep],
+            batch,
+            k,
+            self.iou_threshold,
+            self.max_per_img,
         )
 
 
@@ -321,11 +353,17 @@ class FasterRCNN(nn.Module):
             raise FormatError("FasterRCNN needs rpn_head: RPNHead and roi_head: RoIBoxHead")
         check_backbone_neck(backbone, neck)
         check_head_strides([int(s[0]) for s in rpn_head.anchor_generator.strides], neck, "rpn_head")
-        if neck.out_strides is not None and tuple(roi_head.strides) != tuple(neck.out_strides[: len(roi_head.strides)]):
-            raise ShapeError(f"roi_head strides {list(roi_head.strides)} are not the neck's first strides {list(neck.out_strides)}")
+        if neck.out_strides is not None and tuple(roi_head.strides) != tuple(
+            neck.out_strides[: len(roi_head.strides)]
+        ):
+            raise ShapeError(
+                f"roi_head strides {list(roi_head.strides)} are not the neck's first strides {list(neck.out_strides)}"
+            )
         for name, head in (("rpn_head", rpn_head), ("roi_head", roi_head)):
             if head.in_channels != neck.out_channels[0]:
-                raise ShapeError(f"{name}.in_channels is {head.in_channels} but the neck gives {neck.out_channels[0]} channels")
+                raise ShapeError(
+                    f"{name}.in_channels is {head.in_channels} but the neck gives {neck.out_channels[0]} channels"
+                )
         self.backbone, self.neck, self.rpn_head, self.roi_head = backbone, neck, rpn_head, roi_head
 
     def extract_features(self, images: Tensor) -> tuple[Tensor, ...]:
@@ -333,7 +371,11 @@ class FasterRCNN(nn.Module):
         return pyramid_features(self.backbone, self.neck, images)
 
     def loss(
-        self, images: Tensor, gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor | None = None
+        self,
+        images: Tensor,
+        gt_boxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        image_sizes: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Training losses (batch keys as in :mod:`pc3d_det2d.detector`).
 

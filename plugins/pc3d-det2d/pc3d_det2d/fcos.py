@@ -45,7 +45,9 @@ __all__ = ["FCOS", "FCOSHead", "fcos_points"]
 INF = 1e8
 
 
-def fcos_points(featmap_sizes: Sequence[tuple[int, int]], strides: Sequence[int], device: torch.device) -> list[Tensor]:
+def fcos_points(
+    featmap_sizes: Sequence[tuple[int, int]], strides: Sequence[int], device: torch.device
+) -> list[Tensor]:
     """Location centres of every level (see the module docstring).
 
     Args:
@@ -115,12 +117,18 @@ class FCOSHead(DenseHead2D):
     ) -> None:
         super().__init__()
         require_at_least(
-            "FCOSHead", 1, num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels,
+            "FCOSHead",
+            1,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            feat_channels=feat_channels,
             stacked_convs=stacked_convs,
         )
         check_inference_args("FCOSHead", score_threshold, iou_threshold, max_per_img, nms_pre)
         if len(regress_ranges) != len(strides) or any(len(r) != 2 for r in regress_ranges):
-            raise FormatError(f"FCOSHead: regress_ranges needs one [lo, hi] per level ({len(strides)}), got {regress_ranges!r}")
+            raise FormatError(
+                f"FCOSHead: regress_ranges needs one [lo, hi] per level ({len(strides)}), got {regress_ranges!r}"
+            )
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.strides = tuple(int(s) for s in strides)
@@ -161,7 +169,12 @@ class FCOSHead(DenseHead2D):
         return cls, reg, ctr
 
     def targets(
-        self, featmap_sizes: list[tuple[int, int]], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor, device: torch.device
+        self,
+        featmap_sizes: list[tuple[int, int]],
+        gt_boxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        image_sizes: Tensor,
+        device: torch.device,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Training targets of every location (see the module docstring).
 
@@ -179,8 +192,12 @@ class FCOSHead(DenseHead2D):
         """
         points_l = fcos_points(featmap_sizes, self.strides, device)
         points = torch.cat(points_l)  # [P, 2]
-        ranges = torch.cat([points.new_tensor(r).expand(p.shape[0], 2) for r, p in zip(self.regress_ranges, points_l)])
-        strides = torch.cat([points.new_full((p.shape[0],), float(s)) for s, p in zip(self.strides, points_l)])
+        ranges = torch.cat(
+            [points.new_tensor(r).expand(p.shape[0], 2) for r, p in zip(self.regress_ranges, points_l)]
+        )
+        strides = torch.cat(
+            [points.new_full((p.shape[0],), float(s)) for s, p in zip(self.strides, points_l)]
+        )
         labels_out, ltrb_out, ctr_out = [], [], []
         for b in range(len(gt_boxes)):  # per image: gt counts differ
             gts = gt_boxes[b].to(device=device, dtype=torch.float32).reshape(-1, 4)
@@ -194,7 +211,9 @@ class FCOSHead(DenseHead2D):
                 ctr_out.append(points.new_zeros(points.shape[0]))
                 continue
             x, y = points[:, 0:1], points[:, 1:2]  # [P, 1]
-            ltrb = torch.stack([x - gts[:, 0], y - gts[:, 1], gts[:, 2] - x, gts[:, 3] - y], dim=-1)  # [P, M, 4]
+            ltrb = torch.stack(
+                [x - gts[:, 0], y - gts[:, 1], gts[:, 2] - x, gts[:, 3] - y], dim=-1
+            )  # [P, M, 4]
             inside = self._candidates(points, gts, strides) if self.center_sampling else ltrb.amin(dim=-1) > 0
             reach = ltrb.amax(dim=-1)
             in_range = (reach >= ranges[:, 0:1]) & (reach <= ranges[:, 1:2])
@@ -207,7 +226,8 @@ class FCOSHead(DenseHead2D):
             dist = ltrb[torch.arange(points.shape[0], device=device), best]  # [P, 4]
             lr_, tb = dist[:, 0::2], dist[:, 1::2]
             centerness = torch.sqrt(
-                (lr_.amin(-1) / lr_.amax(-1).clamp(min=1e-6)).clamp(min=0) * (tb.amin(-1) / tb.amax(-1).clamp(min=1e-6)).clamp(min=0)
+                (lr_.amin(-1) / lr_.amax(-1).clamp(min=1e-6)).clamp(min=0)
+                * (tb.amin(-1) / tb.amax(-1).clamp(min=1e-6)).clamp(min=0)
             )
             labels_out.append(target)
             ltrb_out.append(dist)
@@ -226,7 +246,9 @@ class FCOSHead(DenseHead2D):
         y2 = torch.minimum(cy + radius, gts[:, 3])
         return (x > x1) & (y > y1) & (x < x2) & (y < y2)
 
-    def _flat(self, cls: Sequence[Tensor], reg: Sequence[Tensor], ctr: Sequence[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    def _flat(
+        self, cls: Sequence[Tensor], reg: Sequence[Tensor], ctr: Sequence[Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
         b = cls[0].shape[0]
         return (
             torch.cat([c.permute(0, 2, 3, 1).reshape(b, -1, self.num_classes) for c in cls], 1),
@@ -254,17 +276,30 @@ class FCOSHead(DenseHead2D):
         counted = target >= 0
         positive = counted & (target < self.num_classes)
         num_pos = max(float(positive.sum()), 1.0)
-        loss_cls = sigmoid_focal_loss(logits[counted], target[counted], gamma=self.focal_gamma, alpha=self.focal_alpha, reduction="sum") / num_pos
+        loss_cls = (
+            sigmoid_focal_loss(
+                logits[counted],
+                target[counted],
+                gamma=self.focal_gamma,
+                alpha=self.focal_alpha,
+                reduction="sum",
+            )
+            / num_pos
+        )
         p = points[positive]
         pred_boxes = torch.cat([p - ltrb[positive][:, :2], p + ltrb[positive][:, 2:]], dim=1)
         gt_boxes_pos = torch.cat([p - ltrb_t[positive][:, :2], p + ltrb_t[positive][:, 2:]], dim=1)
         weight = ctr_t[positive]
-        loss_bbox = giou_loss(pred_boxes, gt_boxes_pos, weight=weight, reduction="sum") / max(float(weight.sum()), 1e-6)
+        loss_bbox = giou_loss(pred_boxes, gt_boxes_pos, weight=weight, reduction="sum") / max(
+            float(weight.sum()), 1e-6
+        )
         loss_ctr = binary_cross_entropy(ctr_logit[positive], ctr_t[positive], reduction="sum") / num_pos
         return {"loss_cls": loss_cls, "loss_bbox": loss_bbox, "loss_centerness": loss_ctr}
 
     @torch.no_grad()
-    def decode(self, cls: Sequence[Tensor], reg: Sequence[Tensor], ctr: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+    def decode(
+        self, cls: Sequence[Tensor], reg: Sequence[Tensor], ctr: Sequence[Tensor], image_sizes: Tensor
+    ) -> list[Detections2D]:
         """Raw head outputs -> detections per image (see the module docstring).
 
         Args:
@@ -286,7 +321,9 @@ class FCOSHead(DenseHead2D):
             top, loc, labels = top_candidates(score, self.num_classes, self.nms_pre)
             dist = r.permute(0, 2, 3, 1).reshape(batch, -1, 4).gather(1, loc[..., None].expand(-1, -1, 4))
             p = pts[loc]  # [B, k, 2]
-            levels.append((clip_boxes(torch.cat([p - dist[..., :2], p + dist[..., 2:]], dim=-1), hw), top, labels))
+            levels.append(
+                (clip_boxes(torch.cat([p - dist[..., :2], p + dist[..., 2:]], dim=-1), hw), top, labels)
+            )
         return self.detections(levels)
 
 

@@ -155,7 +155,14 @@ def detections_from_levels(
     image = torch.arange(batch, device=flat_boxes.device).repeat_interleave(flat_scores.numel() // batch)
     keep = flat_scores > score_threshold
     return batched_image_nms(
-        flat_boxes[keep], flat_scores[keep], flat_labels[keep], image[keep], batch, num_classes, iou_threshold, max_per_img
+        flat_boxes[keep],
+        flat_scores[keep],
+        flat_labels[keep],
+        image[keep],
+        batch,
+        num_classes,
+        iou_threshold,
+        max_per_img,
     )
 
 
@@ -172,7 +179,13 @@ class DenseHead2D(nn.Module):
     iou_threshold: float
     max_per_img: int
 
-    def loss(self, feats: Sequence[Tensor], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor) -> dict[str, Tensor]:
+    def loss(
+        self,
+        feats: Sequence[Tensor],
+        gt_boxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        image_sizes: Tensor,
+    ) -> dict[str, Tensor]:
         """Training losses.
 
         Args:
@@ -214,5 +227,11 @@ class DenseHead2D(nn.Module):
         """
         boxes, scores, labels = zip(*levels)
         return detections_from_levels(
-            boxes, scores, labels, self.score_threshold, self.num_classes, self.iou_threshold, self.max_per_img
+            boxes,
+            scores,
+            labels,
+            self.score_threshold,
+            self.num_classes,
+            self.iou_threshold,
+            self.max_per_img,
         )

@@ -27,7 +27,16 @@ from pc3d_det2d.data import CocoDetection
 
 __all__ = ["KITTI_CLASSES", "KittiImageDetection", "kitti_to_coco"]
 
-KITTI_CLASSES: tuple[str, ...] = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc")
+KITTI_CLASSES: tuple[str, ...] = (
+    "Car",
+    "Van",
+    "Truck",
+    "Pedestrian",
+    "Person_sitting",
+    "Cyclist",
+    "Tram",
+    "Misc",
+)
 
 
 def _read_label(path: Path) -> list[tuple[str, list[float]]]:
@@ -42,19 +51,26 @@ def _read_label(path: Path) -> list[tuple[str, list[float]]]:
         if kind == "DontCare":
             continue
         if kind not in KITTI_CLASSES:
-            raise FormatError(f"{path}:{number}: unknown KITTI type {kind!r} (known: {', '.join(KITTI_CLASSES)}, DontCare)")
+            raise FormatError(
+                f"{path}:{number}: unknown KITTI type {kind!r} (known: {', '.join(KITTI_CLASSES)}, DontCare)"
+            )
         try:
             x1, y1, x2, y2 = (float(v) for v in fields[4:8])
         except ValueError as err:
             raise FormatError(f"{path}:{number}: bbox columns 4-7 must be numbers: {err}") from err
         if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
-            raise FormatError(f"{path}:{number}: bbox {x1, y1, x2, y2} must be finite with x1 < x2 and y1 < y2")
+            raise FormatError(
+                f"{path}:{number}: bbox {x1, y1, x2, y2} must be finite with x1 < x2 and y1 < y2"
+            )
         objects.append((kind, [x1, y1, x2 - x1, y2 - y1]))
     return objects
 
 
 def kitti_to_coco(
-    kitti_root: str | os.PathLike[str], out_root: str | os.PathLike[str], frames: Sequence[str], split: str = "train"
+    kitti_root: str | os.PathLike[str],
+    out_root: str | os.PathLike[str],
+    frames: Sequence[str],
+    split: str = "train",
 ) -> Path:
     """Convert ``kitti_root/{image_2,label_2}/<frame>`` for each frame (see the module docstring).
 
@@ -89,10 +105,16 @@ def kitti_to_coco(
             shutil.copyfile(source, target)
         images.append({"id": index, "file_name": f"{split}/{source.name}", "height": height, "width": width})
         for kind, bbox in _read_label(label):
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": index, "category_id": KITTI_CLASSES.index(kind) + 1,
-                "bbox": bbox, "area": bbox[2] * bbox[3], "iscrowd": 0,
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": index,
+                    "category_id": KITTI_CLASSES.index(kind) + 1,
+                    "bbox": bbox,
+                    "area": bbox[2] * bbox[3],
+                    "iscrowd": 0,
+                }
+            )
     data = {
         "info": {"description": f"KITTI frames {list(frames)} from {kitti_root}"},
         "images": images,
@@ -127,4 +149,6 @@ class KittiImageDetection(CocoDetection):
         filter_empty: bool = False,
     ) -> None:
         kitti_to_coco(kitti_root, root, frames, split)
-        super().__init__(root=root, ann_file=f"annotations/{split}.json", transforms=transforms, filter_empty=filter_empty)
+        super().__init__(
+            root=root, ann_file=f"annotations/{split}.json", transforms=transforms, filter_empty=filter_empty
+        )

@@ -27,7 +27,9 @@ __all__ = ["COCO_STAT_NAMES", "CocoMetric", "coco_eval_stats"]
 COCO_STAT_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
 
-def coco_eval_stats(coco_gt: Any, detections: list[dict[str, Any]], image_ids: Sequence[int] | None = None) -> dict[str, float]:
+def coco_eval_stats(
+    coco_gt: Any, detections: list[dict[str, Any]], image_ids: Sequence[int] | None = None
+) -> dict[str, float]:
     """Run ``COCOeval`` (bbox).
 
     Args:
@@ -57,7 +59,11 @@ def _empty_results(coco_gt: Any) -> Any:
     from pycocotools.coco import COCO
 
     empty = COCO()
-    empty.dataset = {"images": list(coco_gt.dataset["images"]), "categories": list(coco_gt.dataset["categories"]), "annotations": []}
+    empty.dataset = {
+        "images": list(coco_gt.dataset["images"]),
+        "categories": list(coco_gt.dataset["categories"]),
+        "annotations": [],
+    }
     empty.createIndex()
     return empty
 
@@ -87,22 +93,26 @@ class CocoMetric(Metric):
         if metas is None:
             raise FormatError("CocoMetric needs the batch's 'metas' (samples from CocoDetection)")
         if not isinstance(predictions, Sequence) or len(predictions) != len(metas):
-            raise FormatError(f"CocoMetric expects one Detections2D per image ({len(metas)}), got {type(predictions).__name__}")
+            raise FormatError(
+                f"CocoMetric expects one Detections2D per image ({len(metas)}), got {type(predictions).__name__}"
+            )
         for found, meta in zip(predictions, metas):
             if not isinstance(found, Detections2D):
                 raise FormatError(f"CocoMetric expects Detections2D per image, got {type(found).__name__}")
             boxes = boxes_to_original(found.boxes, meta).numpy()
             cat_ids = np.asarray(meta["cat_ids"], dtype=np.int64)
-            self.results.append({
-                "image_id": meta["image_id"],
-                "height": int(meta["ori_shape"][0]),
-                "width": int(meta["ori_shape"][1]),
-                "annotations": list(meta["annotations"]),
-                "cat_ids": list(meta["cat_ids"]),
-                "boxes": boxes.astype(np.float64),
-                "scores": found.scores.detach().float().cpu().numpy().astype(np.float64),
-                "categories": cat_ids[found.labels.detach().cpu().numpy()],
-            })
+            self.results.append(
+                {
+                    "image_id": meta["image_id"],
+                    "height": int(meta["ori_shape"][0]),
+                    "width": int(meta["ori_shape"][1]),
+                    "annotations": list(meta["annotations"]),
+                    "cat_ids": list(meta["cat_ids"]),
+                    "boxes": boxes.astype(np.float64),
+                    "scores": found.scores.detach().float().cpu().numpy().astype(np.float64),
+                    "categories": cat_ids[found.labels.detach().cpu().numpy()],
+                }
+            )
 
     def compute(self) -> dict[str, float]:
         """COCO's six AP numbers over every image added (see :func:`coco_eval_stats`).
@@ -119,7 +129,11 @@ class CocoMetric(Metric):
         detections: list[dict[str, Any]] = []
         cat_ids: set[int] = set()
         for record in self.results:
-            images[record["image_id"]] = {"id": record["image_id"], "height": record["height"], "width": record["width"]}
+            images[record["image_id"]] = {
+                "id": record["image_id"],
+                "height": record["height"],
+                "width": record["width"],
+            }
             cat_ids.update(record["cat_ids"])
             for ann in record["annotations"]:
                 ann = dict(ann)
@@ -128,12 +142,19 @@ class CocoMetric(Metric):
                 annotations[ann["id"]] = ann
             boxes = record["boxes"]
             for box, score, cat in zip(boxes, record["scores"], record["categories"]):
-                detections.append({
-                    "image_id": record["image_id"],
-                    "category_id": int(cat),
-                    "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])],
-                    "score": float(score),
-                })
+                detections.append(
+                    {
+                        "image_id": record["image_id"],
+                        "category_id": int(cat),
+                        "bbox": [
+                            float(box[0]),
+                            float(box[1]),
+                            float(box[2] - box[0]),
+                            float(box[3] - box[1]),
+                        ],
+                        "score": float(score),
+                    }
+                )
         gt = COCO()
         gt.dataset = {
             "images": list(images.values()),

@@ -107,7 +107,9 @@ class RetinaHead(DenseHead2D):
         max_per_img: int = 100,
     ) -> None:
         super().__init__()
-        require_at_least("RetinaHead", 1, num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels)
+        require_at_least(
+            "RetinaHead", 1, num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels
+        )
         require_at_least("RetinaHead", 0, stacked_convs=stacked_convs)
         check_inference_args("RetinaHead", score_threshold, iou_threshold, max_per_img, nms_pre)
         if bbox_loss not in ("l1", "smooth_l1"):
@@ -116,13 +118,22 @@ class RetinaHead(DenseHead2D):
         self.in_channels = in_channels
         self.strides = tuple(int(s) for s in strides)
         self.anchor_generator = AnchorGenerator(
-            strides=list(self.strides), ratios=ratios, octave_base_scale=octave_base_scale, scales_per_octave=scales_per_octave
+            strides=list(self.strides),
+            ratios=ratios,
+            octave_base_scale=octave_base_scale,
+            scales_per_octave=scales_per_octave,
         )
         self.num_anchors = self.anchor_generator.num_base_anchors[0]
         self.bbox_coder = DeltaXYWHBBoxCoder()
-        self.assigner = MaxIoUAssigner(pos_iou_thr=pos_iou_thr, neg_iou_thr=neg_iou_thr, min_pos_iou=min_pos_iou)
+        self.assigner = MaxIoUAssigner(
+            pos_iou_thr=pos_iou_thr, neg_iou_thr=neg_iou_thr, min_pos_iou=min_pos_iou
+        )
         self.focal_gamma, self.focal_alpha = focal_gamma, focal_alpha
-        self.bbox_loss, self.smooth_l1_beta, self.bbox_loss_weight = bbox_loss, smooth_l1_beta, bbox_loss_weight
+        self.bbox_loss, self.smooth_l1_beta, self.bbox_loss_weight = (
+            bbox_loss,
+            smooth_l1_beta,
+            bbox_loss_weight,
+        )
         self.score_threshold, self.nms_pre = score_threshold, nms_pre
         self.iou_threshold, self.max_per_img = iou_threshold, max_per_img
         self.cls_tower = conv_tower(in_channels, feat_channels, stacked_convs)
@@ -146,19 +157,30 @@ class RetinaHead(DenseHead2D):
         """
         if len(feats) != len(self.strides):
             raise ShapeError(f"RetinaHead has {len(self.strides)} levels, got {len(feats)} feature maps")
-        return [self.cls_out(self.cls_tower(x)) for x in feats], [self.reg_out(self.reg_tower(x)) for x in feats]
+        return [self.cls_out(self.cls_tower(x)) for x in feats], [
+            self.reg_out(self.reg_tower(x)) for x in feats
+        ]
 
-    def _flat(self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
+    def _flat(
+        self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor]
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
         """Per level: logits ``Tensor[B, N_l, K]``, deltas ``Tensor[B, N_l, 4]``, anchors ``Tensor[N_l, 4]``."""
         sizes = [tuple(s.shape[-2:]) for s in cls_scores]
-        anchors = self.anchor_generator.grid_anchors(sizes, device=cls_scores[0].device, dtype=cls_scores[0].dtype)
+        anchors = self.anchor_generator.grid_anchors(
+            sizes, device=cls_scores[0].device, dtype=cls_scores[0].dtype
+        )
         b = cls_scores[0].shape[0]
         logits = [s.permute(0, 2, 3, 1).reshape(b, -1, self.num_classes) for s in cls_scores]
         deltas = [d.permute(0, 2, 3, 1).reshape(b, -1, 4) for d in bbox_preds]
         return logits, deltas, anchors
 
     def targets(
-        self, anchors: Tensor, featmap_sizes: list[tuple[int, int]], gt_boxes: Sequence[Tensor], gt_labels: Sequence[Tensor], image_sizes: Tensor
+        self,
+        anchors: Tensor,
+        featmap_sizes: list[tuple[int, int]],
+        gt_boxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        image_sizes: Tensor,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Training targets of every anchor.
 
@@ -175,14 +197,22 @@ class RetinaHead(DenseHead2D):
         """
         labels, boxes, positive = [], [], []
         for b in range(len(gt_boxes)):  # per image: the number of gts differs
-            valid = torch.cat(self.anchor_generator.valid_flags(featmap_sizes, image_sizes[b].tolist(), device=anchors.device))
+            valid = torch.cat(
+                self.anchor_generator.valid_flags(
+                    featmap_sizes, image_sizes[b].tolist(), device=anchors.device
+                )
+            )
             gts = gt_boxes[b].to(anchors).reshape(-1, 4)
             result = self.assigner.assign(anchors, gts, gt_labels[b].to(anchors.device))
             target = torch.full_like(result.gt_inds, self.num_classes)
             target = torch.where(result.pos_mask, result.labels, target)  # type: ignore[arg-type]
             target = torch.where((result.gt_inds < 0) | ~valid, torch.full_like(target, -1), target)
             pos = result.pos_mask & valid
-            assigned = gts[(result.gt_inds - 1).clamp(min=0)] if gts.shape[0] > 0 else anchors.new_zeros(anchors.shape)
+            assigned = (
+                gts[(result.gt_inds - 1).clamp(min=0)]
+                if gts.shape[0] > 0
+                else anchors.new_zeros(anchors.shape)
+            )
             labels.append(target)
             boxes.append(assigned)
             positive.append(pos)
@@ -205,21 +235,32 @@ class RetinaHead(DenseHead2D):
         target, assigned, positive = self.targets(anchors, featmap_sizes, gt_boxes, gt_labels, image_sizes)  # type: ignore[arg-type]
         num_pos = max(float(positive.sum()), 1.0)
         counted = target >= 0
-        loss_cls = sigmoid_focal_loss(
-            logit[counted], target[counted], gamma=self.focal_gamma, alpha=self.focal_alpha, reduction="sum"
-        ) / num_pos
+        loss_cls = (
+            sigmoid_focal_loss(
+                logit[counted],
+                target[counted],
+                gamma=self.focal_gamma,
+                alpha=self.focal_alpha,
+                reduction="sum",
+            )
+            / num_pos
+        )
         pos_anchors = anchors[None].expand_as(assigned)[positive]
         pos_targets = self.bbox_coder.encode(pos_anchors, assigned[positive])
         if self.bbox_loss == "l1":
             loss_bbox = l1_loss(delta[positive], pos_targets, reduction="sum")
         else:
-            loss_bbox = smooth_l1_loss(delta[positive], pos_targets, beta=self.smooth_l1_beta, reduction="sum")
+            loss_bbox = smooth_l1_loss(
+                delta[positive], pos_targets, beta=self.smooth_l1_beta, reduction="sum"
+            )
         return {"loss_cls": loss_cls, "loss_bbox": self.bbox_loss_weight * loss_bbox / num_pos}
 
     # Same docstring and per-level loop as FCOSHead.decode on purpose: each head scores and decodes its own
     # outputs; the candidates' NMS and selection they share is DenseHead2D.detections.
     @torch.no_grad()
-    def decode(self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+    def decode(
+        self, cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor], image_sizes: Tensor
+    ) -> list[Detections2D]:
         """Raw head outputs -> detections per image (see the module docstring).
 
         Args:
@@ -235,7 +276,9 @@ class RetinaHead(DenseHead2D):
         sizes = image_sizes.to(device=logits[0].device, dtype=logits[0].dtype)
         levels = []
         for lg, dl, an in zip(logits, deltas, anchors):
-            top, anchor_index, labels = top_candidates(lg.sigmoid().reshape(batch, -1), self.num_classes, self.nms_pre)
+            top, anchor_index, labels = top_candidates(
+                lg.sigmoid().reshape(batch, -1), self.num_classes, self.nms_pre
+            )
             picked = dl.gather(1, anchor_index[..., None].expand(-1, -1, 4))
             levels.append((self.bbox_coder.decode(an[anchor_index], picked, max_shape=sizes), top, labels))
         return self.detections(levels)

@@ -70,7 +70,9 @@ def render_shapes_image(
         x0 = int(rng.integers(0, image_size - w + 1))
         y0 = int(rng.integers(0, image_size - h + 1))
         x1, y1 = x0 + w, y0 + h
-        if any(x0 < bx1 + 2 and bx0 < x1 + 2 and y0 < by1 + 2 and by0 < y1 + 2 for bx0, by0, bx1, by1 in placed):
+        if any(
+            x0 < bx1 + 2 and bx0 < x1 + 2 and y0 < by1 + 2 and by0 < y1 + 2 for bx0, by0, bx1, by1 in placed
+        ):
             continue
         cls = int(rng.integers(0, len(CLASSES)))
         colour = tuple(int(c) for c in _PALETTE[int(rng.integers(0, len(_PALETTE)))])
@@ -123,18 +125,28 @@ def make_shapes_coco(
     if num_images < 1 or image_size < 8 or max_objects < 1:
         raise FormatError("num_images and max_objects must be >= 1 and image_size >= 8")
     if not 1 <= min_size <= max_size <= image_size:
-        raise FormatError(f"need 1 <= min_size <= max_size <= image_size, got {min_size}, {max_size}, {image_size}")
+        raise FormatError(
+            f"need 1 <= min_size <= max_size <= image_size, got {min_size}, {max_size}, {image_size}"
+        )
     root = Path(root)
     ann_file = root / "annotations" / f"{split}.json"
     params = {
-        "generator": "pc3d_det2d.shapes", "version": _VERSION, "num_images": num_images, "seed": seed,
-        "image_size": image_size, "max_objects": max_objects, "min_size": min_size, "max_size": max_size,
+        "generator": "pc3d_det2d.shapes",
+        "version": _VERSION,
+        "num_images": num_images,
+        "seed": seed,
+        "image_size": image_size,
+        "max_objects": max_objects,
+        "min_size": min_size,
+        "max_size": max_size,
     }
     if _generated_with(ann_file) == params:
         return ann_file
     ann_file.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    images, annotations = _render_split(root, split, rng, num_images, image_size, max_objects, min_size, max_size)
+    images, annotations = _render_split(
+        root, split, rng, num_images, image_size, max_objects, min_size, max_size
+    )
     data = {
         "info": {"description": "pc3d synthetic shapes", "params": params},
         "images": images,
@@ -157,8 +169,14 @@ def _generated_with(ann_file: Path) -> dict[str, Any] | None:
 
 
 def _render_split(
-    root: Path, split: str, rng: np.random.Generator, num_images: int, image_size: int, max_objects: int,
-    min_size: int, max_size: int,
+    root: Path,
+    split: str,
+    rng: np.random.Generator,
+    num_images: int,
+    image_size: int,
+    max_objects: int,
+    min_size: int,
+    max_size: int,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Draw and save ``root/images/<split>/<index>.png``; returns the COCO image and annotation records."""
     (root / "images" / split).mkdir(parents=True, exist_ok=True)
@@ -170,8 +188,14 @@ def _render_split(
         Image.fromarray(pixels).save(root / "images" / name)
         images.append({"id": index + 1, "file_name": name, "height": image_size, "width": image_size})
         for cls, bbox in objects:
-            annotations.append({
-                "id": len(annotations) + 1, "image_id": index + 1, "category_id": cls + 1, "bbox": bbox,
-                "area": bbox[2] * bbox[3], "iscrowd": 0,
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": index + 1,
+                    "category_id": cls + 1,
+                    "bbox": bbox,
+                    "area": bbox[2] * bbox[3],
+                    "iscrowd": 0,
+                }
+            )
     return images, annotations

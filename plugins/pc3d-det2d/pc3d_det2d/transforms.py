@@ -46,7 +46,9 @@ class DetResize:
         """Resize ``results["image"]`` (uint8) and scale ``results["gt_boxes"]``; record the factor in ``meta``."""
         image: np.ndarray = results["image"]
         if image.dtype != np.uint8:
-            raise FormatError(f"DetResize needs the uint8 image, got {image.dtype}: put it before DetNormalize in the pipeline")
+            raise FormatError(
+                f"DetResize needs the uint8 image, got {image.dtype}: put it before DetNormalize in the pipeline"
+            )
         h, w = image.shape[:2]
         if self.keep_ratio:
             long_limit, short_limit = max(self.scale), min(self.scale)

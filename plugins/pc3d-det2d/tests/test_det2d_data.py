@@ -42,12 +42,20 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_generator_is_deterministic_and_reuses_its_files(tmp_path: Path) -> None:
-    a = make_shapes_coco(tmp_path / "a", "train", num_images=5, seed=7, image_size=48, min_size=8, max_size=20)
-    b = make_shapes_coco(tmp_path / "b", "train", num_images=5, seed=7, image_size=48, min_size=8, max_size=20)
-    c = make_shapes_coco(tmp_path / "c", "train", num_images=5, seed=8, image_size=48, min_size=8, max_size=20)
+    a = make_shapes_coco(
+        tmp_path / "a", "train", num_images=5, seed=7, image_size=48, min_size=8, max_size=20
+    )
+    b = make_shapes_coco(
+        tmp_path / "b", "train", num_images=5, seed=7, image_size=48, min_size=8, max_size=20
+    )
+    c = make_shapes_coco(
+        tmp_path / "c", "train", num_images=5, seed=8, image_size=48, min_size=8, max_size=20
+    )
     assert a.read_text() == b.read_text()
     for name in ("000000.png", "000004.png"):
-        assert (tmp_path / "a/images/train" / name).read_bytes() == (tmp_path / "b/images/train" / name).read_bytes()
+        assert (tmp_path / "a/images/train" / name).read_bytes() == (
+            tmp_path / "b/images/train" / name
+        ).read_bytes()
     assert a.read_text() != c.read_text()
     stamp = a.stat().st_mtime_ns
     make_shapes_coco(tmp_path / "a", "train", num_images=5, seed=7, image_size=48, min_size=8, max_size=20)
@@ -65,7 +73,11 @@ def test_generated_boxes_are_the_drawn_shapes(shapes: Path) -> None:
         x, y, w, h = (int(v) for v in ann["bbox"])
         inside = pixels[y : y + h, x : x + w].reshape(-1, 3)
         assert (inside == inside[0]).all()  # one flat colour over the whole box
-        ring = np.concatenate([pixels[y : y + h, x - 1], pixels[y : y + h, x + w]]) if 0 < x and x + w < pixels.shape[1] else None
+        ring = (
+            np.concatenate([pixels[y : y + h, x - 1], pixels[y : y + h, x + w]])
+            if 0 < x and x + w < pixels.shape[1]
+            else None
+        )
         if ring is not None:
             assert not (ring == inside[0]).all(axis=1).all()  # and it stops at the box edge
 
@@ -74,7 +86,9 @@ def _write(tmp_path: Path, annotations: list[dict], images: list[dict] | None = 
     (tmp_path / "images").mkdir(exist_ok=True)
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "images/a.png")
     data = {
-        "images": images if images is not None else [{"id": 1, "file_name": "a.png", "height": 20, "width": 30}],
+        "images": images
+        if images is not None
+        else [{"id": 1, "file_name": "a.png", "height": 20, "width": 30}],
         "annotations": annotations,
         "categories": [{"id": 1, "name": "thing"}],
     }
@@ -85,12 +99,22 @@ def _write(tmp_path: Path, annotations: list[dict], images: list[dict] | None = 
 
 @pytest.mark.parametrize(
     "bbox, problem",
-    [([1, 2, -3, 4], "width and height must be > 0"), ([1, 2, 3, 0], "width and height must be > 0"),
-     ([1, 2, 3], "must be [x, y, width, height]"), ([1, float("nan"), 3, 4], "finite numbers"), ("1 2 3 4", "must be [x, y")],
+    [
+        ([1, 2, -3, 4], "width and height must be > 0"),
+        ([1, 2, 3, 0], "width and height must be > 0"),
+        ([1, 2, 3], "must be [x, y, width, height]"),
+        ([1, float("nan"), 3, 4], "finite numbers"),
+        ("1 2 3 4", "must be [x, y"),
+    ],
 )
 def test_malformed_boxes_name_the_annotation_id_and_file(tmp_path: Path, bbox: object, problem: str) -> None:
-    path = _write(tmp_path, [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2]},
-                             {"id": 77, "image_id": 1, "category_id": 1, "bbox": bbox}])
+    path = _write(
+        tmp_path,
+        [
+            {"id": 5, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2]},
+            {"id": 77, "image_id": 1, "category_id": 1, "bbox": bbox},
+        ],
+    )
     with pytest.raises(FormatError) as err:
         load_coco_json(path, tmp_path / "images")
     assert "annotation id 77" in str(err.value) and str(path) in str(err.value) and problem in str(err.value)
@@ -160,11 +184,23 @@ def test_coco_metric_equals_pycocotools_on_the_same_files(shapes: Path, tmp_path
         x, y, w, h = ann["bbox"]
         jitter = rng.normal(0, 2.0, 4)
         cat = ann["category_id"] if rng.random() < 0.8 else 1 + ann["category_id"] % 3
-        detections.append({"image_id": ann["image_id"], "category_id": cat, "score": float(rng.random()),
-                           "bbox": [x + jitter[0], y + jitter[1], max(w + jitter[2], 1.0), max(h + jitter[3], 1.0)]})
+        detections.append(
+            {
+                "image_id": ann["image_id"],
+                "category_id": cat,
+                "score": float(rng.random()),
+                "bbox": [x + jitter[0], y + jitter[1], max(w + jitter[2], 1.0), max(h + jitter[3], 1.0)],
+            }
+        )
     for image in gt["images"]:  # false positives
-        detections.append({"image_id": image["id"], "category_id": int(rng.integers(1, 4)), "score": float(rng.random()) * 0.5,
-                           "bbox": [float(v) for v in rng.uniform(0, 30, 2)] + [12.0, 9.0]})
+        detections.append(
+            {
+                "image_id": image["id"],
+                "category_id": int(rng.integers(1, 4)),
+                "score": float(rng.random()) * 0.5,
+                "bbox": [float(v) for v in rng.uniform(0, 30, 2)] + [12.0, 9.0],
+            }
+        )
     for d in detections:
         # Inside the 64-px image (the metric clips to it, pycocotools would not) and on a 1/8 px
         # grid, which the 100/64 resize and its inverse reproduce exactly in float32.
@@ -184,8 +220,11 @@ def test_coco_metric_equals_pycocotools_on_the_same_files(shapes: Path, tmp_path
 
     # The same detections through the metric, expressed in the network input's pixels of a
     # resized and flipped pipeline, in two "ranks" whose states are merged.
-    ds = CocoDetection(root=str(shapes), ann_file="annotations/val.json",
-                       transforms=[DetResize((100, 100), keep_ratio=False), DetRandomFlip(1.0), DetPad(32)])
+    ds = CocoDetection(
+        root=str(shapes),
+        ann_file="annotations/val.json",
+        transforms=[DetResize((100, 100), keep_ratio=False), DetRandomFlip(1.0), DetPad(32)],
+    )
     ranks = [CocoMetric(), CocoMetric()]
     for index in range(len(ds)):
         sample = ds[index]
@@ -193,10 +232,20 @@ def test_coco_metric_equals_pycocotools_on_the_same_files(shapes: Path, tmp_path
         sx, sy = meta["scale_factor"]
         width = meta["img_shape"][1]
         mine = [d for d in detections if d["image_id"] == meta["image_id"]]
-        boxes = torch.tensor([[d["bbox"][0], d["bbox"][1], d["bbox"][0] + d["bbox"][2], d["bbox"][1] + d["bbox"][3]] for d in mine], dtype=torch.float64)
+        boxes = torch.tensor(
+            [
+                [d["bbox"][0], d["bbox"][1], d["bbox"][0] + d["bbox"][2], d["bbox"][1] + d["bbox"][3]]
+                for d in mine
+            ],
+            dtype=torch.float64,
+        )
         boxes = boxes * torch.tensor([sx, sy, sx, sy], dtype=torch.float64)
         boxes = torch.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], dim=1)
-        found = Detections2D(boxes.float(), torch.tensor([d["score"] for d in mine]), torch.tensor([ds.label_of[d["category_id"]] for d in mine]))
+        found = Detections2D(
+            boxes.float(),
+            torch.tensor([d["score"] for d in mine]),
+            torch.tensor([ds.label_of[d["category_id"]] for d in mine]),
+        )
         ranks[index % 2].update([found], CocoDetection.collate([sample]))
     merged = CocoMetric(prefix="bbox_")
     merged.merge([ranks[0].state(), ranks[1].state()])
@@ -220,8 +269,28 @@ def test_kitti_converter_keeps_the_2d_boxes_and_drops_dontcare(tmp_path: Path) -
 def test_pc3d_det2d_commands_write_the_data_sets(tmp_path: Path) -> None:
     from pc3d.cli import main
 
-    assert main(["det2d", "shapes", str(tmp_path / "s"), "--split", "val", "--num-images", "2", "--image-size", "48",
-                 "--min-size", "8", "--max-size", "20"]) == 0
+    assert (
+        main(
+            [
+                "det2d",
+                "shapes",
+                str(tmp_path / "s"),
+                "--split",
+                "val",
+                "--num-images",
+                "2",
+                "--image-size",
+                "48",
+                "--min-size",
+                "8",
+                "--max-size",
+                "20",
+            ]
+        )
+        == 0
+    )
     assert len(json.loads((tmp_path / "s/annotations/val.json").read_text())["images"]) == 2
     assert main(["det2d", "kitti", str(KITTI), str(tmp_path / "k"), "000004"]) == 0
-    assert len(load_coco_json(tmp_path / "k/annotations/train.json", tmp_path / "k/images")["annotations"]) == 2
+    assert (
+        len(load_coco_json(tmp_path / "k/annotations/train.json", tmp_path / "k/images")["annotations"]) == 2
+    )

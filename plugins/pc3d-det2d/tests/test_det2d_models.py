@@ -16,34 +16,73 @@ from pc3d_det2d.faster_rcnn import RoIBoxHead, build_rpn_head, roi_levels
 from pc3d_det2d.fcos import FCOSHead, fcos_points
 from pc3d_det2d.retinanet import RetinaHead
 
-GT_BOXES = [torch.tensor([[8.0, 10.0, 30.0, 26.0], [36.0, 30.0, 60.0, 58.0]]), torch.tensor([[20.0, 4.0, 44.0, 40.0]])]
+GT_BOXES = [
+    torch.tensor([[8.0, 10.0, 30.0, 26.0], [36.0, 30.0, 60.0, 58.0]]),
+    torch.tensor([[20.0, 4.0, 44.0, 40.0]]),
+]
 GT_LABELS = [torch.tensor([0, 2]), torch.tensor([1])]
 SIZES = torch.tensor([[64, 64], [64, 56]])
 
 
-def backbone_neck(indices: tuple[int, ...], num_outs: int, extra: bool | str = "on_input") -> tuple[ResNet, FPN]:
+def backbone_neck(
+    indices: tuple[int, ...], num_outs: int, extra: bool | str = "on_input"
+) -> tuple[ResNet, FPN]:
     backbone = ResNet(depth=18, base_channels=8, out_indices=indices)
-    neck = FPN(list(backbone.out_channels), 16, num_outs, add_extra_convs=extra, in_strides=list(backbone.out_strides))
+    neck = FPN(
+        list(backbone.out_channels),
+        16,
+        num_outs,
+        add_extra_convs=extra,
+        in_strides=list(backbone.out_strides),
+    )
     return backbone, neck
 
 
 def retinanet() -> RetinaNet:
     backbone, neck = backbone_neck((1, 2, 3), 4)
-    head = RetinaHead(num_classes=3, in_channels=16, feat_channels=16, stacked_convs=1, strides=(8, 16, 32, 64), octave_base_scale=2.0)
+    head = RetinaHead(
+        num_classes=3,
+        in_channels=16,
+        feat_channels=16,
+        stacked_convs=1,
+        strides=(8, 16, 32, 64),
+        octave_base_scale=2.0,
+    )
     return RetinaNet(backbone, neck, head)
 
 
 def fcos() -> FCOS:
     backbone, neck = backbone_neck((1, 2, 3), 4, "on_output")
     ranges = [[-1, 16], [16, 32], [32, 64], [64, -1]]
-    head = FCOSHead(num_classes=3, in_channels=16, feat_channels=16, stacked_convs=1, strides=(8, 16, 32, 64), regress_ranges=ranges)
+    head = FCOSHead(
+        num_classes=3,
+        in_channels=16,
+        feat_channels=16,
+        stacked_convs=1,
+        strides=(8, 16, 32, 64),
+        regress_ranges=ranges,
+    )
     return FCOS(backbone, neck, head)
 
 
 def faster_rcnn() -> FasterRCNN:
     backbone, neck = backbone_neck((0, 1, 2, 3), 5, False)
-    rpn = build_rpn_head(in_channels=16, feat_channels=16, strides=(4, 8, 16, 32, 64), anchor_scales=(4.0,), nms_pre=200, max_per_img=50)
-    roi = RoIBoxHead(num_classes=3, in_channels=16, strides=(4, 8, 16, 32), fc_channels=32, finest_scale=28.0, num_samples=64)
+    rpn = build_rpn_head(
+        in_channels=16,
+        feat_channels=16,
+        strides=(4, 8, 16, 32, 64),
+        anchor_scales=(4.0,),
+        nms_pre=200,
+        max_per_img=50,
+    )
+    roi = RoIBoxHead(
+        num_classes=3,
+        in_channels=16,
+        strides=(4, 8, 16, 32),
+        fc_channels=32,
+        finest_scale=28.0,
+        num_samples=64,
+    )
     return FasterRCNN(backbone, neck, rpn, roi)
 
 
@@ -68,16 +107,30 @@ def test_retinanet_shapes_loss_and_gradients() -> None:
     cls, reg = model.head(feats)
     a = model.head.num_anchors
     assert a == 9
-    assert [tuple(c.shape) for c in cls] == [(2, a * 3, 8, 8), (2, a * 3, 4, 4), (2, a * 3, 2, 2), (2, a * 3, 1, 1)]
-    assert [tuple(r.shape) for r in reg] == [(2, a * 4, 8, 8), (2, a * 4, 4, 4), (2, a * 4, 2, 2), (2, a * 4, 1, 1)]
+    assert [tuple(c.shape) for c in cls] == [
+        (2, a * 3, 8, 8),
+        (2, a * 3, 4, 4),
+        (2, a * 3, 2, 2),
+        (2, a * 3, 1, 1),
+    ]
+    assert [tuple(r.shape) for r in reg] == [
+        (2, a * 4, 8, 8),
+        (2, a * 4, 4, 4),
+        (2, a * 4, 2, 2),
+        (2, a * 4, 1, 1),
+    ]
     losses = model.loss(images(), GT_BOXES, GT_LABELS, SIZES)
-    assert set(losses) == {"loss_cls", "loss_bbox", "loss"} and all(torch.isfinite(v) for v in losses.values())
+    assert set(losses) == {"loss_cls", "loss_bbox", "loss"} and all(
+        torch.isfinite(v) for v in losses.values()
+    )
     losses["loss"].backward()
     assert model.backbone.stem[0].weight.grad.abs().sum() > 0  # reaches the first layer
     assert model.head.cls_out.weight.grad.abs().sum() > 0
 
 
-def _perfect_retina_outputs(head: RetinaHead, featmap_sizes: list[tuple[int, int]]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def _perfect_retina_outputs(
+    head: RetinaHead, featmap_sizes: list[tuple[int, int]]
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     anchors_l = head.anchor_generator.grid_anchors(featmap_sizes)
     anchors = torch.cat(anchors_l)
     target, assigned, positive = head.targets(anchors, featmap_sizes, GT_BOXES, GT_LABELS, SIZES)
@@ -104,7 +157,9 @@ def test_retinanet_decodes_a_perfect_prediction_to_the_gt_and_its_loss_is_small(
         assert_matches_gt(found[b], GT_BOXES[b], GT_LABELS[b])
     perfect = head.loss_from_outputs(cls, reg, GT_BOXES, GT_LABELS, SIZES)
     assert perfect["loss_bbox"] < 1e-5 and perfect["loss_cls"] < 1e-3
-    noisy = head.loss_from_outputs([torch.zeros_like(c) for c in cls], [r + 0.3 for r in reg], GT_BOXES, GT_LABELS, SIZES)
+    noisy = head.loss_from_outputs(
+        [torch.zeros_like(c) for c in cls], [r + 0.3 for r in reg], GT_BOXES, GT_LABELS, SIZES
+    )
     assert noisy["loss_cls"] > 0.1 and noisy["loss_bbox"] > 0.1
 
 
@@ -149,12 +204,16 @@ def test_fcos_targets_decoding_and_loss() -> None:
 def test_faster_rcnn_roi_levels_loss_and_perfect_box_head_decoding() -> None:
     torch.manual_seed(0)
     model = faster_rcnn()
-    rois = torch.tensor([[0, 0, 20, 20], [0, 0, 56, 56], [0, 0, 120, 120], [0, 0, 500, 500]], dtype=torch.float32)
+    rois = torch.tensor(
+        [[0, 0, 20, 20], [0, 0, 56, 56], [0, 0, 120, 120], [0, 0, 500, 500]], dtype=torch.float32
+    )
     assert roi_levels(rois, 4, 28.0).tolist() == [0, 1, 2, 3]
     losses = model.loss(images(), GT_BOXES, GT_LABELS, SIZES)
     assert {"loss_rpn_cls", "loss_rpn_bbox", "loss_roi_cls", "loss_roi_bbox", "loss"} == set(losses)
     losses["loss"].backward()
-    assert model.roi_head.fc1.weight.grad.abs().sum() > 0 and model.rpn_head.cls_conv.weight.grad.abs().sum() > 0
+    assert (
+        model.roi_head.fc1.weight.grad.abs().sum() > 0 and model.rpn_head.cls_conv.weight.grad.abs().sum() > 0
+    )
 
     head = model.roi_head
     gts = torch.cat(GT_BOXES)
@@ -198,18 +257,28 @@ def test_channel_and_stride_mismatches_are_clear() -> None:
     backbone, neck = backbone_neck((1, 2, 3), 4)
     wrong = FPN([8, 16, 32], 16, 4, add_extra_convs=True, in_strides=[8, 16, 32])
     head = RetinaHead(num_classes=3, in_channels=16, strides=(8, 16, 32, 64))
-    with pytest.raises(ShapeError, match=r"neck.in_channels is \[8, 16, 32\] but the backbone's outputs have channels \[16, 32, 64\]"):
+    with pytest.raises(
+        ShapeError,
+        match=r"neck.in_channels is \[8, 16, 32\] but the backbone's outputs have channels \[16, 32, 64\]",
+    ):
         RetinaNet(backbone, wrong, head)
     with pytest.raises(ShapeError, match="strides"):
         RetinaNet(backbone, neck, RetinaHead(num_classes=3, in_channels=16, strides=(4, 8, 16, 32)))
 
 
-@pytest.mark.parametrize("name", ["retinanet_r18-fpn_shapes.yaml", "fcos_r18-fpn_shapes.yaml", "faster-rcnn_r18-fpn_shapes.yaml"])
+@pytest.mark.parametrize(
+    "name", ["retinanet_r18-fpn_shapes.yaml", "fcos_r18-fpn_shapes.yaml", "faster-rcnn_r18-fpn_shapes.yaml"]
+)
 def test_shipped_configs_build_their_models(name: str) -> None:
     config = load_config(name)
     model = build(config.node("model"), "model")
     assert type(model).__name__ == config.get("model.type")
-    bad = load_config(name, ["model.neck.in_channels=[1, 2, 3]"] if "faster" not in name else ["model.neck.in_channels=[1, 2, 3, 4]"])
+    bad = load_config(
+        name,
+        ["model.neck.in_channels=[1, 2, 3]"]
+        if "faster" not in name
+        else ["model.neck.in_channels=[1, 2, 3, 4]"],
+    )
     with pytest.raises(ConfigError, match="neck.in_channels"):
         build(bad.node("model"), "model")
 
@@ -229,7 +298,11 @@ def test_an_image_without_objects_is_all_background(make) -> None:
 
 @pytest.mark.parametrize(
     ("make", "key"),
-    [(retinanet, "model.head.num_classes"), (fcos, "model.head.num_classes"), (faster_rcnn, "model.roi_head.num_classes")],
+    [
+        (retinanet, "model.head.num_classes"),
+        (fcos, "model.head.num_classes"),
+        (faster_rcnn, "model.roi_head.num_classes"),
+    ],
     ids=["retinanet", "fcos", "faster_rcnn"],
 )
 def test_a_label_outside_num_classes_names_the_config_key(make, key) -> None:
@@ -238,19 +311,39 @@ def test_a_label_outside_num_classes_names_the_config_key(make, key) -> None:
     # as background and train silently on wrong labels.
     for bad, shown in ((torch.tensor([3]), "3"), (torch.tensor([-1, 7]), "-1, 7")):
         with pytest.raises(FormatError) as info:
-            model.loss(images(), GT_BOXES[:1] + [torch.tensor([[20.0, 4.0, 44.0, 40.0]] * len(bad))], [GT_LABELS[0], bad], SIZES)
-        assert str(info.value) == f"gt_labels must lie in [0, 3) = [0, num_classes) ({key}); got {shown} in the batch"
+            model.loss(
+                images(),
+                GT_BOXES[:1] + [torch.tensor([[20.0, 4.0, 44.0, 40.0]] * len(bad))],
+                [GT_LABELS[0], bad],
+                SIZES,
+            )
+        assert (
+            str(info.value)
+            == f"gt_labels must lie in [0, 3) = [0, num_classes) ({key}); got {shown} in the batch"
+        )
 
 
 def test_head_arguments_out_of_range_are_named() -> None:
     heads = {"num_classes": 3, "in_channels": 16}
     cases: list[tuple[Callable[..., object], dict[str, object], str]] = [
         (RetinaHead, {**heads, "feat_channels": 0}, r"RetinaHead: feat_channels must be an int >= 1, got 0"),
-        (RetinaHead, {**heads, "stacked_convs": -1}, r"RetinaHead: stacked_convs must be an int >= 0, got -1"),
+        (
+            RetinaHead,
+            {**heads, "stacked_convs": -1},
+            r"RetinaHead: stacked_convs must be an int >= 0, got -1",
+        ),
         (FCOSHead, {**heads, "stacked_convs": 0}, r"FCOSHead: stacked_convs must be an int >= 1, got 0"),
         (FCOSHead, {**heads, "iou_threshold": 1.5}, r"FCOSHead: iou_threshold must lie in \(0, 1\], got 1.5"),
-        (RoIBoxHead, {**heads, "score_threshold": -0.1}, r"RoIBoxHead: score_threshold must lie in \[0, 1\), got -0.1"),
-        (RoIBoxHead, {**heads, "pos_fraction": 0.0}, r"RoIBoxHead: pos_fraction must lie in \(0, 1\], got 0.0"),
+        (
+            RoIBoxHead,
+            {**heads, "score_threshold": -0.1},
+            r"RoIBoxHead: score_threshold must lie in \[0, 1\), got -0.1",
+        ),
+        (
+            RoIBoxHead,
+            {**heads, "pos_fraction": 0.0},
+            r"RoIBoxHead: pos_fraction must lie in \(0, 1\], got 0.0",
+        ),
         (build_rpn_head, {"in_channels": 16, "nms_pre": 0}, r"RPNHead: nms_pre must be an int >= 1, got 0"),
     ]
     for factory, kwargs, message in cases:

@@ -81,7 +81,9 @@ class AnchorTestSettings:
         known = [f.name for f in fields(cls)]
         for key in values:
             if key not in known:
-                raise FormatError(f"{where}: unknown key {key!r}{did_you_mean(key, known)}; known: {', '.join(known)}")
+                raise FormatError(
+                    f"{where}: unknown key {key!r}{did_you_mean(key, known)}; known: {', '.join(known)}"
+                )
         settings = cls(**values)
         if not settings.use_rotate_nms:
             raise FormatError(f"{where}.use_rotate_nms: only rotated BEV NMS is implemented (set it to true)")
@@ -99,7 +101,10 @@ def _bev_iou(gt_boxes: Tensor, anchors: Tensor) -> Tensor:
     out = anchors.new_zeros((gt_boxes.shape[0], anchors.shape[0]))
     if gt_boxes.shape[0] == 0 or anchors.shape[0] == 0:
         return out
-    reach = 0.5 * (torch.hypot(gt_boxes[:, 3], gt_boxes[:, 4])[:, None] + torch.hypot(anchors[:, 3], anchors[:, 4])[None, :])
+    reach = 0.5 * (
+        torch.hypot(gt_boxes[:, 3], gt_boxes[:, 4])[:, None]
+        + torch.hypot(anchors[:, 3], anchors[:, 4])[None, :]
+    )
     offset = gt_boxes[:, None, :2] - anchors[None, :, :2]
     near = torch.nonzero(((offset * offset).sum(-1) < reach * reach).any(dim=0)).squeeze(1)
     if near.numel():
@@ -183,7 +188,9 @@ class Anchor3DHead(nn.Module):
         self, assigner: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
     ) -> list[MaxIoUAssigner]:
         default = {"pos_iou_thr": 0.6, "neg_iou_thr": 0.45, "min_pos_iou": 0.45}
-        settings = [assigner or default] * self.num_classes if not isinstance(assigner, Sequence) else list(assigner)
+        settings = (
+            [assigner or default] * self.num_classes if not isinstance(assigner, Sequence) else list(assigner)
+        )
         if len(settings) != self.num_classes:
             raise FormatError(
                 f"model.bbox_head.assigner has {len(settings)} entries for {self.num_classes} classes "
@@ -216,7 +223,9 @@ class Anchor3DHead(nn.Module):
         cache: dict[tuple[Any, ...], Tensor] = self.__dict__.setdefault("_anchor_cache", {})
         if key not in cache:
             cache.clear()  # one map size at a time is what a detector sees
-            cache[key] = self.anchor_generator.grid_anchors(tuple(output.cls_score.shape[-2:]), output.cls_score.device)
+            cache[key] = self.anchor_generator.grid_anchors(
+                tuple(output.cls_score.shape[-2:]), output.cls_score.device
+            )
         return cache[key]
 
     # -- training ----------------------------------------------------------------------------
@@ -275,7 +284,9 @@ class Anchor3DHead(nn.Module):
         """
         cls, reg, direction = self._flat(output)
         if len(gt_boxes) != cls.shape[0] or len(gt_labels) != cls.shape[0]:
-            raise ShapeError(f"got {len(gt_boxes)} box sets and {len(gt_labels)} label sets for a batch of {cls.shape[0]}")
+            raise ShapeError(
+                f"got {len(gt_boxes)} box sets and {len(gt_labels)} label sets for a batch of {cls.shape[0]}"
+            )
         anchors = self.anchors(output)
         targets = [
             self._targets(anchors, boxes.to(anchors).reshape(-1, 7), self._checked(labels, anchors.device))
@@ -285,17 +296,27 @@ class Anchor3DHead(nn.Module):
         positive = torch.cat([t["positive"] for t in targets])
         num_pos = max(int(positive.sum()), 1)
         loss_cls = self.loss_cls(
-            cls.reshape(-1, self.num_classes), labels, torch.cat([t["label_weights"] for t in targets]), avg_factor=num_pos
+            cls.reshape(-1, self.num_classes),
+            labels,
+            torch.cat([t["label_weights"] for t in targets]),
+            avg_factor=num_pos,
         )
         pos_reg = reg.reshape(-1, reg.shape[-1])[positive]
         residuals = torch.cat([t["residuals"] for t in targets])
         if self.diff_rad_by_sin:
             pos_reg, residuals = _sin_difference(pos_reg, residuals)
-        loss_bbox = self.loss_bbox(pos_reg, residuals, avg_factor=num_pos) if pos_reg.numel() else reg.sum() * 0
+        loss_bbox = (
+            self.loss_bbox(pos_reg, residuals, avg_factor=num_pos) if pos_reg.numel() else reg.sum() * 0
+        )
         pos_dir = direction.reshape(-1, 2)[positive]
         bins = torch.cat([t["dir_bins"] for t in targets])
         loss_dir = self.loss_dir(pos_dir, bins, avg_factor=num_pos) if bins.numel() else direction.sum() * 0
-        return {"loss_cls": loss_cls, "loss_bbox": loss_bbox, "loss_dir": loss_dir, "loss": loss_cls + loss_bbox + loss_dir}
+        return {
+            "loss_cls": loss_cls,
+            "loss_bbox": loss_bbox,
+            "loss_dir": loss_dir,
+            "loss": loss_cls + loss_bbox + loss_dir,
+        }
 
     def _checked(self, labels: Tensor, device: torch.device) -> Tensor:
         labels = labels.to(device=device, dtype=torch.long).reshape(-1)
@@ -317,7 +338,9 @@ class Anchor3DHead(nn.Module):
         threshold = self.test_cfg.score_thr if score_thr is None else float(score_thr)
         return [self._predict_one(anchors, c, r, d, threshold) for c, r, d in zip(cls, reg, direction)]
 
-    def _predict_one(self, anchors: Tensor, cls: Tensor, reg: Tensor, direction: Tensor, score_thr: float) -> Detections3D:
+    def _predict_one(
+        self, anchors: Tensor, cls: Tensor, reg: Tensor, direction: Tensor, score_thr: float
+    ) -> Detections3D:
         cfg = self.test_cfg
         scores = cls.sigmoid()
         bins = direction.argmax(dim=-1)

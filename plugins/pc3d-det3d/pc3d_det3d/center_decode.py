@@ -52,7 +52,9 @@ class CenterDecodeSettings:
     post_center_range: tuple[float, ...] | None = None
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None, num_classes: int, key: str) -> CenterDecodeSettings:
+    def from_mapping(
+        cls, values: Mapping[str, Any] | None, num_classes: int, key: str
+    ) -> CenterDecodeSettings:
         """Checked settings from a config mapping.
 
         Args:
@@ -72,7 +74,9 @@ class CenterDecodeSettings:
         if "circle_radius" in values and not isinstance(values["circle_radius"], (int, float)):
             radii = tuple(float(r) for r in values["circle_radius"])
             if len(radii) != num_classes:
-                raise FormatError(f"{key}.circle_radius: give one radius or {num_classes} (one per class), got {len(radii)}")
+                raise FormatError(
+                    f"{key}.circle_radius: give one radius or {num_classes} (one per class), got {len(radii)}"
+                )
             values["circle_radius"] = radii
         if values.get("post_center_range") is not None:
             values["post_center_range"] = tuple(float(v) for v in values["post_center_range"])
@@ -114,17 +118,23 @@ def decode_task(
     cell = index % (ny * nx)
     labels = torch.tensor(list(classes), device=heat.device)[index // (ny * nx)]
     row, col = cell // nx, cell % nx
-    reg = regression.flatten(2).gather(2, cell[:, None, :].expand(-1, regression.shape[1], -1)).transpose(1, 2)
+    reg = (
+        regression.flatten(2).gather(2, cell[:, None, :].expand(-1, regression.shape[1], -1)).transpose(1, 2)
+    )
     x = grid.point_cloud_range[0] + (col + reg[..., 0]) * grid.cell_size[0]
     y = grid.point_cloud_range[1] + (row + reg[..., 1]) * grid.cell_size[1]
     sizes = reg[..., 3:6].clamp(max=MAX_LOG_SIZE).exp()
     z = reg[..., 2] - sizes[..., 2] / 2  # gravity centre -> bottom centre
     yaw = torch.atan2(reg[..., 6], reg[..., 7])
-    boxes = torch.cat([x[..., None], y[..., None], z[..., None], sizes, yaw[..., None], reg[..., 8:10]], dim=-1)
+    boxes = torch.cat(
+        [x[..., None], y[..., None], z[..., None], sizes, yaw[..., None], reg[..., 8:10]], dim=-1
+    )
     return boxes, scores, labels
 
 
-def select_detections(boxes: Tensor, scores: Tensor, labels: Tensor, settings: CenterDecodeSettings) -> Detections3D:
+def select_detections(
+    boxes: Tensor, scores: Tensor, labels: Tensor, settings: CenterDecodeSettings
+) -> Detections3D:
     """One frame's detections from its candidates: score threshold, centre range, NMS.
 
     Args:
@@ -154,7 +164,9 @@ def select_detections(boxes: Tensor, scores: Tensor, labels: Tensor, settings: C
     return Detections3D(LiDARBoxes3D(boxes[kept]), scores[kept], labels[kept])
 
 
-def circle_nms_per_class(boxes: Tensor, scores: Tensor, labels: Tensor, settings: CenterDecodeSettings) -> Tensor:
+def circle_nms_per_class(
+    boxes: Tensor, scores: Tensor, labels: Tensor, settings: CenterDecodeSettings
+) -> Tensor:
     """Indices kept by circle NMS run separately per class (each with its own radius), merged
     highest score first and cut to ``settings.post_max``.
 

@@ -75,7 +75,13 @@ class TaskHead(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, num_classes: int, head_channels: int, with_velocity: bool, final_kernel: int, init_bias: float
+        self,
+        in_channels: int,
+        num_classes: int,
+        head_channels: int,
+        with_velocity: bool,
+        final_kernel: int,
+        init_bias: float,
     ) -> None:
         super().__init__()
         groups = CENTER_CODE + ((VELOCITY_CODE,) if with_velocity else ())
@@ -166,7 +172,9 @@ class CenterPointHead(nn.Module):
         size = code_size(with_velocity)
         weights = [1.0] * size if code_weights is None else [float(w) for w in code_weights]
         if len(weights) != size:
-            raise FormatError(f"{key}.code_weights: expected {size} weights (one per regression channel), got {len(weights)}")
+            raise FormatError(
+                f"{key}.code_weights: expected {size} weights (one per regression channel), got {len(weights)}"
+            )
         self.register_buffer("code_weights", torch.tensor(weights), persistent=False)
         self.grid = BEVGrid(
             tuple(float(v) for v in point_cloud_range),  # type: ignore[arg-type]
@@ -205,7 +213,10 @@ class CenterPointHead(nn.Module):
         return CenterPointOutput(tuple(o[0] for o in outputs), tuple(o[1] for o in outputs))
 
     def loss(
-        self, output: CenterPointOutput, gt_boxes: Sequence[LiDARBoxes3D | Tensor], gt_labels: Sequence[Tensor]
+        self,
+        output: CenterPointOutput,
+        gt_boxes: Sequence[LiDARBoxes3D | Tensor],
+        gt_labels: Sequence[Tensor],
     ) -> dict[str, Tensor]:
         """Heatmap focal loss and weighted L1 regression loss, summed over tasks.
 
@@ -230,8 +241,15 @@ class CenterPointHead(nn.Module):
         for task, (index, local) in enumerate(split_by_task(labels, self.tasks)):
             heatmap, regression = output.heatmaps[task], output.regressions[task]
             targets = encode_task_targets(
-                boxes[index], local, sample[index], heatmap.shape[0], heatmap.shape[1], self.grid,
-                self.with_velocity, self.gaussian_overlap, self.min_radius,
+                boxes[index],
+                local,
+                sample[index],
+                heatmap.shape[0],
+                heatmap.shape[1],
+                self.grid,
+                self.with_velocity,
+                self.gaussian_overlap,
+                self.min_radius,
             )
             loss_heatmap = loss_heatmap + gaussian_focal_loss(heatmap, targets.heatmap.to(heatmap))
             weight = targets.mask[:, None].to(regression) * self.code_weights[None, :, None, None]
@@ -251,11 +269,19 @@ class CenterPointHead(nn.Module):
         for index, (boxes, labels) in enumerate(zip(tensors, gt_labels)):
             if boxes.ndim != 2 or boxes.shape[1] < columns:
                 what = " (with_velocity needs vx, vy)" if self.with_velocity else ""
-                raise FormatError(f"gt_boxes[{index}]: expected Tensor[M, {columns}]{what}, got {tuple(boxes.shape)}")
+                raise FormatError(
+                    f"gt_boxes[{index}]: expected Tensor[M, {columns}]{what}, got {tuple(boxes.shape)}"
+                )
             if labels.shape != (boxes.shape[0],):
-                raise ShapeError(f"gt_labels[{index}]: expected Long[{boxes.shape[0]}], got {tuple(labels.shape)}")
+                raise ShapeError(
+                    f"gt_labels[{index}]: expected Long[{boxes.shape[0]}], got {tuple(labels.shape)}"
+                )
         boxes = torch.cat([b[:, :columns].float() for b in tensors]) if tensors else torch.zeros(0, columns)
-        labels = torch.cat([lab.long().to(boxes.device) for lab in gt_labels]) if tensors else torch.zeros(0, dtype=torch.long)
+        labels = (
+            torch.cat([lab.long().to(boxes.device) for lab in gt_labels])
+            if tensors
+            else torch.zeros(0, dtype=torch.long)
+        )
         counts = torch.tensor([len(b) for b in tensors], device=boxes.device, dtype=torch.long)
         sample = torch.repeat_interleave(torch.arange(len(tensors), device=boxes.device), counts)
         if not bool(torch.isfinite(boxes).all()):
@@ -283,7 +309,9 @@ class CenterPointHead(nn.Module):
         boxes = torch.cat([d[0] for d in decoded], dim=1)
         scores = torch.cat([d[1] for d in decoded], dim=1)
         labels = torch.cat([d[2] for d in decoded], dim=1)
-        return [select_detections(boxes[b], scores[b], labels[b], self.test_cfg) for b in range(boxes.shape[0])]
+        return [
+            select_detections(boxes[b], scores[b], labels[b], self.test_cfg) for b in range(boxes.shape[0])
+        ]
 
 
 def resolve_tasks(

@@ -131,10 +131,15 @@ class KittiDataset:
 
     def _frames(self, split: str | Sequence[str | int] | None) -> list[str]:
         if split is None:
-            stems = [{p.name.removesuffix(suffix) for p in (self.root / folder).glob(f"*{suffix}")} for folder, suffix in _FRAME_FILES]
+            stems = [
+                {p.name.removesuffix(suffix) for p in (self.root / folder).glob(f"*{suffix}")}
+                for folder, suffix in _FRAME_FILES
+            ]
             frames = sorted(set.intersection(*stems))
             if not frames:
-                raise FileNotFoundError(f"KittiDataset: no frame in {self.root} has all of velodyne/*.bin, label_2/*.txt and calib/*.txt")
+                raise FileNotFoundError(
+                    f"KittiDataset: no frame in {self.root} has all of velodyne/*.bin, label_2/*.txt and calib/*.txt"
+                )
             return frames
         if isinstance(split, str):
             path = self._split_file(split)
@@ -153,7 +158,9 @@ class KittiDataset:
         for stem in frames:
             for folder, suffix in _FRAME_FILES:
                 if not (self.root / folder / f"{stem}{suffix}").is_file():
-                    raise FileNotFoundError(f"KittiDataset: frame {stem!r} (from {where}) has no {self.root / folder / (stem + suffix)}")
+                    raise FileNotFoundError(
+                        f"KittiDataset: frame {stem!r} (from {where}) has no {self.root / folder / (stem + suffix)}"
+                    )
         return frames
 
     def _check_labels(self) -> None:
@@ -167,14 +174,20 @@ class KittiDataset:
                 if kind not in known:
                     raise FormatError(
                         f"{path}:{line}: unknown KITTI type {str(kind)!r}"
-                        + (f"; did you mean {suggest(str(kind), sorted(known))!r}?" if suggest(str(kind), sorted(known)) else "")
+                        + (
+                            f"; did you mean {suggest(str(kind), sorted(known))!r}?"
+                            if suggest(str(kind), sorted(known))
+                            else ""
+                        )
                         + f" (types: {', '.join(KITTI_CLASSES)}, {_DONT_CARE})"
                     )
             dropped.update(str(k) for k in labels.types if k != _DONT_CARE and k not in self.class_names)
         if dropped:
             _LOG.info(
                 "KittiDataset %s: %d frames; objects of classes not in class_names dropped: %s",
-                self.root, len(self.frame_ids), ", ".join(f"{k} {n}" for k, n in sorted(dropped.items())),
+                self.root,
+                len(self.frame_ids),
+                ", ".join(f"{k} {n}" for k, n in sorted(dropped.items())),
             )
         self.dropped_classes = dict(dropped)
 

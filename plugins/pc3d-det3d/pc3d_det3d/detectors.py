@@ -58,8 +58,7 @@ class BEVDetector(nn.Module):
             )
         if head.in_channels != backbone.out_channels:
             raise ShapeError(
-                f"head.in_channels is {head.in_channels} but backbone.out_channels is "
-                f"{backbone.out_channels}"
+                f"head.in_channels is {head.in_channels} but backbone.out_channels is {backbone.out_channels}"
             )
         self.voxel_encoder = voxel_encoder
         self.backbone = backbone

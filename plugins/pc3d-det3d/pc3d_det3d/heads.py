@@ -131,7 +131,10 @@ def encode_center_targets(
 
 
 def _flatten_gt(
-    gt_boxes: Sequence[LiDARBoxes3D | Tensor], gt_labels: Sequence[Tensor], num_classes: int, num_classes_key: str
+    gt_boxes: Sequence[LiDARBoxes3D | Tensor],
+    gt_labels: Sequence[Tensor],
+    num_classes: int,
+    num_classes_key: str,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The batch's checked boxes ``Tensor[T, 7]``, labels ``Long[T]`` and sample index ``Long[T]``."""
     if len(gt_boxes) != len(gt_labels):
@@ -227,9 +230,11 @@ def decode_center_output(
     labels = top_index // (ny * nx)
     cell = top_index % (ny * nx)
     row, col = cell // nx, cell % nx
-    reg = output.regression.flatten(2).gather(
-        2, cell[:, None, :].expand(-1, REGRESSION_CHANNELS, -1)
-    ).transpose(1, 2)  # [B, k, 8]
+    reg = (
+        output.regression.flatten(2)
+        .gather(2, cell[:, None, :].expand(-1, REGRESSION_CHANNELS, -1))
+        .transpose(1, 2)
+    )  # [B, k, 8]
     x = grid.point_cloud_range[0] + (col + reg[..., 0]) * grid.cell_size[0]
     y = grid.point_cloud_range[1] + (row + reg[..., 1]) * grid.cell_size[1]
     sizes = reg[..., 3:6].clamp(max=_MAX_LOG_SIZE).exp()

@@ -34,7 +34,12 @@ class RangeAnchorGenerator3D(AnchorGenerator3D):
     """
 
     def _single_range(
-        self, height: int, width: int, anchor_range: list[float], size: list[float], device: torch.device | str
+        self,
+        height: int,
+        width: int,
+        anchor_range: list[float],
+        size: list[float],
+        device: torch.device | str,
     ) -> Tensor:
         # float32, as MMDetection3D computes them, so its checkpoints' boxes match to the bit.
         bounds = torch.tensor(anchor_range, dtype=torch.float32, device=device)
@@ -54,7 +59,9 @@ ANCHOR_GENERATORS: dict[str, type[AnchorGenerator3D]] = {
 }
 
 
-def build_anchor_generator(settings: Mapping[str, Any], where: str = "model.bbox_head.anchor_generator") -> AnchorGenerator3D:
+def build_anchor_generator(
+    settings: Mapping[str, Any], where: str = "model.bbox_head.anchor_generator"
+) -> AnchorGenerator3D:
     """The anchor generator a head's ``anchor_generator`` mapping describes.
 
     Args:

@@ -97,8 +97,7 @@ class BEVGrid:
             cells = extent / cell
             if not math.isclose(cells, round(cells), rel_tol=0, abs_tol=1e-4):
                 raise ValueError(
-                    f"cell size {cell} does not divide the {axis} extent {extent:g} "
-                    f"({cells:.4f} cells)"
+                    f"cell size {cell} does not divide the {axis} extent {extent:g} ({cells:.4f} cells)"
                 )
 
     @classmethod
@@ -129,6 +128,7 @@ class BEVGrid:
         if stride < 1 or self.nx % stride or self.ny % stride:
             raise ShapeError(f"a {self.ny} x {self.nx} BEV grid cannot be downsampled by {stride}")
         return BEVGrid(self.point_cloud_range, (self.cell_size[0] * stride, self.cell_size[1] * stride))
+
 
 #: The detections of one frame; defined in the core (``pc3d.structures``), re-exported here.
 __all__ = ["BEVGrid", "Detections3D", "lidar_box_tensor", "lidar_point_tensor", "lidar_tensor"]

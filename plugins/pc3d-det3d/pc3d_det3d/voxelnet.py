@@ -82,18 +82,28 @@ class VoxelSettings:
         if missing:
             raise FormatError(f"model.voxel: missing {', '.join(missing)}")
         max_voxels = values["max_voxels"]
-        pair = (int(max_voxels), int(max_voxels)) if isinstance(max_voxels, (int, float)) else tuple(int(v) for v in max_voxels)
+        pair = (
+            (int(max_voxels), int(max_voxels))
+            if isinstance(max_voxels, (int, float))
+            else tuple(int(v) for v in max_voxels)
+        )
         if len(pair) != 2:
-            raise FormatError(f"model.voxel.max_voxels: give one number or (training, inference), got {max_voxels!r}")
+            raise FormatError(
+                f"model.voxel.max_voxels: give one number or (training, inference), got {max_voxels!r}"
+            )
         size = tuple(float(v) for v in values["voxel_size"])
         rng = tuple(float(v) for v in values["point_cloud_range"])
         if len(size) != 3 or len(rng) != 6:
-            raise FormatError(f"model.voxel: voxel_size needs 3 numbers and point_cloud_range 6, got {size}, {rng}")
+            raise FormatError(
+                f"model.voxel: voxel_size needs 3 numbers and point_cloud_range 6, got {size}, {rng}"
+            )
         return cls(size, rng, int(values["max_num_points"]), pair)  # type: ignore[arg-type]
 
     def grid_shape(self) -> tuple[int, int, int]:
         """Voxels along ``(z, y, x)``."""
-        cells = [(self.point_cloud_range[i + 3] - self.point_cloud_range[i]) / self.voxel_size[i] for i in range(3)]
+        cells = [
+            (self.point_cloud_range[i + 3] - self.point_cloud_range[i]) / self.voxel_size[i] for i in range(3)
+        ]
         return (round(cells[2]), round(cells[1]), round(cells[0]))
 
 
@@ -127,7 +137,9 @@ class VoxelDetector(nn.Module):
         self.backbone = backbone
         self.neck = neck
         self.bbox_head = bbox_head
-        names = list(class_names) if class_names is not None else [str(i) for i in range(bbox_head.num_classes)]
+        names = (
+            list(class_names) if class_names is not None else [str(i) for i in range(bbox_head.num_classes)]
+        )
         if len(names) != bbox_head.num_classes:
             raise FormatError(
                 f"model.class_names lists {len(names)} classes but model.bbox_head.num_classes is "
@@ -143,10 +155,14 @@ class VoxelDetector(nn.Module):
         limit = self.voxel.max_voxels[0 if self.training else 1]
         voxels, counts, coords = [], [], []
         for index, cloud in enumerate(points):  # one voxelization per frame of the batch
-            result = hard_voxelize(cloud, self.voxel.voxel_size, self.voxel.point_cloud_range, self.voxel.max_num_points, limit)
+            result = hard_voxelize(
+                cloud, self.voxel.voxel_size, self.voxel.point_cloud_range, self.voxel.max_num_points, limit
+            )
             voxels.append(result.voxels)
             counts.append(result.num_points)
-            batch = torch.full((result.coords.shape[0], 1), index, dtype=result.coords.dtype, device=result.coords.device)
+            batch = torch.full(
+                (result.coords.shape[0], 1), index, dtype=result.coords.dtype, device=result.coords.device
+            )
             coords.append(torch.cat([batch, result.coords], dim=1))
         return torch.cat(voxels), torch.cat(counts), torch.cat(coords)
 
@@ -155,7 +171,10 @@ class VoxelDetector(nn.Module):
         if len(points) == 0:
             raise ShapeError("a batch needs at least one frame")
         device = next(self.parameters()).device
-        clouds = [lidar_point_tensor(p, f"points[{i}]").to(device=device, dtype=torch.float32) for i, p in enumerate(points)]
+        clouds = [
+            lidar_point_tensor(p, f"points[{i}]").to(device=device, dtype=torch.float32)
+            for i, p in enumerate(points)
+        ]
         voxels, num_points, coords = self.voxelize(clouds)
         features = self.voxel_encoder(voxels, num_points, coords)
         bev = self.middle_encoder(features, coords, len(clouds))

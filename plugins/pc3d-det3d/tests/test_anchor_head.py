@@ -115,7 +115,9 @@ def test_predict_decodes_suppresses_per_class_and_restores_heading() -> None:
     direction[0, 0 * 2 + 1, 2, 3] = 5.0  # car anchor at (2, 3) points backwards: bin 1
     dets = head.predict(AnchorHeadOutput(cls, reg, direction))[0]
     assert dets.labels.tolist() == [0, 1]
-    assert dets.scores.tolist() == pytest.approx([torch.sigmoid(torch.tensor(3.0)).item(), torch.sigmoid(torch.tensor(1.0)).item()])
+    assert dets.scores.tolist() == pytest.approx(
+        [torch.sigmoid(torch.tensor(3.0)).item(), torch.sigmoid(torch.tensor(1.0)).item()]
+    )
     boxes = dets.boxes.tensor
     assert boxes[0, :6].tolist() == pytest.approx([7.0, 5.0, -1.78, *CAR], abs=1e-5)
     # yaw 0 in bin 1: limit_period(0 + pi/2, 0, pi) - pi/2 + pi = pi.
@@ -126,7 +128,9 @@ def test_predict_decodes_suppresses_per_class_and_restores_heading() -> None:
 
 
 def test_config_errors_name_the_key() -> None:
-    with pytest.raises(FormatError, match=r"model\.bbox_head\.anchor_generator\.sizes has 2 sizes for 3 classes"):
+    with pytest.raises(
+        FormatError, match=r"model\.bbox_head\.anchor_generator\.sizes has 2 sizes for 3 classes"
+    ):
         _head(num_classes=3)
     with pytest.raises(FormatError, match=r"model\.bbox_head\.assigner has 1 entries for 2 classes"):
         _head(assigner=[{"pos_iou_thr": 0.6, "neg_iou_thr": 0.45}])

@@ -92,7 +92,12 @@ def perfect_output(head: CenterPointHead, boxes: torch.Tensor, labels: torch.Ten
     heatmaps, regressions = [], []
     for task, (index, local) in enumerate(split_by_task(labels, head.tasks)):
         targets = encode_task_targets(
-            boxes[index], local, torch.zeros(len(index), dtype=torch.long), 1, len(head.tasks[task]), head.grid,
+            boxes[index],
+            local,
+            torch.zeros(len(index), dtype=torch.long),
+            1,
+            len(head.tasks[task]),
+            head.grid,
             head.with_velocity,
         )
         heatmaps.append(torch.logit(targets.heatmap.clamp(1e-6, 1 - 1e-6)))
@@ -132,12 +137,23 @@ def test_heatmap_targets_on_a_hand_made_scene() -> None:
     assert int((heat > 0).sum()) == 25
     # Regression at the centre cell only: sub-cell offset, gravity-centre z, log sizes, sin/cos.
     assert torch.nonzero(targets.mask[0]).tolist() == [[20, 10]]
-    expected_code = [0.6, 0.2, -1.7 + 0.75, math.log(3.9), math.log(1.6), math.log(1.5), math.sin(0.3), math.cos(0.3)]
+    expected_code = [
+        0.6,
+        0.2,
+        -1.7 + 0.75,
+        math.log(3.9),
+        math.log(1.6),
+        math.log(1.5),
+        math.sin(0.3),
+        math.cos(0.3),
+    ]
     assert targets.regression[0, :, 20, 10].tolist() == pytest.approx(expected_code, abs=1e-5)
     # A larger min radius widens the window; a box off the grid gives nothing.
     wide = encode_task_targets(car, torch.tensor([0]), torch.tensor([0]), 1, 1, head.grid, min_radius=4)
     assert int((wide.heatmap > 0).sum()) == 81
-    outside = encode_task_targets(car + torch.tensor([20.0, 0, 0, 0, 0, 0, 0]), torch.tensor([0]), torch.tensor([0]), 1, 1, head.grid)
+    outside = encode_task_targets(
+        car + torch.tensor([20.0, 0, 0, 0, 0, 0, 0]), torch.tensor([0]), torch.tensor([0]), 1, 1, head.grid
+    )
     assert outside.heatmap.max() == 0 and not outside.mask.any()
 
 
@@ -182,12 +198,16 @@ def test_max_pool_keeps_only_peaks() -> None:
     (detections,) = head.predict(output)
     # The car's Gaussian has one peak; the other cells of its window are not maxima of their 3x3.
     assert (detections.scores > 0.5).sum() == 1
-    flat = CenterPointHead.predict(hand_head(test_cfg={"nms_type": "none", "score_threshold": 0.1, "pool_kernel": 1}), output)
+    flat = CenterPointHead.predict(
+        hand_head(test_cfg={"nms_type": "none", "score_threshold": 0.1, "pool_kernel": 1}), output
+    )
     assert (flat[0].scores >= 0.1).sum() > 1
 
 
 def test_circle_nms_is_per_class_in_bev_distance() -> None:
-    settings = CenterDecodeSettings.from_mapping({"circle_radius": [0.5, 0.5, 2.0]}, 3, "model.bbox_head.test_cfg")
+    settings = CenterDecodeSettings.from_mapping(
+        {"circle_radius": [0.5, 0.5, 2.0]}, 3, "model.bbox_head.test_cfg"
+    )
     box = [10.0, 0.0, -1.7, 3.9, 1.6, 1.5, 0.0]
     boxes = torch.tensor(
         [
@@ -210,7 +230,9 @@ def test_circle_nms_is_per_class_in_bev_distance() -> None:
     kept = select_detections(boxes, scores, labels, rotate)
     assert kept.scores.tolist() == pytest.approx([0.9, 0.7, 0.6])
     none = CenterDecodeSettings.from_mapping({"nms_type": "none", "post_max": 4}, 3, "k")
-    assert select_detections(boxes, scores, labels, none).scores.tolist() == pytest.approx([0.9, 0.8, 0.7, 0.6])
+    assert select_detections(boxes, scores, labels, none).scores.tolist() == pytest.approx(
+        [0.9, 0.8, 0.7, 0.6]
+    )
 
 
 def test_decode_settings_errors_name_the_key() -> None:
@@ -254,22 +276,37 @@ def test_both_configs_build_a_centerpoint(manager) -> None:
 
 
 def test_class_count_mismatch_fails_at_build_naming_the_key(manager) -> None:
-    for override, count in (("model.bbox_head.num_classes=2", "2 but model.bbox_head.class_names lists 3"),
-                            ("class_names=[Pedestrian, Car]", "3 but model.bbox_head.class_names lists 2")):
+    for override, count in (
+        ("model.bbox_head.num_classes=2", "2 but model.bbox_head.class_names lists 3"),
+        ("class_names=[Pedestrian, Car]", "3 but model.bbox_head.class_names lists 2"),
+    ):
         config = load_config(PILLAR, [*SMALL, override], search_dirs=manager.config_dirs())
         with pytest.raises(ConfigError) as info:
             build(config.node("model"), kind="model", registry=manager.registry)
         message = str(info.value)
         assert PILLAR in message and f"model.bbox_head.num_classes is {count} classes" in message, message
     # Without class_names in the head, the detector compares them.
-    config = load_config(PILLAR, [*SMALL, "model.bbox_head.num_classes=2", "model.bbox_head.class_names=null",
-                                  "model.bbox_head.tasks=[[0, 1]]", "model.bbox_head.test_cfg.circle_radius=1.0"], search_dirs=manager.config_dirs())
-    with pytest.raises(ConfigError, match=r"model\.class_names lists 3 classes but model\.bbox_head\.num_classes is 2"):
+    config = load_config(
+        PILLAR,
+        [
+            *SMALL,
+            "model.bbox_head.num_classes=2",
+            "model.bbox_head.class_names=null",
+            "model.bbox_head.tasks=[[0, 1]]",
+            "model.bbox_head.test_cfg.circle_radius=1.0",
+        ],
+        search_dirs=manager.config_dirs(),
+    )
+    with pytest.raises(
+        ConfigError, match=r"model\.class_names lists 3 classes but model\.bbox_head\.num_classes is 2"
+    ):
         build(config.node("model"), kind="model", registry=manager.registry)
 
 
 def kitti_frames() -> list[dict]:
-    dataset = KittiDataset(str(KITTI), class_names=CLASSES, split=None, point_cloud_range=SMALL_RANGE, max_points=3000)
+    dataset = KittiDataset(
+        str(KITTI), class_names=CLASSES, split=None, point_cloud_range=SMALL_RANGE, max_points=3000
+    )
     torch.manual_seed(0)
     return [dataset[i] for i in range(len(dataset))]
 

@@ -125,9 +125,7 @@ def test_pillar_encoder_takes_the_max_over_a_pillar_and_passes_gradients():
 
 def _decorate(points: torch.Tensor, centre: tuple[float, float]) -> torch.Tensor:
     xyz = points[:, :3]
-    return torch.cat(
-        [points, xyz - xyz.mean(0), (xyz[:, :1] - centre[0]), (xyz[:, 1:2] - centre[1])], dim=1
-    )
+    return torch.cat([points, xyz - xyz.mean(0), (xyz[:, :1] - centre[0]), (xyz[:, 1:2] - centre[1])], dim=1)
 
 
 def test_pillar_encoder_rejects_nan_and_bad_shapes():
@@ -175,7 +173,9 @@ def test_targets_reject_bad_labels_and_sizes():
     with pytest.raises(FormatError, match=r"gt_labels must lie in \[0, 2\)"):
         encode_center_targets([box], [torch.tensor([2])], grid, num_classes=2)
     with pytest.raises(FormatError, match=r"\(model.head.num_classes\); got -1, 2 in the batch"):
-        encode_center_targets([box, box], [torch.tensor([-1]), torch.tensor([2])], grid, 2, 1.0, "model.head.num_classes")
+        encode_center_targets(
+            [box, box], [torch.tensor([-1]), torch.tensor([2])], grid, 2, 1.0, "model.head.num_classes"
+        )
     flat = box.clone()
     flat[0, 4] = 0.0
     with pytest.raises(FormatError, match="must be positive"):
@@ -192,9 +192,7 @@ def test_decoding_perfect_output_recovers_the_boxes():
     ]
     labels = [torch.tensor([0, 1]), torch.tensor([2])]
     targets = encode_center_targets(boxes, labels, grid, num_classes=3)
-    perfect = CenterHeadOutput(
-        torch.where(targets.heatmap == 1, 10.0, -10.0), targets.regression
-    )
+    perfect = CenterHeadOutput(torch.where(targets.heatmap == 1, 10.0, -10.0), targets.regression)
     detections = decode_center_output(perfect, grid, score_threshold=0.5)
     for found, gt, gt_labels in zip(detections, boxes, labels):
         assert len(found) == len(gt)

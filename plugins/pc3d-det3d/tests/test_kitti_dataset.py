@@ -82,7 +82,10 @@ def test_split_file_list_and_ints(tmp_path, monkeypatch):
     split = tmp_path / "train.txt"
     split.write_text("000004\n\n000000\n")
     assert KittiDataset(str(KITTI), class_names=CLASSES, split=str(split)).frame_ids == ["000004", "000000"]
-    assert KittiDataset(str(KITTI), class_names=CLASSES, split=[2, "000001"]).frame_ids == ["000002", "000001"]
+    assert KittiDataset(str(KITTI), class_names=CLASSES, split=[2, "000001"]).frame_ids == [
+        "000002",
+        "000001",
+    ]
     # Relative root and split file: resolved against the current directory.
     monkeypatch.chdir(KITTI.parent)
     dataset = KittiDataset("training", class_names=CLASSES, split=str(split))
@@ -105,7 +108,9 @@ def test_range_filter_and_max_points():
     assert torch.equal(cut["gt_boxes"].tensor, full["gt_boxes"].tensor[keep])
     assert torch.equal(cut["gt_labels"], full["gt_labels"][keep])
 
-    sub = KittiDataset(str(KITTI), class_names=CLASSES, split=["000001"], point_cloud_range=pcr, max_points=500)
+    sub = KittiDataset(
+        str(KITTI), class_names=CLASSES, split=["000001"], point_cloud_range=pcr, max_points=500
+    )
     torch.manual_seed(0)
     a = sub[0]["points"].tensor
     torch.manual_seed(0)
@@ -134,20 +139,35 @@ def test_range_filter_on_the_boundary_and_box_heights():
 def test_collate_keeps_lists_per_key():
     dataset = KittiDataset(str(KITTI), class_names=CLASSES, split=["000000", "000001"])
     batch = KittiDataset.collate([dataset[0], dataset[1]])
-    assert set(batch) == {"points", "gt_boxes", "gt_labels", "frame_id", "difficulty", "kitti_labels", "calib"}
+    assert set(batch) == {
+        "points",
+        "gt_boxes",
+        "gt_labels",
+        "frame_id",
+        "difficulty",
+        "kitti_labels",
+        "calib",
+    }
     assert batch["frame_id"] == ["000000", "000001"]
     assert [len(p) for p in batch["points"]] == [len(dataset[0]["points"]), len(dataset[1]["points"])]
 
 
 def test_errors_name_what_is_wrong(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"'nowhere/training' \(resolved to " + str(tmp_path) + r".*\) is neither a KITTI root"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"'nowhere/training' \(resolved to " + str(tmp_path) + r".*\) is neither a KITTI root",
+    ):
         KittiDataset("nowhere/training", class_names=CLASSES)
-    with pytest.raises(FileNotFoundError, match=r"frame '000003' \(from split\) has no .*velodyne/000003.bin"):
+    with pytest.raises(
+        FileNotFoundError, match=r"frame '000003' \(from split\) has no .*velodyne/000003.bin"
+    ):
         KittiDataset(str(KITTI), class_names=CLASSES, split=["000001", "000003"])
     with pytest.raises(FileNotFoundError, match=r"split 'ImageSets/train.txt' is neither .* nor a file"):
         KittiDataset(str(KITTI), class_names=CLASSES, split="ImageSets/train.txt")
-    with pytest.raises(FormatError, match=r"unknown class 'Pedestrain' in class_names; did you mean 'Pedestrian'\?"):
+    with pytest.raises(
+        FormatError, match=r"unknown class 'Pedestrain' in class_names; did you mean 'Pedestrian'\?"
+    ):
         KittiDataset(str(KITTI), class_names=["Car", "Pedestrain"])
     with pytest.raises(FormatError, match="class_names lists Car more than once"):
         KittiDataset(str(KITTI), class_names=["Car", "Car"])
@@ -174,7 +194,9 @@ def test_pc3d_train_runs_the_mini_config(tmp_path, monkeypatch):
     reset_plugin_manager()
     work = tmp_path / "work"
     shorten = [
-        "schedule.epochs=1", "data.train.dataset.max_points=3000", "data.val.dataset.max_points=3000",
+        "schedule.epochs=1",
+        "data.train.dataset.max_points=3000",
+        "data.val.dataset.max_points=3000",
         "runtime.num_threads=1",
     ]
     assert main(["train", MINI, "--work-dir", str(work), "--set", *shorten]) == 0
@@ -198,14 +220,23 @@ def test_kitti_root_imagesets_difficulty_fov_and_pipeline(tmp_path):
     assert train.frame_ids == (root / "ImageSets" / "train.txt").read_text().split()
     assert set(train.frame_ids).isdisjoint(val.frame_ids) and len(train) + len(val) == 5
     item = train[0]
-    labels = read_kitti_labels(root / "training" / "label_2" / f"{train.frame_ids[0]}.txt", dtype=np.float64).objects()
+    labels = read_kitti_labels(
+        root / "training" / "label_2" / f"{train.frame_ids[0]}.txt", dtype=np.float64
+    ).objects()
     keep = np.isin(labels.types, CLASSES)
     height = labels.bbox2d[:, 3] - labels.bbox2d[:, 1]
-    assert item["difficulty"].tolist() == kitti_difficulty(height, labels.occluded, labels.truncated)[keep].tolist()
+    assert (
+        item["difficulty"].tolist()
+        == kitti_difficulty(height, labels.occluded, labels.truncated)[keep].tolist()
+    )
     assert len(item["kitti_labels"]) >= len(item["gt_boxes"])  # DontCare regions are kept for evaluation
     # Field of view: every kept point projects into the 1242 x 375 image of camera 2.
-    fov = KittiDataset(str(root), class_names=CLASSES, split="train", remove_outside_fov=True)[0]["points"].tensor
-    homo = fov[:, :3].double() @ torch.from_numpy(item["calib"].lidar_to_img[:3, :3]).T + torch.from_numpy(item["calib"].lidar_to_img[:3, 3])
+    fov = KittiDataset(str(root), class_names=CLASSES, split="train", remove_outside_fov=True)[0][
+        "points"
+    ].tensor
+    homo = fov[:, :3].double() @ torch.from_numpy(item["calib"].lidar_to_img[:3, :3]).T + torch.from_numpy(
+        item["calib"].lidar_to_img[:3, 3]
+    )
     uv = homo[:, :2] / homo[:, 2:3]
     assert 0 < len(fov) < len(item["points"]) and bool((homo[:, 2] > 0).all())
     assert float(uv[:, 0].min()) >= 0 and float(uv[:, 0].max()) < 1242 and float(uv[:, 1].max()) < 375
@@ -220,7 +251,7 @@ def test_label_typos_are_errors_and_other_classes_are_counted(tmp_path):
     shutil.copytree(KITTI, root)
     label = root / "label_2" / "000001.txt"
     lines = label.read_text().splitlines()
-    lines[1] = "Cra" + lines[1][len(lines[1].split()[0]):]
+    lines[1] = "Cra" + lines[1][len(lines[1].split()[0]) :]
     label.write_text("\n".join(lines) + "\n")
     with pytest.raises(FormatError, match=r"000001\.txt:2: unknown KITTI type 'Cra'; did you mean 'Car'\?"):
         KittiDataset(str(root), class_names=CLASSES)

@@ -40,7 +40,9 @@ def sorted_by_score(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -
 def test_reference_checkpoint_in_zoo_config_gives_mmdetection3d_detections(name: str) -> None:
     config_name, per_class = CASES[name]
     if name.startswith("second"):
-        pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)")
+        pytest.importorskip(
+            "spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)"
+        )
     reference = np.load(REFERENCE / f"{name}_seed0_000008.npz")
     model = pc3d.inference.load_model(
         config_name, REFERENCE / f"{name}_seed0.pth", overrides=["model.bbox_head.test_cfg.score_thr=0.0"]
@@ -65,7 +67,9 @@ def test_reference_checkpoint_in_zoo_config_gives_mmdetection3d_detections(name:
     labels = dets.labels.numpy()
     assert np.bincount(labels, minlength=3).tolist() == per_class
     boxes, scores, labels = sorted_by_score(dets.boxes.tensor.numpy(), dets.scores.numpy(), labels)
-    ref_boxes, ref_scores, ref_labels = sorted_by_score(reference["boxes"], reference["scores"], reference["labels"])
+    ref_boxes, ref_scores, ref_labels = sorted_by_score(
+        reference["boxes"], reference["scores"], reference["labels"]
+    )
     np.testing.assert_array_equal(labels, ref_labels)
     np.testing.assert_allclose(scores, ref_scores, atol=1e-5)
     np.testing.assert_allclose(boxes[:, :6], ref_boxes[:, :6], atol=1e-3)
@@ -79,11 +83,17 @@ def test_converted_reference_checkpoint_loads_as_the_original(name: str, tmp_pat
 
     config_name, _ = CASES[name]
     if name.startswith("second"):
-        pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)")
+        pytest.importorskip(
+            "spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)"
+        )
     original = REFERENCE / f"{name}_seed0.pth"
     native = tmp_path / "native.pth"
     state = convert_mmdet3d_checkpoint(original, native, config=config_name)
-    assert state["meta"]["mmdet3d_version"] == "1.4.0" and state["meta"]["class_names"] == ["Pedestrian", "Cyclist", "Car"]
+    assert state["meta"]["mmdet3d_version"] == "1.4.0" and state["meta"]["class_names"] == [
+        "Pedestrian",
+        "Cyclist",
+        "Car",
+    ]
     direct = pc3d.inference.load_model(config_name, original).state_dict()
     converted = pc3d.inference.load_model(config_name, native).state_dict()
     assert direct.keys() == converted.keys()

@@ -25,13 +25,18 @@ ZOO = [p for folder in ("pointpillars", "second") for p in sorted((REPO / "confi
 
 
 def test_the_zoo_has_both_models() -> None:
-    assert {p.stem for p in ZOO} >= {"pointpillars_hv-secfpn_kitti-3d-3class", "second_hv-secfpn_kitti-3d-3class"}
+    assert {p.stem for p in ZOO} >= {
+        "pointpillars_hv-secfpn_kitti-3d-3class",
+        "second_hv-secfpn_kitti-3d-3class",
+    }
 
 
 @pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
 def test_every_zoo_config_builds_its_model(path: Path) -> None:
     if "second" in path.stem:
-        pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)")
+        pytest.importorskip(
+            "spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)"
+        )
     assert main(["config", "show", str(path), "--check"]) == 0
     config = load_config(path)
     model = pc3d.inference.load_model(config)
@@ -41,27 +46,42 @@ def test_every_zoo_config_builds_its_model(path: Path) -> None:
     assert list(model.voxel.voxel_size) == config.data["voxel_size"]
 
 
-@pytest.mark.parametrize("name", ["pointpillars_hv-secfpn_kitti-3d-3class", "second_hv-secfpn_kitti-3d-3class"])
+@pytest.mark.parametrize(
+    "name", ["pointpillars_hv-secfpn_kitti-3d-3class", "second_hv-secfpn_kitti-3d-3class"]
+)
 def test_kitti_configs_keep_mmdetection3d_settings(name: str) -> None:
     config = load_config(name)
     assert config.data["class_names"] == ["Pedestrian", "Cyclist", "Car"]  # MMDetection3D's label order
     train = config.data["data"]["train"]["dataset"]
     assert train["root"] == config.data["data_root"] == "data/kitti"
     assert config.data["optimizer"]["type"] == "AdamW" and config.data["optimizer"]["weight_decay"] == 0.01
-    assert config.data["schedule"]["lr"]["type"] == "onecycle" and config.data["schedule"]["lr"]["pct_start"] == 0.4
+    assert (
+        config.data["schedule"]["lr"]["type"] == "onecycle"
+        and config.data["schedule"]["lr"]["pct_start"] == 0.4
+    )
     assert config.data["model"]["bbox_head"]["test_cfg"] == {
-        "use_rotate_nms": True, "nms_thr": 0.01, "score_thr": 0.1, "nms_pre": 100, "max_num": 50
+        "use_rotate_nms": True,
+        "nms_thr": 0.01,
+        "score_thr": 0.1,
+        "nms_pre": 100,
+        "max_num": 50,
     }
     overridden = load_config(name, ["data_root=/datasets/kitti"])
     assert overridden.data["data"]["val"]["dataset"]["root"] == "/datasets/kitti"
-    assert overridden.data["data"]["train"]["dataset"]["pipeline"][0]["db_path"].startswith("/datasets/kitti/")
+    assert overridden.data["data"]["train"]["dataset"]["pipeline"][0]["db_path"].startswith(
+        "/datasets/kitti/"
+    )
 
 
 def test_second_anchors_span_the_range_and_pointpillars_anchors_sit_in_cells() -> None:
-    pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)")
+    pytest.importorskip(
+        "spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)"
+    )
     second = pc3d.inference.load_model("second_hv-secfpn_kitti-3d-3class").bbox_head.anchor_generator
     anchors = second.grid_anchors((200, 176)).reshape(200, 176, 6, 7)
-    assert anchors[0, 0, 0, :2].tolist() == [0.0, -40.0] and anchors[-1, -1, 0, :2].tolist() == pytest.approx([70.4, 40.0])
+    assert anchors[0, 0, 0, :2].tolist() == [0.0, -40.0] and anchors[-1, -1, 0, :2].tolist() == pytest.approx(
+        [70.4, 40.0]
+    )
     pillars = pc3d.inference.load_model("pointpillars_hv-secfpn_kitti-3d-3class").bbox_head.anchor_generator
     anchors = pillars.grid_anchors((248, 216)).reshape(248, 216, 6, 7)
     assert anchors[0, 0, 0, :2].tolist() == pytest.approx([0.16, -39.52])
@@ -69,7 +89,10 @@ def test_second_anchors_span_the_range_and_pointpillars_anchors_sit_in_cells() -
 
 def test_the_engine_maps_mmdetection3d_checkpoints() -> None:
     sparse = torch.randn(3, 3, 3, 4, 16)  # MMCV's (kD, kH, kW, C_in, C_out)
-    state = {"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": {"middle_encoder.conv_input.0.weight": sparse}}
+    state = {
+        "meta": {"mmdet3d_version": "1.4.0"},
+        "state_dict": {"middle_encoder.conv_input.0.weight": sparse},
+    }
     weights = model_state_from(state, "second.pth")
     assert torch.equal(weights["middle_encoder.conv_input.0.weight"], sparse.permute(4, 0, 1, 2, 3))
     state["state_dict"]["pts_middle_encoder.conv_input.0.weight"] = sparse
@@ -93,10 +116,24 @@ def test_pc3d_test_evaluates_an_mmdetection3d_checkpoint_on_kitti(tmp_path: Path
     config.write_text(SMALL.format(zoo=REPO / "configs"))
     torch.manual_seed(0)
     checkpoint = tmp_path / "mmdet3d.pth"
-    torch.save({"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": pc3d.inference.load_model(config).state_dict()}, checkpoint)
+    torch.save(
+        {"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": pc3d.inference.load_model(config).state_dict()},
+        checkpoint,
+    )
     results = tmp_path / "results.json"
-    argv = ["test", str(config), str(checkpoint), "--json", str(results), "--device", "cpu", "--set",
-            f"data_root={REPO / 'tests' / 'data' / 'kitti'}", 'data.val.dataset.split=["000001"]', "data.val.num_workers=0"]
+    argv = [
+        "test",
+        str(config),
+        str(checkpoint),
+        "--json",
+        str(results),
+        "--device",
+        "cpu",
+        "--set",
+        f"data_root={REPO / 'tests' / 'data' / 'kitti'}",
+        'data.val.dataset.split=["000001"]',
+        "data.val.num_workers=0",
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(argv) == 0
     record = json.loads(results.read_text())
@@ -106,12 +143,17 @@ def test_pc3d_test_evaluates_an_mmdetection3d_checkpoint_on_kitti(tmp_path: Path
 
 def test_the_python_api_snippet_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = (REPO / "docs" / "det3d.md").read_text()
-    snippet = next(block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "pc3d.inference" in block)
+    snippet = next(
+        block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "pc3d.inference" in block
+    )
     (tmp_path / "checkpoints").mkdir()
     torch.manual_seed(0)
     weights = pc3d.inference.load_model("pointpillars_hv-secfpn_kitti-3d-3class").state_dict()
     weights["bbox_head.conv_cls.bias"].zero_()  # scores near 0.5, above the config's threshold
-    torch.save({"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": weights}, tmp_path / "checkpoints" / "pointpillars_kitti.pth")
+    torch.save(
+        {"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": weights},
+        tmp_path / "checkpoints" / "pointpillars_kitti.pth",
+    )
     (tmp_path / "tests" / "data").mkdir(parents=True)
     (tmp_path / "tests" / "data" / "kitti").symlink_to(REPO / "tests" / "data" / "kitti")
     monkeypatch.chdir(tmp_path)
@@ -134,10 +176,26 @@ def test_training_starts_from_an_mmdetection3d_checkpoint(tmp_path: Path) -> Non
     checkpoint = tmp_path / "mmdet3d.pth"
     torch.save({"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": weights}, checkpoint)
     work = tmp_path / "run"
-    argv = ["train", str(config), "--work-dir", str(work), "--load-from", str(checkpoint), "--device", "cpu", "--set",
-            f"data_root={REPO / 'tests' / 'data' / 'kitti'}", 'data.train.dataset.split=["000001"]', 'data.val.dataset.split=["000001"]',
-            "data.train.dataset.pipeline=[{type: PointShuffle}]", "data.train.batch_size=1", "data.train.num_workers=0",
-            "schedule.epochs=1", "train.eval_every=null", "optimizer.lr=0.0"]
+    argv = [
+        "train",
+        str(config),
+        "--work-dir",
+        str(work),
+        "--load-from",
+        str(checkpoint),
+        "--device",
+        "cpu",
+        "--set",
+        f"data_root={REPO / 'tests' / 'data' / 'kitti'}",
+        'data.train.dataset.split=["000001"]',
+        'data.val.dataset.split=["000001"]',
+        "data.train.dataset.pipeline=[{type: PointShuffle}]",
+        "data.train.batch_size=1",
+        "data.train.num_workers=0",
+        "schedule.epochs=1",
+        "train.eval_every=null",
+        "optimizer.lr=0.0",
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(argv) == 0
     trained = load_checkpoint(next(work.glob("epoch_*.pth")))["model"]

@@ -9,7 +9,12 @@ from torch import nn
 
 from pc3d.config import build, load_config
 
-CONFIG = Path(__file__).resolve().parents[3] / "configs" / "pointpillars" / "pointpillars-small_hv-secfpn_synthetic-3d-3class.yaml"
+CONFIG = (
+    Path(__file__).resolve().parents[3]
+    / "configs"
+    / "pointpillars"
+    / "pointpillars-small_hv-secfpn_synthetic-3d-3class.yaml"
+)
 
 
 def test_optimised_pointpillars_equals_plain() -> None:
@@ -25,8 +30,13 @@ def test_optimised_pointpillars_equals_plain() -> None:
     fast = model.optimize_for_inference()
     assert fast.voxel_encoder.folded_path_applies()
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.modules())
-    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules()) and not model.voxel_encoder.folded_path_applies()
-    points = torch.rand(4000, 4, generator=gen) * torch.tensor([51.2, 64.0, 4.0, 1.0]) + torch.tensor([0.0, -32.0, -3.0, 0.0])
+    assert (
+        any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+        and not model.voxel_encoder.folded_path_applies()
+    )
+    points = torch.rand(4000, 4, generator=gen) * torch.tensor([51.2, 64.0, 4.0, 1.0]) + torch.tensor(
+        [0.0, -32.0, -3.0, 0.0]
+    )
     with torch.no_grad():
         for a, b in zip(model([points]), fast([points]), strict=True):
             torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)

@@ -40,7 +40,9 @@ Transform = Callable[[dict[str, Any]], dict[str, Any]]
 
 #: The synthetic scenes' per-point classes are their class indices.
 SYNTHETIC_LABEL_MAP = LabelMap(
-    "the synthetic LiDAR classes", tuple(SEMANTIC_CLASSES), {i: i for i in range(len(SEMANTIC_CLASSES))},
+    "the synthetic LiDAR classes",
+    tuple(SEMANTIC_CLASSES),
+    {i: i for i in range(len(SEMANTIC_CLASSES))},
     max_raw=len(SEMANTIC_CLASSES) - 1,
 )
 
@@ -55,7 +57,9 @@ class _SegDataset:
 
     label_map: LabelMap
 
-    def __init__(self, class_names: Sequence[str] | None, transforms: Sequence[Transform] | None, owner: str) -> None:
+    def __init__(
+        self, class_names: Sequence[str] | None, transforms: Sequence[Transform] | None, owner: str
+    ) -> None:
         if class_names is not None:
             self.label_map.check_class_names(class_names, f"{owner}.class_names")
         self.class_names = list(self.label_map.class_names)
@@ -130,7 +134,9 @@ class SyntheticLidarSeg(_SegDataset):
         if split not in ("train", "val", "all"):
             raise FormatError(f"SyntheticLidarSeg: split must be 'train', 'val' or 'all', got {split!r}")
         self.seed, self.cache = int(seed), bool(cache)
-        self.root = None if root is None else _resolve_root(root, "SyntheticLidarSeg", "training/ and ImageSets/")
+        self.root = (
+            None if root is None else _resolve_root(root, "SyntheticLidarSeg", "training/ and ImageSets/")
+        )
         if self.root is not None:
             split_file = self.root / "ImageSets" / f"{'trainval' if split == 'all' else split}.txt"
             if not split_file.is_file():
@@ -217,7 +223,9 @@ class SemanticKittiSeg(_SegDataset):
         scan, label_file = self.scans[index]
         points = read_semantickitti_scan(scan)
         raw, _ = read_semantickitti_labels(label_file, len(points))
-        return self._sample(points, self.label_map.apply(raw, label_file), f"{scan.parents[1].name}/{scan.stem}")
+        return self._sample(
+            points, self.label_map.apply(raw, label_file), f"{scan.parents[1].name}/{scan.stem}"
+        )
 
 
 class IndoorSeg(_SegDataset):
@@ -260,7 +268,9 @@ class IndoorSeg(_SegDataset):
         for name in names:
             for folder in ("points", "semantic_mask"):
                 if not (self.root / folder / f"{name}.bin").is_file():
-                    raise FileNotFoundError(f"IndoorSeg: scene {name!r} has no {self.root / folder / (name + '.bin')}")
+                    raise FileNotFoundError(
+                        f"IndoorSeg: scene {name!r} has no {self.root / folder / (name + '.bin')}"
+                    )
         self.scenes = list(names)
 
     def __len__(self) -> int:

@@ -149,7 +149,11 @@ class FCNHead(nn.Module):
         layers: list[nn.Module] = []
         previous = sum(widths)
         for _ in range(num_convs):
-            layers += [nn.Conv2d(previous, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(previous, channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(inplace=True),
+            ]
             previous = channels
         self.convs = nn.Sequential(*layers)
         self.dropout = nn.Dropout2d(dropout)
@@ -159,8 +163,13 @@ class FCNHead(nn.Module):
         """Logits ``Tensor[B, num_classes, H, W]`` at the size of the first chosen map."""
         maps = [features[i] for i in self.in_index]
         size = maps[0].shape[-2:]
-        maps = [m if m.shape[-2:] == size else F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in maps]
-        return self.classifier(self.dropout(self.convs(maps[0] if len(maps) == 1 else torch.cat(maps, dim=1))))
+        maps = [
+            m if m.shape[-2:] == size else F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+            for m in maps
+        ]
+        return self.classifier(
+            self.dropout(self.convs(maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)))
+        )
 
     def losses(self, logits: Tensor, masks: Tensor) -> dict[str, Tensor]:
         """Per-pixel losses of logits ``Tensor[B, K, H, W]`` against ``Long[B, H, W]`` masks.
@@ -170,7 +179,9 @@ class FCNHead(nn.Module):
             FormatError: a label outside ``[0, num_classes)`` that is not ``ignore_index``.
         """
         if masks.shape != (logits.shape[0], *logits.shape[2:]):
-            raise ShapeError(f"masks: expected Long{[logits.shape[0], *logits.shape[2:]]}, got {tuple(masks.shape)}")
+            raise ShapeError(
+                f"masks: expected Long{[logits.shape[0], *logits.shape[2:]]}, got {tuple(masks.shape)}"
+            )
         check_labels(masks, self.num_classes, f"{self.config_key}.num_classes", "masks", self.ignore_index)
         flat = logits.permute(0, 2, 3, 1).reshape(-1, self.num_classes)
         return seg_loss(flat, masks.reshape(-1), self.ignore_index, self.class_weight, self.lovasz_weight)

@@ -141,7 +141,9 @@ def render_segmentation(
         )
         for i, c in zip(ids.tolist(), counts.tolist(), strict=True)
     ]
-    scene = dataclasses.replace(scene, point_colors=segmentation_colors(labels), legend=entries, legend_title="classes")
+    scene = dataclasses.replace(
+        scene, point_colors=segmentation_colors(labels), legend=entries, legend_title="classes"
+    )
     cam, region = scene_camera(scene, view, parse_size(size))
     img = draw_overlays(backend.capture_points(scene, cam), scene, cam, region, view, False, legend)
     if out is not None:

@@ -106,7 +106,9 @@ class ImageSegmentor(nn.Module):
         Raises:
             ShapeError: not an image batch of the backbone's channels.
         """
-        check_image_batch(images, int(getattr(self.backbone, "in_channels", images.shape[1])), "ImageSegmentor")
+        check_image_batch(
+            images, int(getattr(self.backbone, "in_channels", images.shape[1])), "ImageSegmentor"
+        )
         features = self.backbone(images)
         features = features if isinstance(features, (tuple, list)) else (features,)
         logits = self.head(features)

@@ -27,4 +27,3 @@ def pc3d_register(registry: Registrar) -> None:
         registry.add_dataset(dataset)
     for transform in TRANSFORMS:
         registry.add_transform(transform)
-

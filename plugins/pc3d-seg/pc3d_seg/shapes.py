@@ -22,7 +22,8 @@ __all__ = ["SHAPE_CLASSES", "ShapesSeg", "render_shapes_mask"]
 #: Mask classes: 0 is the background.
 SHAPE_CLASSES: tuple[str, ...] = ("background", "rectangle", "ellipse", "triangle")
 _PALETTE = np.array(
-    [[220, 40, 40], [40, 180, 60], [50, 80, 220], [235, 200, 30], [200, 60, 200], [30, 200, 210]], dtype=np.int64
+    [[220, 40, 40], [40, 180, 60], [50, 80, 220], [235, 200, 30], [200, 60, 200], [30, 200, 210]],
+    dtype=np.int64,
 )
 _MEAN = np.array([127.5, 127.5, 127.5], dtype=np.float32)
 _STD = np.array([64.0, 64.0, 64.0], dtype=np.float32)
@@ -32,7 +33,9 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     # Colour blobs (a coarse random grid upsampled) plus grain: texture the model must ignore.
     cells = int(rng.integers(3, 7))
     coarse = rng.integers(60, 200, size=(cells, cells, 3)).astype(np.uint8)
-    smooth = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC), dtype=np.int16)
+    smooth = np.asarray(
+        Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC), dtype=np.int16
+    )
     grain = rng.integers(-25, 26, size=(size, size, 3), dtype=np.int16)
     return np.clip(smooth + grain, 0, 255).astype(np.uint8)
 
@@ -62,7 +65,10 @@ def render_shapes_mask(
         cls = int(rng.integers(1, len(SHAPE_CLASSES)))
         colour = tuple(int(c) for c in _PALETTE[int(rng.integers(0, len(_PALETTE)))])
         apex, up = x0 + int(rng.integers(0, w)), bool(rng.random() < 0.5)
-        targets: list[tuple[ImageDraw.ImageDraw, float | tuple[int, ...]]] = [(draws[0], colour), (draws[1], cls)]
+        targets: list[tuple[ImageDraw.ImageDraw, float | tuple[int, ...]]] = [
+            (draws[0], colour),
+            (draws[1], cls),
+        ]
         for draw, fill in targets:
             if cls == 1:
                 draw.rectangle([x0, y0, x1, y1], fill=fill)
@@ -109,9 +115,16 @@ class ShapesSeg:
         if num_images < 1 or image_size < 8 or max_objects < 1:
             raise FormatError("ShapesSeg: num_images and max_objects must be >= 1 and image_size >= 8")
         if not 1 <= min_size <= max_size <= image_size:
-            raise FormatError(f"ShapesSeg: need 1 <= min_size <= max_size <= image_size, got {min_size}, {max_size}, {image_size}")
+            raise FormatError(
+                f"ShapesSeg: need 1 <= min_size <= max_size <= image_size, got {min_size}, {max_size}, {image_size}"
+            )
         self.num_images, self.seed, self.image_size = int(num_images), int(seed), int(image_size)
-        self.max_objects, self.min_size, self.max_size, self.flip = int(max_objects), int(min_size), int(max_size), bool(flip)
+        self.max_objects, self.min_size, self.max_size, self.flip = (
+            int(max_objects),
+            int(min_size),
+            int(max_size),
+            bool(flip),
+        )
 
     def __len__(self) -> int:
         return self.num_images

@@ -116,7 +116,9 @@ class SegJitter:
 
     def __call__(self, sample: Sample) -> Sample:
         points = sample["points"].clone()
-        points[:, :3] += (torch.randn(len(points), 3) * self.std).clamp_(-self.clip, self.clip).to(points.dtype)
+        points[:, :3] += (
+            (torch.randn(len(points), 3) * self.std).clamp_(-self.clip, self.clip).to(points.dtype)
+        )
         sample["points"] = points
         return sample
 

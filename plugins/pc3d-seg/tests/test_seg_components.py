@@ -17,7 +17,13 @@ from pc3d_seg import FCNHead, ImageSegmentor, PointMLPSegHead, PointNetEncoder, 
 
 KITTI_SCAN = Path(__file__).resolve().parents[3] / "tests/data/kitti/training/velodyne/000004.bin"
 CONFIG = "pointnet-tiny_semantickitti.yaml"
-SHIPPED = ["sparseunet_synthetic-lidar", "sparseunet_semantickitti", "pointnet-tiny_semantickitti", "pointnet2_s3dis", "fcn_r18_shapes"]
+SHIPPED = [
+    "sparseunet_synthetic-lidar",
+    "sparseunet_semantickitti",
+    "pointnet-tiny_semantickitti",
+    "pointnet2_s3dis",
+    "fcn_r18_shapes",
+]
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +127,9 @@ def test_fcn_head_and_image_segmentor_shapes():
         in_channels = 3
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return x[:, :1].repeat(1, 4, 1, 1)[..., ::2, ::2], x.mean(1, keepdim=True).repeat(1, 8, 1, 1)[..., ::4, ::4]
+            return x[:, :1].repeat(1, 4, 1, 1)[..., ::2, ::2], x.mean(1, keepdim=True).repeat(1, 8, 1, 1)[
+                ..., ::4, ::4
+            ]
 
     model = ImageSegmentor(TwoMaps(), head)
     images = torch.randn(2, 3, 16, 16)

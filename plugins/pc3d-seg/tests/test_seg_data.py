@@ -27,12 +27,16 @@ def copy_semantickitti(tmp_path: Path) -> Path:
 
 
 def test_semantickitti_sample():
-    dataset = SemanticKittiSeg(str(DATA / "semantickitti"), sequences=[0], class_names=list(SEMANTICKITTI_CLASSES))
+    dataset = SemanticKittiSeg(
+        str(DATA / "semantickitti"), sequences=[0], class_names=list(SEMANTICKITTI_CLASSES)
+    )
     assert len(dataset) == 1 and dataset.class_names == list(SEMANTICKITTI_CLASSES)
     sample = dataset[0]
     assert sample["name"] == "00/000000" and sample["points"].shape == (50, 4)
     counts = dict(zip(*np.unique(sample["labels"].numpy(), return_counts=True)))
-    building, vegetation, trunk, pole = (SEMANTICKITTI_CLASSES.index(n) for n in ("building", "vegetation", "trunk", "pole"))
+    building, vegetation, trunk, pole = (
+        SEMANTICKITTI_CLASSES.index(n) for n in ("building", "vegetation", "trunk", "pole")
+    )
     assert counts == {-1: 3, building: 25, vegetation: 17, trunk: 3, pole: 2}
     batch = collate_clouds([sample, sample])
     assert len(batch["points"]) == 2 and batch["name"] == ["00/000000", "00/000000"]
@@ -44,18 +48,25 @@ def test_semantickitti_errors_name_the_file(tmp_path: Path):
     raw = np.fromfile(label, dtype="<u4")
     label.chmod(0o644)
     raw[:-1].tofile(label)  # one label short
-    with pytest.raises(FormatError, match=r"000000\.label: holds 49 label entries but its point cloud has 50 points"):
+    with pytest.raises(
+        FormatError, match=r"000000\.label: holds 49 label entries but its point cloud has 50 points"
+    ):
         SemanticKittiSeg(str(root), sequences=["00"])[0]
     raw[7] = 42  # not a SemanticKITTI id
     raw.tofile(label)
-    with pytest.raises(FormatError, match=r"000000\.label: label ids 42 \(1 point\) are not in the SemanticKITTI learning map"):
+    with pytest.raises(
+        FormatError,
+        match=r"000000\.label: label ids 42 \(1 point\) are not in the SemanticKITTI learning map",
+    ):
         SemanticKittiSeg(str(root), sequences=["00"])[0]
     label.unlink()
     with pytest.raises(FileNotFoundError, match=r"has no label file .*000000\.label"):
         SemanticKittiSeg(str(root), sequences=["00"])
     with pytest.raises(FileNotFoundError, match=r"no scan in .*sequences/08/velodyne"):
         SemanticKittiSeg(str(root))
-    with pytest.raises(FormatError, match=r"SemanticKittiSeg.class_names: class names .* mismatched class maps"):
+    with pytest.raises(
+        FormatError, match=r"SemanticKittiSeg.class_names: class names .* mismatched class maps"
+    ):
         SemanticKittiSeg(str(DATA / "semantickitti"), sequences=["00"], class_names=["car", "road"])
 
 
@@ -63,7 +74,9 @@ def test_indoor_samples_and_errors(tmp_path: Path):
     s3dis = IndoorSeg(str(DATA / "s3dis"), "s3dis", class_names=list(S3DIS_CLASSES))
     sample = s3dis[0]
     assert s3dis.scenes == ["Area_1_office_2"] and sample["points"].shape == (100, 6)
-    assert 0.0 <= float(sample["points"][:, 3:].min()) and float(sample["points"][:, 3:].max()) <= 1.0  # colour in [0, 1]
+    assert (
+        0.0 <= float(sample["points"][:, 3:].min()) and float(sample["points"][:, 3:].max()) <= 1.0
+    )  # colour in [0, 1]
     assert sample["labels"].min() == 0 and sample["labels"].max() == 12
     scannet = IndoorSeg(str(DATA / "scannet"), "scannet")
     # NYU40 ids 0, 15, 18, 22, 25, 38, 40 (27 points of 100) are not benchmark classes.
@@ -77,7 +90,10 @@ def test_indoor_samples_and_errors(tmp_path: Path):
     values = np.fromfile(mask, dtype="<i8")
     values[3] = 13
     values.tofile(mask)
-    with pytest.raises(FormatError, match=r"Area_1_office_2\.bin: labels out of range: 13 \(1 point\); the S3DIS class map takes ids 0\.\.12"):
+    with pytest.raises(
+        FormatError,
+        match=r"Area_1_office_2\.bin: labels out of range: 13 \(1 point\); the S3DIS class map takes ids 0\.\.12",
+    ):
         IndoorSeg(str(root))[0]
     with pytest.raises(FileNotFoundError, match=r"scene 'nope' has no .*points/nope\.bin"):
         IndoorSeg(str(root), scenes=["nope"])
@@ -122,8 +138,17 @@ def test_geometric_transforms_keep_labels_and_move_points_together():
 def test_sampling_and_crops_keep_each_point_with_its_label():
     torch.manual_seed(0)
     xyz = torch.rand(500, 3) * 10
-    sample = {"points": torch.cat([xyz, torch.arange(500.0)[:, None]], dim=1), "labels": torch.arange(500), "name": "x"}
-    for transform in (SegPointSample(64), SegPointSample(800), SegCrop(size=2.0), SegCrop(size=3.0, num_points=100)):
+    sample = {
+        "points": torch.cat([xyz, torch.arange(500.0)[:, None]], dim=1),
+        "labels": torch.arange(500),
+        "name": "x",
+    }
+    for transform in (
+        SegPointSample(64),
+        SegPointSample(800),
+        SegCrop(size=2.0),
+        SegCrop(size=3.0, num_points=100),
+    ):
         out = transform({**sample})
         # The 4th column carries each point's original index: labels must follow it.
         assert torch.equal(out["labels"], out["points"][:, 3].long())
@@ -146,7 +171,9 @@ def test_shapes_masks_are_exact_and_deterministic():
     dataset = ShapesSeg(num_images=4, seed=0, image_size=48)
     sample = dataset[1]
     assert sample["images"].shape == (3, 48, 48) and sample["masks"].shape == (48, 48)
-    assert torch.equal(sample["masks"], dataset[1]["masks"]) and not torch.equal(sample["masks"], dataset[2]["masks"])
+    assert torch.equal(sample["masks"], dataset[1]["masks"]) and not torch.equal(
+        sample["masks"], dataset[2]["masks"]
+    )
     masks = torch.stack([dataset[i]["masks"] for i in range(4)])
     assert set(masks.unique().tolist()) <= {0, 1, 2, 3} and (masks > 0).any() and (masks == 0).any()
     # A shape is one flat colour: the image varies far less inside a shape than over the background.
@@ -156,6 +183,8 @@ def test_shapes_masks_are_exact_and_deterministic():
     torch.manual_seed(0)
     flipped = ShapesSeg(num_images=4, seed=0, image_size=48, flip=True)
     pairs = [flipped[1] for _ in range(6)]
-    assert any(torch.equal(p["masks"], mask.flip(-1)) for p in pairs) and any(torch.equal(p["masks"], mask) for p in pairs)
+    assert any(torch.equal(p["masks"], mask.flip(-1)) for p in pairs) and any(
+        torch.equal(p["masks"], mask) for p in pairs
+    )
     with pytest.raises(IndexError):
         dataset[4]

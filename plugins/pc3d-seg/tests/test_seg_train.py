@@ -25,22 +25,34 @@ KITTI_LABEL = KITTI_ROOT / "sequences/00/labels/000000.label"
 
 # The shipped models shrunk (channels, stages), no augmentation, one scan repeated: an overfit run.
 SPARSE_UNET = [
-    "model.backbone.base_channels=16", "model.backbone.encoder_channels=[16, 32, 64, 64]",
-    "model.backbone.decoder_channels=[64, 32, 32, 32]", "model.backbone.blocks=1",
-    "model.backbone.point_channels=16", "model.head.in_channels=48",
+    "model.backbone.base_channels=16",
+    "model.backbone.encoder_channels=[16, 32, 64, 64]",
+    "model.backbone.decoder_channels=[64, 32, 32, 32]",
+    "model.backbone.blocks=1",
+    "model.backbone.point_channels=16",
+    "model.head.in_channels=48",
 ]
 POINTNET2 = [
-    "model.backbone.npoints=[64, 16]", "model.backbone.radii=[0.5, 1.5]", "model.backbone.nsamples=[16, 16]",
-    "model.backbone.sa_channels=[[32, 64], [64, 128]]", "model.backbone.fp_channels=[[64], [64, 64]]",
-    "model.head.dropout=0.0", "data.val.dataset.transforms=[]",
+    "model.backbone.npoints=[64, 16]",
+    "model.backbone.radii=[0.5, 1.5]",
+    "model.backbone.nsamples=[16, 16]",
+    "model.backbone.sa_channels=[[32, 64], [64, 128]]",
+    "model.backbone.fp_channels=[[64], [64, 64]]",
+    "model.head.dropout=0.0",
+    "data.val.dataset.transforms=[]",
 ]
 
 
 def overfit(epochs: int) -> list[str]:
     return [
-        f"schedule.epochs={epochs}", f"train.eval_every={epochs}", f"train.checkpoint_every={epochs}",
-        "schedule.warmup.iters=5", "optimizer.lr=0.01", "data.train.dataset.transforms=[]",
-        "data.train.num_workers=0", "data.val.num_workers=0",
+        f"schedule.epochs={epochs}",
+        f"train.eval_every={epochs}",
+        f"train.checkpoint_every={epochs}",
+        "schedule.warmup.iters=5",
+        "optimizer.lr=0.01",
+        "data.train.dataset.transforms=[]",
+        "data.train.num_workers=0",
+        "data.val.num_workers=0",
     ]
 
 
@@ -57,14 +69,34 @@ def last_eval(work: Path) -> dict[str, float]:
     return json.loads((work / "metrics.jsonl").read_text().splitlines()[-1])
 
 
-def test_sparse_unet_overfits_the_semantickitti_scan(kitti_run: tuple[Path, list[str]], tmp_path: Path) -> None:
+def test_sparse_unet_overfits_the_semantickitti_scan(
+    kitti_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
     work, overrides = kitti_run
     evaluation = last_eval(work)
     assert evaluation["miou"] >= 0.9, evaluation
     # The classes of the scan have an IoU; the 15 absent ones none (NaN is written as null).
-    assert {name for name in SEMANTICKITTI_CLASSES if evaluation[name] is not None} == {"building", "vegetation", "trunk", "pole"}
+    assert {name for name in SEMANTICKITTI_CLASSES if evaluation[name] is not None} == {
+        "building",
+        "vegetation",
+        "trunk",
+        "pole",
+    }
     result = tmp_path / "test.json"
-    assert main(["test", "sparseunet_semantickitti", str(work / "epoch_40.pth"), "--json", str(result), "--set", *overrides]) == 0
+    assert (
+        main(
+            [
+                "test",
+                "sparseunet_semantickitti",
+                str(work / "epoch_40.pth"),
+                "--json",
+                str(result),
+                "--set",
+                *overrides,
+            ]
+        )
+        == 0
+    )
     assert json.loads(result.read_text())["miou"] == pytest.approx(evaluation["miou"], abs=1e-9)
 
 
@@ -78,10 +110,12 @@ def test_pointnet2_overfits_the_s3dis_room(tmp_path: Path, monkeypatch: pytest.M
 
 def test_reported_miou_equals_a_confusion_matrix_counted_by_hand() -> None:
     # Two clouds as PointSegmentor.predict returns them and the seg data sets collate them.
-    batch = collate_clouds([
-        {"labels": torch.tensor([0, 0, 1, 2, -1]), "name": "a"},
-        {"labels": torch.tensor([1, 1, 2, -1]), "name": "b"},
-    ])
+    batch = collate_clouds(
+        [
+            {"labels": torch.tensor([0, 0, 1, 2, -1]), "name": "a"},
+            {"labels": torch.tensor([1, 1, 2, -1]), "name": "b"},
+        ]
+    )
     predictions = [torch.tensor([0, 1, 1, 2, 2]), torch.tensor([1, 0, 2, 0])]
     metric = SegMIoUMetric(num_classes=3, class_names=["a", "b", "c"])
     metric.update(predictions, batch)
@@ -104,10 +138,14 @@ def trained_model(kitti_run: tuple[Path, list[str]]) -> torch.nn.Module:
     return model
 
 
-def test_inference_writes_labels_the_readers_take_back(kitti_run: tuple[Path, list[str]], tmp_path: Path) -> None:
+def test_inference_writes_labels_the_readers_take_back(
+    kitti_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
     model = trained_model(kitti_run)
     sample = SemanticKittiSeg(str(KITTI_ROOT), sequences=["00"])[0]
-    written = write_segmentation(model, sample["points"].numpy(), tmp_path / "out" / "000000.label", list(SEMANTICKITTI_CLASSES))
+    written = write_segmentation(
+        model, sample["points"].numpy(), tmp_path / "out" / "000000.label", list(SEMANTICKITTI_CLASSES)
+    )
     # .label holds SemanticKITTI raw ids (learning_map_inv): mapped back, the labelled points match.
     raw, instance = read_semantickitti_labels(written["labels"], 50)
     classes = SEMANTICKITTI_LABEL_MAP.apply(raw, written["labels"])
@@ -130,7 +168,9 @@ def test_render_coloured_by_class(tmp_path: Path) -> None:
     labels = (points[:, 0] > 0).astype(np.int64)
     labels[:10] = -1
     try:
-        img = render_segmentation(points, labels, ["left", "right"], out=tmp_path / "seg.png", size=(160, 120))
+        img = render_segmentation(
+            points, labels, ["left", "right"], out=tmp_path / "seg.png", size=(160, 120)
+        )
     except (DisplayUnavailableError, MissingDependencyError) as err:
         pytest.skip(f"cannot render here (run under xvfb-run -a): {err}")
     assert img.shape == (120, 160, 3) and (tmp_path / "seg.png").is_file()
