@@ -43,7 +43,12 @@ def test_optimised_pointpillars_equals_plain() -> None:
         expected, got = model.predict([points])[0], fast.predict([points])[0]
     assert len(got.scores) == len(expected.scores) > 0
     torch.testing.assert_close(got.scores, expected.scores, atol=1e-4, rtol=1e-4)
-    # Scores of a random model tie to within float rounding, so equal boxes may swap places (or,
-    # rarely, NMS keep the twin of a box): match every box to its nearest counterpart.
-    distance = torch.cdist(got.boxes.tensor, expected.boxes.tensor).min(dim=1).values
-    assert float((distance < 1e-3).float().mean()) >= 0.95
+    # A random model gives every anchor over empty ground the same score, so tied boxes may come
+    # out in another order (and NMS keep another of the twins). Every box whose score is unique
+    # (no other within 1e-5) must be found, at the same place, in the optimised output.
+    gaps = (expected.scores[:, None] - expected.scores[None, :]).abs()
+    gaps.fill_diagonal_(float("inf"))
+    unique = gaps.min(dim=1).values > 1e-5
+    assert int(unique.sum()) > 0
+    distance = torch.cdist(expected.boxes.tensor[unique], got.boxes.tensor).min(dim=1).values
+    assert bool((distance < 1e-3).all())

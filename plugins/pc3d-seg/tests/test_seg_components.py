@@ -34,7 +34,7 @@ def manager():
 def test_registered_through_the_entry_point(manager):
     info = next(p for p in manager.loaded if p.distribution == "pc3d-seg")
     assert info.registered == {
-        "backbone": ["SparseUNet", "PointNet2", "PointNetEncoder"],
+        "backbone": ["PointNetEncoder"],  # SparseUNet and PointNet2 are core blocks (pc3d.nn.plugin)
         "head": ["PointMLPSegHead", "FCNHead"],
         "model": ["PointSegmentor", "ImageSegmentor"],
         "dataset": ["SyntheticLidarSeg", "SemanticKittiSeg", "IndoorSeg", "ShapesSeg"],
