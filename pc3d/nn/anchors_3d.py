@@ -103,6 +103,18 @@ class AnchorGenerator3D:
         # [H, W, num_sizes, num_rotations, 7] -> location-major, size-major within a location.
         return torch.stack(per_size, dim=2).reshape(-1, 7)
 
+    def _centres(self, bounds: Tensor, height: int, width: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Anchor bottom height ``[1]``, row centres ``[H]`` and column centres ``[W]`` of a range
+        (float32, as MMDetection3D computes them, so its checkpoints' boxes match to the bit)."""
+        zs = torch.linspace(bounds[2], bounds[5], 2, device=bounds.device)
+        ys = torch.linspace(bounds[1], bounds[4], height + 1, device=bounds.device)
+        xs = torch.linspace(bounds[0], bounds[3], width + 1, device=bounds.device)
+        if not self.align_corner:
+            zs = zs + (zs[1] - zs[0]) / 2
+            ys = ys + (ys[1] - ys[0]) / 2
+            xs = xs + (xs[1] - xs[0]) / 2
+        return zs[:1], ys[:height], xs[:width]
+
     def _single_range(
         self,
         height: int,
@@ -111,18 +123,10 @@ class AnchorGenerator3D:
         size: list[float],
         device: torch.device | str,
     ) -> Tensor:
-        # float32 throughout, as MMDetection3D computes them: the anchors (and so the decoded
-        # boxes) of its checkpoints match to the last bit.
         bounds = torch.tensor(anchor_range, dtype=torch.float32, device=device)
-        zs = torch.linspace(bounds[2], bounds[5], 2, device=device)
-        ys = torch.linspace(bounds[1], bounds[4], height + 1, device=device)
-        xs = torch.linspace(bounds[0], bounds[3], width + 1, device=device)
-        if not self.align_corner:
-            zs = zs + (zs[1] - zs[0]) / 2
-            ys = ys + (ys[1] - ys[0]) / 2
-            xs = xs + (xs[1] - xs[0]) / 2
+        zs, ys, xs = self._centres(bounds, height, width)
         rot = torch.tensor(self.rotations, dtype=torch.float32, device=device)
-        yy, xx, rr = torch.meshgrid(ys[:height], xs[:width], rot, indexing="ij")  # [H, W, R]
+        yy, xx, rr = torch.meshgrid(ys, xs, rot, indexing="ij")  # [H, W, R]
         zz = zs[0].expand_as(xx)
         dims = (torch.tensor(size, dtype=torch.float32, device=device) * self.scale).expand(*xx.shape, 3)
         return torch.cat([xx[..., None], yy[..., None], zz[..., None], dims, rr[..., None]], dim=-1)

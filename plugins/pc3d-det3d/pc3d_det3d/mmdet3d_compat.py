@@ -33,23 +33,10 @@ class RangeAnchorGenerator3D(AnchorGenerator3D):
     differ (``align_corner`` is ignored: MMDetection3D's generator has no such option).
     """
 
-    def _single_range(
-        self,
-        height: int,
-        width: int,
-        anchor_range: list[float],
-        size: list[float],
-        device: torch.device | str,
-    ) -> Tensor:
-        # float32, as MMDetection3D computes them, so its checkpoints' boxes match to the bit.
-        bounds = torch.tensor(anchor_range, dtype=torch.float32, device=device)
-        ys = torch.linspace(bounds[1], bounds[4], height, device=device)
-        xs = torch.linspace(bounds[0], bounds[3], width, device=device)
-        rot = torch.tensor(self.rotations, dtype=torch.float32, device=device)
-        yy, xx, rr = torch.meshgrid(ys, xs, rot, indexing="ij")  # [H, W, R]
-        zz = bounds[2].expand_as(xx)
-        dims = (torch.tensor(size, dtype=torch.float32, device=device) * self.scale).expand(*xx.shape, 3)
-        return torch.cat([xx[..., None], yy[..., None], zz[..., None], dims, rr[..., None]], dim=-1)
+    def _centres(self, bounds: Tensor, height: int, width: int) -> tuple[Tensor, Tensor, Tensor]:
+        ys = torch.linspace(bounds[1], bounds[4], height, device=bounds.device)
+        xs = torch.linspace(bounds[0], bounds[3], width, device=bounds.device)
+        return bounds[2:3], ys, xs
 
 
 #: MMDetection3D's generator names -> pc3d's classes.
