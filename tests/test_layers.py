@@ -167,3 +167,9 @@ def test_no_private_name_imported_across_modules() -> None:
         if name.startswith("_") and not name.startswith("__") and f"{imported}.{name}" not in modules
     ]
     assert offending == []
+
+
+def test_the_package_ships_its_type_marker() -> None:
+    # pyproject.toml declares py.typed as package data: type checkers then read pc3d's hints.
+    assert (CORE / "py.typed").is_file()
+    assert 'pc3d = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
