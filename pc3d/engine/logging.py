@@ -31,10 +31,32 @@ from pc3d.errors import MissingDependencyError
 from pc3d.io.atomic import atomic_write_text
 from pc3d.io.jsonio import dumps
 
-__all__ = ["RunLogger", "RunningMeans", "format_seconds", "rewrite_metrics_until"]
+__all__ = [
+    "CONSOLE_METRICS",
+    "RunLogger",
+    "RunningMeans",
+    "console_metrics",
+    "format_seconds",
+    "rewrite_metrics_until",
+]
 
 LOG_NAME = "log.jsonl"
 METRICS_NAME = "metrics.jsonl"
+
+
+#: At most this many metrics are printed on an evaluation's console line (all go to the files).
+CONSOLE_METRICS = 12
+
+
+def console_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The metrics an evaluation's console line shows: all of them when they are few; otherwise
+    the headline ones (names with ``AP40_moderate_strict``, KITTI's ranking numbers) when there
+    are any, else the first :data:`CONSOLE_METRICS`."""
+    if len(metrics) <= CONSOLE_METRICS:
+        return dict(metrics)
+    headline = {k: v for k, v in metrics.items() if "AP40_moderate_strict" in k}
+    chosen = headline if headline else metrics
+    return dict(list(chosen.items())[:CONSOLE_METRICS])
 
 
 def format_seconds(seconds: float) -> str:
@@ -206,8 +228,10 @@ class RunLogger:
         if self._writer is not None:
             for key, value in metrics.items():
                 self._writer.add_scalar(f"val/{key}", value, iteration)
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        self.print(f"eval  epoch {epoch} iter {iteration}  {shown}")
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in console_metrics(metrics).items())
+        hidden = len(metrics) - len(console_metrics(metrics))
+        more = f"  (+{hidden} more in {METRICS_NAME})" if hidden else ""
+        self.print(f"eval  epoch {epoch} iter {iteration}  {shown}{more}")
 
     def event(self, message: str, **fields: Any) -> None:
         """A one-off event (start, resume, checkpoint, stop): console and ``log.jsonl``."""

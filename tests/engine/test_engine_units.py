@@ -252,3 +252,21 @@ def test_the_package_exports_resolve():
 
     assert all(getattr(pc3d.engine, name) is not None for name in pc3d.engine.__all__)
     assert pc3d.engine.ModelAdapter.__module__ == "pc3d.engine.adapter"
+
+
+def test_console_line_shows_the_headline_metrics() -> None:
+    from pc3d.engine.logging import CONSOLE_METRICS, console_metrics
+
+    few = {"top1": 0.9, "top5": 1.0}
+    assert console_metrics(few) == few
+    kitti = {
+        f"KITTI/{c}_{m}_AP40_{d}_{o}": 1.0
+        for c in ("Car", "Cyclist")
+        for m in ("2D", "BEV", "3D")
+        for d in ("easy", "moderate", "hard")
+        for o in ("strict", "loose")
+    }
+    shown = console_metrics(kitti)
+    assert set(shown) == {k for k in kitti if "moderate_strict" in k} and len(shown) == 6
+    many = {f"m{i}": float(i) for i in range(30)}
+    assert list(console_metrics(many)) == [f"m{i}" for i in range(CONSOLE_METRICS)]
