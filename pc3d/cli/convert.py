@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pc3d.cli.inputs import must_exist
+from pc3d.structures.box_mode import MODE_NAMES
 
 if TYPE_CHECKING:
     import numpy as np
 
-MODES = ("lidar", "camera", "depth")
+MODES = MODE_NAMES
 NAN_POLICIES = ("drop", "raise")
 EXAMPLES = """examples:
   pc3d convert --src camera --dst lidar --calib calib/000001.txt boxes_cam.json boxes_lidar.json

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pc3d.cli.inputs import kitti_training_dir, must_exist
+from pc3d.structures.box_mode import MODE_NAMES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from pc3d.vis import BoxSet
 
 VIEWS = ("bev", "front", "orbit", "camera")
-MODES = ("lidar", "camera", "depth")
+MODES = MODE_NAMES
 COLOR_BY = ("height", "intensity", "label")
 EXAMPLES = """examples:
   pc3d show scan.bin --boxes gt.json --pred dets.json --out shot.png      # off-screen PNG

@@ -17,6 +17,7 @@ import numpy as np
 
 from pc3d.errors import FormatError
 from pc3d.io.values import first_non_finite
+from pc3d.structures.box_mode import MODE_NAMES
 
 if TYPE_CHECKING:
     from pc3d.structures import Boxes3D
@@ -32,7 +33,7 @@ __all__ = [
     "validate_boxes",
 ]
 
-MODES: tuple[str, ...] = ("lidar", "camera", "depth")
+MODES: tuple[str, ...] = MODE_NAMES
 SIZE_NAMES: tuple[str, ...] = ("x_size", "y_size", "z_size")
 Label = str | int
 

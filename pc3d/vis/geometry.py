@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.structures.box_mode import MODE_NAMES
 
 # Bits of the eight corners, in MMDetection3D 1.x order (see the module docstring).
 CORNER_BITS = np.array(
@@ -43,7 +44,7 @@ FRONT_CROSS = np.array([[4, 6], [5, 7]], dtype=np.int64)
 # ... plus a line from the box centre to the front face's centre (the one visible from above).
 SEGMENTS_PER_BOX = len(BOX_EDGES) + len(FRONT_CROSS) + 1
 
-MODES = ("lidar", "camera", "depth")
+MODES = MODE_NAMES
 
 # Colours are RGB uint8. Every box colour has a channel at 0 or 255, while point colours keep all
 # channels inside [POINT_MIN, POINT_MAX]: a box pixel can never be mistaken for a point pixel
