@@ -7,6 +7,9 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from pc3d.errors import FormatError
 from pc3d.io.kitti.calib import KittiCalib, read_kitti_calib
@@ -57,15 +60,19 @@ class KittiFrame:
         return read_png_size(self.image_path) if self.image_path is not None else None
 
 
-def load_kitti_frame(root: str | os.PathLike[str], frame_id: str | int) -> KittiFrame:
+def load_kitti_frame(
+    root: str | os.PathLike[str], frame_id: str | int, label_dtype: Any = np.float32
+) -> KittiFrame:
     """Read `velodyne/`, `calib/`, `label_2/` (and find `image_2/`) for one frame of `root`.
 
     Args:
         root: a KITTI `training` folder.
         frame_id: an int (`1` -> `"000001"`) or the file stem.
+        label_dtype: dtype of the label columns (float64 keeps the file's decimals, as the
+            evaluation needs).
 
     Returns:
-        The frame (labels as float32 columns).
+        The frame.
 
     Raises:
         FileNotFoundError: `root`, the scan or the calibration is missing (the message lists
@@ -92,6 +99,6 @@ def load_kitti_frame(root: str | os.PathLike[str], frame_id: str | int) -> Kitti
         root=root,
         points=read_point_file(velodyne, num_features=4),
         calib=read_kitti_calib(calib_path),
-        labels=read_kitti_labels(label_path) if label_path.is_file() else None,
+        labels=read_kitti_labels(label_path, dtype=label_dtype) if label_path.is_file() else None,
         image_path=image_path if image_path.is_file() else None,
     )

@@ -199,16 +199,17 @@ class KittiDataset:
     def load_sample(self, index: int) -> tuple[Sample3D, Any, KittiCalib]:
         """Frame ``index`` before the range filter and the pipeline: the sample, its label
         records (float64, DontCare included) and its calibration."""
-        frame = load_kitti_frame(self.root, self.frame_ids[index])
-        records = read_kitti_labels(self.root / "label_2" / f"{frame.frame_id}.txt", dtype=np.float64)
+        # One read of each file; float64 label columns keep the decimals the evaluation compares.
+        frame = load_kitti_frame(self.root, self.frame_ids[index], label_dtype=np.float64)
+        records = frame.labels
+        assert records is not None  # checked at construction
         scan = np.ascontiguousarray(frame.points.array[:, :4], dtype=np.float32)
         points = LiDARPoints(torch.from_numpy(scan), points_dim=4, attribute_dims={"intensity": 3})
         if self.remove_outside_fov:
             points = points[_in_image(points.tensor, frame.calib, frame.image_size or DEFAULT_IMAGE_SIZE)]
         objects = records.objects()
         keep = np.isin(objects.types, self.class_names)
-        assert frame.labels is not None  # checked at construction
-        boxes = frame.labels.to_lidar_boxes(frame.calib)[torch.from_numpy(keep)]
+        boxes = records.to_lidar_boxes(frame.calib)[torch.from_numpy(keep)]
         lookup = {name: i for i, name in enumerate(self.class_names)}
         labels = torch.tensor([lookup[t] for t in objects.types[keep]], dtype=torch.long)
         height = objects.bbox2d[:, 3] - objects.bbox2d[:, 1]
