@@ -24,7 +24,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from pc3d.errors import Pc3dError
 from pc3d.nn.layers import FrozenBatchNorm2d
 
-__all__ = ["fold_batch_norm", "fuse_conv_bn", "optimize_for_inference"]
+__all__ = ["fold_batch_norm", "fuse_conv_bn", "optimize_for_inference", "to_channels_last"]
 
 _Foldable = nn.Conv2d | nn.ConvTranspose2d | nn.Linear
 _Norm = _BatchNorm | FrozenBatchNorm2d
@@ -171,10 +171,30 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     fast = copy.deepcopy(model).eval()
     fuse_conv_bn(fast)
     if channels_last:
-        for module in fast.modules():
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-                module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            if isinstance(getattr(module, "channels_last", None), bool):
-                module.channels_last = True  # type: ignore[assignment]
+        to_channels_last(fast)
     fast.requires_grad_(False)
     return fast
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Switch ``model``'s 2D maps to channels-last memory, in place, for training or inference.
+
+    Every ``Conv2d``/``ConvTranspose2d`` weight is stored NHWC (a conv whose weight is
+    channels-last produces channels-last maps, which the next conv then reads without a layout
+    change) and every module with a boolean ``channels_last`` attribute
+    (:class:`pc3d.nn.PointPillarsScatter`) is told to produce that layout. Values, shapes,
+    parameter names and state dicts are unchanged; only strides differ. On a CPU this makes a
+    PointPillars training step about a quarter faster (``tools/bench.py models``).
+
+    Args:
+        model: any module.
+
+    Returns:
+        ``model``.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        if isinstance(getattr(module, "channels_last", None), bool):
+            module.channels_last = True  # type: ignore[assignment]
+    return model

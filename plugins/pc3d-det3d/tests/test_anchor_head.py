@@ -139,3 +139,17 @@ def test_config_errors_name_the_key() -> None:
     head = _head()
     with pytest.raises(FormatError, match=r"\[0, 2\) = \[0, num_classes\) \(model\.bbox_head\.num_classes\)"):
         head.loss(_output(head), [torch.zeros(1, 7) + 1], [torch.tensor([2])])
+
+
+def test_forward_equals_the_three_convs_and_trains_each() -> None:
+    head = _head()
+    features = torch.randn(2, head.in_channels, 8, 8, requires_grad=True)
+    out = head(features)
+    expected = (head.conv_cls(features), head.conv_reg(features), head.conv_dir_cls(features))
+    for got, want in zip(out, expected, strict=True):
+        torch.testing.assert_close(got, want)
+    sum(o.sum() for o in out).backward()
+    for conv in (head.conv_cls, head.conv_reg, head.conv_dir_cls):
+        assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+        assert conv.bias is not None and conv.bias.grad is not None
+        torch.testing.assert_close(conv.bias.grad, torch.full_like(conv.bias, 2 * 8 * 8))

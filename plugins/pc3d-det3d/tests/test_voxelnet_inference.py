@@ -1,4 +1,5 @@
-"""`VoxelDetector.optimize_for_inference`: the folded, channels-last copy detects what the model does."""
+"""`VoxelDetector.optimize_for_inference`: the folded, channels-last copy detects what the model does;
+a detector built ``channels_last`` trains like the plain one."""
 
 from __future__ import annotations
 
@@ -52,3 +53,32 @@ def test_optimised_pointpillars_equals_plain() -> None:
     assert int(unique.sum()) > 0
     distance = torch.cdist(expected.boxes.tensor[unique], got.boxes.tensor).min(dim=1).values
     assert bool((distance < 1e-3).all())
+
+
+def test_channels_last_detector_trains_like_the_plain_one() -> None:
+    config = load_config(CONFIG)
+    torch.manual_seed(0)
+    plain = build(config.node("model"), kind="model")
+    torch.manual_seed(0)
+    fast = build(load_config(CONFIG, ["model.channels_last=true"]).node("model"), kind="model")
+    assert fast.backbone.blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.backbone.blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert fast.middle_encoder.channels_last and not plain.middle_encoder.channels_last
+    fast.load_state_dict(plain.state_dict())  # same names and shapes; the layout stays NHWC
+    assert fast.backbone.blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(2)
+    points = torch.rand(4000, 4, generator=gen) * torch.tensor([51.2, 64.0, 4.0, 1.0]) + torch.tensor(
+        [0.0, -32.0, -3.0, 0.0]
+    )
+    boxes = torch.tensor([[20.0, 3.0, -1.7, 3.9, 1.6, 1.56, 0.3], [35.0, -8.0, -1.7, 0.8, 0.6, 1.73, 1.0]])
+    labels = torch.tensor([0, 1])
+    losses = [model.loss([points], [boxes], [labels]) for model in (plain, fast)]
+    for key in ("loss_cls", "loss_bbox", "loss_dir", "loss"):
+        torch.testing.assert_close(losses[1][key], losses[0][key], atol=1e-5, rtol=1e-5)
+    for loss in losses:
+        loss["loss"].backward()
+    grads = [dict((n, p.grad) for n, p in model.named_parameters()) for model in (plain, fast)]
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        assert grad is not None and grads[1][name] is not None, name
+        torch.testing.assert_close(grads[1][name], grad, atol=1e-4, rtol=1e-3, msg=name)
