@@ -34,7 +34,7 @@ from torch import Tensor
 from pc3d.data.sample import Sample3D
 from pc3d.errors import FormatError
 from pc3d.io.atomic import atomic_write
-from pc3d.ops import box_iou_bev, nms_bev
+from pc3d.ops import boxes_overlap_bev, nms_bev
 from pc3d.structures import LiDARBoxes3D, LiDARPoints
 
 __all__ = ["GTDatabase", "ObjectSample", "build_gt_database", "gt_database_from_config"]
@@ -224,7 +224,7 @@ class ObjectSample:
             return sample
         candidates = self.db.boxes[picks]
         if len(sample.gt_boxes):
-            clear = (box_iou_bev(candidates, sample.gt_boxes.tensor[:, :7]) <= 0).all(dim=1)
+            clear = ~boxes_overlap_bev(candidates, sample.gt_boxes.tensor[:, :7]).any(dim=1)
             picks, candidates = picks[clear], candidates[clear]
         # Among the candidates, a random order decides which of two overlapping ones stays.
         keep = nms_bev(candidates, torch.rand(picks.numel()), iou_threshold=0.0) if picks.numel() else picks

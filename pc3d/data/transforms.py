@@ -18,7 +18,7 @@ from torch import Tensor
 
 from pc3d.data.sample import Sample3D
 from pc3d.errors import FormatError
-from pc3d.ops import box_iou_bev
+from pc3d.ops import boxes_overlap_bev
 
 __all__ = [
     "Compose",
@@ -209,9 +209,9 @@ class ObjectNoise:
         moved[..., :3] += shifts
         moved[..., 6] += turns
         # A candidate move is free when its box meets no other (unmoved) box.
-        overlaps = box_iou_bev(moved.reshape(-1, 7), boxes[:, :7]).reshape(count, self.num_try, count)
-        overlaps[torch.arange(count), :, torch.arange(count)] = 0.0
-        free = (overlaps <= 0).all(dim=2)
+        overlaps = boxes_overlap_bev(moved.reshape(-1, 7), boxes[:, :7]).reshape(count, self.num_try, count)
+        overlaps[torch.arange(count), :, torch.arange(count)] = False
+        free = ~overlaps.any(dim=2)
         chosen = free.float().argmax(dim=1)
         movable = free.any(dim=1)
         index = torch.arange(count)
@@ -232,9 +232,9 @@ class ObjectNoise:
             moved = boxes.clone()
             moved[:, :3] += shift
             moved[:, 6] += turn
-            overlaps = box_iou_bev(moved, moved)
-            overlaps.fill_diagonal_(0.0)
-            clash = (overlaps > 0).any(dim=1)
+            overlaps = boxes_overlap_bev(moved, moved)
+            overlaps.fill_diagonal_(False)
+            clash = overlaps.any(dim=1)
             if not bool(clash.any()):
                 return shift, turn
             shift = torch.where(clash[:, None], torch.zeros_like(shift), shift)

@@ -2,7 +2,7 @@
 
 - voxelization: `hard_voxelize`, `dynamic_voxelize`, `voxel_scatter`
 - rotated IoU: `box_iou_bev`, `box_iou_3d` (pairwise or `aligned=True`, IoU or IoF),
-  `bev_intersection_area`, `box_iou_2d`
+  `bev_intersection_area`, `box_iou_2d`; `boxes_overlap_bev` (do they overlap at all?)
 - NMS: `nms_2d`, `batched_nms_2d`, `nms_bev`, `batched_nms_bev`, `circle_nms`
 - points in boxes: `points_in_boxes` (checked) and the kernels `points_in_boxes_first`/`_mask`
 - input checks shared with `pc3d.structures`: `pc3d.ops.checks` (`check_finite`, ...)
@@ -15,6 +15,7 @@ included) call these kernels through their own methods (`Boxes3D.overlaps`, `bev
 """
 
 from pc3d.ops.bev_area import bev_intersection_area
+from pc3d.ops.bev_overlap import boxes_overlap_bev
 from pc3d.ops.iou_rotated import box_iou_3d, box_iou_bev
 from pc3d.ops.nms import batched_nms_2d, batched_nms_bev, box_iou_2d, circle_nms, nms_2d, nms_bev
 from pc3d.ops.points_in_boxes import points_in_boxes, points_in_boxes_first, points_in_boxes_mask
@@ -37,6 +38,7 @@ __all__ = [
     "box_iou_2d",
     "box_iou_3d",
     "box_iou_bev",
+    "boxes_overlap_bev",
     "circle_nms",
     "dynamic_voxelize",
     "hard_voxelize",
