@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pc3d.cli.arguments import add_overrides_argument
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("data", help="make and prepare data sets", description=__doc__)
@@ -51,14 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     database.add_argument(
         "--out", type=Path, default=None, help="output .npz (default: ObjectSample's db_path)"
     )
-    database.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides, e.g. data_root=data/kitti",
-    )
+    add_overrides_argument(database, "config overrides, e.g. data_root=data/kitti")
     database.set_defaults(func=run_gt_database)
 
 

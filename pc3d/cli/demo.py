@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pc3d.cli.arguments import add_overrides_argument
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `demo` command to `subparsers`."""
@@ -24,14 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="synthetic scenes, a fifth of them for validation (default 300)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the scenes and of training (default 0)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides, e.g. schedule.epochs=2",
-    )
+    add_overrides_argument(parser, "config overrides, e.g. schedule.epochs=2")
     parser.set_defaults(func=run)
 
 

@@ -69,7 +69,10 @@ def set_deterministic(enabled: bool) -> None:
     deterministic matrix products (it must be set before the first CUDA call)."""
     if enabled:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(enabled)
+    if enabled or torch.are_deterministic_algorithms_enabled():
+        # Switching it (even off) imports torch's compiler stack: seconds of start-up, skipped
+        # when there is nothing to switch.
+        torch.use_deterministic_algorithms(enabled)
     torch.backends.cudnn.deterministic = enabled
     torch.backends.cudnn.benchmark = False
 

@@ -218,3 +218,16 @@ def test_core_commands_skip_the_plugin_lookup(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(pc3d.cli, "plugin_commands", fail)
     parser = build_parser(["info", str(SCAN)])
     assert parser.parse_args(["info", str(SCAN)]).file == SCAN
+
+
+def test_every_set_option_adds_up_when_repeated(full_parser: argparse.ArgumentParser) -> None:
+    commands = []
+    for parser in _walk(full_parser):
+        for action in parser._actions:
+            if "--set" in action.option_strings:
+                commands.append(parser.prog.split()[1:])
+                assert isinstance(action, argparse._ExtendAction), parser.prog  # not "last one wins"
+    assert ["demo"] in commands and ["train"] in commands and ["data", "gt-database"] in commands
+    for command in (["demo"], ["train", "CONFIG"], ["data", "gt-database", "CONFIG"]):
+        args = full_parser.parse_args([*command, "--set", "a=1", "b=2", "--set", "c=3"])
+        assert args.overrides == ["a=1", "b=2", "c=3"], command
