@@ -106,9 +106,10 @@ def _bev_iou(gt_boxes: Tensor, anchors: Tensor) -> Tensor:
         + torch.hypot(anchors[:, 3], anchors[:, 4])[None, :]
     )
     offset = gt_boxes[:, None, :2] - anchors[None, :, :2]
-    near = torch.nonzero(((offset * offset).sum(-1) < reach * reach).any(dim=0)).squeeze(1)
-    if near.numel():
-        out[:, near] = box_iou_bev(gt_boxes, anchors[near]).to(out.dtype)
+    gt, anchor = torch.nonzero((offset * offset).sum(-1) < reach * reach, as_tuple=True)
+    if gt.numel():
+        # The listed pairs only, aligned: no second search for candidates.
+        out[gt, anchor] = box_iou_bev(gt_boxes[gt], anchors[anchor], aligned=True).to(out.dtype)
     return out
 
 
@@ -211,7 +212,16 @@ class Anchor3DHead(nn.Module):
             if len(features) != 1:
                 raise ShapeError(f"Anchor3DHead reads one BEV map, got {len(features)} levels")
             features = features[0]
-        return AnchorHeadOutput(self.conv_cls(features), self.conv_reg(features), self.conv_dir_cls(features))
+        # The three 1x1 convs as one: a single pass over the map (forward and backward) instead of
+        # three. The modules stay separate so checkpoints keep MMDetection3D's names.
+        convs = (self.conv_cls, self.conv_reg, self.conv_dir_cls)
+        weight = torch.cat([conv.weight for conv in convs])
+        bias = torch.cat([conv.bias for conv in convs])  # type: ignore[misc]  # built with biases
+        if self.conv_cls.weight.is_contiguous(memory_format=torch.channels_last):
+            weight = weight.contiguous(memory_format=torch.channels_last)
+        out = nn.functional.conv2d(features, weight, bias)
+        cls, reg = self.conv_cls.out_channels, self.conv_reg.out_channels
+        return AnchorHeadOutput(out[:, :cls], out[:, cls : cls + reg], out[:, cls + reg :])
 
     def anchors(self, output: AnchorHeadOutput) -> Tensor:
         """The anchors of the output's map, ``Tensor[H * W * A, 7]`` on its device.
