@@ -10,8 +10,9 @@ reference). Rows, per detector:
   `optimize_for_inference()` (conv+BN folded, channels-last BEV maps) against the plain model in
   the same process;
 - training: samples per second of one optimiser step (forward, loss, backward, SGD) on a batch
-  of two copies of the frame with three ground-truth boxes; both columns are the plain model
-  (folding is inference only), the row is there for the number.
+  of two copies of the frame with three ground-truth boxes; the optimised column trains the model
+  channels-last (``channels_last: true`` in a config, `pc3d.nn.fuse.to_channels_last`; folding is
+  inference only), the plain column in the default layout.
 
 MMDetection3D's times on the same frame and machine kind (2 threads; its README) are printed
 next to them. On the CPU torch gets 2 threads. Medians of `PC3D_BENCH_REPEATS` (7) runs after a
@@ -205,6 +206,7 @@ def run(device: str) -> list[dict]:
 
 def _run(dev: torch.device) -> list[dict]:
     import pc3d_det3d  # noqa: F401  (registers the detectors)
+    from pc3d.nn.fuse import to_channels_last
 
     sync = device_sync(dev)
     points = torch.from_numpy(np.fromfile(FRAME, dtype=np.float32).reshape(-1, 4)).to(dev)
@@ -224,8 +226,10 @@ def _run(dev: torch.device) -> list[dict]:
                     model_row(name, stage, timed(ours[stage], sync), timed(peer[stage], sync), source)
                 )
         if TRAIN:
-            t_train = timed(training_step(copy.deepcopy(plain).train(), points), sync)
-            rows.append(model_row(name, "training (batch 2)", t_train, t_train, source, per_sample=2))
+            t_plain = timed(training_step(copy.deepcopy(plain).train(), points), sync)
+            nhwc = to_channels_last(copy.deepcopy(plain)).train()
+            t_nhwc = timed(training_step(nhwc, points), sync)
+            rows.append(model_row(name, "training (batch 2)", t_nhwc, t_plain, source, per_sample=2))
     return rows
 
 
