@@ -24,6 +24,7 @@ from pc3d.errors import FormatError, ShapeError
 from pc3d.nn.box_ops_2d import bbox_overlaps
 
 Reduction = Literal["none", "mean", "sum"]
+AvgFactor = float | Tensor | None
 _EPS = torch.finfo(torch.float32).eps
 
 
@@ -229,6 +230,8 @@ def giou_loss(
 
 
 class _Loss(nn.Module):
+    """Base of the loss modules: one `forward` signature; subclasses give `_loss` (unweighted)."""
+
     def __init__(self, reduction: Reduction = "mean", loss_weight: float = 1.0) -> None:
         super().__init__()
         if reduction not in ("none", "mean", "sum"):
@@ -236,8 +239,33 @@ class _Loss(nn.Module):
         self.reduction: Reduction = reduction
         self.loss_weight = float(loss_weight)
 
-    def _reduction(self, override: Reduction | None) -> Reduction:
-        return self.reduction if override is None else override
+    def forward(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        weight: Tensor | None = None,
+        avg_factor: float | Tensor | None = None,
+        reduction_override: Reduction | None = None,
+    ) -> Tensor:
+        """The loss times `loss_weight`.
+
+        Args:
+            pred: predictions.
+            target: targets of `pred`'s shape (class indices for the softmax cross-entropy).
+            weight: per-element (or per-row) weights, or None.
+            avg_factor: the divisor of the "mean" reduction instead of the element count.
+            reduction_override: a reduction for this call instead of `reduction`.
+
+        Returns:
+            The reduced loss (a scalar) or, with reduction "none", the per-element loss.
+        """
+        reduction = self.reduction if reduction_override is None else reduction_override
+        return self.loss_weight * self._loss(pred, target, weight, reduction, avg_factor)
+
+    def _loss(
+        self, pred: Tensor, target: Tensor, weight: Tensor | None, reduction: Reduction, avg_factor: AvgFactor
+    ) -> Tensor:
+        raise NotImplementedError
 
 
 class FocalLoss(_Loss):
@@ -250,17 +278,10 @@ class FocalLoss(_Loss):
         self.gamma = gamma
         self.alpha = alpha
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-        reduction_override: Reduction | None = None,
+    def _loss(
+        self, pred: Tensor, target: Tensor, weight: Tensor | None, reduction: Reduction, avg_factor: AvgFactor
     ) -> Tensor:
-        return self.loss_weight * sigmoid_focal_loss(
-            pred, target, weight, self.gamma, self.alpha, self._reduction(reduction_override), avg_factor
-        )
+        return sigmoid_focal_loss(pred, target, weight, self.gamma, self.alpha, reduction, avg_factor)
 
 
 class CrossEntropyLoss(_Loss):
@@ -285,19 +306,13 @@ class CrossEntropyLoss(_Loss):
         self.ignore_index = ignore_index
         self.label_smoothing = float(label_smoothing)
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-        reduction_override: Reduction | None = None,
+    def _loss(
+        self, pred: Tensor, target: Tensor, weight: Tensor | None, reduction: Reduction, avg_factor: AvgFactor
     ) -> Tensor:
-        reduction = self._reduction(reduction_override)
         if self.use_sigmoid:
-            return self.loss_weight * binary_cross_entropy(pred, target, weight, reduction, avg_factor)
+            return binary_cross_entropy(pred, target, weight, reduction, avg_factor)
         class_weight = None if self.class_weight is None else pred.new_tensor(self.class_weight)
-        return self.loss_weight * cross_entropy(
+        return cross_entropy(
             pred, target, weight, class_weight, self.ignore_index, self.label_smoothing, reduction, avg_factor
         )
 
@@ -309,33 +324,19 @@ class SmoothL1Loss(_Loss):
         super().__init__(reduction, loss_weight)
         self.beta = beta
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-        reduction_override: Reduction | None = None,
+    def _loss(
+        self, pred: Tensor, target: Tensor, weight: Tensor | None, reduction: Reduction, avg_factor: AvgFactor
     ) -> Tensor:
-        return self.loss_weight * smooth_l1_loss(
-            pred, target, weight, self.beta, self._reduction(reduction_override), avg_factor
-        )
+        return smooth_l1_loss(pred, target, weight, self.beta, reduction, avg_factor)
 
 
 class L1Loss(_Loss):
     """Module form of `l1_loss`, times `loss_weight`."""
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-        reduction_override: Reduction | None = None,
+    def _loss(
+        self, pred: Tensor, target: Tensor, weight: Tensor | None, reduction: Reduction, avg_factor: AvgFactor
     ) -> Tensor:
-        return self.loss_weight * l1_loss(
-            pred, target, weight, self._reduction(reduction_override), avg_factor
-        )
+        return l1_loss(pred, target, weight, reduction, avg_factor)
 
 
 class GIoULoss(_Loss):
@@ -345,14 +346,7 @@ class GIoULoss(_Loss):
         super().__init__(reduction, loss_weight)
         self.eps = eps
 
-    def forward(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        weight: Tensor | None = None,
-        avg_factor: float | Tensor | None = None,
-        reduction_override: Reduction | None = None,
+    def _loss(
+        self, pred: Tensor, target: Tensor, weight: Tensor | None, reduction: Reduction, avg_factor: AvgFactor
     ) -> Tensor:
-        return self.loss_weight * giou_loss(
-            pred, target, weight, self.eps, self._reduction(reduction_override), avg_factor
-        )
+        return giou_loss(pred, target, weight, self.eps, reduction, avg_factor)
