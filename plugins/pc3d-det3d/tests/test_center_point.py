@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
+from det3d_training import CLASSES, SMALL_PILLARS, SMALL_VOXELS, adam_losses, kitti_frames
 
 from pc3d.config import ConfigError, build, load_config
 from pc3d.errors import FormatError, ShapeError
@@ -14,50 +14,13 @@ from pc3d.plugin_manager import PluginManager
 from pc3d_det3d.center_decode import CenterDecodeSettings, select_detections
 from pc3d_det3d.center_head import CenterPointHead, CenterPointOutput
 from pc3d_det3d.center_targets import encode_task_targets, gaussian_radius, split_by_task
-from pc3d_det3d.datasets import KittiDataset
 from pc3d_det3d.voxelnet import VoxelDetector
 
-KITTI = Path(__file__).resolve().parents[3] / "tests" / "data" / "kitti" / "training"
 PILLAR = "centerpoint_pillar-secfpn_kitti-3d-3class.yaml"
 VOXEL = "centerpoint_voxel-secfpn_kitti-3d-3class.yaml"
-CLASSES = ["Pedestrian", "Cyclist", "Car"]
-# The pillar config shrunk to 0.8 m pillars over 70.4 m x 38.4 m (88 x 48) and narrow layers, so a
-# training step on the shipped KITTI frames takes a fraction of a second.
-SMALL_RANGE = [0, -19.2, -3, 70.4, 19.2, 1]
-SMALL = [
-    f"point_cloud_range={SMALL_RANGE}",
-    "voxel_size=[0.8, 0.8, 4]",
-    "model.voxel.max_num_points=16",
-    "model.voxel_encoder.feat_channels=[16]",
-    "model.middle_encoder.in_channels=16",
-    "model.middle_encoder.output_shape=[48, 88]",
-    "model.backbone.in_channels=16",
-    "model.backbone.out_channels=[16, 16, 16]",
-    "model.backbone.layer_nums=[1, 1, 1]",
-    "model.neck.in_channels=[16, 16, 16]",
-    "model.neck.out_channels=[16, 16, 16]",
-    "model.bbox_head.in_channels=48",
-    "model.bbox_head.share_conv_channels=16",
-    "model.bbox_head.head_channels=16",
-]
-
-# The voxel config shrunk alike: 0.4 x 0.4 x 0.1 m voxels (sparse grid 41 x 96 x 176, BEV 12 x 22).
-SMALL_VOXEL = [
-    f"point_cloud_range={SMALL_RANGE}",
-    "voxel_size=[0.4, 0.4, 0.1]",
-    "model.middle_encoder.sparse_shape=[41, 96, 176]",
-    "model.middle_encoder.base_channels=8",
-    "model.middle_encoder.output_channels=16",
-    "model.middle_encoder.encoder_channels=[[8], [8, 8, 8], [16, 16, 16], [16, 16, 16]]",
-    "model.backbone.in_channels=32",
-    "model.backbone.out_channels=[16, 16]",
-    "model.backbone.layer_nums=[1, 1]",
-    "model.neck.in_channels=[16, 16]",
-    "model.neck.out_channels=[16, 16]",
-    "model.bbox_head.in_channels=32",
-    "model.bbox_head.share_conv_channels=16",
-    "model.bbox_head.head_channels=16",
-]
+# The shrunk networks with a narrow CenterPoint head.
+SMALL = [*SMALL_PILLARS, "model.bbox_head.share_conv_channels=16", "model.bbox_head.head_channels=16"]
+SMALL_VOXEL = [*SMALL_VOXELS, "model.bbox_head.share_conv_channels=16", "model.bbox_head.head_channels=16"]
 
 
 @pytest.fixture(scope="module")
@@ -303,31 +266,14 @@ def test_class_count_mismatch_fails_at_build_naming_the_key(manager) -> None:
         build(config.node("model"), kind="model", registry=manager.registry)
 
 
-def kitti_frames() -> list[dict]:
-    dataset = KittiDataset(
-        str(KITTI), class_names=CLASSES, split=None, point_cloud_range=SMALL_RANGE, max_points=3000
-    )
-    torch.manual_seed(0)
-    return [dataset[i] for i in range(len(dataset))]
-
-
 @pytest.mark.parametrize("name", [PILLAR, VOXEL])
 def test_training_on_the_shipped_kitti_frames_lowers_the_loss(manager, name: str) -> None:
     torch.manual_seed(0)
     model = small_model(manager, name=name)
-    frames = kitti_frames()
+    frames = kitti_frames(max_points=3000)
     assert len(frames) == 4 and sum(len(f["gt_boxes"]) for f in frames) >= 3
     points = [f["points"] for f in frames]
-    boxes = [f["gt_boxes"] for f in frames]
-    labels = [f["gt_labels"] for f in frames]
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    losses = []
-    for _ in range(10):
-        loss = model.loss(points, boxes, labels)
-        optimizer.zero_grad()
-        loss["loss"].backward()
-        optimizer.step()
-        losses.append(loss["loss"].item())
+    losses = adam_losses(model, points, [f["gt_boxes"] for f in frames], [f["gt_labels"] for f in frames], 10)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.5 * losses[0], losses
     model.eval()
@@ -341,7 +287,7 @@ def test_training_on_the_shipped_kitti_frames_lowers_the_loss(manager, name: str
 def test_frames_without_boxes_or_points_train_and_predict(manager) -> None:
     torch.manual_seed(0)
     model = small_model(manager, "model.bbox_head.test_cfg.score_threshold=0.3")
-    frame = kitti_frames()[1]
+    frame = kitti_frames(max_points=3000)[1]
     empty_points = torch.zeros(0, 4)
     no_boxes, no_labels = torch.zeros(0, 7), torch.zeros(0, dtype=torch.long)
     loss = model.loss([frame["points"], empty_points], [no_boxes, no_boxes], [no_labels, no_labels])

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from det3d_training import adam_losses
 
 from pc3d.config import ConfigError, build, load_config
 from pc3d.errors import FormatError, ShapeError
@@ -281,14 +282,7 @@ def test_detector_trains_on_a_tiny_fixed_batch(registry, config_dirs, batch):
     config = load_config(CONFIG, SMALL, search_dirs=config_dirs)
     model = build(config.node("model"), kind="model", registry=registry)
     points, boxes, labels = batch
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    losses = []
-    for _ in range(12):
-        loss = model.loss(points, boxes, labels)
-        optimizer.zero_grad()
-        loss["loss"].backward()
-        optimizer.step()
-        losses.append(loss["loss"].detach().item())
+    losses = adam_losses(model, points, boxes, labels, 12)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.3 * losses[0], losses
     model.eval()

@@ -13,58 +13,20 @@ from pathlib import Path
 
 import pytest
 import torch
+from det3d_training import KITTI_ROOT, SMALL_PILLARS, SMALL_VOXELS, adam_losses, kitti_frames
 
 from pc3d.config import build, load_config
-from pc3d_det3d.datasets import KittiDataset
 
-REPO = Path(__file__).resolve().parents[3]
-KITTI = REPO / "tests" / "data" / "kitti"
-CLASSES = ["Pedestrian", "Cyclist", "Car"]
-# 70.4 m x 38.4 m in front of the car, which holds the shipped frames' labelled objects.
-RANGE = [0, -19.2, -3, 70.4, 19.2, 1]
 ANCHORS = (
     "model.bbox_head.anchor_generator.ranges=[[0, -19.2, -0.6, 70.4, 19.2, -0.6], "
     "[0, -19.2, -0.6, 70.4, 19.2, -0.6], [0, -19.2, -1.78, 70.4, 19.2, -1.78]]"
 )
-# The zoo models with 0.8 m pillars / 0.4 m voxels and narrow layers: a step takes a fraction of a
-# second. Everything else (encoders, anchors, assigners, losses) is the published model's.
+# The zoo models shrunk: everything else (encoders, anchors, assigners, losses) is the published
+# model's, with the anchors spread over the smaller range.
 SMALL = {
-    "pointpillars_hv-secfpn_kitti-3d-3class": [
-        f"point_cloud_range={RANGE}",
-        "voxel_size=[0.8, 0.8, 4]",
-        "model.voxel.max_num_points=16",
-        "model.voxel_encoder.feat_channels=[16]",
-        "model.middle_encoder.in_channels=16",
-        "model.middle_encoder.output_shape=[48, 88]",
-        "model.backbone.in_channels=16",
-        "model.backbone.out_channels=[16, 16, 16]",
-        "model.backbone.layer_nums=[1, 1, 1]",
-        "model.neck.in_channels=[16, 16, 16]",
-        "model.neck.out_channels=[16, 16, 16]",
-        "model.bbox_head.in_channels=48",
-        ANCHORS,
-    ],
-    "second_hv-secfpn_kitti-3d-3class": [
-        f"point_cloud_range={RANGE}",
-        "voxel_size=[0.4, 0.4, 0.1]",
-        "model.middle_encoder.sparse_shape=[41, 96, 176]",
-        "model.middle_encoder.base_channels=8",
-        "model.middle_encoder.output_channels=16",
-        "model.middle_encoder.encoder_channels=[[8], [8, 8, 8], [16, 16, 16], [16, 16, 16]]",
-        "model.backbone.in_channels=32",
-        "model.backbone.out_channels=[16, 16]",
-        "model.backbone.layer_nums=[1, 1]",
-        "model.neck.in_channels=[16, 16]",
-        "model.neck.out_channels=[16, 16]",
-        "model.bbox_head.in_channels=32",
-        ANCHORS,
-    ],
+    "pointpillars_hv-secfpn_kitti-3d-3class": [*SMALL_PILLARS, ANCHORS],
+    "second_hv-secfpn_kitti-3d-3class": [*SMALL_VOXELS, ANCHORS],
 }
-
-
-def _frames() -> list[dict]:
-    dataset = KittiDataset(str(KITTI), class_names=CLASSES, split=None, point_cloud_range=RANGE)
-    return [dataset[i] for i in range(len(dataset))]
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -73,19 +35,10 @@ def test_training_on_the_shipped_kitti_frames_lowers_the_loss(name: str) -> None
         pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2")
     torch.manual_seed(0)
     model = build(load_config(name, SMALL[name]).node("model"), kind="model")
-    frames = _frames()
+    frames = kitti_frames()
     assert len(frames) == 4 and sum(len(f["gt_boxes"]) for f in frames) >= 3
     points = [f["points"] for f in frames]
-    boxes = [f["gt_boxes"] for f in frames]
-    labels = [f["gt_labels"] for f in frames]
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    losses = []
-    for _ in range(12):
-        loss = model.loss(points, boxes, labels)
-        optimizer.zero_grad()
-        loss["loss"].backward()
-        optimizer.step()
-        losses.append(loss["loss"].item())
+    losses = adam_losses(model, points, [f["gt_boxes"] for f in frames], [f["gt_labels"] for f in frames], 12)
     assert all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.5 * losses[0], losses
     model.eval()
@@ -115,7 +68,7 @@ def test_pointpillars_trains_and_evaluates_under_torchrun_with_two_gloo_processe
         "--set",
         *SMALL["pointpillars_hv-secfpn_kitti-3d-3class"],
         "model.channels_last=true",
-        f"data_root={KITTI}",
+        f"data_root={KITTI_ROOT}",
         f"data.train.dataset.split={frames}",
         f"data.val.dataset.split={frames}",
         "data.train.dataset.pipeline=[{type: RandomFlip3D, flip_ratio_bev_horizontal: 0.5}, {type: PointShuffle}]",
