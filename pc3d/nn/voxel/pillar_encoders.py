@@ -83,7 +83,7 @@ class PFNLayer(nn.Module):
 
 
 class PillarDecoration(nn.Module):
-    """What both pillar nets share: the decoration settings and the pillar-centre arithmetic."""
+    """What both pillar nets share: the decoration settings, layer widths and pillar-centre arithmetic."""
 
     def __init__(
         self,
@@ -109,6 +109,16 @@ class PillarDecoration(nn.Module):
         self.decorated_channels = (
             in_channels + 3 * with_cluster_center + 3 * with_voxel_center + int(with_distance)
         )
+
+    def layer_widths(self, feat_channels: Sequence[int]) -> list[int]:
+        """`[decorated_channels, *feat_channels]`: the input and output widths of the layers.
+
+        Raises:
+            FormatError: `feat_channels` is empty.
+        """
+        if len(feat_channels) == 0:
+            raise FormatError("feat_channels must name at least one layer, got ()")
+        return [self.decorated_channels, *(int(c) for c in feat_channels)]
 
     def pillar_centres(self, coords: Tensor, dtype: torch.dtype) -> Tensor:
         """Centres `Tensor[R, 3]` (x, y, z) of the voxels `coords` `IntTensor[R, 4]` (batch, z, y, x)."""
@@ -155,10 +165,8 @@ class PillarFeatureNet(PillarDecoration):
         super().__init__(
             in_channels, with_distance, with_cluster_center, with_voxel_center, voxel_size, point_cloud_range
         )
-        if len(feat_channels) == 0:
-            raise FormatError("feat_channels must name at least one layer, got ()")
         self.legacy = legacy
-        channels = [self.decorated_channels, *(int(c) for c in feat_channels)]
+        channels = self.layer_widths(feat_channels)
         last = len(channels) - 2
         self.pfn_layers = nn.ModuleList(
             PFNLayer(channels[i], channels[i + 1], last_layer=i == last, mode=mode, norm=norm)
@@ -295,6 +303,8 @@ class DynamicPillarFeatureNet(PillarDecoration):
         out_channels: `feat_channels[-1]`.
     """
 
+    # The same keywords and defaults as PillarFeatureNet (less `legacy`) on purpose: configs map
+    # to explicit constructors, and either net can stand in the other's place.
     def __init__(
         self,
         in_channels: int = 4,
@@ -310,10 +320,8 @@ class DynamicPillarFeatureNet(PillarDecoration):
         super().__init__(
             in_channels, with_distance, with_cluster_center, with_voxel_center, voxel_size, point_cloud_range
         )
-        if len(feat_channels) == 0:
-            raise FormatError("feat_channels must name at least one layer, got ()")
         self.reduce = "max" if _check_mode(mode) == "max" else "mean"
-        channels = [self.decorated_channels, *(int(c) for c in feat_channels)]
+        channels = self.layer_widths(feat_channels)
         layers = []
         for i in range(len(channels) - 1):
             c_in = channels[i] * (2 if i > 0 else 1)
