@@ -14,8 +14,9 @@
 - `pc3d.io.values`: checks shared by the readers (`is_number`, `first_non_finite`).
 """
 
-import importlib
 from typing import Any
+
+from pc3d.lazy import load_attribute, module_of
 
 # Attributes load their module on first use, so that `pc3d.io.atomic` and `pc3d.io.jsonio`
 # (used by light commands and the config layer) do not pull in numpy and torch.
@@ -65,17 +66,11 @@ _LAZY = {
         "write_point_file",
     ),
 }
-_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+_MODULE_OF = module_of(_LAZY)
 
 
-# Same shape as pc3d.structures' lazy __getattr__/__dir__ on purpose: each package resolves its own table (PEP 562).
 def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pc3d.io' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return load_attribute(__name__, _MODULE_OF, globals(), name)
 
 
 def __dir__() -> list[str]:

@@ -14,8 +14,9 @@ Names load their module on first use, so `pc3d.structures.box_mode` (`BoxMode`, 
 imports without torch.
 """
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from pc3d.lazy import load_attribute, module_of
 
 if TYPE_CHECKING:
     from pc3d.structures.base_box3d import Boxes3D, box_class
@@ -43,7 +44,7 @@ _LAZY = {
     "pc3d.structures.points": ("CameraPoints", "DepthPoints", "LiDARPoints", "points_class"),
     "pc3d.structures.utils": ("limit_period",),
 }
-_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+_MODULE_OF = module_of(_LAZY)
 
 __all__ = [
     "MODE_NAMES",
@@ -67,13 +68,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pc3d.structures' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return load_attribute(__name__, _MODULE_OF, globals(), name)
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MODULE_OF))
+    return sorted({*globals(), *_MODULE_OF})
