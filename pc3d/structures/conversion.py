@@ -105,6 +105,8 @@ def convert_points(points: T, src: BoxMode | str, dst: BoxMode | str, rt_mat: Rt
         FormatError: unknown mode, or a structure whose system is not `src`.
         ShapeError: points not `[N, 3+C]`, or `rt_mat` not 3x3/3x4/4x4.
     """
+    # The steps of convert_boxes for points: structures convert themselves, the rest is unwrapped
+    # and checked for its own width (3+C, not 7+C) and kernel.
     src, dst = BoxMode.parse(src), BoxMode.parse(dst)
     if isinstance(points, BasePoints):
         _check_source(points, src, "points")

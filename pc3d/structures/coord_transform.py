@@ -135,6 +135,8 @@ def turn_yaw(yaw: Tensor, src: BoxMode, dst: BoxMode, rotation: Tensor) -> Tenso
     return limit_period(turned, 0.5, 2 * math.pi)
 
 
+# Same keywords as pc3d.structures.conversion.convert_boxes on purpose: that public call checks and
+# unwraps any box input, then hands the tensor to this kernel.
 def convert_box_tensor(
     boxes: Tensor,
     src: BoxMode | str,
@@ -221,6 +223,8 @@ def convert_point_tensor(
     Raises:
         ShapeError: points not `(N, 3+C)` or a bad `rt_mat` shape.
     """
+    # Same steps as convert_box_tensor's opening, kept in line: points need only the matrix, boxes
+    # also their sizes and yaw, and a helper for four lines would hide where each returns.
     src, dst = BoxMode.parse(src), BoxMode.parse(dst)
     if points.dim() != 2 or points.shape[1] < 3:
         raise ShapeError(f"points must have shape (N, 3+C), got {tuple(points.shape)}")
