@@ -370,6 +370,8 @@ class FasterRCNN(nn.Module):
         """FPN levels of ``images`` (see :func:`pc3d_det2d.detector.pyramid_features`)."""
         return pyramid_features(self.backbone, self.neck, images)
 
+    # The signature and checks of Detector2D.loss (the engine's batch contract), but two heads with
+    # proposals between them: not a Detector2D, whose loss is one dense head's.
     def loss(
         self,
         images: Tensor,

@@ -26,12 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pc3d.errors import FormatError, ShapeError
-from pc3d.nn import binary_cross_entropy, box_area, clip_boxes, giou_loss, sigmoid_focal_loss
+from pc3d.errors import FormatError
+from pc3d.nn import binary_cross_entropy, box_area, clip_boxes, giou_loss
 from pc3d_det2d.detector import Detector2D
 from pc3d_det2d.head_utils import (
     DenseHead2D,
-    check_inference_args,
     check_labels,
     conv_tower,
     init_dense_head,
@@ -87,16 +86,10 @@ class FCOSHead(DenseHead2D):
         iou_threshold: inference: NMS overlap threshold.
         max_per_img: inference: detections kept per image.
 
-    Attributes:
-        config_key: where configs put the head (``model.head``); a label outside
-            ``num_classes`` is reported against ``<config_key>.num_classes``.
-
     Raises:
         FormatError: an argument out of range (named with its value), or not one regress range
             per level.
     """
-
-    config_key = "model.head"
 
     def __init__(
         self,
@@ -124,7 +117,7 @@ class FCOSHead(DenseHead2D):
             feat_channels=feat_channels,
             stacked_convs=stacked_convs,
         )
-        check_inference_args("FCOSHead", score_threshold, iou_threshold, max_per_img, nms_pre)
+        self.set_inference_settings(score_threshold, nms_pre, iou_threshold, max_per_img)
         if len(regress_ranges) != len(strides) or any(len(r) != 2 for r in regress_ranges):
             raise FormatError(
                 f"FCOSHead: regress_ranges needs one [lo, hi] per level ({len(strides)}), got {regress_ranges!r}"
@@ -135,8 +128,6 @@ class FCOSHead(DenseHead2D):
         self.regress_ranges = [(float(lo), INF if float(hi) < 0 else float(hi)) for lo, hi in regress_ranges]
         self.center_sampling, self.center_radius = center_sampling, float(center_radius)
         self.focal_gamma, self.focal_alpha = focal_gamma, focal_alpha
-        self.score_threshold, self.nms_pre = score_threshold, nms_pre
-        self.iou_threshold, self.max_per_img = iou_threshold, max_per_img
         self.cls_tower = conv_tower(in_channels, feat_channels, stacked_convs, group_norm=True)
         self.reg_tower = conv_tower(in_channels, feat_channels, stacked_convs, group_norm=True)
         self.cls_out = nn.Conv2d(feat_channels, num_classes, 3, padding=1)
@@ -158,8 +149,7 @@ class FCOSHead(DenseHead2D):
         Raises:
             ShapeError: not one map per stride.
         """
-        if len(feats) != len(self.strides):
-            raise ShapeError(f"FCOSHead has {len(self.strides)} levels, got {len(feats)} feature maps")
+        self.check_levels(feats)
         cls, reg, ctr = [], [], []
         for level, x in enumerate(feats):
             c, r = self.cls_tower(x), self.reg_tower(x)
@@ -273,19 +263,9 @@ class FCOSHead(DenseHead2D):
         target, ltrb_t, ctr_t = self.targets(sizes, gt_boxes, gt_labels, image_sizes, device)  # type: ignore[arg-type]
         logits, ltrb, ctr_logit = self._flat(cls, reg, ctr)
         points = torch.cat(fcos_points(sizes, self.strides, device))[None].expand(logits.shape[0], -1, -1)
-        counted = target >= 0
-        positive = counted & (target < self.num_classes)
+        positive = (target >= 0) & (target < self.num_classes)
         num_pos = max(float(positive.sum()), 1.0)
-        loss_cls = (
-            sigmoid_focal_loss(
-                logits[counted],
-                target[counted],
-                gamma=self.focal_gamma,
-                alpha=self.focal_alpha,
-                reduction="sum",
-            )
-            / num_pos
-        )
+        loss_cls = self.classification_loss(logits, target, num_pos)
         p = points[positive]
         pred_boxes = torch.cat([p - ltrb[positive][:, :2], p + ltrb[positive][:, 2:]], dim=1)
         gt_boxes_pos = torch.cat([p - ltrb_t[positive][:, :2], p + ltrb_t[positive][:, 2:]], dim=1)
@@ -328,16 +308,6 @@ class FCOSHead(DenseHead2D):
 
 
 class FCOS(Detector2D):
-    """Backbone + FPN + :class:`FCOSHead`.
-
-    Args:
-        backbone: feature extractor with ``out_channels`` (and ``out_strides``).
-        neck: the FPN over the backbone's outputs.
-        head: the FCOS head.
-
-    Raises:
-        FormatError: a head that is not an :class:`FCOSHead`.
-        ShapeError: channels or strides that do not chain.
-    """
+    """Backbone + FPN + :class:`FCOSHead`; arguments and errors as :class:`Detector2D`."""
 
     head_type = FCOSHead

@@ -1,6 +1,6 @@
 """What the det2d heads share: constructor argument checks, the per-batch ground-truth label
-check, the conv towers of the dense heads and their initialisation, and the selection of the
-best candidates of each FPN level before NMS.
+check, the conv towers of the dense heads and their initialisation, their focal classification
+loss, and the selection of the best candidates of each FPN level before NMS.
 
 The argument and label checks are not specific to 2D detection; they are candidates for
 ``pc3d.nn`` once another plugin needs them.
@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from pc3d.errors import FormatError
+from pc3d.errors import FormatError, ShapeError
+from pc3d.nn import sigmoid_focal_loss
 from pc3d.nn.labels import check_labels
 from pc3d_det2d.structures import Detections2D, batched_image_nms
 
@@ -171,13 +172,69 @@ class DenseHead2D(nn.Module):
     ``loss_from_outputs(*outputs, gt_boxes, gt_labels, image_sizes)`` and ``decode(*outputs,
     image_sizes)`` take; :meth:`loss` and :meth:`predict` chain the two.
 
-    A subclass sets ``num_classes``, ``score_threshold``, ``iou_threshold`` and ``max_per_img``.
+    A subclass sets ``num_classes``, ``strides``, ``focal_gamma`` and ``focal_alpha``, and its
+    inference settings through :meth:`set_inference_settings`.
+
+    Attributes:
+        config_key: where configs put the head (``model.head``); a label outside
+            ``num_classes`` is reported against ``<config_key>.num_classes``.
     """
 
+    config_key: ClassVar[str] = "model.head"
     num_classes: int
+    strides: tuple[int, ...]
+    focal_gamma: float
+    focal_alpha: float
     score_threshold: float
+    nms_pre: int
     iou_threshold: float
     max_per_img: int
+
+    def set_inference_settings(
+        self, score_threshold: float, nms_pre: int, iou_threshold: float, max_per_img: int
+    ) -> None:
+        """Check and keep the inference settings (see :func:`check_inference_args`).
+
+        Raises:
+            FormatError: a setting out of range, named with the head and its value.
+        """
+        check_inference_args(type(self).__name__, score_threshold, iou_threshold, max_per_img, nms_pre)
+        self.score_threshold, self.nms_pre = score_threshold, nms_pre
+        self.iou_threshold, self.max_per_img = iou_threshold, max_per_img
+
+    def check_levels(self, feats: Sequence[Tensor]) -> None:
+        """Check that ``feats`` holds one FPN level per stride.
+
+        Raises:
+            ShapeError: naming both counts.
+        """
+        if len(feats) != len(self.strides):
+            raise ShapeError(
+                f"{type(self).__name__} has {len(self.strides)} levels, got {len(feats)} feature maps"
+            )
+
+    def classification_loss(self, logits: Tensor, target: Tensor, num_pos: float) -> Tensor:
+        """The sigmoid focal loss of the counted locations, summed and divided by the positives.
+
+        Args:
+            logits: ``Tensor[B, N, K]`` class logits.
+            target: ``Long[B, N]``: a class, ``K`` for background or -1 for not counted.
+            num_pos: the number of positives (at least 1).
+
+        Returns:
+            A scalar.
+        """
+        counted = target >= 0
+        return (
+            sigmoid_focal_loss(
+                logits[counted],
+                target[counted],
+                gamma=self.focal_gamma,
+                alpha=self.focal_alpha,
+                reduction="sum",
+            )
+            / num_pos
+        )
 
     def loss(
         self,

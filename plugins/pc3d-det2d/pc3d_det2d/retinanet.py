@@ -23,19 +23,17 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from pc3d.errors import FormatError, ShapeError
+from pc3d.errors import FormatError
 from pc3d.nn import (
     AnchorGenerator,
     DeltaXYWHBBoxCoder,
     MaxIoUAssigner,
     l1_loss,
-    sigmoid_focal_loss,
     smooth_l1_loss,
 )
 from pc3d_det2d.detector import Detector2D
 from pc3d_det2d.head_utils import (
     DenseHead2D,
-    check_inference_args,
     check_labels,
     conv_tower,
     init_dense_head,
@@ -73,15 +71,9 @@ class RetinaHead(DenseHead2D):
         iou_threshold: inference: NMS overlap threshold.
         max_per_img: inference: detections kept per image.
 
-    Attributes:
-        config_key: where configs put the head (``model.head``); a label outside
-            ``num_classes`` is reported against ``<config_key>.num_classes``.
-
     Raises:
         FormatError: an argument out of range (named with its value).
     """
-
-    config_key = "model.head"
 
     def __init__(
         self,
@@ -111,7 +103,7 @@ class RetinaHead(DenseHead2D):
             "RetinaHead", 1, num_classes=num_classes, in_channels=in_channels, feat_channels=feat_channels
         )
         require_at_least("RetinaHead", 0, stacked_convs=stacked_convs)
-        check_inference_args("RetinaHead", score_threshold, iou_threshold, max_per_img, nms_pre)
+        self.set_inference_settings(score_threshold, nms_pre, iou_threshold, max_per_img)
         if bbox_loss not in ("l1", "smooth_l1"):
             raise FormatError(f"RetinaHead: bbox_loss must be 'l1' or 'smooth_l1', got {bbox_loss!r}")
         self.num_classes = num_classes
@@ -134,8 +126,6 @@ class RetinaHead(DenseHead2D):
             smooth_l1_beta,
             bbox_loss_weight,
         )
-        self.score_threshold, self.nms_pre = score_threshold, nms_pre
-        self.iou_threshold, self.max_per_img = iou_threshold, max_per_img
         self.cls_tower = conv_tower(in_channels, feat_channels, stacked_convs)
         self.reg_tower = conv_tower(in_channels, feat_channels, stacked_convs)
         tower_out = feat_channels if stacked_convs > 0 else in_channels
@@ -155,8 +145,7 @@ class RetinaHead(DenseHead2D):
         Raises:
             ShapeError: not one map per stride.
         """
-        if len(feats) != len(self.strides):
-            raise ShapeError(f"RetinaHead has {len(self.strides)} levels, got {len(feats)} feature maps")
+        self.check_levels(feats)
         return [self.cls_out(self.cls_tower(x)) for x in feats], [
             self.reg_out(self.reg_tower(x)) for x in feats
         ]
@@ -234,17 +223,7 @@ class RetinaHead(DenseHead2D):
         featmap_sizes = [tuple(s.shape[-2:]) for s in cls_scores]
         target, assigned, positive = self.targets(anchors, featmap_sizes, gt_boxes, gt_labels, image_sizes)  # type: ignore[arg-type]
         num_pos = max(float(positive.sum()), 1.0)
-        counted = target >= 0
-        loss_cls = (
-            sigmoid_focal_loss(
-                logit[counted],
-                target[counted],
-                gamma=self.focal_gamma,
-                alpha=self.focal_alpha,
-                reduction="sum",
-            )
-            / num_pos
-        )
+        loss_cls = self.classification_loss(logit, target, num_pos)
         pos_anchors = anchors[None].expand_as(assigned)[positive]
         pos_targets = self.bbox_coder.encode(pos_anchors, assigned[positive])
         if self.bbox_loss == "l1":
@@ -285,16 +264,7 @@ class RetinaHead(DenseHead2D):
 
 
 class RetinaNet(Detector2D):
-    """ResNet (or any backbone with ``out_channels``) + FPN + :class:`RetinaHead`.
-
-    Args:
-        backbone: feature extractor with ``out_channels`` (and ``out_strides``).
-        neck: the FPN over the backbone's outputs.
-        head: the RetinaNet head.
-
-    Raises:
-        FormatError: a head that is not a :class:`RetinaHead`.
-        ShapeError: channels or strides that do not chain.
-    """
+    """ResNet (or any backbone with ``out_channels``) + FPN + :class:`RetinaHead`; arguments and
+    errors as :class:`Detector2D`."""
 
     head_type = RetinaHead
