@@ -93,6 +93,7 @@ class Command:
             ) from err
 
 
+# A table, one row per command: the rows share their shape, not their content.
 CORE_COMMANDS: tuple[Command, ...] = (
     Command(
         "demo",

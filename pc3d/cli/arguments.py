@@ -7,6 +7,7 @@ Standard library only (``pc3d --help`` builds every parser). The other commands'
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 #: Where a model runs, for ``--device`` of the config-driven commands (the engine's choices).
 DEVICES = ("auto", "cpu", "cuda")
@@ -15,7 +16,7 @@ DEVICES = ("auto", "cpu", "cuda")
 def add_command(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
-    help: str,
+    help: str | None,
     description: str,
     epilog: str,
 ) -> argparse.ArgumentParser:
@@ -24,19 +25,22 @@ def add_command(
     Args:
         subparsers: The ``pc3d`` parser's (or a command's) sub-parsers.
         name: The command's name.
-        help: Its line in the parent's ``--help``.
+        help: Its line in the parent's ``--help``; None for a core command, which is listed with
+            the summary it is declared with (``pc3d.cli.CORE_COMMANDS``).
         description: What ``pc3d NAME --help`` says first.
         epilog: Printed verbatim after the options (line breaks kept).
 
     Returns:
         The new command's parser.
     """
+    # argparse lists a sub-command's help line only when add_parser is given one.
+    listing: dict[str, Any] = {} if help is None else {"help": help}
     return subparsers.add_parser(
         name,
-        help=help,
         description=description,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        **listing,
     )
 
 

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pc3d.cli.arguments import add_command
 from pc3d.cli.inputs import must_exist
 from pc3d.structures.box_mode import MODE_NAMES
 
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 
 MODES = MODE_NAMES
 NAN_POLICIES = ("drop", "raise")
+DESCRIPTION = (
+    "Convert boxes or points between the LiDAR, Camera and Depth coordinate systems, "
+    "and between file formats."
+)
 EXAMPLES = """examples:
   pc3d convert --src camera --dst lidar --calib calib/000001.txt boxes_cam.json boxes_lidar.json
   pc3d convert --src lidar --dst camera --calib calib/000001.txt scan.bin scan_cam.pcd
@@ -35,13 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the `convert` command to `subparsers`."""
     from pc3d.io.file_kind import FILE_KINDS
 
-    parser = subparsers.add_parser(
-        "convert",
-        description="Convert boxes or points between the LiDAR, Camera and Depth coordinate systems, "
-        "and between file formats.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "convert", None, DESCRIPTION, EXAMPLES)
     parser.add_argument("input", type=Path, metavar="INPUT", help="box file or point cloud to read")
     parser.add_argument(
         "output", type=Path, metavar="OUTPUT", help="file to write; its extension chooses the format"

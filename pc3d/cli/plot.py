@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pc3d.cli.arguments import add_command
+
+DESCRIPTION = (
+    "Draw the training curves of a run (losses, learning rate and validation metrics "
+    "against the iteration) from its log.jsonl and metrics.jsonl into a PNG."
+)
 EXAMPLES = """examples:
   pc3d plot work_dirs/pointpillars                 # writes work_dirs/pointpillars/curves.png
   pc3d plot work_dirs/pointpillars --out curves.png
@@ -16,13 +22,7 @@ WORK_DIR/metrics.jsonl. Needs matplotlib (pip install matplotlib).
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `plot` command to `subparsers`."""
-    parser = subparsers.add_parser(
-        "plot",
-        description="Draw the training curves of a run (losses, learning rate and validation metrics "
-        "against the iteration) from its log.jsonl and metrics.jsonl into a PNG.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "plot", None, DESCRIPTION, EXAMPLES)
     parser.add_argument(
         "work_dir", type=Path, metavar="WORK_DIR", help="the run's work directory (holding log.jsonl)"
     )

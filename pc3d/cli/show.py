@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pc3d.cli.arguments import add_command
 from pc3d.cli.inputs import kitti_training_dir, must_exist
 from pc3d.structures.box_mode import MODE_NAMES
 
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
 VIEWS = ("bev", "front", "orbit", "camera")
 MODES = MODE_NAMES
 COLOR_BY = ("height", "intensity", "label")
+DESCRIPTION = (
+    "Draw a point cloud with its ground-truth boxes and predictions, in an Open3D "
+    "window or as a PNG."
+)
 EXAMPLES = """examples:
   pc3d show scan.bin --boxes gt.json --pred dets.json --out shot.png      # off-screen PNG
   pc3d show scan.bin --boxes label_2/000001.txt --calib calib/000001.txt  # KITTI labels, window
@@ -37,13 +42,7 @@ off-screen (under 'xvfb-run -a', or through EGL when there is no display at all)
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `show` command to `subparsers`."""
-    parser = subparsers.add_parser(
-        "show",
-        description="Draw a point cloud with its ground-truth boxes and predictions, in an Open3D "
-        "window or as a PNG.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = add_command(subparsers, "show", None, DESCRIPTION, EXAMPLES)
     parser.add_argument(
         "cloud",
         nargs="?",
@@ -58,24 +57,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="KITTI object folder: its root (holding training/) or training/ itself",
     )
     parser.add_argument("--frame", metavar="ID", help="KITTI frame id with --kitti, e.g. 000001")
-    parser.add_argument(
-        "--boxes",
-        type=Path,
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="FILE",
-        help="ground-truth box files: pc3d .json/.csv/.txt/.npy, or KITTI label_2 .txt",
-    )
-    parser.add_argument(
-        "--pred",
-        type=Path,
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="FILE",
-        help="prediction box files (same formats; KITTI result .txt with scores)",
-    )
+    for flag, files in (
+        ("--boxes", "ground-truth box files: pc3d .json/.csv/.txt/.npy, or KITTI label_2 .txt"),
+        ("--pred", "prediction box files (same formats; KITTI result .txt with scores)"),
+    ):
+        parser.add_argument(flag, type=Path, nargs="+", action="extend", default=[], metavar="FILE", help=files)
     parser.add_argument(
         "--mode",
         choices=MODES,
