@@ -22,7 +22,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Write the COCO-format 2D detection data sets the det2d configs use.",
     )
     actions = parser.add_subparsers(dest="det2d_command", metavar="ACTION", required=True)
-    # The two actions' parsers have the same argparse shape on purpose: each declares its own options.
+    # These parsers have the argparse shape of the two actions and of the core commands' (pc3d/cli) on
+    # purpose: each declares its own options; there is no logic to share.
     shapes = actions.add_parser(
         "shapes",
         help="write the synthetic shapes set (deterministic by seed)",

@@ -12,56 +12,44 @@ KITTI_ROOT OUT_ROOT 000001 000004``.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from pc3d.errors import FormatError
+from pc3d.evaluation.kitti_labels import KITTI_TYPES
 from pc3d.io.jsonio import write_json
+from pc3d.io.kitti import DONT_CARE, read_kitti_labels
 from pc3d_det2d.data import CocoDetection
 
 __all__ = ["KITTI_CLASSES", "KittiImageDetection", "kitti_to_coco"]
 
-KITTI_CLASSES: tuple[str, ...] = (
-    "Car",
-    "Van",
-    "Truck",
-    "Pedestrian",
-    "Person_sitting",
-    "Cyclist",
-    "Tram",
-    "Misc",
-)
+#: The object types of ``label_2`` files (``DontCare`` is a region, not a class); category ``i + 1``
+#: is ``KITTI_CLASSES[i]``.
+KITTI_CLASSES: tuple[str, ...] = tuple(t for t in KITTI_TYPES if t != DONT_CARE)
 
 
 def _read_label(path: Path) -> list[tuple[str, list[float]]]:
+    """The objects of a ``label_2`` file (read by :func:`pc3d.io.kitti.read_kitti_labels`, values
+    as written) as ``(type, COCO [x, y, w, h])``, ``DontCare`` left out.
+
+    Raises:
+        FormatError: a malformed row, an unknown type or an empty 2D box, naming file and line.
+    """
+    labels = read_kitti_labels(path, dtype=np.float64).objects()
     objects = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) < 15:
-            raise FormatError(f"{path}:{number}: a KITTI label row has 15 fields, got {len(fields)}")
-        kind = fields[0]
-        if kind == "DontCare":
-            continue
+    for index, (kind, (x1, y1, x2, y2)) in enumerate(zip(labels.types.tolist(), labels.bbox2d.tolist())):
         if kind not in KITTI_CLASSES:
             raise FormatError(
-                f"{path}:{number}: unknown KITTI type {kind!r} (known: {', '.join(KITTI_CLASSES)}, DontCare)"
+                f"{labels.where(index)}: unknown KITTI type {kind!r} (known: {', '.join(KITTI_CLASSES)}, {DONT_CARE})"
             )
-        try:
-            x1, y1, x2, y2 = (float(v) for v in fields[4:8])
-        except ValueError as err:
-            raise FormatError(f"{path}:{number}: bbox columns 4-7 must be numbers: {err}") from err
-        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
-            raise FormatError(
-                f"{path}:{number}: bbox {x1, y1, x2, y2} must be finite with x1 < x2 and y1 < y2"
-            )
+        if x2 <= x1 or y2 <= y1:
+            raise FormatError(f"{labels.where(index)}: bbox {x1, y1, x2, y2} must have x1 < x2 and y1 < y2")
         objects.append((kind, [x1, y1, x2 - x1, y2 - y1]))
     return objects
 

@@ -38,15 +38,15 @@ from torch import Tensor
 
 from pc3d.data.sample import Sample3D
 from pc3d.errors import FormatError, suggest
+from pc3d.evaluation.kitti_labels import KITTI_TYPES
 from pc3d.evaluation.kitti_protocol import kitti_difficulty
-from pc3d.io.kitti import DEFAULT_IMAGE_SIZE, KittiCalib, load_kitti_frame, read_kitti_labels
+from pc3d.io.kitti import DEFAULT_IMAGE_SIZE, DONT_CARE, KittiCalib, load_kitti_frame, read_kitti_labels
 from pc3d.structures import LiDARPoints
 
 __all__ = ["KITTI_CLASSES", "KittiDataset", "kitti_training_dir"]
 
 #: Object classes of KITTI's ``label_2`` files (``DontCare`` is a region, not a class).
-KITTI_CLASSES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc")
-_DONT_CARE = "DontCare"
+KITTI_CLASSES: tuple[str, ...] = tuple(t for t in KITTI_TYPES if t != DONT_CARE)
 
 # A frame is usable for training when it has all three files.
 _FRAME_FILES = (("velodyne", ".bin"), ("label_2", ".txt"), ("calib", ".txt"))
@@ -165,7 +165,7 @@ class KittiDataset:
 
     def _check_labels(self) -> None:
         """Reject unknown types (file and line) and log the objects of other classes dropped."""
-        known = set(KITTI_CLASSES) | {_DONT_CARE}
+        known = set(KITTI_CLASSES) | {DONT_CARE}
         dropped: Counter[str] = Counter()
         for frame_id in self.frame_ids:  # one small text file per frame, read once
             path = self.root / "label_2" / f"{frame_id}.txt"
@@ -179,9 +179,9 @@ class KittiDataset:
                             if suggest(str(kind), sorted(known))
                             else ""
                         )
-                        + f" (types: {', '.join(KITTI_CLASSES)}, {_DONT_CARE})"
+                        + f" (types: {', '.join(KITTI_CLASSES)}, {DONT_CARE})"
                     )
-            dropped.update(str(k) for k in labels.types if k != _DONT_CARE and k not in self.class_names)
+            dropped.update(str(k) for k in labels.types if k != DONT_CARE and k not in self.class_names)
         if dropped:
             _LOG.info(
                 "KittiDataset %s: %d frames; objects of classes not in class_names dropped: %s",
