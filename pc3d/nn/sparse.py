@@ -217,30 +217,22 @@ def sparse_conv_block(
     padding: Triple,
     indice_key: str,
 ) -> SparseConvBlock:
-    """`SparseConvBlock(conv (no bias), BatchNorm1d (eps 1e-3, momentum 0.01), ReLU)`.
+    """`SparseConvBlock(sparse_conv(...) without bias, BatchNorm1d (eps 1e-3, momentum 0.01), ReLU)`.
 
     Args:
-        conv_type: `"SubMConv3d"` (submanifold: output sites = input sites) or `"SparseConv3d"`.
-        in_channels: input features.
-        out_channels: output features.
-        kernel_size: `k` or `(kD, kH, kW)`.
-        stride: `s` or `(sD, sH, sW)`.
-        padding: `p` or `(pD, pH, pW)`.
-        indice_key: spconv's key for sharing the index pairs between layers of one geometry.
+        conv_type: the conv's type, `"SubMConv3d"` or `"SparseConv3d"` (see `sparse_conv`).
+        in_channels: the conv's input features.
+        out_channels: the conv's (and the block's) output features.
+        kernel_size: the conv's kernel (see `sparse_conv` for this and the next two).
+        stride: the conv's stride.
+        padding: the conv's padding.
+        indice_key: the conv's key for sharing index pairs.
+
+    Raises:
+        FormatError: an unknown `conv_type`.
     """
-    spconv = import_spconv()
-    if conv_type not in ("SubMConv3d", "SparseConv3d"):
-        raise FormatError(f"conv_type must be 'SubMConv3d' or 'SparseConv3d', got {conv_type!r}")
-    conv_class = getattr(spconv, conv_type)
-    conv = conv_class(
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=stride,
-        padding=padding,
-        bias=False,
-        indice_key=indice_key,
-    )
+    # No bias: the batch norm right after it would cancel one.
+    conv = sparse_conv(conv_type, in_channels, out_channels, kernel_size, stride, padding, indice_key)
     return SparseConvBlock(conv, build_norm_3d("bn", out_channels, dim=1), nn.ReLU(inplace=True))
 
 
