@@ -32,7 +32,7 @@ from pc3d_det3d.center_targets import (
     encode_task_targets,
     split_by_task,
 )
-from pc3d_det3d.heads import gaussian_focal_loss
+from pc3d_det3d.heads import check_head_channels, conv_bn_relu, gaussian_focal_loss
 from pc3d_det3d.structures import BEVGrid, lidar_box_tensor
 
 __all__ = ["CenterPointHead", "CenterPointOutput"]
@@ -54,9 +54,7 @@ class CenterPointOutput(NamedTuple):
 def conv_branch(in_channels: int, hidden: int, out_channels: int, final_kernel: int) -> nn.Sequential:
     """``conv3x3 -> BN -> ReLU -> conv(final_kernel)`` (CenterPoint's ``SeparateHead`` branch)."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, hidden, 3, padding=1, bias=False),
-        nn.BatchNorm2d(hidden),
-        nn.ReLU(inplace=True),
+        *conv_bn_relu(in_channels, hidden),
         nn.Conv2d(hidden, out_channels, final_kernel, padding=final_kernel // 2),
     )
 
@@ -157,8 +155,7 @@ class CenterPointHead(nn.Module):
         test_cfg: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1:
-            raise ValueError(f"in_channels ({in_channels}) and num_classes ({num_classes}) must be >= 1")
+        check_head_channels(in_channels, num_classes)
         self.in_channels = in_channels
         self.num_classes = num_classes
         key = self.config_key
@@ -183,11 +180,7 @@ class CenterPointHead(nn.Module):
         self.heatmap_weight, self.bbox_weight = heatmap_weight, bbox_weight
         self.gaussian_overlap, self.min_radius = gaussian_overlap, min_radius
         self.test_cfg = CenterDecodeSettings.from_mapping(test_cfg, num_classes, f"{key}.test_cfg")
-        self.shared_conv = nn.Sequential(
-            nn.Conv2d(in_channels, share_conv_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(share_conv_channels),
-            nn.ReLU(inplace=True),
-        )
+        self.shared_conv = conv_bn_relu(in_channels, share_conv_channels)
         self.task_heads = nn.ModuleList(
             TaskHead(share_conv_channels, len(classes), head_channels, with_velocity, final_kernel, -2.19)
             for classes in self.tasks

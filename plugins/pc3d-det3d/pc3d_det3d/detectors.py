@@ -78,6 +78,8 @@ class BEVDetector(nn.Module):
         """
         return self.head(self.backbone(self.voxel_encoder(points)))
 
+    # The engine's loss contract, as VoxelDetector.loss declares it; only the body (the head here
+    # needs the BEV grid) differs.
     def loss(
         self,
         points: Sequence[LiDARPoints | Tensor],

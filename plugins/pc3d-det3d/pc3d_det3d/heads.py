@@ -180,6 +180,26 @@ def _gaussian_heatmap(
     return heatmap.scatter_reduce(0, index, gaussian.view(-1, ny * nx), reduce="amax")
 
 
+def check_head_channels(in_channels: int, num_classes: int) -> None:
+    """Check the channel counts every centre head takes.
+
+    Raises:
+        ValueError: ``in_channels`` or ``num_classes`` below 1.
+    """
+    if num_classes < 1 or in_channels < 1:
+        raise ValueError(f"in_channels ({in_channels}) and num_classes ({num_classes}) must be >= 1")
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """``conv3x3 (no bias) -> BN -> ReLU``: the shared conv of the centre heads and the start of
+    each CenterPoint branch (``Tensor[B, in, ny, nx] -> Tensor[B, out, ny, nx]``)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
 def gaussian_focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
     """CenterNet's penalty-reduced focal loss, summed and divided by the number of centres.
 
@@ -279,8 +299,7 @@ class CenterHeadBase(nn.Module):
         min_radius: float = 1.0,
     ) -> None:
         super().__init__()
-        if num_classes < 1 or in_channels < 1:
-            raise ValueError(f"in_channels ({in_channels}) and num_classes ({num_classes}) must be >= 1")
+        check_head_channels(in_channels, num_classes)
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.heatmap_weight = heatmap_weight
@@ -358,6 +377,8 @@ class CenterHead(CenterHeadBase):
         min_radius: smallest Gaussian radius, in cells.
     """
 
+    # The base's arguments spelled out again (not **kwargs): the config layer checks a YAML head
+    # against this signature.
     def __init__(
         self,
         in_channels: int,
@@ -368,11 +389,7 @@ class CenterHead(CenterHeadBase):
         min_radius: float = 1.0,
     ) -> None:
         super().__init__(in_channels, num_classes, heatmap_weight, regression_weight, min_radius)
-        self.shared = nn.Sequential(
-            nn.Conv2d(in_channels, head_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(head_channels),
-            nn.ReLU(inplace=True),
-        )
+        self.shared = conv_bn_relu(in_channels, head_channels)
         self.heatmap = nn.Conv2d(head_channels, num_classes, 1)
         self.regression = nn.Conv2d(head_channels, REGRESSION_CHANNELS, 1)
         # CenterNet's prior: start every cell at probability 0.1 so that the many empty cells do
