@@ -7,7 +7,7 @@ without reading pc3d's source. The CLI prints these as one line and exits with s
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 
 class Pc3dError(Exception):
@@ -39,7 +39,19 @@ def suggest(name: str, candidates: Iterable[str]) -> str | None:
     return by_lower[close[0]] if close else None
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """``" (did you mean 'x'?)"`` for the closest candidate, or ``""`` when none is close."""
+def did_you_mean(name: str, candidates: Iterable[str], spell: Callable[[str], str] = str) -> str:
+    """The one spelling of a suggestion: ``" (did you mean 'x'?)"``, or ``""`` when none is close.
+
+    It goes right after the unknown name, so a message reads as a sentence with and without it:
+    ``"unknown key 'lrr' (did you mean 'lr'?); optimizer accepts: ..."``.
+
+    Args:
+        name: What was given.
+        candidates: What would have been valid.
+        spell: How the closest candidate is shown (e.g. as a full dotted key path).
+
+    Returns:
+        The suggestion with its leading space, or ``""``.
+    """
     close = suggest(name, candidates)
-    return f" (did you mean {close!r}?)" if close else ""
+    return f" (did you mean {spell(close)!r}?)" if close is not None else ""

@@ -33,7 +33,7 @@ from typing import Any
 import pluggy
 
 from pc3d import plugin_api
-from pc3d.errors import suggest
+from pc3d.errors import did_you_mean
 from pc3d.registry import BLOCK_ENV, PluginError, Registry, normalize_plugin_name
 
 __all__ = [
@@ -369,10 +369,8 @@ def _unknown_hook(name: str) -> str:
     """``name`` with what was probably meant."""
     if name == "pc3d_add_cli_commands":
         return f"{name} (plugin commands are entry points of the group {COMMANDS_GROUP})"
-    close = suggest(name, plugin_api.HOOK_NAMES)
-    return (
-        f"{name} (did you mean {close}?)" if close else f"{name} (hooks: {', '.join(plugin_api.HOOK_NAMES)})"
-    )
+    hint = did_you_mean(name, plugin_api.HOOK_NAMES)
+    return f"{name}{hint}" if hint else f"{name} (hooks: {', '.join(plugin_api.HOOK_NAMES)})"
 
 
 def _env_flag(var: str) -> bool | None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pc3d.errors import Pc3dError, suggest
+from pc3d.errors import Pc3dError, did_you_mean
 
 __all__ = [
     "BLOCK_ENV",
@@ -30,6 +30,7 @@ __all__ = [
     "Registry",
     "UnknownComponentError",
     "check_kind",
+    "describe_unknown_kind",
     "normalize_plugin_name",
 ]
 
@@ -206,11 +207,9 @@ class Registry:
         if elsewhere:
             message += f" ('{name}' is registered as a {' and a '.join(elsewhere)}, not a {kind})"
         names = self.names(kind)
-        suggestion = suggest(name, names)
-        if suggestion:
-            message += f"; did you mean '{suggestion}'?"
+        message += did_you_mean(name, names)
         if names:
-            message += f"{'' if suggestion else '.'} Registered {kind}s: {', '.join(names)}."
+            message += f". Registered {kind}s: {', '.join(names)}."
         else:
             message += (
                 f". No installed plugin registers a {kind}; is the plugin providing it installed "
@@ -237,6 +236,11 @@ class Registry:
                 self.conflicts.append(Conflict(reg.kind, reg.name, existing, reg))
 
 
+def describe_unknown_kind(kind: object) -> str:
+    """The message for a ``kind`` that is not one of :data:`KINDS`: the closest kind and the list."""
+    return f"unknown component kind {kind!r}{did_you_mean(str(kind), KINDS)}; kinds: {', '.join(KINDS)}"
+
+
 def check_kind(kind: str) -> None:
     """Check that ``kind`` is one of :data:`KINDS`.
 
@@ -244,12 +248,7 @@ def check_kind(kind: str) -> None:
         PluginError: It is not (the message suggests the closest kind).
     """
     if kind not in KINDS:
-        hint = suggest(kind, KINDS)
-        raise PluginError(
-            f"unknown component kind '{kind}'"
-            + (f"; did you mean '{hint}'?" if hint else "")
-            + f" Kinds: {', '.join(KINDS)}"
-        )
+        raise PluginError(describe_unknown_kind(kind))
 
 
 def normalize_plugin_name(name: str) -> str:

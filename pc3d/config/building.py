@@ -18,9 +18,9 @@ from pc3d.config.keys import KIND_KEY, TYPE_KEY, ConfigError
 from pc3d.config.kinds import ARGUMENT_KINDS, argument_kind, component_kind
 from pc3d.config.node import ConfigNode
 from pc3d.config.type_checks import conform, describe_value
-from pc3d.errors import Pc3dError, suggest
+from pc3d.errors import Pc3dError, did_you_mean
 from pc3d.plugin_manager import get_registry
-from pc3d.registry import KINDS, Registry, UnknownComponentError, normalize_plugin_name
+from pc3d.registry import KINDS, Registry, UnknownComponentError, describe_unknown_kind, normalize_plugin_name
 
 if TYPE_CHECKING:
     from pc3d.plugin_manager import PluginInfo
@@ -53,12 +53,7 @@ def build(node: ConfigNode | Mapping[str, Any], kind: str, *, registry: Registry
         ConfigError: Anything wrong with the mapping, or the constructor rejected its arguments.
     """
     if kind not in KINDS:
-        hint = suggest(kind, KINDS)
-        raise ConfigError(
-            f"unknown component kind '{kind}'"
-            + (f"; did you mean '{hint}'?" if hint else "")
-            + f"; kinds: {', '.join(KINDS)}"
-        )
+        raise ConfigError(describe_unknown_kind(kind))
     if not isinstance(node, ConfigNode):
         node = ConfigNode(node)
     if registry is not None:
@@ -124,11 +119,10 @@ class _Builder:
             if key in (TYPE_KEY, KIND_KEY):
                 continue
             if not isinstance(key, str) or (key not in named and not accepts_any):
-                hint = suggest(str(key), list(named))
                 raise ConfigError(
                     f"{node.where(str(key))}: unknown argument '{key}' for {label}"
-                    + (f"; did you mean '{hint}'?" if hint else "")
-                    + f" {type_name} accepts: {', '.join(named) or 'no arguments'}"
+                    f"{did_you_mean(str(key), named)}; "
+                    f"{type_name} accepts: {', '.join(named) or 'no arguments'}"
                 )
             child = node.child(key)
             built = self.value(child, argument_kind(key, hints.get(key)))

@@ -21,8 +21,7 @@ from typing import Any
 
 from pc3d.config.keys import KIND_KEY, ConfigError, dotted
 from pc3d.config.node import ConfigNode
-from pc3d.errors import suggest
-from pc3d.registry import KINDS
+from pc3d.registry import KINDS, describe_unknown_kind
 
 __all__ = ["ARGUMENT_KINDS", "Kind", "argument_kind", "component_kind"]
 
@@ -62,12 +61,7 @@ class Kind:
 
     def __post_init__(self) -> None:
         if self.name not in KINDS:
-            hint = suggest(self.name, KINDS)
-            raise ValueError(
-                f"Kind({self.name!r}): not a kind of component"
-                + (f"; did you mean '{hint}'?" if hint else "")
-                + f" Kinds: {', '.join(KINDS)}"
-            )
+            raise ValueError(f"Kind({self.name!r}): {describe_unknown_kind(self.name)}")
 
 
 def argument_kind(key: str, hint: Any = None) -> str | None:
@@ -103,12 +97,7 @@ def component_kind(node: ConfigNode, declared: str | None, type_name: str) -> st
             )
         return declared
     if not isinstance(stated, str) or stated not in KINDS:
-        hint = suggest(str(stated), KINDS)
-        raise ConfigError(
-            f"{node.where(KIND_KEY)}: unknown component kind {stated!r}"
-            + (f"; did you mean '{hint}'?" if hint else "")
-            + f" Kinds: {', '.join(KINDS)}"
-        )
+        raise ConfigError(f"{node.where(KIND_KEY)}: {describe_unknown_kind(stated)}")
     if declared is not None and stated != declared:
         raise ConfigError(
             f"{node.where(KIND_KEY)}: 'kind: {stated}' contradicts its place: "

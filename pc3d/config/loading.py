@@ -20,7 +20,7 @@ from pc3d.config.merging import merge_tracked
 from pc3d.config.node import Config
 from pc3d.config.overrides import apply_overrides
 from pc3d.config.type_checks import describe_value
-from pc3d.errors import suggest
+from pc3d.errors import did_you_mean
 
 __all__ = ["CONFIG_SUFFIXES", "find_config", "list_configs", "load_config", "search_dirs"]
 
@@ -84,12 +84,9 @@ def find_config(
         found = _in_folders(path, names, dirs)
         if found is not None:
             return found
-    hint = suggest(path.name, [p.name for p in list_configs(dirs)])
-    message = f"config {str(name)!r} not found"
+    message = f"config {str(name)!r} not found{did_you_mean(path.name, [p.name for p in list_configs(dirs)])}"
     if dirs and not path.is_absolute():
-        message += f" (also looked in {', '.join(str(d) for d in dirs)})"
-    if hint:
-        message += f"; did you mean '{hint}'?"
+        message += f"; also looked in {', '.join(str(d) for d in dirs)}"
     raise ConfigError(message)
 
 

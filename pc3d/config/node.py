@@ -10,7 +10,7 @@ from typing import Any
 
 from pc3d.config.dumping import render_yaml
 from pc3d.config.keys import ConfigError, KeyPath, dotted, lookup, split_key
-from pc3d.errors import suggest
+from pc3d.errors import did_you_mean
 
 __all__ = ["Config", "ConfigNode"]
 
@@ -87,9 +87,8 @@ class Config:
             parent = None
         message = f"config has no key '{key}'"
         if isinstance(parent, Mapping):
-            hint = suggest(path[-1], [str(k) for k in parent])
-            if hint:
-                message += f"; did you mean '{dotted(path[:-1] + (hint,))}'?"
+            siblings = [str(k) for k in parent]
+            message += did_you_mean(path[-1], siblings, lambda close: dotted(path[:-1] + (close,)))
         return message + (f" ({self.path})" if self.path else "")
 
 

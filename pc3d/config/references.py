@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pc3d.config.keys import ConfigError, KeyPath, dotted
-from pc3d.errors import suggest
+from pc3d.errors import did_you_mean
 
 __all__ = ["REFERENCE", "escape_references", "has_references", "resolve_references"]
 
@@ -163,10 +163,8 @@ class _Resolver:
             for candidate in node:
                 if str(candidate) == key:
                     return node[candidate], key
-            hint = suggest(key, [str(k) for k in node])
-            reason = f"config has no key '{dotted(parent + (key,))}'" + (
-                f"; did you mean '{dotted(parent + (hint,))}'?" if hint else ""
-            )
+            hint = did_you_mean(key, [str(k) for k in node], lambda close: dotted(parent + (close,)))
+            reason = f"config has no key '{dotted(parent + (key,))}'{hint}"
         elif isinstance(node, list):
             index = int(key) if re.fullmatch(r"-?\d+", key) else None
             if index is not None and -len(node) <= index < len(node):

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pc3d.config.keys import ConfigError, dotted
 from pc3d.config.node import ConfigNode
-from pc3d.errors import suggest
+from pc3d.errors import did_you_mean
 
 __all__ = ["conform", "describe_value", "hint_name", "to_dataclass"]
 
@@ -125,12 +125,10 @@ def to_dataclass(node: ConfigNode, cls: type, *, words: bool = True) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in value:
         if key not in fields:
-            hint = suggest(str(key), list(fields))
             section = dotted(node.path) if node.path else "the config"
             raise ConfigError(
-                f"{node.where(str(key))}: unknown key '{key}'"
-                + (f"; did you mean '{hint}'?" if hint else "")
-                + f" {section} accepts: {', '.join(fields)}"
+                f"{node.where(str(key))}: unknown key '{key}'{did_you_mean(str(key), fields)}; "
+                f"{section} accepts: {', '.join(fields)}"
             )
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
@@ -213,10 +211,9 @@ def _literal(node: ConfigNode, args: tuple[Any, ...]) -> Any:
     value = node.value
     if any(value == a and type(value) is type(a) for a in args):
         return value
-    hint = suggest(str(value), [str(a) for a in args])
     raise ConfigError(
         f"{node.where()}: {value!r} is not one of {', '.join(map(str, args))}"
-        + (f"; did you mean '{hint}'?" if hint else "")
+        f"{did_you_mean(str(value), map(str, args))}"
     )
 
 

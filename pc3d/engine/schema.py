@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pc3d.config import Config, ConfigError, ConfigNode
 from pc3d.config.type_checks import describe_value, to_dataclass
-from pc3d.errors import suggest
+from pc3d.errors import did_you_mean
 
 __all__ = [
     "TOP_LEVEL_KEYS",
@@ -197,12 +197,9 @@ def parse_run_spec(config: Config) -> RunSpec:
     for key in config.data:
         if not isinstance(key, str) or key in TOP_LEVEL_KEYS or key.startswith("_"):
             continue
-        hint = suggest(key, TOP_LEVEL_KEYS)
         raise ConfigError(
-            f"{root.where(key)}: unknown top-level key '{key}'"
-            + (f"; did you mean '{hint}'?" if hint else "")
-            + f" A training config has: {', '.join(TOP_LEVEL_KEYS)} (and '_'-prefixed keys for "
-            "YAML anchors)"
+            f"{root.where(key)}: unknown top-level key '{key}'{did_you_mean(key, TOP_LEVEL_KEYS)}; "
+            f"a training config has: {', '.join(TOP_LEVEL_KEYS)} (and '_'-prefixed keys for YAML anchors)"
         )
     sections: dict[str, Any] = {}
     for name, cls in _SECTIONS.items():

@@ -150,7 +150,7 @@ def test_missing_base_names_the_including_file_and_line(tmp_path):
 
 def test_missing_config_suggests_a_close_name(tmp_path):
     write(tmp_path, "pointpillars_kitti-3class.yaml", "a: 1\n")
-    with pytest.raises(ConfigError, match="did you mean 'pointpillars_kitti-3class.yaml'"):
+    with pytest.raises(ConfigError, match=r"\(did you mean 'pointpillars_kitti-3class.yaml'\?\)"):
         find_config("pointpillar_kitti-3class.yaml", [tmp_path])
 
 
@@ -282,7 +282,7 @@ def test_override_replaces_a_mapping_and_its_sources(tmp_path):
 def test_missing_key_lookup_suggests(tmp_path):
     config = load(write(tmp_path, "c.yaml", "model:\n  head: {num_classes: 3}\n"))
     with pytest.raises(
-        ConfigError, match="no key 'model.head.num_class'; did you mean 'model.head.num_classes'"
+        ConfigError, match=r"no key 'model.head.num_class' \(did you mean 'model.head.num_classes'\?\)"
     ):
         config["model.head.num_class"]
     assert config.get("model.head.num_class", 7) == 7

@@ -89,7 +89,7 @@ def test_a_missing_reference_names_the_key_file_line_and_suggests(tmp_path):
         load(path)
     assert str(info.value) == (
         f"data.classes (from {path}:10): reference ${{class_nmes}} not found: config has no key "
-        "'class_nmes'; did you mean 'class_names'?"
+        "'class_nmes' (did you mean 'class_names'?)"
     )
     with pytest.raises(
         ConfigError,

@@ -70,7 +70,7 @@ def test_hints_that_are_not_checked_let_values_through():
 
 def test_literals_suggest_and_dataclasses_report_the_inner_key():
     with pytest.raises(
-        ConfigError, match=r"^mode \(from <dict>\): 'exat' is not one of fast, exact; did you mean 'exact'\?$"
+        ConfigError, match=r"^mode \(from <dict>\): 'exat' is not one of fast, exact \(did you mean 'exact'\?\)$"
     ):
         conform(node("exat", "mode"), Literal["fast", "exact"])
     outer = to_dataclass(
@@ -83,7 +83,7 @@ def test_literals_suggest_and_dataclasses_report_the_inner_key():
         to_dataclass(node({"items": [{"size": "big"}]}, "s"), Outer)
     with pytest.raises(
         ConfigError,
-        match=r"^s.inner.sise \(from <dict>\): unknown key 'sise'; did you mean 'size'\? s.inner accepts: size, mode$",
+        match=r"^s.inner.sise \(from <dict>\): unknown key 'sise' \(did you mean 'size'\?\); s.inner accepts: size, mode$",
     ):
         to_dataclass(node({"inner": {"sise": 1}}, "s"), Outer)
     with pytest.raises(ConfigError, match=r"^s.inner.size \(from <dict>\): required key 'size' is missing$"):

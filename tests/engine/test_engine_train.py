@@ -164,15 +164,15 @@ def test_iteration_schedule_evaluates_and_checkpoints_in_iterations(write_config
     [
         (
             {"trian": {}},
-            r"trian \(from .*tiny.yaml:\d+\): unknown top-level key 'trian'; did you mean 'train'\?",
+            r"trian \(from .*tiny.yaml:\d+\): unknown top-level key 'trian' \(did you mean 'train'\?\)",
         ),
         (
             {"train": {"grad_clp": {"max_norm": 1}}},
-            r"train.grad_clp \(from .*tiny.yaml:\d+\): unknown key 'grad_clp'; did you mean 'grad_clip'\?",
+            r"train.grad_clp \(from .*tiny.yaml:\d+\): unknown key 'grad_clp' \(did you mean 'grad_clip'\?\)",
         ),
         (
             {"schedule": {"lr": {"type": "cosin"}}},
-            r"schedule.lr.type \(from .*tiny.yaml:\d+\): 'cosin' is not one of .*did you mean 'cosine'\?",
+            r"schedule.lr.type \(from .*tiny.yaml:\d+\): 'cosin' is not one of .* \(did you mean 'cosine'\?\)",
         ),
         (
             {"optimizer": {"momentun": 0.9}},

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from pc3d.data.sample import Sample3D
-from pc3d.errors import FormatError, suggest
+from pc3d.errors import FormatError, did_you_mean
 from pc3d.evaluation.kitti_labels import KITTI_TYPES
 from pc3d.evaluation.kitti_protocol import kitti_difficulty
 from pc3d.io.kitti import DEFAULT_IMAGE_SIZE, DONT_CARE, KittiCalib, load_kitti_frame, read_kitti_labels
@@ -174,12 +174,8 @@ class KittiDataset:
                 if kind not in known:
                     raise FormatError(
                         f"{path}:{line}: unknown KITTI type {str(kind)!r}"
-                        + (
-                            f"; did you mean {suggest(str(kind), sorted(known))!r}?"
-                            if suggest(str(kind), sorted(known))
-                            else ""
-                        )
-                        + f" (types: {', '.join(KITTI_CLASSES)}, {DONT_CARE})"
+                        f"{did_you_mean(str(kind), sorted(known))}; "
+                        f"types: {', '.join(KITTI_CLASSES)}, {DONT_CARE}"
                     )
             dropped.update(str(k) for k in labels.types if k != DONT_CARE and k not in self.class_names)
         if dropped:
@@ -261,11 +257,9 @@ def _check_class_names(class_names: Sequence[str]) -> list[str]:
         raise FormatError("KittiDataset: class_names is empty")
     for name in names:
         if name not in KITTI_CLASSES:
-            hint = suggest(str(name), KITTI_CLASSES)
             raise FormatError(
                 f"KittiDataset: unknown class {name!r} in class_names"
-                + (f"; did you mean {hint!r}?" if hint else "")
-                + f" (KITTI classes: {', '.join(KITTI_CLASSES)})"
+                f"{did_you_mean(str(name), KITTI_CLASSES)}; KITTI classes: {', '.join(KITTI_CLASSES)}"
             )
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -166,7 +166,7 @@ def test_errors_name_what_is_wrong(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match=r"split 'ImageSets/train.txt' is neither .* nor a file"):
         KittiDataset(str(KITTI), class_names=CLASSES, split="ImageSets/train.txt")
     with pytest.raises(
-        FormatError, match=r"unknown class 'Pedestrain' in class_names; did you mean 'Pedestrian'\?"
+        FormatError, match=r"unknown class 'Pedestrain' in class_names \(did you mean 'Pedestrian'\?\)"
     ):
         KittiDataset(str(KITTI), class_names=["Car", "Pedestrain"])
     with pytest.raises(FormatError, match="class_names lists Car more than once"):
@@ -253,7 +253,7 @@ def test_label_typos_are_errors_and_other_classes_are_counted(tmp_path):
     lines = label.read_text().splitlines()
     lines[1] = "Cra" + lines[1][len(lines[1].split()[0]) :]
     label.write_text("\n".join(lines) + "\n")
-    with pytest.raises(FormatError, match=r"000001\.txt:2: unknown KITTI type 'Cra'; did you mean 'Car'\?"):
+    with pytest.raises(FormatError, match=r"000001\.txt:2: unknown KITTI type 'Cra' \(did you mean 'Car'\?\)"):
         KittiDataset(str(root), class_names=CLASSES)
     label.write_text("Car 0.00 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67\n")
     with pytest.raises(FormatError, match=r"000001\.txt:1"):
