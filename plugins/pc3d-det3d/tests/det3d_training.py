@@ -1,8 +1,9 @@
 """What the det3d training tests share: the shrunk pillar and voxel networks, the shipped KITTI
-frames and a few Adam steps."""
+frames, a few Adam steps and the check that they lowered the loss."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -95,3 +96,29 @@ def adam_losses(
         optimizer.step()
         losses.append(loss["loss"].item())
     return losses
+
+
+def train_on_kitti_frames(
+    model: nn.Module, steps: int, max_points: int | None = None
+) -> tuple[list[float], list[torch.Tensor]]:
+    """Train ``model`` on the four shipped KITTI frames as one batch (see :func:`adam_losses`).
+
+    Args:
+        model: a detector over ``SMALL_RANGE``.
+        steps: how many optimiser steps to take.
+        max_points: as for :func:`kitti_frames`.
+
+    Returns:
+        The loss of every step, and the frames' points (to predict on).
+    """
+    frames = kitti_frames(max_points)
+    assert len(frames) == 4 and sum(len(f["gt_boxes"]) for f in frames) >= 3
+    points = [f["points"] for f in frames]
+    losses = adam_losses(model, points, [f["gt_boxes"] for f in frames], [f["gt_labels"] for f in frames], steps)
+    return losses, points
+
+
+def assert_loss_falls(losses: Sequence[float], factor: float) -> None:
+    """Every loss is finite and the last is below ``factor`` times the first."""
+    assert all(math.isfinite(v) for v in losses)
+    assert losses[-1] < factor * losses[0], losses

@@ -6,7 +6,14 @@ import math
 
 import pytest
 import torch
-from det3d_training import CLASSES, SMALL_PILLARS, SMALL_VOXELS, adam_losses, kitti_frames
+from det3d_training import (
+    CLASSES,
+    SMALL_PILLARS,
+    SMALL_VOXELS,
+    assert_loss_falls,
+    kitti_frames,
+    train_on_kitti_frames,
+)
 
 from pc3d.config import ConfigError, build, load_config
 from pc3d.errors import FormatError, ShapeError
@@ -270,12 +277,8 @@ def test_class_count_mismatch_fails_at_build_naming_the_key(manager) -> None:
 def test_training_on_the_shipped_kitti_frames_lowers_the_loss(manager, name: str) -> None:
     torch.manual_seed(0)
     model = small_model(manager, name=name)
-    frames = kitti_frames(max_points=3000)
-    assert len(frames) == 4 and sum(len(f["gt_boxes"]) for f in frames) >= 3
-    points = [f["points"] for f in frames]
-    losses = adam_losses(model, points, [f["gt_boxes"] for f in frames], [f["gt_labels"] for f in frames], 10)
-    assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.5 * losses[0], losses
+    losses, points = train_on_kitti_frames(model, 10, max_points=3000)
+    assert_loss_falls(losses, 0.5)
     model.eval()
     detections = model.predict(points)
     assert len(detections) == 4

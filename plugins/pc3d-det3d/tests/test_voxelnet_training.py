@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from det3d_training import KITTI_ROOT, SMALL_PILLARS, SMALL_VOXELS, adam_losses, kitti_frames
+from det3d_training import KITTI_ROOT, SMALL_PILLARS, SMALL_VOXELS, assert_loss_falls, train_on_kitti_frames
 
 from pc3d.config import build, load_config
 
@@ -35,12 +35,8 @@ def test_training_on_the_shipped_kitti_frames_lowers_the_loss(name: str) -> None
         pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2")
     torch.manual_seed(0)
     model = build(load_config(name, SMALL[name]).node("model"), kind="model")
-    frames = kitti_frames()
-    assert len(frames) == 4 and sum(len(f["gt_boxes"]) for f in frames) >= 3
-    points = [f["points"] for f in frames]
-    losses = adam_losses(model, points, [f["gt_boxes"] for f in frames], [f["gt_labels"] for f in frames], 12)
-    assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] < 0.5 * losses[0], losses
+    losses, points = train_on_kitti_frames(model, 12)
+    assert_loss_falls(losses, 0.5)
     model.eval()
     detections = model.predict(points)
     assert len(detections) == 4
