@@ -260,6 +260,8 @@ def _nms_2d(
     return _run(boxes.shape[0], scores, score_threshold, pre_max, post_max, labels, centres_radii, suppresses)
 
 
+# Same shape as nms_bev and batched_nms_bev: each public NMS documents its own box format; the
+# shared sweep is _run.
 def nms_2d(
     boxes_xyxy: Tensor,
     scores: Tensor,

@@ -158,6 +158,7 @@ class BoxOpsMixin:
         _same_system(boxes1, boxes2)
         return box_iou_3d(boxes1._z_up_boxes(None), boxes2._z_up_boxes(None), mode=mode)
 
+    # Same docstring shape as overlaps: the BEV variant documents its own plane and area instead of volume.
     @classmethod
     def bev_overlaps(cls, boxes1: Boxes3D, boxes2: Boxes3D, mode: str = "iou") -> Tensor:
         """IoU (or IoF) of the BEV rectangles of every pair (Camera: the x-z plane), exact.

@@ -33,6 +33,7 @@ class CameraPoints(BasePoints):
     flip_axes = {"horizontal": 0, "vertical": 2}
 
 
+# Same shape as LiDARPoints: each system states its own axes as class attributes (a table, not code).
 class DepthPoints(BasePoints):
     """Points in the Depth system: x right, y forward, z up.
 

@@ -84,6 +84,7 @@ def loop_roi_pool(feats: torch.Tensor, rois: torch.Tensor, size: int, scale: flo
     return torch.stack(out)
 
 
+# Each suite's entry point has this shape (one torch thread, then its own _run): two lines each.
 def run(device: str) -> list[dict]:
     with torch_threads(1, device):
         return _run(torch.device(device))

@@ -44,6 +44,8 @@ def _scene_boxes(n: int, g: torch.Generator) -> torch.Tensor:
     return torch.cat([xy, z, size, h, yaw], dim=1)
 
 
+# Like clustered_boxes of tests/ops/_reference.py, kept apart: a benchmark does not import the test
+# suite, and this workload fixes z and the height.
 def _clustered(n: int, objects: int, g: torch.Generator, spread: float) -> tuple[torch.Tensor, torch.Tensor]:
     centres = torch.rand(objects, 2, generator=g) * torch.tensor([70.0, 80.0]) - torch.tensor([0.0, 40.0])
     heading = torch.rand(objects, generator=g) * 2 * math.pi - math.pi
