@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from pc3d.nn.layers import ConvNormAct
+
 
 class ConvNet(nn.Module):
     """A small VGG-style network: per stage, ``layers_per_stage`` 3x3 conv-BN-ReLU layers, then
@@ -36,11 +38,7 @@ class ConvNet(nn.Module):
         previous = in_channels
         for width in channels:
             for _ in range(layers_per_stage):
-                layers += [
-                    nn.Conv2d(previous, width, 3, padding=1, bias=False),
-                    nn.BatchNorm2d(width),
-                    nn.ReLU(inplace=True),
-                ]
+                layers += ConvNormAct(previous, width, 3)  # unpacked: the layer names stay flat
                 previous = width
             layers.append(nn.MaxPool2d(2))
         self.layers = nn.Sequential(*layers)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from pc3d.nn.layers import ConvNormAct
+
 
 class BEVBackbone(nn.Module):
     """A plain 2D conv stack over a BEV map, one stage per entry of ``channels``.
@@ -49,11 +51,8 @@ class BEVBackbone(nn.Module):
         for width, stride in zip(channels, strides):
             layers: list[nn.Module] = []
             for index in range(layers_per_stage):
-                layers += [
-                    nn.Conv2d(previous, width, 3, stride=stride if index == 0 else 1, padding=1, bias=False),
-                    nn.BatchNorm2d(width),
-                    nn.ReLU(inplace=True),
-                ]
+                # Unpacked: the layer names stay flat (stages.<i>.<j>).
+                layers += ConvNormAct(previous, width, 3, stride=stride if index == 0 else 1)
                 previous = width
             stages.append(nn.Sequential(*layers))
         self.stages = nn.Sequential(*stages)

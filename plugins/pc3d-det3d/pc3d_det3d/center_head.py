@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.nn.labels import check_labels
+from pc3d.nn.layers import ConvNormAct
 from pc3d.structures import Detections3D, LiDARBoxes3D
 from pc3d_det3d.center_decode import CenterDecodeSettings, decode_task, select_detections
 from pc3d_det3d.center_targets import (
@@ -32,7 +33,7 @@ from pc3d_det3d.center_targets import (
     encode_task_targets,
     split_by_task,
 )
-from pc3d_det3d.heads import check_head_channels, conv_bn_relu, gaussian_focal_loss
+from pc3d_det3d.heads import check_head_channels, gaussian_focal_loss
 from pc3d_det3d.structures import BEVGrid, lidar_box_tensor
 
 __all__ = ["CenterPointHead", "CenterPointOutput"]
@@ -54,7 +55,7 @@ class CenterPointOutput(NamedTuple):
 def conv_branch(in_channels: int, hidden: int, out_channels: int, final_kernel: int) -> nn.Sequential:
     """``conv3x3 -> BN -> ReLU -> conv(final_kernel)`` (CenterPoint's ``SeparateHead`` branch)."""
     return nn.Sequential(
-        *conv_bn_relu(in_channels, hidden),
+        *ConvNormAct(in_channels, hidden, 3),
         nn.Conv2d(hidden, out_channels, final_kernel, padding=final_kernel // 2),
     )
 
@@ -180,7 +181,7 @@ class CenterPointHead(nn.Module):
         self.heatmap_weight, self.bbox_weight = heatmap_weight, bbox_weight
         self.gaussian_overlap, self.min_radius = gaussian_overlap, min_radius
         self.test_cfg = CenterDecodeSettings.from_mapping(test_cfg, num_classes, f"{key}.test_cfg")
-        self.shared_conv = conv_bn_relu(in_channels, share_conv_channels)
+        self.shared_conv = ConvNormAct(in_channels, share_conv_channels, 3)
         self.task_heads = nn.ModuleList(
             TaskHead(share_conv_channels, len(classes), head_channels, with_velocity, final_kernel, -2.19)
             for classes in self.tasks

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.nn.labels import check_labels
+from pc3d.nn.layers import ConvNormAct
 from pc3d.structures import LiDARBoxes3D
 from pc3d_det3d.structures import BEVGrid, Detections3D, lidar_box_tensor
 
@@ -188,16 +189,6 @@ def check_head_channels(in_channels: int, num_classes: int) -> None:
     """
     if num_classes < 1 or in_channels < 1:
         raise ValueError(f"in_channels ({in_channels}) and num_classes ({num_classes}) must be >= 1")
-
-
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    """``conv3x3 (no bias) -> BN -> ReLU``: the shared conv of the centre heads and the start of
-    each CenterPoint branch (``Tensor[B, in, ny, nx] -> Tensor[B, out, ny, nx]``)."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 def gaussian_focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
@@ -389,7 +380,7 @@ class CenterHead(CenterHeadBase):
         min_radius: float = 1.0,
     ) -> None:
         super().__init__(in_channels, num_classes, heatmap_weight, regression_weight, min_radius)
-        self.shared = conv_bn_relu(in_channels, head_channels)
+        self.shared = ConvNormAct(in_channels, head_channels, 3)
         self.heatmap = nn.Conv2d(head_channels, num_classes, 1)
         self.regression = nn.Conv2d(head_channels, REGRESSION_CHANNELS, 1)
         # CenterNet's prior: start every cell at probability 0.1 so that the many empty cells do

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from pc3d.errors import ShapeError
 from pc3d.nn.labels import check_labels
+from pc3d.nn.layers import ConvNormAct
 from pc3d_seg.losses import seg_loss
 
 
@@ -149,11 +150,7 @@ class FCNHead(nn.Module):
         layers: list[nn.Module] = []
         previous = sum(widths)
         for _ in range(num_convs):
-            layers += [
-                nn.Conv2d(previous, channels, 3, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
-                nn.ReLU(inplace=True),
-            ]
+            layers += ConvNormAct(previous, channels, 3)  # unpacked: the layer names stay flat
             previous = channels
         self.convs = nn.Sequential(*layers)
         self.dropout = nn.Dropout2d(dropout)
