@@ -40,6 +40,16 @@ model:
 """
 
 
+def infer(
+    config: str | Path, checkpoint: Path, clouds: Path | list[Path], out_dir: Path, *options: str
+) -> int:
+    """``pc3d infer CONFIG CHECKPOINT CLOUD... --out-dir OUT_DIR [OPTIONS]``; its exit status."""
+    paths = [clouds] if isinstance(clouds, Path) else clouds
+    return main(
+        ["infer", str(config), str(checkpoint), *map(str, paths), "--out-dir", str(out_dir), *options]
+    )
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any]]:
     """A small PointPillars config, its random weights as an MMDetection3D checkpoint, and them."""
@@ -63,7 +73,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[st
 def test_json_predictions_and_summary(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
     config, checkpoint, _ = small
     out = tmp_path / "preds"
-    assert main(["infer", str(config), str(checkpoint), *map(str, CLOUDS), "--out-dir", str(out)]) == 0
+    assert infer(config, checkpoint, CLOUDS, out) == 0
     model = pc3d.inference.load_model(config, checkpoint)
     for cloud in CLOUDS:
         written = json.loads((out / f"{cloud.stem}.json").read_text())
@@ -86,21 +96,7 @@ def test_score_threshold_drops_low_scores(small: tuple[Path, Path, dict[str, Any
     model = pc3d.inference.load_model(config, checkpoint)
     every = pc3d.inference.detect(model, CLOUDS[0])
     threshold = float(every.scores.median())
-    assert (
-        main(
-            [
-                "infer",
-                str(config),
-                str(checkpoint),
-                str(CLOUDS[0]),
-                "--out-dir",
-                str(tmp_path),
-                "--score-thr",
-                str(threshold),
-            ]
-        )
-        == 0
-    )
+    assert infer(config, checkpoint, CLOUDS[0], tmp_path, "--score-thr", str(threshold)) == 0
     written = json.loads((tmp_path / "000001.json").read_text())
     assert written["scores_3d"] and min(written["scores_3d"]) > threshold
     assert written["scores_3d"] == every.scores[every.scores > threshold].tolist()
@@ -111,21 +107,7 @@ def test_kitti_format_uses_the_frames_calibration(
 ) -> None:
     config, checkpoint, _ = small
     out = tmp_path / "kitti"
-    assert (
-        main(
-            [
-                "infer",
-                str(config),
-                str(checkpoint),
-                str(CLOUDS[0]),
-                "--out-dir",
-                str(out),
-                "--format",
-                "kitti",
-            ]
-        )
-        == 0
-    )
+    assert infer(config, checkpoint, CLOUDS[0], out, "--format", "kitti") == 0
     labels = read_kitti_labels(out / "000001.txt")
     assert len(labels.types) == 50 and set(labels.types) <= set(CLASSES)
     assert not np.isnan(labels.score).any() and np.all(np.diff(labels.score) <= 1e-6)  # best first
@@ -139,40 +121,10 @@ def test_kitti_format_without_calibration_is_an_error(
     config, checkpoint, _ = small
     cloud = tmp_path / "cloud.bin"
     cloud.write_bytes(CLOUDS[0].read_bytes())
-    assert (
-        main(
-            [
-                "infer",
-                str(config),
-                str(checkpoint),
-                str(cloud),
-                "--out-dir",
-                str(tmp_path / "o"),
-                "--format",
-                "kitti",
-            ]
-        )
-        == 2
-    )
+    assert infer(config, checkpoint, cloud, tmp_path / "o", "--format", "kitti") == 2
     assert "--calib FILE" in capsys.readouterr().err
     calib = KITTI / "calib" / "000001.txt"
-    assert (
-        main(
-            [
-                "infer",
-                str(config),
-                str(checkpoint),
-                str(cloud),
-                "--out-dir",
-                str(tmp_path / "o"),
-                "--format",
-                "kitti",
-                "--calib",
-                str(calib),
-            ]
-        )
-        == 0
-    )
+    assert infer(config, checkpoint, cloud, tmp_path / "o", "--format", "kitti", "--calib", str(calib)) == 0
     assert len(read_kitti_labels(tmp_path / "o" / "cloud.txt").types) == 50
 
 
@@ -218,21 +170,18 @@ def test_checkpoints_that_do_not_fit_name_the_keys(
     )
     assert main(["checkpoint", "convert", "--from", "mmdet3d", str(other), str(tmp_path / "x.pth")]) == 2
     assert "pts_backbone.blocks.0.0.weight" in capsys.readouterr().err
-    assert main(["infer", str(config), str(other), str(CLOUDS[0]), "--out-dir", str(tmp_path)]) == 2
+    assert infer(config, other, CLOUDS[0], tmp_path) == 2
     assert "pts_backbone.blocks.0.0.weight" in capsys.readouterr().err
     wrong = tmp_path / "wrong.pth"
     resized = dict(state_dict, **{"bbox_head.conv_cls.weight": torch.zeros(6, 24, 1, 1)})
     torch.save({"meta": {"mmdet3d_version": "1.4.0"}, "state_dict": resized}, wrong)
-    assert main(["infer", str(config), str(wrong), str(CLOUDS[0]), "--out-dir", str(tmp_path)]) == 2
+    assert infer(config, wrong, CLOUDS[0], tmp_path) == 2
     assert "bbox_head.conv_cls.weight" in capsys.readouterr().err
 
 
 def test_png_rendering(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, renderer: None) -> None:
     config, checkpoint, _ = small
-    assert (
-        main(["infer", str(config), str(checkpoint), str(CLOUDS[0]), "--out-dir", str(tmp_path), "--png"])
-        == 0
-    )
+    assert infer(config, checkpoint, CLOUDS[0], tmp_path, "--png") == 0
     assert (tmp_path / "000001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -242,21 +191,8 @@ def test_png_rendering(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path,
 )
 def test_mmdetection3d_reference_checkpoint_runs_unchanged(tmp_path: Path) -> None:
     checkpoint = REFERENCE / "pointpillars_kitti-3class_seed0.pth"
-    assert (
-        main(
-            [
-                "infer",
-                "pointpillars_hv-secfpn_kitti-3d-3class",
-                str(checkpoint),
-                str(FRAME_8),
-                "--out-dir",
-                str(tmp_path),
-                "--score-thr",
-                "0.0",
-            ]
-        )
-        == 0
-    )
+    zoo_config = "pointpillars_hv-secfpn_kitti-3d-3class"
+    assert infer(zoo_config, checkpoint, FRAME_8, tmp_path, "--score-thr", "0.0") == 0
     written = json.loads((tmp_path / "000008.json").read_text())
     reference = np.load(REFERENCE / "pointpillars_kitti-3class_seed0_000008.npz")
     assert len(written["scores_3d"]) == len(reference["scores"]) == 50
@@ -280,26 +216,13 @@ def test_a_checkpoint_of_other_classes_is_refused(
         },
         reordered,
     )
-    assert main(["infer", str(config), str(reordered), str(CLOUDS[0]), "--out-dir", str(tmp_path)]) == 2
+    assert infer(config, reordered, CLOUDS[0], tmp_path) == 2
     assert (
         "['Car', 'Pedestrian', 'Cyclist'] differ from the config's ['Pedestrian', 'Cyclist', 'Car']"
         in capsys.readouterr().err
     )
-    assert (
-        main(
-            [
-                "infer",
-                str(config),
-                str(reordered),
-                str(CLOUDS[0]),
-                "--out-dir",
-                str(tmp_path),
-                "--set",
-                "class_names=[Car, Pedestrian, Cyclist]",
-            ]
-        )
-        == 0
-    )
+    override = "class_names=[Car, Pedestrian, Cyclist]"
+    assert infer(config, reordered, CLOUDS[0], tmp_path, "--set", override) == 0
     assert json.loads((tmp_path / "000001.json").read_text())["class_names"] == classes
 
 
@@ -318,53 +241,12 @@ def test_segmentation_writes_per_point_labels(tmp_path: Path, renderer: None) ->
     cloud = tmp_path / "scan.npy"
     np.save(cloud, (np.random.default_rng(0).random((500, 4)) * [20, 20, 2, 1]).astype(np.float32))
     out = tmp_path / "out"
-    assert (
-        main(
-            [
-                "infer",
-                "sparseunet_synthetic-lidar",
-                str(checkpoint),
-                str(cloud),
-                "--out-dir",
-                str(out),
-                "--png",
-            ]
-        )
-        == 0
-    )
+    assert infer("sparseunet_synthetic-lidar", checkpoint, cloud, out, "--png") == 0
     labels = read_point_labels(out / "scan.npy", 500)
     assert labels.shape == (500,) and labels.min() >= 0 and labels.max() < 7
     assert (out / "scan.png").is_file()
-    assert (
-        main(
-            [
-                "infer",
-                "sparseunet_synthetic-lidar",
-                str(checkpoint),
-                str(cloud),
-                "--out-dir",
-                str(out),
-                "--format",
-                "label",
-            ]
-        )
-        == 0
-    )
+    assert infer("sparseunet_synthetic-lidar", checkpoint, cloud, out, "--format", "label") == 0
     assert np.array_equal(read_point_labels(out / "scan.label", 500), labels)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_frames"] == 1 and summary["frames"][0]["num_points"] == 500
-    assert (
-        main(
-            [
-                "infer",
-                "sparseunet_synthetic-lidar",
-                str(checkpoint),
-                str(cloud),
-                "--out-dir",
-                str(out),
-                "--format",
-                "kitti",
-            ]
-        )
-        == 2
-    )
+    assert infer("sparseunet_synthetic-lidar", checkpoint, cloud, out, "--format", "kitti") == 2
