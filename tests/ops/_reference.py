@@ -107,3 +107,24 @@ def clustered_boxes(
     h = 1.5 + 0.2 * torch.rand(num, 1, generator=g)
     boxes = torch.cat([xy, z, size, h, yaw[:, None]], dim=1)
     return boxes, torch.rand(num, generator=g)
+
+
+class PairBlocks:
+    """Pairs ``(a, b)`` of BEV boxes gathered in named blocks (random pairs, one kind of edge case
+    per block), so a test can check each block and name the one that fails."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[str, slice] = {}
+        self._a: list[Tensor] = []
+        self._b: list[Tensor] = []
+
+    def add(self, name: str, a: Tensor, b: Tensor) -> None:
+        """Append the block ``name``: ``a[i]`` pairs with ``b[i]`` (both ``Tensor[n, 5]``)."""
+        start = sum(len(p) for p in self._a)
+        self._a.append(a)
+        self._b.append(b)
+        self.blocks[name] = slice(start, start + len(a))
+
+    def pairs(self) -> tuple[Tensor, Tensor, dict[str, slice]]:
+        """All ``a`` rows, all ``b`` rows and each block's rows."""
+        return torch.cat(self._a), torch.cat(self._b), self.blocks

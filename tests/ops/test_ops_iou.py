@@ -12,7 +12,7 @@ from pc3d.errors import FormatError, ShapeError
 from pc3d.ops import bev_intersection_area, box_iou_3d, box_iou_bev
 from pc3d.ops.bev_area import bev_iou_upper_bound
 
-from ._reference import clustered_boxes, shapely_area, shapely_iou_3d, shapely_iou_bev
+from ._reference import PairBlocks, clustered_boxes, shapely_area, shapely_iou_3d, shapely_iou_bev
 
 
 def _random_bev(n: int, g: torch.Generator, span: float = 4.0) -> torch.Tensor:
@@ -25,65 +25,57 @@ def _random_bev(n: int, g: torch.Generator, span: float = 4.0) -> torch.Tensor:
 def _edge_case_pairs(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict[str, slice]]:
     """Pairs (a, b) of BEV boxes: random, then blocks of named edge cases."""
     n = 500
-    blocks: dict[str, slice] = {}
-    a_parts, b_parts = [], []
-
-    def add(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
-        start = sum(len(p) for p in a_parts)
-        a_parts.append(a)
-        b_parts.append(b)
-        blocks[name] = slice(start, start + len(a))
-
-    add("random", _random_bev(3000, g), _random_bev(3000, g))
+    cases = PairBlocks()
+    cases.add("random", _random_bev(3000, g), _random_bev(3000, g))
     base = _random_bev(n, g)
-    add("identical", base, base.clone())
+    cases.add("identical", base, base.clone())
     turned = base.clone()
     turned[:, 4] += math.pi  # the same rectangle described with the opposite heading
-    add("identical_turned_pi", base, turned)
+    cases.add("identical_turned_pi", base, turned)
     swapped = base.clone()
     swapped[:, [2, 3]] = base[:, [3, 2]]
     swapped[:, 4] += math.pi / 2  # the same rectangle with sizes swapped and a quarter turn
-    add("identical_swapped", base, swapped)
+    cases.add("identical_swapped", base, swapped)
     nested = base.clone()
     nested[:, 2:4] *= torch.rand(n, 2, generator=g, dtype=torch.float64) * 0.9
-    add("nested", base, nested)
+    cases.add("nested", base, nested)
     # Touching along a full edge / a partial edge / at one corner (any common heading).
     shift = base.clone()
     direction = torch.stack([torch.cos(base[:, 4]), torch.sin(base[:, 4])], 1)
     shift[:, :2] += direction * base[:, 2:3]
-    add("touching_edge", base, shift)
+    cases.add("touching_edge", base, shift)
     partial = shift.clone()
     normal = torch.stack([-torch.sin(base[:, 4]), torch.cos(base[:, 4])], 1)
     partial[:, :2] += normal * base[:, 3:4] * 0.5
-    add("touching_partial_edge", base, partial)
+    cases.add("touching_partial_edge", base, partial)
     corner = shift.clone()
     corner[:, :2] += normal * base[:, 3:4]
-    add("touching_corner", base, corner)
+    cases.add("touching_corner", base, corner)
     # Sharing an edge line while overlapping (collinear edges inside the intersection).
     half_over = base.clone()
     half_over[:, :2] += direction * base[:, 2:3] * 0.5
-    add("collinear_overlap", base, half_over)
+    cases.add("collinear_overlap", base, half_over)
     near = base + torch.randn(n, 5, generator=g, dtype=torch.float64) * 1e-9
     near[:, 2:4] = near[:, 2:4].abs()
-    add("near_identical", base, near)
+    cases.add("near_identical", base, near)
     zero_w = base.clone()
     zero_w[:, 2] = 0
-    add("zero_width", zero_w, base)
+    cases.add("zero_width", zero_w, base)
     zero_all = base.clone()
     zero_all[:, 2:4] = 0
-    add("zero_size", base, zero_all)
-    add("both_zero", zero_all, zero_all.clone())
+    cases.add("zero_size", base, zero_all)
+    cases.add("both_zero", zero_all, zero_all.clone())
     far = base.clone()
     far[:, :2] += 1000.0  # large coordinates: precision must not depend on the offset
     far_b = _random_bev(n, g)
     far_b[:, :2] += 1000.0
-    add("far_from_origin", far, far_b)
+    cases.add("far_from_origin", far, far_b)
     cross = base.clone()
     cross[:, 2], cross[:, 3] = base[:, 2] * 3, base[:, 3] / 4
     cross_b = cross.clone()
     cross_b[:, 4] += math.pi / 2
-    add("cross_shaped", cross, cross_b)
-    return torch.cat(a_parts), torch.cat(b_parts), blocks
+    cases.add("cross_shaped", cross, cross_b)
+    return cases.pairs()
 
 
 def test_intersection_area_matches_shapely_including_edge_cases() -> None:

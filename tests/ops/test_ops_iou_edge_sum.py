@@ -15,20 +15,12 @@ import torch
 from pc3d.ops import box_iou_3d, box_iou_bev, iou_rotated
 from pc3d.ops.bev_area import PARALLEL_SINE, bev_intersection_area, clip_area, edge_sum_area
 
-from ._reference import clustered_boxes, shapely_area, shapely_iou_3d, shapely_iou_bev
+from ._reference import PairBlocks, clustered_boxes, shapely_area, shapely_iou_3d, shapely_iou_bev
 
 
 def _rotated_edge_cases(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, dict[str, slice]]:
     n = 400
-    blocks: dict[str, slice] = {}
-    a_parts, b_parts = [], []
-
-    def add(name: str, a: torch.Tensor, b: torch.Tensor) -> None:
-        start = sum(len(p) for p in a_parts)
-        a_parts.append(a)
-        b_parts.append(b)
-        blocks[name] = slice(start, start + len(a))
-
+    cases = PairBlocks()
     xy = torch.rand(n, 2, generator=g, dtype=torch.float64) * 10 - 5
     size = 0.5 + torch.rand(n, 2, generator=g, dtype=torch.float64) * 3
     yaw = torch.rand(n, 1, generator=g, dtype=torch.float64) * 4 * math.pi - 2 * math.pi
@@ -40,19 +32,19 @@ def _rotated_edge_cases(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor,
         size.min(dim=1, keepdim=True).values * torch.rand(n, 2, generator=g, dtype=torch.float64) * 0.7
     )
     inner[:, 4:5] += turn
-    add("nested_rotated", base, inner)
+    cases.add("nested_rotated", base, inner)
     # A square and its 45-degree copy scaled by 1/sqrt(2): corners exactly on the square's edges.
     square = base.clone()
     square[:, 3] = square[:, 2]
     diamond = square.clone()
     diamond[:, 2:4] /= math.sqrt(2)
     diamond[:, 4] += math.pi / 4
-    add("corners_on_edges", square, diamond)
+    cases.add("corners_on_edges", square, diamond)
     # Touching at one point: a diamond whose corner sits on the middle of the square's +x edge.
     outside = diamond.clone()
     heading = torch.stack([torch.cos(square[:, 4]), torch.sin(square[:, 4])], 1)
     outside[:, :2] += heading * square[:, 2:3]
-    add("corner_touching_edge", square, outside)
+    cases.add("corner_touching_edge", square, outside)
     # Corner on corner at a generic angle: b is a turned by pi + turn about a's +,+ corner, which
     # puts it in the quadrant opposite to a (as seen from that corner) turned by less than 90 deg.
     corner = torch.stack(
@@ -68,16 +60,16 @@ def _rotated_edge_cases(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor,
     spun[:, 0:1] = pivot[:, 0:1] + c * corner[:, 0:1] - s * corner[:, 1:2]
     spun[:, 1:2] = pivot[:, 1:2] + s * corner[:, 0:1] + c * corner[:, 1:2]
     spun[:, 4:5] += turn + math.pi
-    add("corner_on_corner", base, spun)
+    cases.add("corner_on_corner", base, spun)
     crossed = base.clone()
     crossed[:, 4:5] += turn
-    add("same_centre_crossed", base, crossed)
+    cases.add("same_centre_crossed", base, crossed)
     zero_w = crossed.clone()
     zero_w[:, 2] = 0
-    add("zero_width_rotated", zero_w, base)
+    cases.add("zero_width_rotated", zero_w, base)
     point = crossed.clone()
     point[:, 2:4] = 0
-    add("zero_size_rotated", base, point)
+    cases.add("zero_size_rotated", base, point)
     # Relative yaw on both sides of the switch to the clipping path, near 0 and near pi/2.
     for name, angle in (
         ("just_below_switch", 0.999 * PARALLEL_SINE),
@@ -88,8 +80,8 @@ def _rotated_edge_cases(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor,
         sign = torch.where(torch.rand(n, 1, generator=g) < 0.5, -1.0, 1.0).double()
         quarter = torch.randint(0, 4, (n, 1), generator=g).double() * math.pi / 2
         near[:, 4:5] += quarter + sign * angle
-        add(name, base, near)
-    return torch.cat(a_parts), torch.cat(b_parts), blocks
+        cases.add(name, base, near)
+    return cases.pairs()
 
 
 def test_edge_sum_matches_shapely_at_generic_angles() -> None:
