@@ -19,6 +19,17 @@ from pc3d.engine.runner import RunOptions, run_train
 TORCHRUN = shutil.which("torchrun") or str(Path(__file__).resolve().parents[2] / ".venv/bin/torchrun")
 
 
+def train_with_two_processes(
+    config: Path, work_dir: Path, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``torchrun --standalone --nproc_per_node 2 -m pc3d train CONFIG --work-dir WORK_DIR``, its
+    output captured."""
+    argv = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "pc3d", "train", str(config)]
+    return subprocess.run(
+        [*argv, "--work-dir", str(work_dir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
     write_config, registry, plugin_env, tmp_path
 ):
@@ -28,25 +39,7 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
     two = write_config({**overrides, "data": {"train": {"batch_size": 4}}}, name="two.yaml")
     one = write_config({**overrides, "data": {"train": {"batch_size": 8}}}, name="one.yaml")
     work_two = tmp_path / "two"
-    result = subprocess.run(
-        [
-            TORCHRUN,
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "pc3d",
-            "train",
-            str(two),
-            "--work-dir",
-            str(work_two),
-        ],
-        cwd=REPO,
-        env=plugin_env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    result = train_with_two_processes(two, work_two, plugin_env, timeout=180)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 process(es)" in result.stderr
 
@@ -139,24 +132,6 @@ def test_cuda_training_with_amp_and_sync_bn_conversion(write_config, registry, t
 )
 def test_two_nccl_processes(write_config, plugin_env, tmp_path):
     config = write_config({"runtime": {"device": "cuda"}, "schedule": {"epochs": 1}})
-    result = subprocess.run(
-        [
-            TORCHRUN,
-            "--standalone",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "pc3d",
-            "train",
-            str(config),
-            "--work-dir",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        env=plugin_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = train_with_two_processes(config, tmp_path, plugin_env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.load(tmp_path / "epoch_1.pth", weights_only=True)["world_size"] == 2
