@@ -18,6 +18,8 @@ import numpy as np
 import shapely
 
 CLASS_NAMES = ["car", "pedestrian", "cyclist", "van", "person_sitting", "truck"]
+# The port's per-class IoU thresholds, written out again on purpose (independent of
+# pc3d.evaluation.kitti_protocol); alike in shape only to each other and to synth.SIZES.
 STRICT = {  # bbox, bev, 3d
     "car": (0.7, 0.7, 0.7),
     "pedestrian": (0.5, 0.5, 0.5),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,40 +76,13 @@ def test_dontcare_placeholders_are_accepted() -> None:
 
 def test_record_validation() -> None:
     good = parse_kitti_labels(CAR, detections=False)
+    # dataclasses.replace builds a new record through the constructor, so it checks the fields.
     with pytest.raises(ShapeError, match="bbox has shape"):
-        KittiEvalLabels(
-            name=good.name,
-            truncated=good.truncated,
-            occluded=good.occluded,
-            alpha=good.alpha,
-            bbox=good.bbox[:, :3],
-            dimensions=good.dimensions,
-            location=good.location,
-            rotation_y=good.rotation_y,
-        )
+        replace(good, bbox=good.bbox[:, :3])
     with pytest.raises(FormatError, match="unknown class name 'Bus'"):
-        KittiEvalLabels(
-            name=np.array(["Bus"]),
-            truncated=good.truncated,
-            occluded=good.occluded,
-            alpha=good.alpha,
-            bbox=good.bbox,
-            dimensions=good.dimensions,
-            location=good.location,
-            rotation_y=good.rotation_y,
-        )
+        replace(good, name=np.array(["Bus"]))
     with pytest.raises(FormatError, match="score is not finite"):
-        KittiEvalLabels(
-            name=good.name,
-            truncated=good.truncated,
-            occluded=good.occluded,
-            alpha=good.alpha,
-            bbox=good.bbox,
-            dimensions=good.dimensions,
-            location=good.location,
-            rotation_y=good.rotation_y,
-            score=np.array([np.nan]),
-        )
+        replace(good, score=np.array([np.nan]))
     assert len(KittiEvalLabels.empty(detections=True)) == 0
 
 

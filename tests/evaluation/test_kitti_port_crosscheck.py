@@ -19,6 +19,7 @@ import os
 import pickle
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,16 +91,10 @@ def random_cases(count: int, jitter: bool) -> tuple[list, list]:
             dets = perfect_detections(gts, rng)
         if jitter:  # keep clear of the port's float32 failure on identical rotated boxes
             dets = [
-                KittiEvalLabels(
-                    name=d.name,
-                    truncated=d.truncated,
-                    occluded=d.occluded,
-                    alpha=d.alpha,
-                    bbox=d.bbox,
-                    dimensions=d.dimensions,
+                replace(
+                    d,
                     location=d.location + rng.normal(0, 0.01, d.location.shape),
                     rotation_y=d.rotation_y + rng.normal(0, 0.01, len(d)),
-                    score=d.score,
                 )
                 for d in dets
             ]
