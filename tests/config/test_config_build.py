@@ -79,6 +79,12 @@ def write(folder: Path, text: str) -> Path:
     return path
 
 
+def build_model(path: Path, registry: Registry, overrides: Sequence[str] = ()) -> Any:
+    """The ``model`` of the config file ``path`` (with ``--set`` style ``overrides``), built."""
+    config = load_config(path, list(overrides), search_dirs=[])
+    return build(config.node("model"), kind="model", registry=registry)
+
+
 MODEL = """
     model:
       type: Model
@@ -100,8 +106,7 @@ MODEL = """
 
 
 def test_nested_components_are_built_depth_first(tmp_path, registry):
-    config = load_config(write(tmp_path, MODEL), search_dirs=[])
-    model = build(config.node("model"), kind="model", registry=registry)
+    model = build_model(write(tmp_path, MODEL), registry)
     assert isinstance(model, Model)
     assert (model.backbone.in_channels, model.backbone.out_channels, model.backbone.scale) == (4, 8, 2)
     assert model.head.layers == [64, 64]
@@ -111,18 +116,16 @@ def test_nested_components_are_built_depth_first(tmp_path, registry):
 
 def test_unknown_key_names_path_file_line_and_suggests(tmp_path, registry):
     path = write(tmp_path, MODEL.replace("num_classes: 3", "num_clases: 3"))
-    config = load_config(path, search_dirs=[])
     with pytest.raises(ConfigError) as info:
-        build(config.node("model"), kind="model", registry=registry)
+        build_model(path, registry)
     message = str(info.value)
     assert message.startswith(f"model.head.num_clases (from {path}:9): unknown argument 'num_clases'")
     assert "for head 'Head' (did you mean 'num_classes'?); Head accepts: num_classes, layers" in message
 
 
 def test_unknown_key_from_an_override_names_the_override(tmp_path, registry):
-    config = load_config(write(tmp_path, MODEL), ["model.backbone.out_channel=16"], search_dirs=[])
     with pytest.raises(ConfigError) as info:
-        build(config.node("model"), kind="model", registry=registry)
+        build_model(write(tmp_path, MODEL), registry, ["model.backbone.out_channel=16"])
     assert str(info.value).startswith(
         "model.backbone.out_channel (from --set model.backbone.out_channel=16): unknown argument"
     )
@@ -132,13 +135,13 @@ def test_unknown_key_from_an_override_names_the_override(tmp_path, registry):
 def test_unknown_type_names_path_file_and_suggests(tmp_path, registry):
     path = write(tmp_path, MODEL.replace("type: Head", "type: Haed"))
     with pytest.raises(ConfigError) as info:
-        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+        build_model(path, registry)
     message = str(info.value)
     assert message.startswith(f"model.head.type (from {path}:8): unknown head 'Haed'")
     assert "did you mean 'Head'?" in message and "Registered heads: Ambiguous, Head." in message
     wrong_kind = write(tmp_path, MODEL.replace("type: Head", "type: Encoder"))
     with pytest.raises(ConfigError, match="'Encoder' is registered as a backbone, not a head"):
-        build(load_config(wrong_kind, search_dirs=[]).node("model"), kind="model", registry=registry)
+        build_model(wrong_kind, registry)
 
 
 def test_unknown_type_in_a_list_names_the_index(tmp_path, registry):
@@ -147,7 +150,7 @@ def test_unknown_type_in_a_list_names_the_index(tmp_path, registry):
         ConfigError,
         match=rf"^model.transforms.1.type \(from {path}:13\): unknown transform 'Flop' \(did you mean 'Flip'",
     ):
-        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+        build_model(path, registry)
 
 
 def test_missing_required_arguments_are_named(tmp_path, registry):
@@ -156,7 +159,7 @@ def test_missing_required_arguments_are_named(tmp_path, registry):
         ConfigError,
         match=rf"^model.backbone \(from {path}:3\): backbone 'Encoder' is missing required argument 'in_channels'",
     ):
-        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+        build_model(path, registry)
     with pytest.raises(ConfigError, match="model 'Model' is missing required arguments 'backbone', 'head'"):
         build({"type": "Model"}, kind="model", registry=registry)
 
@@ -209,7 +212,7 @@ def test_constructor_errors_are_tied_to_the_mapping(tmp_path, registry):
         ConfigError,
         match=rf"^model.head \(from {path}:7\): building head 'Head' failed: num_classes must be >= 1, got 0",
     ):
-        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+        build_model(path, registry)
 
 
 def test_nested_kind_comes_from_a_declared_argument_or_an_explicit_kind(registry):
@@ -254,7 +257,7 @@ def test_an_unknown_or_contradicting_kind_is_an_error_with_the_key_path(tmp_path
         ConfigError,
         match=rf"^model.backbone.kind \(from {path}:6\): 'kind: head' contradicts its place: 'model.backbone' takes a backbone",
     ):
-        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+        build_model(path, registry)
     with pytest.raises(
         ConfigError,
         match=r"^helper.kind \(from <dict>\): unknown component kind 'heads' \(did you mean 'head'\?\); kinds: model, ",
@@ -330,7 +333,7 @@ def test_an_unknown_type_in_a_config_shipped_by_a_package_suspects_a_missing_plu
     (package / "configs").mkdir()
     path = write(package / "configs", MODEL.replace("type: Head", "type: GoneHead"))
     with pytest.raises(ConfigError) as info:
-        build(load_config(path, search_dirs=[]).node("model"), kind="model", registry=registry)
+        build_model(path, registry)
     message = str(info.value)
     assert message.startswith(f"model.head.type (from {path}:8): unknown head 'GoneHead'")
     assert (
@@ -340,7 +343,7 @@ def test_an_unknown_type_in_a_config_shipped_by_a_package_suspects_a_missing_plu
     # A config outside any package gets no such guess.
     plain = write(tmp_path, MODEL.replace("type: Head", "type: GoneHead"))
     with pytest.raises(ConfigError) as info:
-        build(load_config(plain, search_dirs=[]).node("model"), kind="model", registry=registry)
+        build_model(plain, registry)
     assert "ships with the package" not in str(info.value)
 
 
