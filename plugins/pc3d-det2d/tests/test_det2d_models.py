@@ -51,6 +51,7 @@ def retinanet() -> RetinaNet:
     return RetinaNet(backbone, neck, head)
 
 
+# Alike in shape to retinanet() only: the heads take different arguments (regress ranges, not anchors).
 def fcos() -> FCOS:
     backbone, neck = backbone_neck((1, 2, 3), 4, "on_output")
     ranges = [[-1, 16], [16, 32], [32, 64], [64, -1]]
