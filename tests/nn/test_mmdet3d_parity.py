@@ -106,6 +106,28 @@ def load_config(name: str) -> dict[str, Any]:
     return config
 
 
+def frame_voxels(config: dict[str, Any]) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """MMDetection3D's test pipeline and data preprocessor on ``FRAME``.
+
+    Returns:
+        The points strictly inside the range ``[N, 4]``, and their hard voxels: ``voxels [V, M, 4]``,
+        ``coords [V, 4]`` (batch column 0 prepended) and ``num_points [V]``.
+    """
+    points = torch.from_numpy(np.fromfile(FRAME, dtype=np.float32).reshape(-1, 4))
+    bounds = torch.tensor(config["point_cloud_range"], dtype=torch.float32)
+    points = points[((points[:, :3] > bounds[:3]) & (points[:, :3] < bounds[3:])).all(dim=1)]
+    # Hard voxelization with the test cap on voxels.
+    layer = config["model"]["data_preprocessor"]["voxel_layer"]
+    voxels, coords, num_points = hard_voxelize(
+        points,
+        layer["voxel_size"],
+        layer["point_cloud_range"],
+        layer["max_num_points"],
+        layer["max_voxels"][1],
+    )
+    return points, voxels, F.pad(coords, (1, 0)), num_points
+
+
 @needs_reference
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
@@ -119,23 +141,11 @@ def test_raw_head_outputs_match_mmdetection3d(name: str) -> None:
     model = VoxelNetConvs(config["model"]).eval()
     meta = load_mmdet3d_checkpoint(model, REFERENCE / f"{name}_seed0.pth")
     assert meta["mmdet3d_version"] == "1.4.0"
-    # The test pipeline: load 4 features per point, keep points strictly inside the range.
-    points = torch.from_numpy(np.fromfile(FRAME, dtype=np.float32).reshape(-1, 4))
-    bounds = torch.tensor(config["point_cloud_range"], dtype=torch.float32)
-    points = points[((points[:, :3] > bounds[:3]) & (points[:, :3] < bounds[3:])).all(dim=1)]
+    points, voxels, coords, num_points = frame_voxels(config)
     assert points.shape[0] == int(reference["num_points_in_range"])
-    # The data preprocessor: hard voxelization with the test cap on voxels, batch column prepended.
-    layer = config["model"]["data_preprocessor"]["voxel_layer"]
-    voxels, coords, num_points = hard_voxelize(
-        points,
-        layer["voxel_size"],
-        layer["point_cloud_range"],
-        layer["max_num_points"],
-        layer["max_voxels"][1],
-    )
     assert voxels.shape[0] == int(reference["num_voxels"])
     with torch.no_grad():
-        outputs = model(voxels, num_points, F.pad(coords, (1, 0)), batch_size=1)
+        outputs = model(voxels, num_points, coords, batch_size=1)
     for key, output in zip(("cls_score_0", "bbox_pred_0", "dir_cls_pred_0"), outputs, strict=True):
         expected = torch.from_numpy(reference[key])
         assert output.shape == expected.shape, key

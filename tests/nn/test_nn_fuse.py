@@ -142,20 +142,10 @@ def test_optimised_mmdet3d_pointpillars_equals_plain_and_mmdetection3d() -> None
     model = parity.VoxelNetConvs(config["model"]).eval()
     load_mmdet3d_checkpoint(model, parity.REFERENCE / f"{name}_seed0.pth")
     fast = optimize_for_inference(model)
-    points = torch.from_numpy(np.fromfile(parity.FRAME, dtype=np.float32).reshape(-1, 4))
-    bounds = torch.tensor(config["point_cloud_range"], dtype=torch.float32)
-    points = points[((points[:, :3] > bounds[:3]) & (points[:, :3] < bounds[3:])).all(dim=1)]
-    layer = config["model"]["data_preprocessor"]["voxel_layer"]
-    voxels, coords, num_points = hard_voxelize(
-        points,
-        layer["voxel_size"],
-        layer["point_cloud_range"],
-        layer["max_num_points"],
-        layer["max_voxels"][1],
-    )
+    _, voxels, coords, num_points = parity.frame_voxels(config)
     with torch.no_grad():
-        plain = model(voxels, num_points, F.pad(coords, (1, 0)), batch_size=1)
-        got = fast(voxels, num_points, F.pad(coords, (1, 0)), batch_size=1)
+        plain = model(voxels, num_points, coords, batch_size=1)
+        got = fast(voxels, num_points, coords, batch_size=1)
     assert fast.voxel_encoder.folded_path_applies()
     for key, a, b in zip(("cls_score_0", "bbox_pred_0", "dir_cls_pred_0"), plain, got, strict=True):
         torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
