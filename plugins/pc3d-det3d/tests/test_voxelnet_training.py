@@ -48,6 +48,8 @@ def test_pointpillars_trains_and_evaluates_under_torchrun_with_two_gloo_processe
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     work = tmp_path / "run"
     frames = '["000000", "000001", "000002", "000004"]'
+    # torchrun as tests/engine/test_engine_dist.py starts it, spelled out: a plugin's tests import
+    # nothing from the core's tests.
     argv = [
         torchrun,
         "--standalone",
