@@ -14,7 +14,56 @@ from pc3d.nn.layers import ConvNormAct
 from pc3d_seg.losses import seg_loss
 
 
-class PointMLPSegHead(nn.Module):
+class SegHead(nn.Module):
+    """What the segmentation heads share: the class count, the loss settings and the loss of
+    per-point (or per-pixel) logits.
+
+    Args:
+        num_classes: number of classes.
+        ignore_index: label value that contributes no loss (unlabelled points or pixels).
+        class_weight: one cross-entropy weight per class (rare classes up), or None.
+        lovasz_weight: weight of the Lovász-softmax term (0: cross-entropy only).
+
+    Attributes:
+        config_key: where configs put the head (``model.head``, as the segmentors hold it); a
+            label outside ``num_classes`` is reported against ``<config_key>.num_classes``.
+
+    Raises:
+        ValueError: fewer than 2 classes, or not one class weight per class.
+    """
+
+    config_key = "model.head"
+
+    def __init__(
+        self, num_classes: int, ignore_index: int, class_weight: list[float] | None, lovasz_weight: float
+    ) -> None:
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+        if class_weight is not None and len(class_weight) != num_classes:
+            raise ValueError(f"class_weight holds {len(class_weight)} weights for num_classes={num_classes}")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.class_weight = None if class_weight is None else [float(w) for w in class_weight]
+        self.lovasz_weight = float(lovasz_weight)
+
+    def labelled_losses(self, logits: Tensor, labels: Tensor, what: str) -> dict[str, Tensor]:
+        """Every loss term and their total ``"loss"`` (see :func:`pc3d_seg.losses.seg_loss`).
+
+        Args:
+            logits: ``Tensor[N, num_classes]``.
+            labels: ``Long[...]`` of ``N`` labels in ``[0, num_classes)`` or ``ignore_index``.
+            what: the labels' name in errors (``"labels"``, ``"masks"``).
+
+        Raises:
+            FormatError: a label outside ``[0, num_classes)`` that is not ``ignore_index``, naming
+                ``<config_key>.num_classes``.
+        """
+        check_labels(labels, self.num_classes, f"{self.config_key}.num_classes", what, self.ignore_index)
+        return seg_loss(logits, labels.reshape(-1), self.ignore_index, self.class_weight, self.lovasz_weight)
+
+
+class PointMLPSegHead(SegHead):
     """A per-point MLP to class logits, trained with cross-entropy (+ optional Lovász-softmax).
 
     ``Tensor[P, in_channels] -> Tensor[P, num_classes]``.
@@ -28,16 +77,9 @@ class PointMLPSegHead(nn.Module):
         class_weight: one cross-entropy weight per class (rare classes up), or None.
         lovasz_weight: weight of the Lovász-softmax term (0: cross-entropy only).
 
-    Attributes:
-        config_key: where configs put the head (``model.head``, as :class:`PointSegmentor`
-            holds it); a label outside ``num_classes`` is reported against
-            ``<config_key>.num_classes``.
-
     Raises:
         ValueError: fewer than 2 classes, or not one class weight per class.
     """
-
-    config_key = "model.head"
 
     def __init__(
         self,
@@ -49,16 +91,8 @@ class PointMLPSegHead(nn.Module):
         class_weight: list[float] | None = None,
         lovasz_weight: float = 0.0,
     ) -> None:
-        super().__init__()
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-        if class_weight is not None and len(class_weight) != num_classes:
-            raise ValueError(f"class_weight holds {len(class_weight)} weights for num_classes={num_classes}")
+        super().__init__(num_classes, ignore_index, class_weight, lovasz_weight)
         self.in_channels = in_channels
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
-        self.class_weight = None if class_weight is None else [float(w) for w in class_weight]
-        self.lovasz_weight = float(lovasz_weight)
         layers: list[nn.Module] = []
         previous = in_channels
         for width in hidden_channels:
@@ -93,15 +127,14 @@ class PointMLPSegHead(nn.Module):
         """
         if labels.shape != logits.shape[:1]:
             raise ShapeError(f"labels: expected Long[{logits.shape[0]}], got {tuple(labels.shape)}")
-        check_labels(labels, self.num_classes, f"{self.config_key}.num_classes", "labels", self.ignore_index)
-        return seg_loss(logits, labels, self.ignore_index, self.class_weight, self.lovasz_weight)
+        return self.labelled_losses(logits, labels, "labels")
 
     def loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         """The total loss of :meth:`losses` (a zero that keeps the graph when no point is labelled)."""
         return self.losses(logits, labels)["loss"]
 
 
-class FCNHead(nn.Module):
+class FCNHead(SegHead):
     """FCN head (Long et al., 2015; MMSegmentation's ``FCNHead``) on backbone feature maps.
 
     The chosen maps (``in_index``; several are resized to the first one's size and concatenated)
@@ -120,10 +153,9 @@ class FCNHead(nn.Module):
         lovasz_weight: weight of the Lovász-softmax term.
 
     Raises:
-        ValueError: fewer than 2 classes, or ``in_channels`` and ``in_index`` of different lengths.
+        ValueError: fewer than 2 classes, not one class weight per class, or ``in_channels`` and
+            ``in_index`` of different lengths.
     """
-
-    config_key = "model.head"
 
     def __init__(
         self,
@@ -137,16 +169,11 @@ class FCNHead(nn.Module):
         class_weight: list[float] | None = None,
         lovasz_weight: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(num_classes, ignore_index, class_weight, lovasz_weight)
         self.in_index = [in_index] if isinstance(in_index, int) else list(in_index)
         widths = [in_channels] if isinstance(in_channels, int) else list(in_channels)
         if len(widths) != len(self.in_index):
             raise ValueError(f"in_channels {widths} and in_index {self.in_index} need one entry per map")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}")
-        self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.class_weight = None if class_weight is None else [float(w) for w in class_weight]
-        self.lovasz_weight = float(lovasz_weight)
         layers: list[nn.Module] = []
         previous = sum(widths)
         for _ in range(num_convs):
@@ -179,6 +206,4 @@ class FCNHead(nn.Module):
             raise ShapeError(
                 f"masks: expected Long{[logits.shape[0], *logits.shape[2:]]}, got {tuple(masks.shape)}"
             )
-        check_labels(masks, self.num_classes, f"{self.config_key}.num_classes", "masks", self.ignore_index)
-        flat = logits.permute(0, 2, 3, 1).reshape(-1, self.num_classes)
-        return seg_loss(flat, masks.reshape(-1), self.ignore_index, self.class_weight, self.lovasz_weight)
+        return self.labelled_losses(logits.permute(0, 2, 3, 1).reshape(-1, self.num_classes), masks, "masks")

@@ -99,8 +99,9 @@ def test_class_weights_and_lovasz_term():
     assert float(lovasz_softmax(torch.tensor([[9.0, -9.0], [-9.0, 9.0]]), torch.tensor([0, 1]))) < 1e-6
     assert float(lovasz_softmax(torch.tensor([[-9.0, 9.0], [9.0, -9.0]]), torch.tensor([0, 1]))) > 0.99
     assert float(lovasz_softmax(logits.detach(), torch.tensor([-1, -1, -1]))) == 0.0
-    with pytest.raises(ValueError, match="class_weight holds 3 weights for num_classes=2"):
-        PointMLPSegHead(2, 2, class_weight=[1.0, 2.0, 3.0])
+    for head in (PointMLPSegHead, FCNHead):  # both heads check their loss settings alike
+        with pytest.raises(ValueError, match="class_weight holds 3 weights for num_classes=2"):
+            head(2, 2, class_weight=[1.0, 2.0, 3.0])
 
 
 def test_lovasz_matches_the_iou_it_relaxes_on_hard_predictions():
