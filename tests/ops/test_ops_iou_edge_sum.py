@@ -64,6 +64,7 @@ def _rotated_edge_cases(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor,
     crossed = base.clone()
     crossed[:, 4:5] += turn
     cases.add("same_centre_crossed", base, crossed)
+    # test_ops_iou.py's zero-size cases again, at a generic angle, where the edge sum runs.
     zero_w = crossed.clone()
     zero_w[:, 2] = 0
     cases.add("zero_width_rotated", zero_w, base)
