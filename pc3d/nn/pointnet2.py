@@ -29,6 +29,7 @@ __all__ = [
     "ball_query",
     "farthest_point_sample",
     "group_points",
+    "shared_mlp",
     "three_interpolate",
     "three_nn",
 ]
@@ -138,7 +139,18 @@ def three_interpolate(features: Tensor, index: Tensor, dist: Tensor, eps: float 
     return (group_points(features, index) * weight[..., None]).sum(dim=2)
 
 
-def _shared_mlp(cin: int, channels: Sequence[int]) -> nn.Sequential:
+def shared_mlp(cin: int, channels: Sequence[int]) -> nn.Sequential:
+    """A per-point MLP over the last axis: ``Linear`` (no bias), ``LayerNorm``, ``ReLU`` per width.
+
+    LayerNorm, not BatchNorm: it does not depend on how many points a batch holds (even 0 or 1).
+
+    Args:
+        cin: input channels.
+        channels: output channels of each layer.
+
+    Returns:
+        The MLP, ``[..., cin] -> [..., channels[-1]]``.
+    """
     layers: list[nn.Module] = []
     for cout in channels:
         # Channels last: Linear over the last axis; LayerNorm works for any number of points.
@@ -165,7 +177,7 @@ class SetAbstraction(nn.Module):
         if not channels:
             raise FormatError("SetAbstraction: channels must name at least one layer")
         self.npoint, self.radius, self.nsample = int(npoint), float(radius), int(nsample)
-        self.mlp = _shared_mlp(in_channels + 3, channels)
+        self.mlp = shared_mlp(in_channels + 3, channels)
         self.out_channels = int(channels[-1])
 
     def forward(self, xyz: Tensor, features: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -190,7 +202,7 @@ class FeaturePropagation(nn.Module):
         super().__init__()
         if not channels:
             raise FormatError("FeaturePropagation: channels must name at least one layer")
-        self.mlp = _shared_mlp(in_channels, channels)
+        self.mlp = shared_mlp(in_channels, channels)
         self.out_channels = int(channels[-1])
 
     def forward(self, fine_xyz: Tensor, coarse_xyz: Tensor, fine: Tensor | None, coarse: Tensor) -> Tensor:

@@ -7,16 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from pc3d.nn.pointnet2 import shared_mlp
 from pc3d.nn.sparse_unet import check_point_clouds
-
-
-def _mlp(in_channels: int, channels: Sequence[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in channels:
-        # LayerNorm, not BatchNorm: independent of how many points a batch holds (even 0 or 1).
-        layers += [nn.Linear(in_channels, width, bias=False), nn.LayerNorm(width), nn.ReLU(inplace=True)]
-        in_channels = width
-    return nn.Sequential(*layers)
 
 
 class PointNetEncoder(nn.Module):
@@ -45,8 +37,8 @@ class PointNetEncoder(nn.Module):
             raise ValueError("channels must name at least one layer")
         self.in_channels = in_channels
         self.out_channels = channels[-1] + global_channels
-        self.local = _mlp(in_channels, channels)
-        self.global_mlp = _mlp(channels[-1], [global_channels])
+        self.local = shared_mlp(in_channels, channels)
+        self.global_mlp = shared_mlp(channels[-1], [global_channels])
 
     def forward(self, points: Sequence[Tensor]) -> Tensor:
         """Per-point features of a batch of clouds.
