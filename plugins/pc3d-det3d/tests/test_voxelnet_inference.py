@@ -56,9 +56,8 @@ def test_optimised_pointpillars_equals_plain() -> None:
 
 
 def test_channels_last_detector_trains_like_the_plain_one() -> None:
-    config = load_config(CONFIG)
     torch.manual_seed(0)
-    plain = build(config.node("model"), kind="model")
+    plain = build(load_config(CONFIG, ["model.channels_last=false"]).node("model"), kind="model")
     torch.manual_seed(0)
     fast = build(load_config(CONFIG, ["model.channels_last=true"]).node("model"), kind="model")
     assert fast.backbone.blocks[0][0].weight.is_contiguous(memory_format=torch.channels_last)
