@@ -101,12 +101,14 @@ def _bev_iou(gt_boxes: Tensor, anchors: Tensor) -> Tensor:
     out = anchors.new_zeros((gt_boxes.shape[0], anchors.shape[0]))
     if gt_boxes.shape[0] == 0 or anchors.shape[0] == 0:
         return out
+    # Every anchor's half-diagonal bounded by the largest (one size per class): one distance
+    # matrix and one comparison, with a millimetre of slack for cdist's rounding (a pair that far
+    # apart overlaps 0 anyway).
     reach = 0.5 * (
-        torch.hypot(gt_boxes[:, 3], gt_boxes[:, 4])[:, None]
-        + torch.hypot(anchors[:, 3], anchors[:, 4])[None, :]
+        torch.hypot(gt_boxes[:, 3], gt_boxes[:, 4]) + torch.hypot(anchors[:, 3], anchors[:, 4]).max()
     )
-    offset = gt_boxes[:, None, :2] - anchors[None, :, :2]
-    gt, anchor = torch.nonzero((offset * offset).sum(-1) < reach * reach, as_tuple=True)
+    near = torch.cdist(gt_boxes[:, :2], anchors[:, :2]) < (reach + 1e-3)[:, None]
+    gt, anchor = torch.nonzero(near, as_tuple=True)
     if gt.numel():
         # The listed pairs only, aligned: no second search for candidates.
         out[gt, anchor] = box_iou_bev(gt_boxes[gt], anchors[anchor], aligned=True).to(out.dtype)
