@@ -279,9 +279,10 @@ def print_table(title: str, rows: list[dict]) -> None:
     for r in rows:
         ref = "" if math.isnan(r["mmdet3d_ms"]) else f"{r['mmdet3d_ms']:.0f}"
         if r["per_sample"]:
-            rate = r["per_sample"] / (r["fast_ms"] / 1e3)
+            fast, plain = (r["per_sample"] / (r[key] / 1e3) for key in ("fast_ms", "plain_ms"))
             print(
-                f"| {r['model']} | {r['stage']} | {r['fast_ms']:.0f} ({rate:.2f} samples/s) | (same model) | | |"
+                f"| {r['model']} | {r['stage']} | {r['fast_ms']:.0f} ({fast:.2f} samples/s) | "
+                f"{r['plain_ms']:.0f} ({plain:.2f} samples/s) | {r['plain_ms'] / r['fast_ms']:.2f}x | |"
             )
             continue
         print(
