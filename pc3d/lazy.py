@@ -16,7 +16,9 @@ def module_of(table: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
     return {name: module for module, names in table.items() for name in names}
 
 
-def load_attribute(package: str, modules: Mapping[str, str], namespace: MutableMapping[str, Any], name: str) -> Any:
+def load_attribute(
+    package: str, modules: Mapping[str, str], namespace: MutableMapping[str, Any], name: str
+) -> Any:
     """Import the module that defines `name` and cache the value in the package's `namespace`.
 
     Args:

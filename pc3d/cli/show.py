@@ -21,8 +21,7 @@ VIEWS = ("bev", "front", "orbit", "camera")
 MODES = MODE_NAMES
 COLOR_BY = ("height", "intensity", "label")
 DESCRIPTION = (
-    "Draw a point cloud with its ground-truth boxes and predictions, in an Open3D "
-    "window or as a PNG."
+    "Draw a point cloud with its ground-truth boxes and predictions, in an Open3D window or as a PNG."
 )
 EXAMPLES = """examples:
   pc3d show scan.bin --boxes gt.json --pred dets.json --out shot.png      # off-screen PNG
@@ -61,7 +60,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("--boxes", "ground-truth box files: pc3d .json/.csv/.txt/.npy, or KITTI label_2 .txt"),
         ("--pred", "prediction box files (same formats; KITTI result .txt with scores)"),
     ):
-        parser.add_argument(flag, type=Path, nargs="+", action="extend", default=[], metavar="FILE", help=files)
+        parser.add_argument(
+            flag, type=Path, nargs="+", action="extend", default=[], metavar="FILE", help=files
+        )
     parser.add_argument(
         "--mode",
         choices=MODES,

@@ -70,7 +70,8 @@ def test_hints_that_are_not_checked_let_values_through():
 
 def test_literals_suggest_and_dataclasses_report_the_inner_key():
     with pytest.raises(
-        ConfigError, match=r"^mode \(from <dict>\): 'exat' is not one of fast, exact \(did you mean 'exact'\?\)$"
+        ConfigError,
+        match=r"^mode \(from <dict>\): 'exat' is not one of fast, exact \(did you mean 'exact'\?\)$",
     ):
         conform(node("exat", "mode"), Literal["fast", "exact"])
     outer = to_dataclass(

@@ -26,7 +26,12 @@ def train_with_two_processes(
     output captured."""
     argv = [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "pc3d", "train", str(config)]
     return subprocess.run(
-        [*argv, "--work-dir", str(work_dir)], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+        [*argv, "--work-dir", str(work_dir)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

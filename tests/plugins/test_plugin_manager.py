@@ -298,7 +298,9 @@ def test_list_naming_no_installed_plugin_warns():
 
 def test_registrar_rejects_bad_registrations():
     registrar = Registrar("p", "p-dist")
-    with pytest.raises(PluginError, match=r"unknown component kind 'heads' \(did you mean 'head'\?\); kinds: "):
+    with pytest.raises(
+        PluginError, match=r"unknown component kind 'heads' \(did you mean 'head'\?\); kinds: "
+    ):
         registrar.add("heads", dict)
     with pytest.raises(PluginError, match="expected a class or function"):
         registrar.add_head(42)  # type: ignore[arg-type]
@@ -315,7 +317,9 @@ def test_registrar_rejects_bad_registrations():
 def test_unknown_component_messages_suggest_names():
     manager = PluginManager(allow=["det3d"]).load()
     registry = manager.registry
-    with pytest.raises(UnknownComponentError, match=r"unknown head 'CentreHead' \(did you mean 'CenterHead'\?\)"):
+    with pytest.raises(
+        UnknownComponentError, match=r"unknown head 'CentreHead' \(did you mean 'CenterHead'\?\)"
+    ):
         registry.get("head", "CentreHead")
     with pytest.raises(UnknownComponentError, match="'BEVBackbone' is registered as a backbone, not a head"):
         registry.get("head", "BEVBackbone")
@@ -393,5 +397,7 @@ def test_config_build_uses_the_loaded_plugins(make_dist, good_plugin):
     load_plugins(allow=["tiny-plugin"])
     model = build({"type": "TinyModel", "head": {"type": "TinyHead", "num_classes": 3}}, kind="model")
     assert model.head.num_classes == 3
-    with pytest.raises(ConfigError, match=r"head\.type .*unknown head 'TinyHaed' \(did you mean 'TinyHead'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"head\.type .*unknown head 'TinyHaed' \(did you mean 'TinyHead'\?\)"
+    ):
         build({"type": "TinyModel", "head": {"type": "TinyHaed", "num_classes": 3}}, kind="model")

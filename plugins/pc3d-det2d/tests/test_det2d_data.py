@@ -269,12 +269,20 @@ def test_kitti_converter_keeps_the_2d_boxes_and_drops_dontcare(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ("Bus 0 0 0 10 20 30 40 1.5 1.6 3.9 1 1.7 20 0.1", r"label_2/000001\.txt:2: unknown KITTI type 'Bus'"),
-        ("Car 0 0 0 30 20 10 40 1.5 1.6 3.9 1 1.7 20 0.1", r"label_2/000001\.txt:2: bbox .* must have x1 < x2"),
+        (
+            "Bus 0 0 0 10 20 30 40 1.5 1.6 3.9 1 1.7 20 0.1",
+            r"label_2/000001\.txt:2: unknown KITTI type 'Bus'",
+        ),
+        (
+            "Car 0 0 0 30 20 10 40 1.5 1.6 3.9 1 1.7 20 0.1",
+            r"label_2/000001\.txt:2: bbox .* must have x1 < x2",
+        ),
         ("Car 0 0 0 10 20 30 40 1.5 1.6 3.9 1 1.7", r"label_2/000001\.txt:2: expected 15 or 16 fields"),
     ],
 )
-def test_kitti_converter_names_the_label_line_it_cannot_convert(tmp_path: Path, row: str, message: str) -> None:
+def test_kitti_converter_names_the_label_line_it_cannot_convert(
+    tmp_path: Path, row: str, message: str
+) -> None:
     root = tmp_path / "kitti"
     (root / "label_2").mkdir(parents=True)
     (root / "image_2").mkdir()

@@ -114,7 +114,9 @@ def train_on_kitti_frames(
     frames = kitti_frames(max_points)
     assert len(frames) == 4 and sum(len(f["gt_boxes"]) for f in frames) >= 3
     points = [f["points"] for f in frames]
-    losses = adam_losses(model, points, [f["gt_boxes"] for f in frames], [f["gt_labels"] for f in frames], steps)
+    losses = adam_losses(
+        model, points, [f["gt_boxes"] for f in frames], [f["gt_labels"] for f in frames], steps
+    )
     return losses, points
 
 

@@ -253,7 +253,9 @@ def test_label_typos_are_errors_and_other_classes_are_counted(tmp_path):
     lines = label.read_text().splitlines()
     lines[1] = "Cra" + lines[1][len(lines[1].split()[0]) :]
     label.write_text("\n".join(lines) + "\n")
-    with pytest.raises(FormatError, match=r"000001\.txt:2: unknown KITTI type 'Cra' \(did you mean 'Car'\?\)"):
+    with pytest.raises(
+        FormatError, match=r"000001\.txt:2: unknown KITTI type 'Cra' \(did you mean 'Car'\?\)"
+    ):
         KittiDataset(str(root), class_names=CLASSES)
     label.write_text("Car 0.00 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67\n")
     with pytest.raises(FormatError, match=r"000001\.txt:1"):
