@@ -30,17 +30,6 @@ def _scan(tmp_path: Path) -> tuple[Path, np.ndarray]:
     return path, points
 
 
-@pytest.fixture
-def renderer() -> None:
-    import pc3d.vis
-    from pc3d.errors import MissingDependencyError
-
-    try:
-        pc3d.vis.render(np.zeros((1, 3)), size=(32, 32), legend=False)
-    except (pc3d.vis.DisplayUnavailableError, MissingDependencyError) as err:
-        pytest.skip(f"cannot render here: {err}")
-
-
 @pytest.mark.display
 @pytest.mark.usefixtures("renderer")
 def test_zoom_and_center_make_the_car_larger(tmp_path: Path) -> None:
