@@ -347,6 +347,9 @@ def _run(argv: list[str]) -> int:
     if func is None:
         parser.print_help()
         return EXIT_ERROR
+    from pc3d.allocator import keep_freed_memory
+
+    keep_freed_memory()  # the process is pc3d's: large maps reuse freed memory (PC3D_MALLOC=system: no)
     return int(func(args) or 0)
 
 

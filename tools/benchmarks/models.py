@@ -14,6 +14,10 @@ reference). Rows, per detector:
   channels-last (``channels_last: true`` in a config, `pc3d.nn.fuse.to_channels_last`; folding is
   inference only), the plain column in the default layout.
 
+- allocator: the whole `predict` again in a child process with glibc's default allocation policy
+  (`PC3D_MALLOC=system`), against this process, which runs with `pc3d.allocator.keep_freed_memory()`
+  like the `pc3d` command line (freed feature maps reused instead of mapped afresh every frame).
+
 MMDetection3D's times on the same frame and machine kind (2 threads; its README) are printed
 next to them. On the CPU torch gets 2 threads. Medians of `PC3D_BENCH_REPEATS` (7) runs after a
 warm-up, 3 for calls over 2 s; `PC3D_BENCH_MODELS=PointPillars,SECOND` picks detectors and
@@ -23,8 +27,11 @@ warm-up, 3 for calls over 2 s; `PC3D_BENCH_MODELS=PointPillars,SECOND` picks det
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -205,20 +212,18 @@ def run(device: str) -> list[dict]:
 
 
 def _run(dev: torch.device) -> list[dict]:
-    import pc3d_det3d  # noqa: F401  (registers the detectors)
+    from pc3d.allocator import keep_freed_memory
     from pc3d.nn.fuse import to_channels_last
 
+    tuned = keep_freed_memory()
     sync = device_sync(dev)
-    points = torch.from_numpy(np.fromfile(FRAME, dtype=np.float32).reshape(-1, 4)).to(dev)
+    points = load_frame(dev)
     rows: list[dict] = []
     for name in SELECTED or list(CONFIGS):
-        built = build_detector(name)
-        if built is None:
+        models = plain_and_fast(name, dev, points)
+        if models is None:
             continue
-        plain, source = built
-        plain = random_weights(plain).to(dev).eval()
-        fast = plain.optimize_for_inference()
-        check_same_detections(plain, fast, points)
+        plain, fast, source = models
         with torch.no_grad():
             ours, peer = stage_functions(fast, points), stage_functions(plain, points)
             for stage in ours:
@@ -230,7 +235,58 @@ def _run(dev: torch.device) -> list[dict]:
             nhwc = to_channels_last(copy.deepcopy(plain)).train()
             t_nhwc = timed(training_step(nhwc, points), sync)
             rows.append(model_row(name, "training (batch 2)", t_nhwc, t_plain, source, per_sample=2))
+        if tuned:
+            fast_s, plain_s = predict_times_default_allocator(name, dev)
+            rows.append(model_row(name, "predict, glibc default allocator", fast_s, plain_s, source))
     return rows
+
+
+def load_frame(dev: torch.device) -> Tensor:
+    return torch.from_numpy(np.fromfile(FRAME, dtype=np.float32).reshape(-1, 4)).to(dev)
+
+
+def plain_and_fast(name: str, dev: torch.device, points: Tensor) -> tuple[Any, Any, str] | None:
+    """The plain detector (random weights, eval mode), its optimised copy (checked), and its source."""
+    import pc3d_det3d  # noqa: F401  (registers the detectors)
+
+    built = build_detector(name)
+    if built is None:
+        return None
+    plain, source = built
+    plain = random_weights(plain).to(dev).eval()
+    fast = plain.optimize_for_inference()
+    check_same_detections(plain, fast, points)
+    return plain, fast, source
+
+
+def predict_times(name: str, device: str) -> tuple[float, float]:
+    """Seconds of one whole `predict` (optimised, plain) in this process, as the main rows time it."""
+    dev = torch.device(device)
+    points = load_frame(dev)
+    models = plain_and_fast(name, dev, points)
+    assert models is not None
+    plain, fast, _ = models
+    sync = device_sync(dev)
+    with torch_threads(2, device), torch.no_grad():
+        return timed(lambda: fast.predict([points]), sync), timed(lambda: plain.predict([points]), sync)
+
+
+def predict_times_default_allocator(name: str, dev: torch.device) -> tuple[float, float]:
+    """`predict_times` in a child process that keeps glibc's default policy (`PC3D_MALLOC=system`)."""
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); "
+        "from benchmarks import models; print(json.dumps(models.predict_times(sys.argv[2], sys.argv[3])))"
+    )
+    tools = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-c", code, tools, name, str(dev)],
+        env={**os.environ, "PC3D_MALLOC": "system"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    fast_s, plain_s = json.loads(done.stdout.strip().splitlines()[-1])
+    return float(fast_s), float(plain_s)
 
 
 def timed(fn: Callable[[], object], sync: Callable[[], None] | None) -> float:
