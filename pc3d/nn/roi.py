@@ -34,6 +34,7 @@ small RoIs are not padded to the largest one's bag; a group whose index tensor w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -94,6 +95,47 @@ def _check_inputs(input: Tensor, rois: Tensor | Sequence[Tensor]) -> Tensor:
 def _channel_last(input: Tensor) -> Tensor:
     """`Tensor[B, C, H, W]` -> `Tensor[B * H * W, C]` (row `(b * H + y) * W + x`)."""
     return input.permute(0, 2, 3, 1).reshape(-1, input.shape[1])
+
+
+class _Prepared(NamedTuple):
+    """What `roi_align` and `roi_pool` compute from their common arguments."""
+
+    boxes: Tensor  # Tensor[K, 4] RoI corners scaled to map coordinates, detached
+    base: Tensor  # LongTensor[K] first row in `table` of each RoI's image
+    table: Tensor  # Tensor[B * H * W, C], see `_channel_last`
+    ph: int
+    pw: int
+
+
+def _prepare(
+    input: Tensor, rois: Tensor | Sequence[Tensor], output_size: int | Sequence[int], spatial_scale: float
+) -> _Prepared | Tensor:
+    """Check the arguments `roi_align` and `roi_pool` share and scale the RoIs to the map.
+
+    Args:
+        input: the feature map.
+        rois: the RoIs, in either form the public functions take.
+        output_size: the output's side or `(ph, pw)`.
+        spatial_scale: the map's scale (1 / stride).
+
+    Returns:
+        The prepared RoIs, or the final all-zero `Tensor[K, C, ph, pw]` when there are no RoIs or
+        the map is empty.
+
+    Raises:
+        ShapeError: `input` or `rois` has the wrong shape.
+        FormatError: a bad `output_size`, a non-float map, a NaN/inf RoI or a bad batch index.
+    """
+    rois = _check_inputs(input, rois)
+    ph, pw = _pair(output_size)
+    _, channels, height, width = input.shape
+    num = rois.shape[0]
+    if num == 0 or height == 0 or width == 0:
+        return input.new_zeros((num, channels, ph, pw))
+    # The box geometry itself is not differentiated (as in the reference kernels).
+    boxes = rois[:, 1:].detach() * float(spatial_scale)
+    base = rois[:, 0].long() * (height * width)
+    return _Prepared(boxes, base, _channel_last(input), ph, pw)
 
 
 def _padded_size(span: Tensor) -> Tensor:
@@ -251,15 +293,13 @@ def roi_align(
     Returns:
         `Tensor[K, C, ph, pw]`; differentiable w.r.t. `input` (not w.r.t. `rois`).
     """
-    rois = _check_inputs(input, rois)
-    ph, pw = _pair(output_size)
-    batch, channels, height, width = input.shape
-    num = rois.shape[0]
-    if num == 0 or height == 0 or width == 0:
-        return input.new_zeros((num, channels, ph, pw))
-    offset = 0.5 if aligned else 0.0
-    # The box geometry itself is not differentiated (as in the reference kernels).
-    boxes = rois[:, 1:].detach() * float(spatial_scale) - offset
+    prepared = _prepare(input, rois, output_size, spatial_scale)
+    if isinstance(prepared, Tensor):
+        return prepared
+    boxes, base, table, ph, pw = prepared
+    _, channels, height, width = input.shape
+    num = boxes.shape[0]
+    boxes = boxes - (0.5 if aligned else 0.0)
     roi_w = boxes[:, 2] - boxes[:, 0]
     roi_h = boxes[:, 3] - boxes[:, 1]
     if not aligned:
@@ -272,8 +312,6 @@ def roi_align(
     else:
         grid_h = torch.ceil(roi_h / ph).long().clamp(min=0)
         grid_w = torch.ceil(roi_w / pw).long().clamp(min=0)
-    table = _channel_last(input)
-    base = rois[:, 0].long() * (height * width)
     groups = _groups(grid_h, grid_w)
     parts = []
     for members, gh, gw in groups:
@@ -321,8 +359,6 @@ def _window(lo: Tensor, hi: Tensor, span: int, size: int) -> Tensor:
     return torch.where(cells < hi[:, :, None], cells, lo[:, :, None]).clamp(max=size - 1)
 
 
-# Same arguments, docstring and input checks as roi_align on purpose: torchvision's two public RoI ops
-# take the same inputs; what they share in code lives in _check_inputs and _pair.
 def roi_pool(
     input: Tensor,
     rois: Tensor | Sequence[Tensor],
@@ -340,18 +376,15 @@ def roi_pool(
     Returns:
         `Tensor[K, C, ph, pw]`; empty bins are 0.
     """
-    rois = _check_inputs(input, rois)
-    ph, pw = _pair(output_size)
-    batch, channels, height, width = input.shape
-    num = rois.shape[0]
-    if num == 0 or height == 0 or width == 0:
-        return input.new_zeros((num, channels, ph, pw))
-    corners = _round_half_away(rois[:, 1:].detach() * float(spatial_scale))
+    prepared = _prepare(input, rois, output_size, spatial_scale)
+    if isinstance(prepared, Tensor):
+        return prepared
+    boxes, base, table, ph, pw = prepared
+    _, channels, height, width = input.shape
+    corners = _round_half_away(boxes)
     y_lo, y_hi = _pool_bins(corners[:, 1], corners[:, 3], ph, height)  # [K, ph]
     x_lo, x_hi = _pool_bins(corners[:, 0], corners[:, 2], pw, width)  # [K, pw]
     empty = (y_hi <= y_lo)[:, :, None] | (x_hi <= x_lo)[:, None, :]  # [K, ph, pw]
-    table = _channel_last(input)
-    base = rois[:, 0].long() * (height * width)
     groups = _groups((y_hi - y_lo).amax(dim=1), (x_hi - x_lo).amax(dim=1))
     parts = []
     for members, span_h, span_w in groups:
