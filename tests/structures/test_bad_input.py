@@ -20,7 +20,7 @@ from pc3d.structures import (
     convert_points,
 )
 
-ROW = [1.0, 2.0, 3.0, 4.0, 2.0, 1.5, 0.3]
+from ._common import ROW
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,8 @@ from pc3d.structures import (
     points_class,
 )
 
+from ._common import ROW
+
 BOX_CLASSES = (LiDARBoxes3D, CameraBoxes3D, DepthBoxes3D)
 CLASS_IDS = [c.__name__ for c in BOX_CLASSES]
 pi = math.pi
@@ -32,7 +34,7 @@ pi = math.pi
 # ------------------------------------------------------------------------------ construction
 @pytest.mark.parametrize("cls", BOX_CLASSES, ids=CLASS_IDS)
 def test_construct_from_every_kind(cls: type[Boxes3D]) -> None:
-    row = [1.0, 2.0, 3.0, 4.0, 2.0, 1.5, 0.3]
+    row = ROW
     expected = torch.tensor([row])
     for data in (
         [row],
@@ -47,7 +49,7 @@ def test_construct_from_every_kind(cls: type[Boxes3D]) -> None:
 
 
 def test_construction_copies_the_input() -> None:
-    data = np.array([[1.0, 2.0, 3.0, 4.0, 2.0, 1.5, 0.3]], dtype=np.float32)
+    data = np.array([ROW], dtype=np.float32)
     tensor = torch.from_numpy(data.copy())
     for source in (data, tensor):
         boxes = LiDARBoxes3D(source)
@@ -439,7 +441,7 @@ def test_zero_boxes_flow_through_everything(cls: type[Boxes3D]) -> None:
 
 def test_gradients_flow_through_construction_corners_and_conversion() -> None:
     """Box losses (e.g. corner losses) differentiate through the structures, as in MMDetection3D."""
-    pred = torch.tensor([[1.0, 2.0, 3.0, 4.0, 2.0, 1.5, 0.3]], requires_grad=True)
+    pred = torch.tensor([ROW], requires_grad=True)
     boxes = LiDARBoxes3D(pred, origin=(0.5, 0.5, 0.5))
     boxes.corners[:, 0].sum().backward()  # corner 0 moves with every column but the extras
     assert pred.grad is not None and bool((pred.grad != 0).all())

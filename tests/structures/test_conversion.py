@@ -28,6 +28,7 @@ from pc3d.structures import (
     limit_period,
 )
 
+from ._common import ROW
 from ._kitti import homogeneous, lidar_to_cam, read_calib
 
 MODES = (BoxMode.LIDAR, BoxMode.CAMERA, BoxMode.DEPTH)
@@ -228,7 +229,7 @@ def test_real_calibration_corners_agree_up_to_tilt(src: BoxMode, dst: BoxMode) -
 
 # ------------------------------------------------------------------------------ kinds
 def test_kinds_are_preserved() -> None:
-    row = [1.0, 2.0, 3.0, 4.0, 2.0, 1.5, 0.3, 0.5, -0.5]
+    row = [*ROW, 0.5, -0.5]
     as_list = convert_boxes(row, "lidar", "camera")
     assert isinstance(as_list, list) and len(as_list) == 9
     nested = convert_boxes([row, row], "lidar", "camera")

@@ -6,13 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from pc3d.structures import (
-    CameraBoxes3D,
-    LiDARBoxes3D,
-    LiDARPoints,
-    convert_boxes,
-    convert_points,
-)
+from pc3d.structures import CameraBoxes3D, LiDARBoxes3D, LiDARPoints, convert_boxes, convert_points
 
 from ._kitti import lidar_to_cam, read_labels, read_scan
 
