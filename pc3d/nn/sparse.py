@@ -10,7 +10,7 @@ C_in)` for every algorithm). On CUDA spconv computes the convolutions with the a
 (implicit GEMM); `set_sparse_conv_algo` is the one place that sets every layer's algorithm for a
 device (`sparse_conv_algo`: `ConvAlgo.Native` on the CPU, spconv's default elsewhere), and
 `SparseEncoder.forward` calls it when the input's device changes. On the CPU pc3d computes the
-convolutions itself (`sparse_conv_cpu`, torch gather-GEMM-scatter): spconv 2.3.8's CPU kernels
+convolutions itself (`sparse_conv_cpu`, torch gathers and GEMMs): spconv 2.3.8's CPU kernels
 give wrong sums on more than one thread and cannot run a backward pass without CUDA.
 
 Coordinates are `(batch, z, y, x)` and spatial shapes `(D, H, W)` = `(z, y, x)` cell counts, as
@@ -85,57 +85,123 @@ def _site_keys(batch: Tensor, zyx: Tensor, shape: Sequence[int]) -> Tensor:
     return ((batch * shape[0] + zyx[..., 0]) * shape[1] + zyx[..., 1]) * shape[2] + zyx[..., 2]
 
 
-def _submanifold_pairs(
-    indices: Tensor, shape: Sequence[int], offsets: Tensor, centre: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Input rows, output rows and kernel positions of every (input, output) pair; outputs = inputs."""
+def _submanifold_table(
+    indices: Tensor, shape: Sequence[int], kernel_size: Sequence[int], dilation: Sequence[int]
+) -> Tensor:
+    """`LongTensor[N, K]`: the input row each site reads at each kernel position, `N` where none.
+
+    A submanifold conv's outputs are its inputs; output `o` reads the input at `o + (k - centre)`.
+    With an odd kernel the pairs are symmetric (`o` reads `i` at `k` exactly when `i` reads `o` at
+    the mirrored position `K - 1 - k`), so only the first half of the positions is searched (one
+    sort and one `searchsorted`), the other half is its mirror and the centre is the site itself.
+    """
+    n, device = indices.shape[0], indices.device
+    offsets = _kernel_offsets(kernel_size, dilation, device)
+    count = offsets.shape[0]
+    centre = torch.tensor(
+        [(int(k) // 2) * int(d) for k, d in zip(kernel_size, dilation, strict=True)], device=device
+    )
+    symmetric = all(int(k) % 2 == 1 for k in kernel_size)
+    searched = count // 2 if symmetric else count
     keys = _site_keys(indices[:, 0], indices[:, 1:], shape)
     sorted_keys, order = torch.sort(keys)
-    # Output o reads the input at o + (k - centre) for every kernel position k.
-    query = indices[None, :, 1:] + (offsets - centre)[:, None, :]  # [K, N, 3]
+    query = indices[None, :, 1:] + (offsets[:searched] - centre)[:, None, :]  # [searched, N, 3]
     inside = ((query >= 0) & (query < query.new_tensor(list(shape)))).all(dim=-1)
     query_keys = _site_keys(indices[None, :, 0], query, shape)
-    position = torch.searchsorted(sorted_keys, query_keys).clamp_(max=max(keys.numel() - 1, 0))
+    position = torch.searchsorted(sorted_keys, query_keys).clamp_(max=max(n - 1, 0))
     found = inside & (sorted_keys[position] == query_keys)
     kernel, out_rows = found.nonzero(as_tuple=True)
-    return order[position[kernel, out_rows]], out_rows, kernel
+    in_rows = order[position[kernel, out_rows]]
+    table = torch.full((n, count), n, dtype=torch.long, device=device)
+    table[out_rows, kernel] = in_rows
+    if symmetric:
+        table[in_rows, count - 1 - kernel] = out_rows
+        table[:, count // 2] = torch.arange(n, device=device)
+    return table
 
 
-def _strided_pairs(
+def _strided_table(
     indices: Tensor,
     shape: Sequence[int],
     out_shape: Sequence[int],
-    offsets: Tensor,
-    stride: Tensor,
-    padding: Tensor,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Pairs of a (non-submanifold) sparse conv, and the output sites `LongTensor[M, 4]` (sorted)."""
-    # Output o reads the input at o * stride - padding + k, so input i reaches o = (i + padding - k) / stride.
-    scaled = indices[None, :, 1:] + padding - offsets[:, None, :]  # [K, N, 3]
-    out_zyx = torch.div(scaled, stride, rounding_mode="floor")
-    valid = ((scaled % stride == 0) & (out_zyx >= 0) & (out_zyx < out_zyx.new_tensor(list(out_shape)))).all(
-        dim=-1
+    kernel_size: Sequence[int],
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+) -> tuple[Tensor, Tensor]:
+    """A (non-submanifold) sparse conv's `LongTensor[M, K]` table (input rows, `N` where none) and
+    its output sites `LongTensor[M, 4]` (sorted by (batch, z, y, x)).
+
+    Output `o` reads the input at `o * stride - padding + k`, so input `i` reaches
+    `o = (i + padding - k) / stride` where that divides exactly and lands inside `out_shape`. The
+    test is made per axis (`[N, k_axis]`) and combined by broadcasting, never on `[K, N, 3]`.
+    """
+    n, device = indices.shape[0], indices.device
+    zyx = indices[:, 1:]
+    valid_axes, out_axes = [], []
+    for axis in range(3):
+        k = torch.arange(int(kernel_size[axis]), device=device) * int(dilation[axis])
+        scaled = zyx[:, axis, None] + int(padding[axis]) - k  # [N, k_axis]
+        out = torch.div(scaled, int(stride[axis]), rounding_mode="floor")
+        valid_axes.append((out * int(stride[axis]) == scaled) & (out >= 0) & (out < int(out_shape[axis])))
+        out_axes.append(out)
+    kz, ky, kx = (int(k) for k in kernel_size)
+    valid = (
+        valid_axes[0][:, :, None, None] & valid_axes[1][:, None, :, None] & valid_axes[2][:, None, None, :]
     )
-    kernel, in_rows = valid.nonzero(as_tuple=True)
+    in_rows, kernel = valid.reshape(n, kz * ky * kx).nonzero(as_tuple=True)
+    out_zyx = torch.stack(
+        (
+            out_axes[0][in_rows, kernel // (ky * kx)],
+            out_axes[1][in_rows, (kernel // kx) % ky],
+            out_axes[2][in_rows, kernel % kx],
+        ),
+        dim=1,
+    )
     batch = indices[in_rows, 0]
-    keys = _site_keys(batch, out_zyx[kernel, in_rows], out_shape)
-    unique_keys, out_rows = torch.unique(keys, return_inverse=True)
-    out_indices = torch.empty(unique_keys.numel(), 4, dtype=torch.long, device=indices.device)
+    unique_keys, out_rows = torch.unique(_site_keys(batch, out_zyx, out_shape), return_inverse=True)
+    out_indices = torch.empty(unique_keys.numel(), 4, dtype=torch.long, device=device)
     out_indices[out_rows, 0] = batch
-    out_indices[out_rows, 1:] = out_zyx[kernel, in_rows]
-    return in_rows, out_rows, kernel, out_indices
+    out_indices[out_rows, 1:] = out_zyx
+    table = torch.full((unique_keys.numel(), kz * ky * kx), n, dtype=torch.long, device=device)
+    table[out_rows, kernel] = in_rows
+    return table, out_indices
+
+
+def _convolve_table(features: Tensor, weight: Tensor, table: Tensor) -> Tensor:
+    """`out[o] = sum_k weight[:, k] @ features[table[o, k]]`, skipping `table[o, k] == N`.
+
+    One GEMM per kernel position over the pairs that exist (`_accumulate_pairs`). One GEMM over
+    every output's gathered neighbourhood (`[M, K * C_in]`, zeros where none) was measured too: it
+    does twice the arithmetic (SECOND's KITTI layers have 20% to 60% of their neighbours), was only
+    about 5% faster on SECOND's encoder at inference (2-core CPU), and what backward keeps of it
+    is K times the features (1 GB for one layer on a batch of six KITTI frames).
+
+    Args:
+        features: `Tensor[N, C_in]`.
+        weight: `Tensor[C_out, K, C_in]`.
+        table: `LongTensor[M, K]` of rows of `features`, `N` for "no input".
+
+    Returns:
+        `Tensor[M, C_out]`.
+    """
+    by_position = table.t()
+    kernel, out_rows = (by_position < features.shape[0]).nonzero(as_tuple=True)  # grouped by position
+    in_rows = by_position[kernel, out_rows]
+    return _accumulate_pairs(features, weight, in_rows, out_rows, kernel, table.shape[0])
 
 
 def sparse_conv_cpu(conv: Any, x: Any) -> Any:
-    """A spconv `SubMConv3d`/`SparseConv3d` computed with torch ops (gather, GEMM, scatter-add).
+    """A spconv `SubMConv3d`/`SparseConv3d` computed with torch ops (gathers and GEMMs).
 
     Same function as spconv's convolution (same weights, same active output sites), on any number
     of threads and with autograd; used for every sparse conv on the CPU, where spconv 2.3.8's own
     kernels are unusable: its CPU scatter-add shares two row pointers between OpenMP threads
     (`GatherCPU::scatter_add`: with more than one thread, sums go to wrong rows, differently on
-    every run) and its CPU backward asks for a CUDA stream (fails on a CPU-only torch). The index
-    pairs come from one sort and `searchsorted` (submanifold) or one `unique` (strided); the only
-    loop runs over the kernel's positions (27 for 3x3x3).
+    every run) and its CPU backward asks for a CUDA stream (fails on a CPU-only torch). Each
+    layer's neighbour table (`[M, K]`: the input row every output reads at every kernel position)
+    comes from one sort and `searchsorted` (submanifold) or one `unique` (strided); see
+    `_convolve_table` for how the sums are made.
 
     Args:
         conv: a spconv 3D convolution (not transposed, not inverse), weight `(C_out, kD, kH, kW, C_in)`.
@@ -149,39 +215,31 @@ def sparse_conv_cpu(conv: Any, x: Any) -> Any:
         raise FormatError(
             f"{type(conv).__name__}: transposed and inverse sparse convs are not supported on the CPU"
         )
-    features, indices, device = x.features, x.indices.long(), x.features.device
+    features, indices = x.features, x.indices.long()
     shape = [int(v) for v in x.spatial_shape]
     if indices.shape[0] == 0:
         raise ShapeError(f"{type(conv).__name__}: the sparse tensor has no active sites")
-    offsets = _kernel_offsets(conv.kernel_size, conv.dilation, device)
     indice_dict = dict(x.indice_dict)
     if conv.subm:
-        # Submanifold layers sharing an indice key on the same sites share their pairs (as in spconv).
+        # Submanifold layers sharing an indice key on the same sites share their table (as spconv
+        # shares its pairs).
         cache_key = f"pc3d:{conv.indice_key}:{list(conv.kernel_size)}:{list(conv.dilation)}"
         cached = indice_dict.get(cache_key)
         if cached is not None and cached[0] is x.indices:
-            in_rows, out_rows, kernel = cached[1]
+            table = cached[1]
         else:
-            centre = torch.tensor(
-                [(int(k) // 2) * int(d) for k, d in zip(conv.kernel_size, conv.dilation, strict=True)],
-                device=device,
-            )
-            in_rows, out_rows, kernel = _submanifold_pairs(indices, shape, offsets, centre)
+            table = _submanifold_table(indices, shape, conv.kernel_size, conv.dilation)
             if conv.indice_key is not None:
-                indice_dict[cache_key] = (x.indices, (in_rows, out_rows, kernel))
+                indice_dict[cache_key] = (x.indices, table)
         out_indices, out_shape = x.indices, shape
     else:
         out_shape = list(conv_output_shape(shape, conv.kernel_size, conv.stride, conv.padding, conv.dilation))
-        stride, padding = (
-            torch.tensor([int(v) for v in t], device=device) for t in (conv.stride, conv.padding)
-        )
-        in_rows, out_rows, kernel, strided_indices = _strided_pairs(
-            indices, shape, out_shape, offsets, stride, padding
+        table, strided_indices = _strided_table(
+            indices, shape, out_shape, conv.kernel_size, conv.stride, conv.padding, conv.dilation
         )
         out_indices = strided_indices.int()
-    weight = conv.weight.reshape(conv.out_channels, offsets.shape[0], conv.in_channels)
-    # Pairs come grouped by kernel position (row-major `nonzero`), as `_accumulate_pairs` wants.
-    out = _accumulate_pairs(features, weight, in_rows, out_rows, kernel, out_indices.shape[0])
+    weight = conv.weight.reshape(conv.out_channels, table.shape[1], conv.in_channels)
+    out = _convolve_table(features, weight, table)
     if conv.bias is not None:
         out = out + conv.bias
     return spconv.SparseConvTensor(out, out_indices, out_shape, x.batch_size, indice_dict=indice_dict)
@@ -515,13 +573,10 @@ def sparse_inverse_conv_cpu(conv: Any, x: Any, fine: Any, down: Any) -> Any:
         raise FormatError(
             f"inverse conv kernel {tuple(conv.kernel_size)} differs from its strided conv's {tuple(down.kernel_size)}"
         )
-    device = x.features.device
     fine_indices = fine.indices.long()
     fine_shape, coarse_shape = [int(v) for v in fine.spatial_shape], [int(v) for v in x.spatial_shape]
-    offsets = _kernel_offsets(down.kernel_size, down.dilation, device)
-    stride, padding = (torch.tensor([int(v) for v in t], device=device) for t in (down.stride, down.padding))
-    fine_rows, slots, kernel, sites = _strided_pairs(
-        fine_indices, fine_shape, coarse_shape, offsets, stride, padding
+    table, sites = _strided_table(
+        fine_indices, fine_shape, coarse_shape, down.kernel_size, down.stride, down.padding, down.dilation
     )
     coarse = x.indices.long()
     sorted_keys, order = torch.sort(_site_keys(coarse[:, 0], coarse[:, 1:], coarse_shape))
@@ -532,9 +587,14 @@ def sparse_inverse_conv_cpu(conv: Any, x: Any, fine: Any, down: Any) -> Any:
             f"{type(conv).__name__} (indice_key {conv.indice_key!r}): the coarse tensor does not hold the output "
             "sites of its strided conv; pass the tensor that conv produced (after submanifold layers only)"
         )
-    coarse_rows = order[position][slots]
-    weight = conv.weight.reshape(conv.out_channels, offsets.shape[0], conv.in_channels)
-    out = _accumulate_pairs(x.features, weight, coarse_rows, fine_rows, kernel, fine_indices.shape[0])
+    # Transpose `down`'s table: fine site i reads coarse site o at position k where `down`'s o read i at k
+    # (for a given i and k there is at most one such o).
+    num_fine, num_coarse = fine_indices.shape[0], coarse.shape[0]
+    slots, kernel = (table < num_fine).nonzero(as_tuple=True)
+    inverse = torch.full((num_fine, table.shape[1]), num_coarse, dtype=torch.long, device=table.device)
+    inverse[table[slots, kernel], kernel] = order[position][slots]
+    weight = conv.weight.reshape(conv.out_channels, table.shape[1], conv.in_channels)
+    out = _convolve_table(x.features, weight, inverse)
     if conv.bias is not None:
         out = out + conv.bias
     # The coarse tensor's index dict holds the fine level's submanifold pairs: later layers reuse them.

@@ -99,6 +99,10 @@ def test_sparse_conv_equals_dense_conv(conv_type: str, stride: int, padding: obj
     )
     expected = expected * active
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-5)
+    with torch.no_grad():  # inference: no autograd graph, same sums
+        inferred = run_sparse_conv(conv, spconv.SparseConvTensor(features, coords, list(shape), 1))
+    assert torch.equal(inferred.indices, out.indices)
+    torch.testing.assert_close(sparse_to_dense(inferred), expected, atol=1e-4, rtol=1e-5)
     upstream = torch.randn_like(expected)
     grads = torch.autograd.grad((got * upstream).sum(), [features, conv.weight])
     expected_grads = torch.autograd.grad((expected * upstream).sum(), [features, conv.weight])
@@ -153,3 +157,30 @@ def test_encoder_rejects_bad_input() -> None:
         SparseEncoder(encoder_channels=((16,), (32,)), encoder_paddings=((1,),))
     with pytest.raises(FormatError, match="conv_type"):
         sparse_conv_block("SparseConv2d", 4, 4, 3, 1, 1, "k")
+
+
+@pytest.mark.parametrize(
+    ("kernel", "dilation"), [((3, 3, 3), (1, 1, 1)), ((3, 1, 3), (1, 1, 2)), ((2, 2, 2), (1, 1, 1))]
+)
+def test_submanifold_table_matches_a_lookup_by_hand(
+    kernel: tuple[int, int, int], dilation: tuple[int, int, int]
+) -> None:
+    shape = (5, 9, 7)
+    coords = random_sites(shape, 300, batch=2)  # a site of one sample is never a neighbour in the other
+    table = sparse._submanifold_table(coords.long(), shape, kernel, dilation)
+    rows = {tuple(site): row for row, site in enumerate(coords.tolist())}
+    offsets = [
+        (a * dilation[0], b * dilation[1], c * dilation[2])
+        for a in range(kernel[0])
+        for b in range(kernel[1])
+        for c in range(kernel[2])
+    ]
+    centre = [(k // 2) * d for k, d in zip(kernel, dilation, strict=True)]
+    expected = [
+        [
+            rows.get((b, z + dz - centre[0], y + dy - centre[1], x + dx - centre[2]), len(coords))
+            for dz, dy, dx in offsets
+        ]
+        for b, z, y, x in coords.tolist()
+    ]
+    assert table.tolist() == expected

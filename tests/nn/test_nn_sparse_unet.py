@@ -64,6 +64,9 @@ def test_inverse_conv_is_the_dense_transposed_conv_at_the_fine_sites(
     z, y, x = fine.indices[:, 1:].long().unbind(1)
     expected = dense[0, :, z, y, x].t()
     torch.testing.assert_close(out.features, expected, atol=1e-4, rtol=1e-5)
+    with torch.no_grad():  # inference: no autograd graph, same sums
+        inferred = run_sparse_inverse_conv(up, coarse, fine, down)
+    torch.testing.assert_close(inferred.features, expected, atol=1e-4, rtol=1e-5)
     upstream = torch.randn_like(expected)
     grads = torch.autograd.grad((out.features * upstream).sum(), [coarse.features, up.weight])
     expected_grads = torch.autograd.grad((expected * upstream).sum(), [coarse.features, up.weight])
