@@ -44,6 +44,10 @@ def load_model(
 ) -> nn.Module:
     """Build a config's model, load a checkpoint into it (strictly) and put it in eval mode.
 
+    Also applies :func:`pc3d.allocator.keep_freed_memory` (as the ``pc3d`` command does): freed
+    feature maps are reused by the next frame instead of being mapped afresh, which on a 2-core
+    CPU makes a KITTI PointPillars frame about a third faster. ``PC3D_MALLOC=system`` opts out.
+
     Args:
         config: a config file, the name of a shipped config, or a loaded :class:`Config`.
         checkpoint: a pc3d checkpoint, a state dict, or an MMDetection3D 1.x checkpoint; ``None``
@@ -59,10 +63,12 @@ def load_model(
             message lists the keys).
     """
     # Imported here: the engine pulls in the data loaders, which a plain import of pc3d skips.
+    from pc3d.allocator import keep_freed_memory
     from pc3d.engine.checkpoint import load_checkpoint, model_state_from
     from pc3d.engine.state import load_model_state
     from pc3d.nn.checkpoint_mmdet3d import checkpoint_class_names
 
+    keep_freed_memory()
     cfg = config if isinstance(config, Config) else load_config(config, list(overrides))
     if cfg.data.get("model") is None:
         raise Pc3dError(f"{cfg.path or 'config'}: no 'model' section")

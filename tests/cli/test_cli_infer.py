@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import pc3d.allocator
 import pc3d.inference
 from pc3d.cli import main
 from pc3d.io.kitti import read_kitti_labels
@@ -89,6 +90,18 @@ def test_json_predictions_and_summary(small: tuple[Path, Path, dict[str, Any]], 
     assert (
         0 < summary["latency_ms"]["median"] and summary["latency_ms"]["min"] <= summary["latency_ms"]["mean"]
     )
+
+
+def test_infer_and_load_model_keep_freed_memory(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, checkpoint, _ = small
+    calls: list[str] = []
+    monkeypatch.setattr(pc3d.allocator, "keep_freed_memory", lambda: bool(calls.append("called")))
+    pc3d.inference.load_model(config, checkpoint)
+    assert calls == ["called"]
+    assert infer(config, checkpoint, CLOUDS[0], tmp_path) == 0
+    assert len(calls) >= 2  # the command line's, then load_model's
 
 
 def test_score_threshold_drops_low_scores(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
