@@ -4,8 +4,9 @@ glibc's ``malloc`` serves every block above its mmap threshold (128 KiB to 32 Mi
 program runs) with a fresh ``mmap`` and gives it back to the kernel on ``free``. A detector's
 feature maps are such blocks (PointPillars' 64 x 496 x 432 scatter canvas is 55 MB, its neck
 output 82 MB), allocated and freed once per frame, so every frame pays for page faults and for the
-kernel zeroing those pages again: on a 2-core CPU that was a fifth to a third of a PointPillars
-frame (``python tools/bench.py models``, docs/benchmarks.md).
+kernel zeroing those pages again: on a 2-core CPU a plain PointPillars or SECOND frame takes
+1.15x to 1.5x as long as with freed memory kept (``python tools/bench.py models``,
+docs/benchmarks.md; the inference-optimised models allocate less and gain little).
 
 :func:`keep_freed_memory` asks glibc (``mallopt``) to serve large blocks from its heap and to keep
 freed memory there for the next allocation: after the first frame, maps are reused without

@@ -45,8 +45,9 @@ def load_model(
     """Build a config's model, load a checkpoint into it (strictly) and put it in eval mode.
 
     Also applies :func:`pc3d.allocator.keep_freed_memory` (as the ``pc3d`` command does): freed
-    feature maps are reused by the next frame instead of being mapped afresh, which on a 2-core
-    CPU makes a KITTI PointPillars frame about a third faster. ``PC3D_MALLOC=system`` opts out.
+    feature maps are reused by the next frame instead of being mapped afresh (on a 2-core CPU a
+    plain KITTI PointPillars or SECOND frame is 1.15x to 1.5x faster; docs/benchmarks.md).
+    ``PC3D_MALLOC=system`` opts out.
 
     Args:
         config: a config file, the name of a shipped config, or a loaded :class:`Config`.
