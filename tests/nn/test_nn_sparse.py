@@ -167,7 +167,7 @@ def test_submanifold_table_matches_a_lookup_by_hand(
 ) -> None:
     shape = (5, 9, 7)
     coords = random_sites(shape, 300, batch=2)  # a site of one sample is never a neighbour in the other
-    table = sparse._submanifold_table(coords.long(), shape, kernel, dilation)
+    table = sparse.submanifold_table(coords.long(), shape, kernel, dilation)
     rows = {tuple(site): row for row, site in enumerate(coords.tolist())}
     offsets = [
         (a * dilation[0], b * dilation[1], c * dilation[2])
