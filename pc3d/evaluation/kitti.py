@@ -35,33 +35,31 @@ One deliberate difference: the port computes rotated overlaps in float32 and ret
 values for identical or near-identical boxes (a perfect detection set can score near 0 in BEV or
 3D); pc3d uses exact float64 geometry from :mod:`pc3d.ops`. See ``docs/evaluation.md``.
 
-Layout: the protocol's constants in :mod:`pc3d.evaluation.kitti_protocol`, the greedy
-assignment and recall sampling in :mod:`pc3d.evaluation.kitti_matching`, the result in
-:mod:`pc3d.evaluation.kitti_result`; this module gathers the frames, computes the overlaps and
-runs the evaluation (:func:`kitti_eval`, :class:`KittiMetric`).
+Layout: the protocol's constants in :mod:`pc3d.evaluation.kitti_protocol`, the frames as flat
+arrays and each object's part for a class and difficulty in :mod:`pc3d.evaluation.kitti_frames`,
+the overlaps in :mod:`pc3d.evaluation.kitti_overlaps`, the greedy assignment and recall sampling
+in :mod:`pc3d.evaluation.kitti_matching`, the result in :mod:`pc3d.evaluation.kitti_result`; this
+module runs the evaluation (:func:`kitti_eval`, :class:`KittiMetric`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.evaluation.kitti_frames import detection_state, flat_records, ground_truth_state
 from pc3d.evaluation.kitti_labels import KITTI_TYPES, KittiEvalLabels, from_io_labels
-from pc3d.evaluation.kitti_matching import CandidateMatches, precision_at_thresholds
+from pc3d.evaluation.kitti_matching import precision_at_thresholds
+from pc3d.evaluation.kitti_overlaps import candidate_matches, dontcare_cover
 from pc3d.evaluation.kitti_protocol import (
     ALPHA_MISSING,
     DIFFICULTIES,
     KITTI_EVAL_CLASSES,
-    MAX_OCCLUSION,
-    MAX_TRUNCATION,
     METRICS,
-    MIN_HEIGHT,
     MIN_OVERLAPS,
     NEIGHBOUR_CLASS,
     NUM_SAMPLE_POINTS,
@@ -70,7 +68,6 @@ from pc3d.evaluation.kitti_protocol import (
 )
 from pc3d.evaluation.kitti_result import KittiEvalResult
 from pc3d.io.kitti import KittiLabels, detections_to_kitti_labels
-from pc3d.ops import box_iou_2d, box_iou_3d, box_iou_bev
 from pc3d.structures import Detections3D
 
 __all__ = [
@@ -111,7 +108,7 @@ def kitti_eval(
         FormatError: a ground-truth record has scores, a detection record has none, or a class
             cannot be evaluated.
     """
-    gts, dets = _flat_records(gt, det)
+    gts, dets = flat_records(gt, det)
     wanted = resolve_classes(classes)
     # AOS only when the detections carry observation angles (some alpha is not -10); the
     # ports decide this once for the whole set (OpenPCDet from the first detection,
@@ -124,13 +121,13 @@ def kitti_eval(
     precision = np.zeros((len(wanted), 2, 4, 3, NUM_SAMPLE_POINTS))
     if not aos:
         precision[:, :, 3] = np.nan
-    dc_cover = _dontcare_cover(gts, dets)
+    dc_cover = dontcare_cover(gts, dets)
     for m, metric in enumerate(METRICS):
-        edges = _candidate_matches(gts, dets, gt_pick, metric)
+        edges = candidate_matches(gts, dets, gt_pick, metric)
         for c, cls in enumerate(wanted):
             for d in range(3):
-                gt_state = _gt_state(gts, cls, d)
-                det_state = _det_state(dets, cls, d)
+                gt_state = ground_truth_state(gts, cls, d)
+                det_state = detection_state(dets, cls, d)
                 cache: dict[float, tuple[np.ndarray, np.ndarray | None]] = {}
                 for s, oset in enumerate(OVERLAP_SETS):
                     min_ov = MIN_OVERLAPS[cls][oset][m]
@@ -162,211 +159,6 @@ def kitti_eval(
         min_overlaps=min_overlaps,
         num_frames=len(gt),
     )
-
-
-def _flat_records(
-    gt: Sequence[KittiEvalLabels | KittiLabels], det: Sequence[KittiEvalLabels | KittiLabels]
-) -> tuple[_Flat, _Flat]:
-    """Check the records of both sides and concatenate each side's frames."""
-    if len(gt) != len(det):
-        raise ShapeError(f"{len(gt)} ground-truth frames but {len(det)} detection frames")
-    # Records read by pc3d.io.kitti are accepted too.
-    gts = [g if isinstance(g, KittiEvalLabels) else from_io_labels(g, detections=False) for g in gt]
-    dets = [d if isinstance(d, KittiEvalLabels) else from_io_labels(d, detections=True) for d in det]
-    for g in gts:
-        if g.is_detection:
-            raise FormatError(f"{g.source}: ground truth must not carry scores")
-    for d in dets:
-        if not d.is_detection:
-            raise FormatError(f"{d.source}: detections need a score per object")
-    return _Flat.of(gts), _Flat.of(dets)
-
-
-# Same fields as pc3d.evaluation.kitti_labels.KittiLabels on purpose: the frames' labels concatenated,
-# plus the frame index of each object.
-@dataclass
-class _Flat:
-    """All objects of all frames concatenated; objects of frame f are ``start[f]:start[f+1]``."""
-
-    name: np.ndarray
-    truncated: np.ndarray
-    occluded: np.ndarray
-    alpha: np.ndarray
-    bbox: np.ndarray
-    dimensions: np.ndarray
-    location: np.ndarray
-    rotation_y: np.ndarray
-    score: np.ndarray
-    start: np.ndarray
-    frame: np.ndarray
-    type_id: np.ndarray  # int64[N]: index into KITTI_TYPES (integer compares beat string ones)
-
-    @classmethod
-    def of(cls, frames: Sequence[KittiEvalLabels]) -> _Flat:
-        """The objects of `frames` (all ground truth or all detections), concatenated."""
-        counts = np.array([len(f) for f in frames], dtype=np.int64)
-        start = np.concatenate([[0], np.cumsum(counts)])
-
-        def cat(key: str, width: int | None = None) -> np.ndarray:
-            """Column `key` of every frame; `[0]` or `[0, width]` when there are no objects."""
-            parts = [getattr(f, key) for f in frames]
-            parts = [p for p in parts if p is not None and len(p)]
-            if not parts:
-                return np.zeros((0,) if width is None else (0, width))
-            return np.concatenate(parts)
-
-        score = cat("score") if frames and frames[0].is_detection else np.zeros(int(counts.sum()))
-        names = [f.name for f in frames if len(f)]
-        name = np.concatenate(names) if names else np.zeros(0, dtype=str)
-        known, inverse = np.unique(name, return_inverse=True)
-        type_id = np.array([KITTI_TYPES.index(str(k)) for k in known], dtype=np.int64)[inverse]
-        return cls(
-            name=name,
-            type_id=type_id.reshape(-1),
-            truncated=cat("truncated"),
-            occluded=cat("occluded"),
-            alpha=cat("alpha"),
-            bbox=cat("bbox", 4),
-            dimensions=cat("dimensions", 3),
-            location=cat("location", 3),
-            rotation_y=cat("rotation_y"),
-            score=score,
-            start=start,
-            frame=np.repeat(np.arange(len(frames)), counts),
-        )
-
-    def __len__(self) -> int:
-        return len(self.name)
-
-
-def _gt_state(gts: _Flat, cls: str, difficulty: int) -> np.ndarray:
-    """Per ground-truth box: 0 counts, 1 ignored (matched without reward), -1 not involved."""
-    same = gts.type_id == KITTI_TYPES.index(cls)
-    neighbour = (
-        gts.type_id == KITTI_TYPES.index(NEIGHBOUR_CLASS[cls])
-        if cls in NEIGHBOUR_CLASS
-        else np.zeros(len(gts), dtype=bool)
-    )
-    height = gts.bbox[:, 3] - gts.bbox[:, 1]
-    hard_to_see = (
-        (gts.occluded > MAX_OCCLUSION[difficulty])
-        | (gts.truncated > MAX_TRUNCATION[difficulty])
-        | (height <= MIN_HEIGHT[difficulty])
-    )
-    state = np.full(len(gts), -1, dtype=np.int8)
-    state[neighbour | (same & hard_to_see)] = 1
-    state[same & ~hard_to_see] = 0
-    return state
-
-
-def _det_state(dets: _Flat, cls: str, difficulty: int) -> np.ndarray:
-    """Per detection: 0 of the class, 1 ignored (too small, any class), -1 not involved."""
-    state = np.where(dets.type_id == KITTI_TYPES.index(cls), 0, -1).astype(np.int8)
-    state[np.abs(dets.bbox[:, 3] - dets.bbox[:, 1]) < MIN_HEIGHT[difficulty]] = 1
-    return state
-
-
-# Ground-truth / detection pairs generated at a time: bounds memory (a few hundred bytes per
-# pair) when frames hold hundreds of unthresholded detections.
-_PAIRS_PER_CHUNK = 2_000_000
-
-
-def _pairs_in_frames(gt_idx: np.ndarray, gts: _Flat, dets: _Flat) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Every (ground truth in `gt_idx`, detection of the same frame) pair, sorted by gt then
-    detection, in chunks. Yields ``int64[P]`` ground-truth and detection indices."""
-    frames = gts.frame[gt_idx]
-    counts = dets.start[frames + 1] - dets.start[frames]
-    ends = np.cumsum(counts)
-    cuts = np.searchsorted(
-        ends, np.arange(_PAIRS_PER_CHUNK, int(ends[-1]) if ends.size else 0, _PAIRS_PER_CHUNK), side="right"
-    )
-    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(gt_idx)], strict=True):
-        if hi <= lo:
-            continue
-        n = counts[lo:hi]
-        pg = np.repeat(gt_idx[lo:hi], n)
-        offset = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-        pd = np.repeat(dets.start[frames[lo:hi]], n) + offset
-        yield pg, pd
-
-
-def _image_overlap(a: np.ndarray, b: np.ndarray, mode: str = "iou") -> np.ndarray:
-    """Overlap of pixel boxes ``a[i]`` and ``b[i]`` (``float64[P, 4]`` left, top, right, bottom)
-    by :func:`pc3d.ops.box_iou_2d`: IoU without the "+1" pixel, or (``"iof"``) intersection over
-    the area of `a`. With the detection as `a`, its arithmetic is the port's, term for term, so
-    boxes on a threshold fall on the same side of it."""
-    return box_iou_2d(torch.from_numpy(a), torch.from_numpy(b), mode).numpy()
-
-
-def _dontcare_cover(gts: _Flat, dets: _Flat) -> np.ndarray:
-    """Per detection, the largest fraction of its 2D area inside one DontCare box of its frame
-    (``float64[D]``, 0 without DontCare boxes)."""
-    cover = np.zeros(len(dets))
-    dc = np.flatnonzero(gts.type_id == KITTI_TYPES.index("DontCare"))
-    for pg, pd in _pairs_in_frames(dc, gts, dets):
-        ov = _image_overlap(dets.bbox[pd], gts.bbox[pg], "iof")
-        np.maximum.at(cover, pd, ov)
-    return cover
-
-
-def _camera_to_zup(location: np.ndarray, dimensions: np.ndarray, rotation_y: np.ndarray) -> np.ndarray:
-    """KITTI camera boxes as z-up boxes ``float64[N, 7]`` (x, y, z bottom centre, length, width,
-    height, yaw counter-clockwise from +x).
-
-    The map (x, y, z) -> (x, z, -y) is a rotation, so overlaps are unchanged; the camera x-z
-    plane (KITTI's bird's-eye view) becomes the x-y plane and the box length, which points along
-    (cos ry, -sin ry) in camera x-z, gets yaw -ry.
-    """
-    x, y, z = location.T
-    h, w, length = dimensions.T
-    return np.stack([x, z, -y, length, w, h, -rotation_y], axis=1)
-
-
-def _candidate_matches(gts: _Flat, dets: _Flat, gt_idx: np.ndarray, metric: str) -> CandidateMatches:
-    """The pairs of ground truth in `gt_idx` and detections of the same frame whose overlap in
-    `metric` is positive, in the port's visiting order."""
-    parts = []
-    boxes = None
-    if metric != "bbox":
-        boxes = (
-            _camera_to_zup(gts.location, gts.dimensions, gts.rotation_y),
-            _camera_to_zup(dets.location, dets.dimensions, dets.rotation_y),
-        )
-    for pg, pd in _pairs_in_frames(gt_idx, gts, dets):
-        if boxes is None:
-            ov = _image_overlap(dets.bbox[pd], gts.bbox[pg])
-        else:
-            ov = _box_overlaps(boxes[0][pg], boxes[1][pd], metric)
-        keep = ov > 0
-        parts.append((pg[keep], pd[keep], ov[keep]))
-    if not parts:
-        empty = np.zeros(0, dtype=np.int64)
-        return CandidateMatches(gt=empty, det=empty, overlap=np.zeros(0))
-    return CandidateMatches(*(np.concatenate(column) for column in zip(*parts, strict=True)))
-
-
-def _box_overlaps(ga: np.ndarray, db: np.ndarray, metric: str) -> np.ndarray:
-    """BEV or 3D IoU of the z-up box pairs ``ga[i]``, ``db[i]`` (``float64[P, 7]``), exact
-    (float64), ``float64[P]``.
-
-    The port's 3D overlap is the footprint intersection times the overlap of the y extents
-    (camera y points down: a box spans ``y - h .. y``), over the union of the volumes: the
-    exact 3D IoU of boxes that turn about the vertical axis, which is what
-    :func:`pc3d.ops.box_iou_3d` computes.
-    """
-    # All pairs of a frame are listed, but most are metres apart: only those whose footprints'
-    # circumscribed circles (and, in 3D, height ranges) meet can overlap, and only they go to
-    # the exact polygon clipping (aligned, one pair per row).
-    reach = 0.5 * (np.hypot(ga[:, 3], ga[:, 4]) + np.hypot(db[:, 3], db[:, 4]))
-    near = np.hypot(ga[:, 0] - db[:, 0], ga[:, 1] - db[:, 1]) <= reach * (1 + 1e-9) + 1e-9
-    if metric == "3d":
-        near &= np.minimum(ga[:, 2] + ga[:, 5], db[:, 2] + db[:, 5]) > np.maximum(ga[:, 2], db[:, 2])
-    out = np.zeros(len(ga))
-    idx = np.flatnonzero(near)
-    if idx.size:
-        iou = box_iou_3d if metric == "3d" else box_iou_bev
-        out[idx] = iou(torch.from_numpy(ga[idx]), torch.from_numpy(db[idx]), aligned=True).numpy()
-    return out
 
 
 class KittiMetric:

@@ -361,10 +361,10 @@ def test_engine_metric_gathers_frames_across_ranks() -> None:
 
 
 def test_results_do_not_depend_on_how_pairs_are_chunked(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pc3d.evaluation.kitti as kitti_module
+    import pc3d.evaluation.kitti_overlaps as kitti_overlaps
 
     gts, dets = random_frames(np.random.default_rng(5), 30, max_gt=10)
     whole = kitti_eval(gts, dets)
-    monkeypatch.setattr(kitti_module, "_PAIRS_PER_CHUNK", 7)
+    monkeypatch.setattr(kitti_overlaps, "_PAIRS_PER_CHUNK", 7)
     chunked = kitti_eval(gts, dets)
     assert np.array_equal(whole.precision, chunked.precision, equal_nan=True)
