@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor
 
-import pc3d.nn.roi as roi_module
+import pc3d.nn.roi.bags as roi_module
 from pc3d.errors import FormatError, ShapeError
 from pc3d.nn import RoIAlign, RoIPool, roi_align, roi_pool
 
@@ -208,7 +208,7 @@ def test_list_rois_modules_empty_input_and_blocks(monkeypatch: pytest.MonkeyPatc
 def test_size_groups_pad_little_and_cover_every_roi() -> None:
     spans = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 0])
     assert roi_module._padded_size(spans).tolist() == [1, 2, 3, 4, 6, 6, 8, 8, 12, 16, 1]
-    groups = roi_module._groups(torch.tensor([1, 5, 1, 2, 6]), torch.tensor([3, 3, 3, 1, 3]))
+    groups = roi_module.size_groups(torch.tensor([1, 5, 1, 2, 6]), torch.tensor([3, 3, 3, 1, 3]))
     members = sorted(int(i) for g, _, _ in groups for i in g)
     assert members == [0, 1, 2, 3, 4]
     assert sorted((g.tolist(), h, w) for g, h, w in groups) == [([0, 2], 1, 3), ([1, 4], 6, 3), ([3], 2, 1)]
