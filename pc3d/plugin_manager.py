@@ -14,26 +14,38 @@ Selection, from the environment or the Python API (:func:`load_plugins`):
 A plugin is named by its entry-point name (``det3d``) or its distribution (``pc3d-det3d``);
 case, ``-``, ``_`` and ``.`` do not matter. The core modules in :data:`CORE_PLUGINS` go through
 the same hooks but are always loaded: the switches select plugins, not the core.
+
+The entry-point groups, the switches' parsing and the per-plugin record (:class:`PluginInfo`) are
+in :mod:`pc3d.plugin_discovery`; this module loads, isolates and keeps the process-wide manager.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import importlib.metadata
-import os
-import re
 import traceback
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 import pluggy
 
 from pc3d import plugin_api
 from pc3d.errors import did_you_mean
+from pc3d.plugin_discovery import (
+    ALLOW_ENV,
+    AUTOLOAD_ENV,
+    COMMANDS_GROUP,
+    ENTRY_POINT_GROUP,
+    PluginInfo,
+    PluginWarning,
+    commands_by_distribution,
+    distribution_name,
+    distribution_version,
+    entry_points,
+    env_flag,
+    env_list,
+)
 from pc3d.registry import BLOCK_ENV, PluginError, Registry, normalize_plugin_name
 
 __all__ = [
@@ -53,13 +65,6 @@ __all__ = [
     "reset_plugin_manager",
 ]
 
-ENTRY_POINT_GROUP = "pc3d"
-#: Entry points of this group add ``pc3d`` subcommands (read by :mod:`pc3d.cli`); the plugin
-#: listing shows a distribution's command names next to its registrations.
-COMMANDS_GROUP = "pc3d.commands"
-AUTOLOAD_ENV = "PC3D_DISABLE_PLUGIN_AUTOLOAD"
-ALLOW_ENV = "PC3D_PLUGINS"
-
 #: Modules of pc3d itself that implement hooks. They go through the same hooks as outside
 #: plugins (distribution ``pc3d``) but are always loaded.
 CORE_PLUGINS: tuple[str, ...] = (
@@ -68,55 +73,6 @@ CORE_PLUGINS: tuple[str, ...] = (
     "pc3d.evaluation.plugin",
     "pc3d.config.zoo",
 )
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"", "0", "false", "no", "off"}
-
-
-class PluginWarning(UserWarning):
-    """A plugin failed and was skipped (the rest of pc3d keeps working)."""
-
-
-@dataclass
-class PluginInfo:
-    """What pc3d knows about one plugin, for ``pc3d plugins`` and error reports.
-
-    Attributes:
-        name: The entry-point name (the module name for core plugins).
-        distribution: The installed distribution, if any.
-        version: Its version, if known.
-        source: The entry point's target (``module:object``) or a description.
-        status: ``loaded``, ``failed``, ``blocked`` or ``disabled``.
-        error: Why it is not loaded (``stage: ErrorType: message`` for failures).
-        error_traceback: The traceback of a failure.
-        registered: Names it registered, by kind, in registration order.
-        config_dirs: Existing folders its ``pc3d_config_dirs`` returned.
-        commands: ``pc3d`` subcommands its distribution declares (group ``pc3d.commands``).
-        warnings: Problems that did not stop it loading.
-    """
-
-    name: str
-    distribution: str | None
-    version: str | None
-    source: str
-    status: str = "loaded"
-    error: str | None = None
-    error_traceback: str | None = None
-    registered: dict[str, list[str]] = field(default_factory=dict)
-    config_dirs: list[Path] = field(default_factory=list)
-    commands: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        """The distribution name, or the plugin name where there is none."""
-        return self.distribution or self.name
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description (``pc3d plugins --json``)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "error_traceback"}
-        data["config_dirs"] = [str(p) for p in self.config_dirs]
-        return data
 
 
 class PluginManager:
@@ -140,10 +96,10 @@ class PluginManager:
         block: Iterable[str] | None = None,
     ) -> None:
         if autoload is None:
-            autoload = _env_flag(AUTOLOAD_ENV) is not True
+            autoload = env_flag(AUTOLOAD_ENV) is not True
         self.autoload = autoload
-        allow_names = _env_list(ALLOW_ENV) if allow is None else list(allow)
-        block_names = _env_list(BLOCK_ENV) if block is None else list(block)
+        allow_names = env_list(ALLOW_ENV) if allow is None else list(allow)
+        block_names = env_list(BLOCK_ENV) if block is None else list(block)
         self.allow: set[str] | None = (
             {normalize_plugin_name(n) for n in allow_names} if allow_names is not None else None
         )
@@ -169,11 +125,11 @@ class PluginManager:
             return self
         self._loaded = True
         for module_name in CORE_PLUGINS:
-            info = PluginInfo(module_name, "pc3d", _version("pc3d"), module_name)
+            info = PluginInfo(module_name, "pc3d", distribution_version("pc3d"), module_name)
             self._register_loaded(info, functools.partial(importlib.import_module, module_name))
-        commands = _commands_by_distribution()
-        for ep in _entry_points(ENTRY_POINT_GROUP):
-            dist = _distribution(ep)
+        commands = commands_by_distribution()
+        for ep in entry_points(ENTRY_POINT_GROUP):
+            dist = distribution_name(ep)
             version = ep.dist.version if ep.dist is not None else None
             info = PluginInfo(ep.name, dist, version, ep.value)
             info.commands = commands.get(normalize_plugin_name(dist or ""), [])
@@ -371,49 +327,6 @@ def _unknown_hook(name: str) -> str:
         return f"{name} (plugin commands are entry points of the group {COMMANDS_GROUP})"
     hint = did_you_mean(name, plugin_api.HOOK_NAMES)
     return f"{name}{hint}" if hint else f"{name} (hooks: {', '.join(plugin_api.HOOK_NAMES)})"
-
-
-def _env_flag(var: str) -> bool | None:
-    value = os.environ.get(var)
-    if value is None:
-        return None
-    if value.strip().lower() in _TRUE:
-        return True
-    if value.strip().lower() in _FALSE:
-        return False
-    raise PluginError(f"{var}={value!r}: expected 1 or 0")
-
-
-def _env_list(var: str) -> list[str] | None:
-    value = os.environ.get(var, "").strip()
-    if not value:
-        return None
-    return [part for part in re.split(r"[,\s]+", value) if part]
-
-
-def _distribution(ep: importlib.metadata.EntryPoint) -> str | None:
-    return ep.dist.metadata["Name"] if ep.dist is not None else None
-
-
-def _entry_points(group: str) -> list[importlib.metadata.EntryPoint]:
-    """The group's entry points, by distribution name, then entry-point name."""
-    eps = importlib.metadata.entry_points(group=group)
-    return sorted(eps, key=lambda ep: (normalize_plugin_name(_distribution(ep) or ""), ep.name))
-
-
-def _commands_by_distribution() -> dict[str, list[str]]:
-    """Command names of group ``pc3d.commands`` by normalized distribution name (no import)."""
-    commands: dict[str, list[str]] = {}
-    for ep in _entry_points(COMMANDS_GROUP):
-        commands.setdefault(normalize_plugin_name(_distribution(ep) or ""), []).append(ep.name)
-    return {dist: sorted(names) for dist, names in commands.items()}
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def get_registry() -> Registry:
