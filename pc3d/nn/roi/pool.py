@@ -40,6 +40,8 @@ def _window(lo: Tensor, hi: Tensor, span: int, size: int) -> Tensor:
     return torch.where(cells < hi[:, :, None], cells, lo[:, :, None]).clamp(max=size - 1)
 
 
+# The arguments and their docs repeat roi_align's on purpose (torchvision's public signatures);
+# the work they share is pc3d.nn.roi.inputs.
 def roi_pool(
     input: Tensor,
     rois: Tensor | Sequence[Tensor],
