@@ -59,8 +59,28 @@ off-screen (under 'xvfb-run -a', or through EGL when there is no display at all)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the `show` command to `subparsers`."""
+    """Add the `show` command to `subparsers`.
+
+    The argument groups are added in the order `pc3d show --help` lists them.
+
+    Args:
+        subparsers: the sub-parser collection of the `pc3d` parser.
+    """
     parser = add_command(subparsers, "show", None, DESCRIPTION, EXAMPLES)
+    _add_input_arguments(parser)
+    _add_output_arguments(parser)
+    _add_colour_arguments(parser)
+    _add_framing_arguments(parser)
+    _add_annotation_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add what is drawn: the cloud or KITTI frame, box files, coordinate mode, calibration, image.
+
+    Args:
+        parser: the `show` parser.
+    """
     parser.add_argument(
         "cloud",
         nargs="?",
@@ -97,6 +117,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--image", type=Path, metavar="FILE", help="camera image for --view camera (needs --calib)"
     )
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add where the picture goes and which one: `--out`, `--size` and `--view`.
+
+    Args:
+        parser: the `show` parser.
+    """
     parser.add_argument("--out", type=Path, metavar="PNG", help="write a PNG instead of opening a window")
     parser.add_argument(
         "--size", default="1280x720", metavar="WxH", help="image/window size (default 1280x720)"
@@ -107,6 +135,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="bev (default), front, orbit, or camera (boxes on the image; default with --image)",
     )
+
+
+def _add_colour_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add how points are coloured: `--color-by`, `--point-labels` and `--class-names`.
+
+    Args:
+        parser: the `show` parser.
+    """
     parser.add_argument(
         "--color-by",
         choices=COLOR_BY,
@@ -127,6 +163,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="A,B,...",
         help="comma-separated class names for the ids in --point-labels (default: the ids)",
     )
+
+
+def _add_framing_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ground area the camera frames: `--range`, `--center` and `--zoom`.
+
+    Args:
+        parser: the `show` parser.
+    """
     parser.add_argument(
         "--range",
         type=float,
@@ -150,6 +194,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="F",
         help="scale the framed area: 2 shows half the width, objects twice as large (default 1)",
     )
+
+
+def _add_annotation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add what is written over the picture: `--score-thr`, `--labels` and `--no-legend`.
+
+    Args:
+        parser: the `show` parser.
+    """
     parser.add_argument(
         "--score-thr", type=float, default=0.0, metavar="X", help="hide predictions scoring below X"
     )
@@ -161,7 +213,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--no-legend", action="store_true", help="leave out the legend, scale bar and colour bar"
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
