@@ -141,16 +141,20 @@ def _parts_of(kind: str, box: np.ndarray) -> list[tuple[np.ndarray, int]]:
 
 
 def sample_layout(rng: np.random.Generator, settings: SceneSettings) -> SceneLayout:
-    """A random scene (see the module docstring); deterministic for a given ``rng`` state."""
-    slope = math.radians(settings.slope_deg)
-    ground = (
-        float(rng.normal(0.0, slope)),
-        float(rng.normal(0.0, slope)),
-        -settings.sensor_height + float(rng.normal(0, 0.03)),
-    )
-    road_yaw = float(rng.uniform(-0.35, 0.35))
-    road_offset = float(rng.uniform(-3.0, 3.0))  # lateral offset of the road's centre line
-    half_road = float(rng.uniform(4.0, 7.5))
+    """A random scene (see the module docstring); deterministic for a given ``rng`` state.
+
+    The steps draw from ``rng`` in a fixed order (ground, road, labelled objects, then walls,
+    poles and bushes), so a seed always gives the same scene.
+
+    Args:
+        rng: the random source; it is advanced.
+        settings: what the scene holds.
+
+    Returns:
+        The scene's ground, labelled boxes, solid parts and distractors.
+    """
+    ground = _sample_ground(rng, settings)
+    road = _sample_road(rng)
     layout = SceneLayout(
         ground,
         np.zeros((0, 7)),
@@ -160,18 +164,66 @@ def sample_layout(rng: np.random.Generator, settings: SceneSettings) -> SceneLay
         np.zeros(0, np.int64),
     )
     placer = _Placer()
-    cos_r, sin_r = math.cos(road_yaw), math.sin(road_yaw)
+    _place_objects(layout, rng, settings, road, placer)
+    _add_parts(layout, rng, road, placer, settings)
+    return layout
+
+
+@dataclass(frozen=True)
+class _Road:
+    """The straight road a scene is laid out along.
+
+    Attributes:
+        yaw: its direction, turned from the sensor's +x (radians).
+        offset: lateral offset of its centre line from the sensor (metres).
+        half_width: half its width (metres); the pavements start there.
+    """
+
+    yaw: float
+    offset: float
+    half_width: float
+
+    def to_world(self, along: float, across: float) -> tuple[float, float]:
+        """LiDAR ``x, y`` of a point ``along`` the road and ``across`` from its centre line."""
+        cos_r, sin_r = math.cos(self.yaw), math.sin(self.yaw)
+        return (
+            along * cos_r - (across + self.offset) * sin_r,
+            along * sin_r + (across + self.offset) * cos_r,
+        )
+
+
+def _sample_ground(rng: np.random.Generator, settings: SceneSettings) -> tuple[float, float, float]:
+    """The ground plane ``(gx, gy, g0)``: a small random tilt, the sensor about its height above it."""
+    slope = math.radians(settings.slope_deg)
+    return (
+        float(rng.normal(0.0, slope)),
+        float(rng.normal(0.0, slope)),
+        -settings.sensor_height + float(rng.normal(0, 0.03)),
+    )
+
+
+def _sample_road(rng: np.random.Generator) -> _Road:
+    """The road's direction, lateral offset and half width, drawn in that order."""
+    road_yaw = float(rng.uniform(-0.35, 0.35))
+    road_offset = float(rng.uniform(-3.0, 3.0))
+    half_road = float(rng.uniform(4.0, 7.5))
+    return _Road(road_yaw, road_offset, half_road)
+
+
+def _visible(settings: SceneSettings, x: float, y: float, margin: float) -> bool:
+    """Whether a footprint of radius ``margin`` at ``x, y`` lies in the range and field of view."""
     half_fov = math.radians(settings.fov_deg) / 2
+    return 3.0 < x < settings.max_distance and abs(math.atan2(y, x)) < half_fov - margin / max(x, 1.0)
 
-    def to_world(along: float, across: float) -> tuple[float, float]:
-        return along * cos_r - (across + road_offset) * sin_r, along * sin_r + (across + road_offset) * cos_r
 
-    def visible(x: float, y: float, margin: float) -> bool:
-        return 3.0 < x < settings.max_distance and abs(math.atan2(y, x)) < half_fov - margin / max(x, 1.0)
+def _object_plans(
+    rng: np.random.Generator, settings: SceneSettings, half_road: float
+) -> tuple[tuple[str, tuple[int, int], Callable[[], float]], ...]:
+    """Each labelled class, its count range and a draw of its distance across the road.
 
-    boxes: list[np.ndarray] = []
-    types: list[str] = []
-    plans = (
+    Cars drive in the lanes, pedestrians walk on the pavements, cyclists ride at the kerbs.
+    """
+    return (
         (
             "Car",
             settings.cars,
@@ -188,42 +240,71 @@ def sample_layout(rng: np.random.Generator, settings: SceneSettings) -> SceneLay
             lambda: float(rng.choice([-1, 1])) * rng.uniform(half_road - 1.5, half_road + 0.5),
         ),
     )
-    for kind, (low, high), across_of in plans:
+
+
+def _find_spot(
+    rng: np.random.Generator,
+    settings: SceneSettings,
+    road: _Road,
+    placer: _Placer,
+    across_of: Callable[[], float],
+    radius: float,
+) -> tuple[float, float] | None:
+    """A visible, free ``x, y`` for a footprint of ``radius``; None after 20 rejected draws."""
+    for _attempt in range(20):
+        along = float(rng.uniform(4.0, settings.max_distance))
+        x, y = road.to_world(along, across_of())
+        if _visible(settings, x, y, radius) and placer.free(x, y, radius):
+            return x, y
+    return None
+
+
+def _heading(rng: np.random.Generator, kind: str, road_yaw: float) -> float:
+    """An object's yaw: pedestrians face anywhere; vehicles mostly follow the road either way."""
+    if kind == "Pedestrian":
+        return float(rng.uniform(-math.pi, math.pi))
+    heading = road_yaw + float(rng.choice([0.0, math.pi])) + float(rng.normal(0.0, 0.12))
+    if rng.uniform() < 0.15:
+        heading = float(rng.uniform(-math.pi, math.pi))
+    return heading
+
+
+def _place_objects(
+    layout: SceneLayout,
+    rng: np.random.Generator,
+    settings: SceneSettings,
+    road: _Road,
+    placer: _Placer,
+) -> None:
+    """Fill ``layout.boxes`` and ``layout.types`` with the labelled objects that found a free spot."""
+    boxes: list[np.ndarray] = []
+    types: list[str] = []
+    for kind, (low, high), across_of in _object_plans(rng, settings, road.half_width):
         for _ in range(int(rng.integers(low, high + 1))):
             size = _size(rng, kind)
             radius = 0.5 * math.hypot(size[0], size[1])
-            for _attempt in range(20):
-                along = float(rng.uniform(4.0, settings.max_distance))
-                x, y = to_world(along, across_of())
-                if visible(x, y, radius) and placer.free(x, y, radius):
-                    break
-            else:
+            spot = _find_spot(rng, settings, road, placer, across_of, radius)
+            if spot is None:
                 continue
-            if kind == "Pedestrian":
-                heading = float(rng.uniform(-math.pi, math.pi))
-            else:
-                heading = road_yaw + float(rng.choice([0.0, math.pi])) + float(rng.normal(0.0, 0.12))
-                if rng.uniform() < 0.15:
-                    heading = float(rng.uniform(-math.pi, math.pi))
+            x, y = spot
+            heading = _heading(rng, kind, road.yaw)
             z = layout.ground_height(np.float64(x), np.float64(y))
             boxes.append(np.array([x, y, float(z), *size, math.atan2(math.sin(heading), math.cos(heading))]))
             types.append(kind)
             placer.add(x, y, radius)
     layout.boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
     layout.types = np.asarray(types, dtype="<U10")
-    _add_parts(layout, rng, to_world, road_yaw, half_road, placer, settings)
-    return layout
 
 
 def _add_parts(
     layout: SceneLayout,
     rng: np.random.Generator,
-    to_world: Callable[[float, float], tuple[float, float]],
-    road_yaw: float,
-    half_road: float,
+    road: _Road,
     placer: _Placer,
     settings: SceneSettings,
 ) -> None:
+    """Fill the layout's solid parts (of its objects, then walls), poles and bushes."""
+    to_world, road_yaw, half_road = road.to_world, road.yaw, road.half_width
     parts: list[np.ndarray] = []
     owners: list[int] = []
     classes: list[int] = []
