@@ -143,58 +143,126 @@ class ResNet(Backbone):
         zero_init_residual: bool = True,
     ) -> None:
         super().__init__()
-        if depth not in _ARCH:
-            raise FormatError(f"ResNet depth must be one of {sorted(_ARCH)}, got {depth!r}")
-        check_norm(norm)
-        if len(strides) != 4 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in strides):
-            raise FormatError(f"strides must be 4 positive ints (one per stage), got {strides!r}")
-        if stem not in ("conv7", "conv3", "none"):
-            raise FormatError(f"stem must be 'conv7', 'conv3' or 'none', got {stem!r}")
+        _check_arguments(depth, norm, strides, stem)
         block, counts = _ARCH[depth]
         self.depth = depth
         self.in_channels = in_channels
-        bias = norm == "none"
-        if stem == "conv7":
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, base_channels, 7, stride=2, padding=3, bias=bias),
-                build_norm(norm, base_channels, 2, gn_groups),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(3, stride=2, padding=1),
-            )
-            channels, stride = base_channels, 4
-        elif stem == "conv3":
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, base_channels, 3, padding=1, bias=bias),
-                build_norm(norm, base_channels, 2, gn_groups),
-                nn.ReLU(inplace=True),
-            )
-            channels, stride = base_channels, 1
-        else:
-            self.stem = nn.Identity()
-            channels, stride = in_channels, 1
-        stages: list[nn.Module] = []
-        stage_channels: list[int] = []
-        stage_strides: list[int] = []
-        for i, (count, first_stride) in enumerate(zip(counts, strides)):
-            planes = base_channels * 2**i
-            blocks = []
-            for j in range(count):
-                blocks.append(block(channels, planes, first_stride if j == 0 else 1, norm, gn_groups))
-                channels = planes * block.expansion
-            stages.append(nn.Sequential(*blocks))
-            stride *= first_stride
-            stage_channels.append(channels)
-            stage_strides.append(stride)
+        # Built in this order (stem, then the stages' blocks) so a seed gives the same weights.
+        self.stem, channels, stride = _build_stem(stem, in_channels, base_channels, norm, gn_groups)
+        stages, stage_channels, stage_strides = _build_stages(
+            block, counts, strides, base_channels, channels, stride, norm, gn_groups
+        )
         self.stages = nn.ModuleList(stages)
         init_weights(self)
         if zero_init_residual:
-            for module in self.modules():
-                if isinstance(module, (BasicBlock, Bottleneck)):
-                    last = module.last_norm()
-                    # A frozen BN is never trained: zeroing it would cut the branch for good.
-                    if isinstance(last, (nn.BatchNorm2d, nn.GroupNorm)):
-                        nn.init.zeros_(last.weight)
+            _zero_init_residual(self)
         self._finish(
             stage_channels, stage_strides, out_indices, frozen_stages, norm_eval, has_stem=stem != "none"
         )
         self.block_counts = counts
+
+
+def _check_arguments(depth: int, norm: str, strides: Sequence[int], stem: str) -> None:
+    """Check the arguments of `ResNet` that choose its layers, before any is built.
+
+    Args:
+        depth: the ResNet depth, a key of the architecture table.
+        norm: the norm layer name.
+        strides: the first-block stride of each of the four stages.
+        stem: `"conv7"`, `"conv3"` or `"none"`.
+
+    Raises:
+        FormatError: an unknown depth, norm or stem, or strides that are not 4 positive ints.
+    """
+    if depth not in _ARCH:
+        raise FormatError(f"ResNet depth must be one of {sorted(_ARCH)}, got {depth!r}")
+    check_norm(norm)
+    if len(strides) != 4 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in strides):
+        raise FormatError(f"strides must be 4 positive ints (one per stage), got {strides!r}")
+    if stem not in ("conv7", "conv3", "none"):
+        raise FormatError(f"stem must be 'conv7', 'conv3' or 'none', got {stem!r}")
+
+
+def _build_stem(
+    stem: str, in_channels: int, base_channels: int, norm: str, gn_groups: int
+) -> tuple[nn.Module, int, int]:
+    """The stem layers (see the module docstring).
+
+    Args:
+        stem: `"conv7"`, `"conv3"` or `"none"` (already checked).
+        in_channels: input channels.
+        base_channels: output channels of the conv stems.
+        norm: the norm layer name.
+        gn_groups: GroupNorm groups.
+
+    Returns:
+        The stem module, its output channels and its stride.
+    """
+    bias = norm == "none"
+    if stem == "conv7":
+        module = nn.Sequential(
+            nn.Conv2d(in_channels, base_channels, 7, stride=2, padding=3, bias=bias),
+            build_norm(norm, base_channels, 2, gn_groups),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+        return module, base_channels, 4
+    if stem == "conv3":
+        module = nn.Sequential(
+            nn.Conv2d(in_channels, base_channels, 3, padding=1, bias=bias),
+            build_norm(norm, base_channels, 2, gn_groups),
+            nn.ReLU(inplace=True),
+        )
+        return module, base_channels, 1
+    return nn.Identity(), in_channels, 1
+
+
+def _build_stages(
+    block: type[BasicBlock] | type[Bottleneck],
+    counts: Sequence[int],
+    strides: Sequence[int],
+    base_channels: int,
+    channels: int,
+    stride: int,
+    norm: str,
+    gn_groups: int,
+) -> tuple[list[nn.Module], list[int], list[int]]:
+    """The four stages of residual blocks, stage i `base_channels * 2**i` planes wide.
+
+    Args:
+        block: the block class.
+        counts: blocks per stage.
+        strides: the first-block stride of each stage.
+        base_channels: planes of the first stage.
+        channels: channels entering the first stage (the stem's output).
+        stride: the stem's stride.
+        norm: the norm layer name.
+        gn_groups: GroupNorm groups.
+
+    Returns:
+        The stages, and the output channels and total stride of each.
+    """
+    stages: list[nn.Module] = []
+    stage_channels: list[int] = []
+    stage_strides: list[int] = []
+    for i, (count, first_stride) in enumerate(zip(counts, strides)):
+        planes = base_channels * 2**i
+        blocks = []
+        for j in range(count):
+            blocks.append(block(channels, planes, first_stride if j == 0 else 1, norm, gn_groups))
+            channels = planes * block.expansion
+        stages.append(nn.Sequential(*blocks))
+        stride *= first_stride
+        stage_channels.append(channels)
+        stage_strides.append(stride)
+    return stages, stage_channels, stage_strides
+
+
+def _zero_init_residual(model: nn.Module) -> None:
+    """Zero the last norm's weight of every residual block in `model` (see `ResNet`)."""
+    for module in model.modules():
+        if isinstance(module, (BasicBlock, Bottleneck)):
+            last = module.last_norm()
+            # A frozen BN is never trained: zeroing it would cut the branch for good.
+            if isinstance(last, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.zeros_(last.weight)
