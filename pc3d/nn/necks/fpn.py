@@ -62,25 +62,10 @@ class FPN(nn.Module):
         super().__init__()
         check_norm(norm)
         in_channels = [int(c) for c in in_channels]
-        num_in = len(in_channels)
-        if num_in == 0:
-            raise FormatError("FPN in_channels is empty; pass the backbone's out_channels")
-        end = num_in if end_level == -1 else end_level
-        if not 0 <= start_level < end <= num_in:
-            raise FormatError(
-                f"FPN levels start_level={start_level}, end_level={end_level} do not fit {num_in} inputs"
-            )
+        end, add_extra_convs = _check_levels(
+            len(in_channels), num_outs, start_level, end_level, add_extra_convs, in_strides
+        )
         used = end - start_level
-        if num_outs < used:
-            raise FormatError(f"FPN num_outs={num_outs} is less than the {used} input levels used")
-        if add_extra_convs is True:
-            add_extra_convs = "on_input"
-        if add_extra_convs is not False and add_extra_convs not in _EXTRA_SOURCES:
-            raise FormatError(
-                f"add_extra_convs must be False, True or one of {_EXTRA_SOURCES}, got {add_extra_convs!r}"
-            )
-        if in_strides is not None and len(in_strides) != num_in:
-            raise FormatError(f"in_strides has {len(in_strides)} entries for {num_in} inputs")
         self.in_channels = tuple(in_channels)
         self.num_outs = num_outs
         self.start_level = start_level
@@ -88,6 +73,7 @@ class FPN(nn.Module):
         self.add_extra_convs: str | bool = add_extra_convs
         self.relu_before_extra_convs = relu_before_extra_convs
         self.out_channels = (int(out_channels),) * num_outs
+        # Built in this order (laterals, outputs, extras) so the state_dict keys stay the same.
         self.lateral_convs = nn.ModuleList(
             ConvNormAct(in_channels[i], out_channels, 1, norm=norm, activation="none")
             for i in range(start_level, end)
@@ -95,13 +81,9 @@ class FPN(nn.Module):
         self.fpn_convs = nn.ModuleList(
             ConvNormAct(out_channels, out_channels, 3, norm=norm, activation="none") for _ in range(used)
         )
-        self.extra_convs = nn.ModuleList()
-        if add_extra_convs:
-            for k in range(num_outs - used):
-                source = in_channels[end - 1] if k == 0 and add_extra_convs == "on_input" else out_channels
-                self.extra_convs.append(
-                    ConvNormAct(source, out_channels, 3, stride=2, norm=norm, activation="none")
-                )
+        self.extra_convs = _build_extra_convs(
+            in_channels[end - 1], out_channels, num_outs - used, add_extra_convs, norm
+        )
         self.out_strides: tuple[int, ...] | None = None
         if in_strides is not None:
             strides = [int(s) for s in in_strides[start_level:end]]
@@ -140,3 +122,74 @@ class FPN(nn.Module):
             for conv in self.extra_convs[1:]:
                 outs.append(conv(F.relu(outs[-1]) if self.relu_before_extra_convs else outs[-1]))
         return tuple(outs)
+
+
+def _check_levels(
+    num_in: int,
+    num_outs: int,
+    start_level: int,
+    end_level: int,
+    add_extra_convs: bool | str,
+    in_strides: Sequence[int] | None,
+) -> tuple[int, bool | str]:
+    """Check the level arguments of `FPN` (see its docstring) before any layer is built.
+
+    Args:
+        num_in: number of backbone outputs.
+        num_outs: number of output levels.
+        start_level: first backbone output used.
+        end_level: one past the last used backbone output; -1 means all.
+        add_extra_convs: False, True, `"on_input"`, `"on_lateral"` or `"on_output"`.
+        in_strides: strides of the backbone outputs, or None.
+
+    Returns:
+        The end level (one past the last used input) and `add_extra_convs` with True read as
+        `"on_input"`.
+
+    Raises:
+        FormatError: no inputs, levels outside the inputs, fewer outputs than used inputs, an
+            unknown extra-conv source, or `in_strides` of another length than `in_channels`.
+    """
+    if num_in == 0:
+        raise FormatError("FPN in_channels is empty; pass the backbone's out_channels")
+    end = num_in if end_level == -1 else end_level
+    if not 0 <= start_level < end <= num_in:
+        raise FormatError(
+            f"FPN levels start_level={start_level}, end_level={end_level} do not fit {num_in} inputs"
+        )
+    used = end - start_level
+    if num_outs < used:
+        raise FormatError(f"FPN num_outs={num_outs} is less than the {used} input levels used")
+    if add_extra_convs is True:
+        add_extra_convs = "on_input"
+    if add_extra_convs is not False and add_extra_convs not in _EXTRA_SOURCES:
+        raise FormatError(
+            f"add_extra_convs must be False, True or one of {_EXTRA_SOURCES}, got {add_extra_convs!r}"
+        )
+    if in_strides is not None and len(in_strides) != num_in:
+        raise FormatError(f"in_strides has {len(in_strides)} entries for {num_in} inputs")
+    return end, add_extra_convs
+
+
+def _build_extra_convs(
+    last_in_channels: int, out_channels: int, num_extra: int, add_extra_convs: bool | str, norm: str
+) -> nn.ModuleList:
+    """The 3x3/2 convs of the extra levels; empty when they come from max pooling.
+
+    Args:
+        last_in_channels: channels of the last used backbone output (read by an `"on_input"`
+            first extra conv).
+        out_channels: channels of every output level.
+        num_extra: number of extra levels.
+        add_extra_convs: False, `"on_input"`, `"on_lateral"` or `"on_output"` (already checked).
+        norm: norm of the convs.
+
+    Returns:
+        `num_extra` convs, or none when `add_extra_convs` is False.
+    """
+    extra_convs = nn.ModuleList()
+    if add_extra_convs:
+        for k in range(num_extra):
+            source = last_in_channels if k == 0 and add_extra_convs == "on_input" else out_channels
+            extra_convs.append(ConvNormAct(source, out_channels, 3, stride=2, norm=norm, activation="none"))
+    return extra_convs
