@@ -61,11 +61,10 @@ def _glibc_mallopt() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     """The C library's ``int mallopt(int, int)`` when it is glibc, else None."""
     try:
         libc = ctypes.CDLL(None)  # the symbols the process already has, the C library's among them
-        gnu_get_libc_version = libc.gnu_get_libc_version  # glibc only
+        libc.gnu_get_libc_version  # noqa: B018  (an AttributeError where the C library is not glibc)
         mallopt = libc.mallopt
     except (OSError, AttributeError, TypeError):
         return None
-    gnu_get_libc_version.restype = ctypes.c_char_p
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return mallopt

@@ -157,14 +157,14 @@ def sparse_inverse_conv_cpu(conv: Any, x: Any, fine: Any, down: Any) -> Any:
             f"{type(conv).__name__} (indice_key {conv.indice_key!r}): the coarse tensor does not hold the output "
             "sites of its strided conv; pass the tensor that conv produced (after submanifold layers only)"
         )
-    # Transpose `down`'s table: fine site i reads coarse site o at position k where `down`'s o read i at k
-    # (for a given i and k there is at most one such o).
-    num_fine, num_coarse = fine_indices.shape[0], coarse.shape[0]
-    slots, kernel = (table < num_fine).nonzero(as_tuple=True)
-    inverse = torch.full((num_fine, table.shape[1]), num_coarse, dtype=torch.long, device=table.device)
-    inverse[table[slots, kernel], kernel] = order[position][slots]
+    # `down`'s pairs with input and output swapped: fine site i reads coarse site o at position k
+    # where `down`'s o read i at k. Read by position, so the pairs come grouped by kernel position.
+    by_position = table.t()
+    kernel, slots = (by_position < fine_indices.shape[0]).nonzero(as_tuple=True)
     weight = conv.weight.reshape(conv.out_channels, table.shape[1], conv.in_channels)
-    out = _convolve_table(x.features, weight, inverse)
+    out = _accumulate_pairs(
+        x.features, weight, order[position][slots], by_position[kernel, slots], kernel, fine_indices.shape[0]
+    )
     if conv.bias is not None:
         out = out + conv.bias
     # The coarse tensor's index dict holds the fine level's submanifold pairs: later layers reuse them.
