@@ -9,18 +9,9 @@ import pytest
 import torch
 
 from pc3d.errors import FormatError, Pc3dError, ShapeError
-from pc3d.structures import (
-    BoxMode,
-    CameraBoxes3D,
-    CameraPoints,
-    DepthBoxes3D,
-    LiDARBoxes3D,
-    LiDARPoints,
-    convert_boxes,
-    convert_points,
-)
+from pc3d.structures import convert_boxes, convert_points
 
-from ._common import ROW
+from ._common import ROW, BoxMode, CameraBoxes3D, CameraPoints, DepthBoxes3D, LiDARBoxes3D, LiDARPoints
 
 
 @pytest.mark.parametrize(

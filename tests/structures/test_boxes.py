@@ -12,19 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.structures import (
-    Boxes3D,
-    BoxMode,
-    CameraBoxes3D,
-    CameraPoints,
-    DepthBoxes3D,
-    LiDARBoxes3D,
-    LiDARPoints,
-    box_class,
-    points_class,
-)
+from pc3d.structures import Boxes3D, box_class, points_class
 
-from ._common import ROW
+from ._common import ROW, BoxMode, CameraBoxes3D, CameraPoints, DepthBoxes3D, LiDARBoxes3D, LiDARPoints
 
 BOX_CLASSES = (LiDARBoxes3D, CameraBoxes3D, DepthBoxes3D)
 CLASS_IDS = [c.__name__ for c in BOX_CLASSES]

@@ -14,21 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from pc3d.structures import (
-    BoxMode,
-    CameraBoxes3D,
-    CameraPoints,
-    DepthBoxes3D,
-    LiDARBoxes3D,
-    LiDARPoints,
-    box_class,
-    convert_boxes,
-    convert_points,
-    default_rt_mat,
-    limit_period,
-)
+from pc3d.structures import box_class, convert_boxes, convert_points, default_rt_mat, limit_period
 
-from ._common import ROW
+from ._common import ROW, BoxMode, CameraBoxes3D, CameraPoints, DepthBoxes3D, LiDARBoxes3D, LiDARPoints
 from ._kitti import homogeneous, lidar_to_cam, read_calib
 
 MODES = (BoxMode.LIDAR, BoxMode.CAMERA, BoxMode.DEPTH)

@@ -12,15 +12,9 @@ import pytest
 import torch
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.structures import (
-    MODE_NAMES,
-    BoxMode,
-    CameraBoxes3D,
-    CameraPoints,
-    DepthBoxes3D,
-    LiDARBoxes3D,
-    LiDARPoints,
-)
+from pc3d.structures import MODE_NAMES
+
+from ._common import BoxMode, CameraBoxes3D, CameraPoints, DepthBoxes3D, LiDARBoxes3D, LiDARPoints
 
 pi = math.pi
 

@@ -12,17 +12,9 @@ import pytest
 import torch
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.structures import (
-    BasePoints,
-    BoxMode,
-    CameraBoxes3D,
-    CameraPoints,
-    DepthPoints,
-    LiDARBoxes3D,
-    LiDARPoints,
-    box_class,
-    points_class,
-)
+from pc3d.structures import BasePoints, DepthPoints, box_class, points_class
+
+from ._common import BoxMode, CameraBoxes3D, CameraPoints, LiDARBoxes3D, LiDARPoints
 
 POINT_CLASSES = (LiDARPoints, CameraPoints, DepthPoints)
 CLASS_IDS = [c.__name__ for c in POINT_CLASSES]
