@@ -18,24 +18,19 @@ import numpy as np
 import shapely
 
 CLASS_NAMES = ["car", "pedestrian", "cyclist", "van", "person_sitting", "truck"]
-# The port's per-class IoU thresholds, written out again on purpose (independent of
-# pc3d.evaluation.kitti_protocol); alike in shape only to each other and to synth.SIZES.
-STRICT = {  # bbox, bev, 3d
-    "car": (0.7, 0.7, 0.7),
-    "pedestrian": (0.5, 0.5, 0.5),
-    "cyclist": (0.5, 0.5, 0.5),
-    "van": (0.7, 0.7, 0.7),
-    "person_sitting": (0.5, 0.5, 0.5),
-    "truck": (0.7, 0.7, 0.7),
-}
-LOOSE = {
-    "car": (0.7, 0.5, 0.5),
-    "pedestrian": (0.5, 0.25, 0.25),
-    "cyclist": (0.5, 0.25, 0.25),
-    "van": (0.7, 0.5, 0.5),
-    "person_sitting": (0.5, 0.25, 0.25),
-    "truck": (0.5, 0.5, 0.5),
-}
+# The port's per-class IoU thresholds as the port writes them (overlap_0_7 and overlap_0_5): one row
+# per metric (bbox, bev, 3d), one column per class of CLASS_NAMES. Written out again on purpose,
+# independent of pc3d.evaluation.kitti_protocol.
+STRICT = [
+    [0.7, 0.5, 0.5, 0.7, 0.5, 0.7],
+    [0.7, 0.5, 0.5, 0.7, 0.5, 0.7],
+    [0.7, 0.5, 0.5, 0.7, 0.5, 0.7],
+]
+LOOSE = [
+    [0.7, 0.5, 0.5, 0.7, 0.5, 0.5],
+    [0.5, 0.25, 0.25, 0.5, 0.25, 0.5],
+    [0.5, 0.25, 0.25, 0.5, 0.25, 0.5],
+]
 
 
 def to_anno(labels) -> dict:
@@ -308,13 +303,15 @@ def reference_eval(gt_labels, det_labels, classes=("Car", "Pedestrian", "Cyclist
     out = {}
     for cls in classes:
         key = cls.lower()
+        class_i = CLASS_NAMES.index(key)
         out[cls] = {}
         for set_name, table in (("strict", STRICT), ("loose", LOOSE)):
             res = {m: {} for m in ("bbox", "bev", "3d", "aos")}
             for diff_i, diff in enumerate(("easy", "moderate", "hard")):
                 for m_i, metric in enumerate(("bbox", "bev", "3d")):
+                    threshold = table[m_i][class_i]
                     prec, aos = eval_class(
-                        gts, dts, overlaps[m_i], key, diff_i, m_i, table[key][m_i], compute_aos and m_i == 0
+                        gts, dts, overlaps[m_i], key, diff_i, m_i, threshold, compute_aos and m_i == 0
                     )
                     res[metric][diff] = {"AP11": ap11(prec), "AP40": ap40(prec)}
                     if m_i == 0:
