@@ -1,6 +1,6 @@
-"""The base of the one-stage det2d models (backbone -> FPN -> a dense head, with the engine's
-``loss(**batch)`` / ``predict(**batch)`` contract) and the checks and feature extraction that
-Faster R-CNN shares with it.
+"""The bases of the det2d models: :class:`FPNDetector2D` (backbone -> FPN with the engine's
+``loss(**batch)`` / ``predict(**batch)`` contract, which Faster R-CNN builds on) and
+:class:`Detector2D` (the one-stage models: a dense head on the FPN), and their checks.
 
 Batch keys (from :func:`pc3d_det2d.data.collate_detection`): ``images`` ``Tensor[B, 3, H, W]``
 (padded), ``gt_boxes`` ``list[Tensor[M_i, 4]]`` pixel ``x1, y1, x2, y2``, ``gt_labels``
@@ -21,6 +21,7 @@ from pc3d_det2d.structures import Detections2D
 
 __all__ = [
     "Detector2D",
+    "FPNDetector2D",
     "check_backbone_neck",
     "check_batch_targets",
     "check_head_strides",
@@ -120,10 +121,64 @@ def pyramid_features(backbone: nn.Module, neck: FPN, images: Tensor) -> tuple[Te
     """
     if images.dim() != 4:
         raise ShapeError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
-    return neck(backbone(images))  # type: ignore[no-any-return]
+    return neck(backbone(images))
 
 
-class Detector2D(nn.Module):
+class FPNDetector2D(nn.Module):
+    """Backbone + FPN with the engine's ``loss`` / ``predict`` (batch keys as in the module
+    docstring): the batch checks, the image sizes and the total loss are here; a subclass turns
+    the FPN levels into losses (:meth:`head_losses`) and detections (:meth:`head_predict`).
+
+    A subclass sets ``backbone`` and ``neck`` in its constructor.
+    """
+
+    backbone: nn.Module
+    neck: FPN
+
+    def extract_features(self, images: Tensor) -> tuple[Tensor, ...]:
+        """FPN levels of ``images`` (see :func:`pyramid_features`)."""
+        return pyramid_features(self.backbone, self.neck, images)
+
+    def loss(
+        self,
+        images: Tensor,
+        gt_boxes: Sequence[Tensor],
+        gt_labels: Sequence[Tensor],
+        image_sizes: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """Training losses (batch keys as in the module docstring).
+
+        Returns:
+            The heads' losses (see :meth:`head_losses`); ``loss`` is their sum.
+
+        Raises:
+            ShapeError: not one box and one label tensor per image.
+            FormatError: a label outside the head's classes (naming the config key).
+        """
+        check_batch_targets(images, gt_boxes, gt_labels)
+        sizes = image_sizes_or_full(images, image_sizes)
+        losses = self.head_losses(self.extract_features(images), list(gt_boxes), list(gt_labels), sizes)
+        losses["loss"] = sum(losses.values())
+        return losses
+
+    @torch.no_grad()
+    def predict(self, images: Tensor, image_sizes: Tensor | None = None) -> list[Detections2D]:
+        """Detections per image, in the pixels of ``images`` (clipped to each image's size)."""
+        sizes = image_sizes_or_full(images, image_sizes)
+        return self.head_predict(self.extract_features(images), sizes)
+
+    def head_losses(
+        self, feats: Sequence[Tensor], gt_boxes: list[Tensor], gt_labels: list[Tensor], image_sizes: Tensor
+    ) -> dict[str, Tensor]:
+        """The heads' losses by name from FPN levels, per-image targets and ``Long[B, 2]`` sizes."""
+        raise NotImplementedError
+
+    def head_predict(self, feats: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+        """Detections per image from FPN levels and ``Long[B, 2]`` image sizes."""
+        raise NotImplementedError
+
+
+class Detector2D(FPNDetector2D):
     """Backbone + FPN + a dense head with ``loss(feats, gt_boxes, gt_labels, image_sizes)`` and
     ``predict(feats, image_sizes)``.
 
@@ -156,38 +211,16 @@ class Detector2D(nn.Module):
         self.neck = neck
         self.head = head
 
-    def extract_features(self, images: Tensor) -> tuple[Tensor, ...]:
-        """FPN levels of ``images`` (see :func:`pyramid_features`)."""
-        return pyramid_features(self.backbone, self.neck, images)
-
     def forward(self, images: Tensor) -> Any:
         """The head's raw outputs for ``Tensor[B, 3, H, W]`` images."""
         return self.head(self.extract_features(images))
 
-    def loss(
-        self,
-        images: Tensor,
-        gt_boxes: Sequence[Tensor],
-        gt_labels: Sequence[Tensor],
-        image_sizes: Tensor | None = None,
+    def head_losses(
+        self, feats: Sequence[Tensor], gt_boxes: list[Tensor], gt_labels: list[Tensor], image_sizes: Tensor
     ) -> dict[str, Tensor]:
-        """Training losses (batch keys as in the module docstring).
+        """The dense head's losses (see its ``loss``)."""
+        return self.head.loss(feats, gt_boxes, gt_labels, image_sizes)
 
-        Returns:
-            The head's losses; ``loss`` is their sum.
-
-        Raises:
-            ShapeError: not one box and one label tensor per image.
-            FormatError: a label outside the head's classes (naming the config key).
-        """
-        check_batch_targets(images, gt_boxes, gt_labels)
-        sizes = image_sizes_or_full(images, image_sizes)
-        losses = self.head.loss(self.extract_features(images), list(gt_boxes), list(gt_labels), sizes)
-        losses["loss"] = sum(losses.values())
-        return losses
-
-    @torch.no_grad()
-    def predict(self, images: Tensor, image_sizes: Tensor | None = None) -> list[Detections2D]:
-        """Detections per image, in the pixels of ``images`` (clipped to each image's size)."""
-        sizes = image_sizes_or_full(images, image_sizes)
-        return self.head.predict(self.extract_features(images), sizes)
+    def head_predict(self, feats: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+        """The dense head's detections (see its ``predict``)."""
+        return self.head.predict(feats, image_sizes)

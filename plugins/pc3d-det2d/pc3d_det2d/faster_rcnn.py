@@ -35,13 +35,7 @@ from pc3d.nn import (
     roi_align,
     smooth_l1_loss,
 )
-from pc3d_det2d.detector import (
-    check_backbone_neck,
-    check_batch_targets,
-    check_head_strides,
-    image_sizes_or_full,
-    pyramid_features,
-)
+from pc3d_det2d.detector import FPNDetector2D, check_backbone_neck, check_head_strides
 from pc3d_det2d.head_utils import check_inference_args, check_labels, require_at_least
 from pc3d_det2d.structures import Detections2D, batched_image_nms
 
@@ -331,10 +325,10 @@ class RoIBoxHead(nn.Module):
         )
 
 
-class FasterRCNN(nn.Module):
+class FasterRCNN(FPNDetector2D):
     """Backbone + FPN + ``pc3d.nn.RPNHead`` (``rpn_head``, registered as ``RPNHead``) +
-    :class:`RoIBoxHead`, with the engine's ``loss`` / ``predict`` (batch keys as in
-    :mod:`pc3d_det2d.detector`).
+    :class:`RoIBoxHead`, with the engine's ``loss`` / ``predict`` of :class:`FPNDetector2D` (batch
+    keys as in :mod:`pc3d_det2d.detector`).
 
     Args:
         backbone: feature extractor with ``out_channels`` (and ``out_strides``).
@@ -366,38 +360,17 @@ class FasterRCNN(nn.Module):
                 )
         self.backbone, self.neck, self.rpn_head, self.roi_head = backbone, neck, rpn_head, roi_head
 
-    def extract_features(self, images: Tensor) -> tuple[Tensor, ...]:
-        """FPN levels of ``images`` (see :func:`pc3d_det2d.detector.pyramid_features`)."""
-        return pyramid_features(self.backbone, self.neck, images)
-
-    # The signature and checks of Detector2D.loss (the engine's batch contract), but two heads with
-    # proposals between them: not a Detector2D, whose loss is one dense head's.
-    def loss(
-        self,
-        images: Tensor,
-        gt_boxes: Sequence[Tensor],
-        gt_labels: Sequence[Tensor],
-        image_sizes: Tensor | None = None,
+    def head_losses(
+        self, feats: Sequence[Tensor], gt_boxes: list[Tensor], gt_labels: list[Tensor], image_sizes: Tensor
     ) -> dict[str, Tensor]:
-        """Training losses (batch keys as in :mod:`pc3d_det2d.detector`).
-
-        Returns:
-            The RPN's and the box head's losses; ``loss`` is their sum.
-        """
-        check_batch_targets(images, gt_boxes, gt_labels)
-        sizes = image_sizes_or_full(images, image_sizes)
-        feats = self.extract_features(images)
+        """The RPN's losses and the box head's on the RPN's proposals."""
         scores, deltas = self.rpn_head(feats)
-        losses = self.rpn_head.loss(scores, deltas, list(gt_boxes), sizes)
-        proposals = self.rpn_head.get_proposals(scores, deltas, sizes)
-        losses.update(self.roi_head.loss(feats, proposals, list(gt_boxes), list(gt_labels)))
-        losses["loss"] = sum(losses.values())
+        losses = self.rpn_head.loss(scores, deltas, gt_boxes, image_sizes)
+        proposals = self.rpn_head.get_proposals(scores, deltas, image_sizes)
+        losses.update(self.roi_head.loss(feats, proposals, gt_boxes, gt_labels))
         return losses
 
-    @torch.no_grad()
-    def predict(self, images: Tensor, image_sizes: Tensor | None = None) -> list[Detections2D]:
-        """Detections per image, in the pixels of ``images`` (clipped to each image's size)."""
-        sizes = image_sizes_or_full(images, image_sizes)
-        feats = self.extract_features(images)
-        proposals = self.rpn_head.get_proposals(*self.rpn_head(feats), sizes)
-        return self.roi_head.predict(feats, proposals, sizes)
+    def head_predict(self, feats: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
+        """The box head's detections on the RPN's proposals."""
+        proposals = self.rpn_head.get_proposals(*self.rpn_head(feats), image_sizes)
+        return self.roi_head.predict(feats, proposals, image_sizes)
