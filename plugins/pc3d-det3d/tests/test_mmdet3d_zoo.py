@@ -100,20 +100,12 @@ def test_the_engine_maps_mmdetection3d_checkpoints() -> None:
         model_state_from(state, "second.pth")
 
 
-SMALL = """\
-_base_: {zoo}/pointpillars/pointpillars_hv-secfpn_kitti-3d-3class.yaml
-model:
-  voxel_encoder: {{feat_channels: [8]}}
-  middle_encoder: {{in_channels: 8}}
-  backbone: {{in_channels: 8, layer_nums: [1, 1, 1], out_channels: [8, 8, 8]}}
-  neck: {{in_channels: [8, 8, 8], out_channels: [8, 8, 8]}}
-  bbox_head: {{in_channels: 24}}
-"""
+# The zoo PointPillars with narrow layers: random weights load and run in seconds.
+NARROW = REPO / "tests" / "data" / "configs" / "pointpillars-narrow_hv-secfpn_kitti-3d-3class.yaml"
 
 
 def test_pc3d_test_evaluates_an_mmdetection3d_checkpoint_on_kitti(tmp_path: Path) -> None:
-    config = tmp_path / "small.yaml"
-    config.write_text(SMALL.format(zoo=REPO / "configs"))
+    config = NARROW
     torch.manual_seed(0)
     checkpoint = tmp_path / "mmdet3d.pth"
     torch.save(
@@ -167,8 +159,7 @@ def test_the_python_api_snippet_in_the_docs_runs(tmp_path: Path, monkeypatch: py
 def test_training_starts_from_an_mmdetection3d_checkpoint(tmp_path: Path) -> None:
     from pc3d.engine.checkpoint import load_checkpoint
 
-    config = tmp_path / "small.yaml"
-    config.write_text(SMALL.format(zoo=REPO / "configs"))
+    config = NARROW
     torch.manual_seed(0)
     weights = pc3d.inference.load_model(config).state_dict()
     for key in ("bbox_head.conv_cls.weight", "backbone.blocks.0.0.weight"):
