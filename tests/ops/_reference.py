@@ -125,6 +125,28 @@ class PairBlocks:
         self._b.append(b)
         self.blocks[name] = slice(start, start + len(a))
 
+    def add_degenerate(self, boxes: Tensor, partner: Tensor, suffix: str = "") -> Tensor:
+        """Append the blocks of boxes with no area, made from ``boxes`` (``Tensor[n, 5]``).
+
+        ``zero_width{suffix}`` pairs ``boxes`` with their x size set to 0 with ``partner``;
+        ``zero_size{suffix}`` pairs ``partner`` with ``boxes`` shrunk to points.
+
+        Args:
+            boxes: The boxes the degenerate ones are made from.
+            partner: The boxes they are paired with.
+            suffix: Appended to both block names.
+
+        Returns:
+            ``boxes`` shrunk to points.
+        """
+        zero_width = boxes.clone()
+        zero_width[:, 2] = 0
+        self.add(f"zero_width{suffix}", zero_width, partner)
+        points = boxes.clone()
+        points[:, 2:4] = 0
+        self.add(f"zero_size{suffix}", partner, points)
+        return points
+
     def pairs(self) -> tuple[Tensor, Tensor, dict[str, slice]]:
         """All ``a`` rows, all ``b`` rows and each block's rows."""
         return torch.cat(self._a), torch.cat(self._b), self.blocks

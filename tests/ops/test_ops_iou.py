@@ -58,12 +58,7 @@ def _edge_case_pairs(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, di
     near = base + torch.randn(n, 5, generator=g, dtype=torch.float64) * 1e-9
     near[:, 2:4] = near[:, 2:4].abs()
     cases.add("near_identical", base, near)
-    zero_w = base.clone()
-    zero_w[:, 2] = 0
-    cases.add("zero_width", zero_w, base)
-    zero_all = base.clone()
-    zero_all[:, 2:4] = 0
-    cases.add("zero_size", base, zero_all)
+    zero_all = cases.add_degenerate(base, base)
     cases.add("both_zero", zero_all, zero_all.clone())
     far = base.clone()
     far[:, :2] += 1000.0  # large coordinates: precision must not depend on the offset

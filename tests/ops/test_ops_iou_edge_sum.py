@@ -65,12 +65,7 @@ def _rotated_edge_cases(g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor,
     crossed[:, 4:5] += turn
     cases.add("same_centre_crossed", base, crossed)
     # test_ops_iou.py's zero-size cases again, at a generic angle, where the edge sum runs.
-    zero_w = crossed.clone()
-    zero_w[:, 2] = 0
-    cases.add("zero_width_rotated", zero_w, base)
-    point = crossed.clone()
-    point[:, 2:4] = 0
-    cases.add("zero_size_rotated", base, point)
+    cases.add_degenerate(crossed, base, suffix="_rotated")
     # Relative yaw on both sides of the switch to the clipping path, near 0 and near pi/2.
     for name, angle in (
         ("just_below_switch", 0.999 * PARALLEL_SINE),
