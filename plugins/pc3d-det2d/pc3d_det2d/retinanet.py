@@ -75,8 +75,8 @@ class RetinaHead(DenseHead2D):
         FormatError: an argument out of range (named with its value).
     """
 
-    # The focal and inference arguments are FCOSHead's, spelled out in each signature: the config
-    # layer checks a YAML head against its class's own keyword arguments.
+    # The channel, stride, focal and inference arguments are FCOSHead's, spelled out in each signature:
+    # the config layer checks a YAML head against its class's own keyword arguments.
     def __init__(
         self,
         num_classes: int,
