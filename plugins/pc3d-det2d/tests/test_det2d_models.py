@@ -38,32 +38,26 @@ def backbone_neck(
     return backbone, neck
 
 
+# The small one-stage head both RetinaNet and FCOS get: three classes, 16 channels, one conv per
+# branch, on four FPN levels.
+DENSE_HEAD = {
+    "num_classes": 3,
+    "in_channels": 16,
+    "feat_channels": 16,
+    "stacked_convs": 1,
+    "strides": (8, 16, 32, 64),
+}
+
+
 def retinanet() -> RetinaNet:
     backbone, neck = backbone_neck((1, 2, 3), 4)
-    head = RetinaHead(
-        num_classes=3,
-        in_channels=16,
-        feat_channels=16,
-        stacked_convs=1,
-        strides=(8, 16, 32, 64),
-        octave_base_scale=2.0,
-    )
-    return RetinaNet(backbone, neck, head)
+    return RetinaNet(backbone, neck, RetinaHead(**DENSE_HEAD, octave_base_scale=2.0))
 
 
-# Alike in shape to retinanet() only: the heads take different arguments (regress ranges, not anchors).
 def fcos() -> FCOS:
     backbone, neck = backbone_neck((1, 2, 3), 4, "on_output")
     ranges = [[-1, 16], [16, 32], [32, 64], [64, -1]]
-    head = FCOSHead(
-        num_classes=3,
-        in_channels=16,
-        feat_channels=16,
-        stacked_convs=1,
-        strides=(8, 16, 32, 64),
-        regress_ranges=ranges,
-    )
-    return FCOS(backbone, neck, head)
+    return FCOS(backbone, neck, FCOSHead(**DENSE_HEAD, regress_ranges=ranges))
 
 
 def faster_rcnn() -> FasterRCNN:
