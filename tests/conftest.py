@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,3 +36,22 @@ def renderer() -> None:
         if os.environ.get("PC3D_REQUIRE_RENDER") == "1":
             pytest.fail(f"rendering is required (PC3D_REQUIRE_RENDER=1) but failed: {err}")
         pytest.skip(f"cannot render here: {err}")
+
+
+@pytest.fixture()
+def cli_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[[list[str]], str]:
+    """``run(argv)``: runs ``pc3d ARGV`` from ``tmp_path`` (relative paths land there), checks that it
+    exits with status 2 and a ``pc3d COMMAND: error:`` message, and returns that message (stderr)."""
+    from pc3d.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(argv: list[str]) -> str:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"pc3d {argv[0]}: error:"), err
+        return err
+
+    return run

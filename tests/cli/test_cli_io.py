@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -226,16 +227,15 @@ def test_convert_points_drops_nan_with_a_warning_line(
     ],
 )
 def test_convert_bad_input_is_one_clear_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
+    tmp_path: Path, cli_error: Callable[[list[str]], str], argv: list[str], expected: str
 ) -> None:
     np.save(tmp_path / "x.npy", np.zeros((2, 7), np.float32))
     (tmp_path / "narrow.json").write_text('{"mode": "camera", "boxes": [[1, 2, 3, 4, 5, 6]]}')
     (tmp_path / "calib.txt").write_text("P1: " + " ".join(["1"] * 12) + "\n")
     names = {"npy": tmp_path / "x.npy", "tmp": tmp_path, "scan": SCAN, "calib": CALIB,
              "narrow": tmp_path / "narrow.json", "badcalib": tmp_path / "calib.txt"}  # fmt: skip
-    assert main(["convert", *(a.format(**names) for a in argv)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("pc3d convert: error:") and err.count("\n") == 1 and expected in err, err
+    err = cli_error(["convert", *(a.format(**names) for a in argv)])
+    assert err.count("\n") == 1 and expected in err, err
     assert not (tmp_path / "o.json").exists() and not (tmp_path / "o.bin").exists()
 
 

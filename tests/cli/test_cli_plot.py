@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -56,18 +57,11 @@ def test_plot_writes_the_training_curves(tmp_path: Path, capsys: pytest.CaptureF
     ],
 )
 def test_plot_errors_exit_2(
-    args: list[str],
-    message: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    args: list[str], message: str, tmp_path: Path, cli_error: Callable[[list[str]], str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     (tmp_path / "empty").mkdir()
     _run(tmp_path / "run")
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("pc3d plot: error:") and message in err
+    assert message in cli_error(args)
 
 
 def test_plot_help_imports_no_matplotlib_or_torch() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -104,17 +105,11 @@ def test_point_labels_colour_by_class(
     ],
 )
 def test_bad_framing_and_labels_exit_2(
-    extra: list[str],
-    message: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    extra: list[str], message: str, tmp_path: Path, cli_error: Callable[[list[str]], str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     np.save(tmp_path / "short.npy", np.zeros(3, dtype=np.int64))
     np.save(tmp_path / "floats.npy", np.zeros(5))
     (tmp_path / "labels.txt").write_text("1\n")
     scan, _ = _scan(tmp_path)
-    assert main(["show", str(scan), "--out", "x.png", *extra]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("pc3d show: error:") and message in err, err
+    err = cli_error(["show", str(scan), "--out", "x.png", *extra])
+    assert message in err, err

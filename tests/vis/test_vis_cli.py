@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -133,17 +134,10 @@ def test_camera_view_png(tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(
-    args: list[str],
-    message: str,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    args: list[str], message: str, tmp_path: Path, cli_error: Callable[[list[str]], str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.json").write_text(json.dumps({"mode": "lidar", "boxes": [[1, 2, 3, 4, 5]]}))
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("pc3d show: error:") and message in err
+    assert message in cli_error(args)
 
 
 def test_unknown_view_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,14 +192,11 @@ def test_kitti_accepts_the_root_or_its_training_folder(root: Path, tmp_path: Pat
 
 
 def test_kitti_root_without_the_frame_names_the_missing_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, cli_error: Callable[[list[str]], str]
 ) -> None:
     (tmp_path / "training" / "velodyne").mkdir(parents=True)
-    assert (
-        main(["show", "--kitti", str(tmp_path), "--frame", "000001", "--out", str(tmp_path / "x.png")]) == 2
-    )
-    err = capsys.readouterr().err
-    assert err.startswith("pc3d show: error:") and str(tmp_path / "training") in err
+    err = cli_error(["show", "--kitti", str(tmp_path), "--frame", "000001", "--out", str(tmp_path / "x.png")])
+    assert str(tmp_path / "training") in err
 
 
 @pytest.mark.display
