@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.nn.empty_skip import conv_relu_layers, run_stages
 from pc3d.nn.layers import ConvNormAct
 from pc3d.nn.voxel.common import init_bev_weights, set_bn_hyperparameters
 
@@ -38,6 +40,9 @@ class SECONDBackbone(nn.Module):
     Attributes:
         out_channels: `tuple[int, ...]`, channels of each output.
         out_strides: `tuple[int, ...]`, stride of each output w.r.t. the input.
+        skip_empty: at inference on the CPU, once the norms are folded into the convs, compute
+            only where the map is not empty (:mod:`pc3d.nn.empty_skip`; same outputs to float
+            rounding). Set by :func:`pc3d.nn.fuse.optimize_for_inference`; False by default.
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class SECONDBackbone(nn.Module):
         set_bn_hyperparameters(self)
         self.out_channels = tuple(int(c) for c in out_channels)
         self.out_strides = tuple(strides)
+        self.skip_empty = False
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         """`Tensor[B, in_channels, H, W]` -> `Tensor[B, out_channels[i], H / out_strides[i], W / out_strides[i]]` per stage."""
@@ -78,6 +84,11 @@ class SECONDBackbone(nn.Module):
             raise ShapeError(
                 f"SECONDBackbone expects a tensor of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
+        if self.skip_empty and not self.training and not torch.is_grad_enabled() and x.device.type == "cpu":
+            stages = [conv_relu_layers(block) for block in self.blocks]
+            folded = [convs for convs in stages if convs is not None]
+            if len(folded) == len(stages):
+                return run_stages(x, folded)
         outs = []
         for block in self.blocks:
             x = block(x)

@@ -172,6 +172,9 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     fuse_conv_bn(fast)
     if channels_last:
         to_channels_last(fast)
+    for module in fast.modules():
+        if isinstance(getattr(module, "skip_empty", None), bool):
+            module.skip_empty = True  # type: ignore[assignment]
     fast.requires_grad_(False)
     return fast
 
