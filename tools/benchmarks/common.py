@@ -83,3 +83,29 @@ def device_sync(device: Any) -> Callable[[], None] | None:
     import torch
 
     return torch.cuda.synchronize if torch.device(device).type == "cuda" else None
+
+
+def torch_suite(threads: int) -> Callable[[Callable[[Any], list[dict]]], Callable[[str], list[dict]]]:
+    """Makes ``body(dev)`` a suite's entry point ``run(device)``, the one ``tools/bench.py`` calls.
+
+    ``run`` turns the device name into a ``torch.device`` and calls ``body`` with it, with
+    ``threads`` torch intra-op threads on the CPU (see :func:`torch_threads`).
+
+    Args:
+        threads: The torch threads the body runs with on the CPU.
+
+    Returns:
+        A decorator: ``body`` (``torch.device`` -> rows) becomes ``run`` (device name -> rows).
+    """
+
+    def decorate(body: Callable[[Any], list[dict]]) -> Callable[[str], list[dict]]:
+        def run(device: str) -> list[dict]:
+            import torch
+
+            with torch_threads(threads, device):
+                return body(torch.device(device))
+
+        run.__doc__ = body.__doc__
+        return run
+
+    return decorate

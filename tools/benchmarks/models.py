@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils._pytree import tree_leaves
 
-from benchmarks.common import device_sync, median_time, torch_threads
+from benchmarks.common import device_sync, median_time, torch_suite, torch_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAME = ROOT / "tests" / "data" / "kitti" / "training" / "velodyne" / "000000.bin"
@@ -205,13 +205,8 @@ def training_step(model: Any, points: Tensor) -> Callable[[], None]:
     return step
 
 
-def run(device: str) -> list[dict]:
-    dev = torch.device(device)
-    with torch_threads(2, device):
-        return _run(dev)
-
-
-def _run(dev: torch.device) -> list[dict]:
+@torch_suite(threads=2)
+def run(dev: torch.device) -> list[dict]:
     from pc3d.allocator import keep_freed_memory
     from pc3d.nn.fuse import to_channels_last
 

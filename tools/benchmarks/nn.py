@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmarks.common import device_sync, median_time, row, torch_threads
+from benchmarks.common import device_sync, median_time, row, torch_suite
 from pc3d.nn import AnchorGenerator, RPNHead, roi_align, roi_pool
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -84,13 +84,8 @@ def loop_roi_pool(feats: torch.Tensor, rois: torch.Tensor, size: int, scale: flo
     return torch.stack(out)
 
 
-# Each suite's entry point has this shape (one torch thread, then its own _run): two lines each.
-def run(device: str) -> list[dict]:
-    with torch_threads(1, device):
-        return _run(torch.device(device))
-
-
-def _run(dev: torch.device) -> list[dict]:
+@torch_suite(threads=1)
+def run(dev: torch.device) -> list[dict]:
     sync = device_sync(dev)
     rows = []
     gen = torch.Generator().manual_seed(0)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import device_sync, median_time, row, torch_threads
+from benchmarks.common import device_sync, median_time, row, torch_suite
 from pc3d.ops import (
     box_iou_bev,
     dynamic_voxelize,
@@ -133,14 +133,6 @@ def _open3d_points_in_boxes(points: np.ndarray, boxes: np.ndarray):
         return out
 
     return run
-
-
-def run(device: str) -> list[dict]:
-    """All rows; on the CPU with one torch thread (see `_run`)."""
-    # One thread: the peers (spconv's CPU voxelizer, shapely, the Python sweeps) use one core,
-    # and on a busy 2-core machine a second intra-op thread made timings swing by 5x.
-    with torch_threads(1, device):
-        return _run(device)
 
 
 def _alternating_medians(
@@ -357,8 +349,11 @@ def _points_in_boxes_rows(
     return rows
 
 
-def _run(device: str) -> list[dict]:
-    dev = torch.device(device)
+# One thread: the peers (spconv's CPU voxelizer, shapely, the Python sweeps) use one core,
+# and on a busy 2-core machine a second intra-op thread made timings swing by 5x.
+@torch_suite(threads=1)
+def run(dev: torch.device) -> list[dict]:
+    """All rows; on the CPU with one torch thread."""
     sync = device_sync(dev)
     scan_cpu = torch.from_numpy(np.fromfile(SCAN, dtype=np.float32).reshape(-1, 4))
     scan = scan_cpu.to(dev)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import device_sync, median_time, row, torch_threads
+from benchmarks.common import device_sync, median_time, row, torch_suite
 from pc3d.io.kitti import read_kitti_calib, read_kitti_labels
 from pc3d.structures import LiDARBoxes3D, LiDARPoints, convert_boxes
 
@@ -91,13 +91,9 @@ def _check(name: str, ours: np.ndarray, peer: np.ndarray, atol: float) -> None:
         raise AssertionError(f"{name}: pc3d and the numpy peer disagree ({worst})")
 
 
-def run(device: str) -> list[dict]:
+@torch_suite(threads=1)
+def run(dev: torch.device) -> list[dict]:
     """Time every op for pc3d and its numpy peer; on the CPU torch gets one thread, like numpy."""
-    with torch_threads(1, device):
-        return _run(torch.device(device))
-
-
-def _run(dev: torch.device) -> list[dict]:
     sync = device_sync(dev)
     rows = []
 
