@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 import torch
@@ -28,26 +29,16 @@ CASES: dict[str, tuple[Callable[..., Backbone], tuple[int, ...], list[tuple[int,
         (2, 3, 64, 64),
         [(2, 64, 7, 7), (2, 192, 3, 3), (2, 384, 3, 3), (2, 256, 3, 3), (2, 256, 1, 1)],
     ),
-    "vgg11": (
-        lambda **kw: VGG(depth=11, **kw),
-        (2, 3, 32, 32),
-        [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)],
-    ),
-    "vgg11_bn": (
-        lambda **kw: VGG(depth=11, norm="bn", **kw),
-        (2, 3, 32, 32),
-        [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)],
-    ),
-    "vgg16": (
-        lambda **kw: VGG(depth=16, **kw),
-        (2, 3, 32, 32),
-        [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)],
-    ),
-    "vgg16_bn": (
-        lambda **kw: VGG(depth=16, norm="bn", **kw),
-        (2, 3, 32, 32),
-        [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)],
-    ),
+    # Every VGG, with or without batch norm, maps a 32 x 32 image to the same stage shapes.
+    **{
+        f"vgg{depth}{suffix}": (
+            partial(VGG, depth=depth, **norm),
+            (2, 3, 32, 32),
+            [(2, 64, 16, 16), (2, 128, 8, 8), (2, 256, 4, 4), (2, 512, 2, 2), (2, 512, 1, 1)],
+        )
+        for depth in (11, 16)
+        for suffix, norm in (("", {}), ("_bn", {"norm": "bn"}))
+    },
     "googlenet": (
         lambda **kw: GoogLeNet(**kw),
         (2, 3, 64, 64),
@@ -63,16 +54,15 @@ CASES: dict[str, tuple[Callable[..., Backbone], tuple[int, ...], list[tuple[int,
         (2, 3, 32, 32),
         [(2, 64, 8, 8), (2, 128, 4, 4), (2, 256, 2, 2), (2, 512, 1, 1)],
     ),
-    "resnet50": (
-        lambda **kw: ResNet(depth=50, **kw),
-        (2, 3, 32, 32),
-        [(2, 256, 8, 8), (2, 512, 4, 4), (2, 1024, 2, 2), (2, 2048, 1, 1)],
-    ),
-    "resnet101": (
-        lambda **kw: ResNet(depth=101, **kw),
-        (2, 3, 32, 32),
-        [(2, 256, 8, 8), (2, 512, 4, 4), (2, 1024, 2, 2), (2, 2048, 1, 1)],
-    ),
+    # The bottleneck ResNets: the same stage shapes at any depth.
+    **{
+        f"resnet{depth}": (
+            partial(ResNet, depth=depth),
+            (2, 3, 32, 32),
+            [(2, 256, 8, 8), (2, 512, 4, 4), (2, 1024, 2, 2), (2, 2048, 1, 1)],
+        )
+        for depth in (50, 101)
+    },
     # A BEV pseudo-image: 64 channels, no ImageNet stem, stride-1 first stage.
     "resnet18_bev": (
         lambda **kw: ResNet(depth=18, in_channels=64, stem="none", strides=(1, 2, 2, 2), **kw),
