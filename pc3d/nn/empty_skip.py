@@ -96,7 +96,10 @@ def _layer(x: Tensor, mask: Tensor, background: Tensor, conv: nn.Conv2d) -> tupl
     """One conv + ReLU: the output map, where it differs from its background, and that background."""
     stride = conv.stride[0]
     bias = conv.bias if conv.bias is not None else conv.weight.new_zeros(conv.out_channels)
-    out_background = torch.relu(conv.weight.sum(dim=(2, 3)) @ background + bias)
+    # sum_k W_k b as one matrix-vector product over the [C_out, 3 * 3 * C_in] weight (a view when
+    # the weight is channels-last, as in the optimised models).
+    weight = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, -1)
+    out_background = torch.relu(torch.mv(weight, background.repeat(9)) + bias)
     # The zero padding differs from a non-zero background: the border then counts as changed.
     pad = 1.0 if bool(background.any()) else 0.0
     mask = F.max_pool2d(F.pad(mask, (1, 1, 1, 1), value=pad), 3, stride)  # [B, 1, H_out, W_out]
@@ -117,11 +120,7 @@ def _tiled(
     n_h, n_w = active.shape[1:]
     window = stride * (tile - 1) + 3  # input cells an output tile reads, halo included
     step = stride * tile
-    # [B, H, W, C] with the conv's zero padding and enough rows/columns for whole tiles.
-    padded = F.pad(
-        x.permute(0, 2, 3, 1),
-        (0, 0, 1, (n_w - 1) * step + window - width - 1, 1, (n_h - 1) * step + window - height - 1),
-    )
+    padded = _zero_padded(x.permute(0, 2, 3, 1), (n_h - 1) * step + window, (n_w - 1) * step + window)
     windows = padded.unfold(1, window, step).unfold(2, window, step)  # [B, nH, nW, C, a, a]
     where = active.nonzero(as_tuple=True)
     inputs = windows.permute(0, 1, 2, 4, 5, 3)[where].permute(0, 3, 1, 2)  # [K, C, a, a], NHWC memory
@@ -133,3 +132,18 @@ def _tiled(
     )
     out = out[:, : size[0], : size[1]].permute(0, 3, 1, 2)  # [B, C_out, H_out, W_out], NHWC memory
     return out.contiguous(memory_format=torch.channels_last)
+
+
+def _zero_padded(cells: Tensor, height: int, width: int) -> Tensor:
+    """`cells` `[B, H, W, C]` inside a `[B, height, width, C]` zero frame, one cell wide at the top and left.
+
+    Only the frame is zeroed (`F.pad` zeroes the whole tensor, then copies the map over it).
+    """
+    batch, rows, cols, channels = cells.shape
+    out = cells.new_empty(batch, height, width, channels)
+    out[:, :1].zero_()
+    out[:, rows + 1 :].zero_()
+    out[:, 1 : rows + 1, :1].zero_()
+    out[:, 1 : rows + 1, cols + 1 :].zero_()
+    out[:, 1 : rows + 1, 1 : cols + 1] = cells
+    return out
