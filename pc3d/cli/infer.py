@@ -6,6 +6,8 @@ Per cloud (`.bin`, `.npy`, `.pcd`, `.ply`) the predictions are written to `DIR/<
 kitti`: KITTI `label_2` lines in the camera frame, which `pc3d kitti-eval` reads), with `--png` also
 a bird's-eye-view picture `DIR/<stem>.png`. `DIR/summary.json` holds the frame count and the
 model's latency per frame (`{"latency_ms": {"mean": ..., "median": ...}}`, file I/O excluded).
+The model runs as its inference copy (`optimize_for_inference()`, where it has one: same outputs
+to float rounding); `--no-optimize` runs it as built.
 
 What is written depends on what the model predicts: :data:`WRITERS` maps an output type to its
 writer: ``Detections3D`` (boxes, above) and a tensor of per-point class indices (a segmentation:
@@ -28,6 +30,8 @@ DESCRIPTION = "Run a model on point clouds and write its predictions, one file p
 
 EPILOG = """\
 The checkpoint may be a pc3d checkpoint or an MMDetection3D 1.x checkpoint of the same model.
+3D detectors run their inference copy (folded norms, channels-last, Winograd convs, empty BEV tiles
+skipped on the CPU): the same boxes to float rounding; --no-optimize runs the model as built.
 --format kitti needs the LiDAR-to-camera calibration: --calib FILE, or, for a cloud inside a KITTI
 layout (.../velodyne/ID.bin), that frame's own calib/ID.txt.
 
@@ -75,6 +79,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--png", action="store_true", help="also render each frame's predictions (bird's-eye view)"
+    )
+    parser.add_argument(
+        "--no-optimize",
+        dest="optimize",
+        action="store_false",
+        help="run the model as built, without its inference copy (folded norms, channels-last, "
+        "Winograd convs, skipped empty BEV tiles); outputs agree to float rounding",
     )
     parser.add_argument(
         "--num-features",
@@ -248,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
     from pc3d.inference import as_point_tensor, load_model, predict
     from pc3d.io.jsonio import write_json
 
-    model = load_model(args.config, args.checkpoint, args.device, args.overrides)
+    model = load_model(args.config, args.checkpoint, args.device, args.overrides, optimize=args.optimize)
     class_names = [str(n) for n in getattr(model, "class_names", [])]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     synchronize = torch.cuda.synchronize if torch.device(args.device).type == "cuda" else (lambda: None)
@@ -269,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
         "checkpoint": str(args.checkpoint),
         "device": str(args.device),
         "format": args.format,
+        "optimized": args.optimize,
         "latency_ms": {
             "mean": statistics.fmean(latencies),
             "median": statistics.median(latencies),

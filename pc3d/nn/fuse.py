@@ -23,6 +23,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from pc3d.errors import Pc3dError
 from pc3d.nn.layers import FrozenBatchNorm2d
+from pc3d.nn.winograd import use_winograd
 
 __all__ = ["fold_batch_norm", "fuse_conv_bn", "optimize_for_inference", "to_channels_last"]
 
@@ -160,6 +161,10 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     maps they produce, down to the head's outputs) run in that layout, which oneDNN and cuDNN
     compute several times faster than NCHW for these shapes; modules with a ``channels_last``
     attribute (:class:`pc3d.nn.PointPillarsScatter`) are told to produce that layout directly.
+    On the CPU, 3x3 convs of 256 channels or more compute by Winograd's F(2x2, 3x3)
+    (:mod:`pc3d.nn.winograd`), and modules with a ``skip_empty`` attribute
+    (:class:`pc3d.nn.SECONDBackbone`) skip the empty tiles of a sparse BEV map
+    (:mod:`pc3d.nn.empty_skip`).
 
     Args:
         model: any module (a detector, a backbone).
@@ -172,9 +177,11 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     fuse_conv_bn(fast)
     if channels_last:
         to_channels_last(fast)
+    use_winograd(fast)
     for module in fast.modules():
         if isinstance(getattr(module, "skip_empty", None), bool):
             module.skip_empty = True  # type: ignore[assignment]
+    fast.eval()  # the folded layers are new modules, built in training mode
     fast.requires_grad_(False)
     return fast
 

@@ -81,10 +81,28 @@ def test_json_predictions_and_summary(small: tuple[Path, Path, dict[str, Any]], 
         np.testing.assert_allclose(written["scores_3d"], expected.scores.numpy(), atol=1e-6)
         assert written["labels_3d"] == expected.labels.tolist()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["num_frames"] == 2 and len(summary["frames"]) == 2
+    assert summary["num_frames"] == 2 and len(summary["frames"]) == 2 and summary["optimized"] is True
     assert (
         0 < summary["latency_ms"]["median"] and summary["latency_ms"]["min"] <= summary["latency_ms"]["mean"]
     )
+
+
+def test_no_optimize_runs_the_model_as_built(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    config, checkpoint, _ = small
+    plain = pc3d.inference.load_model(config, checkpoint)
+    fast = pc3d.inference.load_model(config, checkpoint, optimize=True)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert fast.class_names == plain.class_names == CLASSES
+    assert infer(config, checkpoint, CLOUDS[0], tmp_path, "--no-optimize") == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["optimized"] is False
+    written = json.loads((tmp_path / "000001.json").read_text())
+    expected = pc3d.inference.detect(plain, CLOUDS[0])
+    assert written["boxes_3d"] == expected.boxes.tensor.tolist()  # the plain model's own numbers
+    optimised = pc3d.inference.detect(fast, CLOUDS[0])
+    np.testing.assert_allclose(optimised.boxes.tensor.numpy(), expected.boxes.tensor.numpy(), atol=1e-4)
 
 
 def test_infer_and_load_model_keep_freed_memory(
