@@ -7,8 +7,10 @@ reference). Rows, per detector:
 
 - inference, per stage: voxelize / encoder (voxel encoder + middle encoder) / backbone+neck /
   head (1x1 convs) / post-processing (decode, NMS), and the whole `predict` of one frame;
-  `optimize_for_inference()` (conv+BN folded, channels-last BEV maps) against the plain model in
-  the same process;
+  `optimize_for_inference()` (conv+BN folded, channels-last BEV maps, Winograd 3x3 convs at 256
+  channels, empty BEV tiles skipped) against the plain model in the same process; on the CPU, the
+  optimised backbone again without its empty-tile skipping and without its Winograd convs (a
+  second table);
 - training: samples per second of one optimiser step (forward, loss, backward, SGD) on a batch
   of two copies of the frame with three ground-truth boxes; the optimised column trains the model
   channels-last (``channels_last: true`` in a config, `pc3d.nn.fuse.to_channels_last`; folding is
@@ -225,6 +227,8 @@ def run(dev: torch.device) -> list[dict]:
                 rows.append(
                     model_row(name, stage, timed(ours[stage], sync), timed(peer[stage], sync), source)
                 )
+            if dev.type == "cpu":
+                rows += ablation_rows(name, fast, points, source)
         if TRAIN:
             t_plain = timed(training_step(copy.deepcopy(plain).train(), points), sync)
             nhwc = to_channels_last(copy.deepcopy(plain)).train()
@@ -233,6 +237,38 @@ def run(dev: torch.device) -> list[dict]:
         if tuned:
             fast_s, plain_s = predict_times_default_allocator(name, dev)
             rows.append(model_row(name, "predict, glibc default allocator", fast_s, plain_s, source))
+    return rows
+
+
+def ablation_rows(name: str, fast: Any, points: Tensor, source: str) -> list[dict]:
+    """The optimised backbone with and without each of its CPU steps (empty tiles, Winograd convs)."""
+    from pc3d.nn.winograd import WinogradConv2d
+
+    voxels, num_points, coords = fast.voxelize([points])
+    bev = fast.middle_encoder(fast.voxel_encoder(voxels, num_points, coords), coords, 1)
+    backbone = fast.backbone
+    rows = []
+    if isinstance(getattr(backbone, "skip_empty", None), bool):
+        dense = copy.deepcopy(backbone)
+        dense.skip_empty = False
+        with_it, without = timed(lambda: backbone(bev), None), timed(lambda: dense(bev), None)
+        rows.append(
+            model_row(name, "backbone: empty tiles skipped", with_it, without, source) | {"ablation": True}
+        )
+    if any(isinstance(m, WinogradConv2d) for m in backbone.modules()):
+        direct = copy.deepcopy(backbone)
+        for parent in list(direct.modules()):
+            for child_name, child in list(parent.named_children()):
+                if isinstance(child, WinogradConv2d):
+                    conv = nn.Conv2d(
+                        child.in_channels, child.out_channels, 3, padding=1, bias=child.bias is not None
+                    )
+                    conv.weight, conv.bias = child.weight, child.bias
+                    setattr(parent, child_name, conv.eval())
+        with_it, without = timed(lambda: backbone(bev), None), timed(lambda: direct(bev), None)
+        rows.append(
+            model_row(name, "backbone: Winograd 3x3 convs", with_it, without, source) | {"ablation": True}
+        )
     return rows
 
 
@@ -328,6 +364,8 @@ def print_table(title: str, rows: list[dict]) -> None:
     )
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for r in rows:
+        if r.get("ablation"):
+            continue
         ref = "" if math.isnan(r["mmdet3d_ms"]) else f"{r['mmdet3d_ms']:.0f}"
         if r["per_sample"]:
             fast, plain = (r["per_sample"] / (r[key] / 1e3) for key in ("fast_ms", "plain_ms"))
@@ -339,3 +377,13 @@ def print_table(title: str, rows: list[dict]) -> None:
         print(
             f"| {r['model']} | {r['stage']} | {r['fast_ms']:.1f} | {r['plain_ms']:.1f} | {r['plain_ms'] / r['fast_ms']:.2f}x | {ref} |"
         )
+    ablations = [r for r in rows if r.get("ablation")]
+    if ablations:
+        print("\nWhat each CPU step of the optimised path gains (optimised backbone with and without it):\n")
+        print("| model | step | with (ms) | without (ms) | without / with |")
+        print("| --- | --- | ---: | ---: | ---: |")
+        for r in ablations:
+            print(
+                f"| {r['model']} | {r['stage'].removeprefix('backbone: ')} | {r['fast_ms']:.1f} | "
+                f"{r['plain_ms']:.1f} | {r['plain_ms'] / r['fast_ms']:.2f}x |"
+            )
