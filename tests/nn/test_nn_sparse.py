@@ -138,6 +138,18 @@ def test_tiny_encoder_output_shape_and_gradients() -> None:
         torch.testing.assert_close(encoder(features, coords, 2), encoder(features, coords, 2), atol=0, rtol=0)
 
 
+def test_encoder_without_any_voxel_gives_a_zero_map() -> None:
+    shape = (41, 32, 24)
+    encoder = SparseEncoder(in_channels=4, sparse_shape=shape).eval()
+    coords = random_sites(shape, 300, batch=1)
+    features = torch.randn(coords.shape[0], 4)
+    empty = encoder(features[:0], coords[:0], batch_size=2)
+    assert empty.shape == (2, 256, 4, 3) and not empty.any()
+    with torch.no_grad():
+        one = encoder(features, coords, batch_size=2)  # the second sample has no voxel: zeros too
+    assert one[0].abs().sum() > 0 and not one[1].any()
+
+
 def test_sparse_to_dense_places_features() -> None:
     coords = torch.tensor([[0, 1, 2, 3], [1, 0, 0, 0]], dtype=torch.int32)
     x = spconv.SparseConvTensor(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), coords, [2, 3, 4], 2)

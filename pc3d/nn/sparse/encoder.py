@@ -108,6 +108,10 @@ class SparseEncoder(nn.Module):
             `Tensor[B, out_channels, H_out, W_out]` (KITTI: `[B, 256, 200, 176]`).
         """
         self._check(features, coords, batch_size)
+        if features.shape[0] == 0:
+            # No voxel in the whole batch: no active site anywhere, so every layer's output is empty
+            # and the dense map is zeros (sparse convs need at least one site to run).
+            return features.new_zeros(batch_size, self.out_channels, *self.output_shape[1:])
         if self._algo_device != features.device:
             set_sparse_conv_algo(self, features.device)
             self._algo_device = features.device

@@ -43,6 +43,29 @@ def test_training_on_the_shipped_kitti_frames_lowers_the_loss(name: str) -> None
     assert all(d.boxes.tensor.shape[1] == 7 and bool((d.labels < 3).all()) for d in detections)
 
 
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_frames_without_points_or_boxes_train_and_predict(name: str) -> None:
+    if name.startswith("second"):
+        pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2")
+    torch.manual_seed(0)
+    model = build(load_config(name, SMALL[name]).node("model"), kind="model")
+    empty, no_boxes, no_labels = torch.zeros(0, 4), torch.zeros(0, 7), torch.zeros(0, dtype=torch.long)
+    cloud = torch.rand(500, 4) * torch.tensor([60.0, 30.0, 3.0, 1.0]) + torch.tensor([5.0, -15.0, -2.5, 0.0])
+    for clouds in ([empty], [cloud, empty]):
+        losses = model.loss(clouds, [no_boxes] * len(clouds), [no_labels] * len(clouds))
+        assert (
+            all(math.isfinite(float(v.detach())) for v in losses.values())
+            and float(losses["loss_bbox"].detach()) == 0.0
+        )
+        losses["loss"].backward()
+    model.eval()
+    for fast in (model, model.optimize_for_inference()):
+        with torch.no_grad():
+            detections = fast.predict([empty, cloud])
+        assert len(detections) == 2
+        assert all(d.boxes.tensor.shape[1] == 7 and len(d.scores) == len(d.labels) for d in detections)
+
+
 @pytest.mark.slow
 def test_pointpillars_trains_and_evaluates_under_torchrun_with_two_gloo_processes(tmp_path: Path) -> None:
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
