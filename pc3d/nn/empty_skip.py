@@ -27,13 +27,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["DENSE_ABOVE", "conv_relu_layers", "run_stages"]
+from pc3d.nn.winograd import WinogradConv2d, winograd_blocks
+
+__all__ = ["DENSE_ABOVE", "DENSE_ABOVE_WINOGRAD", "conv_relu_layers", "run_stages"]
 
 #: A layer with more than this fraction of its tiles active runs as one dense conv, by tile size.
 #: Measured break-even points on a 2-core CPU (PointPillars and SECOND on KITTI frame 000000):
 #: 4 x 4 tiles (a 6 x 6 window each) pay up to about 60% active, even against a Winograd conv;
 #: 2 x 2 tiles read 2.25x their area and cost 1.6x the dense conv at 80% active.
 DENSE_ABOVE = {4: 0.6, 2: 0.4}
+#: The same for a Winograd conv (:class:`pc3d.nn.winograd.WinogradConv2d`) on 4 x 4 tiles, whose
+#: 6 x 6 windows are one F(4x4, 3x3) block each: the tiles pay up to about 75% active.
+DENSE_ABOVE_WINOGRAD = 0.75
 # Tile sizes tried, largest first: the first that divides the layer's output map is used.
 _TILE_SIZES = (4, 2)
 
@@ -109,7 +114,8 @@ def _layer(x: Tensor, mask: Tensor, background: Tensor, conv: nn.Conv2d) -> tupl
     height, width = mask.shape[-2:]
     tile = next((t for t in _TILE_SIZES if height % t == 0 and width % t == 0), _TILE_SIZES[0])
     active = F.max_pool2d(mask, tile, tile, ceil_mode=True)[:, 0] > 0  # [B, nH, nW]
-    if active.float().mean() > DENSE_ABOVE[tile]:
+    winograd = isinstance(conv, WinogradConv2d) and stride == 1 and tile == 4
+    if active.float().mean() > (DENSE_ABOVE_WINOGRAD if winograd else DENSE_ABOVE[tile]):
         return torch.relu_(conv(x)), mask, out_background
     return _tiled(x, active, conv, tile, out_background, (height, width)), mask, out_background
 
@@ -126,13 +132,18 @@ def _tiled(
     padded = _zero_padded(x.permute(0, 2, 3, 1), (n_h - 1) * step + window, (n_w - 1) * step + window)
     windows = padded.unfold(1, window, step).unfold(2, window, step)  # [B, nH, nW, C, a, a]
     where = active.nonzero(as_tuple=True)
-    inputs = windows.permute(0, 1, 2, 4, 5, 3)[where].permute(0, 3, 1, 2)  # [K, C, a, a], NHWC memory
-    outputs = torch.relu_(F.conv2d(inputs, conv.weight, conv.bias, stride=stride))  # [K, C_out, T, T]
-    channels = outputs.shape[1]
+    inputs = windows.permute(0, 1, 2, 4, 5, 3)[where]  # [K, a, a, C]
+    if isinstance(conv, WinogradConv2d) and window == 6:
+        # A 6 x 6 window is exactly one F(4x4, 3x3) block.
+        outputs = torch.relu_(
+            winograd_blocks(inputs, conv.transformed_weight(), conv.bias)
+        )  # [K, T, T, C_out]
+    else:
+        outputs = torch.relu_(F.conv2d(inputs.permute(0, 3, 1, 2), conv.weight, conv.bias, stride=stride))
+        outputs = outputs.permute(0, 2, 3, 1)  # [K, T, T, C_out] (the conv's NHWC memory)
+    channels = outputs.shape[3]
     out = background.expand(batch, n_h * tile, n_w * tile, channels).contiguous()
-    out.view(batch, n_h, tile, n_w, tile, channels).permute(0, 1, 3, 2, 4, 5)[where] = outputs.permute(
-        0, 2, 3, 1
-    )
+    out.view(batch, n_h, tile, n_w, tile, channels).permute(0, 1, 3, 2, 4, 5)[where] = outputs
     out = out[:, : size[0], : size[1]].permute(0, 3, 1, 2)  # [B, C_out, H_out, W_out], NHWC memory
     return out.contiguous(memory_format=torch.channels_last)
 

@@ -9,6 +9,7 @@ from torch import nn
 import pc3d.nn.empty_skip as empty_skip
 from pc3d.nn import SECONDBackbone
 from pc3d.nn.fuse import optimize_for_inference
+from pc3d.nn.winograd import WinogradConv2d
 
 
 def folded_stage(channels: list[int], strides: list[int], bias: float, seed: int = 0) -> nn.Sequential:
@@ -83,6 +84,29 @@ def test_stages_equal_the_dense_stages_on_a_sparse_map(
         assert out.shape == ref.shape and out.is_contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
     assert len(tiled_calls) >= 3 and min(tiled_calls) > 0  # most layers skipped empty tiles
+
+
+def test_winograd_convs_compute_their_tiles_as_single_blocks(
+    tiled_calls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = folded_stage([6, 8, 8, 8], [2, 1, 1], bias=0.3)
+    for index in (3, 6):  # the stride-1 convs
+        stage[index] = WinogradConv2d.from_conv(stage[index])  # type: ignore[arg-type]
+    blocks: list[int] = []
+    real = empty_skip.winograd_blocks
+
+    def spy(windows, *args):  # type: ignore[no-untyped-def]
+        blocks.append(windows.shape[0])
+        return real(windows, *args)
+
+    monkeypatch.setattr(empty_skip, "winograd_blocks", spy)
+    x = sparse_map(2, 6, 160, 128, cells=6)
+    convs = empty_skip.conv_relu_layers(stage)
+    assert convs is not None
+    with torch.no_grad():
+        (got,) = empty_skip.run_stages(x, [convs])
+        torch.testing.assert_close(got, stage(x), atol=1e-4, rtol=1e-4)
+    assert len(blocks) == 2 and blocks == tiled_calls[1:]  # every active tile of both layers
 
 
 def test_an_empty_map_computes_no_tile_and_a_full_map_runs_dense(tiled_calls: list[int]) -> None:
