@@ -161,7 +161,7 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     maps they produce, down to the head's outputs) run in that layout, which oneDNN and cuDNN
     compute several times faster than NCHW for these shapes; modules with a ``channels_last``
     attribute (:class:`pc3d.nn.PointPillarsScatter`) are told to produce that layout directly.
-    On the CPU, 3x3 convs of 256 channels or more compute by Winograd's F(2x2, 3x3)
+    On the CPU, 3x3 convs of 128 channels or more compute by Winograd's F(4x4, 3x3)
     (:mod:`pc3d.nn.winograd`), and modules with a ``skip_empty`` attribute
     (:class:`pc3d.nn.SECONDBackbone`) skip the empty tiles of a sparse BEV map
     (:mod:`pc3d.nn.empty_skip`).

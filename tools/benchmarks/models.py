@@ -7,7 +7,7 @@ reference). Rows, per detector:
 
 - inference, per stage: voxelize / encoder (voxel encoder + middle encoder) / backbone+neck /
   head (1x1 convs) / post-processing (decode, NMS), and the whole `predict` of one frame;
-  `optimize_for_inference()` (conv+BN folded, channels-last BEV maps, Winograd 3x3 convs at 256
+  `optimize_for_inference()` (conv+BN folded, channels-last BEV maps, Winograd 3x3 convs from 128
   channels, empty BEV tiles skipped) against the plain model in the same process; on the CPU, the
   optimised backbone again without its empty-tile skipping and without its Winograd convs (a
   second table);
