@@ -29,12 +29,17 @@ SMALL = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(SMALL))
-def test_training_on_the_shipped_kitti_frames_lowers_the_loss(name: str) -> None:
+def small_model(name: str) -> torch.nn.Module:
+    """The shrunk zoo model ``name``, seeded; SECOND's test is skipped without spconv."""
     if name.startswith("second"):
         pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2")
     torch.manual_seed(0)
-    model = build(load_config(name, SMALL[name]).node("model"), kind="model")
+    return build(load_config(name, SMALL[name]).node("model"), kind="model")
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_training_on_the_shipped_kitti_frames_lowers_the_loss(name: str) -> None:
+    model = small_model(name)
     losses, points = train_on_kitti_frames(model, 12)
     assert_loss_falls(losses, 0.5)
     model.eval()
@@ -45,10 +50,7 @@ def test_training_on_the_shipped_kitti_frames_lowers_the_loss(name: str) -> None
 
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_frames_without_points_or_boxes_train_and_predict(name: str) -> None:
-    if name.startswith("second"):
-        pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2")
-    torch.manual_seed(0)
-    model = build(load_config(name, SMALL[name]).node("model"), kind="model")
+    model = small_model(name)
     empty, no_boxes, no_labels = torch.zeros(0, 4), torch.zeros(0, 7), torch.zeros(0, dtype=torch.long)
     cloud = torch.rand(500, 4) * torch.tensor([60.0, 30.0, 3.0, 1.0]) + torch.tensor([5.0, -15.0, -2.5, 0.0])
     for clouds in ([empty], [cloud, empty]):
