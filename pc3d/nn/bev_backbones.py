@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.nn.empty_skip import conv_relu_layers, run_stages
 from pc3d.nn.layers import ConvNormAct
 from pc3d.nn.voxel.common import init_bev_weights, set_bn_hyperparameters
+from pc3d.nn.winograd import needs_grad
 
 
 class SECONDBackbone(nn.Module):
@@ -40,9 +40,10 @@ class SECONDBackbone(nn.Module):
     Attributes:
         out_channels: `tuple[int, ...]`, channels of each output.
         out_strides: `tuple[int, ...]`, stride of each output w.r.t. the input.
-        skip_empty: at inference on the CPU, once the norms are folded into the convs, compute
-            only where the map is not empty (:mod:`pc3d.nn.empty_skip`; same outputs to float
-            rounding). Set by :func:`pc3d.nn.fuse.optimize_for_inference`; False by default.
+        skip_empty: at inference on the CPU (no autograd recording), once the norms are folded
+            into the convs, compute only where the map is not empty (:mod:`pc3d.nn.empty_skip`;
+            same outputs to float rounding). Set by :func:`pc3d.nn.fuse.optimize_for_inference`;
+            False by default.
     """
 
     def __init__(
@@ -84,7 +85,7 @@ class SECONDBackbone(nn.Module):
             raise ShapeError(
                 f"SECONDBackbone expects a tensor of shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
-        if self.skip_empty and not self.training and not torch.is_grad_enabled() and x.device.type == "cpu":
+        if self.skip_empty and not self.training and x.device.type == "cpu" and not needs_grad(x, self):
             stages = [conv_relu_layers(block) for block in self.blocks]
             folded = [convs for convs in stages if convs is not None]
             if len(folded) == len(stages):

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 __all__ = [
     "MIN_CHANNELS",
     "WinogradConv2d",
+    "needs_grad",
     "transform_weight",
     "use_winograd",
     "winograd_blocks",
@@ -151,9 +152,9 @@ def _output_transform(m: list[Tensor], out: Tensor) -> Tensor:
 class WinogradConv2d(nn.Conv2d):
     """A 3x3, stride-1, padding-1 ``Conv2d`` computed by F(4x4, 3x3) at inference on the CPU.
 
-    Parameters and state-dict keys are a ``Conv2d``'s. While training, with gradients enabled or on
-    another device it is the plain conv. The transformed weight is kept and rebuilt when the
-    weight changes.
+    Parameters and state-dict keys are a ``Conv2d``'s. While training, when autograd would record
+    the call (:func:`needs_grad`) or on another device it is the plain conv. The transformed weight
+    is kept and rebuilt when the weight changes.
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -173,7 +174,7 @@ class WinogradConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         """The conv of ``x``; Winograd's form on the CPU at inference."""
-        if self.training or torch.is_grad_enabled() or x.device.type != "cpu":
+        if self.training or x.device.type != "cpu" or needs_grad(x, self):
             return super().forward(x)
         return winograd_conv3x3(x, self.transformed_weight(), self.bias)
 
@@ -183,6 +184,17 @@ class WinogradConv2d(nn.Conv2d):
         if self._transformed is None or self._transformed[:2] != key:
             self._transformed = (*key, transform_weight(self.weight.detach()))
         return self._transformed[2]
+
+
+def needs_grad(x: Tensor, module: nn.Module) -> bool:
+    """Whether autograd would record a forward of ``module`` on ``x`` (the inference paths have no backward).
+
+    False without gradient mode, and for an inference copy (no parameter requires a gradient) run
+    on an input that does not require one either.
+    """
+    if not torch.is_grad_enabled():
+        return False
+    return x.requires_grad or any(p.requires_grad for p in module.parameters())
 
 
 def applies(conv: nn.Module) -> bool:

@@ -141,5 +141,7 @@ def test_backbone_skips_empty_tiles_only_once_optimised_and_at_inference(tiled_c
     for out, ref in zip(got, expected, strict=True):
         torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
     tiled_calls.clear()
-    fast(x)  # gradients enabled: the plain stages
+    fast(x.clone().requires_grad_())  # autograd records the call: the plain stages
     assert tiled_calls == []
+    fast(x)  # gradient mode, but nothing to record (the inference copy has no trainable weight)
+    assert tiled_calls

@@ -57,11 +57,14 @@ def test_winograd_module_is_the_conv_at_inference_and_rebuilds_after_a_weight_ch
         assert calls == [1]
         conv.weight.mul_(2.0)  # the kept transform is stale now
         torch.testing.assert_close(fast(x), conv(x), atol=1e-4, rtol=1e-4)
-    fast(x)  # gradients enabled: the plain conv
+    fast(x)  # the weight requires a gradient: the plain conv
+    fast.requires_grad_(False)
+    fast(x)  # gradient mode, but nothing to record
+    assert calls == [1, 1, 1]
     fast.train()
     with torch.no_grad():
         fast(x)
-    assert calls == [1, 1]
+    assert calls == [1, 1, 1]
 
 
 def test_use_winograd_replaces_only_wide_3x3_stride_1_convs(monkeypatch: pytest.MonkeyPatch) -> None:
