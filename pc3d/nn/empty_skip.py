@@ -13,9 +13,10 @@ with the background.
 
 The result equals the dense stage to float rounding. It pays where few tiles are active and
 costs a gather and a scatter per layer, so a layer with more than :data:`DENSE_ABOVE` of its
-tiles active (60% for tiles of 4 x 4 cells) runs dense. On frame 000000 PointPillars' first stage (four 64-channel convs at
-248 x 216) has 14% to 28% of its 4 x 4 tiles active (``python tools/bench.py models``,
-docs/benchmarks.md has the times).
+tiles active (60% for tiles of 4 x 4 cells; :data:`DENSE_ABOVE_WINOGRAD` for Winograd convs,
+whose tiles are computed as one F(4x4, 3x3) block each) runs dense. On frame 000000
+PointPillars' first stage (four 64-channel convs at 248 x 216) has 14% to 28% of its 4 x 4 tiles
+active (``python tools/bench.py models``; docs/benchmarks.md has the times).
 
 Used by :class:`pc3d.nn.SECONDBackbone` at inference once its norms are folded into the convs
 (``skip_empty = True``, set by :func:`pc3d.nn.fuse.optimize_for_inference`), on the CPU.

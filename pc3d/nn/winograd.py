@@ -106,13 +106,13 @@ def winograd_blocks(windows: Tensor, weight36: Tensor, bias: Tensor | None) -> T
     Returns:
         Each window's 4 x 4 outputs, channels last.
     """
-    count, channels = windows.shape[0], windows.shape[3]
+    count, channels, out_channels = windows.shape[0], windows.shape[3], weight36.shape[2]
     rows = _input_transform([windows[:, i] for i in range(6)], windows.new_empty(6, count, 6, channels))
     blocks = windows.new_empty(6, 6, count, channels)  # [block row, block column, K, C]
     _input_transform([rows[:, :, j] for j in range(6)], blocks.transpose(0, 1))
-    products = torch.bmm(blocks.view(36, count, channels), weight36).view(6, 6, count, -1)
-    half = _output_transform(list(products), windows.new_empty(4, 6, count, products.shape[3]))
-    out = windows.new_empty(count, 4, 4, products.shape[3])
+    products = torch.bmm(blocks.view(36, count, channels), weight36).view(6, 6, count, out_channels)
+    half = _output_transform(list(products), windows.new_empty(4, 6, count, out_channels))
+    out = windows.new_empty(count, 4, 4, out_channels)
     _output_transform([half[:, j] for j in range(6)], out.permute(2, 1, 0, 3))
     if bias is not None:
         out += bias

@@ -107,6 +107,14 @@ def test_winograd_convs_compute_their_tiles_as_single_blocks(
         (got,) = empty_skip.run_stages(x, [convs])
         torch.testing.assert_close(got, stage(x), atol=1e-4, rtol=1e-4)
     assert len(blocks) == 2 and blocks == tiled_calls[1:]  # every active tile of both layers
+    # A Winograd conv first, on an empty map: no tile at all.
+    first = folded_stage([6, 8, 8], [1, 1], bias=0.3)
+    first[0] = WinogradConv2d.from_conv(first[0])  # type: ignore[arg-type]
+    empty = torch.zeros(1, 6, 64, 48).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        (got,) = empty_skip.run_stages(empty, [empty_skip.conv_relu_layers(first)])  # type: ignore[list-item]
+        torch.testing.assert_close(got, first(empty), atol=1e-5, rtol=1e-5)
+    assert blocks[2] == 0
 
 
 def test_an_empty_map_computes_no_tile_and_a_full_map_runs_dense(tiled_calls: list[int]) -> None:

@@ -1,7 +1,7 @@
 """Batch-norm folding and the inference copy (`pc3d.nn.fuse`): same outputs as the plain modules.
 
-The MMDetection3D reference checkpoint test (skipped without `../shared/reference/mmdet3d`) runs
-the optimised PointPillars on frame 000008 and compares with the plain pc3d model and with
+The MMDetection3D reference checkpoint tests (skipped without `../shared/reference/mmdet3d`) run
+the optimised PointPillars and SECOND on frame 000008 and compare with the plain pc3d models and with
 MMDetection3D's own raw head outputs.
 """
 
@@ -16,6 +16,7 @@ from torch import nn
 from pc3d.errors import Pc3dError
 from pc3d.nn import SECONDFPN, PillarFeatureNet, PointPillarsScatter, SECONDBackbone, load_mmdet3d_checkpoint
 from pc3d.nn.fuse import fold_batch_norm, fuse_conv_bn, optimize_for_inference
+from pc3d.nn.winograd import WinogradConv2d
 from pc3d.ops import hard_voxelize
 
 
@@ -130,11 +131,13 @@ def test_scatter_channels_last_gives_the_same_canvas() -> None:
 
 
 @pytest.mark.slow
-def test_optimised_mmdet3d_pointpillars_equals_plain_and_mmdetection3d() -> None:
+@pytest.mark.parametrize("name", ["pointpillars_kitti-3class", "second_kitti-3class"])
+def test_optimised_mmdet3d_detectors_equal_plain_and_mmdetection3d(name: str) -> None:
     parity = pytest.importorskip(
         "tests.nn.test_mmdet3d_parity", reason="tests/ is not importable as a package"
     )
-    name = "pointpillars_kitti-3class"
+    if name.startswith("second"):
+        pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2")
     if not (parity.REFERENCE.is_dir() and parity.FRAME.is_file()):
         pytest.skip(f"MMDetection3D reference not found ({parity.REFERENCE})")
     config = parity.load_config(name)
@@ -146,7 +149,10 @@ def test_optimised_mmdet3d_pointpillars_equals_plain_and_mmdetection3d() -> None
     with torch.no_grad():
         plain = model(voxels, num_points, coords, batch_size=1)
         got = fast(voxels, num_points, coords, batch_size=1)
-    assert fast.voxel_encoder.folded_path_applies()
+    if name.startswith("pointpillars"):
+        assert fast.voxel_encoder.folded_path_applies()
+    # Winograd convs (128 channels and up) and empty-tile skipping are in use.
+    assert any(isinstance(m, WinogradConv2d) for m in fast.modules()) and fast.backbone.skip_empty
     for key, a, b in zip(("cls_score_0", "bbox_pred_0", "dir_cls_pred_0"), plain, got, strict=True):
         torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
         assert (b - torch.from_numpy(reference[key])).abs().max().item() < 1e-4, key
