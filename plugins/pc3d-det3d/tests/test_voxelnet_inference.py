@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
 from pc3d.config import build, load_config
+from pc3d.nn.winograd import WinogradConv2d
 
 CONFIG = (
     Path(__file__).resolve().parents[3]
@@ -81,3 +83,21 @@ def test_channels_last_detector_trains_like_the_plain_one() -> None:
     for name, grad in grads[0].items():
         assert grad is not None and grads[1][name] is not None, name
         torch.testing.assert_close(grads[1][name], grad, atol=1e-4, rtol=1e-3, msg=name)
+
+
+@pytest.mark.parametrize(
+    "name", ["pointpillars_hv-secfpn_kitti-3d-3class", "second_hv-secfpn_kitti-3d-3class"]
+)
+def test_full_size_optimised_detectors_take_empty_frames(name: str) -> None:
+    if name.startswith("second"):
+        pytest.importorskip("spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2")
+    torch.manual_seed(0)
+    model = build(load_config(name).node("model"), kind="model").eval()
+    fast = model.optimize_for_inference()
+    assert any(isinstance(m, WinogradConv2d) for m in fast.modules())
+    empty = torch.zeros(0, 4)
+    with torch.no_grad():
+        for a, b in zip(model([empty]), fast([empty]), strict=True):
+            torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+        (detections,) = fast.predict([empty])
+    assert detections.boxes.tensor.shape[1] == 7 and len(detections.scores) == len(detections.labels)
