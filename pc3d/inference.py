@@ -59,7 +59,7 @@ def load_model(
         optimize: return the model's inference copy (its ``optimize_for_inference()``: the 3D
             detectors fold their batch norms, run channels-last, compute wide 3x3 convs by
             Winograd's algorithm and skip the empty tiles of the BEV map on the CPU; same outputs
-            to float rounding, about 1.6x faster for KITTI PointPillars on a 2-core CPU,
+            to float rounding, 1.5x-1.9x faster for KITTI PointPillars on a 2-core CPU,
             docs/benchmarks.md). Such a copy cannot train and its state dict has no batch norms.
             Models without that method are returned as they are.
 
