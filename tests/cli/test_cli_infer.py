@@ -275,4 +275,5 @@ def test_segmentation_writes_per_point_labels(tmp_path: Path, renderer: None) ->
     assert np.array_equal(read_point_labels(out / "scan.label", 500), labels)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_frames"] == 1 and summary["frames"][0]["num_points"] == 500
+    assert summary["optimized"] is False  # a segmentation model has no inference copy
     assert infer("sparseunet_synthetic-lidar", checkpoint, cloud, out, "--format", "kitti") == 2
