@@ -12,11 +12,14 @@ DESCRIPTION = "Evaluate a checkpoint with the config's metrics on its data.test 
 EPILOG = """\
 The metrics are printed, and with --json written to a file (a metric that is NaN or infinite is
 written as null). Under torchrun each process evaluates its
-shard and the results are gathered.
+shard and the results are gathered. --optimize evaluates the model's inference copy where it has
+one (3D detectors: folded norms, channels-last, Winograd convs, empty BEV tiles skipped on the
+CPU): the same detections to float rounding, 1.5x-1.9x faster for PointPillars on a 2-core CPU.
 
 examples:
   pc3d test my_config.yaml runs/a/best.pth --json results.json
   pc3d test my_config.yaml runs/a/epoch_12.pth --set data.test.batch_size=16 --device cpu
+  pc3d test pointpillars_hv-secfpn_kitti-3d-3class pointpillars.pth --optimize
 """
 
 
@@ -36,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         parser, "override config keys, values parsed as YAML (--set data.test.batch_size=16)"
     )
     add_device_argument(parser, "evaluate")
+    parser.add_argument(
+        "--optimize",
+        action="store_true",
+        help="evaluate the model's inference copy (where it has one); results agree to float rounding",
+    )
     parser.set_defaults(func=run)
 
 
@@ -46,5 +54,5 @@ def run(args: argparse.Namespace) -> int:
     from pc3d.engine.runner import run_test
 
     config = load_config(args.config, args.overrides)
-    run_test(config, args.checkpoint, json_path=args.json, device=args.device)
+    run_test(config, args.checkpoint, json_path=args.json, device=args.device, optimize=args.optimize)
     return 0

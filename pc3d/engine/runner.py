@@ -297,6 +297,7 @@ def run_test(
     json_path: str | os.PathLike[str] | None = None,
     device: str | None = None,
     registry: Any = None,
+    optimize: bool = False,
 ) -> dict[str, float]:
     """``pc3d test``: evaluate ``checkpoint`` with the config's metrics.
 
@@ -310,6 +311,8 @@ def run_test(
         json_path: where to write the results as JSON (NaN/inf as null), or None.
         device: ``auto``, ``cpu`` or ``cuda`` (default: ``runtime.device``).
         registry: where component names are looked up (default: the installed plugins').
+        optimize: evaluate the model's ``optimize_for_inference()`` copy where it has one (the
+            record says ``"optimized"``).
 
     Returns:
         The results by metric name.
@@ -331,6 +334,9 @@ def run_test(
             raise ConfigError(f"{config.path or 'config'}: pc3d test needs a 'metrics' list")
         state = ckpt.load_checkpoint(checkpoint)
         load_model_state(model, ckpt.model_state_from(state, checkpoint), checkpoint)
+        fast = getattr(model, "optimize_for_inference", None) if optimize else None
+        if callable(fast):
+            model = fast()
         check_loader_spec(loader_spec, f"data.{split}")
         loader = make_eval_loader(dataset, loader_spec, dist, seed)
         results = evaluate(ModelAdapter(model), loader, metrics, dist)
@@ -344,6 +350,7 @@ def run_test(
             "iteration": state.get("iteration") if trained else None,
             "split": split,
             "num_samples": len(dataset),
+            "optimized": callable(fast),
             **results,
         }
         _report(results, record, json_path)

@@ -131,6 +131,19 @@ def test_pc3d_test_evaluates_an_mmdetection3d_checkpoint_on_kitti(tmp_path: Path
     record = json.loads(results.read_text())
     assert record["num_samples"] == 1 and record["checkpoint"] == str(checkpoint)
     assert any(re.fullmatch(r"KITTI/Car_3D_AP40_moderate_strict", key) for key in record)
+    assert record["optimized"] is False
+    # The inference copy (folded norms, channels-last, empty BEV tiles skipped) gives the same AP.
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([*argv, "--optimize"]) == 0
+    optimised = json.loads(results.read_text())
+    assert optimised.pop("optimized") is True and record.pop("optimized") is False
+    assert optimised.keys() == record.keys()
+    for key, value in record.items():
+        assert (
+            optimised[key] == pytest.approx(value, abs=1e-6)
+            if isinstance(value, float)
+            else optimised[key] == value
+        )
 
 
 def test_the_python_api_snippet_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
