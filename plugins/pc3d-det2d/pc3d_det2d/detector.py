@@ -9,6 +9,7 @@ Batch keys (from :func:`pc3d_det2d.data.collate_detection`): ``images`` ``Tensor
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -124,12 +125,12 @@ def pyramid_features(backbone: nn.Module, neck: FPN, images: Tensor) -> tuple[Te
     return neck(backbone(images))
 
 
-class FPNDetector2D(nn.Module):
+class FPNDetector2D(nn.Module, abc.ABC):
     """Backbone + FPN with the engine's ``loss`` / ``predict`` (batch keys as in the module
     docstring): the batch checks, the image sizes and the total loss are here; a subclass turns
     the FPN levels into losses (:meth:`head_losses`) and detections (:meth:`head_predict`).
 
-    A subclass sets ``backbone`` and ``neck`` in its constructor.
+    A subclass sets ``backbone`` and ``neck`` in its constructor and implements both hooks.
     """
 
     backbone: nn.Module
@@ -167,15 +168,16 @@ class FPNDetector2D(nn.Module):
         sizes = image_sizes_or_full(images, image_sizes)
         return self.head_predict(self.extract_features(images), sizes)
 
+    # The two hooks every detector gives; abstract, so a subclass without one cannot be built.
+    @abc.abstractmethod
     def head_losses(
         self, feats: Sequence[Tensor], gt_boxes: list[Tensor], gt_labels: list[Tensor], image_sizes: Tensor
     ) -> dict[str, Tensor]:
         """The heads' losses by name from FPN levels, per-image targets and ``Long[B, 2]`` sizes."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def head_predict(self, feats: Sequence[Tensor], image_sizes: Tensor) -> list[Detections2D]:
         """Detections per image from FPN levels and ``Long[B, 2]`` image sizes."""
-        raise NotImplementedError
 
 
 class Detector2D(FPNDetector2D):

@@ -347,3 +347,13 @@ def test_head_arguments_out_of_range_are_named() -> None:
     config = load_config("retinanet_r18-fpn_shapes.yaml", ["model.head.max_per_img=0"])
     with pytest.raises(ConfigError, match=r"model.head .*RetinaHead: max_per_img must be an int >= 1, got 0"):
         build(config.node("model"), "model")
+
+
+def test_a_detector_without_its_head_hooks_cannot_be_built() -> None:
+    from pc3d_det2d.detector import FPNDetector2D
+
+    class NoHeads(FPNDetector2D):
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        NoHeads()
