@@ -75,6 +75,7 @@ def load_model(
     from pc3d.engine.checkpoint import load_checkpoint, model_state_from
     from pc3d.engine.state import load_model_state
     from pc3d.nn.checkpoint_mmdet3d import checkpoint_class_names
+    from pc3d.nn.fuse import inference_copy
 
     keep_freed_memory()
     cfg = config if isinstance(config, Config) else load_config(config, list(overrides))
@@ -101,8 +102,8 @@ def load_model(
                 "checkpoint's, in its order"
             )
     model = model.to(torch.device(device)).eval()
-    fast = getattr(model, "optimize_for_inference", None) if optimize else None
-    return fast() if callable(fast) else model
+    fast = inference_copy(model) if optimize else None
+    return model if fast is None else fast
 
 
 def as_point_tensor(points: PointsLike, num_features: int | None = None) -> Tensor:

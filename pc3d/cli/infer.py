@@ -258,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pc3d.inference import as_point_tensor, load_model, predict
     from pc3d.io.jsonio import write_json
+    from pc3d.nn.fuse import has_inference_copy
 
     model = load_model(args.config, args.checkpoint, args.device, args.overrides, optimize=args.optimize)
     class_names = [str(n) for n in getattr(model, "class_names", [])]
@@ -281,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
         "device": str(args.device),
         "format": args.format,
         # Models without an inference copy run as built either way.
-        "optimized": bool(args.optimize and callable(getattr(model, "optimize_for_inference", None))),
+        "optimized": bool(args.optimize and has_inference_copy(model)),
         "latency_ms": {
             "mean": statistics.fmean(latencies),
             "median": statistics.median(latencies),

@@ -37,6 +37,7 @@ from pc3d.engine.seed import derive_seed, seed_everything, set_deterministic
 from pc3d.engine.state import load_model_state
 from pc3d.engine.trainer import Trainer
 from pc3d.io.jsonio import write_json
+from pc3d.nn.fuse import inference_copy
 
 __all__ = ["RunOptions", "build_trainer", "default_work_dir", "run_test", "run_train"]
 
@@ -334,9 +335,8 @@ def run_test(
             raise ConfigError(f"{config.path or 'config'}: pc3d test needs a 'metrics' list")
         state = ckpt.load_checkpoint(checkpoint)
         load_model_state(model, ckpt.model_state_from(state, checkpoint), checkpoint)
-        fast = getattr(model, "optimize_for_inference", None) if optimize else None
-        if callable(fast):
-            model = fast()
+        fast = inference_copy(model) if optimize else None
+        model = model if fast is None else fast
         check_loader_spec(loader_spec, f"data.{split}")
         loader = make_eval_loader(dataset, loader_spec, dist, seed)
         results = evaluate(ModelAdapter(model), loader, metrics, dist)
@@ -350,7 +350,7 @@ def run_test(
             "iteration": state.get("iteration") if trained else None,
             "split": split,
             "num_samples": len(dataset),
-            "optimized": callable(fast),
+            "optimized": fast is not None,
             **results,
         }
         _report(results, record, json_path)

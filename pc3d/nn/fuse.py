@@ -25,7 +25,14 @@ from pc3d.errors import Pc3dError
 from pc3d.nn.layers import FrozenBatchNorm2d
 from pc3d.nn.winograd import use_winograd
 
-__all__ = ["fold_batch_norm", "fuse_conv_bn", "optimize_for_inference", "to_channels_last"]
+__all__ = [
+    "fold_batch_norm",
+    "fuse_conv_bn",
+    "has_inference_copy",
+    "inference_copy",
+    "optimize_for_inference",
+    "to_channels_last",
+]
 
 _Foldable = nn.Conv2d | nn.ConvTranspose2d | nn.Linear
 _Norm = _BatchNorm | FrozenBatchNorm2d
@@ -184,6 +191,20 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     fast.eval()  # the folded layers are new modules, built in training mode
     fast.requires_grad_(False)
     return fast
+
+
+def has_inference_copy(model: nn.Module) -> bool:
+    """Whether ``model`` makes its own inference copy (an ``optimize_for_inference()`` method)."""
+    return callable(getattr(model, "optimize_for_inference", None))
+
+
+def inference_copy(model: nn.Module) -> nn.Module | None:
+    """``model.optimize_for_inference()`` where the model has it (the 3D detectors), else None.
+
+    Models are not given the generic :func:`optimize_for_inference` pass unasked: a plugin's model
+    may read its maps in a layout that channels-last would break.
+    """
+    return model.optimize_for_inference() if has_inference_copy(model) else None  # type: ignore[operator]
 
 
 def to_channels_last(model: nn.Module) -> nn.Module:
