@@ -20,7 +20,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from torch import Tensor, nn
 from pc3d.config import Config, build, load_config
 from pc3d.errors import FormatError, Pc3dError
 from pc3d.structures import BasePoints, Detections3D
+
+if TYPE_CHECKING:
+    from pc3d.io.points import NanPolicy
 
 __all__ = ["PointsLike", "as_point_tensor", "detect", "load_model", "predict"]
 
@@ -106,12 +109,16 @@ def load_model(
     return model if fast is None else fast
 
 
-def as_point_tensor(points: PointsLike, num_features: int | None = None) -> Tensor:
+def as_point_tensor(
+    points: PointsLike, num_features: int | None = None, nan_policy: NanPolicy = "drop"
+) -> Tensor:
     """One frame's points as ``float32 Tensor[N, C]`` (x, y, z first).
 
     Args:
         points: a `.bin`, `.npy`, `.pcd` or `.ply` file, an array or tensor, or a points object.
         num_features: values per point of a `.bin` file (default 4).
+        nan_policy: for a file, what to do with points whose x, y or z is not finite (see
+            :func:`pc3d.io.points.read_point_file`); arrays and tensors are taken as they are.
 
     Raises:
         FormatError: not ``[N, C>=3]``, or an unreadable file (naming it).
@@ -119,7 +126,9 @@ def as_point_tensor(points: PointsLike, num_features: int | None = None) -> Tens
     if isinstance(points, (str, os.PathLike)):
         from pc3d.io.points import read_point_file
 
-        return torch.from_numpy(read_point_file(Path(points), num_features=num_features).array)
+        return torch.from_numpy(
+            read_point_file(Path(points), num_features=num_features, nan_policy=nan_policy).array
+        )
     if isinstance(points, BasePoints):
         tensor = points.tensor
     elif isinstance(points, np.ndarray):

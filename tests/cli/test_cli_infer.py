@@ -154,6 +154,56 @@ def test_kitti_format_without_calibration_is_an_error(
     assert len(read_kitti_labels(tmp_path / "o" / "cloud.txt").types) == 50
 
 
+def test_clouds_sharing_a_stem_are_refused_before_anything_runs(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint, _ = small
+    other = tmp_path / "other"
+    other.mkdir()
+    twin = other / "000001.npy"
+    np.save(twin, np.fromfile(CLOUDS[0], dtype=np.float32).reshape(-1, 4))
+    out = tmp_path / "o"
+    assert infer(config, checkpoint, [CLOUDS[0], twin], out) == 2
+    err = capsys.readouterr().err
+    assert str(CLOUDS[0]) in err and str(twin) in err and "--out-dir" in err
+    assert not out.exists()  # refused before the model ran or wrote anything
+    assert infer(config, checkpoint, [CLOUDS[0], tmp_path / "missing.bin"], out) == 2
+    assert "missing.bin does not exist" in capsys.readouterr().err and not out.exists()
+
+
+def test_nan_points_are_dropped_or_refused_as_asked(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint, _ = small
+    points = np.fromfile(CLOUDS[0], dtype=np.float32).reshape(-1, 4)
+    points[:7, 0] = np.nan
+    cloud = tmp_path / "nan.npy"
+    np.save(cloud, points)
+    assert infer(config, checkpoint, cloud, tmp_path / "drop") == 0
+    err = capsys.readouterr().err
+    assert f"warning: {cloud}: dropped 7 of {len(points)} points" in err
+    assert "--nan-policy raise" in err  # the option the warning names exists
+    assert json.loads((tmp_path / "drop" / "nan.json").read_text())["boxes_3d"]
+    assert infer(config, checkpoint, cloud, tmp_path / "raise", "--nan-policy", "raise") == 2
+    assert f"7 of {len(points)} points have NaN" in capsys.readouterr().err
+    assert not (tmp_path / "raise" / "nan.json").exists()
+
+
+def test_warmup_runs_are_untimed_and_reported(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, checkpoint, _ = small
+    calls = []
+    original = pc3d.inference.predict
+    monkeypatch.setattr(pc3d.inference, "predict", lambda *a, **k: calls.append(1) or original(*a, **k))
+    assert infer(config, checkpoint, CLOUDS, tmp_path / "w", "--warmup", "2") == 0
+    summary = json.loads((tmp_path / "w" / "summary.json").read_text())
+    assert len(calls) == 4 and len(summary["warmup_ms"]) == 2 and summary["num_frames"] == 2
+    assert all(ms > 0 for ms in summary["warmup_ms"])
+    assert infer(config, checkpoint, CLOUDS[0], tmp_path / "n", "--warmup", "0") == 0
+    assert json.loads((tmp_path / "n" / "summary.json").read_text())["warmup_ms"] == []
+
+
 def test_convert_writes_a_native_checkpoint(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
     from pc3d.engine.checkpoint import FORMAT, load_checkpoint
 
