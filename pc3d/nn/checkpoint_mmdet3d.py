@@ -182,6 +182,11 @@ def checkpoint_class_names(checkpoint: Mapping[str, Any]) -> list[str] | None:
     return None
 
 
+#: The ``format`` of a native checkpoint (:data:`pc3d.engine.checkpoint.FORMAT`; the engine
+#: imports this module, so the value is repeated here and a test keeps the two equal).
+PC3D_FORMAT = "pc3d-checkpoint"
+
+
 def read_mmdet3d_checkpoint(path: str | Path) -> MMDet3DCheckpoint:
     """Load an MMDetection3D checkpoint file on the CPU (`torch.load(..., weights_only=True)`).
 
@@ -192,6 +197,11 @@ def read_mmdet3d_checkpoint(path: str | Path) -> MMDet3DCheckpoint:
         checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
         raise FormatError(f"{path}: not a loadable torch checkpoint ({err})") from err
+    if isinstance(checkpoint, Mapping) and checkpoint.get("format") == PC3D_FORMAT:
+        raise FormatError(
+            f"{path}: already a pc3d checkpoint (as `pc3d checkpoint convert` writes them): "
+            "use it as it is, without --from mmdet3d"
+        )
     if not is_mmdet3d_checkpoint(checkpoint):
         found = sorted(checkpoint)[:10] if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
         raise FormatError(

@@ -204,7 +204,9 @@ def test_warmup_runs_are_untimed_and_reported(
     assert json.loads((tmp_path / "n" / "summary.json").read_text())["warmup_ms"] == []
 
 
-def test_convert_writes_a_native_checkpoint(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
+def test_convert_writes_a_native_checkpoint(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from pc3d.engine.checkpoint import FORMAT, load_checkpoint
 
     config, checkpoint, state_dict = small
@@ -230,6 +232,13 @@ def test_convert_writes_a_native_checkpoint(small: tuple[Path, Path, dict[str, A
     a = pc3d.inference.detect(pc3d.inference.load_model(config, native), CLOUDS[0])
     b = pc3d.inference.detect(pc3d.inference.load_model(config, checkpoint), CLOUDS[0])
     assert torch.equal(a.boxes.tensor, b.boxes.tensor) and torch.equal(a.scores, b.scores)
+    # Converting the converted file again says what it is.
+    from pc3d.nn.checkpoint_mmdet3d import PC3D_FORMAT
+
+    assert PC3D_FORMAT == FORMAT
+    again = ["checkpoint", "convert", "--from", "mmdet3d", str(native), str(tmp_path / "again.pth")]
+    assert main([*again, "--config", str(config)]) == 2
+    assert "already a pc3d checkpoint" in capsys.readouterr().err and not (tmp_path / "again.pth").exists()
 
 
 def test_checkpoints_that_do_not_fit_name_the_keys(
