@@ -60,7 +60,8 @@ def build_anchor_generator(
         The generator.
 
     Raises:
-        FormatError: an unknown ``generator`` name.
+        FormatError: an unknown ``generator`` name, or arguments the generator refuses (named
+            under ``where``).
     """
     options = dict(settings)
     name = str(options.pop("generator", "AlignedAnchor3DRangeGenerator"))
@@ -69,4 +70,10 @@ def build_anchor_generator(
             f"{where}.generator: unknown anchor generator {name!r}{did_you_mean(name, ANCHOR_GENERATORS)}; "
             f"known: {', '.join(ANCHOR_GENERATORS)}"
         )
-    return ANCHOR_GENERATORS[name](**options)
+    try:
+        return ANCHOR_GENERATORS[name](**options)
+    except FormatError as err:
+        # The generator names its own argument ("ranges: ..."); say where it sits in the config.
+        raise FormatError(f"{where}.{err}") from err
+    except TypeError as err:
+        raise FormatError(f"{where}: {err}") from err

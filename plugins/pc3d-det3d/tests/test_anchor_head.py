@@ -136,6 +136,14 @@ def test_config_errors_name_the_key() -> None:
         _head(assigner=[{"pos_iou_thr": 0.6, "neg_iou_thr": 0.45}])
     with pytest.raises(FormatError, match=r"model\.bbox_head\.test_cfg: unknown key 'nms_thres'.*nms_thr"):
         _head(test_cfg={"nms_thres": 0.1})
+    three_ranges = {"ranges": [[0, 0, -1, 16, 16, -1]] * 3, "sizes": [CAR, PED]}
+    with pytest.raises(
+        FormatError,
+        match=r"model\.bbox_head\.anchor_generator\.ranges: give one range, or one per size \(2\)",
+    ):
+        _head(anchor_generator=three_ranges)
+    with pytest.raises(FormatError, match=r"model\.bbox_head\.anchor_generator: .*'rotation'"):
+        _head(anchor_generator={"ranges": [[0, 0, -1, 16, 16, -1]], "sizes": [CAR, PED], "rotation": [0]})
     head = _head()
     with pytest.raises(FormatError, match=r"\[0, 2\) = \[0, num_classes\) \(model\.bbox_head\.num_classes\)"):
         head.loss(_output(head), [torch.zeros(1, 7) + 1], [torch.tensor([2])])
