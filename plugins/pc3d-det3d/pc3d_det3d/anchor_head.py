@@ -9,7 +9,9 @@ they are.
 
 Training (:meth:`Anchor3DHead.loss`): each class's anchors are matched to that class's boxes by
 the max-IoU assigner of the shared 2D core with the exact BEV rotated IoU as its overlap
-function and per-class thresholds; focal loss on every positive and negative anchor; smooth-L1
+function (``assigner.iou_calculator: rotated``, the default) or MMDetection3D's
+``BboxOverlapsNearest3D`` (``nearest``: the IoU of the axis-aligned boxes nearest to the rotated
+ones), with per-class thresholds; focal loss on every positive and negative anchor; smooth-L1
 on the positives' residuals with the yaw residual compared through ``sin(a - b)``
 (``sin a cos b - cos a sin b``), so a box and its 180°-turned twin cost the same; the direction
 classifier learns which of the two it is.
@@ -33,6 +35,7 @@ from torch import Tensor, nn
 from pc3d.errors import FormatError, ShapeError, did_you_mean
 from pc3d.nn.assigners import MaxIoUAssigner
 from pc3d.nn.box_coders import DeltaXYZWLHRBBoxCoder
+from pc3d.nn.box_ops_2d import bbox_overlaps
 from pc3d.nn.labels import check_labels
 from pc3d.nn.losses import CrossEntropyLoss, FocalLoss, SmoothL1Loss
 from pc3d.ops import batched_nms_bev, box_iou_bev
@@ -115,6 +118,16 @@ def _bev_iou(gt_boxes: Tensor, anchors: Tensor) -> Tensor:
     return out
 
 
+def _nearest_bev_iou(gt_boxes: Tensor, anchors: Tensor) -> Tensor:
+    """MMDetection3D's ``BboxOverlapsNearest3D``: the IoU ``[M, N]`` of the axis-aligned BEV boxes
+    nearest to the rotated ones (:attr:`pc3d.structures.BaseBoxes3D.nearest_bev`)."""
+    return bbox_overlaps(LiDARBoxes3D(gt_boxes).nearest_bev, LiDARBoxes3D(anchors).nearest_bev)
+
+
+#: ``assigner.iou_calculator`` -> the overlap the max-IoU assigner uses.
+IOU_CALCULATORS = {"rotated": _bev_iou, "nearest": _nearest_bev_iou}
+
+
 def _sin_difference(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """Replace the yaw columns by ``sin(p) cos(t)`` and ``cos(p) sin(t)``: their difference is
     ``sin(p - t)``, zero for a box and its turned twin."""
@@ -136,7 +149,9 @@ class Anchor3DHead(nn.Module):
             :class:`~pc3d.nn.anchors_3d.AnchorGenerator3D`, and optionally ``generator``:
             MMDetection3D's generator name (see :mod:`pc3d_det3d.mmdet3d_compat`).
         assigner: per-class IoU thresholds, one mapping per class with ``pos_iou_thr``,
-            ``neg_iou_thr`` and ``min_pos_iou`` (or one mapping shared by all classes).
+            ``neg_iou_thr``, ``min_pos_iou`` and optionally ``iou_calculator`` (``rotated``, the
+            default, or ``nearest``; see the module docstring), or one mapping shared by all
+            classes.
         loss_cls: focal loss settings (``gamma``, ``alpha``, ``loss_weight``).
         loss_bbox: smooth-L1 settings (``beta``, ``loss_weight``).
         loss_dir: direction cross-entropy settings (``loss_weight``).
@@ -199,7 +214,17 @@ class Anchor3DHead(nn.Module):
                 f"model.bbox_head.assigner has {len(settings)} entries for {self.num_classes} classes "
                 "(model.bbox_head.num_classes): give one per class, or a single mapping"
             )
-        return [MaxIoUAssigner(**dict(s), iou_calculator=_bev_iou) for s in settings]
+        assigners = []
+        for i, setting in enumerate(settings):
+            options = dict(setting)
+            name = str(options.pop("iou_calculator", "rotated"))
+            if name not in IOU_CALCULATORS:
+                raise FormatError(
+                    f"model.bbox_head.assigner[{i}].iou_calculator: unknown overlap {name!r}"
+                    f"{did_you_mean(name, IOU_CALCULATORS)}; known: {', '.join(IOU_CALCULATORS)}"
+                )
+            assigners.append(MaxIoUAssigner(**options, iou_calculator=IOU_CALCULATORS[name]))
+        return assigners
 
     def init_weights(self) -> None:
         """Normal(0, 0.01) weights; class biases start at a 1 % foreground prior (focal loss)."""

@@ -161,3 +161,23 @@ def test_forward_equals_the_three_convs_and_trains_each() -> None:
         assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
         assert conv.bias is not None and conv.bias.grad is not None
         torch.testing.assert_close(conv.bias.grad, torch.full_like(conv.bias, 2 * 8 * 8))
+
+
+def test_nearest_iou_calculator_is_mmdetection3d_bbox_overlaps_nearest_3d() -> None:
+    from pc3d_det3d.anchor_head import IOU_CALCULATORS
+
+    # A 4 x 2 m box turned by 1 rad (> 45 degrees) is, to the nearest axis-aligned box, 2 x 4 m:
+    # against an unturned 4 x 2 m anchor on the same centre that overlaps 2 x 2 of 8 + 8 - 4.
+    gt = torch.tensor([[0.0, 0.0, 0.0, 4.0, 2.0, 1.5, 1.0]])
+    anchors = torch.tensor([[0.0, 0.0, 0.0, 4.0, 2.0, 1.5, 0.0], [0.0, 0.0, 0.0, 4.0, 2.0, 1.5, 0.3]])
+    nearest = IOU_CALCULATORS["nearest"](gt, anchors)
+    assert nearest.shape == (1, 2) and nearest[0].tolist() == pytest.approx([1 / 3, 1 / 3])
+    rotated = IOU_CALCULATORS["rotated"](gt, anchors)
+    assert 1 / 3 < rotated[0, 0] < rotated[0, 1] < 1  # the exact overlap grows as the yaws meet
+    head = _head(assigner={"pos_iou_thr": 0.6, "neg_iou_thr": 0.45, "iou_calculator": "nearest"})
+    assert all(a.iou_calculator is IOU_CALCULATORS["nearest"] for a in head.assigners)
+    assert _head().assigners[0].iou_calculator is IOU_CALCULATORS["rotated"]
+    with pytest.raises(
+        FormatError, match=r"assigner\[0\]\.iou_calculator: unknown overlap 'nearst'.*nearest"
+    ):
+        _head(assigner={"pos_iou_thr": 0.6, "neg_iou_thr": 0.45, "iou_calculator": "nearst"})
