@@ -10,11 +10,12 @@ from pc3d.cli.arguments import add_command, add_config_argument, add_device_argu
 DESCRIPTION = "Evaluate a checkpoint with the config's metrics on its data.test split (else data.val)."
 
 EPILOG = """\
-The metrics are printed, and with --json written to a file (a metric that is NaN or infinite is
-written as null). Under torchrun each process evaluates its
-shard and the results are gathered. --optimize evaluates the model's inference copy where it has
-one (3D detectors: folded norms, channels-last, Winograd convs, empty BEV tiles skipped on the
-CPU): the same detections to float rounding, 1.5x-1.9x faster for PointPillars on a 2-core CPU.
+The metrics are printed, and with --json also written to FILE (a metric that is NaN or infinite
+is written as null). Under `torchrun --nproc_per_node N -m pc3d test CONFIG CHECKPOINT` each of
+the N processes evaluates its shard of the split and the results are gathered. --optimize
+evaluates the model's inference copy where it has one (3D detectors: folded norms, channels-last,
+Winograd convs, empty BEV tiles skipped on the CPU): the same detections to float rounding,
+1.5x-1.9x faster for PointPillars on a 2-core CPU.
 
 examples:
   pc3d test my_config.yaml runs/a/best.pth --json results.json
