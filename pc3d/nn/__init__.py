@@ -6,8 +6,9 @@
 - anchors and boxes: `AnchorGenerator`, `DeltaXYWHBBoxCoder`, `bbox_overlaps`, `box_iou`,
   `generalized_box_iou`
 - assignment: `MaxIoUAssigner`, `RandomSampler`
-- losses: `sigmoid_focal_loss`/`FocalLoss`, `cross_entropy`/`CrossEntropyLoss`,
-  `smooth_l1_loss`/`SmoothL1Loss`, `l1_loss`/`L1Loss`, `giou_loss`/`GIoULoss`
+- losses: `sigmoid_focal_loss`/`FocalLoss`, `gaussian_focal_loss`/`GaussianFocalLoss` (CenterNet
+  heatmaps), `cross_entropy`/`CrossEntropyLoss`, `smooth_l1_loss`/`SmoothL1Loss`, `l1_loss`/`L1Loss`,
+  `giou_loss`/`GIoULoss`
 - RoI feature extraction: `roi_align`/`RoIAlign`, `roi_pool`/`RoIPool`
 - `RPNHead` (region proposals)
 - 3D blocks (`docs/nn3d.md`): voxel encoders `PillarFeatureNet`, `DynamicPillarFeatureNet`,
@@ -36,11 +37,13 @@ from pc3d.nn.layers import ConvNormAct, FrozenBatchNorm2d, build_norm
 from pc3d.nn.losses import (
     CrossEntropyLoss,
     FocalLoss,
+    GaussianFocalLoss,
     GIoULoss,
     L1Loss,
     SmoothL1Loss,
     binary_cross_entropy,
     cross_entropy,
+    gaussian_focal_loss,
     giou_loss,
     l1_loss,
     sigmoid_focal_loss,
@@ -79,6 +82,7 @@ __all__ = [
     "DynamicSimpleVFE",
     "FocalLoss",
     "FrozenBatchNorm2d",
+    "GaussianFocalLoss",
     "GIoULoss",
     "GoogLeNet",
     "HardSimpleVFE",
@@ -105,6 +109,7 @@ __all__ = [
     "clip_boxes",
     "convert_mmdet3d_state_dict",
     "cross_entropy",
+    "gaussian_focal_loss",
     "generalized_box_iou",
     "giou_loss",
     "is_mmdet3d_checkpoint",

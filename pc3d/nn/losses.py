@@ -9,7 +9,7 @@ element-wise shape: per sample `Tensor[N]` or per element), then reduces:
   loss is averaged over what matters rather than over every anchor), else its mean.
 
 `avg_factor` with `"sum"` or `"none"` is an error (it would be silently ignored). The module
-forms (`FocalLoss`, ...) add `loss_weight` and a per-call `reduction_override`.
+forms (`FocalLoss`, `GaussianFocalLoss`, ...) add `loss_weight` and a per-call `reduction_override`.
 """
 
 from __future__ import annotations
@@ -111,6 +111,54 @@ def sigmoid_focal_loss(
     loss = ce * (1 - p_t).pow(gamma)
     if alpha >= 0:
         loss = loss * (alpha * t + (1 - alpha) * (1 - t))
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
+
+
+def gaussian_focal_loss(
+    pred: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    alpha: float = 2.0,
+    gamma: float = 4.0,
+    reduction: Reduction = "mean",
+    avg_factor: float | Tensor | None = None,
+) -> Tensor:
+    """CenterNet's penalty-reduced focal loss on Gaussian heatmaps (MMDetection's `GaussianFocalLoss`).
+
+    With `p = sigmoid(pred)`, element-wise: `-log(p) * (1 - p)^alpha` where `target == 1` (an
+    object centre) and `-log(1 - p) * p^alpha * (1 - target)^gamma` elsewhere, so cells near a
+    centre are penalised less. Computed from logits with `logsigmoid` so it stays finite for large
+    logits (MMDetection's takes probabilities).
+
+    Args:
+        pred: `Tensor[...]` logits, e.g. `Tensor[B, K, H, W]` heatmaps.
+        target: float `Tensor` of `pred`'s shape in [0, 1], exactly 1 at object centres.
+        weight: per-element weights of `pred`'s shape (or broadcastable to it), or None.
+        alpha: the focusing exponent on the predicted probability.
+        gamma: the exponent that lowers the penalty near centres (CenterNet's `beta`).
+        reduction: `"none"`, `"mean"` or `"sum"` (see `weight_reduce_loss`).
+        avg_factor: divides the sum when `reduction="mean"`; without it, `"mean"` divides the sum
+            by the number of centres (elements with `target == 1`, at least 1), not by the element
+            count.
+
+    Returns:
+        The loss, `Tensor[...]` of `pred`'s shape with `reduction="none"`, else a scalar.
+
+    Raises:
+        ShapeError: `pred` and `target` of different shapes.
+    """
+    _check_same_shape(pred, target, "gaussian_focal_loss")
+    target = target.to(pred.dtype)
+    positive = target.eq(1)
+    prob = pred.sigmoid()
+    loss = torch.where(
+        positive,
+        -F.logsigmoid(pred) * (1 - prob) ** alpha,
+        -F.logsigmoid(-pred) * prob**alpha * (1 - target) ** gamma,
+    )
+    if reduction == "mean" and avg_factor is None:
+        # Divided exactly (no eps): the number of centres is an integer >= 1.
+        return weight_reduce_loss(loss, weight, "sum") / positive.sum().clamp(min=1)
     return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
@@ -282,6 +330,22 @@ class FocalLoss(_Loss):
         self, pred: Tensor, target: Tensor, weight: Tensor | None, reduction: Reduction, avg_factor: AvgFactor
     ) -> Tensor:
         return sigmoid_focal_loss(pred, target, weight, self.gamma, self.alpha, reduction, avg_factor)
+
+
+class GaussianFocalLoss(_Loss):
+    """Module form of `gaussian_focal_loss`, times `loss_weight`."""
+
+    def __init__(
+        self, alpha: float = 2.0, gamma: float = 4.0, reduction: Reduction = "mean", loss_weight: float = 1.0
+    ) -> None:
+        super().__init__(reduction, loss_weight)
+        self.alpha = alpha
+        self.gamma = gamma
+
+    def _loss(
+        self, pred: Tensor, target: Tensor, weight: Tensor | None, reduction: Reduction, avg_factor: AvgFactor
+    ) -> Tensor:
+        return gaussian_focal_loss(pred, target, weight, self.alpha, self.gamma, reduction, avg_factor)
 
 
 class CrossEntropyLoss(_Loss):

@@ -12,11 +12,13 @@ from pc3d.errors import FormatError, ShapeError
 from pc3d.nn import (
     CrossEntropyLoss,
     FocalLoss,
+    GaussianFocalLoss,
     GIoULoss,
     L1Loss,
     SmoothL1Loss,
     bbox_overlaps,
     cross_entropy,
+    gaussian_focal_loss,
     generalized_box_iou,
     giou_loss,
     sigmoid_focal_loss,
@@ -89,6 +91,63 @@ def test_focal_loss_is_finite_for_extreme_logits_and_module_weight() -> None:
     torch.testing.assert_close(module(logits, targets, reduction_override="sum"), 2 * loss)
     with pytest.raises(FormatError, match="background"):
         sigmoid_focal_loss(logits, torch.tensor([0, 3]))
+
+
+def test_gaussian_focal_loss_hand_values() -> None:
+    # logit 0: p = 1/2, -log p = -log(1 - p) = log 2.
+    # Centre (target 1): log 2 * (1 - 1/2)^2 = log 2 / 4.
+    # Near it (target 1/2): log 2 * (1/2)^2 * (1 - 1/2)^4 = log 2 / 64.
+    # Far (target 0): log 2 * (1/2)^2 = log 2 / 4.
+    pred = torch.zeros(1, 1, 1, 3)
+    target = torch.tensor([[[[1.0, 0.5, 0.0]]]])
+    ln2 = math.log(2)
+    per_element = torch.tensor([[[[ln2 / 4, ln2 / 64, ln2 / 4]]]])
+    torch.testing.assert_close(gaussian_focal_loss(pred, target, reduction="none"), per_element)
+    # "mean" divides by the number of centres (1 here), not by the 3 elements.
+    torch.testing.assert_close(gaussian_focal_loss(pred, target), torch.tensor(ln2 * 33 / 64))
+    torch.testing.assert_close(
+        gaussian_focal_loss(pred, target, reduction="sum"), torch.tensor(ln2 * 33 / 64)
+    )
+    # Two centres halve the mean of the same sum; no centre at all divides by 1.
+    two = torch.tensor([[[[1.0, 1.0, 0.0]]]])
+    torch.testing.assert_close(gaussian_focal_loss(pred, two), torch.tensor(ln2 * 3 / 4 / 2))
+    torch.testing.assert_close(gaussian_focal_loss(pred, torch.zeros(1, 1, 1, 3)), torch.tensor(ln2 * 3 / 4))
+    # Other exponents: alpha 1, gamma 2: log 2 / 2, log 2 * 1/2 * 1/4, log 2 / 2.
+    torch.testing.assert_close(
+        gaussian_focal_loss(pred, target, alpha=1.0, gamma=2.0, reduction="sum"),
+        torch.tensor(ln2 * (1 / 2 + 1 / 8 + 1 / 2)),
+    )
+    # Weights, avg_factor and the module's loss_weight and reduction_override.
+    weight = torch.tensor([[[[2.0, 0.0, 1.0]]]])
+    torch.testing.assert_close(
+        gaussian_focal_loss(pred, target, weight, avg_factor=4.0),
+        torch.tensor(ln2 * 3 / 4 / 4),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    module = GaussianFocalLoss(loss_weight=0.5)
+    torch.testing.assert_close(module(pred, target), torch.tensor(0.5 * ln2 * 33 / 64))
+    torch.testing.assert_close(module(pred, target, reduction_override="none"), 0.5 * per_element)
+
+
+def test_gaussian_focal_loss_is_finite_and_checks_shapes() -> None:
+    target = torch.zeros(1, 2, 4, 4)
+    target[0, 0, 1, 1] = 1.0
+    target[0, 0, 1, 2] = 0.6
+    good = torch.where(target == 1, 8.0, -8.0)
+    assert float(gaussian_focal_loss(good, target)) < 1e-3
+    wrong = (-good * 20).requires_grad_(True)  # confidently wrong everywhere, logits +-160
+    loss = gaussian_focal_loss(wrong, target)
+    loss.backward()
+    assert torch.isfinite(loss) and loss > 100 and torch.isfinite(wrong.grad).all()
+    with pytest.raises(
+        ShapeError, match=r"gaussian_focal_loss: pred \(1, 2, 4, 4\) and target \(1, 1, 4, 4\)"
+    ):
+        gaussian_focal_loss(good, target[:, :1])
+    with pytest.raises(ShapeError, match="one shape"):
+        GaussianFocalLoss()(good, target.flatten())
+    with pytest.raises(FormatError, match="reduction"):
+        GaussianFocalLoss(reduction="avg")  # type: ignore[arg-type]
 
 
 def test_cross_entropy_variants() -> None:

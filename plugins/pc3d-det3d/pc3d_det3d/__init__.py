@@ -2,8 +2,12 @@
 
 Registered through the entry point ``det3d`` (see :mod:`pc3d_det3d.plugin`), exactly like a
 third-party plugin.
+
+``gaussian_focal_loss`` is :func:`pc3d.nn.losses.gaussian_focal_loss`, re-exported here for code
+that imported it from this package.
 """
 
+from pc3d.nn.losses import gaussian_focal_loss
 from pc3d_det3d.backbones import BEVBackbone
 from pc3d_det3d.datasets import KITTI_CLASSES, KittiDataset
 from pc3d_det3d.detectors import BEVDetector
@@ -15,7 +19,6 @@ from pc3d_det3d.heads import (
     CenterTargets,
     decode_center_output,
     encode_center_targets,
-    gaussian_focal_loss,
 )
 from pc3d_det3d.structures import BEVGrid, Detections3D
 from pc3d_det3d.voxel_encoders import DynamicPillarEncoder

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from pc3d.errors import FormatError, ShapeError
 from pc3d.nn.labels import check_labels
 from pc3d.nn.layers import ConvNormAct
+from pc3d.nn.losses import gaussian_focal_loss, l1_loss
 from pc3d.structures import Detections3D, LiDARBoxes3D
 from pc3d_det3d.center_decode import CenterDecodeSettings, decode_task, select_detections
 from pc3d_det3d.center_targets import (
@@ -33,7 +34,7 @@ from pc3d_det3d.center_targets import (
     encode_task_targets,
     split_by_task,
 )
-from pc3d_det3d.heads import check_head_channels, gaussian_focal_loss
+from pc3d_det3d.heads import check_head_channels
 from pc3d_det3d.structures import BEVGrid, lidar_box_tensor
 
 __all__ = ["CenterPointHead", "CenterPointOutput"]
@@ -247,8 +248,8 @@ class CenterPointHead(nn.Module):
             )
             loss_heatmap = loss_heatmap + gaussian_focal_loss(heatmap, targets.heatmap.to(heatmap))
             weight = targets.mask[:, None].to(regression) * self.code_weights[None, :, None, None]
-            error = (regression - targets.regression.to(regression)).abs() * weight
-            loss_bbox = loss_bbox + error.sum() / (targets.mask.sum() + 1e-4)
+            error = l1_loss(regression, targets.regression.to(regression), weight, reduction="sum")
+            loss_bbox = loss_bbox + error / (targets.mask.sum() + 1e-4)
         total = self.heatmap_weight * loss_heatmap + self.bbox_weight * loss_bbox
         return {"loss_heatmap": loss_heatmap, "loss_bbox": loss_bbox, "loss": total}
 

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from pc3d.errors import FormatError, ShapeError
 from pc3d.nn.labels import check_labels
 from pc3d.nn.layers import ConvNormAct
+from pc3d.nn.losses import gaussian_focal_loss, l1_loss
 from pc3d.structures import LiDARBoxes3D
 from pc3d_det3d.structures import BEVGrid, Detections3D, lidar_box_tensor
 
@@ -191,29 +192,6 @@ def check_head_channels(in_channels: int, num_classes: int) -> None:
         raise ValueError(f"in_channels ({in_channels}) and num_classes ({num_classes}) must be >= 1")
 
 
-def gaussian_focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
-    """CenterNet's penalty-reduced focal loss, summed and divided by the number of centres.
-
-    Args:
-        logits: ``Tensor[B, K, H, W]``.
-        target: ``Tensor[B, K, H, W]`` in [0, 1], exactly 1 at object centres.
-        alpha: focusing exponent on the predicted probability.
-        beta: exponent that lowers the penalty near centres (``(1 - target) ** beta``).
-
-    Returns:
-        The scalar loss.
-    """
-    positive = target.eq(1)
-    prob = logits.sigmoid()
-    # logsigmoid rather than log(sigmoid): finite for large logits.
-    loss = torch.where(
-        positive,
-        -F.logsigmoid(logits) * (1 - prob) ** alpha,
-        -F.logsigmoid(-logits) * prob**alpha * (1 - target) ** beta,
-    )
-    return loss.sum() / positive.sum().clamp(min=1)
-
-
 def decode_center_output(
     output: CenterHeadOutput,
     grid: BEVGrid,
@@ -336,8 +314,8 @@ class CenterHeadBase(nn.Module):
         )
         loss_heatmap = gaussian_focal_loss(output.heatmap, targets.heatmap.to(output.heatmap))
         mask = targets.mask[:, None].to(output.regression)
-        error = (output.regression - targets.regression.to(output.regression)).abs() * mask
-        loss_regression = error.sum() / targets.mask.sum().clamp(min=1)
+        error = l1_loss(output.regression, targets.regression.to(output.regression), mask, reduction="sum")
+        loss_regression = error / targets.mask.sum().clamp(min=1)
         return {
             "loss_heatmap": loss_heatmap,
             "loss_regression": loss_regression,
