@@ -1,6 +1,7 @@
 """spconv's compiled `PointToVoxel` as a backend of :func:`pc3d.ops.voxelize.hard_voxelize` (CPU,
 float32): one generator per setting, reused across calls, its buffers kept clean and its grid
-hash in huge pages. spconv is optional and imported only when a generator is built.
+hash in huge pages. spconv is optional and imported (:mod:`pc3d.ops.spconv_module`) only when a
+generator is built.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor
 
 from pc3d.errors import MissingDependencyError
+from pc3d.ops.spconv_module import import_spconv
 
 __all__ = ["SpconvVoxelizer", "spconv_available", "spconv_voxelizer"]
 
@@ -25,10 +27,10 @@ def spconv_available() -> bool:
 @functools.cache
 def _point_to_voxel_class() -> type | None:
     try:
-        from spconv.pytorch.utils import PointToVoxel
-    except ImportError:
+        utils = import_spconv("utils", "spconv's voxelizer")
+    except MissingDependencyError:
         return None
-    return PointToVoxel
+    return utils.PointToVoxel
 
 
 # Voxel hashes at least this large go into huge pages (spconv's is a dense int32 grid).

@@ -1,6 +1,7 @@
 """Sparse 3D convolution on spconv 2: SECOND's sparse middle encoder.
 
-`backend` is the one module of pc3d that imports spconv (`spconv.pytorch`), lazily: importing
+spconv (`spconv.pytorch`) is imported lazily, by `pc3d.ops.spconv_module` alone (which the
+voxelizer's spconv backend uses too); `backend` picks the algorithm per device. Importing
 `pc3d.nn` never needs it, building a `SparseEncoder` does, and then a missing spconv raises
 `MissingDependencyError` with the package to install (`pip install spconv` for the CPU,
 `spconv-cu120` etc. for CUDA). `tables` builds each layer's neighbour table, `cpu` computes the

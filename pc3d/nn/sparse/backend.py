@@ -1,14 +1,13 @@
-"""spconv 2, imported here and nowhere else in pc3d: `import_spconv` and the algorithm per device."""
+"""The spconv algorithm per device, in one place; spconv itself comes from :mod:`pc3d.ops.spconv_module`."""
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
 import torch
 from torch import nn
 
-from pc3d.errors import MissingDependencyError
+from pc3d.ops.spconv_module import SPCONV_INSTALL_HINT, import_spconv
 
 __all__ = [
     "DEFAULT_ALGO_ATTRIBUTE",
@@ -18,21 +17,7 @@ __all__ = [
     "sparse_conv_algo",
 ]
 
-SPCONV_INSTALL_HINT = (
-    "pip install spconv (CPU), or the build matching your CUDA, e.g. pip install spconv-cu120"
-)
 DEFAULT_ALGO_ATTRIBUTE = "pc3d_default_algo"
-
-
-def import_spconv() -> ModuleType:
-    """`spconv.pytorch`, or `MissingDependencyError` naming the package to install."""
-    try:
-        import spconv.pytorch as spconv_pytorch
-    except ImportError as err:
-        raise MissingDependencyError(
-            f"sparse convolution (SparseEncoder) needs spconv 2: {SPCONV_INSTALL_HINT}"
-        ) from err
-    return spconv_pytorch
 
 
 def sparse_conv_algo(device: torch.device | str, default: Any) -> Any:

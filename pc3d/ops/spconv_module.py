@@ -1,0 +1,37 @@
+"""spconv 2, imported here and nowhere else in pc3d.
+
+Two parts of pc3d use spconv: the voxelizer backend (:mod:`pc3d.ops.voxelize_spconv`, spconv's
+`PointToVoxel`) and the sparse convolutions (:mod:`pc3d.nn.sparse`, which also picks the
+algorithm per device). Both get the module from :func:`import_spconv`, so a missing package gives
+one clear error naming what to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from pc3d.errors import MissingDependencyError
+
+__all__ = ["SPCONV_INSTALL_HINT", "import_spconv"]
+
+SPCONV_INSTALL_HINT = (
+    "pip install spconv (CPU), or the build matching your CUDA, e.g. pip install spconv-cu120"
+)
+
+
+def import_spconv(submodule: str = "", purpose: str = "sparse convolution (SparseEncoder)") -> ModuleType:
+    """`spconv.pytorch` (or one of its submodules), imported on first use.
+
+    Args:
+        submodule: a submodule of `spconv.pytorch` (`"utils"` for `PointToVoxel`), or empty.
+        purpose: what needs spconv, for the error message.
+
+    Raises:
+        MissingDependencyError: spconv is not installed, naming the package to install.
+    """
+    name = "spconv.pytorch" + (f".{submodule}" if submodule else "")
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        raise MissingDependencyError(f"{purpose} needs spconv 2: {SPCONV_INSTALL_HINT}") from err
