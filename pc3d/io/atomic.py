@@ -2,14 +2,21 @@
 
 A write goes to a temporary file in the target's folder, is flushed and fsync'ed, renamed over the
 target with ``os.replace`` and the folder is fsync'ed, so a crash (or a kill) mid-write leaves the
-previous file readable and never a half-written one. The new file gets the permissions a plain
-``open(path, "w")`` would give (``0o666`` less the process umask) rather than ``mkstemp``'s
-``0o600``, so another user or a serving process can read checkpoints, configs and results.
+previous file readable and never a half-written one.
+
+Permissions: a new file gets what a plain ``open(path, "w")`` would give it (``0o666`` less the
+process umask, applied by the operating system when the temporary file is created), rather than
+``mkstemp``'s ``0o600``, so another user or a serving process can read checkpoints, configs and
+results. Replacing an existing file keeps its permission bits, so a file you made private with
+``chmod 600`` stays private. pc3d never changes the process umask, which would be visible to every
+other thread of the process.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,19 +24,36 @@ from typing import IO
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "default_file_mode"]
 
+_CREATE_FLAGS = (
+    os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+)
+_TEMP_ATTEMPTS = 100
+
 
 def default_file_mode() -> int:
-    """The permission bits ``open(path, "w")`` gives a new file under the current umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    """The permission bits ``open(path, "w")`` gives a new file under the current umask.
+
+    The umask is read without changing it (from ``/proc/self/status`` where the system has it,
+    otherwise by creating a throwaway file and looking at the mode it was given).
+    """
+    umask = _read_umask()
+    if umask is not None:
+        return 0o666 & ~umask
+    folder = tempfile.gettempdir()
+    fd, probe = _create_temp(Path(folder), "pc3d-umask-probe")
+    try:
+        return stat.S_IMODE(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+        Path(probe).unlink(missing_ok=True)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Replace ``path`` atomically with what ``write(handle)`` writes to a binary handle.
 
     If ``write`` raises (or the process is interrupted), the temporary file is removed and the
-    previous content of ``path`` is untouched.
+    previous content of ``path`` is untouched. A new file gets ``0o666`` less the umask; an
+    existing file keeps its permission bits.
 
     Args:
         path: the file to create or replace; missing parent folders are created.
@@ -41,13 +65,17 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
     target = Path(path)
     folder = target.parent
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    keep_mode = _existing_mode(target)
+    fd, tmp = _create_temp(folder, target.name)
     try:
+        if keep_mode is not None:
+            # Before anything is written, so the content is never more readable than the file
+            # it replaces.
+            os.chmod(tmp, keep_mode)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, default_file_mode())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -81,6 +109,40 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
         The target path.
     """
     return atomic_write_bytes(path, text.encode(encoding))
+
+
+def _create_temp(folder: Path, name: str) -> tuple[int, str]:
+    # Mode 0o666 like open(): the kernel applies the umask (and any default ACL of the folder).
+    for _ in range(_TEMP_ATTEMPTS):
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, _CREATE_FLAGS, 0o666)
+        except FileExistsError:
+            continue
+        return fd, tmp
+    raise FileExistsError(f"could not create a temporary file for {name!r} in {folder}")
+
+
+def _existing_mode(target: Path) -> int | None:
+    """The permission bits of the regular file ``target`` replaces, or None if there is none."""
+    try:
+        info = os.stat(target)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return info.st_mode & 0o777
+
+
+def _read_umask() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split(":", 1)[1].strip(), 8)
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -1,5 +1,6 @@
-"""What a run writes: files with the permissions the umask gives (not a temp file's 0600), and
-valid JSON everywhere, with a metric that is NaN or infinite written as null."""
+"""What a run writes: new files with the permissions the umask gives (not a temp file's 0600),
+replaced files with the mode they had, and valid JSON everywhere, with a metric that is NaN or
+infinite written as null."""
 
 from __future__ import annotations
 
@@ -53,13 +54,17 @@ def test_checkpoint_and_pointer_get_the_umask_mode(tmp_path, umask_022):
     assert _mode(path) == 0o644
 
 
-def test_rewritten_metrics_file_gets_the_umask_mode(tmp_path, umask_022):
+def test_rewritten_metrics_file_keeps_its_mode(tmp_path, umask_022):
     metrics = tmp_path / METRICS_NAME
     metrics.write_text('{"iteration": 8, "mse": 1.0}\n{"iteration": 16, "mse": 0.5}\n')
-    os.chmod(metrics, 0o600)  # the rewrite does not keep a stricter mode by accident
+    assert _mode(metrics) == 0o644
     assert rewrite_metrics_until(tmp_path, 8) == 1
     assert metrics.read_text() == '{"iteration": 8, "mse": 1.0}\n'
     assert _mode(metrics) == 0o644
+    os.chmod(metrics, 0o600)  # a mode the user set survives the rewrite
+    metrics.write_text('{"iteration": 8, "mse": 1.0}\n{"iteration": 16, "mse": 0.5}\n')
+    assert rewrite_metrics_until(tmp_path, 8) == 1
+    assert _mode(metrics) == 0o600
 
 
 def test_a_run_writes_every_file_with_the_umask_mode(write_config, registry, tmp_path, umask_022):
