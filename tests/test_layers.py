@@ -8,6 +8,7 @@ functions, except those under ``if TYPE_CHECKING:``), so a lazy import cannot hi
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,3 +174,25 @@ def test_the_package_ships_its_type_marker() -> None:
     # pyproject.toml declares py.typed as package data: type checkers then read pc3d's hints.
     assert (CORE / "py.typed").is_file()
     assert 'pc3d = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_spconv_is_imported_by_one_module() -> None:
+    """`pc3d.ops.spconv_module` alone imports spconv (by statement or `importlib`)."""
+    owner = "pc3d.ops.spconv_module"
+    modules = _core_modules()
+    offending = [
+        f"{module}:{stmt.lineno} imports {imported}"
+        for module, tree in modules.items()
+        for stmt, imported, _ in _imports(tree)
+        if imported.split(".")[0] == "spconv"
+    ]
+    # A module name in a string (what `importlib.import_module` takes).
+    dynamic = {
+        module
+        for module, tree in modules.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.fullmatch(r"spconv(\.\w+)+", node.value)
+    }
+    assert offending == [] and dynamic == {owner}
