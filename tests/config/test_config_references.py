@@ -160,7 +160,7 @@ def test_shipped_det3d_config_writes_each_value_once():
     config = load_config("pillar-center-tiny_kitti-mini-3class")
     names = config["class_names"]
     assert config["data.train.dataset.class_names"] == config["data.val.dataset.class_names"] == names
-    assert config["metrics.0.class_names"] == names
+    assert config["metrics.0.classes"] == names
     point_range = config["model.voxel_encoder.point_cloud_range"]
     assert (
         config["data.train.dataset.point_cloud_range"]
@@ -173,4 +173,4 @@ def test_shipped_det3d_config_writes_each_value_once():
     changed = load_config(
         "pillar-center-tiny_kitti-mini-3class", ["class_names=[Car]", "model.backbone.channels=[16, 48]"]
     )
-    assert changed["metrics.0.class_names"] == ["Car"] and changed["model.head.in_channels"] == 48
+    assert changed["metrics.0.classes"] == ["Car"] and changed["model.head.in_channels"] == 48

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -185,8 +186,75 @@ def test_registered_and_built_from_the_runnable_config(monkeypatch):
     reset_plugin_manager()
     config = load_config(MINI)
     dataset = build(config.node("data.train.dataset"), kind="dataset")
-    assert isinstance(dataset, KittiDataset) and dataset.root == KITTI and len(dataset) == 4
+    assert isinstance(dataset, KittiDataset) and dataset.root == KITTI
+    assert dataset.frame_ids == ["000000", "000001", "000002"]
     assert dataset.class_names == CLASSES and dataset.point_cloud_range is not None
+    val = build(config.node("data.val.dataset"), kind="dataset")
+    assert val.root == KITTI and val.frame_ids == ["000004"]  # held out from training
+
+
+# Split names whose frame lists are disjoint by definition: KITTI's ImageSets/train.txt and val.txt
+# (3712 / 3769 frames), and the train.txt / val.txt that `pc3d data synth` writes.
+DISJOINT_SPLIT_NAMES = {("train", "val")}
+
+
+def kitti_configs() -> list[Path]:
+    """The model configs under configs/ (not their _base_ parts) that train on KittiDataset."""
+    found = []
+    for path in sorted((REPO / "configs").rglob("*.yaml")):
+        if "_base_" in path.relative_to(REPO / "configs").parts:
+            continue
+        if load_config(path).get("data.train.dataset.type", None) == "KittiDataset":
+            found.append(path)
+    return found
+
+
+def split_frames(dataset: dict) -> tuple[Path, frozenset[str] | str]:
+    """A KittiDataset config's training folder and its frames: the frame ids when its root is in
+    the repository (read by KittiDataset itself, so ``null`` is every frame), else the split name."""
+    root = Path(os.path.abspath(dataset["root"]))
+    if (root / "velodyne").is_dir() or (root / "training" / "velodyne").is_dir():
+        frames = KittiDataset(dataset["root"], class_names=dataset["class_names"], split=dataset["split"])
+        return frames.root, frozenset(frames.frame_ids)
+    split = dataset["split"]
+    if isinstance(split, list):
+        return root, frozenset(f"{i:06d}" if isinstance(i, int) else str(i) for i in split)
+    assert isinstance(split, str), f"{dataset['root']}: split {split!r} reads every frame"
+    return root, split
+
+
+@pytest.mark.parametrize("path", kitti_configs(), ids=lambda p: p.stem)
+def test_kitti_configs_validate_on_frames_they_do_not_train_on(path, monkeypatch):
+    monkeypatch.chdir(REPO)  # the configs' relative roots are relative to the repository
+    reset_plugin_manager()
+    config = load_config(path)
+    train_root, train = split_frames(config["data.train.dataset"])
+    for part in ("val", "test"):
+        dataset = config.get(f"data.{part}.dataset", None)
+        if dataset is None:
+            continue
+        root, held_out = split_frames(dataset)
+        assert root == train_root, f"{path.name}: data.{part} reads {root}, training reads {train_root}"
+        if isinstance(train, str) or isinstance(held_out, str):
+            assert (train, held_out) in DISJOINT_SPLIT_NAMES, (
+                f"{path.name}: train {train!r}, {part} {held_out!r}"
+            )
+        else:
+            assert train and held_out and train.isdisjoint(held_out), (
+                f"{path.name}: data.{part} shares frames {sorted(train & held_out)} with data.train"
+            )
+
+
+def test_every_shipped_kitti_detection_config_is_checked_for_disjoint_splits():
+    names = {path.stem for path in kitti_configs()}
+    assert {
+        "pillar-center-tiny_kitti-mini-3class",
+        "pointpillars_hv-secfpn_kitti-3d-3class",
+        "second_hv-secfpn_kitti-3d-3class",
+        "centerpoint_pillar-secfpn_kitti-3d-3class",
+        "centerpoint_voxel-secfpn_kitti-3d-3class",
+        "pointpillars-small_hv-secfpn_synthetic-3d-3class",
+    } <= names
 
 
 def test_pc3d_train_runs_the_mini_config(tmp_path, monkeypatch):
@@ -204,7 +272,18 @@ def test_pc3d_train_runs_the_mini_config(tmp_path, monkeypatch):
     train = [r for r in records if r["kind"] == "train"]
     assert train and all(math.isfinite(r["loss"]) for r in train)
     evaluation = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
-    assert len(evaluation) == 1 and "mAP_0.25" in evaluation[0]
+    assert len(evaluation) == 1
+    # The official KITTI protocol: AP in percent for each class, view, difficulty and overlap set.
+    kitti = {key: value for key, value in evaluation[0].items() if key.startswith("KITTI/")}
+    for cls in CLASSES:
+        for view in ("2D", "BEV", "3D", "AOS"):
+            for difficulty in ("easy", "moderate", "hard"):
+                for overlap in ("strict", "loose"):
+                    for ap in ("AP11", "AP40"):
+                        key = f"KITTI/{cls}_{view}_{ap}_{difficulty}_{overlap}"
+                        assert key in kitti, key
+    assert len(kitti) == len(CLASSES) * 4 * 3 * 2 * 2
+    assert all(isinstance(v, float) and math.isfinite(v) and 0.0 <= v <= 100.0 for v in kitti.values())
     assert (work / "epoch_1.pth").is_file() and (work / "best.pth").is_file()
 
 
