@@ -25,7 +25,6 @@ from pc3d.nn.assigners import AssignResult, MaxIoUAssigner, RandomSampler, Sampl
 from pc3d.nn.backbones import MLP, VGG, AlexNet, Backbone, BasicBlock, Bottleneck, GoogLeNet, LeNet5, ResNet
 from pc3d.nn.bev_backbones import SECONDBackbone
 from pc3d.nn.box_coders import DeltaXYWHBBoxCoder, clip_boxes
-from pc3d.nn.box_ops_2d import bbox_overlaps, box_area, box_iou, generalized_box_iou
 from pc3d.nn.checkpoint_mmdet3d import (
     MMDET3D_KEY_TABLE,
     convert_mmdet3d_state_dict,
@@ -62,6 +61,7 @@ from pc3d.nn.voxel import (
     PillarFeatureNet,
     PointPillarsScatter,
 )
+from pc3d.ops.iou_2d import bbox_overlaps, box_area, box_iou, generalized_box_iou
 
 __all__ = [
     "FPN",

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.nn.box_ops_2d import bbox_overlaps
+from pc3d.ops.iou_2d import bbox_overlaps
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.nn.box_ops_2d import bbox_overlaps
+from pc3d.ops.iou_2d import bbox_overlaps
 
 Reduction = Literal["none", "mean", "sum"]
 AvgFactor = float | Tensor | None

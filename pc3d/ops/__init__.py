@@ -16,8 +16,9 @@ included) call these kernels through their own methods (`Boxes3D.overlaps`, `bev
 
 from pc3d.ops.bev_area import bev_intersection_area
 from pc3d.ops.bev_overlap import boxes_overlap_bev
+from pc3d.ops.iou_2d import box_iou_2d
 from pc3d.ops.iou_rotated import box_iou_3d, box_iou_bev
-from pc3d.ops.nms import batched_nms_2d, batched_nms_bev, box_iou_2d, circle_nms, nms_2d, nms_bev
+from pc3d.ops.nms import batched_nms_2d, batched_nms_bev, circle_nms, nms_2d, nms_bev
 from pc3d.ops.points_in_boxes import points_in_boxes, points_in_boxes_first, points_in_boxes_mask
 from pc3d.ops.voxelize import (
     HardVoxels,

@@ -27,6 +27,7 @@ from torch import Tensor
 from pc3d.errors import FormatError, ShapeError
 from pc3d.ops.bev_area import bev_intersection_area, bev_iou_upper_bound, overlap_ratio
 from pc3d.ops.checks import as_z_up_boxes, bev_view, check_finite, check_scores
+from pc3d.ops.iou_2d import box_iou_2d
 from pc3d.ops.pairs import Predicate, greedy_nms
 
 
@@ -206,33 +207,6 @@ def _check_xyxy(boxes: object) -> Tensor:
             f"boxes row {row}: {boxes[row].tolist()} has x2 < x1 or y2 < y1 (expected x1, y1, x2, y2)"
         )
     return boxes
-
-
-def box_iou_2d(a: Tensor, b: Tensor, mode: str = "iou") -> Tensor:
-    """IoU of aligned pairs of axis-aligned boxes `Tensor[P, 4]` (x1, y1, x2, y2) -> `Tensor[P]`.
-
-    Computed in float64 without a "+1" pixel; a pair of zero-area boxes has IoU 0.
-
-    Args:
-        a: `Tensor[P, 4]`.
-        b: `Tensor[P, 4]`.
-        mode: `"iou"`, or `"iof"` for the intersection over the area of the box of `a`
-            (KITTI's DontCare test).
-
-    Returns:
-        `Tensor[P]` float64.
-
-    Raises:
-        FormatError: an unknown mode.
-    """
-    if mode not in ("iou", "iof"):
-        raise FormatError(f"mode must be 'iou' or 'iof', got {mode!r}")
-    a, b = a.double(), b.double()
-    w = (torch.minimum(a[:, 2], b[:, 2]) - torch.maximum(a[:, 0], b[:, 0])).clamp(min=0)
-    h = (torch.minimum(a[:, 3], b[:, 3]) - torch.maximum(a[:, 1], b[:, 1])).clamp(min=0)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return overlap_ratio(w * h, area_a, area_b, mode)
 
 
 def _nms_2d(

@@ -35,10 +35,10 @@ from torch import Tensor, nn
 from pc3d.errors import FormatError, ShapeError, did_you_mean
 from pc3d.nn.assigners import MaxIoUAssigner
 from pc3d.nn.box_coders import DeltaXYZWLHRBBoxCoder
-from pc3d.nn.box_ops_2d import bbox_overlaps
 from pc3d.nn.labels import check_labels
 from pc3d.nn.losses import CrossEntropyLoss, FocalLoss, SmoothL1Loss
 from pc3d.ops import batched_nms_bev, box_iou_bev
+from pc3d.ops.iou_2d import bbox_overlaps
 from pc3d.structures import LiDARBoxes3D, limit_period
 from pc3d_det3d.mmdet3d_compat import build_anchor_generator
 from pc3d_det3d.structures import Detections3D
@@ -128,6 +128,12 @@ def _nearest_bev_iou(gt_boxes: Tensor, anchors: Tensor) -> Tensor:
 IOU_CALCULATORS = {"rotated": _bev_iou, "nearest": _nearest_bev_iou}
 
 
+def _at_least_one(value: int, key: str) -> int:
+    if int(value) < 1:
+        raise FormatError(f"model.bbox_head.{key} must be at least 1, got {value!r}")
+    return int(value)
+
+
 def _sin_difference(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     """Replace the yaw columns by ``sin(p) cos(t)`` and ``cos(p) sin(t)``: their difference is
     ``sin(p - t)``, zero for a box and its turned twin."""
@@ -142,9 +148,15 @@ def _sin_difference(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
 class Anchor3DHead(nn.Module):
     """Anchor-based 3D head (see the module docstring).
 
+    ``num_classes`` and ``in_channels`` may be left out: :class:`~pc3d_det3d.voxelnet.VoxelDetector`
+    derives them (``len(class_names)`` and its neck's output channels) and calls :meth:`complete`,
+    which builds the layers. A head given both is complete when constructed.
+
     Args:
-        num_classes: number of classes; one anchor size (and range) per class.
-        in_channels: channels of the BEV map the head reads (e.g. 384 after SECOND FPN).
+        num_classes: number of classes; one anchor size (and range) per class. Default: the
+            detector's ``len(class_names)``.
+        in_channels: channels of the BEV map the head reads (e.g. 384 after SECOND FPN). Default:
+            the detector's neck's output channels.
         anchor_generator: ``ranges``, ``sizes``, ``rotations`` (and optional ``align_corner``) of
             :class:`~pc3d.nn.anchors_3d.AnchorGenerator3D`, and optionally ``generator``:
             MMDetection3D's generator name (see :mod:`pc3d_det3d.mmdet3d_compat`).
@@ -161,10 +173,14 @@ class Anchor3DHead(nn.Module):
         diff_rad_by_sin: compare yaw residuals through ``sin`` in the box loss.
     """
 
+    num_classes: int
+    in_channels: int
+
     def __init__(
         self,
-        num_classes: int,
-        in_channels: int,
+        num_classes: int | None = None,
+        in_channels: int | None = None,
+        *,
         anchor_generator: Mapping[str, Any],
         assigner: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
         loss_cls: Mapping[str, Any] | None = None,
@@ -176,20 +192,20 @@ class Anchor3DHead(nn.Module):
         diff_rad_by_sin: bool = True,
     ) -> None:
         super().__init__()
-        if int(num_classes) < 1:
-            raise FormatError(f"model.bbox_head.num_classes must be at least 1, got {num_classes!r}")
-        self.num_classes = int(num_classes)
-        self.in_channels = int(in_channels)
+        # Given values are attributes at once (the detector checks them against what it derives);
+        # left-out ones appear when complete() builds the layers.
+        if num_classes is not None:
+            self.num_classes = _at_least_one(num_classes, "num_classes")
+        if in_channels is not None:
+            self.in_channels = _at_least_one(in_channels, "in_channels")
+        # Where the class count comes from, for the messages of the per-class lists.
+        self.classes_key = "model.bbox_head.num_classes" if num_classes is not None else "model.class_names"
         self.anchor_generator = build_anchor_generator(anchor_generator)
-        if len(self.anchor_generator.sizes) != self.num_classes:
-            raise FormatError(
-                f"model.bbox_head.anchor_generator.sizes has {len(self.anchor_generator.sizes)} sizes for "
-                f"{self.num_classes} classes (model.bbox_head.num_classes): give one anchor size per class"
-            )
         self.num_anchors = self.anchor_generator.num_base_anchors
         self.num_rotations = len(self.anchor_generator.rotations)
         self.box_coder = DeltaXYZWLHRBBoxCoder()
-        self.assigners = self._build_assigners(assigner)
+        self.assigner_settings = assigner
+        self.assigners: list[MaxIoUAssigner] = []
         self.loss_cls = FocalLoss(**dict(loss_cls or {"gamma": 2.0, "alpha": 0.25, "loss_weight": 1.0}))
         self.loss_bbox = SmoothL1Loss(**dict(loss_bbox or {"beta": 1.0 / 9.0, "loss_weight": 2.0}))
         self.loss_dir = CrossEntropyLoss(**dict(loss_dir or {"loss_weight": 0.2}))
@@ -197,9 +213,41 @@ class Anchor3DHead(nn.Module):
         self.dir_offset = float(dir_offset)
         self.dir_limit_offset = float(dir_limit_offset)
         self.diff_rad_by_sin = bool(diff_rad_by_sin)
-        self.conv_cls = nn.Conv2d(in_channels, self.num_anchors * self.num_classes, 1)
-        self.conv_reg = nn.Conv2d(in_channels, self.num_anchors * self.box_coder.code_size, 1)
-        self.conv_dir_cls = nn.Conv2d(in_channels, self.num_anchors * 2, 1)
+        if num_classes is not None and in_channels is not None:
+            self.complete(num_classes, in_channels)
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether the layers are built (the class and channel counts are known)."""
+        return "conv_cls" in self._modules
+
+    def complete(self, num_classes: int, in_channels: int) -> None:
+        """Build the layers for ``num_classes`` classes over a map of ``in_channels`` channels.
+
+        :class:`~pc3d_det3d.voxelnet.VoxelDetector` calls it with the counts it derives; on a
+        complete head it only checks that they are the head's.
+
+        Raises:
+            FormatError: a count differs from the one the head was given, a count below 1, or
+                anchor sizes or assigner entries that are not one per class.
+        """
+        for key, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+            given = self.__dict__.get(key)
+            if given is not None and given != value:
+                raise FormatError(f"model.bbox_head.{key} is {given} but the detector gives the head {value}")
+        if self.is_complete:
+            return
+        self.num_classes = _at_least_one(num_classes, "num_classes")
+        self.in_channels = _at_least_one(in_channels, "in_channels")
+        if len(self.anchor_generator.sizes) != self.num_classes:
+            raise FormatError(
+                f"model.bbox_head.anchor_generator.sizes has {len(self.anchor_generator.sizes)} sizes for "
+                f"{self.num_classes} classes ({self.classes_key}): give one anchor size per class"
+            )
+        self.assigners = self._build_assigners(self.assigner_settings)
+        self.conv_cls = nn.Conv2d(self.in_channels, self.num_anchors * self.num_classes, 1)
+        self.conv_reg = nn.Conv2d(self.in_channels, self.num_anchors * self.box_coder.code_size, 1)
+        self.conv_dir_cls = nn.Conv2d(self.in_channels, self.num_anchors * 2, 1)
         self.init_weights()
 
     def _build_assigners(
@@ -212,7 +260,7 @@ class Anchor3DHead(nn.Module):
         if len(settings) != self.num_classes:
             raise FormatError(
                 f"model.bbox_head.assigner has {len(settings)} entries for {self.num_classes} classes "
-                "(model.bbox_head.num_classes): give one per class, or a single mapping"
+                f"({self.classes_key}): give one per class, or a single mapping"
             )
         assigners = []
         for i, setting in enumerate(settings):
@@ -239,6 +287,11 @@ class Anchor3DHead(nn.Module):
             if len(features) != 1:
                 raise ShapeError(f"Anchor3DHead reads one BEV map, got {len(features)} levels")
             features = features[0]
+        if not self.is_complete:
+            raise FormatError(
+                "Anchor3DHead has no layers yet: give it num_classes and in_channels, or build it as "
+                "a VoxelDetector's bbox_head, which derives them"
+            )
         # The three 1x1 convs as one: a single pass over the map (forward and backward) instead of
         # three. The modules stay separate so checkpoints keep MMDetection3D's names.
         convs = (self.conv_cls, self.conv_reg, self.conv_dir_cls)
@@ -357,7 +410,7 @@ class Anchor3DHead(nn.Module):
 
     def _checked(self, labels: Tensor, device: torch.device) -> Tensor:
         labels = labels.to(device=device, dtype=torch.long).reshape(-1)
-        check_labels(labels, self.num_classes, "model.bbox_head.num_classes")
+        check_labels(labels, self.num_classes, self.classes_key)
         return labels
 
     # -- inference ---------------------------------------------------------------------------

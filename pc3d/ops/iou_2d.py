@@ -4,7 +4,8 @@ Width is `x2 - x1` (continuous coordinates, no "+1" pixel convention). Pairwise 
 `Tensor[N, 4]` and `Tensor[M, 4]` and return `Tensor[N, M]`; `aligned=True` takes two `Tensor[N, 4]`
 and returns `Tensor[N]` for row-wise pairs. Leading batch dimensions are allowed
 (`Tensor[..., N, 4]`). Degenerate boxes (zero area) get IoU 0 with everything; `eps` only guards
-divisions by zero. For aligned IoU of pairs in float64 see also `pc3d.ops.box_iou_2d`.
+divisions by zero; with `eps=0` a zero union gives 0 exactly. `box_iou_2d` is the aligned IoU of
+pairs in float64 that 2D NMS and the KITTI evaluation use.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import torch
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.ops.bev_area import overlap_ratio
+
+__all__ = ["OverlapMode", "bbox_overlaps", "box_area", "box_iou", "box_iou_2d", "generalized_box_iou"]
 
 OverlapMode = Literal["iou", "iof", "giou"]
 
@@ -41,7 +45,8 @@ def bbox_overlaps(
         boxes2: `Tensor[..., M, 4]` (`M == N` when `aligned`).
         mode: `"iou"`, `"iof"` or `"giou"` (GIoU is in [-1, 1]).
         aligned: row-wise pairs instead of all pairs.
-        eps: added to the denominators (a union or enclosing area of 0 then gives 0).
+        eps: added to the denominators (a union or enclosing area of 0 then gives 0); with 0,
+            IoU and IoF are exact ratios, 0 where the denominator is 0.
 
     Returns:
         `Tensor[..., N, M]`, or `Tensor[..., N]` when `aligned`.
@@ -66,6 +71,8 @@ def bbox_overlaps(
     rb = torch.minimum(a[..., 2:], b[..., 2:])
     wh = (rb - lt).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
+    if eps == 0 and mode != "giou":
+        return overlap_ratio(inter, area1, area2, mode)
     if mode == "iof":
         return inter / (area1 + eps)
     union = area1 + area2 - inter
@@ -85,3 +92,23 @@ def box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Pairwise GIoU (Rezatofighi et al., 2019): `Tensor[N, 4]`, `Tensor[M, 4]` -> `Tensor[N, M]` in [-1, 1]."""
     return bbox_overlaps(boxes1, boxes2, "giou")
+
+
+def box_iou_2d(a: Tensor, b: Tensor, mode: str = "iou") -> Tensor:
+    """IoU of aligned pairs of boxes `Tensor[P, 4]` -> `Tensor[P]`, exactly, in float64.
+
+    Args:
+        a: `Tensor[P, 4]`.
+        b: `Tensor[P, 4]`.
+        mode: `"iou"`, or `"iof"` for the intersection over the area of the box of `a`
+            (KITTI's DontCare test).
+
+    Returns:
+        `Tensor[P]` float64; a pair whose union (or `a`'s area, for IoF) is 0 gives 0.
+
+    Raises:
+        FormatError: an unknown mode.
+    """
+    if mode not in ("iou", "iof"):
+        raise FormatError(f"mode must be 'iou' or 'iof', got {mode!r}")
+    return bbox_overlaps(a.double(), b.double(), mode, aligned=True, eps=0.0)  # type: ignore[arg-type]
