@@ -1,4 +1,5 @@
-"""The arguments several commands take, declared once: the command itself, CONFIG, --set, --device.
+"""The arguments several commands take, declared once: the command itself, CONFIG, --set, --device,
+--nan-policy.
 
 Standard library only (``pc3d --help`` builds every parser). The other commands' ``add_parser`` and
 ``add_argument`` calls look alike on purpose: each declares options of its own.
@@ -11,6 +12,10 @@ from typing import Any
 
 #: Where a model runs, for ``--device`` of the config-driven commands (the engine's choices).
 DEVICES = ("auto", "cpu", "cuda")
+
+#: What ``--nan-policy`` accepts: ``pc3d.io.points.NAN_POLICIES`` but "keep", which would hand
+#: NaN coordinates on to code that cannot use them (``pc3d info`` counts them without the option).
+NAN_POLICIES = ("drop", "raise")
 
 
 def add_command(
@@ -80,4 +85,23 @@ def add_device_argument(parser: argparse.ArgumentParser, doing: str) -> None:
         choices=DEVICES,
         default=None,
         help=f"where to {doing} (default: the config's runtime.device, which defaults to auto)",
+    )
+
+
+def add_nan_policy_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--nan-policy drop|raise`` (``args.nan_policy``, default ``drop``) to a command that
+    reads point clouds.
+
+    It is the ``nan_policy`` of ``pc3d.io.points.read_point_file``: points whose x, y or z is NaN
+    or infinite are dropped with a warning (the warning names this option) or stop the command
+    with an error naming the file and how many points are bad.
+
+    Args:
+        parser: The command's parser.
+    """
+    parser.add_argument(
+        "--nan-policy",
+        choices=NAN_POLICIES,
+        default="drop",
+        help="points with NaN/inf coordinates: drop them with a warning (default) or fail",
     )

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pc3d.cli.arguments import add_command
+from pc3d.cli.arguments import add_command, add_nan_policy_argument
 from pc3d.cli.inputs import must_exist
 from pc3d.structures.box_mode import MODE_NAMES
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     import numpy as np
 
 MODES = MODE_NAMES
-NAN_POLICIES = ("drop", "raise")
 DESCRIPTION = (
     "Convert boxes or points between the LiDAR, Camera and Depth coordinate systems, "
     "and between file formats."
@@ -73,12 +72,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="float32 values per point of a .bin input (default 4)",
     )
-    parser.add_argument(
-        "--nan-policy",
-        choices=NAN_POLICIES,
-        default="drop",
-        help="points with NaN/inf coordinates: drop them with a warning (default) or fail",
-    )
+    add_nan_policy_argument(parser)
     parser.add_argument("--ascii", action="store_true", help="write .pcd/.ply as text instead of binary")
     parser.set_defaults(func=run)
 

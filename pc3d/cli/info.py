@@ -111,7 +111,10 @@ def _point_info(path: Path, num_features: int | None) -> str:
         f"  fields  {', '.join(data.fields)}",
     ]
     if rows_bad:
-        lines.append(f"  {rows_bad:,} points have NaN or infinite x/y/z (dropped by default when loading)")
+        lines.append(
+            f"  {rows_bad:,} points have NaN or infinite x/y/z (the commands reading point clouds "
+            "drop them with a warning, or stop with --nan-policy raise)"
+        )
     lines += ["", _bounds_table(data.fields, data.array)]
     return "\n".join(lines)
 

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pc3d.cli.arguments import add_nan_policy_argument
 from pc3d.cli.inputs import kitti_training_dir
 from pc3d.data_files import DEFAULT_DEMO_FRAME, kitti_sample_root
 
@@ -52,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="output JSON (default work_dirs/kitti-boxes/<frame>_lidar_boxes.json)",
     )
+    add_nan_policy_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -72,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from pc3d.io.points import points_from_data
 
     root = kitti_training_dir(args.root) if args.root is not None else kitti_sample_root()
-    frame = load_kitti_frame(root, args.frame)
+    frame = load_kitti_frame(root, args.frame, nan_policy=args.nan_policy)
     if frame.labels is None:
         raise Pc3dError(
             f"frame {frame.frame_id} has no labels: {root / 'label_2' / (frame.frame_id + '.txt')} is missing"

@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from pc3d.cli.arguments import add_command
+from pc3d.cli.arguments import add_command, add_nan_policy_argument
 from pc3d.cli.show_inputs import (
     ShowInputs,
     concat_box_sets,
@@ -76,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add what is drawn: the cloud or KITTI frame, box files, coordinate mode, calibration, image.
+    """Add what is drawn: the cloud or KITTI frame, box files, coordinate mode, calibration, image,
+    and what becomes of points with NaN coordinates.
 
     Args:
         parser: the `show` parser.
@@ -117,6 +118,7 @@ def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image", type=Path, metavar="FILE", help="camera image for --view camera (needs --calib)"
     )
+    add_nan_policy_argument(parser)
 
 
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -239,7 +241,9 @@ def run(args: argparse.Namespace) -> int:
     class_names = parse_class_names(args.class_names)
     point_labels = None
     if args.point_labels is not None:
-        point_labels = read_point_labels(args.point_labels, len(inputs.points))
+        point_labels = read_point_labels(args.point_labels, inputs.num_file_points)
+        if inputs.kept is not None:  # the labels of the points --nan-policy drop kept
+            point_labels = point_labels[inputs.kept]
     common = dict(
         view=view,
         size=size,

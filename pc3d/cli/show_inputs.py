@@ -17,6 +17,7 @@ from pc3d.cli.inputs import kitti_training_dir, must_exist
 if TYPE_CHECKING:
     import numpy as np
 
+    from pc3d.io.points import NanPolicy, PointCloudData
     from pc3d.vis import BoxSet
 
 __all__ = [
@@ -40,6 +41,8 @@ class ShowInputs:
         projection: `[3, 4]` camera -> image matrix (`P2`), or None.
         image_path: the camera image, or None.
         forward_only: frame only the scan's front half (KITTI labels cover the camera's view).
+        kept: the file's points that `--nan-policy drop` kept (`bool[N_file]`), None when all
+            were kept; per-point labels are read for the file's rows and then filtered by it.
     """
 
     points: np.ndarray
@@ -49,6 +52,20 @@ class ShowInputs:
     projection: np.ndarray | None = None
     image_path: Path | None = None
     forward_only: bool = False
+    kept: np.ndarray | None = None
+
+    @property
+    def num_file_points(self) -> int:
+        """The number of points in the file, before `--nan-policy drop`."""
+        return len(self.points) if self.kept is None else len(self.kept)
+
+
+def _apply_nan_policy(data: PointCloudData, nan_policy: NanPolicy) -> tuple[np.ndarray, np.ndarray | None]:
+    """The points `nan_policy` keeps, and which of the file's rows they are (None: all)."""
+    from pc3d.io.points import nan_policy_mask
+
+    kept = nan_policy_mask(data.path, data.array, nan_policy)
+    return (data.array if kept is None else data.array[kept]), kept
 
 
 def file_inputs(args: argparse.Namespace) -> ShowInputs:
@@ -68,7 +85,9 @@ def file_inputs(args: argparse.Namespace) -> ShowInputs:
             "give a point cloud file (pc3d show CLOUD ...) or a KITTI frame (--kitti ROOT --frame ID)"
         )
     must_exist(args.cloud, "point cloud")
-    inputs = ShowInputs(read_point_file(args.cloud).array, None, None, image_path=args.image)
+    # Read as the file holds them: --point-labels FILE has a label for every row of the file.
+    points, kept = _apply_nan_policy(read_point_file(args.cloud, nan_policy="keep"), args.nan_policy)
+    inputs = ShowInputs(points, None, None, image_path=args.image, kept=kept)
     if args.calib is not None:
         must_exist(args.calib, "--calib")
         calib = read_kitti_calib(args.calib)
@@ -100,7 +119,8 @@ def kitti_inputs(args: argparse.Namespace) -> ShowInputs:
     root = kitti_training_dir(args.kitti)
     # "1" and "000001" name the same frame (KITTI stems are six digits).
     frame_id: str | int = int(args.frame) if args.frame.isdigit() and len(args.frame) < 6 else args.frame
-    frame = load_kitti_frame(root, frame_id)
+    frame = load_kitti_frame(root, frame_id, nan_policy="keep")
+    points, kept = _apply_nan_policy(frame.points, args.nan_policy)
     calib = frame.calib
     if args.calib is not None:
         must_exist(args.calib, "--calib")
@@ -122,7 +142,7 @@ def kitti_inputs(args: argparse.Namespace) -> ShowInputs:
     pred = read_box_files(args.pred, "lidar", "--pred")
     # KITTI labels only cover the camera's view ahead: frame that half of the scan.
     return ShowInputs(
-        frame.points.array, gt, pred, calib.lidar_to_cam, calib.P2, image_path, forward_only=True
+        points, gt, pred, calib.lidar_to_cam, calib.P2, image_path, forward_only=True, kept=kept
     )
 
 

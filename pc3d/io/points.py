@@ -56,6 +56,7 @@ __all__ = [
     "fields_of_points",
     "load_points",
     "lzf_decompress",
+    "nan_policy_mask",
     "points_from_data",
     "read_point_file",
     "save_points",
@@ -198,13 +199,36 @@ def apply_nan_policy(path: Path | None, array: np.ndarray, nan_policy: NanPolicy
     Raises:
         FormatError: `"raise"` and some point is bad, naming the first one.
     """
+    kept = nan_policy_mask(path, array, nan_policy, stacklevel=4)
+    return array if kept is None else array[kept]
+
+
+def nan_policy_mask(
+    path: Path | None, array: np.ndarray, nan_policy: NanPolicy, stacklevel: int = 2
+) -> np.ndarray | None:
+    """The points of `array` that `nan_policy` keeps, warning or raising as `apply_nan_policy`.
+
+    For callers that must drop the same rows of data that goes with the points (per-point labels).
+
+    Args:
+        path: the file the points come from, named in the warning or error.
+        array: `[N, C]`, x, y, z first.
+        nan_policy: `"drop"`, `"raise"` or `"keep"`.
+        stacklevel: of the `NonFinitePointsWarning` (2: the caller of this function).
+
+    Returns:
+        `bool ndarray[N]` of the points kept, or None when every point is kept.
+
+    Raises:
+        FormatError: `"raise"` and some point is bad, naming the first one.
+    """
     # Whole-array check first: a contiguous reduction is ~40x cheaper than the per-row one.
     if nan_policy == "keep" or array.shape[0] == 0 or np.isfinite(array).all():
-        return array
+        return None
     finite = np.isfinite(array[:, :3]).all(axis=1)
     num_bad = int(array.shape[0] - np.count_nonzero(finite))
     if num_bad == 0:
-        return array
+        return None
     where = f"{path}: " if path is not None else ""
     if nan_policy == "raise":
         first = int(np.argmin(finite))
@@ -218,9 +242,9 @@ def apply_nan_policy(path: Path | None, array: np.ndarray, nan_policy: NanPolicy
         f"{where}dropped {num_bad} of {array.shape[0]} points with NaN or infinite x/y/z; "
         "to stop with an error instead, use --nan-policy raise (nan_policy='raise' in Python)",
         NonFinitePointsWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
-    return array[finite]
+    return finite
 
 
 # ---------------------------------------------------------------------------------- write

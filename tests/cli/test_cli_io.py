@@ -306,3 +306,95 @@ def test_kitti_boxes_takes_the_kitti_root_too(tmp_path: Path, capsys: pytest.Cap
     out = tmp_path / "root.json"
     assert main(["kitti-boxes", "--kitti", str(KITTI.parent), "--out", str(out)]) == 0
     assert "boxes per class: Car 1, Cyclist 1, Truck 1" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------- --nan-policy
+
+
+def _kitti_with_nan_points(tmp_path: Path) -> tuple[Path, Path, int]:
+    """A KITTI root whose frame 000001 has 2 points with NaN x; the scan and its point count."""
+    training = tmp_path / "kitti" / "training"
+    for folder in ("calib", "label_2"):
+        (training / folder).mkdir(parents=True)
+        shutil.copy(KITTI / folder / "000001.txt", training / folder / "000001.txt")
+    scan = np.fromfile(SCAN, np.float32).reshape(-1, 4)[::16].copy()
+    scan[[3, 10], 0] = np.nan
+    (training / "velodyne").mkdir()
+    path = training / "velodyne" / "000001.bin"
+    scan.tofile(path)
+    return training.parent, path, len(scan)
+
+
+def _no_rendering(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """`pc3d show --out` without drawing: the points and options each render call got."""
+    import pc3d.vis
+
+    calls: list[dict[str, object]] = []
+
+    def render(points: np.ndarray, gt: object, pred: object, **options: object) -> np.ndarray:
+        calls.append({"points": points, **options})
+        return np.zeros((2, 3, 3), np.uint8)
+
+    monkeypatch.setattr(pc3d.vis, "render", render)
+    return calls
+
+
+# Every command that reads a point cloud, with {root} (a KITTI root), {scan} (its frame's scan)
+# and {tmp} filled in.
+NAN_POLICY_COMMANDS = {
+    "convert": ["convert", "--src", "lidar", "--dst", "camera", "{scan}", "{tmp}/out.bin"],
+    "show": ["show", "{scan}", "--out", "{tmp}/out.png"],
+    "show --kitti": ["show", "--kitti", "{root}", "--frame", "000001", "--out", "{tmp}/out.png"],
+    "kitti-boxes": ["kitti-boxes", "--kitti", "{root}", "--out", "{tmp}/out.json"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(NAN_POLICY_COMMANDS))
+def test_every_point_reading_command_takes_nan_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    root, scan, num_points = _kitti_with_nan_points(tmp_path)
+    _no_rendering(monkeypatch)
+    argv = [a.format(root=root, scan=scan, tmp=tmp_path) for a in NAN_POLICY_COMMANDS[command]]
+    name = argv[0]
+    # Default: the points are dropped, and one warning line names the file and the count.
+    assert main(argv) == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warning == [
+        f"pc3d {name}: warning: {scan}: dropped 2 of {num_points} points with NaN or infinite x/y/z; "
+        "to stop with an error instead, use --nan-policy raise (nan_policy='raise' in Python)"
+    ]
+    # The option the warning suggests: exit status 2, one line naming the file and the count.
+    for written in tmp_path.glob("out.*"):
+        written.unlink()
+    assert main([*argv, "--nan-policy", "raise"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"pc3d {name}: error: {scan}: 2 of {num_points} points have NaN or infinite x/y/z")
+    assert "the first is point 3 (0-based)" in err
+    assert not list(tmp_path.glob("out.*"))
+
+
+def test_show_drops_the_labels_of_the_points_it_drops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, scan, num_points = _kitti_with_nan_points(tmp_path)
+    calls = _no_rendering(monkeypatch)
+    labels = tmp_path / "labels.npy"
+    np.save(labels, np.arange(num_points) % 5)  # one label per row of the file
+    assert main(["show", str(scan), "--point-labels", str(labels), "--out", str(tmp_path / "o.png")]) == 0
+    assert "dropped 2 of" in capsys.readouterr().err
+    (call,) = calls
+    kept = np.delete(np.arange(num_points), [3, 10])
+    assert len(call["points"]) == num_points - 2  # type: ignore[arg-type]
+    np.testing.assert_array_equal(call["point_labels"], kept % 5)
+
+
+def test_info_reports_nan_points_and_how_the_other_commands_treat_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, scan, num_points = _kitti_with_nan_points(tmp_path)
+    assert main(["info", str(scan)]) == 0  # counts them, whatever a later reader would do
+    out = capsys.readouterr().out
+    assert f"points  {num_points:,}" in out
+    assert "2 points have NaN or infinite x/y/z" in out and "--nan-policy raise" in out

@@ -14,7 +14,7 @@ import numpy as np
 from pc3d.errors import FormatError
 from pc3d.io.kitti.calib import KittiCalib, read_kitti_calib
 from pc3d.io.kitti.labels import KittiLabels, read_kitti_labels
-from pc3d.io.points import PointCloudData, read_point_file
+from pc3d.io.points import NanPolicy, PointCloudData, read_point_file
 
 __all__ = ["KittiFrame", "load_kitti_frame", "read_png_size"]
 
@@ -61,7 +61,10 @@ class KittiFrame:
 
 
 def load_kitti_frame(
-    root: str | os.PathLike[str], frame_id: str | int, label_dtype: Any = np.float32
+    root: str | os.PathLike[str],
+    frame_id: str | int,
+    label_dtype: Any = np.float32,
+    nan_policy: NanPolicy = "drop",
 ) -> KittiFrame:
     """Read `velodyne/`, `calib/`, `label_2/` (and find `image_2/`) for one frame of `root`.
 
@@ -70,6 +73,8 @@ def load_kitti_frame(
         frame_id: an int (`1` -> `"000001"`) or the file stem.
         label_dtype: dtype of the label columns (float64 keeps the file's decimals, as the
             evaluation needs).
+        nan_policy: what to do with scan points whose x, y or z is not finite (see
+            `pc3d.io.points.read_point_file`).
 
     Returns:
         The frame.
@@ -97,7 +102,7 @@ def load_kitti_frame(
     return KittiFrame(
         frame_id=stem,
         root=root,
-        points=read_point_file(velodyne, num_features=4),
+        points=read_point_file(velodyne, num_features=4, nan_policy=nan_policy),
         calib=read_kitti_calib(calib_path),
         labels=read_kitti_labels(label_path, dtype=label_dtype) if label_path.is_file() else None,
         image_path=image_path if image_path.is_file() else None,
