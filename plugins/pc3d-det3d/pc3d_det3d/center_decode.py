@@ -97,17 +97,26 @@ class CenterDecodeSettings:
 
 
 def decode_task(
-    heatmap: Tensor, regression: Tensor, classes: Sequence[int], grid: BEVGrid, settings: CenterDecodeSettings
+    heatmap: Tensor,
+    regression: Tensor,
+    classes: Sequence[int],
+    grid: BEVGrid,
+    settings: CenterDecodeSettings,
+    gravity_z: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The top peaks of one task: boxes ``Tensor[B, k, 7 or 9]`` (bottom centre), scores
     ``Tensor[B, k]`` and global labels ``Long[B, k]``.
 
     Args:
         heatmap: ``Tensor[B, K_task, ny, nx]`` logits.
-        regression: ``Tensor[B, code_size, ny, nx]`` (see :mod:`pc3d_det3d.center_targets`).
+        regression: ``Tensor[B, code_size, ny, nx]``: ``dx, dy`` (in cells), ``z``, three log
+            sizes, ``sin, cos`` of the yaw, then any extra channels (velocity), as
+            :mod:`pc3d_det3d.center_targets` encodes them.
         classes: global class index of each heatmap channel.
         grid: the head's output grid.
         settings: decoding settings.
+        gravity_z: ``z`` is the gravity centre's height (CenterPoint); False: the bottom's (the
+            minimal head of :mod:`pc3d_det3d.heads`).
     """
     heat = heatmap.sigmoid()
     _, _, ny, nx = heat.shape
@@ -124,7 +133,7 @@ def decode_task(
     x = grid.point_cloud_range[0] + (col + reg[..., 0]) * grid.cell_size[0]
     y = grid.point_cloud_range[1] + (row + reg[..., 1]) * grid.cell_size[1]
     sizes = reg[..., 3:6].clamp(max=MAX_LOG_SIZE).exp()
-    z = reg[..., 2] - sizes[..., 2] / 2  # gravity centre -> bottom centre
+    z = reg[..., 2] - sizes[..., 2] / 2 if gravity_z else reg[..., 2]  # -> bottom centre
     yaw = torch.atan2(reg[..., 6], reg[..., 7])
     boxes = torch.cat(
         [x[..., None], y[..., None], z[..., None], sizes, yaw[..., None], reg[..., 8:10]], dim=-1

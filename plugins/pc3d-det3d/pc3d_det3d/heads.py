@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError
@@ -27,11 +26,10 @@ from pc3d.nn.labels import check_labels
 from pc3d.nn.layers import ConvNormAct
 from pc3d.nn.losses import gaussian_focal_loss, l1_loss
 from pc3d.structures import LiDARBoxes3D
+from pc3d_det3d.center_decode import CenterDecodeSettings, decode_task
 from pc3d_det3d.structures import BEVGrid, Detections3D, lidar_box_tensor
 
 REGRESSION_CHANNELS = 8
-# Keeps exp(log size) finite when an untrained head outputs large values.
-_MAX_LOG_SIZE = 5.0
 
 
 class CenterHeadOutput(NamedTuple):
@@ -211,28 +209,16 @@ def decode_center_output(
     Returns:
         One :class:`Detections3D` per sample, highest score first.
     """
-    heat = output.heatmap.sigmoid()
-    batch, num_classes, ny, nx = heat.shape
-    peaks = heat == F.max_pool2d(heat, 3, stride=1, padding=1)
-    scores = (heat * peaks).flatten(1)  # [B, K * ny * nx]
-    top_scores, top_index = scores.topk(min(max_detections, scores.shape[1]), dim=1)
-    labels = top_index // (ny * nx)
-    cell = top_index % (ny * nx)
-    row, col = cell // nx, cell % nx
-    reg = (
-        output.regression.flatten(2)
-        .gather(2, cell[:, None, :].expand(-1, REGRESSION_CHANNELS, -1))
-        .transpose(1, 2)
-    )  # [B, k, 8]
-    x = grid.point_cloud_range[0] + (col + reg[..., 0]) * grid.cell_size[0]
-    y = grid.point_cloud_range[1] + (row + reg[..., 1]) * grid.cell_size[1]
-    sizes = reg[..., 3:6].clamp(max=_MAX_LOG_SIZE).exp()
-    yaw = torch.atan2(reg[..., 6], reg[..., 7])
-    boxes = torch.cat([x[..., None], y[..., None], reg[..., 2:3], sizes, yaw[..., None]], dim=-1)
-    keep = top_scores >= score_threshold
+    # CenterPoint's decoding with one task of every class and no NMS beyond the peaks.
+    settings = CenterDecodeSettings(score_threshold, max_detections, pool_kernel=3, nms_type="none")
+    classes = range(output.heatmap.shape[1])
+    boxes, scores, labels = decode_task(
+        output.heatmap, output.regression, classes, grid, settings, gravity_z=False
+    )
+    keep = scores >= score_threshold
     return [
-        Detections3D(LiDARBoxes3D(boxes[b][keep[b]]), top_scores[b][keep[b]], labels[b][keep[b]])
-        for b in range(batch)
+        Detections3D(LiDARBoxes3D(boxes[b][keep[b]]), scores[b][keep[b]], labels[b][keep[b]])
+        for b in range(boxes.shape[0])
     ]
 
 
