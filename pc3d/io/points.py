@@ -14,7 +14,7 @@ first, applies the NaN policy and writes atomically.
 | `.ply` | `ascii`, `binary_little_endian`, `binary_big_endian`; the `vertex` element | `ascii` and `binary_little_endian` | vertex property names |
 
 Non-finite coordinates: every reader applies `nan_policy` to the `x, y, z` columns
-(other columns are never inspected): `"drop"` (default) removes those points and emits a
+(other columns are never inspected, and points structures carry their NaN along): `"drop"` (default) removes those points and emits a
 `NonFinitePointsWarning` with the count and the file, `"raise"` raises a `FormatError` naming the
 file and the first bad point, `"keep"` returns them untouched. An empty cloud is valid everywhere.
 """
@@ -317,7 +317,7 @@ def load_points(
     """Read a point-cloud file into a points structure (`LiDARPoints` for `mode="lidar"`).
 
     Columns after `x, y, z` become named attributes (`red, green, blue` become one `color`
-    attribute, as in MMDetection3D).
+    attribute, as in MMDetection3D); they may hold NaN (an unknown intensity), x, y, z may not.
 
     Args:
         path: the file (see `read_point_file`).
@@ -358,8 +358,9 @@ def points_from_data(data: PointCloudData, mode: str = "lidar") -> BasePoints:
     except FormatError as err:
         if data.path is None:
             raise
-        # Points structures hold finite values only; NaN outside x/y/z is kept by nan_policy.
-        raise FormatError(f"{data.path}: {err} (counting the points kept after nan_policy)") from err
+        # Points structures need finite x, y, z (other columns may hold NaN). Only nan_policy
+        # "keep" lets a bad coordinate through, and it keeps every point: the row is the file's.
+        raise FormatError(f"{data.path}: {err}") from err
 
 
 def _attribute_dims(fields: Sequence[str]) -> dict[str, int | list[int]] | None:

@@ -53,7 +53,9 @@ class BasePoints(TensorContainer):
 
     Raises:
         ShapeError: not 2-D, fewer than 3 columns, or an attribute column out of range.
-        FormatError: non-numeric data, or NaN/inf in a row (the message names the first one).
+        FormatError: non-numeric data, or NaN/inf in x, y or z (the message names the first
+            point). Other columns may hold NaN (a point whose intensity is unknown is still a
+            point, as in MMDetection3D); they are carried along untouched.
     """
 
     mode: ClassVar[BoxMode]
@@ -79,7 +81,8 @@ class BasePoints(TensorContainer):
         if points_dim is not None and data.shape[1] != points_dim:
             raise ShapeError(f"{name}: points_dim={points_dim} but the data has {data.shape[1]} columns")
         attrs = self._check_attribute_dims(attribute_dims, data.shape[1])
-        check_finite(data, name, self._column_names(attrs, data.shape[1]))
+        # Coordinates only: every geometric operation reads them, none reads the attributes.
+        check_finite(data[:, :3], name, ("x", "y", "z"))
         self.tensor = data
         self.attribute_dims = attrs
 
@@ -111,14 +114,6 @@ class BasePoints(TensorContainer):
                 int(cols) if isinstance(cols, (int, np.integer)) else [int(c) for c in col_list]
             )
         return checked
-
-    @staticmethod
-    def _column_names(attrs: dict[str, int | list[int]] | None, width: int) -> list[str]:
-        names = ["x", "y", "z"] + [f"column {i}" for i in range(3, width)]
-        for name, cols in (attrs or {}).items():
-            for k, col in enumerate([cols] if isinstance(cols, int) else cols):
-                names[col] = name if isinstance(cols, int) else f"{name}[{k}]"
-        return names
 
     def _rewrap(self, tensor: Tensor) -> Self:
         return self._wrap(tensor, self.attribute_dims)

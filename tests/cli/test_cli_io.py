@@ -398,3 +398,36 @@ def test_info_reports_nan_points_and_how_the_other_commands_treat_them(
     out = capsys.readouterr().out
     assert f"points  {num_points:,}" in out
     assert "2 points have NaN or infinite x/y/z" in out and "--nan-policy raise" in out
+
+
+def test_convert_carries_nan_intensities_through_a_change_of_system(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    array = np.fromfile(SCAN, np.float32).reshape(-1, 4)[:50].copy()
+    array[[0, 7], 3] = np.nan  # unknown intensities: still points
+    path = write_point_file(tmp_path / "nanint.bin", array)
+    calib = read_kitti_calib(CALIB)
+    expected = (calib.lidar_to_cam @ np.c_[array[:, :3], np.ones(len(array))].T).T[:, :3]
+    for policy in ("drop", "raise"):
+        out = tmp_path / f"cam_{policy}.bin"
+        argv = ["--src", "lidar", "--dst", "camera", "--calib", str(CALIB), "--nan-policy", policy]
+        assert main(["convert", *argv, str(path), str(out)]) == 0
+        assert capsys.readouterr().err == ""
+        back = read_point_file(out, nan_policy="raise")
+        assert back.num_points == 50 and np.isnan(back.array[[0, 7], 3]).all()
+        np.testing.assert_allclose(back.array[:, :3], expected, atol=1e-3)
+    # A bad coordinate in the same file is dropped, the NaN intensities stay with their points.
+    array[3, 1] = np.nan
+    write_point_file(path, array)
+    out = tmp_path / "cam.bin"
+    assert main(["convert", "--src", "lidar", "--dst", "depth", str(path), str(out)]) == 0
+    assert "dropped 1 of 50 points" in capsys.readouterr().err
+    back = read_point_file(out)
+    assert back.num_points == 49 and np.isnan(back.array[[0, 6], 3]).all()
+    assert (
+        main(["convert", "--src", "lidar", "--dst", "depth", "--nan-policy", "raise", str(path), str(out)])
+        == 2
+    )
+    assert (
+        "1 of 50 points have NaN or infinite x/y/z; the first is point 3 (0-based)" in capsys.readouterr().err
+    )

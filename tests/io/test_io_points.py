@@ -323,9 +323,10 @@ def test_nan_policy_keep_and_structures_name_the_file(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         data = read_point_file(path, nan_policy="keep")
     assert data.num_points == 6 and np.isnan(data.array[2, 0])
-    with pytest.warns(NonFinitePointsWarning), pytest.raises(FormatError) as err:
-        load_points(path)  # NaN intensity left in row 5 after dropping the bad coordinates
-    assert str(path) in str(err.value)
+    with pytest.raises(FormatError) as err:
+        load_points(path, nan_policy="keep")  # a NaN x reaches the structure
+    # The row is the file's: "keep" keeps every point.
+    assert str(err.value).startswith(f"{path}: LiDARPoints row 2: x (column 0) is nan; 2 row(s)")
     with pytest.raises(ValueError, match="nan_policy"):
         read_point_file(path, nan_policy="ignore")  # type: ignore[arg-type]
 
@@ -466,3 +467,13 @@ def test_npy_that_is_not_a_point_array(tmp_path: Path) -> None:
     np.save(tmp_path / "five.npy", np.zeros((5, 5)))
     with pytest.raises(FormatError, match="num_features=4 was asked for"):
         read_point_file(tmp_path / "five.npy", num_features=4)
+
+
+@pytest.mark.parametrize("mode", ["lidar", "camera", "depth"])
+def test_nan_attributes_are_points_all_the_same(tmp_path: Path, mode: str) -> None:
+    # A NaN intensity is an unknown intensity: the point is kept, and so is the NaN.
+    path = _nan_cloud(tmp_path)
+    with pytest.warns(NonFinitePointsWarning, match="dropped 2 of 6 points"):
+        points = load_points(path, mode=mode)
+    assert len(points) == 4 and torch.isnan(points.intensity[3])
+    np.testing.assert_array_equal(points.tensor[:3, 3].numpy(), [3, 7, 15])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pc3d.errors import FormatError, Pc3dError, ShapeError
-from pc3d.structures import convert_boxes, convert_points
+from pc3d.structures import DepthPoints, convert_boxes, convert_points
 
 from ._common import ROW, BoxMode, CameraBoxes3D, CameraPoints, DepthBoxes3D, LiDARBoxes3D, LiDARPoints
 
@@ -51,15 +51,33 @@ def test_non_finite_values_name_row_and_column(bad: float) -> None:
         LiDARBoxes3D(data)
 
 
-def test_nan_points_name_row_and_attribute() -> None:
+def test_nan_points_name_row_and_coordinate() -> None:
     pts = np.zeros((5, 4), dtype=np.float32)
     pts[3, 1] = np.nan
-    pts[4, 3] = np.nan
-    with pytest.raises(FormatError, match=r"LiDARPoints row 3: y \(column 1\) is nan; 2 row\(s\)"):
+    pts[4, 3] = np.nan  # an unknown intensity: not a bad point
+    with pytest.raises(FormatError, match=r"LiDARPoints row 3: y \(column 1\) is nan; 1 row\(s\)"):
         LiDARPoints(pts)
-    pts[3, 1] = 0
-    with pytest.raises(FormatError, match=r"row 4: intensity \(column 3\)"):
-        LiDARPoints(pts, attribute_dims={"intensity": 3})
+    pts[2, 2] = -np.inf
+    with pytest.raises(FormatError, match=r"CameraPoints row 2: z \(column 2\) is -inf; 2 row\(s\)"):
+        CameraPoints(pts)
+
+
+@pytest.mark.parametrize("cls", [LiDARPoints, CameraPoints, DepthPoints])
+def test_nan_attributes_are_carried_along(cls: type) -> None:
+    # x, y, z must be finite; other columns may hold NaN (as MMDetection3D's points may).
+    pts = np.arange(20, dtype=np.float32).reshape(5, 4)
+    pts[4, 3] = np.nan
+    pts[1, 3] = np.inf
+    points = cls(pts, attribute_dims={"intensity": 3})
+    assert torch.isnan(points.intensity[4]) and torch.isinf(points.intensity[1])
+    converted = points.convert_to("lidar" if cls is not LiDARPoints else "camera")
+    assert torch.isnan(converted.tensor[4, 3]) and torch.isfinite(converted.coord).all()
+    points.rotate(0.3)
+    points.flip("horizontal")
+    points.translate([1.0, 2.0, 3.0])
+    assert torch.isfinite(points.coord).all() and torch.isnan(points.tensor[4, 3])
+    assert len(points[points.in_range_3d([-100, -100, -100, 100, 100, 100])]) == 5
+    assert torch.isnan(points.new_point(pts).tensor[4, 3])
 
 
 def test_points_shape_and_attribute_errors() -> None:
