@@ -39,6 +39,11 @@ class BBoxHead(Protocol):
     :class:`~pc3d_det3d.anchor_head.Anchor3DHead`, :class:`~pc3d_det3d.center_head.CenterPointHead`
     or any head with these members.
 
+    A head may leave its class and channel counts to the detector: one without ``num_classes``
+    or ``in_channels`` and with a ``complete(num_classes, in_channels)`` method gets them from
+    :class:`VoxelDetector` (``len(class_names)``, the neck's output channels), which builds its
+    layers. Counts a head has are checked against the same values.
+
     Attributes:
         num_classes: classes the head predicts (checked against ``class_names``).
     """
@@ -116,8 +121,11 @@ class VoxelDetector(nn.Module):
         middle_encoder: ``forward(features [V, C'], coords [V, 4], batch_size) -> [B, C'', H, W]``.
         backbone: ``forward(map) -> tuple of maps``.
         neck: ``forward(maps) -> Tensor[B, C, H', W']``.
-        bbox_head: a :class:`BBoxHead`.
-        class_names: class of each label index (for outputs and logs).
+        bbox_head: a :class:`BBoxHead`. Its ``num_classes`` defaults to ``len(class_names)`` and
+            its ``in_channels`` to the neck's output channels (``sum(neck.out_channels)`` of
+            SECONDFPN's config); counts the head was given must equal these.
+        class_names: class of each label index (for outputs and logs); default ``"0"``,
+            ``"1"``, ... for the head's ``num_classes``.
         channels_last: run the BEV maps channels-last (:func:`pc3d.nn.fuse.to_channels_last`):
             the same outputs, a faster step on CPUs. Checkpoints are unaffected.
     """
@@ -140,15 +148,22 @@ class VoxelDetector(nn.Module):
         self.backbone = backbone
         self.neck = neck
         self.bbox_head = bbox_head
-        names = (
-            list(class_names) if class_names is not None else [str(i) for i in range(bbox_head.num_classes)]
-        )
-        if len(names) != bbox_head.num_classes:
+        self.class_names = _class_names(class_names, bbox_head)
+        channels = _neck_channels(neck)
+        head_channels = getattr(bbox_head, "in_channels", None)
+        if head_channels is not None and channels is not None and head_channels != channels:
             raise FormatError(
-                f"model.class_names lists {len(names)} classes but model.bbox_head.num_classes is "
-                f"{bbox_head.num_classes}"
+                f"model.bbox_head.in_channels is {head_channels} but model.neck outputs {channels} channels "
+                "(the sum of model.neck.out_channels); leave in_channels out to take the neck's"
             )
-        self.class_names = names
+        complete = getattr(bbox_head, "complete", None)
+        if callable(complete):
+            if channels is None and head_channels is None:
+                raise FormatError(
+                    f"model.bbox_head.in_channels: not given, and model.neck ({type(neck).__name__}) has no "
+                    "int out_channels to take it from; set it"
+                )
+            complete(len(self.class_names), channels if channels is not None else head_channels)
         if channels_last:
             from pc3d.nn.fuse import to_channels_last
 
@@ -234,3 +249,32 @@ class VoxelDetector(nn.Module):
         fast = optimize_for_inference(self, channels_last)
         assert isinstance(fast, VoxelDetector)
         return fast
+
+
+def _class_names(class_names: Sequence[str] | None, bbox_head: BBoxHead) -> list[str]:
+    """The detector's classes: ``class_names``, else one per class of the head (``"0"``, ...);
+    their count and the head's ``num_classes`` (if it has one) must agree."""
+    count: int | None = getattr(bbox_head, "num_classes", None)
+    if class_names is None:
+        if count is None:
+            raise FormatError(
+                "model.class_names: not given, and model.bbox_head has no num_classes either; set class_names"
+            )
+        return [str(i) for i in range(count)]
+    names = list(class_names)
+    if count is not None and len(names) != count:
+        raise FormatError(
+            f"model.class_names lists {len(names)} classes but model.bbox_head.num_classes is {count}"
+        )
+    return names
+
+
+def _neck_channels(neck: nn.Module) -> int | None:
+    """Channels of the neck's output map: its ``out_channels`` (SECONDFPN's is the sum of its
+    levels'), summed if a list; ``None`` when it has none."""
+    channels = getattr(neck, "out_channels", None)
+    if isinstance(channels, int):
+        return channels
+    if isinstance(channels, Sequence) and channels and all(isinstance(c, int) for c in channels):
+        return sum(channels)
+    return None
