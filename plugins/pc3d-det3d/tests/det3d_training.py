@@ -7,9 +7,11 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
+from pc3d.config import build, load_config
 from pc3d_det3d.datasets import KittiDataset
 
 #: The KITTI root shipped in tests/data (four labelled frames under ``training``).
@@ -49,6 +51,31 @@ SMALL_VOXELS = [
     "model.neck.out_channels=[16, 16]",
     "model.bbox_head.in_channels=32",
 ]
+
+#: Anchors over ``SMALL_RANGE`` (the published sizes and heights, MMDetection3D's class order).
+SMALL_ANCHORS = (
+    "model.bbox_head.anchor_generator.ranges=[[0, -19.2, -0.6, 70.4, 19.2, -0.6], "
+    "[0, -19.2, -0.6, 70.4, 19.2, -0.6], [0, -19.2, -1.78, 70.4, 19.2, -1.78]]"
+)
+#: A narrow CenterPoint head.
+SMALL_CENTER_HEAD = ["model.bbox_head.share_conv_channels=16", "model.bbox_head.head_channels=16"]
+#: The zoo detectors shrunk: everything else (encoders, anchors, assigners, losses) is the
+#: published model's, with the anchors spread over the smaller range.
+SMALL_MODELS = {
+    "pointpillars_hv-secfpn_kitti-3d-3class": [*SMALL_PILLARS, SMALL_ANCHORS],
+    "second_hv-secfpn_kitti-3d-3class": [*SMALL_VOXELS, SMALL_ANCHORS],
+    "centerpoint_pillar-secfpn_kitti-3d-3class": [*SMALL_PILLARS, *SMALL_CENTER_HEAD],
+    "centerpoint_voxel-secfpn_kitti-3d-3class": [*SMALL_VOXELS, *SMALL_CENTER_HEAD],
+}
+
+
+def small_model(name: str) -> nn.Module:
+    """The shrunk zoo detector ``name`` (a key of :data:`SMALL_MODELS`), built after seeding torch
+    with 0; a sparse-voxel one is skipped without spconv."""
+    if SMALL_MODELS[name][: len(SMALL_VOXELS)] == SMALL_VOXELS:
+        pytest.importorskip("spconv.pytorch", reason="the sparse voxel encoder needs spconv 2")
+    torch.manual_seed(0)
+    return build(load_config(name, SMALL_MODELS[name]).node("model"), kind="model")
 
 
 def kitti_frames(max_points: int | None = None) -> list[dict]:
