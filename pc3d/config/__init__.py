@@ -21,7 +21,7 @@ goes through them:
 
 from pc3d.config.building import build
 from pc3d.config.dumping import dump_config
-from pc3d.config.keys import BASE_KEY, KIND_KEY, REPLACE_KEY, TYPE_KEY, ConfigError, KeyPath
+from pc3d.config.keys import BASE_KEY, KIND_KEY, PLUGINS_KEY, REPLACE_KEY, TYPE_KEY, ConfigError, KeyPath
 from pc3d.config.kinds import ARGUMENT_KINDS, Kind
 from pc3d.config.loading import find_config, list_configs, load_config
 from pc3d.config.merging import merge
@@ -32,6 +32,7 @@ __all__ = [
     "ARGUMENT_KINDS",
     "BASE_KEY",
     "KIND_KEY",
+    "PLUGINS_KEY",
     "REPLACE_KEY",
     "TYPE_KEY",
     "Config",

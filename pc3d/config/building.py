@@ -14,11 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pc3d.config.dumping import recorded_distribution
 from pc3d.config.keys import KIND_KEY, TYPE_KEY, ConfigError
 from pc3d.config.kinds import ARGUMENT_KINDS, argument_kind, component_kind
 from pc3d.config.node import ConfigNode
 from pc3d.config.type_checks import conform, describe_value
 from pc3d.errors import Pc3dError, did_you_mean
+from pc3d.plugin_discovery import distribution_version
 from pc3d.plugin_manager import get_registry
 from pc3d.registry import KINDS, Registry, UnknownComponentError, describe_unknown_kind, normalize_plugin_name
 
@@ -88,7 +90,11 @@ class _Builder:
         try:
             target = self.registry.get(kind, type_name)
         except UnknownComponentError as err:
-            raise ConfigError(f"{node.where(TYPE_KEY)}: {err}{self.plugin_hint(node, type_name)}") from None
+            recorded = self.recorded_plugin(node, type_name)
+            hint = f" {recorded}" if recorded else ""
+            raise ConfigError(
+                f"{node.where(TYPE_KEY)}: {err}{hint}{self.plugin_hint(node, type_name, recorded)}"
+            ) from None
         label = f"{kind} '{type_name}'"
         kwargs = self.arguments(node, target, label, type_name)
         try:
@@ -146,15 +152,46 @@ class _Builder:
             return [self.value(node.child(i), kind) for i in range(len(value))]
         return value
 
-    def plugin_hint(self, node: ConfigNode, type_name: str) -> str:
+    def recorded_plugin(self, node: ConfigNode, type_name: str) -> str | None:
+        """For an unknown ``type_name`` that the config's ``_plugins_`` (written with every
+        resolved config) attributes to a plugin: which plugin that is and what is wrong with it."""
+        dist = recorded_distribution(node.config.data, type_name) if node.config is not None else None
+        if dist is None or self.registry.find(type_name):
+            return None  # registered as another kind: the registry's message says so
+        said = f"{type_name} comes from the plugin {dist}"
+        key = normalize_plugin_name(dist)
+        if any(
+            e.distribution and normalize_plugin_name(e.distribution) == key for e in self.registry.entries()
+        ):
+            version = distribution_version(dist)
+            return (
+                f"{said}, but the installed {dist}{f' {version}' if version else ''} does not register it "
+                "(renamed or removed since the config was written?)."
+            )
+        info = next(
+            (p for p in self.plugins if p.distribution and normalize_plugin_name(p.distribution) == key), None
+        )
+        if info is not None and info.status != "loaded":
+            reason = info.error or info.status
+            if info.status not in reason:
+                reason = f"{info.status}: {reason}"
+            return f"{said}, which is installed but not loaded ({reason}); see `pc3d plugins`."
+        if distribution_version(dist) is None:
+            return f"{said}, which is not installed (pip install {dist})."
+        return f"{said}, which is installed but not loaded here; see `pc3d plugins`."
+
+    def plugin_hint(self, node: ConfigNode, type_name: str, recorded: str | None = None) -> str:
         """What to tell about plugins when ``type_name`` is unknown: which are installed, and
-        whether the config looks like it was written for one that is not."""
+        (unless ``recorded`` already says which plugin provides it) whether the config looks
+        like it was written for one that is not."""
         entries = self.registry.entries()
         owners = sorted({e.owner for e in entries})
         text = f" Loaded plugins: {', '.join(owners) or 'none'}."
         idle = [f"{p.label} ({p.status})" for p in self.plugins if p.status != "loaded"]
         if idle:
             text += f" Installed but not loaded: {', '.join(idle)}."
+        if recorded:
+            return text
         packages = {getattr(e.obj, "__module__", "").split(".")[0] for e in entries}
         names = [n for e in entries for n in (e.plugin, e.owner)] + sorted(packages)
         known = {normalize_plugin_name(n) for n in names}

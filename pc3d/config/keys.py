@@ -10,6 +10,7 @@ from pc3d.errors import Pc3dError
 __all__ = [
     "BASE_KEY",
     "KIND_KEY",
+    "PLUGINS_KEY",
     "REPLACE_KEY",
     "TYPE_KEY",
     "ConfigError",
@@ -29,6 +30,9 @@ REPLACE_KEY = "_replace_"
 TYPE_KEY = "type"
 #: ``kind: head`` next to ``type:`` says which kind of component ``type`` names.
 KIND_KEY = "kind"
+#: Top-level key of a written (resolved) config: component type name -> the distribution of the
+#: plugin that provided it, so a config whose plugin is missing says which one to install.
+PLUGINS_KEY = "_plugins_"
 
 #: A dotted key path split into its parts; list indices are decimal strings.
 KeyPath = tuple[str, ...]
