@@ -92,17 +92,24 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def check(config: Config) -> None:
-    """Parse the engine's sections and build the top-level components (the model, metrics).
+    """Parse the engine's sections, check the optimizer and schedule, and build the top-level
+    components (the model, metrics).
 
-    Datasets are not built: building one reads (or generates) its data.
+    Datasets are not built: building one reads (or generates) its data; so the checks of the
+    optimizer and schedule are the ones that need neither the model's parameters nor the
+    data's size.
 
     Raises:
         ConfigError: The first problem found, naming its key and origin.
     """
     from pc3d.config import ARGUMENT_KINDS, build
+    from pc3d.engine.optim import check_optimizer, check_schedule
     from pc3d.engine.schema import parse_run_spec
 
-    parse_run_spec(config)
+    spec = parse_run_spec(config)
+    if spec.optimizer is not None:
+        check_optimizer(spec.optimizer, config.node("optimizer"))
+    check_schedule(spec.schedule)
     for key, value in config.data.items():
         kind = ARGUMENT_KINDS.get(key)
         if kind is None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -48,6 +49,8 @@ __all__ = [
     "PARAMWISE_KEYS",
     "build_optimizer",
     "build_scheduler",
+    "check_optimizer",
+    "check_schedule",
     "param_groups",
 ]
 
@@ -107,6 +110,80 @@ def param_groups(
     ]
 
 
+@dataclass(frozen=True)
+class _OptimizerSpec:
+    """The ``optimizer`` section, checked: what the torch optimizer is built with."""
+
+    name: str
+    cls: type[torch.optim.Optimizer]
+    options: dict[str, Any]  # the torch optimizer's keyword arguments but weight_decay
+    weight_decay: float
+    paramwise: dict[str, float | None]
+
+
+def _locator(node: ConfigNode | None) -> Callable[[str], str]:
+    """How messages name a key of the section: with its file and line when the node is known."""
+
+    def at(key: str) -> str:
+        return node.where(key) if node is not None else f"optimizer.{key}"
+
+    return at
+
+
+def _parse_optimizer(spec: Mapping[str, Any], at: Callable[[str], str]) -> _OptimizerSpec:
+    """The section's type, paramwise keys and arguments checked by name (no model needed)."""
+    options = dict(spec)
+    name = options.pop("type", None)
+    if name is None:
+        raise ConfigError(
+            f"{at('type')}: required key 'type' is missing; pc3d builds {', '.join(OPTIMIZERS)}"
+        )
+    if name not in OPTIMIZERS:
+        raise ConfigError(
+            f"{at('type')}: unknown optimizer {name!r}{did_you_mean(str(name), OPTIMIZERS)}; "
+            f"pc3d builds {', '.join(OPTIMIZERS)}"
+        )
+    cls = OPTIMIZERS[name]
+    paramwise = _paramwise(options.pop("paramwise", None) or {}, at("paramwise"))
+    _check_arguments(cls, name, options, at)
+    if "betas" in options:
+        options["betas"] = tuple(options["betas"])
+    default_decay = 0.01 if cls is torch.optim.AdamW else 0.0
+    weight_decay = float(options.pop("weight_decay", default_decay))
+    return _OptimizerSpec(name, cls, options, weight_decay, paramwise)
+
+
+def _construct(
+    parsed: _OptimizerSpec, groups: list[dict[str, Any]], at: Callable[[str], str]
+) -> torch.optim.Optimizer:
+    """The torch optimizer over ``groups``; the values torch refuses become a ``ConfigError``."""
+    try:
+        return parsed.cls(groups, weight_decay=parsed.weight_decay, **parsed.options)  # type: ignore[call-arg]
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{at('type')}: building {parsed.name} failed: {err}") from err
+
+
+def check_optimizer(spec: Mapping[str, Any], node: ConfigNode | None = None) -> None:
+    """Check the ``optimizer`` config section without a model (``pc3d config show --check``).
+
+    The names are checked as :func:`build_optimizer` checks them; the values torch itself checks
+    (a negative ``lr``, ``betas`` outside [0, 1), ``nesterov`` without ``momentum`` ...) by
+    building the optimizer over one stand-in parameter.
+
+    Args:
+        spec: the section: ``type``, ``lr``, ``paramwise`` and the torch optimizer's arguments.
+        node: the section in its config, so that errors name the file and line.
+
+    Raises:
+        ConfigError: what :func:`build_optimizer` would raise for these settings, but for a model
+            with nothing to train.
+    """
+    at = _locator(node)
+    parsed = _parse_optimizer(spec, at)
+    stand_in = torch.zeros(1, requires_grad=True)
+    _construct(parsed, [{"params": [stand_in], "weight_decay": parsed.weight_decay}], at)
+
+
 def build_optimizer(
     model: nn.Module, spec: Mapping[str, Any], node: ConfigNode | None = None
 ) -> torch.optim.Optimizer:
@@ -121,34 +198,19 @@ def build_optimizer(
         The optimizer, with one parameter group per weight-decay kind (see ``param_groups``).
 
     Raises:
-        ConfigError: unknown type, argument or paramwise key (with "did you mean"), no ``lr``,
-            a value of the wrong type, or a model with nothing to train.
+        ConfigError: no or an unknown type, an unknown argument or paramwise key (with "did you
+            mean"), no ``lr``, a value of the wrong type or one torch refuses, or a model with
+            nothing to train.
     """
-
-    def at(key: str) -> str:
-        return node.where(key) if node is not None else f"optimizer.{key}"
-
-    options = dict(spec)
-    name = options.pop("type", None)
-    if name not in OPTIMIZERS:
-        raise ConfigError(
-            f"{at('type')}: unknown optimizer {name!r}{did_you_mean(str(name), OPTIMIZERS)}; "
-            f"pc3d builds {', '.join(OPTIMIZERS)}"
-        )
-    cls = OPTIMIZERS[name]
-    paramwise = _paramwise(options.pop("paramwise", None) or {}, at("paramwise"))
-    _check_arguments(cls, name, options, at)
-    if "betas" in options:
-        options["betas"] = tuple(options["betas"])
-    default_decay = 0.01 if cls is torch.optim.AdamW else 0.0
-    weight_decay = float(options.pop("weight_decay", default_decay))
-    groups = param_groups(model, weight_decay, paramwise.get("norm_decay"), paramwise.get("bias_decay"))
+    at = _locator(node)
+    parsed = _parse_optimizer(spec, at)
+    paramwise = parsed.paramwise
+    groups = param_groups(
+        model, parsed.weight_decay, paramwise.get("norm_decay"), paramwise.get("bias_decay")
+    )
     if not groups:
         raise ConfigError("the model has no trainable parameters: nothing to optimize")
-    try:
-        return cls(groups, weight_decay=weight_decay, **options)  # type: ignore[call-arg]
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{at('type')}: building {name} failed: {err}") from err
+    return _construct(parsed, groups, at)
 
 
 def _paramwise(value: Any, where: str) -> dict[str, float | None]:
@@ -166,24 +228,37 @@ def _paramwise(value: Any, where: str) -> dict[str, float | None]:
     return dict(value)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _check_arguments(
     cls: type[torch.optim.Optimizer], name: str, options: Mapping[str, Any], at: Callable[[str], str]
 ) -> None:
     """Every key of ``options`` is an argument of the torch optimizer ``cls``; ``lr`` is given;
-    the numbers are numbers."""
+    the numbers are numbers, and in range where torch would refuse them."""
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("params", "self")]
     for key in options:
         if key not in accepted:
             raise ConfigError(
-                f"{at(key)}: unknown argument for {name}: {key!r}"
+                f"{at(key)}: unknown argument {key!r} for {name}"
                 f"{did_you_mean(key, [*accepted, 'paramwise'])}; {name} accepts "
                 f"{', '.join(accepted)} and paramwise"
             )
     if "lr" not in options:
         raise ConfigError(f"{at('lr')}: required key 'lr' is missing")
     for key in ("lr", "weight_decay", "momentum", "eps"):
-        if key in options and (isinstance(options[key], bool) or not isinstance(options[key], (int, float))):
+        if key in options and not _is_number(options[key]):
             raise ConfigError(f"{at(key)}: expected a number, got {options[key]!r}")
+        if key in options and not options[key] >= 0:
+            raise ConfigError(f"{at(key)}: must not be negative, got {options[key]!r}")
+    betas = options.get("betas")
+    if betas is not None and not (
+        isinstance(betas, (list, tuple)) and len(betas) == 2 and all(_is_number(b) for b in betas)
+    ):
+        raise ConfigError(f"{at('betas')}: expected a list of two numbers, e.g. [0.9, 0.999], got {betas!r}")
+    if betas is not None and not all(0 <= b < 1 for b in betas):
+        raise ConfigError(f"{at('betas')}: both must be in [0, 1), got {list(betas)}")
 
 
 def build_scheduler(
@@ -210,7 +285,7 @@ def build_scheduler(
         ConfigError: milestones out of order, options that do not belong to the chosen curve,
             a warm-up that does not fit.
     """
-    _check_lr_options(spec.lr, f"{where}.lr")
+    check_schedule(spec, where)
     warmup_iters = _warmup_iters(spec, where)
     main = _main_curve(optimizer, spec, total_iters, iters_per_epoch, warmup_iters, where)
     if spec.warmup is None:
@@ -219,6 +294,23 @@ def build_scheduler(
         optimizer, start_factor=spec.warmup.ratio, end_factor=1.0, total_iters=warmup_iters
     )
     return lr_scheduler.SequentialLR(optimizer, [warmup, main], milestones=[warmup_iters])
+
+
+def check_schedule(spec: ScheduleSpec, where: str = "schedule") -> None:
+    """Check what :func:`build_scheduler` checks that needs neither an optimizer nor the data's
+    size: options of another curve, the warm-up, the milestones (``pc3d config show --check``).
+
+    Args:
+        spec: the parsed ``schedule`` section.
+        where: the section's config path, for messages.
+
+    Raises:
+        ConfigError: as :func:`build_scheduler`.
+    """
+    _check_lr_options(spec.lr, f"{where}.lr")
+    _warmup_iters(spec, where)
+    if spec.lr.type in ("multistep", *_STEP_PRESETS):
+        _milestones(spec, spec.lr, where)
 
 
 def _warmup_iters(spec: ScheduleSpec, where: str) -> int:
@@ -255,8 +347,6 @@ def _main_curve(
             optimizer, milestones=[max(a - warmup_iters, 0) for a in absolute], gamma=lr.gamma
         )
     if lr.type == "cosine":
-        if lr.min_lr is not None and lr.min_ratio is not None:
-            raise ConfigError(f"{where}.lr: give min_lr or min_ratio, not both")
         base = optimizer.param_groups[0]["lr"]
         eta_min = lr.min_lr if lr.min_lr is not None else base * (lr.min_ratio or 0.0)
         # A run shorter than its warm-up (a smoke test with --set schedule.epochs=1) just never
@@ -319,3 +409,5 @@ def _check_lr_options(lr: LrSpec, where: str) -> None:
             raise ConfigError(
                 f"{where}.{option}: not used by lr type '{lr.type}' (it belongs to {' / '.join(owners)})"
             )
+    if lr.min_lr is not None and lr.min_ratio is not None:
+        raise ConfigError(f"{where}: give min_lr or min_ratio, not both")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
 from torch import nn
 
 from pc3d.config import ConfigError, load_config
-from pc3d.engine.optim import build_optimizer, build_scheduler, param_groups
+from pc3d.engine.optim import build_optimizer, build_scheduler, check_optimizer, check_schedule, param_groups
 from pc3d.engine.runner import RunOptions, run_train
 from pc3d.engine.schema import LrSpec, ScheduleSpec, WarmupSpec
 
@@ -157,16 +158,16 @@ def test_optimizer_mistakes_are_one_sentence_with_the_key_and_a_suggestion():
     with pytest.raises(ConfigError) as info:
         build_optimizer(net, {"type": "AdamW", "lr": 0.1, "momentun": 0.9})
     assert str(info.value).startswith(
-        "optimizer.momentun: unknown argument for AdamW: 'momentun'; AdamW accepts lr, betas, eps, weight_decay, "
+        "optimizer.momentun: unknown argument 'momentun' for AdamW; AdamW accepts lr, betas, eps, weight_decay, "
     )
     with pytest.raises(
         ConfigError,
-        match=r"^optimizer.betaz: unknown argument for AdamW: 'betaz' \(did you mean 'betas'\?\); AdamW accepts lr, betas, .* and paramwise$",
+        match=r"^optimizer.betaz: unknown argument 'betaz' for AdamW \(did you mean 'betas'\?\); AdamW accepts lr, betas, .* and paramwise$",
     ):
         build_optimizer(net, {"type": "AdamW", "lr": 0.1, "betaz": [0.9, 0.99]})
     with pytest.raises(
         ConfigError,
-        match=r"^optimizer.zzz: unknown argument for SGD: 'zzz'; SGD accepts lr, momentum, .* and paramwise$",
+        match=r"^optimizer.zzz: unknown argument 'zzz' for SGD; SGD accepts lr, momentum, .* and paramwise$",
     ):
         build_optimizer(net, {"type": "SGD", "lr": 0.1, "zzz": 1})
     with pytest.raises(
@@ -179,3 +180,105 @@ def test_optimizer_mistakes_are_one_sentence_with_the_key_and_a_suggestion():
         match=r"^optimizer.type: unknown optimizer 'sgd' \(did you mean 'SGD'\?\); pc3d builds SGD, Adam, AdamW$",
     ):
         build_optimizer(net, {"type": "sgd", "lr": 0.1})
+
+
+# Mistakes in the optimizer section, and the message each gives (the key first).
+OPTIMIZER_MISTAKES = [
+    (
+        {"type": "AdamW", "lr": 0.1, "betaz": [0.9, 0.99]},
+        r"^optimizer.betaz: unknown argument 'betaz' for AdamW \(did you mean 'betas'\?\); ",
+    ),
+    (
+        {"type": "AdamX", "lr": 0.1},
+        r"^optimizer.type: unknown optimizer 'AdamX' \(did you mean 'Adam'\?\); pc3d builds SGD, Adam, AdamW$",
+    ),
+    ({"lr": 0.1}, r"^optimizer.type: required key 'type' is missing; pc3d builds SGD, Adam, AdamW$"),
+    ({"type": "SGD", "momentum": 0.9}, r"^optimizer.lr: required key 'lr' is missing$"),
+    ({"type": "SGD", "lr": -0.1}, r"^optimizer.lr: must not be negative, got -0.1$"),
+    (
+        {"type": "Adam", "lr": 0.1, "betas": [0.9]},
+        r"^optimizer.betas: expected a list of two numbers, e.g. \[0.9, 0.999\], got \[0.9\]$",
+    ),
+    (
+        {"type": "Adam", "lr": 0.1, "betas": [0.9, 1.5]},
+        r"^optimizer.betas: both must be in \[0, 1\), got \[0.9, 1.5\]$",
+    ),
+    (
+        {"type": "SGD", "lr": 0.1, "nesterov": True},
+        r"^optimizer.type: building SGD failed: Nesterov momentum requires",
+    ),
+    (
+        {"type": "SGD", "lr": 0.1, "paramwise": {"bias_decy": 0}},
+        r"^optimizer.paramwise: unknown key 'bias_decy' \(did you mean 'bias_decay'\?\)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "message"), OPTIMIZER_MISTAKES)
+def test_the_optimizer_check_needs_no_model_and_says_what_building_says(spec, message):
+    with pytest.raises(ConfigError, match=message) as checked:
+        check_optimizer(spec)
+    with pytest.raises(ConfigError) as built:
+        build_optimizer(_Net(), spec)
+    assert str(checked.value) == str(built.value)
+
+
+def test_the_optimizer_check_passes_what_builds():
+    for spec in (
+        {"type": "SGD", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4},
+        {"type": "AdamW", "lr": 1e-3, "betas": [0.95, 0.99], "paramwise": {"norm_decay": 0}},
+        {"type": "Adam", "lr": 0, "eps": 1e-6, "amsgrad": True},
+    ):
+        check_optimizer(spec)
+        build_optimizer(_Net(), spec)
+
+
+def test_the_schedule_check_needs_no_optimizer():
+    check_schedule(ScheduleSpec(epochs=12, lr=LrSpec(type="1x")))
+    for spec, message in (
+        (
+            ScheduleSpec(epochs=5, lr=LrSpec(type="cosine", min_lr=0.1, min_ratio=0.1)),
+            "^schedule.lr: give min_lr or min_ratio, not both$",
+        ),
+        (
+            ScheduleSpec(epochs=5, lr=LrSpec(type="multistep", milestones=[3, 2])),
+            "must be positive and increasing",
+        ),
+        (ScheduleSpec(iterations=5, lr=LrSpec(type="2x")), "'2x' is an epoch schedule"),
+        (
+            ScheduleSpec(iterations=5, lr=LrSpec(type="constant", gamma=0.5)),
+            r"^schedule.lr.gamma: not used by lr type 'constant'",
+        ),
+        (
+            ScheduleSpec(iterations=5, warmup=WarmupSpec(iters=2), lr=LrSpec(type="onecycle")),
+            "onecycle brings its own warm-up",
+        ),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            check_schedule(spec)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "optimizer.betaz=[0.9,0.99]",
+            r"optimizer.betaz \(from --set optimizer.betaz=\[0.9,0.99\]\): unknown argument 'betaz' for AdamW \(did you mean 'betas'\?\)",
+        ),
+        (
+            "optimizer.type=AdamX",
+            r"optimizer.type \(from --set optimizer.type=AdamX\): unknown optimizer 'AdamX' \(did you mean 'Adam'\?\)",
+        ),
+        ("optimizer.lr=-1", r"optimizer.lr \(from --set optimizer.lr=-1\): must not be negative, got -1"),
+        ("schedule.lr.gamma=0.5", r"schedule.lr.gamma: not used by lr type"),
+    ],
+)
+def test_config_show_check_checks_the_optimizer_and_schedule(override, message, capsys):
+    from pc3d.cli import main
+
+    config = "pillar-center-tiny_kitti-mini-3class"
+    assert main(["config", "show", config, "--check", "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("pc3d config: error: "), err
+    assert re.search(message, err), err
+    assert main(["config", "show", config, "--check"]) == 0

@@ -176,7 +176,7 @@ def test_iteration_schedule_evaluates_and_checkpoints_in_iterations(write_config
         ),
         (
             {"optimizer": {"momentun": 0.9}},
-            r"optimizer.momentun \(from .*tiny.yaml:\d+\): unknown argument for AdamW",
+            r"optimizer.momentun \(from .*tiny.yaml:\d+\): unknown argument 'momentun' for AdamW",
         ),
         (
             {"optimizer": {"type": "Adamw"}},
