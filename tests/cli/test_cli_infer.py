@@ -18,7 +18,7 @@ import torch
 import pc3d.allocator
 import pc3d.inference
 from pc3d.cli import main
-from pc3d.io.kitti import read_kitti_labels
+from pc3d.io.kitti import lidar_to_camera_boxes, project_boxes_to_image, read_kitti_calib, read_kitti_labels
 
 REPO = Path(__file__).resolve().parents[2]
 KITTI = REPO / "tests" / "data" / "kitti" / "training"
@@ -135,8 +135,20 @@ def test_kitti_format_uses_the_frames_calibration(
     out = tmp_path / "kitti"
     assert infer(config, checkpoint, CLOUDS[0], out, "--format", "kitti") == 0
     labels = read_kitti_labels(out / "000001.txt")
-    assert len(labels.types) == 50 and set(labels.types) <= set(CLASSES)
+    assert set(labels.types) <= set(CLASSES)
     assert not np.isnan(labels.score).any() and np.all(np.diff(labels.score) <= 1e-6)  # best first
+    # As MMDetection3D writes KITTI results: only the boxes in image 2 whose bottom centre is in
+    # (0, -40, -3) - (70.4, 40, 0); random weights put most of the 50 elsewhere.
+    every = pc3d.inference.detect(pc3d.inference.load_model(config, checkpoint), CLOUDS[0])
+    calib = read_kitti_calib(KITTI / "calib" / "000001.txt")
+    projected = project_boxes_to_image(
+        lidar_to_camera_boxes(every.boxes, calib), calib.cam_to_img, (1242, 375)
+    )
+    bottom = every.boxes.tensor[:, :3].numpy()
+    in_range = ((bottom > [0, -40, -3]) & (bottom < [70.4, 40, 0])).all(axis=1)
+    seen = projected.visible & in_range
+    assert len(every) == 50 and 0 < seen.sum() < 50 and len(labels.types) == seen.sum()
+    np.testing.assert_allclose(labels.score, every.scores.numpy()[seen], atol=1e-4)  # 4 decimals
     # The official evaluation reads them (random weights: the numbers themselves mean nothing).
     assert main(["kitti-eval", str(KITTI / "label_2"), str(out), "--classes", "Car"]) == 0
 
@@ -151,7 +163,10 @@ def test_kitti_format_without_calibration_is_an_error(
     assert "--calib FILE" in capsys.readouterr().err
     calib = KITTI / "calib" / "000001.txt"
     assert infer(config, checkpoint, cloud, tmp_path / "o", "--format", "kitti", "--calib", str(calib)) == 0
-    assert len(read_kitti_labels(tmp_path / "o" / "cloud.txt").types) == 50
+    # The same lines as for the frame inside its KITTI layout (whose calib/000001.txt that is).
+    assert infer(config, checkpoint, CLOUDS[0], tmp_path / "layout", "--format", "kitti") == 0
+    written = (tmp_path / "o" / "cloud.txt").read_text()
+    assert written.strip() and written == (tmp_path / "layout" / "000001.txt").read_text()
 
 
 def test_clouds_sharing_a_stem_are_refused_before_anything_runs(

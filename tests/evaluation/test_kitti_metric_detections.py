@@ -64,6 +64,14 @@ def test_records_camera_frame_and_errors(tmp_path: Path) -> None:
     assert np.allclose(records.location, objects.location, atol=0.01)
     assert np.allclose(records.dims_hwl, objects.dims_hwl, atol=0.01)
     assert np.allclose(np.abs(np.angle(np.exp(1j * (records.rotation_y - objects.rotation_y)))), 0, atol=0.01)
+    # Boxes the protocol cannot see (behind the car, or beyond 70.4 m) are not written, unless asked.
+    moved = Detections3D(LiDARBoxes3D(dets.boxes.tensor.clone()), dets.scores, dets.labels)
+    moved.boxes.tensor[0, 0] = -moved.boxes.tensor[0, 0]  # mirrored behind the sensor
+    moved.boxes.tensor[1, 0] = 75.0
+    kept = detections_to_kitti_labels(moved, CLASSES, calib)
+    assert len(kept.types) == len(dets) - 2 and np.allclose(kept.score, dets.scores[2:].numpy())
+    every = detections_to_kitti_labels(moved, CLASSES, calib, keep_all=True)
+    assert len(every.types) == len(dets) and np.allclose(every.location[2:], records.location[2:])
     with pytest.raises(FormatError, match="calibration"):
         KittiMetric(classes=CLASSES).update([dets], {"kitti_labels": [labels]})
     with pytest.raises(FormatError, match="must index class_names"):
