@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pc3d.lazy import load_attribute, module_of
 
 if TYPE_CHECKING:
+    from pc3d.structures.angles import limit_period
     from pc3d.structures.base_box3d import Boxes3D, box_class
     from pc3d.structures.base_points import BasePoints
     from pc3d.structures.box_mode import MODE_NAMES, BoxMode
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from pc3d.structures.detections import Detections3D
     from pc3d.structures.lidar_box3d import LiDARBoxes3D
     from pc3d.structures.points import CameraPoints, DepthPoints, LiDARPoints, points_class
-    from pc3d.structures.utils import limit_period
 
 _LAZY = {
     "pc3d.structures.base_box3d": ("Boxes3D", "box_class"),
@@ -42,7 +42,7 @@ _LAZY = {
     "pc3d.structures.detections": ("Detections3D",),
     "pc3d.structures.lidar_box3d": ("LiDARBoxes3D",),
     "pc3d.structures.points": ("CameraPoints", "DepthPoints", "LiDARPoints", "points_class"),
-    "pc3d.structures.utils": ("limit_period",),
+    "pc3d.structures.angles": ("limit_period",),
 }
 _MODULE_OF = module_of(_LAZY)
 

@@ -24,12 +24,13 @@ from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
 from pc3d.ops.checks import check_finite, check_non_negative
+from pc3d.structures.angles import limit_period
 from pc3d.structures.box_mode import BoxMode
 from pc3d.structures.box_ops import BoxOpsMixin
 from pc3d.structures.box_transforms import BoxTransformsMixin
 from pc3d.structures.coord_transform import RtMat, convert_box_tensor
 from pc3d.structures.tensor_container import TensorContainer
-from pc3d.structures.utils import as_float_tensor, limit_period, split_range
+from pc3d.structures.utils import as_float_tensor, split_range
 
 BoxData = Tensor | np.ndarray | Sequence[Sequence[float]]
 

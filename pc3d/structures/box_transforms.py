@@ -18,9 +18,10 @@ import torch
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.structures.angles import limit_period
 from pc3d.structures.base_points import BasePoints, check_flip_direction
 from pc3d.structures.box_mode import BoxMode
-from pc3d.structures.utils import as_angle_or_rotation, as_float_tensor, limit_period, rotation_matrix_t
+from pc3d.structures.utils import as_angle_or_rotation, as_float_tensor, rotation_matrix_t
 
 PointsT = TypeVar("PointsT", Tensor, np.ndarray, BasePoints)
 

@@ -12,23 +12,32 @@ Box centres go through the matrix. Sizes are permuted per pair of systems (LiDAR
 `x_size, y_size, z_size` = length, width, height; Camera = length, height, width). The yaw goes
 through the matrix as a heading vector (MMDetection3D's `correct_yaw=True` path), so a real
 calibration with a small rotation bends every heading by exactly that rotation.
+
+The kernels take torch tensors or numpy arrays and return the kind they were given, computed the
+same way (this module imports torch only for tensors: the command line converts files on numpy).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.structures.angles import limit_period
 from pc3d.structures.box_mode import BoxMode
-from pc3d.structures.utils import limit_period
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 # A matrix taking one system's coordinates to another's: 3x3, 3x4 or 4x4, any array-like.
-RtMat = Tensor | np.ndarray | Sequence[Sequence[float]] | None
+RtMat: TypeAlias = "Tensor | np.ndarray | Sequence[Sequence[float]] | None"
+# Boxes or points: a tensor, or a numpy array (what the kernels return is of the same kind).
+Array = TypeVar("Array", "Tensor", np.ndarray)
 
 _L, _C, _D = BoxMode.LIDAR, BoxMode.CAMERA, BoxMode.DEPTH
 
@@ -49,6 +58,25 @@ _SAME_SIZES = (3, 4, 5)
 _VALID_RT_SHAPES = ((3, 3), (3, 4), (4, 4))
 
 
+def _torch_or_none() -> ModuleType | None:
+    """Torch when something imported it already (a tensor exists only then), else None."""
+    return sys.modules.get("torch")
+
+
+def _is_tensor(data: object) -> bool:
+    torch_module = _torch_or_none()
+    return torch_module is not None and isinstance(data, torch_module.Tensor)
+
+
+def _namespace(data: object) -> Any:
+    """The array module of `data`: torch for a tensor, numpy otherwise."""
+    return _torch_or_none() if _is_tensor(data) else np
+
+
+def _copy(data: Any) -> Any:
+    return data.clone() if _is_tensor(data) else data.copy()
+
+
 def default_rt_mat(src: BoxMode | str, dst: BoxMode | str) -> Tensor:
     """The default `Tensor[3, 3]` taking `src` coordinates to `dst` coordinates (identity if equal).
 
@@ -56,60 +84,69 @@ def default_rt_mat(src: BoxMode | str, dst: BoxMode | str) -> Tensor:
         src: the source system.
         dst: the target system.
     """
-    src, dst = BoxMode.parse(src), BoxMode.parse(dst)
-    if src is dst:
-        return torch.eye(3)
-    return torch.tensor(_DEFAULT_RT[(src, dst)], dtype=torch.float32)
+    import torch
+
+    return torch.from_numpy(_default_rt(BoxMode.parse(src), BoxMode.parse(dst))).float()
 
 
-def check_rt_mat(rt_mat: object, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """`rt_mat` as a tensor on `device` with `dtype`.
+def _default_rt(src: BoxMode, dst: BoxMode) -> np.ndarray:
+    return np.eye(3) if src is dst else np.array(_DEFAULT_RT[(src, dst)], dtype=np.float64)
+
+
+def check_rt_mat(rt_mat: object, like: Array) -> Array:
+    """`rt_mat` as an array of `like`'s kind, dtype and device.
 
     Args:
         rt_mat: a 3x3, 3x4 or 4x4 matrix (tensor, array or lists).
-        device: the device of the data it will transform.
-        dtype: their dtype.
+        like: the data it will transform.
 
     Raises:
         ShapeError: another shape.
         FormatError: non-numeric, NaN or infinite entries.
     """
-    if isinstance(rt_mat, Tensor):
-        mat = rt_mat.detach().to(device=device, dtype=dtype)
+    if _is_tensor(rt_mat):
+        values = rt_mat.detach().cpu().double().numpy()  # type: ignore[attr-defined]
     else:
         try:
-            mat = torch.as_tensor(np.asarray(rt_mat, dtype=np.float64), dtype=dtype, device=device)
+            values = np.asarray(rt_mat, dtype=np.float64)
         except (TypeError, ValueError) as err:
             raise FormatError(f"rt_mat must be a numeric matrix: {err}") from None
-    if tuple(mat.shape) not in _VALID_RT_SHAPES:
-        raise ShapeError(f"rt_mat must be 3x3, 3x4 or 4x4, got shape {tuple(mat.shape)}")
-    if not bool(torch.isfinite(mat).all()):
+    if tuple(values.shape) not in _VALID_RT_SHAPES:
+        raise ShapeError(f"rt_mat must be 3x3, 3x4 or 4x4, got shape {tuple(values.shape)}")
+    if not np.isfinite(values).all():
         raise FormatError("rt_mat holds NaN or infinite values")
-    return mat
+    return _like(values, like)
 
 
-def _resolve(src: BoxMode, dst: BoxMode, rt_mat: object, like: Tensor) -> Tensor:
+def _like(values: np.ndarray, like: Any) -> Any:
+    """float64 `values` as an array of `like`'s kind, dtype and device."""
+    if _is_tensor(like):
+        torch_module = _torch_or_none()
+        return torch_module.as_tensor(values, dtype=like.dtype, device=like.device)  # type: ignore[union-attr]
+    return values.astype(like.dtype, copy=False)
+
+
+def _resolve(src: BoxMode, dst: BoxMode, rt_mat: object, like: Array) -> Array:
     if rt_mat is None:
-        return default_rt_mat(src, dst).to(device=like.device, dtype=like.dtype)
-    return check_rt_mat(rt_mat, like.device, like.dtype)
+        return _like(_default_rt(src, dst), like)
+    return check_rt_mat(rt_mat, like)
 
 
-def transform_xyz(xyz: Tensor, rt_mat: Tensor) -> Tensor:
+def transform_xyz(xyz: Array, rt_mat: Array) -> Array:
     """Apply a 3x3/3x4/4x4 `rt_mat` to row vectors (`R @ p + t`).
 
     Args:
-        xyz: `Tensor[N, 3]`.
-        rt_mat: a checked matrix (`check_rt_mat`).
+        xyz: `[N, 3]` tensor or array.
+        rt_mat: a checked matrix of the same kind (`check_rt_mat`).
 
     Returns:
-        `Tensor[N, 3]`.
+        `[N, 3]`, of `xyz`'s kind.
     """
-    if rt_mat.shape[1] == 4:
-        return torch.addmm(rt_mat[:3, 3], xyz, rt_mat[:3, :3].T)
-    return xyz @ rt_mat[:3, :3].T
+    rotated = xyz @ rt_mat[:3, :3].T
+    return rotated + rt_mat[:3, 3] if rt_mat.shape[1] == 4 else rotated
 
 
-def turn_yaw(yaw: Tensor, src: BoxMode, dst: BoxMode, rotation: Tensor) -> Tensor:
+def turn_yaw(yaw: Array, src: BoxMode, dst: BoxMode, rotation: Array) -> Array:
     """Yaw in `dst` of boxes with `yaw` in `src` after `rotation` (`Tensor[3, 3]`, src -> dst).
 
     The heading (the box's +x_size direction) is `(cos, sin, 0)` in LiDAR/Depth and
@@ -117,38 +154,39 @@ def turn_yaw(yaw: Tensor, src: BoxMode, dst: BoxMode, rotation: Tensor) -> Tenso
     `rotation` is read back as an angle in `dst`'s BEV plane and wrapped into `[-pi, pi)`.
 
     Args:
-        yaw: `Tensor[N]` yaws in `src`.
+        yaw: `[N]` yaws in `src` (tensor or array).
         src: the source system.
         dst: the target system.
-        rotation: the rotation part of the conversion matrix.
+        rotation: the rotation part of the conversion matrix, of `yaw`'s kind.
 
     Returns:
-        `Tensor[N]` yaws in `dst`.
+        `[N]` yaws in `dst`, of `yaw`'s kind.
     """
-    cos, sin = torch.cos(yaw), torch.sin(yaw)
+    xp = _namespace(yaw)
+    cos, sin = xp.cos(yaw), xp.sin(yaw)
     # rotation @ heading, for the two components in dst's BEV plane only.
     sin_column = rotation[:, 1] if src.z_up else -rotation[:, 2]
     first, second = (0, 2) if dst is _C else (0, 1)
     along_first = cos * rotation[first, 0] + sin * sin_column[first]
     along_second = cos * rotation[second, 0] + sin * sin_column[second]
-    turned = torch.atan2(-along_second if dst is _C else along_second, along_first)
+    turned = xp.arctan2(-along_second if dst is _C else along_second, along_first)
     return limit_period(turned, 0.5, 2 * math.pi)
 
 
 # Same keywords as pc3d.structures.conversion.convert_boxes on purpose: that public call checks and
 # unwraps any box input, then hands the tensor to this kernel.
 def convert_box_tensor(
-    boxes: Tensor,
+    boxes: Array,
     src: BoxMode | str,
     dst: BoxMode | str,
     rt_mat: object = None,
     with_yaw: bool = True,
     correct_yaw: bool = True,
-) -> Tensor:
-    """Boxes `Tensor[N, 7+C]` in `src` as a new `Tensor[N, 7+C]` in `dst`.
+) -> Array:
+    """Boxes `[N, 7+C]` in `src` as new boxes in `dst` (a tensor for a tensor, an array for an array).
 
     Args:
-        boxes: `Tensor[N, 7+C]` in `src`'s layout.
+        boxes: `[N, 7+C]` floating tensor or numpy array in `src`'s layout.
         src: the boxes' system.
         dst: the wanted system.
         rt_mat: 3x3, 3x4 or 4x4 matrix taking `src` to `dst` coordinates; None for the default
@@ -165,13 +203,14 @@ def convert_box_tensor(
         as MMDetection3D does.
     """
     src, dst = BoxMode.parse(src), BoxMode.parse(dst)
-    if boxes.dim() != 2 or boxes.shape[1] < 7:
+    if boxes.ndim != 2 or boxes.shape[1] < 7:
         raise ShapeError(f"boxes must have shape (N, 7+C), got {tuple(boxes.shape)}")
     if src is dst and rt_mat is None:
-        return boxes.clone()
+        return _copy(boxes)
+    xp = _namespace(boxes)
     mat = _resolve(src, dst, rt_mat, boxes)
     sizes = _Z_UP_TO_FROM_CAMERA if (src is _C) != (dst is _C) else _SAME_SIZES
-    out = boxes.clone()
+    out = _copy(boxes)
     out[:, :3] = transform_xyz(boxes[:, :3], mat)
     for dst_col, src_col in zip((3, 4, 5), sizes):
         out[:, dst_col] = boxes[:, src_col]
@@ -181,13 +220,13 @@ def convert_box_tensor(
         out[:, 6] = yaw
     else:
         bev_sizes = [3, 5] if dst is _C else [3, 4]
-        turned = (torch.sin(yaw).abs() > torch.cos(yaw).abs())[:, None]
-        out[:, bev_sizes] = torch.where(turned, out[:, bev_sizes[::-1]], out[:, bev_sizes])
+        turned = (xp.abs(xp.sin(yaw)) > xp.abs(xp.cos(yaw)))[:, None]
+        out[:, bev_sizes] = xp.where(turned, out[:, bev_sizes[::-1]], out[:, bev_sizes])
         out[:, 6] = 0
     return out
 
 
-def z_up_tensor(tensor: Tensor, mode: BoxMode, kind: str = "boxes") -> Tensor:
+def z_up_tensor(tensor: Array, mode: BoxMode, kind: str = "boxes") -> Array:
     """Boxes or points of system `mode` in a z-up layout, for the `pc3d.ops` kernels.
 
     The one place where Camera data become z-up. LiDAR and Depth data are z-up already and
@@ -210,9 +249,10 @@ def z_up_tensor(tensor: Tensor, mode: BoxMode, kind: str = "boxes") -> Tensor:
 
 
 def convert_point_tensor(
-    points: Tensor, src: BoxMode | str, dst: BoxMode | str, rt_mat: object = None
-) -> Tensor:
-    """Points `Tensor[N, 3+C]` in `src` as a new tensor in `dst`; extra columns carried unchanged.
+    points: Array, src: BoxMode | str, dst: BoxMode | str, rt_mat: object = None
+) -> Array:
+    """Points `[N, 3+C]` in `src` as new points in `dst` (a tensor for a tensor, an array for an
+    array); extra columns carried unchanged.
 
     Args:
         points: the points.
@@ -226,11 +266,11 @@ def convert_point_tensor(
     # Same steps as convert_box_tensor's opening, kept in line: points need only the matrix, boxes
     # also their sizes and yaw, and a helper for four lines would hide where each returns.
     src, dst = BoxMode.parse(src), BoxMode.parse(dst)
-    if points.dim() != 2 or points.shape[1] < 3:
+    if points.ndim != 2 or points.shape[1] < 3:
         raise ShapeError(f"points must have shape (N, 3+C), got {tuple(points.shape)}")
     if src is dst and rt_mat is None:
-        return points.clone()
+        return _copy(points)
     mat = _resolve(src, dst, rt_mat, points)
-    out = points.clone()
+    out = _copy(points)
     out[:, :3] = transform_xyz(points[:, :3], mat)
     return out

@@ -1,4 +1,4 @@
-"""Small helpers shared by boxes and points: periodic angles, rotations about one axis, row
+"""Small helpers shared by boxes and points (periodic angles are `pc3d.structures.angles`): rotations about one axis, row
 indexing and ranges, and the conversion of array-likes into a float32 tensor.
 
 Checks of values (NaN/inf, negative sizes) are `pc3d.ops.checks`' (one implementation for the
@@ -7,35 +7,13 @@ ops and the structures).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
-
-ArrayT = TypeVar("ArrayT", Tensor, np.ndarray)
-
-
-def limit_period(val: ArrayT, offset: float = 0.5, period: float = math.pi) -> ArrayT:
-    """Wrap `val` into `[-offset * period, (1 - offset) * period)`.
-
-    Works on tensors and numpy arrays alike (the result has the input's kind and dtype), as
-    MMDetection3D's `limit_period` does: `val - floor(val / period + offset) * period`.
-
-    Args:
-        val: angles (any shape).
-        offset: where the range starts, as a fraction of the period below 0.
-        period: the period; the default pi wraps headings that are the same up to a half turn.
-
-    Returns:
-        The wrapped values, of `val`'s kind and dtype.
-    """
-    floor = torch.floor if isinstance(val, Tensor) else np.floor
-    return val - floor(val / period + offset) * period
 
 
 def rotation_matrix_t(angles: Tensor, axis: int) -> Tensor:

@@ -271,3 +271,39 @@ def test_limit_period_on_both_kinds() -> None:
     np.testing.assert_allclose(limit_period(values, 0.5, 2 * math.pi), expected)
     np.testing.assert_allclose(limit_period(torch.from_numpy(values), 0.5, 2 * math.pi).numpy(), expected)
     np.testing.assert_allclose(limit_period(np.array([3.5]), 0.0, math.pi), [3.5 - math.pi])
+
+
+@pytest.mark.parametrize(("src", "dst"), PAIRS, ids=PAIR_IDS)
+@pytest.mark.parametrize("with_yaw", [True, False])
+def test_numpy_kernels_equal_the_tensor_ones(src: BoxMode, dst: BoxMode, with_yaw: bool) -> None:
+    from pc3d.structures.coord_transform import convert_box_tensor, convert_point_tensor
+
+    gen = np.random.default_rng(3)
+    boxes = np.concatenate(
+        [gen.uniform(-40, 40, (50, 3)), gen.uniform(0.2, 5, (50, 3)), gen.uniform(-4, 4, (50, 3))], axis=1
+    ).astype(np.float32)
+    points = gen.uniform(-40, 40, (80, 5)).astype(np.float32)
+    for rt_mat in (None, real_rt(src, dst)):
+        array = convert_box_tensor(boxes, src, dst, rt_mat, with_yaw=with_yaw)
+        tensor = convert_box_tensor(torch.from_numpy(boxes), src, dst, rt_mat, with_yaw=with_yaw)
+        assert isinstance(array, np.ndarray) and array.dtype == np.float32
+        assert_same_boxes(array, tensor.numpy(), atol=1e-4, yaw_atol=1e-5)
+        moved = convert_point_tensor(points, src, dst, rt_mat)
+        assert isinstance(moved, np.ndarray) and moved.dtype == np.float32
+        np.testing.assert_allclose(
+            moved, convert_point_tensor(torch.from_numpy(points), src, dst, rt_mat), atol=1e-4
+        )
+    assert not np.shares_memory(convert_point_tensor(points, src, src), points)
+
+
+def test_the_conversion_kernels_import_without_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from pc3d.structures.coord_transform import convert_box_tensor; "
+        "out = convert_box_tensor(np.zeros((1, 7), np.float32), 'camera', 'lidar'); "
+        "assert 'torch' not in sys.modules and out.shape == (1, 7), sorted(sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
