@@ -9,7 +9,9 @@ its `run(args)` imports what the command needs.
 Plugins add commands through entry points of the group `pc3d.commands` (name = `module:function`,
 the function taking the sub-parser collection, like the core `register` functions). They are read
 from the installed distributions' metadata without importing the plugin, and only when the
-command line names no core command.
+command line names no core command. `pc3d --help` lists a plugin command with the `help` its
+module gives in `add_parser("NAME", help="...")`, read from the module's source (not imported)
+when it is a plain string; otherwise as "a command of the DIST plugin".
 
 Errors a user can fix (`Pc3dError`, `OSError` such as a missing file) print one line
 `pc3d <command>: error: <message>` and exit with status 2; Ctrl-C prints
@@ -28,6 +30,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pc3d import __version__
@@ -44,6 +47,7 @@ __all__ = [
     "Command",
     "LazyCommands",
     "build_parser",
+    "declared_help",
     "load_all_commands",
     "main",
     "plugin_commands",
@@ -97,7 +101,7 @@ class Command:
 CORE_COMMANDS: tuple[Command, ...] = (
     Command(
         "demo",
-        "train, evaluate and show a 3D detector on synthetic LiDAR scenes (the main job)",
+        "make synthetic LiDAR scenes, then train, evaluate and draw a small 3D detector on them",
         "pc3d.cli.demo:register",
     ),
     Command(
@@ -222,7 +226,9 @@ def plugin_commands() -> tuple[list[Command], dict[str, str]]:
     problems: dict[str, str] = {}
     for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
         dist = ep.dist.metadata["Name"] if ep.dist is not None else "an unknown distribution"
-        command = Command(ep.name, f"a command of the {dist} plugin", ep.value, dist)
+        declared = declared_help(ep.value, ep.name)
+        summary = f"{declared} ({dist} plugin)" if declared else f"a command of the {dist} plugin"
+        command = Command(ep.name, summary, ep.value, dist)
         if ep.name in core:
             warnings.warn(
                 f"plugin {dist} declares the command {ep.name!r}, a core command; ignored", stacklevel=2
@@ -235,6 +241,61 @@ def plugin_commands() -> tuple[list[Command], dict[str, str]]:
         else:
             found.setdefault(ep.name, command)
     return list(found.values()), problems
+
+
+def declared_help(target: str, name: str) -> str | None:
+    """The `help` string of the `add_parser(name, help="...")` call in the module of `target`
+    (`"module:function"`), read from its source without importing it.
+
+    Returns:
+        The help text, or None: the module is not found, or gives no such call with a plain
+        string (a computed help is only known once the module runs).
+    """
+    import ast
+
+    path = _module_source(target.partition(":")[0])
+    if path is None:
+        return None
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "add_parser"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value == name
+        ):
+            continue
+        for keyword in node.keywords:
+            if keyword.arg == "help" and isinstance(keyword.value, ast.Constant):
+                text = keyword.value.value
+                return text.strip() if isinstance(text, str) and text.strip() else None
+    return None
+
+
+def _module_source(module: str) -> Path | None:
+    """The `.py` file of `module`, found without importing it or its packages."""
+    import importlib.util
+
+    top, _, rest = module.partition(".")
+    try:
+        spec = importlib.util.find_spec(top)  # a top-level name: nothing is imported
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if not rest:
+        return Path(spec.origin) if spec.origin and spec.origin.endswith(".py") else None
+    for location in spec.submodule_search_locations or ():
+        base = Path(location, *rest.split("."))
+        for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 def command_name(argv: Sequence[str]) -> str | None:

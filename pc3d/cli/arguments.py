@@ -1,5 +1,5 @@
-"""The arguments several commands take, declared once: the command itself, CONFIG, --set, --device,
---nan-policy.
+"""The arguments several commands take, declared once: the command itself, CONFIG, INPUT OUTPUT,
+--set, --device, --nan-policy, and the words for a KITTI root.
 
 Standard library only (``pc3d --help`` builds every parser). The other commands' ``add_parser`` and
 ``add_argument`` calls look alike on purpose: each declares options of its own.
@@ -8,6 +8,7 @@ Standard library only (``pc3d --help`` builds every parser). The other commands'
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 #: Where a model runs, for ``--device`` of the config-driven commands (the engine's choices).
@@ -16,6 +17,16 @@ DEVICES = ("auto", "cpu", "cuda")
 #: What ``--nan-policy`` accepts: ``pc3d.io.points.NAN_POLICIES`` but "keep", which would hand
 #: NaN coordinates on to code that cannot use them (``pc3d info`` counts them without the option).
 NAN_POLICIES = ("drop", "raise")
+
+#: How the help of ``--set`` starts everywhere (each command adds an example).
+OVERRIDES_HELP = "override config keys, values parsed as YAML"
+
+#: How a command names a config it reads (the help of CONFIG starts so everywhere).
+CONFIG_HELP = "config file, or the name of a shipped config"
+
+#: The help of a KITTI object folder read with ``pc3d.cli.inputs.kitti_training_dir``: every command
+#: that reads one (ROOT) accepts both.
+KITTI_ROOT_HELP = "KITTI object folder: its root (holding training/) or training/ itself"
 
 
 def add_command(
@@ -50,15 +61,28 @@ def add_command(
 
 
 def add_config_argument(
-    parser: argparse.ArgumentParser, help: str = "config file, or the name of a config a plugin ships"
+    parser: argparse.ArgumentParser, help: str = f"{CONFIG_HELP} (see pc3d config list)"
 ) -> None:
     """Add the positional ``CONFIG`` (``args.config``): a config file or a shipped config's name.
 
     Args:
         parser: The command's parser.
-        help: Its help text.
+        help: Its help text (starting with :data:`CONFIG_HELP`).
     """
     parser.add_argument("config", metavar="CONFIG", help=help)
+
+
+def add_input_output_arguments(parser: argparse.ArgumentParser, input_help: str, output_help: str) -> None:
+    """Add the positional ``INPUT OUTPUT`` (``args.input``, ``args.output``, paths) of a command
+    that converts one file into another.
+
+    Args:
+        parser: The command's parser.
+        input_help: What INPUT is.
+        output_help: What OUTPUT is.
+    """
+    parser.add_argument("input", type=Path, metavar="INPUT", help=input_help)
+    parser.add_argument("output", type=Path, metavar="OUTPUT", help=output_help)
 
 
 def add_overrides_argument(parser: argparse.ArgumentParser, help: str) -> None:
@@ -66,7 +90,7 @@ def add_overrides_argument(parser: argparse.ArgumentParser, help: str) -> None:
 
     Args:
         parser: The command's parser.
-        help: Its help text (with an example fitting the command).
+        help: Its help text: :data:`OVERRIDES_HELP` with an example fitting the command.
     """
     parser.add_argument(
         "--set", dest="overrides", metavar="KEY=VALUE", nargs="+", action="extend", default=[], help=help

@@ -1,4 +1,4 @@
-"""`pc3d checkpoint convert --from mmdet3d IN OUT`: an MMDetection3D checkpoint as a pc3d checkpoint.
+"""`pc3d checkpoint convert --from mmdet3d INPUT OUTPUT`: an MMDetection3D checkpoint as a pc3d checkpoint.
 
 The weights are mapped through `pc3d.nn.checkpoint_mmdet3d.MMDET3D_KEY_TABLE` (sparse-conv kernels
 permuted to spconv 2's layout) and written in the engine's checkpoint format (`format:
@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pc3d.cli.arguments import add_command
+from pc3d.cli.arguments import CONFIG_HELP, add_command, add_input_output_arguments
 
 DESCRIPTION = "Convert checkpoints of other toolkits to pc3d checkpoints."
 
@@ -44,12 +44,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "them as a pc3d checkpoint.",
     )
     convert.add_argument(
-        "--from", dest="source", choices=SOURCES, required=True, help="the toolkit that wrote IN"
+        "--from", dest="source", choices=SOURCES, required=True, help="the toolkit that wrote INPUT"
     )
-    convert.add_argument("input", type=Path, metavar="IN", help="the checkpoint to convert")
-    convert.add_argument("output", type=Path, metavar="OUT", help="the pc3d checkpoint to write")
+    add_input_output_arguments(convert, "the checkpoint to convert", "the pc3d checkpoint to write")
     convert.add_argument(
-        "--config", default=None, metavar="CONFIG", help="also check that the weights fit this config's model"
+        "--config",
+        default=None,
+        metavar="CONFIG",
+        help=f"{CONFIG_HELP}: also check that the weights fit its model",
     )
     convert.set_defaults(func=run)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pc3d.cli.arguments import add_command, add_config_argument, add_overrides_argument
+from pc3d.cli.arguments import OVERRIDES_HELP, add_command, add_config_argument, add_overrides_argument
 
 if TYPE_CHECKING:
     from pc3d.config import Config, KeyPath
@@ -57,11 +57,8 @@ def _add_show(actions: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_config_argument(show, "config file, or the name of a shipped config")
-    add_overrides_argument(
-        show,
-        "override a key; the value is parsed as YAML (e.g. optimizer.lr=0.001 model.head.num_classes=3); repeatable",
-    )
+    add_config_argument(show)
+    add_overrides_argument(show, f"{OVERRIDES_HELP} (--set optimizer.lr=0.001 model.head.num_classes=3)")
     show.add_argument(
         "--sources",
         action="store_true",

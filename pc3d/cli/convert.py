@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pc3d.cli.arguments import add_command, add_nan_policy_argument
+from pc3d.cli.arguments import add_command, add_input_output_arguments, add_nan_policy_argument
 from pc3d.cli.inputs import must_exist
 from pc3d.structures.box_mode import MODE_NAMES
 
@@ -40,9 +40,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     from pc3d.io.file_kind import FILE_KINDS
 
     parser = add_command(subparsers, "convert", None, DESCRIPTION, EXAMPLES)
-    parser.add_argument("input", type=Path, metavar="INPUT", help="box file or point cloud to read")
-    parser.add_argument(
-        "output", type=Path, metavar="OUTPUT", help="file to write; its extension chooses the format"
+    add_input_output_arguments(
+        parser, "box file or point cloud to read", "file to write; its extension chooses the format"
     )
     parser.add_argument(
         "--src",

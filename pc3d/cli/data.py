@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pc3d.cli.arguments import add_overrides_argument
+from pc3d.cli.arguments import CONFIG_HELP, OVERRIDES_HELP, add_config_argument, add_overrides_argument
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,8 +20,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "of a seed is always the same, whatever --scenes says."
         ),
     )
-    synth.add_argument("out", type=Path, metavar="OUT", help="folder to write (the KITTI root)")
-    synth.add_argument("--scenes", type=int, default=200, help="number of scenes (default 200)")
+    synth.add_argument(
+        "out_dir", type=Path, metavar="DIR", help="folder to write: the KITTI root (pc3d show --kitti DIR)"
+    )
+    synth.add_argument("--scenes", type=int, default=200, metavar="N", help="number of scenes (default 200)")
     synth.add_argument("--seed", type=int, default=0, help="seed of the scenes (default 0)")
     synth.add_argument(
         "--val-fraction",
@@ -47,13 +49,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "the db_path of the config's ObjectSample step (or --out)."
         ),
     )
+    add_config_argument(database, f"{CONFIG_HELP}; its data.train.dataset is read")
     database.add_argument(
-        "config", metavar="CONFIG", help="config file or name (its data.train.dataset is read)"
+        "--out", type=Path, default=None, metavar="FILE", help="output .npz (default: ObjectSample's db_path)"
     )
-    database.add_argument(
-        "--out", type=Path, default=None, help="output .npz (default: ObjectSample's db_path)"
-    )
-    add_overrides_argument(database, "config overrides, e.g. data_root=data/kitti")
+    add_overrides_argument(database, f"{OVERRIDES_HELP} (--set data_root=data/kitti)")
     database.set_defaults(func=run_gt_database)
 
 
@@ -74,7 +74,7 @@ def run_synth(args: argparse.Namespace) -> int:
     from pc3d.data.synthetic import write_synthetic_kitti
 
     root = write_synthetic_kitti(
-        args.out,
+        args.out_dir,
         scenes=args.scenes,
         seed=args.seed,
         val_fraction=args.val_fraction,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pc3d.cli.arguments import add_overrides_argument
+from pc3d.cli.arguments import OVERRIDES_HELP, add_overrides_argument
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -17,16 +17,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(model.pth, config.yaml, metrics.json, loss.png, pr_curves.png, renders, report.md).",
     )
     parser.add_argument(
-        "--work-dir", type=Path, default=Path("work_dirs/demo"), help="output folder (default work_dirs/demo)"
+        "--work-dir",
+        type=Path,
+        default=Path("work_dirs/demo"),
+        metavar="WORK_DIR",
+        help="where outputs go (default work_dirs/demo)",
     )
     parser.add_argument(
         "--scenes",
         type=int,
         default=300,
-        help="synthetic scenes, a fifth of them for validation (default 300)",
+        metavar="N",
+        help="number of scenes, a fifth of them for validation (default 300)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the scenes and of training (default 0)")
-    add_overrides_argument(parser, "config overrides, e.g. schedule.epochs=2")
+    add_overrides_argument(parser, f"{OVERRIDES_HELP} (--set schedule.epochs=2)")
     parser.set_defaults(func=run)
 
 

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pc3d.cli.arguments import add_nan_policy_argument
+from pc3d.cli.arguments import KITTI_ROOT_HELP, add_nan_policy_argument
 from pc3d.cli.inputs import kitti_training_dir
 from pc3d.data_files import DEFAULT_DEMO_FRAME, kitti_sample_root
 
@@ -33,12 +33,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--kitti",
         "--root",
-        dest="root",
+        dest="kitti",
         type=Path,
         default=None,
         metavar="ROOT",
-        help="KITTI object folder: its root (holding training/) or training/ itself "
-        "(default: the sample shipped in tests/data/kitti)",
+        help=f"{KITTI_ROOT_HELP} (default: the sample shipped in tests/data/kitti)",
     )
     parser.add_argument(
         "--frame",
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from pc3d.io import load_kitti_frame, save_boxes
     from pc3d.io.points import points_from_data
 
-    root = kitti_training_dir(args.root) if args.root is not None else kitti_sample_root()
+    root = kitti_training_dir(args.kitti) if args.kitti is not None else kitti_sample_root()
     frame = load_kitti_frame(root, args.frame, nan_policy=args.nan_policy)
     if frame.labels is None:
         raise Pc3dError(

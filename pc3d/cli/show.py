@@ -6,7 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
-from pc3d.cli.arguments import add_command, add_nan_policy_argument
+from pc3d.cli.arguments import KITTI_ROOT_HELP, add_command, add_nan_policy_argument
 from pc3d.cli.show_inputs import (
     ShowInputs,
     concat_box_sets,
@@ -93,7 +93,7 @@ def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
         "--kitti",
         type=Path,
         metavar="ROOT",
-        help="KITTI object folder: its root (holding training/) or training/ itself",
+        help=KITTI_ROOT_HELP,
     )
     parser.add_argument("--frame", metavar="ID", help="KITTI frame id with --kitti, e.g. 000001")
     for flag, files in (

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--work-dir",
         type=Path,
         default=None,
-        metavar="DIR",
+        metavar="WORK_DIR",
         help="where outputs go (default: work_dirs/<config name>)",
     )
     parser.add_argument(

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pc3d.cli import CORE_COMMANDS, build_parser, load_all_commands, main
+from pc3d.cli import CORE_COMMANDS, build_parser, declared_help, load_all_commands, main
+from pc3d.cli.arguments import CONFIG_HELP, DEVICES, KITTI_ROOT_HELP, NAN_POLICIES, OVERRIDES_HELP
 
 KITTI = Path(__file__).resolve().parents[1] / "data" / "kitti" / "training"
 SCAN = KITTI / "velodyne" / "000001.bin"
@@ -75,10 +76,99 @@ def test_the_same_input_has_the_same_name_everywhere(full_parser: argparse.Argum
     }
     assert positional["pc3d show"] == ["CLOUD"]
     assert positional["pc3d convert"] == ["INPUT", "OUTPUT"]
+    assert positional["pc3d checkpoint convert"] == ["INPUT", "OUTPUT"]
     assert positional["pc3d info"] == ["FILE"]
+    assert positional["pc3d data synth"] == ["DIR"]
+    assert positional["pc3d det2d shapes"] == ["DIR"]
+    assert positional["pc3d det2d kitti"] == ["ROOT", "DIR", "ID"]
     # Both commands that take a .npy apply the same rule, and say so.
     for prog in ("pc3d info", "pc3d convert"):
         assert "fewer than 7 columns is a point cloud" in " ".join((commands[prog].epilog or "").split())
+
+
+def _shown(action: argparse.Action) -> str:
+    """How `--help` shows the value an argument takes: its metavar, or its choices."""
+    if action.metavar is not None:
+        return action.metavar if isinstance(action.metavar, str) else " ".join(action.metavar)
+    if action.choices is not None:
+        return "{" + ",".join(str(c) for c in action.choices) + "}"
+    return action.dest.upper() if action.option_strings else action.dest
+
+
+def _thing(action: argparse.Action) -> str:
+    """What an argument names: its dest, singular for a list (CLOUD [CLOUD ...] are clouds)."""
+    many = action.nargs in ("+", "*") and action.dest.endswith("s")
+    return action.dest[:-1] if many else action.dest
+
+
+# Names that mean different things in different commands, and the words each may use.
+DIFFERENT_MEANINGS = {
+    "out": {"FILE", "PNG"},  # a picture (show, plot) or another file (kitti-boxes, data gt-database)
+    "split": {"NAME", "IDS_TXT"},  # a split's name (det2d) or a file of frame ids (kitti-eval)
+}
+# How the help of an argument starts wherever a command takes it.
+SHARED_HELP = {
+    "config": CONFIG_HELP,
+    "kitti": KITTI_ROOT_HELP,
+    "override": OVERRIDES_HELP,
+    "device": "where to ",
+    "nan_policy": "points with NaN/inf coordinates: drop them with a warning (default) or fail",
+}
+# pc3d infer takes any torch device string (cuda:1 too), default cpu, where the config-driven
+# commands choose among DEVICES, default the config's runtime.device.
+OWN_WORDS = {("pc3d infer", "device")}
+
+
+def test_the_same_argument_reads_the_same_in_every_command(full_parser: argparse.ArgumentParser) -> None:
+    shown: dict[str, dict[str, str]] = {}  # thing -> command -> how its value is shown
+    for parser in _walk(full_parser):
+        for action in parser._actions:
+            if action.nargs == 0 or isinstance(action, argparse._SubParsersAction):
+                continue  # flags and sub-commands take no value
+            help_text = action.help or ""
+            # One style: a lowercase phrase (or a word in capitals: KITTI, CLOUD), no final period.
+            first = help_text.split()[0]
+            assert first[0].islower() or not first[0].isalpha() or first.isupper(), (parser.prog, help_text)
+            assert not help_text.endswith("."), (parser.prog, help_text)
+            if (parser.prog, action.dest) in OWN_WORDS:
+                continue
+            thing = _thing(action)
+            shown.setdefault(thing, {})[parser.prog] = _shown(action)
+            if thing in SHARED_HELP:
+                assert help_text.startswith(SHARED_HELP[thing]), (parser.prog, thing, help_text)
+    for thing, by_command in shown.items():
+        words = set(by_command.values())
+        assert len(words) == 1 or words <= DIFFERENT_MEANINGS.get(thing, set()), (thing, by_command)
+    # The arguments the shared helpers add, in every command that reads such a thing.
+    nan_policy = "{" + ",".join(NAN_POLICIES) + "}"
+    for prog in ("pc3d convert", "pc3d show", "pc3d kitti-boxes", "pc3d infer"):
+        assert shown["nan_policy"][prog] == nan_policy, prog
+    for prog in ("pc3d train", "pc3d test"):
+        assert shown["device"][prog] == "{" + ",".join(DEVICES) + "}", prog
+    assert set(shown["kitti"]) == {"pc3d show", "pc3d kitti-boxes", "pc3d det2d kitti"}
+    assert set(shown["work_dir"].values()) == {"WORK_DIR"} and len(shown["work_dir"]) == 3
+    assert set(shown["frame"]) >= {"pc3d show", "pc3d kitti-boxes", "pc3d det2d kitti"}
+
+
+def test_det2d_kitti_takes_a_kitti_root_as_show_and_kitti_boxes_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    # The KITTI object root (holding training/) and its training/ folder itself, as --kitti ROOT.
+    for root in (KITTI.parent, KITTI):
+        out = tmp_path / root.name
+        assert main(["det2d", "kitti", str(root), str(out), "000004"]) == 0
+        written = json.loads((out / "annotations" / "train.json").read_text())
+        assert len(written["images"]) == 1 and len(written["annotations"]) == 2
+        assert (
+            main(["kitti-boxes", "--kitti", str(root), "--frame", "000004", "--out", str(out / "b.json")])
+            == 0
+        )
+    capsys.readouterr()
+    assert main(["det2d", "kitti", str(tmp_path / "nowhere"), str(tmp_path / "o"), "000004"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pc3d det2d: error: KITTI frame 000004:") and "nowhere" in err
 
 
 def test_top_level_help_lists_every_command_in_full_sentences(capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,6 +181,13 @@ def test_top_level_help_lists_every_command_in_full_sentences(capsys: pytest.Cap
     for command in CORE_COMMANDS:
         assert f"    {command.name}" in out and command.summary.split()[0] in out
     assert "det2d" in out and "pc3d-det2d plugin" in out
+    # Every line says what the command does (a plugin command's with the help its module gives).
+    listing = " ".join(out.split())
+    assert (
+        "det2d write COCO-format 2D detection data sets: synthetic shapes or KITTI images (pc3d-det2d plugin)"
+        in listing
+    )
+    assert "a command of the" not in listing and "main job" not in listing
 
 
 def _imported_modules(*argv: str) -> set[str]:
@@ -148,6 +245,10 @@ def add_hello(subparsers):
 
 def add_nothing(subparsers):
     pass
+
+def add_described(subparsers):
+    parser = subparsers.add_parser("described", help="say hello, described", description="Say hello.")
+    parser.set_defaults(func=lambda args: 0)
 """
 
 
@@ -179,6 +280,16 @@ def test_plugin_command_is_listed_without_import_and_runs(
         main(["--help"])
     assert re.search(r"hello\s+a command of the hello-plugin plugin", capsys.readouterr().out)
     assert module not in sys.modules
+    # With a literal help in its add_parser call, that is the summary, read without importing.
+    fake_site("described-plugin", {"described": "add_described"})
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert re.search(r"described\s+say hello, described \(described-plugin plugin\)", capsys.readouterr().out)
+    assert not [m for m in sys.modules if m.startswith("fake_cli_plugin_described")]
+    assert (
+        declared_help("fake_cli_plugin_described_plugin:add_described", "described") == "say hello, described"
+    )
+    assert declared_help("no_such_module_anywhere:add", "x") is None
     assert main(["hello", "world"]) == 0
     assert capsys.readouterr().out == "hello world\n"
     assert module in sys.modules

@@ -1,15 +1,21 @@
 """``pc3d det2d``: write the data sets the det2d configs use.
 
-    pc3d det2d shapes ROOT [--split train] [--num-images 300] [--seed 0] [--image-size 128] ...
-    pc3d det2d kitti ROOT OUTPUT FRAME [FRAME ...] [--split train]
+    pc3d det2d shapes DIR [--split train] [--num-images 300] [--seed 0] [--image-size 128] ...
+    pc3d det2d kitti ROOT DIR ID [ID ...] [--split train]
 
 Declared in the entry-point group ``pc3d.commands`` (``det2d = "pc3d_det2d.cli:register"``), so
-``pc3d --help`` lists the command without importing this plugin.
+``pc3d --help`` lists the command without importing this plugin (it shows the ``help`` of the
+``add_parser("det2d", ...)`` call below, read from this file). The arguments use the words of the
+core commands (``pc3d.cli.arguments``): ROOT is a KITTI object folder as ``pc3d show --kitti ROOT``
+takes it, DIR a folder to write, ID a frame id.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from pc3d.cli.arguments import KITTI_ROOT_HELP
 
 __all__ = ["register", "run"]
 
@@ -18,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the ``det2d`` command and its ``shapes`` and ``kitti`` actions to ``subparsers``."""
     parser = subparsers.add_parser(
         "det2d",
-        help="write COCO-format 2D detection data sets (synthetic shapes, KITTI images)",
+        help="write COCO-format 2D detection data sets: synthetic shapes or KITTI images",
         description="Write the COCO-format 2D detection data sets the det2d configs use.",
     )
     actions = parser.add_subparsers(dest="det2d_command", metavar="ACTION", required=True)
@@ -30,12 +36,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Write the synthetic shapes set: filled rectangles, ellipses and triangles on textured "
         "noise with their boxes, as COCO annotations and PNG images (the same files for the same seed).",
     )
-    shapes.add_argument("root", metavar="ROOT", help="folder for annotations/ and images/")
-    shapes.add_argument("--split", default="train", help="name of the split (default train)")
+    shapes.add_argument(
+        "out_dir", type=Path, metavar="DIR", help="folder to write annotations/ and images/ to"
+    )
+    shapes.add_argument("--split", default="train", metavar="NAME", help="name of the split (default train)")
     shapes.add_argument(
         "--num-images", type=int, default=300, metavar="N", help="number of images (default 300)"
     )
-    shapes.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    shapes.add_argument("--seed", type=int, default=0, help="seed of the shapes (default 0)")
     shapes.add_argument(
         "--image-size",
         type=int,
@@ -58,10 +66,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Convert the camera images and labels of KITTI frames to a COCO data set; "
         "DontCare regions are left out.",
     )
-    kitti.add_argument("kitti_root", metavar="ROOT", help="KITTI folder holding image_2/ and label_2/")
-    kitti.add_argument("out_root", metavar="OUTPUT", help="folder for annotations/ and images/")
-    kitti.add_argument("frames", nargs="+", metavar="FRAME", help="frame names, e.g. 000001")
-    kitti.add_argument("--split", default="train", help="name of the split (default train)")
+    kitti.add_argument(
+        "kitti", type=Path, metavar="ROOT", help=f"{KITTI_ROOT_HELP}; its image_2/ and label_2/ are read"
+    )
+    kitti.add_argument(
+        "out_dir", type=Path, metavar="DIR", help="folder to write annotations/ and images/ to"
+    )
+    kitti.add_argument("frames", nargs="+", metavar="ID", help="KITTI frame ids, e.g. 000001")
+    kitti.add_argument("--split", default="train", metavar="NAME", help="name of the split (default train)")
     parser.set_defaults(func=run)
 
 
@@ -71,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         from pc3d_det2d.shapes import make_shapes_coco
 
         path = make_shapes_coco(
-            args.root,
+            args.out_dir,
             args.split,
             args.num_images,
             args.seed,
@@ -81,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
             args.max_size,
         )
     else:
+        from pc3d.cli.inputs import kitti_training_dir
         from pc3d_det2d.kitti import kitti_to_coco
 
-        path = kitti_to_coco(args.kitti_root, args.out_root, args.frames, args.split)
+        path = kitti_to_coco(kitti_training_dir(args.kitti), args.out_dir, args.frames, args.split)
     print(path)
     return 0
