@@ -34,7 +34,6 @@ from pc3d_det3d.center_targets import (
     encode_task_targets,
     split_by_task,
 )
-from pc3d_det3d.heads import check_head_channels
 from pc3d_det3d.structures import BEVGrid, lidar_box_tensor
 
 __all__ = ["CenterPointHead", "CenterPointOutput"]
@@ -102,9 +101,17 @@ class TaskHead(nn.Module):
 class CenterPointHead(nn.Module):
     """CenterPoint's centre head (see the module docstring).
 
+    ``num_classes`` and ``in_channels`` may be left out, as with
+    :class:`~pc3d_det3d.anchor_head.Anchor3DHead`: ``class_names`` gives ``num_classes``, and
+    :class:`~pc3d_det3d.voxelnet.VoxelDetector` derives both (``len(class_names)`` and its neck's
+    output channels) and calls :meth:`complete`, which builds the layers. A head given both (or
+    ``in_channels`` and ``class_names``) is complete when constructed.
+
     Args:
-        in_channels: channels of the neck's BEV map.
-        num_classes: classes (``class_names`` of the model).
+        in_channels: channels of the neck's BEV map. Default: the detector's neck's output
+            channels.
+        num_classes: classes (``class_names`` of the model). Default: ``len(class_names)``, else
+            the detector's ``len(class_names)``.
         point_cloud_range: ``(x_min, y_min, z_min, x_max, y_max, z_max)`` of the voxelization.
         voxel_size: ``(x, y[, z])`` metres of the voxelization.
         out_size_factor: how much smaller the BEV map is than the voxel grid (2 for PointPillars
@@ -125,21 +132,29 @@ class CenterPointHead(nn.Module):
 
     Attributes:
         config_key: where configs put the head (``model.bbox_head``); named in errors.
+        classes_key: the config key the class count comes from (``num_classes``, ``class_names``
+            of the head, or the model's ``class_names``); named in errors about per-class lists.
         grid: the BEV grid of the head's input and output.
 
     Raises:
-        FormatError: ``class_names`` of another length than ``num_classes``, tasks that do not
-            split ``[0, num_classes)``, code weights of the wrong length, a bad ``test_cfg``.
-        ValueError: ``in_channels``/``num_classes`` below 1.
+        FormatError: ``class_names`` of another length than ``num_classes``, code weights of the
+            wrong length, ``in_channels``/``num_classes`` below 1; when the counts are known
+            (here or in :meth:`complete`): tasks that do not split ``[0, num_classes)``, a bad
+            ``test_cfg``.
     """
 
     config_key = "model.bbox_head"
     code_weights: Tensor
+    num_classes: int
+    in_channels: int
+    tasks: list[list[int]]
+    test_cfg: CenterDecodeSettings
 
     def __init__(
         self,
-        in_channels: int,
-        num_classes: int,
+        in_channels: int | None = None,
+        num_classes: int | None = None,
+        *,
         point_cloud_range: Sequence[float],
         voxel_size: Sequence[float],
         out_size_factor: int = 1,
@@ -157,16 +172,24 @@ class CenterPointHead(nn.Module):
         test_cfg: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        check_head_channels(in_channels, num_classes)
-        self.in_channels = in_channels
-        self.num_classes = num_classes
         key = self.config_key
-        if class_names is not None and len(class_names) != num_classes:
+        self.class_names = list(class_names) if class_names is not None else None
+        if num_classes is not None and class_names is not None and len(class_names) != num_classes:
             raise FormatError(
                 f"{key}.num_classes is {num_classes} but {key}.class_names lists {len(class_names)} classes "
                 f"({', '.join(map(str, class_names))})"
             )
-        self.tasks = resolve_tasks(tasks, num_classes, class_names, f"{key}.tasks")
+        # Known counts are attributes at once (the detector checks them against what it derives);
+        # the others appear when complete() builds the layers.
+        if num_classes is None and class_names is not None:
+            num_classes, self.classes_key = len(class_names), f"{key}.class_names"
+        else:
+            self.classes_key = f"{key}.num_classes" if num_classes is not None else "model.class_names"
+        if num_classes is not None:
+            self.num_classes = _at_least_one(num_classes, f"{key}.num_classes")
+        if in_channels is not None:
+            self.in_channels = _at_least_one(in_channels, f"{key}.in_channels")
+        self.task_settings = tasks
         self.with_velocity = with_velocity
         size = code_size(with_velocity)
         weights = [1.0] * size if code_weights is None else [float(w) for w in code_weights]
@@ -181,10 +204,58 @@ class CenterPointHead(nn.Module):
         )
         self.heatmap_weight, self.bbox_weight = heatmap_weight, bbox_weight
         self.gaussian_overlap, self.min_radius = gaussian_overlap, min_radius
-        self.test_cfg = CenterDecodeSettings.from_mapping(test_cfg, num_classes, f"{key}.test_cfg")
-        self.shared_conv = ConvNormAct(in_channels, share_conv_channels, 3)
+        self.test_settings = test_cfg
+        self.share_conv_channels, self.head_channels = share_conv_channels, head_channels
+        self.final_kernel = final_kernel
+        if num_classes is not None and in_channels is not None:
+            self.complete(num_classes, in_channels)
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether the layers are built (the class and channel counts are known)."""
+        return "task_heads" in self._modules
+
+    def complete(self, num_classes: int, in_channels: int) -> None:
+        """Resolve the tasks and ``test_cfg`` for ``num_classes`` classes and build the layers
+        over a map of ``in_channels`` channels.
+
+        :class:`~pc3d_det3d.voxelnet.VoxelDetector` calls it with the counts it derives; on a
+        complete head it only checks that they are the head's.
+
+        Raises:
+            FormatError: a count differs from the one the head has, a count below 1, tasks that
+                do not split the classes, or a bad ``test_cfg``.
+        """
+        key = self.config_key
+        for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+            given = self.__dict__.get(name)
+            if given is not None and given != value:
+                where = (
+                    f"{key}.class_names lists {given} classes"
+                    if name == "num_classes" and self.classes_key == f"{key}.class_names"
+                    else f"{key}.{name} is {given}"
+                )
+                raise FormatError(f"{where} but the detector gives the head {value}")
+        if self.is_complete:
+            return
+        self.num_classes = _at_least_one(num_classes, f"{key}.num_classes")
+        self.in_channels = _at_least_one(in_channels, f"{key}.in_channels")
+        self.tasks = resolve_tasks(
+            self.task_settings, self.num_classes, self.class_names, f"{key}.tasks", self.classes_key
+        )
+        self.test_cfg = CenterDecodeSettings.from_mapping(
+            self.test_settings, self.num_classes, f"{key}.test_cfg"
+        )
+        self.shared_conv = ConvNormAct(self.in_channels, self.share_conv_channels, 3)
         self.task_heads = nn.ModuleList(
-            TaskHead(share_conv_channels, len(classes), head_channels, with_velocity, final_kernel, -2.19)
+            TaskHead(
+                self.share_conv_channels,
+                len(classes),
+                self.head_channels,
+                self.with_velocity,
+                self.final_kernel,
+                -2.19,
+            )
             for classes in self.tasks
         )
 
@@ -195,8 +266,14 @@ class CenterPointHead(nn.Module):
             features: ``Tensor[B, in_channels, ny, nx]``, the neck's map.
 
         Raises:
+            FormatError: a head without layers yet (see :meth:`complete`).
             ShapeError: a map whose size is not the grid's (naming ``out_size_factor``).
         """
+        if not self.is_complete:
+            raise FormatError(
+                "CenterPointHead has no layers yet: give it in_channels and num_classes (or class_names), "
+                "or build it as a VoxelDetector's bbox_head, which derives them"
+            )
         if tuple(features.shape[-2:]) != self.grid.shape:
             raise ShapeError(
                 f"{self.config_key}: the BEV map is {tuple(features.shape[-2:])} (ny, nx) but the head's grid "
@@ -283,7 +360,7 @@ class CenterPointHead(nn.Module):
             raise FormatError("gt_boxes hold NaN or infinite values")
         if bool((boxes[:, 3:6] <= 0).any()):
             raise FormatError("gt_boxes: every size (x_size, y_size, z_size) must be positive")
-        check_labels(labels, self.num_classes, f"{self.config_key}.num_classes")
+        check_labels(labels, self.num_classes, self.classes_key)
         return boxes, labels, sample
 
     @torch.no_grad()
@@ -310,7 +387,11 @@ class CenterPointHead(nn.Module):
 
 
 def resolve_tasks(
-    tasks: Sequence[Sequence[int | str]] | None, num_classes: int, class_names: Sequence[str] | None, key: str
+    tasks: Sequence[Sequence[int | str]] | None,
+    num_classes: int,
+    class_names: Sequence[str] | None,
+    key: str,
+    classes_key: str = "num_classes",
 ) -> list[list[int]]:
     """Class indices per task, checked to split ``[0, num_classes)`` exactly.
 
@@ -319,6 +400,7 @@ def resolve_tasks(
         num_classes: the head's classes.
         class_names: the model's classes, to look up names.
         key: the config key of ``tasks``, named in errors.
+        classes_key: the config key the class count comes from, named in errors.
 
     Raises:
         FormatError: an unknown name, names without ``class_names``, or classes missing,
@@ -343,7 +425,13 @@ def resolve_tasks(
     flat = sorted(i for task in resolved for i in task)
     if flat != list(range(num_classes)) or any(not task for task in resolved):
         raise FormatError(
-            f"{key}: the tasks must split the {num_classes} classes (num_classes) into non-empty groups, each class "
+            f"{key}: the tasks must split the {num_classes} classes ({classes_key}) into non-empty groups, each class "
             f"once; got {resolved}"
         )
     return resolved
+
+
+def _at_least_one(value: int, key: str) -> int:
+    if int(value) < 1:
+        raise FormatError(f"{key} must be at least 1, got {value!r}")
+    return int(value)

@@ -7,11 +7,13 @@ One frame's way through the detector, each arrow one call::
       --middle_encoder--> [B, C', H, W]     (PointPillarsScatter | SparseEncoder on spconv)
       --backbone-->       3 maps            (SECONDBackbone: strided conv stages)
       --neck-->           [B, C'', H', W']  (SECONDFPN: up-sampled and concatenated)
-      --head-->           raw outputs       (Anchor3DHead) --> Detections3D per frame
+      --head-->           raw outputs       (Anchor3DHead | CenterPointHead) --> Detections3D per frame
 
 PointPillars: pillars of ``0.16 x 0.16 x 4`` m, the pillar feature net and the BEV scatter.
 SECOND: voxels of ``0.05 x 0.05 x 0.1`` m, their mean and the sparse 3D encoder. Both then share
-the SECOND backbone, the SECOND FPN and the anchor head. The module names (``voxel_encoder``,
+the SECOND backbone, the SECOND FPN and the anchor head (CenterPoint: the centre head instead).
+The detector gives its head the class count (``len(class_names)``) and the neck's output
+channels (:class:`BBoxHead`), so configs write neither. The module names (``voxel_encoder``,
 ``middle_encoder``, ``backbone``, ``neck``, ``bbox_head``) are MMDetection3D's, so a checkpoint
 of its PointPillars or SECOND maps onto this model key for key (see
 :mod:`pc3d.nn.checkpoint_mmdet3d`).
@@ -39,13 +41,20 @@ class BBoxHead(Protocol):
     :class:`~pc3d_det3d.anchor_head.Anchor3DHead`, :class:`~pc3d_det3d.center_head.CenterPointHead`
     or any head with these members.
 
-    A head may leave its class and channel counts to the detector: one without ``num_classes``
-    or ``in_channels`` and with a ``complete(num_classes, in_channels)`` method gets them from
+    A head may leave its class and channel counts to the detector: any head with a
+    ``complete(num_classes, in_channels)`` method (both heads above) gets them from
     :class:`VoxelDetector` (``len(class_names)``, the neck's output channels), which builds its
-    layers. Counts a head has are checked against the same values.
+    layers. Counts a head already has are checked against the same values first, so an error
+    names the config key that disagrees.
 
     Attributes:
-        num_classes: classes the head predicts (checked against ``class_names``).
+        num_classes: classes the head predicts (checked against ``class_names``); may be absent
+            until ``complete`` when the head has that method.
+        in_channels: optional; channels the head reads (checked against the neck's).
+        classes_key: optional; the config key the head's ``num_classes`` comes from (e.g.
+            ``model.bbox_head.class_names``), named in errors; default
+            ``model.bbox_head.num_classes``.
+        class_names: optional; the head's own class list, which must equal the model's.
     """
 
     num_classes: int
@@ -123,9 +132,10 @@ class VoxelDetector(nn.Module):
         neck: ``forward(maps) -> Tensor[B, C, H', W']``.
         bbox_head: a :class:`BBoxHead`. Its ``num_classes`` defaults to ``len(class_names)`` and
             its ``in_channels`` to the neck's output channels (``sum(neck.out_channels)`` of
-            SECONDFPN's config); counts the head was given must equal these.
-        class_names: class of each label index (for outputs and logs); default ``"0"``,
-            ``"1"``, ... for the head's ``num_classes``.
+            SECONDFPN's config); counts the head was given (and its own ``class_names``) must
+            equal these.
+        class_names: class of each label index (for outputs and logs); default the head's
+            ``class_names`` if it has them, else ``"0"``, ``"1"``, ... for its ``num_classes``.
         channels_last: run the BEV maps channels-last (:func:`pc3d.nn.fuse.to_channels_last`):
             the same outputs, a faster step on CPUs. Checkpoints are unaffected.
     """
@@ -252,9 +262,14 @@ class VoxelDetector(nn.Module):
 
 
 def _class_names(class_names: Sequence[str] | None, bbox_head: BBoxHead) -> list[str]:
-    """The detector's classes: ``class_names``, else one per class of the head (``"0"``, ...);
-    their count and the head's ``num_classes`` (if it has one) must agree."""
+    """The detector's classes: ``class_names``, else the head's ``class_names``, else one per
+    class of the head (``"0"``, ...); their count and the head's ``num_classes`` (if it has one)
+    must agree, and so must the head's ``class_names`` (if it has them)."""
     count: int | None = getattr(bbox_head, "num_classes", None)
+    source = getattr(bbox_head, "classes_key", None) or "model.bbox_head.num_classes"
+    head_names = getattr(bbox_head, "class_names", None)
+    if class_names is None and head_names is not None:
+        return list(head_names)
     if class_names is None:
         if count is None:
             raise FormatError(
@@ -263,8 +278,12 @@ def _class_names(class_names: Sequence[str] | None, bbox_head: BBoxHead) -> list
         return [str(i) for i in range(count)]
     names = list(class_names)
     if count is not None and len(names) != count:
+        what = f"lists {count}" if source.endswith("class_names") else f"is {count}"
+        raise FormatError(f"model.class_names lists {len(names)} classes but {source} {what}")
+    if head_names is not None and list(head_names) != names:
         raise FormatError(
-            f"model.class_names lists {len(names)} classes but model.bbox_head.num_classes is {count}"
+            f"model.bbox_head.class_names is {list(head_names)} but model.class_names is {names}; "
+            "the head's classes must be the model's, in the same order"
         )
     return names
 

@@ -25,9 +25,11 @@ from pc3d_det3d.voxelnet import VoxelDetector
 
 PILLAR = "centerpoint_pillar-secfpn_kitti-3d-3class.yaml"
 VOXEL = "centerpoint_voxel-secfpn_kitti-3d-3class.yaml"
-# The shrunk networks with a narrow CenterPoint head.
-SMALL = [*SMALL_PILLARS, "model.bbox_head.share_conv_channels=16", "model.bbox_head.head_channels=16"]
-SMALL_VOXEL = [*SMALL_VOXELS, "model.bbox_head.share_conv_channels=16", "model.bbox_head.head_channels=16"]
+# The shrunk networks with a narrow CenterPoint head; its in_channels are the detector's (the
+# shrunk neck's), as in the zoo configs.
+NARROW_HEAD = ["model.bbox_head.share_conv_channels=16", "model.bbox_head.head_channels=16"]
+SMALL = [*(o for o in SMALL_PILLARS if not o.startswith("model.bbox_head.in_channels")), *NARROW_HEAD]
+SMALL_VOXEL = [*(o for o in SMALL_VOXELS if not o.startswith("model.bbox_head.in_channels")), *NARROW_HEAD]
 
 
 @pytest.fixture(scope="module")
@@ -245,16 +247,66 @@ def test_both_configs_build_a_centerpoint(manager) -> None:
         assert model.bbox_head.grid.cell_size == pytest.approx((stride, stride))
 
 
-def test_class_count_mismatch_fails_at_build_naming_the_key(manager) -> None:
-    for override, count in (
-        ("model.bbox_head.num_classes=2", "2 but model.bbox_head.class_names lists 3"),
-        ("class_names=[Pedestrian, Car]", "3 but model.bbox_head.class_names lists 2"),
+def test_a_head_without_counts_is_completed_once() -> None:
+    head = hand_head(in_channels=None, num_classes=None)
+    # class_names gives the class count; the channels wait for complete().
+    assert head.num_classes == 3 and not head.is_complete and not hasattr(head, "in_channels")
+    with pytest.raises(FormatError, match="no layers yet"):
+        head(torch.zeros(1, 8, 32, 32))
+    head.complete(3, 8)
+    assert head.is_complete and head.tasks == [[0, 1], [2]]
+    assert [h.shape for h in head(torch.zeros(1, 8, 32, 32)).heatmaps] == [(1, 2, 32, 32), (1, 1, 32, 32)]
+    # The same parameters, under the same names, as a head given its counts.
+    given = hand_head()
+    assert {k: v.shape for k, v in head.state_dict().items()} == {
+        k: v.shape for k, v in given.state_dict().items()
+    }
+    head.complete(3, 8)  # the same counts again: nothing changes
+    with pytest.raises(
+        FormatError, match=r"model\.bbox_head\.in_channels is 8 but the detector gives the head 16"
     ):
-        config = load_config(PILLAR, [*SMALL, override], search_dirs=manager.config_dirs())
+        head.complete(3, 16)
+    with pytest.raises(
+        FormatError, match=r"model\.bbox_head\.class_names lists 3 classes but the detector gives the head 2"
+    ):
+        head.complete(2, 8)
+    # Without class_names, tasks by index and both counts from complete().
+    bare = hand_head(in_channels=None, num_classes=None, class_names=None, tasks=[[0], [1]])
+    assert not hasattr(bare, "num_classes")
+    bare.complete(2, 4)
+    assert (bare.num_classes, bare.in_channels, bare.tasks) == (2, 4, [[0], [1]])
+    with pytest.raises(FormatError, match=r"model\.bbox_head\.in_channels must be at least 1"):
+        hand_head(in_channels=None).complete(3, 0)
+    with pytest.raises(FormatError, match=r"split the 3 classes \(model\.class_names\)"):
+        hand_head(in_channels=None, num_classes=None, class_names=None, tasks=[[0]]).complete(3, 8)
+
+
+def test_class_count_mismatch_fails_at_build_naming_the_key(manager) -> None:
+    two_classes = [
+        "model.bbox_head.tasks=[[Pedestrian, Cyclist]]",
+        "model.bbox_head.test_cfg.circle_radius=1.0",
+    ]
+    for overrides, message in (
+        (
+            ["model.bbox_head.num_classes=2"],
+            "model.bbox_head.num_classes is 2 but model.bbox_head.class_names lists 3 classes",
+        ),
+        # The head's classes follow class_names; its tasks name a class that is gone.
+        (["class_names=[Pedestrian, Car]"], "model.bbox_head.tasks[0]: 'Cyclist' is not one of class_names"),
+        (
+            ["model.bbox_head.class_names=[Car, Cyclist, Pedestrian]"],
+            "model.bbox_head.class_names is ['Car', 'Cyclist', 'Pedestrian'] but model.class_names is "
+            "['Pedestrian', 'Cyclist', 'Car']",
+        ),
+        (
+            ["model.bbox_head.class_names=[Pedestrian, Cyclist]", *two_classes],
+            "model.class_names lists 3 classes but model.bbox_head.class_names lists 2",
+        ),
+    ):
+        config = load_config(PILLAR, [*SMALL, *overrides], search_dirs=manager.config_dirs())
         with pytest.raises(ConfigError) as info:
             build(config.node("model"), kind="model", registry=manager.registry)
-        message = str(info.value)
-        assert PILLAR in message and f"model.bbox_head.num_classes is {count} classes" in message, message
+        assert PILLAR in str(info.value) and message in str(info.value), str(info.value)
     # Without class_names in the head, the detector compares them.
     config = load_config(
         PILLAR,
@@ -271,6 +323,11 @@ def test_class_count_mismatch_fails_at_build_naming_the_key(manager) -> None:
         ConfigError, match=r"model\.class_names lists 3 classes but model\.bbox_head\.num_classes is 2"
     ):
         build(config.node("model"), kind="model", registry=manager.registry)
+
+
+def test_a_detector_without_class_names_takes_the_heads(manager) -> None:
+    model = small_model(manager, "model.class_names=null")
+    assert model.class_names == CLASSES and model.bbox_head.num_classes == 3
 
 
 @pytest.mark.parametrize("name", [PILLAR, VOXEL])

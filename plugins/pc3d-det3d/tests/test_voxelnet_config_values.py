@@ -1,9 +1,9 @@
 """The 3D detector configs write each value once, and VoxelDetector derives its head's counts.
 
 The zoo configs (PointPillars, SECOND, CenterPoint) set ``class_names``, ``point_cloud_range`` and
-``voxel_size`` in one file of their ``_base_`` chain; the anchor head's ``num_classes`` and
-``in_channels`` are not written at all: the detector takes them from ``class_names`` and its neck,
-and checks them where a config does give them.
+``voxel_size`` in one file of their ``_base_`` chain; the head's ``num_classes`` and ``in_channels``
+(anchor head and centre head alike) are not written at all: the detector takes them from
+``class_names`` and its neck, and checks them where a config does give them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import yaml
 from pc3d.config import ConfigError, build, load_config
 from pc3d.errors import FormatError
 from pc3d_det3d.anchor_head import Anchor3DHead
+from pc3d_det3d.center_head import CenterPointHead
 from pc3d_det3d.voxelnet import VoxelDetector
 
 REPO = Path(__file__).resolve().parents[3]
@@ -78,12 +79,20 @@ def test_zoo_configs_write_each_value_once_along_their_base_chain(path: Path) ->
         assert len(values) == len(set(values)), (
             f"{'.'.join(key)} is written again with the same value: {writes}"
         )
-    if "centerpoint" not in path.stem:  # the anchor head's counts are the detector's
-        assert literal_writes(path, ("model", "bbox_head", "num_classes")) == []
-        assert literal_writes(path, ("model", "bbox_head", "in_channels")) == []
+    # The head's counts are the detector's, whichever the head.
+    assert literal_writes(path, ("model", "bbox_head", "num_classes")) == []
+    assert literal_writes(path, ("model", "bbox_head", "in_channels")) == []
 
 
-@pytest.mark.parametrize("name", [POINTPILLARS, "second_hv-secfpn_kitti-3d-3class"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        POINTPILLARS,
+        "second_hv-secfpn_kitti-3d-3class",
+        "centerpoint_pillar-secfpn_kitti-3d-3class",
+        "centerpoint_voxel-secfpn_kitti-3d-3class",
+    ],
+)
 def test_mmdetection3d_zoo_configs_write_range_voxel_size_and_classes_once(name: str) -> None:
     path = next(p for p in ZOO if p.stem == name)
     for key in WRITTEN_ONCE[:3]:
@@ -135,10 +144,43 @@ def test_counts_that_disagree_fail_at_build_naming_the_key(overrides: list[str],
     assert "pointpillars_hv-secfpn_kitti.yaml" in str(info.value)  # the model mapping's file
 
 
-def test_centerpoint_head_channels_are_checked_against_the_neck() -> None:
-    config = load_config("centerpoint_pillar-secfpn_kitti-3d-3class", NARROW)
-    with pytest.raises(ConfigError, match=r"model\.bbox_head\.in_channels is 384 but model\.neck outputs 24"):
-        build(config.node("model"), kind="model")
+@pytest.mark.parametrize(
+    ("name", "channels"),
+    [("centerpoint_pillar-secfpn_kitti-3d-3class", 384), ("centerpoint_voxel-secfpn_kitti-3d-3class", 512)],
+)
+def test_the_detector_gives_the_centre_head_its_class_and_channel_counts(name: str, channels: int) -> None:
+    config = load_config(name)
+    assert {"num_classes", "in_channels"}.isdisjoint(config.data["model"]["bbox_head"])
+    model = build(config.node("model"), kind="model")
+    head = model.bbox_head
+    assert isinstance(model, VoxelDetector) and isinstance(head, CenterPointHead) and head.is_complete
+    assert (head.num_classes, head.in_channels, head.tasks) == (3, channels, [[0, 1], [2]])
+    # The layers and their checkpoint names are those of a head given its counts.
+    given = CenterPointHead(
+        channels,
+        3,
+        point_cloud_range=config.data["point_cloud_range"],
+        voxel_size=config.data["voxel_size"],
+        tasks=[[0, 1], [2]],
+    )
+    shapes = {k: tuple(v.shape) for k, v in head.state_dict().items()}
+    assert shapes == {k: tuple(v.shape) for k, v in given.state_dict().items()}
+    assert shapes["shared_conv.0.weight"] == (64, channels, 3, 3)
+    assert shapes["task_heads.0.heatmap.3.weight"] == (2, 64, 3, 3)
+    assert shapes["task_heads.1.heatmap.3.weight"] == (1, 64, 3, 3)
+    # A count a config does give is checked, naming the key and the model mapping's file.
+    wrong = load_config(name, ["model.bbox_head.in_channels=24"])
+    with pytest.raises(
+        ConfigError, match=rf"model\.bbox_head\.in_channels is 24 but model\.neck outputs {channels} channels"
+    ) as info:
+        build(wrong.node("model"), kind="model")
+    assert f"{name}.yaml" in str(info.value)  # the model mapping's file
+
+
+def test_centerpoint_head_channels_follow_a_narrower_neck() -> None:
+    model = build(load_config("centerpoint_pillar-secfpn_kitti-3d-3class", NARROW).node("model"), "model")
+    assert model.bbox_head.in_channels == 24
+    assert model.bbox_head.shared_conv[0].weight.shape == (64, 24, 3, 3)
 
 
 def test_an_anchor_head_without_counts_is_completed_once() -> None:
