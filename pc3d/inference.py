@@ -42,7 +42,7 @@ PointsLike = str | os.PathLike[str] | np.ndarray | Tensor | BasePoints
 def load_model(
     config: str | os.PathLike[str] | Config,
     checkpoint: str | os.PathLike[str] | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = "cpu",
     overrides: Sequence[str] = (),
     optimize: bool = False,
 ) -> nn.Module:
@@ -57,7 +57,8 @@ def load_model(
         config: a config file, the name of a shipped config, or a loaded :class:`Config`.
         checkpoint: a pc3d checkpoint, a state dict, or an MMDetection3D 1.x checkpoint; ``None``
             keeps the freshly initialised weights.
-        device: where the model runs.
+        device: where the model runs: a torch device, ``"auto"`` (CUDA when available, else the
+            CPU) or None for the config's ``runtime.device`` (which defaults to ``auto``).
         overrides: ``KEY=VALUE`` config overrides (as ``--set``), for a name or file.
         optimize: return the model's inference copy (its ``optimize_for_inference()``: the 3D
             detectors fold their batch norms, run channels-last, compute wide 3x3 convs by
@@ -104,6 +105,11 @@ def load_model(
                 f"{names}; set the config's class_names (--set class_names=[...]) to the "
                 "checkpoint's, in its order"
             )
+    if device is None:
+        runtime = cfg.data.get("runtime")
+        device = str(runtime.get("device", "auto")) if isinstance(runtime, dict) else "auto"
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(torch.device(device)).eval()
     fast = inference_copy(model) if optimize else None
     return model if fast is None else fast

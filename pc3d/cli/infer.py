@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pc3d.cli.arguments import add_command, add_config_argument, add_overrides_argument
+from pc3d.cli.arguments import (
+    add_command,
+    add_config_argument,
+    add_device_argument,
+    add_nan_policy_argument,
+    add_overrides_argument,
+)
 
 DESCRIPTION = "Run a model on point clouds and write its predictions, one file per cloud."
 
@@ -64,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="X",
         help="keep predictions scoring above X (default: the config's test_cfg.score_thr)",
     )
-    parser.add_argument("--device", default="cpu", help="torch device to run on (default: cpu)")
+    add_device_argument(parser, "run the model")
     parser.add_argument(
         "--format",
         choices=("json", "kitti", "label"),
@@ -96,12 +102,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="float32 values per point of a .bin cloud (default 4)",
     )
-    parser.add_argument(
-        "--nan-policy",
-        choices=("drop", "raise"),
-        default="drop",
-        help="points with NaN/inf coordinates: drop them with a warning (default) or fail",
-    )
+    add_nan_policy_argument(parser)
     parser.add_argument(
         "--warmup",
         type=int,
@@ -305,7 +306,8 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.config, args.checkpoint, args.device, args.overrides, optimize=args.optimize)
     class_names = [str(n) for n in getattr(model, "class_names", [])]
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    synchronize = torch.cuda.synchronize if torch.device(args.device).type == "cuda" else (lambda: None)
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def timed(points: torch.Tensor) -> tuple[Any, float]:
         synchronize()
@@ -330,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
         "num_frames": len(entries),
         "config": str(args.config),
         "checkpoint": str(args.checkpoint),
-        "device": str(args.device),
+        "device": str(device),
         "format": args.format,
         # Models without an inference copy run as built either way.
         "optimized": bool(args.optimize and has_inference_copy(model)),

@@ -114,9 +114,8 @@ SHARED_HELP = {
     "device": "where to ",
     "nan_policy": "points with NaN/inf coordinates: drop them with a warning (default) or fail",
 }
-# pc3d infer takes any torch device string (cuda:1 too), default cpu, where the config-driven
-# commands choose among DEVICES, default the config's runtime.device.
-OWN_WORDS = {("pc3d infer", "device")}
+# Arguments allowed their own words (none at present).
+OWN_WORDS: set[tuple[str, str]] = set()
 
 
 def test_the_same_argument_reads_the_same_in_every_command(full_parser: argparse.ArgumentParser) -> None:
@@ -143,7 +142,7 @@ def test_the_same_argument_reads_the_same_in_every_command(full_parser: argparse
     nan_policy = "{" + ",".join(NAN_POLICIES) + "}"
     for prog in ("pc3d convert", "pc3d show", "pc3d kitti-boxes", "pc3d infer"):
         assert shown["nan_policy"][prog] == nan_policy, prog
-    for prog in ("pc3d train", "pc3d test"):
+    for prog in ("pc3d train", "pc3d test", "pc3d infer"):
         assert shown["device"][prog] == "{" + ",".join(DEVICES) + "}", prog
     assert set(shown["kitti"]) == {"pc3d show", "pc3d kitti-boxes", "pc3d det2d kitti"}
     assert set(shown["work_dir"].values()) == {"WORK_DIR"} and len(shown["work_dir"]) == 3
