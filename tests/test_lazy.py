@@ -7,6 +7,7 @@ import types
 import pytest
 
 import pc3d.io
+import pc3d.io.kitti
 import pc3d.structures
 from pc3d.lazy import load_attribute, module_of
 
@@ -33,3 +34,14 @@ def test_unknown_attribute_names_the_package(package: types.ModuleType) -> None:
 
 def test_packages_list_their_lazy_names() -> None:
     assert "read_point_file" in dir(pc3d.io) and "LiDARBoxes3D" in dir(pc3d.structures)
+
+
+@pytest.mark.parametrize("package", [pc3d.io, pc3d.io.kitti, pc3d.structures])
+def test_no_lazy_name_is_also_a_submodule(package: types.ModuleType) -> None:
+    # Importing a submodule sets the package attribute of its name to the module, which would
+    # then shadow a lazy attribute of the same name (`from pc3d.io import x` giving a module).
+    import pkgutil
+
+    submodules = {info.name for info in pkgutil.iter_modules(package.__path__)}
+    lazy = {name for names in package._LAZY.values() for name in names}
+    assert submodules and lazy and submodules.isdisjoint(lazy), submodules & lazy

@@ -1,7 +1,8 @@
 """`pc3d convert`: boxes or points from one coordinate system (and file format) to another.
 
-A change of file format only (`--src X --dst X`, no `--calib`) reads and writes with numpy; a
-change of system goes through `pc3d.structures`, which imports torch.
+Everything runs on numpy, torch is never imported: a change of system uses the conversion
+kernels of `pc3d.structures.coord_transform` (the ones the box and point structures use), which
+take numpy arrays as well as tensors.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ needs --what). The format of OUTPUT follows its extension.
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `convert` command to `subparsers`."""
-    from pc3d.io.file_kind import FILE_KINDS
+    from pc3d.io.file_kinds import FILE_KINDS
 
     parser = add_command(subparsers, "convert", None, DESCRIPTION, EXAMPLES)
     add_input_output_arguments(
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     """Convert `args.input` into `args.output`; the exit status."""
     from pc3d.errors import FormatError
     from pc3d.io.boxes import BOX_EXTENSIONS
-    from pc3d.io.file_kind import file_kind
+    from pc3d.io.file_kinds import file_kind
     from pc3d.io.points import POINT_EXTENSIONS
 
     must_exist(args.input)
@@ -130,9 +131,9 @@ def _convert_boxes(args: argparse.Namespace) -> str:
     rt_mat = rt_mat_from_calib(args.calib, src, args.dst)
     boxes = data.boxes
     if src != args.dst or rt_mat is not None:
-        from pc3d.structures import box_class  # torch: only for a change of system
+        from pc3d.structures.coord_transform import convert_box_tensor
 
-        boxes = box_class(src)(data.boxes).convert_to(args.dst, rt_mat).numpy()
+        boxes = convert_box_tensor(data.boxes, src, args.dst, rt_mat)
     write_box_file(args.output, BoxFile(boxes, args.dst, data.labels, data.scores, data.meta))
     return f"{len(data)} boxes {src} -> {args.dst} ({_how(args, src)}): wrote {args.output}"
 
@@ -149,9 +150,9 @@ def _convert_points(args: argparse.Namespace) -> str:
     data = read_point_file(args.input, args.num_features, nan_policy=args.nan_policy)
     array = data.array
     if args.src != args.dst or rt_mat is not None:
-        from pc3d.io.points import points_from_data  # torch: only for a change of system
+        from pc3d.structures.coord_transform import convert_point_tensor
 
-        array = points_from_data(data, args.src).convert_to(args.dst, rt_mat).tensor.numpy()
+        array = convert_point_tensor(array, args.src, args.dst, rt_mat)
     write_point_file(args.output, array, data.fields, "ascii" if args.ascii else "binary")
     fields = ", ".join(data.fields)
     return f"{data.num_points:,} points ({fields}) {args.src} -> {args.dst} ({_how(args, args.src)}): wrote {args.output}"

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `info` command to `subparsers`."""
-    from pc3d.io.file_kind import FILE_KINDS
+    from pc3d.io.file_kinds import FILE_KINDS
 
     parser = subparsers.add_parser(
         "info",
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     """Print what `args.file` holds; the exit status."""
-    from pc3d.io.file_kind import file_kind
+    from pc3d.io.file_kinds import file_kind
 
     path: Path = args.file
     must_exist(path)

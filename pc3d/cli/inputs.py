@@ -1,7 +1,7 @@
 """What the commands share about their inputs: existence checks and KITTI roots.
 
 Standard library only (the CLI's light commands import this module). Whether a file holds points
-or boxes is `pc3d.io.file_kind`'s rule.
+or boxes is `pc3d.io.file_kinds`'s rule.
 """
 
 from __future__ import annotations

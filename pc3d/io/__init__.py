@@ -6,7 +6,7 @@
 - `pc3d.io.boxes`: box files (JSON, CSV/TXT, `.npy`, KITTI labels): `read_box_file`,
   `write_box_file`, `load_boxes` / `save_boxes`; `BoxFile` and its checks in `pc3d.io.box_file`,
   the formats in `pc3d.io.box_json` and `pc3d.io.box_table`.
-- `pc3d.io.file_kind`: whether a file holds points or boxes (`.npy` included): `file_kind`.
+- `pc3d.io.file_kinds`: whether a file holds points or boxes (`.npy` included): `file_kind`.
 - `pc3d.io.kitti`: KITTI calibration, labels (pc3d's one `label_2` parser), projection of boxes
   to the image, whole frames.
 - `pc3d.io.atomic`: atomic file writes (`atomic_write`, `atomic_write_bytes`, `atomic_write_text`).
@@ -33,7 +33,7 @@ _LAZY = {
         "save_boxes",
         "write_box_file",
     ),
-    "pc3d.io.file_kind": ("FILE_KINDS", "file_kind"),
+    "pc3d.io.file_kinds": ("FILE_KINDS", "file_kind"),
     "pc3d.io.jsonio": ("dumps", "to_jsonable", "write_json"),
     # Same names as pc3d.io.kitti's (and pc3d.io.boxes') __all__ on purpose: listed here, `import pc3d.io`
     # imports no submodule; tests/io resolves every name listed.

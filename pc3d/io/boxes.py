@@ -112,7 +112,7 @@ def _read_kitti_labels(path: Path) -> BoxFile:
 
     objects = read_kitti_labels(path).objects()
     scores = objects.score if len(objects) and np.isfinite(objects.score).all() else None
-    boxes = objects.to_camera_boxes().tensor.numpy()
+    boxes = objects.camera_box_array()
     labels: list[Label] = [str(t) for t in objects.types]
     return BoxFile(boxes, "camera", labels, scores, {"format": "kitti label_2"}, path)
 

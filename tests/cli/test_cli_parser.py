@@ -230,6 +230,13 @@ def test_light_commands_import_no_torch(tmp_path: Path) -> None:
         == set()
     )
     assert _heavy(_imported_modules("show", "--help")) == set()
+    # A change of coordinate system too, with a real calibration, for points and for boxes.
+    calib = str(KITTI / "calib" / "000001.txt")
+    to_camera = ["--src", "lidar", "--dst", "camera", "--calib", calib]
+    assert _heavy(_imported_modules("convert", *to_camera, str(SCAN), str(tmp_path / "cam.npy"))) == set()
+    labels = ["convert", "--src", "camera", "--dst", "lidar", "--calib", calib]
+    boxes = [str(KITTI / "label_2" / "000001.txt"), str(tmp_path / "boxes.json")]
+    assert _heavy(_imported_modules(*labels, *boxes)) == set()
 
 
 # ------------------------------------------------------------------------------ plugin commands

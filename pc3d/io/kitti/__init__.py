@@ -11,19 +11,48 @@ Label boxes become `CameraBoxes3D` rows `x, y, z, l, h, w, rotation_y` (KITTI st
 MMDetection3D and pc3d order the sizes along the box's own x, y, z axes: length, height, width).
 """
 
-from pc3d.io.kitti.calib import KittiCalib, camera_to_lidar_boxes, lidar_to_camera_boxes, read_kitti_calib
-from pc3d.io.kitti.detections import DEFAULT_IMAGE_SIZE, detections_to_kitti_labels
-from pc3d.io.kitti.frame import KittiFrame, load_kitti_frame, read_png_size
-from pc3d.io.kitti.labels import (
-    DONT_CARE,
-    LABEL_FIELDS,
-    KittiLabels,
-    format_kitti_labels,
-    parse_kitti_labels,
-    read_kitti_labels,
-    write_kitti_labels,
-)
-from pc3d.io.kitti.projection import ImageProjection, project_boxes_to_image, project_points_to_image
+from typing import TYPE_CHECKING, Any
+
+from pc3d.lazy import load_attribute, module_of
+
+if TYPE_CHECKING:
+    from pc3d.io.kitti.calib import KittiCalib, camera_to_lidar_boxes, lidar_to_camera_boxes, read_kitti_calib
+    from pc3d.io.kitti.detections import DEFAULT_IMAGE_SIZE, detections_to_kitti_labels
+    from pc3d.io.kitti.frame import KittiFrame, load_kitti_frame, read_png_size
+    from pc3d.io.kitti.labels import (
+        DONT_CARE,
+        LABEL_FIELDS,
+        KittiLabels,
+        format_kitti_labels,
+        parse_kitti_labels,
+        read_kitti_labels,
+        write_kitti_labels,
+    )
+    from pc3d.io.kitti.projection import ImageProjection, project_boxes_to_image, project_points_to_image
+
+# Names load their module on first use: reading a calibration (`pc3d convert --calib`) imports
+# no torch, which only the detections and frames need.
+_LAZY = {
+    "pc3d.io.kitti.calib": (
+        "KittiCalib",
+        "camera_to_lidar_boxes",
+        "lidar_to_camera_boxes",
+        "read_kitti_calib",
+    ),
+    "pc3d.io.kitti.detections": ("DEFAULT_IMAGE_SIZE", "detections_to_kitti_labels"),
+    "pc3d.io.kitti.frame": ("KittiFrame", "load_kitti_frame", "read_png_size"),
+    "pc3d.io.kitti.labels": (
+        "DONT_CARE",
+        "LABEL_FIELDS",
+        "KittiLabels",
+        "format_kitti_labels",
+        "parse_kitti_labels",
+        "read_kitti_labels",
+        "write_kitti_labels",
+    ),
+    "pc3d.io.kitti.projection": ("ImageProjection", "project_boxes_to_image", "project_points_to_image"),
+}
+_MODULE_OF = module_of(_LAZY)
 
 __all__ = [
     "DEFAULT_IMAGE_SIZE",
@@ -46,3 +75,11 @@ __all__ = [
     "read_png_size",
     "write_kitti_labels",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    return load_attribute(__name__, _MODULE_OF, globals(), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_MODULE_OF})

@@ -122,14 +122,19 @@ class KittiLabels:
         """The records that are not `DontCare` (the ones with 3D boxes), in file order."""
         return self[~self.dont_care]
 
+    def camera_box_array(self) -> np.ndarray:
+        """`float32 ndarray[N, 7]` of the non-`DontCare` records (aligned with `objects()`):
+        camera-box rows `x, y, z, l, h, w, rotation_y` (no torch needed)."""
+        objects = self.objects()
+        rows = np.concatenate([objects.location, objects.dims_lhw, objects.rotation_y[:, None]], axis=1)
+        return rows.astype(np.float32).reshape(-1, 7)
+
     def to_camera_boxes(self) -> CameraBoxes3D:
         """`CameraBoxes3D` of the non-`DontCare` records (aligned with `objects()`):
         rows `x, y, z, l, h, w, rotation_y`."""
         from pc3d.structures import CameraBoxes3D
 
-        objects = self.objects()
-        tensor = np.concatenate([objects.location, objects.dims_lhw, objects.rotation_y[:, None]], axis=1)
-        return CameraBoxes3D(tensor.astype(np.float32).reshape(-1, 7))
+        return CameraBoxes3D(self.camera_box_array())
 
     def to_lidar_boxes(self, calib: KittiCalib) -> LiDARBoxes3D:
         """`LiDARBoxes3D` of the non-`DontCare` records, converted with `calib.cam_to_lidar`."""

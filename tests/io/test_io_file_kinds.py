@@ -89,7 +89,7 @@ def test_pc3d_io_exports_every_public_name_lazily() -> None:
         assert getattr(pc3d.io, name) is not None, name
     # Importing the package, its atomic/JSON helpers or file_kind loads neither numpy nor torch.
     code = (
-        "import sys, pc3d.io, pc3d.io.atomic, pc3d.io.jsonio, pc3d.io.file_kind; "
+        "import sys, pc3d.io, pc3d.io.atomic, pc3d.io.jsonio, pc3d.io.file_kinds; "
         "print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
