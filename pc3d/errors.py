@@ -7,7 +7,10 @@ without reading pc3d's source. The CLI prints these as one line and exits with s
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Pc3dError(Exception):
@@ -55,3 +58,20 @@ def did_you_mean(name: str, candidates: Iterable[str], spell: Callable[[str], st
     """
     close = suggest(name, candidates)
     return f" (did you mean {spell(close)!r}?)" if close is not None else ""
+
+
+def choose(table: Mapping[str, T], name: str, key: str, what: str) -> T:
+    """``table[name]``, or a `FormatError` naming the config key, the unknown name, the closest
+    known one and all of them: ``"<key>: unknown <what> 'x' (did you mean 'y'?); known: ..."``.
+
+    Args:
+        table: the known names and what each stands for.
+        name: the name given.
+        key: where the name was given (a config key path).
+        what: what the names are, for the message (``"anchor generator"``).
+    """
+    if name not in table:
+        raise FormatError(
+            f"{key}: unknown {what} {name!r}{did_you_mean(name, table)}; known: {', '.join(table)}"
+        )
+    return table[name]

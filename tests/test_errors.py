@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pc3d.errors import did_you_mean, suggest
 
 
@@ -23,3 +25,15 @@ def test_did_you_mean_reads_as_part_of_a_sentence_with_and_without_a_match() -> 
 def test_did_you_mean_can_spell_the_match_as_a_full_key() -> None:
     hint = did_you_mean("num_class", ["num_classes", "layers"], lambda close: f"model.head.{close}")
     assert hint == " (did you mean 'model.head.num_classes'?)"
+
+
+def test_choose_names_the_key_the_closest_and_all_known() -> None:
+    from pc3d.errors import FormatError, choose
+
+    table = {"rotated": 1, "nearest": 2}
+    assert choose(table, "nearest", "a.b", "overlap") == 2
+    with pytest.raises(FormatError) as err:
+        choose(table, "nearst", "a.b", "overlap")
+    assert (
+        str(err.value) == "a.b: unknown overlap 'nearst' (did you mean 'nearest'?); known: rotated, nearest"
+    )

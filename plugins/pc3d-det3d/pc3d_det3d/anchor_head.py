@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from pc3d.errors import FormatError, ShapeError, did_you_mean
+from pc3d.errors import FormatError, ShapeError, choose, did_you_mean
 from pc3d.nn.assigners import MaxIoUAssigner
 from pc3d.nn.box_coders import DeltaXYZWLHRBBoxCoder
 from pc3d.nn.labels import check_labels
@@ -266,12 +266,9 @@ class Anchor3DHead(nn.Module):
         for i, setting in enumerate(settings):
             options = dict(setting)
             name = str(options.pop("iou_calculator", "rotated"))
-            if name not in IOU_CALCULATORS:
-                raise FormatError(
-                    f"model.bbox_head.assigner[{i}].iou_calculator: unknown overlap {name!r}"
-                    f"{did_you_mean(name, IOU_CALCULATORS)}; known: {', '.join(IOU_CALCULATORS)}"
-                )
-            assigners.append(MaxIoUAssigner(**options, iou_calculator=IOU_CALCULATORS[name]))
+            where = f"model.bbox_head.assigner[{i}].iou_calculator"
+            overlap = choose(IOU_CALCULATORS, name, where, "overlap")
+            assigners.append(MaxIoUAssigner(**options, iou_calculator=overlap))
         return assigners
 
     def init_weights(self) -> None:

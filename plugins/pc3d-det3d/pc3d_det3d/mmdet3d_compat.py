@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pc3d.errors import FormatError, did_you_mean
+from pc3d.errors import FormatError, choose
 from pc3d.nn.anchors_3d import AnchorGenerator3D
 
 __all__ = ["ANCHOR_GENERATORS", "RangeAnchorGenerator3D", "build_anchor_generator"]
@@ -65,13 +65,9 @@ def build_anchor_generator(
     """
     options = dict(settings)
     name = str(options.pop("generator", "AlignedAnchor3DRangeGenerator"))
-    if name not in ANCHOR_GENERATORS:
-        raise FormatError(
-            f"{where}.generator: unknown anchor generator {name!r}{did_you_mean(name, ANCHOR_GENERATORS)}; "
-            f"known: {', '.join(ANCHOR_GENERATORS)}"
-        )
+    generator = choose(ANCHOR_GENERATORS, name, f"{where}.generator", "anchor generator")
     try:
-        return ANCHOR_GENERATORS[name](**options)
+        return generator(**options)
     except FormatError as err:
         # The generator names its own argument ("ranges: ..."); say where it sits in the config.
         raise FormatError(f"{where}.{err}") from err

@@ -144,6 +144,12 @@ def test_config_errors_name_the_key() -> None:
         _head(anchor_generator=three_ranges)
     with pytest.raises(FormatError, match=r"model\.bbox_head\.anchor_generator: .*'rotation'"):
         _head(anchor_generator={"ranges": [[0, 0, -1, 16, 16, -1]], "sizes": [CAR, PED], "rotation": [0]})
+    with pytest.raises(
+        FormatError, match=r"anchor_generator\.generator: unknown anchor generator 'Aligned'.*known: "
+    ):
+        _head(
+            anchor_generator={"ranges": [[0, 0, -1, 16, 16, -1]], "sizes": [CAR, PED], "generator": "Aligned"}
+        )
     head = _head()
     with pytest.raises(FormatError, match=r"\[0, 2\) = \[0, num_classes\) \(model\.bbox_head\.num_classes\)"):
         head.loss(_output(head), [torch.zeros(1, 7) + 1], [torch.tensor([2])])
