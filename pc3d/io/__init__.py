@@ -14,9 +14,7 @@
 - `pc3d.io.values`: checks shared by the readers (`is_number`, `first_non_finite`).
 """
 
-from typing import Any
-
-from pc3d.lazy import load_attribute, module_of
+from pc3d.lazy import lazy_package
 
 # Attributes load their module on first use, so that `pc3d.io.atomic` and `pc3d.io.jsonio`
 # (used by light commands and the config layer) do not pull in numpy and torch.
@@ -66,15 +64,7 @@ _LAZY = {
         "write_point_file",
     ),
 }
-_MODULE_OF = module_of(_LAZY)
+__getattr__, __dir__ = lazy_package(__name__, _LAZY, globals())
 
 
-def __getattr__(name: str) -> Any:
-    return load_attribute(__name__, _MODULE_OF, globals(), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE_OF})
-
-
-__all__ = sorted(_MODULE_OF)
+__all__ = sorted(name for names in _LAZY.values() for name in names)

@@ -14,9 +14,9 @@ Names load their module on first use, so `pc3d.structures.box_mode` (`BoxMode`, 
 imports without torch.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pc3d.lazy import load_attribute, module_of
+from pc3d.lazy import lazy_package
 
 if TYPE_CHECKING:
     from pc3d.structures.angles import limit_period
@@ -44,7 +44,7 @@ _LAZY = {
     "pc3d.structures.points": ("CameraPoints", "DepthPoints", "LiDARPoints", "points_class"),
     "pc3d.structures.angles": ("limit_period",),
 }
-_MODULE_OF = module_of(_LAZY)
+__getattr__, __dir__ = lazy_package(__name__, _LAZY, globals())
 
 __all__ = [
     "MODE_NAMES",
@@ -65,11 +65,3 @@ __all__ = [
     "limit_period",
     "points_class",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    return load_attribute(__name__, _MODULE_OF, globals(), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE_OF})

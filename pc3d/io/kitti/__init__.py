@@ -11,9 +11,9 @@ Label boxes become `CameraBoxes3D` rows `x, y, z, l, h, w, rotation_y` (KITTI st
 MMDetection3D and pc3d order the sizes along the box's own x, y, z axes: length, height, width).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pc3d.lazy import load_attribute, module_of
+from pc3d.lazy import lazy_package
 
 if TYPE_CHECKING:
     from pc3d.io.kitti.calib import KittiCalib, camera_to_lidar_boxes, lidar_to_camera_boxes, read_kitti_calib
@@ -52,7 +52,7 @@ _LAZY = {
     ),
     "pc3d.io.kitti.projection": ("ImageProjection", "project_boxes_to_image", "project_points_to_image"),
 }
-_MODULE_OF = module_of(_LAZY)
+__getattr__, __dir__ = lazy_package(__name__, _LAZY, globals())
 
 __all__ = [
     "DEFAULT_IMAGE_SIZE",
@@ -75,11 +75,3 @@ __all__ = [
     "read_png_size",
     "write_kitti_labels",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    return load_attribute(__name__, _MODULE_OF, globals(), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODULE_OF})
