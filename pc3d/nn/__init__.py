@@ -3,9 +3,10 @@
 - backbones: `MLP`, `LeNet5`, `AlexNet`, `VGG`, `GoogLeNet`, `ResNet` (multi-scale outputs,
   frozen stages, norm choice; `out_channels` / `out_strides` describe the outputs)
 - necks: `FPN` (with extra levels, RetinaNet P6/P7)
-- anchors and boxes: `AnchorGenerator`, `DeltaXYWHBBoxCoder`, `bbox_overlaps`, `box_iou`,
+- anchors and boxes: `AnchorGenerator`, `AnchorGenerator3D` (both `AnchorGeneratorLike`),
+  `DeltaXYWHBBoxCoder`, `bbox_overlaps`, `box_iou`,
   `generalized_box_iou`
-- assignment: `MaxIoUAssigner`, `RandomSampler`
+- assignment: `MaxIoUAssigner`, `RandomSampler`, `PseudoSampler`
 - losses: `sigmoid_focal_loss`/`FocalLoss`, `gaussian_focal_loss`/`GaussianFocalLoss` (CenterNet
   heatmaps), `cross_entropy`/`CrossEntropyLoss`, `smooth_l1_loss`/`SmoothL1Loss`, `l1_loss`/`L1Loss`,
   `giou_loss`/`GIoULoss`
@@ -20,8 +21,9 @@ Boxes are `x1, y1, x2, y2` pixels everywhere. Everything is plain torch (no comp
 extensions) and gives the same results on CPU and CUDA.
 """
 
-from pc3d.nn.anchors import AnchorGenerator
-from pc3d.nn.assigners import AssignResult, MaxIoUAssigner, RandomSampler, SamplingResult
+from pc3d.nn.anchors import AnchorGenerator, AnchorGeneratorLike
+from pc3d.nn.anchors_3d import AnchorGenerator3D
+from pc3d.nn.assigners import AssignResult, MaxIoUAssigner, PseudoSampler, RandomSampler, SamplingResult
 from pc3d.nn.backbones import MLP, VGG, AlexNet, Backbone, BasicBlock, Bottleneck, GoogLeNet, LeNet5, ResNet
 from pc3d.nn.bev_backbones import SECONDBackbone
 from pc3d.nn.box_coders import DeltaXYWHBBoxCoder, clip_boxes
@@ -71,6 +73,8 @@ __all__ = [
     "VGG",
     "AlexNet",
     "AnchorGenerator",
+    "AnchorGenerator3D",
+    "AnchorGeneratorLike",
     "AssignResult",
     "Backbone",
     "BasicBlock",
@@ -92,6 +96,7 @@ __all__ = [
     "PFNLayer",
     "PillarFeatureNet",
     "PointPillarsScatter",
+    "PseudoSampler",
     "RPNHead",
     "RandomSampler",
     "ResNet",

@@ -17,12 +17,18 @@ Conventions (those of MMDetection 2.x/3.x, so its configs carry over):
   `permute(0, 2, 3, 1).reshape(B, H * W * A, C)`.
 - Scales are given either directly (`scales`) or RetinaNet-style as
   `octave_base_scale * 2 ** (i / scales_per_octave)` for `i < scales_per_octave`.
+
+`AnchorGeneratorLike` is the interface a head relies on, shared by this 2D generator and the 3D
+one (`pc3d.nn.anchors_3d.AnchorGenerator3D`): `num_levels`, `num_base_anchors` (a list, one
+count per level) and `grid_anchors(featmap_sizes, device)` (one `(H, W)` per level in, one
+`Tensor[H * W * A, D]` per level out, `D = 4` here and 7 in 3D).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -49,6 +55,31 @@ def _positive_list(values: Sequence[float], what: str) -> list[float]:
     if not all(math.isfinite(v) and v > 0 for v in out):
         raise FormatError(f"{what} must hold positive finite numbers, got {values!r}")
     return out
+
+
+@runtime_checkable
+class AnchorGeneratorLike(Protocol):
+    """What a dense head needs of an anchor generator, 2D or 3D (see the module docstring).
+
+    Satisfied by :class:`AnchorGenerator` and :class:`pc3d.nn.anchors_3d.AnchorGenerator3D`;
+    ``isinstance(gen, AnchorGeneratorLike)`` checks that the members exist.
+    """
+
+    @property
+    def num_levels(self) -> int:
+        """Number of feature levels the generator places anchors on."""
+        ...
+
+    @property
+    def num_base_anchors(self) -> list[int]:
+        """Anchors per location (``A``) on each level."""
+        ...
+
+    def grid_anchors(
+        self, featmap_sizes: Sequence[Sequence[int]], device: torch.device | str = "cpu"
+    ) -> list[Tensor]:
+        """One ``(H_l, W_l)`` per level -> per level ``Tensor[H_l * W_l * A_l, D]``, location-major."""
+        ...
 
 
 class AnchorGenerator:

@@ -1,4 +1,4 @@
-"""Label assignment for anchor/proposal based heads: max-IoU assigner and random sampler.
+"""Label assignment for anchor/proposal based heads: max-IoU assigner, random and pseudo samplers.
 
 Assignment codes follow MMDetection: for each of N boxes (anchors or proposals), `gt_inds` is
 `0` for a negative, `-1` for an ignored box and `i + 1` when it is a positive for ground truth `i`.
@@ -187,8 +187,8 @@ class SamplingResult:
 
     Attributes:
         pos_inds, neg_inds: `LongTensor[P]`, `LongTensor[Q]`, ascending.
-        pos_boxes, neg_boxes: `Tensor[P, 4]`, `Tensor[Q, 4]`.
-        pos_gt_boxes: `Tensor[P, 4]`, the gt of each positive.
+        pos_boxes, neg_boxes: `Tensor[P, D]`, `Tensor[Q, D]` (``D = 4`` for 2D boxes, 7 for 3D).
+        pos_gt_boxes: `Tensor[P, D]`, the gt of each positive.
         pos_assigned_gt_inds: `LongTensor[P]`, 0-based gt index of each positive.
         pos_gt_labels: `LongTensor[P]` or None.
         pos_is_gt: `BoolTensor[P]`, positives that are gt boxes added as proposals.
@@ -207,7 +207,7 @@ class SamplingResult:
 
     @property
     def boxes(self) -> Tensor:
-        """`Tensor[P + Q, 4]`: positives then negatives."""
+        """`Tensor[P + Q, D]`: positives then negatives."""
         return torch.cat([self.pos_boxes, self.neg_boxes], dim=0)
 
 
@@ -251,16 +251,7 @@ class RandomSampler:
         generator: torch.Generator | None = None,
     ) -> SamplingResult:
         """Sample from `boxes` (`Tensor[N, D]`, assigned by `assign_result`) with gts `Tensor[M, D]`."""
-        width = (
-            boxes.shape[-1] if isinstance(boxes, Tensor) and boxes.dim() == 2 and boxes.shape[-1] >= 4 else 4
-        )
-        _check_boxes(boxes, "boxes", width)
-        _check_boxes(gt_boxes, "gt_boxes", width)
-        if assign_result.gt_inds.shape[0] != boxes.shape[0] or assign_result.num_gts != gt_boxes.shape[0]:
-            raise ShapeError(
-                f"assign_result covers {assign_result.gt_inds.shape[0]} boxes and {assign_result.num_gts} gts, "
-                f"got {boxes.shape[0]} boxes and {gt_boxes.shape[0]} gts"
-            )
+        _check_sample_inputs(assign_result, boxes, gt_boxes)
         if generator is not None and generator.device.type != "cpu":
             raise FormatError(
                 "the sampler's generator must be a CPU torch.Generator (results then match on every device)"
@@ -288,15 +279,73 @@ class RandomSampler:
         if self.neg_pos_ub >= 0:
             num_neg = min(num_neg, int(self.neg_pos_ub * max(1, pos_inds.numel())))
         neg_inds = self._choose(neg_candidates, num_neg, generator)
-        assigned = gt_inds[pos_inds] - 1
-        return SamplingResult(
-            pos_inds=pos_inds,
-            neg_inds=neg_inds,
-            pos_boxes=boxes[pos_inds],
-            neg_boxes=boxes[neg_inds],
-            pos_gt_boxes=gt_boxes[assigned] if num_gts > 0 else boxes.new_zeros((0, 4)),
-            pos_assigned_gt_inds=assigned,
-            pos_gt_labels=None if labels is None else labels[pos_inds],
-            pos_is_gt=is_gt[pos_inds],
-            num_gts=num_gts,
+        return _sampling_result(boxes, gt_boxes, gt_inds, labels, is_gt, pos_inds, neg_inds)
+
+
+class PseudoSampler:
+    """Keep every positive and every negative box (ignored ones stay out): no sampling.
+
+    The sampler of single-stage heads that weigh all anchors in their loss (RetinaNet,
+    MMDetection3D's PointPillars and SECOND, there ``PseudoSampler``); it has
+    :class:`RandomSampler`'s :meth:`sample` signature and returns the same
+    :class:`SamplingResult`, so a head switches samplers without other changes. Nothing is drawn
+    at random (``generator`` is accepted and unused) and no gt is added as a proposal.
+    """
+
+    def sample(
+        self,
+        assign_result: AssignResult,
+        boxes: Tensor,
+        gt_boxes: Tensor,
+        gt_labels: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> SamplingResult:
+        """All positives and negatives of `boxes` (`Tensor[N, D]`, assigned by `assign_result`)
+        with gts `Tensor[M, D]`; ``gt_labels`` and ``generator`` are accepted for the sampler
+        interface and not needed."""
+        _check_sample_inputs(assign_result, boxes, gt_boxes)
+        gt_inds = assign_result.gt_inds
+        pos_inds = torch.nonzero(gt_inds > 0).flatten()
+        neg_inds = torch.nonzero(gt_inds == 0).flatten()
+        gt_boxes = gt_boxes.to(device=boxes.device, dtype=boxes.dtype)
+        return _sampling_result(boxes, gt_boxes, gt_inds, assign_result.labels, None, pos_inds, neg_inds)
+
+    def __repr__(self) -> str:
+        return "PseudoSampler()"
+
+
+def _check_sample_inputs(assign_result: AssignResult, boxes: Tensor, gt_boxes: Tensor) -> None:
+    width = boxes.shape[-1] if isinstance(boxes, Tensor) and boxes.dim() == 2 and boxes.shape[-1] >= 4 else 4
+    _check_boxes(boxes, "boxes", width)
+    _check_boxes(gt_boxes, "gt_boxes", width)
+    if assign_result.gt_inds.shape[0] != boxes.shape[0] or assign_result.num_gts != gt_boxes.shape[0]:
+        raise ShapeError(
+            f"assign_result covers {assign_result.gt_inds.shape[0]} boxes and {assign_result.num_gts} gts, "
+            f"got {boxes.shape[0]} boxes and {gt_boxes.shape[0]} gts"
         )
+
+
+def _sampling_result(
+    boxes: Tensor,
+    gt_boxes: Tensor,
+    gt_inds: Tensor,
+    labels: Tensor | None,
+    is_gt: Tensor | None,
+    pos_inds: Tensor,
+    neg_inds: Tensor,
+) -> SamplingResult:
+    """The :class:`SamplingResult` of picked positives and negatives (indices into ``boxes``;
+    ``is_gt`` marks the boxes that are gts added as proposals, None when there are none)."""
+    num_gts = gt_boxes.shape[0]
+    assigned = gt_inds[pos_inds] - 1
+    return SamplingResult(
+        pos_inds=pos_inds,
+        neg_inds=neg_inds,
+        pos_boxes=boxes[pos_inds],
+        neg_boxes=boxes[neg_inds],
+        pos_gt_boxes=gt_boxes[assigned] if num_gts > 0 else boxes.new_zeros((0, boxes.shape[-1])),
+        pos_assigned_gt_inds=assigned,
+        pos_gt_labels=None if labels is None else labels[pos_inds],
+        pos_is_gt=torch.zeros_like(pos_inds, dtype=torch.bool) if is_gt is None else is_gt[pos_inds],
+        num_gts=num_gts,
+    )

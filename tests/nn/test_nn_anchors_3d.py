@@ -1,4 +1,5 @@
-"""3D anchors, the 3D residual box coder and the max-IoU assigner with a 3D overlap function."""
+"""3D anchors (and the anchor interface they share with 2D), the 3D residual box coder and the
+max-IoU assigner with a 3D overlap function."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from pc3d.errors import FormatError, ShapeError
+from pc3d.nn.anchors import AnchorGenerator, AnchorGeneratorLike
 from pc3d.nn.anchors_3d import AnchorGenerator3D
 from pc3d.nn.assigners import MaxIoUAssigner
 from pc3d.nn.box_coders import DeltaXYZWLHRBBoxCoder
@@ -22,8 +24,8 @@ KITTI_SIZES = [[0.8, 0.6, 1.73], [1.76, 0.6, 1.73], [3.9, 1.6, 1.56]]
 
 def test_anchor_layout_is_location_major_size_then_rotation() -> None:
     gen = AnchorGenerator3D(KITTI_RANGES, KITTI_SIZES, rotations=[0, 1.57])
-    anchors = gen.grid_anchors((248, 216))
-    assert gen.num_base_anchors == 6
+    (anchors,) = gen.grid_anchors([(248, 216)])
+    assert gen.num_levels == 1 and gen.num_base_anchors == [6]
     assert anchors.shape == (248 * 216 * 6, 7)
     grid = anchors.reshape(248, 216, 3, 2, 7)
     # Cell centres: 69.12 m over 216 columns -> 0.32 m cells, first centre at 0.16 m.
@@ -44,7 +46,7 @@ def test_anchor_align_corner_and_shared_range() -> None:
     gen = AnchorGenerator3D(
         [[0, 0, -1, 4, 2, -1]], [[1, 1, 1], [2, 1, 1]], rotations=[0.0], align_corner=True
     )
-    anchors = gen.grid_anchors((2, 4)).reshape(2, 4, 2, 7)
+    anchors = gen.grid_anchors([(2, 4)])[0].reshape(2, 4, 2, 7)
     assert anchors[0, :, 0, 0].tolist() == pytest.approx([0, 1, 2, 3])
     assert anchors[:, 0, 1, 1].tolist() == pytest.approx([0, 1])
     assert anchors[1, 3, 1, 3:6].tolist() == pytest.approx([2, 1, 1])
@@ -57,8 +59,40 @@ def test_anchor_config_errors() -> None:
         AnchorGenerator3D(KITTI_RANGES[:1], [[1, 1, 1], [1, 1]])
     with pytest.raises(FormatError, match="positive"):
         AnchorGenerator3D(KITTI_RANGES[:1], [[1, -1, 1]])
-    with pytest.raises(FormatError, match="featmap_size"):
-        AnchorGenerator3D(KITTI_RANGES[:1], [[1, 1, 1]]).grid_anchors((0, 3))
+    with pytest.raises(FormatError, match=r"featmap_sizes\[0\]"):
+        AnchorGenerator3D(KITTI_RANGES[:1], [[1, 1, 1]]).grid_anchors([(0, 3)])
+    with pytest.raises(FormatError, match=r"one per level.*\[\(4, 3\)\]"):
+        AnchorGenerator3D(KITTI_RANGES[:1], [[1, 1, 1]]).grid_anchors((4, 3))  # type: ignore[arg-type]
+    with pytest.raises(FormatError, match="2 feature map sizes for 1 anchor levels"):
+        AnchorGenerator3D(KITTI_RANGES[:1], [[1, 1, 1]]).grid_anchors([(4, 3), (2, 2)])
+    with pytest.raises(FormatError, match=r"scales\[1\] must be a positive number"):
+        AnchorGenerator3D(KITTI_RANGES[:1], [[1, 1, 1]], scales=[1.0, 0.0])
+    with pytest.raises(FormatError, match="not both"):
+        AnchorGenerator3D(KITTI_RANGES[:1], [[1, 1, 1]], scale=2.0, scales=[1.0])
+
+
+def test_both_anchor_generators_share_the_anchor_interface() -> None:
+    flat = AnchorGenerator(strides=[8, 16], ratios=[0.5, 1.0], scales=[4.0])
+    bev = AnchorGenerator3D(KITTI_RANGES, KITTI_SIZES, rotations=[0, 1.57], scales=[1.0, 2.0])
+    for gen in (flat, bev):
+        assert isinstance(gen, AnchorGeneratorLike)
+    assert not isinstance(object(), AnchorGeneratorLike)
+    assert bev.num_levels == 2 and bev.num_base_anchors == [6, 6]
+    fine, coarse = bev.grid_anchors([(248, 216), (124, 108)])
+    assert fine.shape == (248 * 216 * 6, 7) and coarse.shape == (124 * 108 * 6, 7)
+    assert fine.dtype == coarse.dtype == torch.float32
+    # The first level is the one-level generator's; the second tiles the same ranges with
+    # cells twice as large and sizes scaled by 2 (MMDetection3D's range generator per level).
+    one_level = AnchorGenerator3D(KITTI_RANGES, KITTI_SIZES, rotations=[0, 1.57]).grid_anchors([(248, 216)])[
+        0
+    ]
+    assert torch.equal(fine, one_level)
+    grid = coarse.reshape(124, 108, 3, 2, 7)
+    assert grid[0, 0, 0, 0, :2].tolist() == pytest.approx([0.32, -39.36], abs=1e-5)
+    assert grid[3, 4, 2, 1, 3:].tolist() == pytest.approx([7.8, 3.2, 3.12, 1.57])
+    assert grid[3, 4, 0, 0, 2].item() == pytest.approx(-0.6)
+    # Both return one tensor per level, 4 columns in 2D and 7 in 3D.
+    assert [a.shape[1] for a in flat.grid_anchors([(3, 3), (2, 2)])] == [4, 4]
 
 
 def test_coder_known_value_and_round_trip() -> None:

@@ -1,4 +1,4 @@
-"""Max-IoU assigner on hand-made cases and against a sequential reference; random sampler."""
+"""Max-IoU assigner on hand-made cases and against a sequential reference; random and pseudo samplers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.nn import MaxIoUAssigner, RandomSampler, box_iou
+from pc3d.nn import MaxIoUAssigner, PseudoSampler, RandomSampler, SamplingResult, box_iou
 from pc3d.nn.assigners import AssignResult
 
 # Hand-made scene: IoUs with g0 = (0, 0, 10, 10) and g1 = (100, 100, 104, 104) are in the comments.
@@ -240,3 +240,40 @@ def test_bad_sampler_input() -> None:
         RandomSampler(num=8, pos_fraction=0.5).sample(result, boxes[:3], gts)
     with pytest.raises(FormatError, match="gt_labels"):
         RandomSampler(num=8, pos_fraction=0.5).sample(result, boxes, gts)
+
+
+def test_pseudo_sampler_keeps_every_positive_and_negative() -> None:
+    # Boxes 0..6: negative, positive of g1, ignored, positive of g0, negative, ignored, positive of g0.
+    gt_inds = torch.tensor([0, 2, -1, 1, 0, -1, 1])
+    labels = torch.tensor([-1, 7, -1, 3, -1, -1, 3])
+    boxes = torch.arange(7, dtype=torch.float32)[:, None] + torch.tensor([0.0, 0.0, 5.0, 5.0])
+    result = AssignResult(2, gt_inds, torch.zeros(7), labels)
+    sample = PseudoSampler().sample(result, boxes, GTS)
+    assert isinstance(sample, SamplingResult)
+    assert sample.pos_inds.tolist() == [1, 3, 6] and sample.neg_inds.tolist() == [0, 4]
+    assert sample.pos_assigned_gt_inds.tolist() == [1, 0, 0]
+    assert sample.pos_gt_labels is not None and sample.pos_gt_labels.tolist() == [7, 3, 3]
+    assert torch.equal(sample.pos_gt_boxes, GTS[[1, 0, 0]])
+    assert torch.equal(sample.pos_boxes, boxes[[1, 3, 6]]) and torch.equal(sample.neg_boxes, boxes[[0, 4]])
+    assert sample.num_gts == 2 and not sample.pos_is_gt.any()
+    assert sample.boxes.shape == (5, 4)
+    # The same picks as a random sampler with room for every box, and the same result type.
+    everything = RandomSampler(num=100, pos_fraction=1.0, add_gt_as_proposals=False).sample(
+        result, boxes, GTS
+    )
+    assert torch.equal(everything.pos_inds, sample.pos_inds) and torch.equal(
+        everything.neg_inds, sample.neg_inds
+    )
+
+
+def test_pseudo_sampler_on_3d_boxes_without_gts_and_bad_input() -> None:
+    anchors = torch.rand(5, 7)
+    no_gts = torch.zeros(0, 7)
+    result = MaxIoUAssigner(
+        pos_iou_thr=0.6, neg_iou_thr=0.45, iou_calculator=lambda g, b: g.new_zeros(0, 5)
+    ).assign(anchors, no_gts)
+    sample = PseudoSampler().sample(result, anchors, no_gts)
+    assert sample.pos_inds.numel() == 0 and sample.neg_inds.tolist() == [0, 1, 2, 3, 4]
+    assert sample.pos_gt_boxes.shape == (0, 7) and sample.boxes.shape == (5, 7)
+    with pytest.raises(ShapeError, match="covers"):
+        PseudoSampler().sample(result, anchors[:3], no_gts)

@@ -11,7 +11,9 @@ Training (:meth:`Anchor3DHead.loss`): each class's anchors are matched to that c
 the max-IoU assigner of the shared 2D core with the exact BEV rotated IoU as its overlap
 function (``assigner.iou_calculator: rotated``, the default) or MMDetection3D's
 ``BboxOverlapsNearest3D`` (``nearest``: the IoU of the axis-aligned boxes nearest to the rotated
-ones), with per-class thresholds; focal loss on every positive and negative anchor; smooth-L1
+ones), with per-class thresholds, and picked by the core's
+:class:`~pc3d.nn.assigners.PseudoSampler` (every positive and negative anchor, MMDetection3D's
+choice for PointPillars and SECOND); focal loss on every positive and negative anchor; smooth-L1
 on the positives' residuals with the yaw residual compared through ``sin(a - b)``
 (``sin a cos b - cos a sin b``), so a box and its 180°-turned twin cost the same; the direction
 classifier learns which of the two it is.
@@ -33,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError, ShapeError, choose, did_you_mean
-from pc3d.nn.assigners import MaxIoUAssigner
+from pc3d.nn.assigners import MaxIoUAssigner, PseudoSampler
 from pc3d.nn.box_coders import DeltaXYZWLHRBBoxCoder
 from pc3d.nn.labels import check_labels
 from pc3d.nn.losses import CrossEntropyLoss, FocalLoss, SmoothL1Loss
@@ -200,12 +202,20 @@ class Anchor3DHead(nn.Module):
             self.in_channels = _at_least_one(in_channels, "in_channels")
         # Where the class count comes from, for the messages of the per-class lists.
         self.classes_key = "model.bbox_head.num_classes" if num_classes is not None else "model.class_names"
+        # Used through the anchor interface shared with the 2D heads (pc3d.nn.AnchorGeneratorLike:
+        # num_levels, num_base_anchors, grid_anchors), plus the 3D generator's sizes and rotations.
         self.anchor_generator = build_anchor_generator(anchor_generator)
-        self.num_anchors = self.anchor_generator.num_base_anchors
+        if self.anchor_generator.num_levels != 1:
+            raise FormatError(
+                f"model.bbox_head.anchor_generator has {self.anchor_generator.num_levels} levels (scales), "
+                "but Anchor3DHead reads one BEV map: give one scale"
+            )
+        self.num_anchors = self.anchor_generator.num_base_anchors[0]
         self.num_rotations = len(self.anchor_generator.rotations)
         self.box_coder = DeltaXYZWLHRBBoxCoder()
         self.assigner_settings = assigner
         self.assigners: list[MaxIoUAssigner] = []
+        self.sampler = PseudoSampler()
         self.loss_cls = FocalLoss(**dict(loss_cls or {"gamma": 2.0, "alpha": 0.25, "loss_weight": 1.0}))
         self.loss_bbox = SmoothL1Loss(**dict(loss_bbox or {"beta": 1.0 / 9.0, "loss_weight": 2.0}))
         self.loss_dir = CrossEntropyLoss(**dict(loss_dir or {"loss_weight": 0.2}))
@@ -311,8 +321,8 @@ class Anchor3DHead(nn.Module):
         if key not in cache:
             cache.clear()  # one map size at a time is what a detector sees
             cache[key] = self.anchor_generator.grid_anchors(
-                tuple(output.cls_score.shape[-2:]), output.cls_score.device
-            )
+                [tuple(output.cls_score.shape[-2:])], output.cls_score.device
+            )[0]
         return cache[key]
 
     # -- training ----------------------------------------------------------------------------
@@ -341,12 +351,13 @@ class Anchor3DHead(nn.Module):
         for cls, assigner in enumerate(self.assigners):
             index = torch.nonzero(anchor_class == cls).squeeze(1)
             boxes = gt_boxes[gt_labels == cls]
-            result = assigner.assign(anchors[index], boxes)
-            pos = result.gt_inds > 0
-            weights[index[result.gt_inds >= 0]] = 1.0
-            positive[index[pos]] = True
-            labels[index[pos]] = cls
-            matched[index[pos]] = boxes[result.gt_inds[pos] - 1]
+            class_anchors = anchors[index]
+            picked = self.sampler.sample(assigner.assign(class_anchors, boxes), class_anchors, boxes)
+            pos = index[picked.pos_inds]
+            weights[index[torch.cat([picked.pos_inds, picked.neg_inds])]] = 1.0
+            positive[pos] = True
+            labels[pos] = cls
+            matched[pos] = picked.pos_gt_boxes
         residuals = self.box_coder.encode(anchors[positive], matched[positive])
         return {
             "labels": labels,

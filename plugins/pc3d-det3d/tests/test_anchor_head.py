@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from pc3d.errors import FormatError
+from pc3d.nn import AnchorGeneratorLike, PseudoSampler
 from pc3d_det3d.anchor_head import Anchor3DHead, AnchorHeadOutput
 
 CAR = [3.9, 1.6, 1.56]
@@ -150,6 +151,9 @@ def test_config_errors_name_the_key() -> None:
         _head(
             anchor_generator={"ranges": [[0, 0, -1, 16, 16, -1]], "sizes": [CAR, PED], "generator": "Aligned"}
         )
+    two_levels = {"ranges": [[0, 0, -1, 16, 16, -1]], "sizes": [CAR, PED], "scales": [1, 2]}
+    with pytest.raises(FormatError, match=r"anchor_generator has 2 levels \(scales\).*one BEV map"):
+        _head(anchor_generator=two_levels)
     head = _head()
     with pytest.raises(FormatError, match=r"\[0, 2\) = \[0, num_classes\) \(model\.bbox_head\.num_classes\)"):
         head.loss(_output(head), [torch.zeros(1, 7) + 1], [torch.tensor([2])])
@@ -187,3 +191,25 @@ def test_nearest_iou_calculator_is_mmdetection3d_bbox_overlaps_nearest_3d() -> N
         FormatError, match=r"assigner\[0\]\.iou_calculator: unknown overlap 'nearst'.*nearest"
     ):
         _head(assigner={"pos_iou_thr": 0.6, "neg_iou_thr": 0.45, "iou_calculator": "nearst"})
+
+
+def test_targets_come_from_the_shared_pseudo_sampler() -> None:
+    head = _head()
+    assert isinstance(head.sampler, PseudoSampler)
+    assert isinstance(head.anchor_generator, AnchorGeneratorLike)
+    anchors = head.anchors(_output(head))
+    car = torch.tensor([[7.0, 5.0, -1.78, 3.9, 1.6, 1.56, 0.0]])
+    targets = head._targets(anchors, car, torch.tensor([0]))
+    # Every anchor the assigner does not ignore weighs in the classification loss.
+    car_anchors = torch.nonzero(
+        (torch.arange(anchors.shape[0]) % head.num_anchors) // head.num_rotations == 0
+    )[:, 0]
+    ped_anchors = torch.nonzero(
+        (torch.arange(anchors.shape[0]) % head.num_anchors) // head.num_rotations == 1
+    )[:, 0]
+    assigned = head.assigners[0].assign(anchors[car_anchors], car)
+    expected = torch.zeros(anchors.shape[0])
+    expected[car_anchors[assigned.gt_inds >= 0]] = 1.0
+    expected[ped_anchors] = 1.0  # no pedestrian: all negatives
+    assert torch.equal(targets["label_weights"], expected)
+    assert torch.equal(targets["positive"].nonzero()[:, 0], car_anchors[assigned.gt_inds > 0])

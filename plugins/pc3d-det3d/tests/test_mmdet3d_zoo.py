@@ -78,12 +78,12 @@ def test_second_anchors_span_the_range_and_pointpillars_anchors_sit_in_cells() -
         "spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)"
     )
     second = pc3d.inference.load_model("second_hv-secfpn_kitti-3d-3class").bbox_head.anchor_generator
-    anchors = second.grid_anchors((200, 176)).reshape(200, 176, 6, 7)
+    anchors = second.grid_anchors([(200, 176)])[0].reshape(200, 176, 6, 7)
     assert anchors[0, 0, 0, :2].tolist() == [0.0, -40.0] and anchors[-1, -1, 0, :2].tolist() == pytest.approx(
         [70.4, 40.0]
     )
     pillars = pc3d.inference.load_model("pointpillars_hv-secfpn_kitti-3d-3class").bbox_head.anchor_generator
-    anchors = pillars.grid_anchors((248, 216)).reshape(248, 216, 6, 7)
+    anchors = pillars.grid_anchors([(248, 216)])[0].reshape(248, 216, 6, 7)
     assert anchors[0, 0, 0, :2].tolist() == pytest.approx([0.16, -39.52])
 
 
