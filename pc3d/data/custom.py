@@ -29,6 +29,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from pc3d.data.sample import Sample3D
 from pc3d.errors import FormatError, did_you_mean
 from pc3d.io.atomic import atomic_write_bytes, atomic_write_text
 from pc3d.structures import LiDARBoxes3D, LiDARPoints
+
+if TYPE_CHECKING:
+    from pc3d.io.points import NanPolicy
 
 __all__ = ["CustomLidarLayout", "kitti_to_custom", "read_custom_labels", "write_custom_labels"]
 
@@ -165,15 +169,22 @@ class CustomLidarLayout:
             f"frame {frame_id!r}: no point file {self.points_dir / frame_id}.{{bin,npy,pcd,ply}}"
         )
 
-    def load_frame(self, frame_id: str) -> Sample3D:
-        """Points and boxes of one frame."""
+    def load_frame(self, frame_id: str, nan_policy: NanPolicy = "drop") -> Sample3D:
+        """Points and boxes of one frame.
+
+        Args:
+            frame_id: the frame's name (its files' stem).
+            nan_policy: points whose x, y or z is NaN or infinite: ``"drop"`` them with a warning
+                naming the file, ``"raise"`` a ``FormatError`` naming the file, or ``"keep"`` them
+                (see :func:`pc3d.io.points.read_point_file`).
+        """
         from pc3d.io.points import read_point_file
 
         path = self.point_file(frame_id)
         data = (
-            read_point_file(path, num_features=len(self.point_columns))
+            read_point_file(path, num_features=len(self.point_columns), nan_policy=nan_policy)
             if path.suffix == ".bin"
-            else read_point_file(path)
+            else read_point_file(path, nan_policy=nan_policy)
         )
         points = torch.from_numpy(np.ascontiguousarray(data.array, dtype=np.float32))
         label_path = self.labels_dir / f"{frame_id}.txt"

@@ -236,11 +236,13 @@ def nan_policy_mask(
             f"{where}{num_bad} of {array.shape[0]} points have NaN or infinite x/y/z; the first "
             f"is point {first} (0-based): {array[first, :3].tolist()}"
         )
-    # Read as "pc3d <command>: warning: <message>" by the CLI, so the hint names the option
-    # value the command line accepts as well as the Python argument.
+    # Read as "pc3d <command>: warning: <message>" by the CLI, so the hint names every place the
+    # policy is set: the option of the commands that read clouds, the key of a data set in a
+    # config (`pc3d train` / `pc3d test` read clouds through their data sets) and the argument.
     warnings.warn(
         f"{where}dropped {num_bad} of {array.shape[0]} points with NaN or infinite x/y/z; "
-        "to stop with an error instead, use --nan-policy raise (nan_policy='raise' in Python)",
+        "to stop with an error instead, use --nan-policy raise (command line), "
+        "nan_policy: raise (a data set in a config) or nan_policy='raise' (Python)",
         NonFinitePointsWarning,
         stacklevel=stacklevel,
     )

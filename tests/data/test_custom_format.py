@@ -71,3 +71,18 @@ def test_kitti_to_custom_round_trip(tmp_path: Path) -> None:
     assert np.allclose(frame.gt_boxes.tensor.numpy(), expected, atol=1e-4)
     assert [CLASSES[i] for i in frame.gt_labels.tolist()] == list(objects.types)
     assert np.array_equal(frame.points.tensor.numpy(), kitti_frame.points.array[:, :4].astype(np.float32))
+
+
+def test_nan_points_are_dropped_with_a_warning_or_raise_naming_the_file(tmp_path: Path) -> None:
+    from pc3d.io.points import NonFinitePointsWarning
+
+    root = _dataset(tmp_path / "d")
+    scan = root / "points" / "a.bin"
+    points = np.fromfile(scan, dtype=np.float32).reshape(-1, 4)
+    points[2, 0] = np.inf
+    points.tofile(scan)
+    layout = CustomLidarLayout.open(root)
+    with pytest.warns(NonFinitePointsWarning, match="dropped 1 of 10 points.*--nan-policy raise"):
+        assert layout.load_frame("a").points.tensor.shape == (9, 4)
+    with pytest.raises(FormatError, match=r"a\.bin: 1 of 10 points have NaN or infinite x/y/z"):
+        layout.load_frame("a", nan_policy="raise")

@@ -30,7 +30,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -92,11 +92,14 @@ class KittiDataset:
         max_points: if set, a scan with more points keeps a random subset of this size.
         remove_outside_fov: drop the points that do not project into image 2 (the camera's
             field of view, where KITTI has labels).
+        nan_policy: scan points whose x, y or z is NaN or infinite: ``"drop"`` them with a
+            warning naming the file, or ``"raise"`` a ``FormatError`` naming the file when the
+            frame is read.
 
     Raises:
         FileNotFoundError: missing root, split file or frame file (names the path).
-        FormatError: unknown class, empty or duplicate class names, empty split, bad range, a label
-            file with an unknown type or too few fields (file and line).
+        FormatError: unknown class, empty or duplicate class names, empty split, bad range, bad
+            ``nan_policy``, a label file with an unknown type or too few fields (file and line).
     """
 
     def __init__(
@@ -108,9 +111,11 @@ class KittiDataset:
         pipeline: Sequence[Callable[[Sample3D], Sample3D]] | None = None,
         max_points: int | None = None,
         remove_outside_fov: bool = False,
+        nan_policy: Literal["drop", "raise"] = "drop",
     ) -> None:
         self.root = kitti_training_dir(root)
         self.class_names = _check_class_names(class_names)
+        self.nan_policy = _check_nan_policy("KittiDataset", nan_policy)
         if max_points is not None and max_points < 1:
             raise FormatError(f"KittiDataset: max_points must be at least 1, got {max_points}")
         self.max_points = max_points
@@ -196,7 +201,9 @@ class KittiDataset:
         """Frame ``index`` before the range filter and the pipeline: the sample, its label
         records (float64, DontCare included) and its calibration."""
         # One read of each file; float64 label columns keep the decimals the evaluation compares.
-        frame = load_kitti_frame(self.root, self.frame_ids[index], label_dtype=np.float64)
+        frame = load_kitti_frame(
+            self.root, self.frame_ids[index], label_dtype=np.float64, nan_policy=self.nan_policy
+        )
         records = frame.labels
         assert records is not None  # checked at construction
         scan = np.ascontiguousarray(frame.points.array[:, :4], dtype=np.float32)
@@ -249,6 +256,17 @@ def _in_image(points: Tensor, calib: KittiCalib, image_size: tuple[int, int]) ->
     uv = homo[:, :2] / depth.clamp(min=1e-6)[:, None]
     width, height = image_size
     return (depth > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
+
+
+def _check_nan_policy(owner: str, nan_policy: str) -> Literal["drop", "raise"]:
+    """``nan_policy`` if it is ``"drop"`` or ``"raise"``.
+
+    Raises:
+        FormatError: any other value (names ``owner`` and the key).
+    """
+    if nan_policy not in ("drop", "raise"):
+        raise FormatError(f"{owner}: nan_policy must be 'drop' or 'raise', got {nan_policy!r}")
+    return cast(Literal["drop", "raise"], nan_policy)
 
 
 def _check_class_names(class_names: Sequence[str]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -353,3 +354,29 @@ def test_a_frame_without_points_or_objects_is_valid(tmp_path):
     (root / "label_2" / "000001.txt").write_text("")
     item = KittiDataset(str(root), class_names=CLASSES, split=["000001"])[0]
     assert len(item["points"]) == 0 and len(item["gt_boxes"]) == 0 and item["gt_labels"].shape == (0,)
+
+
+def test_nan_points_are_dropped_with_a_warning_or_raise_naming_the_file(tmp_path):
+    import shutil
+
+    from pc3d.io.points import NonFinitePointsWarning
+
+    root = tmp_path / "training"
+    shutil.copytree(KITTI, root)
+    scan = root / "velodyne" / "000001.bin"
+    points = np.fromfile(scan, dtype=np.float32).reshape(-1, 4)
+    points[[3, 7], 1] = np.nan
+    points.tofile(scan)
+    # Default: the two points are dropped, and the warning says how to stop instead everywhere.
+    with pytest.warns(NonFinitePointsWarning) as caught:
+        item = KittiDataset(str(root), class_names=CLASSES, split=["000001"])[0]
+    assert len(item["points"]) == len(points) - 2
+    message = str(caught[0].message)
+    assert str(scan) in message and "dropped 2 of" in message
+    assert "--nan-policy raise" in message and "nan_policy: raise" in message
+    assert "nan_policy='raise'" in message
+    dataset = KittiDataset(str(root), class_names=CLASSES, split=["000001"], nan_policy="raise")
+    with pytest.raises(FormatError, match=re.escape(str(scan)) + r": 2 of \d+ points have NaN"):
+        dataset[0]
+    with pytest.raises(FormatError, match=r"KittiDataset: nan_policy must be 'drop' or 'raise', got 'keep'"):
+        KittiDataset(str(root), class_names=CLASSES, nan_policy="keep")
