@@ -3,24 +3,17 @@
 
 from __future__ import annotations
 
+from pc3d.data import transforms
 from pc3d.data.gt_database import ObjectSample
-from pc3d.data.transforms import (
-    GlobalRotScaleTrans,
-    ObjectNoise,
-    ObjectRangeFilter,
-    PointShuffle,
-    PointsRangeFilter,
-    RandomFlip3D,
-)
 from pc3d.plugin_api import Registrar, hookimpl
 
 TRANSFORMS = (
-    PointsRangeFilter,
-    ObjectRangeFilter,
-    GlobalRotScaleTrans,
-    RandomFlip3D,
-    PointShuffle,
-    ObjectNoise,
+    transforms.PointsRangeFilter,
+    transforms.ObjectRangeFilter,
+    transforms.GlobalRotScaleTrans,
+    transforms.RandomFlip3D,
+    transforms.PointShuffle,
+    transforms.ObjectNoise,
     ObjectSample,
 )
 
