@@ -45,3 +45,9 @@ def test_no_lazy_name_is_also_a_submodule(package: types.ModuleType) -> None:
     submodules = {info.name for info in pkgutil.iter_modules(package.__path__)}
     lazy = {name for names in package._LAZY.values() for name in names}
     assert submodules and lazy and submodules.isdisjoint(lazy), submodules & lazy
+
+
+@pytest.mark.parametrize("package", [pc3d.io.kitti, pc3d.structures])
+def test_written_out_all_lists_exactly_the_lazy_names(package: types.ModuleType) -> None:
+    lazy = [name for names in package._LAZY.values() for name in names]
+    assert sorted(package.__all__) == sorted(lazy)

@@ -17,7 +17,9 @@
 from pc3d.lazy import lazy_package
 
 # Attributes load their module on first use, so that `pc3d.io.atomic` and `pc3d.io.jsonio`
-# (used by light commands and the config layer) do not pull in numpy and torch.
+# (used by light commands and the config layer) do not pull in numpy and torch. The tuples repeat
+# names of the submodules' __all__ (pc3d.io.boxes', pc3d.io.kitti's) on purpose: listed here,
+# `import pc3d.io` imports no submodule; tests/io resolves every name listed.
 _LAZY = {
     "pc3d.io.atomic": ("atomic_write", "atomic_write_bytes", "atomic_write_text"),
     "pc3d.io.boxes": (
@@ -33,8 +35,6 @@ _LAZY = {
     ),
     "pc3d.io.file_kinds": ("FILE_KINDS", "file_kind"),
     "pc3d.io.jsonio": ("dumps", "to_jsonable", "write_json"),
-    # Same names as pc3d.io.kitti's (and pc3d.io.boxes') __all__ on purpose: listed here, `import pc3d.io`
-    # imports no submodule; tests/io resolves every name listed.
     "pc3d.io.kitti": (
         "ImageProjection",
         "KittiCalib",

@@ -46,6 +46,8 @@ _LAZY = {
 }
 __getattr__, __dir__ = lazy_package(__name__, _LAZY, globals())
 
+# A literal list, as pc3d.io.kitti's: it marks the TYPE_CHECKING imports as re-exports;
+# tests/test_lazy.py checks that it names the table's names.
 __all__ = [
     "MODE_NAMES",
     "BasePoints",

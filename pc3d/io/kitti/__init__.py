@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from pc3d.io.kitti.projection import ImageProjection, project_boxes_to_image, project_points_to_image
 
 # Names load their module on first use: reading a calibration (`pc3d convert --calib`) imports
-# no torch, which only the detections and frames need.
+# no torch, which only the detections and frames need. Each tuple repeats its module's __all__ on
+# purpose: `import pc3d.io.kitti` imports none of them.
 _LAZY = {
     "pc3d.io.kitti.calib": (
         "KittiCalib",
@@ -54,6 +55,8 @@ _LAZY = {
 }
 __getattr__, __dir__ = lazy_package(__name__, _LAZY, globals())
 
+# Written out, not derived from _LAZY as pc3d.io's is: a literal list marks the TYPE_CHECKING
+# imports above as re-exports; tests/test_lazy.py checks that it names the table's names.
 __all__ = [
     "DEFAULT_IMAGE_SIZE",
     "DONT_CARE",
