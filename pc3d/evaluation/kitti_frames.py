@@ -18,7 +18,7 @@ from pc3d.io.kitti import KittiLabels
 __all__ = ["FlatLabels", "detection_state", "flat_records", "ground_truth_state"]
 
 
-# Same fields as pc3d.evaluation.kitti_labels.KittiLabels on purpose: the frames' labels concatenated,
+# Same fields as pc3d.evaluation.kitti_labels.KittiEvalLabels on purpose: the frames' labels concatenated,
 # plus the frame index of each object.
 @dataclass
 class FlatLabels:

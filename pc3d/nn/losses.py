@@ -332,6 +332,8 @@ class FocalLoss(_Loss):
         return sigmoid_focal_loss(pred, target, weight, self.gamma, self.alpha, reduction, avg_factor)
 
 
+# Same shape as FocalLoss on purpose: each module class takes its function's MMDetection keywords,
+# in that function's order (alpha first here) and with its defaults.
 class GaussianFocalLoss(_Loss):
     """Module form of `gaussian_focal_loss`, times `loss_weight`."""
 

@@ -55,6 +55,8 @@ class DepthBoxes3D(Boxes3D):
                  0 (1) +-------+ 4 (5)
     """
 
+    # LiDARBoxes3D's attributes but flip_axes, on purpose: each system states its conventions in
+    # full (a table, not code).
     mode = BoxMode.DEPTH
     yaw_axis = 2
     up_sign = 1.0

@@ -35,6 +35,7 @@ from pc3d.io.values import first_non_finite, is_number
 if TYPE_CHECKING:
     from pc3d.structures import CameraBoxes3D, LiDARBoxes3D
 
+# Name lists, shaped like pc3d.io.semseg's __all__ and tables: nothing to share.
 __all__ = [
     "DONT_CARE",
     "LABEL_FIELDS",
