@@ -29,7 +29,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Literal
 
 import numpy as np
 import torch
@@ -39,9 +39,6 @@ from pc3d.data.sample import Sample3D
 from pc3d.errors import FormatError, did_you_mean
 from pc3d.io.atomic import atomic_write_bytes, atomic_write_text
 from pc3d.structures import LiDARBoxes3D, LiDARPoints
-
-if TYPE_CHECKING:
-    from pc3d.io.points import NanPolicy
 
 __all__ = ["CustomLidarLayout", "kitti_to_custom", "read_custom_labels", "write_custom_labels"]
 
@@ -169,14 +166,17 @@ class CustomLidarLayout:
             f"frame {frame_id!r}: no point file {self.points_dir / frame_id}.{{bin,npy,pcd,ply}}"
         )
 
-    def load_frame(self, frame_id: str, nan_policy: NanPolicy = "drop") -> Sample3D:
+    def load_frame(self, frame_id: str, nan_policy: Literal["drop", "raise"] = "drop") -> Sample3D:
         """Points and boxes of one frame.
+
+        The points' columns after x, y, z are named attributes (``intensity``, ...): those of
+        ``point_columns`` for a ``.bin`` file, the file's own field names otherwise.
 
         Args:
             frame_id: the frame's name (its files' stem).
             nan_policy: points whose x, y or z is NaN or infinite: ``"drop"`` them with a warning
-                naming the file, ``"raise"`` a ``FormatError`` naming the file, or ``"keep"`` them
-                (see :func:`pc3d.io.points.read_point_file`).
+                naming the file, or ``"raise"`` a ``FormatError`` naming the file (see
+                :func:`pc3d.io.points.read_point_file`).
         """
         from pc3d.io.points import read_point_file
 
@@ -187,6 +187,8 @@ class CustomLidarLayout:
             else read_point_file(path, nan_policy=nan_policy)
         )
         points = torch.from_numpy(np.ascontiguousarray(data.array, dtype=np.float32))
+        fields = self.point_columns if path.suffix == ".bin" else data.fields
+        attributes = {name: i for i, name in enumerate(fields) if i >= 3}
         label_path = self.labels_dir / f"{frame_id}.txt"
         if not label_path.is_file():
             raise FileNotFoundError(
@@ -194,7 +196,7 @@ class CustomLidarLayout:
             )
         boxes, labels = read_custom_labels(label_path, self.classes)
         return Sample3D(
-            LiDARPoints(points, points_dim=points.shape[1]),
+            LiDARPoints(points, points_dim=points.shape[1], attribute_dims=attributes or None),
             LiDARBoxes3D(torch.from_numpy(boxes)),
             torch.from_numpy(labels),
             frame_id,

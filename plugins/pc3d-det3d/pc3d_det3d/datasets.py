@@ -1,4 +1,6 @@
-"""KITTI object detection frames as 3D detection samples (registered as ``KittiDataset``).
+"""KITTI object detection frames as 3D detection samples (registered as ``KittiDataset``), and
+frames of pc3d's custom LiDAR format (:mod:`pc3d.data.custom`, registered as
+``CustomLidarDataset``).
 
 Read straight from the official layout, no info files::
 
@@ -21,6 +23,9 @@ calibration. Objects of KITTI classes not in ``class_names`` (Van, Truck, ...) a
 counted once per data set in the log; a type that is no KITTI type (a typo such as ``Cra``) is an
 error naming the file and line. The ``pipeline`` (augmentations, :mod:`pc3d.data.transforms`)
 runs on a :class:`pc3d.data.sample.Sample3D`; frames with no points or no objects are valid.
+
+A ``CustomLidarDataset`` sample has the keys the detectors and ``Map3DMetric`` read (``points``,
+``gt_boxes``, ``gt_labels``, ``frame_id``); the points keep the columns of the data set's files.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pc3d.data.custom import CustomLidarLayout, read_custom_labels
 from pc3d.data.sample import Sample3D
 from pc3d.errors import FormatError, did_you_mean
 from pc3d.evaluation.kitti_labels import KITTI_TYPES
@@ -43,7 +49,7 @@ from pc3d.evaluation.kitti_protocol import kitti_difficulty
 from pc3d.io.kitti import DEFAULT_IMAGE_SIZE, DONT_CARE, KittiCalib, load_kitti_frame, read_kitti_labels
 from pc3d.structures import LiDARPoints
 
-__all__ = ["KITTI_CLASSES", "KittiDataset", "kitti_training_dir"]
+__all__ = ["KITTI_CLASSES", "CustomLidarDataset", "KittiDataset", "kitti_training_dir"]
 
 #: Object classes of KITTI's ``label_2`` files (``DontCare`` is a region, not a class).
 KITTI_CLASSES: tuple[str, ...] = tuple(t for t in KITTI_TYPES if t != DONT_CARE)
@@ -119,7 +125,7 @@ class KittiDataset:
         if max_points is not None and max_points < 1:
             raise FormatError(f"KittiDataset: max_points must be at least 1, got {max_points}")
         self.max_points = max_points
-        self.point_cloud_range = _check_range(point_cloud_range)
+        self.point_cloud_range = _check_range("KittiDataset", point_cloud_range)
         self.pipeline = list(pipeline or [])
         self.remove_outside_fov = bool(remove_outside_fov)
         self.frame_ids = self._frames(split)
@@ -222,16 +228,7 @@ class KittiDataset:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample, records, calib = self.load_sample(index)
-        if self.point_cloud_range is not None:
-            rng = self.point_cloud_range
-            sample.points = sample.points[sample.points.in_range_3d(rng)]
-            sample.keep_boxes(sample.gt_boxes.in_range_bev(rng[[0, 1, 3, 4]]))
-        for transform in self.pipeline:
-            sample = transform(sample)
-        if self.max_points is not None and len(sample.points) > self.max_points:
-            sample.points = sample.points[torch.randperm(len(sample.points))[: self.max_points]]
-        item = sample.as_batch_item()
-        item["points"] = sample.points
+        item = _prepare(sample, self.point_cloud_range, self.pipeline, self.max_points)
         item.update({"kitti_labels": records, "calib": calib})
         return item
 
@@ -246,6 +243,168 @@ class KittiDataset:
             ``{"points": [LiDARPoints, ...], "gt_boxes": [LiDARBoxes3D, ...], ...}``.
         """
         return {key: [sample[key] for sample in samples] for key in samples[0]}
+
+
+class CustomLidarDataset:
+    """Frames of pc3d's custom LiDAR format (:class:`pc3d.data.custom.CustomLidarLayout`: your
+    own scans and boxes, or a conversion with :func:`pc3d.data.custom.kitti_to_custom`).
+
+    A sample is what the det3d models' ``loss(points, gt_boxes, gt_labels)`` and ``Map3DMetric``
+    take::
+
+        {"points": LiDARPoints[N, C],      # the point_columns of dataset.yaml (x, y, z first);
+                                           # the columns after z are named attributes
+         "gt_boxes": LiDARBoxes3D[M, 7],   # x, y, z (bottom centre), l, w, h, yaw
+         "gt_labels": Long[M],             # index into class_names
+         "frame_id": str}
+
+    The model's voxel encoder must take ``C`` values per point (4 for ``x, y, z, intensity``).
+    Frames are read when indexed; construction checks that every frame has its point and label
+    files and reads the label files once (they are small) to reject unknown classes early.
+
+    Args:
+        root: the data set folder (holding ``dataset.yaml``); a relative path is resolved
+            against the current directory.
+        class_names: the classes to train on, in the model's label order (``gt_labels`` indexes
+            this list): the ``classes`` of ``dataset.yaml`` or some of them. Objects of the other
+            classes are dropped (counted in the log).
+        split: the name of a split file ``splits/<split>.txt``, or ``None`` for every frame with a
+            point file.
+        point_cloud_range: ``[x_min, y_min, z_min, x_max, y_max, z_max]``: keep the points inside
+            it and the boxes whose bottom centre's (x, y) lies inside its bird's-eye rectangle, as
+            ``KittiDataset`` does. Applied before the pipeline.
+        pipeline: transforms ``Sample3D -> Sample3D`` run on every sample (augmentations for
+            training; leave empty for evaluation).
+        max_points: if set, a scan with more points keeps a random subset of this size.
+        nan_policy: points whose x, y or z is NaN or infinite: ``"drop"`` them with a warning
+            naming the file, or ``"raise"`` a ``FormatError`` naming the file when the frame is
+            read.
+
+    Raises:
+        FileNotFoundError: no ``dataset.yaml``, no split file, or a frame without its point or
+            label file (names the path).
+        FormatError: a class name that is not in ``dataset.yaml`` (the key and the classes there),
+            empty or duplicate class names, an empty split, a bad range, ``max_points`` or
+            ``nan_policy``, a label file with an unknown class or a malformed line (file and line).
+    """
+
+    def __init__(
+        self,
+        root: str,
+        class_names: list[str],
+        split: str | None = None,
+        point_cloud_range: list[float] | None = None,
+        pipeline: Sequence[Callable[[Sample3D], Sample3D]] | None = None,
+        max_points: int | None = None,
+        nan_policy: Literal["drop", "raise"] = "drop",
+    ) -> None:
+        self.layout = CustomLidarLayout.open(os.path.abspath(root))
+        self.root = self.layout.root
+        self.class_names = self._check_class_names(class_names)
+        self.nan_policy = _check_nan_policy("CustomLidarDataset", nan_policy)
+        if max_points is not None and max_points < 1:
+            raise FormatError(f"CustomLidarDataset: max_points must be at least 1, got {max_points}")
+        self.max_points = max_points
+        self.point_cloud_range = _check_range("CustomLidarDataset", point_cloud_range)
+        self.pipeline = list(pipeline or [])
+        self.frame_ids = self.layout.frame_ids(split)
+        if not self.frame_ids:
+            where = self.layout.splits_dir / f"{split}.txt" if split is not None else self.layout.points_dir
+            raise FormatError(f"CustomLidarDataset: {where} lists no frames")
+        # The layout's label index -> the index in class_names (-1: a class not trained on).
+        self._relabel = torch.tensor(
+            [self.class_names.index(c) if c in self.class_names else -1 for c in self.layout.classes],
+            dtype=torch.long,
+        )
+        self._check_frames()
+
+    def _check_class_names(self, class_names: Sequence[str]) -> list[str]:
+        names = list(class_names)
+        classes = self.layout.classes
+        meta = self.layout.root / "dataset.yaml"
+        if not names:
+            raise FormatError("CustomLidarDataset: class_names is empty")
+        for name in names:
+            if name not in classes:
+                raise FormatError(
+                    f"CustomLidarDataset: class_names lists {name!r}, which is not a class of the data "
+                    f"set{did_you_mean(str(name), classes)}; {meta} lists classes: {', '.join(classes)} "
+                    "(class_names takes them, or some of them, in the model's label order)"
+                )
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise FormatError(f"CustomLidarDataset: class_names lists {', '.join(duplicates)} more than once")
+        return names
+
+    def _check_frames(self) -> None:
+        """Every frame's point and label files exist; unknown classes are errors (file and line)."""
+        dropped: Counter[str] = Counter()
+        for frame_id in self.frame_ids:  # one small text file per frame, read once
+            self.layout.point_file(frame_id)
+            label_path = self.layout.labels_dir / f"{frame_id}.txt"
+            if not label_path.is_file():
+                raise FileNotFoundError(
+                    f"CustomLidarDataset: frame {frame_id!r} has no label file {label_path} "
+                    "(an empty file means no objects)"
+                )
+            _, labels = read_custom_labels(label_path, self.layout.classes)
+            dropped.update(
+                self.layout.classes[i]
+                for i in labels.tolist()
+                if self.layout.classes[i] not in self.class_names
+            )
+        if dropped:
+            _LOG.info(
+                "CustomLidarDataset %s: %d frames; objects of classes not in class_names dropped: %s",
+                self.root,
+                len(self.frame_ids),
+                ", ".join(f"{k} {n}" for k, n in sorted(dropped.items())),
+            )
+        self.dropped_classes = dict(dropped)
+
+    def __len__(self) -> int:
+        return len(self.frame_ids)
+
+    def load_sample(self, index: int) -> tuple[Sample3D]:
+        """Frame ``index`` before the range filter and the pipeline, labelled by ``class_names``
+        (objects of other classes dropped).
+
+        Returns:
+            ``(sample,)``: the first element is the sample, as in ``KittiDataset.load_sample``
+            (what ``pc3d data gt-database`` reads).
+        """
+        sample = self.layout.load_frame(self.frame_ids[index], nan_policy=self.nan_policy)
+        labels = self._relabel[sample.gt_labels]
+        sample.gt_labels = labels
+        sample.keep_boxes(labels >= 0)
+        return (sample,)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return _prepare(self.load_sample(index)[0], self.point_cloud_range, self.pipeline, self.max_points)
+
+    collate = staticmethod(KittiDataset.collate)
+
+
+def _prepare(
+    sample: Sample3D,
+    point_cloud_range: Tensor | None,
+    pipeline: Sequence[Callable[[Sample3D], Sample3D]],
+    max_points: int | None,
+) -> dict[str, Any]:
+    """A loaded frame as a data set's sample: the range filter (points inside the range, boxes
+    whose bottom centre's (x, y) is inside its bird's-eye rectangle), the pipeline, then at most
+    ``max_points`` random points; ``points`` stays a ``LiDARPoints``."""
+    if point_cloud_range is not None:
+        rng = point_cloud_range
+        sample.points = sample.points[sample.points.in_range_3d(rng)]
+        sample.keep_boxes(sample.gt_boxes.in_range_bev(rng[[0, 1, 3, 4]]))
+    for transform in pipeline:
+        sample = transform(sample)
+    if max_points is not None and len(sample.points) > max_points:
+        sample.points = sample.points[torch.randperm(len(sample.points))[:max_points]]
+    item = sample.as_batch_item()
+    item["points"] = sample.points
+    return item
 
 
 def _in_image(points: Tensor, calib: KittiCalib, image_size: tuple[int, int]) -> Tensor:
@@ -285,15 +444,15 @@ def _check_class_names(class_names: Sequence[str]) -> list[str]:
     return names
 
 
-def _check_range(point_cloud_range: Sequence[float] | None) -> Tensor | None:
+def _check_range(owner: str, point_cloud_range: Sequence[float] | None) -> Tensor | None:
     if point_cloud_range is None:
         return None
     values = torch.tensor([float(v) for v in point_cloud_range], dtype=torch.float32)
     if values.shape != (6,) or not bool(torch.isfinite(values).all()):
         raise FormatError(
-            "KittiDataset: point_cloud_range must be 6 finite numbers [x_min, y_min, z_min, "
+            f"{owner}: point_cloud_range must be 6 finite numbers [x_min, y_min, z_min, "
             f"x_max, y_max, z_max], got {list(point_cloud_range)}"
         )
     if not bool((values[:3] < values[3:]).all()):
-        raise FormatError(f"KittiDataset: point_cloud_range needs min < max per axis, got {values.tolist()}")
+        raise FormatError(f"{owner}: point_cloud_range needs min < max per axis, got {values.tolist()}")
     return values

@@ -6,7 +6,7 @@ from pc3d.plugin_api import Registrar, hookimpl
 from pc3d_det3d.anchor_head import Anchor3DHead
 from pc3d_det3d.backbones import BEVBackbone
 from pc3d_det3d.center_head import CenterPointHead
-from pc3d_det3d.datasets import KittiDataset
+from pc3d_det3d.datasets import CustomLidarDataset, KittiDataset
 from pc3d_det3d.detectors import BEVDetector
 from pc3d_det3d.heads import CenterHead
 from pc3d_det3d.voxel_encoders import DynamicPillarEncoder
@@ -27,3 +27,4 @@ def pc3d_register(registry: Registrar) -> None:
     # CenterPoint is the same detector with a CenterPointHead (MMDetection3D's name for it).
     registry.add_model(VoxelDetector, name="CenterPoint")
     registry.add_dataset(KittiDataset)
+    registry.add_dataset(CustomLidarDataset)
