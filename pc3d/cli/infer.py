@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from pc3d.cli.arguments import (
+    CONFIG_HELP,
+    OVERRIDES_HELP,
     add_command,
     add_config_argument,
     add_device_argument,
@@ -55,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = add_command(
         subparsers, "infer", "run a model on point clouds and write its predictions", DESCRIPTION, EPILOG
     )
-    add_config_argument(parser, "config file, or the name of a shipped config")
+    add_config_argument(parser, CONFIG_HELP)
     parser.add_argument(
         "checkpoint", metavar="CHECKPOINT", type=Path, help="pc3d or MMDetection3D checkpoint"
     )
@@ -111,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="untimed runs on the first cloud before timing, so the latency is the steady "
         "state's (default 1; their times are summary.json's warmup_ms)",
     )
-    add_overrides_argument(parser, "override config keys, values parsed as YAML")
+    add_overrides_argument(parser, OVERRIDES_HELP)
     parser.set_defaults(func=run)
 
 

@@ -15,6 +15,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add the `kitti-eval` command to `subparsers`."""
     from pc3d.evaluation.kitti_protocol import KITTI_EVAL_CLASSES
 
+    # Declared like pc3d demo's options (see pc3d.cli.arguments): the options are this command's own.
     parser = subparsers.add_parser(
         "kitti-eval",
         description="Compute the official KITTI object evaluation (AP11 and AP40 of 2D bbox, BEV, 3D "

@@ -9,6 +9,7 @@ from pc3d.plugin_manager import PluginInfo, get_plugin_manager
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    # Declared like pc3d config's actions (see pc3d.cli.arguments): the options are this command's own.
     parser = subparsers.add_parser(
         "plugins",
         help="list plugins: distribution, version, what each registers",

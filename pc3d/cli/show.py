@@ -167,6 +167,7 @@ def _add_colour_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Shaped like _add_colour_arguments on purpose: argparse declarations of other options.
 def _add_framing_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ground area the camera frames: `--range`, `--center` and `--zoom`.
 
@@ -244,6 +245,7 @@ def run(args: argparse.Namespace) -> int:
         point_labels = read_point_labels(args.point_labels, inputs.num_file_points)
         if inputs.kept is not None:  # the labels of the points --nan-policy drop kept
             point_labels = point_labels[inputs.kept]
+    # The keywords vis.show and vis.render share, gathered once for either call.
     common = dict(
         view=view,
         size=size,

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pc3d.cli.arguments import add_command, add_config_argument, add_device_argument, add_overrides_argument
+from pc3d.cli.arguments import (
+    OVERRIDES_HELP,
+    add_command,
+    add_config_argument,
+    add_device_argument,
+    add_overrides_argument,
+)
 
 DESCRIPTION = "Evaluate a checkpoint with the config's metrics on its data.test split (else data.val)."
 
@@ -36,10 +42,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--json", type=Path, default=None, metavar="FILE", help="also write the metrics to FILE as JSON"
     )
-    add_overrides_argument(
-        parser, "override config keys, values parsed as YAML (--set data.test.batch_size=16)"
-    )
+    add_overrides_argument(parser, f"{OVERRIDES_HELP} (--set data.test.batch_size=16)")
     add_device_argument(parser, "evaluate")
+    # Declared like pc3d config show's flags (see pc3d.cli.arguments): the options are this command's own.
     parser.add_argument(
         "--optimize",
         action="store_true",

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pc3d.cli.arguments import add_command, add_config_argument, add_device_argument, add_overrides_argument
+from pc3d.cli.arguments import (
+    OVERRIDES_HELP,
+    add_command,
+    add_config_argument,
+    add_device_argument,
+    add_overrides_argument,
+)
 
 DESCRIPTION = "Train the model a config describes and write its outputs into the work directory."
 
@@ -44,9 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--load-from", type=Path, default=None, metavar="PATH", help="start from these model weights only"
     )
-    add_overrides_argument(
-        parser, "override config keys, values parsed as YAML (--set schedule.epochs=24 optimizer.lr=0.002)"
-    )
+    add_overrides_argument(parser, f"{OVERRIDES_HELP} (--set schedule.epochs=24 optimizer.lr=0.002)")
     add_device_argument(parser, "train")
     parser.add_argument(
         "--deterministic",

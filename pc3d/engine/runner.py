@@ -200,6 +200,7 @@ def _make_trainer(
         work_dir.mkdir(parents=True, exist_ok=True)
         dump_config(config, work_dir)
         unfinished = ckpt.remove_unfinished_writes(work_dir)
+    # One keyword per Trainer field (shaped like other keyword calls, e.g. pc3d.vis.render's).
     trainer = Trainer(
         model=model,
         spec=spec,
