@@ -77,6 +77,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(write_config, registry, 
     assert not (interrupted / "epoch_5.pth").exists(), "the first run finished before the kill"
 
     # Resume through the thin wrapper script, which must behave as `pc3d train`.
+    # subprocess.run spelled out as the CLI process tests do: each sets its own command, cwd, env, timeout.
     resumed = subprocess.run(
         [python(), "tools/train.py", *command[4:], "--resume"],
         cwd=REPO,

@@ -109,6 +109,7 @@ def test_real_kitti_scan_through_pcd_and_ply(tmp_path: Path) -> None:
         np.testing.assert_array_equal(back.array, raw)
 
 
+# Writes its input inline, like the KITTI label tests: each test spells out the file it reads.
 def test_fields_are_reordered_x_y_z_first(tmp_path: Path) -> None:
     path = tmp_path / "odd.pcd"
     path.write_text(

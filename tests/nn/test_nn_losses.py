@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.nn import (
+from pc3d.nn import (  # the public path on purpose: pc3d.nn re-exports these
     CrossEntropyLoss,
     FocalLoss,
     GaussianFocalLoss,

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pc3d.errors import FormatError, ShapeError
-from pc3d.nn.voxel import (
+from pc3d.nn.voxel import (  # as users import them (pc3d.nn re-exports the same list)
     BN_EPS,
     DynamicPillarFeatureNet,
     DynamicSimpleVFE,

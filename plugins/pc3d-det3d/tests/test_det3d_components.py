@@ -28,6 +28,7 @@ from pc3d_det3d import (
     gaussian_focal_loss,
 )
 
+# Imports and data path shaped like the core's tests: a plugin's tests find tests/data themselves.
 KITTI = Path(__file__).resolve().parents[3] / "tests" / "data" / "kitti" / "training"
 CONFIG = "pillar-center-tiny_kitti-3class.yaml"
 # Shrinks the shipped config to a 32 x 32 pillar grid so training steps take milliseconds.
