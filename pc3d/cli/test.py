@@ -39,12 +39,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "checkpoint", metavar="CHECKPOINT", type=Path, help="a pc3d checkpoint (.pth) or a weights file"
     )
+    # Declared like pc3d train's and pc3d config show's options (see pc3d.cli.arguments): these are
+    # this command's own.
     parser.add_argument(
         "--json", type=Path, default=None, metavar="FILE", help="also write the metrics to FILE as JSON"
     )
     add_overrides_argument(parser, f"{OVERRIDES_HELP} (--set data.test.batch_size=16)")
     add_device_argument(parser, "evaluate")
-    # Declared like pc3d config show's flags (see pc3d.cli.arguments): the options are this command's own.
     parser.add_argument(
         "--optimize",
         action="store_true",
