@@ -362,7 +362,8 @@ def test_every_point_reading_command_takes_nan_policy(
     warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert warning == [
         f"pc3d {name}: warning: {scan}: dropped 2 of {num_points} points with NaN or infinite x/y/z; "
-        "to stop with an error instead, use --nan-policy raise (nan_policy='raise' in Python)"
+        "to stop with an error instead, use --nan-policy raise (command line), nan_policy: raise "
+        "(a data set in a config) or nan_policy='raise' (Python)"
     ]
     # The option the warning suggests: exit status 2, one line naming the file and the count.
     for written in tmp_path.glob("out.*"):
