@@ -43,7 +43,7 @@ FIRST_PARTY = {
         "backbone": ["BEVBackbone"],
         "head": ["CenterHead", "Anchor3DHead", "CenterPointHead"],
         "model": ["BEVDetector", "VoxelDetector", "VoxelNet", "CenterPoint"],
-        "dataset": ["KittiDataset"],
+        "dataset": ["KittiDataset", "CustomLidarDataset"],
     },
     "pc3d-seg": {
         "backbone": ["PointNetEncoder"],
