@@ -75,6 +75,19 @@ def kitti_training_dir(root: str | os.PathLike[str]) -> Path:
     )
 
 
+def _report_dropped(dataset: Any, dropped: Counter[str]) -> dict[str, int]:
+    """Log the objects of classes outside ``class_names`` that a data set drops; their counts."""
+    if dropped:
+        _LOG.info(
+            "%s %s: %d frames; objects of classes not in class_names dropped: %s",
+            type(dataset).__name__,
+            dataset.root,
+            len(dataset.frame_ids),
+            ", ".join(f"{k} {n}" for k, n in sorted(dropped.items())),
+        )
+    return dict(dropped)
+
+
 class KittiDataset:
     """KITTI object detection frames (see the module docstring for a sample's keys).
 
@@ -189,14 +202,7 @@ class KittiDataset:
                         f"types: {', '.join(KITTI_CLASSES)}, {DONT_CARE}"
                     )
             dropped.update(str(k) for k in labels.types if k != DONT_CARE and k not in self.class_names)
-        if dropped:
-            _LOG.info(
-                "KittiDataset %s: %d frames; objects of classes not in class_names dropped: %s",
-                self.root,
-                len(self.frame_ids),
-                ", ".join(f"{k} {n}" for k, n in sorted(dropped.items())),
-            )
-        self.dropped_classes = dict(dropped)
+        self.dropped_classes = _report_dropped(self, dropped)
 
     def __len__(self) -> int:
         return len(self.frame_ids)
@@ -353,14 +359,7 @@ class CustomLidarDataset:
                 for i in labels.tolist()
                 if self.layout.classes[i] not in self.class_names
             )
-        if dropped:
-            _LOG.info(
-                "CustomLidarDataset %s: %d frames; objects of classes not in class_names dropped: %s",
-                self.root,
-                len(self.frame_ids),
-                ", ".join(f"{k} {n}" for k, n in sorted(dropped.items())),
-            )
-        self.dropped_classes = dict(dropped)
+        self.dropped_classes = _report_dropped(self, dropped)
 
     def __len__(self) -> int:
         return len(self.frame_ids)
