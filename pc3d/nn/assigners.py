@@ -292,6 +292,8 @@ class PseudoSampler:
     at random (``generator`` is accepted and unused) and no gt is added as a proposal.
     """
 
+    # RandomSampler.sample's signature on purpose (a head swaps samplers without other changes);
+    # the shared steps are _check_sample_inputs and _sampling_result.
     def sample(
         self,
         assign_result: AssignResult,
