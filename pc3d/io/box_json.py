@@ -8,6 +8,14 @@
      "meta": {...}}                 # free-form, kept as is
 
 Written through `pc3d.io.jsonio` (NaN and infinities as `null`), one box per line.
+
+The predictions `pc3d infer` writes (MMDetection3D's result keys) read as box files too::
+
+    {"box_mode": "lidar", "boxes_3d": [[...], ...], "scores_3d": [...], "labels_3d": [0, ...],
+     "class_names": ["Pedestrian", "Cyclist", "Car"]}
+
+their labels as class names when `class_names` is there, so `pc3d show --pred`, `pc3d convert`
+and `pc3d info` take them as they are.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ from pc3d.errors import FormatError
 from pc3d.io.box_file import BoxFile, box_columns, check_mode, float32_number, validate_boxes
 from pc3d.io.jsonio import dumps
 
-__all__ = ["JSON_KEYS", "encode_box_json", "read_box_json"]
+__all__ = ["JSON_KEYS", "PREDICTION_KEYS", "encode_box_json", "read_box_json"]
 
 JSON_KEYS: tuple[str, ...] = ("mode", "columns", "boxes", "labels", "scores", "meta")
+#: The keys of `pc3d infer`'s predictions (`boxes_3d` marks the layout).
+PREDICTION_KEYS: tuple[str, ...] = ("box_mode", "boxes_3d", "scores_3d", "labels_3d", "class_names")
 
 
 def read_box_json(path: Path) -> BoxFile:
@@ -44,6 +54,8 @@ def read_box_json(path: Path) -> BoxFile:
         raise FormatError(
             f"{path}: expected a JSON object with 'mode' and 'boxes', got {type(content).__name__}"
         )
+    if "boxes_3d" in content:
+        content = _from_predictions(path, content)
     unknown = sorted(set(content) - set(JSON_KEYS))
     if unknown:
         raise FormatError(f"{path}: unknown key(s) {unknown}; a box file has {', '.join(JSON_KEYS)}")
@@ -62,6 +74,38 @@ def read_box_json(path: Path) -> BoxFile:
     if not isinstance(meta, dict):
         raise FormatError(f"{path}: 'meta' must be a JSON object")
     return BoxFile(boxes, mode, labels, scores, meta, path)
+
+
+def _from_predictions(path: Path, content: dict[str, Any]) -> dict[str, Any]:
+    """`pc3d infer`'s prediction keys as a box file's: labels named by `class_names`."""
+    unknown = sorted(set(content) - set(PREDICTION_KEYS))
+    if unknown:
+        raise FormatError(
+            f"{path}: unknown key(s) {unknown}; predictions (with 'boxes_3d') have {', '.join(PREDICTION_KEYS)}"
+        )
+    if "box_mode" not in content:
+        raise FormatError(f"{path}: no 'box_mode' key (predictions with 'boxes_3d' need it)")
+    out: dict[str, Any] = {"mode": content["box_mode"], "boxes": content["boxes_3d"]}
+    out["meta"] = {"format": "pc3d infer predictions"}
+    if "scores_3d" in content:
+        out["scores"] = content["scores_3d"]
+    labels, names = content.get("labels_3d"), content.get("class_names")
+    if labels is not None and names is not None:
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise FormatError(f"{path}: 'class_names' must be a list of names")
+        out["meta"]["class_names"] = names
+        if isinstance(labels, list):
+            bad = next(
+                (i for i, lab in enumerate(labels) if not (type(lab) is int and 0 <= lab < len(names))), None
+            )
+            if bad is not None:
+                raise FormatError(
+                    f"{path}: labels_3d[{bad}] = {labels[bad]!r} does not index class_names ({len(names)} names)"
+                )
+            labels = [names[lab] for lab in labels]
+    if labels is not None:
+        out["labels"] = labels
+    return out
 
 
 def _boxes(path: Path, rows: Any) -> np.ndarray:

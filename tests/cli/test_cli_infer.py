@@ -18,6 +18,7 @@ import torch
 import pc3d.allocator
 import pc3d.inference
 from pc3d.cli import main
+from pc3d.io.boxes import read_box_file
 from pc3d.io.kitti import lidar_to_camera_boxes, project_boxes_to_image, read_kitti_calib, read_kitti_labels
 
 REPO = Path(__file__).resolve().parents[2]
@@ -82,6 +83,10 @@ def test_json_predictions_and_summary(small: tuple[Path, Path, dict[str, Any]], 
         assert written["labels_3d"] == expected.labels.tolist()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_frames"] == 2 and len(summary["frames"]) == 2 and summary["optimized"] is True
+    # The predictions are a box file for the other commands (show --pred, info, convert).
+    assert main(["convert", "--dst", "lidar", str(out / "000001.json"), str(tmp_path / "boxes.csv")]) == 0
+    table = read_box_file(tmp_path / "boxes.csv")
+    assert table.mode == "lidar" and len(table.boxes) == 50 and set(table.labels) <= set(CLASSES)
     assert (
         0 < summary["latency_ms"]["median"] and summary["latency_ms"]["min"] <= summary["latency_ms"]["mean"]
     )

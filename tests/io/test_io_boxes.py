@@ -181,3 +181,38 @@ def test_json_writes_non_finite_scores_as_null_in_the_row_per_line_layout(tmp_pa
     np.testing.assert_array_equal(back.scores, [0.5, np.nan, np.nan])
     with pytest.raises(FormatError, match=r"b2\.json: meta key 'when': cannot write a"):
         write_box_file(tmp_path / "b2.json", BoxFile(_boxes(n=1, width=7), "lidar", meta={"when": object()}))
+
+
+def test_pc3d_infer_predictions_read_as_a_box_file(tmp_path: Path) -> None:
+    # What `pc3d infer` writes (MMDetection3D's result keys), labels named by class_names.
+    boxes = [[10.0, 2.0, -1.6, 3.9, 1.6, 1.5, 0.3], [5.0, -1.0, -1.2, 0.8, 0.6, 1.7, 1.0]]
+    path = tmp_path / "000001.json"
+    path.write_text(
+        json.dumps(
+            {
+                "box_mode": "lidar",
+                "boxes_3d": boxes,
+                "scores_3d": [0.9, 0.4],
+                "labels_3d": [2, 0],
+                "class_names": ["Pedestrian", "Cyclist", "Car"],
+            }
+        )
+    )
+    data = read_box_file(path)
+    assert data.mode == "lidar" and data.labels == ["Car", "Pedestrian"]
+    np.testing.assert_allclose(data.boxes, boxes, rtol=1e-6)
+    np.testing.assert_allclose(data.scores, [0.9, 0.4], rtol=1e-6)
+    assert data.meta["class_names"] == ["Pedestrian", "Cyclist", "Car"]
+    # Converted like any box file: the same boxes in a table, the labels as names.
+    write_box_file(tmp_path / "out.csv", data)
+    assert read_box_file(tmp_path / "out.csv").labels == ["Car", "Pedestrian"]
+    bad = {"box_mode": "lidar", "boxes_3d": boxes, "labels_3d": [3, 0], "class_names": ["A", "B", "C"]}
+    path.write_text(json.dumps(bad))
+    with pytest.raises(FormatError, match=r"labels_3d\[0\] = 3 does not index class_names \(3 names\)"):
+        read_box_file(path)
+    path.write_text(json.dumps({"box_mode": "lidar", "boxes_3d": boxes, "mode": "lidar"}))
+    with pytest.raises(FormatError, match=r"unknown key\(s\) \['mode'\]; predictions"):
+        read_box_file(path)
+    path.write_text(json.dumps({"boxes_3d": boxes}))
+    with pytest.raises(FormatError, match="no 'box_mode' key"):
+        read_box_file(path)
