@@ -88,7 +88,27 @@ def _report_dropped(dataset: Any, dropped: Counter[str]) -> dict[str, int]:
     return dict(dropped)
 
 
-class KittiDataset:
+class _SampleSettings:
+    """What both LiDAR data sets do to a frame after reading it, checked once: the range filter,
+    the pipeline, the point cap and the NaN policy (see their ``Args``)."""
+
+    def _set_sampling(
+        self,
+        point_cloud_range: Sequence[float] | None,
+        pipeline: Sequence[Callable[[Sample3D], Sample3D]] | None,
+        max_points: int | None,
+        nan_policy: str,
+    ) -> None:
+        name = type(self).__name__
+        self.nan_policy = _check_nan_policy(name, nan_policy)
+        if max_points is not None and max_points < 1:
+            raise FormatError(f"{name}: max_points must be at least 1, got {max_points}")
+        self.max_points = max_points
+        self.point_cloud_range = _check_range(name, point_cloud_range)
+        self.pipeline = list(pipeline or [])
+
+
+class KittiDataset(_SampleSettings):
     """KITTI object detection frames (see the module docstring for a sample's keys).
 
     Frames are read when indexed; construction checks that the frames' files exist and reads
@@ -134,12 +154,7 @@ class KittiDataset:
     ) -> None:
         self.root = kitti_training_dir(root)
         self.class_names = _check_class_names(class_names)
-        self.nan_policy = _check_nan_policy("KittiDataset", nan_policy)
-        if max_points is not None and max_points < 1:
-            raise FormatError(f"KittiDataset: max_points must be at least 1, got {max_points}")
-        self.max_points = max_points
-        self.point_cloud_range = _check_range("KittiDataset", point_cloud_range)
-        self.pipeline = list(pipeline or [])
+        self._set_sampling(point_cloud_range, pipeline, max_points, nan_policy)
         self.remove_outside_fov = bool(remove_outside_fov)
         self.frame_ids = self._frames(split)
         self._check_labels()
@@ -251,7 +266,7 @@ class KittiDataset:
         return {key: [sample[key] for sample in samples] for key in samples[0]}
 
 
-class CustomLidarDataset:
+class CustomLidarDataset(_SampleSettings):
     """Frames of pc3d's custom LiDAR format (:class:`pc3d.data.custom.CustomLidarLayout`: your
     own scans and boxes, or a conversion with :func:`pc3d.data.custom.kitti_to_custom`).
 
@@ -307,12 +322,7 @@ class CustomLidarDataset:
         self.layout = CustomLidarLayout.open(os.path.abspath(root))
         self.root = self.layout.root
         self.class_names = self._check_class_names(class_names)
-        self.nan_policy = _check_nan_policy("CustomLidarDataset", nan_policy)
-        if max_points is not None and max_points < 1:
-            raise FormatError(f"CustomLidarDataset: max_points must be at least 1, got {max_points}")
-        self.max_points = max_points
-        self.point_cloud_range = _check_range("CustomLidarDataset", point_cloud_range)
-        self.pipeline = list(pipeline or [])
+        self._set_sampling(point_cloud_range, pipeline, max_points, nan_policy)
         self.frame_ids = self.layout.frame_ids(split)
         if not self.frame_ids:
             where = self.layout.splits_dir / f"{split}.txt" if split is not None else self.layout.points_dir
