@@ -1,4 +1,5 @@
-"""`pc3d checkpoint convert --from mmdet3d INPUT OUTPUT`: an MMDetection3D checkpoint as a pc3d checkpoint.
+"""`pc3d checkpoint convert --from mmdet3d INPUT OUTPUT`: an MMDetection3D checkpoint as a pc3d
+checkpoint; `pc3d checkpoint info FILE`: what a checkpoint holds.
 
 The weights are mapped through `pc3d.nn.checkpoint_mmdet3d.MMDET3D_KEY_TABLE` (sparse-conv kernels
 permuted to spconv 2's layout) and written in the engine's checkpoint format (`format:
@@ -16,10 +17,11 @@ from typing import Any
 
 from pc3d.cli.arguments import CONFIG_HELP, add_command, add_input_output_arguments
 
-DESCRIPTION = "Convert checkpoints of other toolkits to pc3d checkpoints."
+DESCRIPTION = "Describe checkpoints, and convert checkpoints of other toolkits to pc3d checkpoints."
 
 EPILOG = """\
 examples:
+  pc3d checkpoint info work_dirs/run1/latest.pth
   pc3d checkpoint convert --from mmdet3d hv_pointpillars_kitti.pth pointpillars_pc3d.pth
   pc3d checkpoint convert --from mmdet3d second.pth second_pc3d.pth --config second_hv-secfpn_kitti-3d-3class
 """
@@ -32,11 +34,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = add_command(
         subparsers,
         "checkpoint",
-        "convert checkpoints of other toolkits to pc3d checkpoints",
+        "describe checkpoints; convert checkpoints of other toolkits to pc3d checkpoints",
         DESCRIPTION,
         EPILOG,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    info = actions.add_parser(
+        "info",
+        help="what a checkpoint holds: its format, training state, classes and weights",
+        description="Describe a pc3d, MMDetection3D 1.x or plain state-dict checkpoint: its format and "
+        "versions, the training state it can resume, its classes and its weights per top-level module.",
+    )
+    info.add_argument("input", metavar="INPUT", type=Path, help="the checkpoint to describe")
+    info.set_defaults(func=run_info)
     convert = actions.add_parser(
         "convert",
         help="write an MMDetection3D 1.x checkpoint as a pc3d checkpoint",
@@ -114,4 +124,82 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {args.output}: {len(state['model'])} tensors from MMDetection3D "
         f"{state['meta']['mmdet3d_version']}" + (f", classes {classes}" if classes else "")
     )
+    return 0
+
+
+def describe_checkpoint(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """``(field, text)`` rows describing the checkpoint at ``path`` (loaded with
+    ``weights_only=True``): format and versions, training state, classes, weights.
+
+    Raises:
+        CheckpointError: a missing, truncated or corrupt file (naming it).
+    """
+    from pc3d.engine.checkpoint import FORMAT, load_checkpoint, model_state_from
+    from pc3d.errors import Pc3dError
+    from pc3d.nn.checkpoint_mmdet3d import checkpoint_class_names, is_mmdet3d_checkpoint
+
+    state = load_checkpoint(path)
+    size = Path(path).stat().st_size
+    shown = f"{size / 2**20:.1f} MiB" if size >= 2**20 else f"{size / 2**10:.1f} KiB"
+    rows = [("file", f"{path} ({shown})")]
+    found = state.get("meta")
+    meta: dict[str, Any] = found if isinstance(found, dict) else {}
+    if state.get("format") == FORMAT:
+        versions = f"pc3d {state.get('pc3d_version', '?')}, torch {state.get('torch_version', '?')}"
+        rows.append(("format", f"pc3d checkpoint v{state.get('format_version', '?')} ({versions})"))
+        if meta.get("converted_from"):
+            rows.append(
+                ("converted", f"from {meta['converted_from']} {meta.get('mmdet3d_version', '')}".rstrip())
+            )
+        if "iteration" in state:
+            rows.append(
+                (
+                    "training",
+                    f"epoch {state.get('epoch', '?')}, iteration {state['iteration']} of "
+                    f"{state.get('max_iters', '?')}, batch {state.get('batch_size', '?')} x "
+                    f"{state.get('world_size', 1)} process(es)",
+                )
+            )
+        resumable = [
+            k for k in ("optimizer", "scheduler", "scaler", "rng", "hooks") if state.get(k) is not None
+        ]
+        if resumable:
+            rows.append(("resume", ", ".join(resumable)))
+    elif is_mmdet3d_checkpoint(state):
+        rows.append(("format", f"MMDetection3D {meta.get('mmdet3d_version', '?')} checkpoint"))
+        if "epoch" in meta or "iter" in meta:
+            rows.append(("training", f"epoch {meta.get('epoch', '?')}, iteration {meta.get('iter', '?')}"))
+    else:
+        rows.append(("format", "a plain state dict (no pc3d or MMDetection3D metadata)"))
+    config = state.get("config")
+    configured = config.get("class_names") if isinstance(config, dict) else None
+    classes = checkpoint_class_names(state) or configured
+    if classes:
+        rows.append(("classes", ", ".join(str(c) for c in classes)))
+    if isinstance(config, dict) and isinstance(config.get("model"), dict):
+        rows.append(("model", str(config["model"].get("type", "?"))))
+    try:
+        weights = model_state_from(state, path)
+    except Pc3dError as err:
+        rows.append(("weights", f"do not map onto pc3d's names: {err}"))
+        return rows
+    tensors = {k: v for k, v in weights.items() if hasattr(v, "numel")}
+    total = sum(int(v.numel()) for v in tensors.values())
+    dtypes = sorted({str(v.dtype).replace("torch.", "") for v in tensors.values()})
+    rows.append(("weights", f"{len(tensors)} tensors, {total:,} values ({', '.join(dtypes) or 'none'})"))
+    per_module: dict[str, int] = {}
+    for key, value in tensors.items():
+        top = key.split(".", 1)[0]
+        per_module[top] = per_module.get(top, 0) + int(value.numel())
+    for top, count in per_module.items():
+        rows.append((f"  {top}", f"{count:,}"))
+    return rows
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Print what ``args.input`` holds; 0 on success."""
+    rows = describe_checkpoint(args.input)
+    width = max(len(field) for field, _ in rows)
+    for field, text in rows:
+        print(f"{field:<{width}}  {text}")
     return 0

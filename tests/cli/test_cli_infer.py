@@ -8,6 +8,7 @@ the MMDetection3D reference (`../shared/reference/mmdet3d`) present, its checkpo
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -356,3 +357,30 @@ def test_segmentation_writes_per_point_labels(tmp_path: Path, renderer: None) ->
     assert summary["num_frames"] == 1 and summary["frames"][0]["num_points"] == 500
     assert summary["optimized"] is False  # a segmentation model has no inference copy
     assert infer("sparseunet_synthetic-lidar", checkpoint, cloud, out, "--format", "kitti") == 2
+
+
+def test_checkpoint_info_describes_each_kind(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint, state_dict = small
+    values = f"{sum(int(v.numel()) for v in state_dict.values()):,} values"
+    assert main(["checkpoint", "info", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "MMDetection3D 1.4.0 checkpoint" in out and "Pedestrian, Cyclist, Car" in out
+    assert f"{len(state_dict)} tensors, {values}" in out and "bbox_head" in out
+    native = tmp_path / "native.pth"
+    assert main(["checkpoint", "convert", "--from", "mmdet3d", str(checkpoint), str(native)]) == 0
+    capsys.readouterr()
+    assert main(["checkpoint", "info", str(native)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "pc3d checkpoint v1" in out and re.search(r"converted +from mmdet3d 1\.4\.0", out) and values in out
+    )
+    plain = tmp_path / "plain.pth"
+    torch.save(state_dict, plain)
+    assert main(["checkpoint", "info", str(plain)]) == 0
+    assert "a plain state dict" in capsys.readouterr().out
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(native.read_bytes()[:1000])
+    assert main(["checkpoint", "info", str(truncated)]) == 2
+    assert str(truncated) in capsys.readouterr().err
