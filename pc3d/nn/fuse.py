@@ -160,6 +160,12 @@ def fuse_conv_bn(module: nn.Module) -> nn.Module:
     return module
 
 
+#: Boolean module attributes the inference copy switches on: shortcuts that hold only without
+#: autograd (:class:`pc3d.nn.SECONDBackbone`'s empty BEV tiles; an anchor head's box channels
+#: computed only at its candidate anchors).
+INFERENCE_FLAGS = ("skip_empty", "regress_candidates_only")
+
+
 def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.Module:
     """An inference copy of ``model``: eval mode, batch norms folded, 2D maps channels-last.
 
@@ -171,7 +177,8 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     On the CPU, 3x3 convs of 128 channels or more compute by Winograd's F(4x4, 3x3)
     (:mod:`pc3d.nn.winograd`), and modules with a ``skip_empty`` attribute
     (:class:`pc3d.nn.SECONDBackbone`) skip the empty tiles of a sparse BEV map
-    (:mod:`pc3d.nn.empty_skip`).
+    (:mod:`pc3d.nn.empty_skip`); modules with a ``regress_candidates_only`` attribute (the det3d
+    anchor head) compute their box channels only where their class scores pick candidates.
 
     Args:
         model: any module (a detector, a backbone).
@@ -186,8 +193,9 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
         to_channels_last(fast)
     use_winograd(fast)
     for module in fast.modules():
-        if isinstance(getattr(module, "skip_empty", None), bool):
-            module.skip_empty = True  # type: ignore[assignment]
+        for flag in INFERENCE_FLAGS:
+            if isinstance(getattr(module, flag, None), bool):
+                setattr(module, flag, True)
     fast.eval()  # the folded layers are new modules, built in training mode
     fast.requires_grad_(False)
     return fast

@@ -223,6 +223,10 @@ class Anchor3DHead(nn.Module):
         self.dir_offset = float(dir_offset)
         self.dir_limit_offset = float(dir_limit_offset)
         self.diff_rad_by_sin = bool(diff_rad_by_sin)
+        # At inference without autograd (set by pc3d.nn.fuse.optimize_for_inference):
+        # predict_features computes the box and direction channels only at the nms_pre anchors
+        # the class scores select, not over the whole map.
+        self.regress_candidates_only = False
         if num_classes is not None and in_channels is not None:
             self.complete(num_classes, in_channels)
 
@@ -316,13 +320,17 @@ class Anchor3DHead(nn.Module):
         Computed once per map size and device and then reused: building the ~320k anchors of a
         KITTI map costs more than the rest of the post-processing. Treat the result as read-only.
         """
-        key = (*output.cls_score.shape[-2:], str(output.cls_score.device))
+        return self._grid_anchors(output.cls_score)
+
+    def _grid_anchors(self, score_map: Tensor) -> Tensor:
+        """The anchors of a ``[B, *, H, W]`` map, cached per size and device (see :meth:`anchors`)."""
+        key = (*score_map.shape[-2:], str(score_map.device))
         cache: dict[tuple[Any, ...], Tensor] = self.__dict__.setdefault("_anchor_cache", {})
         if key not in cache:
             cache.clear()  # one map size at a time is what a detector sees
-            cache[key] = self.anchor_generator.grid_anchors(
-                [tuple(output.cls_score.shape[-2:])], output.cls_score.device
-            )[0]
+            cache[key] = self.anchor_generator.grid_anchors([tuple(score_map.shape[-2:])], score_map.device)[
+                0
+            ]
         return cache[key]
 
     # -- training ----------------------------------------------------------------------------
@@ -436,15 +444,69 @@ class Anchor3DHead(nn.Module):
         threshold = self.test_cfg.score_thr if score_thr is None else float(score_thr)
         return [self._predict_one(anchors, c, r, d, threshold) for c, r, d in zip(cls, reg, direction)]
 
+    def predict_features(
+        self, features: Tensor | Sequence[Tensor], score_thr: float | None = None
+    ) -> list[Detections3D]:
+        """Detections per sample straight from the neck's map: :meth:`predict` of :meth:`forward`.
+
+        With ``regress_candidates_only`` (the inference copy) and no autograd, only the class
+        channels are computed over the whole map; the box and direction channels only at the
+        ``nms_pre`` anchors those scores select (the same numbers to float rounding, a quarter of
+        the head's arithmetic for KITTI's 3 classes).
+        """
+        if not (self.regress_candidates_only and not torch.is_grad_enabled() and 0 < self.test_cfg.nms_pre):
+            return self.predict(self(features), score_thr)
+        if not isinstance(features, Tensor):
+            if len(features) != 1:
+                return self.predict(self(features), score_thr)  # forward names the problem
+            features = features[0]
+        score_map = nn.functional.conv2d(features, self.conv_cls.weight, self.conv_cls.bias)
+        anchors = self._grid_anchors(score_map)
+        threshold = self.test_cfg.score_thr if score_thr is None else float(score_thr)
+        batch, channels = features.shape[:2]
+        cls = score_map.permute(0, 2, 3, 1).reshape(batch, -1, self.num_classes)
+        code = self.box_coder.code_size
+        # [A, outputs, C] views of the 1x1 weights: anchor a's rows of each conv.
+        reg_weight = self.conv_reg.weight.reshape(self.num_anchors, code, channels)
+        dir_weight = self.conv_dir_cls.weight.reshape(self.num_anchors, 2, channels)
+        reg_bias = self.conv_reg.bias.reshape(self.num_anchors, code)  # type: ignore[union-attr]
+        dir_bias = self.conv_dir_cls.bias.reshape(self.num_anchors, 2)  # type: ignore[union-attr]
+        if self.test_cfg.nms_pre >= cls.shape[1]:  # every anchor is a candidate: the dense path
+            return self.predict(self(features), score_thr)
+        results = []
+        for sample in range(batch):  # the frames of a batch (a handful), not anchors
+            scores = cls[sample].sigmoid()
+            top = scores.max(dim=1).values.topk(self.test_cfg.nms_pre).indices
+            pixel, slot = top // self.num_anchors, top % self.num_anchors
+            at = features[sample].permute(1, 2, 0).reshape(-1, channels)[pixel]  # [K, C]
+            reg = torch.einsum("kc,koc->ko", at, reg_weight[slot]) + reg_bias[slot]
+            direction = torch.einsum("kc,koc->ko", at, dir_weight[slot]) + dir_bias[slot]
+            results.append(
+                self._decode_candidates(anchors[top], reg, scores[top], direction.argmax(dim=-1), threshold)
+            )
+        return results
+
+    def _top_anchors(self, scores: Tensor) -> Tensor | None:
+        """The ``nms_pre`` anchors with the best class score, or None when all take part."""
+        if 0 < self.test_cfg.nms_pre < scores.shape[0]:
+            return scores.max(dim=1).values.topk(self.test_cfg.nms_pre).indices
+        return None
+
     def _predict_one(
         self, anchors: Tensor, cls: Tensor, reg: Tensor, direction: Tensor, score_thr: float
     ) -> Detections3D:
-        cfg = self.test_cfg
         scores = cls.sigmoid()
         bins = direction.argmax(dim=-1)
-        if 0 < cfg.nms_pre < scores.shape[0]:
-            top = scores.max(dim=1).values.topk(cfg.nms_pre).indices
+        top = self._top_anchors(scores)
+        if top is not None:
             anchors, reg, scores, bins = anchors[top], reg[top], scores[top], bins[top]
+        return self._decode_candidates(anchors, reg, scores, bins, score_thr)
+
+    def _decode_candidates(
+        self, anchors: Tensor, reg: Tensor, scores: Tensor, bins: Tensor, score_thr: float
+    ) -> Detections3D:
+        """Decode, threshold, per-class NMS and heading of one sample's candidate anchors."""
+        cfg = self.test_cfg
         boxes = self.box_coder.decode(anchors, reg)
         # Every (box, class) pair above the threshold is a candidate of that class.
         box_index, labels = torch.nonzero(scores > score_thr, as_tuple=True)

@@ -237,7 +237,11 @@ class VoxelDetector(nn.Module):
     @torch.no_grad()
     def predict(self, points: Sequence[LiDARPoints | Tensor]) -> list[Detections3D]:
         """Detections per frame: LiDAR boxes (bottom centre), scores and labels, best first."""
-        return self.bbox_head.predict(self(points))
+        features = self.extract_features(points)
+        from_features = getattr(self.bbox_head, "predict_features", None)
+        if callable(from_features):  # a head that may skip work it does not need (Anchor3DHead)
+            return from_features(features)
+        return self.bbox_head.predict(self.bbox_head(features))
 
     # -- inference speed ----------------------------------------------------------------------
 

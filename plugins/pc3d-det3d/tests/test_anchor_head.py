@@ -213,3 +213,27 @@ def test_targets_come_from_the_shared_pseudo_sampler() -> None:
     expected[ped_anchors] = 1.0  # no pedestrian: all negatives
     assert torch.equal(targets["label_weights"], expected)
     assert torch.equal(targets["positive"].nonzero()[:, 0], car_anchors[assigned.gt_inds > 0])
+
+
+def test_candidate_only_regression_gives_the_dense_detections() -> None:
+    torch.manual_seed(0)
+    head = _head(test_cfg={"nms_pre": 40, "score_thr": 0.0, "nms_thr": 0.01, "max_num": 10}).eval()
+    for conv in (head.conv_cls, head.conv_reg, head.conv_dir_cls):
+        torch.nn.init.normal_(conv.weight, std=0.5)
+        torch.nn.init.normal_(conv.bias, std=0.5)
+    features = torch.randn(2, head.in_channels, 8, 8)
+    with torch.no_grad():
+        dense = head.predict(head(features))
+        head.regress_candidates_only = True
+        calls = []
+        head.register_forward_hook(lambda *args: calls.append(1))
+        sparse = head.predict_features(features)
+    assert calls == []  # the full-map forward never ran
+    assert len(sparse) == 2 and all(len(d) > 0 for d in dense)
+    for got, want in zip(sparse, dense, strict=True):
+        torch.testing.assert_close(got.boxes.tensor, want.boxes.tensor, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got.scores, want.scores, atol=1e-6, rtol=1e-6)
+        assert torch.equal(got.labels, want.labels)
+    # With autograd recording, or when nms_pre keeps every anchor, the dense path runs.
+    head.predict_features(features)
+    assert calls == [1]
