@@ -153,7 +153,14 @@ class KittiDataset(_SampleSettings):
         nan_policy: Literal["drop", "raise"] = "drop",
     ) -> None:
         self.root = kitti_training_dir(root)
-        self.class_names = _check_class_names(class_names)
+        self.class_names = _check_class_names(
+            "KittiDataset",
+            class_names,
+            KITTI_CLASSES,
+            lambda name, hint: (
+                f"unknown class {name} in class_names{hint}; KITTI classes: " + ", ".join(KITTI_CLASSES)
+            ),
+        )
         self._set_sampling(point_cloud_range, pipeline, max_points, nan_policy)
         self.remove_outside_fov = bool(remove_outside_fov)
         self.frame_ids = self._frames(split)
@@ -321,7 +328,17 @@ class CustomLidarDataset(_SampleSettings):
     ) -> None:
         self.layout = CustomLidarLayout.open(os.path.abspath(root))
         self.root = self.layout.root
-        self.class_names = self._check_class_names(class_names)
+        classes = self.layout.classes
+        self.class_names = _check_class_names(
+            "CustomLidarDataset",
+            class_names,
+            classes,
+            lambda name, hint: (
+                f"class_names lists {name}, which is not a class of the data set{hint}; "
+                f"{self.layout.root / 'dataset.yaml'} lists classes: {', '.join(classes)} "
+                "(class_names takes them, or some of them, in the model's label order)"
+            ),
+        )
         self._set_sampling(point_cloud_range, pipeline, max_points, nan_policy)
         self.frame_ids = self.layout.frame_ids(split)
         if not self.frame_ids:
@@ -333,24 +350,6 @@ class CustomLidarDataset(_SampleSettings):
             dtype=torch.long,
         )
         self._check_frames()
-
-    def _check_class_names(self, class_names: Sequence[str]) -> list[str]:
-        names = list(class_names)
-        classes = self.layout.classes
-        meta = self.layout.root / "dataset.yaml"
-        if not names:
-            raise FormatError("CustomLidarDataset: class_names is empty")
-        for name in names:
-            if name not in classes:
-                raise FormatError(
-                    f"CustomLidarDataset: class_names lists {name!r}, which is not a class of the data "
-                    f"set{did_you_mean(str(name), classes)}; {meta} lists classes: {', '.join(classes)} "
-                    "(class_names takes them, or some of them, in the model's label order)"
-                )
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise FormatError(f"CustomLidarDataset: class_names lists {', '.join(duplicates)} more than once")
-        return names
 
     def _check_frames(self) -> None:
         """Every frame's point and label files exist; unknown classes are errors (file and line)."""
@@ -437,19 +436,20 @@ def _check_nan_policy(owner: str, nan_policy: str) -> Literal["drop", "raise"]:
     return cast(Literal["drop", "raise"], nan_policy)
 
 
-def _check_class_names(class_names: Sequence[str]) -> list[str]:
+def _check_class_names(
+    owner: str, class_names: Sequence[str], known: Sequence[str], unknown: Callable[[str, str], str]
+) -> list[str]:
+    """``class_names`` as a list: not empty, no repeats, each in ``known``; ``unknown(name,
+    suggestion)`` says what is wrong with a name that is not."""
     names = list(class_names)
     if not names:
-        raise FormatError("KittiDataset: class_names is empty")
+        raise FormatError(f"{owner}: class_names is empty")
     for name in names:
-        if name not in KITTI_CLASSES:
-            raise FormatError(
-                f"KittiDataset: unknown class {name!r} in class_names"
-                f"{did_you_mean(str(name), KITTI_CLASSES)}; KITTI classes: {', '.join(KITTI_CLASSES)}"
-            )
+        if name not in known:
+            raise FormatError(f"{owner}: " + unknown(repr(name), did_you_mean(str(name), known)))
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise FormatError(f"KittiDataset: class_names lists {', '.join(duplicates)} more than once")
+        raise FormatError(f"{owner}: class_names lists {', '.join(duplicates)} more than once")
     return names
 
 
