@@ -17,35 +17,16 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "default_file_mode"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text"]
 
 _CREATE_FLAGS = (
     os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 )
 _TEMP_ATTEMPTS = 100
-
-
-def default_file_mode() -> int:
-    """The permission bits ``open(path, "w")`` gives a new file under the current umask.
-
-    The umask is read without changing it (from ``/proc/self/status`` where the system has it,
-    otherwise by creating a throwaway file and looking at the mode it was given).
-    """
-    umask = _read_umask()
-    if umask is not None:
-        return 0o666 & ~umask
-    folder = tempfile.gettempdir()
-    fd, probe = _create_temp(Path(folder), "pc3d-umask-probe")
-    try:
-        return stat.S_IMODE(os.fstat(fd).st_mode)
-    finally:
-        os.close(fd)
-        Path(probe).unlink(missing_ok=True)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
@@ -132,17 +113,6 @@ def _existing_mode(target: Path) -> int | None:
     if not stat.S_ISREG(info.st_mode):
         return None
     return info.st_mode & 0o777
-
-
-def _read_umask() -> int | None:
-    try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split(":", 1)[1].strip(), 8)
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def _fsync_dir(folder: Path) -> None:
