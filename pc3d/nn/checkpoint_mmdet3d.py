@@ -182,8 +182,9 @@ def checkpoint_class_names(checkpoint: Mapping[str, Any]) -> list[str] | None:
     return None
 
 
-#: The ``format`` of a native checkpoint (:data:`pc3d.engine.checkpoint.FORMAT`; the engine
-#: imports this module, so the value is repeated here and a test keeps the two equal).
+#: The ``format`` of a native checkpoint (:data:`pc3d.engine.checkpoint.FORMAT`, repeated here
+#: because ``pc3d.nn`` sits below the engine and imports nothing from it; a test keeps the two
+#: equal).
 PC3D_FORMAT = "pc3d-checkpoint"
 
 

@@ -476,7 +476,8 @@ class Anchor3DHead(nn.Module):
         results = []
         for sample in range(batch):  # the frames of a batch (a handful), not anchors
             scores = cls[sample].sigmoid()
-            top = scores.max(dim=1).values.topk(self.test_cfg.nms_pre).indices
+            top = self._top_anchors(scores)
+            assert top is not None  # 0 < nms_pre < anchors, checked above
             pixel, slot = top // self.num_anchors, top % self.num_anchors
             at = features[sample].permute(1, 2, 0).reshape(-1, channels)[pixel]  # [K, C]
             reg = torch.einsum("kc,koc->ko", at, reg_weight[slot]) + reg_bias[slot]
