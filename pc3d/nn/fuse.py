@@ -162,7 +162,7 @@ def fuse_conv_bn(module: nn.Module) -> nn.Module:
 
 #: Boolean module attributes the inference copy switches on: shortcuts that hold only without
 #: autograd (:class:`pc3d.nn.SECONDBackbone`'s empty BEV tiles; an anchor head's box channels
-#: computed only at its candidate anchors).
+#: computed only at its candidate anchors, a centre head's regression only at its heatmap peaks).
 INFERENCE_FLAGS = ("skip_empty", "regress_candidates_only")
 
 
@@ -178,7 +178,7 @@ def optimize_for_inference(model: nn.Module, channels_last: bool = True) -> nn.M
     (:mod:`pc3d.nn.winograd`), and modules with a ``skip_empty`` attribute
     (:class:`pc3d.nn.SECONDBackbone`) skip the empty tiles of a sparse BEV map
     (:mod:`pc3d.nn.empty_skip`); modules with a ``regress_candidates_only`` attribute (the det3d
-    anchor head) compute their box channels only where their class scores pick candidates.
+    anchor and centre heads) compute their box channels only where their class scores pick candidates.
 
     Args:
         model: any module (a detector, a backbone).

@@ -6,9 +6,11 @@ head's class bias is set to 0 so post-processing sees real candidates, as in the
 reference). Rows, per detector:
 
 - inference, per stage: voxelize / encoder (voxel encoder + middle encoder) / backbone+neck /
-  head (1x1 convs) / post-processing (decode, NMS), and the whole `predict` of one frame;
-  `optimize_for_inference()` (conv+BN folded, channels-last BEV maps, Winograd 3x3 convs from 128
-  channels, empty BEV tiles skipped) against the plain model in the same process; on the CPU, the
+  head (its dense forward) / post-processing (decode, NMS) / head + post-processing as `predict`
+  runs them (the inference copies compute box channels only at the candidates), and the whole
+  `predict` of one frame; `optimize_for_inference()` (conv+BN folded, channels-last BEV maps,
+  Winograd 3x3 convs from 128 channels, empty BEV tiles skipped, box channels at the candidates)
+  against the plain model in the same process; on the CPU, the
   optimised backbone again without its empty-tile skipping and without its Winograd convs (a
   second table);
 - training: samples per second of one optimiser step (forward, loss, backward, SGD) on a batch
@@ -182,6 +184,9 @@ def stage_functions(model: Any, points: Tensor) -> dict[str, Callable[[], Any]]:
         "backbone+neck": lambda: model.neck(model.backbone(bev)),
         "head": lambda: model.bbox_head(neck),
         "post-processing": lambda: model.bbox_head.predict(output),
+        # What predict runs after the neck: the heads' inference copies compute their box
+        # channels only at the candidates (so "head" above is the dense forward, not this).
+        "head + post-processing, as predict runs them": lambda: model.bbox_head.predict_features(neck),
         "predict (whole frame)": lambda: model.predict(clouds),
     }
 

@@ -118,27 +118,57 @@ def decode_task(
         gravity_z: ``z`` is the gravity centre's height (CenterPoint); False: the bottom's (the
             minimal head of :mod:`pc3d_det3d.heads`).
     """
+    scores, labels, cell = top_peaks(heatmap, classes, settings)
+    reg = (
+        regression.flatten(2).gather(2, cell[:, None, :].expand(-1, regression.shape[1], -1)).transpose(1, 2)
+    )
+    return peak_boxes(reg, cell, grid, heatmap.shape[-1], gravity_z), scores, labels
+
+
+def top_peaks(
+    heatmap: Tensor, classes: Sequence[int], settings: CenterDecodeSettings
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``settings.max_per_task`` best heatmap peaks of one task.
+
+    Args:
+        heatmap: ``Tensor[B, K_task, ny, nx]`` logits.
+        classes: global class index of each heatmap channel.
+        settings: decoding settings (``pool_kernel``, ``max_per_task``).
+
+    Returns:
+        Scores ``Tensor[B, k]`` (sigmoid), global labels ``Long[B, k]`` and the peaks' cells
+        ``Long[B, k]`` (``row * nx + col``).
+    """
     heat = heatmap.sigmoid()
     _, _, ny, nx = heat.shape
     if settings.pool_kernel > 1:
         pooled = F.max_pool2d(heat, settings.pool_kernel, stride=1, padding=settings.pool_kernel // 2)
         heat = heat * (heat == pooled)
     scores, index = heat.flatten(1).topk(min(settings.max_per_task, heat[0].numel()), dim=1)
-    cell = index % (ny * nx)
     labels = torch.tensor(list(classes), device=heat.device)[index // (ny * nx)]
+    return scores, labels, index % (ny * nx)
+
+
+def peak_boxes(reg: Tensor, cell: Tensor, grid: BEVGrid, nx: int, gravity_z: bool = True) -> Tensor:
+    """LiDAR boxes ``Tensor[B, k, 7 or 9]`` (bottom centre) from the regression at peak cells.
+
+    Args:
+        reg: ``Tensor[B, k, code_size]``, the regression channels at each peak (see
+            :func:`decode_task`).
+        cell: ``Long[B, k]``, each peak's cell ``row * nx + col``.
+        grid: the head's output grid.
+        nx: columns of the map.
+        gravity_z: ``z`` is the gravity centre's height (see :func:`decode_task`).
+    """
     row, col = cell // nx, cell % nx
-    reg = (
-        regression.flatten(2).gather(2, cell[:, None, :].expand(-1, regression.shape[1], -1)).transpose(1, 2)
-    )
     x = grid.point_cloud_range[0] + (col + reg[..., 0]) * grid.cell_size[0]
     y = grid.point_cloud_range[1] + (row + reg[..., 1]) * grid.cell_size[1]
     sizes = reg[..., 3:6].clamp(max=MAX_LOG_SIZE).exp()
     z = reg[..., 2] - sizes[..., 2] / 2 if gravity_z else reg[..., 2]  # -> bottom centre
     yaw = torch.atan2(reg[..., 6], reg[..., 7])
-    boxes = torch.cat(
+    return torch.cat(
         [x[..., None], y[..., None], z[..., None], sizes, yaw[..., None], reg[..., 8:10]], dim=-1
     )
-    return boxes, scores, labels
 
 
 def select_detections(

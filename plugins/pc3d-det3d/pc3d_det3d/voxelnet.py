@@ -239,7 +239,7 @@ class VoxelDetector(nn.Module):
         """Detections per frame: LiDAR boxes (bottom centre), scores and labels, best first."""
         features = self.extract_features(points)
         from_features = getattr(self.bbox_head, "predict_features", None)
-        if callable(from_features):  # a head that may skip work it does not need (Anchor3DHead)
+        if callable(from_features):  # a head that may skip work it does not need (both heads)
             return from_features(features)
         return self.bbox_head.predict(self.bbox_head(features))
 

@@ -207,6 +207,69 @@ def test_circle_nms_is_per_class_in_bev_distance() -> None:
     )
 
 
+def randomised(head: CenterPointHead) -> CenterPointHead:
+    """``head`` in eval mode with random convs and batch-norm statistics."""
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in head.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.3)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.3)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+    return head.eval()
+
+
+@pytest.mark.parametrize("final_kernel", [3, 1])
+def test_regression_at_cells_equals_the_dense_branches_there(final_kernel: int) -> None:
+    head = randomised(hand_head(final_kernel=final_kernel))
+    task = head.task_heads[0]
+    shared = torch.randn(2, head.share_conv_channels, 32, 32, generator=torch.Generator().manual_seed(4))
+    # Corners, edges (where the zero padding matters) and inside cells, in both frames.
+    cells = torch.tensor(
+        [[0, 31, 31 * 32, 32 * 32 - 1, 5, 7 * 32], [16 * 32 + 16, 1, 31 * 32 + 5, 3 * 32 + 31, 0, 0]]
+    )
+    with torch.no_grad():
+        dense = task(shared)[1].flatten(2)  # [2, 8, 1024]
+        got = task.regression_at(shared, cells)  # [2, 6, 8]
+    want = dense.gather(2, cells[:, None, :].expand(-1, dense.shape[1], -1)).transpose(1, 2)
+    assert got.shape == (2, 6, 8)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(task.regression_at(shared, cells.flip(1)), want, atol=1e-3)
+
+
+def test_the_inference_copy_regresses_only_at_the_heatmap_peaks() -> None:
+    cfg = {"nms_type": "circle", "circle_radius": 1.0, "score_threshold": 0.0, "max_per_task": 20}
+    head = randomised(hand_head(test_cfg=cfg))
+    features = torch.randn(2, 8, 32, 32, generator=torch.Generator().manual_seed(5))
+    calls: list[int] = []
+    for task in head.task_heads:
+        task.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        dense = head.predict(head(features))
+        assert len(calls) == 2
+        head.regress_candidates_only = True
+        sparse = head.predict_features(features)
+    assert len(calls) == 2  # the task heads' full-map forward did not run again
+    assert all(len(d.scores) > 5 for d in dense)
+    for got, want in zip(sparse, dense, strict=True):
+        torch.testing.assert_close(got.boxes.tensor, want.boxes.tensor, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got.scores, want.scores)
+        assert torch.equal(got.labels, want.labels)
+    # With autograd recording the dense path runs; so it does when the peaks' windows would
+    # cover more cells than the map has (here 200 peaks x 9 > 32 x 32).
+    head.predict_features(features)
+    assert len(calls) == 4
+    wide = randomised(hand_head(test_cfg={**cfg, "max_per_task": 200}))
+    wide.regress_candidates_only = True
+    wide.task_heads[0].register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        wide.predict_features(features)
+    assert len(calls) == 5
+
+
 def test_decode_settings_errors_name_the_key() -> None:
     key = "model.bbox_head.test_cfg"
     with pytest.raises(FormatError, match=r"model\.bbox_head\.test_cfg: unknown key\(s\) \['nms'\]"):
