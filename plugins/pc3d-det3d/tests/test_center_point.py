@@ -270,6 +270,41 @@ def test_the_inference_copy_regresses_only_at_the_heatmap_peaks() -> None:
     assert len(calls) == 5
 
 
+def test_the_optimised_detector_finds_the_plain_ones_boxes_on_a_kitti_frame(manager) -> None:
+    cfg = "model.bbox_head.test_cfg={score_threshold: 0.0, max_per_task: 50, nms_type: rotate}"
+    torch.manual_seed(0)
+    model = randomised_detector(small_model(manager, cfg))
+    fast = model.optimize_for_inference()
+    assert fast.bbox_head.regress_candidates_only and not model.bbox_head.regress_candidates_only
+    calls: list[int] = []
+    for task in fast.bbox_head.task_heads:
+        task.register_forward_hook(lambda *args: calls.append(1))
+    points = kitti_frames()[0]["points"]
+    with torch.no_grad():
+        want, got = model.predict([points])[0], fast.predict([points])[0]
+    assert calls == []  # the peaks' path ran (50 peaks x 9 < the 24 x 44 map)
+    assert len(want.scores) > 5
+    torch.testing.assert_close(got.scores, want.scores, atol=1e-4, rtol=1e-4)
+    # Cells over empty ground share a score, so tied peaks may come out in another order; every
+    # box whose score is unique (no other within 1e-5) must be found at the same place.
+    gaps = (want.scores[:, None] - want.scores[None, :]).abs().fill_diagonal_(float("inf"))
+    unique = gaps.min(dim=1).values > 1e-5
+    assert int(unique.sum()) > 5
+    distance = torch.cdist(want.boxes.tensor[unique], got.boxes.tensor[unique]).diagonal()
+    assert float(distance.max()) < 1e-3
+    assert torch.equal(got.labels[unique], want.labels[unique])
+
+
+def randomised_detector(model: VoxelDetector) -> VoxelDetector:
+    """``model`` in eval mode with non-trivial batch-norm statistics (folding has work to do)."""
+    gen = torch.Generator().manual_seed(6)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+    return model.eval()
+
+
 def test_decode_settings_errors_name_the_key() -> None:
     key = "model.bbox_head.test_cfg"
     with pytest.raises(FormatError, match=r"model\.bbox_head\.test_cfg: unknown key\(s\) \['nms'\]"):
