@@ -311,22 +311,25 @@ def run(args: argparse.Namespace) -> int:
     device = next(iter(model.parameters()), torch.empty(0)).device
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    def timed(points: torch.Tensor) -> tuple[Any, float]:
+    def timed(cloud: Path, points: torch.Tensor) -> tuple[Any, float]:
         synchronize()
         start = time.perf_counter()
-        result = predict(model, points, args.score_thr)
+        try:
+            result = predict(model, points, args.score_thr)
+        except Pc3dError as err:  # the model refused this cloud (columns, say): name it
+            raise Pc3dError(f"{cloud}: {err}") from err
         synchronize()
         return result, (time.perf_counter() - start) * 1000.0
 
     # The first runs pay one-off costs (allocations, oneDNN's kernel choices): untimed.
     first = as_point_tensor(args.clouds[0], args.num_features, args.nan_policy)
-    warmup = [timed(first)[1] for _ in range(args.warmup)]
+    warmup = [timed(args.clouds[0], first)[1] for _ in range(args.warmup)]
     entries = []
     for cloud in args.clouds:
         points = (
             first if cloud is args.clouds[0] else as_point_tensor(cloud, args.num_features, args.nan_policy)
         )
-        result, latency = timed(points)
+        result, latency = timed(cloud, points)
         frame = Frame(cloud, points, result, class_names)
         entries.append({"cloud": str(cloud), "latency_ms": latency, **writer_for(result)(frame, args)})
     latencies = [e["latency_ms"] for e in entries]

@@ -150,16 +150,21 @@ def load_model_state(model: nn.Module, weights: Mapping[str, Any], path: str | o
     """Load ``weights`` into ``model`` strictly.
 
     Raises:
-        CheckpointError: missing, unexpected or differently shaped entries (the first few named).
+        CheckpointError: missing, unexpected or differently shaped entries (counted per module,
+            the first few named: :func:`pc3d.nn.weight_fit.weight_mismatch`).
     """
+    from pc3d.nn.weight_fit import weight_mismatch
+
+    mismatch = weight_mismatch(model.state_dict(), weights)
+    if mismatch is not None:
+        raise ckpt.CheckpointError(
+            f"{path}: its weights do not fit {type(model).__name__} (a checkpoint of another model or "
+            f"config?): {mismatch}"
+        )
     try:
         model.load_state_dict(weights, strict=True)
-    except RuntimeError as err:
-        lines = str(err).strip().splitlines()
-        raise ckpt.CheckpointError(
-            f"{path}: its weights do not fit {type(model).__name__}: "
-            + " ".join(line.strip() for line in lines[:6])
-        ) from err
+    except RuntimeError as err:  # keys and shapes fit, yet a module refused its entry
+        raise ckpt.CheckpointError(f"{path}: its weights do not fit {type(model).__name__}: {err}") from err
 
 
 def load_optimization_state(

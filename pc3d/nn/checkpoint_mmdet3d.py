@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError
+from pc3d.nn.weight_fit import weight_mismatch
 
 _BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 SPARSE_CONV = "sparse_conv"
@@ -313,22 +314,8 @@ def load_mmdet3d_checkpoint(
     if not isinstance(checkpoint, MMDet3DCheckpoint):
         checkpoint = read_mmdet3d_checkpoint(checkpoint)
     converted = convert_mmdet3d_state_dict(checkpoint.state_dict, component_names, source=checkpoint.source)
-    expected = model.state_dict()
-    unexpected = [key for key in converted if key not in expected]
-    missing = [key for key in expected if key not in converted]
-    shapes = [
-        f"{key}: checkpoint {tuple(value.shape)} vs model {tuple(expected[key].shape)}"
-        for key, value in converted.items()
-        if key in expected and value.shape != expected[key].shape
-    ]
-    if unexpected or missing or shapes:
-        parts = []
-        if unexpected:
-            parts.append(f"{len(unexpected)} checkpoint keys the model does not have: {_listing(unexpected)}")
-        if missing:
-            parts.append(f"{len(missing)} model keys the checkpoint does not have: {_listing(missing)}")
-        if shapes:
-            parts.append(f"{len(shapes)} keys with different shapes: {_listing(shapes)}")
-        raise FormatError(f"{checkpoint.source}: does not fit {type(model).__name__}: " + "; ".join(parts))
+    mismatch = weight_mismatch(model.state_dict(), converted)
+    if mismatch is not None:
+        raise FormatError(f"{checkpoint.source}: does not fit {type(model).__name__}: {mismatch}")
     model.load_state_dict(converted, strict=True)
     return checkpoint.meta

@@ -210,6 +210,18 @@ def test_nan_points_are_dropped_or_refused_as_asked(
     assert not (tmp_path / "raise" / "nan.json").exists()
 
 
+def test_a_cloud_the_model_cannot_take_is_named(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint, _ = small
+    xyz = tmp_path / "xyz.npy"  # three columns; the pillar encoder takes four
+    np.save(xyz, np.fromfile(CLOUDS[1], dtype=np.float32).reshape(-1, 4)[:, :3])
+    out = tmp_path / "o"
+    assert infer(config, checkpoint, [CLOUDS[0], xyz], out, "--warmup", "0") == 2
+    assert f"error: {xyz}: PillarFeatureNet expects 4 features per point, got 3" in capsys.readouterr().err
+    assert (out / "000001.json").is_file()  # the frame before it stays written
+
+
 def test_warmup_runs_are_untimed_and_reported(
     small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

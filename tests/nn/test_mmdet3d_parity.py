@@ -250,7 +250,7 @@ def test_loading_into_a_model_checks_every_key_and_shape(tmp_path: Path) -> None
     with pytest.raises(FormatError) as error:
         load_mmdet3d_checkpoint(Tiny(out_channels=6), path)
     message = str(error.value)
-    assert "model keys the checkpoint does not have: bbox_head.conv_cls.bias" in message
+    assert "1 model keys the checkpoint does not have (bbox_head 1): bbox_head.conv_cls.bias" in message
     assert "backbone.blocks.0.0.weight: checkpoint (8, 4, 3, 3) vs model (6, 4, 3, 3)" in message
     checkpoint["state_dict"]["bbox_head.conv_cls.bias"] = torch.randn(18)
     torch.save(checkpoint, path)

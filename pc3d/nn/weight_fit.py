@@ -1,0 +1,67 @@
+"""Why a set of weights does not fit a model: one short description for every loader.
+
+``load_state_dict``'s own error lists every key, hundreds for a checkpoint of another
+architecture (a SECOND checkpoint given to PointPillars: 6.7 kB on one line). This module
+counts the keys per top-level module and names the first few of each kind instead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["weight_mismatch"]
+
+#: Keys named per kind (missing, unexpected, other shape); the rest are counted.
+MAX_NAMED = 6
+
+
+def weight_mismatch(expected: Mapping[str, Any], weights: Mapping[str, Any]) -> str | None:
+    """What keeps ``weights`` from loading strictly into a model whose state dict is ``expected``.
+
+    Args:
+        expected: the model's ``state_dict()``.
+        weights: the weights to load (key -> tensor).
+
+    Returns:
+        None when every key is on both sides with the same shape; else one line such as
+        ``"114 checkpoint keys the model does not have (middle_encoder 108, backbone 6):
+        middle_encoder.conv_input.0.weight, ... ; 5 model keys the checkpoint does not have
+        (voxel_encoder 5): ... ; 3 keys with other shapes: backbone.blocks.0.0.weight:
+        checkpoint (128, 256, 3, 3) vs model (64, 64, 3, 3), ..."``.
+    """
+    unexpected = [key for key in weights if key not in expected]
+    missing = [key for key in expected if key not in weights]
+    shapes = [
+        f"{key}: checkpoint {_shape(value)} vs model {_shape(expected[key])}"
+        for key, value in weights.items()
+        if key in expected and _shape(value) != _shape(expected[key])
+    ]
+    parts = []
+    if unexpected:
+        parts.append(
+            f"{_counted(unexpected, 'checkpoint keys the model does not have')}: {_named(unexpected)}"
+        )
+    if missing:
+        parts.append(f"{_counted(missing, 'model keys the checkpoint does not have')}: {_named(missing)}")
+    if shapes:
+        parts.append(f"{len(shapes)} keys with other shapes: {_named(shapes)}")
+    return "; ".join(parts) or None
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    shape = getattr(value, "shape", None)
+    return tuple(int(n) for n in shape) if shape is not None else None
+
+
+def _counted(keys: list[str], what: str) -> str:
+    """``"N <what> (module a, module b)"``: the count per top-level module."""
+    modules = Counter(key.split(".", 1)[0] for key in keys)
+    per_module = ", ".join(f"{name} {count}" for name, count in modules.most_common())
+    return f"{len(keys)} {what} ({per_module})"
+
+
+def _named(items: list[str]) -> str:
+    shown = ", ".join(items[:MAX_NAMED])
+    return shown + (f", ... ({len(items) - MAX_NAMED} more)" if len(items) > MAX_NAMED else "")
