@@ -40,6 +40,10 @@ from pc3d.structures import LiDARBoxes3D, LiDARPoints
 __all__ = ["GTDatabase", "ObjectSample", "build_gt_database", "gt_database_from_config"]
 
 
+# How a missing or stale database is made, in the messages that ask for one.
+_BUILD = "`pc3d data gt-database CONFIG` (the training config, with the same --set options)"
+
+
 @dataclass(frozen=True)
 class GTDatabase:
     """A loaded ground-truth database (see the module docstring for the fields)."""
@@ -74,28 +78,26 @@ class GTDatabase:
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(
-                f"GT database {path} does not exist; build it with `pc3d data gt-database CONFIG`"
-            )
+            raise FileNotFoundError(f"GT database {path} does not exist; build it with {_BUILD}")
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 arrays = {k: data[k] for k in ("points", "offsets", "boxes", "labels", "frame_ids")}
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as err:
             raise FormatError(
-                f"GT database {path} is not readable ({err}); rebuild it with `pc3d data gt-database CONFIG`"
+                f"GT database {path} is not readable ({err}); rebuild it with {_BUILD}"
             ) from err
         names = tuple(meta["class_names"])
         rng = tuple(float(v) for v in meta["point_cloud_range"])
         if class_names is not None and tuple(class_names) != names:
             raise FormatError(
                 f"GT database {path} was built for classes {list(names)}, but the config uses {list(class_names)}; "
-                "rebuild it with `pc3d data gt-database CONFIG`"
+                f"rebuild it with {_BUILD}"
             )
         if point_cloud_range is not None and not np.allclose(rng, [float(v) for v in point_cloud_range]):
             raise FormatError(
                 f"GT database {path} was built for point_cloud_range {list(rng)}, but the config uses "
-                f"{[float(v) for v in point_cloud_range]}; rebuild it with `pc3d data gt-database CONFIG`"
+                f"{[float(v) for v in point_cloud_range]}; rebuild it with {_BUILD}"
             )
         return cls(
             torch.from_numpy(arrays["points"]),
