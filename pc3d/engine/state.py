@@ -155,16 +155,16 @@ def load_model_state(model: nn.Module, weights: Mapping[str, Any], path: str | o
     """
     from pc3d.nn.weight_fit import weight_mismatch
 
-    mismatch = weight_mismatch(model.state_dict(), weights)
-    if mismatch is not None:
+    try:
+        # Loaded first, described after: a module's load hook may accept keys a plain comparison
+        # would not (FrozenBatchNorm2d drops a BatchNorm2d's num_batches_tracked).
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        mismatch = weight_mismatch(model.state_dict(), weights) or str(err)
         raise ckpt.CheckpointError(
             f"{path}: its weights do not fit {type(model).__name__} (a checkpoint of another model or "
             f"config?): {mismatch}"
-        )
-    try:
-        model.load_state_dict(weights, strict=True)
-    except RuntimeError as err:  # keys and shapes fit, yet a module refused its entry
-        raise ckpt.CheckpointError(f"{path}: its weights do not fit {type(model).__name__}: {err}") from err
+        ) from err
 
 
 def load_optimization_state(

@@ -10,6 +10,7 @@ from torch import nn
 
 from pc3d.engine.checkpoint import CheckpointError
 from pc3d.engine.state import load_model_state
+from pc3d.nn.layers import FrozenBatchNorm2d
 from pc3d.nn.weight_fit import MAX_NAMED, weight_mismatch
 
 
@@ -52,10 +53,17 @@ def test_another_architecture_is_counted_per_module_and_named_briefly() -> None:
 
 
 def test_loading_a_checkpoint_of_another_model_names_what_does_not_fit(tmp_path: Path) -> None:
-    model = pillars_like()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(
         CheckpointError, match=r"other.pth: its weights do not fit Module \(a checkpoint of another"
-    ):
-        load_model_state(model, sparse_like().state_dict(), tmp_path / "other.pth")
-    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # nothing half-loaded
+    ) as error:
+        load_model_state(pillars_like(), sparse_like().state_dict(), tmp_path / "other.pth")
+    assert "40 checkpoint keys the model does not have (middle_encoder 40)" in str(error.value)
+
+
+def test_load_hooks_still_decide_what_fits(tmp_path: Path) -> None:
+    # A BatchNorm2d state dict loads into FrozenBatchNorm2d, whose hook drops num_batches_tracked.
+    model = nn.Sequential(FrozenBatchNorm2d(4))
+    trained = nn.Sequential(nn.BatchNorm2d(4))
+    nn.init.uniform_(trained[0].weight)
+    load_model_state(model, trained.state_dict(), tmp_path / "bn.pth")
+    assert torch.equal(model[0].weight, trained[0].weight)
