@@ -25,11 +25,12 @@ def weight_mismatch(expected: Mapping[str, Any], weights: Mapping[str, Any]) -> 
         weights: the weights to load (key -> tensor).
 
     Returns:
-        None when every key is on both sides with the same shape; else one line such as
-        ``"114 checkpoint keys the model does not have (middle_encoder 108, backbone 6):
-        middle_encoder.conv_input.0.weight, ... ; 5 model keys the checkpoint does not have
-        (voxel_encoder 5): ... ; 3 keys with other shapes: backbone.blocks.0.0.weight:
-        checkpoint (128, 256, 3, 3) vs model (64, 64, 3, 3), ..."``.
+        None when every key is on both sides with the same shape; else one line such as (SECOND's
+        KITTI checkpoint against the PointPillars model) ``"84 checkpoint keys the model does not
+        have (middle_encoder 72, backbone 12): backbone.blocks.0.12.weight, ...; 48 model keys the
+        checkpoint does not have (backbone 36, voxel_encoder 6, neck 6): ...; 63 keys with other
+        shapes: backbone.blocks.0.0.weight: checkpoint (128, 256, 3, 3) vs model (64, 64, 3, 3),
+        ..."``.
     """
     unexpected = [key for key in weights if key not in expected]
     missing = [key for key in expected if key not in weights]
