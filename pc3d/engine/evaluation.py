@@ -6,7 +6,8 @@ random generators, so evaluating during training does not change what training d
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -47,6 +48,7 @@ def evaluate(
     dist: DistInfo,
     *,
     autocast: AbstractContextManager[Any] | None = None,
+    progress: str | None = None,
 ) -> dict[str, float]:
     """Run ``predict`` over ``loader`` and return every metric's results by name.
 
@@ -56,6 +58,8 @@ def evaluate(
         metrics: metric objects; reset first, their state gathered across ranks at the end.
         dist: this process's place in the run.
         autocast: a mixed-precision context for the forward passes, if any.
+        progress: the label of a progress bar over the batches (rank 0 shows it on stderr when
+            stderr is a terminal, and removes it when done); None shows none.
 
     Returns:
         ``{name: value}`` of all metrics, identical on every rank.
@@ -70,7 +74,7 @@ def evaluate(
         metric.reset()
     try:
         with torch.no_grad(), preserved_rng(dist.device), autocast or nullcontext():
-            for batch in loader:
+            for batch in _with_progress(loader, progress if dist.is_main else None):
                 batch = check_batch(move_to_device(batch, dist.device), "evaluation")
                 predictions = adapter(batch, mode="predict")
                 for metric in metrics:
@@ -95,3 +99,15 @@ def evaluate(
                 )
             results[str(name)] = float(value)
     return results
+
+
+def _with_progress(loader: Iterable[Any], label: str | None) -> Iterable[Any]:
+    """``loader``, behind a tqdm bar labelled ``label`` on a terminal's stderr (else as it is)."""
+    if label is None or not sys.stderr.isatty():
+        return loader
+    from tqdm import tqdm
+
+    total = len(loader) if isinstance(loader, Sized) else None
+    return tqdm(
+        loader, total=total, desc=label, unit="batch", leave=False, dynamic_ncols=True, file=sys.stderr
+    )

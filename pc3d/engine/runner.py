@@ -340,7 +340,7 @@ def run_test(
         model = model if fast is None else fast
         check_loader_spec(loader_spec, f"data.{split}")
         loader = make_eval_loader(dataset, loader_spec, dist, seed)
-        results = evaluate(ModelAdapter(model), loader, metrics, dist)
+        results = evaluate(ModelAdapter(model), loader, metrics, dist, progress=f"test ({split})")
     finally:
         destroy_distributed()
     if dist.is_main:

@@ -375,7 +375,9 @@ class Trainer:
         if self.val_loader is None:
             return {}
         autocast = self._autocast()
-        return evaluation.evaluate(self.adapter, self.val_loader, self.metrics, self.dist, autocast=autocast)
+        return evaluation.evaluate(
+            self.adapter, self.val_loader, self.metrics, self.dist, autocast=autocast, progress="validate"
+        )
 
     def _evaluate_and_track(self) -> dict[str, float]:
         metrics = self.evaluate()

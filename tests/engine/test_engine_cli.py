@@ -5,6 +5,7 @@ tiny detector on real KITTI frames."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import subprocess
 import sys
@@ -50,6 +51,31 @@ def test_train_then_test_with_json(write_config, tmp_path, cli_plugins, capsys):
     assert written["count"] == 32.0 and written["iteration"] == 16 and written["epoch"] == 2
     assert written["split"] == "val" and written["checkpoint"] == str(work / "epoch_2.pth")
     assert "mse" in printed
+
+
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal (progress bars draw only on one)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_on_a_terminal_for_validation_and_test(
+    write_config, tmp_path, cli_plugins, monkeypatch
+):
+    config = write_config({"schedule": {"epochs": 1}})
+    work = tmp_path / "work"
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["train", str(config), "--work-dir", str(work)]) == 0
+    assert main(["test", str(config), str(work / "epoch_1.pth")]) == 0
+    shown = terminal.getvalue()
+    # The validation set is 32 samples in batches of 16: two batches, in both passes (the bars
+    # are cleared when done, so what stays in the stream is their first drawing).
+    assert "validate:   0%" in shown and "test (val):   0%" in shown and "0/2 [" in shown
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: no bar
+    assert main(["test", str(config), str(work / "epoch_1.pth")]) == 0
+    assert "test (val)" not in sys.stderr.getvalue()
 
 
 def test_load_from_on_the_command_line(write_config, tmp_path, cli_plugins):
