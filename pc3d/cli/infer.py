@@ -297,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
     """Predict and write as ``args`` say; 0 on success."""
     import torch
 
+    from pc3d.engine.logging import terminal_progress
     from pc3d.errors import Pc3dError
     from pc3d.inference import as_point_tensor, load_model, predict
     from pc3d.io.jsonio import write_json
@@ -325,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
     first = as_point_tensor(args.clouds[0], args.num_features, args.nan_policy)
     warmup = [timed(args.clouds[0], first)[1] for _ in range(args.warmup)]
     entries = []
-    for cloud in args.clouds:
+    for cloud in terminal_progress(args.clouds, "infer" if len(args.clouds) > 1 else None, unit="cloud"):
         points = (
             first if cloud is args.clouds[0] else as_point_tensor(cloud, args.num_features, args.nan_policy)
         )

@@ -6,8 +6,7 @@ random generators, so evaluating during training does not change what training d
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Mapping, Sequence, Sized
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -18,6 +17,7 @@ from pc3d.config import ConfigError
 from pc3d.engine.adapter import ModelAdapter, check_batch
 from pc3d.engine.dist import DistInfo
 from pc3d.engine.loaders import move_to_device
+from pc3d.engine.logging import terminal_progress
 from pc3d.engine.seed import preserved_rng
 from pc3d.errors import Pc3dError
 
@@ -74,7 +74,7 @@ def evaluate(
         metric.reset()
     try:
         with torch.no_grad(), preserved_rng(dist.device), autocast or nullcontext():
-            for batch in _with_progress(loader, progress if dist.is_main else None):
+            for batch in terminal_progress(loader, progress if dist.is_main else None):
                 batch = check_batch(move_to_device(batch, dist.device), "evaluation")
                 predictions = adapter(batch, mode="predict")
                 for metric in metrics:
@@ -99,15 +99,3 @@ def evaluate(
                 )
             results[str(name)] = float(value)
     return results
-
-
-def _with_progress(loader: Iterable[Any], label: str | None) -> Iterable[Any]:
-    """``loader``, behind a tqdm bar labelled ``label`` on a terminal's stderr (else as it is)."""
-    if label is None or not sys.stderr.isatty():
-        return loader
-    from tqdm import tqdm
-
-    total = len(loader) if isinstance(loader, Sized) else None
-    return tqdm(
-        loader, total=total, desc=label, unit="batch", leave=False, dynamic_ncols=True, file=sys.stderr
-    )

@@ -22,10 +22,10 @@ import math
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from pc3d.errors import MissingDependencyError
 from pc3d.io.atomic import atomic_write_text
@@ -38,7 +38,10 @@ __all__ = [
     "console_metrics",
     "format_seconds",
     "rewrite_metrics_until",
+    "terminal_progress",
 ]
+
+T = TypeVar("T")
 
 LOG_NAME = "log.jsonl"
 METRICS_NAME = "metrics.jsonl"
@@ -57,6 +60,21 @@ def console_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     headline = {k: v for k, v in metrics.items() if "AP40_moderate_strict" in k}
     chosen = headline if headline else metrics
     return dict(list(chosen.items())[:CONSOLE_METRICS])
+
+
+def terminal_progress(items: Iterable[T], label: str | None, unit: str = "batch") -> Iterable[T]:
+    """``items`` behind a tqdm bar labelled ``label`` when stderr is a terminal (cleared when
+    done), else ``items`` as they are; ``label=None`` shows no bar.
+
+    What the training bar does for iterations, for passes over batches or files (validation,
+    ``pc3d test``, ``pc3d infer``): a log file or CI console gets no bar lines.
+    """
+    if label is None or not sys.stderr.isatty():
+        return items
+    from tqdm import tqdm
+
+    total = len(items) if isinstance(items, Sized) else None
+    return tqdm(items, total=total, desc=label, unit=unit, leave=False, dynamic_ncols=True, file=sys.stderr)
 
 
 def format_seconds(seconds: float) -> str:

@@ -7,8 +7,10 @@ the MMDetection3D reference (`../shared/reference/mmdet3d`) present, its checkpo
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +222,22 @@ def test_a_cloud_the_model_cannot_take_is_named(
     assert infer(config, checkpoint, [CLOUDS[0], xyz], out, "--warmup", "0") == 2
     assert f"error: {xyz}: PillarFeatureNet expects 4 features per point, got 3" in capsys.readouterr().err
     assert (out / "000001.json").is_file()  # the frame before it stays written
+
+
+def test_a_progress_bar_over_the_clouds_on_a_terminal(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    config, checkpoint, _ = small
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert infer(config, checkpoint, CLOUDS, tmp_path / "bar") == 0
+    assert "infer:   0%" in sys.stderr.getvalue() and "0/2 [" in sys.stderr.getvalue()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file: no bar
+    assert infer(config, checkpoint, CLOUDS, tmp_path / "log") == 0
+    assert "infer:" not in sys.stderr.getvalue()
 
 
 def test_warmup_runs_are_untimed_and_reported(
