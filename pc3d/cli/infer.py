@@ -62,7 +62,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "checkpoint", metavar="CHECKPOINT", type=Path, help="pc3d or MMDetection3D checkpoint"
     )
     parser.add_argument(
-        "clouds", metavar="CLOUD", type=Path, nargs="+", help="point clouds (.bin .npy .pcd .ply)"
+        "clouds",
+        metavar="CLOUD",
+        type=Path,
+        nargs="+",
+        help="point clouds (.bin .npy .pcd .ply), or folders of them (each one's point clouds, sorted by name)",
     )
     parser.add_argument("--out-dir", type=Path, required=True, metavar="DIR", help="where the predictions go")
     parser.add_argument(
@@ -271,12 +275,32 @@ def writer_for(result: Any) -> Callable[[Frame, argparse.Namespace], dict[str, A
     )
 
 
+def expand_folders(paths: list[Path]) -> list[Path]:
+    """``paths`` with each folder replaced by its point clouds (``.bin .npy .pcd .ply``), sorted.
+
+    Raises:
+        Pc3dError: a folder without point clouds.
+    """
+    from pc3d.errors import Pc3dError
+    from pc3d.io.points import POINT_EXTENSIONS
+
+    clouds: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            clouds.append(path)
+            continue
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in POINT_EXTENSIONS)
+        if not found:
+            raise Pc3dError(f"{path} holds no point clouds ({' '.join(POINT_EXTENSIONS)})")
+        clouds.extend(found)
+    return clouds
+
+
 def check_clouds(clouds: list[Path]) -> None:
     """Check that every cloud exists and that no two share a stem (they would write the same files).
 
     Raises:
         FileNotFoundError: a cloud does not exist.
-        IsADirectoryError: a cloud is a folder.
         Pc3dError: two clouds share a stem, naming both.
     """
     from pc3d.cli.inputs import must_exist
@@ -305,6 +329,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.warmup < 0:
         raise Pc3dError(f"--warmup must be 0 or more, got {args.warmup}")
+    args.clouds = expand_folders(args.clouds)
     check_clouds(args.clouds)
     model = load_model(args.config, args.checkpoint, args.device, args.overrides, optimize=args.optimize)
     class_names = [str(n) for n in getattr(model, "class_names", [])]

@@ -194,6 +194,24 @@ def test_clouds_sharing_a_stem_are_refused_before_anything_runs(
     assert "missing.bin does not exist" in capsys.readouterr().err and not out.exists()
 
 
+def test_a_folder_stands_for_its_point_clouds(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint, _ = small
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for cloud in CLOUDS:
+        (folder / cloud.name).write_bytes(cloud.read_bytes())
+    (folder / "notes.txt").write_text("not a cloud")
+    assert infer(config, checkpoint, folder, tmp_path / "out", "--warmup", "0") == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [Path(f["cloud"]).name for f in summary["frames"]] == ["000001.bin", "000004.bin"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert infer(config, checkpoint, empty, tmp_path / "none") == 2
+    assert f"{empty} holds no point clouds (.bin .npy .pcd .ply)" in capsys.readouterr().err
+
+
 def test_nan_points_are_dropped_or_refused_as_asked(
     small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
