@@ -120,14 +120,20 @@ CORE_COMMANDS: tuple[Command, ...] = (
     Command("show", "draw a point cloud with its boxes, in a window or as a PNG", "pc3d.cli.show:register"),
     Command("plugins", "list the installed plugins and what each registers", "pc3d.cli.plugins:register"),
     Command(
-        "config", "print a resolved config, or list the configs plugins ship", "pc3d.cli.config:register"
+        "config",
+        "print a resolved config, or list the shipped configs (the zoo and plugins')",
+        "pc3d.cli.config:register",
     ),
     Command(
         "kitti-eval",
         "compute the official KITTI AP11/AP40 of detection label files",
         "pc3d.cli.kitti_eval:register",
     ),
-    Command("data", "make data sets: synthetic LiDAR scenes in the KITTI layout", "pc3d.cli.data:register"),
+    Command(
+        "data",
+        "make data sets: synthetic LiDAR scenes in the KITTI layout, GT-sampling databases",
+        "pc3d.cli.data:register",
+    ),
     Command("train", "train a model from a config", "pc3d.cli.train:register"),
     Command("test", "evaluate a checkpoint with its config's metrics", "pc3d.cli.test:register"),
     Command(
@@ -138,7 +144,7 @@ CORE_COMMANDS: tuple[Command, ...] = (
     Command("infer", "run a model on point clouds and write its predictions", "pc3d.cli.infer:register"),
     Command(
         "checkpoint",
-        "convert checkpoints of other toolkits to pc3d checkpoints",
+        "describe checkpoints; convert checkpoints of other toolkits to pc3d checkpoints",
         "pc3d.cli.checkpoint:register",
     ),
 )

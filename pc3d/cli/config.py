@@ -1,4 +1,4 @@
-"""The ``pc3d config`` command: print a resolved config, list the configs plugins ship.
+"""The ``pc3d config`` command: print a resolved config, list the shipped configs (the zoo and plugins').
 
 The top level imports only the standard library (``pc3d --help`` builds this parser); the
 commands import the config layer when they run.
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
         subparsers,
         "config",
-        "print a resolved config or list the configs plugins ship",
+        "print a resolved config or list the shipped configs (the zoo and plugins')",
         "Print a config with its bases merged, overrides applied and references resolved, or list the "
         "configs pc3d and the installed plugins ship.",
         EXAMPLES,

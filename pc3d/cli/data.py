@@ -9,7 +9,11 @@ from pc3d.cli.arguments import CONFIG_HELP, OVERRIDES_HELP, add_config_argument,
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("data", help="make and prepare data sets", description=__doc__)
+    parser = subparsers.add_parser(
+        "data",
+        help="make data sets: synthetic LiDAR scenes in the KITTI layout, GT-sampling databases",
+        description=__doc__,
+    )
     commands = parser.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
     synth = commands.add_parser(
         "synth",
