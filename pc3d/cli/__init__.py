@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pc3d import __version__
-from pc3d.errors import Pc3dError
+from pc3d.errors import Pc3dError, did_you_mean
 
 if TYPE_CHECKING:
     _SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -409,7 +409,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: list[str]) -> int:
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    name = command_name(argv)
+    declared = subcommands(parser).declared
+    if name is not None and name not in declared:
+        parser.error(f"unknown command {name!r}{did_you_mean(name, declared)}; 'pc3d --help' lists them")
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # argparse's own message names neither the command nor what was meant
+        chosen = _chosen_parser(parser, argv)
+        options = [option for action in chosen._actions for option in action.option_strings]
+        first = next((extra for extra in extras if extra.startswith("-")), None)
+        hint = did_you_mean(first.split("=", 1)[0], options) if first is not None else ""
+        chosen.error(f"unrecognized arguments: {' '.join(extras)}{hint}; '{chosen.prog} --help' lists them")
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
@@ -418,6 +428,18 @@ def _run(argv: list[str]) -> int:
 
     keep_freed_memory()  # the process is pc3d's: large maps reuse freed memory (PC3D_MALLOC=system: no)
     return int(func(args) or 0)
+
+
+def _chosen_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The (sub-)parser of the deepest command ``argv`` names (``pc3d data synth`` -> ``synth``'s)."""
+    current = parser
+    for token in argv:
+        action = next((a for a in current._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if action is None:
+            break
+        if token in action.choices:
+            current = action.choices[token]
+    return current
 
 
 def _closed_stdout() -> int:

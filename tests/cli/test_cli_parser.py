@@ -348,3 +348,34 @@ def test_every_set_option_adds_up_when_repeated(full_parser: argparse.ArgumentPa
     for command in (["demo"], ["train", "CONFIG"], ["data", "gt-database", "CONFIG"]):
         args = full_parser.parse_args([*command, "--set", "a=1", "b=2", "--set", "c=3"])
         assert args.overrides == ["a=1", "b=2", "c=3"], command
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ["infr", "x"],
+            "pc3d: error: unknown command 'infr' (did you mean 'infer'?); 'pc3d --help' lists them",
+        ),
+        (
+            ["show", "--viw", "bev", "x.bin"],
+            "pc3d show: error: unrecognized arguments: --viw x.bin (did you mean '--view'?); "
+            "'pc3d show --help' lists them",
+        ),
+        (
+            ["data", "synth", "out", "--scenez=3"],
+            "pc3d data synth: error: unrecognized arguments: --scenez=3 (did you mean '--scenes'?)",
+        ),
+        (
+            ["info", "a.bin", "b.bin"],
+            "pc3d info: error: unrecognized arguments: b.bin; 'pc3d info --help' lists them",
+        ),
+    ],
+)
+def test_usage_errors_name_the_command_and_what_was_meant(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err
