@@ -157,7 +157,9 @@ def test_gt_database_for_other_classes_or_range_is_refused(tmp_path) -> None:  #
         GTDatabase.load(path, ["Car"], RANGE)
     with pytest.raises(FormatError, match="built for point_cloud_range"):
         GTDatabase.load(path, ["Car", "Pedestrian", "Cyclist"], [0, -40, -3, 70.4, 40, 1])
-    with pytest.raises(FileNotFoundError, match=r"pc3d data gt-database CONFIG` \(the training config, with the same --set"):
+    with pytest.raises(
+        FileNotFoundError, match=r"pc3d data gt-database CONFIG` \(the training config, with the same --set"
+    ):
         GTDatabase.load(tmp_path / "missing.npz")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(FormatError, match="not readable"):
