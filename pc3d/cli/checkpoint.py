@@ -22,6 +22,7 @@ DESCRIPTION = "Describe checkpoints, and convert checkpoints of other toolkits t
 EPILOG = """\
 examples:
   pc3d checkpoint info work_dirs/run1/latest.pth
+  pc3d checkpoint info hv_pointpillars_kitti.pth --match   # which shipped config it fits
   pc3d checkpoint convert --from mmdet3d hv_pointpillars_kitti.pth pointpillars_pc3d.pth
   pc3d checkpoint convert --from mmdet3d second.pth second_pc3d.pth --config second_hv-secfpn_kitti-3d-3class
 """
@@ -46,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "versions, the training state it can resume, its classes and its weights per top-level module.",
     )
     info.add_argument("input", metavar="INPUT", type=Path, help="the checkpoint to describe")
+    info.add_argument(
+        "--match",
+        action="store_true",
+        help="also build every shipped config's model and say which ones the weights fit "
+        "(or the closest, with the keys that differ)",
+    )
     info.set_defaults(func=run_info)
     convert = actions.add_parser(
         "convert",
@@ -196,9 +203,68 @@ def describe_checkpoint(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
     return rows
 
 
+def matching_configs(path: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """``(field, text)`` rows saying which shipped configs' models the weights at ``path`` fit.
+
+    Every config with a ``model`` section (``pc3d config list``, ``_base_`` files left out) is
+    built on the CPU and its state dict compared with the checkpoint's weights (mapped to pc3d's
+    names, as the loaders map them). A config that fits is listed with a note when the
+    checkpoint's classes are not the config's (``--set class_names=[...]`` then). Without a fit,
+    the closest config is named with what differs. Configs that do not build here (a missing
+    optional package) are counted.
+    """
+    from pc3d.config import ConfigError, load_config
+    from pc3d.config.loading import list_configs
+    from pc3d.engine.checkpoint import load_checkpoint, model_state_from
+    from pc3d.errors import Pc3dError
+    from pc3d.inference import load_model
+    from pc3d.nn.checkpoint_mmdet3d import checkpoint_class_names
+    from pc3d.nn.weight_fit import weight_differences, weight_mismatch
+
+    state = load_checkpoint(path)
+    weights = model_state_from(state, path)
+    recorded = checkpoint_class_names(state)
+    fits: list[str] = []
+    closest: tuple[int, str, str] | None = None
+    unbuilt = 0
+    for file in list_configs():
+        if "_base_" in file.parts:
+            continue
+        try:
+            config = load_config(file)
+            if not isinstance(config.data.get("model"), dict):
+                continue
+            model = load_model(config, device="cpu")
+        except (Pc3dError, ConfigError, ImportError):
+            unbuilt += 1
+            continue
+        expected = model.state_dict()
+        found = weight_differences(expected, weights)
+        if found.count == 0:
+            names = [str(n) for n in getattr(model, "class_names", [])]
+            note = (
+                f" (its classes are {names}; the checkpoint's {recorded})"
+                if recorded and names != recorded
+                else ""
+            )
+            fits.append(f"{file.stem}{note}")
+        elif closest is None or found.count < closest[0]:
+            closest = (found.count, file.stem, weight_mismatch(expected, weights) or "")
+    rows = [("fits", name) for name in fits]
+    if not fits:
+        rows.append(("fits", "no shipped config"))
+        if closest is not None:
+            rows.append(("closest", f"{closest[1]}: {closest[2]}"))
+    if unbuilt:
+        rows.append(("not built", f"{unbuilt} config(s) whose model does not build here"))
+    return rows
+
+
 def run_info(args: argparse.Namespace) -> int:
     """Print what ``args.input`` holds; 0 on success."""
     rows = describe_checkpoint(args.input)
+    if args.match:
+        rows += matching_configs(args.input)
     width = max(len(field) for field, _ in rows)
     for field, text in rows:
         print(f"{field:<{width}}  {text}")

@@ -9,12 +9,46 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["weight_mismatch"]
+__all__ = ["WeightDifferences", "weight_differences", "weight_mismatch"]
 
 #: Keys named per kind (missing, unexpected, other shape); the rest are counted.
 MAX_NAMED = 6
+
+
+@dataclass(frozen=True)
+class WeightDifferences:
+    """The keys that keep weights from loading strictly into a model.
+
+    Attributes:
+        unexpected: keys of the weights the model does not have.
+        missing: keys of the model the weights do not have.
+        shapes: ``"key: checkpoint (..) vs model (..)"`` for keys on both sides with other shapes.
+    """
+
+    unexpected: list[str]
+    missing: list[str]
+    shapes: list[str]
+
+    @property
+    def count(self) -> int:
+        """How many keys differ in all (0: the weights fit)."""
+        return len(self.unexpected) + len(self.missing) + len(self.shapes)
+
+
+def weight_differences(expected: Mapping[str, Any], weights: Mapping[str, Any]) -> WeightDifferences:
+    """The keys of ``weights`` and of a model's state dict ``expected`` that do not match."""
+    return WeightDifferences(
+        unexpected=[key for key in weights if key not in expected],
+        missing=[key for key in expected if key not in weights],
+        shapes=[
+            f"{key}: checkpoint {_shape(value)} vs model {_shape(expected[key])}"
+            for key, value in weights.items()
+            if key in expected and _shape(value) != _shape(expected[key])
+        ],
+    )
 
 
 def weight_mismatch(expected: Mapping[str, Any], weights: Mapping[str, Any]) -> str | None:
@@ -32,22 +66,18 @@ def weight_mismatch(expected: Mapping[str, Any], weights: Mapping[str, Any]) -> 
         shapes: backbone.blocks.0.0.weight: checkpoint (128, 256, 3, 3) vs model (64, 64, 3, 3),
         ..."``.
     """
-    unexpected = [key for key in weights if key not in expected]
-    missing = [key for key in expected if key not in weights]
-    shapes = [
-        f"{key}: checkpoint {_shape(value)} vs model {_shape(expected[key])}"
-        for key, value in weights.items()
-        if key in expected and _shape(value) != _shape(expected[key])
-    ]
+    found = weight_differences(expected, weights)
     parts = []
-    if unexpected:
+    if found.unexpected:
         parts.append(
-            f"{_counted(unexpected, 'checkpoint keys the model does not have')}: {_named(unexpected)}"
+            f"{_counted(found.unexpected, 'checkpoint keys the model does not have')}: {_named(found.unexpected)}"
         )
-    if missing:
-        parts.append(f"{_counted(missing, 'model keys the checkpoint does not have')}: {_named(missing)}")
-    if shapes:
-        parts.append(f"{len(shapes)} keys with other shapes: {_named(shapes)}")
+    if found.missing:
+        parts.append(
+            f"{_counted(found.missing, 'model keys the checkpoint does not have')}: {_named(found.missing)}"
+        )
+    if found.shapes:
+        parts.append(f"{len(found.shapes)} keys with other shapes: {_named(found.shapes)}")
     return "; ".join(parts) or None
 
 

@@ -432,3 +432,39 @@ def test_checkpoint_info_describes_each_kind(
     truncated.write_bytes(native.read_bytes()[:1000])
     assert main(["checkpoint", "info", str(truncated)]) == 2
     assert str(truncated) in capsys.readouterr().err
+
+
+def test_checkpoint_info_match_names_the_shipped_config_the_weights_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.manual_seed(0)
+    weights = pc3d.inference.load_model("pointpillars_hv-secfpn_kitti-3d-3class").state_dict()
+    fitting = tmp_path / "pillars.pth"
+    torch.save(
+        {
+            "meta": {
+                "mmdet3d_version": "1.4.0",
+                "dataset_meta": {"classes": ["Car", "Pedestrian", "Cyclist"]},
+            },
+            "state_dict": weights,
+        },
+        fitting,
+    )
+    assert main(["checkpoint", "info", str(fitting), "--match"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(
+        r"fits +pointpillars_hv-secfpn_kitti-3d-3class \(its classes are "
+        r"\['Pedestrian', 'Cyclist', 'Car'\]; the checkpoint's \['Car', 'Pedestrian', 'Cyclist'\]\)",
+        out,
+    )
+    assert "no shipped config" not in out
+    resized = dict(weights, **{"bbox_head.conv_cls.weight": torch.zeros(6, 384, 1, 1)})
+    torch.save(resized, tmp_path / "resized.pth")
+    assert main(["checkpoint", "info", str(tmp_path / "resized.pth"), "--match"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"fits +no shipped config", out)
+    assert re.search(
+        r"closest +pointpillars_hv-secfpn_kitti-3d-3class: 1 keys with other shapes: "
+        r"bbox_head\.conv_cls\.weight: checkpoint \(6, 384, 1, 1\) vs model \(18, 384, 1, 1\)",
+        out,
+    )
