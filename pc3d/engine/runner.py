@@ -161,6 +161,8 @@ def build_trainer(config: Config, options: RunOptions | None = None, *, registry
         if options.resume is True and resume_path is None:
             trainer.logger.event(f"--resume: no checkpoint in {work_dir} yet; starting from the beginning")
         _start_from(trainer, options.load_from or spec.runtime.load_from, resume_path, resume_state)
+        if dist.is_main:  # only once the run can start: a refused one leaves the earlier run's file
+            dump_config(config, work_dir)
     except BaseException:
         trainer.close()  # the log file and loader workers; the caller never sees this trainer
         raise
@@ -183,8 +185,8 @@ def _resume_path(resume: bool | str | os.PathLike[str] | None, work_dir: Path, d
 def _make_trainer(
     config: Config, spec: RunSpec, dist: DistInfo, seed: int, work_dir: Path, registry: Any
 ) -> tuple[Trainer, list[Path]]:
-    """Build the components, write the resolved config and clear unfinished checkpoint writes
-    (rank 0), then the trainer; returns it and the temporary files that were removed."""
+    """Build the components, clear unfinished checkpoint writes (rank 0), then the trainer;
+    returns it and the temporary files that were removed."""
     model = _build_model(config, spec, dist, registry)
     train_set = _build_dataset(config, "train", registry)
     val_set = _build_dataset(config, "val", registry) if spec.data.val is not None else None
@@ -198,7 +200,6 @@ def _make_trainer(
     unfinished: list[Path] = []
     if dist.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
-        dump_config(config, work_dir)
         unfinished = ckpt.remove_unfinished_writes(work_dir)
     # One keyword per Trainer field (shaped like other keyword calls, e.g. pc3d.vis.render's).
     trainer = Trainer(
@@ -228,10 +229,10 @@ def _start_from(
             trainer.logger.event(f"--resume given: ignoring load_from {load_from}")
         trainer.resume(resume_path, state=resume_state)
         return
+    if load_from:  # first: weights that do not fit leave the earlier run's files as they were
+        trainer.load_weights(load_from)
     if trainer.dist.is_main:
         _retire_earlier_run(trainer)
-    if load_from:
-        trainer.load_weights(load_from)
     # Identical weights on every rank come from the shared seed; from here on each rank draws
     # its own dropout masks.
     seed_everything(derive_seed(trainer.seed, trainer.dist.rank))

@@ -136,7 +136,15 @@ def test_load_from_takes_weights_only(write_config, registry, tmp_path):
     assert not trainer.optimizer.state  # a fresh optimizer
     trainer.close()
 
+    # A refused start in a used work dir leaves the earlier run's files as they were.
+    first = tmp_path / "first"
+    kept = {name: (first / name).read_bytes() for name in ("config.yaml", "metrics.jsonl", "last_checkpoint")}
     wrong = load_config(write_config({"model": {"hidden": 8}}, name="wrong.yaml"))
+    with pytest.raises(Exception, match="its weights do not fit"):
+        build_trainer(wrong, RunOptions(work_dir=first, load_from=tmp_path / "plain.pth"), registry=registry)
+    assert {name: (first / name).read_bytes() for name in kept} == kept
+    assert not list(first.glob("metrics.*.jsonl"))  # not set aside either
+
     with pytest.raises(
         Exception, match=r"plain.pth: its weights do not fit TinyRegressor.* keys with other shapes: "
     ):
