@@ -108,9 +108,12 @@ def load_model(
     if device is None:
         runtime = cfg.data.get("runtime")
         device = str(runtime.get("device", "auto")) if isinstance(runtime, dict) else "auto"
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = model.to(torch.device(device)).eval()
+    from pc3d.engine.dist import resolve_device
+
+    target = resolve_device(device) if device in ("auto", "cpu", "cuda") else torch.device(device)
+    if target.type == "cuda":
+        resolve_device("cuda")  # a clear error where torch has no CUDA device
+    model = model.to(target).eval()
     fast = inference_copy(model) if optimize else None
     return model if fast is None else fast
 

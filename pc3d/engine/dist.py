@@ -27,6 +27,7 @@ from torch.utils.data import DistributedSampler, Sampler
 from pc3d.errors import Pc3dError
 
 __all__ = [
+    "resolve_device",
     "DistInfo",
     "EvalShardSampler",
     "ResumableDistributedSampler",
@@ -119,6 +120,24 @@ def _env_int(name: str) -> int | None:
         raise Pc3dError(f"environment variable {name}={value!r} is not an integer") from None
 
 
+def resolve_device(device: str) -> torch.device:
+    """The device ``auto`` (CUDA when available), ``cpu`` or ``cuda`` stands for.
+
+    Raises:
+        Pc3dError: another name, or ``cuda`` where torch sees no CUDA device (saying which torch).
+    """
+    if device not in ("auto", "cpu", "cuda"):
+        raise Pc3dError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise Pc3dError(
+            "device 'cuda' asked for, but torch sees no CUDA device "
+            f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); use --device cpu"
+        )
+    return torch.device(
+        "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+    )
+
+
 def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistInfo:
     """Pick the device and, under ``torchrun``, join the process group.
 
@@ -134,14 +153,7 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistInf
         Pc3dError: ``cuda`` asked for but not available; fewer GPUs than local ranks; a
             ``torchrun`` variable that is not an integer.
     """
-    if device not in ("auto", "cpu", "cuda"):
-        raise Pc3dError(f"device must be auto, cpu or cuda, got {device!r}")
-    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
-    if use_cuda and not torch.cuda.is_available():
-        raise Pc3dError(
-            "device 'cuda' asked for, but torch sees no CUDA device "
-            f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}); use --device cpu"
-        )
+    use_cuda = resolve_device(device).type == "cuda"
     world_size = _env_int("WORLD_SIZE") or 1
     rank = _env_int("RANK") or 0
     local_rank = _env_int("LOCAL_RANK") or 0

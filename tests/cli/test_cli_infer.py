@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import pc3d.allocator
+import pc3d.errors
 import pc3d.inference
 from pc3d.cli import main
 from pc3d.io.boxes import read_box_file
@@ -468,3 +469,14 @@ def test_checkpoint_info_match_names_the_shipped_config_the_weights_fit(
         r"bbox_head\.conv_cls\.weight: checkpoint \(6, 384, 1, 1\) vs model \(18, 384, 1, 1\)",
         out,
     )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_cuda_without_a_cuda_device_is_a_one_line_error(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint, _ = small
+    assert infer(config, checkpoint, CLOUDS[0], tmp_path / "o", "--device", "cuda") == 2
+    assert "device 'cuda' asked for, but torch sees no CUDA device" in capsys.readouterr().err
+    with pytest.raises(pc3d.errors.Pc3dError, match="torch sees no CUDA device"):
+        pc3d.inference.load_model(config, device="cuda:0")
