@@ -65,6 +65,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_input_output_arguments(convert, "the checkpoint to convert", "the pc3d checkpoint to write")
     convert.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUTPUT if it exists (by default an existing file, INPUT included, is kept and the "
+        "command stops)",
+    )
+    convert.add_argument(
         "--config",
         default=None,
         metavar="CONFIG",
@@ -125,6 +131,14 @@ def convert_mmdet3d_checkpoint(
 
 def run(args: argparse.Namespace) -> int:
     """Convert as ``args`` say; 0 on success."""
+    from pc3d.errors import Pc3dError
+
+    if args.output.exists() and not args.overwrite:
+        same = args.input.exists() and args.output.resolve() == args.input.resolve()
+        raise Pc3dError(
+            f"{args.output} exists{' (it is INPUT)' if same else ''}; choose another OUTPUT, or pass "
+            "--overwrite to replace it"
+        )
     state = convert_mmdet3d_checkpoint(args.input, args.output, args.config)
     classes = state["meta"]["class_names"]
     print(

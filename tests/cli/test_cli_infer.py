@@ -309,6 +309,20 @@ def test_convert_writes_a_native_checkpoint(
     again = ["checkpoint", "convert", "--from", "mmdet3d", str(native), str(tmp_path / "again.pth")]
     assert main([*again, "--config", str(config)]) == 2
     assert "already a pc3d checkpoint" in capsys.readouterr().err and not (tmp_path / "again.pth").exists()
+    # An existing OUTPUT (INPUT itself, or another checkpoint) is kept unless --overwrite.
+    original = checkpoint.read_bytes()
+    assert main(["checkpoint", "convert", "--from", "mmdet3d", str(checkpoint), str(checkpoint)]) == 2
+    assert (
+        f"{checkpoint} exists (it is INPUT); choose another OUTPUT, or pass --overwrite"
+        in capsys.readouterr().err
+    )
+    assert checkpoint.read_bytes() == original
+    before = native.read_bytes()
+    assert main(["checkpoint", "convert", "--from", "mmdet3d", str(checkpoint), str(native)]) == 2
+    assert native.read_bytes() == before
+    assert (
+        main(["checkpoint", "convert", "--from", "mmdet3d", str(checkpoint), str(native), "--overwrite"]) == 0
+    )
 
 
 def test_checkpoints_that_do_not_fit_name_the_keys(
