@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +34,7 @@ from pc3d.structures import BasePoints, Detections3D
 if TYPE_CHECKING:
     from pc3d.io.points import NanPolicy
 
-__all__ = ["PointsLike", "as_point_tensor", "detect", "load_model", "predict"]
+__all__ = ["PointsLike", "as_point_tensor", "detect", "load_model", "model_input", "predict"]
 
 #: What :func:`predict` accepts as one frame: a point file, an ``[N, C]`` array or tensor, or points.
 PointsLike = str | os.PathLike[str] | np.ndarray | Tensor | BasePoints
@@ -149,8 +150,47 @@ def as_point_tensor(
     return tensor.to(torch.float32)
 
 
+def model_input(points: Tensor, what: str = "points", nan_policy: NanPolicy = "drop") -> Tensor:
+    """``points`` without the rows a model cannot take: a NaN or infinite value in any column.
+
+    Reading a cloud (``nan_policy`` of :func:`pc3d.io.points.read_point_file`) checks x, y, z
+    only, and keeps NaN in other columns (a file's data as it is); a model reads every column,
+    and one NaN intensity makes every score of the frame NaN (no detections at all).
+
+    Args:
+        points: ``Tensor[N, C]``.
+        what: the cloud's name in the warning or error.
+        nan_policy: ``"drop"`` (with a warning naming the count and the columns) or ``"raise"``.
+
+    Raises:
+        FormatError: ``"raise"`` and some row holds a non-finite value.
+    """
+    if points.shape[0] == 0 or not points.is_floating_point() or bool(torch.isfinite(points.sum())):
+        return points
+    finite = torch.isfinite(points)
+    rows = finite.all(dim=1)
+    if bool(rows.all()):  # the sum overflowed, no value is bad
+        return points
+    columns = (~finite).any(dim=0).nonzero()[:, 0].tolist()
+    bad = int(points.shape[0] - int(rows.sum()))
+    said = f"{bad} of {points.shape[0]} points have NaN or infinite values in column(s) {columns}"
+    if nan_policy == "raise":
+        raise FormatError(f"{what}: {said}, which the model reads")
+    from pc3d.io.points import NonFinitePointsWarning
+
+    warnings.warn(
+        f"{what}: dropped {said.replace(' have ', ' with ')} before the model (it reads every column); to "
+        "stop with an error instead, use --nan-policy raise (command line) or nan_policy='raise' (Python)",
+        NonFinitePointsWarning,
+        stacklevel=2,
+    )
+    return points[rows]
+
+
 @torch.no_grad()
-def predict(model: nn.Module, points: PointsLike, score_thr: float | None = None) -> Any:
+def predict(
+    model: nn.Module, points: PointsLike, score_thr: float | None = None, nan_policy: NanPolicy = "drop"
+) -> Any:
     """What ``model.predict`` returns for one frame (``Detections3D`` for a detector).
 
     Args:
@@ -158,15 +198,18 @@ def predict(model: nn.Module, points: PointsLike, score_thr: float | None = None
         points: the frame (see :func:`as_point_tensor`).
         score_thr: replaces the head's ``test_cfg.score_thr`` for this call when the head has one;
             otherwise detections scoring at or below it are dropped afterwards.
+        nan_policy: points with a NaN or infinite value in any column are dropped with a warning
+            (``"drop"``) or an error (``"raise"``): see :func:`model_input`.
 
     Raises:
-        Pc3dError: the model has no ``predict``.
+        Pc3dError: the model has no ``predict``; non-finite values with ``"raise"``.
     """
     run = getattr(model, "predict", None)
     if not callable(run):
         raise Pc3dError(f"{type(model).__name__} has no predict(frames) method, so it cannot run inference")
     device = next(model.parameters()).device
-    frame = as_point_tensor(points).to(device)
+    what = str(points) if isinstance(points, (str, os.PathLike)) else "points"
+    frame = model_input(as_point_tensor(points, nan_policy=nan_policy), what, nan_policy).to(device)
     head: Any = getattr(model, "bbox_head", None)
     test_cfg: Any = getattr(head, "test_cfg", None)
     if score_thr is None or not dataclasses.is_dataclass(test_cfg) or not hasattr(test_cfg, "score_thr"):
@@ -182,18 +225,21 @@ def predict(model: nn.Module, points: PointsLike, score_thr: float | None = None
         head.test_cfg = test_cfg
 
 
-def detect(model: nn.Module, points: PointsLike, score_thr: float | None = None) -> Detections3D:
+def detect(
+    model: nn.Module, points: PointsLike, score_thr: float | None = None, nan_policy: NanPolicy = "drop"
+) -> Detections3D:
     """One frame's 3D detections: LiDAR boxes (bottom centre), scores and labels, best first.
 
     Args:
         model: a detector from :func:`load_model`; ``model.class_names[label]`` names a label.
         points: the frame (see :func:`as_point_tensor`).
         score_thr: see :func:`predict`.
+        nan_policy: see :func:`predict`.
 
     Raises:
         Pc3dError: the model does not predict ``Detections3D`` (e.g. a segmentation model).
     """
-    result = predict(model, points, score_thr)
+    result = predict(model, points, score_thr, nan_policy)
     if not isinstance(result, Detections3D):
         raise Pc3dError(
             f"{type(model).__name__} predicts {type(result).__name__}, not Detections3D: not a 3D detector"

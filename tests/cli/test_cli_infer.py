@@ -21,6 +21,7 @@ import torch
 import pc3d.allocator
 import pc3d.errors
 import pc3d.inference
+import pc3d.io.points
 from pc3d.cli import main
 from pc3d.io.boxes import read_box_file
 from pc3d.io.kitti import lidar_to_camera_boxes, project_boxes_to_image, read_kitti_calib, read_kitti_labels
@@ -241,6 +242,34 @@ def test_a_cloud_the_model_cannot_take_is_named(
     assert infer(config, checkpoint, [CLOUDS[0], xyz], out, "--warmup", "0") == 2
     assert f"error: {xyz}: PillarFeatureNet expects 4 features per point, got 3" in capsys.readouterr().err
     assert (out / "000001.json").is_file()  # the frame before it stays written
+
+
+def test_nan_in_a_feature_column_is_dropped_before_the_model(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One NaN intensity would make every score of the frame NaN: no detections at all.
+    config, checkpoint, _ = small
+    points = np.fromfile(CLOUDS[0], dtype=np.float32).reshape(-1, 4)
+    poisoned = points.copy()
+    poisoned[100, 3] = np.nan
+    cloud = tmp_path / "nanint.npy"
+    np.save(cloud, poisoned)
+    assert infer(config, checkpoint, cloud, tmp_path / "drop", "--warmup", "0") == 0
+    assert (
+        f"warning: {cloud}: dropped 1 of {len(points)} points with NaN or infinite values in column(s) [3]"
+        in (capsys.readouterr().err)
+    )
+    written = json.loads((tmp_path / "drop" / "nanint.json").read_text())
+    model = pc3d.inference.load_model(config, checkpoint, optimize=True)
+    clean = pc3d.inference.detect(model, np.delete(points, 100, axis=0))
+    assert len(clean) > 0 and written["scores_3d"] == pytest.approx(clean.scores.tolist(), abs=1e-5)
+    with pytest.warns(pc3d.io.points.NonFinitePointsWarning, match=r"column\(s\) \[3\]"):
+        from_array = pc3d.inference.detect(model, poisoned)
+    torch.testing.assert_close(from_array.scores, clean.scores)
+    assert infer(config, checkpoint, cloud, tmp_path / "raise", "--nan-policy", "raise") == 2
+    assert "1 of" in capsys.readouterr().err and not (tmp_path / "raise" / "nanint.json").exists()
+    with pytest.raises(pc3d.errors.FormatError, match="which the model reads"):
+        pc3d.inference.detect(model, poisoned, nan_policy="raise")
 
 
 def test_a_progress_bar_over_the_clouds_on_a_terminal(
