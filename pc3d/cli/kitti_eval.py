@@ -75,8 +75,14 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise FormatError(f"--plot {args.plot}: the output must be a .png file")
     classes = resolve_classes(args.classes)  # before reading thousands of files
+    check_detection_dir(args.det_dir)
     frame_ids = read_frame_ids(args.split) if args.split else None
     frames = load_label_dirs(args.gt_dir, args.det_dir, frame_ids)
+    if frames.ids and len(frames.missing_dets) == len(frames.ids):
+        raise FormatError(
+            f"{args.det_dir}: none of the {len(frames.ids)} evaluated frames has a detection file "
+            f"(<frame>.txt; the first frame is {frames.ids[0]}): is it the right folder?"
+        )
     if frames.missing_dets:
         print(
             f"note: {len(frames.missing_dets)} of {len(frames.ids)} frames have no detection "
@@ -92,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         )
     result = kitti_eval(frames.gts, frames.dets, classes)
     print(result.table())
-    if not result.aos_computed:
+    if not result.aos_computed and any(len(d) for d in frames.dets):
         print(
             "note: AOS not computed: the detections carry no observation angle (alpha = -10)", file=sys.stderr
         )
@@ -103,3 +109,24 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"wrote {plot_pr_curves(result, args.plot)}")
     return 0
+
+
+def check_detection_dir(det_dir: Path) -> None:
+    """Refuse a detection folder that does not exist, or holds pc3d's JSON predictions only.
+
+    Raises:
+        FileNotFoundError, NotADirectoryError: no such folder.
+        FormatError: ``.json`` files and no ``.txt`` (predictions written without ``--format kitti``).
+    """
+    from pc3d.errors import FormatError
+
+    if not det_dir.exists():
+        raise FileNotFoundError(f"detection folder {det_dir} does not exist")
+    if not det_dir.is_dir():
+        raise NotADirectoryError(f"{det_dir} is not a folder of detection files")
+    names = [p.suffix for p in det_dir.iterdir()]
+    if ".txt" not in names and ".json" in names:
+        raise FormatError(
+            f"{det_dir} holds .json predictions, not KITTI label files: write them with "
+            "`pc3d infer ... --format kitti`"
+        )

@@ -109,7 +109,17 @@ def test_cli_reports_bad_input_with_file_and_line(
         assert main(["kitti-eval", str(gt_dir), str(det_dir)]) == 2
         assert message in capsys.readouterr().err
     assert main(["kitti-eval", str(gt_dir), str(det_dir / "nowhere")]) == 2
-    assert "not a folder" in capsys.readouterr().err
+    assert f"detection folder {det_dir / 'nowhere'} does not exist" in capsys.readouterr().err
+    assert main(["kitti-eval", str(gt_dir), str(bad)]) == 2
+    assert "is not a folder of detection files" in capsys.readouterr().err
+    # A folder without any evaluated frame's file, or of pc3d's JSON predictions, is no AP 0 table.
+    other = det_dir.parent / "other"
+    other.mkdir()
+    assert main(["kitti-eval", str(gt_dir), str(other)]) == 2
+    assert "none of the 5 evaluated frames has a detection file" in capsys.readouterr().err
+    (other / "000000.json").write_text("{}")
+    assert main(["kitti-eval", str(gt_dir), str(other)]) == 2
+    assert "holds .json predictions, not KITTI label files" in capsys.readouterr().err
     assert main(["kitti-eval", str(gt_dir), str(gt_dir), "--classes", "Tram"]) == 2
     assert "cannot evaluate class 'Tram'" in capsys.readouterr().err
 
