@@ -13,6 +13,7 @@ import torch
 from pc3d.errors import FormatError, ShapeError
 from pc3d.io.kitti import (
     KittiCalib,
+    format_kitti_labels,
     load_kitti_frame,
     parse_kitti_labels,
     project_boxes_to_image,
@@ -165,6 +166,18 @@ def test_labels_with_scores_and_round_trip(tmp_path: Path) -> None:
     for name in ("bbox2d", "dims_hwl", "location", "rotation_y", "score", "truncated", "occluded"):
         np.testing.assert_allclose(getattr(again, name), getattr(labels, name), rtol=1e-6, err_msg=name)
     assert again.types.tolist() == ["Car", "Pedestrian"]
+
+
+def test_detections_are_written_with_four_decimals_ground_truth_with_two(tmp_path: Path) -> None:
+    text = (
+        "Car 0.00 0 -1.5712 100.1234 120.0000 200.0000 180.0000 1.5012 1.6034 3.9056 1.0071 1.7049 20.0123 "
+        "-1.5708 0.9310\n"
+        "Car 0.15 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59\n"
+    )
+    written = format_kitti_labels(parse_kitti_labels(text, dtype=np.float64)).splitlines()
+    # A box rounded to 0.01 m can cross the 0.7 IoU threshold: detections keep 4 decimals.
+    assert written[0] == text.splitlines()[0]
+    assert written[1] == text.splitlines()[1]
 
 
 def test_one_parser_keeps_file_values_in_float64_and_checks_scores(tmp_path: Path) -> None:

@@ -282,17 +282,21 @@ def _check_values(
 
 
 def format_kitti_labels(labels: KittiLabels) -> str:
-    """The text of a `label_2` file holding `labels` (values with 2 decimals, as KITTI's; a
-    score column with 4 decimals only where it is not NaN)."""
+    """The text of a `label_2` file holding `labels`: ground truth with 2 decimals, as KITTI's;
+    a detection (a record with a score, written in a 16th column) with 4 decimals throughout, as
+    MMDetection3D writes its results: rounded to 0.01 m, boxes move across the 0.7 IoU threshold
+    (Car 3D AP40 easy 62.2 instead of 64.2 on the demo model)."""
     lines = []
     for i in range(len(labels)):  # one line per object: output formatting, not a hot path
         values = [
             labels.truncated[i], labels.occluded[i], labels.alpha[i], *labels.bbox2d[i],
             *labels.dims_hwl[i], *labels.location[i], labels.rotation_y[i],
         ]  # fmt: skip
+        scored = not math.isnan(float(labels.score[i]))
+        decimals = 4 if scored else 2
         text = [str(labels.types[i]), f"{values[0]:.2f}", str(int(values[1]))]
-        text += [f"{v:.2f}" for v in values[2:]]
-        if not math.isnan(float(labels.score[i])):
+        text += [f"{v:.{decimals}f}" for v in values[2:]]
+        if scored:
             text.append(f"{float(labels.score[i]):.4f}")
         lines.append(" ".join(text))
     return "".join(line + "\n" for line in lines)
