@@ -78,8 +78,7 @@ def load_model(
     # Imported here: the engine pulls in the data loaders, which a plain import of pc3d skips.
     from pc3d.allocator import keep_freed_memory
     from pc3d.engine.checkpoint import load_checkpoint, model_state_from
-    from pc3d.engine.state import load_model_state
-    from pc3d.nn.checkpoint_mmdet3d import checkpoint_class_names
+    from pc3d.engine.state import class_order_mismatch, load_model_state
     from pc3d.nn.fuse import inference_copy
 
     keep_freed_memory()
@@ -97,15 +96,9 @@ def load_model(
     if checkpoint is not None:
         state = load_checkpoint(checkpoint)
         load_model_state(model, model_state_from(state, checkpoint), checkpoint)
-        recorded = checkpoint_class_names(state)
-        names: list[str] = list(getattr(model, "class_names", []))
-        if recorded is not None and names and recorded != names:
-            # Same count, other order: every label would name the wrong class.
-            raise Pc3dError(
-                f"{checkpoint}: the checkpoint's classes {recorded} differ from the config's "
-                f"{names}; set the config's class_names (--set class_names=[...]) to the "
-                "checkpoint's, in its order"
-            )
+        mismatch = class_order_mismatch(state, checkpoint, model)
+        if mismatch is not None:
+            raise Pc3dError(mismatch)
     if device is None:
         runtime = cfg.data.get("runtime")
         device = str(runtime.get("device", "auto")) if isinstance(runtime, dict) else "auto"

@@ -34,7 +34,7 @@ from pc3d.engine.loaders import check_loader_spec, make_eval_loader
 from pc3d.engine.logging import METRICS_NAME
 from pc3d.engine.schema import LoaderSpec, RunSpec, parse_run_spec
 from pc3d.engine.seed import derive_seed, seed_everything, set_deterministic
-from pc3d.engine.state import load_model_state
+from pc3d.engine.state import class_order_mismatch, load_model_state
 from pc3d.engine.trainer import Trainer
 from pc3d.io.jsonio import write_json
 from pc3d.nn.fuse import inference_copy
@@ -337,6 +337,9 @@ def run_test(
             raise ConfigError(f"{config.path or 'config'}: pc3d test needs a 'metrics' list")
         state = ckpt.load_checkpoint(checkpoint)
         load_model_state(model, ckpt.model_state_from(state, checkpoint), checkpoint)
+        mismatch = class_order_mismatch(state, checkpoint, model)
+        if mismatch is not None:  # every label would name the wrong class
+            raise ckpt.CheckpointError(mismatch)
         fast = inference_copy(model) if optimize else None
         model = model if fast is None else fast
         check_loader_spec(loader_spec, f"data.{split}")

@@ -167,6 +167,26 @@ def load_model_state(model: nn.Module, weights: Mapping[str, Any], path: str | o
         ) from err
 
 
+def class_order_mismatch(
+    state: Mapping[str, Any], path: str | os.PathLike[str], model: nn.Module
+) -> str | None:
+    """Why the classes a checkpoint records (MMDetection3D's ``meta.dataset_meta.classes``, or
+    what ``pc3d checkpoint convert`` kept) are not the model's ``class_names``, or None.
+
+    Same count, other names or order: the weights load, and every label would name the wrong class.
+    """
+    from pc3d.nn.checkpoint_mmdet3d import checkpoint_class_names
+
+    recorded = checkpoint_class_names(state)
+    names = [str(n) for n in getattr(model, "class_names", None) or []]
+    if recorded is None or not names or recorded == names:
+        return None
+    return (
+        f"{path}: the checkpoint's classes {recorded} differ from the config's {names}; set the config's "
+        "class_names (--set class_names=[...]) to the checkpoint's, in its order"
+    )
+
+
 def load_optimization_state(
     state: Mapping[str, Any],
     path: str | os.PathLike[str],

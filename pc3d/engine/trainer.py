@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -41,6 +42,7 @@ from pc3d.engine.schema import RunSpec
 from pc3d.engine.seed import derive_seed, restore_rng_state
 from pc3d.engine.state import (
     RunShape,
+    class_order_mismatch,
     load_model_state,
     restore_training_state,
     track_best,
@@ -209,6 +211,10 @@ class Trainer:
         state = ckpt.load_checkpoint(path)
         load_model_state(self.model, ckpt.model_state_from(state, path), path)
         self.logger.event(f"loaded weights from {path}", kind="load_from", path=str(path))
+        mismatch = class_order_mismatch(state, path, self.model)
+        if mismatch is not None:  # fine-tuning onto other classes may be meant: said, not refused
+            warnings.warn(f"{mismatch} (fine-tuning onto other classes? then ignore this)", stacklevel=2)
+            self.logger.event(mismatch, kind="class_order")
 
     def resume(self, path: str | os.PathLike[str], state: Mapping[str, Any] | None = None) -> None:
         """Continue exactly from the checkpoint at ``path``.

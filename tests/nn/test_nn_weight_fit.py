@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pc3d.engine.checkpoint import CheckpointError
-from pc3d.engine.state import load_model_state
+from pc3d.engine.state import class_order_mismatch, load_model_state
 from pc3d.nn.layers import FrozenBatchNorm2d
 from pc3d.nn.weight_fit import MAX_NAMED, weight_mismatch
 
@@ -67,3 +67,19 @@ def test_load_hooks_still_decide_what_fits(tmp_path: Path) -> None:
     nn.init.uniform_(trained[0].weight)
     load_model_state(model, trained.state_dict(), tmp_path / "bn.pth")
     assert torch.equal(model[0].weight, trained[0].weight)
+
+
+def test_class_order_mismatch_names_both_orders() -> None:
+    model = pillars_like()
+    model.class_names = ["Pedestrian", "Cyclist", "Car"]
+    mmdet3d = {
+        "meta": {"mmdet3d_version": "1.4.0", "dataset_meta": {"classes": ["Car", "Pedestrian", "Cyclist"]}}
+    }
+    message = class_order_mismatch(mmdet3d, "ckpt.pth", model)
+    assert message is not None and message.startswith(
+        "ckpt.pth: the checkpoint's classes ['Car', 'Pedestrian', 'Cyclist'] differ from the config's "
+        "['Pedestrian', 'Cyclist', 'Car']"
+    )
+    mmdet3d["meta"]["dataset_meta"]["classes"] = ["Pedestrian", "Cyclist", "Car"]
+    assert class_order_mismatch(mmdet3d, "ckpt.pth", model) is None
+    assert class_order_mismatch({"state_dict": {}}, "plain.pth", model) is None  # records none

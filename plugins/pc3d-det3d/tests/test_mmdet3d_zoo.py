@@ -144,6 +144,25 @@ def test_pc3d_test_evaluates_an_mmdetection3d_checkpoint_on_kitti(tmp_path: Path
             if isinstance(value, float)
             else optimised[key] == value
         )
+    # A checkpoint that records its classes in another order than the config's is refused, as by
+    # pc3d infer: every label would name the wrong class.
+    torch.save(
+        {
+            "meta": {
+                "mmdet3d_version": "1.4.0",
+                "dataset_meta": {"classes": ["Car", "Pedestrian", "Cyclist"]},
+            },
+            "state_dict": pc3d.inference.load_model(config).state_dict(),
+        },
+        checkpoint,
+    )
+    errors = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(errors):
+        assert main(argv) == 2
+    assert (
+        "the checkpoint's classes ['Car', 'Pedestrian', 'Cyclist'] differ from the config's"
+        in errors.getvalue()
+    )
 
 
 def test_the_python_api_snippet_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
