@@ -25,7 +25,7 @@ Winograd convs, empty BEV tiles skipped on the CPU): the same detections to floa
 
 examples:
   pc3d test my_config.yaml runs/a/best.pth --json results.json
-  pc3d test my_config.yaml runs/a/epoch_12.pth --set data.test.batch_size=16 --device cpu
+  pc3d test my_config.yaml runs/a/epoch_12.pth --set data.val.num_workers=0 --device cpu
   pc3d test pointpillars_hv-secfpn_kitti-3d-3class pointpillars.pth --optimize
 """
 
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--json", type=Path, default=None, metavar="FILE", help="also write the metrics to FILE as JSON"
     )
-    add_overrides_argument(parser, f"{OVERRIDES_HELP} (--set data.test.batch_size=16)")
+    add_overrides_argument(parser, f"{OVERRIDES_HELP} (--set data.val.num_workers=0)")
     add_device_argument(parser, "evaluate")
     parser.add_argument(
         "--optimize",

@@ -239,8 +239,8 @@ def _others_hint(file: Path) -> str:
     if newest is None:
         return f"; the other checkpoints there ({', '.join(p.name for p in others)}) fail too"
     return (
-        f"; the previous checkpoint {newest} is intact: resume from it with --resume {newest}"
-        f" (checkpoints there: {', '.join(p.name for p in others)})"
+        f"; the checkpoint {newest} there loads (to continue training from it: --resume {newest}; "
+        f"all there: {', '.join(p.name for p in others)})"
     )
 
 

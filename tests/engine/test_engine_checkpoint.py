@@ -48,7 +48,9 @@ def test_truncated_checkpoint_is_a_clear_error_and_the_previous_one_still_loads(
     message = str(info.value)
     assert f"checkpoint {latest} is truncated or corrupt ({size // 2} bytes" in message
     previous = tmp_path / "epoch_2.pth"
-    assert f"the previous checkpoint {previous} is intact: resume from it with --resume {previous}" in message
+    assert (
+        f"the checkpoint {previous} there loads (to continue training from it: --resume {previous}" in message
+    )
 
     assert previous.is_file()
     trainer = build_trainer(config, RunOptions(work_dir=tmp_path, resume=previous), registry=registry)
