@@ -34,6 +34,7 @@ __all__ = [
     "FORMAT",
     "LAST_POINTER",
     "CheckpointError",
+    "checkpoint_iteration",
     "checkpoint_name",
     "list_checkpoints",
     "load_checkpoint",
@@ -215,6 +216,16 @@ def list_checkpoints(work_dir: str | os.PathLike[str], iters_per_epoch: int | No
         return (path.stat().st_mtime, path.name)
 
     return sorted(found, key=order)
+
+
+def checkpoint_iteration(path: Path, iters_per_epoch: int) -> int | None:
+    """The iteration a periodic checkpoint's name stands for (``epoch_E``: ``E * iters_per_epoch``,
+    ``iter_I``: ``I``), or None for another name."""
+    match = _PERIODIC.match(path.name)
+    if match is None:
+        return None
+    number = int(match.group(2))
+    return number * iters_per_epoch if match.group(1) == "epoch" else number
 
 
 def resolve_resume(work_dir: str | os.PathLike[str], iters_per_epoch: int | None = None) -> Path | None:

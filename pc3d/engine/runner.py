@@ -251,6 +251,11 @@ def _retire_earlier_run(trainer: Trainer) -> None:
         kept = work_dir / f"metrics.{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
         metrics.rename(kept)
         notes.append(f"its metrics.jsonl is now {kept.name}")
+    best = work_dir / ckpt.BEST_NAME
+    if best.is_file():  # this run's first evaluation would replace it, better or not
+        kept_best = work_dir / f"best.{time.strftime('%Y%m%d-%H%M%S')}.pth"
+        best.rename(kept_best)
+        notes.append(f"its best.pth is now {kept_best.name}")
     (work_dir / ckpt.LAST_POINTER).unlink(missing_ok=True)
     if earlier:
         notes.append(

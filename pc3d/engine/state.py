@@ -223,7 +223,16 @@ def write_checkpoint(trainer: Trainer, path: Path, *, periodic: bool) -> None:
             ckpt.write_last_pointer(trainer.work_dir, path)
             keep = trainer.spec.train.keep_last
             if keep is not None:
-                for old in ckpt.list_checkpoints(trainer.work_dir, trainer.iters_per_epoch)[:-keep]:
+                # Only this run's line of checkpoints, up to the one just written: a later one
+                # in the folder is an earlier run's (a fresh run in a used work dir), kept until
+                # this run reaches and overwrites it.
+                ipe = trainer.iters_per_epoch
+                ours = [
+                    p
+                    for p in ckpt.list_checkpoints(trainer.work_dir, ipe)
+                    if (ckpt.checkpoint_iteration(p, ipe) or 0) <= trainer.iteration
+                ]
+                for old in ours[:-keep]:
                     old.unlink(missing_ok=True)
         trainer.logger.event(
             f"saved checkpoint {path}", kind="checkpoint", path=str(path), iteration=trainer.iteration

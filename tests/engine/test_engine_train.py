@@ -258,3 +258,23 @@ def test_a_fresh_run_in_a_used_work_dir_sets_the_earlier_results_aside(
     trainer.train()
     trainer.close()
     assert len(_records(tmp_path / "metrics.jsonl")) == 1
+
+
+def test_a_fresh_run_in_a_used_work_dir_keeps_its_own_checkpoints_and_sets_the_old_best_aside(
+    write_config, registry, tmp_path
+):
+    best = {"best_metric": {"name": "mse", "mode": "min"}}
+    earlier = load_config(write_config({"schedule": {"epochs": 3}, "train": best}, name="earlier.yaml"))
+    run_train(earlier, RunOptions(work_dir=tmp_path), registry=registry)
+    old_best = (tmp_path / "best.pth").read_bytes()
+    fresh = load_config(
+        write_config({"schedule": {"epochs": 1}, "train": {**best, "keep_last": 1}}, name="fresh.yaml")
+    )
+    run_train(fresh, RunOptions(work_dir=tmp_path), registry=registry)
+    # keep_last prunes this run's line only: its epoch_1.pth stays (and last_checkpoint names
+    # it); the earlier run's later epochs are left until this run reaches them.
+    assert (tmp_path / "epoch_1.pth").is_file() and (tmp_path / "epoch_3.pth").is_file()
+    assert (tmp_path / "last_checkpoint").read_text().strip() == "epoch_1.pth"
+    set_aside = list(tmp_path.glob("best.*.pth"))
+    assert len(set_aside) == 1 and set_aside[0].read_bytes() == old_best
+    assert (tmp_path / "best.pth").read_bytes() != old_best
