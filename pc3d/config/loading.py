@@ -20,6 +20,7 @@ from pc3d.config.merging import merge_tracked
 from pc3d.config.node import Config
 from pc3d.config.overrides import apply_overrides
 from pc3d.config.type_checks import describe_value
+from pc3d.config.yaml_text import ConfigLoader
 from pc3d.errors import did_you_mean
 
 __all__ = ["CONFIG_SUFFIXES", "find_config", "list_configs", "load_config", "search_dirs"]
@@ -159,7 +160,8 @@ def _read_yaml(file: Path) -> tuple[dict[str, Any], Sources]:
 
 def _parse(text: str, file: Path) -> tuple[Any, dict[KeyPath, int]]:
     """The data of one YAML document and the line of each key, from a single parse."""
-    # libyaml's parser when PyYAML has it; the safe constructor either way (tags stay data).
+    # libyaml's parser when PyYAML has it; the safe constructor either way (tags stay data), and
+    # YAML 1.2's floats (1e-3): pc3d.config.yaml_text.
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -169,7 +171,7 @@ def _parse(text: str, file: Path) -> tuple[Any, dict[KeyPath, int]]:
     return data, _key_lines(node, file)
 
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: Any = ConfigLoader
 
 
 def _in_folders(path: Path, names: Sequence[Path], dirs: Sequence[Path]) -> Path | None:

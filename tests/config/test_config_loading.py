@@ -314,3 +314,15 @@ def test_aliases_are_independent_after_loading(tmp_path):
     path = write(tmp_path, "c.yaml", "shared: &r [0, 1]\na: {range: *r}\nb: {range: *r}\n")
     config = load(path, "a.range.0=5")
     assert config["a.range"] == [5, 1] and config["b.range"] == [0, 1]
+
+
+def test_exponent_floats_without_a_decimal_point_are_numbers(tmp_path):
+    # YAML 1.1 (PyYAML) reads 1e-3 as a string; configs and --set take it as Python does.
+    path = write(
+        tmp_path, "opt.yaml", "optimizer: {lr: 1e-3, weight_decay: 5E-4, name: e5}\nsteps: [1e3, 2]\n"
+    )
+    cfg = load(path, "optimizer.eps=1e-8", "optimizer.label=1e")
+    assert cfg.get("optimizer.lr") == 0.001 and cfg.get("optimizer.weight_decay") == 0.0005
+    assert cfg.get("optimizer.eps") == 1e-8 and cfg.get("steps") == [1000.0, 2]
+    assert cfg.get("optimizer.name") == "e5" and cfg.get("optimizer.label") == "1e"  # not numbers
+    assert yaml.safe_load("1e-3") == "1e-3"  # PyYAML's own loader is left as it is
