@@ -388,7 +388,13 @@ class Trainer:
     def _evaluate_and_track(self) -> dict[str, float]:
         metrics = self.evaluate()
         self.logger.log_eval(self.record_epoch, self.iteration, metrics)
-        track_best(self, metrics)
+        try:
+            track_best(self, metrics)
+        except ConfigError as err:  # a best_metric name no metric gives: keep what was trained
+            path = self.save_checkpoint()
+            raise ConfigError(
+                f"{err}; the run so far is saved in {path}: fix the name and continue with --resume {path}"
+            ) from err
         return metrics
 
     def state_dict(self) -> dict[str, Any]:

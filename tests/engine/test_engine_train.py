@@ -116,8 +116,19 @@ def test_keep_last_and_best_checkpoint(write_config, registry, tmp_path):
 
 def test_best_metric_must_be_an_evaluated_metric(write_config, registry, tmp_path):
     config = load_config(write_config({"train": {"best_metric": {"name": "mAP"}}}))
-    with pytest.raises(ConfigError, match=r"'mAP' is not among the evaluated metrics \(mse, count\)"):
+    with pytest.raises(
+        ConfigError, match=r"'mAP' is not among the evaluated metrics \(mse, count\)"
+    ) as error:
         run_train(config, RunOptions(work_dir=tmp_path), registry=registry)
+    # What was trained up to that first evaluation is kept, and the message says how to go on.
+    saved = tmp_path / "epoch_1.pth"
+    assert saved.is_file() and f"continue with --resume {saved}" in str(error.value)
+    fixed = load_config(
+        write_config({"train": {"best_metric": {"name": "mse", "mode": "min"}}}, name="fixed.yaml")
+    )
+    trainer = build_trainer(fixed, RunOptions(work_dir=tmp_path, resume=saved), registry=registry)
+    assert trainer.iteration == 8  # one epoch of 8 iterations
+    trainer.close()
 
 
 def test_load_from_takes_weights_only(write_config, registry, tmp_path):
