@@ -43,6 +43,31 @@ def box_columns(width: int) -> list[str]:
     return ["x", "y", "z", *SIZE_NAMES, "yaw", *(f"extra_{i}" for i in range(7, width))]
 
 
+def check_column_order(source: str, names: list[str]) -> None:
+    """Refuse box column names that place a known column elsewhere than pc3d reads it.
+
+    Box values are read by position (``x y z x_size y_size z_size yaw``, then extras); names are
+    not used to reorder them. A file whose header or ``columns`` puts one of those seven names at
+    another position (``yaw,x,y,...``) would be misread silently, so it is an error; other names
+    (``l``, ``w``, ``h``, ``ry`` ...) are taken as positional.
+
+    Args:
+        source: the file, named in the error.
+        names: the names of the box value columns (without ``label`` and ``score``), in order.
+
+    Raises:
+        FormatError: a known name out of its place.
+    """
+    known = box_columns(7)
+    for position, name in enumerate(names):
+        name = str(name).strip().lower()
+        if name in known and known.index(name) != position:
+            raise FormatError(
+                f"{source}: column {position} is named {name!r}, but box values are read by position "
+                f"({', '.join(known)}, then extras): write the columns in that order"
+            )
+
+
 @dataclass(frozen=True)
 class BoxFile:
     """The content of a box file.

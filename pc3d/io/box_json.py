@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 
 from pc3d.errors import FormatError
-from pc3d.io.box_file import BoxFile, box_columns, check_mode, float32_number, validate_boxes
+from pc3d.io.box_file import (
+    BoxFile,
+    box_columns,
+    check_column_order,
+    check_mode,
+    float32_number,
+    validate_boxes,
+)
 from pc3d.io.jsonio import dumps
 
 __all__ = ["JSON_KEYS", "PREDICTION_KEYS", "encode_box_json", "read_box_json"]
@@ -50,6 +57,10 @@ def read_box_json(path: Path) -> BoxFile:
         raise FormatError(
             f"{path}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}"
         ) from err
+    except UnicodeDecodeError as err:
+        raise FormatError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from err
+    except RecursionError as err:
+        raise FormatError(f"{path}: JSON nested too deeply to be a box file") from err
     if not isinstance(content, dict):
         raise FormatError(
             f"{path}: expected a JSON object with 'mode' and 'boxes', got {type(content).__name__}"
@@ -68,6 +79,8 @@ def read_box_json(path: Path) -> BoxFile:
         raise FormatError(
             f"{path}: 'columns' names {len(content['columns'])} columns, boxes have {boxes.shape[1]}"
         )
+    if isinstance(content.get("columns"), list):
+        check_column_order(f"{path}: 'columns'", content["columns"])
     labels = _labels(path, content.get("labels"), len(boxes))
     scores = _scores(path, content.get("scores"), len(boxes))
     meta = content.get("meta", {})

@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from pc3d.errors import FormatError
-from pc3d.io.box_file import BoxFile, box_columns, check_mode, float32_number, validate_boxes
+from pc3d.io.box_file import (
+    BoxFile,
+    box_columns,
+    check_column_order,
+    check_mode,
+    float32_number,
+    validate_boxes,
+)
 from pc3d.io.values import is_number
 
 __all__ = ["encode_box_table", "read_box_table"]
@@ -55,6 +62,8 @@ def read_box_table(path: Path, delimiter: str | None) -> BoxFile:
         if len(tokens) != width:
             raise FormatError(f"{path}: line {line_no} has {len(tokens)} values, expected {width}")
     value_cols = [i for i in range(width) if i not in (label_col, score_col)]
+    if header:
+        check_column_order(str(path), [header[i] for i in value_cols])
     if len(value_cols) < 7:
         raise FormatError(
             f"{path}: boxes have {len(value_cols)} values per row, expected at least 7 "
@@ -82,7 +91,11 @@ def _split_lines(path: Path, delimiter: str | None) -> tuple[str | None, _Rows]:
     """The `# mode:` comment's mode (or None) and the tokens of every data line."""
     mode: str | None = None
     body: _Rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise FormatError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from err
+    for line_no, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped:
             continue

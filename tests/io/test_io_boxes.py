@@ -216,3 +216,36 @@ def test_pc3d_infer_predictions_read_as_a_box_file(tmp_path: Path) -> None:
     path.write_text(json.dumps({"boxes_3d": boxes}))
     with pytest.raises(FormatError, match="no 'box_mode' key"):
         read_box_file(path)
+
+
+def test_column_names_out_of_their_place_are_refused(tmp_path: Path) -> None:
+    # Values are read by position: a header or 'columns' that puts a known name elsewhere would
+    # be misread silently (yaw taken as x).
+    table = tmp_path / "reorder.csv"
+    table.write_text("yaw,x,y,z,x_size,y_size,z_size\n0.5,1,2,3,4,5,6\n")
+    with pytest.raises(
+        FormatError, match=r"reorder.csv: column 0 is named 'yaw', but box values are read by position"
+    ):
+        read_box_file(table)
+    listed = tmp_path / "reorder.json"
+    listed.write_text(
+        '{"mode": "lidar", "columns": ["x", "y", "z", "yaw", "x_size", "y_size", "z_size"], '
+        '"boxes": [[1, 2, 3, 0.5, 4, 5, 6]]}'
+    )
+    with pytest.raises(FormatError, match=r"'columns': column 3 is named 'yaw'"):
+        read_box_file(listed)
+    other_names = tmp_path / "lwh.csv"  # names pc3d does not use are taken by position
+    other_names.write_text("x,y,z,l,w,h,ry,label\n1,2,3,4,5,6,0.5,car\n")
+    assert read_box_file(other_names).boxes.tolist() == [[1, 2, 3, 4, 5, 6, 0.5]]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".txt", ".json"])
+def test_files_that_are_not_utf8_text_are_a_format_error(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"binary{suffix}"
+    path.write_bytes(b"\xff\xfe1,2")
+    with pytest.raises(FormatError, match="not a UTF-8 text file"):
+        read_box_file(path)
+    if suffix == ".json":
+        path.write_text("[" * 100000 + "]" * 100000)
+        with pytest.raises(FormatError, match="nested too deeply"):
+            read_box_file(path)
