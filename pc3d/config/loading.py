@@ -20,7 +20,7 @@ from pc3d.config.merging import merge_tracked
 from pc3d.config.node import Config
 from pc3d.config.overrides import apply_overrides
 from pc3d.config.type_checks import describe_value
-from pc3d.config.yaml_text import ConfigLoader
+from pc3d.config.yaml_text import ConfigLoader, yaml_error_line
 from pc3d.errors import did_you_mean
 
 __all__ = ["CONFIG_SUFFIXES", "find_config", "list_configs", "load_config", "search_dirs"]
@@ -145,10 +145,7 @@ def _read_yaml(file: Path) -> tuple[dict[str, Any], Sources]:
     try:
         data, lines = _parse(text, file)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(file)
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from err
+        raise ConfigError(yaml_error_line(err, str(file))) from err
     if data is None:
         data = {}
     if not isinstance(data, dict):

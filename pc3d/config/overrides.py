@@ -12,7 +12,7 @@ from pc3d.config.merging import without_replace
 from pc3d.config.node import Config
 from pc3d.config.references import REFERENCE, resolve_references
 from pc3d.config.type_checks import describe_value
-from pc3d.config.yaml_text import load_yaml_value
+from pc3d.config.yaml_text import load_yaml_value, yaml_problem
 
 __all__ = ["apply_overrides", "parse_override"]
 
@@ -34,7 +34,7 @@ def parse_override(item: str) -> tuple[KeyPath, Any]:
     try:
         value = load_yaml_value(raw)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{origin}: value is not valid YAML: {err}") from err
+        raise ConfigError(f"{origin}: the value is not valid YAML: {yaml_problem(err)}") from err
     return path, without_replace(value)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["ConfigLoader", "load_yaml_value"]
+__all__ = ["ConfigLoader", "load_yaml_value", "yaml_error_line", "yaml_problem"]
 
 
 class ConfigLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
@@ -29,3 +29,16 @@ ConfigLoader.add_implicit_resolver(
 def load_yaml_value(text: str) -> Any:
     """One YAML document (a ``--set`` value) read with :class:`ConfigLoader`."""
     return yaml.load(text, Loader=ConfigLoader)
+
+
+def yaml_error_line(err: yaml.YAMLError, source: str) -> str:
+    """``"<source>:<line>:<column>: invalid YAML: <problem>"``: a YAML error on one line (PyYAML's
+    own message spans several, with a quote of the text)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+    return f"{where}: invalid YAML: {yaml_problem(err)}"
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """What PyYAML says is wrong, in one line (``did not find expected ',' or ']'``)."""
+    return str(getattr(err, "problem", None) or str(err).splitlines()[0])

@@ -123,7 +123,14 @@ class CustomLidarLayout:
             raise FileNotFoundError(
                 f"{meta_path} does not exist: a custom LiDAR data set needs a dataset.yaml (docs/datasets.md)"
             )
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
+        try:
+            meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            from pc3d.config.yaml_text import yaml_error_line
+
+            raise FormatError(yaml_error_line(err, str(meta_path))) from err
+        except UnicodeDecodeError as err:
+            raise FormatError(f"{meta_path}: not a UTF-8 text file ({err.reason})") from err
         if not isinstance(meta, dict):
             raise FormatError(f"{meta_path}: expected a mapping with 'classes' and 'point_columns'")
         known = {"classes", "point_columns", "points", "labels", "splits", "name", "description"}

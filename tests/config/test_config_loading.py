@@ -266,8 +266,9 @@ def test_overrides_index_lists_and_report_bad_paths(tmp_path):
         load(path, "lr")
     with pytest.raises(ConfigError, match="_base_ cannot be overridden"):
         load(path, "_base_=other.yaml")
-    with pytest.raises(ConfigError, match="value is not valid YAML"):
+    with pytest.raises(ConfigError, match=r"--set lr=\[1, 2: the value is not valid YAML: ") as error:
         load(path, "lr=[1, 2")
+    assert "\n" not in str(error.value)  # one line
     with pytest.raises(ConfigError, match="empty part between dots"):
         load(path, "model..head=1")
 

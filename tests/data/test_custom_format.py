@@ -54,6 +54,10 @@ def test_label_errors_name_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "dataset.yaml").write_text("classes: [Car]\npoint_colums: [x, y, z]\n")
     with pytest.raises(FormatError, match="point_columns"):
         CustomLidarLayout.open(tmp_path)
+    (tmp_path / "dataset.yaml").write_text("classes: [car\n")  # one line naming file, line and column
+    with pytest.raises(FormatError, match=r"dataset.yaml:2:1: invalid YAML: expected ',' or '\]'") as error:
+        CustomLidarLayout.open(tmp_path)
+    assert "\n" not in str(error.value)
 
 
 def test_kitti_to_custom_round_trip(tmp_path: Path) -> None:
