@@ -30,6 +30,7 @@ EXAMPLES = """examples:
 
 Without --calib the default axis permutation between the systems is used (MMDetection3D's);
 with a KITTI calibration, LiDAR <-> camera uses R0_rect @ Tr_velo_to_cam (and its inverse).
+KITTI label_2 files need their frame's --calib to go to or from lidar.
 Box files: .json .csv .txt .npy; point files: .bin .npy .pcd .ply. What INPUT holds follows its
 extension (a .npy with named fields or fewer than 7 columns is a point cloud, any other .npy
 needs --what). The format of OUTPUT follows its extension.
@@ -128,6 +129,18 @@ def _convert_boxes(args: argparse.Namespace) -> str:
 
     data = read_box_file(args.input)
     src = resolve_mode(data, args.src)
+    if (
+        data.meta.get("format") == "kitti label_2"
+        and {src, args.dst} == {"camera", "lidar"}
+        and args.calib is None
+    ):
+        from pc3d.errors import FormatError
+
+        # As pc3d show: the default axis swap has no translation (KITTI boxes would land ~0.3-0.7 m off).
+        raise FormatError(
+            f"{args.input}: KITTI label_2 boxes are in the rectified camera frame of their frame's "
+            f"calibration; converting them to {args.dst} needs it: pass --calib calib/<frame>.txt"
+        )
     rt_mat = rt_mat_from_calib(args.calib, src, args.dst)
     boxes = data.boxes
     if src != args.dst or rt_mat is not None:

@@ -143,6 +143,19 @@ def test_convert_reads_a_kitti_label_file_directly(tmp_path: Path) -> None:
     np.testing.assert_allclose(converted.boxes[:, 3:6], labels.dims_hwl[:, [2, 1, 0]], atol=1e-6)  # l, w, h
 
 
+def test_convert_refuses_kitti_labels_to_lidar_without_their_calibration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The default axis swap has no translation: KITTI boxes would land ~0.3-0.7 m off (as pc3d show refuses).
+    label_file = KITTI / "label_2" / "000001.txt"
+    assert main(["convert", "--dst", "lidar", str(label_file), str(tmp_path / "x.json")]) == 2
+    assert "converting them to lidar needs it: pass --calib" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+    assert (
+        main(["convert", "--dst", "camera", str(label_file), str(tmp_path / "same.json")]) == 0
+    )  # format only
+
+
 def test_convert_boxes_with_the_default_permutation(tmp_path: Path) -> None:
     path = tmp_path / "cam.npy"
     np.save(path, np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0]], np.float32))
