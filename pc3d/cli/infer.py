@@ -166,7 +166,11 @@ def write_detections(frame: Frame, args: argparse.Namespace) -> dict[str, Any]:
                 "class_names": frame.class_names,
             },
         )
-    if args.png:
+    if args.png and frame.points.shape[0] == 0 and len(dets) == 0:
+        import warnings
+
+        warnings.warn(f"{frame.cloud}: no points and no detections: no {stem}.png drawn", stacklevel=2)
+    elif args.png:
         import pc3d.vis
 
         pred = {
@@ -201,6 +205,11 @@ def kitti_side_files(cloud: Path, calib: Path | None) -> tuple[Path, Path | None
         return calib, image
     if root is not None and (root / "calib" / f"{cloud.stem}.txt").is_file():
         return root / "calib" / f"{cloud.stem}.txt", image
+    if root is not None:
+        raise Pc3dError(
+            f"{cloud}: --format kitti needs the LiDAR-to-camera calibration, and "
+            f"{root / 'calib' / (cloud.stem + '.txt')} does not exist: add it, or give --calib FILE"
+        )
     raise Pc3dError(
         f"{cloud}: --format kitti needs the LiDAR-to-camera calibration: give --calib FILE (the cloud is "
         "not in a KITTI layout .../velodyne/ID.bin with a calib/ID.txt)"
@@ -331,6 +340,9 @@ def run(args: argparse.Namespace) -> int:
         raise Pc3dError(f"--warmup must be 0 or more, got {args.warmup}")
     args.clouds = expand_folders(args.clouds)
     check_clouds(args.clouds)
+    if args.format == "kitti":
+        for cloud in args.clouds:  # before the model loads: every frame's calibration is there
+            kitti_side_files(cloud, args.calib)
     model = load_model(args.config, args.checkpoint, args.device, args.overrides, optimize=args.optimize)
     class_names = [str(n) for n in getattr(model, "class_names", [])]
     args.out_dir.mkdir(parents=True, exist_ok=True)

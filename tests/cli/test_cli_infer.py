@@ -25,6 +25,7 @@ import pc3d.io.points
 from pc3d.cli import main
 from pc3d.io.boxes import read_box_file
 from pc3d.io.kitti import lidar_to_camera_boxes, project_boxes_to_image, read_kitti_calib, read_kitti_labels
+from pc3d.structures import Detections3D, LiDARBoxes3D
 
 REPO = Path(__file__).resolve().parents[2]
 KITTI = REPO / "tests" / "data" / "kitti" / "training"
@@ -177,6 +178,20 @@ def test_kitti_format_without_calibration_is_an_error(
     assert infer(config, checkpoint, CLOUDS[0], tmp_path / "layout", "--format", "kitti") == 0
     written = (tmp_path / "o" / "cloud.txt").read_text()
     assert written.strip() and written == (tmp_path / "layout" / "000001.txt").read_text()
+    # In a KITTI layout whose calib/ID.txt is missing: said so, before the model runs on any frame.
+    layout = tmp_path / "nocal" / "training"
+    (layout / "velodyne").mkdir(parents=True)
+    (layout / "calib").mkdir()
+    for cloud in CLOUDS:
+        (layout / "velodyne" / cloud.name).write_bytes(cloud.read_bytes())
+    (layout / "calib" / "000001.txt").write_bytes(calib.read_bytes())
+    out = tmp_path / "nocal_out"
+    assert infer(config, checkpoint, layout / "velodyne", out, "--format", "kitti") == 2
+    assert (
+        f"{layout / 'calib' / '000004.txt'} does not exist: add it, or give --calib FILE"
+        in capsys.readouterr().err
+    )
+    assert not out.exists()
 
 
 def test_clouds_sharing_a_stem_are_refused_before_anything_runs(
@@ -270,6 +285,24 @@ def test_nan_in_a_feature_column_is_dropped_before_the_model(
     assert "1 of" in capsys.readouterr().err and not (tmp_path / "raise" / "nanint.json").exists()
     with pytest.raises(pc3d.errors.FormatError, match="which the model reads"):
         pc3d.inference.detect(model, poisoned, nan_policy="raise")
+
+
+def test_png_of_an_empty_frame_is_skipped_with_a_warning(
+    small: tuple[Path, Path, dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    renderer: None,
+) -> None:
+    config, checkpoint, _ = small
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    out = tmp_path / "o"
+    with pytest.MonkeyPatch.context() as patch:  # no detections on an empty frame, whatever the weights
+        none = Detections3D(LiDARBoxes3D(torch.zeros(0, 7)), torch.zeros(0), torch.zeros(0, dtype=torch.long))
+        patch.setattr(pc3d.inference, "predict", lambda *a, **k: none)
+        assert infer(config, checkpoint, [empty, CLOUDS[0]], out, "--png", "--warmup", "0") == 0
+    assert f"warning: {empty}: no points and no detections: no empty.png drawn" in capsys.readouterr().err
+    assert not (out / "empty.png").exists() and (out / "000001.png").is_file()
 
 
 def test_a_progress_bar_over_the_clouds_on_a_terminal(
