@@ -97,17 +97,21 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     result = kitti_eval(frames.gts, frames.dets, classes)
+    # The files first: `pc3d kitti-eval ... --json ap.json | head` closes stdout early.
+    if args.json:
+        write_json(args.json, result.to_dict())
+    plot = None
+    if args.plot is not None:
+        from pc3d.vis.plots import plot_pr_curves
+
+        plot = plot_pr_curves(result, args.plot)
     print(result.table())
     if not result.aos_computed and any(len(d) for d in frames.dets):
         print(
             "note: AOS not computed: the detections carry no observation angle (alpha = -10)", file=sys.stderr
         )
-    if args.json:
-        write_json(args.json, result.to_dict())
-    if args.plot is not None:
-        from pc3d.vis.plots import plot_pr_curves
-
-        print(f"wrote {plot_pr_curves(result, args.plot)}")
+    if plot is not None:
+        print(f"wrote {plot}")
     return 0
 
 

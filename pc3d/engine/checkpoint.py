@@ -161,6 +161,7 @@ def _torch_load(file: Path) -> Any:
 
 
 def _corrupt(file: Path, reason: str) -> CheckpointError:
+    reason = reason.split(". ", 1)[0]  # torch's zip reader adds paragraphs of advice
     return CheckpointError(
         f"checkpoint {file} is truncated or corrupt ({file.stat().st_size} bytes; {reason})"
         + _others_hint(file)
@@ -243,6 +244,9 @@ def resolve_resume(work_dir: str | os.PathLike[str], iters_per_epoch: int | None
 
 def _others_hint(file: Path) -> str:
     others = [p for p in list_checkpoints(file.parent) if p.resolve() != file.resolve()]
+    best = file.parent / BEST_NAME
+    if best.is_file() and best.resolve() != file.resolve():
+        others.insert(0, best)  # tried last (newest first below): a periodic one resumes later on
     if not others:
         return ""
     # Newest first, stopping at the first that loads: checkpoints can be gigabytes.

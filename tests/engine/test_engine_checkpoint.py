@@ -57,6 +57,14 @@ def test_truncated_checkpoint_is_a_clear_error_and_the_previous_one_still_loads(
     assert trainer.iteration == 16
     trainer.train()
     trainer.close()
+    assert "This is an internal" not in message  # torch's advice after its first sentence is cut
+    # With keep_last 1 the only other loadable file is best.pth: the hint names it.
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "epoch_3.pth").write_bytes(latest.read_bytes()[: size // 2])
+    (lone / "best.pth").write_bytes(previous.read_bytes())
+    with pytest.raises(ckpt.CheckpointError, match=r"the checkpoint .*lone/best.pth there loads"):
+        ckpt.load_checkpoint(lone / "epoch_3.pth")
     # Continuing from epoch 2 rewrote epoch 3 with the same weights the first run had.
     run_train(config, RunOptions(work_dir=tmp_path / "again"), registry=registry)
     a, b = model_state(latest), model_state(tmp_path / "again/epoch_3.pth")
