@@ -26,6 +26,7 @@ class that is not in ``classes`` is an error naming the file and line.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,7 +217,8 @@ def kitti_to_custom(
     classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist"),
 ) -> Path:
     """Convert a KITTI root into a custom LiDAR data set at ``out`` (points copied as ``.bin``,
-    labels converted to LiDAR boxes with each frame's calibration, ``ImageSets`` as splits).
+    labels converted to LiDAR boxes with each frame's calibration, ``ImageSets`` as splits;
+    without ``ImageSets``, every frame in ``splits/all.txt``, with a warning).
 
     Objects of other classes (Van, Truck, ...) and DontCare regions are left out.
     """
@@ -242,8 +244,16 @@ def kitti_to_custom(
             boxes = frame.labels.to_lidar_boxes(frame.calib).tensor.numpy()[keep]
             names = [str(t) for t in objects.types[keep]]
         write_custom_labels(out / "labels" / f"{frame_id}.txt", boxes, names)
-    for split_file in sorted(image_sets.glob("*.txt")) if image_sets.is_dir() else []:
+    split_files = sorted(image_sets.glob("*.txt")) if image_sets.is_dir() else []
+    for split_file in split_files:
         atomic_write_text(out / "splits" / split_file.name, split_file.read_text(encoding="utf-8"))
+    if not split_files:  # a KITTI copy without ImageSets: every frame, as one split to start from
+        atomic_write_text(out / "splits" / "all.txt", "".join(f"{i}\n" for i in frame_ids))
+        warnings.warn(
+            f"{image_sets} does not exist: wrote every frame to splits/all.txt; write splits/train.txt and "
+            "splits/val.txt (frame ids, one per line) to train and validate on parts of it",
+            stacklevel=2,
+        )
     meta = {
         "classes": list(classes),
         "point_columns": ["x", "y", "z", "intensity"],

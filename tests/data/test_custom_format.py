@@ -77,6 +77,16 @@ def test_kitti_to_custom_round_trip(tmp_path: Path) -> None:
     assert np.array_equal(frame.points.tensor.numpy(), kitti_frame.points.array[:, :4].astype(np.float32))
 
 
+def test_kitti_to_custom_without_image_sets_writes_every_frame_as_one_split(tmp_path: Path) -> None:
+    kitti = write_synthetic_kitti(tmp_path / "kitti", scenes=3, seed=2)
+    for split in (kitti / "ImageSets").iterdir():
+        split.unlink()
+    (kitti / "ImageSets").rmdir()
+    with pytest.warns(UserWarning, match=r"ImageSets does not exist: wrote every frame to splits/all.txt"):
+        custom = kitti_to_custom(kitti, tmp_path / "custom")
+    assert CustomLidarLayout.open(custom).frame_ids("all") == ["000000", "000001", "000002"]
+
+
 def test_nan_points_are_dropped_with_a_warning_or_raise_naming_the_file(tmp_path: Path) -> None:
     from pc3d.io.points import NonFinitePointsWarning
 

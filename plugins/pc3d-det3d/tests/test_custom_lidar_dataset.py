@@ -40,7 +40,8 @@ def docs_config() -> str:
 def custom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The four shipped KITTI frames in the custom format: train 000000-000002; val all four, so
     that each class has an object there (Map3DMetric reports NaN for a class without one)."""
-    root = kitti_to_custom(KITTI_ROOT, tmp_path_factory.mktemp("data") / "custom")
+    with pytest.warns(UserWarning, match="ImageSets does not exist"):  # the shipped frames have none
+        root = kitti_to_custom(KITTI_ROOT, tmp_path_factory.mktemp("data") / "custom")
     (root / "splits").mkdir(exist_ok=True)
     (root / "splits" / "train.txt").write_text("000000\n000001\n000002\n")
     (root / "splits" / "val.txt").write_text("000000\n000001\n000002\n000004\n")
@@ -99,7 +100,7 @@ def test_errors_name_the_key(custom_root: Path, tmp_path: Path) -> None:
         CustomLidarDataset(str(custom_root), class_names=CLASSES, point_cloud_range=[0, 0, 0, 1, 1])
     with pytest.raises(FormatError, match="CustomLidarDataset: nan_policy must be 'drop' or 'raise'"):
         CustomLidarDataset(str(custom_root), class_names=CLASSES, nan_policy="ignore")  # type: ignore[arg-type]
-    with pytest.raises(FileNotFoundError, match=r"split 'test'.*splits here: \['train', 'val'\]"):
+    with pytest.raises(FileNotFoundError, match=r"split 'test'.*splits here: \['all', 'train', 'val'\]"):
         CustomLidarDataset(str(custom_root), class_names=CLASSES, split="test")
     with pytest.raises(FileNotFoundError, match="dataset.yaml does not exist"):
         CustomLidarDataset(str(tmp_path), class_names=CLASSES)
