@@ -85,6 +85,9 @@ def load_model(
     cfg = config if isinstance(config, Config) else load_config(config, list(overrides))
     if cfg.data.get("model") is None:
         raise Pc3dError(f"{cfg.path or 'config'}: no 'model' section")
+    from pc3d.engine.schema import parse_run_spec
+
+    parse_run_spec(cfg)  # the key checks of pc3d train / test: `--set runtime.devise=cpu` is no silent no-op
     model = build(cfg.node("model"), "model")
     if not isinstance(model, nn.Module):
         raise Pc3dError(

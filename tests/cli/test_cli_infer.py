@@ -556,3 +556,13 @@ def test_cuda_without_a_cuda_device_is_a_one_line_error(
     assert "device 'cuda' asked for, but torch sees no CUDA device" in capsys.readouterr().err
     with pytest.raises(pc3d.errors.Pc3dError, match="torch sees no CUDA device"):
         pc3d.inference.load_model(config, device="cuda:0")
+
+
+def test_unknown_config_keys_are_refused_as_by_train_and_test(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint, _ = small
+    assert infer(config, checkpoint, CLOUDS[0], tmp_path / "o", "--set", "runtime.devise=cpu") == 2
+    assert "unknown key 'devise' (did you mean 'device'?)" in capsys.readouterr().err
+    with pytest.raises(pc3d.errors.Pc3dError, match="unknown top-level key 'trian'"):
+        pc3d.inference.load_model(config, overrides=["trian.grad_clip=3"])
