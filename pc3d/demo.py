@@ -103,16 +103,15 @@ def _train(config: Any, run_dir: Path) -> None:
 
 def _evaluate(model: torch.nn.Module, config: Any) -> tuple[Any, list[tuple[Any, Any]]]:
     """KITTI evaluation of the validation split; also returns (sample, detections) pairs."""
-    from tqdm import tqdm
-
     from pc3d.config import build
+    from pc3d.engine.logging import terminal_progress
     from pc3d.evaluation.kitti import KittiMetric
 
     dataset = build(config.node("data.val.dataset"), kind="dataset")
     metric = KittiMetric(classes=config.get("class_names"))
     kept: list[tuple[Any, Any]] = []
     with torch.no_grad():
-        for index in tqdm(range(len(dataset)), desc="evaluate", unit="frame"):
+        for index in terminal_progress(range(len(dataset)), "evaluate", unit="frame"):
             item = dataset[index]
             detections = model.predict([item["points"]])  # type: ignore[operator]
             metric.update(detections, {"kitti_labels": [item["kitti_labels"]], "calib": [item["calib"]]})

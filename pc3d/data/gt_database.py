@@ -300,10 +300,10 @@ def gt_database_from_config(
         raise FormatError("no point_cloud_range (ObjectSample or the data set) to record in the GT database")
     rng_list = [float(v) for v in (rng.tolist() if isinstance(rng, Tensor) else rng)]
     indices: Iterable[int] = range(len(dataset))
-    if progress:
-        from tqdm import tqdm
+    if progress:  # on a terminal only: a log file gets no bar lines
+        from pc3d.engine.logging import terminal_progress
 
-        indices = tqdm(indices, desc="pc3d data gt-database", unit="frame")
+        indices = terminal_progress(indices, "pc3d data gt-database", unit="frame")
 
     def frames() -> Iterable[Sample3D]:
         for index in indices:

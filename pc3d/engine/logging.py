@@ -62,7 +62,9 @@ def console_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return dict(list(chosen.items())[:CONSOLE_METRICS])
 
 
-def terminal_progress(items: Iterable[T], label: str | None, unit: str = "batch") -> Iterable[T]:
+def terminal_progress(
+    items: Iterable[T], label: str | None, unit: str = "batch", total: int | None = None
+) -> Iterable[T]:
     """``items`` behind a tqdm bar labelled ``label`` when stderr is a terminal (cleared when
     done), else ``items`` as they are; ``label=None`` shows no bar.
 
@@ -73,7 +75,8 @@ def terminal_progress(items: Iterable[T], label: str | None, unit: str = "batch"
         return items
     from tqdm import tqdm
 
-    total = len(items) if isinstance(items, Sized) else None
+    if total is None and isinstance(items, Sized):
+        total = len(items)
     return tqdm(items, total=total, desc=label, unit=unit, leave=False, dynamic_ncols=True, file=sys.stderr)
 
 

@@ -270,3 +270,22 @@ def test_console_line_shows_the_headline_metrics() -> None:
     assert set(shown) == {k for k in kitti if "moderate_strict" in k} and len(shown) == 6
     many = {f"m{i}": float(i) for i in range(30)}
     assert list(console_metrics(many)) == [f"m{i}" for i in range(CONSOLE_METRICS)]
+
+
+def test_terminal_progress_draws_on_a_terminal_only(monkeypatch, tmp_path):
+    from pc3d.data.synthetic import write_synthetic_kitti
+    from pc3d.engine.logging import terminal_progress
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file
+    assert list(terminal_progress(range(3), "work")) == [0, 1, 2]
+    assert sys.stderr.getvalue() == ""
+    write_synthetic_kitti(tmp_path / "synth", scenes=2, seed=0, progress=True)
+    assert "pc3d data synth" not in sys.stderr.getvalue()
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert list(terminal_progress(iter(range(3)), "work", unit="scene", total=3)) == [0, 1, 2]
+    assert "work:   0%" in sys.stderr.getvalue() and "0/3" in sys.stderr.getvalue()

@@ -214,10 +214,10 @@ def write_synthetic_kitti(
         frames = pool.map(_frame_pair, [(seed, i, settings) for i in range(int(scenes))], chunksize=4)
     else:
         frames = iter_frames(seed, int(scenes), settings)
-    if progress:
-        from tqdm import tqdm
+    if progress:  # on a terminal only: a log file gets no bar lines
+        from pc3d.engine.logging import terminal_progress
 
-        frames = tqdm(frames, total=int(scenes), desc="pc3d data synth", unit="scene")
+        frames = terminal_progress(frames, "pc3d data synth", unit="scene", total=int(scenes))
     ids = []
     for frame_id, frame in frames:
         atomic_write_bytes(training / "velodyne" / f"{frame_id}.bin", frame.sweep.points.tobytes())
