@@ -338,6 +338,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.warmup < 0:
         raise Pc3dError(f"--warmup must be 0 or more, got {args.warmup}")
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise Pc3dError(f"--out-dir {args.out_dir} is a file, not a folder")
     args.clouds = expand_folders(args.clouds)
     check_clouds(args.clouds)
     if args.format == "kitti":

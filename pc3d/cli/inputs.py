@@ -27,6 +27,27 @@ def must_exist(path: Path, what: str = "") -> None:
         raise IsADirectoryError(f"{prefix}{path} is a folder, expected a file")
 
 
+def writable_file(path: Path, what: str) -> None:
+    """Check, before any work, that a file can be written at `path`: it is not a folder and
+    no part of its folder is a file.
+
+    Args:
+        path: The file to write (it may exist: it is then replaced).
+        what: How the message names it (an option such as `--json`).
+
+    Raises:
+        IsADirectoryError: `path` is a folder.
+        NotADirectoryError: a part of its folder is a file.
+    """
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a folder, expected a file to write")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{what} {path}: {parent} is a file, not a folder")
+            break
+
+
 def kitti_training_dir(root: Path) -> Path:
     """The folder holding `velodyne/`, `calib/`, ... given a KITTI root or its `training` folder.
 

@@ -60,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
     from pc3d.config import load_config
     from pc3d.engine.runner import run_test
 
+    if args.json is not None:  # before the evaluation, which can take an hour
+        from pc3d.cli.inputs import writable_file
+
+        writable_file(args.json, "--json")
     config = load_config(args.config, args.overrides)
     run_test(config, args.checkpoint, json_path=args.json, device=args.device, optimize=args.optimize)
     return 0

@@ -566,3 +566,14 @@ def test_unknown_config_keys_are_refused_as_by_train_and_test(
     assert "unknown key 'devise' (did you mean 'device'?)" in capsys.readouterr().err
     with pytest.raises(pc3d.errors.Pc3dError, match="unknown top-level key 'trian'"):
         pc3d.inference.load_model(config, overrides=["trian.grad_clip=3"])
+
+
+def test_an_out_dir_that_is_a_file_is_refused_before_the_model_loads(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint, _ = small
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    assert infer(config, checkpoint, CLOUDS[0], taken) == 2
+    assert f"--out-dir {taken} is a file, not a folder" in capsys.readouterr().err
+    assert taken.read_text() == "keep me"

@@ -78,6 +78,37 @@ def test_progress_bars_on_a_terminal_for_validation_and_test(
     assert "test (val)" not in sys.stderr.getvalue()
 
 
+def test_test_checks_its_json_path_before_evaluating(
+    write_config, tmp_path, cli_plugins, capsys, monkeypatch
+):
+    config = write_config({"schedule": {"epochs": 1}})
+    assert main(["train", str(config), "--work-dir", str(tmp_path / "w")]) == 0
+    import pc3d.engine.runner
+
+    monkeypatch.setattr(pc3d.engine.runner, "run_test", lambda *a, **k: pytest.fail("evaluated"))
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "afile").write_text("")
+    capsys.readouterr()
+    assert (
+        main(["test", str(config), str(tmp_path / "w" / "epoch_1.pth"), "--json", str(tmp_path / "folder")])
+        == 2
+    )
+    assert f"--json {tmp_path / 'folder'} is a folder, expected a file to write" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "test",
+                str(config),
+                str(tmp_path / "w" / "epoch_1.pth"),
+                "--json",
+                str(tmp_path / "afile" / "m.json"),
+            ]
+        )
+        == 2
+    )
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
+
+
 def test_load_from_on_the_command_line(write_config, tmp_path, cli_plugins):
     config = write_config({"schedule": {"epochs": 1}})
     assert main(["train", str(config), "--work-dir", str(tmp_path / "a")]) == 0
