@@ -78,6 +78,8 @@ def load_model(
     # Imported here: the engine pulls in the data loaders, which a plain import of pc3d skips.
     from pc3d.allocator import keep_freed_memory
     from pc3d.engine.checkpoint import load_checkpoint, model_state_from
+    from pc3d.engine.dist import resolve_device
+    from pc3d.engine.schema import parse_run_spec
     from pc3d.engine.state import class_order_mismatch, load_model_state
     from pc3d.nn.fuse import inference_copy
 
@@ -85,9 +87,8 @@ def load_model(
     cfg = config if isinstance(config, Config) else load_config(config, list(overrides))
     if cfg.data.get("model") is None:
         raise Pc3dError(f"{cfg.path or 'config'}: no 'model' section")
-    from pc3d.engine.schema import parse_run_spec
-
-    parse_run_spec(cfg)  # the key checks of pc3d train / test: `--set runtime.devise=cpu` is no silent no-op
+    # The key checks of pc3d train / test: `--set runtime.devise=cpu` is no silent no-op.
+    spec = parse_run_spec(cfg)
     model = build(cfg.node("model"), "model")
     if not isinstance(model, nn.Module):
         raise Pc3dError(
@@ -103,10 +104,7 @@ def load_model(
         if mismatch is not None:
             raise Pc3dError(mismatch)
     if device is None:
-        runtime = cfg.data.get("runtime")
-        device = str(runtime.get("device", "auto")) if isinstance(runtime, dict) else "auto"
-    from pc3d.engine.dist import resolve_device
-
+        device = spec.runtime.device
     target = resolve_device(device) if device in ("auto", "cpu", "cuda") else torch.device(device)
     if target.type == "cuda":
         resolve_device("cuda")  # a clear error where torch has no CUDA device
