@@ -209,11 +209,8 @@ def list_checkpoints(work_dir: str | os.PathLike[str], iters_per_epoch: int | No
     found = [p for p in folder.iterdir() if _PERIODIC.match(p.name) and p.is_file()]
 
     def order(path: Path) -> tuple[float, str]:
-        match = _PERIODIC.match(path.name)
-        assert match is not None
-        number = int(match.group(2))
         if iters_per_epoch is not None:
-            return (number * iters_per_epoch if match.group(1) == "epoch" else number, path.name)
+            return (float(checkpoint_iteration(path, iters_per_epoch) or 0), path.name)
         return (path.stat().st_mtime, path.name)
 
     return sorted(found, key=order)
