@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from pc3d.errors import FormatError
-from pc3d.nn.weight_fit import weight_mismatch
+from pc3d.nn.weight_fit import first_named, weight_mismatch
 
 _BN = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
 SPARSE_CONV = "sparse_conv"
@@ -222,11 +222,6 @@ def mmcv_sparse_weight_to_spconv(weight: Tensor) -> Tensor:
     return weight.permute(4, 0, 1, 2, 3).contiguous()
 
 
-def _listing(items: list[str]) -> str:
-    shown = ", ".join(items[:_MAX_LISTED])
-    return shown + (f", ... ({len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
-
-
 def convert_mmdet3d_state_dict(
     state_dict: Mapping[str, Tensor],
     component_names: Mapping[str, str] | None = None,
@@ -275,10 +270,10 @@ def convert_mmdet3d_state_dict(
         parts = []
         if unmapped:
             parts.append(
-                f"{len(unmapped)} keys no row of the MMDetection3D key table maps: {_listing(unmapped)}"
+                f"{len(unmapped)} keys no row of the MMDetection3D key table maps: {first_named(unmapped, _MAX_LISTED)}"
             )
         if misshaped:
-            parts.append(f"{len(misshaped)} mis-shaped keys: {_listing(misshaped)}")
+            parts.append(f"{len(misshaped)} mis-shaped keys: {first_named(misshaped, _MAX_LISTED)}")
         raise FormatError(f"{source}: " + "; ".join(parts))
     return out
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["WeightDifferences", "weight_differences", "weight_mismatch"]
+__all__ = ["WeightDifferences", "first_named", "weight_differences", "weight_mismatch"]
 
 #: Keys named per kind (missing, unexpected, other shape); the rest are counted.
 MAX_NAMED = 6
@@ -70,14 +70,14 @@ def weight_mismatch(expected: Mapping[str, Any], weights: Mapping[str, Any]) -> 
     parts = []
     if found.unexpected:
         parts.append(
-            f"{_counted(found.unexpected, 'checkpoint keys the model does not have')}: {_named(found.unexpected)}"
+            f"{_counted(found.unexpected, 'checkpoint keys the model does not have')}: {first_named(found.unexpected)}"
         )
     if found.missing:
         parts.append(
-            f"{_counted(found.missing, 'model keys the checkpoint does not have')}: {_named(found.missing)}"
+            f"{_counted(found.missing, 'model keys the checkpoint does not have')}: {first_named(found.missing)}"
         )
     if found.shapes:
-        parts.append(f"{len(found.shapes)} keys with other shapes: {_named(found.shapes)}")
+        parts.append(f"{len(found.shapes)} keys with other shapes: {first_named(found.shapes)}")
     return "; ".join(parts) or None
 
 
@@ -93,6 +93,7 @@ def _counted(keys: list[str], what: str) -> str:
     return f"{len(keys)} {what} ({per_module})"
 
 
-def _named(items: list[str]) -> str:
-    shown = ", ".join(items[:MAX_NAMED])
-    return shown + (f", ... ({len(items) - MAX_NAMED} more)" if len(items) > MAX_NAMED else "")
+def first_named(items: list[str], limit: int = MAX_NAMED) -> str:
+    """The first ``limit`` of ``items``, comma-separated, and how many more there are."""
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
