@@ -89,24 +89,25 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def check(config: Config) -> None:
-    """Parse the engine's sections, check the optimizer and schedule, and build the top-level
-    components (the model, metrics).
+    """Parse the engine's sections (bounds included), check the optimizer and schedule, build
+    the top-level components (the model, metrics) and check the datasets and training hooks.
 
-    Datasets are not built: building one reads (or generates) its data; so the checks of the
-    optimizer and schedule are the ones that need neither the model's parameters nor the
-    data's size.
+    Datasets are checked, not built: building one reads (or generates) its data. So their
+    checks are those of their arguments (names, types, bounds), and the checks of the optimizer
+    and schedule are the ones that need neither the model's parameters nor the data's size.
 
     Raises:
         ConfigError: The first problem found, naming its key and origin.
     """
-    from pc3d.config import ARGUMENT_KINDS, build
+    from pc3d.config import ARGUMENT_KINDS, build, check_component
     from pc3d.engine.optim import check_optimizer, check_schedule
     from pc3d.engine.schema import parse_run_spec
 
     spec = parse_run_spec(config)
     if spec.optimizer is not None:
         check_optimizer(spec.optimizer, config.node("optimizer"))
-    check_schedule(spec.schedule)
+    if spec.data.train is not None or config.data.get("schedule") is not None:
+        check_schedule(spec.schedule)  # a model-only config (for test or infer) needs none
     for key, value in config.data.items():
         kind = ARGUMENT_KINDS.get(key)
         if kind is None:
@@ -116,6 +117,11 @@ def check(config: Config) -> None:
         elif isinstance(value, list):
             for index in range(len(value)):
                 build(config.node(f"{key}.{index}"), kind=kind)
+    for split in ("train", "val", "test"):
+        if getattr(spec.data, split) is not None:
+            check_component(config.node(f"data.{split}.dataset"), kind="dataset")
+    for index in range(len(spec.train.hooks)):
+        check_component(config.node(f"train.hooks.{index}"), kind="train_hook")
 
 
 def _source_order(config: Config) -> Callable[[KeyPath], int]:

@@ -27,7 +27,7 @@ from pc3d.registry import KINDS, Registry, UnknownComponentError, describe_unkno
 if TYPE_CHECKING:
     from pc3d.plugin_manager import PluginInfo
 
-__all__ = ["build"]
+__all__ = ["build", "check_component"]
 
 
 def build(node: ConfigNode | Mapping[str, Any], kind: str, *, registry: Registry | None = None) -> Any:
@@ -65,10 +65,54 @@ def build(node: ConfigNode | Mapping[str, Any], kind: str, *, registry: Registry
     return _Builder(get_registry(), get_plugin_manager().plugins).component(node, kind)
 
 
-class _Builder:
-    """Builds one component tree against one registry."""
+def check_component(
+    node: ConfigNode | Mapping[str, Any], kind: str, *, registry: Registry | None = None
+) -> None:
+    """Check the component mapping at ``node`` as :func:`build` would, without building it.
 
-    def __init__(self, registry: Registry, plugins: Sequence[PluginInfo] = ()) -> None:
+    Every ``type`` is looked up, every key checked against its constructor's signature and every
+    plain value against its type hint (bounds included), nested components too; no constructor
+    is called. For a component that reads files or generates data when built (a dataset), this
+    is the check that costs nothing (``pc3d config show --check``). What only the constructor
+    checks (a data folder that does not exist) is left to the build.
+
+    Raises:
+        ConfigError: as :func:`build`.
+    """
+    if kind not in KINDS:
+        raise ConfigError(describe_unknown_kind(kind))
+    if not isinstance(node, ConfigNode):
+        node = ConfigNode(node)
+    if registry is not None:
+        _Builder(registry, dry=True).component(node, kind)
+        return
+    from pc3d.plugin_manager import get_plugin_manager  # late: it imports the plugins
+
+    _Builder(get_registry(), get_plugin_manager().plugins, dry=True).component(node, kind)
+
+
+class _Unbuilt:
+    """What a dry builder returns for a component: checked, not built."""
+
+
+_UNBUILT = _Unbuilt()
+
+
+def _holds_unbuilt(value: Any) -> bool:
+    if value is _UNBUILT:
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_unbuilt(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_unbuilt(v) for v in value)
+    return False
+
+
+class _Builder:
+    """Builds one component tree against one registry (or, ``dry``, only checks it)."""
+
+    def __init__(self, registry: Registry, plugins: Sequence[PluginInfo] = (), *, dry: bool = False) -> None:
+        self.dry = dry
         self.registry = registry
         # The plugin manager's plugins when the registry is the manager's: error messages name
         # the installed plugins that are not loaded.
@@ -97,6 +141,8 @@ class _Builder:
             ) from None
         label = f"{kind} '{type_name}'"
         kwargs = self.arguments(node, target, label, type_name)
+        if self.dry:
+            return _UNBUILT
         try:
             return target(**kwargs)
         except ConfigError:
@@ -132,7 +178,8 @@ class _Builder:
                 )
             child = node.child(key)
             built = self.value(child, argument_kind(key, hints.get(key)))
-            kwargs[key] = conform(child.with_value(built), hints.get(key))
+            # An unbuilt component (dry run) cannot be checked against its argument's type.
+            kwargs[key] = built if _holds_unbuilt(built) else conform(child.with_value(built), hints.get(key))
         missing = [n for n, p in named.items() if p.default is inspect.Parameter.empty and n not in kwargs]
         if missing:
             raise ConfigError(

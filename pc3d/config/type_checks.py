@@ -7,8 +7,8 @@ differ (an integer where a float is expected, a mapping where a dataclass is exp
 
 Checked: ``bool``, ``int`` (not ``bool``), ``float`` (``int`` accepted), ``str``, ``None``,
 unions, ``Literal``, ``list``/``tuple``/``Sequence`` (item by item), ``dict``/``Mapping``,
-dataclasses (key by key), ``Annotated`` (its first argument), and classes (``isinstance``).
-Anything else (``Any``, type variables, protocols that are not runtime-checkable) is accepted.
+dataclasses (key by key), ``Annotated`` (its first argument, then any :class:`Range` among its
+extras: ``Annotated[int, Range(min=1)]``), and classes (``isinstance``). Anything else (``Any``, type variables, protocols that are not runtime-checkable) is accepted.
 """
 
 from __future__ import annotations
@@ -26,12 +26,53 @@ from pc3d.config.keys import ConfigError, dotted
 from pc3d.config.node import ConfigNode
 from pc3d.errors import did_you_mean
 
-__all__ = ["conform", "describe_value", "hint_name", "to_dataclass"]
+__all__ = ["Range", "conform", "describe_value", "hint_name", "to_dataclass"]
 
 _SEQUENCES = (list, tuple, collections.abc.Sequence, collections.abc.MutableSequence)
 _MAPPINGS = (dict, collections.abc.Mapping, collections.abc.MutableMapping)
 _UNIONS = (typing.Union, types.UnionType)
 _WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Bounds on a number, written next to its type: ``batch_size: Annotated[int, Range(min=1)]``.
+
+    A value outside is a :class:`ConfigError` at its key (``data.train.batch_size (from
+    x.yaml:7): must be at least 1, got 0``), for the engine's sections and for components'
+    constructor arguments alike.
+
+    Attributes:
+        min: The lowest value allowed (``None``: no lower bound).
+        max: The highest value allowed (``None``: no upper bound).
+        min_open: ``min`` itself is not allowed (``Range(min=0, min_open=True)``: more than 0).
+        max_open: ``max`` itself is not allowed.
+    """
+
+    min: float | None = None
+    max: float | None = None
+    min_open: bool = False
+    max_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies within the bounds (NaN never does)."""
+        if value != value:
+            return False
+        if self.min is not None and (value <= self.min if self.min_open else value < self.min):
+            return False
+        return self.max is None or (value < self.max if self.max_open else value <= self.max)
+
+    def describe(self) -> str:
+        """``at least 1``, ``more than 0``, ``in (0, 1]``..., as errors say it."""
+        if self.min is not None and self.max is not None:
+            return (
+                f"in {'(' if self.min_open else '['}{self.min:g}, {self.max:g}{')' if self.max_open else ']'}"
+            )
+        if self.min is not None:
+            return f"{'more than' if self.min_open else 'at least'} {self.min:g}"
+        if self.max is not None:
+            return f"{'less than' if self.max_open else 'at most'} {self.max:g}"
+        return "any number"
 
 
 class _Mismatch(Exception):
@@ -130,7 +171,7 @@ def to_dataclass(node: ConfigNode, cls: type, *, words: bool = True) -> Any:
                 f"{node.where(str(key))}: unknown key '{key}'{did_you_mean(str(key), fields)}; "
                 f"{section} accepts: {', '.join(fields)}"
             )
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     kwargs: dict[str, Any] = {}
     for name, spec in fields.items():
         if name in value:
@@ -146,7 +187,11 @@ def _conform(node: ConfigNode, hint: Any, words: bool) -> Any:
     if hint is Any:
         return value
     if origin is typing.Annotated:
-        return _conform(node, args[0], words)
+        conformed = _conform(node, args[0], words)
+        for bounds in (extra for extra in hint.__metadata__ if isinstance(extra, Range)):
+            if isinstance(conformed, (int, float)) and not bounds.contains(conformed):
+                raise ConfigError(f"{node.where()}: must be {bounds.describe()}, got {conformed!r}")
+        return conformed
     if origin in _UNIONS:
         return _union(node, args, words)
     if hint is type(None):

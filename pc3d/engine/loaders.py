@@ -24,7 +24,6 @@ from pc3d.errors import Pc3dError
 
 __all__ = [
     "TrainLoader",
-    "check_loader_spec",
     "choose_collate",
     "collate_lists",
     "make_eval_loader",
@@ -84,22 +83,6 @@ def choose_collate(dataset: Any, spec: LoaderSpec) -> Callable[[list[Any]], Any]
         if callable(own):
             return own
     return default_collate
-
-
-def check_loader_spec(spec: LoaderSpec, where: str) -> None:
-    """Check the numbers of a ``data.<split>`` section.
-
-    Args:
-        spec: the parsed section.
-        where: its config path (``data.train``), for messages.
-
-    Raises:
-        ConfigError: batch size below 1 or a negative number of workers.
-    """
-    if spec.batch_size < 1:
-        raise ConfigError(f"{where}.batch_size: must be at least 1, got {spec.batch_size}")
-    if spec.num_workers < 0:
-        raise ConfigError(f"{where}.num_workers: must be 0 or more, got {spec.num_workers}")
 
 
 def make_eval_loader(dataset: Any, spec: LoaderSpec, dist: DistInfo, seed: int) -> DataLoader:

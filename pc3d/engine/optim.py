@@ -40,6 +40,7 @@ from torch import nn
 from torch.optim import lr_scheduler
 
 from pc3d.config import ConfigError, ConfigNode
+from pc3d.engine.plan import schedule_length
 from pc3d.engine.schema import LrSpec, ScheduleSpec
 from pc3d.errors import did_you_mean
 
@@ -298,7 +299,8 @@ def build_scheduler(
 
 def check_schedule(spec: ScheduleSpec, where: str = "schedule") -> None:
     """Check what :func:`build_scheduler` checks that needs neither an optimizer nor the data's
-    size: options of another curve, the warm-up, the milestones (``pc3d config show --check``).
+    size: one of epochs and iterations, options of another curve, the warm-up, the milestones
+    (``pc3d config show --check``).
 
     Args:
         spec: the parsed ``schedule`` section.
@@ -307,6 +309,7 @@ def check_schedule(spec: ScheduleSpec, where: str = "schedule") -> None:
     Raises:
         ConfigError: as :func:`build_scheduler`.
     """
+    schedule_length(spec)
     _check_lr_options(spec.lr, f"{where}.lr")
     _warmup_iters(spec, where)
     if spec.lr.type in ("multistep", *_STEP_PRESETS):
@@ -317,10 +320,6 @@ def _warmup_iters(spec: ScheduleSpec, where: str) -> int:
     """The warm-up's length (0 without one), checked."""
     if spec.warmup is None:
         return 0
-    if spec.warmup.iters < 1:
-        raise ConfigError(f"{where}.warmup.iters: must be at least 1, got {spec.warmup.iters}")
-    if not 0 < spec.warmup.ratio <= 1:
-        raise ConfigError(f"{where}.warmup.ratio: must be in (0, 1], got {spec.warmup.ratio}")
     if spec.lr.type == "onecycle":
         raise ConfigError(f"{where}.warmup: onecycle brings its own warm-up (lr.pct_start); remove warmup")
     return spec.warmup.iters

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pc3d.config import ConfigError
-from pc3d.engine.schema import RunSpec
+from pc3d.engine.schema import RunSpec, ScheduleSpec
 
-__all__ = ["RunPlan", "plan_run"]
+__all__ = ["RunPlan", "plan_run", "schedule_length"]
 
 
 @dataclass(frozen=True)
@@ -38,22 +38,10 @@ def plan_run(spec: RunSpec, iters_per_epoch: int) -> RunPlan:
     every ``iters_per_epoch`` iterations).
 
     Raises:
-        ConfigError: both or neither of ``epochs`` / ``iterations``, or a count below 1.
+        ConfigError: both or neither of ``epochs`` / ``iterations``.
     """
-    schedule, train = spec.schedule, spec.train
-    if (schedule.epochs is None) == (schedule.iterations is None):
-        raise ConfigError("schedule: give exactly one of 'epochs' and 'iterations'")
-    by_epoch = schedule.epochs is not None
-    length = schedule.epochs if schedule.epochs is not None else schedule.iterations
-    assert length is not None
-    if length < 1:
-        raise ConfigError(f"schedule.{'epochs' if by_epoch else 'iterations'}: must be at least 1")
-    for key in ("eval_every", "checkpoint_every", "log_every"):
-        value = getattr(train, key)
-        if value is not None and value < 1:
-            raise ConfigError(f"train.{key}: must be at least 1, got {value}")
-    if train.keep_last is not None and train.keep_last < 1:
-        raise ConfigError("train.keep_last: must be at least 1 (or null to keep all)")
+    train = spec.train
+    by_epoch, length = schedule_length(spec.schedule)
     once_per_epoch = 1 if by_epoch else iters_per_epoch
     return RunPlan(
         by_epoch=by_epoch,
@@ -61,3 +49,17 @@ def plan_run(spec: RunSpec, iters_per_epoch: int) -> RunPlan:
         eval_every=train.eval_every or once_per_epoch,
         checkpoint_every=train.checkpoint_every or once_per_epoch,
     )
+
+
+def schedule_length(schedule: ScheduleSpec) -> tuple[bool, int]:
+    """Whether ``schedule`` counts epochs (else iterations), and how many.
+
+    Raises:
+        ConfigError: both or neither of ``epochs`` / ``iterations`` (the counts' bounds are the
+            schema's).
+    """
+    if schedule.epochs is not None and schedule.iterations is None:
+        return True, schedule.epochs
+    if schedule.iterations is not None and schedule.epochs is None:
+        return False, schedule.iterations
+    raise ConfigError("schedule: give exactly one of 'epochs' and 'iterations'")

@@ -30,7 +30,7 @@ from pc3d.engine.adapter import ModelAdapter
 from pc3d.engine.dist import DistInfo, destroy_distributed, init_distributed
 from pc3d.engine.evaluation import evaluate
 from pc3d.engine.hooks import HookList
-from pc3d.engine.loaders import check_loader_spec, make_eval_loader
+from pc3d.engine.loaders import make_eval_loader
 from pc3d.engine.logging import METRICS_NAME
 from pc3d.engine.schema import LoaderSpec, RunSpec, parse_run_spec
 from pc3d.engine.seed import derive_seed, seed_everything, set_deterministic
@@ -70,8 +70,6 @@ def default_work_dir(config: Config) -> Path:
 def _setup(spec: RunSpec, options: RunOptions) -> tuple[DistInfo, int]:
     runtime = spec.runtime
     if runtime.num_threads is not None:
-        if runtime.num_threads < 1:
-            raise ConfigError(f"runtime.num_threads: must be at least 1, got {runtime.num_threads}")
         torch.set_num_threads(runtime.num_threads)
     deterministic = runtime.deterministic if options.deterministic is None else options.deterministic
     set_deterministic(deterministic)  # before CUDA starts: cuBLAS reads its workspace setting once
@@ -347,7 +345,6 @@ def run_test(
             raise ckpt.CheckpointError(mismatch)
         fast = inference_copy(model) if optimize else None
         model = model if fast is None else fast
-        check_loader_spec(loader_spec, f"data.{split}")
         loader = make_eval_loader(dataset, loader_spec, dist, seed)
         results = evaluate(ModelAdapter(model), loader, metrics, dist, progress=f"test ({split})")
     finally:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pc3d.config import Config, ConfigError, ConfigNode
+from pc3d.config import Config, ConfigError, ConfigNode, Range
 from pc3d.config.type_checks import describe_value, to_dataclass
 from pc3d.errors import did_you_mean
 
@@ -34,14 +34,23 @@ __all__ = [
     "parse_section",
 ]
 
+#: A count of one or more (batch size, epochs, an interval).
+AtLeastOne = Annotated[int, Range(min=1)]
+#: A count of zero or more.
+NonNegative = Annotated[int, Range(min=0)]
+#: A number above zero (a norm, a factor, seconds).
+Positive = Annotated[float, Range(min=0, min_open=True)]
+#: A fraction in (0, 1].
+Fraction = Annotated[float, Range(min=0, max=1, min_open=True)]
+
 
 @dataclass
 class LoaderSpec:
     """``data.train`` / ``data.val`` / ``data.test``."""
 
     dataset: dict[str, Any]  # a component mapping (``type: <dataset>``), built by the runner
-    batch_size: int = 1  # per process; the global batch is batch_size x processes
-    num_workers: int = 0
+    batch_size: AtLeastOne = 1  # per process; the global batch is batch_size x processes
+    num_workers: NonNegative = 0
     shuffle: bool | None = None  # default: true for train, false otherwise
     drop_last: bool = False
     collate: Literal["auto", "default", "list"] = "auto"
@@ -60,8 +69,8 @@ class DataSpec:
 class WarmupSpec:
     """Linear warm-up from ``lr * ratio`` to ``lr`` over the first ``iters`` iterations."""
 
-    iters: int
-    ratio: float = 0.001
+    iters: AtLeastOne
+    ratio: Fraction = 0.001
 
 
 @dataclass
@@ -80,12 +89,12 @@ class LrSpec:
 
     type: Literal["constant", "multistep", "1x", "2x", "cosine", "onecycle"] = "constant"
     milestones: list[int] | None = None
-    gamma: float = 0.1
-    min_lr: float | None = None
-    min_ratio: float | None = None
-    pct_start: float = 0.3
-    div_factor: float = 25.0
-    final_div_factor: float = 1e4
+    gamma: Positive = 0.1
+    min_lr: Annotated[float, Range(min=0)] | None = None
+    min_ratio: Annotated[float, Range(min=0, max=1)] | None = None
+    pct_start: Annotated[float, Range(min=0, max=1, min_open=True, max_open=True)] = 0.3
+    div_factor: Positive = 25.0
+    final_div_factor: Positive = 1e4
     anneal_strategy: Literal["cos", "linear"] = "cos"
     three_phase: bool = False
 
@@ -94,16 +103,16 @@ class LrSpec:
 class ScheduleSpec:
     """How long to train (``epochs`` or ``iterations``, one of them) and the LR curve."""
 
-    epochs: int | None = None
-    iterations: int | None = None
+    epochs: AtLeastOne | None = None
+    iterations: AtLeastOne | None = None
     warmup: WarmupSpec | None = None
     lr: LrSpec = field(default_factory=LrSpec)
 
 
 @dataclass
 class GradClipSpec:
-    max_norm: float
-    norm_type: float = 2.0
+    max_norm: Positive
+    norm_type: Positive = 2.0
 
 
 @dataclass
@@ -122,11 +131,11 @@ class TrainSpec:
     grad_clip: GradClipSpec | None = None
     amp: bool = False  # mixed precision on CUDA (ignored with a warning on the CPU)
     amp_dtype: Literal["float16", "bfloat16"] = "float16"
-    eval_every: int | None = None
-    checkpoint_every: int | None = None
-    keep_last: int | None = None  # None keeps every periodic checkpoint
+    eval_every: AtLeastOne | None = None
+    checkpoint_every: AtLeastOne | None = None
+    keep_last: AtLeastOne | None = None  # None keeps every periodic checkpoint
     best_metric: BestMetricSpec | None = None
-    log_every: int = 10  # iterations
+    log_every: AtLeastOne = 10  # iterations
     hooks: list[dict[str, Any]] = field(default_factory=list)  # train_hook components
 
 
@@ -137,8 +146,8 @@ class RuntimeSpec:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     sync_bn: bool = False
     find_unused_parameters: bool = False
-    num_threads: int | None = None  # torch intra-op threads per process; None: torch's default
-    dist_timeout: float = 1800.0  # seconds a collective waits for the other ranks
+    num_threads: AtLeastOne | None = None  # torch intra-op threads per process; None: torch's default
+    dist_timeout: Positive = 1800.0  # seconds a collective waits for the other ranks
     tensorboard: bool | None = None  # None: when the tensorboard package is importable
     load_from: str | None = None  # start from these weights (like --load-from)
 

@@ -34,7 +34,7 @@ from pc3d.engine import evaluation
 from pc3d.engine.adapter import ModelAdapter, check_batch, check_trainable, total_loss
 from pc3d.engine.dist import DistInfo
 from pc3d.engine.hooks import HookList
-from pc3d.engine.loaders import check_loader_spec, make_eval_loader, make_train_loader, move_to_device
+from pc3d.engine.loaders import make_eval_loader, make_train_loader, move_to_device
 from pc3d.engine.logging import RunLogger, RunningMeans
 from pc3d.engine.optim import build_optimizer, build_scheduler
 from pc3d.engine.plan import plan_run
@@ -126,9 +126,6 @@ class Trainer:
         train_spec = self.spec.data.train
         if train_spec is None:
             raise ConfigError("data.train: a training config needs a data.train section")
-        for split, loader_spec in (("train", train_spec), ("val", self.spec.data.val)):
-            if loader_spec is not None:
-                check_loader_spec(loader_spec, f"data.{split}")
         self.train_spec = train_spec
         self.train_set = train_set
         train = make_train_loader(train_set, train_spec, self.dist, self.seed)

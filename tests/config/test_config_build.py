@@ -3,6 +3,7 @@ key's dotted path, its file and line, and "did you mean"."""
 
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 from collections.abc import Sequence
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 
 import pytest
 
-from pc3d.config import ARGUMENT_KINDS, ConfigError, Kind, build, load_config
+from pc3d.config import ARGUMENT_KINDS, ConfigError, Kind, Range, build, check_component, load_config
 from pc3d.plugin_api import Registrar, hookimpl
 from pc3d.plugin_manager import PluginManager
 from pc3d.registry import KINDS, Registry
@@ -30,7 +31,7 @@ class Head:
 
 
 class Flip:
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: Annotated[float, Range(min=0, max=1)] = 0.5):
         self.p = p
 
 
@@ -360,3 +361,57 @@ def test_mapping_without_type_and_bad_kinds(registry):
         build([1], kind="model", registry=registry)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="unknown component kind 'heads'"):
         build({"type": "Head"}, kind="heads", registry=registry)
+
+
+def test_bounds_in_a_constructors_annotation_are_checked_at_the_key(registry, tmp_path):
+    path = write(
+        tmp_path,
+        """
+        model:
+          type: Model
+          backbone: {type: Encoder, in_channels: 3}
+          head: {type: Head, num_classes: 2}
+          transforms:
+            - {type: Flip, p: 1.5}
+        """,
+    )
+    config = load_config(path)
+    where = rf"model.transforms.0.p \(from {re.escape(str(path))}:6\)"
+    with pytest.raises(ConfigError, match=rf"^{where}: must be in \[0, 1\], got 1.5$"):
+        build(config.node("model"), "model", registry=registry)
+    with pytest.raises(ConfigError, match=rf"^{where}: must be in \[0, 1\], got 1.5$"):
+        check_component(config.node("model"), "model", registry=registry)
+
+
+def test_check_component_checks_every_level_and_calls_no_constructor(registry, monkeypatch):
+    calls: list[str] = []
+    for cls in (Encoder, Head, Model):
+        original = cls.__init__
+
+        @functools.wraps(original)  # keeps the signature the builder checks against
+        def spy(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> None:
+            calls.append(type(self).__name__)
+            __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", spy)
+    good = {
+        "type": "Model",
+        "backbone": {"type": "Encoder", "in_channels": 3},
+        "head": {"type": "Head", "num_classes": 0},
+    }
+    # num_classes 0 is refused by Head's constructor only: a dry check cannot see it, build does.
+    assert check_component(good, "model", registry=registry) is None
+    assert calls == []
+    with pytest.raises(ConfigError, match="num_classes must be >= 1"):
+        build(good, "model", registry=registry)
+    assert calls == ["Encoder", "Head"]
+    nested_typo = {**good, "head": {"type": "Head", "num_clases": 2}}
+    with pytest.raises(
+        ConfigError, match=r"^head.num_clases \(from <dict>\): unknown argument 'num_clases' for head 'Head'"
+    ):
+        check_component(nested_typo, "model", registry=registry)
+    wrong_type = {**good, "backbone": {"type": "Encoder", "in_channels": "three"}}
+    with pytest.raises(
+        ConfigError, match=r"^backbone.in_channels \(from <dict>\): expected int, got a string 'three'"
+    ):
+        check_component(wrong_type, "model", registry=registry)

@@ -153,3 +153,56 @@ def test_a_config_of_a_plugin_that_is_not_loaded_says_so(monkeypatch, capsys, tm
         "which registers no components here: the plugin providing 'BEVDetector' may not be installed or enabled"
         in err
     )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("schedule.epochs=0", "schedule.epochs (from --set schedule.epochs=0): must be at least 1, got 0"),
+        (
+            "data.train.batch_size=0",
+            "data.train.batch_size (from --set data.train.batch_size=0): must be at least 1",
+        ),
+        (
+            "data.val.num_workers=-1",
+            "data.val.num_workers (from --set data.val.num_workers=-1): must be at least 0",
+        ),
+        ("train.keep_last=0", "train.keep_last (from --set train.keep_last=0): must be at least 1, got 0"),
+        (
+            "train.grad_clip={max_norm: 0}",
+            "train.grad_clip.max_norm (from --set train.grad_clip={max_norm: 0}): must be more than 0",
+        ),
+        (
+            "runtime.num_threads=0",
+            "runtime.num_threads (from --set runtime.num_threads=0): must be at least 1",
+        ),
+        ("schedule.iterations=100", "schedule: give exactly one of 'epochs' and 'iterations'"),
+        (
+            "data.train.dataset.max_point=5",
+            "data.train.dataset.max_point (from --set data.train.dataset.max_point=5): unknown argument 'max_point' "
+            "for dataset 'KittiDataset' (did you mean 'max_points'?)",
+        ),
+        ("data.val.dataset.pipeline=[{type: Flipp}]", "data.val.dataset.pipeline.0.type (from --set"),
+        (
+            "train.hooks=[{type: NoSuchHook}]",
+            "train.hooks.0.type (from --set train.hooks=[{type: NoSuchHook}]): unknown train_hook",
+        ),
+    ],
+)
+def test_check_refuses_counts_out_of_range_and_bad_dataset_arguments(override, message, capsys):
+    config = "pillar-center-tiny_kitti-mini-3class"
+    assert main(["config", "show", config, "--check", "--set", override]) == 2
+    assert message in capsys.readouterr().err
+    # Without --check the config is printed as written: the checks belong to --check and the run.
+    assert main(["config", "show", config, "--set", override]) == 0
+
+
+def test_check_passes_every_shipped_config_that_is_not_a_base():
+    from pc3d.config import list_configs
+    from pc3d.plugin_manager import get_plugin_manager
+
+    paths = [p for info in get_plugin_manager().loaded for p in list_configs(info.config_dirs)]
+    checked = [p for p in paths if "_base_" not in p.parts]
+    assert len(checked) >= 10
+    for path in checked:
+        assert main(["config", "show", str(path), "--check"]) == 0, path

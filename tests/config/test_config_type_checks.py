@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Protocol
 import pytest
 
 import pc3d.engine.schema as schema
-from pc3d.config import Config, ConfigError, ConfigNode, Kind, dump_config
+from pc3d.config import Config, ConfigError, ConfigNode, Kind, Range, dump_config
 from pc3d.config.type_checks import conform, describe_value, hint_name, to_dataclass
 
 
@@ -93,6 +93,27 @@ def test_literals_suggest_and_dataclasses_report_the_inner_key():
         ConfigError, match=r"^s.inner \(from <dict>\): expected a mapping or null, got a list \[1\]$"
     ):
         to_dataclass(node({"inner": [1]}, "s"), Outer)
+
+
+def test_range_checks_a_number_after_its_type():
+    count = Annotated[int, Range(min=1)]
+    assert conform(node(3, "n"), count) == 3
+    with pytest.raises(ConfigError, match=r"^n \(from <dict>\): must be at least 1, got 0$"):
+        conform(node(0, "n"), count)
+    with pytest.raises(ConfigError, match=r"^n \(from <dict>\): expected int, got a bool True$"):
+        conform(node(True, "n"), count)  # the type comes first
+    assert conform(node(None, "n"), count | None) is None
+    with pytest.raises(ConfigError, match=r"^n \(from <dict>\): must be at least 1, got -2$"):
+        conform(node(-2, "n"), count | None)
+    open_low = Annotated[float, Range(min=0, max=1, min_open=True)]
+    assert conform(node(1, "r"), open_low) == 1.0
+    for bad in (0, 1.5, float("nan")):
+        with pytest.raises(ConfigError, match=r"^r \(from <dict>\): must be in \(0, 1\], got "):
+            conform(node(bad, "r"), open_low)
+    assert Range(max=3, max_open=True).describe() == "less than 3"
+    assert Range(max=3).describe() == "at most 3"
+    assert Range(min=0, min_open=True).describe() == "more than 0"
+    assert Range(min=0.5, max=2, max_open=True).describe() == "in [0.5, 2)"
 
 
 def test_the_engine_schema_uses_this_checker():
