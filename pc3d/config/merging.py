@@ -1,15 +1,19 @@
 """Deep merging of config mappings, keeping track of where each value came from.
 
 Mappings merge key by key, recursively; lists, scalars and ``null`` replace the base value; a
-mapping holding ``_replace_: true`` replaces the base mapping at that place as a whole.
+mapping holding ``_replace_: true`` replaces the base mapping at that place as a whole. A mapping
+merged onto a reference to a mapping (``test: {batch_size: 16}`` onto ``test: ${data.val}``)
+merges into a copy of what the reference names.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
-from pc3d.config.keys import REPLACE_KEY, KeyPath, drop_under
+from pc3d.config.keys import REPLACE_KEY, KeyPath, drop_under, sub_paths
+from pc3d.config.references import follow_reference
 
 __all__ = ["merge", "merge_tracked", "without_replace"]
 
@@ -35,6 +39,7 @@ def merge_tracked(
     prefix: KeyPath,
     sources: dict[KeyPath, str],
     override_sources: Mapping[KeyPath, str],
+    root: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Merge ``override`` onto ``base`` like :func:`merge`, and keep the origins.
 
@@ -45,18 +50,23 @@ def merge_tracked(
         sources: The origins of ``base``'s keys; updated in place so that each key keeps the
             origin of the value that won.
         override_sources: The origins of ``override``'s keys.
+        root: The whole inherited config that references are looked up in (default: ``base``,
+            which is the whole config at the top level).
 
     Returns:
         The merged mapping (new; ``base`` and ``override`` are not changed).
     """
+    root = base if root is None else root
     result = dict(base)
     for key, value in override.items():
         if key == REPLACE_KEY:
             continue
         path = prefix + (str(key),)
         merges = isinstance(value, dict) and not value.get(REPLACE_KEY)
+        if merges and isinstance(result.get(key), str):
+            _expand_reference(result, key, path, root, sources)
         if merges and isinstance(result.get(key), dict):
-            result[key] = merge_tracked(result[key], value, path, sources, override_sources)
+            result[key] = merge_tracked(result[key], value, path, sources, override_sources, root)
         else:
             drop_under(sources, path)
             result[key] = without_replace(value)
@@ -76,3 +86,22 @@ def without_replace(value: Any) -> Any:
     if isinstance(value, list):
         return [without_replace(v) for v in value]
     return value
+
+
+def _expand_reference(
+    result: dict[str, Any], key: str, path: KeyPath, root: Mapping[str, Any], sources: dict[KeyPath, str]
+) -> None:
+    """Replace ``result[key]``, a reference to a mapping, by a copy of that mapping (its keys keep
+    their origins); anything else stays as it is."""
+    found = follow_reference(root, result[key])
+    if found is None or not isinstance(found[0], dict):
+        return
+    value, target = found
+    result[key] = copy.deepcopy(value)
+    for sub in sub_paths(value, ()):
+        origin = next(
+            (sources[target + sub[:end]] for end in range(len(sub), -1, -1) if target + sub[:end] in sources),
+            None,
+        )
+        if origin is not None:
+            sources[path + sub] = origin

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -10,7 +11,7 @@ import yaml
 from pc3d.config.keys import BASE_KEY, ConfigError, KeyPath, dotted, drop_under, split_key, sub_paths
 from pc3d.config.merging import without_replace
 from pc3d.config.node import Config
-from pc3d.config.references import REFERENCE, resolve_references
+from pc3d.config.references import REFERENCE, follow_reference, resolve_references
 from pc3d.config.type_checks import describe_value
 from pc3d.config.yaml_text import load_yaml_value, yaml_problem
 
@@ -45,6 +46,9 @@ def apply_overrides(config: Config, overrides: Iterable[str]) -> Config:
     Intermediate mappings are created as needed; a list item is addressed by its index. A value
     replaces the one in the config, mappings included (``--set`` says exactly what it sets).
     Overrides apply before references are resolved, so ``${...}`` follows the overridden value.
+    A key below a reference to a mapping or list (``--set data.test.batch_size=16`` with
+    ``data.test: ${data.val}``) turns the reference into a copy of what it names (references
+    inside kept), with that key set: the other keys stay as they were.
 
     Args:
         config: Changed in place: its data, sources and list of overrides.
@@ -75,11 +79,15 @@ def _set(config: Config, data: dict[str, Any], path: KeyPath, value: Any, origin
         if isinstance(container, dict):
             if container.get(key) is None:
                 container[key] = {}
-            container = container[key]
+                config.sources[path[: depth + 1]] = origin  # created by this item
+            slot: Any = key
         elif isinstance(container, list):
-            container = container[_index(container, key, path[: depth + 1], origin)]
+            slot = _index(container, key, path[: depth + 1], origin)
         else:
             raise _not_a_container(config, path, path[:depth], container, origin)
+        if isinstance(container[slot], str):
+            _expand_reference(config, data, container, slot, path[: depth + 1])
+        container = container[slot]
     last = path[-1]
     if isinstance(container, dict):
         container[last] = value
@@ -91,6 +99,18 @@ def _set(config: Config, data: dict[str, Any], path: KeyPath, value: Any, origin
     config.sources[path] = origin
     for sub in sub_paths(value, path):
         config.sources[sub] = origin
+
+
+def _expand_reference(config: Config, data: dict[str, Any], container: Any, slot: Any, at: KeyPath) -> None:
+    """Replace the whole-value reference ``container[slot]`` (at ``at``) by a copy of the mapping or
+    list it names, references inside kept; anything else is left for the caller's error."""
+    found = follow_reference(data, container[slot])
+    if found is None or not isinstance(found[0], (dict, list)):
+        return
+    value, target = found
+    container[slot] = copy.deepcopy(value)
+    for sub in sub_paths(value, ()):
+        config.sources[at + sub] = config.origin(target + sub)
 
 
 def _not_a_container(config: Config, path: KeyPath, at: KeyPath, value: Any, origin: str) -> ConfigError:

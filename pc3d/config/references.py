@@ -23,7 +23,7 @@ from typing import Any
 from pc3d.config.keys import ConfigError, KeyPath, dotted
 from pc3d.errors import did_you_mean
 
-__all__ = ["REFERENCE", "escape_references", "has_references", "resolve_references"]
+__all__ = ["REFERENCE", "escape_references", "follow_reference", "has_references", "resolve_references"]
 
 #: ``${path}``; group 1 is ``$`` for the escaped form ``$${path}``, group 3 is empty when the
 #: closing brace is missing.
@@ -52,6 +52,43 @@ def resolve_references(data: dict[str, Any], origin: Callable[[KeyPath], str]) -
     resolved = _Resolver(data, origin).enter((), data)
     assert isinstance(resolved, dict)
     return resolved
+
+
+def follow_reference(
+    data: Mapping[str, Any], text: str, seen: frozenset[str] = frozenset()
+) -> tuple[Any, KeyPath] | None:
+    """The unresolved value the whole-value reference ``text`` names in ``data``, and its key path.
+
+    References on the way are followed; the value is returned as written (references inside it
+    unresolved), so that a copy of it follows later changes of what those name. Used where a key
+    is set below a reference (``--set data.test.batch_size=16``, or a child config's
+    ``data: {test: {batch_size: 16}}``, with ``data.test: ${data.val}``).
+
+    Returns:
+        ``(value, path)``, or ``None`` where ``text`` is not a whole-value reference or does not
+        lead to a value (resolving it later says why).
+    """
+    whole = REFERENCE.fullmatch(text)
+    if whole is None or whole.group(1) or not whole.group(3) or text in seen:
+        return None
+    node: Any = data
+    canonical: KeyPath = ()
+    for key in (part.strip() for part in whole.group(2).split(".")):
+        if isinstance(node, str):
+            found = follow_reference(data, node, seen | {text})
+            if found is None:
+                return None
+            node, canonical = found
+        if isinstance(node, Mapping) and key in node:
+            node, canonical = node[key], canonical + (key,)
+        elif isinstance(node, list) and re.fullmatch(r"-?\d+", key) and -len(node) <= int(key) < len(node):
+            index = int(key) % len(node)
+            node, canonical = node[index], canonical + (str(index),)
+        else:
+            return None
+    if isinstance(node, str) and REFERENCE.fullmatch(node):
+        return follow_reference(data, node, seen | {text})
+    return node, canonical
 
 
 def escape_references(value: Any) -> Any:

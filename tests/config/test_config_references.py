@@ -138,13 +138,55 @@ def test_malformed_references_and_lists_in_text_are_errors(tmp_path):
         load(write(tmp_path, "c.yaml", "a: ${b..c}\nb: 1\n"))
 
 
-def test_setting_below_a_reference_says_what_to_set(tmp_path):
+def test_setting_below_a_reference_to_a_scalar_says_what_to_set(tmp_path):
     path = write(tmp_path, "c.yaml", RANGES)
     with pytest.raises(
         ConfigError,
-        match=r"cannot set data.range.0: data.range is the reference \$\{model.voxel.range\} \(set the key it refers to, or data.range as a whole\)",
+        match=r"cannot set model.head.first.x: model.head.first is the reference \$\{model.backbone.channels.0\} "
+        r"\(set the key it refers to, or model.head.first as a whole\)",
     ):
-        load(path, "data.range.0=5")
+        load(path, "model.head.first.x=5")
+
+
+def test_setting_below_a_reference_to_a_list_or_mapping_sets_it_in_a_copy(tmp_path):
+    path = write(tmp_path, "c.yaml", RANGES)
+    config = load(path, "data.range.0=5", "data.voxel.size.-1=8", "model.voxel.range.1=-50")
+    assert config.data["data"]["range"] == [5, -40, -3, 70.4, 40, 1]  # the copy was taken at data.range.0=5
+    # data.voxel became a copy before model.voxel.range changed: the copy keeps the old range.
+    assert config.data["data"]["voxel"] == {"size": [0.2, 0.2, 8], "range": [0, -40, -3, 70.4, 40, 1]}
+    assert config.data["model"]["voxel"] == {"size": [0.2, 0.2, 4], "range": [0, -50, -3, 70.4, 40, 1]}
+    assert config.origin("data.range.0") == "--set data.range.0=5"
+    assert config.origin("data.voxel.range") == f"{path}:3"  # copied keys keep their origin
+
+
+SPLITS = """
+    class_names: [Car]
+    data:
+      val:
+        dataset: {type: Kitti, split: val, classes: "${class_names}"}
+        batch_size: 1
+      test: ${data.val}
+"""
+
+
+def test_a_test_split_written_as_the_val_one_is_settable_key_by_key(tmp_path):
+    base = write(tmp_path, "base.yaml", SPLITS)
+    config = load(base, "data.test.batch_size=16", "class_names=[Van]")
+    assert config.data["data"]["test"] == {
+        "dataset": {"type": "Kitti", "split": "val", "classes": ["Van"]},  # references inside kept
+        "batch_size": 16,
+    }
+    assert config.data["data"]["val"]["batch_size"] == 1
+    child = write(tmp_path, "child.yaml", "_base_: base.yaml\ndata:\n  test:\n    dataset: {split: test}\n")
+    merged = load(child).data["data"]["test"]
+    assert merged == {"dataset": {"type": "Kitti", "split": "test", "classes": ["Car"]}, "batch_size": 1}
+    sources = load(child).sources
+    assert sources[("data", "test", "dataset", "split")] == f"{child}:4"
+    assert sources[("data", "test", "dataset", "type")] == f"{base}:4"
+    replaced = write(
+        tmp_path, "replaced.yaml", "_base_: base.yaml\ndata:\n  test: {_replace_: true, batch_size: 2}\n"
+    )
+    assert load(replaced).data["data"]["test"] == {"batch_size": 2}  # _replace_ still replaces
 
 
 def test_escaped_references_stay_text_and_survive_dumping(tmp_path):
