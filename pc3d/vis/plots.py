@@ -2,7 +2,8 @@
 
 - :func:`plot_training_curves` reads a work directory's ``log.jsonl`` (training records: loss
   terms, learning rate per logged iteration) and ``metrics.jsonl`` (one record per evaluation)
-  and draws losses, learning rate and validation metrics against the iteration.
+  and draws losses, learning rate and validation metrics against the iteration, for the latest
+  run in the folder (resumes joined: :func:`latest_run`).
 - :func:`plot_pr_curves` draws the KITTI precision-recall curves of a
   :class:`~pc3d.evaluation.kitti_result.KittiEvalResult`: one panel per metric (2D box, BEV, 3D),
   one line per class and difficulty, for the strict overlap thresholds.
@@ -24,7 +25,7 @@ import numpy as np
 from pc3d.errors import FormatError, MissingDependencyError
 from pc3d.io.atomic import atomic_write
 
-__all__ = ["plot_pr_curves", "plot_training_curves", "read_jsonl"]
+__all__ = ["latest_run", "plot_pr_curves", "plot_training_curves", "read_jsonl"]
 
 _NOT_METRICS = {"epoch", "iteration", "checkpoint", "time", "kind", "split", "num_samples", "lr", "event"}
 
@@ -58,6 +59,37 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 break
             raise FormatError(f"{path}:{number}: not JSON ({err.msg})") from None
     return records
+
+
+def latest_run(records: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The training records of the latest run in a ``log.jsonl``, and how many runs it holds.
+
+    Every run in a work directory appends to its ``log.jsonl``. A run starts with a ``start``
+    event; one preceded by a ``resume`` event continues the run before it (from the resumed
+    iteration: the records the interrupted run wrote after its checkpoint are repeated by the
+    resumed one and dropped here), any other begins a new run. Records before the first
+    ``start`` (a log written by hand) count as one run.
+
+    Returns:
+        The ``train`` records of the latest run, in order, and the number of runs.
+    """
+    train: list[dict[str, Any]] = []
+    runs = 0
+    resumed_at: int | None = None
+    for record in records:
+        kind = record.get("kind")
+        if kind == "resume":
+            resumed_at = int(record.get("iteration", 0))
+        elif kind == "start":
+            if resumed_at is None:
+                train, runs = [], runs + 1
+            else:
+                train = [r for r in train if r.get("iteration", 0) <= resumed_at]
+            resumed_at = None
+        elif kind == "train":
+            runs = max(runs, 1)
+            train.append(record)
+    return train, runs
 
 
 def _save(figure: Any, out: Path) -> Path:
@@ -107,7 +139,7 @@ def plot_training_curves(
         raise FileNotFoundError(
             f"{log_path} does not exist: is {folder} the work directory of a training run?"
         )
-    train = [r for r in read_jsonl(log_path) if r.get("kind") == "train"]
+    train, runs = latest_run(read_jsonl(log_path))
     if not train:
         raise FormatError(f"{log_path} holds no training record yet")
     metrics_path = folder / "metrics.jsonl"
@@ -145,7 +177,8 @@ def plot_training_curves(
         axes[2].legend(fontsize=8)
     for axis in axes:
         axis.grid(alpha=0.3)
-    figure.suptitle(str(folder), fontsize=9)
+    latest = f" (the latest of {runs} runs in its log.jsonl)" if runs > 1 else ""
+    figure.suptitle(f"{folder}{latest}", fontsize=9)
     return _save(figure, Path(out) if out is not None else folder / "curves.png")
 
 

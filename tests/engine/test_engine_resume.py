@@ -145,3 +145,40 @@ def test_resume_without_checkpoint_starts_fresh_and_says_so(write_config, regist
     assert trainer.iteration == 0
     assert "no checkpoint" in capsys.readouterr().err
     trainer.logger.close()
+
+
+def test_the_log_of_a_work_dir_gives_its_latest_run_with_resumes_joined(write_config, registry, tmp_path):
+    """Every run appends to log.jsonl: ``latest_run`` (what ``pc3d plot`` draws) gives the latest
+    run's training records, once per logged iteration, with a resumed run's repeats dropped."""
+    from pc3d.vis.plots import latest_run, read_jsonl
+
+    config = load_config(write_config(RESUME_CONFIG))
+    full = tmp_path / "full"
+    run_train(config, RunOptions(work_dir=full), registry=registry)
+    uninterrupted, runs = latest_run(read_jsonl(full / "log.jsonl"))
+    steps = [r["iteration"] for r in uninterrupted]
+    assert runs == 1 and steps == sorted(set(steps)) and {5, 10, 40} <= set(steps)
+    # An interrupted run: its log went on to iteration 40 past its last checkpoint, iter_12.
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "iter_12.pth").write_bytes((full / "iter_12.pth").read_bytes())
+    (work / "log.jsonl").write_bytes((full / "log.jsonl").read_bytes())
+    run_train(config, RunOptions(work_dir=work, resume=True), registry=registry)
+    records = read_jsonl(work / "log.jsonl")
+    repeated = [s for s in steps if s > 12]
+    assert sum(r.get("kind") == "train" for r in records) == len(steps) + len(repeated)
+    joined, runs = latest_run(records)
+    assert runs == 1
+    # Exact resume: the joined log is the uninterrupted run's, value for value, except the loss
+    # of the first record after the resume (an average over the iterations since iteration 12,
+    # not since the record before).
+    assert [(r["iteration"], r["lr"]) for r in joined] == [(r["iteration"], r["lr"]) for r in uninterrupted]
+    first_after = min(repeated)
+    assert [r["loss"] for r in joined if r["iteration"] != first_after] == [
+        r["loss"] for r in uninterrupted if r["iteration"] != first_after
+    ]
+    # A fresh, shorter run in the same folder: only its own records.
+    shorter = load_config(write_config(RESUME_CONFIG), ["schedule.iterations=20"])
+    run_train(shorter, RunOptions(work_dir=work), registry=registry)
+    latest, runs = latest_run(read_jsonl(work / "log.jsonl"))
+    assert runs == 2 and [r["iteration"] for r in latest] == [s for s in steps if s <= 20]
