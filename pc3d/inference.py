@@ -32,7 +32,7 @@ from pc3d.errors import FormatError, Pc3dError
 from pc3d.structures import BasePoints, Detections3D
 
 if TYPE_CHECKING:
-    from pc3d.io.points import NanPolicy
+    from pc3d.io.points import NanPolicy, UseDims
 
 __all__ = ["PointsLike", "as_point_tensor", "detect", "load_model", "model_input", "predict"]
 
@@ -114,7 +114,10 @@ def load_model(
 
 
 def as_point_tensor(
-    points: PointsLike, num_features: int | None = None, nan_policy: NanPolicy = "drop"
+    points: PointsLike,
+    num_features: int | None = None,
+    nan_policy: NanPolicy = "drop",
+    use_dims: UseDims | None = None,
 ) -> Tensor:
     """One frame's points as ``float32 Tensor[N, C]`` (x, y, z first).
 
@@ -123,16 +126,20 @@ def as_point_tensor(
         num_features: values per point of a `.bin` file (default 4).
         nan_policy: for a file, what to do with points whose x, y or z is not finite (see
             :func:`pc3d.io.points.read_point_file`); arrays and tensors are taken as they are.
+        use_dims: the columns the model reads, when the cloud has others (a ROS cloud's ``ring``
+            and ``timestamp``): ``4`` keeps the first four, ``["x", "y", "z", "intensity"]`` picks
+            by name (a file's field names; an array's columns are ``x y z intensity feature_4
+            ...``), ``[0, 1, 2, 4]`` by index (see :func:`pc3d.io.points.select_columns`).
 
     Raises:
-        FormatError: not ``[N, C>=3]``, or an unreadable file (naming it).
+        FormatError: not ``[N, C>=3]``, an unreadable file (naming it), or ``use_dims`` naming
+            columns the cloud does not have.
     """
-    if isinstance(points, (str, os.PathLike)):
-        from pc3d.io.points import read_point_file
+    from pc3d.io.points import default_fields, fields_of_points, read_point_file, select_columns
 
-        return torch.from_numpy(
-            read_point_file(Path(points), num_features=num_features, nan_policy=nan_policy).array
-        )
+    if isinstance(points, (str, os.PathLike)):
+        data = read_point_file(Path(points), num_features=num_features, nan_policy=nan_policy)
+        return torch.from_numpy(data.array if use_dims is None else data.select(use_dims).array)
     if isinstance(points, BasePoints):
         tensor = points.tensor
     elif isinstance(points, np.ndarray):
@@ -141,6 +148,11 @@ def as_point_tensor(
         tensor = points
     if tensor.dim() != 2 or tensor.shape[1] < 3:
         raise FormatError(f"points must be [N, C>=3] (x, y, z first), got shape {tuple(tensor.shape)}")
+    if use_dims is not None:
+        fields = (
+            fields_of_points(points) if isinstance(points, BasePoints) else default_fields(tensor.shape[1])
+        )
+        tensor = tensor[:, select_columns(fields, use_dims)]
     return tensor.to(torch.float32)
 
 
@@ -183,7 +195,11 @@ def model_input(points: Tensor, what: str = "points", nan_policy: NanPolicy = "d
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, points: PointsLike, score_thr: float | None = None, nan_policy: NanPolicy = "drop"
+    model: nn.Module,
+    points: PointsLike,
+    score_thr: float | None = None,
+    nan_policy: NanPolicy = "drop",
+    use_dims: UseDims | None = None,
 ) -> Any:
     """What ``model.predict`` returns for one frame (``Detections3D`` for a detector).
 
@@ -194,6 +210,7 @@ def predict(
             otherwise detections scoring at or below it are dropped afterwards.
         nan_policy: points with a NaN or infinite value in any column are dropped with a warning
             (``"drop"``) or an error (``"raise"``): see :func:`model_input`.
+        use_dims: the columns the model reads (see :func:`as_point_tensor`).
 
     Raises:
         Pc3dError: the model has no ``predict``; non-finite values with ``"raise"``.
@@ -203,7 +220,7 @@ def predict(
         raise Pc3dError(f"{type(model).__name__} has no predict(frames) method, so it cannot run inference")
     device = next(model.parameters()).device
     what = str(points) if isinstance(points, (str, os.PathLike)) else "points"
-    frame = model_input(as_point_tensor(points, nan_policy=nan_policy), what, nan_policy).to(device)
+    frame = model_input(as_point_tensor(points, None, nan_policy, use_dims), what, nan_policy).to(device)
     head: Any = getattr(model, "bbox_head", None)
     test_cfg: Any = getattr(head, "test_cfg", None)
     if score_thr is None or not dataclasses.is_dataclass(test_cfg) or not hasattr(test_cfg, "score_thr"):
@@ -220,7 +237,11 @@ def predict(
 
 
 def detect(
-    model: nn.Module, points: PointsLike, score_thr: float | None = None, nan_policy: NanPolicy = "drop"
+    model: nn.Module,
+    points: PointsLike,
+    score_thr: float | None = None,
+    nan_policy: NanPolicy = "drop",
+    use_dims: UseDims | None = None,
 ) -> Detections3D:
     """One frame's 3D detections: LiDAR boxes (bottom centre), scores and labels, best first.
 
@@ -229,11 +250,12 @@ def detect(
         points: the frame (see :func:`as_point_tensor`).
         score_thr: see :func:`predict`.
         nan_policy: see :func:`predict`.
+        use_dims: see :func:`predict`.
 
     Raises:
         Pc3dError: the model does not predict ``Detections3D`` (e.g. a segmentation model).
     """
-    result = predict(model, points, score_thr, nan_policy)
+    result = predict(model, points, score_thr, nan_policy, use_dims)
     if not isinstance(result, Detections3D):
         raise Pc3dError(
             f"{type(model).__name__} predicts {type(result).__name__}, not Detections3D: not a 3D detector"

@@ -108,6 +108,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="float32 values per point of a .bin cloud (default 4)",
     )
+    parser.add_argument(
+        "--use-dims",
+        type=parse_use_dims,
+        default=None,
+        metavar="DIMS",
+        help="the columns the model reads, for clouds with others (a ROS cloud's ring, timestamp): "
+        "N keeps the first N; x,y,z,intensity picks by field name; 0,1,2,4 by index (x, y, z first)",
+    )
     add_nan_policy_argument(parser)
     parser.add_argument(
         "--warmup",
@@ -119,6 +127,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_overrides_argument(parser, OVERRIDES_HELP)
     parser.set_defaults(func=run)
+
+
+def parse_use_dims(text: str) -> int | list[int | str]:
+    """``--use-dims``: ``"4"`` -> 4 (the first four columns); ``"x,y,z,intensity"`` or
+    ``"0,1,2,4"`` (or a mix) -> the list, names as strings and indices as integers."""
+    items = [item.strip() for item in text.split(",")]
+    if any(not item for item in items):
+        raise argparse.ArgumentTypeError(f"{text!r}: an empty column between commas")
+    picked: list[int | str] = [int(item) if item.isdigit() else item for item in items]
+    if len(picked) == 1 and isinstance(picked[0], int):
+        return picked[0]
+    return picked
 
 
 @dataclass(frozen=True)
@@ -331,9 +351,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from pc3d.engine.logging import terminal_progress
-    from pc3d.errors import Pc3dError
-    from pc3d.inference import as_point_tensor, load_model, model_input, predict
+    from pc3d.errors import Pc3dError, ShapeError
+    from pc3d.inference import load_model, model_input, predict
     from pc3d.io.jsonio import write_json
+    from pc3d.io.points import read_point_file
     from pc3d.nn.fuse import has_inference_copy
 
     if args.warmup < 0:
@@ -351,22 +372,32 @@ def run(args: argparse.Namespace) -> int:
     device = next(iter(model.parameters()), torch.empty(0)).device
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
+    columns: dict[Path, tuple[str, ...]] = {}
+
     def timed(cloud: Path, points: torch.Tensor) -> tuple[Any, float]:
         synchronize()
         start = time.perf_counter()
         try:
             result = predict(model, points, args.score_thr, args.nan_policy)
         except Pc3dError as err:  # the model refused this cloud (columns, say): name it
-            raise Pc3dError(f"{cloud}: {err}") from err
+            hint = ""
+            if isinstance(err, ShapeError) and args.use_dims is None and len(columns[cloud]) > 4:
+                hint = (
+                    f" (the cloud's columns: {', '.join(columns[cloud])}; pick those the model reads "
+                    f"with --use-dims, e.g. --use-dims {','.join(columns[cloud][:4])})"
+                )
+            raise Pc3dError(f"{cloud}: {err}{hint}") from err
         synchronize()
         return result, (time.perf_counter() - start) * 1000.0
 
     # The first runs pay one-off costs (allocations, oneDNN's kernel choices): untimed.
     def read(cloud: Path) -> torch.Tensor:
+        data = read_point_file(cloud, args.num_features, args.nan_policy)
+        if args.use_dims is not None:
+            data = data.select(args.use_dims)
+        columns[cloud] = data.fields
         # Rows the model cannot take go here, so that what is written lines up with what ran.
-        return model_input(
-            as_point_tensor(cloud, args.num_features, args.nan_policy), str(cloud), args.nan_policy
-        )
+        return model_input(torch.from_numpy(data.array), str(cloud), args.nan_policy)
 
     first = read(args.clouds[0])
     warmup = [timed(args.clouds[0], first)[1] for _ in range(args.warmup)]

@@ -174,7 +174,12 @@ class CustomLidarLayout:
             f"frame {frame_id!r}: no point file {self.points_dir / frame_id}.{{bin,npy,pcd,ply}}"
         )
 
-    def load_frame(self, frame_id: str, nan_policy: Literal["drop", "raise"] = "drop") -> Sample3D:
+    def load_frame(
+        self,
+        frame_id: str,
+        nan_policy: Literal["drop", "raise"] = "drop",
+        use_dims: int | Sequence[int | str] | None = None,
+    ) -> Sample3D:
         """Points and boxes of one frame.
 
         The points' columns after x, y, z are named attributes (``intensity``, ...): those of
@@ -185,17 +190,21 @@ class CustomLidarLayout:
             nan_policy: points whose x, y or z is NaN or infinite: ``"drop"`` them with a warning
                 naming the file, or ``"raise"`` a ``FormatError`` naming the file (see
                 :func:`pc3d.io.points.read_point_file`).
+            use_dims: the columns to keep, by number (the first N), name or index, x, y, z first
+                (:func:`pc3d.io.points.select_columns`); ``None`` keeps them all.
         """
-        from pc3d.io.points import read_point_file
+        from pc3d.io.points import PointCloudData, read_point_file
 
         path = self.point_file(frame_id)
-        data = (
-            read_point_file(path, num_features=len(self.point_columns), nan_policy=nan_policy)
-            if path.suffix == ".bin"
-            else read_point_file(path, nan_policy=nan_policy)
-        )
+        if path.suffix == ".bin":
+            data = read_point_file(path, num_features=len(self.point_columns), nan_policy=nan_policy)
+            data = PointCloudData(data.array, self.point_columns, path)
+        else:
+            data = read_point_file(path, nan_policy=nan_policy)
+        if use_dims is not None:
+            data = data.select(use_dims)
         points = torch.from_numpy(np.ascontiguousarray(data.array, dtype=np.float32))
-        fields = self.point_columns if path.suffix == ".bin" else data.fields
+        fields = data.fields
         attributes = {name: i for i, name in enumerate(fields) if i >= 3}
         label_path = self.labels_dir / f"{frame_id}.txt"
         if not label_path.is_file():

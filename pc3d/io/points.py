@@ -60,6 +60,7 @@ __all__ = [
     "points_from_data",
     "read_point_file",
     "save_points",
+    "select_columns",
     "write_point_file",
 ]
 
@@ -67,6 +68,9 @@ NanPolicy = Literal["drop", "raise", "keep"]
 #: The values `nan_policy` accepts.
 NAN_POLICIES: tuple[str, ...] = ("drop", "raise", "keep")
 PointEncoding = Literal["binary", "ascii"]
+#: Which columns a model reads: ``N`` keeps the first N (MMDetection3D's ``use_dim=N``), a list
+#: names them by field name or index, in order (``["x", "y", "z", "intensity"]``, ``[0, 1, 2, 4]``).
+UseDims = int | Sequence[int | str]
 POINT_EXTENSIONS: tuple[str, ...] = (".bin", ".npy", ".pcd", ".ply")
 
 
@@ -114,6 +118,60 @@ class PointCloudData:
         if name not in self.fields:
             raise KeyError(f"no field {name!r}; fields are {list(self.fields)}")
         return self.array[:, self.fields.index(name)]
+
+    def select(self, use_dims: UseDims) -> PointCloudData:
+        """The columns ``use_dims`` names, in its order (see :func:`select_columns`).
+
+        Raises:
+            FormatError: as :func:`select_columns`, naming the file.
+        """
+        where = str(self.path) if self.path is not None else "points"
+        indices = select_columns(self.fields, use_dims, where)
+        return PointCloudData(
+            np.ascontiguousarray(self.array[:, indices]), tuple(self.fields[i] for i in indices), self.path
+        )
+
+
+def select_columns(fields: Sequence[str], use_dims: UseDims, what: str = "points") -> list[int]:
+    """The column indices ``use_dims`` picks from a cloud with columns ``fields``.
+
+    Args:
+        fields: the cloud's column names (x, y, z first).
+        use_dims: ``N`` for the first N columns, or a list of field names and indices, x, y, z
+            first (the models read them first).
+        what: the cloud's name, for messages.
+
+    Raises:
+        FormatError: an unknown name (with "did you mean" and the cloud's columns), an index out
+            of range, a column picked twice, fewer than three, or not x, y, z first.
+    """
+    from pc3d.errors import did_you_mean
+
+    columns = f"its columns: {', '.join(fields)}"
+    if isinstance(use_dims, bool) or not isinstance(use_dims, (int, Sequence)) or isinstance(use_dims, str):
+        raise FormatError(f"{what}: use_dims must be a number of columns or a list of them, got {use_dims!r}")
+    if isinstance(use_dims, int):
+        if not 3 <= use_dims <= len(fields):
+            raise FormatError(f"{what}: cannot keep the first {use_dims} columns: {columns} ({len(fields)})")
+        return list(range(use_dims))
+    indices: list[int] = []
+    for item in use_dims:
+        if isinstance(item, str):
+            if item not in fields:
+                raise FormatError(f"{what}: no column '{item}'{did_you_mean(item, fields)}; {columns}")
+            indices.append(list(fields).index(item))
+        elif isinstance(item, int) and not isinstance(item, bool) and 0 <= item < len(fields):
+            indices.append(item)
+        else:
+            raise FormatError(
+                f"{what}: column {item!r} is not an index from 0 to {len(fields) - 1}; {columns}"
+            )
+    named = [fields[i] for i in indices]
+    if len(set(indices)) != len(indices):
+        raise FormatError(f"{what}: use_dims picks a column twice: {named}")
+    if indices[:3] != [0, 1, 2]:
+        raise FormatError(f"{what}: use_dims must start with x, y, z (models read them first), got {named}")
+    return indices
 
 
 def _unknown_extension(path: Path) -> FormatError:

@@ -259,6 +259,72 @@ def test_a_cloud_the_model_cannot_take_is_named(
     assert (out / "000001.json").is_file()  # the frame before it stays written
 
 
+def _ros_cloud(path: Path, order: tuple[str, ...]) -> Path:
+    """Frame 000004 as a ROS-style PCD: x y z, then ring, intensity and timestamp in ``order``."""
+    kitti = np.fromfile(CLOUDS[1], dtype=np.float32).reshape(-1, 4)
+    extra = {
+        "intensity": kitti[:, 3],
+        "ring": np.arange(len(kitti)) % 64,
+        "timestamp": np.linspace(0.0, 0.1, len(kitti)),
+    }
+    columns = [kitti[:, 0], kitti[:, 1], kitti[:, 2], *(extra[name] for name in order)]
+    return pc3d.io.points.write_point_file(path, np.stack(columns, 1), ("x", "y", "z", *order))
+
+
+def test_use_dims_picks_the_columns_the_model_reads(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint, _ = small
+    assert infer(config, checkpoint, CLOUDS[1], tmp_path / "kitti", "--warmup", "0") == 0
+    expected = json.loads((tmp_path / "kitti" / "000004.json").read_text())
+    assert expected["boxes_3d"]  # a score threshold of 0: something to compare
+    ros = _ros_cloud(tmp_path / "ros" / "000004.pcd", ("ring", "intensity", "timestamp"))
+    out = tmp_path / "o"
+    # Without --use-dims the model refuses the cloud, and the error says what to do.
+    assert infer(config, checkpoint, ros, out, "--warmup", "0") == 2
+    err = capsys.readouterr().err
+    assert "PillarFeatureNet expects 4 features per point, got 6" in err
+    assert "the cloud's columns: x, y, z, ring, intensity, timestamp" in err and "--use-dims" in err
+    for dims in ("x,y,z,intensity", "0,1,2,4"):
+        assert infer(config, checkpoint, ros, out / dims, "--warmup", "0", "--use-dims", dims) == 0
+        assert json.loads((out / dims / "000004.json").read_text()) == expected
+    # The first N columns (MMDetection3D's use_dim=N), here with intensity fourth.
+    first = _ros_cloud(tmp_path / "first" / "000004.pcd", ("intensity", "ring", "timestamp"))
+    assert infer(config, checkpoint, first, out / "first", "--warmup", "0", "--use-dims", "4") == 0
+    assert json.loads((out / "first" / "000004.json").read_text()) == expected
+    capsys.readouterr()
+    for dims, message in (
+        ("x,y,z,intensty", "no column 'intensty' (did you mean 'intensity'?); its columns: x, y, z, ring"),
+        ("intensity,x,y,z", "use_dims must start with x, y, z (models read them first), got ['intensity'"),
+        ("0,1,2,9", "column 9 is not an index from 0 to 5"),
+        ("0,1,2,2", "use_dims picks a column twice"),
+        ("7", "cannot keep the first 7 columns"),
+    ):
+        assert infer(config, checkpoint, ros, out / "bad", "--use-dims", dims) == 2
+        assert f"error: {ros}: {message}" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):  # a usage error
+        infer(config, checkpoint, ros, out / "bad", "--use-dims", "x,,y")
+    assert "an empty column between commas" in capsys.readouterr().err
+
+
+def test_use_dims_in_the_python_api(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
+    config, checkpoint, _ = small
+    model = pc3d.inference.load_model(config, checkpoint)
+    expected = pc3d.inference.detect(model, CLOUDS[1])
+    ros = _ros_cloud(tmp_path / "000004.pcd", ("ring", "intensity", "timestamp"))
+    by_name = pc3d.inference.detect(model, ros, use_dims=["x", "y", "z", "intensity"])
+    assert torch.equal(by_name.boxes.tensor, expected.boxes.tensor)
+    array = pc3d.io.points.read_point_file(ros).array
+    by_index = pc3d.inference.detect(model, array, use_dims=[0, 1, 2, 4])
+    assert torch.equal(by_index.scores, expected.scores)
+    with pytest.raises(
+        pc3d.errors.FormatError, match="no column 'ring'; its columns: x, y, z, intensity, feature_4"
+    ):
+        pc3d.inference.detect(
+            model, array, use_dims=["x", "y", "z", "ring"]
+        )  # an array's columns are unnamed
+
+
 def test_nan_in_a_feature_column_is_dropped_before_the_model(
     small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -307,6 +307,10 @@ class CustomLidarDataset(_SampleSettings):
         nan_policy: points whose x, y or z is NaN or infinite: ``"drop"`` them with a warning
             naming the file, or ``"raise"`` a ``FormatError`` naming the file when the frame is
             read.
+        use_dims: the point columns the model reads, when the files hold others (a ROS cloud's
+            ``ring``, ``timestamp``): ``4`` keeps the first four (MMDetection3D's ``use_dim``),
+            ``[x, y, z, intensity]`` picks by name, ``[0, 1, 2, 4]`` by index, x, y, z first;
+            ``null`` keeps every column.
 
     Raises:
         FileNotFoundError: no ``dataset.yaml``, no split file, or a frame without its point or
@@ -325,8 +329,10 @@ class CustomLidarDataset(_SampleSettings):
         pipeline: Sequence[Callable[[Sample3D], Sample3D]] | None = None,
         max_points: int | None = None,
         nan_policy: Literal["drop", "raise"] = "drop",
+        use_dims: int | list[int | str] | None = None,
     ) -> None:
         self.layout = CustomLidarLayout.open(os.path.abspath(root))
+        self.use_dims = use_dims
         self.root = self.layout.root
         classes = self.layout.classes
         self.class_names = _check_class_names(
@@ -350,6 +356,8 @@ class CustomLidarDataset(_SampleSettings):
             dtype=torch.long,
         )
         self._check_frames()
+        if use_dims is not None:  # columns the files do not have: an error now, not mid-training
+            self.layout.load_frame(self.frame_ids[0], nan_policy=self.nan_policy, use_dims=use_dims)
 
     def _check_frames(self) -> None:
         """Every frame's point and label files exist; unknown classes are errors (file and line)."""
@@ -381,7 +389,9 @@ class CustomLidarDataset(_SampleSettings):
             ``(sample,)``: the first element is the sample, as in ``KittiDataset.load_sample``
             (what ``pc3d data gt-database`` reads).
         """
-        sample = self.layout.load_frame(self.frame_ids[index], nan_policy=self.nan_policy)
+        sample = self.layout.load_frame(
+            self.frame_ids[index], nan_policy=self.nan_policy, use_dims=self.use_dims
+        )
         labels = self._relabel[sample.gt_labels]
         sample.gt_labels = labels
         sample.keep_boxes(labels >= 0)

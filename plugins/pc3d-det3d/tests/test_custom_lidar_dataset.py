@@ -125,6 +125,35 @@ def test_nan_points_are_dropped_with_a_warning_or_raise_naming_the_file(
         dataset[3]
 
 
+def test_use_dims_keeps_the_columns_the_model_reads(custom_root: Path, tmp_path: Path) -> None:
+    """Frames stored as ROS-style PCDs (x y z ring intensity timestamp) train a 4-feature model
+    through use_dims; the samples are those of the .bin frames."""
+    import shutil
+
+    from pc3d.io.points import write_point_file
+
+    root = Path(shutil.copytree(custom_root, tmp_path / "ros"))
+    for scan in sorted((root / "points").glob("*.bin")):
+        kitti = np.fromfile(scan, dtype=np.float32).reshape(-1, 4)
+        ring, stamp = np.arange(len(kitti)) % 64, np.linspace(0, 0.1, len(kitti))
+        columns = np.column_stack([kitti[:, :3], ring, kitti[:, 3], stamp])
+        write_point_file(scan.with_suffix(".pcd"), columns, ("x", "y", "z", "ring", "intensity", "timestamp"))
+        scan.unlink()
+    plain = CustomLidarDataset(str(custom_root), CLASSES, split="val")
+    for use_dims in (["x", "y", "z", "intensity"], [0, 1, 2, 4]):
+        dataset = CustomLidarDataset(str(root), CLASSES, split="val", use_dims=use_dims)
+        for index in range(len(dataset)):
+            points, expected = dataset[index]["points"], plain[index]["points"]
+            assert points.attribute_dims == {"intensity": 3}
+            assert torch.equal(points.tensor, expected.tensor)
+    assert CustomLidarDataset(str(root), CLASSES, split="val")[0]["points"].tensor.shape[1] == 6
+    first = root / "points" / "000000.pcd"
+    with pytest.raises(
+        FormatError, match=rf"{re.escape(str(first))}: no column 'intensty' \(did you mean 'intensity'\?\)"
+    ):
+        CustomLidarDataset(str(root), CLASSES, use_dims=["x", "y", "z", "intensty"])  # at construction
+
+
 def test_pc3d_train_on_the_docs_config(
     custom_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
