@@ -25,7 +25,14 @@ from pc3d.ops.checks import check_finite
 from pc3d.structures.box_mode import BoxMode
 from pc3d.structures.coord_transform import RtMat, convert_point_tensor
 from pc3d.structures.tensor_container import TensorContainer
-from pc3d.structures.utils import as_angle_or_rotation, as_float_tensor, rotation_matrix_t, split_range
+from pc3d.structures.utils import (
+    as_angle_or_rotation,
+    as_float_tensor,
+    rotation_matrix_t,
+    split_range,
+    translation_vector,
+)
+from pc3d.structures.utils import scale_factor as positive_scale
 
 AttributeDims = Mapping[str, int | Sequence[int]]
 PointData = Tensor | np.ndarray | Sequence[Sequence[float]]
@@ -226,6 +233,10 @@ class BasePoints(TensorContainer):
 
         Returns:
             The `Tensor[3, 3]` `R_t` that was applied.
+
+        Raises:
+            ShapeError: neither an angle nor a 3x3 matrix.
+            FormatError: a NaN or infinite angle or matrix.
         """
         rot = as_angle_or_rotation(rotation, self.tensor.device, self.tensor.dtype, "rotation")
         if rot.numel() == 1:
@@ -252,21 +263,20 @@ class BasePoints(TensorContainer):
 
         Raises:
             ShapeError: any other shape.
+            FormatError: a NaN or infinite offset.
         """
-        vec = as_float_tensor(trans_vector, "translation", device=self.tensor.device)
-        if vec.dim() == 2 and vec.shape[0] == 1:
-            vec = vec[0]
-        if tuple(vec.shape) not in ((3,), (len(self), 3)):
-            raise ShapeError(f"translation must have shape (3,) or ({len(self)}, 3), got {tuple(vec.shape)}")
-        self.tensor[:, :3] += vec
+        self.tensor[:, :3] += translation_vector(trans_vector, len(self), self.tensor.device)
 
     def scale(self, scale_factor: float) -> None:
         """Multiply the coordinates by `scale_factor` in place (about the origin).
 
         Args:
-            scale_factor: the factor.
+            scale_factor: a positive finite factor.
+
+        Raises:
+            FormatError: a factor that is not positive and finite.
         """
-        self.tensor[:, :3] *= float(scale_factor)
+        self.tensor[:, :3] *= positive_scale(scale_factor)
 
     def shuffle(self) -> Tensor:
         """Put the points in a random order (torch's generator), in place.

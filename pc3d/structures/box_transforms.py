@@ -21,7 +21,8 @@ from pc3d.errors import FormatError, ShapeError
 from pc3d.structures.angles import limit_period
 from pc3d.structures.base_points import BasePoints, check_flip_direction
 from pc3d.structures.box_mode import BoxMode
-from pc3d.structures.utils import as_angle_or_rotation, as_float_tensor, rotation_matrix_t
+from pc3d.structures.utils import as_angle_or_rotation, as_float_tensor, rotation_matrix_t, translation_vector
+from pc3d.structures.utils import scale_factor as positive_scale
 
 PointsT = TypeVar("PointsT", Tensor, np.ndarray, BasePoints)
 
@@ -76,7 +77,7 @@ class BoxTransformsMixin:
 
         Raises:
             ShapeError: `angle` neither a number nor a 3x3 matrix.
-            FormatError: points of another system or of an unknown kind.
+            FormatError: a NaN or infinite angle, or points of another system or of an unknown kind.
         """
         theta, rot_t = self._rotation(angle)
         self.tensor[:, :3] = self.tensor[:, :3] @ rot_t
@@ -149,15 +150,9 @@ class BoxTransformsMixin:
 
         Raises:
             ShapeError: any other shape.
+            FormatError: a NaN or infinite offset.
         """
-        vec = as_float_tensor(trans_vector, "translation", device=self.tensor.device)
-        if vec.dim() == 2 and vec.shape[0] == 1:
-            vec = vec[0]
-        if tuple(vec.shape) not in ((3,), (self.tensor.shape[0], 3)):
-            raise ShapeError(
-                f"translation must have shape (3,) or ({self.tensor.shape[0]}, 3), got {tuple(vec.shape)}"
-            )
-        self.tensor[:, :3] += vec
+        self.tensor[:, :3] += translation_vector(trans_vector, self.tensor.shape[0], self.tensor.device)
 
     def scale(self, scale_factor: float) -> None:
         """Scale centres, sizes (and velocity) in place, about the origin.
@@ -168,9 +163,7 @@ class BoxTransformsMixin:
         Raises:
             FormatError: a factor that is not positive and finite.
         """
-        factor = float(scale_factor)
-        if not (math.isfinite(factor) and factor > 0):
-            raise FormatError(f"scale factor must be a positive finite number, got {scale_factor!r}")
+        factor = positive_scale(scale_factor)
         self.tensor[:, :6] *= factor
         if self._has_velocity():
             self.tensor[:, 7:9] *= factor

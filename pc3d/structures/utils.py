@@ -7,6 +7,7 @@ ops and the structures).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -82,6 +83,7 @@ def as_angle_or_rotation(mat: object, device: torch.device, dtype: torch.dtype, 
 
     Raises:
         ShapeError: neither one number nor a 3x3 matrix (the message names `what`).
+        FormatError: a NaN or infinite value (it would turn every coordinate it touches into NaN).
     """
     tensor = (
         mat.to(device=device, dtype=dtype)
@@ -92,7 +94,43 @@ def as_angle_or_rotation(mat: object, device: torch.device, dtype: torch.dtype, 
         raise ShapeError(
             f"{what} must be a scalar angle or a 3x3 rotation matrix, got shape {tuple(tensor.shape)}"
         )
+    if not bool(torch.isfinite(tensor).all()):
+        raise FormatError(f"{what} must be finite, got {tensor.tolist()}")
     return tensor
+
+
+def translation_vector(data: object, rows: int, device: torch.device) -> Tensor:
+    """A translation of `rows` boxes or points: `[3]` (a `[1, 3]` is taken as `[3]`) or one
+    offset per row, `[rows, 3]`, as float32 on `device`.
+
+    Raises:
+        ShapeError: any other shape.
+        FormatError: non-numeric, or a NaN or infinite offset.
+    """
+    vec = as_float_tensor(data, "translation", device=device)
+    if vec.dim() == 2 and vec.shape[0] == 1:
+        vec = vec[0]
+    if tuple(vec.shape) not in ((3,), (rows, 3)):
+        raise ShapeError(f"translation must have shape (3,) or ({rows}, 3), got {tuple(vec.shape)}")
+    if not bool(torch.isfinite(vec).all()):
+        bad = vec if vec.dim() == 1 else vec[~torch.isfinite(vec).all(dim=1)][0]
+        raise FormatError(f"translation must be finite, got {bad.tolist()}")
+    return vec
+
+
+def scale_factor(value: object) -> float:
+    """`value` as a scale factor of coordinates and sizes.
+
+    Raises:
+        FormatError: not a positive finite number.
+    """
+    try:
+        factor = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        factor = math.nan
+    if not (math.isfinite(factor) and factor > 0):
+        raise FormatError(f"scale factor must be a positive finite number, got {value!r}")
+    return factor
 
 
 RowIndex = int | np.integer | slice | range | list | Tensor | np.ndarray

@@ -181,3 +181,26 @@ def test_bad_operation_arguments() -> None:
         boxes.points_in_boxes(np.zeros((4, 2)))
     with pytest.raises(FormatError, match="points must be BasePoints, a Tensor or an ndarray, got list"):
         boxes.rotate(0.1, [[0.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("make", [lambda: LiDARBoxes3D([ROW, ROW]), lambda: LiDARPoints(torch.rand(2, 4))])
+def test_non_finite_motions_are_refused_and_leave_the_data_as_it_was(make) -> None:
+    """A NaN angle, offset or factor would turn every coordinate it touches into NaN, silently."""
+    structure = make()
+    before = structure.tensor.clone()
+    nan, inf = math.nan, math.inf
+    with pytest.raises(FormatError, match=r"rotation( angle)? must be finite, got nan$"):
+        structure.rotate(nan)
+    with pytest.raises(FormatError, match="must be finite, got"):
+        structure.rotate(torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 0, inf]]))
+    with pytest.raises(FormatError, match=r"translation must be finite, got \[inf, 0.0, 0.0\]"):
+        structure.translate([inf, 0.0, 0.0])
+    with pytest.raises(FormatError, match=r"translation must be finite, got \[0.0, nan, 0.0\]"):
+        structure.translate(np.array([[0.0, 0.0, 0.0], [0.0, nan, 0.0]]))  # one offset per row
+    for factor in (nan, inf, 0.0, -2.0, "big"):
+        with pytest.raises(FormatError, match="scale factor must be a positive finite number"):
+            structure.scale(factor)
+    assert torch.equal(structure.tensor, before)
+    structure.translate([1.0, 0.0, 0.0])
+    structure.scale(2)
+    assert torch.allclose(structure.tensor[:, 0], (before[:, 0] + 1) * 2)
