@@ -131,8 +131,10 @@ def convert_mmdet3d_checkpoint(
 
 def run(args: argparse.Namespace) -> int:
     """Convert as ``args`` say; 0 on success."""
+    from pc3d.cli.inputs import writable_file
     from pc3d.errors import Pc3dError
 
+    writable_file(args.output, "OUTPUT")  # a folder or a file in the way: said before the conversion
     if args.output.exists() and not args.overwrite:
         same = args.input.exists() and args.output.resolve() == args.input.resolve()
         raise Pc3dError(

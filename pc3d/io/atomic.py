@@ -14,6 +14,7 @@ other thread of the process.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -42,12 +43,29 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
 
     Returns:
         The target path.
+
+    Raises:
+        OSError: the file cannot be written; the error names ``path`` (never the temporary
+            file): a folder at ``path``, a file where a parent folder should be, no permission
+            to create files in the folder, a full disk. Errors ``write`` raises about other
+            files pass through unchanged.
     """
     target = Path(path)
     folder = target.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(target))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocking = next(p for p in (folder, *folder.parents) if p.exists() and not p.is_dir())
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"{blocking} is a file, so it cannot hold this file's folder", str(target)
+        ) from None
     keep_mode = _existing_mode(target)
-    fd, tmp = _create_temp(folder, target.name)
+    try:
+        fd, tmp = _create_temp(folder, target.name)
+    except OSError as err:
+        raise _about_target(err, target, f"cannot create files in {folder}") from err
     try:
         if keep_mode is not None:
             # Before anything is written, so the content is never more readable than the file
@@ -58,11 +76,22 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], obje
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename not in (None, tmp):
+            raise  # about another file (``write`` read one, say)
+        raise _about_target(err, target, "nothing written; an earlier file there is as it was") from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(folder)
     return target
+
+
+def _about_target(err: OSError, target: Path, note: str) -> OSError:
+    """``err`` (about the temporary file, or about no file) said of ``target``, with ``note``."""
+    reason = err.strerror or str(err)
+    return type(err)(err.errno or errno.EIO, f"{reason} ({note})", str(target))
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], payload: bytes) -> Path:

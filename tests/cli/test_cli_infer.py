@@ -451,6 +451,17 @@ def test_convert_writes_a_native_checkpoint(
     assert (
         main(["checkpoint", "convert", "--from", "mmdet3d", str(checkpoint), str(native), "--overwrite"]) == 0
     )
+    # A folder at OUTPUT, or a file where its folder should be: said before converting anything.
+    capsys.readouterr()
+    for output, message in (
+        (tmp_path, f"OUTPUT {tmp_path} is a folder, expected a file to write"),
+        (native / "x.pth", f"OUTPUT {native / 'x.pth'}: {native} is a file, not a folder"),
+    ):
+        convert = ["checkpoint", "convert", "--from", "mmdet3d", str(checkpoint), str(output), "--overwrite"]
+        assert main(convert) == 2
+        err = capsys.readouterr().err
+        assert message in err and ".tmp" not in err
+    assert native.read_bytes() != b"" and load_checkpoint(native)["format"] == FORMAT
 
 
 def test_checkpoints_that_do_not_fit_name_the_keys(

@@ -134,3 +134,61 @@ def test_files_written_from_threads_all_get_the_umask_mode(tmp_path: Path, umask
         thread.join()
     modes = {_mode(p) for p in tmp_path.iterdir()}
     assert modes == {expected}
+
+
+def _no_temporary_files(folder: Path) -> bool:
+    return not any(p.name.endswith(".tmp") for p in folder.rglob("*"))
+
+
+def test_errors_name_the_target_never_the_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder, not a file") as info:
+        atomic_write_bytes(tmp_path / "a_folder", b"x")
+    assert info.value.filename == str(tmp_path / "a_folder")
+    (tmp_path / "a_file").write_text("kept")
+    for target in (tmp_path / "a_file" / "x.json", tmp_path / "a_file" / "deeper" / "x.json"):
+        with pytest.raises(
+            NotADirectoryError, match=f"{tmp_path / 'a_file'} is a file, so it cannot hold"
+        ) as info:
+            atomic_write_bytes(target, b"x")
+        assert info.value.filename == str(target)
+    assert (tmp_path / "a_file").read_text() == "kept"
+
+    real_open = os.open
+
+    def refused(path: str, *args: object) -> int:
+        if str(path).endswith(".tmp"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refused)
+    with pytest.raises(
+        PermissionError, match=f"Permission denied \\(cannot create files in {tmp_path}\\)"
+    ) as info:
+        atomic_write_bytes(tmp_path / "out.json", b"x")
+    assert info.value.filename == str(tmp_path / "out.json")
+    assert _no_temporary_files(tmp_path)
+
+
+def test_a_full_disk_names_the_target_and_keeps_the_earlier_file(tmp_path: Path) -> None:
+    target = tmp_path / "metrics.json"
+    target.write_text("earlier")
+
+    def full(handle: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(
+        OSError, match=r"No space left on device \(nothing written; an earlier file there is as it was\)"
+    ) as info:
+        atomic_write(target, full)
+    assert info.value.filename == str(target) and info.value.errno == 28
+    assert target.read_text() == "earlier" and _no_temporary_files(tmp_path)
+
+    def reads_a_missing_file(handle: object) -> None:
+        (tmp_path / "missing.txt").read_bytes()
+
+    with pytest.raises(FileNotFoundError) as missing:
+        atomic_write(target, reads_a_missing_file)
+    assert missing.value.filename == str(tmp_path / "missing.txt")  # about that file: unchanged
