@@ -100,6 +100,7 @@ class PointCloudData:
             )
         if tuple(self.fields[:3]) != ("x", "y", "z"):
             raise FormatError(f"{self._where()}the first fields must be x, y, z, got {list(self.fields)}")
+        _check_unique(self.path, self.fields)
 
     def _where(self) -> str:
         return f"{self.path}: " if self.path is not None else ""
@@ -233,14 +234,20 @@ def _xyz_first(path: Path, array: np.ndarray, fields: tuple[str, ...]) -> tuple[
     missing = [name for name in ("x", "y", "z") if name not in fields]
     if missing:
         raise FormatError(f"{path}: no field {', '.join(missing)} among the fields {list(fields)}")
-    if len(set(fields)) != len(fields):
-        repeated = sorted({name for name in fields if fields.count(name) > 1})
-        raise FormatError(f"{path}: field name(s) {repeated} appear more than once")
+    _check_unique(path, fields)
     order = [fields.index(n) for n in ("x", "y", "z")]
     order += [i for i, name in enumerate(fields) if name not in ("x", "y", "z")]
     if order == list(range(len(fields))):
         return array, fields
     return array[:, order], tuple(fields[i] for i in order)
+
+
+def _check_unique(path: Path | None, fields: Sequence[str]) -> None:
+    """A file cannot name two columns alike (which one would ``intensity`` be?)."""
+    if len(set(fields)) != len(fields):
+        repeated = sorted({name for name in fields if list(fields).count(name) > 1})
+        where = f"{path}: " if path is not None else ""
+        raise FormatError(f"{where}field name(s) {repeated} appear more than once")
 
 
 def apply_nan_policy(path: Path | None, array: np.ndarray, nan_policy: NanPolicy) -> np.ndarray:
@@ -332,13 +339,15 @@ def write_point_file(
 
     Raises:
         FormatError: unknown extension, an array that is not `[N, C>=3]`, or field names that do
-            not fit the columns or start with x, y, z.
+            not fit the columns, do not start with x, y, z, or name a column twice.
         ValueError: an unknown `encoding`.
     """
     path = Path(path)
     if isinstance(data, PointCloudData):
         array, names = data.array, data.fields
     else:
+        if np.iscomplexobj(data):
+            raise FormatError(f"{path}: points to write must be real numbers, got complex values")
         array = np.asarray(data, dtype=np.float32)
         if array.ndim != 2 or array.shape[1] < 3:
             raise FormatError(f"{path}: points to write must be an array [N, C>=3], got shape {array.shape}")
@@ -348,6 +357,7 @@ def write_point_file(
             f"{path}: {array.shape[1]} point columns need as many field names starting with x, y, z; "
             f"got {list(names)}"
         )
+    _check_unique(path, names)  # PCD and PLY would store both; no reader could tell them apart
     if encoding not in ("binary", "ascii"):
         raise ValueError(f"encoding must be 'binary' or 'ascii', got {encoding!r}")
     array = np.ascontiguousarray(array, dtype=np.float32)

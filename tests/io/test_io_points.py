@@ -470,6 +470,33 @@ def test_npy_that_is_not_a_point_array(tmp_path: Path) -> None:
         read_point_file(tmp_path / "five.npy", num_features=4)
 
 
+def test_complex_npy_is_refused_not_silently_made_real(tmp_path: Path) -> None:
+    np.save(tmp_path / "complex.npy", np.ones((5, 4), dtype=np.complex64) * 1j)
+    with pytest.raises(
+        FormatError, match=r"complex\.npy: complex values \(complex64\) are not point coordinates"
+    ):
+        read_point_file(tmp_path / "complex.npy")
+    structured = np.zeros(3, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("phase", "c8")])
+    np.save(tmp_path / "structured.npy", structured)
+    with pytest.raises(FormatError, match=r"structured\.npy: field 'phase' holds complex values"):
+        read_point_file(tmp_path / "structured.npy")
+    with pytest.raises(FormatError, match="points to write must be real numbers"):
+        write_point_file(tmp_path / "out.npy", np.ones((5, 4)) * 1j)
+    assert not (tmp_path / "out.npy").exists()
+
+
+@pytest.mark.parametrize("suffix", [".pcd", ".ply", ".npy", ".bin"])
+def test_writing_two_columns_of_one_name_is_refused(tmp_path: Path, suffix: str) -> None:
+    """A PCD or PLY with two ``intensity`` fields could not be read back (which is which?)."""
+    points = np.random.default_rng(0).random((5, 5)).astype(np.float32)
+    path = tmp_path / f"cloud{suffix}"
+    with pytest.raises(FormatError, match=r"field name\(s\) \['intensity'\] appear more than once"):
+        write_point_file(path, points, ("x", "y", "z", "intensity", "intensity"))
+    assert not path.exists()
+    with pytest.raises(FormatError, match=r"appear more than once"):
+        PointCloudData(points, ("x", "y", "z", "ring", "ring"))
+
+
 @pytest.mark.parametrize("mode", ["lidar", "camera", "depth"])
 def test_nan_attributes_are_points_all_the_same(tmp_path: Path, mode: str) -> None:
     # A NaN intensity is an unknown intensity: the point is kept, and so is the NaN.

@@ -63,11 +63,16 @@ def read_npy(path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
         if raw.ndim != 1:
             raise FormatError(f"{path}: a structured point array must be 1-D, got shape {raw.shape}")
         fields = _expand_structured_names(raw.dtype)
+        for name in raw.dtype.names:
+            if np.issubdtype(raw.dtype[name].base, np.complexfloating):
+                raise FormatError(f"{path}: field '{name}' holds complex values ({raw.dtype[name].base})")
         columns = [
             np.asarray(raw[name], dtype=np.float32).reshape(raw.shape[0], -1) for name in raw.dtype.names
         ]
         array = np.concatenate(columns, axis=1) if columns else np.zeros((raw.shape[0], 0), np.float32)
         return array, fields
+    if np.issubdtype(raw.dtype, np.complexfloating):
+        raise FormatError(f"{path}: complex values ({raw.dtype}) are not point coordinates")
     if raw.ndim != 2 or not np.issubdtype(raw.dtype, np.number):
         raise FormatError(
             f"{path}: expected a numeric point array of shape [N, C>=3], got {raw.dtype} {raw.shape}"
