@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from pc3d.errors import ShapeError
+from pc3d.errors import FormatError, ShapeError
 from pc3d.structures import LiDARBoxes3D, LiDARPoints
 from pc3d_det3d.heads import CenterHeadBase, CenterHeadOutput
 from pc3d_det3d.structures import BEVGrid, Detections3D
@@ -31,17 +31,35 @@ class BEVDetector(nn.Module):
         voxel_encoder: points -> BEV map.
         backbone: BEV map -> features.
         head: features -> heatmap and box regression.
+        class_names: class of each label index (outputs, evaluation, checkpoints); as many as the
+            head's ``num_classes``. Default ``"0"``, ``"1"``, ...
 
     Attributes:
         grid: the grid of the head's output (the encoder's grid, downsampled by the backbone).
+        class_names: the classes, by label index.
 
     Raises:
         TypeError: an encoder without a BEV ``grid`` or a backbone without the attributes above.
         ShapeError: channel counts that do not chain.
+        FormatError: ``class_names`` of another length than the head's ``num_classes``.
     """
 
-    def __init__(self, voxel_encoder: nn.Module, backbone: nn.Module, head: CenterHeadBase) -> None:
+    def __init__(
+        self,
+        voxel_encoder: nn.Module,
+        backbone: nn.Module,
+        head: CenterHeadBase,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
         super().__init__()
+        if class_names is not None and len(class_names) != head.num_classes:
+            raise FormatError(
+                f"model.class_names lists {len(class_names)} classes ({', '.join(class_names)}) but "
+                f"model.head.num_classes is {head.num_classes}; set model.head.num_classes to {len(class_names)}"
+            )
+        self.class_names = (
+            list(class_names) if class_names is not None else [str(i) for i in range(head.num_classes)]
+        )
         grid = getattr(voxel_encoder, "grid", None)
         if not isinstance(grid, BEVGrid):
             raise TypeError(

@@ -292,6 +292,25 @@ def test_detector_trains_on_a_tiny_fixed_batch(registry, config_dirs, batch):
     assert [d.boxes.tensor.shape[1] for d in detections] == [7, 7]
 
 
+def test_the_detector_names_its_classes_and_checks_them_against_the_head(registry, config_dirs):
+    config = load_config(CONFIG, SMALL, search_dirs=config_dirs)
+    model = build(config.node("model"), kind="model", registry=registry)
+    assert model.class_names == ["Car", "Pedestrian", "Cyclist"] == config["class_names"]
+    fewer = load_config(CONFIG, [*SMALL, "class_names=[Car]"], search_dirs=config_dirs)
+    with pytest.raises(
+        ConfigError,
+        match=r"model.class_names lists 1 classes \(Car\) but model.head.num_classes is 3; "
+        r"set model.head.num_classes to 1",
+    ):
+        build(fewer.node("model"), kind="model", registry=registry)
+    one = load_config(
+        CONFIG, [*SMALL, "class_names=[Car]", "model.head.num_classes=1"], search_dirs=config_dirs
+    )
+    assert build(one.node("model"), kind="model", registry=registry).class_names == ["Car"]
+    unnamed = load_config(CONFIG, [*SMALL, "model.class_names=null"], search_dirs=config_dirs)
+    assert build(unnamed.node("model"), kind="model", registry=registry).class_names == ["0", "1", "2"]
+
+
 def test_channel_mismatch_is_reported_against_the_config(registry, config_dirs):
     config = load_config(CONFIG, ["model.head.in_channels=48"], search_dirs=config_dirs)
     with pytest.raises(ConfigError) as info:
