@@ -174,12 +174,19 @@ def model_state_from(state: Mapping[str, Any], path: str | os.PathLike[str]) -> 
 
     An MMDetection3D 1.x checkpoint (``meta.mmdet3d_version``, or its component key prefixes) is
     mapped through :data:`pc3d.nn.checkpoint_mmdet3d.MMDET3D_KEY_TABLE` (sparse-conv weights
-    permuted to spconv 2's layout); keys no row maps are an error listing them.
+    permuted to spconv 2's layout); keys no row maps are an error listing them. So is a bare
+    MMDetection3D state dict whose sparse-conv kernels are in MMCV's layout
+    (:func:`~pc3d.nn.checkpoint_mmdet3d.has_mmcv_sparse_layout`); any other bare state dict is
+    taken as it is.
     """
     if state.get("format") == FORMAT:
         return dict(state["model"])
     # Imported here: the engine does not need the model zoo's key table for its own checkpoints.
-    from pc3d.nn.checkpoint_mmdet3d import convert_mmdet3d_state_dict, is_mmdet3d_checkpoint
+    from pc3d.nn.checkpoint_mmdet3d import (
+        convert_mmdet3d_state_dict,
+        has_mmcv_sparse_layout,
+        is_mmdet3d_checkpoint,
+    )
 
     if is_mmdet3d_checkpoint(state):
         return dict(convert_mmdet3d_state_dict(state["state_dict"], source=str(path)))
@@ -188,6 +195,8 @@ def model_state_from(state: Mapping[str, Any], path: str | os.PathLike[str]) -> 
         if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
             return dict(inner)
     if state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        if has_mmcv_sparse_layout(state):
+            return dict(convert_mmdet3d_state_dict(state, source=str(path)))
         return dict(state)
     raise CheckpointError(
         f"{path}: no model weights found (expected a pc3d checkpoint, a state dict, or a mapping "

@@ -167,6 +167,30 @@ def is_mmdet3d_checkpoint(checkpoint: Any) -> bool:
     return heads <= {*COMPONENTS, "data_preprocessor"} and bool(heads & {"voxel_encoder", "middle_encoder"})
 
 
+def has_mmcv_sparse_layout(state_dict: Mapping[str, Any]) -> bool:
+    """True for a bare MMDetection3D state dict (no ``state_dict`` / ``meta`` wrapper) whose
+    sparse-conv kernels are in MMCV's ``(k, k, k, C_in, C_out)`` layout (a SECOND saved with
+    ``torch.save(model.state_dict())``).
+
+    Its keys are pc3d's, so only the layout tells it from pc3d's own weights: MMCV's kernels start
+    with three kernel sizes (at most 3 in MMDetection3D's encoders) and end with the output
+    channels; spconv 2's start with the output channels. Every sparse-conv kernel must read as
+    MMCV's (and none be recorded as spconv 2's, ``version`` 2), and the keys must be
+    MMDetection3D's components with a middle encoder (as :func:`is_mmdet3d_checkpoint`).
+    """
+    if not is_mmdet3d_checkpoint({"state_dict": state_dict}):
+        return False
+    metadata = getattr(state_dict, "_metadata", None) or {}
+    kernels = []
+    for key, value in state_dict.items():
+        rule, _ = _match(key)
+        if rule is not None and rule.layout == SPARSE_CONV and isinstance(value, Tensor) and value.dim() == 5:
+            if metadata.get(key.rsplit(".", 1)[0], {}).get("version") == 2:
+                return False
+            kernels.append(tuple(value.shape))
+    return bool(kernels) and all(max(shape[:3]) <= 3 < shape[4] for shape in kernels)
+
+
 def checkpoint_class_names(checkpoint: Mapping[str, Any]) -> list[str] | None:
     """The class names a checkpoint records, in label order, or None.
 
@@ -192,6 +216,9 @@ PC3D_FORMAT = "pc3d-checkpoint"
 def read_mmdet3d_checkpoint(path: str | Path) -> MMDet3DCheckpoint:
     """Load an MMDetection3D checkpoint file on the CPU (`torch.load(..., weights_only=True)`).
 
+    Also a bare state dict in MMDetection3D's layout (:func:`has_mmcv_sparse_layout`), with an
+    empty meta.
+
     Raises:
         FormatError: naming the file, when it is not a torch checkpoint or not MMDetection3D's.
     """
@@ -204,6 +231,12 @@ def read_mmdet3d_checkpoint(path: str | Path) -> MMDet3DCheckpoint:
             f"{path}: already a pc3d checkpoint (as `pc3d checkpoint convert` writes them): "
             "use it as it is, without --from mmdet3d"
         )
+    if (
+        isinstance(checkpoint, Mapping)
+        and all(isinstance(v, Tensor) for v in checkpoint.values())
+        and has_mmcv_sparse_layout(checkpoint)
+    ):
+        return MMDet3DCheckpoint(checkpoint, {}, str(path))
     if not is_mmdet3d_checkpoint(checkpoint):
         found = sorted(checkpoint)[:10] if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
         raise FormatError(

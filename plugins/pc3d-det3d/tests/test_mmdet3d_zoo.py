@@ -100,6 +100,37 @@ def test_the_engine_maps_mmdetection3d_checkpoints() -> None:
         model_state_from(state, "second.pth")
 
 
+def test_a_bare_mmdetection3d_second_state_dict_is_recognised_by_its_layout(tmp_path: Path) -> None:
+    """``torch.save(model.state_dict())`` of MMDetection3D's SECOND: no wrapper, no meta, and its
+    sparse kernels in MMCV's layout; pc3d's own bare state dict (spconv's layout) stays as it is."""
+    pytest.importorskip(
+        "spconv.pytorch", reason="SECOND's sparse encoder needs spconv 2 (pip install spconv)"
+    )
+    from pc3d.nn.checkpoint_mmdet3d import has_mmcv_sparse_layout
+
+    config = "second_hv-secfpn_kitti-3d-3class"
+    torch.manual_seed(0)
+    ours = pc3d.inference.load_model(config, optimize=False).state_dict()
+    sparse = [k for k, v in ours.items() if k.startswith("middle_encoder.") and v.dim() == 5]
+    assert len(sparse) >= 10
+    mmcv = {k: v.permute(1, 2, 3, 4, 0).contiguous() if k in sparse else v for k, v in ours.items()}
+    assert has_mmcv_sparse_layout(mmcv) and not has_mmcv_sparse_layout(ours)
+    for name, state in (("mmcv", mmcv), ("pc3d", ours)):
+        torch.save(state, tmp_path / f"{name}.pth")
+        loaded = pc3d.inference.load_model(config, tmp_path / f"{name}.pth", optimize=False).state_dict()
+        assert all(torch.equal(loaded[k], ours[k]) for k in ours), name
+    converted = tmp_path / "converted.pth"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert (
+            main(["checkpoint", "convert", "--from", "mmdet3d", str(tmp_path / "mmcv.pth"), str(converted)])
+            == 0
+        )
+    from pc3d.engine.checkpoint import load_checkpoint
+
+    native = load_checkpoint(converted)["model"]
+    assert all(torch.equal(native[k], ours[k]) for k in ours)
+
+
 # The zoo PointPillars with narrow layers: random weights load and run in seconds.
 NARROW = REPO / "tests" / "data" / "configs" / "pointpillars-narrow_hv-secfpn_kitti-3d-3class.yaml"
 
