@@ -120,7 +120,8 @@ def make_shapes_coco(
         The annotation file.
 
     Raises:
-        FormatError: parameters out of range.
+        FormatError: parameters out of range, or an annotation file at ``root/annotations/
+            <split>.json`` that this function did not write (a user's own data is never replaced).
     """
     if num_images < 1 or image_size < 8 or max_objects < 1:
         raise FormatError("num_images and max_objects must be >= 1 and image_size >= 8")
@@ -140,8 +141,15 @@ def make_shapes_coco(
         "min_size": min_size,
         "max_size": max_size,
     }
-    if _generated_with(ann_file) == params:
+    recorded = _generated_with(ann_file)
+    if recorded == params:
         return ann_file
+    if ann_file.exists() and (recorded is None or recorded.get("generator") != params["generator"]):
+        raise FormatError(
+            f"{ann_file} exists and is not a pc3d shapes set, so it is not replaced: the data set's "
+            "`generate:` writes synthetic shapes. For your own COCO data remove `generate:` (a config "
+            "based on a shapes config inherits it: give your dataset mapping `_replace_: true`)"
+        )
     ann_file.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     images, annotations = _render_split(
@@ -158,13 +166,16 @@ def make_shapes_coco(
 
 
 def _generated_with(ann_file: Path) -> dict[str, Any] | None:
-    """The parameters recorded in an existing annotation file (None: no file, or a broken one)."""
+    """The parameters recorded in an existing annotation file (None: no file, a file this module
+    did not write, or one that is not JSON)."""
     if not ann_file.is_file():
         return None
     try:
-        params = json.loads(ann_file.read_text(encoding="utf-8")).get("info", {}).get("params")
-    except json.JSONDecodeError:
-        return None  # a broken earlier write: generate again
+        data = json.loads(ann_file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    info = data.get("info") if isinstance(data, dict) else None
+    params = info.get("params") if isinstance(info, dict) else None
     return params if isinstance(params, dict) else None
 
 

@@ -62,6 +62,34 @@ def test_generator_is_deterministic_and_reuses_its_files(tmp_path: Path) -> None
     assert a.stat().st_mtime_ns == stamp  # same parameters: nothing rewritten
 
 
+def test_generate_never_replaces_a_users_annotation_file(tmp_path: Path) -> None:
+    """A config based on a shapes config inherits ``generate:``; pointed at a user's own COCO
+    folder, it must not turn the user's json into synthetic shapes."""
+    theirs = tmp_path / "mine" / "annotations" / "val.json"
+    theirs.parent.mkdir(parents=True)
+    for content in (
+        '{"images": [], "annotations": [], "categories": [{"id": 1, "name": "car"}]}',
+        "not json",
+    ):
+        theirs.write_text(content)
+        with pytest.raises(
+            FormatError, match=r"val\.json exists and is not a pc3d shapes set, so it is not replaced"
+        ):
+            CocoDetection(
+                str(tmp_path / "mine"), "annotations/val.json", generate={"num_images": 4, "seed": 0}
+            )
+        assert theirs.read_text() == content
+        assert not (tmp_path / "mine" / "images").exists()
+    # A shapes set of other parameters is the generator's own: rewritten.
+    ours = make_shapes_coco(
+        tmp_path / "ours", "val", num_images=3, seed=1, image_size=32, min_size=8, max_size=16
+    )
+    again = make_shapes_coco(
+        tmp_path / "ours", "val", num_images=4, seed=1, image_size=32, min_size=8, max_size=16
+    )
+    assert again == ours and len(json.loads(ours.read_text())["images"]) == 4
+
+
 def test_generated_boxes_are_the_drawn_shapes(shapes: Path) -> None:
     data = json.loads((shapes / "annotations/val.json").read_text())
     assert {c["name"] for c in data["categories"]} == {"rectangle", "ellipse", "triangle"}
