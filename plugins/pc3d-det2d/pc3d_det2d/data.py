@@ -27,6 +27,7 @@ import contextlib
 import io
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from pc3d.errors import FormatError, MissingDependencyError
+from pc3d.errors import FormatError, MissingDependencyError, did_you_mean
 from pc3d.nn import clip_boxes
 from pc3d_det2d.transforms import DetNormalize, DetPad, DetRandomFlip, DetResize
 
@@ -59,9 +60,11 @@ def _where(ann_file: Path, what: str) -> str:
 def load_coco_json(ann_file: str | Path, image_dir: str | Path | None = None) -> dict[str, Any]:
     """Read and check a COCO detection json.
 
-    Every annotation must name an existing image and category and carry a ``bbox`` of four
-    finite numbers ``[x, y, w, h]`` with ``w > 0`` and ``h > 0``; with ``image_dir``, every
-    image file must exist.
+    Image and category ids are integers, each listed once; a category has a ``name``, each name
+    used once. Every annotation must name an existing image and category and carry a ``bbox`` of
+    four finite numbers ``[x, y, w, h]`` with ``w > 0`` and ``h > 0``, inside its image when the
+    image records ``width`` and ``height`` (partly outside: clipped to it, with a warning beyond
+    a pixel); with ``image_dir``, every image file must exist.
 
     Args:
         ann_file: the annotation json.
@@ -94,14 +97,33 @@ def load_coco_json(ann_file: str | Path, image_dir: str | Path | None = None) ->
     for i, img in enumerate(data["images"]):
         if not isinstance(img, Mapping) or "id" not in img or not isinstance(img.get("file_name"), str):
             raise FormatError(_where(ann_file, f"images[{i}] needs 'id' and 'file_name'"))
+        if not _is_int(img["id"]):
+            raise FormatError(
+                _where(
+                    ann_file, f"images[{i}] ({img['file_name']}): 'id' must be an integer, got {img['id']!r}"
+                )
+            )
         if img["id"] in images:
             raise FormatError(_where(ann_file, f"image id {img['id']} appears twice"))
         images[img["id"]] = img
-    cat_ids = set()
+    cat_ids: set[int] = set()
+    names: dict[str, int] = {}
     for i, cat in enumerate(data["categories"]):
-        if not isinstance(cat, Mapping) or not isinstance(cat.get("id"), int):
-            raise FormatError(_where(ann_file, f"categories[{i}] needs an integer 'id'"))
+        if not isinstance(cat, Mapping) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
+            raise FormatError(
+                _where(ann_file, f"categories[{i}] needs an integer 'id' and a 'name', got {cat!r}")
+            )
+        if cat["id"] in cat_ids:
+            raise FormatError(_where(ann_file, f"category id {cat['id']} appears twice"))
+        if cat["name"] in names:
+            raise FormatError(
+                _where(
+                    ann_file,
+                    f"category name {cat['name']!r} is used by ids {names[cat['name']]} and {cat['id']}",
+                )
+            )
         cat_ids.add(cat["id"])
+        names[cat["name"]] = cat["id"]
     _check_annotations(ann_file, data["annotations"], images, cat_ids)
     if image_dir is not None:
         folder = Path(image_dir)
@@ -119,12 +141,19 @@ def load_coco_json(ann_file: str | Path, image_dir: str | Path | None = None) ->
     return dict(data)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_annotations(
     ann_file: Path, annotations: list[Any], images: Mapping[Any, Any], cat_ids: set[int]
 ) -> None:
     """Each annotation: a unique id, a known image and category, a ``bbox`` of four finite
-    numbers with positive width and height (see :func:`load_coco_json`)."""
+    numbers with positive width and height, inside its image when the image records its
+    ``width`` and ``height`` (a box partly outside is clipped to it, with a warning beyond a
+    pixel; one wholly outside is an error) (see :func:`load_coco_json`)."""
     seen: set[Any] = set()
+    clipped: list[Any] = []
     for i, ann in enumerate(annotations):
         if not isinstance(ann, Mapping) or "id" not in ann:
             raise FormatError(_where(ann_file, f"annotations[{i}] has no 'id'"))
@@ -152,6 +181,28 @@ def _check_annotations(
             raise FormatError(_where(ann_file, f"{label}: bbox values must be finite numbers, got {bbox!r}"))
         if bbox[2] <= 0 or bbox[3] <= 0:
             raise FormatError(_where(ann_file, f"{label}: bbox width and height must be > 0, got {bbox!r}"))
+        img = images[ann["image_id"]]
+        width, height = img.get("width"), img.get("height")
+        if _is_int(width) and _is_int(height):
+            x1, y1 = max(bbox[0], 0), max(bbox[1], 0)
+            x2, y2 = min(bbox[0] + bbox[2], width), min(bbox[1] + bbox[3], height)
+            if x2 <= x1 or y2 <= y1:
+                raise FormatError(
+                    _where(
+                        ann_file,
+                        f"{label}: bbox {bbox} lies outside its image ({width} x {height}, image id {img['id']})",
+                    )
+                )
+            if [x1, y1, x2 - x1, y2 - y1] != bbox:
+                if max(-bbox[0], -bbox[1], bbox[0] + bbox[2] - width, bbox[1] + bbox[3] - height) > 1:
+                    clipped.append(aid)
+                ann["bbox"] = [x1, y1, x2 - x1, y2 - y1]  # training targets and the metric's truth alike
+    if clipped:
+        warnings.warn(
+            f"{ann_file}: {len(clipped)} boxes extend more than a pixel past their image and were clipped "
+            f"to it (annotation ids {clipped[:10]}{' ...' if len(clipped) > 10 else ''})",
+            stacklevel=3,
+        )
 
 
 def _coco_index(data: dict[str, Any]) -> Any:
@@ -181,6 +232,12 @@ class CocoDetection:
             ``ann_file`` first, unless the same set is already there (so a config works without
             any download).
         filter_empty: drop images without annotations (for training).
+        class_names: the model's classes, in label order (the config's ``class_names``): labels
+            follow this list, matched to the json's categories by name, so a training and a
+            validation file whose category lists differ (ids, order, or a category missing from
+            one) label alike. Annotations of categories not listed are dropped, and a listed name
+            no category has is a class without ground truth here; each with a warning. Default:
+            every category of the json, sorted by id.
 
     Raises:
         FormatError: a bad annotation file, a missing image, a transform that is not callable,
@@ -195,6 +252,7 @@ class CocoDetection:
         transforms: list[Any] | None = None,
         generate: dict[str, Any] | None = None,
         filter_empty: bool = False,
+        class_names: list[str] | None = None,
     ) -> None:
         self.root = Path(root)
         self.ann_file = Path(ann_file) if Path(ann_file).is_absolute() else self.root / ann_file
@@ -216,13 +274,60 @@ class CocoDetection:
                 raise FormatError(f"transform {t!r} is not callable")
         data = load_coco_json(self.ann_file, self.image_dir)
         self.coco = _coco_index(data)
-        self.cat_ids: list[int] = sorted(self.coco.getCatIds())
-        self.class_names: list[str] = [self.coco.cats[c]["name"] for c in self.cat_ids]
+        self.cat_ids, self.class_names = self._labels(class_names)
         self.label_of = {c: i for i, c in enumerate(self.cat_ids)}
         ids = sorted(self.coco.getImgIds())
+        if not any(a["category_id"] in self.label_of for a in data["annotations"]):
+            warnings.warn(
+                f"{self.ann_file}: no annotation of the classes {self.class_names}: nothing to learn "
+                "or to measure (COCO AP is -1 without ground truth)",
+                stacklevel=2,
+            )
         if filter_empty:
-            ids = [i for i in ids if any(not a.get("iscrowd", 0) for a in self.coco.imgToAnns.get(i, []))]
+            ids = [i for i in ids if self._annotations(i, crowd=False)]
+            if not ids:
+                raise FormatError(
+                    f"{self.ann_file}: filter_empty dropped every image: none has an annotation of "
+                    f"the classes {self.class_names}"
+                )
         self.image_ids: list[int] = ids
+
+    def _labels(self, class_names: list[str] | None) -> tuple[list[int], list[str]]:
+        """Category id and name of each label (see ``class_names``)."""
+        cats = self.coco.cats
+        if class_names is None:
+            ids = sorted(cats)
+            return ids, [cats[c]["name"] for c in ids]
+        if len(set(class_names)) != len(class_names):
+            raise FormatError(f"CocoDetection: class_names lists a name twice: {class_names}")
+        by_name = {cat["name"]: cid for cid, cat in cats.items()}
+        missing = [n for n in class_names if n not in by_name]
+        if missing:
+            hints = "".join(did_you_mean(n, by_name) for n in missing)
+            warnings.warn(
+                f"{self.ann_file}: no category named {', '.join(map(repr, missing))}{hints}: no ground "
+                f"truth for {'it' if len(missing) == 1 else 'them'} here (categories: {', '.join(by_name)})",
+                stacklevel=3,
+            )
+        dropped = [n for n in by_name if n not in class_names]
+        counts = {n: len(self.coco.getAnnIds(catIds=[by_name[n]])) for n in dropped}
+        if any(counts.values()):
+            listed = ", ".join(f"{n} ({c})" for n, c in counts.items() if c)
+            warnings.warn(
+                f"{self.ann_file}: annotations of categories not in class_names are left out: {listed}",
+                stacklevel=3,
+            )
+        # A class the json has no category for gets an id no category uses (no ground truth).
+        spare = iter(range(max(cats, default=0) + 1, max(cats, default=0) + 1 + len(class_names)))
+        return [by_name[n] if n in by_name else next(spare) for n in class_names], list(class_names)
+
+    def _annotations(self, image_id: int, crowd: bool = True) -> list[dict[str, Any]]:
+        """The image's annotations of the dataset's classes (crowd ones too unless ``crowd`` is False)."""
+        return [
+            a
+            for a in self.coco.imgToAnns.get(image_id, [])
+            if a["category_id"] in self.label_of and (crowd or not a.get("iscrowd", 0))
+        ]
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -231,14 +336,15 @@ class CocoDetection:
         image_id = self.image_ids[index]
         info = self.coco.imgs[image_id]
         path = self.image_dir / info["file_name"]
-        try:
-            with Image.open(path) as handle:
-                image = np.asarray(handle.convert("RGB"))
-        except OSError as err:
+        image = read_rgb(path, f"image id {image_id} of {self.ann_file}")
+        size = (info.get("height"), info.get("width"))
+        if all(_is_int(v) for v in size) and tuple(image.shape[:2]) != size:
             raise FormatError(
-                f"{path} (image id {image_id} of {self.ann_file}): cannot read the image: {err}"
-            ) from err
-        anns = self.coco.imgToAnns.get(image_id, [])
+                f"{path} (image id {image_id} of {self.ann_file}): the image is {image.shape[1]} x "
+                f"{image.shape[0]} but the json says {size[1]} x {size[0]} (width x height): its boxes "
+                "would be in other pixels (an EXIF-rotated photo?)"
+            )
+        anns = self._annotations(image_id)
         boxes = [a["bbox"] for a in anns if not a.get("iscrowd", 0)]
         labels = [self.label_of[a["category_id"]] for a in anns if not a.get("iscrowd", 0)]
         xywh = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
@@ -276,6 +382,26 @@ class CocoDetection:
     def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The batch of ``samples`` (see :func:`collate_detection`)."""
         return collate_detection(samples)
+
+
+def read_rgb(path: Path, what: str) -> np.ndarray:
+    """An image file as ``uint8[H, W, 3]``: grey and RGBA become RGB, 16-bit images keep their
+    top 8 bits (as OpenCV's colour read does), instead of saturating to white.
+
+    Raises:
+        FormatError: an unreadable file or a floating-point image, naming ``path`` and ``what``.
+    """
+    try:
+        with Image.open(path) as handle:
+            if handle.mode in ("I;16", "I;16B", "I;16L", "I"):
+                wide = np.asarray(handle, dtype=np.int64)
+                grey = np.clip(wide >> 8 if wide.max(initial=0) > 255 else wide, 0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2)
+            if handle.mode == "F":
+                raise FormatError(f"{path} ({what}): a floating-point image; save it as 8-bit RGB or grey")
+            return np.asarray(handle.convert("RGB"))
+    except OSError as err:
+        raise FormatError(f"{path} ({what}): cannot read the image: {err}") from err
 
 
 def collate_detection(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -125,6 +125,7 @@ class KittiImageDetection(CocoDetection):
         split: the name of the split (``annotations/<split>.json``).
         transforms: the pipeline, as for :class:`CocoDetection`.
         filter_empty: drop images without annotations (for training).
+        class_names: the model's classes in label order (see :class:`CocoDetection`).
     """
 
     def __init__(
@@ -135,8 +136,13 @@ class KittiImageDetection(CocoDetection):
         split: str = "train",
         transforms: list[Any] | None = None,
         filter_empty: bool = False,
+        class_names: list[str] | None = None,
     ) -> None:
         kitti_to_coco(kitti_root, root, frames, split)
         super().__init__(
-            root=root, ann_file=f"annotations/{split}.json", transforms=transforms, filter_empty=filter_empty
+            root=root,
+            ann_file=f"annotations/{split}.json",
+            transforms=transforms,
+            filter_empty=filter_empty,
+            class_names=class_names,
         )

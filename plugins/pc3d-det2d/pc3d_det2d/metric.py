@@ -101,6 +101,14 @@ class CocoMetric(Metric):
                 raise FormatError(f"CocoMetric expects Detections2D per image, got {type(found).__name__}")
             boxes = boxes_to_original(found.boxes, meta).numpy()
             cat_ids = np.asarray(meta["cat_ids"], dtype=np.int64)
+            labels = found.labels.detach().cpu().numpy()
+            if labels.size and (labels.min() < 0 or labels.max() >= len(cat_ids)):
+                raise FormatError(
+                    f"the model predicts label {int(labels.max())} but the data set has {len(cat_ids)} "
+                    "classes (its class_names, or its json's categories): the head's num_classes must "
+                    "be the number of classes, and the training and evaluation sets the same classes "
+                    "(give both datasets class_names: ${class_names})"
+                )
             self.results.append(
                 {
                     "image_id": meta["image_id"],
@@ -110,7 +118,7 @@ class CocoMetric(Metric):
                     "cat_ids": list(meta["cat_ids"]),
                     "boxes": boxes.astype(np.float64),
                     "scores": found.scores.detach().float().cpu().numpy().astype(np.float64),
-                    "categories": cat_ids[found.labels.detach().cpu().numpy()],
+                    "categories": cat_ids[labels],
                 }
             )
 

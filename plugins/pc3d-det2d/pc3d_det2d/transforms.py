@@ -49,6 +49,8 @@ class DetResize:
             raise FormatError(
                 f"DetResize needs the uint8 image, got {image.dtype}: put it before DetNormalize in the pipeline"
             )
+        if results["meta"].get("padded"):
+            raise FormatError("DetResize after DetPad would scale the padding too: put it before DetPad")
         h, w = image.shape[:2]
         if self.keep_ratio:
             long_limit, short_limit = max(self.scale), min(self.scale)
@@ -84,6 +86,11 @@ class DetRandomFlip:
 
     def __call__(self, results: dict[str, Any]) -> dict[str, Any]:
         """Flip ``results["image"]`` and ``results["gt_boxes"]`` (or leave them), recording it in ``meta``."""
+        if results["meta"].get("padded"):
+            raise FormatError(
+                "DetRandomFlip after DetPad would mirror about the padded width: put it before DetPad "
+                "(the order is DetResize, DetRandomFlip, DetNormalize, DetPad)"
+            )
         if self.prob <= 0 or np.random.random_sample() >= self.prob:
             return results
         image: np.ndarray = results["image"]
@@ -149,4 +156,5 @@ class DetPad:
             padded = np.full((ph, pw, *image.shape[2:]), self.value, dtype=image.dtype)
             padded[:h, :w] = image
             results["image"] = padded
+        results["meta"]["padded"] = True  # geometry after this would count the padding as image
         return results

@@ -349,3 +349,162 @@ def test_pc3d_det2d_commands_write_the_data_sets(tmp_path: Path) -> None:
     assert (
         len(load_coco_json(tmp_path / "k/annotations/train.json", tmp_path / "k/images")["annotations"]) == 2
     )
+
+
+def _coco(
+    root: Path, name: str, categories: list[dict], annotations: list[dict], size: tuple[int, int] = (40, 60)
+) -> Path:
+    """A COCO file over one blank image of ``size`` (h, w) named ``<name>.png``."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((*size, 3), np.uint8)).save(root / "images" / f"{name}.png")
+    data = {
+        "images": [{"id": 1, "file_name": f"{name}.png", "height": size[0], "width": size[1]}],
+        "annotations": annotations,
+        "categories": categories,
+    }
+    path = root / "annotations" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _perfect(dataset: CocoDetection) -> dict[str, float]:
+    """CocoMetric on detections equal to the ground truth."""
+    metric = CocoMetric()
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        found = Detections2D(sample["gt_boxes"], torch.ones(len(sample["gt_labels"])), sample["gt_labels"])
+        metric.update([found], {"metas": [sample["meta"]]})
+    return metric.compute()
+
+
+def test_class_names_label_train_and_val_files_alike(tmp_path: Path) -> None:
+    """A val file listing its categories in another order, with other ids and one missing, labels
+    the same classes as the training file once both datasets get the config's class_names."""
+    names = ["car", "person", "bike"]
+    train = _coco(
+        tmp_path,
+        "train",
+        [{"id": 1, "name": "car"}, {"id": 5, "name": "person"}, {"id": 90, "name": "bike"}],
+        [{"id": 1, "image_id": 1, "category_id": 90, "bbox": [2, 2, 10, 10]}],
+    )
+    val = _coco(
+        tmp_path,
+        "val",
+        [{"id": 3, "name": "bike"}, {"id": 7, "name": "car"}],
+        [
+            {"id": 1, "image_id": 1, "category_id": 3, "bbox": [2, 2, 10, 10]},
+            {"id": 2, "image_id": 1, "category_id": 7, "bbox": [20, 5, 12, 8]},
+        ],
+    )
+    train_set = CocoDetection(str(tmp_path), str(train), class_names=names)
+    with pytest.warns(UserWarning, match=r"val\.json: no category named 'person'"):
+        val_set = CocoDetection(str(tmp_path), str(val), class_names=names)
+    assert train_set.class_names == val_set.class_names == names
+    assert train_set[0]["gt_labels"].tolist() == [2]
+    assert sorted(val_set[0]["gt_labels"].tolist()) == [0, 2]  # bike is label 2 in both
+    assert _perfect(val_set)["AP"] == pytest.approx(1.0)
+    # Without class_names each file labels its own sorted ids: bike is 2 in one, 0 in the other.
+    assert CocoDetection(str(tmp_path), str(val))[0]["gt_labels"].tolist() == [0, 1]
+    with pytest.warns(
+        UserWarning, match=r"annotations of categories not in class_names are left out: car \(1\)"
+    ):
+        only_bikes = CocoDetection(str(tmp_path), str(val), class_names=["bike"])
+    assert only_bikes[0]["gt_labels"].tolist() == [0] and len(only_bikes[0]["meta"]["annotations"]) == 1
+    metric = CocoMetric()
+    sample = only_bikes[0]
+    wrong = Detections2D(sample["gt_boxes"], torch.ones(1), torch.tensor([3]))  # a 4-class head
+    with pytest.raises(FormatError, match="the model predicts label 3 but the data set has 1 classes"):
+        metric.update([wrong], {"metas": [sample["meta"]]})
+
+
+@pytest.mark.parametrize(
+    "categories, images, problem",
+    [
+        ([{"id": 1}], None, r"categories\[0\] needs an integer 'id' and a 'name'"),
+        ([{"id": 1, "name": "a"}, {"id": 1, "name": "b"}], None, "category id 1 appears twice"),
+        ([{"id": 1, "name": "a"}, {"id": 2, "name": "a"}], None, "category name 'a' is used by ids 1 and 2"),
+        (
+            [{"id": 1, "name": "a"}],
+            [{"id": "1", "file_name": "x.png"}],
+            r"images\[0\] \(x.png\): 'id' must be an integer",
+        ),
+    ],
+)
+def test_malformed_categories_and_ids_name_what_is_wrong(
+    tmp_path: Path, categories: list[dict], images: list[dict] | None, problem: str
+) -> None:
+    data = {"images": images or [], "annotations": [], "categories": categories}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(FormatError, match=rf"bad\.json: {problem}"):
+        load_coco_json(path)
+
+
+def test_boxes_past_the_image_are_clipped_or_refused(tmp_path: Path) -> None:
+    cats = [{"id": 1, "name": "thing"}]
+    partly = _coco(
+        tmp_path, "partly", cats, [{"id": 4, "image_id": 1, "category_id": 1, "bbox": [50, 30, 30, 30]}]
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"1 boxes extend more than a pixel past their image and were clipped to it \(annotation ids \[4\]\)",
+    ):
+        dataset = CocoDetection(str(tmp_path), str(partly))
+    assert dataset[0]["gt_boxes"].tolist() == [[50.0, 30.0, 60.0, 40.0]]
+    assert _perfect(dataset)["AP"] == pytest.approx(1.0)  # the truth the metric uses is clipped too
+    outside = _coco(
+        tmp_path, "outside", cats, [{"id": 8, "image_id": 1, "category_id": 1, "bbox": [500, 5, 10, 10]}]
+    )
+    with pytest.raises(
+        FormatError, match=r"annotation id 8: bbox \[500, 5, 10, 10\] lies outside its image \(60 x 40"
+    ):
+        CocoDetection(str(tmp_path), str(outside))
+
+
+def test_an_image_of_another_size_than_its_json_says_is_refused(tmp_path: Path) -> None:
+    path = _coco(tmp_path, "turned", [{"id": 1, "name": "thing"}], [], size=(40, 60))
+    data = json.loads(path.read_text())
+    data["images"][0].update(height=60, width=40)  # an EXIF-rotated photo's json, say
+    path.write_text(json.dumps(data))
+    with pytest.warns(UserWarning, match="nothing to learn"):
+        dataset = CocoDetection(str(tmp_path), str(path))
+    with pytest.raises(FormatError, match=r"turned\.png .*the image is 60 x 40 but the json says 40 x 60"):
+        dataset[0]
+
+
+def test_sixteen_bit_images_keep_their_contrast(tmp_path: Path) -> None:
+    path = _coco(
+        tmp_path,
+        "deep",
+        [{"id": 1, "name": "thing"}],
+        [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}],
+    )
+    ramp = (np.arange(40 * 60, dtype=np.uint16).reshape(40, 60) * 27).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "images" / "deep.png")
+    assert Image.open(tmp_path / "images" / "deep.png").mode.startswith("I")
+    pixels = CocoDetection(str(tmp_path), str(path))[0]["image"]
+    assert pixels.shape == (3, 40, 60)
+    assert torch.equal(pixels[0], torch.from_numpy((ramp >> 8).astype(np.float32)))
+
+
+def test_flipping_after_padding_is_refused(tmp_path: Path) -> None:
+    path = _coco(
+        tmp_path,
+        "pad",
+        [{"id": 1, "name": "thing"}],
+        [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}],
+    )
+    dataset = CocoDetection(str(tmp_path), str(path), transforms=[DetPad(32), DetRandomFlip(1.0)])
+    with pytest.raises(FormatError, match="DetRandomFlip after DetPad would mirror about the padded width"):
+        dataset[0]
+
+
+def test_a_split_without_annotations_says_so(tmp_path: Path) -> None:
+    path = _coco(tmp_path, "empty", [{"id": 1, "name": "thing"}], [])
+    with pytest.warns(
+        UserWarning, match=r"empty\.json: no annotation of the classes \['thing'\]: nothing to learn"
+    ):
+        CocoDetection(str(tmp_path), str(path))
+    with pytest.warns(UserWarning), pytest.raises(FormatError, match="filter_empty dropped every image"):
+        CocoDetection(str(tmp_path), str(path), filter_empty=True)
