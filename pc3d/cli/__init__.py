@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -369,11 +370,24 @@ def cli_warnings(prog: str, stream: TextIO | None = None) -> Iterator[None]:
         yield
 
 
+#: How torch re-raises an error of a data-loader worker: the type's name, then the worker's
+#: traceback as the message, ending with the original ``module.Type: message`` line.
+_WORKER_ERROR = re.compile(r"Caught (\w+) in DataLoader worker process \d+\.\nOriginal Traceback")
+
+
 def error_line(err: BaseException) -> str:
-    """The one-line message of an error a user can act on."""
+    """The one-line message of an error a user can act on (for an error raised in a data-loader
+    worker, the original message without the worker's traceback)."""
     if isinstance(err, OSError) and err.filename is not None and err.strerror:
         return f"{err.filename}: {err.strerror}"
-    return str(err) or type(err).__name__
+    text = str(err)
+    wrapped = _WORKER_ERROR.match(text)
+    if wrapped is not None:
+        kind = re.escape(wrapped.group(1))
+        lines = re.findall(rf"^(?:[\w.]+\.)?{kind}: (.*)$", text, flags=re.M)
+        if lines:
+            return lines[-1]
+    return text or type(err).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,34 @@ def test_os_error_with_a_file_name_is_one_line(tmp_path: Path, capsys: pytest.Ca
     assert "is a folder, expected a file" in _one_error_line(capsys.readouterr().err, "info")
 
 
+class _BrokenFrames:
+    """A data set whose frames cannot be read (a bad label file, say)."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> object:
+        from pc3d.errors import FormatError
+
+        raise FormatError(f"labels/{index:06d}.txt:3: unknown class 'Cra'")
+
+
+def test_an_error_in_a_data_loader_worker_is_its_own_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """torch re-raises a worker's error with the worker's traceback as its message."""
+    from torch.utils.data import DataLoader
+
+    def reads_in_workers(args: argparse.Namespace) -> int:
+        list(DataLoader(_BrokenFrames(), num_workers=1))
+        return 0
+
+    monkeypatch.setattr(pc3d.cli.info, "run", reads_in_workers)
+    assert main(["info", str(SCAN)]) == 2
+    err = _one_error_line(capsys.readouterr().err, "info")
+    assert err == "pc3d info: error: labels/000000.txt:3: unknown class 'Cra'\n"
+
+
 def test_interrupt_and_unexpected_errors_print_no_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
