@@ -34,7 +34,7 @@ from pc3d.structures import BasePoints, Detections3D
 if TYPE_CHECKING:
     from pc3d.io.points import NanPolicy, UseDims
 
-__all__ = ["PointsLike", "as_point_tensor", "detect", "load_model", "model_input", "predict"]
+__all__ = ["PointsLike", "as_point_tensor", "detect", "finite_rows", "load_model", "model_input", "predict"]
 
 #: What :func:`predict` accepts as one frame: a point file, an ``[N, C]`` array or tensor, or points.
 PointsLike = str | os.PathLike[str] | np.ndarray | Tensor | BasePoints
@@ -157,7 +157,14 @@ def as_point_tensor(
 
 
 def model_input(points: Tensor, what: str = "points", nan_policy: NanPolicy = "drop") -> Tensor:
-    """``points`` without the rows a model cannot take: a NaN or infinite value in any column.
+    """``points`` without the rows a model cannot take (see :func:`finite_rows`)."""
+    rows = finite_rows(points, what, nan_policy)
+    return points if rows is None else points[rows]
+
+
+def finite_rows(points: Tensor, what: str = "points", nan_policy: NanPolicy = "drop") -> Tensor | None:
+    """The rows a model can take, ``Bool[N]``: those without a NaN or infinite value in any
+    column; ``None`` when every row can be taken (the common case, found with one sum).
 
     Reading a cloud (``nan_policy`` of :func:`pc3d.io.points.read_point_file`) checks x, y, z
     only, and keeps NaN in other columns (a file's data as it is); a model reads every column,
@@ -172,11 +179,11 @@ def model_input(points: Tensor, what: str = "points", nan_policy: NanPolicy = "d
         FormatError: ``"raise"`` and some row holds a non-finite value.
     """
     if points.shape[0] == 0 or not points.is_floating_point() or bool(torch.isfinite(points.sum())):
-        return points
+        return None
     finite = torch.isfinite(points)
     rows = finite.all(dim=1)
     if bool(rows.all()):  # the sum overflowed, no value is bad
-        return points
+        return None
     columns = (~finite).any(dim=0).nonzero()[:, 0].tolist()
     bad = int(points.shape[0] - int(rows.sum()))
     said = f"{bad} of {points.shape[0]} points have NaN or infinite values in column(s) {columns}"
@@ -188,9 +195,9 @@ def model_input(points: Tensor, what: str = "points", nan_policy: NanPolicy = "d
         f"{what}: dropped {said.replace(' have ', ' with ')} before the model (it reads every column); to "
         "stop with an error instead, use --nan-policy raise (command line) or nan_policy='raise' (Python)",
         NonFinitePointsWarning,
-        stacklevel=2,
+        stacklevel=3,
     )
-    return points[rows]
+    return rows
 
 
 @torch.no_grad()

@@ -147,15 +147,18 @@ class Frame:
 
     Attributes:
         cloud: the point file.
-        points: its points ``float32 Tensor[N, C]``.
+        points: the points the model read, ``float32 Tensor[N, C]``.
         result: what the model predicted.
         class_names: the model's classes.
+        kept: ``Bool[M]`` over the file's ``M`` points: those the model read (the others held NaN
+            or infinite values); ``None`` when it read them all.
     """
 
     cloud: Path
     points: Any
     result: Any
     class_names: list[str]
+    kept: Any = None
 
 
 def write_detections(frame: Frame, args: argparse.Namespace) -> dict[str, Any]:
@@ -240,6 +243,8 @@ def write_point_labels(frame: Frame, args: argparse.Namespace) -> dict[str, Any]
     """A segmentation's per-point class indices: ``<stem>.npy`` (int64), or with ``--format label``
     ``<stem>.label`` (uint32; SemanticKITTI's raw ids for its 19 classes); ``--png`` renders the
     cloud coloured by class with a legend (``pc3d show --point-labels`` reads the same files)."""
+    import numpy as np
+
     from pc3d.errors import FormatError
     from pc3d.io.semseg import raw_ids_for
     from pc3d.io.semseg import write_point_labels as write_labels
@@ -251,6 +256,11 @@ def write_point_labels(frame: Frame, args: argparse.Namespace) -> dict[str, Any]
     labels = frame.result.detach().cpu().numpy().reshape(-1)
     if labels.shape[0] != frame.points.shape[0]:
         raise FormatError(f"{frame.cloud}: {labels.shape[0]} labels for {frame.points.shape[0]} points")
+    shown = labels
+    if frame.kept is not None:  # one label per point of the file: -1 where the model read none
+        kept = frame.kept.cpu().numpy()
+        labels = np.full(kept.shape[0], -1, dtype=np.int64)
+        labels[kept] = shown
     suffix = ".label" if args.format == "label" else ".npy"
     path = write_labels(
         args.out_dir / f"{frame.cloud.stem}{suffix}",
@@ -266,7 +276,7 @@ def write_point_labels(frame: Frame, args: argparse.Namespace) -> dict[str, Any]
             frame.points.cpu().numpy(),
             out=png,
             view="bev",
-            point_labels=labels,
+            point_labels=shown,
             class_names=frame.class_names or None,
         )
         entry["png"] = str(png)
@@ -352,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pc3d.engine.logging import terminal_progress
     from pc3d.errors import Pc3dError, ShapeError
-    from pc3d.inference import load_model, model_input, predict
+    from pc3d.inference import finite_rows, load_model, predict
     from pc3d.io.jsonio import write_json
     from pc3d.io.points import read_point_file
     from pc3d.nn.fuse import has_inference_copy
@@ -391,21 +401,25 @@ def run(args: argparse.Namespace) -> int:
         return result, (time.perf_counter() - start) * 1000.0
 
     # The first runs pay one-off costs (allocations, oneDNN's kernel choices): untimed.
-    def read(cloud: Path) -> torch.Tensor:
-        data = read_point_file(cloud, args.num_features, args.nan_policy)
+    def read(cloud: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # Every point is read; the rows the model cannot take (NaN or inf in any column it reads,
+        # x, y, z included) are dropped here, with the mask kept so that per-point outputs can be
+        # written for every point of the file.
+        data = read_point_file(cloud, args.num_features, "keep")
         if args.use_dims is not None:
             data = data.select(args.use_dims)
         columns[cloud] = data.fields
-        # Rows the model cannot take go here, so that what is written lines up with what ran.
-        return model_input(torch.from_numpy(data.array), str(cloud), args.nan_policy)
+        points = torch.from_numpy(data.array)
+        rows = finite_rows(points, str(cloud), args.nan_policy)
+        return (points, None) if rows is None else (points[rows], rows)
 
     first = read(args.clouds[0])
-    warmup = [timed(args.clouds[0], first)[1] for _ in range(args.warmup)]
+    warmup = [timed(args.clouds[0], first[0])[1] for _ in range(args.warmup)]
     entries = []
     for cloud in terminal_progress(args.clouds, "infer" if len(args.clouds) > 1 else None, unit="cloud"):
-        points = first if cloud is args.clouds[0] else read(cloud)
+        points, kept = first if cloud is args.clouds[0] else read(cloud)
         result, latency = timed(cloud, points)
-        frame = Frame(cloud, points, result, class_names)
+        frame = Frame(cloud, points, result, class_names, kept)
         entries.append({"cloud": str(cloud), "latency_ms": latency, **writer_for(result)(frame, args)})
     latencies = [e["latency_ms"] for e in entries]
     summary = {

@@ -296,30 +296,41 @@ def write_point_labels(
 
     Args:
         path: ``.npy`` (int64 class indices) or ``.label`` (uint32 per point).
-        labels: ``int[N]`` class indices (>= 0).
+        labels: ``int[N]`` class indices (>= 0), or -1 for a point without a label (one the
+            model did not read): -1 in ``.npy``, raw id 0 (SemanticKITTI's ``unlabeled``) in
+            ``.label``.
         raw_ids: for ``.label``: the raw id written for each class (e.g. :func:`raw_ids_for`).
 
     Returns:
         The path written.
 
     Raises:
-        FormatError: another suffix, negative labels, or a class without a raw id.
+        FormatError: another suffix, labels below -1, a class without a raw id, or -1 in a
+            ``.label`` file of class indices (no raw ids: nothing marks "no label" there).
     """
     path = Path(path)
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
     if path.suffix not in LABEL_SUFFIXES:
         raise FormatError(f"{path}: label outputs end in {' or '.join(LABEL_SUFFIXES)}")
-    if labels.size and labels.min() < 0:
-        raise FormatError(f"{path}: labels must be class indices >= 0, got {int(labels.min())}")
+    if labels.size and labels.min() < -1:
+        raise FormatError(
+            f"{path}: labels must be class indices >= 0 (or -1: no label), got {int(labels.min())}"
+        )
     if path.suffix == ".npy":
         buffer = io.BytesIO()
         np.save(buffer, labels, allow_pickle=False)
         return atomic_write_bytes(path, buffer.getvalue())
+    unlabelled = labels < 0
     values = labels
     if raw_ids is not None:
         if labels.size and labels.max() >= len(raw_ids):
             raise FormatError(f"{path}: class {int(labels.max())} has no raw id ({len(raw_ids)} given)")
-        values = np.asarray(raw_ids, dtype=np.int64)[labels]
+        values = np.where(unlabelled, 0, np.asarray(raw_ids, dtype=np.int64)[np.maximum(labels, 0)])
+    elif unlabelled.any():
+        raise FormatError(
+            f"{path}: {int(unlabelled.sum())} points have no label (-1), which a .label file of class "
+            "indices cannot hold (0 is a class): write .npy"
+        )
     return atomic_write_bytes(path, values.astype("<u4").tobytes())
 
 

@@ -534,7 +534,9 @@ def test_a_checkpoint_of_other_classes_is_refused(
     assert json.loads((tmp_path / "000001.json").read_text())["class_names"] == classes
 
 
-def test_segmentation_writes_per_point_labels(tmp_path: Path, renderer: None) -> None:
+def test_segmentation_writes_per_point_labels(
+    tmp_path: Path, renderer: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A segmentation config: one label per point, as .npy or SemanticKITTI-style .label, and a
     PNG coloured by class."""
     from pc3d.config import build, load_config
@@ -559,6 +561,17 @@ def test_segmentation_writes_per_point_labels(tmp_path: Path, renderer: None) ->
     assert summary["num_frames"] == 1 and summary["frames"][0]["num_points"] == 500
     assert summary["optimized"] is False  # a segmentation model has no inference copy
     assert infer("sparseunet_synthetic-lidar", checkpoint, cloud, out, "--format", "kitti") == 2
+    # Points with NaN or inf: not read by the model, labelled -1, so the file lines up with the cloud.
+    holes = np.load(cloud)
+    holes[[3, 40], 1] = np.nan
+    holes[100, 3] = np.inf
+    np.save(cloud, holes)
+    capsys.readouterr()
+    assert infer("sparseunet_synthetic-lidar", checkpoint, cloud, out / "holes") == 0
+    assert "dropped 3 of 500 points" in capsys.readouterr().err
+    with_holes = read_point_labels(out / "holes" / "scan.npy", 500)
+    assert with_holes[[3, 40, 100]].tolist() == [-1, -1, -1]
+    assert (np.delete(with_holes, [3, 40, 100]) >= 0).all()
 
 
 def test_checkpoint_info_describes_each_kind(

@@ -157,8 +157,15 @@ def test_point_label_outputs_round_trip(tmp_path: Path) -> None:
         write_point_labels(tmp_path / "c.txt", labels)
     with pytest.raises(FormatError, match=r"c\.label: class 19 has no raw id \(19 given\)"):
         write_point_labels(tmp_path / "c.label", np.array([19]), raw_ids)
-    with pytest.raises(FormatError, match=r"labels must be class indices >= 0, got -1"):
-        write_point_labels(tmp_path / "c.npy", np.array([-1]))
+    with pytest.raises(FormatError, match=r"labels must be class indices >= 0 \(or -1: no label\), got -2"):
+        write_point_labels(tmp_path / "c.npy", np.array([-2]))
+    # -1: a point without a label: kept in .npy, SemanticKITTI's raw id 0 ("unlabeled") in .label.
+    some = np.array([0, -1, 3])
+    assert read_point_labels(write_point_labels(tmp_path / "d.npy", some)).tolist() == [0, -1, 3]
+    written = np.fromfile(write_point_labels(tmp_path / "d.label", some, raw_ids), dtype="<u4")
+    assert written.tolist() == [raw_ids[0], 0, raw_ids[3]]
+    with pytest.raises(FormatError, match=r"d2\.label: 1 points have no label \(-1\).*write \.npy"):
+        write_point_labels(tmp_path / "d2.label", some)
     np.save(tmp_path / "f.npy", np.zeros(3, dtype=np.float32))
     with pytest.raises(FormatError, match=r"f\.npy: expected a 1-D integer array"):
         read_point_labels(tmp_path / "f.npy")

@@ -68,23 +68,32 @@ def infer_segmentation(model: nn.Module, points: Any) -> np.ndarray:
         points: ``[N, C]`` array or tensor, or a ``pc3d.structures`` points object.
 
     Returns:
-        ``int64[N]`` class indices.
+        ``int64[N]`` class indices; -1 for a point with a NaN or infinite value, which the model
+        does not read (dropped with a ``NonFinitePointsWarning``, as ``pc3d infer`` does).
 
     Raises:
         FormatError: a model without ``predict``, or one that is not a point segmentor.
         ShapeError: points that are not ``[N, 3+C]``.
     """
+    from pc3d.inference import finite_rows
+
     if getattr(model, "task", None) != "point_segmentation" or not hasattr(model, "predict"):
         raise FormatError(f"{type(model).__name__} is not a point segmentor (task 'point_segmentation')")
     cloud = _as_tensor(points)
+    rows = finite_rows(cloud)
     device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()
     try:
-        (labels,) = model.predict(points=[cloud.to(device)])  # type: ignore[operator]
+        (labels,) = model.predict(points=[(cloud if rows is None else cloud[rows]).to(device)])  # type: ignore[operator]
     finally:
         model.train(was_training)
-    return labels.cpu().numpy().astype(np.int64)
+    found = labels.cpu().numpy().astype(np.int64)
+    if rows is None:
+        return found
+    every = np.full(cloud.shape[0], -1, dtype=np.int64)
+    every[rows.cpu().numpy()] = found
+    return every
 
 
 def segmentation_colors(labels: np.ndarray) -> np.ndarray:

@@ -159,6 +159,14 @@ def test_inference_writes_labels_the_readers_take_back(
         read_point_labels(npy, 49)
     with pytest.raises(Exception, match=r"out\.txt: label outputs end in \.npy or \.label"):
         write_segmentation(model, sample["points"], tmp_path / "out.txt")
+    # A point with NaN (an unknown intensity, say) is not read by the model: -1, the others as before.
+    holes = sample["points"].numpy().copy()
+    holes[7, 3] = np.nan
+    from pc3d.io.points import NonFinitePointsWarning
+
+    with pytest.warns(NonFinitePointsWarning, match="dropped 1 of 50 points"):
+        labels = read_point_labels(write_segmentation(model, holes, tmp_path / "holes.npy")["labels"], 50)
+    assert labels[7] == -1 and (np.delete(labels, 7) >= 0).all()
 
 
 def test_render_coloured_by_class(tmp_path: Path) -> None:
