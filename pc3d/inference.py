@@ -34,7 +34,16 @@ from pc3d.structures import BasePoints, Detections3D
 if TYPE_CHECKING:
     from pc3d.io.points import NanPolicy, UseDims
 
-__all__ = ["PointsLike", "as_point_tensor", "detect", "finite_rows", "load_model", "model_input", "predict"]
+__all__ = [
+    "PointsLike",
+    "as_point_tensor",
+    "check_point_model",
+    "detect",
+    "finite_rows",
+    "load_model",
+    "model_input",
+    "predict",
+]
 
 #: What :func:`predict` accepts as one frame: a point file, an ``[N, C]`` array or tensor, or points.
 PointsLike = str | os.PathLike[str] | np.ndarray | Tensor | BasePoints
@@ -200,6 +209,30 @@ def finite_rows(points: Tensor, what: str = "points", nan_policy: NanPolicy = "d
     return rows
 
 
+def check_point_model(model: nn.Module) -> None:
+    """Refuse a model whose ``predict`` takes images (a 2D detector, a classifier, an image
+    segmentor): this module and ``pc3d infer`` feed point clouds.
+
+    Raises:
+        Pc3dError: naming the model and what to use instead.
+    """
+    import inspect
+
+    run = getattr(model, "predict", None)
+    if not callable(run):
+        return
+    try:
+        first = next(iter(inspect.signature(run).parameters), None)
+    except (TypeError, ValueError):
+        return
+    if first in ("images", "image", "imgs"):
+        raise Pc3dError(
+            f"{type(model).__name__} is an image model (its predict takes {first}); pc3d infer and "
+            "pc3d.inference run point-cloud models. Evaluate it with pc3d test; for single images "
+            "see its plugin's docs (docs/det2d.md, docs/classification.md, docs/seg.md)"
+        )
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -225,6 +258,7 @@ def predict(
     run = getattr(model, "predict", None)
     if not callable(run):
         raise Pc3dError(f"{type(model).__name__} has no predict(frames) method, so it cannot run inference")
+    check_point_model(model)
     device = next(model.parameters()).device
     what = str(points) if isinstance(points, (str, os.PathLike)) else "points"
     frame = model_input(as_point_tensor(points, None, nan_policy, use_dims), what, nan_policy).to(device)

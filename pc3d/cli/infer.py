@@ -362,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pc3d.engine.logging import terminal_progress
     from pc3d.errors import Pc3dError, ShapeError
-    from pc3d.inference import finite_rows, load_model, predict
+    from pc3d.inference import check_point_model, finite_rows, load_model, predict
     from pc3d.io.jsonio import write_json
     from pc3d.io.points import read_point_file
     from pc3d.nn.fuse import has_inference_copy
@@ -377,6 +377,7 @@ def run(args: argparse.Namespace) -> int:
         for cloud in args.clouds:  # before the model loads: every frame's calibration is there
             kitti_side_files(cloud, args.calib)
     model = load_model(args.config, args.checkpoint, args.device, args.overrides, optimize=args.optimize)
+    check_point_model(model)  # an image model: said before any cloud is read
     class_names = [str(n) for n in getattr(model, "class_names", [])]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     device = next(iter(model.parameters()), torch.empty(0)).device

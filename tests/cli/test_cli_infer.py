@@ -667,3 +667,30 @@ def test_an_out_dir_that_is_a_file_is_refused_before_the_model_loads(
     assert infer(config, checkpoint, CLOUDS[0], taken) == 2
     assert f"--out-dir {taken} is a file, not a folder" in capsys.readouterr().err
     assert taken.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("config", "plugin", "model"),
+    [
+        ("retinanet_r18-fpn_shapes", "pc3d_det2d", "RetinaNet"),
+        ("lenet5_digits", "pc3d_classification", "ImageClassifier"),
+        ("fcn_r18_shapes", "pc3d_seg", "ImageSegmentor"),
+    ],
+)
+def test_an_image_model_is_refused_before_any_cloud_is_read(
+    config: str, plugin: str, model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pc3d.config import build, load_config
+
+    pytest.importorskip(plugin)
+    built = build(load_config(config).node("model"), kind="model")
+    checkpoint = tmp_path / "image_model.pth"
+    torch.save({"model": built.state_dict()}, checkpoint)
+    missing = tmp_path / "never_read.bin"
+    missing.write_bytes(b"\0" * 7)  # not a valid cloud: reading it would be a different error
+    assert infer(config, checkpoint, missing, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert f"{type(built).__name__} is an image model (its predict takes images); pc3d infer" in err
+    assert type(built).__name__ == model and "this is a bug" not in err
+    with pytest.raises(pc3d.errors.Pc3dError, match="is an image model"):
+        pc3d.inference.predict(built, np.zeros((4, 4), np.float32))
