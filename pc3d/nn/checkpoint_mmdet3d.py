@@ -194,14 +194,21 @@ def has_mmcv_sparse_layout(state_dict: Mapping[str, Any]) -> bool:
 def checkpoint_class_names(checkpoint: Mapping[str, Any]) -> list[str] | None:
     """The class names a checkpoint records, in label order, or None.
 
-    Read from MMDetection3D's ``meta.dataset_meta.classes``, or from ``meta.class_names`` of a
-    checkpoint ``pc3d checkpoint convert`` wrote.
+    Read from MMDetection3D's ``meta.dataset_meta.classes``, from ``meta.class_names`` of a
+    checkpoint ``pc3d checkpoint convert`` wrote, or from the config a pc3d training run saved
+    with its weights (``config.model.class_names``, as the model took them).
     """
     meta = checkpoint.get("meta")
-    if not isinstance(meta, Mapping):
+    config = checkpoint.get("config")
+    if isinstance(meta, Mapping):
+        dataset_meta = meta.get("dataset_meta")
+        classes = (
+            dataset_meta.get("classes") if isinstance(dataset_meta, Mapping) else meta.get("class_names")
+        )
+    elif isinstance(config, Mapping) and isinstance(config.get("model"), Mapping):
+        classes = config["model"].get("class_names")
+    else:
         return None
-    dataset_meta = meta.get("dataset_meta")
-    classes = dataset_meta.get("classes") if isinstance(dataset_meta, Mapping) else meta.get("class_names")
     if isinstance(classes, (list, tuple)) and classes:
         return [str(c) for c in classes]
     return None

@@ -1,4 +1,5 @@
-"""The one check of ground-truth class labels, shared by every head that trains on them."""
+"""The one check of ground-truth class labels, shared by every head that trains on them, and the
+one check of a model's class names against its head's class count."""
 
 from __future__ import annotations
 
@@ -9,7 +10,37 @@ from torch import Tensor
 
 from pc3d.errors import FormatError
 
-__all__ = ["check_labels"]
+__all__ = ["check_labels", "model_class_names"]
+
+
+def model_class_names(
+    class_names: Sequence[str] | None, num_classes: int, num_classes_key: str = "model.head.num_classes"
+) -> list[str]:
+    """A model's classes by label index (what its outputs, checkpoints and ``pc3d infer`` name).
+
+    Args:
+        class_names: the config's ``model.class_names`` (``${class_names}``), or None.
+        num_classes: the classes its head predicts.
+        num_classes_key: where ``num_classes`` is set, named in the error.
+
+    Returns:
+        ``class_names`` as a list, or ``"0"``, ``"1"``, ... for ``num_classes`` without it.
+
+    Raises:
+        FormatError: another count than ``num_classes`` (``--set class_names=[car]`` on a
+            3-class head), or a name listed twice.
+    """
+    if class_names is None:
+        return [str(i) for i in range(num_classes)]
+    names = [str(n) for n in class_names]
+    if len(names) != num_classes:
+        raise FormatError(
+            f"model.class_names lists {len(names)} classes ({', '.join(names)}) but {num_classes_key} "
+            f"is {num_classes}; set {num_classes_key} to {len(names)}"
+        )
+    if len(set(names)) != len(names):
+        raise FormatError(f"model.class_names lists a class twice: {names}")
+    return names
 
 
 def check_labels(

@@ -694,3 +694,40 @@ def test_an_image_model_is_refused_before_any_cloud_is_read(
     assert type(built).__name__ == model and "this is a bug" not in err
     with pytest.raises(pc3d.errors.Pc3dError, match="is an image model"):
         pc3d.inference.predict(built, np.zeros((4, 4), np.float32))
+
+
+def test_a_segmentation_checkpoint_of_other_classes_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pc3d training checkpoint records the classes its model took (config.model.class_names):
+    a segmentor built with them in another order, or other ones, is refused rather than mislabel."""
+    from pc3d.config import build, load_config
+    from pc3d.engine.checkpoint import FORMAT, save_checkpoint
+
+    pytest.importorskip("pc3d_seg")
+    config = load_config("sparseunet_synthetic-lidar")
+    model = build(config.node("model"), kind="model")
+    assert model.class_names == config["class_names"]
+    checkpoint = tmp_path / "seg.pth"
+    save_checkpoint({"format": FORMAT, "model": model.state_dict(), "config": config.data}, checkpoint)
+    cloud = tmp_path / "scan.npy"
+    np.save(cloud, (np.random.default_rng(0).random((200, 4)) * [20, 20, 2, 1]).astype(np.float32))
+    assert infer("sparseunet_synthetic-lidar", checkpoint, cloud, tmp_path / "same") == 0
+    swapped = list(reversed(config["class_names"]))
+    assert (
+        infer(
+            "sparseunet_synthetic-lidar", checkpoint, cloud, tmp_path / "o", "--set", f"class_names={swapped}"
+        )
+        == 2
+    )
+    assert (
+        f"the checkpoint's classes {config['class_names']} differ from the config's {swapped}"
+        in capsys.readouterr().err
+    )
+    assert (
+        infer("sparseunet_synthetic-lidar", checkpoint, cloud, tmp_path / "o", "--set", "class_names=[a, b]")
+        == 2
+    )
+    assert (
+        "model.class_names lists 2 classes (a, b) but model.head.num_classes is 7" in capsys.readouterr().err
+    )

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from pc3d.errors import FormatError, ShapeError
+from pc3d.errors import ShapeError
+from pc3d.nn.labels import model_class_names
 from pc3d.structures import LiDARBoxes3D, LiDARPoints
 from pc3d_det3d.heads import CenterHeadBase, CenterHeadOutput
 from pc3d_det3d.structures import BEVGrid, Detections3D
@@ -52,14 +53,7 @@ class BEVDetector(nn.Module):
         class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        if class_names is not None and len(class_names) != head.num_classes:
-            raise FormatError(
-                f"model.class_names lists {len(class_names)} classes ({', '.join(class_names)}) but "
-                f"model.head.num_classes is {head.num_classes}; set model.head.num_classes to {len(class_names)}"
-            )
-        self.class_names = (
-            list(class_names) if class_names is not None else [str(i) for i in range(head.num_classes)]
-        )
+        self.class_names = model_class_names(class_names, head.num_classes)
         grid = getattr(voxel_encoder, "grid", None)
         if not isinstance(grid, BEVGrid):
             raise TypeError(

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from pc3d.errors import ShapeError
 from pc3d.nn.backbones.base import check_image_batch
+from pc3d.nn.labels import model_class_names
 from pc3d_seg.heads import FCNHead, PointMLPSegHead
 
 
@@ -23,18 +24,25 @@ class PointSegmentor(nn.Module):
     Args:
         backbone: the per-point feature extractor.
         head: its ``in_channels`` must equal the backbone's ``out_channels``.
+        class_names: the classes by label index (outputs, ``.label`` raw ids, checkpoints), as
+            many as the head's ``num_classes``; default ``"0"``, ``"1"``, ...
 
     Attributes:
         task: ``"point_segmentation"`` (what ``pc3d infer`` checks to write per-point labels).
+        class_names: the classes by label index.
 
     Raises:
         ShapeError: ``head.in_channels`` differs from ``backbone.out_channels``.
+        FormatError: ``class_names`` of another count than the head's ``num_classes``.
     """
 
     task = "point_segmentation"
 
-    def __init__(self, backbone: nn.Module, head: PointMLPSegHead) -> None:
+    def __init__(
+        self, backbone: nn.Module, head: PointMLPSegHead, class_names: Sequence[str] | None = None
+    ) -> None:
         super().__init__()
+        self.class_names = model_class_names(class_names, head.num_classes)
         out_channels = getattr(backbone, "out_channels", None)
         if out_channels != head.in_channels:
             raise ShapeError(
@@ -88,15 +96,18 @@ class ImageSegmentor(nn.Module):
     Args:
         backbone: returns a tuple of feature maps (``pc3d.nn`` backbones do).
         head: reads the maps its ``in_index`` names.
+        class_names: the classes by label index, as many as the head's ``num_classes``.
 
     Attributes:
         task: ``"image_segmentation"``.
+        class_names: the classes by label index.
     """
 
     task = "image_segmentation"
 
-    def __init__(self, backbone: nn.Module, head: FCNHead) -> None:
+    def __init__(self, backbone: nn.Module, head: FCNHead, class_names: Sequence[str] | None = None) -> None:
         super().__init__()
+        self.class_names = model_class_names(class_names, head.num_classes)
         self.backbone = backbone
         self.head = head
 

@@ -141,7 +141,9 @@ def test_fcn_head_and_image_segmentor_shapes():
 
 def test_config_builds_and_learns_a_tiny_fixed_batch(manager):
     torch.manual_seed(0)
-    config = load_config(CONFIG, ["model.head.num_classes=2"], search_dirs=manager.config_dirs())
+    config = load_config(
+        CONFIG, ["model.head.num_classes=2", "class_names=[road, car]"], search_dirs=manager.config_dirs()
+    )
     model = build(config.node("model"), kind="model", registry=manager.registry)
     assert isinstance(model, PointSegmentor)
     generator = torch.Generator().manual_seed(0)
