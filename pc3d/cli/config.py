@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pc3d.cli.arguments import OVERRIDES_HELP, add_command, add_config_argument, add_overrides_argument
 
@@ -90,7 +90,8 @@ def run_show(args: argparse.Namespace) -> int:
 
 def check(config: Config) -> None:
     """Parse the engine's sections (bounds included), check the optimizer and schedule, build
-    the top-level components (the model, metrics) and check the datasets and training hooks.
+    the top-level components (the model, metrics), check ``train.best_metric`` against the
+    metrics' names, and check the datasets and training hooks.
 
     Datasets are checked, not built: building one reads (or generates) its data. So their
     checks are those of their arguments (names, types, bounds), and the checks of the optimizer
@@ -102,21 +103,23 @@ def check(config: Config) -> None:
     from pc3d.config import ARGUMENT_KINDS, build, check_component
     from pc3d.engine.optim import check_optimizer, check_schedule
     from pc3d.engine.schema import parse_run_spec
+    from pc3d.engine.state import check_best_metric
 
     spec = parse_run_spec(config)
     if spec.optimizer is not None:
         check_optimizer(spec.optimizer, config.node("optimizer"))
     if spec.data.train is not None or config.data.get("schedule") is not None:
         check_schedule(spec.schedule)  # a model-only config (for test or infer) needs none
+    built: dict[str, list[Any]] = {}
     for key, value in config.data.items():
         kind = ARGUMENT_KINDS.get(key)
         if kind is None:
             continue
         if isinstance(value, dict) and "type" in value:
-            build(config.node(key), kind=kind)
+            built[key] = [build(config.node(key), kind=kind)]
         elif isinstance(value, list):
-            for index in range(len(value)):
-                build(config.node(f"{key}.{index}"), kind=kind)
+            built[key] = [build(config.node(f"{key}.{index}"), kind=kind) for index in range(len(value))]
+    check_best_metric(spec.train.best_metric, built.get("metrics", []))
     for split in ("train", "val", "test"):
         if getattr(spec.data, split) is not None:
             check_component(config.node(f"data.{split}.dataset"), kind="dataset")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,13 +25,16 @@ import pc3d
 from pc3d.config import ConfigError
 from pc3d.engine import checkpoint as ckpt
 from pc3d.engine.logging import rewrite_metrics_until
+from pc3d.engine.schema import BestMetricSpec
 from pc3d.engine.seed import capture_rng_state
+from pc3d.errors import did_you_mean
 
 if TYPE_CHECKING:
     from pc3d.engine.trainer import Trainer
 
 __all__ = [
     "RunShape",
+    "check_best_metric",
     "check_resumable",
     "load_model_state",
     "load_optimization_state",
@@ -277,6 +280,30 @@ def restore_training_state(
         )
     rng = state.get("rng") or []
     return rng[trainer.dist.rank] if trainer.dist.rank < len(rng) else None
+
+
+def check_best_metric(spec: BestMetricSpec | None, metrics: Sequence[Any]) -> None:
+    """Refuse a ``train.best_metric.name`` no metric gives, before any training, when every
+    metric says what it gives (an optional ``names()`` method: the keys its ``compute`` returns).
+
+    Raises:
+        ConfigError: the name is not among them (with a "did you mean" and the names).
+    """
+    if spec is None or not metrics:
+        return
+    known: list[str] = []
+    for metric in metrics:
+        names = getattr(metric, "names", None)
+        listed = names() if callable(names) else None
+        if listed is None:
+            return  # a metric that cannot say: checked after the first evaluation instead
+        known.extend(str(n) for n in listed)
+    if spec.name not in known:
+        shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
+        raise ConfigError(
+            f"train.best_metric.name: '{spec.name}' is not a metric this config evaluates"
+            f"{did_you_mean(spec.name, known)}; its metrics give: {shown}"
+        )
 
 
 def track_best(trainer: Trainer, metrics: Mapping[str, float]) -> None:

@@ -42,6 +42,7 @@ from pc3d.engine.schema import RunSpec
 from pc3d.engine.seed import derive_seed, restore_rng_state
 from pc3d.engine.state import (
     RunShape,
+    check_best_metric,
     class_order_mismatch,
     load_model_state,
     restore_training_state,
@@ -97,6 +98,7 @@ class Trainer:
         self.dist = dist
         self.seed = seed
         self.metrics = list(metrics)
+        check_best_metric(spec.train.best_metric, self.metrics)  # before any training
         self.hooks = hooks
         self.device = dist.device
         self.model = model

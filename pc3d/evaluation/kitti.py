@@ -245,6 +245,18 @@ class KittiMetric:
         """The evaluation of every frame kept so far."""
         return kitti_eval([g for g, _ in self.frames], [d for _, d in self.frames], self.classes)
 
+    def names(self) -> list[str]:
+        """Every key :meth:`compute` can return (AOS ones only when AOS is computed), known before
+        any evaluation (checked against ``train.best_metric``)."""
+        return [
+            f"KITTI/{cls}_{metric}_{ap}_{diff}_{oset}"
+            for cls in self.classes
+            for oset in ("strict", "loose")
+            for metric in ("2D", "BEV", "3D", "AOS")
+            for ap in ("AP11", "AP40")
+            for diff in ("easy", "moderate", "hard")
+        ]
+
     def compute(self) -> dict[str, float]:
         """AP in percent by ``KITTI/...`` key (see the class doc); AOS keys only when computed."""
         result = self.result()

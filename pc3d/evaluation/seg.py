@@ -223,6 +223,13 @@ class SegMIoUMetric:
         for pred, target in zip(predictions, targets, strict=True):
             self.confusion.add(pred, target)
 
+    def names(self) -> list[str]:
+        """The keys :meth:`compute` returns, known before any evaluation (checked against
+        ``train.best_metric``)."""
+        confusion = self.confusion
+        classes = confusion.class_names or tuple(str(i) for i in range(confusion.num_classes))
+        return [*classes, "miou", "acc", "acc_cls"]
+
     def compute(self) -> dict[str, float]:
         """Per-class IoU by name, ``miou``, ``acc`` and ``acc_cls``."""
         # After `merge` the matrix already holds every rank's counts.

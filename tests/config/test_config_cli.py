@@ -206,3 +206,20 @@ def test_check_passes_every_shipped_config_that_is_not_a_base():
     assert len(checked) >= 10
     for path in checked:
         assert main(["config", "show", str(path), "--check"]) == 0, path
+
+
+@pytest.mark.parametrize(
+    ("config", "name", "expected"),
+    [
+        ("lenet5_digits", "top_1", "(did you mean 'top1'?); its metrics give: top1, top5"),
+        ("sparseunet_synthetic-lidar", "mIoU", "(did you mean 'miou'?)"),
+        ("retinanet_r18-fpn_shapes", "bbox_mAP", "its metrics give: AP, AP50, AP75, APs, APm, APl"),
+        ("pointpillars_hv-secfpn_kitti-3d-3class", "Car_3D_AP40", "(144 in all)"),
+    ],
+)
+def test_check_refuses_a_best_metric_no_metric_gives(config, name, expected, capsys):
+    assert main(["config", "show", config, "--check", "--set", f"train.best_metric.name={name}"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"train.best_metric.name: '{name}' is not a metric this config evaluates" in err and expected in err
+    )

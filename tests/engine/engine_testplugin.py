@@ -131,6 +131,13 @@ class MeanSquaredError(Metric):
         return {"mse": total / max(count, 1), "count": float(count)}
 
 
+class NamedMeanSquaredError(MeanSquaredError):
+    """:class:`MeanSquaredError` that says its names before evaluating (``names()``)."""
+
+    def names(self) -> list[str]:
+        return ["mse", "count"]
+
+
 class UndefinedMetric(Metric):
     """``undefined``: NaN, as a metric over no positives is (and ``infinite``: +inf)."""
 
@@ -240,6 +247,7 @@ def pc3d_register(registry: Registrar) -> None:
     registry.add_dataset(TinyRegressionDataset)
     registry.add_dataset(KittiMiniDataset)
     registry.add_metric(MeanSquaredError)
+    registry.add_metric(NamedMeanSquaredError)
     registry.add_metric(DetectionCount)
     registry.add_metric(UndefinedMetric)
     registry.add_train_hook(RecordingHook)

@@ -131,6 +131,18 @@ def test_best_metric_must_be_an_evaluated_metric(write_config, registry, tmp_pat
     trainer.close()
 
 
+def test_a_best_metric_no_named_metric_gives_is_refused_before_training(write_config, registry, tmp_path):
+    named = {"metrics": [{"type": "NamedMeanSquaredError"}], "train": {"best_metric": {"name": "MSE"}}}
+    config = load_config(write_config(named))
+    with pytest.raises(
+        ConfigError,
+        match=r"train.best_metric.name: 'MSE' is not a metric this config evaluates \(did you mean 'mse'\?\); "
+        r"its metrics give: mse, count",
+    ):
+        run_train(config, RunOptions(work_dir=tmp_path), registry=registry)
+    assert not list(tmp_path.glob("*.pth"))  # refused before the first step
+
+
 def test_load_from_takes_weights_only(write_config, registry, tmp_path):
     config = load_config(
         write_config({"schedule": {"epochs": 1, "lr": {"type": "constant", "milestones": None}}})

@@ -80,6 +80,10 @@ class TopKAccuracy(Metric):
         hits = [int(hit[:, :k].any(dim=1).sum()) for k in self.topk]
         self.results.append((hits, int(labels.shape[0])))
 
+    def names(self) -> list[str]:
+        """The keys :meth:`compute` returns (checked against ``train.best_metric``)."""
+        return [f"{self.prefix}top{k}" for k in self.topk]
+
     def compute(self) -> dict[str, float]:
         """``{prefix + "top<k>": fraction}`` over every sample counted.
 

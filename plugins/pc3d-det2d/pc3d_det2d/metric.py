@@ -122,6 +122,10 @@ class CocoMetric(Metric):
                 }
             )
 
+    def names(self) -> list[str]:
+        """The keys :meth:`compute` returns (checked against ``train.best_metric``)."""
+        return list(COCO_STAT_NAMES)
+
     def compute(self) -> dict[str, float]:
         """COCO's six AP numbers over every image added (see :func:`coco_eval_stats`).
 
