@@ -30,6 +30,7 @@ from typing import Any, TextIO, TypeVar
 from pc3d.errors import MissingDependencyError
 from pc3d.io.atomic import atomic_write_text
 from pc3d.io.jsonio import dumps
+from pc3d.metric_names import headline_order
 
 __all__ = [
     "CONSOLE_METRICS",
@@ -53,13 +54,14 @@ CONSOLE_METRICS = 12
 
 def console_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     """The metrics an evaluation's console line shows: all of them when they are few; otherwise
-    the headline ones (names with ``AP40_moderate_strict``, KITTI's ranking numbers) when there
-    are any, else the first :data:`CONSOLE_METRICS`."""
+    the first :data:`CONSOLE_METRICS` in :func:`headline_order` (KITTI's ranking numbers only,
+    when there are any)."""
     if len(metrics) <= CONSOLE_METRICS:
         return dict(metrics)
-    headline = {k: v for k, v in metrics.items() if "AP40_moderate_strict" in k}
-    chosen = headline if headline else metrics
-    return dict(list(chosen.items())[:CONSOLE_METRICS])
+    order = headline_order(metrics)
+    if any("AP40_moderate_strict" in k for k in order):
+        order = [k for k in order if "AP40_moderate_strict" in k]
+    return {k: metrics[k] for k in order[:CONSOLE_METRICS]}
 
 
 def terminal_progress(

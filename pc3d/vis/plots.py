@@ -101,9 +101,13 @@ def _save(figure: Any, out: Path) -> Path:
     return path
 
 
-def _series(records: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
+def _series(
+    records: Sequence[dict[str, Any]], key: str, skip: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     pairs = [
-        (r["iteration"], r[key]) for r in records if isinstance(r.get(key), (int, float)) and "iteration" in r
+        (r["iteration"], r[key])
+        for r in records
+        if isinstance(r.get(key), (int, float)) and "iteration" in r and r[key] != skip
     ]
     if not pairs:
         return np.zeros(0), np.zeros(0)
@@ -122,8 +126,10 @@ def plot_training_curves(
     Args:
         work_dir: the run's folder (with ``log.jsonl``, and ``metrics.jsonl`` once evaluated).
         out: the PNG to write (default ``work_dir/curves.png``).
-        max_metrics: at most this many validation metrics are drawn: KITTI's moderate strict
-            AP40 first, then those named ``*AP*``, ``*mIoU*`` or ``*acc*``.
+        max_metrics: at most this many validation metrics are drawn, in
+            :func:`pc3d.metric_names.headline_order` (KITTI's moderate strict AP40, then
+            summaries: ``miou``, ``acc``, ``mAP_0.25``, COCO's ``AP``, ``top1``, ...). COCO's -1
+            ("nothing to measure") is not drawn.
         metrics: draw exactly these validation metrics instead.
 
     Returns:
@@ -153,14 +159,9 @@ def plot_training_curves(
     if metrics is not None:
         metric_keys = [k for k in metrics if k in metric_keys]
     else:
-        metric_keys.sort(
-            key=lambda k: (
-                "AP40_moderate_strict" not in k,
-                not any(tag in k for tag in ("AP", "mIoU", "acc")),
-                k,
-            )
-        )
-        metric_keys = metric_keys[:max_metrics]
+        from pc3d.metric_names import headline_order
+
+        metric_keys = headline_order(metric_keys)[:max_metrics]
     plt = _pyplot()
     panels = 2 + (1 if metric_keys else 0)
     figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 3.8))
@@ -172,7 +173,8 @@ def plot_training_curves(
     axes[1].set(title="learning rate", xlabel="iteration")
     if metric_keys:
         for key in metric_keys:
-            axes[2].plot(*_series(evals, key), marker="o", label=key)
+            # COCO's -1 means "nothing to measure" (no large objects, say): not a point to draw.
+            axes[2].plot(*_series(evals, key, skip=-1.0), marker="o", label=key)
         axes[2].set(title="validation", xlabel="iteration")
         axes[2].legend(fontsize=8)
     for axis in axes:

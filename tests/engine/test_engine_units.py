@@ -270,6 +270,25 @@ def test_console_line_shows_the_headline_metrics() -> None:
     assert set(shown) == {k for k in kitti if "moderate_strict" in k} and len(shown) == 6
     many = {f"m{i}": float(i) for i in range(30)}
     assert list(console_metrics(many)) == [f"m{i}" for i in range(CONSOLE_METRICS)]
+    # SemanticKITTI: 19 per-class IoUs, then the summaries, which the line must not hide.
+    seg = {**{f"class{i}": float("nan") for i in range(19)}, "miou": 0.4, "acc": 0.8, "acc_cls": 0.5}
+    assert list(console_metrics(seg))[:3] == ["miou", "acc", "acc_cls"]
+    indoor = {
+        **{f"chair{i}_AP_0.25": 0.1 for i in range(8)},
+        **{f"c{i}_rec_0.25": 0.1 for i in range(8)},
+        "mAP_0.25": 0.3,
+    }
+    assert next(iter(console_metrics(indoor))) == "mAP_0.25"
+
+
+def test_plot_draws_no_coco_minus_one(tmp_path) -> None:
+    """COCO reports -1 where it has nothing to measure (APl without large objects)."""
+    from pc3d.vis.plots import _series
+
+    evals = [{"iteration": 10, "APl": -1.0, "AP": 0.2}, {"iteration": 20, "APl": 0.5, "AP": 0.3}]
+    steps, values = _series(evals, "APl", skip=-1.0)
+    assert steps.tolist() == [20] and values.tolist() == [0.5]
+    assert _series(evals, "AP", skip=-1.0)[1].tolist() == [0.2, 0.3]
 
 
 def test_terminal_progress_draws_on_a_terminal_only(monkeypatch, tmp_path):
