@@ -19,6 +19,7 @@ writer: ``Detections3D`` (boxes, above) and a tensor of per-point class indices 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -314,6 +315,39 @@ def writer_for(result: Any) -> Callable[[Frame, argparse.Namespace], dict[str, A
     )
 
 
+def check_options_fit(model: Any, args: argparse.Namespace) -> None:
+    """Refuse a ``--format`` the model's outputs cannot take; warn about options it ignores.
+
+    Raises:
+        Pc3dError: ``--format kitti`` for a point segmentor, ``--format label`` for a detector.
+    """
+    import warnings
+
+    from pc3d.errors import Pc3dError
+
+    name = type(model).__name__
+    segments = getattr(model, "task", None) == "point_segmentation"
+    if segments and args.format == "kitti":
+        raise Pc3dError(
+            f"--format kitti writes 3D detections, and {name} labels points: use --format json "
+            "(labels as .npy) or --format label (.label files)"
+        )
+    if not segments and args.format == "label":
+        raise Pc3dError(
+            f"--format label writes per-point labels of a segmentation model, and {name} detects "
+            "boxes: use --format json or --format kitti"
+        )
+    ignored = [
+        option
+        for option, value in (("--score-thr", args.score_thr), ("--calib", args.calib))
+        if value is not None
+    ]
+    if segments and ignored:
+        warnings.warn(
+            f"{' and '.join(ignored)} do not apply to a segmentation model ({name}): ignored", stacklevel=2
+        )
+
+
 def expand_folders(paths: list[Path]) -> list[Path]:
     """``paths`` with each folder replaced by its point clouds (``.bin .npy .pcd .ply``), sorted.
 
@@ -361,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from pc3d.engine.logging import terminal_progress
-    from pc3d.errors import Pc3dError, ShapeError
+    from pc3d.errors import Pc3dError
     from pc3d.inference import check_point_model, finite_rows, load_model, predict
     from pc3d.io.jsonio import write_json
     from pc3d.io.points import read_point_file
@@ -373,11 +407,12 @@ def run(args: argparse.Namespace) -> int:
         raise Pc3dError(f"--out-dir {args.out_dir} is a file, not a folder")
     args.clouds = expand_folders(args.clouds)
     check_clouds(args.clouds)
-    if args.format == "kitti":
-        for cloud in args.clouds:  # before the model loads: every frame's calibration is there
-            kitti_side_files(cloud, args.calib)
     model = load_model(args.config, args.checkpoint, args.device, args.overrides, optimize=args.optimize)
     check_point_model(model)  # an image model: said before any cloud is read
+    check_options_fit(model, args)
+    if args.format == "kitti":
+        for cloud in args.clouds:  # before any cloud is read: every frame's calibration is there
+            kitti_side_files(cloud, args.calib)
     class_names = [str(n) for n in getattr(model, "class_names", [])]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     device = next(iter(model.parameters()), torch.empty(0)).device
@@ -392,10 +427,12 @@ def run(args: argparse.Namespace) -> int:
             result = predict(model, points, args.score_thr, args.nan_policy)
         except Pc3dError as err:  # the model refused this cloud (columns, say): name it
             hint = ""
-            if isinstance(err, ShapeError) and args.use_dims is None and len(columns[cloud]) > 4:
+            counts = re.search(r"expects (\d+) features per point, got (\d+)", str(err))
+            if counts is not None and args.use_dims is None and int(counts[2]) > int(counts[1]):
+                wanted = int(counts[1])
                 hint = (
-                    f" (the cloud's columns: {', '.join(columns[cloud])}; pick those the model reads "
-                    f"with --use-dims, e.g. --use-dims {','.join(columns[cloud][:4])})"
+                    f" (the cloud's columns: {', '.join(columns[cloud])}; pick the {wanted} the model reads "
+                    f"with --use-dims, e.g. --use-dims {','.join(columns[cloud][:wanted])})"
                 )
             raise Pc3dError(f"{cloud}: {err}{hint}") from err
         synchronize()

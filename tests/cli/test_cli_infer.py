@@ -307,6 +307,17 @@ def test_use_dims_picks_the_columns_the_model_reads(
     assert "an empty column between commas" in capsys.readouterr().err
 
 
+def test_a_detector_refuses_the_label_format(
+    small: tuple[Path, Path, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, checkpoint, _ = small
+    assert infer(config, checkpoint, CLOUDS[0], tmp_path / "o", "--format", "label") == 2
+    assert "--format label writes per-point labels of a segmentation model, and VoxelDetector detects boxes" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "o").exists()
+
+
 def test_use_dims_in_the_python_api(small: tuple[Path, Path, dict[str, Any]], tmp_path: Path) -> None:
     config, checkpoint, _ = small
     model = pc3d.inference.load_model(config, checkpoint)
@@ -560,7 +571,14 @@ def test_segmentation_writes_per_point_labels(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_frames"] == 1 and summary["frames"][0]["num_points"] == 500
     assert summary["optimized"] is False  # a segmentation model has no inference copy
+    capsys.readouterr()
     assert infer("sparseunet_synthetic-lidar", checkpoint, cloud, out, "--format", "kitti") == 2
+    assert "--format kitti writes 3D detections, and PointSegmentor labels points" in capsys.readouterr().err
+    assert infer("sparseunet_synthetic-lidar", checkpoint, cloud, out / "thr", "--score-thr", "0.5") == 0
+    assert (
+        "--score-thr do not apply to a segmentation model (PointSegmentor): ignored"
+        in capsys.readouterr().err
+    )
     # Points with NaN or inf: not read by the model, labelled -1, so the file lines up with the cloud.
     holes = np.load(cloud)
     holes[[3, 40], 1] = np.nan
