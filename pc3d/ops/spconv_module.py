@@ -9,6 +9,7 @@ one clear error naming what to install.
 from __future__ import annotations
 
 import importlib
+import logging
 from types import ModuleType
 
 from pc3d.errors import MissingDependencyError
@@ -31,7 +32,22 @@ def import_spconv(submodule: str = "", purpose: str = "sparse convolution (Spars
         MissingDependencyError: spconv is not installed, naming the package to install.
     """
     name = "spconv.pytorch" + (f".{submodule}" if submodule else "")
+    _quiet_fx_tracing_note()
     try:
         return importlib.import_module(name)
     except ImportError as err:
         raise MissingDependencyError(f"{purpose} needs spconv 2: {SPCONV_INSTALL_HINT}") from err
+
+
+class _FxTracingNote(logging.Filter):
+    """Drops torch's note on ``is_fx_tracing`` (a deprecation aimed at spconv's code, printed in
+    glog format on the first sparse convolution); every other torch.fx record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("is_fx_tracing will return true")
+
+
+def _quiet_fx_tracing_note() -> None:
+    logger = logging.getLogger("torch.fx._symbolic_trace")
+    if not any(isinstance(f, _FxTracingNote) for f in logger.filters):
+        logger.addFilter(_FxTracingNote())

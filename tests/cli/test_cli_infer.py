@@ -312,8 +312,9 @@ def test_a_detector_refuses_the_label_format(
 ) -> None:
     config, checkpoint, _ = small
     assert infer(config, checkpoint, CLOUDS[0], tmp_path / "o", "--format", "label") == 2
-    assert "--format label writes per-point labels of a segmentation model, and VoxelDetector detects boxes" in (
-        capsys.readouterr().err
+    assert (
+        "--format label writes per-point labels of a segmentation model, and VoxelDetector detects boxes"
+        in (capsys.readouterr().err)
     )
     assert not (tmp_path / "o").exists()
 

@@ -156,3 +156,21 @@ def test_unet_without_point_branch_and_errors() -> None:
         small_unet(decoder_channels=(8,))
     with pytest.raises(FormatError, match="voxel_size"):
         small_unet(voxel_size=(0.5, 0.5))
+
+
+def test_the_first_sparse_convolution_prints_nothing() -> None:
+    """torch notes spconv's use of is_fx_tracing in glog format (``W1204 ... _symbolic_trace.py``)
+    on the first sparse convolution; pc3d's commands print warnings as one ``pc3d X: warning:`` line."""
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from pc3d.nn.sparse_unet import SparseUNet\n"
+        "net = SparseUNet(in_channels=4, voxel_size=[0.5, 0.5, 0.5], base_channels=8,"
+        " encoder_channels=[8, 16], decoder_channels=[16, 8], blocks=1, point_channels=8).eval()\n"
+        "with torch.no_grad(): net([torch.rand(200, 4) * 10])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "is_fx_tracing" not in done.stderr and done.stderr == ""
