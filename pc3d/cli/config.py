@@ -7,6 +7,7 @@ commands import the config layer when they run.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,8 @@ def run_show(args: argparse.Namespace) -> int:
             print(f"{'.'.join(path):<{width}}  {config.sources[path]}")
     else:
         print(config.to_yaml(), end="")
+    if args.check:  # on stderr: stdout stays the YAML alone (for a pipe or a file)
+        print(f"pc3d config: {args.config}: check passed", file=sys.stderr)
     return 0
 
 

@@ -66,7 +66,10 @@ def test_show_errors_exit_2_with_the_message(tmp_path, capsys):
 
 def test_show_a_shipped_config_by_name_and_check_it(capsys):
     assert main(["config", "show", "pillar-center-tiny_kitti-3class", "--check"]) == 0
-    resolved = yaml.safe_load(capsys.readouterr().out)
+    shown = capsys.readouterr()
+    # stdout: the YAML alone; the verdict on stderr
+    assert shown.err == "pc3d config: pillar-center-tiny_kitti-3class: check passed\n"
+    resolved = yaml.safe_load(shown.out)
     assert resolved["model"]["head"]["type"] == "CenterHead"
     status = main(
         [
