@@ -108,7 +108,7 @@ def load_model(
         model.class_names = [str(n) for n in configured] if configured else []  # type: ignore[assignment]
     if checkpoint is not None:
         state = load_checkpoint(checkpoint)
-        load_model_state(model, model_state_from(state, checkpoint), checkpoint)
+        load_model_state(model, model_state_from(state, checkpoint), checkpoint, state)
         mismatch = class_order_mismatch(state, checkpoint, model)
         if mismatch is not None:
             raise Pc3dError(mismatch)

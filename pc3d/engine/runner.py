@@ -339,7 +339,7 @@ def run_test(
         if not metrics:
             raise ConfigError(f"{config.path or 'config'}: pc3d test needs a 'metrics' list")
         state = ckpt.load_checkpoint(checkpoint)
-        load_model_state(model, ckpt.model_state_from(state, checkpoint), checkpoint)
+        load_model_state(model, ckpt.model_state_from(state, checkpoint), checkpoint, state)
         mismatch = class_order_mismatch(state, checkpoint, model)
         if mismatch is not None:  # every label would name the wrong class
             raise ckpt.CheckpointError(mismatch)

@@ -149,8 +149,20 @@ def check_resumable(
             )
 
 
-def load_model_state(model: nn.Module, weights: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+def load_model_state(
+    model: nn.Module,
+    weights: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    state: Mapping[str, Any] | None = None,
+) -> None:
     """Load ``weights`` into ``model`` strictly.
+
+    Args:
+        model: the model built from the config.
+        weights: its state dict from the checkpoint.
+        path: the checkpoint, for messages.
+        state: the whole checkpoint, when at hand: a pc3d training checkpoint records the model
+            it holds (its config), which the error then names first.
 
     Raises:
         CheckpointError: missing, unexpected or differently shaped entries (counted per module,
@@ -164,10 +176,28 @@ def load_model_state(model: nn.Module, weights: Mapping[str, Any], path: str | o
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:
         mismatch = weight_mismatch(model.state_dict(), weights) or str(err)
+        other = _other_model(state, model)
+        cause = other if other is not None else "(a checkpoint of another model or config?)"
         raise ckpt.CheckpointError(
-            f"{path}: its weights do not fit {type(model).__name__} (a checkpoint of another model or "
-            f"config?): {mismatch}"
+            f"{path}: its weights do not fit {type(model).__name__} {cause}: {mismatch}"
         ) from err
+
+
+def _other_model(state: Mapping[str, Any] | None, model: nn.Module) -> str | None:
+    """``(it holds a PointSegmentor with classes ...)`` when the checkpoint's recorded config built
+    another model class than ``model``'s, else None."""
+    config = state.get("config") if isinstance(state, Mapping) else None
+    recorded = config.get("model") if isinstance(config, Mapping) else None
+    if not isinstance(recorded, Mapping) or not isinstance(recorded.get("type"), str):
+        return None
+    name = recorded["type"]
+    from pc3d.plugin_manager import get_registry
+
+    if any(entry.obj is type(model) for entry in get_registry().find(name)):
+        return None  # the same model (possibly under another registered name)
+    classes = recorded.get("class_names")
+    listed = f" of classes {', '.join(map(str, classes))}" if isinstance(classes, list) and classes else ""
+    return f"(it holds a {name}{listed}: a checkpoint of another model)"
 
 
 def class_order_mismatch(
@@ -261,7 +291,7 @@ def restore_training_state(
         CheckpointError: the checkpoint cannot be continued from (see :func:`check_resumable`).
     """
     check_resumable(state, path, trainer.shape, trainer.config.data)
-    load_model_state(trainer.model, state["model"], path)
+    load_model_state(trainer.model, state["model"], path, state)
     load_optimization_state(state, path, trainer.optimizer, trainer.scheduler, trainer.scaler)
     trainer.iteration = int(state["iteration"])
     trainer.epoch = trainer.iteration // trainer.iters_per_epoch

@@ -208,7 +208,7 @@ class Trainer:
         """``--load-from``: model weights only (strict); optimizer, schedule and counters start
         fresh."""
         state = ckpt.load_checkpoint(path)
-        load_model_state(self.model, ckpt.model_state_from(state, path), path)
+        load_model_state(self.model, ckpt.model_state_from(state, path), path, state)
         self.logger.event(f"loaded weights from {path}", kind="load_from", path=str(path))
         mismatch = class_order_mismatch(state, path, self.model)
         if mismatch is not None:  # fine-tuning onto other classes may be meant: said, not refused

@@ -750,3 +750,10 @@ def test_a_segmentation_checkpoint_of_other_classes_is_refused(
     assert (
         "model.class_names lists 2 classes (a, b) but model.head.num_classes is 7" in capsys.readouterr().err
     )
+    # Given to a detector's config, the error says first what the checkpoint holds.
+    assert infer(NARROW, checkpoint, CLOUDS[0], tmp_path / "o") == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{checkpoint}: its weights do not fit VoxelDetector (it holds a PointSegmentor of classes ground, car,"
+        in err
+    )
