@@ -21,7 +21,7 @@ DESCRIPTION = "Describe checkpoints, and convert checkpoints of other toolkits t
 
 EPILOG = """\
 examples:
-  pc3d checkpoint info work_dirs/run1/latest.pth
+  pc3d checkpoint info work_dirs/run1/epoch_12.pth
   pc3d checkpoint info hv_pointpillars_kitti.pth --match   # which shipped config it fits
   pc3d checkpoint convert --from mmdet3d hv_pointpillars_kitti.pth pointpillars_pc3d.pth
   pc3d checkpoint convert --from mmdet3d second.pth second_pc3d.pth --config second_hv-secfpn_kitti-3d-3class
