@@ -9,7 +9,16 @@ scores the predictions.
 from pc3d_classification.backbones import ConvNet
 from pc3d_classification.datasets import DIGITS_CLASSES, DigitsDataset
 from pc3d_classification.heads import LinearClsHead
+from pc3d_classification.image_folder import ImageFolderDataset
 from pc3d_classification.metrics import TopKAccuracy
 from pc3d_classification.models import ImageClassifier
 
-__all__ = ["DIGITS_CLASSES", "ConvNet", "DigitsDataset", "ImageClassifier", "LinearClsHead", "TopKAccuracy"]
+__all__ = [
+    "DIGITS_CLASSES",
+    "ConvNet",
+    "DigitsDataset",
+    "ImageClassifier",
+    "ImageFolderDataset",
+    "LinearClsHead",
+    "TopKAccuracy",
+]

@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
 from pc3d.errors import FormatError, MissingDependencyError, did_you_mean
+from pc3d.io.images import read_image
 from pc3d.nn import clip_boxes
 from pc3d_det2d.transforms import DetNormalize, DetPad, DetRandomFlip, DetResize
 
@@ -336,7 +336,7 @@ class CocoDetection:
         image_id = self.image_ids[index]
         info = self.coco.imgs[image_id]
         path = self.image_dir / info["file_name"]
-        image = read_rgb(path, f"image id {image_id} of {self.ann_file}")
+        image = read_image(path, "RGB", f"image id {image_id} of {self.ann_file}")
         size = (info.get("height"), info.get("width"))
         if all(_is_int(v) for v in size) and tuple(image.shape[:2]) != size:
             raise FormatError(
@@ -382,26 +382,6 @@ class CocoDetection:
     def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The batch of ``samples`` (see :func:`collate_detection`)."""
         return collate_detection(samples)
-
-
-def read_rgb(path: Path, what: str) -> np.ndarray:
-    """An image file as ``uint8[H, W, 3]``: grey and RGBA become RGB, 16-bit images keep their
-    top 8 bits (as OpenCV's colour read does), instead of saturating to white.
-
-    Raises:
-        FormatError: an unreadable file or a floating-point image, naming ``path`` and ``what``.
-    """
-    try:
-        with Image.open(path) as handle:
-            if handle.mode in ("I;16", "I;16B", "I;16L", "I"):
-                wide = np.asarray(handle, dtype=np.int64)
-                grey = np.clip(wide >> 8 if wide.max(initial=0) > 255 else wide, 0, 255).astype(np.uint8)
-                return np.repeat(grey[..., None], 3, axis=2)
-            if handle.mode == "F":
-                raise FormatError(f"{path} ({what}): a floating-point image; save it as 8-bit RGB or grey")
-            return np.asarray(handle.convert("RGB"))
-    except OSError as err:
-        raise FormatError(f"{path} ({what}): cannot read the image: {err}") from err
 
 
 def collate_detection(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
