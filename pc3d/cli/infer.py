@@ -315,6 +315,34 @@ def writer_for(result: Any) -> Callable[[Frame, argparse.Namespace], dict[str, A
     )
 
 
+#: How the models say they were given another number of columns than they read.
+_COLUMN_COUNTS = (
+    re.compile(r"expects (?P<wanted>\d+) features per point, got (?P<got>\d+)"),
+    re.compile(r"expected Tensor\[N, (?P<wanted>\d+)\], got \(\d+, (?P<got>\d+)\)"),
+)
+
+
+def column_hint(message: str, cloud: Path, columns: tuple[str, ...], args: argparse.Namespace) -> str:
+    """What to pass when a model refused a cloud for its number of columns (else ``""``): more
+    columns than it reads: ``--use-dims``; fewer, from a ``.bin``: ``--num-features``."""
+    for pattern in _COLUMN_COUNTS:
+        found = pattern.search(message)
+        if found is None:
+            continue
+        wanted, got = int(found["wanted"]), int(found["got"])
+        if got > wanted and args.use_dims is None:
+            return (
+                f" (the cloud's columns: {', '.join(columns)}; pick the {wanted} the model reads with "
+                f"--use-dims, e.g. --use-dims {','.join(columns[:wanted])})"
+            )
+        if got < wanted and cloud.suffix.lower() == ".bin" and args.use_dims is None:
+            return (
+                f" (a .bin is read as {args.num_features or 4} float32 values per point; if its records "
+                f"hold {wanted}, pass --num-features {wanted})"
+            )
+    return ""
+
+
 def check_options_fit(model: Any, args: argparse.Namespace) -> None:
     """Refuse a ``--format`` the model's outputs cannot take; warn about options it ignores.
 
@@ -426,15 +454,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             result = predict(model, points, args.score_thr, args.nan_policy)
         except Pc3dError as err:  # the model refused this cloud (columns, say): name it
-            hint = ""
-            counts = re.search(r"expects (\d+) features per point, got (\d+)", str(err))
-            if counts is not None and args.use_dims is None and int(counts[2]) > int(counts[1]):
-                wanted = int(counts[1])
-                hint = (
-                    f" (the cloud's columns: {', '.join(columns[cloud])}; pick the {wanted} the model reads "
-                    f"with --use-dims, e.g. --use-dims {','.join(columns[cloud][:wanted])})"
-                )
-            raise Pc3dError(f"{cloud}: {err}{hint}") from err
+            raise Pc3dError(f"{cloud}: {err}{column_hint(str(err), cloud, columns[cloud], args)}") from err
         synchronize()
         return result, (time.perf_counter() - start) * 1000.0
 

@@ -757,3 +757,26 @@ def test_a_segmentation_checkpoint_of_other_classes_is_refused(
         f"{checkpoint}: its weights do not fit VoxelDetector (it holds a PointSegmentor of classes ground, car,"
         in err
     )
+
+
+def test_a_bin_of_fewer_columns_than_the_model_reads_suggests_num_features(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """S3DIS's models read x, y, z and colour (6 values); a .bin is read as 4 per point by default."""
+    from pc3d.config import build, load_config
+
+    pytest.importorskip("pc3d_seg")
+    model = build(load_config("pointnet2_s3dis").node("model"), kind="model")
+    checkpoint = tmp_path / "s3dis.pth"
+    torch.save({"model": model.state_dict()}, checkpoint)
+    room = tmp_path / "room.bin"
+    (np.random.default_rng(0).random((300, 6)) * [4, 4, 3, 1, 1, 1]).astype(np.float32).tofile(room)
+    assert infer("pointnet2_s3dis", checkpoint, room, tmp_path / "o") == 2
+    assert "if its records hold 6, pass --num-features 6" in capsys.readouterr().err
+    assert infer("pointnet2_s3dis", checkpoint, room, tmp_path / "o", "--num-features", "6") == 0
+    assert pc3d.io.semseg.read_point_labels(tmp_path / "o" / "room.npy", 300).shape == (300,)
+    # An empty room (or one whose every point holds NaN): an empty label file, not a model error.
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    assert infer("pointnet2_s3dis", checkpoint, empty, tmp_path / "e", "--num-features", "6") == 0
+    assert pc3d.io.semseg.read_point_labels(tmp_path / "e" / "empty.npy", 0).shape == (0,)
