@@ -334,15 +334,16 @@ def run_test(
     try:
         dist, seed = _setup(spec, RunOptions(device=device))
         model = _build_model(config, spec, dist, registry)
-        dataset = _build_dataset(config, split, registry)
         metrics = _build_list(config, "metrics", "metric", registry)
         if not metrics:
             raise ConfigError(f"{config.path or 'config'}: pc3d test needs a 'metrics' list")
+        # The checkpoint before the data: building a data set may read or generate a lot.
         state = ckpt.load_checkpoint(checkpoint)
         load_model_state(model, ckpt.model_state_from(state, checkpoint), checkpoint, state)
         mismatch = class_order_mismatch(state, checkpoint, model)
         if mismatch is not None:  # every label would name the wrong class
             raise ckpt.CheckpointError(mismatch)
+        dataset = _build_dataset(config, split, registry)
         fast = inference_copy(model) if optimize else None
         model = model if fast is None else fast
         loader = make_eval_loader(dataset, loader_spec, dist, seed)
