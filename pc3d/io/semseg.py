@@ -34,7 +34,7 @@ import numpy as np
 
 from pc3d.errors import FormatError
 from pc3d.io.atomic import atomic_write_bytes
-from pc3d.io.points import read_point_file
+from pc3d.io.points import NanPolicy, read_point_file
 
 __all__ = [
     "LABEL_SUFFIXES",
@@ -225,14 +225,19 @@ def _read_fixed(path: str | os.PathLike[str], dtype: str, what: str, num_points:
     return values
 
 
-def read_semantickitti_scan(path: str | os.PathLike[str]) -> np.ndarray:
+def read_semantickitti_scan(path: str | os.PathLike[str], nan_policy: NanPolicy = "raise") -> np.ndarray:
     """``float32[N, 4]`` x, y, z, remission of a SemanticKITTI (KITTI velodyne) ``.bin`` scan.
+
+    Args:
+        path: the scan.
+        nan_policy: for non-finite coordinates (see :func:`pc3d.io.points.read_point_file`;
+            ``"keep"`` leaves them for a caller that drops the labels of the same points).
 
     Raises:
         FormatError: a size that is not a multiple of 16 bytes or non-finite coordinates (names the file).
         FileNotFoundError: no such file.
     """
-    return read_point_file(path, num_features=4, nan_policy="raise").array.astype(np.float32, copy=False)
+    return read_point_file(path, num_features=4, nan_policy=nan_policy).array.astype(np.float32, copy=False)
 
 
 def read_semantickitti_labels(
@@ -255,14 +260,18 @@ def read_semantickitti_labels(
     return values & 0xFFFF, values >> 16
 
 
-def read_indoor_points(path: str | os.PathLike[str]) -> np.ndarray:
+def read_indoor_points(path: str | os.PathLike[str], nan_policy: NanPolicy = "raise") -> np.ndarray:
     """``float32[N, 6]`` x, y, z, r, g, b of an S3DIS/ScanNet ``points/*.bin`` file (colour 0..255).
+
+    Args:
+        path: the scene's points.
+        nan_policy: as for :func:`read_semantickitti_scan`.
 
     Raises:
         FormatError: a size that is not a multiple of 24 bytes or non-finite coordinates.
         FileNotFoundError: no such file.
     """
-    return read_point_file(path, num_features=6, nan_policy="raise").array.astype(np.float32, copy=False)
+    return read_point_file(path, num_features=6, nan_policy=nan_policy).array.astype(np.float32, copy=False)
 
 
 def read_semantic_mask(path: str | os.PathLike[str], num_points: int | None = None) -> np.ndarray:

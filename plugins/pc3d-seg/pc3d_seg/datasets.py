@@ -58,12 +58,27 @@ class _SegDataset:
     label_map: LabelMap
 
     def __init__(
-        self, class_names: Sequence[str] | None, transforms: Sequence[Transform] | None, owner: str
+        self,
+        class_names: Sequence[str] | None,
+        transforms: Sequence[Transform] | None,
+        owner: str,
+        nan_policy: Literal["drop", "raise"] = "drop",
     ) -> None:
         if class_names is not None:
             self.label_map.check_class_names(class_names, f"{owner}.class_names")
+        if nan_policy not in ("drop", "raise"):
+            raise FormatError(f"{owner}: nan_policy must be 'drop' or 'raise', got {nan_policy!r}")
         self.class_names = list(self.label_map.class_names)
         self.transforms = list(transforms or [])
+        self.nan_policy = nan_policy
+
+    def _finite(self, points: np.ndarray, labels: np.ndarray, source: Path) -> tuple[np.ndarray, np.ndarray]:
+        """Points (and their labels) with a NaN or infinite value in any column dropped with a
+        warning, or refused (``nan_policy``), naming the file."""
+        from pc3d.inference import finite_rows
+
+        rows = finite_rows(torch.from_numpy(points), str(source), self.nan_policy)
+        return (points, labels) if rows is None else (points[rows.numpy()], labels[rows.numpy()])
 
     def _sample(self, points: np.ndarray, labels: np.ndarray, name: str) -> dict[str, Any]:
         sample: dict[str, Any] = {
@@ -188,6 +203,8 @@ class SemanticKittiSeg(_SegDataset):
             and validates on 08.
         class_names: checked against the learning map's 19 classes when given.
         transforms: augmentations, applied in order.
+        nan_policy: points with a NaN or infinite value in any column: ``"drop"`` them (and
+            their labels) with a warning naming the scan, or ``"raise"`` an error.
 
     Raises:
         FileNotFoundError: a missing root, sequence folder or label file (names the path).
@@ -201,8 +218,9 @@ class SemanticKittiSeg(_SegDataset):
         sequences: Sequence[str | int] = ("08",),
         class_names: list[str] | None = None,
         transforms: list[Any] | None = None,
+        nan_policy: Literal["drop", "raise"] = "drop",
     ) -> None:
-        super().__init__(class_names, transforms, "SemanticKittiSeg")
+        super().__init__(class_names, transforms, "SemanticKittiSeg", nan_policy)
         base = _resolve_root(root, "SemanticKittiSeg", "sequences/XX/velodyne and sequences/XX/labels")
         self.scans: list[tuple[Path, Path]] = []
         for sequence in sequences:
@@ -221,11 +239,10 @@ class SemanticKittiSeg(_SegDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         scan, label_file = self.scans[index]
-        points = read_semantickitti_scan(scan)
+        points = read_semantickitti_scan(scan, nan_policy="keep")
         raw, _ = read_semantickitti_labels(label_file, len(points))
-        return self._sample(
-            points, self.label_map.apply(raw, label_file), f"{scan.parents[1].name}/{scan.stem}"
-        )
+        points, labels = self._finite(points, self.label_map.apply(raw, label_file), scan)
+        return self._sample(points, labels, f"{scan.parents[1].name}/{scan.stem}")
 
 
 class IndoorSeg(_SegDataset):
@@ -242,6 +259,7 @@ class IndoorSeg(_SegDataset):
             split validates on Area_5.
         class_names: checked against the class map when given.
         transforms: augmentations (e.g. ``SegCrop`` for room patches), applied in order.
+        nan_policy: as for :class:`SemanticKittiSeg`.
 
     Raises:
         FileNotFoundError: a missing root or file (names the path).
@@ -255,12 +273,13 @@ class IndoorSeg(_SegDataset):
         scenes: list[str] | None = None,
         class_names: list[str] | None = None,
         transforms: list[Any] | None = None,
+        nan_policy: Literal["drop", "raise"] = "drop",
     ) -> None:
         maps = {"s3dis": S3DIS_LABEL_MAP, "scannet": SCANNET_LABEL_MAP}
         if dataset not in maps:
             raise FormatError(f"IndoorSeg: dataset must be 's3dis' or 'scannet', got {dataset!r}")
         self.label_map = maps[dataset]
-        super().__init__(class_names, transforms, "IndoorSeg")
+        super().__init__(class_names, transforms, "IndoorSeg", nan_policy)
         self.root = _resolve_root(root, "IndoorSeg", "points/ and semantic_mask/")
         names = scenes if scenes is not None else sorted(p.stem for p in (self.root / "points").glob("*.bin"))
         if not names:
@@ -278,8 +297,10 @@ class IndoorSeg(_SegDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         name = self.scenes[index]
-        points = read_indoor_points(self.root / "points" / f"{name}.bin").copy()
+        points_file = self.root / "points" / f"{name}.bin"
+        points = read_indoor_points(points_file, nan_policy="keep").copy()
         mask_file = self.root / "semantic_mask" / f"{name}.bin"
         labels = self.label_map.apply(read_semantic_mask(mask_file, len(points)), mask_file)
+        points, labels = self._finite(points, labels, points_file)
         points[:, 3:6] /= 255.0
         return self._sample(points, labels, name)

@@ -70,6 +70,26 @@ def test_semantickitti_errors_name_the_file(tmp_path: Path):
         SemanticKittiSeg(str(DATA / "semantickitti"), sequences=["00"], class_names=["car", "road"])
 
 
+def test_points_with_nan_are_dropped_with_their_labels_or_refused(tmp_path: Path):
+    from pc3d.io.points import NonFinitePointsWarning
+
+    whole = SemanticKittiSeg(str(DATA / "semantickitti"), sequences=["00"])[0]
+    root = copy_semantickitti(tmp_path)
+    scan = root / "sequences/00/velodyne/000000.bin"
+    points = np.fromfile(scan, dtype=np.float32).reshape(-1, 4)
+    points[4, 0] = np.nan  # a coordinate
+    points[9, 3] = np.inf  # a remission the model would read
+    scan.chmod(0o644)
+    points.tofile(scan)
+    with pytest.warns(NonFinitePointsWarning, match=r"000000\.bin: dropped 2 of 50 points"):
+        sample = SemanticKittiSeg(str(root), sequences=["00"])[0]
+    kept = np.delete(np.arange(50), [4, 9])
+    assert torch.equal(sample["points"], whole["points"][kept])
+    assert torch.equal(sample["labels"], whole["labels"][kept])  # each label stays with its point
+    with pytest.raises(FormatError, match=r"000000\.bin: 2 of 50 points have NaN or infinite values"):
+        SemanticKittiSeg(str(root), sequences=["00"], nan_policy="raise")[0]
+
+
 def test_indoor_samples_and_errors(tmp_path: Path):
     s3dis = IndoorSeg(str(DATA / "s3dis"), "s3dis", class_names=list(S3DIS_CLASSES))
     sample = s3dis[0]
