@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pc3d.cli.arguments import KITTI_ROOT_HELP, add_command, add_nan_policy_argument
 from pc3d.cli.show_inputs import (
@@ -16,6 +17,9 @@ from pc3d.cli.show_inputs import (
     read_point_labels,
 )
 from pc3d.structures.box_mode import MODE_NAMES
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # The input readers live in pc3d.cli.show_inputs; they stay importable from here.
 __all__ = [
@@ -49,7 +53,8 @@ EXAMPLES = """examples:
   pc3d show --kitti data/kitti --frame 000001 --view camera --out cam.png
   pc3d show --kitti data/kitti --frame 000001 --center 58 16 --zoom 3 --labels --out car.png
   pc3d show scan.bin --range 0 -20 40 20 --color-by intensity --out near.png
-  pc3d show scan.bin --point-labels scan.label --class-names road,car,building --out seg.png
+  pc3d show scan.bin --point-labels scan.label --out seg.png   # SemanticKITTI .label: its 19 classes
+  pc3d show scan.bin --point-labels pred.npy --class-names road,car,building --out seg.png
 
 With boxes, the bird's-eye view frames the boxes plus a margin; --range, --center and --zoom
 choose another area (metres along the cloud's forward and left axes: LiDAR x and y).
@@ -163,7 +168,8 @@ def _add_colour_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--class-names",
         metavar="A,B,...",
-        help="comma-separated class names for the ids in --point-labels (default: the ids)",
+        help="comma-separated class names for the ids in --point-labels (default: the ids; "
+        "SemanticKITTI's 19 classes for a .label file of its raw ids)",
     )
 
 
@@ -245,6 +251,7 @@ def run(args: argparse.Namespace) -> int:
         point_labels = read_point_labels(args.point_labels, inputs.num_file_points)
         if inputs.kept is not None:  # the labels of the points --nan-policy drop kept
             point_labels = point_labels[inputs.kept]
+        point_labels, class_names = name_point_labels(args.point_labels, point_labels, class_names)
     # The keywords vis.show and vis.render share, gathered once for either call.
     common = dict(
         view=view,
@@ -294,6 +301,32 @@ def check_framing(args: argparse.Namespace) -> None:
         raise FormatError(f"--center {args.center[0]} {args.center[1]}: expected two finite numbers")
     if not (math.isfinite(args.zoom) and args.zoom > 0):
         raise FormatError(f"--zoom {args.zoom}: expected a positive number (2 shows half the width)")
+
+
+def name_point_labels(
+    path: Path, labels: np.ndarray, class_names: list[str] | None
+) -> tuple[np.ndarray, list[str] | None]:
+    """The labels to draw and their names: a SemanticKITTI ``.label`` file (raw ids, as
+    SemanticKITTI and ``pc3d infer --format label`` write them) is read through the official
+    learning map, with its 19 class names, when no ``--class-names`` are given; labels past the
+    names given are said (they are drawn as ``class N``)."""
+    import warnings
+
+    from pc3d.errors import FormatError
+    from pc3d.io.semseg import SEMANTICKITTI_CLASSES, SEMANTICKITTI_LABEL_MAP
+
+    if class_names is None and path.suffix.lower() == ".label":
+        try:
+            return SEMANTICKITTI_LABEL_MAP.apply(labels, path), list(SEMANTICKITTI_CLASSES)
+        except FormatError:
+            return labels, None  # ids outside SemanticKITTI's map: drawn by number
+    if class_names is not None and labels.size and int(labels.max()) >= len(class_names):
+        warnings.warn(
+            f"{path}: labels go up to {int(labels.max())} but --class-names names {len(class_names)} classes "
+            f"(0..{len(class_names) - 1}); the others are drawn as 'class N'",
+            stacklevel=2,
+        )
+    return labels, class_names
 
 
 def parse_class_names(text: str | None) -> list[str] | None:

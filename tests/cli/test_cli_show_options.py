@@ -113,3 +113,27 @@ def test_bad_framing_and_labels_exit_2(
     scan, _ = _scan(tmp_path)
     err = cli_error(["show", str(scan), "--out", "x.png", *extra])
     assert message in err, err
+
+
+@pytest.mark.display
+@pytest.mark.usefixtures("renderer")
+def test_semantickitti_label_files_are_drawn_by_their_class_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Raw SemanticKITTI ids (what its .label files and `pc3d infer --format label` hold) go
+    through the learning map: car (raw 10) and road (raw 40) are classes 0 and 8, named."""
+    scan, points = _scan(tmp_path)
+    raw = np.where(points[:, 2] > -1.2, 10, 40).astype("<u4")
+    labels = tmp_path / "scan.label"
+    raw.tofile(labels)
+    out = tmp_path / "sk.png"
+    common = ["show", str(scan), "--point-labels", str(labels), "--range", "-20", "-20", "20", "20"]
+    assert main([*common, "--size", "400x240", "--out", str(out)]) == 0
+    img = _png(out)
+    for cls in (0, 8):  # car, road
+        color = tuple(int(c) for c in geometry.point_class_colors(np.array([cls]))[0])
+        assert _has(img, color) > 100, cls
+    assert (
+        main([*common, "--class-names", "ground", "--size", "200x120", "--out", str(tmp_path / "w.png")]) == 0
+    )
+    assert "labels go up to 40 but --class-names names 1 classes (0..0)" in capsys.readouterr().err
