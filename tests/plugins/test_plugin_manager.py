@@ -28,7 +28,7 @@ FIRST_PARTY = {
         "backbone": ["ConvNet"],
         "head": ["LinearClsHead"],
         "model": ["ImageClassifier"],
-        "dataset": ["DigitsDataset"],
+        "dataset": ["DigitsDataset", "ImageFolderDataset"],
         "metric": ["TopKAccuracy"],
     },
     "pc3d-det2d": {

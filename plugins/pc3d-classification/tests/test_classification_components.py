@@ -44,7 +44,7 @@ def test_registered_through_the_entry_point(manager):
         "backbone": ["ConvNet"],
         "head": ["LinearClsHead"],
         "model": ["ImageClassifier"],
-        "dataset": ["DigitsDataset"],
+        "dataset": ["DigitsDataset", "ImageFolderDataset"],
         "metric": ["TopKAccuracy"],
     }
     registry = manager.registry
