@@ -218,9 +218,12 @@ def _read_fixed(path: str | os.PathLike[str], dtype: str, what: str, num_points:
         raise FormatError(f"{path}: {size} bytes is not a whole number of {itemsize}-byte {what} entries")
     values = np.fromfile(path, dtype=dtype)
     if num_points is not None and len(values) != num_points:
+        hint = ""
+        if num_points and size == num_points * itemsize // 2:
+            hint = f"; its size fits {num_points} values of {itemsize // 2} bytes: {what} files hold {np.dtype(dtype).name} per point"
         raise FormatError(
             f"{path}: holds {len(values)} {what} entries but its point cloud has {num_points} points "
-            "(label files need one entry per point)"
+            f"(label files need one entry per point){hint}"
         )
     return values
 

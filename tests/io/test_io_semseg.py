@@ -91,6 +91,12 @@ def test_wrong_label_length_names_both_files(tmp_path: Path) -> None:
         FormatError, match=r"Area_1_office_2\.bin: holds 100 semantic mask entries but its point cloud has 99"
     ):
         read_semantic_mask(S3DIS_MASK, 99)
+    narrow = tmp_path / "int32_mask.bin"
+    np.fromfile(S3DIS_MASK, dtype="<i8").astype("<i4").tofile(narrow)  # written as int32
+    with pytest.raises(
+        FormatError, match=r"its size fits 100 values of 4 bytes: semantic mask files hold int64 per point"
+    ):
+        read_semantic_mask(narrow, 100)
     with pytest.raises(FileNotFoundError, match="nothing.label"):
         read_semantickitti_labels(tmp_path / "nothing.label")
 
