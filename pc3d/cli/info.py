@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "info",
         description="Print the count, fields and bounds of a point-cloud or box file, and how many "
-        "values are NaN or infinite.",
+        "values are NaN or infinite; or the class histogram of a per-point label file.",
         epilog="What FILE holds follows its extension: .json .csv .txt are box files, .bin .pcd .ply "
         "point clouds; a .npy with named fields or fewer than 7 columns is a point cloud, any other "
         ".npy needs --what.",
@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "file",
         type=Path,
         metavar="FILE",
-        help="point cloud (.bin .npy .pcd .ply) or box file (.json .csv .txt .npy)",
+        help="point cloud (.bin .npy .pcd .ply), box file (.json .csv .txt .npy) or per-point labels "
+        "(.label, 1-D integer .npy)",
     )
     parser.add_argument(
         "--what",
@@ -57,9 +58,64 @@ def run(args: argparse.Namespace) -> int:
 
     path: Path = args.file
     must_exist(path)
+    if args.what == "auto" and _is_label_file(path):
+        print(_label_info(path))
+        return 0
     kind = file_kind(path, args.what)
     print(_box_info(path) if kind == "boxes" else _point_info(path, args.num_features))
     return 0
+
+
+def _is_label_file(path: Path) -> bool:
+    """A per-point label file: a ``.label`` (SemanticKITTI's uint32 per point) or a 1-D integer
+    ``.npy`` (what ``pc3d infer`` writes for a segmentation model)."""
+    suffix = path.suffix.lower()
+    if suffix == ".label":
+        return True
+    if suffix != ".npy":
+        return False
+    import numpy as np
+
+    try:
+        values = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError):
+        return False
+    return values.ndim == 1 and np.issubdtype(values.dtype, np.integer)
+
+
+def _label_info(path: Path) -> str:
+    """Count and per-class histogram of a per-point label file (SemanticKITTI raw ids named
+    through its learning map when they all are in it)."""
+    import numpy as np
+
+    from pc3d.errors import FormatError
+    from pc3d.io.semseg import SEMANTICKITTI_CLASSES, SEMANTICKITTI_LABEL_MAP, read_point_labels
+
+    labels = read_point_labels(path)
+    lines = [
+        str(path),
+        f"  format  {'SemanticKITTI .label (uint32 per point)' if path.suffix.lower() == '.label' else 'NumPy .npy of class indices'}",
+    ]
+    lines.append(f"  points  {len(labels):,}")
+    ids, counts = np.unique(labels, return_counts=True)
+    names: dict[int, str] = {}
+    if path.suffix.lower() == ".label":
+        try:  # each distinct id once, not each point
+            mapped = SEMANTICKITTI_LABEL_MAP.apply(ids, path).tolist()
+        except FormatError:
+            mapped = []  # ids outside SemanticKITTI's map: listed by number
+        names = {
+            raw: SEMANTICKITTI_CLASSES[train] if train >= 0 else "ignored"
+            for raw, train in zip(ids.tolist(), mapped, strict=False)
+        }
+    lines.append("")
+    lines.append(f"  {'id':>6}  {'points':>9}  {'share':>6}  class")
+    for value, count in zip(ids.tolist(), counts.tolist(), strict=True):
+        name = names.get(value, "no label" if value < 0 else "")
+        lines.append(
+            f"  {value:>6}  {count:>9,}  {100 * count / max(len(labels), 1):>5.1f}%  {name}".rstrip()
+        )
+    return "\n".join(lines)
 
 
 def _format_name(path: Path, num_columns: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -444,4 +445,22 @@ def test_convert_carries_nan_intensities_through_a_change_of_system(
     )
     assert (
         "1 of 50 points have NaN or infinite x/y/z; the first is point 3 (0-based)" in capsys.readouterr().err
+    )
+
+
+def test_info_on_per_point_label_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A SemanticKITTI .label (raw ids, named through its learning map) and a 1-D integer .npy as
+    `pc3d infer` writes for a segmentation model: a class histogram, not an extension error."""
+    semantic = Path(__file__).resolve().parents[1] / "data/semantickitti/sequences/00/labels/000000.label"
+    assert main(["info", str(semantic)]) == 0
+    out = capsys.readouterr().out
+    assert "points  50" in out
+    assert re.search(r"^\s+50\s+25\s+50\.0%\s+building$", out, re.M)
+    assert re.search(r"^\s+0\s+2\s+4\.0%\s+ignored$", out, re.M)
+    labels = tmp_path / "pred.npy"
+    np.save(labels, np.array([0, 0, 2, -1, 5]))
+    assert main(["info", str(labels)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\s+-1\s+1\s+20\.0%\s+no label$", out, re.M) and re.search(
+        r"^\s+0\s+2\s+40\.0%$", out, re.M
     )
