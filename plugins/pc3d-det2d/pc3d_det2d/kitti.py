@@ -76,6 +76,11 @@ def kitti_to_coco(
             line).
     """
     kitti_root, out_root = Path(kitti_root), Path(out_root)
+    if not kitti_root.is_dir():
+        where = "" if kitti_root.is_absolute() else f" (a relative path, resolved against {Path.cwd()})"
+        raise FormatError(
+            f"kitti_root {kitti_root} is not a folder{where}: give the folder holding image_2/ and label_2/"
+        )
     image_dir = out_root / "images" / split
     image_dir.mkdir(parents=True, exist_ok=True)
     images: list[dict[str, Any]] = []

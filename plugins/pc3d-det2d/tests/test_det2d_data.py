@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -319,6 +320,17 @@ def test_kitti_converter_names_the_label_line_it_cannot_convert(
     (root / "label_2" / "000001.txt").write_text(f"{good}\n{row}\n")
     with pytest.raises(FormatError, match=message):
         kitti_to_coco(root, tmp_path / "out", ["000001"])
+
+
+def test_a_relative_kitti_root_that_is_not_there_says_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the kitti-images config's paths are relative to the repository
+    with pytest.raises(
+        FormatError,
+        match=rf"kitti_root tests/data/kitti/training is not a folder \(a relative path, resolved against {re.escape(str(tmp_path))}\)",
+    ):
+        kitti_to_coco("tests/data/kitti/training", tmp_path / "out", ["000001"])
 
 
 def test_pc3d_det2d_commands_write_the_data_sets(tmp_path: Path) -> None:
