@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import torch
 import torch.distributed as torch_dist
+from torch import nn
 from torch.utils.data import DistributedSampler, Sampler
 
 from pc3d.errors import Pc3dError
@@ -84,6 +85,18 @@ class DistInfo:
         holder = [obj]
         torch_dist.broadcast_object_list(holder, src=src)
         return holder[0]
+
+    def broadcast_buffers(self, module: nn.Module, src: int = 0) -> None:
+        """Give every rank rank ``src``'s buffers (BatchNorm running statistics, ...), in place.
+
+        ``DistributedDataParallel`` broadcasts them at the start of each training forward, so
+        after the last step every rank holds its own update of them: an evaluation or a
+        checkpoint must see one set, rank 0's (the one the checkpoint saves).
+        """
+        if not self.distributed:
+            return
+        for buffer in module.buffers():  # on the model's device, which the backend moves
+            torch_dist.broadcast(buffer.data, src=src)
 
     def any_true(self, flag: bool) -> bool:
         """Whether ``flag`` is true on any rank (one small all-reduce)."""

@@ -379,6 +379,9 @@ class Trainer:
         """Evaluate the configured metrics on the validation set now (every rank)."""
         if self.val_loader is None:
             return {}
+        # One set of BatchNorm statistics on every rank, rank 0's (what a checkpoint saves):
+        # otherwise each rank scores its shard with the statistics of its own last batches.
+        self.dist.broadcast_buffers(self.model)
         autocast = self._autocast()
         return evaluation.evaluate(
             self.adapter, self.val_loader, self.metrics, self.dist, autocast=autocast, progress="validate"

@@ -34,6 +34,8 @@ class TinyRegressor(nn.Module):
             that kills it part-way).
         fail_in: ``"loss"`` or ``"predict"``: that method raises a ``Pc3dError`` on its first
             call, as a head that validates its labels does.
+        norm: ``"layer"`` (LayerNorm) or ``"batch"`` (BatchNorm1d: running statistics, buffers
+            that ranks update apart).
     """
 
     def __init__(
@@ -45,11 +47,12 @@ class TinyRegressor(nn.Module):
         nan_after: int | None = None,
         step_sleep: float = 0.0,
         fail_in: str | None = None,
+        norm: str = "layer",
     ) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden),
-            nn.LayerNorm(hidden),
+            nn.BatchNorm1d(hidden) if norm == "batch" else nn.LayerNorm(hidden),
             nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(hidden, out_dim),

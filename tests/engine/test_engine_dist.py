@@ -71,6 +71,22 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
     assert len(starts) == 1
 
 
+def test_an_evaluation_during_distributed_training_scores_the_checkpointed_model(
+    write_config, registry, plugin_env, tmp_path
+):
+    """BatchNorm's running statistics: each rank updates its own after the last step; the
+    evaluation must use rank 0's (those the checkpoint saves), as `pc3d test` of it does."""
+    from pc3d.engine.runner import run_test
+
+    config = write_config({"model": {"norm": "batch"}, "schedule": {"epochs": 1}}, name="bn.yaml")
+    work = tmp_path / "bn"
+    result = train_with_two_processes(config, work, plugin_env, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    during = json.loads((work / "metrics.jsonl").read_text().splitlines()[-1])
+    after = run_test(load_config(config), work / "epoch_1.pth", device="cpu", registry=registry)
+    assert during["mse"] == pytest.approx(after["mse"], rel=1e-6)
+
+
 def _initial_weight(config, registry, work_dir: Path) -> torch.Tensor:
     from pc3d.engine.runner import build_trainer
 
