@@ -390,6 +390,27 @@ def error_line(err: BaseException) -> str:
     return text or type(err).__name__
 
 
+def _rank_tag() -> str:
+    """`` [rank 1]`` in a process of a multi-process run (torchrun's ``RANK``, ``WORLD_SIZE``):
+    every rank prints its own errors, and they must be told apart."""
+    world, rank = os.environ.get("WORLD_SIZE", ""), os.environ.get("RANK", "")
+    return f" [rank {rank}]" if world.isdigit() and int(world) > 1 and rank.isdigit() else ""
+
+
+def _lost_a_peer(err: BaseException) -> bool:
+    """A collective of a multi-process run failed: another rank died or timed out (not a bug)."""
+    if not _rank_tag() or "torch.distributed" not in sys.modules:
+        return False
+    import torch.distributed as torch_dist
+
+    if isinstance(err, torch_dist.DistError):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and any(
+        mark in text for mark in ("[gloo", "NCCL", "Connection closed by peer", "Connection reset by peer")
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `pc3d` with `argv` (default: the process arguments).
 
@@ -398,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         interrupted, 1 for an unexpected error (a bug; `PC3D_DEBUG=1` shows its traceback).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
-    prog = f"pc3d {command_name(args_list) or ''}".rstrip()
+    prog = f"pc3d {command_name(args_list) or ''}".rstrip() + _rank_tag()
     with cli_warnings(prog):
         try:
             return _run(args_list)
@@ -413,6 +434,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as err:  # the last line of defence: one line, no traceback
             if os.environ.get("PC3D_DEBUG") == "1":
                 raise
+            if _lost_a_peer(err):
+                print(
+                    f"{prog}: error: another process of the run stopped, or did not answer within "
+                    f"runtime.dist_timeout (its own error, if it had one, is printed too): "
+                    f"{error_line(err).splitlines()[0]}",
+                    file=sys.stderr,
+                )
+                return EXIT_ERROR
             print(
                 f"{prog}: error: unexpected {type(err).__name__}: {error_line(err)} (this is a bug in pc3d; "
                 "run again with PC3D_DEBUG=1 to see where)",

@@ -262,8 +262,13 @@ class Trainer:
                 iteration=self.iteration,
             )
         except KeyboardInterrupt:
+            launcher = (
+                f"torchrun --nproc_per_node {self.dist.world_size} -m pc3d train"
+                if self.dist.distributed  # a resume needs as many processes
+                else "pc3d train"
+            )
             self.logger.event(
-                f"interrupted at iteration {self.iteration}; continue with `pc3d train CONFIG "
+                f"interrupted at iteration {self.iteration}; continue with `{launcher} CONFIG "
                 f"--work-dir {self.work_dir} --resume` (from {self.last_checkpoint or 'the start'})",
                 kind="interrupted",
                 iteration=self.iteration,

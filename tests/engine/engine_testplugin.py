@@ -4,6 +4,7 @@ entry point that the tests' ``conftest`` writes into a temporary ``*.dist-info``
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -33,7 +34,8 @@ class TinyRegressor(nn.Module):
         step_sleep: seconds to sleep in each training ``loss`` (slows a run down for a test
             that kills it part-way).
         fail_in: ``"loss"`` or ``"predict"``: that method raises a ``Pc3dError`` on its first
-            call, as a head that validates its labels does.
+            call, as a head that validates its labels does; ``"loss_rank1"``: only on rank 1 of a
+            multi-process run (the other ranks then lose their peer).
         norm: ``"layer"`` (LayerNorm) or ``"batch"`` (BatchNorm1d: running statistics, buffers
             that ranks update apart).
     """
@@ -68,7 +70,7 @@ class TinyRegressor(nn.Module):
     def loss(self, x: Tensor, y: Tensor) -> dict[str, Tensor]:
         """Two terms and no "loss" key: the engine back-propagates their sum."""
         self.calls += 1
-        if self.fail_in == "loss":
+        if self.fail_in == "loss" or (self.fail_in == "loss_rank1" and os.environ.get("RANK") == "1"):
             raise Pc3dError("model.head.num_classes: label 7 is outside 0..2 in this batch")
         if self.step_sleep:
             time.sleep(self.step_sleep)

@@ -4,6 +4,7 @@ same global batch; samplers shard, resume and pad as documented."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -156,3 +157,40 @@ def test_two_nccl_processes(write_config, plugin_env, tmp_path):
     result = train_with_two_processes(config, tmp_path, plugin_env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.load(tmp_path / "epoch_1.pth", weights_only=True)["world_size"] == 2
+
+
+def test_errors_under_torchrun_name_their_rank_and_a_lost_peer_is_not_a_bug(
+    write_config, plugin_env, tmp_path, monkeypatch, capsys
+):
+    bad_key = write_config({"train": {"log_evry": 2}}, name="typo.yaml")
+    result = train_with_two_processes(bad_key, tmp_path / "typo", plugin_env, timeout=180)
+    assert result.returncode != 0
+    # torchrun stops the other worker when one fails: at least the first one's line, tagged.
+    assert re.search(
+        rf"pc3d train \[rank [01]\]: error: train.log_evry \(from {re.escape(str(bad_key))}:", result.stderr
+    )
+    # Rank 1's model refuses a batch; rank 0, waiting for it in the gradient all-reduce, loses it
+    # (unless torchrun stops it first): never "a bug".
+    one_fails = write_config({"model": {"fail_in": "loss_rank1"}}, name="one_fails.yaml")
+    result = train_with_two_processes(one_fails, tmp_path / "one", plugin_env, timeout=180)
+    assert result.returncode != 0
+    assert "pc3d train [rank 1]: error: model.head.num_classes: label 7 is outside 0..2" in result.stderr
+    assert "this is a bug" not in result.stderr
+    # What a rank that lost its peer prints, whichever wins the race above.
+    import torch.distributed as torch_dist
+
+    from pc3d.cli import main
+
+    def lose_the_peer(args):
+        raise torch_dist.DistBackendError(
+            "[../gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:29500"
+        )
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr("pc3d.cli.info.run", lose_the_peer)
+    assert main(["info", "x.bin"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "pc3d info [rank 0]: error: another process of the run stopped, or did not answer within runtime.dist_timeout"
+    )

@@ -129,6 +129,20 @@ def test_interrupt_tells_how_to_resume(write_config, registry, tmp_path, capsys)
         f"interrupted at iteration 10; continue with `pc3d train CONFIG --work-dir {tmp_path} --resume` (from {tmp_path / 'epoch_1.pth'})"
         in err
     )
+    # A run of two processes resumes with two: the message says how to launch them.
+    import dataclasses
+
+    class CtrlCAtOnce:
+        def before_iter(self, trainer):
+            raise KeyboardInterrupt  # before any collective of the (pretended) second process
+
+    two = build_trainer(load_config(write_config()), RunOptions(work_dir=tmp_path / "two"), registry=registry)
+    two.dist = dataclasses.replace(two.dist, world_size=2)
+    two.hooks = HookList([CtrlCAtOnce()], ["CtrlCAtOnce"])
+    with pytest.raises(KeyboardInterrupt):
+        two.train()
+    said = capsys.readouterr().err
+    assert "continue with `torchrun --nproc_per_node 2 -m pc3d train CONFIG --work-dir" in said
 
 
 def test_model_outputs_that_break_the_contract():
