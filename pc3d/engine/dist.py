@@ -107,10 +107,27 @@ class DistInfo:
         return bool(value.item() > 0)
 
     def mean(self, values: dict[str, float]) -> dict[str, float]:
-        """Average scalars over ranks (same keys on every rank)."""
-        if not self.distributed or not values:
+        """Average scalars over ranks.
+
+        Raises:
+            Pc3dError: the ranks hold other names (a model whose loss terms depend on the batch):
+                on every rank alike, where averaging by position would mix terms or wait forever.
+        """
+        if not self.distributed:
             return values
         keys = sorted(values)
+        every = self.all_gather_object(keys)
+        if any(other != keys for other in every):
+            listed = "; ".join(
+                f"rank {rank}: {', '.join(names) or 'none'}" for rank, names in enumerate(every)
+            )
+            raise Pc3dError(
+                "the processes logged different values, which cannot be averaged over them ("
+                f"{listed}): a model's loss() must return the same terms for every batch (a term "
+                "without anything to measure can be a zero tensor)"
+            )
+        if not values:
+            return values
         tensor = torch.tensor(
             [values[k] for k in keys], dtype=torch.float64, device=self._collective_device()
         )

@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -81,7 +82,9 @@ def _setup(spec: RunSpec, options: RunOptions) -> tuple[DistInfo, int]:
     return dist, seed
 
 
-def _build_model(config: Config, spec: RunSpec, dist: DistInfo, registry: Any) -> nn.Module:
+def _build_model(
+    config: Config, spec: RunSpec, dist: DistInfo, registry: Any, *, training: bool = True
+) -> nn.Module:
     if spec.model is None:
         raise ConfigError(f"{config.path or 'config'}: no 'model' section")
     model = build(spec.model, "model", registry=registry)
@@ -89,7 +92,7 @@ def _build_model(config: Config, spec: RunSpec, dist: DistInfo, registry: Any) -
         raise ConfigError(
             f"{spec.model.where()}: model built a {type(model).__name__}, not a torch nn.Module"
         )
-    if spec.runtime.sync_bn:
+    if spec.runtime.sync_bn and training:  # an evaluation never syncs BatchNorm statistics
         if dist.device.type != "cuda":
             raise ConfigError(
                 "runtime.sync_bn: torch's SyncBatchNorm runs on CUDA only; set it false on the CPU"
@@ -180,14 +183,33 @@ def _resume_path(resume: bool | str | os.PathLike[str] | None, work_dir: Path, d
     return path
 
 
+T = TypeVar("T")
+
+
+def _in_turn(dist: DistInfo, make: Callable[[], T]) -> T:
+    """``make()`` on rank 0 first, then on the other ranks: building a data set may write files
+    (a generated set, a converted copy), which the other ranks then read rather than write too."""
+    if dist.distributed and not dist.is_main:
+        dist.barrier()
+    made = make()
+    if dist.distributed and dist.is_main:
+        dist.barrier()
+    return made
+
+
 def _make_trainer(
     config: Config, spec: RunSpec, dist: DistInfo, seed: int, work_dir: Path, registry: Any
 ) -> tuple[Trainer, list[Path]]:
     """Build the components, clear unfinished checkpoint writes (rank 0), then the trainer;
     returns it and the temporary files that were removed."""
     model = _build_model(config, spec, dist, registry)
-    train_set = _build_dataset(config, "train", registry)
-    val_set = _build_dataset(config, "val", registry) if spec.data.val is not None else None
+    train_set, val_set = _in_turn(
+        dist,
+        lambda: (
+            _build_dataset(config, "train", registry),
+            _build_dataset(config, "val", registry) if spec.data.val is not None else None,
+        ),
+    )
     metrics = _build_list(config, "metrics", "metric", registry)
     hook_objects = _build_list(config, "train.hooks", "train_hook", registry)
     names = [config.get(f"train.hooks.{i}.type") for i in range(len(hook_objects))]
@@ -333,7 +355,7 @@ def run_test(
         raise ConfigError(f"{config.path or 'config'}: pc3d test needs data.test or data.val")
     try:
         dist, seed = _setup(spec, RunOptions(device=device))
-        model = _build_model(config, spec, dist, registry)
+        model = _build_model(config, spec, dist, registry, training=False)
         metrics = _build_list(config, "metrics", "metric", registry)
         if not metrics:
             raise ConfigError(f"{config.path or 'config'}: pc3d test needs a 'metrics' list")
@@ -343,7 +365,7 @@ def run_test(
         mismatch = class_order_mismatch(state, checkpoint, model)
         if mismatch is not None:  # every label would name the wrong class
             raise ckpt.CheckpointError(mismatch)
-        dataset = _build_dataset(config, split, registry)
+        dataset = _in_turn(dist, lambda: _build_dataset(config, split, registry))
         fast = inference_copy(model) if optimize else None
         model = model if fast is None else fast
         loader = make_eval_loader(dataset, loader_spec, dist, seed)

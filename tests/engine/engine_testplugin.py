@@ -35,7 +35,8 @@ class TinyRegressor(nn.Module):
             that kills it part-way).
         fail_in: ``"loss"`` or ``"predict"``: that method raises a ``Pc3dError`` on its first
             call, as a head that validates its labels does; ``"loss_rank1"``: only on rank 1 of a
-            multi-process run (the other ranks then lose their peer).
+            multi-process run (the other ranks then lose their peer); ``"terms_rank1"``: rank 1
+            returns one loss term more than the others.
         norm: ``"layer"`` (LayerNorm) or ``"batch"`` (BatchNorm1d: running statistics, buffers
             that ranks update apart).
     """
@@ -78,7 +79,10 @@ class TinyRegressor(nn.Module):
         mse = error.square().mean()
         if self.nan_after is not None and self.calls > self.nan_after:
             mse = mse * float("nan")
-        return {"loss_mse": mse, "loss_l1": 0.1 * error.abs().mean()}
+        terms = {"loss_mse": mse, "loss_l1": 0.1 * error.abs().mean()}
+        if self.fail_in == "terms_rank1" and os.environ.get("RANK") == "1":
+            terms["loss_extra"] = 0.0 * mse  # a term only this rank has
+        return terms
 
     @torch.no_grad()
     def predict(self, x: Tensor) -> Tensor:

@@ -134,6 +134,12 @@ def test_sync_bn_on_cpu_is_a_clear_config_error(write_config, registry, tmp_path
     config = load_config(write_config({"runtime": {"sync_bn": True}}))
     with pytest.raises(ConfigError, match="SyncBatchNorm runs on CUDA only"):
         run_train(config, RunOptions(work_dir=tmp_path), registry=registry)
+    # An evaluation never syncs BatchNorm: pc3d test of that config runs on the CPU.
+    from pc3d.engine.runner import run_test
+
+    plain = load_config(write_config({"schedule": {"epochs": 1}}, name="plain.yaml"))
+    run_train(plain, RunOptions(work_dir=tmp_path / "plain"), registry=registry)
+    assert "mse" in run_test(config, tmp_path / "plain" / "epoch_1.pth", device="cpu", registry=registry)
 
 
 @pytest.mark.gpu
@@ -194,3 +200,16 @@ def test_errors_under_torchrun_name_their_rank_and_a_lost_peer_is_not_a_bug(
     assert err.startswith(
         "pc3d info [rank 0]: error: another process of the run stopped, or did not answer within runtime.dist_timeout"
     )
+
+
+def test_loss_terms_that_differ_between_processes_stop_the_run_on_every_rank(
+    write_config, plugin_env, tmp_path
+):
+    """Averaging by position would mix terms (or wait for ever on a longer list)."""
+    config = write_config({"model": {"fail_in": "terms_rank1"}, "train": {"log_every": 2}}, name="terms.yaml")
+    result = train_with_two_processes(config, tmp_path / "terms", plugin_env, timeout=180)
+    assert result.returncode != 0
+    assert (
+        "the processes logged different values, which cannot be averaged over them (rank 0: " in result.stderr
+    )
+    assert re.search(r"rank 1: [\w, ]*loss_extra", result.stderr)
