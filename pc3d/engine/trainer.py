@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -250,6 +252,7 @@ class Trainer:
         )
         self.logger.start(self.iteration)
         self.hooks.call("before_train", self)
+        terminate = _SigtermHandler()
         try:
             while self.iteration < self.max_iters:
                 last_metrics = self._run_epoch() or last_metrics
@@ -275,6 +278,7 @@ class Trainer:
             )
             raise
         finally:
+            terminate.restore()
             self.logger.close()
         return last_metrics
 
@@ -416,3 +420,22 @@ class Trainer:
         write_checkpoint(self, path, periodic=True)
         self._saved_at = self.iteration
         return path
+
+
+class _SigtermHandler:
+    """SIGTERM (torchrun stopping its workers, a batch system ending a job) handled as Ctrl-C
+    while training, so the run logs where it stopped and how to resume; restored afterwards."""
+
+    def __init__(self) -> None:
+        self.previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._interrupt)
+
+    @staticmethod
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+            self.previous = None

@@ -182,3 +182,29 @@ def test_the_log_of_a_work_dir_gives_its_latest_run_with_resumes_joined(write_co
     run_train(shorter, RunOptions(work_dir=work), registry=registry)
     latest, runs = latest_run(read_jsonl(work / "log.jsonl"))
     assert runs == 2 and [r["iteration"] for r in latest] == [s for s in steps if s <= 20]
+
+
+def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(write_config, plugin_env, tmp_path):
+    """torchrun stops its workers, and batch systems end jobs, with SIGTERM."""
+    work = tmp_path / "terminated"
+    command = [python(), "-m", "pc3d", "train", str(write_config(RESUME_CONFIG)), "--work-dir", str(work)]
+    run = subprocess.Popen(
+        [*command, "--set", "model.step_sleep=0.1"],
+        cwd=REPO,
+        env=plugin_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and run.poll() is None and not (work / LAST_POINTER).is_file():
+            time.sleep(0.02)
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 130, err.decode()[-2000:]
+    assert f"continue with `pc3d train CONFIG --work-dir {work} --resume`" in err.decode()
+    records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    assert records[-1]["kind"] == "interrupted"
