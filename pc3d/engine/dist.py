@@ -133,7 +133,8 @@ class DistInfo:
         )
         torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.SUM)
         tensor /= self.world_size
-        return dict(zip(keys, tensor.tolist()))
+        averaged = dict(zip(keys, tensor.tolist()))
+        return {key: averaged[key] for key in values}  # in the order one process logs them
 
     def _collective_device(self) -> torch.device:
         # nccl only moves CUDA tensors; gloo takes CPU ones.

@@ -71,7 +71,9 @@ def kitti_training_dir(root: str | os.PathLike[str]) -> Path:
             return candidate
     raise FileNotFoundError(
         f"KittiDataset: {root!r} (resolved to {path}) is neither a KITTI root (with training/velodyne) "
-        "nor a training folder (with velodyne/); e.g. --set data_root=data/kitti"
+        "nor a training folder (with velodyne/); set the data set's root: --set data_root=data/kitti for "
+        "the zoo configs, whose data sets read ${data_root}; --set data.train.dataset.root=... (and "
+        "data.val) for a config that writes root itself"
     )
 
 
