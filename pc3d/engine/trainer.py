@@ -249,6 +249,7 @@ class Trainer:
             iters_per_epoch=self.iters_per_epoch,
             world_size=self.dist.world_size,
             seed=self.seed,
+            deterministic=torch.are_deterministic_algorithms_enabled(),  # --deterministic or the config's
         )
         self.logger.start(self.iteration)
         self.hooks.call("before_train", self)

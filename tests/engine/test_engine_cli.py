@@ -40,6 +40,11 @@ def test_train_then_test_with_json(write_config, tmp_path, cli_plugins, capsys):
     # --set reached the run, and the resolved config in the work dir says so.
     assert "# --set optimizer.lr=0.02" in (work / "config.yaml").read_text()
     assert torch.load(work / "epoch_2.pth", weights_only=True)["config"]["optimizer"]["lr"] == 0.02
+    # --deterministic is on the record.
+    start = next(
+        json.loads(line) for line in (work / "log.jsonl").read_text().splitlines() if '"start"' in line
+    )
+    assert start["deterministic"] is True
 
     capsys.readouterr()
     result = tmp_path / "out" / "metrics.json"
