@@ -15,7 +15,7 @@ from typing import Any
 from pc3d.config.keys import REPLACE_KEY, KeyPath, drop_under, sub_paths
 from pc3d.config.references import follow_reference
 
-__all__ = ["merge", "merge_tracked", "without_replace"]
+__all__ = ["expand_reference", "merge", "merge_tracked", "without_replace"]
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,7 +64,7 @@ def merge_tracked(
         path = prefix + (str(key),)
         merges = isinstance(value, dict) and not value.get(REPLACE_KEY)
         if merges and isinstance(result.get(key), str):
-            _expand_reference(result, key, path, root, sources)
+            expand_reference(result, key, path, root, sources, (dict,))
         if merges and isinstance(result.get(key), dict):
             result[key] = merge_tracked(result[key], value, path, sources, override_sources, root)
         else:
@@ -88,16 +88,25 @@ def without_replace(value: Any) -> Any:
     return value
 
 
-def _expand_reference(
-    result: dict[str, Any], key: str, path: KeyPath, root: Mapping[str, Any], sources: dict[KeyPath, str]
+def expand_reference(
+    container: Any,
+    slot: Any,
+    path: KeyPath,
+    root: Mapping[str, Any],
+    sources: dict[KeyPath, str],
+    kinds: tuple[type, ...] = (dict, list),
 ) -> None:
-    """Replace ``result[key]``, a reference to a mapping, by a copy of that mapping (its keys keep
-    their origins); anything else stays as it is."""
-    found = follow_reference(root, result[key])
-    if found is None or not isinstance(found[0], dict):
+    """Replace ``container[slot]`` (at ``path``), a whole-value reference to a value of one of
+    ``kinds``, by a copy of that value, its references kept and its keys keeping their origins in
+    ``sources``; anything else stays as it is (for the caller to merge over or refuse).
+
+    What a child config's mapping merges into, and what a ``--set`` below a reference sets in.
+    """
+    found = follow_reference(root, container[slot])
+    if found is None or not isinstance(found[0], kinds):
         return
     value, target = found
-    result[key] = copy.deepcopy(value)
+    container[slot] = copy.deepcopy(value)
     for sub in sub_paths(value, ()):
         origin = next(
             (sources[target + sub[:end]] for end in range(len(sub), -1, -1) if target + sub[:end] in sources),

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
 import yaml
 
 from pc3d.config.keys import BASE_KEY, ConfigError, KeyPath, dotted, drop_under, split_key, sub_paths
-from pc3d.config.merging import without_replace
+from pc3d.config.merging import expand_reference, without_replace
 from pc3d.config.node import Config
-from pc3d.config.references import REFERENCE, follow_reference, resolve_references
+from pc3d.config.references import REFERENCE, resolve_references
 from pc3d.config.type_checks import describe_value
 from pc3d.config.yaml_text import load_yaml_value, yaml_problem
 
@@ -86,7 +85,7 @@ def _set(config: Config, data: dict[str, Any], path: KeyPath, value: Any, origin
         else:
             raise _not_a_container(config, path, path[:depth], container, origin)
         if isinstance(container[slot], str):
-            _expand_reference(config, data, container, slot, path[: depth + 1])
+            expand_reference(container, slot, path[: depth + 1], data, config.sources)
         container = container[slot]
     last = path[-1]
     if isinstance(container, dict):
@@ -99,18 +98,6 @@ def _set(config: Config, data: dict[str, Any], path: KeyPath, value: Any, origin
     config.sources[path] = origin
     for sub in sub_paths(value, path):
         config.sources[sub] = origin
-
-
-def _expand_reference(config: Config, data: dict[str, Any], container: Any, slot: Any, at: KeyPath) -> None:
-    """Replace the whole-value reference ``container[slot]`` (at ``at``) by a copy of the mapping or
-    list it names, references inside kept; anything else is left for the caller's error."""
-    found = follow_reference(data, container[slot])
-    if found is None or not isinstance(found[0], (dict, list)):
-        return
-    value, target = found
-    container[slot] = copy.deepcopy(value)
-    for sub in sub_paths(value, ()):
-        config.sources[at + sub] = config.origin(target + sub)
 
 
 def _not_a_container(config: Config, path: KeyPath, at: KeyPath, value: Any, origin: str) -> ConfigError:
