@@ -152,11 +152,13 @@ class RunLogger:
         self._bar: Any = None
         self._writer: Any = None
         self._log_file: TextIO | None = None
+        self._log_created = False
         self._start_time = time.monotonic()
         self._start_iter = 0
         if not enabled:
             return
         work_dir.mkdir(parents=True, exist_ok=True)
+        self._log_created = not (work_dir / LOG_NAME).exists()
         self._log_file = open(work_dir / LOG_NAME, "a", encoding="utf-8")
         if tensorboard is not False:
             try:
@@ -298,6 +300,9 @@ class RunLogger:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+            log = self.work_dir / LOG_NAME
+            if self._log_created and log.is_file() and log.stat().st_size == 0:
+                log.unlink()  # a run refused before its first record leaves no empty log behind
 
 
 def rewrite_metrics_until(work_dir: Path, iteration: int) -> int:

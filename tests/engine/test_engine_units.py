@@ -322,3 +322,23 @@ def test_terminal_progress_draws_on_a_terminal_only(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "stderr", Terminal())
     assert list(terminal_progress(iter(range(3)), "work", unit="scene", total=3)) == [0, 1, 2]
     assert "work:   0%" in sys.stderr.getvalue() and "0/3" in sys.stderr.getvalue()
+
+
+def test_a_run_logger_closed_before_any_record_leaves_no_empty_log(tmp_path) -> None:
+    from pc3d.engine.logging import LOG_NAME, RunLogger
+
+    quiet = RunLogger(
+        tmp_path / "refused", enabled=True, total_iters=10, tensorboard=False, stream=io.StringIO()
+    )
+    quiet.close()
+    assert not (tmp_path / "refused" / LOG_NAME).exists()
+    used = RunLogger(tmp_path / "used", enabled=True, total_iters=10, tensorboard=False, stream=io.StringIO())
+    used.event("started", kind="start")
+    used.close()
+    assert (tmp_path / "used" / LOG_NAME).stat().st_size > 0
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / LOG_NAME).write_text("")  # an earlier file is never removed
+    RunLogger(
+        tmp_path / "kept", enabled=True, total_iters=10, tensorboard=False, stream=io.StringIO()
+    ).close()
+    assert (tmp_path / "kept" / LOG_NAME).exists()
