@@ -8,7 +8,8 @@ differ (an integer where a float is expected, a mapping where a dataclass is exp
 Checked: ``bool``, ``int`` (not ``bool``), ``float`` (``int`` accepted), ``str``, ``None``,
 unions, ``Literal``, ``list``/``tuple``/``Sequence`` (item by item), ``dict``/``Mapping``,
 dataclasses (key by key), ``Annotated`` (its first argument, then any :class:`Range` among its
-extras: ``Annotated[int, Range(min=1)]``), and classes (``isinstance``). Anything else (``Any``, type variables, protocols that are not runtime-checkable) is accepted.
+extras: ``Annotated[int, Range(min=1)]``), and classes (``isinstance``). Anything else (``Any``,
+type variables, protocols that are not runtime-checkable) is accepted.
 """
 
 from __future__ import annotations
