@@ -193,8 +193,11 @@ def _other_model(state: Mapping[str, Any] | None, model: nn.Module) -> str | Non
     name = recorded["type"]
     from pc3d.plugin_manager import get_registry
 
-    if any(entry.obj is type(model) for entry in get_registry().find(name)):
-        return None  # the same model (possibly under another registered name)
+    if name == type(model).__name__:
+        return None
+    entries = get_registry().find(name)
+    if not entries or any(entry.obj is type(model) for entry in entries):
+        return None  # the same model under another registered name, or a name this registry lacks
     classes = recorded.get("class_names")
     listed = f" of classes {', '.join(map(str, classes))}" if isinstance(classes, list) and classes else ""
     return f"(it holds a {name}{listed}: a checkpoint of another model)"
@@ -290,6 +293,9 @@ def restore_training_state(
     Raises:
         CheckpointError: the checkpoint cannot be continued from (see :func:`check_resumable`).
     """
+    other = _other_model(state, trainer.model)
+    if other is not None:  # said before any schedule or shape difference, which would follow from it
+        raise ckpt.CheckpointError(f"{path}: cannot resume {type(trainer.model).__name__} from it {other}")
     check_resumable(state, path, trainer.shape, trainer.config.data)
     load_model_state(trainer.model, state["model"], path, state)
     load_optimization_state(state, path, trainer.optimizer, trainer.scheduler, trainer.scaler)

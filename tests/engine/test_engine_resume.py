@@ -208,3 +208,19 @@ def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(write_config, plugin_e
     assert f"continue with `pc3d train CONFIG --work-dir {work} --resume`" in err.decode()
     records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
     assert records[-1]["kind"] == "interrupted"
+
+
+def test_resume_from_a_checkpoint_of_another_model_says_so_first(write_config, registry, tmp_path):
+    """Before the schedule or shape differences that follow from it."""
+    pytest.importorskip("pc3d_seg", reason="the recorded model, PointSegmentor, is the seg plugin's")
+    config = load_config(write_config(RESUME_CONFIG))
+    run_train(config, RunOptions(work_dir=tmp_path), registry=registry)
+    final = tmp_path / "epoch_5.pth"
+    state = torch.load(final, weights_only=True)
+    state["config"]["model"] = {"type": "PointSegmentor", "class_names": ["ground", "car"]}
+    torch.save(state, final)
+    with pytest.raises(
+        Exception,
+        match=r"cannot resume TinyRegressor from it \(it holds a PointSegmentor of classes ground, car",
+    ):
+        build_trainer(config, RunOptions(work_dir=tmp_path, resume=final), registry=registry)
