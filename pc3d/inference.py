@@ -228,8 +228,8 @@ def check_point_model(model: nn.Module) -> None:
     if first in ("images", "image", "imgs"):
         raise Pc3dError(
             f"{type(model).__name__} is an image model (its predict takes {first}); pc3d infer and "
-            "pc3d.inference run point-cloud models. Evaluate it with pc3d test; for single images "
-            "see its plugin's docs (docs/det2d.md, docs/classification.md, docs/seg.md)"
+            "pc3d.inference run point-cloud models. Evaluate it with pc3d test; a 2D detector runs on "
+            "image files from Python with pc3d_det2d.detect_images (docs/det2d.md)"
         )
 
 

@@ -12,6 +12,7 @@ from pc3d_det2d.data import (
 )
 from pc3d_det2d.faster_rcnn import FasterRCNN, RoIBoxHead, build_rpn_head
 from pc3d_det2d.fcos import FCOS, FCOSHead
+from pc3d_det2d.infer import detect_images, test_transforms
 from pc3d_det2d.kitti import KittiImageDetection, kitti_to_coco
 from pc3d_det2d.metric import CocoMetric
 from pc3d_det2d.retinanet import RetinaHead, RetinaNet
@@ -35,7 +36,9 @@ __all__ = [
     "RetinaNet",
     "build_rpn_head",
     "collate_detection",
+    "detect_images",
     "kitti_to_coco",
     "load_coco_json",
     "make_shapes_coco",
+    "test_transforms",
 ]

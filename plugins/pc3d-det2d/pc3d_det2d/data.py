@@ -349,39 +349,56 @@ class CocoDetection:
         labels = [self.label_of[a["category_id"]] for a in anns if not a.get("iscrowd", 0)]
         xywh = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-        results: dict[str, Any] = {
-            "image": image,
-            "gt_boxes": xyxy,
-            "meta": {
-                "image_id": image_id,
-                "ori_shape": (int(image.shape[0]), int(image.shape[1])),
-                "scale_factor": (1.0, 1.0),
-                "flip": False,
-                "annotations": [dict(a) for a in anns],
-                "cat_ids": list(self.cat_ids),
-            },
-        }
-        for transform in self.transforms:
-            results = transform(results)
-        meta = results["meta"]
-        h, w = meta["ori_shape"]
-        sx, sy = meta["scale_factor"]
-        meta["img_shape"] = (int(round(h * sy)), int(round(w * sx)))
-        pixels = results["image"]
-        if pixels.dtype == np.uint8:
-            pixels = pixels.astype(np.float32)
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float(),
-            "gt_boxes": torch.from_numpy(results["gt_boxes"].astype(np.float32)).reshape(-1, 4),
-            "gt_labels": torch.as_tensor(labels, dtype=torch.long),
-            "image_size": torch.tensor(meta["img_shape"], dtype=torch.long),
-            "meta": meta,
-        }
+        return prepare_sample(
+            image, xyxy, labels, self.transforms, image_id, [dict(a) for a in anns], self.cat_ids
+        )
 
     @staticmethod
     def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The batch of ``samples`` (see :func:`collate_detection`)."""
         return collate_detection(samples)
+
+
+def prepare_sample(
+    image: np.ndarray,
+    boxes: np.ndarray,
+    labels: Sequence[int],
+    transforms: Sequence[Any],
+    image_id: Any = 0,
+    annotations: Sequence[Mapping[str, Any]] = (),
+    cat_ids: Sequence[int] = (),
+) -> dict[str, Any]:
+    """One sample as :class:`CocoDetection` gives it: ``image`` (``uint8[H, W, 3]``) and its
+    ``boxes`` (``float32[M, 4]`` x1, y1, x2, y2) through ``transforms``, with the ``meta`` that maps
+    detections back to the original pixels (:func:`boxes_to_original`)."""
+    results: dict[str, Any] = {
+        "image": image,
+        "gt_boxes": boxes,
+        "meta": {
+            "image_id": image_id,
+            "ori_shape": (int(image.shape[0]), int(image.shape[1])),
+            "scale_factor": (1.0, 1.0),
+            "flip": False,
+            "annotations": list(annotations),
+            "cat_ids": list(cat_ids),
+        },
+    }
+    for transform in transforms:
+        results = transform(results)
+    meta = results["meta"]
+    h, w = meta["ori_shape"]
+    sx, sy = meta["scale_factor"]
+    meta["img_shape"] = (int(round(h * sy)), int(round(w * sx)))
+    pixels = results["image"]
+    if pixels.dtype == np.uint8:
+        pixels = pixels.astype(np.float32)
+    return {
+        "image": torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))).float(),
+        "gt_boxes": torch.from_numpy(results["gt_boxes"].astype(np.float32)).reshape(-1, 4),
+        "gt_labels": torch.as_tensor(list(labels), dtype=torch.long),
+        "image_size": torch.tensor(meta["img_shape"], dtype=torch.long),
+        "meta": meta,
+    }
 
 
 def collate_detection(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -520,3 +520,36 @@ def test_a_split_without_annotations_says_so(tmp_path: Path) -> None:
         CocoDetection(str(tmp_path), str(path))
     with pytest.warns(UserWarning), pytest.raises(FormatError, match="filter_empty dropped every image"):
         CocoDetection(str(tmp_path), str(path), filter_empty=True)
+
+
+def test_detect_images_gives_boxes_in_each_images_pixels(shapes: Path, tmp_path: Path) -> None:
+    """The same detections as the evaluation path (data set sample, predict, back to the original)."""
+    import pc3d.inference
+    from pc3d.config import load_config
+    from pc3d_det2d import detect_images, test_transforms
+
+    overrides = [
+        "model.head.score_threshold=0.0",
+        "model.backbone.base_channels=16",
+        "model.neck.in_channels=[32, 64, 128]",
+    ]
+    config = load_config("retinanet_r18-fpn_shapes", overrides)
+    torch.manual_seed(0)
+    model = pc3d.inference.load_model(config)
+    transforms = test_transforms(config)
+    assert [type(t).__name__ for t in transforms] == ["DetResize", "DetNormalize", "DetPad"]
+    dataset = CocoDetection(str(shapes), "annotations/val.json", transforms=transforms)
+    files = [shapes / "images" / dataset.coco.imgs[i]["file_name"] for i in dataset.image_ids[:3]]
+    rgba = tmp_path / "rgba.png"  # another mode of the first image: the same pixels once read
+    Image.open(files[0]).convert("RGBA").save(rgba)
+    found = detect_images(model, [*files, rgba], transforms, batch_size=2)
+    assert len(found) == 4 and len(found[0].boxes) > 0
+    batch = CocoDetection.collate([dataset[i] for i in range(3)])
+    with torch.no_grad():
+        expected = model.predict(batch["images"], batch["image_sizes"])
+    for got, want, meta in zip(found, expected, batch["metas"]):
+        torch.testing.assert_close(got.boxes, boxes_to_original(want.boxes, meta))
+        assert torch.equal(got.labels, want.labels)
+    torch.testing.assert_close(found[3].boxes, found[0].boxes)
+    with pytest.raises(FormatError, match="leave DetRandomFlip out"):
+        detect_images(model, files, [DetRandomFlip(0.5), *transforms])
