@@ -37,6 +37,7 @@ from pc3d.engine.schema import LoaderSpec, RunSpec, parse_run_spec
 from pc3d.engine.seed import derive_seed, seed_everything, set_deterministic
 from pc3d.engine.state import class_order_mismatch, load_model_state
 from pc3d.engine.trainer import Trainer
+from pc3d.engine.work_dir_lock import WorkDirLock
 from pc3d.io.jsonio import write_json
 from pc3d.nn.fuse import inference_copy
 
@@ -218,8 +219,10 @@ def _make_trainer(
     except TypeError as err:
         raise ConfigError(f"train.hooks: {err}") from err
     unfinished: list[Path] = []
+    lock = None
     if dist.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
+        lock = WorkDirLock(work_dir)  # before touching anything another run may be writing
         unfinished = ckpt.remove_unfinished_writes(work_dir)
     # One keyword per Trainer field (shaped like other keyword calls, e.g. pc3d.vis.render's).
     trainer = Trainer(
@@ -234,6 +237,7 @@ def _make_trainer(
         dist=dist,
         seed=seed,
     )
+    trainer.work_dir_lock = lock
     return trainer, unfinished
 
 

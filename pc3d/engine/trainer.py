@@ -104,6 +104,7 @@ class Trainer:
         self.hooks = hooks
         self.device = dist.device
         self.model = model
+        self.work_dir_lock: Any = None  # rank 0: held while training (pc3d.engine.work_dir_lock)
         self.adapter = ModelAdapter(model)
         check_trainable(self.adapter, needs_predict=bool(self.metrics))
         if dist.distributed:
@@ -176,8 +177,12 @@ class Trainer:
         )
 
     def close(self) -> None:
-        """Release the distributed wrapper, the loaders' workers and the log files."""
+        """Release the distributed wrapper, the loaders' workers, the log files and the work
+        directory's lock."""
         self.logger.close()
+        if self.work_dir_lock is not None:
+            self.work_dir_lock.release()
+            self.work_dir_lock = None
         self.wrapped = self.adapter
         self.train_loader = None  # type: ignore[assignment]
         self.val_loader = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,3 +104,24 @@ def test_non_finite_metrics_are_null_in_every_json_output(write_config, tmp_path
     assert written["undefined"] is None and written["infinite"] is None
     assert written["mse"] == pytest.approx(evaluation["mse"], rel=1e-6)
     assert _mode(result) == 0o644
+
+
+def test_one_training_run_at_a_time_in_a_work_dir(write_config, registry, tmp_path):
+    """A second run in the folder (a resume while the first still runs, say) is refused before it
+    touches anything; the lock goes with the first run."""
+    from pc3d.engine.runner import build_trainer
+    from pc3d.errors import Pc3dError
+
+    config = load_config(write_config({"schedule": {"epochs": 1}}))
+    first = build_trainer(config, RunOptions(work_dir=tmp_path), registry=registry)
+    (tmp_path / ".epoch_1.pth.0a1b2c3d.tmp").write_bytes(b"the first run's write in progress")
+    with pytest.raises(
+        Pc3dError,
+        match=rf"{re.escape(str(tmp_path))}: another pc3d run is training in this work directory \(pid {os.getpid()} on ",
+    ):
+        build_trainer(config, RunOptions(work_dir=tmp_path, resume=True), registry=registry)
+    assert (tmp_path / ".epoch_1.pth.0a1b2c3d.tmp").exists()  # not cleared as an unfinished write
+    first.train()
+    first.close()
+    second = build_trainer(config, RunOptions(work_dir=tmp_path, resume=True), registry=registry)
+    second.close()
