@@ -262,10 +262,6 @@ def predict(
     device = next(model.parameters()).device
     what = str(points) if isinstance(points, (str, os.PathLike)) else "points"
     frame = model_input(as_point_tensor(points, None, nan_policy, use_dims), what, nan_policy).to(device)
-    if frame.shape[0] == 0 and getattr(model, "task", None) == "point_segmentation":
-        return torch.empty(
-            0, dtype=torch.long, device=device
-        )  # no point, no label (not every backbone takes none)
     head: Any = getattr(model, "bbox_head", None)
     test_cfg: Any = getattr(head, "test_cfg", None)
     if score_thr is None or not dataclasses.is_dataclass(test_cfg) or not hasattr(test_cfg, "score_thr"):

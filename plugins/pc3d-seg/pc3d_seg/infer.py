@@ -81,8 +81,6 @@ def infer_segmentation(model: nn.Module, points: Any) -> np.ndarray:
         raise FormatError(f"{type(model).__name__} is not a point segmentor (task 'point_segmentation')")
     cloud = _as_tensor(points)
     rows = finite_rows(cloud)
-    if cloud.shape[0] == 0 or (rows is not None and not bool(rows.any())):
-        return np.full(cloud.shape[0], -1, dtype=np.int64)  # no point the model can read
     device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()

@@ -84,8 +84,10 @@ class PointSegmentor(nn.Module):
             points: one ``Tensor[N_i, C]`` per cloud.
 
         Returns:
-            One ``Long[N_i]`` per cloud.
+            One ``Long[N_i]`` per cloud (empty for an empty cloud).
         """
+        if sum(len(c) for c in points) == 0:  # nothing to label: not every backbone takes no point
+            return [torch.empty(0, dtype=torch.long, device=c.device) for c in points]
         labels = self(points).argmax(dim=1)
         return list(labels.split([len(c) for c in points]))
 
